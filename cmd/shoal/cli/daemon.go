@@ -1,0 +1,61 @@
+package cli
+
+import (
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shoal-run/shoal/internal/daemon"
+	"github.com/shoal-run/shoal/internal/logging"
+	"github.com/shoal-run/shoal/manager/raftnode"
+)
+
+type daemonFlags struct {
+	dataDir, socket, listen, raftAddr, advertise, logLevel string
+	forceNewCluster                                        bool
+	snapshotThreshold, trailingLogs                        uint64
+	snapshotInterval, heartbeatPeriod, raftHeartbeat       time.Duration
+}
+
+func newDaemonCmd(g *globals) *cobra.Command {
+	f := &daemonFlags{}
+	cmd := &cobra.Command{
+		Use:   "daemon",
+		Short: "Run the Shoal node daemon",
+		Long: "Run the node process. It is unclustered until `shoal swarm init` or `shoal swarm join`;\n" +
+			"a node that was in a cluster rejoins it when the daemon starts again.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := logging.New(f.logLevel)
+			if err != nil {
+				return err
+			}
+			defer log.Sync() //nolint:errcheck
+			timing := raftnode.DefaultTiming
+			if f.raftHeartbeat > 0 {
+				timing = raftnode.Timing{Heartbeat: f.raftHeartbeat, Election: f.raftHeartbeat, LeaderLease: f.raftHeartbeat * 3 / 4}
+			}
+			return daemon.Run(cmd.Context(), daemon.Config{
+				DataDir: f.dataDir, Socket: f.socket, ListenAddr: f.listen, RaftAddr: f.raftAddr, AdvertiseAddr: f.advertise,
+				Log: log, ForceNewCluster: f.forceNewCluster, SnapshotThreshold: f.snapshotThreshold,
+				SnapshotInterval: f.snapshotInterval, TrailingLogs: f.trailingLogs, Timing: timing, HeartbeatPeriod: f.heartbeatPeriod,
+			})
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.dataDir, "data-dir", "/var/lib/shoal", "where the node keeps its state")
+	fl.StringVar(&f.socket, "socket", DefaultSocket, "local control socket (mode 0600)")
+	fl.StringVar(&f.listen, "listen-addr", "0.0.0.0:4242", "gRPC listen address (managers)")
+	fl.StringVar(&f.raftAddr, "raft-addr", "", "Raft listen address (default port 4243 on the listen host)")
+	fl.StringVar(&f.advertise, "advertise-addr", "", "address other nodes use to reach this one (default: the listen address when it is not 0.0.0.0)")
+	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.BoolVar(&f.forceNewCluster, "force-new-cluster", false, "restart this manager as a new one-manager cluster keeping all state (disaster recovery)")
+	fl.Uint64Var(&f.snapshotThreshold, "raft-snapshot-threshold", 8192, "raft log entries between snapshots")
+	fl.DurationVar(&f.snapshotInterval, "raft-snapshot-interval", 2*time.Minute, "how often to check whether a snapshot is due")
+	fl.Uint64Var(&f.trailingLogs, "raft-trailing-logs", 10240, "raft log entries kept after a snapshot")
+	fl.DurationVar(&f.raftHeartbeat, "raft-heartbeat-timeout", 0, "raft heartbeat and election timeout (default 400ms)")
+	fl.DurationVar(&f.heartbeatPeriod, "heartbeat-period", 500*time.Millisecond, "how often nodes report to the managers (managers only)")
+	return cmd
+}
+
+func version() string { return daemon.Version }

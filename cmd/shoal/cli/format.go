@@ -1,0 +1,99 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+)
+
+// listFlags are the output flags of ls, ps and inspect commands.
+type listFlags struct {
+	format string
+	quiet  bool
+}
+
+func (l *listFlags) check() error {
+	switch l.format {
+	case "", "table", "json":
+		return nil
+	}
+	return fmt.Errorf("--format %q: use table or json", l.format)
+}
+
+// table writes aligned columns like docker's.
+type table struct{ w *tabwriter.Writer }
+
+func newTable(out io.Writer, header ...string) *table {
+	t := &table{w: tabwriter.NewWriter(out, 0, 0, 3, ' ', 0)}
+	t.row(header...)
+	return t
+}
+
+func (t *table) row(cols ...string) { fmt.Fprintln(t.w, strings.Join(cols, "\t")) }
+func (t *table) flush()             { t.w.Flush() }
+
+// writeJSON prints messages as one JSON array.
+func writeJSON[T proto.Message](out io.Writer, msgs []T) error {
+	arr := make([]json.RawMessage, 0, len(msgs))
+	m := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: false}
+	for _, msg := range msgs {
+		b, err := m.Marshal(msg)
+		if err != nil {
+			return err
+		}
+		arr = append(arr, b)
+	}
+	b, err := json.MarshalIndent(arr, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(out, string(b))
+	return err
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// ago formats a duration like docker's "2 minutes ago".
+func ago(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return "Less than a second"
+	case d < time.Minute:
+		return plural(int(d.Seconds()), "second")
+	case d < time.Hour:
+		return plural(int(d.Minutes()), "minute")
+	case d < 48*time.Hour:
+		return plural(int(d.Hours()), "hour")
+	}
+	return plural(int(d.Hours()/24), "day")
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return fmt.Sprintf("1 %s", unit)
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
+}
+
+// enumName turns NODE_STATE_READY into "ready".
+func enumName(s, prefix string) string {
+	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(s, prefix)), "_", "-")
+}
+
+func titleCase(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}

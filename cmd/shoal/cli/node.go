@@ -1,0 +1,261 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
+
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+)
+
+func newNodeCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "node", Short: "Manage nodes"}
+	cmd.AddCommand(newNodeLsCmd(g), newNodeInspectCmd(g), newNodeUpdateCmd(g),
+		newNodeRoleCmd(g, "promote", shoalv1.NodeRole_NODE_ROLE_MANAGER),
+		newNodeRoleCmd(g, "demote", shoalv1.NodeRole_NODE_ROLE_WORKER), newNodeRmCmd(g))
+	return cmd
+}
+
+// selfID asks the local daemon which node it is ("" over tcp).
+func (g *globals) selfID(ctx context.Context) string {
+	if strings.HasPrefix(g.host, "tcp://") {
+		return ""
+	}
+	c, done, err := g.swarm()
+	if err != nil {
+		return ""
+	}
+	defer done()
+	info, err := c.Info(ctx, &shoalv1.InfoRequest{})
+	if err != nil {
+		return ""
+	}
+	return info.GetNodeId()
+}
+
+func managerStatus(n *shoalv1.Node) string {
+	ms := n.GetManagerStatus()
+	switch {
+	case ms == nil || ms.GetReachability() == shoalv1.Reachability_REACHABILITY_UNSPECIFIED:
+		return ""
+	case ms.GetLeader():
+		return "Leader"
+	case ms.GetReachability() == shoalv1.Reachability_REACHABILITY_REACHABLE:
+		return "Reachable"
+	}
+	return "Unreachable"
+}
+
+func newNodeLsCmd(g *globals) *cobra.Command {
+	f := &listFlags{}
+	cmd := &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List nodes",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.check(); err != nil {
+				return err
+			}
+			c, done, err := g.control()
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := c.ListNodes(cmd.Context(), &shoalv1.ListNodesRequest{})
+			if err != nil {
+				return err
+			}
+			nodes := resp.GetNodes()
+			switch {
+			case f.quiet:
+				for _, n := range nodes {
+					fmt.Fprintln(g.out, n.GetId())
+				}
+				return nil
+			case f.format == "json":
+				return writeJSON(g.out, nodes)
+			}
+			self := g.selfID(cmd.Context())
+			t := newTable(g.out, "ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS")
+			for _, n := range nodes {
+				id := n.GetId()
+				if id == self {
+					id += " *"
+				}
+				t.row(id, n.GetDescription().GetHostname(),
+					titleCase(enumName(n.GetStatus().GetState().String(), "NODE_STATE_")),
+					titleCase(enumName(n.GetSpec().GetAvailability().String(), "NODE_AVAILABILITY_")),
+					managerStatus(n))
+			}
+			t.flush()
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&f.format, "format", "", "table or json")
+	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print IDs only")
+	return cmd
+}
+
+func newNodeInspectCmd(g *globals) *cobra.Command {
+	f := &listFlags{}
+	cmd := &cobra.Command{
+		Use:   "inspect NODE [NODE...]",
+		Short: "Show nodes in detail (JSON)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.check(); err != nil {
+				return err
+			}
+			c, done, err := g.control()
+			if err != nil {
+				return err
+			}
+			defer done()
+			var nodes []*shoalv1.Node
+			for _, a := range args {
+				resp, err := c.GetNode(cmd.Context(), &shoalv1.GetNodeRequest{NodeId: a})
+				if err != nil {
+					return err
+				}
+				nodes = append(nodes, resp.GetNode())
+			}
+			return writeJSON(g.out, nodes)
+		},
+	}
+	cmd.Flags().StringVar(&f.format, "format", "json", "json")
+	return cmd
+}
+
+// updateNode reads a node, changes its spec with fn and writes it back
+// with the version it read.
+func (g *globals) updateNode(ctx context.Context, ref string, force bool, fn func(*shoalv1.NodeSpec) error) (*shoalv1.Node, error) {
+	c, done, err := g.control()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	resp, err := c.GetNode(ctx, &shoalv1.GetNodeRequest{NodeId: ref})
+	if err != nil {
+		return nil, err
+	}
+	n := resp.GetNode()
+	spec := proto.Clone(n.GetSpec()).(*shoalv1.NodeSpec)
+	if err := fn(spec); err != nil {
+		return nil, err
+	}
+	up, err := c.UpdateNode(ctx, &shoalv1.UpdateNodeRequest{NodeId: n.GetId(), Version: n.GetMeta().GetVersion(), Spec: spec, Force: force})
+	if err != nil {
+		return nil, err
+	}
+	return up.GetNode(), nil
+}
+
+type nodeUpdateFlags struct {
+	availability string
+	labelAdd     []string
+	labelRm      []string
+	role         string
+}
+
+func newNodeUpdateCmd(g *globals) *cobra.Command {
+	f := &nodeUpdateFlags{}
+	cmd := &cobra.Command{
+		Use:   "update [--availability active|pause|drain] [--label-add k=v] [--label-rm k] NODE",
+		Short: "Change a node's availability, labels or role",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, err := g.updateNode(cmd.Context(), args[0], false, func(s *shoalv1.NodeSpec) error {
+				if f.availability != "" {
+					v, ok := shoalv1.NodeAvailability_value["NODE_AVAILABILITY_"+strings.ToUpper(f.availability)]
+					if !ok {
+						return fmt.Errorf("--availability %q: use active, pause or drain", f.availability)
+					}
+					s.Availability = shoalv1.NodeAvailability(v)
+				}
+				if f.role != "" {
+					v, ok := shoalv1.NodeRole_value["NODE_ROLE_"+strings.ToUpper(f.role)]
+					if !ok {
+						return fmt.Errorf("--role %q: use manager or worker", f.role)
+					}
+					s.DesiredRole = shoalv1.NodeRole(v)
+				}
+				labels, err := applyKV(s.GetLabels(), f.labelAdd, f.labelRm, "--label-add")
+				if err != nil {
+					return err
+				}
+				s.Labels = labels
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(g.out, args[0])
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&f.availability, "availability", "", "active, pause or drain")
+	cmd.Flags().StringVar(&f.role, "role", "", "manager or worker")
+	cmd.Flags().StringArrayVar(&f.labelAdd, "label-add", nil, "add or change a label (key=value)")
+	cmd.Flags().StringArrayVar(&f.labelRm, "label-rm", nil, "remove a label")
+	return cmd
+}
+
+func newNodeRoleCmd(g *globals, verb string, role shoalv1.NodeRole) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   verb + " NODE [NODE...]",
+		Short: map[string]string{"promote": "Make nodes managers", "demote": "Make managers workers"}[verb],
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, ref := range args {
+				n, err := g.updateNode(cmd.Context(), ref, force, func(s *shoalv1.NodeSpec) error {
+					s.DesiredRole = role
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+				what := "manager"
+				if role == shoalv1.NodeRole_NODE_ROLE_WORKER {
+					what = "worker"
+				}
+				fmt.Fprintf(g.out, "Node %s %sd to a %s in the swarm.\n", n.GetId(), verb, what)
+			}
+			return nil
+		},
+	}
+	if role == shoalv1.NodeRole_NODE_ROLE_WORKER {
+		cmd.Flags().BoolVarP(&force, "force", "f", false, "demote even if the managers lose their quorum")
+	}
+	return cmd
+}
+
+func newNodeRmCmd(g *globals) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:     "rm NODE [NODE...]",
+		Aliases: []string{"remove"},
+		Short:   "Remove nodes from the cluster",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, done, err := g.control()
+			if err != nil {
+				return err
+			}
+			defer done()
+			for _, ref := range args {
+				if _, err := c.RemoveNode(cmd.Context(), &shoalv1.RemoveNodeRequest{NodeId: ref, Force: force}); err != nil {
+					return err
+				}
+				fmt.Fprintln(g.out, ref)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "remove a node that is not down, or a manager")
+	return cmd
+}

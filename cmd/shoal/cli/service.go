@@ -1,0 +1,536 @@
+package cli
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+)
+
+func newServiceCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "service", Short: "Manage services"}
+	cmd.AddCommand(newServiceCreateCmd(g), newServiceLsCmd(g), newServiceInspectCmd(g),
+		newServiceUpdateCmd(g), newServiceScaleCmd(g), newServiceRmCmd(g))
+	return cmd
+}
+
+// specFlags are the flags shared by service create and update; on update
+// only the flags given change the spec.
+type specFlags struct {
+	replicas                                 int64
+	mode, entrypoint, workdir, user, host    string
+	reserveCPU, reserveMem, limitCPU, limMem string
+	restartCond                              string
+	restartDelay, restartWindow, stopGrace   time.Duration
+	restartMax                               int64
+	maxPerNode                               int64
+	endpointMode                             string
+	env, labels, containerLabels             []string
+	constraints, prefs, publish, networks    []string
+}
+
+func (f *specFlags) register(fs *pflag.FlagSet, create bool) {
+	fs.Int64Var(&f.replicas, "replicas", 1, "number of tasks (replicated mode)")
+	fs.StringVar(&f.workdir, "workdir", "", "working directory inside the container")
+	fs.StringVarP(&f.user, "user", "u", "", "USER[:GROUP] to run as")
+	fs.StringVar(&f.host, "hostname", "", "container hostname")
+	fs.StringVar(&f.reserveCPU, "reserve-cpu", "", "CPUs to reserve (e.g. 0.5)")
+	fs.StringVar(&f.reserveMem, "reserve-memory", "", "memory to reserve (e.g. 256m)")
+	fs.StringVar(&f.limitCPU, "limit-cpu", "", "CPU limit (e.g. 1.5)")
+	fs.StringVar(&f.limMem, "limit-memory", "", "memory limit (e.g. 512m)")
+	fs.StringVar(&f.restartCond, "restart-condition", "any", "restart when: none, on-failure or any")
+	fs.DurationVar(&f.restartDelay, "restart-delay", 0, "delay before the first restart (backs off exponentially)")
+	fs.Int64Var(&f.restartMax, "restart-max-attempts", 0, "restarts allowed within the window (0: unlimited)")
+	fs.DurationVar(&f.restartWindow, "restart-window", 0, "window for counting restarts")
+	fs.DurationVar(&f.stopGrace, "stop-grace-period", 10*time.Second, "time to wait after SIGTERM before SIGKILL")
+	fs.Int64Var(&f.maxPerNode, "replicas-max-per-node", 0, "maximum tasks per node (0: unlimited)")
+	fs.StringVar(&f.endpointMode, "endpoint-mode", "vip", "vip or dnsrr")
+	fs.StringVar(&f.entrypoint, "entrypoint", "", "override the image's entrypoint")
+	if create {
+		fs.StringVar(&f.mode, "mode", "replicated", "replicated or global")
+		fs.StringArrayVarP(&f.env, "env", "e", nil, "environment variable KEY=VALUE")
+		fs.StringArrayVarP(&f.labels, "label", "l", nil, "service label key=value")
+		fs.StringArrayVar(&f.containerLabels, "container-label", nil, "container label key=value")
+		fs.StringArrayVar(&f.constraints, "constraint", nil, "placement constraint (e.g. node.role==worker)")
+		fs.StringArrayVar(&f.prefs, "placement-pref", nil, "placement preference (spread=node.labels.zone)")
+		fs.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port: 8080:80 or published=8080,target=80[,protocol=udp][,mode=host]")
+		fs.StringArrayVar(&f.networks, "network", nil, "attach to a network")
+	}
+}
+
+// apply writes the flags that were given (all of them on create) into spec.
+func (f *specFlags) apply(fs *pflag.FlagSet, spec *shoalv1.ServiceSpec, create bool) error {
+	changed := func(name string) bool { return create || fs.Changed(name) }
+	if spec.Task == nil {
+		spec.Task = &shoalv1.TaskSpec{}
+	}
+	t := spec.Task
+	if t.Container == nil {
+		t.Container = &shoalv1.ContainerSpec{}
+	}
+	c := t.Container
+	if create {
+		switch f.mode {
+		case "replicated":
+			spec.Mode = &shoalv1.ServiceSpec_Replicated{Replicated: &shoalv1.ReplicatedService{Replicas: f.replicas}}
+		case "global":
+			if fs.Changed("replicas") {
+				return fmt.Errorf("--replicas can only be used with replicated mode")
+			}
+			spec.Mode = &shoalv1.ServiceSpec_Global{Global: &shoalv1.GlobalService{}}
+		default:
+			return fmt.Errorf("--mode %q: use replicated or global", f.mode)
+		}
+	} else if fs.Changed("replicas") {
+		r := spec.GetReplicated()
+		if r == nil {
+			return fmt.Errorf("--replicas can only be used with replicated mode")
+		}
+		r.Replicas = f.replicas
+	}
+	if fs.Changed("entrypoint") {
+		c.Command = strings.Fields(f.entrypoint)
+	}
+	if changed("workdir") {
+		c.Dir = f.workdir
+	}
+	if changed("user") {
+		c.User = f.user
+	}
+	if changed("hostname") {
+		c.Hostname = f.host
+	}
+	if changed("stop-grace-period") {
+		c.StopGracePeriod = durationpb.New(f.stopGrace)
+	}
+	if t.Resources == nil {
+		t.Resources = &shoalv1.ResourceRequirements{}
+	}
+	if t.Resources.Limits == nil {
+		t.Resources.Limits = &shoalv1.Resources{}
+	}
+	if t.Resources.Reservations == nil {
+		t.Resources.Reservations = &shoalv1.Resources{}
+	}
+	for _, r := range []struct {
+		flag, val string
+		dst       *int64
+		parse     func(string) (int64, error)
+	}{
+		{"reserve-cpu", f.reserveCPU, &t.Resources.Reservations.NanoCpus, parseCPUs},
+		{"limit-cpu", f.limitCPU, &t.Resources.Limits.NanoCpus, parseCPUs},
+		{"reserve-memory", f.reserveMem, &t.Resources.Reservations.MemoryBytes, parseBytes},
+		{"limit-memory", f.limMem, &t.Resources.Limits.MemoryBytes, parseBytes},
+	} {
+		if !fs.Changed(r.flag) {
+			continue
+		}
+		v, err := r.parse(r.val)
+		if err != nil {
+			return fmt.Errorf("--%s: %w", r.flag, err)
+		}
+		*r.dst = v
+	}
+	if t.Restart == nil {
+		t.Restart = &shoalv1.RestartPolicy{}
+	}
+	if changed("restart-condition") {
+		cond, err := parseRestartCondition(f.restartCond)
+		if err != nil {
+			return err
+		}
+		t.Restart.Condition = cond
+	}
+	if fs.Changed("restart-delay") {
+		t.Restart.Delay = durationpb.New(f.restartDelay)
+	}
+	if fs.Changed("restart-window") {
+		t.Restart.Window = durationpb.New(f.restartWindow)
+	}
+	if changed("restart-max-attempts") {
+		t.Restart.MaxAttempts = f.restartMax
+	}
+	if t.Placement == nil {
+		t.Placement = &shoalv1.Placement{}
+	}
+	if changed("replicas-max-per-node") {
+		t.Placement.MaxReplicas = f.maxPerNode
+	}
+	if spec.Endpoint == nil {
+		spec.Endpoint = &shoalv1.EndpointSpec{}
+	}
+	if changed("endpoint-mode") {
+		switch f.endpointMode {
+		case "vip":
+			spec.Endpoint.Mode = shoalv1.EndpointMode_ENDPOINT_MODE_VIP
+		case "dnsrr":
+			spec.Endpoint.Mode = shoalv1.EndpointMode_ENDPOINT_MODE_DNSRR
+		default:
+			return fmt.Errorf("--endpoint-mode %q: use vip or dnsrr", f.endpointMode)
+		}
+	}
+	return nil
+}
+
+func setPrefs(p *shoalv1.Placement, prefs []string) error {
+	p.Preferences = nil
+	for _, s := range prefs {
+		d, ok := strings.CutPrefix(s, "spread=")
+		if !ok {
+			return fmt.Errorf("--placement-pref %q: use spread=node.labels.<key>", s)
+		}
+		p.Preferences = append(p.Preferences, &shoalv1.PlacementPreference{SpreadDescriptor: d})
+	}
+	return nil
+}
+
+func parsePorts(in []string) ([]*shoalv1.PortConfig, error) {
+	var out []*shoalv1.PortConfig
+	for _, s := range in {
+		p, err := parsePort(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+type serviceCreateFlags struct {
+	specFlags
+	name   string
+	detach bool
+	quiet  bool
+}
+
+func newServiceCreateCmd(g *globals) *cobra.Command {
+	f := &serviceCreateFlags{}
+	cmd := &cobra.Command{
+		Use:   "create [OPTIONS] IMAGE [COMMAND] [ARG...]",
+		Short: "Create a service",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			spec := &shoalv1.ServiceSpec{Name: f.name, Task: &shoalv1.TaskSpec{Container: &shoalv1.ContainerSpec{Image: args[0], Args: args[1:]}}}
+			if err := f.apply(cmd.Flags(), spec, true); err != nil {
+				return err
+			}
+			c := spec.Task.Container
+			c.Env = f.env
+			var err error
+			if spec.Labels, err = applyKV(nil, f.labels, nil, "--label"); err != nil {
+				return err
+			}
+			if c.Labels, err = applyKV(nil, f.containerLabels, nil, "--container-label"); err != nil {
+				return err
+			}
+			spec.Task.Placement.Constraints = f.constraints
+			if err := setPrefs(spec.Task.Placement, f.prefs); err != nil {
+				return err
+			}
+			if spec.Endpoint.Ports, err = parsePorts(f.publish); err != nil {
+				return err
+			}
+			for _, n := range f.networks {
+				spec.Networks = append(spec.Networks, &shoalv1.NetworkAttachment{Target: n})
+			}
+			if spec.Name == "" {
+				spec.Name = randomName()
+			}
+			cl, done, err := g.control()
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := cl.CreateService(cmd.Context(), &shoalv1.CreateServiceRequest{Spec: spec})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(g.out, resp.GetService().GetId())
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	fs.SetInterspersed(false)
+	f.register(fs, true)
+	fs.StringVar(&f.name, "name", "", "service name")
+	fs.BoolVarP(&f.detach, "detach", "d", false, "return at once instead of waiting for the service to converge")
+	fs.BoolVarP(&f.quiet, "quiet", "q", false, "suppress progress output")
+	return cmd
+}
+
+// randomName names an unnamed service, like docker's adjective_surname.
+func randomName() string {
+	adj := []string{"brave", "calm", "eager", "keen", "quick", "sharp", "swift", "wise"}
+	fish := []string{"herring", "mackerel", "sardine", "anchovy", "tuna", "cod", "perch", "trout"}
+	n := time.Now().UnixNano()
+	return adj[n%int64(len(adj))] + "_" + fish[(n/7)%int64(len(fish))]
+}
+
+func replicasColumn(s *shoalv1.Service) (mode, replicas string) {
+	if s.GetSpec().GetGlobal() != nil {
+		return "global", "0/0"
+	}
+	return "replicated", fmt.Sprintf("0/%d", s.GetSpec().GetReplicated().GetReplicas())
+}
+
+func newServiceLsCmd(g *globals) *cobra.Command {
+	f := &listFlags{}
+	cmd := &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List services",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.check(); err != nil {
+				return err
+			}
+			c, done, err := g.control()
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := c.ListServices(cmd.Context(), &shoalv1.ListServicesRequest{})
+			if err != nil {
+				return err
+			}
+			svcs := resp.GetServices()
+			switch {
+			case f.quiet:
+				for _, s := range svcs {
+					fmt.Fprintln(g.out, s.GetId())
+				}
+				return nil
+			case f.format == "json":
+				return writeJSON(g.out, svcs)
+			}
+			t := newTable(g.out, "ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS")
+			for _, s := range svcs {
+				mode, reps := replicasColumn(s)
+				t.row(shortID(s.GetId()), s.GetSpec().GetName(), mode, reps, s.GetSpec().GetTask().GetContainer().GetImage(), formatPorts(s.GetSpec().GetEndpoint().GetPorts()))
+			}
+			t.flush()
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&f.format, "format", "", "table or json")
+	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print IDs only")
+	return cmd
+}
+
+func newServiceInspectCmd(g *globals) *cobra.Command {
+	f := &listFlags{}
+	cmd := &cobra.Command{
+		Use:   "inspect SERVICE [SERVICE...]",
+		Short: "Show services in detail (JSON)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.check(); err != nil {
+				return err
+			}
+			c, done, err := g.control()
+			if err != nil {
+				return err
+			}
+			defer done()
+			var out []*shoalv1.Service
+			for _, a := range args {
+				resp, err := c.GetService(cmd.Context(), &shoalv1.GetServiceRequest{ServiceId: a})
+				if err != nil {
+					return err
+				}
+				out = append(out, resp.GetService())
+			}
+			return writeJSON(g.out, out)
+		},
+	}
+	cmd.Flags().StringVar(&f.format, "format", "json", "json")
+	return cmd
+}
+
+type serviceUpdateFlags struct {
+	specFlags
+	image                            string
+	args                             string
+	envAdd, envRm, labelAdd, labelRm []string
+	constraintAdd, constraintRm      []string
+	publishAdd, publishRm            []string
+	networkAdd, networkRm, prefAdd   []string
+	detach                           bool
+}
+
+func newServiceUpdateCmd(g *globals) *cobra.Command {
+	f := &serviceUpdateFlags{}
+	cmd := &cobra.Command{
+		Use:   "update [OPTIONS] SERVICE",
+		Short: "Change a service",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, done, err := g.control()
+			if err != nil {
+				return err
+			}
+			defer done()
+			ctx := cmd.Context()
+			cur, err := c.GetService(ctx, &shoalv1.GetServiceRequest{ServiceId: args[0]})
+			if err != nil {
+				return err
+			}
+			svc := cur.GetService()
+			spec := proto.Clone(svc.GetSpec()).(*shoalv1.ServiceSpec)
+			if err := f.apply(cmd.Flags(), spec, false); err != nil {
+				return err
+			}
+			ct := spec.Task.Container
+			if f.image != "" {
+				ct.Image = f.image
+			}
+			if cmd.Flags().Changed("args") {
+				ct.Args = strings.Fields(f.args)
+			}
+			ct.Env = updateEnv(ct.Env, f.envAdd, f.envRm)
+			if spec.Labels, err = applyKV(spec.Labels, f.labelAdd, f.labelRm, "--label-add"); err != nil {
+				return err
+			}
+			spec.Task.Placement.Constraints = updateList(spec.Task.Placement.Constraints, f.constraintAdd, f.constraintRm)
+			if len(f.prefAdd) > 0 {
+				if err := setPrefs(spec.Task.Placement, f.prefAdd); err != nil {
+					return err
+				}
+			}
+			if err := updatePorts(spec.Endpoint, f.publishAdd, f.publishRm); err != nil {
+				return err
+			}
+			spec.Networks = updateNetworks(spec.Networks, f.networkAdd, f.networkRm)
+			if _, err := c.UpdateService(ctx, &shoalv1.UpdateServiceRequest{ServiceId: svc.GetId(), Version: svc.GetMeta().GetVersion(), Spec: spec}); err != nil {
+				return err
+			}
+			fmt.Fprintln(g.out, args[0])
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	f.register(fs, false)
+	fs.StringVar(&f.image, "image", "", "new image")
+	fs.StringVar(&f.args, "args", "", "new command arguments")
+	fs.StringArrayVar(&f.envAdd, "env-add", nil, "add or change an environment variable")
+	fs.StringArrayVar(&f.envRm, "env-rm", nil, "remove an environment variable")
+	fs.StringArrayVar(&f.labelAdd, "label-add", nil, "add or change a service label")
+	fs.StringArrayVar(&f.labelRm, "label-rm", nil, "remove a service label")
+	fs.StringArrayVar(&f.constraintAdd, "constraint-add", nil, "add a placement constraint")
+	fs.StringArrayVar(&f.constraintRm, "constraint-rm", nil, "remove a placement constraint")
+	fs.StringArrayVar(&f.prefAdd, "placement-pref-add", nil, "set placement preferences")
+	fs.StringArrayVar(&f.publishAdd, "publish-add", nil, "publish a port")
+	fs.StringArrayVar(&f.publishRm, "publish-rm", nil, "unpublish a port (published port number)")
+	fs.StringArrayVar(&f.networkAdd, "network-add", nil, "attach a network")
+	fs.StringArrayVar(&f.networkRm, "network-rm", nil, "detach a network")
+	fs.BoolVarP(&f.detach, "detach", "d", false, "return at once instead of waiting for the service to converge")
+	return cmd
+}
+
+func updatePorts(e *shoalv1.EndpointSpec, add, rm []string) error {
+	drop := map[uint32]bool{}
+	for _, r := range rm {
+		pub, _, _ := strings.Cut(r, ":")
+		pub, _, _ = strings.Cut(pub, "/")
+		n, err := strconv.ParseUint(pub, 10, 16)
+		if err != nil {
+			return fmt.Errorf("--publish-rm %q: give the published port number", r)
+		}
+		drop[uint32(n)] = true
+	}
+	var out []*shoalv1.PortConfig
+	for _, p := range e.Ports {
+		if !drop[p.GetPublishedPort()] {
+			out = append(out, p)
+		}
+	}
+	added, err := parsePorts(add)
+	if err != nil {
+		return err
+	}
+	e.Ports = append(out, added...)
+	return nil
+}
+
+func updateNetworks(nets []*shoalv1.NetworkAttachment, add, rm []string) []*shoalv1.NetworkAttachment {
+	var targets []string
+	for _, n := range nets {
+		targets = append(targets, n.GetTarget())
+	}
+	var out []*shoalv1.NetworkAttachment
+	for _, t := range updateList(targets, add, rm) {
+		out = append(out, &shoalv1.NetworkAttachment{Target: t})
+	}
+	return out
+}
+
+func newServiceScaleCmd(g *globals) *cobra.Command {
+	var detach bool
+	cmd := &cobra.Command{
+		Use:   "scale SERVICE=REPLICAS [SERVICE=REPLICAS...]",
+		Short: "Change the number of replicas of services",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, done, err := g.control()
+			if err != nil {
+				return err
+			}
+			defer done()
+			ctx := cmd.Context()
+			for _, a := range args {
+				name, n, ok := strings.Cut(a, "=")
+				reps, err := strconv.ParseInt(n, 10, 64)
+				if !ok || err != nil {
+					return fmt.Errorf("%q: use SERVICE=REPLICAS, e.g. web=5", a)
+				}
+				cur, err := c.GetService(ctx, &shoalv1.GetServiceRequest{ServiceId: name})
+				if err != nil {
+					return err
+				}
+				svc := cur.GetService()
+				spec := proto.Clone(svc.GetSpec()).(*shoalv1.ServiceSpec)
+				if spec.GetReplicated() == nil {
+					return fmt.Errorf("service %s is global: only replicated services can be scaled", name)
+				}
+				spec.GetReplicated().Replicas = reps
+				if _, err := c.UpdateService(ctx, &shoalv1.UpdateServiceRequest{ServiceId: svc.GetId(), Version: svc.GetMeta().GetVersion(), Spec: spec}); err != nil {
+					return err
+				}
+				fmt.Fprintf(g.out, "%s scaled to %d\n", name, reps)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "return at once instead of waiting for the service to converge")
+	return cmd
+}
+
+func newServiceRmCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "rm SERVICE [SERVICE...]",
+		Aliases: []string{"remove"},
+		Short:   "Remove services",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, done, err := g.control()
+			if err != nil {
+				return err
+			}
+			defer done()
+			for _, a := range args {
+				if _, err := c.RemoveService(cmd.Context(), &shoalv1.RemoveServiceRequest{ServiceId: a}); err != nil {
+					return err
+				}
+				fmt.Fprintln(g.out, a)
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,177 @@
+package cli
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+)
+
+func newSwarmCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "swarm", Short: "Manage cluster membership"}
+	cmd.AddCommand(newSwarmInitCmd(g), newSwarmJoinCmd(g), newSwarmLeaveCmd(g), newJoinTokenCmd(g))
+	return cmd
+}
+
+type swarmInitFlags struct {
+	advertise  string
+	history    int64
+	certExpiry time.Duration
+}
+
+func newSwarmInitCmd(g *globals) *cobra.Command {
+	f := &swarmInitFlags{}
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Start a new cluster with this node as its first manager",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, done, err := g.swarm()
+			if err != nil {
+				return err
+			}
+			defer done()
+			req := &shoalv1.InitRequest{AdvertiseAddr: f.advertise, TaskHistoryLimit: f.history}
+			if f.certExpiry > 0 {
+				req.CertExpiry = durationpb.New(f.certExpiry)
+			}
+			resp, err := c.Init(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.out, "Swarm initialized: current node (%s) is now a manager.\n\n", resp.GetNodeId())
+			fmt.Fprintf(g.out, "To add a worker to this swarm, run the following command:\n\n    shoal swarm join --token %s %s\n\n", resp.GetWorkerToken(), resp.GetAddr())
+			fmt.Fprintln(g.out, "To add a manager to this swarm, run 'shoal swarm join-token manager' and follow the instructions.")
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&f.advertise, "advertise-addr", "", "address other nodes use to reach this manager (HOST[:PORT])")
+	cmd.Flags().Int64Var(&f.history, "task-history-limit", 5, "finished tasks kept per slot")
+	cmd.Flags().DurationVar(&f.certExpiry, "cert-expiry", 90*24*time.Hour, "validity of node certificates")
+	return cmd
+}
+
+type swarmJoinFlags struct {
+	token, advertise string
+}
+
+func newSwarmJoinCmd(g *globals) *cobra.Command {
+	f := &swarmJoinFlags{}
+	cmd := &cobra.Command{
+		Use:   "join --token TOKEN HOST:PORT",
+		Short: "Join a cluster as a worker or a manager, as the token says",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.token == "" {
+				return fmt.Errorf("--token is required: get one with `shoal swarm join-token worker|manager` on a manager")
+			}
+			c, done, err := g.swarm()
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := c.Join(cmd.Context(), &shoalv1.JoinRequest{Token: f.token, RemoteAddr: args[0], AdvertiseAddr: f.advertise})
+			if err != nil {
+				return err
+			}
+			if resp.GetManager() {
+				fmt.Fprintln(g.out, "This node joined a swarm as a manager.")
+			} else {
+				fmt.Fprintln(g.out, "This node joined a swarm as a worker.")
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&f.token, "token", "", "join token")
+	cmd.Flags().StringVar(&f.advertise, "advertise-addr", "", "address other nodes use to reach this node (HOST[:PORT])")
+	return cmd
+}
+
+func newSwarmLeaveCmd(g *globals) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "leave",
+		Short: "Leave the cluster",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, done, err := g.swarm()
+			if err != nil {
+				return err
+			}
+			defer done()
+			if _, err := c.Leave(cmd.Context(), &shoalv1.LeaveRequest{Force: force}); err != nil {
+				return err
+			}
+			fmt.Fprintln(g.out, "Node left the swarm.")
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "leave even as a manager")
+	return cmd
+}
+
+type joinTokenFlags struct {
+	quiet, rotate bool
+}
+
+func newJoinTokenCmd(g *globals) *cobra.Command {
+	f := &joinTokenFlags{}
+	cmd := &cobra.Command{
+		Use:   "join-token [-q] [--rotate] worker|manager",
+		Short: "Print or rotate a join token",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			role := args[0]
+			if role != "worker" && role != "manager" {
+				return fmt.Errorf("unknown role %q: use worker or manager", role)
+			}
+			c, done, err := g.control()
+			if err != nil {
+				return err
+			}
+			defer done()
+			ctx := cmd.Context()
+			cl, err := c.GetCluster(ctx, &shoalv1.GetClusterRequest{})
+			if err != nil {
+				return err
+			}
+			cluster := cl.GetCluster()
+			if f.rotate {
+				resp, err := c.UpdateCluster(ctx, &shoalv1.UpdateClusterRequest{
+					Version: cluster.GetMeta().GetVersion(), RotateWorkerToken: role == "worker", RotateManagerToken: role == "manager",
+				})
+				if err != nil {
+					return err
+				}
+				cluster = resp.GetCluster()
+				if !f.quiet {
+					fmt.Fprintf(g.out, "Successfully rotated %s join token.\n\n", role)
+				}
+			}
+			tok := cluster.GetJoinTokens().GetWorker()
+			if role == "manager" {
+				tok = cluster.GetJoinTokens().GetManager()
+			}
+			if f.quiet {
+				fmt.Fprintln(g.out, tok)
+				return nil
+			}
+			addr := "MANAGER_ADDR:4242"
+			if nodes, err := c.ListNodes(ctx, &shoalv1.ListNodesRequest{}); err == nil {
+				for _, n := range nodes.GetNodes() {
+					if n.GetManagerStatus().GetLeader() {
+						addr = n.GetManagerStatus().GetAddr()
+					}
+				}
+			}
+			fmt.Fprintf(g.out, "To add a %s to this swarm, run the following command:\n\n    shoal swarm join --token %s %s\n\n", role, tok, addr)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print the token only")
+	cmd.Flags().BoolVar(&f.rotate, "rotate", false, "replace the token; the old one stops working")
+	return cmd
+}

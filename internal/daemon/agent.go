@@ -1,0 +1,277 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/internal/tlsutil"
+	"github.com/shoal-run/shoal/manager/ca"
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+)
+
+// The agent keeps every node in touch with the managers: it heartbeats,
+// learns the manager list, renews the node's certificate before it expires
+// or when the node's role changes, and starts or stops the manager to
+// match the role (promotion and demotion).
+
+// startAgent starts the agent loop. Callers hold d.mu.
+func (d *Daemon) startAgent() {
+	d.agt = startLoop(d.ctx, d.agentLoop)
+}
+
+// stopAgent stops the agent loop and waits for it. Callers must not hold
+// d.mu: the loop may be waiting for it.
+func (d *Daemon) stopAgent() {
+	d.mu.Lock()
+	a := d.agt
+	d.agt = nil
+	d.mu.Unlock()
+	a.stop()
+}
+
+func (d *Daemon) agentLoop(ctx context.Context) {
+	period := d.cfg.HeartbeatPeriod
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		resp, err := d.heartbeat(ctx)
+		if err != nil {
+			d.log.Debug("heartbeat", zap.Error(err))
+		} else {
+			if p := time.Duration(resp.GetPeriodMs()) * time.Millisecond; p > 0 {
+				period = p
+			}
+			if d.reconcile(ctx, resp) {
+				return
+			}
+		}
+		t.Reset(period)
+	}
+}
+
+// targetsLocked lists the managers to try, this node's own API first.
+// Callers hold d.mu.
+func (d *Daemon) targetsLocked(includeSelf bool) []string {
+	if d.st == nil {
+		return nil
+	}
+	var out []string
+	if includeSelf && d.mgr != nil {
+		out = append(out, d.st.Addr)
+	}
+	for _, a := range d.st.Managers {
+		if a != d.st.Addr && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func (d *Daemon) agentConn(addr string, id *tlsutil.Identity) (*grpc.ClientConn, error) {
+	d.connMu.Lock()
+	defer d.connMu.Unlock()
+	if d.agentConns == nil {
+		d.agentConns = map[string]*grpc.ClientConn{}
+	}
+	if c, ok := d.agentConns[addr]; ok {
+		return c, nil
+	}
+	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(id.ClientConfig())))
+	if err != nil {
+		return nil, err
+	}
+	d.agentConns[addr] = c
+	return c, nil
+}
+
+// closeAgentConns drops connections so the next calls present the
+// current certificate.
+func (d *Daemon) closeAgentConns() {
+	d.connMu.Lock()
+	defer d.connMu.Unlock()
+	for a, c := range d.agentConns {
+		c.Close()
+		delete(d.agentConns, a)
+	}
+}
+
+// callEach calls fn on each target in turn until one succeeds. An error
+// that is the caller's fault (not unavailability) ends the tries.
+func (d *Daemon) callEach(ctx context.Context, targets []string, id *tlsutil.Identity, fn func(context.Context, *grpc.ClientConn) error) error {
+	if len(targets) == 0 {
+		return fmt.Errorf("no manager address known: %w", errdefs.ErrUnavailable)
+	}
+	var last error
+	for _, addr := range targets {
+		conn, err := d.agentConn(addr, id)
+		if err != nil {
+			last = err
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		err = fn(cctx, conn)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		last = fmt.Errorf("manager %s: %w", addr, errdefs.FromGRPC(err))
+		if errdefs.Is(err, errdefs.ErrInvalid) || errdefs.Is(err, errdefs.ErrPermissionDenied) {
+			return last
+		}
+	}
+	return last
+}
+
+// callManagers is callEach over the known managers. Callers hold d.mu.
+func (d *Daemon) callManagers(ctx context.Context, includeSelf bool, fn func(*grpc.ClientConn) error) error {
+	return d.callEach(ctx, d.targetsLocked(includeSelf), d.id, func(_ context.Context, c *grpc.ClientConn) error { return fn(c) })
+}
+
+func (d *Daemon) heartbeat(ctx context.Context) (*shoalv1.HeartbeatResponse, error) {
+	d.mu.Lock()
+	targets, id := d.targetsLocked(true), d.id
+	d.mu.Unlock()
+	if id == nil {
+		return nil, fmt.Errorf("%w", errNotInSwarm)
+	}
+	var resp *shoalv1.HeartbeatResponse
+	err := d.callEach(ctx, targets, id, func(cctx context.Context, c *grpc.ClientConn) error {
+		var err error
+		resp, err = shoalv1.NewDispatcherServiceClient(c).Heartbeat(cctx, &shoalv1.HeartbeatRequest{Description: describe()})
+		return err
+	})
+	return resp, err
+}
+
+// reconcile acts on a heartbeat answer. It reports true when the node
+// left the cluster and the agent must stop.
+func (d *Daemon) reconcile(ctx context.Context, resp *shoalv1.HeartbeatResponse) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.st == nil {
+		return true
+	}
+	if resp.GetRemoved() {
+		d.log.Warn("this node was removed from the cluster; leaving it")
+		d.stopManager()
+		d.closeAgentConns()
+		d.st, d.id = nil, nil
+		_ = d.wipeState()
+		return true
+	}
+	if ms := resp.GetManagers(); len(ms) > 0 && !slices.Equal(ms, d.st.Managers) {
+		d.st.Managers = ms
+		if err := d.saveState(d.st); err != nil {
+			d.log.Warn("save state", zap.Error(err))
+		}
+	}
+	leaf := d.id.Leaf()
+	due := time.Now().After(ca.RenewAt(leaf.NotBefore, leaf.NotAfter))
+	if resp.GetDesiredRole() != d.id.Role() || due {
+		if err := d.renewLocked(ctx); err != nil {
+			d.log.Warn("renew node certificate", zap.Error(err))
+			return false
+		}
+	}
+	member := slices.Contains(resp.GetManagers(), d.st.Addr)
+	role := d.id.Role()
+	switch {
+	case role == shoalv1.NodeRole_NODE_ROLE_MANAGER && resp.GetDesiredRole() == shoalv1.NodeRole_NODE_ROLE_MANAGER:
+		if d.mgr == nil {
+			if err := d.startManager(false, false); err != nil {
+				d.log.Warn("start manager after promotion", zap.Error(err))
+				return false
+			}
+		}
+		if !member {
+			if err := d.joinRaftOnce(ctx); err != nil {
+				d.log.Info("joining raft", zap.Error(err))
+			}
+		}
+	case role == shoalv1.NodeRole_NODE_ROLE_WORKER && d.mgr != nil && !member:
+		d.log.Info("demoted: stopping the manager")
+		d.stopManager()
+		if err := os.RemoveAll(d.raftDir()); err != nil {
+			d.log.Warn("remove raft data", zap.Error(err))
+		}
+	}
+	return false
+}
+
+// renewLocked gets a new certificate whose role is the node's desired
+// role. Callers hold d.mu.
+func (d *Daemon) renewLocked(ctx context.Context) error {
+	keyPEM, csrPEM, err := tlsutil.NewKeyAndCSR()
+	if err != nil {
+		return err
+	}
+	var resp *shoalv1.RenewNodeCertificateResponse
+	raftAddr := d.st.RaftAddr
+	if raftAddr == "" && d.st.Addr != "" {
+		raftAddr = d.raftAdvertise(d.st.Addr)
+	}
+	err = d.callManagers(ctx, true, func(c *grpc.ClientConn) error {
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		var err error
+		resp, err = shoalv1.NewCAServiceClient(c).RenewNodeCertificate(cctx, &shoalv1.RenewNodeCertificateRequest{
+			CsrPem: csrPEM, Addr: d.st.Addr, RaftAddr: raftAddr,
+		})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if err := d.id.Set(resp.GetCertPem(), keyPEM); err != nil {
+		return err
+	}
+	if err := d.certs().Save(d.id.CAPEM, resp.GetCertPem(), keyPEM); err != nil {
+		return err
+	}
+	if d.st.RaftAddr != raftAddr {
+		d.st.RaftAddr = raftAddr
+		_ = d.saveState(d.st)
+	}
+	d.closeAgentConns()
+	d.closeLocalConn()
+	d.log.Info("node certificate renewed", zap.String("role", resp.GetRole().String()), zap.Time("expires", d.id.Leaf().NotAfter))
+	return nil
+}
+
+// joinRaftOnce asks the leader (through another manager) to add this
+// node to Raft. Callers hold d.mu.
+func (d *Daemon) joinRaftOnce(ctx context.Context) error {
+	return d.callManagers(ctx, false, func(c *grpc.ClientConn) error {
+		_, err := shoalv1.NewRaftServiceClient(c).JoinRaft(ctx, &shoalv1.JoinRaftRequest{RaftAddr: d.st.RaftAddr})
+		return err
+	})
+}
+
+// joinRaft retries joinRaftOnce until it succeeds or ctx ends. Callers
+// hold d.mu.
+func (d *Daemon) joinRaft(ctx context.Context) error {
+	for {
+		err := d.joinRaftOnce(ctx)
+		if err == nil || errdefs.Is(err, errdefs.ErrPermissionDenied) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

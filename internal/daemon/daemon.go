@@ -1,0 +1,314 @@
+// Package daemon is the composition root of `shoal daemon`: it depends on
+// everything and wires it. It serves the local control socket, keeps the
+// node's cluster state on disk, joins and leaves clusters, runs the
+// manager when the node's certificate says so, and keeps every node in
+// touch with the managers (agent.go). Only cmd imports it.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/internal/tlsutil"
+	"github.com/shoal-run/shoal/manager"
+	"github.com/shoal-run/shoal/manager/raftnode"
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+)
+
+// Config configures the daemon; the CLI flags map onto it.
+type Config struct {
+	DataDir       string
+	Socket        string
+	ListenAddr    string
+	RaftAddr      string // bind address for Raft; port 4243 on the listen host by default
+	AdvertiseAddr string
+	Log           *zap.Logger
+
+	ForceNewCluster   bool
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	TrailingLogs      uint64
+	Timing            raftnode.Timing
+	HeartbeatPeriod   time.Duration
+}
+
+// Daemon is one node process.
+type Daemon struct {
+	cfg Config
+	log *zap.Logger
+	ctx context.Context // the daemon's lifetime
+
+	mu  sync.Mutex // serializes membership changes; guards the fields below
+	st  *state
+	id  *tlsutil.Identity
+	mgr *mgrRun
+	agt *loop
+
+	connMu     sync.Mutex
+	localConn  *grpc.ClientConn
+	localAddr  string
+	agentConns map[string]*grpc.ClientConn
+}
+
+// mgrRun is a running manager and its gRPC server.
+type mgrRun struct {
+	m    *manager.Manager
+	srv  *grpc.Server
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+// loop is a running goroutine with a way to stop it and wait for it.
+type loop struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startLoop(ctx context.Context, fn func(context.Context)) *loop {
+	ctx, cancel := context.WithCancel(ctx)
+	l := &loop{cancel: cancel, done: make(chan struct{})}
+	go func() { defer close(l.done); fn(ctx) }()
+	return l
+}
+
+func (l *loop) stop() {
+	if l != nil {
+		l.cancel()
+		<-l.done
+	}
+}
+
+func (c *Config) defaults() {
+	if c.DataDir == "" {
+		c.DataDir = "/var/lib/shoal"
+	}
+	if c.Socket == "" {
+		c.Socket = "/run/shoal/shoal.sock"
+	}
+	if c.ListenAddr == "" {
+		c.ListenAddr = "0.0.0.0:4242"
+	}
+	if c.RaftAddr == "" {
+		host, _, _ := net.SplitHostPort(c.ListenAddr)
+		c.RaftAddr = net.JoinHostPort(host, "4243")
+	}
+	if c.HeartbeatPeriod == 0 {
+		c.HeartbeatPeriod = 500 * time.Millisecond
+	}
+	if c.Log == nil {
+		c.Log = zap.NewNop()
+	}
+}
+
+// Run serves until ctx ends.
+func Run(ctx context.Context, cfg Config) error {
+	cfg.defaults()
+	d := &Daemon{cfg: cfg, log: cfg.Log, ctx: ctx}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	ln, err := listenUnix(cfg.Socket)
+	if err != nil {
+		return err
+	}
+	local := grpc.NewServer(grpc.ForceServerCodec(rawCodec{}), grpc.UnknownServiceHandler(d.proxy),
+		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			resp, err := h(ctx, req)
+			return resp, errdefs.ToGRPC(err)
+		}))
+	shoalv1.RegisterSwarmServiceServer(local, &swarmServer{d: d})
+
+	st, err := d.loadState()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if st != nil {
+		if err := d.resume(st); err != nil {
+			ln.Close()
+			return fmt.Errorf("rejoin cluster %s: %w", st.ClusterID, err)
+		}
+	} else if cfg.ForceNewCluster {
+		ln.Close()
+		return fmt.Errorf("--force-new-cluster: %s holds no cluster state", cfg.DataDir)
+	}
+	d.log.Info("daemon started", zap.String("socket", cfg.Socket), zap.String("data_dir", cfg.DataDir))
+	errc := make(chan error, 1)
+	go func() { errc <- local.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	local.Stop()
+	d.stopAgent()
+	d.mu.Lock()
+	d.stopManager()
+	d.mu.Unlock()
+	d.closeLocalConn()
+	d.closeAgentConns()
+	os.Remove(cfg.Socket)
+	d.log.Info("daemon stopped")
+	return err
+}
+
+func listenUnix(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	if c, err := net.Dial("unix", path); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("another daemon already serves %s; stop it or pass --socket", path)
+	}
+	os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
+// resume brings back a node that was in a cluster when it stopped.
+func (d *Daemon) resume(st *state) error {
+	id, err := d.certs().Load()
+	if err != nil {
+		return fmt.Errorf("load certificates: %w", err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.st, d.id = st, id
+	if id.Role() == shoalv1.NodeRole_NODE_ROLE_MANAGER {
+		if err := d.startManager(false, d.cfg.ForceNewCluster); err != nil {
+			return err
+		}
+	}
+	d.startAgent()
+	return nil
+}
+
+func (d *Daemon) raftBind() string {
+	return d.cfg.RaftAddr
+}
+
+// startManager starts Raft, the manager's loops and its gRPC server.
+// Callers hold d.mu.
+func (d *Daemon) startManager(bootstrap, forceNew bool) error {
+	if d.mgr != nil {
+		return nil
+	}
+	m, err := manager.New(manager.Config{
+		NodeID: d.st.NodeID, ClusterID: d.st.ClusterID, Addr: d.st.Addr,
+		RaftBind: d.raftBind(), RaftAdvertise: d.st.RaftAddr, Dir: d.raftDir(),
+		Identity: d.id, Log: d.log, Timing: d.cfg.Timing,
+		SnapshotThreshold: d.cfg.SnapshotThreshold, SnapshotInterval: d.cfg.SnapshotInterval, TrailingLogs: d.cfg.TrailingLogs,
+		Bootstrap: bootstrap, ForceNewCluster: forceNew, HeartbeatPeriod: d.cfg.HeartbeatPeriod,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", d.cfg.ListenAddr)
+	if err != nil {
+		m.Close()
+		return fmt.Errorf("listen on %s: %w", d.cfg.ListenAddr, err)
+	}
+	srv := grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(d.id.ServerConfig())),
+		grpc.UnaryInterceptor(m.Interceptor),
+		grpc.MaxRecvMsgSize(4<<20),
+	)
+	m.Register(srv)
+	ctx, cancel := context.WithCancel(d.ctx)
+	run := &mgrRun{m: m, srv: srv, stop: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(run.done)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = srv.Serve(ln) }()
+		m.Run(ctx)
+		wg.Wait()
+	}()
+	d.mgr = run
+	d.log.Info("manager started", zap.String("addr", d.st.Addr), zap.String("raft_addr", d.st.RaftAddr))
+	return nil
+}
+
+// stopManager stops the manager. Callers hold d.mu.
+func (d *Daemon) stopManager() {
+	run := d.mgr
+	if run == nil {
+		return
+	}
+	d.mgr = nil
+	stopped := make(chan struct{})
+	go func() { run.srv.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(2 * time.Second):
+		run.srv.Stop()
+	}
+	run.stop()
+	<-run.done
+	if err := run.m.Close(); err != nil {
+		d.log.Warn("raft shutdown", zap.Error(err))
+	}
+	d.closeLocalConn()
+}
+
+// managerConn dials this node's own manager API with its certificate.
+func (d *Daemon) managerConn() (*grpc.ClientConn, error) {
+	d.mu.Lock()
+	st, id, isMgr := d.st, d.id, d.mgr != nil
+	d.mu.Unlock()
+	if st == nil {
+		return nil, fmt.Errorf("this node is not part of a swarm; run `shoal swarm init` or `shoal swarm join`: %w", errdefs.ErrFailedPrecond)
+	}
+	if !isMgr {
+		return nil, fmt.Errorf("this node is not a swarm manager; worker nodes cannot view or change cluster state: run the command on a manager, or promote this node: %w", errdefs.ErrFailedPrecond)
+	}
+	return d.dialLocal(st.Addr, id)
+}
+
+func (d *Daemon) dialLocal(addr string, id *tlsutil.Identity) (*grpc.ClientConn, error) {
+	d.connMu.Lock()
+	defer d.connMu.Unlock()
+	if d.localConn != nil && d.localAddr == addr {
+		return d.localConn, nil
+	}
+	if d.localConn != nil {
+		d.localConn.Close()
+	}
+	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(id.ClientConfig())))
+	if err != nil {
+		return nil, err
+	}
+	d.localConn, d.localAddr = c, addr
+	return c, nil
+}
+
+func (d *Daemon) closeLocalConn() {
+	d.connMu.Lock()
+	defer d.connMu.Unlock()
+	if d.localConn != nil {
+		d.localConn.Close()
+		d.localConn = nil
+	}
+}
+
+var errInSwarm = fmt.Errorf("this node is already part of a swarm; leave it first with `shoal swarm leave`: %w", errdefs.ErrFailedPrecond)
+
+// errNotInSwarm is returned by calls that need cluster membership.
+var errNotInSwarm = errors.New("this node is not part of a swarm")

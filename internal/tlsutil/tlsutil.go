@@ -1,0 +1,250 @@
+// Package tlsutil holds what every node needs for mutual TLS: node keys and
+// certificate requests, the role carried inside a certificate, TLS
+// configurations for servers and clients, and the certificate files a node
+// keeps on disk. Signing lives with the CA in manager/ca.
+package tlsutil
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+)
+
+// Organizational units that carry a node's role inside its certificate, and
+// the DNS names a certificate of that role answers to.
+const (
+	ManagerOU = "shoal-manager"
+	WorkerOU  = "shoal-worker"
+	// ManagerServerName is the name clients verify when dialing a manager:
+	// only manager certificates carry it.
+	ManagerServerName = "shoal-manager"
+)
+
+// OUForRole returns the organizational unit for role.
+func OUForRole(role shoalv1.NodeRole) string {
+	if role == shoalv1.NodeRole_NODE_ROLE_MANAGER {
+		return ManagerOU
+	}
+	return WorkerOU
+}
+
+// RoleOf returns the role written in cert, or unspecified.
+func RoleOf(cert *x509.Certificate) shoalv1.NodeRole {
+	if cert == nil {
+		return shoalv1.NodeRole_NODE_ROLE_UNSPECIFIED
+	}
+	for _, ou := range cert.Subject.OrganizationalUnit {
+		switch ou {
+		case ManagerOU:
+			return shoalv1.NodeRole_NODE_ROLE_MANAGER
+		case WorkerOU:
+			return shoalv1.NodeRole_NODE_ROLE_WORKER
+		}
+	}
+	return shoalv1.NodeRole_NODE_ROLE_UNSPECIFIED
+}
+
+// NewKeyAndCSR makes a P-256 key and a certificate request for it. The CA
+// decides the subject; the request only proves possession of the key.
+func NewKeyAndCSR() (keyPEM, csrPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generate node key: %w", err)
+	}
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		Subject: pkix.Name{CommonName: "shoal-node"},
+	}, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("create certificate request: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr}), nil
+}
+
+// ParseCertPEM parses the first certificate in data.
+func ParseCertPEM(data []byte) (*x509.Certificate, error) {
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, errors.New("no PEM certificate found")
+	}
+	return x509.ParseCertificate(block.Bytes)
+}
+
+// PoolOf returns a pool holding the PEM certificate caPEM.
+func PoolOf(caPEM []byte) (*x509.CertPool, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("no CA certificate found in PEM data")
+	}
+	return pool, nil
+}
+
+// Identity is a node's current certificate, swapped atomically when it is
+// renewed so that open listeners and dialers pick up the new one.
+type Identity struct {
+	CAPEM []byte
+	Pool  *x509.CertPool
+	cert  atomic.Pointer[tls.Certificate]
+}
+
+// NewIdentity builds an identity from PEM data.
+func NewIdentity(caPEM, certPEM, keyPEM []byte) (*Identity, error) {
+	pool, err := PoolOf(caPEM)
+	if err != nil {
+		return nil, err
+	}
+	id := &Identity{CAPEM: caPEM, Pool: pool}
+	if err := id.Set(certPEM, keyPEM); err != nil {
+		return nil, err
+	}
+	return id, nil
+}
+
+// Set replaces the certificate.
+func (id *Identity) Set(certPEM, keyPEM []byte) error {
+	c, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return fmt.Errorf("load node certificate: %w", err)
+	}
+	if c.Leaf == nil {
+		if c.Leaf, err = x509.ParseCertificate(c.Certificate[0]); err != nil {
+			return err
+		}
+	}
+	if _, err := c.Leaf.Verify(x509.VerifyOptions{Roots: id.Pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		return fmt.Errorf("node certificate is not signed by the cluster CA: %w", err)
+	}
+	id.cert.Store(&c)
+	return nil
+}
+
+// Cert returns the current certificate.
+func (id *Identity) Cert() *tls.Certificate { return id.cert.Load() }
+
+// Leaf returns the parsed current certificate.
+func (id *Identity) Leaf() *x509.Certificate { return id.cert.Load().Leaf }
+
+// NodeID is the node ID written in the certificate.
+func (id *Identity) NodeID() string { return id.Leaf().Subject.CommonName }
+
+// Role is the role written in the certificate.
+func (id *Identity) Role() shoalv1.NodeRole { return RoleOf(id.Leaf()) }
+
+// ServerConfig accepts clients with a certificate of the cluster, and
+// clients without one (which may only call the join methods).
+func (id *Identity) ServerConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion:     tls.VersionTLS13,
+		ClientAuth:     tls.VerifyClientCertIfGiven,
+		ClientCAs:      id.Pool,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return id.Cert(), nil },
+	}
+}
+
+// StrictServerConfig requires a client certificate of the cluster.
+func (id *Identity) StrictServerConfig() *tls.Config {
+	c := id.ServerConfig()
+	c.ClientAuth = tls.RequireAndVerifyClientCert
+	return c
+}
+
+// ClientConfig dials managers of the cluster with this node's certificate.
+func (id *Identity) ClientConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS13,
+		RootCAs:    id.Pool,
+		ServerName: ManagerServerName,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return id.Cert(), nil
+		},
+	}
+}
+
+// Files is where a node keeps its certificates.
+type Files struct{ Dir string }
+
+// Paths of the three files.
+func (f Files) CA() string   { return filepath.Join(f.Dir, "ca.crt") }
+func (f Files) Cert() string { return filepath.Join(f.Dir, "node.crt") }
+func (f Files) Key() string  { return filepath.Join(f.Dir, "node.key") }
+
+// Exists reports whether a certificate is on disk.
+func (f Files) Exists() bool {
+	_, err := os.Stat(f.Cert())
+	return err == nil
+}
+
+// Load reads the identity from disk.
+func (f Files) Load() (*Identity, error) {
+	caPEM, err := os.ReadFile(f.CA())
+	if err != nil {
+		return nil, err
+	}
+	certPEM, err := os.ReadFile(f.Cert())
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := os.ReadFile(f.Key())
+	if err != nil {
+		return nil, err
+	}
+	return NewIdentity(caPEM, certPEM, keyPEM)
+}
+
+// Save writes the files atomically, the key readable by root only.
+func (f Files) Save(caPEM, certPEM, keyPEM []byte) error {
+	if err := os.MkdirAll(f.Dir, 0o700); err != nil {
+		return err
+	}
+	for _, w := range []struct {
+		path string
+		data []byte
+		mode os.FileMode
+	}{{f.CA(), caPEM, 0o644}, {f.Key(), keyPEM, 0o600}, {f.Cert(), certPEM, 0o644}} {
+		if err := WriteFileAtomic(w.path, w.data, w.mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WriteFileAtomic writes data to a temporary file, syncs it and renames it
+// over path.
+func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

@@ -1,0 +1,268 @@
+// Package controlapi implements the ControlService: it validates every
+// request with field-precise errors, reads the store and proposes changes
+// through Raft. It runs on the leader; followers forward to it (see
+// manager/forward.go), so reads here are as fresh as the leader's store.
+package controlapi
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/manager/store"
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+)
+
+// Raft is what the control API needs of the Raft member.
+type Raft interface {
+	Propose(ctx context.Context, b *shoalv1.StoreBatch) (uint64, error)
+	Leader() string
+	Reachable(id string) bool
+	MemberIDs() []string
+	RemoveServer(ctx context.Context, id string) error
+}
+
+// Server implements shoalv1.ControlServiceServer.
+type Server struct {
+	shoalv1.UnimplementedControlServiceServer
+	Store *store.Store
+	Raft  Raft
+	Now   func() time.Time
+	// NewToken makes a fresh join token for the cluster's CA digest.
+	NewToken func(digest string) string
+}
+
+var _ shoalv1.ControlServiceServer = (*Server)(nil)
+
+func (s *Server) propose(ctx context.Context, actions ...*shoalv1.StoreAction) (uint64, error) {
+	return s.Raft.Propose(ctx, &shoalv1.StoreBatch{Actions: actions})
+}
+
+func create(o store.Object) *shoalv1.StoreAction {
+	return &shoalv1.StoreAction{Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_CREATE, Object: store.Wrap(o)}
+}
+
+func update(o store.Object, version uint64) *shoalv1.StoreAction {
+	return &shoalv1.StoreAction{Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_UPDATE, Object: store.Wrap(o), ExpectedVersion: version}
+}
+
+func remove(o store.Object, version uint64) *shoalv1.StoreAction {
+	return &shoalv1.StoreAction{Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_DELETE, Object: store.Wrap(o), ExpectedVersion: version}
+}
+
+func clone[T proto.Message](m T) T { return proto.Clone(m).(T) }
+
+// cluster returns the one cluster object.
+func (s *Server) cluster() (*shoalv1.Cluster, error) {
+	var cs []*shoalv1.Cluster
+	s.Store.View(func(r store.ReadTx) { cs = store.List[*shoalv1.Cluster](r, store.TableCluster) })
+	if len(cs) == 0 {
+		return nil, fmt.Errorf("the cluster is not initialized yet: %w", errdefs.ErrUnavailable)
+	}
+	return cs[0], nil
+}
+
+// GetCluster returns the cluster without the CA key.
+func (s *Server) GetCluster(ctx context.Context, _ *shoalv1.GetClusterRequest) (*shoalv1.GetClusterResponse, error) {
+	c, err := s.cluster()
+	if err != nil {
+		return nil, err
+	}
+	return &shoalv1.GetClusterResponse{Cluster: redact(c)}, nil
+}
+
+func redact(c *shoalv1.Cluster) *shoalv1.Cluster {
+	c = clone(c)
+	if c.RootCa != nil {
+		c.RootCa.KeyPem = nil
+	}
+	return c
+}
+
+// UpdateCluster changes cluster settings and rotates join tokens.
+func (s *Server) UpdateCluster(ctx context.Context, req *shoalv1.UpdateClusterRequest) (*shoalv1.UpdateClusterResponse, error) {
+	cur, err := s.cluster()
+	if err != nil {
+		return nil, err
+	}
+	next := clone(cur)
+	if req.GetSpec() != nil {
+		var f fieldErrors
+		if n := req.GetSpec().GetTaskHistoryLimit(); n < 0 {
+			f.add("cluster.task_history_limit", "must be >= 0, got %d", n)
+		}
+		if e := req.GetSpec().GetNodeCertExpiry(); e != nil && e.AsDuration() < 5*time.Second {
+			f.add("cluster.cert_expiry", "must be at least 5s, got %s", e.AsDuration())
+		}
+		if err := f.err(); err != nil {
+			return nil, err
+		}
+		next.Spec = clone(req.GetSpec())
+		next.Spec.Name = cur.GetSpec().GetName()
+	}
+	if req.GetRotateWorkerToken() {
+		next.JoinTokens.Worker = s.NewToken(cur.GetRootCa().GetDigest())
+	}
+	if req.GetRotateManagerToken() {
+		next.JoinTokens.Manager = s.NewToken(cur.GetRootCa().GetDigest())
+	}
+	next.Meta.UpdatedAt = timestamppb.New(s.Now())
+	idx, err := s.propose(ctx, update(next, req.GetVersion()))
+	if err != nil {
+		return nil, err
+	}
+	next.Meta.Version = idx
+	return &shoalv1.UpdateClusterResponse{Cluster: redact(next)}, nil
+}
+
+// CreateService stores a new service.
+func (s *Server) CreateService(ctx context.Context, req *shoalv1.CreateServiceRequest) (*shoalv1.CreateServiceResponse, error) {
+	spec := clone(req.GetSpec())
+	if spec == nil {
+		spec = &shoalv1.ServiceSpec{}
+	}
+	applyServiceDefaults(spec)
+	if err := ValidateServiceSpec(spec); err != nil {
+		return nil, err
+	}
+	if err := s.checkPorts(spec, ""); err != nil {
+		return nil, err
+	}
+	now := timestamppb.New(s.Now())
+	svc := &shoalv1.Service{Id: store.NewID(), Meta: &shoalv1.Meta{CreatedAt: now, UpdatedAt: now}, Spec: spec}
+	idx, err := s.propose(ctx, create(svc))
+	if err != nil {
+		return nil, err
+	}
+	svc.Meta.Version = idx
+	return &shoalv1.CreateServiceResponse{Service: svc}, nil
+}
+
+// applyServiceDefaults fills what Docker fills when a field is left out.
+func applyServiceDefaults(spec *shoalv1.ServiceSpec) {
+	if spec.Mode == nil {
+		spec.Mode = &shoalv1.ServiceSpec_Replicated{Replicated: &shoalv1.ReplicatedService{Replicas: 1}}
+	}
+	if spec.Task == nil {
+		spec.Task = &shoalv1.TaskSpec{}
+	}
+	if spec.Task.Restart == nil {
+		spec.Task.Restart = &shoalv1.RestartPolicy{}
+	}
+	if spec.Task.Restart.Condition == shoalv1.RestartCondition_RESTART_CONDITION_UNSPECIFIED {
+		spec.Task.Restart.Condition = shoalv1.RestartCondition_RESTART_CONDITION_ANY
+	}
+	if spec.Endpoint == nil {
+		spec.Endpoint = &shoalv1.EndpointSpec{}
+	}
+	if spec.Endpoint.Mode == shoalv1.EndpointMode_ENDPOINT_MODE_UNSPECIFIED {
+		spec.Endpoint.Mode = shoalv1.EndpointMode_ENDPOINT_MODE_VIP
+	}
+	for _, p := range spec.Endpoint.Ports {
+		if p.Protocol == shoalv1.PortProtocol_PORT_PROTOCOL_UNSPECIFIED {
+			p.Protocol = shoalv1.PortProtocol_PORT_PROTOCOL_TCP
+		}
+		if p.PublishMode == shoalv1.PublishMode_PUBLISH_MODE_UNSPECIFIED {
+			p.PublishMode = shoalv1.PublishMode_PUBLISH_MODE_INGRESS
+		}
+	}
+}
+
+// checkPorts refuses an ingress port another service already publishes.
+func (s *Server) checkPorts(spec *shoalv1.ServiceSpec, self string) error {
+	var f fieldErrors
+	s.Store.View(func(r store.ReadTx) {
+		for _, other := range store.List[*shoalv1.Service](r, store.TableService) {
+			if other.GetId() == self {
+				continue
+			}
+			for _, op := range other.GetSpec().GetEndpoint().GetPorts() {
+				for i, p := range spec.GetEndpoint().GetPorts() {
+					if p.GetPublishedPort() != 0 && portKey(p) == portKey(op) &&
+						(p.GetPublishMode() == shoalv1.PublishMode_PUBLISH_MODE_INGRESS || op.GetPublishMode() == shoalv1.PublishMode_PUBLISH_MODE_INGRESS) {
+						f.add(fmt.Sprintf("service.publish[%d]", i), "port %s is already published by service %q; choose another published port", portKey(p), other.GetSpec().GetName())
+					}
+				}
+			}
+		}
+	})
+	return f.err()
+}
+
+func (s *Server) findService(ref string) (*shoalv1.Service, error) {
+	var svc *shoalv1.Service
+	var err error
+	s.Store.View(func(r store.ReadTx) { svc, err = store.Find[*shoalv1.Service](r, store.TableService, ref, "service") })
+	return svc, err
+}
+
+// GetService returns one service by ID, name or ID prefix.
+func (s *Server) GetService(ctx context.Context, req *shoalv1.GetServiceRequest) (*shoalv1.GetServiceResponse, error) {
+	svc, err := s.findService(req.GetServiceId())
+	if err != nil {
+		return nil, err
+	}
+	return &shoalv1.GetServiceResponse{Service: svc}, nil
+}
+
+// ListServices returns every service.
+func (s *Server) ListServices(ctx context.Context, _ *shoalv1.ListServicesRequest) (*shoalv1.ListServicesResponse, error) {
+	var out []*shoalv1.Service
+	s.Store.View(func(r store.ReadTx) { out = store.List[*shoalv1.Service](r, store.TableService) })
+	return &shoalv1.ListServicesResponse{Services: out}, nil
+}
+
+// UpdateService replaces a service's spec if nobody changed it since the
+// caller read version.
+func (s *Server) UpdateService(ctx context.Context, req *shoalv1.UpdateServiceRequest) (*shoalv1.UpdateServiceResponse, error) {
+	if req.GetVersion() == 0 {
+		return nil, fmt.Errorf("service.version: is required: read the service (inspect) and send the version you read: %w", errdefs.ErrInvalid)
+	}
+	cur, err := s.findService(req.GetServiceId())
+	if err != nil {
+		return nil, err
+	}
+	spec := clone(req.GetSpec())
+	if spec == nil {
+		return nil, fmt.Errorf("service.spec: is required: %w", errdefs.ErrInvalid)
+	}
+	applyServiceDefaults(spec)
+	if err := ValidateServiceSpec(spec); err != nil {
+		return nil, err
+	}
+	if spec.GetName() != cur.GetSpec().GetName() {
+		return nil, fmt.Errorf("service.name: renaming a service is not supported (%q to %q); create a new service: %w", cur.GetSpec().GetName(), spec.GetName(), errdefs.ErrInvalid)
+	}
+	if _, wasGlobal := cur.GetSpec().GetMode().(*shoalv1.ServiceSpec_Global); wasGlobal != (spec.GetGlobal() != nil) {
+		return nil, fmt.Errorf("service.mode: a service cannot change between replicated and global; create a new service: %w", errdefs.ErrInvalid)
+	}
+	if err := s.checkPorts(spec, cur.GetId()); err != nil {
+		return nil, err
+	}
+	next := clone(cur)
+	next.PreviousSpec = cur.GetSpec()
+	next.Spec = spec
+	next.Meta.UpdatedAt = timestamppb.New(s.Now())
+	idx, err := s.propose(ctx, update(next, req.GetVersion()))
+	if err != nil {
+		return nil, err
+	}
+	next.Meta.Version = idx
+	return &shoalv1.UpdateServiceResponse{Service: next}, nil
+}
+
+// RemoveService deletes a service.
+func (s *Server) RemoveService(ctx context.Context, req *shoalv1.RemoveServiceRequest) (*shoalv1.RemoveServiceResponse, error) {
+	cur, err := s.findService(req.GetServiceId())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.propose(ctx, remove(cur, 0)); err != nil {
+		return nil, err
+	}
+	return &shoalv1.RemoveServiceResponse{}, nil
+}

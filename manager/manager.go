@@ -1,0 +1,267 @@
+// Package manager is the control plane of one manager node: a Raft member
+// replicating the store, the gRPC services other nodes and the CLI call
+// (control API, CA, dispatcher, Raft membership), and the loops that run
+// only on the leader. Sub-packages hold the parts: store, raftnode,
+// controlapi, ca. Calls a follower cannot answer are forwarded to the
+// leader (forward.go); who may call what is decided in auth.go.
+package manager
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/internal/tlsutil"
+	"github.com/shoal-run/shoal/manager/ca"
+	"github.com/shoal-run/shoal/manager/controlapi"
+	"github.com/shoal-run/shoal/manager/raftnode"
+	"github.com/shoal-run/shoal/manager/store"
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+)
+
+// Config configures a manager.
+type Config struct {
+	NodeID        string
+	ClusterID     string
+	Addr          string // advertised gRPC address
+	RaftBind      string
+	RaftAdvertise string
+	Dir           string // Raft state
+	Identity      *tlsutil.Identity
+	Log           *zap.Logger
+	Timing        raftnode.Timing
+
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	TrailingLogs      uint64
+
+	Bootstrap       bool
+	ForceNewCluster bool
+
+	// HeartbeatPeriod is how often nodes report; a node is down after
+	// three missed periods.
+	HeartbeatPeriod time.Duration
+	Now             func() time.Time
+}
+
+// Manager is one running manager.
+type Manager struct {
+	cfg     Config
+	log     *zap.Logger
+	store   *store.Store
+	raft    *raftnode.Node
+	fwd     *forwarder
+	control *controlapi.Server
+	seen    *lastSeen
+	ready   atomic.Bool // leader with every committed entry applied
+	wg      sync.WaitGroup
+}
+
+// New starts the Raft member. Serving starts with Register; leader loops
+// with Run.
+func New(cfg Config) (*Manager, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.HeartbeatPeriod == 0 {
+		cfg.HeartbeatPeriod = 500 * time.Millisecond
+	}
+	st := store.New()
+	r, err := raftnode.Start(raftnode.Config{
+		NodeID: cfg.NodeID, BindAddr: cfg.RaftBind, AdvertiseAddr: cfg.RaftAdvertise, Dir: cfg.Dir,
+		Identity: cfg.Identity, FSM: &store.FSM{Store: st, Log: cfg.Log.Named("store")}, Log: cfg.Log,
+		Timing: cfg.Timing, SnapshotThreshold: cfg.SnapshotThreshold, SnapshotInterval: cfg.SnapshotInterval,
+		TrailingLogs: cfg.TrailingLogs, Bootstrap: cfg.Bootstrap, ForceNewCluster: cfg.ForceNewCluster,
+	})
+	if err != nil {
+		return nil, err
+	}
+	m := &Manager{cfg: cfg, log: cfg.Log.Named("manager"), store: st, raft: r, fwd: newForwarder(cfg.Identity), seen: newLastSeen()}
+	m.control = &controlapi.Server{Store: st, Raft: r, Now: cfg.Now, NewToken: func(d string) string { return ca.NewToken(d).String() }}
+	return m, nil
+}
+
+// Store is the manager's replica of the store.
+func (m *Manager) Store() *store.Store { return m.store }
+
+// Raft is the manager's Raft member.
+func (m *Manager) Raft() *raftnode.Node { return m.raft }
+
+// Register adds the manager's services to s. Use Interceptor on s.
+func (m *Manager) Register(s *grpc.Server) {
+	shoalv1.RegisterControlServiceServer(s, m.control)
+	shoalv1.RegisterCAServiceServer(s, &caServer{m: m})
+	shoalv1.RegisterDispatcherServiceServer(s, &dispatcher{m: m})
+	shoalv1.RegisterRaftServiceServer(s, &raftAPI{m: m})
+}
+
+// leaderOnly lists the methods a follower forwards to the leader.
+func leaderOnly(method string) bool {
+	return method != "/shoal.v1.CAService/GetRootCACertificate"
+}
+
+// Interceptor authenticates every call, forwards it to the leader when
+// this manager is not the ready leader, and converts errors to gRPC
+// statuses, the one place that happens.
+func (m *Manager) Interceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	c, err := authenticate(ctx, info.FullMethod, m.cfg.ClusterID)
+	if err != nil {
+		return nil, errdefs.ToGRPC(err)
+	}
+	ctx = context.WithValue(ctx, callerKey{}, c)
+	if leaderOnly(info.FullMethod) {
+		if !m.ready.Load() {
+			resp, err := m.forward(ctx, c, info.FullMethod, req)
+			return resp, errdefs.ToGRPC(err)
+		}
+		if strings.HasPrefix(info.FullMethod, "/shoal.v1.ControlService/Get") || strings.HasPrefix(info.FullMethod, "/shoal.v1.ControlService/List") {
+			// A deposed leader that has not noticed yet must not answer
+			// stale reads.
+			vctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			err := m.raft.VerifyLeader(vctx)
+			cancel()
+			if err != nil {
+				return nil, errdefs.ToGRPC(err)
+			}
+		}
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+	}
+	resp, err := handler(ctx, req)
+	return resp, errdefs.ToGRPC(err)
+}
+
+// IsReadyLeader reports whether this manager leads and has applied every
+// committed entry.
+func (m *Manager) IsReadyLeader() bool { return m.ready.Load() }
+
+// WaitReadyLeader waits until this manager is the ready leader.
+func (m *Manager) WaitReadyLeader(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for !m.ready.Load() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("this manager did not become leader: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// Run follows leadership until ctx ends: on election it waits for the
+// log to be applied, then runs the leader-only loops until leadership is
+// lost.
+func (m *Manager) Run(ctx context.Context) {
+	cancel := func() {}
+	var loops sync.WaitGroup
+	stopLoops := func() {
+		m.ready.Store(false)
+		cancel()
+		loops.Wait()
+	}
+	defer stopLoops()
+	ch := m.raft.LeaderCh()
+	check := time.NewTicker(time.Second)
+	defer check.Stop()
+	leading := false
+	for {
+		var isLeader bool
+		select {
+		case <-ctx.Done():
+			return
+		case isLeader = <-ch:
+		case <-check.C:
+			// LeaderCh can drop a notification; re-read the state.
+			isLeader = m.raft.IsLeader()
+		}
+		if isLeader == leading {
+			continue
+		}
+		leading = isLeader
+		stopLoops()
+		if !isLeader {
+			m.log.Info("lost leadership")
+			continue
+		}
+		bctx, bcancel := context.WithTimeout(ctx, 10*time.Second)
+		err := m.raft.Barrier(bctx)
+		bcancel()
+		if err != nil {
+			m.log.Warn("leader barrier failed", zap.Error(err))
+			leading = false
+			continue
+		}
+		m.log.Info("became leader")
+		lctx, lcancel := context.WithCancel(ctx)
+		cancel = lcancel
+		m.seen.resetAll(m.cfg.Now())
+		m.ready.Store(true)
+		loops.Add(2)
+		go func() { defer loops.Done(); m.runNodeStatus(lctx) }()
+		go func() { defer loops.Done(); m.runRoles(lctx) }()
+	}
+}
+
+// Bootstrap writes the first objects of a new cluster: the cluster itself
+// and this manager's node. It is a no-op when the cluster exists.
+func (m *Manager) Bootstrap(ctx context.Context, cluster *shoalv1.Cluster, self *shoalv1.Node) error {
+	if err := m.WaitReadyLeader(ctx); err != nil {
+		return err
+	}
+	exists := false
+	m.store.View(func(r store.ReadTx) {
+		exists = store.Get[*shoalv1.Cluster](r, store.TableCluster, cluster.GetId()) != nil
+	})
+	if exists {
+		return nil
+	}
+	_, err := m.raft.Propose(ctx, &shoalv1.StoreBatch{Actions: []*shoalv1.StoreAction{
+		{Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_CREATE, Object: store.Wrap(cluster)},
+		{Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_CREATE, Object: store.Wrap(self)},
+	}})
+	return err
+}
+
+// Close stops the Raft member.
+func (m *Manager) Close() error {
+	m.fwd.close()
+	return m.raft.Shutdown()
+}
+
+// cluster returns the cluster object.
+func (m *Manager) cluster() (*shoalv1.Cluster, error) {
+	var cs []*shoalv1.Cluster
+	m.store.View(func(r store.ReadTx) { cs = store.List[*shoalv1.Cluster](r, store.TableCluster) })
+	if len(cs) == 0 {
+		return nil, fmt.Errorf("the cluster is not initialized yet: %w", errdefs.ErrUnavailable)
+	}
+	return cs[0], nil
+}
+
+// managerAddrs lists the advertised gRPC addresses of the managers.
+func (m *Manager) managerAddrs() []string {
+	members := map[string]bool{}
+	for _, id := range m.raft.MemberIDs() {
+		members[id] = true
+	}
+	var out []string
+	m.store.View(func(r store.ReadTx) {
+		for _, n := range store.List[*shoalv1.Node](r, store.TableNode) {
+			if members[n.GetId()] && n.GetManagerStatus().GetAddr() != "" {
+				out = append(out, n.GetManagerStatus().GetAddr())
+			}
+		}
+	})
+	return out
+}
