@@ -41,9 +41,9 @@ const (
 type access int
 
 const (
-	accessAnyone access = iota
-	accessNode          // any certificate of the cluster
-	accessManager       // manager certificates only
+	accessAnyone  access = iota
+	accessNode           // any certificate of the cluster
+	accessManager        // manager certificates only
 )
 
 func accessFor(method string) access {

@@ -61,7 +61,6 @@ type Manager struct {
 	control *controlapi.Server
 	seen    *lastSeen
 	ready   atomic.Bool // leader with every committed entry applied
-	wg      sync.WaitGroup
 }
 
 // New starts the Raft member. Serving starts with Register; leader loops

@@ -6,7 +6,6 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -62,28 +61,6 @@ func shortID(id string) string {
 		return id[:12]
 	}
 	return id
-}
-
-// ago formats a duration like docker's "2 minutes ago".
-func ago(d time.Duration) string {
-	switch {
-	case d < time.Second:
-		return "Less than a second"
-	case d < time.Minute:
-		return plural(int(d.Seconds()), "second")
-	case d < time.Hour:
-		return plural(int(d.Minutes()), "minute")
-	case d < 48*time.Hour:
-		return plural(int(d.Hours()), "hour")
-	}
-	return plural(int(d.Hours()/24), "day")
-}
-
-func plural(n int, unit string) string {
-	if n == 1 {
-		return fmt.Sprintf("1 %s", unit)
-	}
-	return fmt.Sprintf("%d %ss", n, unit)
 }
 
 // enumName turns NODE_STATE_READY into "ready".

@@ -1,0 +1,383 @@
+// Package harness runs real `shoal daemon` processes for end-to-end tests:
+// it builds the binary once, gives each node its own data dir, socket and
+// loopback ports, forms clusters with real join tokens, and kills what it
+// started (by PID) when the test ends, pass or fail.
+package harness
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/shoal-run/shoal/internal/tlsutil"
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// Binary builds cmd/shoal once per test process and returns its path.
+// SHOAL_BIN overrides it with a prebuilt binary.
+func Binary(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("SHOAL_BIN"); p != "" {
+		return p
+	}
+	buildOnce.Do(func() {
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Join(filepath.Dir(file), "..", "..")
+		dir, err := os.MkdirTemp("", "shoal-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "shoal")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/shoal")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// RemoveBinary deletes the binary Binary built; call it from TestMain.
+func RemoveBinary() {
+	if binPath != "" && os.Getenv("SHOAL_BIN") == "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Node is one daemon process.
+type Node struct {
+	t        testing.TB
+	Name     string
+	Bin      string
+	Dir      string
+	Socket   string
+	Addr     string // gRPC address
+	RaftAddr string
+	Args     []string // extra daemon flags
+	// Exec runs the daemon; nil means directly. The netns harness wraps
+	// it with nsenter.
+	Exec func(bin string, args ...string) *exec.Cmd
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+	log  *os.File
+}
+
+// NewNode prepares a node on loopback; Start runs it.
+func NewNode(t testing.TB, name string, args ...string) *Node {
+	t.Helper()
+	dir := t.TempDir()
+	n := &Node{
+		t: t, Name: name, Bin: Binary(t), Dir: dir,
+		Socket:   filepath.Join(dir, "shoal.sock"),
+		Addr:     fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
+		RaftAddr: fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
+		Args:     args,
+	}
+	t.Cleanup(func() {
+		n.Kill()
+		if t.Failed() {
+			n.dumpLog()
+		}
+	})
+	return n
+}
+
+func (n *Node) dumpLog() {
+	data, err := os.ReadFile(filepath.Join(n.Dir, "daemon.log"))
+	if err != nil {
+		return
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) > 60 {
+		lines = lines[len(lines)-60:]
+	}
+	n.t.Logf("--- last lines of %s's log ---\n%s", n.Name, strings.Join(lines, "\n"))
+}
+
+// Start runs the daemon and waits until its socket answers.
+func (n *Node) Start() {
+	n.t.Helper()
+	if err := n.StartErr(); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+// StartErr is Start returning its error.
+func (n *Node) StartErr(extra ...string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd != nil {
+		return fmt.Errorf("%s already running", n.Name)
+	}
+	args := append([]string{"daemon", "--data-dir", filepath.Join(n.Dir, "data"), "--socket", n.Socket,
+		"--listen-addr", n.Addr, "--raft-addr", n.RaftAddr, "--log-level", "debug"}, n.Args...)
+	args = append(args, extra...)
+	var cmd *exec.Cmd
+	if n.Exec != nil {
+		cmd = n.Exec(n.Bin, args...)
+	} else {
+		cmd = exec.Command(n.Bin, args...)
+	}
+	f, err := os.OpenFile(filepath.Join(n.Dir, "daemon.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return err
+	}
+	n.cmd, n.log, n.done = cmd, f, make(chan struct{})
+	done := n.done
+	go func() { _ = cmd.Wait(); f.Close(); close(done) }()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-done:
+			n.cmd = nil
+			data, _ := os.ReadFile(filepath.Join(n.Dir, "daemon.log"))
+			return fmt.Errorf("%s exited at start:\n%s", n.Name, tail(string(data), 20))
+		default:
+		}
+		if c, err := net.Dial("unix", n.Socket); err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("%s did not open its socket in time", n.Name)
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// PID is the daemon's process ID, 0 when stopped.
+func (n *Node) PID() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil {
+		return 0
+	}
+	return n.cmd.Process.Pid
+}
+
+// Running reports whether the process runs.
+func (n *Node) Running() bool { return n.PID() != 0 }
+
+// Kill sends SIGKILL to the process this harness started and waits.
+func (n *Node) Kill() { n.signal(syscall.SIGKILL) }
+
+// Stop sends SIGTERM and waits for a clean exit.
+func (n *Node) Stop() { n.signal(syscall.SIGTERM) }
+
+func (n *Node) signal(sig syscall.Signal) {
+	n.mu.Lock()
+	cmd, done := n.cmd, n.done
+	n.cmd = nil
+	n.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(sig)
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+// Freeze stops the process with SIGSTOP; Thaw resumes it.
+func (n *Node) Freeze() { n.sendOnly(syscall.SIGSTOP) }
+
+// Thaw resumes a frozen process.
+func (n *Node) Thaw() { n.sendOnly(syscall.SIGCONT) }
+
+func (n *Node) sendOnly(sig syscall.Signal) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd != nil {
+		_ = n.cmd.Process.Signal(sig)
+	}
+}
+
+// CLI runs a shoal command against this node's socket.
+func (n *Node) CLI(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, n.Bin, append([]string{"-H", "unix://" + n.Socket}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if err != nil {
+		return out.String(), fmt.Errorf("shoal %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
+	}
+	return out.String(), nil
+}
+
+// MustCLI is CLI failing the test on error.
+func (n *Node) MustCLI(args ...string) string {
+	n.t.Helper()
+	out, err := n.CLI(args...)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return out
+}
+
+// CertDir is where the node keeps its certificates.
+func (n *Node) CertDir() string { return filepath.Join(n.Dir, "data", "certificates") }
+
+// Conn dials the node's gRPC address with its own certificate.
+func (n *Node) Conn() *grpc.ClientConn {
+	n.t.Helper()
+	return n.DialWithCert(n.Addr)
+}
+
+// DialWithCert dials addr presenting this node's certificate.
+func (n *Node) DialWithCert(addr string) *grpc.ClientConn {
+	n.t.Helper()
+	id, err := tlsutil.Files{Dir: n.CertDir()}.Load()
+	if err != nil {
+		n.t.Fatalf("%s certificates: %v", n.Name, err)
+	}
+	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(id.ClientConfig())))
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Control is a ControlService client over mutual TLS with the node's
+// certificate (which must be a manager's to be allowed).
+func (n *Node) Control() shoalv1.ControlServiceClient {
+	return shoalv1.NewControlServiceClient(n.Conn())
+}
+
+// Cluster is a set of nodes joined together.
+type Cluster struct {
+	t        testing.TB
+	Managers []*Node
+	Workers  []*Node
+}
+
+// StartCluster starts managers+workers daemons and joins them.
+func StartCluster(t testing.TB, managers, workers int, args ...string) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t}
+	for i := 0; i < managers; i++ {
+		n := NewNode(t, fmt.Sprintf("manager%d", i+1), args...)
+		n.Start()
+		c.Managers = append(c.Managers, n)
+	}
+	for i := 0; i < workers; i++ {
+		n := NewNode(t, fmt.Sprintf("worker%d", i+1), args...)
+		n.Start()
+		c.Workers = append(c.Workers, n)
+	}
+	first := c.Managers[0]
+	first.MustCLI("swarm", "init", "--advertise-addr", first.Addr)
+	mtok := strings.TrimSpace(first.MustCLI("swarm", "join-token", "-q", "manager"))
+	wtok := strings.TrimSpace(first.MustCLI("swarm", "join-token", "-q", "worker"))
+	for _, n := range c.Managers[1:] {
+		n.MustCLI("swarm", "join", "--token", mtok, "--advertise-addr", n.Addr, first.Addr)
+	}
+	for _, n := range c.Workers {
+		n.MustCLI("swarm", "join", "--token", wtok, "--advertise-addr", n.Addr, first.Addr)
+	}
+	return c
+}
+
+// Nodes returns every node.
+func (c *Cluster) Nodes() []*Node { return append(append([]*Node{}, c.Managers...), c.Workers...) }
+
+// Leader finds the manager that leads, waiting up to timeout.
+func (c *Cluster) Leader(timeout time.Duration) *Node {
+	c.t.Helper()
+	var leader *Node
+	Eventually(c.t, timeout, func() error {
+		for _, m := range c.Managers {
+			if !m.Running() {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			resp, err := m.Control().ListNodes(ctx, &shoalv1.ListNodesRequest{})
+			cancel()
+			if err != nil {
+				continue
+			}
+			for _, n := range resp.GetNodes() {
+				if n.GetManagerStatus().GetLeader() {
+					for _, mm := range c.Managers {
+						if mm.Addr == n.GetManagerStatus().GetAddr() && mm.Running() {
+							leader = mm
+							return nil
+						}
+					}
+				}
+			}
+		}
+		return errors.New("no running leader")
+	})
+	return leader
+}
+
+// Eventually retries fn until it returns nil or timeout passes.
+func Eventually(t testing.TB, timeout time.Duration, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for {
+		if err = fn(); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s: %v", timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
