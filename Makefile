@@ -50,6 +50,10 @@ e2e:
 # test is what CI runs: lint, unit tests, end-to-end tests.
 test: lint unit e2e
 
+# demo is the README's first command: a real cluster on this machine.
+demo: build
+	SHOAL_BIN=$(CURDIR)/bin/shoal $(GO) run ./tests/cmd/democluster $(DEMO_ARGS)
+
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) run ./tests/bench/failover

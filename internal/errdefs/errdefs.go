@@ -91,8 +91,11 @@ func ToGRPC(err error) error {
 	}
 	code := Code(err)
 	msg := err.Error()
+	// The category's own words are dropped where the message already says
+	// what went wrong ("...: invalid argument"), but "not found" is the
+	// message's point.
 	for _, t := range table {
-		if t.code == code {
+		if t.code == code && t.err != ErrNotFound {
 			msg = strings.TrimSuffix(msg, ": "+t.err.Error())
 		}
 	}

@@ -17,7 +17,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 
 	"google.golang.org/grpc"
@@ -27,6 +26,18 @@ import (
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
+// TB is the part of testing.TB the harness uses, so programs (the demo,
+// benchmarks) can drive it too.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Logf(format string, args ...any)
+	Cleanup(func())
+	TempDir() string
+	Failed() bool
+}
+
 var (
 	buildOnce sync.Once
 	binPath   string
@@ -35,7 +46,7 @@ var (
 
 // Binary builds cmd/shoal once per test process and returns its path.
 // SHOAL_BIN overrides it with a prebuilt binary.
-func Binary(t testing.TB) string {
+func Binary(t TB) string {
 	t.Helper()
 	if p := os.Getenv("SHOAL_BIN"); p != "" {
 		return p
@@ -69,7 +80,7 @@ func RemoveBinary() {
 }
 
 // FreePort returns a loopback TCP port that was free a moment ago.
-func FreePort(t testing.TB) int {
+func FreePort(t TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -81,7 +92,7 @@ func FreePort(t testing.TB) int {
 
 // Node is one daemon process.
 type Node struct {
-	t        testing.TB
+	t        TB
 	Name     string
 	Bin      string
 	Dir      string
@@ -100,7 +111,7 @@ type Node struct {
 }
 
 // NewNode prepares a node on loopback; Start runs it.
-func NewNode(t testing.TB, name string, args ...string) *Node {
+func NewNode(t TB, name string, args ...string) *Node {
 	t.Helper()
 	dir := t.TempDir()
 	n := &Node{
@@ -300,13 +311,13 @@ func (n *Node) Control() shoalv1.ControlServiceClient {
 
 // Cluster is a set of nodes joined together.
 type Cluster struct {
-	t        testing.TB
+	t        TB
 	Managers []*Node
 	Workers  []*Node
 }
 
 // StartCluster starts managers+workers daemons and joins them.
-func StartCluster(t testing.TB, managers, workers int, args ...string) *Cluster {
+func StartCluster(t TB, managers, workers int, args ...string) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t}
 	for i := 0; i < managers; i++ {
@@ -367,7 +378,7 @@ func (c *Cluster) Leader(timeout time.Duration) *Node {
 }
 
 // Eventually retries fn until it returns nil or timeout passes.
-func Eventually(t testing.TB, timeout time.Duration, fn func() error) {
+func Eventually(t TB, timeout time.Duration, fn func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var err error
