@@ -50,24 +50,32 @@ func (l *lastSeen) copy() (map[string]time.Time, time.Time) {
 }
 
 // NodeStatusChanges is the pure decision of the node status loop: the
-// nodes whose state must change given when each was last seen. A node not
-// seen since base (leadership start) counts as seen at base, so a new
-// leader gives every node a full TTL before declaring it down.
+// nodes whose state must change given when each was last seen. A node
+// seen within ttl is ready; one not seen for longer is down. A new leader
+// knows nothing of heartbeats sent to its predecessor, so a node it has
+// not heard from since base (its leadership start) keeps its state until
+// a full ttl after base: the grace period only delays marking nodes down,
+// it never brings a down node up.
 func NodeStatusChanges(nodes []*shoalv1.Node, seen map[string]time.Time, base, now time.Time, ttl time.Duration) []*shoalv1.Node {
 	var out []*shoalv1.Node
 	for _, n := range nodes {
+		cur := n.GetStatus().GetState()
+		want := cur
 		at, ok := seen[n.GetId()]
-		if !ok || at.Before(base) {
-			at = base
-		}
-		want := shoalv1.NodeState_NODE_STATE_READY
-		msg := ""
-		if now.Sub(at) > ttl {
+		switch {
+		case ok && !at.Before(base) && now.Sub(at) <= ttl:
+			want = shoalv1.NodeState_NODE_STATE_READY
+		case ok && !at.Before(base):
 			want = shoalv1.NodeState_NODE_STATE_DOWN
-			msg = "heartbeat failure"
+		case now.Sub(base) > ttl:
+			want = shoalv1.NodeState_NODE_STATE_DOWN
 		}
-		if n.GetStatus().GetState() == want {
+		if cur == want {
 			continue
+		}
+		msg := ""
+		if want == shoalv1.NodeState_NODE_STATE_DOWN {
+			msg = "heartbeat failure"
 		}
 		next := proto.Clone(n).(*shoalv1.Node)
 		if next.Status == nil {

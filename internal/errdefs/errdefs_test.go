@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -78,8 +79,13 @@ func TestToGRPC(t *testing.T) {
 				t.Errorf("ToGRPC(%q) code = %v; want %v", err, s.Code(), c.code)
 			}
 			// The code carries the category; the message keeps the context
-			// and drops the category's own suffix.
-			if want := `service "web"`; s.Message() != want {
+			// and drops the category's own suffix, except "not found",
+			// which is the message's point.
+			want := `service "web"`
+			if c.cat == ErrNotFound {
+				want = `service "web": not found`
+			}
+			if s.Message() != want {
 				t.Errorf("ToGRPC(%q) message = %q; want %q", err, s.Message(), want)
 			}
 		})
@@ -225,16 +231,20 @@ func TestRoundTripCategory(t *testing.T) {
 	}
 }
 
-// TestRoundTripMessage checks that what a client prints is what the server
-// said: fmt.Errorf("service %q: %w", name, ErrNotFound) must still say "not
-// found" on the client.
+// TestRoundTripMessage checks that what a client prints still says what
+// was wrong: fmt.Errorf("service %q: %w", name, ErrNotFound) must still say
+// "not found" on the client, and the server's context survives for every
+// category.
 func TestRoundTripMessage(t *testing.T) {
-	t.Skip(`BUG: ToGRPC strips the category suffix from the message ("service \"web\": not found" -> "service \"web\"") and FromGRPC never puts it back: remoteError.Error() returns only the trimmed text, so a CLI printing err shows "service \"web\"" with nothing saying it was not found (containerd's errgrpc re-appends the category in FromGRPC)`)
+	orig := fmt.Errorf("service %q: %w", "web", ErrNotFound)
+	if back := FromGRPC(ToGRPC(orig)); back.Error() != orig.Error() {
+		t.Errorf("FromGRPC(ToGRPC(%q)).Error() = %q; want %q", orig, back.Error(), orig.Error())
+	}
 	for _, c := range categories {
-		orig := fmt.Errorf("service %q: %w", "web", c.cat)
-		back := FromGRPC(ToGRPC(orig))
-		if back.Error() != orig.Error() {
-			t.Errorf("FromGRPC(ToGRPC(%q)).Error() = %q; want %q", orig, back.Error(), orig.Error())
+		orig := fmt.Errorf("node %s was changed by someone else; read it again and retry: %w", "n1", c.cat)
+		back := FromGRPC(ToGRPC(orig)).Error()
+		if !strings.HasPrefix(back, "node n1 was changed by someone else; read it again and retry") {
+			t.Errorf("FromGRPC(ToGRPC(%q)).Error() = %q; lost the server's message", orig, back)
 		}
 	}
 }
@@ -261,5 +271,21 @@ func TestForwardedError(t *testing.T) {
 	s := status.Convert(ToGRPC(atFollower))
 	if s.Message() != status.Convert(leader).Message() {
 		t.Errorf("forwarded message = %q; want %q", s.Message(), status.Convert(leader).Message())
+	}
+}
+
+// TestRemoteErrorKeepsStatus covers a server that returns a client error
+// as is, without ToGRPC: grpc-go reads the status from GRPCStatus.
+func TestRemoteErrorKeepsStatus(t *testing.T) {
+	for _, c := range categories {
+		err := FromGRPC(status.Error(c.code, "node n1 is down"))
+		s, ok := status.FromError(err)
+		if !ok {
+			t.Errorf("status.FromError(FromGRPC(%v)) is not ok", c.code)
+			continue
+		}
+		if s.Code() != c.code || s.Message() != "node n1 is down" {
+			t.Errorf("status of FromGRPC(%v) = %v %q; want %v %q", c.code, s.Code(), s.Message(), c.code, "node n1 is down")
+		}
 	}
 }

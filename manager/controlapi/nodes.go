@@ -115,6 +115,9 @@ func (s *Server) UpdateNode(ctx context.Context, req *shoalv1.UpdateNodeRequest)
 	if err := ValidateNodeSpec(req.GetSpec()); err != nil {
 		return nil, err
 	}
+	if req.GetVersion() == 0 {
+		return nil, fmt.Errorf("node.version: is required: read the node (inspect) and send the version you read: %w", errdefs.ErrInvalid)
+	}
 	cur, err := s.findNode(req.GetNodeId())
 	if err != nil {
 		return nil, err

@@ -85,6 +85,9 @@ func redact(c *shoalv1.Cluster) *shoalv1.Cluster {
 
 // UpdateCluster changes cluster settings and rotates join tokens.
 func (s *Server) UpdateCluster(ctx context.Context, req *shoalv1.UpdateClusterRequest) (*shoalv1.UpdateClusterResponse, error) {
+	if req.GetVersion() == 0 {
+		return nil, fmt.Errorf("cluster.version: is required: read the cluster and send the version you read: %w", errdefs.ErrInvalid)
+	}
 	cur, err := s.cluster()
 	if err != nil {
 		return nil, err
@@ -129,9 +132,6 @@ func (s *Server) CreateService(ctx context.Context, req *shoalv1.CreateServiceRe
 	if err := ValidateServiceSpec(spec); err != nil {
 		return nil, err
 	}
-	if err := s.checkPorts(spec, ""); err != nil {
-		return nil, err
-	}
 	now := timestamppb.New(s.Now())
 	svc := &shoalv1.Service{Id: store.NewID(), Meta: &shoalv1.Meta{CreatedAt: now, UpdatedAt: now}, Spec: spec}
 	idx, err := s.propose(ctx, create(svc))
@@ -170,27 +170,6 @@ func applyServiceDefaults(spec *shoalv1.ServiceSpec) {
 			p.PublishMode = shoalv1.PublishMode_PUBLISH_MODE_INGRESS
 		}
 	}
-}
-
-// checkPorts refuses an ingress port another service already publishes.
-func (s *Server) checkPorts(spec *shoalv1.ServiceSpec, self string) error {
-	var f fieldErrors
-	s.Store.View(func(r store.ReadTx) {
-		for _, other := range store.List[*shoalv1.Service](r, store.TableService) {
-			if other.GetId() == self {
-				continue
-			}
-			for _, op := range other.GetSpec().GetEndpoint().GetPorts() {
-				for i, p := range spec.GetEndpoint().GetPorts() {
-					if p.GetPublishedPort() != 0 && portKey(p) == portKey(op) &&
-						(p.GetPublishMode() == shoalv1.PublishMode_PUBLISH_MODE_INGRESS || op.GetPublishMode() == shoalv1.PublishMode_PUBLISH_MODE_INGRESS) {
-						f.add(fmt.Sprintf("service.publish[%d]", i), "port %s is already published by service %q; choose another published port", portKey(p), other.GetSpec().GetName())
-					}
-				}
-			}
-		}
-	})
-	return f.err()
 }
 
 func (s *Server) findService(ref string) (*shoalv1.Service, error) {
@@ -239,9 +218,6 @@ func (s *Server) UpdateService(ctx context.Context, req *shoalv1.UpdateServiceRe
 	}
 	if _, wasGlobal := cur.GetSpec().GetMode().(*shoalv1.ServiceSpec_Global); wasGlobal != (spec.GetGlobal() != nil) {
 		return nil, fmt.Errorf("service.mode: a service cannot change between replicated and global; create a new service: %w", errdefs.ErrInvalid)
-	}
-	if err := s.checkPorts(spec, cur.GetId()); err != nil {
-		return nil, err
 	}
 	next := clone(cur)
 	next.PreviousSpec = cur.GetSpec()

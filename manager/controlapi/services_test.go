@@ -174,7 +174,6 @@ func TestCreateServicePortConflicts(t *testing.T) {
 // concurrent API calls can: both check the published ports against the
 // store before either write is committed.
 func TestCreateServicePortConflictRace(t *testing.T) {
-	t.Skip("BUG: CreateService/UpdateService check published-port conflicts (checkPorts) against a store view and then propose; nothing re-checks at apply time (store.Apply only enforces IDs, names and versions), so two concurrent creates publishing the same ingress port both succeed")
 	s, r := newTestServer(t)
 	ctx := context.Background()
 	var second error

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
@@ -76,7 +77,11 @@ func ParseConstraint(c string) (key, op, value string, err error) {
 	}
 	known := false
 	for _, ck := range constraintKeys {
-		if key == ck || (strings.HasSuffix(ck, ".") && strings.HasPrefix(key, ck) && len(key) > len(ck)) {
+		if strings.HasSuffix(ck, ".") {
+			if strings.HasPrefix(key, ck) && len(key) > len(ck) {
+				known = true
+			}
+		} else if key == ck {
 			known = true
 		}
 	}
@@ -226,7 +231,7 @@ func validateEndpoint(f *fieldErrors, e *shoalv1.EndpointSpec) {
 			f.add(field, "mode must be ingress or host")
 		}
 		if p.GetPublishedPort() != 0 {
-			key := portKey(p)
+			key := store.PortString(p)
 			if j, dup := seen[key]; dup {
 				f.add(field, "published port %s is also given by service.publish[%d]", key, j)
 			}
@@ -240,14 +245,6 @@ func validateEndpoint(f *fieldErrors, e *shoalv1.EndpointSpec) {
 			}
 		}
 	}
-}
-
-func portKey(p *shoalv1.PortConfig) string {
-	proto := "tcp"
-	if p.GetProtocol() == shoalv1.PortProtocol_PORT_PROTOCOL_UDP {
-		proto = "udp"
-	}
-	return fmt.Sprintf("%d/%s", p.GetPublishedPort(), proto)
 }
 
 // ValidateNodeSpec checks a node spec.

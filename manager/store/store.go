@@ -242,6 +242,11 @@ func applyAction(tx *memdb.Txn, a *shoalv1.StoreAction, idx uint64) (*shoalv1.St
 			return nil, fmt.Errorf("%s name %q is already in use by %s: %w", kindName(table), name, other.(Object).GetId(), errdefs.ErrAlreadyExists)
 		}
 	}
+	if svc, ok := obj.(*shoalv1.Service); ok {
+		if err := checkPublishedPorts(tx, svc); err != nil {
+			return nil, err
+		}
+	}
 	next := proto.Clone(obj).(Object)
 	meta := next.GetMeta()
 	if meta == nil {
@@ -434,4 +439,47 @@ func (s *Store) Restore(snap *shoalv1.StoreSnapshot, idx uint64) error {
 	s.mu.Unlock()
 	s.watch.reset()
 	return nil
+}
+
+// checkPublishedPorts refuses a service that publishes a port another
+// service already publishes, when either uses the ingress mode. It runs at
+// apply time so concurrent writers cannot both win.
+func checkPublishedPorts(tx *memdb.Txn, svc *shoalv1.Service) error {
+	ports := svc.GetSpec().GetEndpoint().GetPorts()
+	if len(ports) == 0 {
+		return nil
+	}
+	it, err := tx.Get(TableService, "id")
+	if err != nil {
+		return err
+	}
+	var problems []string
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		other := raw.(*shoalv1.Service)
+		if other.GetId() == svc.GetId() {
+			continue
+		}
+		for _, op := range other.GetSpec().GetEndpoint().GetPorts() {
+			for i, p := range ports {
+				if p.GetPublishedPort() != 0 && p.GetPublishedPort() == op.GetPublishedPort() && p.GetProtocol() == op.GetProtocol() &&
+					(p.GetPublishMode() == shoalv1.PublishMode_PUBLISH_MODE_INGRESS || op.GetPublishMode() == shoalv1.PublishMode_PUBLISH_MODE_INGRESS) {
+					problems = append(problems, fmt.Sprintf("service.publish[%d]: port %s is already published by service %q; choose another published port",
+						i, PortString(p), other.GetSpec().GetName()))
+				}
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%s: %w", strings.Join(problems, "; "), errdefs.ErrInvalid)
+	}
+	return nil
+}
+
+// PortString renders a published port as 8080/tcp.
+func PortString(p *shoalv1.PortConfig) string {
+	proto := "tcp"
+	if p.GetProtocol() == shoalv1.PortProtocol_PORT_PROTOCOL_UDP {
+		proto = "udp"
+	}
+	return fmt.Sprintf("%d/%s", p.GetPublishedPort(), proto)
 }

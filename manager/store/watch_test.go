@@ -156,18 +156,19 @@ func TestWatchSlowWatcherIsDropped(t *testing.T) {
 		t.Fatalf("fast watcher got %d events (closed %v); want %d and still open", len(got), closed(fast), watchBuffer)
 	}
 
-	// One more event: the slow watcher, which read nothing, overflows and
-	// is dropped; the fast one, which kept up, is not.
-	mustApply(t, s, 2, create(task("last", "s", "")))
-	got := 0
-	for range slow { // ends only if the channel is closed
-		got++
+	// Three more events in one batch: the slow watcher, which read
+	// nothing, overflows on the first and is dropped (and the rest of the
+	// batch must not be sent to its closed channel); the fast one, which
+	// kept up, is not.
+	mustApply(t, s, 2, create(task("last", "s", "")), create(task("last2", "s", "")), create(task("last3", "s", "")))
+	if n := len(drain(slow)); n != watchBuffer {
+		t.Errorf("dropped watcher got %d events; want %d", n, watchBuffer)
 	}
-	if got != watchBuffer {
-		t.Errorf("dropped watcher got %d events before its channel closed; want %d", got, watchBuffer)
+	if !closed(slow) {
+		t.Fatal("a watcher that fell behind was not dropped")
 	}
 	cancelSlow() // after being dropped: harmless
-	checkEvents(t, drain(fast), []wantEvent{{kCreate, "last", 2, 2}})
+	checkEvents(t, drain(fast), []wantEvent{{kCreate, "last", 2, 2}, {kCreate, "last2", 2, 2}, {kCreate, "last3", 2, 2}})
 
 	mustApply(t, s, 3, del(task("last", "", ""), 0))
 	checkEvents(t, drain(fast), []wantEvent{{kDelete, "last", 3, 2}})

@@ -33,6 +33,9 @@ func parseBytes(s string) (int64, error) {
 	if err != nil || v < 0 || math.IsInf(v, 0) || math.IsNaN(v) {
 		return 0, fmt.Errorf("%q is not a size (e.g. 512m, 1g)", s)
 	}
+	if v*mult >= math.MaxInt64 {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
 	return int64(v * mult), nil
 }
 
@@ -41,6 +44,9 @@ func parseCPUs(s string) (int64, error) {
 	v, err := strconv.ParseFloat(s, 64)
 	if err != nil || v < 0 || math.IsInf(v, 0) || math.IsNaN(v) {
 		return 0, fmt.Errorf("%q is not a CPU count (e.g. 0.5 or 2)", s)
+	}
+	if v*1e9 >= math.MaxInt64 {
+		return 0, fmt.Errorf("%q is too many CPUs", s)
 	}
 	return int64(math.Round(v * 1e9)), nil
 }
@@ -159,9 +165,22 @@ func applyKV(m map[string]string, add, rm []string, flag string) (map[string]str
 	return out, nil
 }
 
-// updateEnv adds KEY=VALUE entries (replacing the same key) and removes
-// keys.
+// updateEnv adds KEY=VALUE entries (replacing the same key; the last of
+// several adds of one key wins) and removes keys.
 func updateEnv(env, add, rm []string) []string {
+	last := map[string]int{}
+	for i, kv := range add {
+		k, _, _ := strings.Cut(kv, "=")
+		last[k] = i
+	}
+	var adds []string
+	for i, kv := range add {
+		k, _, _ := strings.Cut(kv, "=")
+		if last[k] == i {
+			adds = append(adds, kv)
+		}
+	}
+	add = adds
 	drop := map[string]bool{}
 	for _, k := range rm {
 		drop[k] = true
