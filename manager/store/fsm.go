@@ -51,11 +51,21 @@ func (f *FSM) Apply(l *raft.Log) any {
 	case EntryBatch:
 		var b shoalv1.StoreBatch
 		if err := proto.Unmarshal(l.Data[1:], &b); err != nil {
+			f.Store.advance(l.Index)
 			return fmt.Errorf("decode log entry %d: %w", l.Index, err)
 		}
-		return f.Store.Apply(&b, l.Index)
+		err := f.Store.Apply(&b, l.Index)
+		if err != nil {
+			f.Store.advance(l.Index)
+		}
+		return err
 	default:
-		f.Log.Warn("skipping raft log entry of unknown type; is this binary older than the leader?",
+		f.Store.advance(l.Index)
+		log := f.Log
+		if log == nil {
+			log = zap.NewNop()
+		}
+		log.Warn("skipping raft log entry of unknown type; is this binary older than the leader?",
 			zap.Uint64("index", l.Index), zap.Uint8("type", l.Data[0]))
 		return nil
 	}

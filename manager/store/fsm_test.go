@@ -165,8 +165,8 @@ func TestFSMApplyCorruptEntry(t *testing.T) {
 	if err, ok := res.(error); !ok || err == nil {
 		t.Fatalf("Apply(corrupt) = %#v; want an error", res)
 	}
-	if f.Store.Index() != 0 || len(dump(f.Store).GetServices()) != 0 {
-		t.Error("corrupt entry changed the store")
+	if f.Store.Index() != 3 || len(dump(f.Store).GetServices()) != 0 {
+		t.Errorf("corrupt entry: index %d, %d services; want index 3 (applied as a no-op) and no services", f.Store.Index(), len(dump(f.Store).GetServices()))
 	}
 }
 

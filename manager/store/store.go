@@ -285,6 +285,16 @@ func setMeta(o Object, m *shoalv1.Meta) {
 	}
 }
 
+// advance records that the entry at idx was applied even though it wrote
+// nothing (a refused batch, a skipped entry type).
+func (s *Store) advance(idx uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if idx > s.index {
+		s.index = idx
+	}
+}
+
 // Index is the Raft index of the last applied entry.
 func (s *Store) Index() uint64 {
 	s.mu.Lock()
@@ -461,7 +471,7 @@ func checkPublishedPorts(tx *memdb.Txn, svc *shoalv1.Service) error {
 		}
 		for _, op := range other.GetSpec().GetEndpoint().GetPorts() {
 			for i, p := range ports {
-				if p.GetPublishedPort() != 0 && p.GetPublishedPort() == op.GetPublishedPort() && p.GetProtocol() == op.GetProtocol() &&
+				if p.GetPublishedPort() != 0 && PortString(p) == PortString(op) &&
 					(p.GetPublishMode() == shoalv1.PublishMode_PUBLISH_MODE_INGRESS || op.GetPublishMode() == shoalv1.PublishMode_PUBLISH_MODE_INGRESS) {
 					problems = append(problems, fmt.Sprintf("service.publish[%d]: port %s is already published by service %q; choose another published port",
 						i, PortString(p), other.GetSpec().GetName()))

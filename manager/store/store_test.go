@@ -135,11 +135,7 @@ func TestEveryTable(t *testing.T) {
 			}
 			mustApply(t, s, 3, create(a), create(b))
 			var got []Object
-			s.View(func(r ReadTx) {
-				for _, o := range List[Object](r, tc.table) {
-					got = append(got, o)
-				}
-			})
+			s.View(func(r ReadTx) { got = List[Object](r, tc.table) })
 			if len(got) != 2 || got[0].GetId() != "a" || got[1].GetId() != "b" {
 				t.Fatalf("List = %v; want a, b", got)
 			}
@@ -690,4 +686,79 @@ func TestErrorsAreCategorized(t *testing.T) {
 			t.Errorf("Apply error %q has no category", err)
 		}
 	}
+}
+
+func svcPorts(id, name string, ports ...*shoalv1.PortConfig) *shoalv1.Service {
+	s := svc(id, name)
+	s.Spec.Endpoint = &shoalv1.EndpointSpec{Ports: ports}
+	return s
+}
+
+func port(published uint32, proto shoalv1.PortProtocol, mode shoalv1.PublishMode) *shoalv1.PortConfig {
+	return &shoalv1.PortConfig{TargetPort: 80, PublishedPort: published, Protocol: proto, PublishMode: mode}
+}
+
+func TestPublishedPorts(t *testing.T) {
+	const (
+		tcp     = shoalv1.PortProtocol_PORT_PROTOCOL_TCP
+		udp     = shoalv1.PortProtocol_PORT_PROTOCOL_UDP
+		ingress = shoalv1.PublishMode_PUBLISH_MODE_INGRESS
+		host    = shoalv1.PublishMode_PUBLISH_MODE_HOST
+	)
+	for _, tc := range []struct {
+		name    string
+		first   *shoalv1.PortConfig
+		second  *shoalv1.PortConfig
+		refused bool
+	}{
+		{"same ingress port", port(8080, tcp, ingress), port(8080, tcp, ingress), true},
+		{"ingress against host", port(8080, tcp, ingress), port(8080, tcp, host), true},
+		{"host against ingress", port(8080, tcp, host), port(8080, tcp, ingress), true},
+		{"host against host", port(8080, tcp, host), port(8080, tcp, host), false},
+		{"other protocol", port(8080, tcp, ingress), port(8080, udp, ingress), false},
+		{"other port", port(8080, tcp, ingress), port(8081, tcp, ingress), false},
+		{"unpublished", port(0, tcp, ingress), port(0, tcp, ingress), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := New()
+			mustApply(t, s, 1, create(svcPorts("s1", "web", tc.first)))
+			before := dump(s)
+			err := s.Apply(batch(create(svcPorts("s2", "api", port(9999, tcp, ingress), tc.second))), 2)
+			if !tc.refused {
+				if err != nil {
+					t.Fatalf("Apply = %v; want accepted", err)
+				}
+				return
+			}
+			wantErr(t, err, errdefs.ErrInvalid, fmt.Sprintf(`service.publish[1]: port %d/tcp is already published by service "web"`, tc.second.GetPublishedPort()))
+			if !proto.Equal(dump(s), before) {
+				t.Error("refused service changed the store")
+			}
+		})
+	}
+
+	t.Run("lifecycle", func(t *testing.T) {
+		s := New()
+		mustApply(t, s, 1, create(svcPorts("s1", "web", port(8080, tcp, ingress))))
+		// Updating the owner with its own port is fine.
+		mustApply(t, s, 2, update(withLabel(svcPorts("s1", "web", port(8080, tcp, ingress)), "v", "2"), 1))
+		// Two new services claiming the same port in one batch: the second
+		// is refused and so is the whole batch.
+		err := s.Apply(batch(
+			create(svcPorts("s2", "a", port(7000, udp, ingress))),
+			create(svcPorts("s3", "b", port(7000, udp, ingress))),
+		), 3)
+		wantErr(t, err, errdefs.ErrInvalid, `7000/udp is already published by service "a"`)
+		if getSvc(s, "s2") != nil {
+			t.Error("half of a refused batch was applied")
+		}
+		// Moving web off 8080 and giving 8080 to api in one batch works.
+		mustApply(t, s, 4,
+			update(svcPorts("s1", "web", port(9090, tcp, ingress)), 2),
+			create(svcPorts("s2", "api", port(8080, tcp, ingress))),
+		)
+		// Deleting a service frees its port.
+		mustApply(t, s, 5, del(svc("s1", ""), 0))
+		mustApply(t, s, 6, create(svcPorts("s3", "other", port(9090, tcp, ingress))))
+	})
 }

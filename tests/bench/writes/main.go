@@ -38,6 +38,7 @@ type config struct {
 	CallTimeout time.Duration `json:"call_timeout_ns"`
 	LogLevel    string        `json:"log_level"`
 	Target      float64       `json:"target_per_s"`
+	Publish     bool          `json:"publish"`
 	JSON        bool          `json:"-"`
 	Verbose     bool          `json:"-"`
 }
@@ -91,6 +92,7 @@ func main() {
 	flag.DurationVar(&cfg.CallTimeout, "call-timeout", 5*time.Second, "timeout of each CreateService")
 	flag.StringVar(&cfg.LogLevel, "log-level", "info", "daemon log level (the harness default is debug; info is the daemon's own default)")
 	flag.Float64Var(&cfg.Target, "target", 2000, "target creates per second")
+	flag.BoolVar(&cfg.Publish, "publish", false, "give every service its own published ingress port (1-65535, tcp then udp), so creates exercise the port-conflict check")
 	flag.BoolVar(&cfg.JSON, "json", false, "print the result as JSON on stdout")
 	flag.BoolVar(&cfg.Verbose, "v", false, "log harness messages to stderr")
 	flag.Parse()
@@ -170,7 +172,7 @@ func run(tb *benchkit.TB, cfg config) result {
 	defer cancel()
 
 	samples := make([][]sample, cfg.Clients)
-	var warm atomic.Int64
+	var warm, ports atomic.Int64
 	var wg sync.WaitGroup
 	for i := 0; i < cfg.Clients; i++ {
 		mi := i % len(c.Managers)
@@ -185,7 +187,11 @@ func run(tb *benchkit.TB, cfg config) result {
 					return
 				}
 				cctx, ccancel := context.WithTimeout(ctx, cfg.CallTimeout)
-				_, err := cl.CreateService(cctx, &shoalv1.CreateServiceRequest{Spec: benchkit.ServiceSpec(fmt.Sprintf("w%d-%d", i, seq))})
+				spec := benchkit.ServiceSpec(fmt.Sprintf("w%d-%d", i, seq))
+				if cfg.Publish {
+					spec.Endpoint = publish(ports.Add(1))
+				}
+				_, err := cl.CreateService(cctx, &shoalv1.CreateServiceRequest{Spec: spec})
 				ccancel()
 				end := time.Now()
 				if end.Before(from) {
@@ -255,6 +261,18 @@ func run(tb *benchkit.TB, cfg config) result {
 	return res
 }
 
+// publish gives the n-th service (from 1) a port no other service has
+// until n passes 2*65535, after which creates fail with conflicts.
+func publish(n int64) *shoalv1.EndpointSpec {
+	proto := shoalv1.PortProtocol_PORT_PROTOCOL_TCP
+	if (n-1)/65535%2 == 1 {
+		proto = shoalv1.PortProtocol_PORT_PROTOCOL_UDP
+	}
+	return &shoalv1.EndpointSpec{Ports: []*shoalv1.PortConfig{{
+		Protocol: proto, TargetPort: 80, PublishedPort: uint32((n-1)%65535 + 1), PublishMode: shoalv1.PublishMode_PUBLISH_MODE_INGRESS,
+	}}}
+}
+
 func cpuTimes(ns []*harness.Node) []time.Duration {
 	out := make([]time.Duration, len(ns))
 	for i, n := range ns {
@@ -267,7 +285,7 @@ func printSummary(r result) {
 	fmt.Printf("writes: %d managers on loopback, %d clients over %d gRPC conns per manager, CreateService for %s after %s warm-up\n",
 		r.Config.Managers, r.Config.Clients, r.Config.Conns, r.Config.Duration, r.Config.Warmup)
 	fmt.Printf("machine: %s\n", r.Machine)
-	fmt.Printf("daemon log level %s, per-call timeout %s\n\n", r.Config.LogLevel, r.Config.CallTimeout)
+	fmt.Printf("daemon log level %s, per-call timeout %s, published ports: %v\n\n", r.Config.LogLevel, r.Config.CallTimeout, r.Config.Publish)
 	fmt.Printf("creates: %d in %.0f s = %.0f/s   (target %.0f/s: %s, ratio %.2f)\n",
 		r.Creates, r.Window, r.PerSec, r.Config.Target, verdict(r.PerSec >= r.Config.Target), r.VsTarget)
 	fmt.Printf("latency: p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms, mean %.1f ms\n",

@@ -250,7 +250,10 @@ type Machine struct {
 	MemTotal  string `json:"mem_total"`
 	Kernel    string `json:"kernel"`
 	GoVersion string `json:"go_version"`
-	Commit    string `json:"commit,omitempty"`
+	Commit    string `json:"commit,omitempty"` // HEAD of the tree the benchmark ran from
+	// Binary is the daemon binary: SHOAL_BIN, or the working tree's
+	// cmd/shoal built at start (uncommitted changes included).
+	Binary string `json:"binary"`
 }
 
 // DescribeMachine reads /proc for the machine's CPUs and memory.
@@ -278,6 +281,10 @@ func DescribeMachine() Machine {
 	if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
 		m.Commit = strings.TrimSpace(string(out))
 	}
+	m.Binary = "working tree"
+	if p := os.Getenv("SHOAL_BIN"); p != "" {
+		m.Binary = p
+	}
 	return m
 }
 
@@ -285,9 +292,9 @@ func DescribeMachine() Machine {
 func (m Machine) String() string {
 	s := fmt.Sprintf("%s, %d CPUs (%s), %s RAM, Linux %s, %s", m.Date, m.CPUs, m.CPUModel, m.MemTotal, m.Kernel, m.GoVersion)
 	if m.Commit != "" {
-		s += ", commit " + m.Commit
+		s += ", HEAD " + m.Commit
 	}
-	return s
+	return s + ", daemon binary: " + m.Binary
 }
 
 // PrintJSON writes v indented to stdout.
