@@ -35,6 +35,7 @@ lint: tools
 	bin/staticcheck ./...
 	bin/buf lint
 	bin/buf format --diff --exit-code
+	@if git rev-parse --verify -q main >/dev/null; then bin/buf breaking --against '.git#branch=main'; fi
 	@tmp=$$(mktemp -d /tmp/shoal-gen.XXXX) && cp -r proto $$tmp/ && PATH="$(CURDIR)/bin:$$PATH" bin/buf generate && \
 		if ! diff -r $$tmp/proto proto >/dev/null; then rm -rf proto && cp -r $$tmp/proto proto && rm -rf $$tmp; \
 			echo "generated code is out of date: run make proto and commit"; exit 1; fi; rm -rf $$tmp

@@ -86,6 +86,26 @@ func (nameIndexer) FromArgs(args ...any) ([]byte, error) {
 	return []byte(args[0].(string) + "\x00"), nil
 }
 
+// portIndexer indexes services by each published port ("8080/tcp").
+type portIndexer struct{}
+
+func (portIndexer) FromObject(obj any) (bool, [][]byte, error) {
+	var vals [][]byte
+	for _, p := range obj.(*shoalv1.Service).GetSpec().GetEndpoint().GetPorts() {
+		if p.GetPublishedPort() != 0 {
+			vals = append(vals, []byte(PortString(p)+"\x00"))
+		}
+	}
+	return len(vals) > 0, vals, nil
+}
+
+func (portIndexer) FromArgs(args ...any) ([]byte, error) {
+	if len(args) != 1 {
+		return nil, fmt.Errorf("port index takes one argument")
+	}
+	return []byte(args[0].(string) + "\x00"), nil
+}
+
 func nameOf(o Object) string {
 	switch v := o.(type) {
 	case *shoalv1.Service:
@@ -118,6 +138,7 @@ func schema() *memdb.DBSchema {
 			},
 		}
 	}
+	s.Tables[TableService].Indexes["port"] = &memdb.IndexSchema{Name: "port", AllowMissing: true, Indexer: portIndexer{}}
 	s.Tables[TableTask].Indexes["service"] = &memdb.IndexSchema{Name: "service", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "ServiceId"}}
 	s.Tables[TableTask].Indexes["node"] = &memdb.IndexSchema{Name: "node", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "NodeId"}}
 	return s
@@ -455,26 +476,26 @@ func (s *Store) Restore(snap *shoalv1.StoreSnapshot, idx uint64) error {
 // service already publishes, when either uses the ingress mode. It runs at
 // apply time so concurrent writers cannot both win.
 func checkPublishedPorts(tx *memdb.Txn, svc *shoalv1.Service) error {
-	ports := svc.GetSpec().GetEndpoint().GetPorts()
-	if len(ports) == 0 {
-		return nil
-	}
-	it, err := tx.Get(TableService, "id")
-	if err != nil {
-		return err
-	}
 	var problems []string
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		other := raw.(*shoalv1.Service)
-		if other.GetId() == svc.GetId() {
+	for i, p := range svc.GetSpec().GetEndpoint().GetPorts() {
+		if p.GetPublishedPort() == 0 {
 			continue
 		}
-		for _, op := range other.GetSpec().GetEndpoint().GetPorts() {
-			for i, p := range ports {
-				if p.GetPublishedPort() != 0 && PortString(p) == PortString(op) &&
+		it, err := tx.Get(TableService, "port", PortString(p))
+		if err != nil {
+			return err
+		}
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			other := raw.(*shoalv1.Service)
+			if other.GetId() == svc.GetId() {
+				continue
+			}
+			for _, op := range other.GetSpec().GetEndpoint().GetPorts() {
+				if PortString(op) == PortString(p) &&
 					(p.GetPublishMode() == shoalv1.PublishMode_PUBLISH_MODE_INGRESS || op.GetPublishMode() == shoalv1.PublishMode_PUBLISH_MODE_INGRESS) {
 					problems = append(problems, fmt.Sprintf("service.publish[%d]: port %s is already published by service %q; choose another published port",
 						i, PortString(p), other.GetSpec().GetName()))
+					break
 				}
 			}
 		}

@@ -6,9 +6,11 @@
 // It reports creates per second, latency percentiles (overall and by the
 // manager a client talks to), errors by gRPC code, and the CPU each
 // daemon and the benchmark itself used in the measured window, since all
-// of them share this machine's cores.
+// of them share this machine's cores. With -publish every service also
+// publishes its own ingress port, which makes each create run the
+// published-port conflict check.
 //
-//	go run ./tests/bench/writes [-managers 3] [-clients 64] [-duration 10s] [-json]
+//	go run ./tests/bench/writes [-managers 3] [-clients 64] [-duration 10s] [-publish] [-json]
 package main
 
 import (
