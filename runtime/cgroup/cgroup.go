@@ -1,0 +1,142 @@
+// Package cgroup puts a container's processes in a control group with its
+// resource limits, on cgroup v1 and v2 alike through containerd/cgroups
+// (the version is chosen by cgroups.Mode()), and tells whether the kernel
+// OOM-killed anything in it.
+package cgroup
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+
+	"github.com/containerd/cgroups/v3"
+	"github.com/containerd/cgroups/v3/cgroup1"
+	"github.com/containerd/cgroups/v3/cgroup2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Resources are the limits of one container; zero means unlimited.
+type Resources struct {
+	MemoryBytes int64
+	NanoCPUs    int64
+	PidsLimit   int64
+}
+
+// cpuPeriod is the CFS period used for CPU quotas (100 ms, as Docker).
+const cpuPeriod = 100000
+
+// Spec converts r to the OCI form both cgroup versions take.
+func (r Resources) Spec() *specs.LinuxResources {
+	out := &specs.LinuxResources{}
+	if r.MemoryBytes > 0 {
+		l := r.MemoryBytes
+		out.Memory = &specs.LinuxMemory{Limit: &l}
+	}
+	if r.NanoCPUs > 0 {
+		q := r.NanoCPUs * cpuPeriod / 1e9
+		p := uint64(cpuPeriod)
+		out.CPU = &specs.LinuxCPU{Quota: &q, Period: &p}
+	}
+	if r.PidsLimit > 0 {
+		l := r.PidsLimit
+		out.Pids = &specs.LinuxPids{Limit: &l}
+	}
+	return out
+}
+
+// Cgroup is one container's group.
+type Cgroup interface {
+	// Add moves pid into the group.
+	Add(pid int) error
+	// OOMKilled reports whether the kernel killed a process of the group
+	// for lack of memory.
+	OOMKilled() bool
+	// Delete removes the (empty) group.
+	Delete() error
+	// Path is the group's path below the hierarchy root.
+	Path() string
+}
+
+// V2 reports whether this host uses the unified hierarchy only.
+func V2() bool { return cgroups.Mode() == cgroups.Unified }
+
+// New creates the group parent/id with limits r.
+func New(parent, id string, r Resources) (Cgroup, error) {
+	p := path.Join("/", parent, id)
+	if V2() {
+		m, err := cgroup2.NewManager("/sys/fs/cgroup", p, cgroup2.ToResources(r.Spec()))
+		if err != nil {
+			return nil, fmt.Errorf("create cgroup %s: %w", p, err)
+		}
+		return &v2{m: m, path: p}, nil
+	}
+	c, err := cgroup1.New(cgroup1.StaticPath(p), r.Spec())
+	if err != nil {
+		return nil, fmt.Errorf("create cgroup %s: %w", p, err)
+	}
+	return &v1{c: c, path: p}, nil
+}
+
+// Load opens an existing group.
+func Load(parent, id string) (Cgroup, error) {
+	p := path.Join("/", parent, id)
+	if V2() {
+		m, err := cgroup2.Load(p)
+		if err != nil {
+			return nil, err
+		}
+		return &v2{m: m, path: p}, nil
+	}
+	c, err := cgroup1.Load(cgroup1.StaticPath(p))
+	if err != nil {
+		return nil, err
+	}
+	return &v1{c: c, path: p}, nil
+}
+
+type v1 struct {
+	c    cgroup1.Cgroup
+	path string
+}
+
+func (g *v1) Add(pid int) error { return g.c.Add(cgroup1.Process{Pid: pid}) }
+func (g *v1) Path() string      { return g.path }
+
+func (g *v1) OOMKilled() bool {
+	st, err := g.c.Stat(cgroup1.IgnoreNotExist)
+	if err != nil || st == nil {
+		return false
+	}
+	return st.GetMemoryOomControl().GetOomKill() > 0
+}
+
+func (g *v1) Delete() error {
+	if err := g.c.Delete(); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+type v2 struct {
+	m    *cgroup2.Manager
+	path string
+}
+
+func (g *v2) Add(pid int) error { return g.m.AddProc(uint64(pid)) }
+func (g *v2) Path() string      { return g.path }
+
+func (g *v2) OOMKilled() bool {
+	st, err := g.m.Stat()
+	if err != nil || st == nil {
+		return false
+	}
+	return st.GetMemoryEvents().GetOomKill() > 0
+}
+
+func (g *v2) Delete() error {
+	if err := g.m.Delete(); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,741 @@
+package container
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/runtime/cgroup"
+	"github.com/shoal-run/shoal/runtime/logs"
+	"github.com/shoal-run/shoal/runtime/shim"
+)
+
+// Options configure a Runtime.
+type Options struct {
+	Root         string // container directories live here
+	CgroupParent string // e.g. "shoal"
+	// ShimBinary is executed as the shim and the init; it must handle the
+	// shim.ShimArg and shim.InitArg first arguments. Default: this
+	// executable.
+	ShimBinary string
+	Images     Images
+	Log        *zap.Logger
+}
+
+// Runtime runs containers.
+type Runtime struct {
+	opts Options
+	log  *zap.Logger
+
+	mu         sync.Mutex
+	containers map[string]*ctr
+}
+
+// ctr is a container and the means to follow it.
+type ctr struct {
+	mu    sync.Mutex
+	state State
+	dir   string
+	done  chan struct{} // closed when the container has exited (or never started)
+	cg    cgroup.Cgroup
+}
+
+func (c *ctr) snapshot() State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.state
+	return s
+}
+
+// Open loads the containers under opts.Root and re-adopts those whose shim
+// still runs; containers that ended while the daemon was away get their
+// exit status from the shim's record.
+func Open(opts Options) (*Runtime, error) {
+	if opts.CgroupParent == "" {
+		opts.CgroupParent = "shoal"
+	}
+	if opts.ShimBinary == "" {
+		opts.ShimBinary = "/proc/self/exe"
+	}
+	if opts.Log == nil {
+		opts.Log = zap.NewNop()
+	}
+	if err := os.MkdirAll(opts.Root, 0o711); err != nil {
+		return nil, err
+	}
+	r := &Runtime{opts: opts, log: opts.Log.Named("runtime"), containers: map[string]*ctr{}}
+	entries, err := os.ReadDir(opts.Root)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		dir := filepath.Join(opts.Root, e.Name())
+		data, err := os.ReadFile(filepath.Join(dir, "state.json"))
+		if err != nil {
+			r.log.Warn("skipping container directory without state; removing it", zap.String("dir", dir), zap.Error(err))
+			cleanupDir(dir)
+			continue
+		}
+		c := &ctr{dir: dir, done: make(chan struct{})}
+		if err := json.Unmarshal(data, &c.state); err != nil {
+			r.log.Warn("skipping container with corrupt state", zap.String("dir", dir), zap.Error(err))
+			continue
+		}
+		c.cg, _ = cgroup.Load(opts.CgroupParent, c.state.ID)
+		r.containers[c.state.ID] = c
+		r.adopt(c)
+	}
+	return r, nil
+}
+
+// adopt resumes following a container found on disk.
+func (r *Runtime) adopt(c *ctr) {
+	st := c.snapshot()
+	if st.Status != Running {
+		close(c.done)
+		return
+	}
+	if procStart(st.ShimPid) == st.ShimStart && st.ShimStart != 0 {
+		fd, err := unix.PidfdOpen(st.ShimPid, 0)
+		if err == nil {
+			r.log.Info("re-adopted running container", zap.String("container", st.ID), zap.Int("pid", st.Pid))
+			go func() {
+				waitPidfd(fd)
+				r.finish(c)
+			}()
+			return
+		}
+	}
+	// The shim is gone: the container ended while we were away.
+	r.finish(c)
+}
+
+func waitPidfd(fd int) {
+	defer unix.Close(fd)
+	for {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		if _, err := unix.Poll(fds, -1); err != nil && errors.Is(err, unix.EINTR) {
+			continue
+		}
+		return
+	}
+}
+
+// procStart returns the start time of pid (field 22 of /proc/PID/stat),
+// which tells a process from a later one that reused its PID.
+func procStart(pid int) uint64 {
+	if pid <= 0 {
+		return 0
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return 0
+	}
+	v, _ := strconv.ParseUint(f[19], 10, 64)
+	return v
+}
+
+func newID() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+var adjectives = []string{"agile", "bold", "brisk", "calm", "deft", "eager", "fleet", "keen", "lucid", "nimble", "quiet", "sharp", "steady", "swift", "vivid", "wise"}
+var fish = []string{"anchovy", "barracuda", "bream", "carp", "cod", "eel", "grouper", "haddock", "herring", "koi", "mackerel", "marlin", "perch", "pike", "sardine", "trout", "tuna", "wrasse"}
+
+func randomName() string {
+	b := make([]byte, 2)
+	_, _ = rand.Read(b)
+	return adjectives[int(b[0])%len(adjectives)] + "_" + fish[int(b[1])%len(fish)]
+}
+
+func (r *Runtime) freeNameLocked() string {
+	used := map[string]bool{}
+	for _, c := range r.containers {
+		used[c.state.Name] = true
+	}
+	for i := 0; ; i++ {
+		n := randomName()
+		if i > 20 {
+			n = fmt.Sprintf("%s_%d", n, i)
+		}
+		if !used[n] {
+			return n
+		}
+	}
+}
+
+// Get finds a container by ID, unique ID prefix or name.
+func (r *Runtime) Get(ref string) (State, error) {
+	c, err := r.find(ref)
+	if err != nil {
+		return State{}, err
+	}
+	return c.snapshot(), nil
+}
+
+func (r *Runtime) find(ref string) (*ctr, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ref == "" {
+		return nil, fmt.Errorf("a container ID or name is required: %w", errdefs.ErrInvalid)
+	}
+	if c, ok := r.containers[ref]; ok {
+		return c, nil
+	}
+	var match []*ctr
+	for id, c := range r.containers {
+		if c.state.Name == ref {
+			return c, nil
+		}
+		if strings.HasPrefix(id, ref) {
+			match = append(match, c)
+		}
+	}
+	switch len(match) {
+	case 1:
+		return match[0], nil
+	case 0:
+		return nil, fmt.Errorf("no such container: %s: %w", ref, errdefs.ErrNotFound)
+	}
+	return nil, fmt.Errorf("container prefix %q is ambiguous (%d matches); give more characters: %w", ref, len(match), errdefs.ErrInvalid)
+}
+
+// List returns every container, newest first.
+func (r *Runtime) List() []State {
+	r.mu.Lock()
+	cs := make([]*ctr, 0, len(r.containers))
+	for _, c := range r.containers {
+		cs = append(cs, c)
+	}
+	r.mu.Unlock()
+	out := make([]State, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, c.snapshot())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.After(out[j].CreatedAt) })
+	return out
+}
+
+func (c *ctr) save() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return shim.WriteJSON(filepath.Join(c.dir, "state.json"), &c.state)
+}
+
+// Create prepares a container: root filesystem, cgroup, configuration.
+func (r *Runtime) Create(ctx context.Context, spec Spec) (State, error) {
+	img, err := r.opts.Images.Resolve(spec.Image)
+	if err != nil {
+		return State{}, err
+	}
+	args := resolveArgs(spec, img.Config)
+	if len(args) == 0 {
+		return State{}, fmt.Errorf("no command given and image %s has no entrypoint or cmd: %w", spec.Image, errdefs.ErrInvalid)
+	}
+	stopSignal := spec.StopSignal
+	if stopSignal == "" {
+		stopSignal = img.Config.StopSignal
+	}
+	if stopSignal == "" {
+		stopSignal = "SIGTERM"
+	}
+	if _, err := ParseSignal(stopSignal); err != nil {
+		return State{}, err
+	}
+	if spec.Network != shim.NetworkDefault && spec.Network != shim.NetworkNone && spec.Network != shim.NetworkHost {
+		return State{}, fmt.Errorf("network %q: use none or host: %w", spec.Network, errdefs.ErrInvalid)
+	}
+	id := newID()
+	r.mu.Lock()
+	if spec.Name == "" {
+		spec.Name = r.freeNameLocked()
+	}
+	for _, c := range r.containers {
+		if c.state.Name == spec.Name {
+			r.mu.Unlock()
+			return State{}, fmt.Errorf("container name %q is already in use by %s; remove it or choose another name: %w", spec.Name, c.state.ID[:12], errdefs.ErrAlreadyExists)
+		}
+	}
+	dir := filepath.Join(r.opts.Root, id)
+	c := &ctr{dir: dir, done: make(chan struct{})}
+	c.state = State{ID: id, Name: spec.Name, Image: spec.Image, ImageID: img.ID, Args: args, Labels: spec.Labels,
+		Status: Created, CreatedAt: time.Now().UTC(), StopSignal: stopSignal, StopTimeout: spec.StopTimeout,
+		AutoRemove: spec.AutoRemove, LogPath: filepath.Join(dir, "container.log"), LogMaxFiles: spec.LogMaxFiles}
+	if c.state.StopTimeout == 0 {
+		c.state.StopTimeout = 10 * time.Second
+	}
+	r.containers[id] = c // reserves the name
+	r.mu.Unlock()
+
+	if err := r.prepare(c, spec, img, args); err != nil {
+		r.mu.Lock()
+		delete(r.containers, id)
+		r.mu.Unlock()
+		r.teardown(c)
+		return State{}, err
+	}
+	return c.snapshot(), nil
+}
+
+func resolveArgs(spec Spec, img ImageConfig) []string {
+	var ep, cmd []string
+	if spec.Entrypoint != nil {
+		ep, cmd = spec.Entrypoint, spec.Cmd
+	} else {
+		ep, cmd = img.Entrypoint, img.Cmd
+		if len(spec.Cmd) > 0 {
+			cmd = spec.Cmd
+		}
+	}
+	return append(append([]string{}, ep...), cmd...)
+}
+
+// mergeEnv lays over on top of base, key by key.
+func mergeEnv(base, over []string) []string {
+	idx := map[string]int{}
+	var out []string
+	for _, list := range [][]string{base, over} {
+		for _, kv := range list {
+			k, _, _ := strings.Cut(kv, "=")
+			if i, ok := idx[k]; ok {
+				out[i] = kv
+				continue
+			}
+			idx[k] = len(out)
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func (r *Runtime) prepare(c *ctr, spec Spec, img *Image, args []string) error {
+	st := &c.state
+	for _, d := range []string{"rootfs", "upper", "work"} {
+		if err := os.MkdirAll(filepath.Join(c.dir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	if err := mountOverlay(c.dir, img.LayerDirs); err != nil {
+		return err
+	}
+	hostname := spec.Hostname
+	if hostname == "" {
+		hostname = st.ID[:12]
+	}
+	files := map[string]string{
+		"hostname": hostname + "\n",
+		"hosts":    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + hostname + "\n",
+	}
+	if resolv, err := os.ReadFile("/etc/resolv.conf"); err == nil && spec.Network == shim.NetworkHost {
+		files["resolv.conf"] = string(resolv)
+	} else {
+		files["resolv.conf"] = ""
+	}
+	var mounts []shim.Mount
+	for name, content := range files {
+		p := filepath.Join(c.dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			return err
+		}
+		mounts = append(mounts, shim.Mount{Source: p, Target: "/etc/" + name})
+	}
+	mounts = append(mounts, spec.Mounts...)
+	cg, err := cgroup.New(r.opts.CgroupParent, st.ID, cgroup.Resources{MemoryBytes: spec.MemoryBytes, NanoCPUs: spec.NanoCPUs, PidsLimit: spec.PidsLimit})
+	if err != nil {
+		return err
+	}
+	c.cg = cg
+	st.Cgroup = cg.Path()
+	if err := r.opts.Images.Lease(st.ID, img.ID); err != nil {
+		return err
+	}
+	cwd := spec.WorkingDir
+	if cwd == "" {
+		cwd = img.Config.WorkingDir
+	}
+	user := spec.User
+	if user == "" {
+		user = img.Config.User
+	}
+	cfg := &shim.Config{
+		ID: st.ID, Rootfs: filepath.Join(c.dir, "rootfs"), Args: args, Env: mergeEnv(img.Config.Env, spec.Env),
+		Cwd: cwd, User: user, Hostname: hostname, ReadOnly: spec.ReadOnly, Init: spec.Init, Network: spec.Network,
+		Mounts: mounts, Caps: shim.DefaultCaps,
+		Log: shim.LogConfig{Path: st.LogPath, MaxSize: spec.LogMaxSize, MaxFiles: spec.LogMaxFiles},
+	}
+	if err := shim.WriteJSON(filepath.Join(c.dir, shim.ConfigFile), cfg); err != nil {
+		return err
+	}
+	return c.save()
+}
+
+func mountOverlay(dir string, layers []string) error {
+	if len(layers) == 0 {
+		return fmt.Errorf("the image has no layers: %w", errdefs.ErrInvalid)
+	}
+	lower := make([]string, len(layers))
+	for i, l := range layers {
+		lower[len(layers)-1-i] = l // overlayfs lists the top layer first
+	}
+	data := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(lower, ":"), filepath.Join(dir, "upper"), filepath.Join(dir, "work"))
+	if len(data) > os.Getpagesize()-1 {
+		return fmt.Errorf("overlay mount options are %d bytes, more than a page: too many layers (%d): %w", len(data), len(layers), errdefs.ErrInvalid)
+	}
+	if err := unix.Mount("overlay", filepath.Join(dir, "rootfs"), "overlay", 0, data); err != nil {
+		return fmt.Errorf("mount overlay root: %w", err)
+	}
+	return nil
+}
+
+// teardown removes everything a container left: mount, cgroup, lease,
+// directory.
+func (r *Runtime) teardown(c *ctr) {
+	rootfs := filepath.Join(c.dir, "rootfs")
+	if err := unix.Unmount(rootfs, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		r.log.Warn("unmount container root", zap.String("container", c.state.ID), zap.Error(err))
+	}
+	if c.cg != nil {
+		if err := c.cg.Delete(); err != nil {
+			r.log.Warn("delete cgroup", zap.String("container", c.state.ID), zap.Error(err))
+		}
+	}
+	if err := r.opts.Images.Release(c.state.ID); err != nil {
+		r.log.Debug("release image", zap.Error(err))
+	}
+	cleanupDir(c.dir)
+}
+
+func cleanupDir(dir string) {
+	_ = unix.Unmount(filepath.Join(dir, "rootfs"), unix.MNT_DETACH)
+	_ = os.RemoveAll(dir)
+}
+
+// Start starts a created container. hook, if not nil, runs with the
+// container's init PID after it is in its cgroup and before the workload
+// starts: the place to move network interfaces into its namespace.
+func (r *Runtime) Start(ctx context.Context, ref string, hook func(pid int) error) (State, error) {
+	c, err := r.find(ref)
+	if err != nil {
+		return State{}, err
+	}
+	st := c.snapshot()
+	if st.Status != Created {
+		return State{}, fmt.Errorf("container %s is %s; only a created container can be started: %w", st.ID[:12], st.Status, errdefs.ErrFailedPrecond)
+	}
+	goR, goW, err := os.Pipe()
+	if err != nil {
+		return State{}, err
+	}
+	repR, repW, err := os.Pipe()
+	if err != nil {
+		return State{}, err
+	}
+	shimLog, err := os.OpenFile(filepath.Join(c.dir, shim.ShimLog), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return State{}, err
+	}
+	cmd := exec.Command(r.opts.ShimBinary, shim.ShimArg, c.dir)
+	cmd.Args[0] = "shoal-shim"
+	cmd.Stdout, cmd.Stderr = shimLog, shimLog
+	cmd.ExtraFiles = []*os.File{goR, repW}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Dir = "/"
+	err = cmd.Start()
+	goR.Close()
+	repW.Close()
+	shimLog.Close()
+	if err != nil {
+		goW.Close()
+		repR.Close()
+		return State{}, fmt.Errorf("start shim: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	abort := func(err error) (State, error) {
+		goW.Close() // the shim sees end of file and kills the init
+		repR.Close()
+		<-exited
+		r.finish(c)
+		return c.snapshot(), err
+	}
+	rep := bufio.NewReader(repR)
+	line, err := readLine(ctx, rep)
+	if err != nil {
+		return abort(fmt.Errorf("container %s: shim: %w", st.ID[:12], err))
+	}
+	pidStr, ok := strings.CutPrefix(line, "pid ")
+	if !ok {
+		return abort(fmt.Errorf("container %s: %s", st.ID[:12], strings.TrimPrefix(line, "error ")))
+	}
+	pid, _ := strconv.Atoi(pidStr)
+	if err := c.cg.Add(pid); err != nil {
+		return abort(fmt.Errorf("add container to its cgroup: %w", err))
+	}
+	if hook != nil {
+		if err := hook(pid); err != nil {
+			return abort(fmt.Errorf("prepare container network: %w", err))
+		}
+	}
+	c.mu.Lock()
+	c.state.ShimPid, c.state.ShimStart = cmd.Process.Pid, procStart(cmd.Process.Pid)
+	c.state.Pid, c.state.PidStart = pid, procStart(pid)
+	c.state.Status = Running
+	c.state.StartedAt = time.Now().UTC()
+	c.mu.Unlock()
+	if err := c.save(); err != nil {
+		return abort(err)
+	}
+	if _, err := goW.Write([]byte("go\n")); err != nil {
+		return abort(err)
+	}
+	goW.Close()
+	line, err = readLine(ctx, rep)
+	repR.Close()
+	go func() {
+		<-exited
+		r.finish(c)
+	}()
+	if err != nil {
+		return c.snapshot(), fmt.Errorf("container %s: %w", st.ID[:12], err)
+	}
+	if msg, failed := strings.CutPrefix(line, "error "); failed {
+		<-c.done
+		return c.snapshot(), fmt.Errorf("container %s failed to start: %s: %w", st.ID[:12], msg, errdefs.ErrInvalid)
+	}
+	return c.snapshot(), nil
+}
+
+func readLine(ctx context.Context, r *bufio.Reader) (string, error) {
+	type res struct {
+		s   string
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		s, err := r.ReadString('\n')
+		ch <- res{strings.TrimSpace(s), err}
+	}()
+	select {
+	case x := <-ch:
+		if x.err != nil && x.s == "" {
+			return "", fmt.Errorf("no answer from the shim: %w", x.err)
+		}
+		return x.s, nil
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+// finish records how a container ended, once its shim is gone.
+func (r *Runtime) finish(c *ctr) {
+	c.mu.Lock()
+	select {
+	case <-c.done:
+		c.mu.Unlock()
+		return
+	default:
+	}
+	ex, err := shim.ReadExit(c.dir)
+	if err != nil {
+		c.state.ExitCode = 255
+		c.state.Error = "the container's shim ended without recording an exit status"
+	} else {
+		c.state.ExitCode, c.state.Signal, c.state.FinishedAt = ex.Code, ex.Signal, ex.ExitedAt
+		if ex.Error != "" {
+			c.state.Error = ex.Error
+		}
+	}
+	if c.state.FinishedAt.IsZero() {
+		c.state.FinishedAt = time.Now().UTC()
+	}
+	if c.cg != nil && c.cg.OOMKilled() {
+		c.state.OOMKilled = true
+	}
+	c.state.Status = Exited
+	c.state.Pid, c.state.ShimPid = 0, 0
+	auto := c.state.AutoRemove
+	c.mu.Unlock()
+	if err := c.save(); err != nil {
+		r.log.Warn("save container state", zap.Error(err))
+	}
+	// The processes are gone: release the root mount now so nothing
+	// holds the layers; the directory stays for logs until removal.
+	_ = unix.Unmount(filepath.Join(c.dir, "rootfs"), unix.MNT_DETACH)
+	close(c.done)
+	if auto {
+		_ = r.Delete(context.Background(), c.state.ID, false)
+	}
+}
+
+// Wait blocks until the container has exited.
+func (r *Runtime) Wait(ctx context.Context, ref string) (State, error) {
+	c, err := r.find(ref)
+	if err != nil {
+		return State{}, err
+	}
+	if c.snapshot().Status == Created {
+		return State{}, fmt.Errorf("container %s was never started: %w", c.state.ID[:12], errdefs.ErrFailedPrecond)
+	}
+	select {
+	case <-c.done:
+		return c.snapshot(), nil
+	case <-ctx.Done():
+		return c.snapshot(), ctx.Err()
+	}
+}
+
+// Done returns a channel closed when the container has exited.
+func (r *Runtime) Done(ref string) (<-chan struct{}, error) {
+	c, err := r.find(ref)
+	if err != nil {
+		return nil, err
+	}
+	return c.done, nil
+}
+
+// ParseSignal reads SIGTERM, TERM, term or 15.
+func ParseSignal(s string) (unix.Signal, error) {
+	if n, err := strconv.Atoi(s); err == nil && n > 0 && n < 65 {
+		return unix.Signal(n), nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if sig := unix.SignalNum(name); sig != 0 {
+		return sig, nil
+	}
+	return 0, fmt.Errorf("unknown signal %q (e.g. SIGTERM, KILL or 9): %w", s, errdefs.ErrInvalid)
+}
+
+// Signal sends sig to the container's init. It uses a pidfd so that a
+// recycled PID cannot receive it.
+func (r *Runtime) Signal(ref string, sig unix.Signal) error {
+	c, err := r.find(ref)
+	if err != nil {
+		return err
+	}
+	st := c.snapshot()
+	if st.Status != Running {
+		return fmt.Errorf("container %s is not running: %w", st.ID[:12], errdefs.ErrFailedPrecond)
+	}
+	fd, err := unix.PidfdOpen(st.Pid, 0)
+	if err != nil {
+		return fmt.Errorf("container %s is not running: %w", st.ID[:12], errdefs.ErrFailedPrecond)
+	}
+	defer unix.Close(fd)
+	if procStart(st.Pid) != st.PidStart {
+		return fmt.Errorf("container %s is not running: %w", st.ID[:12], errdefs.ErrFailedPrecond)
+	}
+	return unix.PidfdSendSignal(fd, sig, nil, 0)
+}
+
+// Stop sends the stop signal, waits up to timeout (negative: the
+// container's own), then kills.
+func (r *Runtime) Stop(ctx context.Context, ref string, timeout time.Duration) (State, error) {
+	c, err := r.find(ref)
+	if err != nil {
+		return State{}, err
+	}
+	st := c.snapshot()
+	if st.Status != Running {
+		return st, nil
+	}
+	if timeout < 0 {
+		timeout = st.StopTimeout
+	}
+	sig, _ := ParseSignal(st.StopSignal)
+	if err := r.Signal(st.ID, sig); err == nil {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		select {
+		case <-c.done:
+			return c.snapshot(), nil
+		case <-t.C:
+		case <-ctx.Done():
+			return c.snapshot(), ctx.Err()
+		}
+	}
+	_ = r.Signal(st.ID, unix.SIGKILL)
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		return c.snapshot(), ctx.Err()
+	}
+	return c.snapshot(), nil
+}
+
+// Delete removes a container. A running one needs force (it is killed).
+func (r *Runtime) Delete(ctx context.Context, ref string, force bool) error {
+	c, err := r.find(ref)
+	if err != nil {
+		return err
+	}
+	st := c.snapshot()
+	if st.Status == Running {
+		if !force {
+			return fmt.Errorf("container %s is running: stop it first or use --force: %w", st.ID[:12], errdefs.ErrFailedPrecond)
+		}
+		_ = r.Signal(st.ID, unix.SIGKILL)
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	r.mu.Lock()
+	if _, ok := r.containers[st.ID]; !ok {
+		r.mu.Unlock()
+		return nil
+	}
+	delete(r.containers, st.ID)
+	r.mu.Unlock()
+	r.teardown(c)
+	return nil
+}
+
+// Logs reads a container's output; with follow it waits for more until
+// the container exits or ctx ends.
+func (r *Runtime) Logs(ctx context.Context, ref string, follow bool, fn func(logs.Entry) error) error {
+	c, err := r.find(ref)
+	if err != nil {
+		return err
+	}
+	st := c.snapshot()
+	var f *logs.Follow
+	if follow {
+		f = &logs.Follow{Done: c.done, Stop: ctx.Done()}
+	}
+	return logs.Read(st.LogPath, st.LogMaxFiles, f, fn)
+}

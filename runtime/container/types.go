@@ -1,0 +1,102 @@
+// Package container runs containers on this host: it mounts an overlayfs
+// root from image layers, creates the container's cgroup, starts a shim
+// that starts the container init in new namespaces, and follows the
+// container to its end — across daemon restarts, by re-adopting shims
+// that kept running. It runs container specs and knows nothing of tasks
+// or services.
+package container
+
+import (
+	"time"
+
+	"github.com/shoal-run/shoal/runtime/shim"
+)
+
+// ImageConfig is what a container takes from its image.
+type ImageConfig struct {
+	Entrypoint, Cmd, Env []string
+	WorkingDir, User     string
+	StopSignal           string
+}
+
+// Image is a resolved local image.
+type Image struct {
+	ID     string
+	Ref    string
+	Config ImageConfig
+	// LayerDirs are the unpacked layers, lowest first.
+	LayerDirs []string
+}
+
+// Images is what the runtime needs of the image store.
+type Images interface {
+	Resolve(ref string) (*Image, error)
+	Lease(owner, imageID string) error
+	Release(owner string) error
+}
+
+// Spec is a container to run. Empty fields take the image's values.
+type Spec struct {
+	Name       string
+	Image      string
+	Entrypoint []string // overrides the image's; the image's Cmd is then dropped unless Cmd is given
+	Cmd        []string
+	Env        []string // KEY=VALUE, over the image's
+	WorkingDir string
+	User       string
+	Hostname   string
+	Labels     map[string]string
+
+	MemoryBytes int64
+	NanoCPUs    int64
+	PidsLimit   int64
+	ReadOnly    bool
+	Init        bool
+	Network     string // "", "none" or "host"
+	Mounts      []shim.Mount
+
+	StopSignal  string
+	StopTimeout time.Duration
+	AutoRemove  bool
+
+	LogMaxSize  int64
+	LogMaxFiles int
+}
+
+// Status of a container.
+type Status string
+
+// Statuses.
+const (
+	Created Status = "created"
+	Running Status = "running"
+	Exited  Status = "exited"
+)
+
+// State is a container as the runtime tracks it, persisted in state.json.
+type State struct {
+	ID          string            `json:"id"`
+	Name        string            `json:"name"`
+	Image       string            `json:"image"`
+	ImageID     string            `json:"image_id"`
+	Args        []string          `json:"args"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Status      Status            `json:"status"`
+	CreatedAt   time.Time         `json:"created_at"`
+	StartedAt   time.Time         `json:"started_at,omitempty"`
+	FinishedAt  time.Time         `json:"finished_at,omitempty"`
+	ExitCode    int               `json:"exit_code"`
+	Signal      string            `json:"signal,omitempty"`
+	OOMKilled   bool              `json:"oom_killed,omitempty"`
+	Error       string            `json:"error,omitempty"`
+	Pid         int               `json:"pid,omitempty"`
+	PidStart    uint64            `json:"pid_start,omitempty"`
+	ShimPid     int               `json:"shim_pid,omitempty"`
+	ShimStart   uint64            `json:"shim_start,omitempty"`
+	StopSignal  string            `json:"stop_signal"`
+	StopTimeout time.Duration     `json:"stop_timeout"`
+	AutoRemove  bool              `json:"auto_remove,omitempty"`
+	Cgroup      string            `json:"cgroup"`
+	LogPath     string            `json:"log_path"`
+	LogMaxFiles int               `json:"log_max_files"`
+}

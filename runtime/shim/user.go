@@ -1,0 +1,259 @@
+package shim
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// identity is who the workload runs as.
+type identity struct {
+	uid, gid uint32
+	groups   []uint32
+	home     string
+}
+
+type passwdEntry struct {
+	name     string
+	uid, gid uint32
+	home     string
+}
+
+type groupEntry struct {
+	name    string
+	gid     uint32
+	members []string
+}
+
+func parsePasswd(r io.Reader) []passwdEntry {
+	var out []passwdEntry
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		f := strings.Split(sc.Text(), ":")
+		if len(f) < 7 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		uid, err1 := strconv.ParseUint(f[2], 10, 32)
+		gid, err2 := strconv.ParseUint(f[3], 10, 32)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		out = append(out, passwdEntry{name: f[0], uid: uint32(uid), gid: uint32(gid), home: f[5]})
+	}
+	return out
+}
+
+func parseGroup(r io.Reader) []groupEntry {
+	var out []groupEntry
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		f := strings.Split(sc.Text(), ":")
+		if len(f) < 4 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		gid, err := strconv.ParseUint(f[2], 10, 32)
+		if err != nil {
+			continue
+		}
+		var members []string
+		if f[3] != "" {
+			members = strings.Split(f[3], ",")
+		}
+		out = append(out, groupEntry{name: f[0], gid: uint32(gid), members: members})
+	}
+	return out
+}
+
+func readLines(path string, parse func(io.Reader)) {
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	parse(f)
+}
+
+// resolveUser reads the container's /etc/passwd and /etc/group (after
+// pivot_root, so they are the image's) and resolves USER[:GROUP] as
+// Docker does: names or numbers, the user's primary group unless a group
+// is given, supplementary groups from /etc/group membership.
+func resolveUser(spec string) (identity, error) {
+	var users []passwdEntry
+	var groups []groupEntry
+	readLines("/etc/passwd", func(r io.Reader) { users = parsePasswd(r) })
+	readLines("/etc/group", func(r io.Reader) { groups = parseGroup(r) })
+	return lookupUser(spec, users, groups)
+}
+
+func lookupUser(spec string, users []passwdEntry, groups []groupEntry) (identity, error) {
+	userPart, groupPart, hasGroup := strings.Cut(spec, ":")
+	if userPart == "" {
+		userPart = "0"
+	}
+	id := identity{home: "/"}
+	var name string
+	if n, err := strconv.ParseUint(userPart, 10, 32); err == nil {
+		id.uid = uint32(n)
+		for _, u := range users {
+			if u.uid == id.uid {
+				id.gid, id.home, name = u.gid, u.home, u.name
+				break
+			}
+		}
+		// A numeric user absent from /etc/passwd gets group 0, as in Docker.
+	} else {
+		found := false
+		for _, u := range users {
+			if u.name == userPart {
+				id.uid, id.gid, id.home, name, found = u.uid, u.gid, u.home, u.name, true
+				break
+			}
+		}
+		if !found {
+			return id, fmt.Errorf("unable to find user %s: no matching entries in the image's /etc/passwd", userPart)
+		}
+	}
+	if hasGroup && groupPart != "" {
+		if n, err := strconv.ParseUint(groupPart, 10, 32); err == nil {
+			id.gid = uint32(n)
+		} else {
+			found := false
+			for _, g := range groups {
+				if g.name == groupPart {
+					id.gid, found = g.gid, true
+					break
+				}
+			}
+			if !found {
+				return id, fmt.Errorf("unable to find group %s: no matching entries in the image's /etc/group", groupPart)
+			}
+		}
+	}
+	// Like runc: the user's own group from /etc/passwd, then every group
+	// that lists the user as a member.
+	seen := map[uint32]bool{}
+	if name != "" {
+		for _, u := range users {
+			if u.name == name {
+				id.groups = append(id.groups, u.gid)
+				seen[u.gid] = true
+				break
+			}
+		}
+		for _, g := range groups {
+			for _, m := range g.members {
+				if m == name && !seen[g.gid] {
+					id.groups = append(id.groups, g.gid)
+					seen[g.gid] = true
+				}
+			}
+		}
+	}
+	if id.home == "" {
+		id.home = "/"
+	}
+	return id, nil
+}
+
+// capNames maps the names Docker uses to capability numbers.
+var capNames = map[string]int{
+	"CAP_CHOWN": unix.CAP_CHOWN, "CAP_DAC_OVERRIDE": unix.CAP_DAC_OVERRIDE, "CAP_FSETID": unix.CAP_FSETID,
+	"CAP_FOWNER": unix.CAP_FOWNER, "CAP_MKNOD": unix.CAP_MKNOD, "CAP_NET_RAW": unix.CAP_NET_RAW,
+	"CAP_SETGID": unix.CAP_SETGID, "CAP_SETUID": unix.CAP_SETUID, "CAP_SETFCAP": unix.CAP_SETFCAP,
+	"CAP_SETPCAP": unix.CAP_SETPCAP, "CAP_NET_BIND_SERVICE": unix.CAP_NET_BIND_SERVICE,
+	"CAP_SYS_CHROOT": unix.CAP_SYS_CHROOT, "CAP_KILL": unix.CAP_KILL, "CAP_AUDIT_WRITE": unix.CAP_AUDIT_WRITE,
+	"CAP_NET_ADMIN": unix.CAP_NET_ADMIN, "CAP_SYS_ADMIN": unix.CAP_SYS_ADMIN, "CAP_SYS_PTRACE": unix.CAP_SYS_PTRACE,
+	"CAP_IPC_LOCK": unix.CAP_IPC_LOCK, "CAP_SYS_RESOURCE": unix.CAP_SYS_RESOURCE, "CAP_SYS_TIME": unix.CAP_SYS_TIME,
+	"CAP_SYS_NICE": unix.CAP_SYS_NICE, "CAP_DAC_READ_SEARCH": unix.CAP_DAC_READ_SEARCH, "CAP_LINUX_IMMUTABLE": unix.CAP_LINUX_IMMUTABLE,
+	"CAP_NET_BROADCAST": unix.CAP_NET_BROADCAST, "CAP_IPC_OWNER": unix.CAP_IPC_OWNER, "CAP_SYS_MODULE": unix.CAP_SYS_MODULE,
+	"CAP_SYS_RAWIO": unix.CAP_SYS_RAWIO, "CAP_SYS_PACCT": unix.CAP_SYS_PACCT, "CAP_SYS_BOOT": unix.CAP_SYS_BOOT,
+	"CAP_LEASE": unix.CAP_LEASE, "CAP_AUDIT_CONTROL": unix.CAP_AUDIT_CONTROL, "CAP_MAC_OVERRIDE": unix.CAP_MAC_OVERRIDE,
+	"CAP_MAC_ADMIN": unix.CAP_MAC_ADMIN, "CAP_SYSLOG": unix.CAP_SYSLOG, "CAP_WAKE_ALARM": unix.CAP_WAKE_ALARM,
+	"CAP_BLOCK_SUSPEND": unix.CAP_BLOCK_SUSPEND, "CAP_AUDIT_READ": unix.CAP_AUDIT_READ, "CAP_SYS_TTY_CONFIG": unix.CAP_SYS_TTY_CONFIG,
+}
+
+// DefaultCaps is Docker's default capability set.
+var DefaultCaps = []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+	"CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"}
+
+// CapMask turns capability names into a bit mask.
+func CapMask(names []string) (uint64, error) {
+	var m uint64
+	for _, n := range names {
+		c, ok := capNames[strings.ToUpper(n)]
+		if !ok {
+			return 0, fmt.Errorf("unknown capability %q", n)
+		}
+		m |= 1 << uint(c)
+	}
+	return m, nil
+}
+
+// dropPrivileges limits the bounding set to caps, switches to the
+// workload's groups and user, leaves root with exactly caps and anyone
+// else with none, and sets no_new_privs. It acts on this thread, the one
+// that execs.
+func dropPrivileges(id identity, caps []string) error {
+	mask, err := CapMask(caps)
+	if err != nil {
+		return err
+	}
+	for c := 0; c <= unix.CAP_LAST_CAP; c++ {
+		if mask&(1<<uint(c)) == 0 {
+			if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && err != unix.EINVAL {
+				return fmt.Errorf("drop capability %d: %w", c, err)
+			}
+		}
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	data := [2]unix.CapUserData{
+		{Effective: uint32(mask), Permitted: uint32(mask)},
+		{Effective: uint32(mask >> 32), Permitted: uint32(mask >> 32)},
+	}
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capset: %w", err)
+	}
+	groups := make([]int, len(id.groups))
+	for i, g := range id.groups {
+		groups[i] = int(g)
+	}
+	if err := setgroups(groups); err != nil {
+		return fmt.Errorf("setgroups: %w", err)
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(id.gid), uintptr(id.gid), uintptr(id.gid)); e != 0 {
+		return fmt.Errorf("setgid %d: %w", id.gid, e)
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(id.uid), uintptr(id.uid), uintptr(id.uid)); e != 0 {
+		return fmt.Errorf("setuid %d: %w", id.uid, e)
+	}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("no_new_privs: %w", err)
+	}
+	return nil
+}
+
+// setgroups sets the supplementary groups of this thread only.
+func setgroups(gids []int) error {
+	if len(gids) == 0 {
+		_, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, 0, 0, 0)
+		if e != 0 {
+			return e
+		}
+		return nil
+	}
+	a := make([]uint32, len(gids))
+	for i, g := range gids {
+		a[i] = uint32(g)
+	}
+	_, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(a)), uintptr(unsafe.Pointer(&a[0])), 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}

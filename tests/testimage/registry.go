@@ -1,0 +1,135 @@
+package testimage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// Registry is an OCI distribution registry (go-containerregistry's, blobs
+// in memory unless RegistryOptions.BlobDir) served over plain HTTP.
+type Registry struct {
+	srv    *http.Server
+	ln     net.Listener
+	served chan error
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// RegistryOptions configure ListenRegistry.
+type RegistryOptions struct {
+	// Addr is the listen address; default "127.0.0.1:0" (a free port).
+	Addr string
+	// Log receives one line per request; nil discards them.
+	Log io.Writer
+	// BlobDir, when set, keeps blobs on disk there instead of in memory
+	// (uploads in flight stay in memory).
+	BlobDir string
+}
+
+// StartRegistry serves a registry on a free loopback port.
+func StartRegistry() (*Registry, error) {
+	return ListenRegistry(RegistryOptions{})
+}
+
+// ListenRegistry serves a registry as o says until Close.
+func ListenRegistry(o RegistryOptions) (*Registry, error) {
+	if o.Addr == "" {
+		o.Addr = "127.0.0.1:0"
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	ropts := []registry.Option{registry.Logger(log.New(o.Log, "registry: ", log.LstdFlags|log.Lmicroseconds))}
+	if o.BlobDir != "" {
+		if err := os.MkdirAll(o.BlobDir, 0o755); err != nil {
+			return nil, fmt.Errorf("testimage: registry blobs: %w", err)
+		}
+		ropts = append(ropts, registry.WithBlobHandler(registry.NewDiskBlobHandler(o.BlobDir)))
+	}
+	ln, err := net.Listen("tcp", o.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("testimage: registry: %w", err)
+	}
+	r := &Registry{
+		srv: &http.Server{
+			Handler:           registry.New(ropts...),
+			ReadHeaderTimeout: 30 * time.Second,
+		},
+		ln:     ln,
+		served: make(chan error, 1),
+	}
+	go func() { r.served <- r.srv.Serve(ln) }()
+	return r, nil
+}
+
+// Addr is the registry's "host:port", for example "127.0.0.1:40123".
+func (r *Registry) Addr() string { return r.ln.Addr().String() }
+
+// Push uploads img as repoTag ("whoami:1"; "whoami" means "whoami:latest")
+// and returns the full reference to pull, "127.0.0.1:PORT/whoami:1".
+func (r *Registry) Push(img v1.Image, repoTag string) (string, error) {
+	return r.PushContext(context.Background(), img, repoTag)
+}
+
+// PushContext is Push with a context that can cancel the upload.
+func (r *Registry) PushContext(ctx context.Context, img v1.Image, repoTag string) (string, error) {
+	tag, err := name.NewTag(r.Addr()+"/"+repoTag, name.Insecure)
+	if err != nil {
+		return "", fmt.Errorf("testimage: push %q: %w", repoTag, err)
+	}
+	if err := remote.Write(tag, img, remote.WithContext(ctx), remote.WithTransport(direct)); err != nil {
+		return "", fmt.Errorf("testimage: push %s: %w", tag.Name(), err)
+	}
+	return tag.Name(), nil
+}
+
+// direct is the transport of Push and Pull: never through a proxy, as the
+// registries are local and nothing here may reach another host.
+var direct = func() http.RoundTripper {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil
+	return tr
+}()
+
+// Pull fetches ref ("127.0.0.1:PORT/whoami:1" or "...@sha256:...") from a
+// plain-HTTP registry such as Registry, without a proxy.
+func Pull(ref string) (v1.Image, error) {
+	pr, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		return nil, fmt.Errorf("testimage: pull %q: %w", ref, err)
+	}
+	img, err := remote.Image(pr, remote.WithTransport(direct))
+	if err != nil {
+		return nil, fmt.Errorf("testimage: pull %s: %w", ref, err)
+	}
+	return img, nil
+}
+
+// Close stops the server, closing connections in flight, and waits for it.
+// Later calls return the first one's result.
+func (r *Registry) Close() error {
+	r.closeOnce.Do(func() {
+		err := r.srv.Close()
+		if serr := <-r.served; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+			err = serr
+		}
+		if err != nil {
+			r.closeErr = fmt.Errorf("testimage: registry: %w", err)
+		}
+	})
+	return r.closeErr
+}

@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sort"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// serve answers HTTP until SIGTERM or SIGINT (exit 0, after logging
+// "shutting down") or until /crash?code=N asks it to exit with code N.
+//
+// Every path but the ones below answers with the text of whoami: Name (if
+// set), Hostname, one IP line per non-loopback address, RemoteAddr, the
+// request line and the headers.
+//
+//	/health     200 "ok"
+//	/hostname   the hostname alone
+//	/env        the environment, one variable per line, sorted
+//	/crash      answer, then exit with ?code=N (default 1)
+//
+// It prints "listening on ADDR" to stdout once the socket is open, so a
+// caller that passes -listen 127.0.0.1:0 learns the port.
+func serve(args []string) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	port := fs.Int("port", defaultPort(), "TCP port to listen on, on every address")
+	listen := fs.String("listen", "", "listen address host:port; overrides -port")
+	name := fs.String("name", os.Getenv("WHOAMI_NAME"), "name printed first in every answer")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	addr := *listen
+	if addr == "" {
+		addr = ":" + strconv.Itoa(*port)
+	}
+	logger := log.New(os.Stdout, "whoami: ", log.LstdFlags|log.Lmicroseconds)
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "whoami: %v\n", err)
+		return 1
+	}
+	logger.Printf("listening on %s", ln.Addr())
+
+	crash := make(chan int, 1)
+	srv := &http.Server{
+		Handler:           logRequests(logger, handler(*name, crash)),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, os.Interrupt)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	select {
+	case s := <-sigs:
+		logger.Printf("shutting down (%v)", s)
+		shutdown(srv, 5*time.Second)
+		return 0
+	case code := <-crash:
+		logger.Printf("crashing with exit code %d", code)
+		shutdown(srv, 2*time.Second)
+		return code
+	case err := <-served:
+		fmt.Fprintf(os.Stderr, "whoami: serve: %v\n", err)
+		return 1
+	}
+}
+
+// defaultPort is WHOAMI_PORT, else PORT, else 80.
+func defaultPort() int {
+	for _, k := range []string{"WHOAMI_PORT", "PORT"} {
+		if p, err := strconv.Atoi(os.Getenv(k)); err == nil && p > 0 {
+			return p
+		}
+	}
+	return 80
+}
+
+// shutdown stops accepting and waits up to d for answers in flight.
+func shutdown(srv *http.Server, d time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		srv.Close()
+	}
+}
+
+func logRequests(logger *log.Logger, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		logger.Printf("%s %s %s %s", r.RemoteAddr, r.Method, r.URL.RequestURI(), r.Proto)
+		h.ServeHTTP(w, r)
+	})
+}
+
+func handler(name string, crash chan<- int) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok")
+	})
+	mux.HandleFunc("/hostname", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		h, _ := os.Hostname()
+		fmt.Fprintln(w, h)
+	})
+	mux.HandleFunc("/env", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		env := os.Environ()
+		sort.Strings(env)
+		for _, kv := range env {
+			fmt.Fprintln(w, kv)
+		}
+	})
+	mux.HandleFunc("/crash", func(w http.ResponseWriter, r *http.Request) {
+		code := 1
+		if s := r.URL.Query().Get("code"); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 || n > 255 {
+				http.Error(w, "code must be an integer in [0, 255]", http.StatusBadRequest)
+				return
+			}
+			code = n
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Connection", "close")
+		fmt.Fprintf(w, "crashing with exit code %d\n", code)
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		select {
+		case crash <- code:
+		default: // a crash is already under way
+		}
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		writeWhoami(w, name, r)
+	})
+	return mux
+}
+
+func writeWhoami(w io.Writer, name string, r *http.Request) {
+	if name != "" {
+		fmt.Fprintf(w, "Name: %s\n", name)
+	}
+	host, _ := os.Hostname()
+	fmt.Fprintf(w, "Hostname: %s\n", host)
+	for _, ip := range nonLoopbackIPs() {
+		fmt.Fprintf(w, "IP: %s\n", ip)
+	}
+	fmt.Fprintf(w, "RemoteAddr: %s\n", r.RemoteAddr)
+	fmt.Fprintf(w, "%s %s %s\n", r.Method, r.URL.RequestURI(), r.Proto)
+	fmt.Fprintf(w, "Host: %s\n", r.Host)
+	keys := make([]string, 0, len(r.Header))
+	for k := range r.Header {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		for _, v := range r.Header[k] {
+			fmt.Fprintf(w, "%s: %s\n", k, v)
+		}
+	}
+}
+
+func nonLoopbackIPs() []string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var ips []string
+	for _, a := range addrs {
+		var ip net.IP
+		switch v := a.(type) {
+		case *net.IPNet:
+			ip = v.IP
+		case *net.IPAddr:
+			ip = v.IP
+		}
+		if ip == nil || ip.IsLoopback() {
+			continue
+		}
+		ips = append(ips, ip.String())
+	}
+	return ips
+}
