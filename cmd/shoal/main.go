@@ -27,7 +27,9 @@ func main() {
 	err := cli.Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "Error:", err)
+		if !cli.Silent(err) {
+			fmt.Fprintln(os.Stderr, "Error:", err)
+		}
 		os.Exit(cli.ExitCode(err))
 	}
 }

@@ -20,10 +20,13 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/internal/runtimeapi"
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	"github.com/shoal-run/shoal/manager"
 	"github.com/shoal-run/shoal/manager/raftnode"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+	"github.com/shoal-run/shoal/runtime/container"
+	"github.com/shoal-run/shoal/runtime/image"
 )
 
 // Config configures the daemon; the CLI flags map onto it.
@@ -41,6 +44,10 @@ type Config struct {
 	TrailingLogs      uint64
 	Timing            raftnode.Timing
 	HeartbeatPeriod   time.Duration
+
+	InsecureRegistries []string
+	CgroupParent       string
+	ShimBinary         string
 }
 
 // Daemon is one node process.
@@ -128,6 +135,13 @@ func Run(ctx context.Context, cfg Config) error {
 			return resp, errdefs.ToGRPC(err)
 		}))
 	shoalv1.RegisterSwarmServiceServer(local, &swarmServer{d: d})
+	rt, err := openRuntime(cfg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer rt.Images.Close()
+	shoalv1.RegisterRuntimeServiceServer(local, rt)
 
 	st, err := d.loadState()
 	if err != nil {
@@ -180,6 +194,24 @@ func listenUnix(path string) (net.Listener, error) {
 		return nil, err
 	}
 	return ln, nil
+}
+
+// openRuntime opens the node's image store and container runtime; running
+// containers are re-adopted.
+func openRuntime(cfg Config) (*runtimeapi.Server, error) {
+	images, err := image.Open(image.Options{Root: filepath.Join(cfg.DataDir, "runtime", "images"), InsecureRegistries: cfg.InsecureRegistries})
+	if err != nil {
+		return nil, fmt.Errorf("open image store: %w", err)
+	}
+	rt, err := container.Open(container.Options{
+		Root: filepath.Join(cfg.DataDir, "runtime", "containers"), CgroupParent: cfg.CgroupParent,
+		ShimBinary: cfg.ShimBinary, Images: runtimeapi.ImageSource{Store: images}, Log: cfg.Log,
+	})
+	if err != nil {
+		images.Close()
+		return nil, fmt.Errorf("open container runtime: %w", err)
+	}
+	return &runtimeapi.Server{Images: images, Containers: rt}, nil
 }
 
 // resume brings back a node that was in a cluster when it stopped.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,20 +16,27 @@ import (
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/runtime/cgroup"
 	"github.com/shoal-run/shoal/runtime/logs"
-	"github.com/shoal-run/shoal/runtime/shim"
 )
 
-// The test binary doubles as the shim and the container init.
+// shimBinary is the small shim built once for the tests (without the race
+// detector, whose start-up would dominate every container start).
+var shimBinary string
+
 func TestMain(m *testing.M) {
-	if len(os.Args) == 3 {
-		switch os.Args[1] {
-		case shim.ShimArg:
-			os.Exit(shim.Main(os.Args[2]))
-		case shim.InitArg:
-			os.Exit(shim.InitMain(os.Args[2]))
-		}
+	dir, err := os.MkdirTemp("", "shoal-shim-")
+	if err != nil {
+		panic(err)
 	}
-	os.Exit(m.Run())
+	shimBinary = filepath.Join(dir, "shoal-shim")
+	cmd := exec.Command("go", "build", "-o", shimBinary, "github.com/shoal-run/shoal/runtime/shim/cmd/shoal-shim")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build shim: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 var applets = []string{"sh", "cat", "echo", "id", "hostname", "sleep", "true", "false", "env", "ls", "dd", "touch", "kill", "pwd", "grep", "head", "wc", "seq", "trap", "mount"}
@@ -93,7 +101,7 @@ func newRuntime(t *testing.T) (*Runtime, *fakeImages) {
 		Config: ImageConfig{Cmd: []string{"sh"}, Env: []string{"PATH=/bin", "FROM_IMAGE=1", "OVERRIDE=image"}},
 	}}
 	parent := fmt.Sprintf("shoal-test-%d", os.Getpid())
-	r, err := Open(Options{Root: t.TempDir(), CgroupParent: parent, ShimBinary: "/proc/self/exe", Images: imgs})
+	r, err := Open(Options{Root: t.TempDir(), CgroupParent: parent, ShimBinary: shimBinary, Images: imgs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,5 +345,93 @@ func removeCgroupParent(parent string) {
 	subs, _ := os.ReadDir("/sys/fs/cgroup")
 	for _, s := range subs {
 		_ = os.Remove(filepath.Join("/sys/fs/cgroup", s.Name(), parent))
+	}
+}
+
+// A restarted daemon (a second Runtime on the same root) re-adopts a
+// running container and still learns its exit status.
+func TestReadoptAfterRestart(t *testing.T) {
+	r1, imgs := newRuntime(t)
+	ctx := context.Background()
+	st, err := r1.Create(ctx, Spec{Image: "test:1", Cmd: []string{"sh", "-c", "echo ready; sleep 60"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r1.Start(ctx, st.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, r1, st.ID, "ready")
+	r2, err := Open(Options{Root: r1.opts.Root, CgroupParent: r1.opts.CgroupParent, ShimBinary: shimBinary, Images: imgs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := r2.Get(st.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != Running || got.Pid != st.Pid && st.Pid != 0 {
+		t.Fatalf("after restart: %+v", got)
+	}
+	if err := r2.Signal(st.ID, unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	got, err = r2.Wait(ctx, st.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != Exited || got.ExitCode != 137 {
+		t.Fatalf("exit after re-adoption: %+v", got)
+	}
+	if err := r2.Delete(ctx, st.ID, false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLogRotation(t *testing.T) {
+	r, _ := newRuntime(t)
+	st, _ := run(t, r, Spec{LogMaxSize: 4096, LogMaxFiles: 3, Cmd: []string{"sh", "-c", "for i in $(seq 1 500); do echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; done"}})
+	files := logs.Files(st.LogPath, 3)
+	if len(files) != 3 {
+		t.Fatalf("log files %v; want 3 after rotation", files)
+	}
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() > 4096 {
+			t.Errorf("%s is %d bytes, over the cap", f, fi.Size())
+		}
+	}
+	var lines []string
+	r.Logs(context.Background(), st.ID, false, func(e logs.Entry) error { lines = append(lines, strings.TrimSpace(e.Log)); return nil })
+	if len(lines) == 0 || lines[len(lines)-1] != "line-500-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" {
+		t.Fatalf("last line %q", lines[len(lines)-1])
+	}
+	for i := 1; i < len(lines); i++ {
+		var a, b int
+		fmt.Sscanf(lines[i-1], "line-%d-", &a)
+		fmt.Sscanf(lines[i], "line-%d-", &b)
+		if b != a+1 {
+			t.Fatalf("lines out of order or missing inside the kept window: %q then %q", lines[i-1], lines[i])
+		}
+	}
+}
+
+// Following a running container's log sees lines as they come and ends
+// when the container exits.
+func TestLogsFollow(t *testing.T) {
+	r, _ := newRuntime(t)
+	ctx := context.Background()
+	st, _ := r.Create(ctx, Spec{Image: "test:1", Cmd: []string{"sh", "-c", "for i in 1 2 3; do echo n$i; sleep 0.1; done"}})
+	if _, err := r.Start(ctx, st.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := r.Logs(ctx, st.ID, true, func(e logs.Entry) error { got = append(got, strings.TrimSpace(e.Log)); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, ",") != "n1,n2,n3" {
+		t.Fatalf("followed %v", got)
 	}
 }

@@ -171,8 +171,26 @@ func Read(path string, maxFiles int, follow *Follow, fn func(Entry) error) error
 			return err
 		}
 	}
+	poll := 20 * time.Millisecond
+	if follow != nil && follow.Poll > 0 {
+		poll = follow.Poll
+	}
 	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) && follow == nil {
+	for errors.Is(err, os.ErrNotExist) && follow != nil {
+		// The shim creates the file when the container starts.
+		select {
+		case <-follow.Stop:
+			return nil
+		case <-follow.Done:
+			f, err = os.Open(path)
+			if errors.Is(err, os.ErrNotExist) {
+				return nil
+			}
+		case <-time.After(poll):
+			f, err = os.Open(path)
+		}
+	}
+	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
@@ -180,10 +198,6 @@ func Read(path string, maxFiles int, follow *Follow, fn func(Entry) error) error
 	}
 	defer func() { f.Close() }()
 	br := bufio.NewReader(f)
-	poll := 20 * time.Millisecond
-	if follow != nil && follow.Poll > 0 {
-		poll = follow.Poll
-	}
 	var partial []byte
 	for {
 		line, err := br.ReadBytes('\n')

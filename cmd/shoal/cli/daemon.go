@@ -15,6 +15,8 @@ type daemonFlags struct {
 	forceNewCluster                                        bool
 	snapshotThreshold, trailingLogs                        uint64
 	snapshotInterval, heartbeatPeriod, raftHeartbeat       time.Duration
+	insecureRegistries                                     []string
+	cgroupParent, shimBinary                               string
 }
 
 func newDaemonCmd(g *globals) *cobra.Command {
@@ -39,6 +41,7 @@ func newDaemonCmd(g *globals) *cobra.Command {
 				DataDir: f.dataDir, Socket: f.socket, ListenAddr: f.listen, RaftAddr: f.raftAddr, AdvertiseAddr: f.advertise,
 				Log: log, ForceNewCluster: f.forceNewCluster, SnapshotThreshold: f.snapshotThreshold,
 				SnapshotInterval: f.snapshotInterval, TrailingLogs: f.trailingLogs, Timing: timing, HeartbeatPeriod: f.heartbeatPeriod,
+				InsecureRegistries: f.insecureRegistries, CgroupParent: f.cgroupParent, ShimBinary: f.shimBinary,
 			})
 		},
 	}
@@ -55,6 +58,9 @@ func newDaemonCmd(g *globals) *cobra.Command {
 	fl.Uint64Var(&f.trailingLogs, "raft-trailing-logs", 10240, "raft log entries kept after a snapshot")
 	fl.DurationVar(&f.raftHeartbeat, "raft-heartbeat-timeout", 0, "raft heartbeat and election timeout (default 400ms)")
 	fl.DurationVar(&f.heartbeatPeriod, "heartbeat-period", 500*time.Millisecond, "how often nodes report to the managers (managers only)")
+	fl.StringArrayVar(&f.insecureRegistries, "insecure-registry", nil, "registry (HOST[:PORT]) to reach over plain HTTP; loopback registries always may")
+	fl.StringVar(&f.cgroupParent, "cgroup-parent", "shoal", "cgroup under which containers' groups are made")
+	fl.StringVar(&f.shimBinary, "shim-binary", "", "program run as each container's shim and init (default: this binary)")
 	return cmd
 }
 

@@ -1,0 +1,200 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+)
+
+// containerStatus renders docker's STATUS column.
+func containerStatus(c *shoalv1.Container, now time.Time) string {
+	switch c.GetStatus() {
+	case "running":
+		return "Up " + humanDuration(now.Sub(c.GetStartedAt().AsTime()))
+	case "exited":
+		s := fmt.Sprintf("Exited (%d) %s ago", c.GetExitCode(), humanDuration(now.Sub(c.GetFinishedAt().AsTime())))
+		if c.GetOomKilled() {
+			s += " (OOMKilled)"
+		}
+		return s
+	}
+	return "Created"
+}
+
+// humanDuration is docker's rough "3 seconds", "2 minutes".
+func humanDuration(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return "Less than a second"
+	case d < time.Minute:
+		return plural(int(d.Seconds()), "second")
+	case d < time.Hour:
+		return plural(int(d.Minutes()), "minute")
+	case d < 48*time.Hour:
+		return plural(int(d.Hours()), "hour")
+	}
+	return plural(int(d.Hours()/24), "day")
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n-1] + "…"
+	}
+	return s
+}
+
+func newPsCmd(g *globals) *cobra.Command {
+	f := &listFlags{}
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "ps [-a]",
+		Short: "List this node's containers",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.check(); err != nil {
+				return err
+			}
+			rc, done, err := g.runtimeClient()
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := rc.ListContainers(cmd.Context(), &shoalv1.ListContainersRequest{All: all})
+			if err != nil {
+				return err
+			}
+			cs := resp.GetContainers()
+			switch {
+			case f.quiet:
+				for _, c := range cs {
+					fmt.Fprintln(g.out, shortID(c.GetId()))
+				}
+				return nil
+			case f.format == "json":
+				return writeJSON(g.out, cs)
+			}
+			now := time.Now()
+			t := newTable(g.out, "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES")
+			for _, c := range cs {
+				t.row(shortID(c.GetId()), c.GetImage(), fmt.Sprintf("%q", truncate(strings.Join(c.GetCommand(), " "), 20)),
+					humanDuration(now.Sub(c.GetCreatedAt().AsTime()))+" ago", containerStatus(c, now), c.GetName())
+			}
+			t.flush()
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "show all containers, not only running ones")
+	cmd.Flags().StringVar(&f.format, "format", "", "table or json")
+	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print IDs only")
+	return cmd
+}
+
+func newStopCmd(g *globals) *cobra.Command {
+	var seconds int
+	cmd := &cobra.Command{
+		Use:   "stop [-t SECONDS] CONTAINER [CONTAINER...]",
+		Short: "Stop containers: the stop signal, a grace period, then SIGKILL",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rc, done, err := g.runtimeClient()
+			if err != nil {
+				return err
+			}
+			defer done()
+			for _, id := range args {
+				req := &shoalv1.StopContainerRequest{Id: id}
+				if cmd.Flags().Changed("time") {
+					req.Timeout = durationpb.New(time.Duration(seconds) * time.Second)
+				}
+				if _, err := rc.StopContainer(cmd.Context(), req); err != nil {
+					return err
+				}
+				fmt.Fprintln(g.out, id)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().IntVarP(&seconds, "time", "t", 10, "seconds to wait before killing")
+	return cmd
+}
+
+func newKillCmd(g *globals) *cobra.Command {
+	var sig string
+	cmd := &cobra.Command{
+		Use:   "kill [-s SIGNAL] CONTAINER [CONTAINER...]",
+		Short: "Send a signal to containers (SIGKILL by default)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rc, done, err := g.runtimeClient()
+			if err != nil {
+				return err
+			}
+			defer done()
+			for _, id := range args {
+				if _, err := rc.KillContainer(cmd.Context(), &shoalv1.KillContainerRequest{Id: id, Signal: sig}); err != nil {
+					return err
+				}
+				fmt.Fprintln(g.out, id)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&sig, "signal", "s", "SIGKILL", "signal to send")
+	return cmd
+}
+
+func newRmCmd(g *globals) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "rm [-f] CONTAINER [CONTAINER...]",
+		Short: "Remove containers",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rc, done, err := g.runtimeClient()
+			if err != nil {
+				return err
+			}
+			defer done()
+			for _, id := range args {
+				if _, err := rc.RemoveContainer(cmd.Context(), &shoalv1.RemoveContainerRequest{Id: id, Force: force}); err != nil {
+					return err
+				}
+				fmt.Fprintln(g.out, id)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "kill and remove a running container")
+	return cmd
+}
+
+func newLogsCmd(g *globals) *cobra.Command {
+	var follow bool
+	cmd := &cobra.Command{
+		Use:   "logs [-f] CONTAINER",
+		Short: "Print a container's output",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rc, done, err := g.runtimeClient()
+			if err != nil {
+				return err
+			}
+			defer done()
+			return g.streamLogs(cmd.Context(), rc, args[0], follow)
+		},
+	}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output until the container exits")
+	return cmd
+}

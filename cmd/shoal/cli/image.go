@@ -1,0 +1,265 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+)
+
+func newImageCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "image", Short: "Manage this node's images"}
+	cmd.AddCommand(newImagePullCmd(g), newImageLoadCmd(g), newImageLsCmd(g), newImageRmCmd(g), newImagePruneCmd(g))
+	return cmd
+}
+
+func shortDigest(d string) string {
+	if len(d) > 19 {
+		return d[7:19]
+	}
+	return d
+}
+
+// pull pulls ref, printing a line each time a layer changes state.
+func (g *globals) pull(ctx context.Context, rc shoalv1.RuntimeServiceClient, ref string, out io.Writer) error {
+	stream, err := rc.PullImage(ctx, &shoalv1.PullImageRequest{Ref: ref})
+	if err != nil {
+		return err
+	}
+	last := map[string]string{}
+	for {
+		m, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if img := m.GetImage(); img != nil {
+			fmt.Fprintf(out, "Digest: %s\nStatus: image is up to date for %s\n", img.GetDigest(), ref)
+			continue
+		}
+		if l := m.GetLayer(); l != "" && last[l] != m.GetStatus() {
+			last[l] = m.GetStatus()
+			fmt.Fprintf(out, "%s: %s\n", shortDigest(l), m.GetStatus())
+		}
+	}
+}
+
+func newImagePullCmd(g *globals) *cobra.Command {
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "pull REF",
+		Short: "Pull an image from a registry",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rc, done, err := g.runtimeClient()
+			if err != nil {
+				return err
+			}
+			defer done()
+			out := g.out
+			if quiet {
+				out = io.Discard
+			}
+			if err := g.pull(cmd.Context(), rc, args[0], out); err != nil {
+				return err
+			}
+			if quiet {
+				fmt.Fprintln(g.out, args[0])
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the reference")
+	return cmd
+}
+
+func newImageLoadCmd(g *globals) *cobra.Command {
+	var input string
+	cmd := &cobra.Command{
+		Use:   "load -i FILE",
+		Short: "Load images from a docker-archive or OCI-layout tarball",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var r io.Reader = os.Stdin
+			if input != "" {
+				f, err := os.Open(input)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				r = f
+			}
+			rc, done, err := g.runtimeClient()
+			if err != nil {
+				return err
+			}
+			defer done()
+			stream, err := rc.LoadImage(cmd.Context())
+			if err != nil {
+				return err
+			}
+			buf := make([]byte, 1<<20)
+			for {
+				n, err := r.Read(buf)
+				if n > 0 {
+					if serr := stream.Send(&shoalv1.LoadImageRequest{Chunk: append([]byte(nil), buf[:n]...)}); serr != nil {
+						break // the server's answer says why
+					}
+				}
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					return err
+				}
+			}
+			resp, err := stream.CloseAndRecv()
+			if err != nil {
+				return err
+			}
+			for _, img := range resp.GetImages() {
+				name := img.GetId()
+				if len(img.GetNames()) > 0 {
+					name = img.GetNames()[0]
+				}
+				fmt.Fprintf(g.out, "Loaded image: %s\n", name)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&input, "input", "i", "", "tarball to read (default: standard input)")
+	return cmd
+}
+
+func newImageLsCmd(g *globals) *cobra.Command {
+	f := &listFlags{}
+	cmd := &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List this node's images",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.check(); err != nil {
+				return err
+			}
+			rc, done, err := g.runtimeClient()
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := rc.ListImages(cmd.Context(), &shoalv1.ListImagesRequest{})
+			if err != nil {
+				return err
+			}
+			imgs := resp.GetImages()
+			switch {
+			case f.quiet:
+				for _, i := range imgs {
+					fmt.Fprintln(g.out, shortDigest(i.GetId()))
+				}
+				return nil
+			case f.format == "json":
+				return writeJSON(g.out, imgs)
+			}
+			now := time.Now()
+			t := newTable(g.out, "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE")
+			for _, i := range imgs {
+				names := i.GetNames()
+				if len(names) == 0 {
+					names = []string{"<none>:<none>"}
+				}
+				for _, n := range names {
+					repo, tag := splitRepoTag(n)
+					t.row(repo, tag, shortDigest(i.GetId()), humanDuration(now.Sub(i.GetCreatedAt().AsTime()))+" ago", humanSize(i.GetSize()))
+				}
+			}
+			t.flush()
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&f.format, "format", "", "table or json")
+	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print IDs only")
+	return cmd
+}
+
+func splitRepoTag(n string) (string, string) {
+	for i := len(n) - 1; i >= 0; i-- {
+		switch n[i] {
+		case ':':
+			return n[:i], n[i+1:]
+		case '/', '@':
+			return n, "<none>"
+		}
+	}
+	return n, "<none>"
+}
+
+func humanSize(b int64) string {
+	switch {
+	case b >= 1<<30:
+		return fmt.Sprintf("%.2fGB", float64(b)/(1<<30))
+	case b >= 1<<20:
+		return fmt.Sprintf("%.1fMB", float64(b)/(1<<20))
+	case b >= 1<<10:
+		return fmt.Sprintf("%.1fkB", float64(b)/(1<<10))
+	}
+	return fmt.Sprintf("%dB", b)
+}
+
+func newImageRmCmd(g *globals) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:     "rm IMAGE [IMAGE...]",
+		Aliases: []string{"remove"},
+		Short:   "Remove images",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rc, done, err := g.runtimeClient()
+			if err != nil {
+				return err
+			}
+			defer done()
+			for _, ref := range args {
+				if _, err := rc.RemoveImage(cmd.Context(), &shoalv1.RemoveImageRequest{Ref: ref, Force: force}); err != nil {
+					return err
+				}
+				fmt.Fprintf(g.out, "Deleted: %s\n", ref)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "remove an image even if it has several names")
+	return cmd
+}
+
+func newImagePruneCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "prune",
+		Short: "Remove dangling images and unused layers",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			rc, done, err := g.runtimeClient()
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := rc.PruneImages(cmd.Context(), &shoalv1.PruneImagesRequest{})
+			if err != nil {
+				return err
+			}
+			for _, r := range resp.GetRemoved() {
+				fmt.Fprintf(g.out, "Deleted: %s\n", r)
+			}
+			fmt.Fprintf(g.out, "Total reclaimed space: %s\n", humanSize(resp.GetFreedBytes()))
+			return nil
+		},
+	}
+}

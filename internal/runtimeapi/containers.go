@@ -1,0 +1,148 @@
+// Package runtimeapi serves the RuntimeService on the daemon's local
+// socket: it converts between the wire types and the runtime's own
+// (runtime/container, runtime/image) at this one boundary.
+package runtimeapi
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/shoal-run/shoal/internal/errdefs"
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+	"github.com/shoal-run/shoal/runtime/container"
+	"github.com/shoal-run/shoal/runtime/image"
+	"github.com/shoal-run/shoal/runtime/logs"
+)
+
+// Server implements shoalv1.RuntimeServiceServer.
+type Server struct {
+	shoalv1.UnimplementedRuntimeServiceServer
+	Images     *image.Store
+	Containers *container.Runtime
+}
+
+var _ shoalv1.RuntimeServiceServer = (*Server)(nil)
+
+func ts(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+func toProto(s container.State) *shoalv1.Container {
+	return &shoalv1.Container{
+		Id: s.ID, Name: s.Name, Image: s.Image, ImageId: s.ImageID, Command: s.Args, Status: string(s.Status),
+		CreatedAt: ts(s.CreatedAt), StartedAt: ts(s.StartedAt), FinishedAt: ts(s.FinishedAt),
+		ExitCode: int32(s.ExitCode), Signal: s.Signal, OomKilled: s.OOMKilled, Error: s.Error, Pid: int32(s.Pid), Labels: s.Labels,
+	}
+}
+
+func specFrom(c *shoalv1.ContainerConfig) container.Spec {
+	s := container.Spec{
+		Name: c.GetName(), Image: c.GetImage(), Cmd: c.GetCmd(), Env: c.GetEnv(), WorkingDir: c.GetWorkingDir(),
+		User: c.GetUser(), Hostname: c.GetHostname(), Labels: c.GetLabels(), MemoryBytes: c.GetMemoryBytes(),
+		NanoCPUs: c.GetNanoCpus(), PidsLimit: c.GetPidsLimit(), ReadOnly: c.GetReadOnly(), Init: c.GetInit(),
+		Network: c.GetNetwork(), StopSignal: c.GetStopSignal(), StopTimeout: c.GetStopTimeout().AsDuration(), AutoRemove: c.GetAutoRemove(),
+	}
+	if c.GetEntrypointSet() {
+		s.Entrypoint = append([]string{}, c.GetEntrypoint()...)
+	}
+	return s
+}
+
+// CreateContainer creates a container from a local image.
+func (s *Server) CreateContainer(ctx context.Context, req *shoalv1.CreateContainerRequest) (*shoalv1.CreateContainerResponse, error) {
+	c := req.GetConfig()
+	if c.GetImage() == "" {
+		return nil, fmt.Errorf("container.image: is required: %w", errdefs.ErrInvalid)
+	}
+	if c.GetMemoryBytes() < 0 || c.GetNanoCpus() < 0 || c.GetPidsLimit() < 0 {
+		return nil, fmt.Errorf("container resources must be >= 0: %w", errdefs.ErrInvalid)
+	}
+	if m := c.GetMemoryBytes(); m > 0 && m < 6<<20 {
+		return nil, fmt.Errorf("container.memory: must be at least 6 MiB, got %d bytes: %w", m, errdefs.ErrInvalid)
+	}
+	st, err := s.Containers.Create(ctx, specFrom(c))
+	if err != nil {
+		return nil, err
+	}
+	return &shoalv1.CreateContainerResponse{Container: toProto(st)}, nil
+}
+
+// StartContainer starts a created container.
+func (s *Server) StartContainer(ctx context.Context, req *shoalv1.StartContainerRequest) (*shoalv1.StartContainerResponse, error) {
+	st, err := s.Containers.Start(ctx, req.GetId(), nil)
+	if err != nil {
+		return nil, err
+	}
+	return &shoalv1.StartContainerResponse{Container: toProto(st)}, nil
+}
+
+// WaitContainer blocks until the container exits.
+func (s *Server) WaitContainer(ctx context.Context, req *shoalv1.WaitContainerRequest) (*shoalv1.WaitContainerResponse, error) {
+	st, err := s.Containers.Wait(ctx, req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	return &shoalv1.WaitContainerResponse{Container: toProto(st)}, nil
+}
+
+// StopContainer stops a container gracefully.
+func (s *Server) StopContainer(ctx context.Context, req *shoalv1.StopContainerRequest) (*shoalv1.StopContainerResponse, error) {
+	timeout := time.Duration(-1)
+	if req.GetTimeout() != nil {
+		timeout = req.GetTimeout().AsDuration()
+	}
+	st, err := s.Containers.Stop(ctx, req.GetId(), timeout)
+	if err != nil {
+		return nil, err
+	}
+	return &shoalv1.StopContainerResponse{Container: toProto(st)}, nil
+}
+
+// KillContainer sends a signal.
+func (s *Server) KillContainer(ctx context.Context, req *shoalv1.KillContainerRequest) (*shoalv1.KillContainerResponse, error) {
+	name := req.GetSignal()
+	if name == "" {
+		name = "SIGKILL"
+	}
+	sig, err := container.ParseSignal(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Containers.Signal(req.GetId(), sig); err != nil {
+		return nil, err
+	}
+	return &shoalv1.KillContainerResponse{}, nil
+}
+
+// RemoveContainer deletes a container.
+func (s *Server) RemoveContainer(ctx context.Context, req *shoalv1.RemoveContainerRequest) (*shoalv1.RemoveContainerResponse, error) {
+	if err := s.Containers.Delete(ctx, req.GetId(), req.GetForce()); err != nil {
+		return nil, err
+	}
+	return &shoalv1.RemoveContainerResponse{}, nil
+}
+
+// ListContainers lists running containers, or all.
+func (s *Server) ListContainers(ctx context.Context, req *shoalv1.ListContainersRequest) (*shoalv1.ListContainersResponse, error) {
+	var out []*shoalv1.Container
+	for _, st := range s.Containers.List() {
+		if req.GetAll() || st.Status == container.Running {
+			out = append(out, toProto(st))
+		}
+	}
+	return &shoalv1.ListContainersResponse{Containers: out}, nil
+}
+
+// ContainerLogs streams a container's output.
+func (s *Server) ContainerLogs(req *shoalv1.ContainerLogsRequest, stream grpc.ServerStreamingServer[shoalv1.ContainerLogsResponse]) error {
+	return s.Containers.Logs(stream.Context(), req.GetId(), req.GetFollow(), func(e logs.Entry) error {
+		return stream.Send(&shoalv1.ContainerLogsResponse{Stream: e.Stream, Line: []byte(e.Log), Time: timestamppb.New(e.Time)})
+	})
+}

@@ -1,0 +1,122 @@
+package runtimeapi
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+	"github.com/shoal-run/shoal/runtime/container"
+	"github.com/shoal-run/shoal/runtime/image"
+)
+
+func imageToProto(i *image.Image) *shoalv1.LocalImage {
+	out := &shoalv1.LocalImage{Id: i.ID, Digest: i.Digest, Names: i.Names, Size: i.Size}
+	if !i.Created.IsZero() {
+		out.CreatedAt = timestamppb.New(i.Created)
+	}
+	return out
+}
+
+// PullImage pulls an image, streaming progress; the last message carries
+// the image.
+func (s *Server) PullImage(req *shoalv1.PullImageRequest, stream grpc.ServerStreamingServer[shoalv1.PullImageResponse]) error {
+	img, err := s.Images.Pull(stream.Context(), req.GetRef(), func(p image.Progress) {
+		_ = stream.Send(&shoalv1.PullImageResponse{Layer: p.Layer, Status: p.Status, Current: p.Current, Total: p.Total})
+	})
+	if err != nil {
+		return err
+	}
+	return stream.Send(&shoalv1.PullImageResponse{Image: imageToProto(img)})
+}
+
+// LoadImage loads a tarball streamed in chunks.
+func (s *Server) LoadImage(stream grpc.ClientStreamingServer[shoalv1.LoadImageRequest, shoalv1.LoadImageResponse]) error {
+	pr, pw := io.Pipe()
+	go func() {
+		for {
+			m, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				pw.Close()
+				return
+			}
+			if err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+			if _, err := pw.Write(m.GetChunk()); err != nil {
+				return
+			}
+		}
+	}()
+	imgs, err := s.Images.Load(stream.Context(), pr, nil)
+	pr.CloseWithError(errors.New("load finished"))
+	if err != nil {
+		return err
+	}
+	resp := &shoalv1.LoadImageResponse{}
+	for _, i := range imgs {
+		resp.Images = append(resp.Images, imageToProto(i))
+	}
+	return stream.SendAndClose(resp)
+}
+
+// ListImages lists local images.
+func (s *Server) ListImages(ctx context.Context, _ *shoalv1.ListImagesRequest) (*shoalv1.ListImagesResponse, error) {
+	imgs, err := s.Images.List()
+	if err != nil {
+		return nil, err
+	}
+	resp := &shoalv1.ListImagesResponse{}
+	for _, i := range imgs {
+		resp.Images = append(resp.Images, imageToProto(i))
+	}
+	return resp, nil
+}
+
+// RemoveImage removes an image.
+func (s *Server) RemoveImage(ctx context.Context, req *shoalv1.RemoveImageRequest) (*shoalv1.RemoveImageResponse, error) {
+	if err := s.Images.Remove(req.GetRef(), req.GetForce()); err != nil {
+		return nil, err
+	}
+	return &shoalv1.RemoveImageResponse{}, nil
+}
+
+// PruneImages removes dangling images and unused layers.
+func (s *Server) PruneImages(ctx context.Context, _ *shoalv1.PruneImagesRequest) (*shoalv1.PruneImagesResponse, error) {
+	removed, freed, err := s.Images.Prune()
+	if err != nil {
+		return nil, err
+	}
+	return &shoalv1.PruneImagesResponse{Removed: removed, FreedBytes: freed}, nil
+}
+
+// ImageSource adapts the image store to what the container runtime needs.
+type ImageSource struct{ Store *image.Store }
+
+var _ container.Images = ImageSource{}
+
+// Resolve finds a local image and its unpacked layers.
+func (a ImageSource) Resolve(ref string) (*container.Image, error) {
+	img, err := a.Store.Get(ref)
+	if err != nil {
+		return nil, err
+	}
+	dirs, err := a.Store.LayerDirs(img)
+	if err != nil {
+		return nil, err
+	}
+	c := img.Config
+	return &container.Image{ID: img.ID, Ref: ref, LayerDirs: dirs, Config: container.ImageConfig{
+		Entrypoint: c.Entrypoint, Cmd: c.Cmd, Env: c.Env, WorkingDir: c.WorkingDir, User: c.User, StopSignal: c.StopSignal,
+	}}, nil
+}
+
+// Lease keeps the image while owner uses it.
+func (a ImageSource) Lease(owner, imageID string) error { return a.Store.Lease(owner, imageID) }
+
+// Release ends owner's lease.
+func (a ImageSource) Release(owner string) error { return a.Store.Release(owner) }

@@ -1,0 +1,24 @@
+// Command shoal-shim is the shim and container init alone, without the
+// rest of Shoal, so that each container's supervisor stays small. The
+// shoal binary can play both roles itself too (see cmd/shoal).
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/shoal-run/shoal/runtime/shim"
+)
+
+func main() {
+	if len(os.Args) == 3 {
+		switch os.Args[1] {
+		case shim.ShimArg:
+			os.Exit(shim.Main(os.Args[2]))
+		case shim.InitArg:
+			os.Exit(shim.InitMain(os.Args[2]))
+		}
+	}
+	fmt.Fprintln(os.Stderr, "shoal-shim is started by the shoal daemon, not by hand")
+	os.Exit(2)
+}
