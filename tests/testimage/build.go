@@ -54,9 +54,6 @@ type Options struct {
 	RandomMB   int
 	RandomSeed uint64
 
-	// Workload is the directory of the main package packed as /whoami;
-	// "" is the embedded whoami. See BuildWhoami.
-	Workload string
 	// Busybox is the static busybox copied to /bin/busybox; default
 	// DefaultBusybox.
 	Busybox string
@@ -65,20 +62,17 @@ type Options struct {
 // Built is a built image.
 type Built struct {
 	Image  v1.Image
-	Digest v1.Hash // of the manifest: pull by Ref+"@"+Digest.String()
+	Digest v1.Hash // of the manifest; "ADDR/whoami@"+Digest.String() pins it
 	Tag    string  // Options.Tag, or "latest"
 	Size   int64   // bytes to pull: config and compressed layers
 	Binary string  // the static whoami binary, to run on the host
 }
 
-// Build builds the whoami workload (see BuildWhoami; dir is its main
-// package, "" for the embedded whoami, and overrides opts.Workload) and
-// packs it as a deterministic OCI image. It fails with a hint when
-// /bin/busybox (package busybox-static) is missing.
+// Build builds the workload in dir (see BuildWhoami; "" is the embedded
+// whoami, what tests want) and packs it with opts as a deterministic OCI
+// image. It fails with a hint when /bin/busybox (package busybox-static) is
+// missing.
 func Build(dir string, opts Options) (Built, error) {
-	if dir != "" {
-		opts.Workload = dir
-	}
 	if opts.Tag == "" {
 		opts.Tag = "latest"
 	}
@@ -93,7 +87,7 @@ func Build(dir string, opts Options) (Built, error) {
 	if err != nil {
 		return Built{}, fmt.Errorf("testimage: busybox: %w; install the static one with `apt-get install -y busybox-static`", err)
 	}
-	bin, err := BuildWhoami(opts.Workload)
+	bin, err := BuildWhoami(dir)
 	if err != nil {
 		return Built{}, err
 	}

@@ -173,7 +173,7 @@ func gzipLayer(es []entry) (v1.Layer, error) {
 		return l, nil
 	}
 	var gz bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+	zw, err := gzip.NewWriterLevel(&gz, gzip.BestSpeed)
 	if err != nil {
 		return nil, err
 	}

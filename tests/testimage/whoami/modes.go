@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -147,6 +148,7 @@ func alloc(args []string) int {
 	}
 	fmt.Printf("allocated %d MiB\n", len(held))
 	<-sigs
+	runtime.KeepAlive(held) // resident until the end, not just until the last use
 	fmt.Println("alloc: shutting down")
 	return 0
 }

@@ -43,6 +43,9 @@ func serve(args []string) int {
 		addr = ":" + strconv.Itoa(*port)
 	}
 	logger := log.New(os.Stdout, "whoami: ", log.LstdFlags|log.Lmicroseconds)
+	// Before "listening on": whoever waits for that line may stop us next.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, os.Interrupt)
 
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -56,8 +59,6 @@ func serve(args []string) int {
 		Handler:           logRequests(logger, handler(*name, crash)),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, os.Interrupt)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
