@@ -227,5 +227,9 @@ func logspam(args []string) int {
 func hang() int {
 	signal.Ignore(syscall.SIGTERM, os.Interrupt)
 	fmt.Println("hang: ignoring SIGTERM")
-	select {}
+	// Not select{}: with no other goroutine the runtime would call that a
+	// deadlock and exit.
+	for {
+		time.Sleep(time.Hour)
+	}
 }
