@@ -10,8 +10,10 @@ LDFLAGS := -X github.com/shoal-run/shoal/internal/daemon.Version=$(VERSION)
 
 all: build
 
+# build embeds the small shim (runtime/shim/cmd/shoal-shim) in shoal.
 build:
-	$(GO) build -ldflags "$(LDFLAGS)" -o bin/shoal ./cmd/shoal
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o internal/shimbin/shoal-shim ./runtime/shim/cmd/shoal-shim
+	CGO_ENABLED=0 $(GO) build -tags shimembed -ldflags "$(LDFLAGS)" -o bin/shoal ./cmd/shoal
 
 tools: $(TOOLS)
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/internal/runtimeapi"
+	"github.com/shoal-run/shoal/internal/shimbin"
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	"github.com/shoal-run/shoal/manager"
 	"github.com/shoal-run/shoal/manager/raftnode"
@@ -199,6 +200,13 @@ func listenUnix(path string) (net.Listener, error) {
 // openRuntime opens the node's image store and container runtime; running
 // containers are re-adopted.
 func openRuntime(cfg Config) (*runtimeapi.Server, error) {
+	if cfg.ShimBinary == "" {
+		path, err := shimbin.Install(filepath.Join(cfg.DataDir, "runtime", "bin"))
+		if err != nil {
+			return nil, err
+		}
+		cfg.ShimBinary = path // "" means this binary
+	}
 	images, err := image.Open(image.Options{Root: filepath.Join(cfg.DataDir, "runtime", "images"), InsecureRegistries: cfg.InsecureRegistries})
 	if err != nil {
 		return nil, fmt.Errorf("open image store: %w", err)

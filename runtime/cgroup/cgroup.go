@@ -9,6 +9,9 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/containerd/cgroups/v3"
 	"github.com/containerd/cgroups/v3/cgroup1"
@@ -103,12 +106,32 @@ type v1 struct {
 func (g *v1) Add(pid int) error { return g.c.Add(cgroup1.Process{Pid: pid}) }
 func (g *v1) Path() string      { return g.path }
 
+// OOMKilled reads the oom_kill counter of memory.oom_control alone: a
+// full Stat reads every file of every hierarchy.
 func (g *v1) OOMKilled() bool {
-	st, err := g.c.Stat(cgroup1.IgnoreNotExist)
-	if err != nil || st == nil {
-		return false
+	for _, s := range g.c.Subsystems() {
+		p, ok := s.(interface{ Path(string) string })
+		if s.Name() != cgroup1.Memory || !ok {
+			continue
+		}
+		return counter(filepath.Join(p.Path(g.path), "memory.oom_control"), "oom_kill") > 0
 	}
-	return st.GetMemoryOomControl().GetOomKill() > 0
+	return false
+}
+
+// counter reads "name N" from a flat-keyed cgroup file.
+func counter(file, name string) uint64 {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if k, v, ok := strings.Cut(line, " "); ok && k == name {
+			n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 func (g *v1) Delete() error {
@@ -127,11 +150,7 @@ func (g *v2) Add(pid int) error { return g.m.AddProc(uint64(pid)) }
 func (g *v2) Path() string      { return g.path }
 
 func (g *v2) OOMKilled() bool {
-	st, err := g.m.Stat()
-	if err != nil || st == nil {
-		return false
-	}
-	return st.GetMemoryEvents().GetOomKill() > 0
+	return counter(filepath.Join("/sys/fs/cgroup", g.path, "memory.events"), "oom_kill") > 0
 }
 
 func (g *v2) Delete() error {

@@ -98,10 +98,8 @@ func WriteJSON(path string, v any) error {
 		f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
+	// No fsync: these files describe processes, which a machine crash
+	// ends anyway; the rename keeps them whole across a daemon crash.
 	if err := f.Close(); err != nil {
 		return err
 	}
