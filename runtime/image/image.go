@@ -1,0 +1,115 @@
+package image
+
+import (
+	"sort"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// Image is a stored image.
+type Image struct {
+	ID       string    // config digest "sha256:..."
+	Digest   string    // manifest digest; empty when loaded from a docker-archive, which has none
+	Names    []string  // normalized references that point at it, sorted
+	Config   Config    // what a container of it runs
+	Layers   []string  // diffIDs, lowest first
+	Size     int64     // unpacked bytes of its layers
+	Created  time.Time // when it was built
+	Platform string    // "os/arch[/variant]" from its config
+}
+
+// Config is the part of an image's config a container runtime needs.
+type Config struct {
+	Entrypoint   []string
+	Cmd          []string
+	Env          []string
+	WorkingDir   string
+	User         string
+	StopSignal   string
+	Labels       map[string]string
+	ExposedPorts []string     // "80/tcp", sorted
+	Healthcheck  *Healthcheck // nil when the image defines none
+}
+
+// Healthcheck is an image's HEALTHCHECK.
+type Healthcheck struct {
+	Test        []string // ["NONE"], ["CMD", args...] or ["CMD-SHELL", command]
+	Interval    time.Duration
+	Timeout     time.Duration
+	StartPeriod time.Duration
+	Retries     int
+}
+
+// imageRecord is an image as persisted; names live in the state's name
+// table, so records never change once written.
+type imageRecord struct {
+	ID       string    `json:"id"`
+	Digest   string    `json:"digest,omitempty"`
+	Config   Config    `json:"config"`
+	Layers   []string  `json:"layers"`
+	Size     int64     `json:"size"`
+	Created  time.Time `json:"created"`
+	Platform string    `json:"platform,omitempty"`
+}
+
+func newRecord(id, digest string, cf *v1.ConfigFile) *imageRecord {
+	c := cf.Config
+	cfg := Config{
+		Entrypoint: c.Entrypoint,
+		Cmd:        c.Cmd,
+		Env:        c.Env,
+		WorkingDir: c.WorkingDir,
+		User:       c.User,
+		StopSignal: c.StopSignal,
+		Labels:     c.Labels,
+	}
+	for p := range c.ExposedPorts {
+		cfg.ExposedPorts = append(cfg.ExposedPorts, p)
+	}
+	sort.Strings(cfg.ExposedPorts)
+	if h := c.Healthcheck; h != nil && len(h.Test) > 0 {
+		cfg.Healthcheck = &Healthcheck{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod, Retries: h.Retries}
+	}
+	rec := &imageRecord{ID: id, Digest: digest, Config: cfg, Created: cf.Created.Time}
+	for _, d := range cf.RootFS.DiffIDs {
+		rec.Layers = append(rec.Layers, d.String())
+	}
+	if cf.OS != "" {
+		rec.Platform = platformString(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant})
+	}
+	return rec
+}
+
+// image returns a copy of rec for a caller, with its names.
+func (rec *imageRecord) image(names []string) *Image {
+	img := &Image{
+		ID:       rec.ID,
+		Digest:   rec.Digest,
+		Names:    append([]string(nil), names...),
+		Config:   rec.Config,
+		Layers:   append([]string(nil), rec.Layers...),
+		Size:     rec.Size,
+		Created:  rec.Created,
+		Platform: rec.Platform,
+	}
+	c := &img.Config
+	c.Entrypoint = append([]string(nil), c.Entrypoint...)
+	c.Cmd = append([]string(nil), c.Cmd...)
+	c.Env = append([]string(nil), c.Env...)
+	c.ExposedPorts = append([]string(nil), c.ExposedPorts...)
+	if c.Labels != nil {
+		l := make(map[string]string, len(c.Labels))
+		for k, v := range c.Labels {
+			l[k] = v
+		}
+		c.Labels = l
+	}
+	if c.Healthcheck != nil {
+		h := *c.Healthcheck
+		h.Test = append([]string(nil), h.Test...)
+		c.Healthcheck = &h
+	}
+	sort.Strings(img.Names)
+	return img
+}

@@ -1,0 +1,154 @@
+package image
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// stateVersion is the format of state.json.
+const stateVersion = 1
+
+// state is everything about images that is not content: image records,
+// the name table and the leases. It is rewritten whole and atomically on
+// every change, so it is never seen half-updated.
+type state struct {
+	Version int                     `json:"version"`
+	Images  map[string]*imageRecord `json:"images"` // by ID
+	Names   map[string]string       `json:"names"`  // normalized reference -> ID
+	Leases  map[string]string       `json:"leases"` // owner (container ID) -> image ID
+}
+
+func newState() *state {
+	return &state{Version: stateVersion, Images: map[string]*imageRecord{}, Names: map[string]string{}, Leases: map[string]string{}}
+}
+
+// clone copies the maps; records are immutable and shared.
+func (st *state) clone() *state {
+	c := newState()
+	for k, v := range st.Images {
+		c.Images[k] = v
+	}
+	for k, v := range st.Names {
+		c.Names[k] = v
+	}
+	for k, v := range st.Leases {
+		c.Leases[k] = v
+	}
+	return c
+}
+
+// namesOf returns the names pointing at id.
+func (st *state) namesOf(id string) []string {
+	var names []string
+	for n, i := range st.Names {
+		if i == id {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// leasesOf returns the owners leasing id.
+func (st *state) leasesOf(id string) []string {
+	var owners []string
+	for o, i := range st.Leases {
+		if i == id {
+			owners = append(owners, o)
+		}
+	}
+	return owners
+}
+
+// removeImage drops id and its names. Leased images are never removed.
+func (st *state) removeImage(id string) {
+	delete(st.Images, id)
+	for n, i := range st.Names {
+		if i == id {
+			delete(st.Names, n)
+		}
+	}
+}
+
+func loadState(path string) (*state, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return newState(), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	st := newState()
+	if err := json.Unmarshal(b, st); err != nil {
+		return nil, fmt.Errorf("%s is corrupt: %v; move it away to start with an empty image store", path, err)
+	}
+	if st.Version > stateVersion {
+		return nil, fmt.Errorf("%s has format %d, newer than this binary's %d", path, st.Version, stateVersion)
+	}
+	if st.Images == nil {
+		st.Images = map[string]*imageRecord{}
+	}
+	if st.Names == nil {
+		st.Names = map[string]string{}
+	}
+	if st.Leases == nil {
+		st.Leases = map[string]string{}
+	}
+	return st, nil
+}
+
+func saveState(path string, st *state) error {
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, b, 0o600)
+}
+
+// writeFileAtomic writes data to path through a synced temporary file and
+// a rename, then syncs the directory: after a crash path holds either the
+// old or the new content.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	ok = true
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
