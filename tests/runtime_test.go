@@ -205,6 +205,12 @@ func TestContainerLifecycle(t *testing.T) {
 		}
 		return nil
 	})
+	// logs -f follows a container until it exits.
+	n.MustCLI("run", "-d", "--name", "spam", img.Ref, "logspam", "300")
+	if out := n.MustCLI("logs", "-f", "spam"); strings.Count(out, "\n") < 300 {
+		t.Fatalf("logs -f got %d lines, want 300", strings.Count(out, "\n"))
+	}
+	n.MustCLI("rm", "spam")
 	// rm of a running container needs -f; rm leaves nothing.
 	runID := strings.TrimSpace(n.MustCLI("run", "-d", img.Ref, "sleep", "60s"))
 	if _, err := n.CLI("rm", runID); err == nil || !strings.Contains(err.Error(), "running") {

@@ -219,6 +219,17 @@ func openRuntime(cfg Config) (*runtimeapi.Server, error) {
 		images.Close()
 		return nil, fmt.Errorf("open container runtime: %w", err)
 	}
+	// Leases of containers that are gone (removed while the daemon was
+	// down, or never finished creating) must not pin images forever.
+	live := map[string]bool{}
+	for _, c := range rt.List() {
+		live[c.ID] = true
+	}
+	for owner := range images.Leases() {
+		if !live[owner] {
+			_ = images.Release(owner)
+		}
+	}
 	return &runtimeapi.Server{Images: images, Containers: rt}, nil
 }
 

@@ -435,3 +435,45 @@ func TestLogsFollow(t *testing.T) {
 		t.Fatalf("followed %v", got)
 	}
 }
+
+// The network hook runs with the init's PID in its own network namespace
+// before the workload starts; a failing hook aborts the start.
+func TestNetworkHook(t *testing.T) {
+	r, _ := newRuntime(t)
+	ctx := context.Background()
+	hostNS, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := r.Create(ctx, Spec{Image: "test:1", Cmd: []string{"cat", "/etc/hook-was-here"}, Network: ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen string
+	_, err = r.Start(ctx, st.ID, func(pid int) error {
+		seen, err = os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid))
+		if err != nil {
+			return err
+		}
+		// The workload has not run yet: it will read what we write now.
+		return os.WriteFile(filepath.Join(r.opts.Root, st.ID, "rootfs", "etc", "hook-was-here"), []byte("yes\n"), 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ = r.Wait(ctx, st.ID)
+	if seen == "" || seen == hostNS {
+		t.Fatalf("hook saw network namespace %q; host has %q", seen, hostNS)
+	}
+	if out := output(t, r, st.ID); st.ExitCode != 0 || out != "yes\n" {
+		t.Fatalf("workload ran before the hook finished: code %d output %q", st.ExitCode, out)
+	}
+	st, _ = r.Create(ctx, Spec{Image: "test:1", Cmd: []string{"true"}})
+	_, err = r.Start(ctx, st.ID, func(int) error { return errors.New("no veth for you") })
+	if err == nil || !strings.Contains(err.Error(), "no veth for you") {
+		t.Fatalf("start with a failing hook: %v", err)
+	}
+	if got, _ := r.Get(st.ID); got.Status != Exited {
+		t.Fatalf("after a failed hook the container is %s", got.Status)
+	}
+}
