@@ -224,6 +224,9 @@ func openRuntime(cfg Config) (*runtimeapi.Server, error) {
 	live := map[string]bool{}
 	for _, c := range rt.List() {
 		live[c.ID] = true
+		if err := images.Lease(c.ID, c.ImageID); err != nil {
+			cfg.Log.Warn("container's image is missing from the store", zap.String("container", c.ID), zap.Error(err))
+		}
 	}
 	for owner := range images.Leases() {
 		if !live[owner] {

@@ -100,12 +100,26 @@ func loadState(path string) (*state, error) {
 	return st, nil
 }
 
-func saveState(path string, st *state) error {
+func saveState(path string, st *state, durable bool) error {
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err
 	}
+	if !durable {
+		return writeFileAtomicNoSync(path, b, 0o600)
+	}
 	return writeFileAtomic(path, b, 0o600)
+}
+
+// writeFileAtomicNoSync is writeFileAtomic without the syncs: after a
+// daemon crash path holds either the old or the new content, after a
+// machine crash possibly the old one.
+func writeFileAtomicNoSync(path string, data []byte, perm os.FileMode) error {
+	tmp := path + ".tmp-nosync"
+	if err := os.WriteFile(tmp, data, perm); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // writeFileAtomic writes data to path through a synced temporary file and

@@ -259,7 +259,7 @@ func (s *Store) commit(rec *imageRecord, names []string, blobs map[string][]byte
 	for _, n := range names {
 		next.Names[n] = rec.ID
 	}
-	if err := saveState(s.path(stateFile), next); err != nil {
+	if err := saveState(s.path(stateFile), next, true); err != nil {
 		return nil, fmt.Errorf("image %s: saving state: %w", rec.ID, err)
 	}
 	s.st = next
@@ -268,11 +268,17 @@ func (s *Store) commit(rec *imageRecord, names []string, blobs map[string][]byte
 
 // update applies fn to a copy of the state and saves it.
 func (s *Store) updateLocked(fn func(next *state) error) error {
+	return s.update(fn, true)
+}
+
+// update applies fn to a copy of the state and saves it, synced to disk
+// when durable.
+func (s *Store) update(fn func(next *state) error, durable bool) error {
 	next := s.st.clone()
 	if err := fn(next); err != nil {
 		return err
 	}
-	if err := saveState(s.path(stateFile), next); err != nil {
+	if err := saveState(s.path(stateFile), next, durable); err != nil {
 		return fmt.Errorf("saving image store state: %w", err)
 	}
 	s.st = next
@@ -351,7 +357,7 @@ func (s *Store) recover() error {
 		}
 	}
 	if changed {
-		if err := saveState(s.path(stateFile), st); err != nil {
+		if err := saveState(s.path(stateFile), st, true); err != nil {
 			return err
 		}
 	}
