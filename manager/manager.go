@@ -21,6 +21,7 @@ import (
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	"github.com/shoal-run/shoal/manager/ca"
 	"github.com/shoal-run/shoal/manager/controlapi"
+	"github.com/shoal-run/shoal/manager/orchestrator"
 	"github.com/shoal-run/shoal/manager/raftnode"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
@@ -206,9 +207,11 @@ func (m *Manager) Run(ctx context.Context) {
 		cancel = lcancel
 		m.seen.resetAll(m.cfg.Now())
 		m.ready.Store(true)
-		loops.Add(2)
+		loops.Add(3)
 		go func() { defer loops.Done(); m.runNodeStatus(lctx) }()
 		go func() { defer loops.Done(); m.runRoles(lctx) }()
+		orch := &orchestrator.Orchestrator{Store: m.store, Raft: m.raft, Now: m.cfg.Now, NewID: store.NewID, Log: m.log.Named("orchestrator")}
+		go func() { defer loops.Done(); orch.Run(lctx) }()
 	}
 }
 

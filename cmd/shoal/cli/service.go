@@ -16,7 +16,7 @@ import (
 
 func newServiceCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "service", Short: "Manage services"}
-	cmd.AddCommand(newServiceCreateCmd(g), newServiceLsCmd(g), newServiceInspectCmd(g),
+	cmd.AddCommand(newServiceCreateCmd(g), newServiceLsCmd(g), newServiceInspectCmd(g), newServicePsCmd(g),
 		newServiceUpdateCmd(g), newServiceScaleCmd(g), newServiceRmCmd(g))
 	return cmd
 }
@@ -31,7 +31,7 @@ type specFlags struct {
 	restartDelay, restartWindow, stopGrace   time.Duration
 	restartMax                               int64
 	maxPerNode                               int64
-	endpointMode                             string
+	endpointMode, strategy                   string
 	env, labels, containerLabels             []string
 	constraints, prefs, publish, networks    []string
 }
@@ -52,6 +52,7 @@ func (f *specFlags) register(fs *pflag.FlagSet, create bool) {
 	fs.DurationVar(&f.stopGrace, "stop-grace-period", 10*time.Second, "time to wait after SIGTERM before SIGKILL")
 	fs.Int64Var(&f.maxPerNode, "replicas-max-per-node", 0, "maximum tasks per node (0: unlimited)")
 	fs.StringVar(&f.endpointMode, "endpoint-mode", "vip", "vip or dnsrr")
+	fs.StringVar(&f.strategy, "placement-strategy", "spread", "spread (even over nodes) or binpack (fill nodes first)")
 	fs.StringVar(&f.entrypoint, "entrypoint", "", "override the image's entrypoint")
 	if create {
 		fs.StringVar(&f.mode, "mode", "replicated", "replicated or global")
@@ -163,6 +164,16 @@ func (f *specFlags) apply(fs *pflag.FlagSet, spec *shoalv1.ServiceSpec, create b
 	if changed("replicas-max-per-node") {
 		t.Placement.MaxReplicas = f.maxPerNode
 	}
+	if changed("placement-strategy") {
+		switch f.strategy {
+		case "spread":
+			t.Placement.Strategy = shoalv1.PlacementStrategy_PLACEMENT_STRATEGY_SPREAD
+		case "binpack":
+			t.Placement.Strategy = shoalv1.PlacementStrategy_PLACEMENT_STRATEGY_BINPACK
+		default:
+			return fmt.Errorf("--placement-strategy %q: use spread or binpack", f.strategy)
+		}
+	}
 	if spec.Endpoint == nil {
 		spec.Endpoint = &shoalv1.EndpointSpec{}
 	}
@@ -273,11 +284,12 @@ func randomName() string {
 	return adj[n%int64(len(adj))] + "_" + fish[(n/7)%int64(len(fish))]
 }
 
-func replicasColumn(s *shoalv1.Service) (mode, replicas string) {
+func replicasColumn(s *shoalv1.Service, counts map[string][2]int) (mode, replicas string) {
+	c := counts[s.GetId()]
 	if s.GetSpec().GetGlobal() != nil {
-		return "global", "0/0"
+		return "global", fmt.Sprintf("%d/%d", c[0], c[1])
 	}
-	return "replicated", fmt.Sprintf("0/%d", s.GetSpec().GetReplicated().GetReplicas())
+	return "replicated", fmt.Sprintf("%d/%d", c[0], s.GetSpec().GetReplicated().GetReplicas())
 }
 
 func newServiceLsCmd(g *globals) *cobra.Command {
@@ -310,9 +322,13 @@ func newServiceLsCmd(g *globals) *cobra.Command {
 			case f.format == "json":
 				return writeJSON(g.out, svcs)
 			}
+			counts, err := replicaCounts(cmd.Context(), c, svcs)
+			if err != nil {
+				return err
+			}
 			t := newTable(g.out, "ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS")
 			for _, s := range svcs {
-				mode, reps := replicasColumn(s)
+				mode, reps := replicasColumn(s, counts)
 				t.row(shortID(s.GetId()), s.GetSpec().GetName(), mode, reps, s.GetSpec().GetTask().GetContainer().GetImage(), formatPorts(s.GetSpec().GetEndpoint().GetPorts()))
 			}
 			t.flush()

@@ -1026,6 +1026,192 @@ func (*RemoveServiceResponse) Descriptor() ([]byte, []int) {
 	return file_shoal_v1_control_proto_rawDescGZIP(), []int{21}
 }
 
+type ListTasksRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// service_id and node_id filter by an ID, name or unique ID prefix;
+	// empty means all.
+	ServiceId     string `protobuf:"bytes,1,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	NodeId        string `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTasksRequest) Reset() {
+	*x = ListTasksRequest{}
+	mi := &file_shoal_v1_control_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTasksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTasksRequest) ProtoMessage() {}
+
+func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTasksRequest.ProtoReflect.Descriptor instead.
+func (*ListTasksRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ListTasksRequest) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *ListTasksRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+type ListTasksResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tasks         []*Task                `protobuf:"bytes,1,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTasksResponse) Reset() {
+	*x = ListTasksResponse{}
+	mi := &file_shoal_v1_control_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTasksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTasksResponse) ProtoMessage() {}
+
+func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTasksResponse.ProtoReflect.Descriptor instead.
+func (*ListTasksResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ListTasksResponse) GetTasks() []*Task {
+	if x != nil {
+		return x.Tasks
+	}
+	return nil
+}
+
+type GetTaskRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TaskId        string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTaskRequest) Reset() {
+	*x = GetTaskRequest{}
+	mi := &file_shoal_v1_control_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTaskRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTaskRequest) ProtoMessage() {}
+
+func (x *GetTaskRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTaskRequest.ProtoReflect.Descriptor instead.
+func (*GetTaskRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *GetTaskRequest) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+type GetTaskResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Task          *Task                  `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTaskResponse) Reset() {
+	*x = GetTaskResponse{}
+	mi := &file_shoal_v1_control_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTaskResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTaskResponse) ProtoMessage() {}
+
+func (x *GetTaskResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTaskResponse.ProtoReflect.Descriptor instead.
+func (*GetTaskResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *GetTaskResponse) GetTask() *Task {
+	if x != nil {
+		return x.Task
+	}
+	return nil
+}
+
 var File_shoal_v1_control_proto protoreflect.FileDescriptor
 
 const file_shoal_v1_control_proto_rawDesc = "" +
@@ -1081,7 +1267,17 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"\x14RemoveServiceRequest\x12\x1d\n" +
 	"\n" +
 	"service_id\x18\x01 \x01(\tR\tserviceId\"\x17\n" +
-	"\x15RemoveServiceResponse2\xd1\x06\n" +
+	"\x15RemoveServiceResponse\"J\n" +
+	"\x10ListTasksRequest\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\x01 \x01(\tR\tserviceId\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\"9\n" +
+	"\x11ListTasksResponse\x12$\n" +
+	"\x05tasks\x18\x01 \x03(\v2\x0e.shoal.v1.TaskR\x05tasks\")\n" +
+	"\x0eGetTaskRequest\x12\x17\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\"5\n" +
+	"\x0fGetTaskResponse\x12\"\n" +
+	"\x04task\x18\x01 \x01(\v2\x0e.shoal.v1.TaskR\x04task2\xd7\a\n" +
 	"\x0eControlService\x12G\n" +
 	"\n" +
 	"GetCluster\x12\x1b.shoal.v1.GetClusterRequest\x1a\x1c.shoal.v1.GetClusterResponse\x12P\n" +
@@ -1097,7 +1293,9 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"GetService\x12\x1b.shoal.v1.GetServiceRequest\x1a\x1c.shoal.v1.GetServiceResponse\x12M\n" +
 	"\fListServices\x12\x1d.shoal.v1.ListServicesRequest\x1a\x1e.shoal.v1.ListServicesResponse\x12P\n" +
 	"\rUpdateService\x12\x1e.shoal.v1.UpdateServiceRequest\x1a\x1f.shoal.v1.UpdateServiceResponse\x12P\n" +
-	"\rRemoveService\x12\x1e.shoal.v1.RemoveServiceRequest\x1a\x1f.shoal.v1.RemoveServiceResponseB3Z1github.com/shoal-run/shoal/proto/shoal/v1;shoalv1b\x06proto3"
+	"\rRemoveService\x12\x1e.shoal.v1.RemoveServiceRequest\x1a\x1f.shoal.v1.RemoveServiceResponse\x12D\n" +
+	"\tListTasks\x12\x1a.shoal.v1.ListTasksRequest\x1a\x1b.shoal.v1.ListTasksResponse\x12>\n" +
+	"\aGetTask\x12\x18.shoal.v1.GetTaskRequest\x1a\x19.shoal.v1.GetTaskResponseB3Z1github.com/shoal-run/shoal/proto/shoal/v1;shoalv1b\x06proto3"
 
 var (
 	file_shoal_v1_control_proto_rawDescOnce sync.Once
@@ -1111,7 +1309,7 @@ func file_shoal_v1_control_proto_rawDescGZIP() []byte {
 	return file_shoal_v1_control_proto_rawDescData
 }
 
-var file_shoal_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_shoal_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_shoal_v1_control_proto_goTypes = []any{
 	(*GetClusterRequest)(nil),     // 0: shoal.v1.GetClusterRequest
 	(*GetClusterResponse)(nil),    // 1: shoal.v1.GetClusterResponse
@@ -1135,54 +1333,65 @@ var file_shoal_v1_control_proto_goTypes = []any{
 	(*UpdateServiceResponse)(nil), // 19: shoal.v1.UpdateServiceResponse
 	(*RemoveServiceRequest)(nil),  // 20: shoal.v1.RemoveServiceRequest
 	(*RemoveServiceResponse)(nil), // 21: shoal.v1.RemoveServiceResponse
-	(*Cluster)(nil),               // 22: shoal.v1.Cluster
-	(*ClusterSpec)(nil),           // 23: shoal.v1.ClusterSpec
-	(*Node)(nil),                  // 24: shoal.v1.Node
-	(*NodeSpec)(nil),              // 25: shoal.v1.NodeSpec
-	(*ServiceSpec)(nil),           // 26: shoal.v1.ServiceSpec
-	(*Service)(nil),               // 27: shoal.v1.Service
+	(*ListTasksRequest)(nil),      // 22: shoal.v1.ListTasksRequest
+	(*ListTasksResponse)(nil),     // 23: shoal.v1.ListTasksResponse
+	(*GetTaskRequest)(nil),        // 24: shoal.v1.GetTaskRequest
+	(*GetTaskResponse)(nil),       // 25: shoal.v1.GetTaskResponse
+	(*Cluster)(nil),               // 26: shoal.v1.Cluster
+	(*ClusterSpec)(nil),           // 27: shoal.v1.ClusterSpec
+	(*Node)(nil),                  // 28: shoal.v1.Node
+	(*NodeSpec)(nil),              // 29: shoal.v1.NodeSpec
+	(*ServiceSpec)(nil),           // 30: shoal.v1.ServiceSpec
+	(*Service)(nil),               // 31: shoal.v1.Service
+	(*Task)(nil),                  // 32: shoal.v1.Task
 }
 var file_shoal_v1_control_proto_depIdxs = []int32{
-	22, // 0: shoal.v1.GetClusterResponse.cluster:type_name -> shoal.v1.Cluster
-	23, // 1: shoal.v1.UpdateClusterRequest.spec:type_name -> shoal.v1.ClusterSpec
-	22, // 2: shoal.v1.UpdateClusterResponse.cluster:type_name -> shoal.v1.Cluster
-	24, // 3: shoal.v1.ListNodesResponse.nodes:type_name -> shoal.v1.Node
-	24, // 4: shoal.v1.GetNodeResponse.node:type_name -> shoal.v1.Node
-	25, // 5: shoal.v1.UpdateNodeRequest.spec:type_name -> shoal.v1.NodeSpec
-	24, // 6: shoal.v1.UpdateNodeResponse.node:type_name -> shoal.v1.Node
-	26, // 7: shoal.v1.CreateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
-	27, // 8: shoal.v1.CreateServiceResponse.service:type_name -> shoal.v1.Service
-	27, // 9: shoal.v1.GetServiceResponse.service:type_name -> shoal.v1.Service
-	27, // 10: shoal.v1.ListServicesResponse.services:type_name -> shoal.v1.Service
-	26, // 11: shoal.v1.UpdateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
-	27, // 12: shoal.v1.UpdateServiceResponse.service:type_name -> shoal.v1.Service
-	0,  // 13: shoal.v1.ControlService.GetCluster:input_type -> shoal.v1.GetClusterRequest
-	2,  // 14: shoal.v1.ControlService.UpdateCluster:input_type -> shoal.v1.UpdateClusterRequest
-	4,  // 15: shoal.v1.ControlService.ListNodes:input_type -> shoal.v1.ListNodesRequest
-	6,  // 16: shoal.v1.ControlService.GetNode:input_type -> shoal.v1.GetNodeRequest
-	8,  // 17: shoal.v1.ControlService.UpdateNode:input_type -> shoal.v1.UpdateNodeRequest
-	10, // 18: shoal.v1.ControlService.RemoveNode:input_type -> shoal.v1.RemoveNodeRequest
-	12, // 19: shoal.v1.ControlService.CreateService:input_type -> shoal.v1.CreateServiceRequest
-	14, // 20: shoal.v1.ControlService.GetService:input_type -> shoal.v1.GetServiceRequest
-	16, // 21: shoal.v1.ControlService.ListServices:input_type -> shoal.v1.ListServicesRequest
-	18, // 22: shoal.v1.ControlService.UpdateService:input_type -> shoal.v1.UpdateServiceRequest
-	20, // 23: shoal.v1.ControlService.RemoveService:input_type -> shoal.v1.RemoveServiceRequest
-	1,  // 24: shoal.v1.ControlService.GetCluster:output_type -> shoal.v1.GetClusterResponse
-	3,  // 25: shoal.v1.ControlService.UpdateCluster:output_type -> shoal.v1.UpdateClusterResponse
-	5,  // 26: shoal.v1.ControlService.ListNodes:output_type -> shoal.v1.ListNodesResponse
-	7,  // 27: shoal.v1.ControlService.GetNode:output_type -> shoal.v1.GetNodeResponse
-	9,  // 28: shoal.v1.ControlService.UpdateNode:output_type -> shoal.v1.UpdateNodeResponse
-	11, // 29: shoal.v1.ControlService.RemoveNode:output_type -> shoal.v1.RemoveNodeResponse
-	13, // 30: shoal.v1.ControlService.CreateService:output_type -> shoal.v1.CreateServiceResponse
-	15, // 31: shoal.v1.ControlService.GetService:output_type -> shoal.v1.GetServiceResponse
-	17, // 32: shoal.v1.ControlService.ListServices:output_type -> shoal.v1.ListServicesResponse
-	19, // 33: shoal.v1.ControlService.UpdateService:output_type -> shoal.v1.UpdateServiceResponse
-	21, // 34: shoal.v1.ControlService.RemoveService:output_type -> shoal.v1.RemoveServiceResponse
-	24, // [24:35] is the sub-list for method output_type
-	13, // [13:24] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	26, // 0: shoal.v1.GetClusterResponse.cluster:type_name -> shoal.v1.Cluster
+	27, // 1: shoal.v1.UpdateClusterRequest.spec:type_name -> shoal.v1.ClusterSpec
+	26, // 2: shoal.v1.UpdateClusterResponse.cluster:type_name -> shoal.v1.Cluster
+	28, // 3: shoal.v1.ListNodesResponse.nodes:type_name -> shoal.v1.Node
+	28, // 4: shoal.v1.GetNodeResponse.node:type_name -> shoal.v1.Node
+	29, // 5: shoal.v1.UpdateNodeRequest.spec:type_name -> shoal.v1.NodeSpec
+	28, // 6: shoal.v1.UpdateNodeResponse.node:type_name -> shoal.v1.Node
+	30, // 7: shoal.v1.CreateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
+	31, // 8: shoal.v1.CreateServiceResponse.service:type_name -> shoal.v1.Service
+	31, // 9: shoal.v1.GetServiceResponse.service:type_name -> shoal.v1.Service
+	31, // 10: shoal.v1.ListServicesResponse.services:type_name -> shoal.v1.Service
+	30, // 11: shoal.v1.UpdateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
+	31, // 12: shoal.v1.UpdateServiceResponse.service:type_name -> shoal.v1.Service
+	32, // 13: shoal.v1.ListTasksResponse.tasks:type_name -> shoal.v1.Task
+	32, // 14: shoal.v1.GetTaskResponse.task:type_name -> shoal.v1.Task
+	0,  // 15: shoal.v1.ControlService.GetCluster:input_type -> shoal.v1.GetClusterRequest
+	2,  // 16: shoal.v1.ControlService.UpdateCluster:input_type -> shoal.v1.UpdateClusterRequest
+	4,  // 17: shoal.v1.ControlService.ListNodes:input_type -> shoal.v1.ListNodesRequest
+	6,  // 18: shoal.v1.ControlService.GetNode:input_type -> shoal.v1.GetNodeRequest
+	8,  // 19: shoal.v1.ControlService.UpdateNode:input_type -> shoal.v1.UpdateNodeRequest
+	10, // 20: shoal.v1.ControlService.RemoveNode:input_type -> shoal.v1.RemoveNodeRequest
+	12, // 21: shoal.v1.ControlService.CreateService:input_type -> shoal.v1.CreateServiceRequest
+	14, // 22: shoal.v1.ControlService.GetService:input_type -> shoal.v1.GetServiceRequest
+	16, // 23: shoal.v1.ControlService.ListServices:input_type -> shoal.v1.ListServicesRequest
+	18, // 24: shoal.v1.ControlService.UpdateService:input_type -> shoal.v1.UpdateServiceRequest
+	20, // 25: shoal.v1.ControlService.RemoveService:input_type -> shoal.v1.RemoveServiceRequest
+	22, // 26: shoal.v1.ControlService.ListTasks:input_type -> shoal.v1.ListTasksRequest
+	24, // 27: shoal.v1.ControlService.GetTask:input_type -> shoal.v1.GetTaskRequest
+	1,  // 28: shoal.v1.ControlService.GetCluster:output_type -> shoal.v1.GetClusterResponse
+	3,  // 29: shoal.v1.ControlService.UpdateCluster:output_type -> shoal.v1.UpdateClusterResponse
+	5,  // 30: shoal.v1.ControlService.ListNodes:output_type -> shoal.v1.ListNodesResponse
+	7,  // 31: shoal.v1.ControlService.GetNode:output_type -> shoal.v1.GetNodeResponse
+	9,  // 32: shoal.v1.ControlService.UpdateNode:output_type -> shoal.v1.UpdateNodeResponse
+	11, // 33: shoal.v1.ControlService.RemoveNode:output_type -> shoal.v1.RemoveNodeResponse
+	13, // 34: shoal.v1.ControlService.CreateService:output_type -> shoal.v1.CreateServiceResponse
+	15, // 35: shoal.v1.ControlService.GetService:output_type -> shoal.v1.GetServiceResponse
+	17, // 36: shoal.v1.ControlService.ListServices:output_type -> shoal.v1.ListServicesResponse
+	19, // 37: shoal.v1.ControlService.UpdateService:output_type -> shoal.v1.UpdateServiceResponse
+	21, // 38: shoal.v1.ControlService.RemoveService:output_type -> shoal.v1.RemoveServiceResponse
+	23, // 39: shoal.v1.ControlService.ListTasks:output_type -> shoal.v1.ListTasksResponse
+	25, // 40: shoal.v1.ControlService.GetTask:output_type -> shoal.v1.GetTaskResponse
+	28, // [28:41] is the sub-list for method output_type
+	15, // [15:28] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_control_proto_init() }
@@ -1197,7 +1406,7 @@ func file_shoal_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_v1_control_proto_rawDesc), len(file_shoal_v1_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -277,6 +277,55 @@ func (RestartCondition) EnumDescriptor() ([]byte, []int) {
 	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{4}
 }
 
+type PlacementStrategy int32
+
+const (
+	PlacementStrategy_PLACEMENT_STRATEGY_UNSPECIFIED PlacementStrategy = 0
+	PlacementStrategy_PLACEMENT_STRATEGY_SPREAD      PlacementStrategy = 1
+	PlacementStrategy_PLACEMENT_STRATEGY_BINPACK     PlacementStrategy = 2
+)
+
+// Enum value maps for PlacementStrategy.
+var (
+	PlacementStrategy_name = map[int32]string{
+		0: "PLACEMENT_STRATEGY_UNSPECIFIED",
+		1: "PLACEMENT_STRATEGY_SPREAD",
+		2: "PLACEMENT_STRATEGY_BINPACK",
+	}
+	PlacementStrategy_value = map[string]int32{
+		"PLACEMENT_STRATEGY_UNSPECIFIED": 0,
+		"PLACEMENT_STRATEGY_SPREAD":      1,
+		"PLACEMENT_STRATEGY_BINPACK":     2,
+	}
+)
+
+func (x PlacementStrategy) Enum() *PlacementStrategy {
+	p := new(PlacementStrategy)
+	*p = x
+	return p
+}
+
+func (x PlacementStrategy) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PlacementStrategy) Descriptor() protoreflect.EnumDescriptor {
+	return file_shoal_v1_objects_proto_enumTypes[5].Descriptor()
+}
+
+func (PlacementStrategy) Type() protoreflect.EnumType {
+	return &file_shoal_v1_objects_proto_enumTypes[5]
+}
+
+func (x PlacementStrategy) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PlacementStrategy.Descriptor instead.
+func (PlacementStrategy) EnumDescriptor() ([]byte, []int) {
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{5}
+}
+
 type PortProtocol int32
 
 const (
@@ -310,11 +359,11 @@ func (x PortProtocol) String() string {
 }
 
 func (PortProtocol) Descriptor() protoreflect.EnumDescriptor {
-	return file_shoal_v1_objects_proto_enumTypes[5].Descriptor()
+	return file_shoal_v1_objects_proto_enumTypes[6].Descriptor()
 }
 
 func (PortProtocol) Type() protoreflect.EnumType {
-	return &file_shoal_v1_objects_proto_enumTypes[5]
+	return &file_shoal_v1_objects_proto_enumTypes[6]
 }
 
 func (x PortProtocol) Number() protoreflect.EnumNumber {
@@ -323,7 +372,7 @@ func (x PortProtocol) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PortProtocol.Descriptor instead.
 func (PortProtocol) EnumDescriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{5}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{6}
 }
 
 type PublishMode int32
@@ -359,11 +408,11 @@ func (x PublishMode) String() string {
 }
 
 func (PublishMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_shoal_v1_objects_proto_enumTypes[6].Descriptor()
+	return file_shoal_v1_objects_proto_enumTypes[7].Descriptor()
 }
 
 func (PublishMode) Type() protoreflect.EnumType {
-	return &file_shoal_v1_objects_proto_enumTypes[6]
+	return &file_shoal_v1_objects_proto_enumTypes[7]
 }
 
 func (x PublishMode) Number() protoreflect.EnumNumber {
@@ -372,7 +421,7 @@ func (x PublishMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PublishMode.Descriptor instead.
 func (PublishMode) EnumDescriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{6}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{7}
 }
 
 type EndpointMode int32
@@ -408,11 +457,11 @@ func (x EndpointMode) String() string {
 }
 
 func (EndpointMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_shoal_v1_objects_proto_enumTypes[7].Descriptor()
+	return file_shoal_v1_objects_proto_enumTypes[8].Descriptor()
 }
 
 func (EndpointMode) Type() protoreflect.EnumType {
-	return &file_shoal_v1_objects_proto_enumTypes[7]
+	return &file_shoal_v1_objects_proto_enumTypes[8]
 }
 
 func (x EndpointMode) Number() protoreflect.EnumNumber {
@@ -421,7 +470,7 @@ func (x EndpointMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use EndpointMode.Descriptor instead.
 func (EndpointMode) EnumDescriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{7}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{8}
 }
 
 type TaskState int32
@@ -490,11 +539,11 @@ func (x TaskState) String() string {
 }
 
 func (TaskState) Descriptor() protoreflect.EnumDescriptor {
-	return file_shoal_v1_objects_proto_enumTypes[8].Descriptor()
+	return file_shoal_v1_objects_proto_enumTypes[9].Descriptor()
 }
 
 func (TaskState) Type() protoreflect.EnumType {
-	return &file_shoal_v1_objects_proto_enumTypes[8]
+	return &file_shoal_v1_objects_proto_enumTypes[9]
 }
 
 func (x TaskState) Number() protoreflect.EnumNumber {
@@ -503,7 +552,7 @@ func (x TaskState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TaskState.Descriptor instead.
 func (TaskState) EnumDescriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{8}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{9}
 }
 
 // Meta is carried by every stored object.
@@ -1913,7 +1962,8 @@ type Placement struct {
 	Constraints []string               `protobuf:"bytes,1,rep,name=constraints,proto3" json:"constraints,omitempty"`
 	Preferences []*PlacementPreference `protobuf:"bytes,2,rep,name=preferences,proto3" json:"preferences,omitempty"`
 	// max_replicas per node; 0 means unlimited.
-	MaxReplicas   int64 `protobuf:"varint,3,opt,name=max_replicas,json=maxReplicas,proto3" json:"max_replicas,omitempty"`
+	MaxReplicas   int64             `protobuf:"varint,3,opt,name=max_replicas,json=maxReplicas,proto3" json:"max_replicas,omitempty"`
+	Strategy      PlacementStrategy `protobuf:"varint,4,opt,name=strategy,proto3,enum=shoal.v1.PlacementStrategy" json:"strategy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1967,6 +2017,13 @@ func (x *Placement) GetMaxReplicas() int64 {
 		return x.MaxReplicas
 	}
 	return 0
+}
+
+func (x *Placement) GetStrategy() PlacementStrategy {
+	if x != nil {
+		return x.Strategy
+	}
+	return PlacementStrategy_PLACEMENT_STRATEGY_UNSPECIFIED
 }
 
 type PlacementPreference struct {
@@ -2143,15 +2200,20 @@ func (x *EndpointSpec) GetPorts() []*PortConfig {
 }
 
 type Task struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Meta          *Meta                  `protobuf:"bytes,2,opt,name=meta,proto3" json:"meta,omitempty"`
-	ServiceId     string                 `protobuf:"bytes,3,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
-	Slot          uint64                 `protobuf:"varint,4,opt,name=slot,proto3" json:"slot,omitempty"`
-	NodeId        string                 `protobuf:"bytes,5,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	Spec          *TaskSpec              `protobuf:"bytes,6,opt,name=spec,proto3" json:"spec,omitempty"`
-	DesiredState  TaskState              `protobuf:"varint,7,opt,name=desired_state,json=desiredState,proto3,enum=shoal.v1.TaskState" json:"desired_state,omitempty"`
-	Status        *TaskStatus            `protobuf:"bytes,8,opt,name=status,proto3" json:"status,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Meta         *Meta                  `protobuf:"bytes,2,opt,name=meta,proto3" json:"meta,omitempty"`
+	ServiceId    string                 `protobuf:"bytes,3,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	Slot         uint64                 `protobuf:"varint,4,opt,name=slot,proto3" json:"slot,omitempty"`
+	NodeId       string                 `protobuf:"bytes,5,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Spec         *TaskSpec              `protobuf:"bytes,6,opt,name=spec,proto3" json:"spec,omitempty"`
+	DesiredState TaskState              `protobuf:"varint,7,opt,name=desired_state,json=desiredState,proto3,enum=shoal.v1.TaskState" json:"desired_state,omitempty"`
+	Status       *TaskStatus            `protobuf:"bytes,8,opt,name=status,proto3" json:"status,omitempty"`
+	// service_name is copied from the service for display.
+	ServiceName string `protobuf:"bytes,9,opt,name=service_name,json=serviceName,proto3" json:"service_name,omitempty"`
+	// endpoint is the service's endpoint spec when the task was made
+	// (published ports).
+	Endpoint      *EndpointSpec `protobuf:"bytes,10,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2242,13 +2304,29 @@ func (x *Task) GetStatus() *TaskStatus {
 	return nil
 }
 
+func (x *Task) GetServiceName() string {
+	if x != nil {
+		return x.ServiceName
+	}
+	return ""
+}
+
+func (x *Task) GetEndpoint() *EndpointSpec {
+	if x != nil {
+		return x.Endpoint
+	}
+	return nil
+}
+
 type TaskStatus struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	State         TaskState              `protobuf:"varint,1,opt,name=state,proto3,enum=shoal.v1.TaskState" json:"state,omitempty"`
-	Timestamp     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
-	Message       string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
-	Err           string                 `protobuf:"bytes,4,opt,name=err,proto3" json:"err,omitempty"`
-	ExitCode      int32                  `protobuf:"varint,5,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	State     TaskState              `protobuf:"varint,1,opt,name=state,proto3,enum=shoal.v1.TaskState" json:"state,omitempty"`
+	Timestamp *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	Message   string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	Err       string                 `protobuf:"bytes,4,opt,name=err,proto3" json:"err,omitempty"`
+	ExitCode  int32                  `protobuf:"varint,5,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	// restarts counts local restarts by the worker.
+	Restarts      int32 `protobuf:"varint,6,opt,name=restarts,proto3" json:"restarts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2314,6 +2392,13 @@ func (x *TaskStatus) GetErr() string {
 func (x *TaskStatus) GetExitCode() int32 {
 	if x != nil {
 		return x.ExitCode
+	}
+	return 0
+}
+
+func (x *TaskStatus) GetRestarts() int32 {
+	if x != nil {
+		return x.Restarts
 	}
 	return 0
 }
@@ -2830,11 +2915,12 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\tcondition\x18\x01 \x01(\x0e2\x1a.shoal.v1.RestartConditionR\tcondition\x12/\n" +
 	"\x05delay\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x05delay\x12!\n" +
 	"\fmax_attempts\x18\x03 \x01(\x03R\vmaxAttempts\x121\n" +
-	"\x06window\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06window\"\x91\x01\n" +
+	"\x06window\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06window\"\xca\x01\n" +
 	"\tPlacement\x12 \n" +
 	"\vconstraints\x18\x01 \x03(\tR\vconstraints\x12?\n" +
 	"\vpreferences\x18\x02 \x03(\v2\x1d.shoal.v1.PlacementPreferenceR\vpreferences\x12!\n" +
-	"\fmax_replicas\x18\x03 \x01(\x03R\vmaxReplicas\"B\n" +
+	"\fmax_replicas\x18\x03 \x01(\x03R\vmaxReplicas\x127\n" +
+	"\bstrategy\x18\x04 \x01(\x0e2\x1b.shoal.v1.PlacementStrategyR\bstrategy\"B\n" +
 	"\x13PlacementPreference\x12+\n" +
 	"\x11spread_descriptor\x18\x01 \x01(\tR\x10spreadDescriptor\"\xd6\x01\n" +
 	"\n" +
@@ -2847,7 +2933,7 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\fpublish_mode\x18\x05 \x01(\x0e2\x15.shoal.v1.PublishModeR\vpublishMode\"f\n" +
 	"\fEndpointSpec\x12*\n" +
 	"\x04mode\x18\x01 \x01(\x0e2\x16.shoal.v1.EndpointModeR\x04mode\x12*\n" +
-	"\x05ports\x18\x02 \x03(\v2\x14.shoal.v1.PortConfigR\x05ports\"\x96\x02\n" +
+	"\x05ports\x18\x02 \x03(\v2\x14.shoal.v1.PortConfigR\x05ports\"\xed\x02\n" +
 	"\x04Task\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\"\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0e.shoal.v1.MetaR\x04meta\x12\x1d\n" +
@@ -2857,14 +2943,18 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\anode_id\x18\x05 \x01(\tR\x06nodeId\x12&\n" +
 	"\x04spec\x18\x06 \x01(\v2\x12.shoal.v1.TaskSpecR\x04spec\x128\n" +
 	"\rdesired_state\x18\a \x01(\x0e2\x13.shoal.v1.TaskStateR\fdesiredState\x12,\n" +
-	"\x06status\x18\b \x01(\v2\x14.shoal.v1.TaskStatusR\x06status\"\xba\x01\n" +
+	"\x06status\x18\b \x01(\v2\x14.shoal.v1.TaskStatusR\x06status\x12!\n" +
+	"\fservice_name\x18\t \x01(\tR\vserviceName\x122\n" +
+	"\bendpoint\x18\n" +
+	" \x01(\v2\x16.shoal.v1.EndpointSpecR\bendpoint\"\xd6\x01\n" +
 	"\n" +
 	"TaskStatus\x12)\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x13.shoal.v1.TaskStateR\x05state\x128\n" +
 	"\ttimestamp\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12\x10\n" +
 	"\x03err\x18\x04 \x01(\tR\x03err\x12\x1b\n" +
-	"\texit_code\x18\x05 \x01(\x05R\bexitCode\"h\n" +
+	"\texit_code\x18\x05 \x01(\x05R\bexitCode\x12\x1a\n" +
+	"\brestarts\x18\x06 \x01(\x05R\brestarts\"h\n" +
 	"\aNetwork\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\"\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0e.shoal.v1.MetaR\x04meta\x12)\n" +
@@ -2928,7 +3018,11 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\x1dRESTART_CONDITION_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16RESTART_CONDITION_NONE\x10\x01\x12 \n" +
 	"\x1cRESTART_CONDITION_ON_FAILURE\x10\x02\x12\x19\n" +
-	"\x15RESTART_CONDITION_ANY\x10\x03*[\n" +
+	"\x15RESTART_CONDITION_ANY\x10\x03*v\n" +
+	"\x11PlacementStrategy\x12\"\n" +
+	"\x1ePLACEMENT_STRATEGY_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19PLACEMENT_STRATEGY_SPREAD\x10\x01\x12\x1e\n" +
+	"\x1aPLACEMENT_STRATEGY_BINPACK\x10\x02*[\n" +
 	"\fPortProtocol\x12\x1d\n" +
 	"\x19PORT_PROTOCOL_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11PORT_PROTOCOL_TCP\x10\x01\x12\x15\n" +
@@ -2970,7 +3064,7 @@ func file_shoal_v1_objects_proto_rawDescGZIP() []byte {
 	return file_shoal_v1_objects_proto_rawDescData
 }
 
-var file_shoal_v1_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
+var file_shoal_v1_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
 var file_shoal_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_shoal_v1_objects_proto_goTypes = []any{
 	(NodeRole)(0),                 // 0: shoal.v1.NodeRole
@@ -2978,120 +3072,123 @@ var file_shoal_v1_objects_proto_goTypes = []any{
 	(NodeState)(0),                // 2: shoal.v1.NodeState
 	(Reachability)(0),             // 3: shoal.v1.Reachability
 	(RestartCondition)(0),         // 4: shoal.v1.RestartCondition
-	(PortProtocol)(0),             // 5: shoal.v1.PortProtocol
-	(PublishMode)(0),              // 6: shoal.v1.PublishMode
-	(EndpointMode)(0),             // 7: shoal.v1.EndpointMode
-	(TaskState)(0),                // 8: shoal.v1.TaskState
-	(*Meta)(nil),                  // 9: shoal.v1.Meta
-	(*Cluster)(nil),               // 10: shoal.v1.Cluster
-	(*ClusterSpec)(nil),           // 11: shoal.v1.ClusterSpec
-	(*RootCA)(nil),                // 12: shoal.v1.RootCA
-	(*JoinTokens)(nil),            // 13: shoal.v1.JoinTokens
-	(*Node)(nil),                  // 14: shoal.v1.Node
-	(*NodeSpec)(nil),              // 15: shoal.v1.NodeSpec
-	(*Platform)(nil),              // 16: shoal.v1.Platform
-	(*Resources)(nil),             // 17: shoal.v1.Resources
-	(*NodeDescription)(nil),       // 18: shoal.v1.NodeDescription
-	(*NodeStatus)(nil),            // 19: shoal.v1.NodeStatus
-	(*ManagerStatus)(nil),         // 20: shoal.v1.ManagerStatus
-	(*Service)(nil),               // 21: shoal.v1.Service
-	(*ServiceSpec)(nil),           // 22: shoal.v1.ServiceSpec
-	(*ReplicatedService)(nil),     // 23: shoal.v1.ReplicatedService
-	(*GlobalService)(nil),         // 24: shoal.v1.GlobalService
-	(*NetworkAttachment)(nil),     // 25: shoal.v1.NetworkAttachment
-	(*TaskSpec)(nil),              // 26: shoal.v1.TaskSpec
-	(*ContainerSpec)(nil),         // 27: shoal.v1.ContainerSpec
-	(*ResourceRequirements)(nil),  // 28: shoal.v1.ResourceRequirements
-	(*RestartPolicy)(nil),         // 29: shoal.v1.RestartPolicy
-	(*Placement)(nil),             // 30: shoal.v1.Placement
-	(*PlacementPreference)(nil),   // 31: shoal.v1.PlacementPreference
-	(*PortConfig)(nil),            // 32: shoal.v1.PortConfig
-	(*EndpointSpec)(nil),          // 33: shoal.v1.EndpointSpec
-	(*Task)(nil),                  // 34: shoal.v1.Task
-	(*TaskStatus)(nil),            // 35: shoal.v1.TaskStatus
-	(*Network)(nil),               // 36: shoal.v1.Network
-	(*NetworkSpec)(nil),           // 37: shoal.v1.NetworkSpec
-	(*Secret)(nil),                // 38: shoal.v1.Secret
-	(*SecretSpec)(nil),            // 39: shoal.v1.SecretSpec
-	(*Config)(nil),                // 40: shoal.v1.Config
-	(*ConfigSpec)(nil),            // 41: shoal.v1.ConfigSpec
-	nil,                           // 42: shoal.v1.NodeSpec.LabelsEntry
-	nil,                           // 43: shoal.v1.NodeDescription.EngineLabelsEntry
-	nil,                           // 44: shoal.v1.ServiceSpec.LabelsEntry
-	nil,                           // 45: shoal.v1.ContainerSpec.LabelsEntry
-	nil,                           // 46: shoal.v1.NetworkSpec.LabelsEntry
-	nil,                           // 47: shoal.v1.SecretSpec.LabelsEntry
-	nil,                           // 48: shoal.v1.ConfigSpec.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 49: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 50: google.protobuf.Duration
+	(PlacementStrategy)(0),        // 5: shoal.v1.PlacementStrategy
+	(PortProtocol)(0),             // 6: shoal.v1.PortProtocol
+	(PublishMode)(0),              // 7: shoal.v1.PublishMode
+	(EndpointMode)(0),             // 8: shoal.v1.EndpointMode
+	(TaskState)(0),                // 9: shoal.v1.TaskState
+	(*Meta)(nil),                  // 10: shoal.v1.Meta
+	(*Cluster)(nil),               // 11: shoal.v1.Cluster
+	(*ClusterSpec)(nil),           // 12: shoal.v1.ClusterSpec
+	(*RootCA)(nil),                // 13: shoal.v1.RootCA
+	(*JoinTokens)(nil),            // 14: shoal.v1.JoinTokens
+	(*Node)(nil),                  // 15: shoal.v1.Node
+	(*NodeSpec)(nil),              // 16: shoal.v1.NodeSpec
+	(*Platform)(nil),              // 17: shoal.v1.Platform
+	(*Resources)(nil),             // 18: shoal.v1.Resources
+	(*NodeDescription)(nil),       // 19: shoal.v1.NodeDescription
+	(*NodeStatus)(nil),            // 20: shoal.v1.NodeStatus
+	(*ManagerStatus)(nil),         // 21: shoal.v1.ManagerStatus
+	(*Service)(nil),               // 22: shoal.v1.Service
+	(*ServiceSpec)(nil),           // 23: shoal.v1.ServiceSpec
+	(*ReplicatedService)(nil),     // 24: shoal.v1.ReplicatedService
+	(*GlobalService)(nil),         // 25: shoal.v1.GlobalService
+	(*NetworkAttachment)(nil),     // 26: shoal.v1.NetworkAttachment
+	(*TaskSpec)(nil),              // 27: shoal.v1.TaskSpec
+	(*ContainerSpec)(nil),         // 28: shoal.v1.ContainerSpec
+	(*ResourceRequirements)(nil),  // 29: shoal.v1.ResourceRequirements
+	(*RestartPolicy)(nil),         // 30: shoal.v1.RestartPolicy
+	(*Placement)(nil),             // 31: shoal.v1.Placement
+	(*PlacementPreference)(nil),   // 32: shoal.v1.PlacementPreference
+	(*PortConfig)(nil),            // 33: shoal.v1.PortConfig
+	(*EndpointSpec)(nil),          // 34: shoal.v1.EndpointSpec
+	(*Task)(nil),                  // 35: shoal.v1.Task
+	(*TaskStatus)(nil),            // 36: shoal.v1.TaskStatus
+	(*Network)(nil),               // 37: shoal.v1.Network
+	(*NetworkSpec)(nil),           // 38: shoal.v1.NetworkSpec
+	(*Secret)(nil),                // 39: shoal.v1.Secret
+	(*SecretSpec)(nil),            // 40: shoal.v1.SecretSpec
+	(*Config)(nil),                // 41: shoal.v1.Config
+	(*ConfigSpec)(nil),            // 42: shoal.v1.ConfigSpec
+	nil,                           // 43: shoal.v1.NodeSpec.LabelsEntry
+	nil,                           // 44: shoal.v1.NodeDescription.EngineLabelsEntry
+	nil,                           // 45: shoal.v1.ServiceSpec.LabelsEntry
+	nil,                           // 46: shoal.v1.ContainerSpec.LabelsEntry
+	nil,                           // 47: shoal.v1.NetworkSpec.LabelsEntry
+	nil,                           // 48: shoal.v1.SecretSpec.LabelsEntry
+	nil,                           // 49: shoal.v1.ConfigSpec.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 50: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 51: google.protobuf.Duration
 }
 var file_shoal_v1_objects_proto_depIdxs = []int32{
-	49, // 0: shoal.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
-	49, // 1: shoal.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
-	9,  // 2: shoal.v1.Cluster.meta:type_name -> shoal.v1.Meta
-	11, // 3: shoal.v1.Cluster.spec:type_name -> shoal.v1.ClusterSpec
-	12, // 4: shoal.v1.Cluster.root_ca:type_name -> shoal.v1.RootCA
-	13, // 5: shoal.v1.Cluster.join_tokens:type_name -> shoal.v1.JoinTokens
-	50, // 6: shoal.v1.ClusterSpec.node_cert_expiry:type_name -> google.protobuf.Duration
-	9,  // 7: shoal.v1.Node.meta:type_name -> shoal.v1.Meta
-	15, // 8: shoal.v1.Node.spec:type_name -> shoal.v1.NodeSpec
-	18, // 9: shoal.v1.Node.description:type_name -> shoal.v1.NodeDescription
-	19, // 10: shoal.v1.Node.status:type_name -> shoal.v1.NodeStatus
+	50, // 0: shoal.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
+	50, // 1: shoal.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
+	10, // 2: shoal.v1.Cluster.meta:type_name -> shoal.v1.Meta
+	12, // 3: shoal.v1.Cluster.spec:type_name -> shoal.v1.ClusterSpec
+	13, // 4: shoal.v1.Cluster.root_ca:type_name -> shoal.v1.RootCA
+	14, // 5: shoal.v1.Cluster.join_tokens:type_name -> shoal.v1.JoinTokens
+	51, // 6: shoal.v1.ClusterSpec.node_cert_expiry:type_name -> google.protobuf.Duration
+	10, // 7: shoal.v1.Node.meta:type_name -> shoal.v1.Meta
+	16, // 8: shoal.v1.Node.spec:type_name -> shoal.v1.NodeSpec
+	19, // 9: shoal.v1.Node.description:type_name -> shoal.v1.NodeDescription
+	20, // 10: shoal.v1.Node.status:type_name -> shoal.v1.NodeStatus
 	0,  // 11: shoal.v1.Node.role:type_name -> shoal.v1.NodeRole
-	20, // 12: shoal.v1.Node.manager_status:type_name -> shoal.v1.ManagerStatus
-	42, // 13: shoal.v1.NodeSpec.labels:type_name -> shoal.v1.NodeSpec.LabelsEntry
+	21, // 12: shoal.v1.Node.manager_status:type_name -> shoal.v1.ManagerStatus
+	43, // 13: shoal.v1.NodeSpec.labels:type_name -> shoal.v1.NodeSpec.LabelsEntry
 	0,  // 14: shoal.v1.NodeSpec.desired_role:type_name -> shoal.v1.NodeRole
 	1,  // 15: shoal.v1.NodeSpec.availability:type_name -> shoal.v1.NodeAvailability
-	16, // 16: shoal.v1.NodeDescription.platform:type_name -> shoal.v1.Platform
-	17, // 17: shoal.v1.NodeDescription.resources:type_name -> shoal.v1.Resources
-	43, // 18: shoal.v1.NodeDescription.engine_labels:type_name -> shoal.v1.NodeDescription.EngineLabelsEntry
+	17, // 16: shoal.v1.NodeDescription.platform:type_name -> shoal.v1.Platform
+	18, // 17: shoal.v1.NodeDescription.resources:type_name -> shoal.v1.Resources
+	44, // 18: shoal.v1.NodeDescription.engine_labels:type_name -> shoal.v1.NodeDescription.EngineLabelsEntry
 	2,  // 19: shoal.v1.NodeStatus.state:type_name -> shoal.v1.NodeState
 	3,  // 20: shoal.v1.ManagerStatus.reachability:type_name -> shoal.v1.Reachability
-	9,  // 21: shoal.v1.Service.meta:type_name -> shoal.v1.Meta
-	22, // 22: shoal.v1.Service.spec:type_name -> shoal.v1.ServiceSpec
-	22, // 23: shoal.v1.Service.previous_spec:type_name -> shoal.v1.ServiceSpec
-	44, // 24: shoal.v1.ServiceSpec.labels:type_name -> shoal.v1.ServiceSpec.LabelsEntry
-	26, // 25: shoal.v1.ServiceSpec.task:type_name -> shoal.v1.TaskSpec
-	23, // 26: shoal.v1.ServiceSpec.replicated:type_name -> shoal.v1.ReplicatedService
-	24, // 27: shoal.v1.ServiceSpec.global:type_name -> shoal.v1.GlobalService
-	33, // 28: shoal.v1.ServiceSpec.endpoint:type_name -> shoal.v1.EndpointSpec
-	25, // 29: shoal.v1.ServiceSpec.networks:type_name -> shoal.v1.NetworkAttachment
-	27, // 30: shoal.v1.TaskSpec.container:type_name -> shoal.v1.ContainerSpec
-	28, // 31: shoal.v1.TaskSpec.resources:type_name -> shoal.v1.ResourceRequirements
-	29, // 32: shoal.v1.TaskSpec.restart:type_name -> shoal.v1.RestartPolicy
-	30, // 33: shoal.v1.TaskSpec.placement:type_name -> shoal.v1.Placement
-	45, // 34: shoal.v1.ContainerSpec.labels:type_name -> shoal.v1.ContainerSpec.LabelsEntry
-	50, // 35: shoal.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
-	17, // 36: shoal.v1.ResourceRequirements.limits:type_name -> shoal.v1.Resources
-	17, // 37: shoal.v1.ResourceRequirements.reservations:type_name -> shoal.v1.Resources
+	10, // 21: shoal.v1.Service.meta:type_name -> shoal.v1.Meta
+	23, // 22: shoal.v1.Service.spec:type_name -> shoal.v1.ServiceSpec
+	23, // 23: shoal.v1.Service.previous_spec:type_name -> shoal.v1.ServiceSpec
+	45, // 24: shoal.v1.ServiceSpec.labels:type_name -> shoal.v1.ServiceSpec.LabelsEntry
+	27, // 25: shoal.v1.ServiceSpec.task:type_name -> shoal.v1.TaskSpec
+	24, // 26: shoal.v1.ServiceSpec.replicated:type_name -> shoal.v1.ReplicatedService
+	25, // 27: shoal.v1.ServiceSpec.global:type_name -> shoal.v1.GlobalService
+	34, // 28: shoal.v1.ServiceSpec.endpoint:type_name -> shoal.v1.EndpointSpec
+	26, // 29: shoal.v1.ServiceSpec.networks:type_name -> shoal.v1.NetworkAttachment
+	28, // 30: shoal.v1.TaskSpec.container:type_name -> shoal.v1.ContainerSpec
+	29, // 31: shoal.v1.TaskSpec.resources:type_name -> shoal.v1.ResourceRequirements
+	30, // 32: shoal.v1.TaskSpec.restart:type_name -> shoal.v1.RestartPolicy
+	31, // 33: shoal.v1.TaskSpec.placement:type_name -> shoal.v1.Placement
+	46, // 34: shoal.v1.ContainerSpec.labels:type_name -> shoal.v1.ContainerSpec.LabelsEntry
+	51, // 35: shoal.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	18, // 36: shoal.v1.ResourceRequirements.limits:type_name -> shoal.v1.Resources
+	18, // 37: shoal.v1.ResourceRequirements.reservations:type_name -> shoal.v1.Resources
 	4,  // 38: shoal.v1.RestartPolicy.condition:type_name -> shoal.v1.RestartCondition
-	50, // 39: shoal.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
-	50, // 40: shoal.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
-	31, // 41: shoal.v1.Placement.preferences:type_name -> shoal.v1.PlacementPreference
-	5,  // 42: shoal.v1.PortConfig.protocol:type_name -> shoal.v1.PortProtocol
-	6,  // 43: shoal.v1.PortConfig.publish_mode:type_name -> shoal.v1.PublishMode
-	7,  // 44: shoal.v1.EndpointSpec.mode:type_name -> shoal.v1.EndpointMode
-	32, // 45: shoal.v1.EndpointSpec.ports:type_name -> shoal.v1.PortConfig
-	9,  // 46: shoal.v1.Task.meta:type_name -> shoal.v1.Meta
-	26, // 47: shoal.v1.Task.spec:type_name -> shoal.v1.TaskSpec
-	8,  // 48: shoal.v1.Task.desired_state:type_name -> shoal.v1.TaskState
-	35, // 49: shoal.v1.Task.status:type_name -> shoal.v1.TaskStatus
-	8,  // 50: shoal.v1.TaskStatus.state:type_name -> shoal.v1.TaskState
-	49, // 51: shoal.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
-	9,  // 52: shoal.v1.Network.meta:type_name -> shoal.v1.Meta
-	37, // 53: shoal.v1.Network.spec:type_name -> shoal.v1.NetworkSpec
-	46, // 54: shoal.v1.NetworkSpec.labels:type_name -> shoal.v1.NetworkSpec.LabelsEntry
-	9,  // 55: shoal.v1.Secret.meta:type_name -> shoal.v1.Meta
-	39, // 56: shoal.v1.Secret.spec:type_name -> shoal.v1.SecretSpec
-	47, // 57: shoal.v1.SecretSpec.labels:type_name -> shoal.v1.SecretSpec.LabelsEntry
-	9,  // 58: shoal.v1.Config.meta:type_name -> shoal.v1.Meta
-	41, // 59: shoal.v1.Config.spec:type_name -> shoal.v1.ConfigSpec
-	48, // 60: shoal.v1.ConfigSpec.labels:type_name -> shoal.v1.ConfigSpec.LabelsEntry
-	61, // [61:61] is the sub-list for method output_type
-	61, // [61:61] is the sub-list for method input_type
-	61, // [61:61] is the sub-list for extension type_name
-	61, // [61:61] is the sub-list for extension extendee
-	0,  // [0:61] is the sub-list for field type_name
+	51, // 39: shoal.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
+	51, // 40: shoal.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
+	32, // 41: shoal.v1.Placement.preferences:type_name -> shoal.v1.PlacementPreference
+	5,  // 42: shoal.v1.Placement.strategy:type_name -> shoal.v1.PlacementStrategy
+	6,  // 43: shoal.v1.PortConfig.protocol:type_name -> shoal.v1.PortProtocol
+	7,  // 44: shoal.v1.PortConfig.publish_mode:type_name -> shoal.v1.PublishMode
+	8,  // 45: shoal.v1.EndpointSpec.mode:type_name -> shoal.v1.EndpointMode
+	33, // 46: shoal.v1.EndpointSpec.ports:type_name -> shoal.v1.PortConfig
+	10, // 47: shoal.v1.Task.meta:type_name -> shoal.v1.Meta
+	27, // 48: shoal.v1.Task.spec:type_name -> shoal.v1.TaskSpec
+	9,  // 49: shoal.v1.Task.desired_state:type_name -> shoal.v1.TaskState
+	36, // 50: shoal.v1.Task.status:type_name -> shoal.v1.TaskStatus
+	34, // 51: shoal.v1.Task.endpoint:type_name -> shoal.v1.EndpointSpec
+	9,  // 52: shoal.v1.TaskStatus.state:type_name -> shoal.v1.TaskState
+	50, // 53: shoal.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	10, // 54: shoal.v1.Network.meta:type_name -> shoal.v1.Meta
+	38, // 55: shoal.v1.Network.spec:type_name -> shoal.v1.NetworkSpec
+	47, // 56: shoal.v1.NetworkSpec.labels:type_name -> shoal.v1.NetworkSpec.LabelsEntry
+	10, // 57: shoal.v1.Secret.meta:type_name -> shoal.v1.Meta
+	40, // 58: shoal.v1.Secret.spec:type_name -> shoal.v1.SecretSpec
+	48, // 59: shoal.v1.SecretSpec.labels:type_name -> shoal.v1.SecretSpec.LabelsEntry
+	10, // 60: shoal.v1.Config.meta:type_name -> shoal.v1.Meta
+	42, // 61: shoal.v1.Config.spec:type_name -> shoal.v1.ConfigSpec
+	49, // 62: shoal.v1.ConfigSpec.labels:type_name -> shoal.v1.ConfigSpec.LabelsEntry
+	63, // [63:63] is the sub-list for method output_type
+	63, // [63:63] is the sub-list for method input_type
+	63, // [63:63] is the sub-list for extension type_name
+	63, // [63:63] is the sub-list for extension extendee
+	0,  // [0:63] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_objects_proto_init() }
@@ -3108,7 +3205,7 @@ func file_shoal_v1_objects_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_v1_objects_proto_rawDesc), len(file_shoal_v1_objects_proto_rawDesc)),
-			NumEnums:      9,
+			NumEnums:      10,
 			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   0,

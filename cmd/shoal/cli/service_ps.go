@@ -1,0 +1,157 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+)
+
+// taskName is docker's web.3 (replicated) or web.<node> (global).
+func taskName(t *shoalv1.Task, noTrunc bool) string {
+	if t.GetSlot() > 0 {
+		return fmt.Sprintf("%s.%d", t.GetServiceName(), t.GetSlot())
+	}
+	node := t.GetNodeId()
+	if !noTrunc {
+		node = shortID(node)
+	}
+	return t.GetServiceName() + "." + node
+}
+
+func taskState(s shoalv1.TaskState) string {
+	return titleCase(enumName(s.String(), "TASK_STATE_"))
+}
+
+type servicePsFlags struct {
+	listFlags
+	noTrunc bool
+}
+
+func newServicePsCmd(g *globals) *cobra.Command {
+	f := &servicePsFlags{}
+	cmd := &cobra.Command{
+		Use:   "ps SERVICE [SERVICE...]",
+		Short: "List the tasks of services",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.check(); err != nil {
+				return err
+			}
+			c, done, err := g.control()
+			if err != nil {
+				return err
+			}
+			defer done()
+			ctx := cmd.Context()
+			var tasks []*shoalv1.Task
+			for _, s := range args {
+				resp, err := c.ListTasks(ctx, &shoalv1.ListTasksRequest{ServiceId: s})
+				if err != nil {
+					return err
+				}
+				tasks = append(tasks, resp.GetTasks()...)
+			}
+			switch {
+			case f.quiet:
+				for _, t := range tasks {
+					fmt.Fprintln(g.out, t.GetId())
+				}
+				return nil
+			case f.format == "json":
+				return writeJSON(g.out, tasks)
+			}
+			hosts := g.hostnames(ctx, c)
+			now := time.Now()
+			tb := newTable(g.out, "ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR")
+			prevSlot := ""
+			for _, t := range tasks {
+				id, name := t.GetId(), taskName(t, f.noTrunc)
+				if !f.noTrunc {
+					id = shortID(id)
+				}
+				// Like docker: older tasks of a slot are indented.
+				if name == prevSlot {
+					name = " \\_ " + name
+				} else {
+					prevSlot = name
+				}
+				st := t.GetStatus()
+				current := taskState(st.GetState()) + " " + humanDuration(now.Sub(st.GetTimestamp().AsTime())) + " ago"
+				errText := st.GetErr()
+				if !f.noTrunc {
+					errText = truncate(errText, 60)
+				}
+				if errText != "" {
+					errText = fmt.Sprintf("%q", errText)
+				}
+				tb.row(id, name, t.GetSpec().GetContainer().GetImage(), hosts[t.GetNodeId()],
+					taskState(t.GetDesiredState()), current, errText)
+			}
+			tb.flush()
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&f.format, "format", "", "table or json")
+	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print task IDs only")
+	cmd.Flags().BoolVar(&f.noTrunc, "no-trunc", false, "do not truncate IDs and errors")
+	return cmd
+}
+
+// hostnames maps node IDs to hostnames (falling back to the ID).
+func (g *globals) hostnames(ctx context.Context, c shoalv1.ControlServiceClient) map[string]string {
+	out := map[string]string{}
+	resp, err := c.ListNodes(ctx, &shoalv1.ListNodesRequest{})
+	if err != nil {
+		return out
+	}
+	count := map[string]int{}
+	for _, n := range resp.GetNodes() {
+		count[n.GetDescription().GetHostname()]++
+	}
+	for _, n := range resp.GetNodes() {
+		h := n.GetDescription().GetHostname()
+		if count[h] > 1 || h == "" {
+			// Test clusters on one machine share a hostname.
+			h = strings.TrimSpace(h + " " + shortID(n.GetId()))
+		}
+		out[n.GetId()] = h
+	}
+	return out
+}
+
+// replicaCounts returns running and desired counts per service ID.
+func replicaCounts(ctx context.Context, c shoalv1.ControlServiceClient, svcs []*shoalv1.Service) (map[string][2]int, error) {
+	resp, err := c.ListTasks(ctx, &shoalv1.ListTasksRequest{})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][2]int{}
+	for _, s := range svcs {
+		if r := s.GetSpec().GetReplicated(); r != nil {
+			out[s.GetId()] = [2]int{0, int(r.GetReplicas())}
+		}
+	}
+	global := map[string]bool{}
+	for _, s := range svcs {
+		global[s.GetId()] = s.GetSpec().GetGlobal() != nil
+	}
+	for _, t := range resp.GetTasks() {
+		if t.GetDesiredState() != shoalv1.TaskState_TASK_STATE_RUNNING {
+			continue
+		}
+		v := out[t.GetServiceId()]
+		if t.GetStatus().GetState() == shoalv1.TaskState_TASK_STATE_RUNNING {
+			v[0]++
+		}
+		if global[t.GetServiceId()] {
+			v[1]++
+		}
+		out[t.GetServiceId()] = v
+	}
+	return out, nil
+}

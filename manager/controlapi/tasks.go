@@ -1,0 +1,78 @@
+package controlapi
+
+import (
+	"context"
+	"sort"
+
+	"github.com/shoal-run/shoal/manager/store"
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+)
+
+// ListTasks returns tasks, filtered by service and node (ID, name or
+// prefix), ordered by service, slot and age.
+func (s *Server) ListTasks(ctx context.Context, req *shoalv1.ListTasksRequest) (*shoalv1.ListTasksResponse, error) {
+	var (
+		tasks []*shoalv1.Task
+		err   error
+	)
+	s.Store.View(func(r store.ReadTx) {
+		switch {
+		case req.GetServiceId() != "":
+			var svc *shoalv1.Service
+			if svc, err = store.Find[*shoalv1.Service](r, store.TableService, req.GetServiceId(), "service"); err == nil {
+				tasks = store.ListBy[*shoalv1.Task](r, store.TableTask, "service", svc.GetId())
+			}
+		case req.GetNodeId() != "":
+			var n *shoalv1.Node
+			if n, err = store.Find[*shoalv1.Node](r, store.TableNode, req.GetNodeId(), "node"); err == nil {
+				tasks = store.ListBy[*shoalv1.Task](r, store.TableTask, "node", n.GetId())
+			}
+		default:
+			tasks = store.List[*shoalv1.Task](r, store.TableTask)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	if req.GetServiceId() != "" && req.GetNodeId() != "" {
+		var n *shoalv1.Node
+		s.Store.View(func(r store.ReadTx) { n, err = store.Find[*shoalv1.Node](r, store.TableNode, req.GetNodeId(), "node") })
+		if err != nil {
+			return nil, err
+		}
+		kept := tasks[:0]
+		for _, t := range tasks {
+			if t.GetNodeId() == n.GetId() {
+				kept = append(kept, t)
+			}
+		}
+		tasks = kept
+	}
+	sort.Slice(tasks, func(i, j int) bool {
+		a, b := tasks[i], tasks[j]
+		if a.GetServiceName() != b.GetServiceName() {
+			return a.GetServiceName() < b.GetServiceName()
+		}
+		if a.GetSlot() != b.GetSlot() {
+			return a.GetSlot() < b.GetSlot()
+		}
+		if a.GetNodeId() != b.GetNodeId() {
+			return a.GetNodeId() < b.GetNodeId()
+		}
+		return a.GetMeta().GetCreatedAt().AsTime().After(b.GetMeta().GetCreatedAt().AsTime())
+	})
+	return &shoalv1.ListTasksResponse{Tasks: tasks}, nil
+}
+
+// GetTask returns one task by ID or unique prefix.
+func (s *Server) GetTask(ctx context.Context, req *shoalv1.GetTaskRequest) (*shoalv1.GetTaskResponse, error) {
+	var (
+		t   *shoalv1.Task
+		err error
+	)
+	s.Store.View(func(r store.ReadTx) { t, err = store.Find[*shoalv1.Task](r, store.TableTask, req.GetTaskId(), "task") })
+	if err != nil {
+		return nil, err
+	}
+	return &shoalv1.GetTaskResponse{Task: t}, nil
+}

@@ -1,0 +1,170 @@
+package orchestrator
+
+import (
+	"context"
+	"hash/fnv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/shoal-run/shoal/manager/store"
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+)
+
+// Proposer writes a batch through Raft.
+type Proposer interface {
+	Propose(ctx context.Context, b *shoalv1.StoreBatch) (uint64, error)
+}
+
+// Orchestrator runs Reconcile and Schedule on the leader whenever the
+// store changes or a delayed replacement falls due, and applies their
+// decisions in Raft batches guarded by the versions it read, so a write
+// based on stale state is refused and simply recomputed.
+type Orchestrator struct {
+	Store    *store.Store
+	Raft     Proposer
+	Now      func() time.Time
+	NewID    func() string
+	Log      *zap.Logger
+	MaxBatch int // actions per Raft entry
+}
+
+// Run loops until ctx ends.
+func (o *Orchestrator) Run(ctx context.Context) {
+	if o.MaxBatch == 0 {
+		o.MaxBatch = 1000
+	}
+	events, cancel := o.Store.Watch()
+	defer func() { cancel() }()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-events:
+			if !ok {
+				events, cancel = o.Store.Watch()
+			}
+			// Let a burst of changes settle into one pass.
+			drain(events, 5*time.Millisecond)
+		case <-timer.C:
+		}
+		wake, err := o.Pass(ctx)
+		if err != nil {
+			o.Log.Debug("orchestration pass", zap.Error(err))
+			wake = o.Now().Add(50 * time.Millisecond)
+		}
+		timer.Stop()
+		select {
+		case <-timer.C:
+		default:
+		}
+		if !wake.IsZero() {
+			d := wake.Sub(o.Now())
+			if d < 0 {
+				d = 0
+			}
+			timer.Reset(d)
+		}
+	}
+}
+
+func drain(ch <-chan *shoalv1.StoreEvent, settle time.Duration) {
+	t := time.NewTimer(settle)
+	defer t.Stop()
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+		case <-t.C:
+			return
+		}
+	}
+}
+
+// Input reads what Reconcile needs from the store.
+func (o *Orchestrator) Input() Input {
+	var in Input
+	o.Store.View(func(r store.ReadTx) {
+		in.Services = store.List[*shoalv1.Service](r, store.TableService)
+		in.Tasks = store.List[*shoalv1.Task](r, store.TableTask)
+		in.Nodes = store.List[*shoalv1.Node](r, store.TableNode)
+		if cs := store.List[*shoalv1.Cluster](r, store.TableCluster); len(cs) > 0 {
+			in.HistoryLimit = int(cs[0].GetSpec().GetTaskHistoryLimit())
+		}
+	})
+	return in
+}
+
+// Pass runs one reconciliation and placement and writes the result. It
+// returns when it wants to run again without a store change.
+func (o *Orchestrator) Pass(ctx context.Context) (time.Time, error) {
+	in := o.Input()
+	now := o.Now()
+	plan := Reconcile(in, now, o.NewID)
+	// Placement sees the tasks as the plan leaves them.
+	changed := map[string]*shoalv1.Task{}
+	for _, c := range plan.Update {
+		changed[c.Task.GetId()] = c.Task
+	}
+	for _, c := range plan.Delete {
+		changed[c.Task.GetId()] = nil
+	}
+	existing := make([]*shoalv1.Task, 0, len(in.Tasks))
+	for _, t := range in.Tasks {
+		if n, ok := changed[t.GetId()]; ok {
+			if n != nil {
+				existing = append(existing, n)
+			}
+			continue
+		}
+		existing = append(existing, t)
+	}
+	fresh := make([]*shoalv1.Task, len(plan.Create))
+	for i, c := range plan.Create {
+		fresh[i] = c.Task
+	}
+	sched := Schedule(in.Nodes, existing, fresh, now, seedOf(now))
+	versions := map[string]uint64{}
+	for _, t := range in.Tasks {
+		versions[t.GetId()] = t.GetMeta().GetVersion()
+	}
+	var actions []*shoalv1.StoreAction
+	for _, c := range plan.Create {
+		actions = append(actions, &shoalv1.StoreAction{Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_CREATE, Object: store.Wrap(c.Task)})
+	}
+	for _, list := range [][]Change{plan.Update, sched} {
+		for _, c := range list {
+			actions = append(actions, &shoalv1.StoreAction{Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_UPDATE,
+				Object: store.Wrap(c.Task), ExpectedVersion: versions[c.Task.GetId()]})
+		}
+	}
+	for _, c := range plan.Delete {
+		actions = append(actions, &shoalv1.StoreAction{Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_DELETE,
+			Object: store.Wrap(c.Task), ExpectedVersion: versions[c.Task.GetId()]})
+	}
+	if len(actions) > 0 {
+		o.Log.Debug("orchestration", zap.Int("create", len(plan.Create)), zap.Int("update", len(plan.Update)),
+			zap.Int("placed", len(sched)), zap.Int("delete", len(plan.Delete)))
+	}
+	for len(actions) > 0 {
+		n := min(len(actions), o.MaxBatch)
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := o.Raft.Propose(pctx, &shoalv1.StoreBatch{Actions: actions[:n]})
+		cancel()
+		if err != nil {
+			return time.Time{}, err
+		}
+		actions = actions[n:]
+	}
+	return plan.Wake, nil
+}
+
+func seedOf(t time.Time) int64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(t.String()))
+	return int64(h.Sum64() >> 1)
+}

@@ -1,0 +1,601 @@
+// Package orchestrator is the leader's brain for services: a pure
+// reconciliation (Reconcile: a snapshot of services, tasks and nodes and
+// the time in; tasks to create, update and delete out, with reasons), the
+// placement of pending tasks through the pure scheduler (Schedule), and
+// the loop that applies both in Raft batches and re-runs them as the store
+// changes (Orchestrator). Only the loop touches the store.
+package orchestrator
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/shoal-run/shoal/manager/controlapi"
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+)
+
+// Defaults of the manager-level replacement of failed tasks. The worker
+// restarts a task locally first (fast); the manager replaces a task that
+// failed for good after a delay that doubles with each recent failure of
+// the same slot, so a broken image does not crash-loop hot across nodes.
+const (
+	DefaultReplaceDelay = time.Second
+	MaxReplaceDelay     = 30 * time.Second
+	DefaultWindow       = 10 * time.Minute
+	DefaultHistory      = 5
+)
+
+// Input is the snapshot Reconcile decides on.
+type Input struct {
+	Services     []*shoalv1.Service
+	Tasks        []*shoalv1.Task
+	Nodes        []*shoalv1.Node
+	HistoryLimit int
+}
+
+// Change is one task write with the reason for it.
+type Change struct {
+	Task   *shoalv1.Task
+	Reason string
+}
+
+// Plan is what Reconcile decided.
+type Plan struct {
+	Create []Change
+	Update []Change
+	Delete []Change
+	// Wake is when a delayed replacement falls due (zero: none).
+	Wake time.Time
+}
+
+// Empty reports whether the plan changes nothing.
+func (p *Plan) Empty() bool { return len(p.Create)+len(p.Update)+len(p.Delete) == 0 }
+
+func (p *Plan) wakeAt(t time.Time) {
+	if p.Wake.IsZero() || t.Before(p.Wake) {
+		p.Wake = t
+	}
+}
+
+type st = shoalv1.TaskState
+
+const (
+	stNew      = shoalv1.TaskState_TASK_STATE_NEW
+	stPending  = shoalv1.TaskState_TASK_STATE_PENDING
+	stAssigned = shoalv1.TaskState_TASK_STATE_ASSIGNED
+	stRunning  = shoalv1.TaskState_TASK_STATE_RUNNING
+	stComplete = shoalv1.TaskState_TASK_STATE_COMPLETE
+	stShutdown = shoalv1.TaskState_TASK_STATE_SHUTDOWN
+	stFailed   = shoalv1.TaskState_TASK_STATE_FAILED
+	stRejected = shoalv1.TaskState_TASK_STATE_REJECTED
+	stRemove   = shoalv1.TaskState_TASK_STATE_REMOVE
+	stOrphaned = shoalv1.TaskState_TASK_STATE_ORPHANED
+)
+
+// Terminal reports whether a task's observed state is final.
+func Terminal(s st) bool {
+	switch s {
+	case stComplete, stShutdown, stFailed, stRejected, stOrphaned:
+		return true
+	}
+	return false
+}
+
+// started reports whether a worker may have started the task.
+func started(s st) bool { return s > stAssigned }
+
+// restartable says whether a task that ended in s while meant to run gets
+// a replacement under condition c.
+func restartable(s st, c shoalv1.RestartCondition) bool {
+	switch s {
+	case stComplete:
+		return c == shoalv1.RestartCondition_RESTART_CONDITION_ANY || c == shoalv1.RestartCondition_RESTART_CONDITION_UNSPECIFIED
+	case stFailed, stShutdown, stRejected, stOrphaned:
+		return c != shoalv1.RestartCondition_RESTART_CONDITION_NONE
+	}
+	return false
+}
+
+func created(t *shoalv1.Task) time.Time { return t.GetMeta().GetCreatedAt().AsTime() }
+
+func statusTime(t *shoalv1.Task) time.Time {
+	if ts := t.GetStatus().GetTimestamp(); ts != nil {
+		return ts.AsTime()
+	}
+	return created(t)
+}
+
+// newer orders tasks newest first.
+func newer(a, b *shoalv1.Task) bool {
+	if ca, cb := created(a), created(b); !ca.Equal(cb) {
+		return ca.After(cb)
+	}
+	return a.GetId() > b.GetId()
+}
+
+// nodeView is what reconciliation needs to know of a node.
+type nodeView struct {
+	node    *shoalv1.Node
+	usable  bool   // ready and not drained: its tasks may keep running
+	newOK   bool   // also active: it may take new tasks
+	problem string // why its tasks must move
+}
+
+func viewNodes(nodes []*shoalv1.Node) map[string]nodeView {
+	out := make(map[string]nodeView, len(nodes))
+	for _, n := range nodes {
+		v := nodeView{node: n}
+		ready := n.GetStatus().GetState() == shoalv1.NodeState_NODE_STATE_READY
+		switch a := n.GetSpec().GetAvailability(); {
+		case !ready:
+			v.problem = "node is down"
+		case a == shoalv1.NodeAvailability_NODE_AVAILABILITY_DRAIN:
+			v.problem = "node is drained"
+		default:
+			v.usable = true
+			v.newOK = a != shoalv1.NodeAvailability_NODE_AVAILABILITY_PAUSE
+		}
+		out[n.GetId()] = v
+	}
+	return out
+}
+
+type reconciler struct {
+	in      Input
+	now     time.Time
+	newID   func() string
+	nodes   map[string]nodeView
+	plan    Plan
+	touched map[string]bool // task IDs already changed in this plan
+	ts      *timestamppb.Timestamp
+}
+
+// Reconcile decides what to change so that every service has the tasks
+// its spec asks for. newID makes task IDs.
+func Reconcile(in Input, now time.Time, newID func() string) Plan {
+	r := &reconciler{in: in, now: now, newID: newID, nodes: viewNodes(in.Nodes), touched: map[string]bool{}, ts: timestamppb.New(now)}
+	services := map[string]*shoalv1.Service{}
+	for _, s := range in.Services {
+		services[s.GetId()] = s
+	}
+	byService := map[string][]*shoalv1.Task{}
+	for _, t := range in.Tasks {
+		byService[t.GetServiceId()] = append(byService[t.GetServiceId()], t)
+	}
+	ids := make([]string, 0, len(byService))
+	for id := range byService {
+		ids = append(ids, id)
+	}
+	for id := range services {
+		if _, ok := byService[id]; !ok {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		svc, tasks := services[id], byService[id]
+		switch {
+		case svc == nil:
+			r.removeAll(tasks, "service removed")
+		case svc.GetSpec().GetGlobal() != nil:
+			r.global(svc, tasks)
+		default:
+			r.replicated(svc, tasks)
+		}
+	}
+	r.trimHistory()
+	return r.plan
+}
+
+func (r *reconciler) update(t *shoalv1.Task, desired st, reason string) {
+	if r.touched[t.GetId()] {
+		return
+	}
+	r.touched[t.GetId()] = true
+	n := proto.Clone(t).(*shoalv1.Task)
+	n.DesiredState = desired
+	if n.Status == nil {
+		n.Status = &shoalv1.TaskStatus{}
+	}
+	if !started(n.GetStatus().GetState()) && !Terminal(n.GetStatus().GetState()) {
+		// Never reached a worker: it ends here.
+		n.Status.State = stShutdown
+		n.Status.Timestamp = r.ts
+	}
+	n.Status.Message = reason
+	r.plan.Update = append(r.plan.Update, Change{Task: n, Reason: reason})
+}
+
+func (r *reconciler) remove(t *shoalv1.Task, reason string) {
+	if r.touched[t.GetId()] {
+		return
+	}
+	r.touched[t.GetId()] = true
+	r.plan.Delete = append(r.plan.Delete, Change{Task: t, Reason: reason})
+}
+
+// retire takes a task that must stop for good (scale down, service
+// removed): deleted at once if it never started or already ended,
+// otherwise marked for removal so its worker stops it first.
+func (r *reconciler) retire(t *shoalv1.Task, reason string) {
+	s := t.GetStatus().GetState()
+	if !started(s) || Terminal(s) {
+		r.remove(t, reason)
+		return
+	}
+	if t.GetDesiredState() != stRemove {
+		r.update(t, stRemove, reason)
+	}
+}
+
+func (r *reconciler) removeAll(tasks []*shoalv1.Task, reason string) {
+	for _, t := range tasks {
+		r.retire(t, reason)
+	}
+}
+
+func (r *reconciler) newTask(svc *shoalv1.Service, slot uint64, node, reason string) {
+	t := &shoalv1.Task{
+		Id:           r.newID(),
+		Meta:         &shoalv1.Meta{CreatedAt: r.ts, UpdatedAt: r.ts},
+		ServiceId:    svc.GetId(),
+		ServiceName:  svc.GetSpec().GetName(),
+		Slot:         slot,
+		NodeId:       node,
+		Spec:         proto.Clone(svc.GetSpec().GetTask()).(*shoalv1.TaskSpec),
+		Endpoint:     proto.Clone(svc.GetSpec().GetEndpoint()).(*shoalv1.EndpointSpec),
+		DesiredState: stRunning,
+		Status:       &shoalv1.TaskStatus{State: stNew, Timestamp: r.ts, Message: reason},
+	}
+	r.plan.Create = append(r.plan.Create, Change{Task: t, Reason: reason})
+}
+
+// replaceDelay is the manager-level delay before replacing a task of a
+// slot whose history holds failures.
+func (r *reconciler) replaceDelay(svc *shoalv1.Service, history []*shoalv1.Task) time.Duration {
+	rp := svc.GetSpec().GetTask().GetRestart()
+	base := rp.GetDelay().AsDuration()
+	if rp.GetDelay() == nil {
+		base = DefaultReplaceDelay
+	}
+	window := rp.GetWindow().AsDuration()
+	if window <= 0 {
+		window = DefaultWindow
+	}
+	failures := 0
+	for _, t := range history {
+		if s := t.GetStatus().GetState(); (s == stFailed || s == stRejected) && r.now.Sub(statusTime(t)) <= window {
+			failures++
+		}
+	}
+	d := base
+	for i := 1; i < failures && d < MaxReplaceDelay; i++ {
+		d *= 2
+	}
+	if d > MaxReplaceDelay {
+		d = MaxReplaceDelay
+	}
+	return d
+}
+
+// slotState is the outcome of looking at one slot's newest task.
+type slotState int
+
+const (
+	slotRunning  slotState = iota // an active task, fine
+	slotReplaced                  // its task is going; a replacement is made now
+	slotWaiting                   // a replacement falls due later
+	slotDone                      // ended and not to be restarted
+	slotGone                      // removed
+)
+
+// slot judges one slot (a replica number, or a node for global services)
+// from its tasks, newest first, and makes the changes it needs. makeNew
+// creates a replacement.
+func (r *reconciler) slot(svc *shoalv1.Service, tasks []*shoalv1.Task, makeNew func(reason string)) (slotState, *shoalv1.Task) {
+	sort.Slice(tasks, func(i, j int) bool { return newer(tasks[i], tasks[j]) })
+	latest := tasks[0]
+	// Extra active tasks in one slot (a leader change mid-way could leave
+	// them): keep the newest.
+	for _, t := range tasks[1:] {
+		if t.GetDesiredState() == stRunning {
+			r.update(t, stShutdown, "superseded by a newer task of the same slot")
+		}
+	}
+	cond := svc.GetSpec().GetTask().GetRestart().GetCondition()
+	if latest.GetDesiredState() == stRemove {
+		return slotGone, nil
+	}
+	if latest.GetDesiredState() == stRunning {
+		if node := latest.GetNodeId(); node != "" {
+			v, ok := r.nodes[node]
+			if !ok || !v.usable {
+				why := v.problem
+				if !ok {
+					why = "node was removed"
+				}
+				r.update(latest, stShutdown, why)
+				makeNew("replaces a task on a lost node: " + why)
+				return slotReplaced, nil
+			}
+		}
+		s := latest.GetStatus().GetState()
+		if !Terminal(s) {
+			return slotRunning, latest
+		}
+		r.update(latest, stShutdown, "task ended: "+s.String())
+		if !restartable(s, cond) {
+			return slotDone, nil
+		}
+		// Fall through to the delayed replacement below; the task's
+		// own status time is when it failed.
+	} else if !restartable(latest.GetStatus().GetState(), cond) || !Terminal(latest.GetStatus().GetState()) {
+		// Shut down by us (update, node loss: a replacement is newer)
+		// or ended for good.
+		return slotDone, nil
+	}
+	due := statusTime(latest).Add(r.replaceDelay(svc, tasks))
+	if r.now.Before(due) {
+		r.plan.wakeAt(due)
+		return slotWaiting, nil
+	}
+	makeNew("replaces a failed task")
+	return slotReplaced, nil
+}
+
+func specCurrent(svc *shoalv1.Service, t *shoalv1.Task) bool {
+	return proto.Equal(svc.GetSpec().GetTask(), t.GetSpec()) && proto.Equal(svc.GetSpec().GetEndpoint(), t.GetEndpoint())
+}
+
+// rollOne replaces one outdated running task (stop-first, one at a time:
+// not while another new task of the service is still starting).
+func (r *reconciler) rollOne(svc *shoalv1.Service, running []*shoalv1.Task, makeNew func(t *shoalv1.Task)) {
+	var outdated []*shoalv1.Task
+	for _, t := range running {
+		if !specCurrent(svc, t) {
+			outdated = append(outdated, t)
+		} else if t.GetStatus().GetState() < stRunning {
+			return // an update is in progress
+		}
+	}
+	if len(outdated) == 0 {
+		return
+	}
+	sort.Slice(outdated, func(i, j int) bool {
+		return outdated[i].GetSlot() < outdated[j].GetSlot() || outdated[i].GetNodeId() < outdated[j].GetNodeId()
+	})
+	t := outdated[0]
+	r.update(t, stShutdown, "service updated")
+	makeNew(t)
+}
+
+func (r *reconciler) replicated(svc *shoalv1.Service, tasks []*shoalv1.Task) {
+	want := int(svc.GetSpec().GetReplicated().GetReplicas())
+	bySlot := map[uint64][]*shoalv1.Task{}
+	for _, t := range tasks {
+		bySlot[t.GetSlot()] = append(bySlot[t.GetSlot()], t)
+	}
+	slots := make([]uint64, 0, len(bySlot))
+	for s := range bySlot {
+		slots = append(slots, s)
+	}
+	sort.Slice(slots, func(i, j int) bool { return slots[i] < slots[j] })
+	var (
+		occupied []uint64
+		running  []*shoalv1.Task
+		waiting  []uint64
+	)
+	used := map[uint64]bool{}
+	for _, s := range slots {
+		slot := s
+		state, t := r.slot(svc, bySlot[s], func(reason string) { r.newTask(svc, slot, "", reason) })
+		switch state {
+		case slotRunning:
+			running = append(running, t)
+			occupied = append(occupied, s)
+		case slotReplaced, slotDone:
+			occupied = append(occupied, s)
+		case slotWaiting:
+			waiting = append(waiting, s)
+			occupied = append(occupied, s)
+		}
+		if state != slotGone {
+			used[s] = true
+		}
+	}
+	if surplus := len(occupied) - want; surplus > 0 {
+		r.scaleDown(svc, bySlot, waiting, running, surplus)
+		return
+	}
+	for next := uint64(1); len(occupied) < want; next++ {
+		if used[next] {
+			continue
+		}
+		used[next] = true
+		occupied = append(occupied, next)
+		r.newTask(svc, next, "", "service wants "+fmt.Sprint(want)+" replicas")
+	}
+	r.rollOne(svc, running, func(t *shoalv1.Task) { r.newTask(svc, t.GetSlot(), "", "service updated") })
+}
+
+// scaleDown retires surplus slots: those waiting for a replacement first,
+// then tasks on the most loaded nodes.
+func (r *reconciler) scaleDown(svc *shoalv1.Service, bySlot map[uint64][]*shoalv1.Task, waiting []uint64, running []*shoalv1.Task, surplus int) {
+	retireSlot := func(s uint64) {
+		for _, t := range bySlot[s] {
+			if t.GetDesiredState() == stRunning || !r.touched[t.GetId()] {
+				r.retire(t, "service scaled down")
+			}
+		}
+	}
+	for _, s := range waiting {
+		if surplus == 0 {
+			return
+		}
+		retireSlot(s)
+		surplus--
+	}
+	load := map[string]int{}
+	for _, t := range running {
+		load[t.GetNodeId()]++
+	}
+	sort.Slice(running, func(i, j int) bool {
+		a, b := running[i], running[j]
+		if la, lb := load[a.GetNodeId()], load[b.GetNodeId()]; la != lb {
+			return la > lb
+		}
+		if (a.GetStatus().GetState() == stRunning) != (b.GetStatus().GetState() == stRunning) {
+			return a.GetStatus().GetState() != stRunning // not-yet-running first
+		}
+		return a.GetSlot() > b.GetSlot()
+	})
+	for _, t := range running {
+		if surplus == 0 {
+			return
+		}
+		load[t.GetNodeId()]--
+		retireSlot(t.GetSlot())
+		surplus--
+	}
+}
+
+func (r *reconciler) global(svc *shoalv1.Service, tasks []*shoalv1.Task) {
+	byNode := map[string][]*shoalv1.Task{}
+	for _, t := range tasks {
+		byNode[t.GetNodeId()] = append(byNode[t.GetNodeId()], t)
+	}
+	var running []*shoalv1.Task
+	nodeIDs := make([]string, 0, len(r.nodes))
+	for id := range r.nodes {
+		nodeIDs = append(nodeIDs, id)
+	}
+	for id := range byNode {
+		if _, ok := r.nodes[id]; !ok {
+			nodeIDs = append(nodeIDs, id)
+		}
+	}
+	sort.Strings(nodeIDs)
+	for _, id := range nodeIDs {
+		v, known := r.nodes[id]
+		eligible := known && v.newOK && matches(svc, v.node)
+		ts := byNode[id]
+		if !known {
+			for _, t := range ts {
+				if t.GetDesiredState() == stRunning || Terminal(t.GetStatus().GetState()) {
+					r.remove(t, "node was removed")
+				}
+			}
+			continue
+		}
+		if len(ts) == 0 {
+			if eligible {
+				r.newTask(svc, 0, id, "global service: one task per node")
+			}
+			continue
+		}
+		nodeID := id
+		if !matches(svc, v.node) {
+			for _, t := range ts {
+				if t.GetDesiredState() == stRunning {
+					r.update(t, stShutdown, "node no longer satisfies the service's constraints")
+				}
+			}
+			continue
+		}
+		state, t := r.slot(svc, ts, func(reason string) {
+			// A global task never moves to another node: it returns
+			// when its node does.
+			if v.newOK {
+				r.newTask(svc, 0, nodeID, reason)
+			}
+		})
+		if state == slotRunning {
+			running = append(running, t)
+		}
+		// A task we shut down because its node went away (it never
+		// reported an end) is followed by a new one when the node is
+		// back; a task that ended for good is not.
+		if state == slotDone && eligible && !Terminal(ts[0].GetStatus().GetState()) {
+			r.newTask(svc, 0, id, "node is available again")
+		}
+	}
+	r.rollOne(svc, running, func(t *shoalv1.Task) { r.newTask(svc, 0, t.GetNodeId(), "service updated") })
+}
+
+// trimHistory deletes finished tasks beyond the history limit of each
+// slot, and finished tasks of slots that are gone.
+func (r *reconciler) trimHistory() {
+	limit := r.in.HistoryLimit
+	if limit <= 0 {
+		limit = DefaultHistory
+	}
+	type key struct {
+		svc, node string
+		slot      uint64
+	}
+	groups := map[key][]*shoalv1.Task{}
+	for _, t := range r.in.Tasks {
+		k := key{svc: t.GetServiceId(), slot: t.GetSlot()}
+		if t.GetSlot() == 0 {
+			k.node = t.GetNodeId()
+		}
+		groups[k] = append(groups[k], t)
+	}
+	for _, ts := range groups {
+		var done []*shoalv1.Task
+		for _, t := range ts {
+			if t.GetDesiredState() != stRunning && Terminal(t.GetStatus().GetState()) && !r.touched[t.GetId()] {
+				done = append(done, t)
+			}
+		}
+		if len(done) <= limit {
+			continue
+		}
+		sort.Slice(done, func(i, j int) bool { return newer(done[i], done[j]) })
+		for _, t := range done[limit:] {
+			r.remove(t, "task history limit")
+		}
+	}
+}
+
+// matches reports whether node satisfies the service's constraints.
+func matches(svc *shoalv1.Service, n *shoalv1.Node) bool {
+	for _, c := range svc.GetSpec().GetTask().GetPlacement().GetConstraints() {
+		key, op, value, err := controlapi.ParseConstraint(c)
+		if err != nil {
+			return false
+		}
+		var have string
+		var present bool
+		switch {
+		case key == "node.id":
+			have, present = n.GetId(), true
+		case key == "node.hostname":
+			have, present = n.GetDescription().GetHostname(), true
+		case key == "node.role":
+			have, present = "worker", true
+			if n.GetRole() == shoalv1.NodeRole_NODE_ROLE_MANAGER {
+				have = "manager"
+			}
+		case key == "node.platform.os":
+			have, present = n.GetDescription().GetPlatform().GetOs(), true
+		case key == "node.platform.arch":
+			have, present = n.GetDescription().GetPlatform().GetArchitecture(), true
+		case strings.HasPrefix(key, "node.labels."):
+			have, present = n.GetSpec().GetLabels()[strings.TrimPrefix(key, "node.labels.")]
+		case strings.HasPrefix(key, "engine.labels."):
+			have, present = n.GetDescription().GetEngineLabels()[strings.TrimPrefix(key, "engine.labels.")]
+		}
+		eq := present && strings.EqualFold(have, value)
+		if (op == "==") != eq {
+			return false
+		}
+	}
+	return true
+}

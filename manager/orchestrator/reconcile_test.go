@@ -1,0 +1,348 @@
+package orchestrator
+
+import (
+	"fmt"
+	"sort"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+)
+
+var t0 = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+
+func ids() func() string {
+	n := 0
+	return func() string { n++; return fmt.Sprintf("t%03d", n) }
+}
+
+func svc(id string, replicas int64) *shoalv1.Service {
+	return &shoalv1.Service{Id: id, Meta: &shoalv1.Meta{Version: 1}, Spec: &shoalv1.ServiceSpec{
+		Name: id, Task: &shoalv1.TaskSpec{Container: &shoalv1.ContainerSpec{Image: "img:1"}},
+		Mode: &shoalv1.ServiceSpec_Replicated{Replicated: &shoalv1.ReplicatedService{Replicas: replicas}},
+	}}
+}
+
+func global(id string, constraints ...string) *shoalv1.Service {
+	s := svc(id, 0)
+	s.Spec.Mode = &shoalv1.ServiceSpec_Global{Global: &shoalv1.GlobalService{}}
+	s.Spec.Task.Placement = &shoalv1.Placement{Constraints: constraints}
+	return s
+}
+
+func node(id string, state shoalv1.NodeState, avail shoalv1.NodeAvailability, labels map[string]string) *shoalv1.Node {
+	return &shoalv1.Node{Id: id, Spec: &shoalv1.NodeSpec{Availability: avail, Labels: labels},
+		Status: &shoalv1.NodeStatus{State: state}, Description: &shoalv1.NodeDescription{Hostname: id}}
+}
+
+func ready(id string) *shoalv1.Node {
+	return node(id, shoalv1.NodeState_NODE_STATE_READY, shoalv1.NodeAvailability_NODE_AVAILABILITY_ACTIVE, nil)
+}
+
+// task makes a stored task of s in slot on node, created at created,
+// with observed state st at time at.
+func task(id string, s *shoalv1.Service, slot uint64, nodeID string, desired, state shoalv1.TaskState, created, at time.Time) *shoalv1.Task {
+	return &shoalv1.Task{
+		Id: id, Meta: &shoalv1.Meta{Version: 5, CreatedAt: timestamppb.New(created)}, ServiceId: s.GetId(), ServiceName: s.GetSpec().GetName(),
+		Slot: slot, NodeId: nodeID, Spec: proto.Clone(s.GetSpec().GetTask()).(*shoalv1.TaskSpec),
+		Endpoint: proto.Clone(s.GetSpec().GetEndpoint()).(*shoalv1.EndpointSpec), DesiredState: desired,
+		Status: &shoalv1.TaskStatus{State: state, Timestamp: timestamppb.New(at)},
+	}
+}
+
+func running(id string, s *shoalv1.Service, slot uint64, nodeID string) *shoalv1.Task {
+	return task(id, s, slot, nodeID, stRunning, stRunning, t0.Add(-time.Hour), t0.Add(-time.Hour))
+}
+
+func slotsOf(cs []Change) []uint64 {
+	var out []uint64
+	for _, c := range cs {
+		out = append(out, c.Task.GetSlot())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+func idsOf(cs []Change) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.Task.GetId())
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestScaleUpFromZero(t *testing.T) {
+	s := svc("web", 3)
+	p := Reconcile(Input{Services: []*shoalv1.Service{s}, Nodes: []*shoalv1.Node{ready("n1")}}, t0, ids())
+	if got := slotsOf(p.Create); fmt.Sprint(got) != "[1 2 3]" {
+		t.Fatalf("Reconcile(3 replicas, no tasks) created slots %v; want [1 2 3]", got)
+	}
+	for _, c := range p.Create {
+		if c.Task.GetDesiredState() != stRunning || c.Task.GetStatus().GetState() != stNew || c.Task.GetServiceName() != "web" {
+			t.Fatalf("new task %v", c.Task)
+		}
+	}
+	if len(p.Update)+len(p.Delete) != 0 {
+		t.Fatalf("unexpected changes %+v", p)
+	}
+}
+
+func TestSteadyStateIsANoOp(t *testing.T) {
+	s := svc("web", 2)
+	in := Input{Services: []*shoalv1.Service{s}, Nodes: []*shoalv1.Node{ready("n1"), ready("n2")},
+		Tasks: []*shoalv1.Task{running("a", s, 1, "n1"), running("b", s, 2, "n2")}}
+	if p := Reconcile(in, t0, ids()); !p.Empty() {
+		t.Fatalf("Reconcile(steady) = %+v; want nothing", p)
+	}
+}
+
+func TestScaleDownPrefersMostLoadedNodes(t *testing.T) {
+	s := svc("web", 2)
+	in := Input{Services: []*shoalv1.Service{s}, Nodes: []*shoalv1.Node{ready("n1"), ready("n2")},
+		Tasks: []*shoalv1.Task{running("a", s, 1, "n1"), running("b", s, 2, "n1"), running("c", s, 3, "n1"), running("d", s, 4, "n2")}}
+	p := Reconcile(in, t0, ids())
+	if len(p.Create) != 0 || len(p.Update) != 2 {
+		t.Fatalf("scale 4->2: %d creates, %d updates; want 0, 2", len(p.Create), len(p.Update))
+	}
+	for _, c := range p.Update {
+		if c.Task.GetNodeId() != "n1" || c.Task.GetDesiredState() != stRemove {
+			t.Fatalf("scale down retired %s on %s (desired %v); want tasks on the loaded n1 marked REMOVE", c.Task.GetId(), c.Task.GetNodeId(), c.Task.GetDesiredState())
+		}
+	}
+	// Tasks that never started are deleted outright.
+	in.Tasks = []*shoalv1.Task{running("a", s, 1, "n1"), running("b", s, 2, "n2"),
+		task("c", s, 3, "", stRunning, stPending, t0, t0)}
+	p = Reconcile(in, t0, ids())
+	if fmt.Sprint(idsOf(p.Delete)) != "[c]" {
+		t.Fatalf("scale down of a pending task: deleted %v; want [c]", idsOf(p.Delete))
+	}
+}
+
+func TestNodeDownReplacesItsTasks(t *testing.T) {
+	s := svc("web", 2)
+	down := node("n2", shoalv1.NodeState_NODE_STATE_DOWN, shoalv1.NodeAvailability_NODE_AVAILABILITY_ACTIVE, nil)
+	in := Input{Services: []*shoalv1.Service{s}, Nodes: []*shoalv1.Node{ready("n1"), down},
+		Tasks: []*shoalv1.Task{running("a", s, 1, "n1"), running("b", s, 2, "n2")}}
+	p := Reconcile(in, t0, ids())
+	if fmt.Sprint(idsOf(p.Update)) != "[b]" || p.Update[0].Task.GetDesiredState() != stShutdown {
+		t.Fatalf("node down: updates %v; want b shut down", idsOf(p.Update))
+	}
+	if fmt.Sprint(slotsOf(p.Create)) != "[2]" {
+		t.Fatalf("node down: replacement slots %v; want [2] at once", slotsOf(p.Create))
+	}
+	// The old task is still shown as running (its node cannot say
+	// otherwise). Once the node is back, nothing new is made: the worker
+	// stops the old task, and the slot keeps its one replacement.
+	old := p.Update[0].Task
+	repl := p.Create[0].Task
+	repl.NodeId, repl.Status.State = "n1", stRunning
+	in = Input{Services: []*shoalv1.Service{s}, Nodes: []*shoalv1.Node{ready("n1"), ready("n2")},
+		Tasks: []*shoalv1.Task{running("a", s, 1, "n1"), old, repl}}
+	if p := Reconcile(in, t0.Add(time.Minute), ids()); !p.Empty() {
+		t.Fatalf("node back: %+v; want no change (one running task per slot)", p)
+	}
+}
+
+func TestDrainMovesTasks(t *testing.T) {
+	s := svc("web", 1)
+	drained := node("n1", shoalv1.NodeState_NODE_STATE_READY, shoalv1.NodeAvailability_NODE_AVAILABILITY_DRAIN, nil)
+	paused := node("n2", shoalv1.NodeState_NODE_STATE_READY, shoalv1.NodeAvailability_NODE_AVAILABILITY_PAUSE, nil)
+	in := Input{Services: []*shoalv1.Service{s, svc("api", 1)}, Nodes: []*shoalv1.Node{drained, paused},
+		Tasks: []*shoalv1.Task{running("a", s, 1, "n1")}}
+	in.Tasks = append(in.Tasks, running("b", in.Services[1], 1, "n2"))
+	p := Reconcile(in, t0, ids())
+	if fmt.Sprint(idsOf(p.Update)) != "[a]" || len(p.Create) != 1 || p.Create[0].Task.GetServiceId() != "web" {
+		t.Fatalf("drain: updates %v creates %d; want a shut down and replaced, b (on a paused node) kept", idsOf(p.Update), len(p.Create))
+	}
+}
+
+func TestFailedTaskReplacedAfterBackoff(t *testing.T) {
+	s := svc("web", 1)
+	s.Spec.Task.Restart = &shoalv1.RestartPolicy{Condition: shoalv1.RestartCondition_RESTART_CONDITION_ANY, Delay: durationpb.New(time.Second)}
+	failedAt := t0
+	failed := task("a", s, 1, "n1", stRunning, stFailed, t0.Add(-time.Minute), failedAt)
+	in := Input{Services: []*shoalv1.Service{s}, Nodes: []*shoalv1.Node{ready("n1"), ready("n2")}, Tasks: []*shoalv1.Task{failed}}
+	p := Reconcile(in, t0.Add(100*time.Millisecond), ids())
+	if len(p.Create) != 0 || fmt.Sprint(idsOf(p.Update)) != "[a]" || !p.Wake.Equal(failedAt.Add(time.Second)) {
+		t.Fatalf("just failed: creates %d updates %v wake %v; want the task shut down and a wake-up at +1s", len(p.Create), idsOf(p.Update), p.Wake)
+	}
+	// Next pass (task now desired shutdown), before and after the delay.
+	shut := p.Update[0].Task
+	in.Tasks = []*shoalv1.Task{shut}
+	if p := Reconcile(in, t0.Add(500*time.Millisecond), ids()); len(p.Create) != 0 || p.Wake.IsZero() {
+		t.Fatalf("before the delay: %+v", p)
+	}
+	p = Reconcile(in, t0.Add(time.Second), ids())
+	if fmt.Sprint(slotsOf(p.Create)) != "[1]" {
+		t.Fatalf("after the delay: created %v; want slot 1", slotsOf(p.Create))
+	}
+	// Three recent failures of the slot: the delay has doubled twice.
+	in.Tasks = []*shoalv1.Task{
+		task("x", s, 1, "n1", stShutdown, stFailed, t0.Add(-3*time.Minute), t0.Add(-2*time.Minute)),
+		task("y", s, 1, "n2", stShutdown, stFailed, t0.Add(-2*time.Minute), t0.Add(-time.Minute)),
+		task("z", s, 1, "n1", stShutdown, stFailed, t0.Add(-time.Minute), t0),
+	}
+	if p := Reconcile(in, t0, ids()); !p.Wake.Equal(t0.Add(4 * time.Second)) {
+		t.Fatalf("after 3 failures the wake is %v; want +4s", p.Wake.Sub(t0))
+	}
+}
+
+func TestRestartConditions(t *testing.T) {
+	for _, tc := range []struct {
+		cond     shoalv1.RestartCondition
+		state    shoalv1.TaskState
+		replaced bool
+	}{
+		{shoalv1.RestartCondition_RESTART_CONDITION_NONE, stFailed, false},
+		{shoalv1.RestartCondition_RESTART_CONDITION_ON_FAILURE, stComplete, false},
+		{shoalv1.RestartCondition_RESTART_CONDITION_ON_FAILURE, stFailed, true},
+		{shoalv1.RestartCondition_RESTART_CONDITION_ANY, stComplete, true},
+		{shoalv1.RestartCondition_RESTART_CONDITION_NONE, stRejected, false},
+	} {
+		s := svc("job", 1)
+		s.Spec.Task.Restart = &shoalv1.RestartPolicy{Condition: tc.cond, Delay: durationpb.New(0)}
+		in := Input{Services: []*shoalv1.Service{s}, Nodes: []*shoalv1.Node{ready("n1")},
+			Tasks: []*shoalv1.Task{task("a", s, 1, "n1", stRunning, tc.state, t0, t0)}}
+		p := Reconcile(in, t0.Add(time.Second), ids())
+		if got := len(p.Create) == 1; got != tc.replaced {
+			t.Errorf("Reconcile(%v ended %v): replaced %v; want %v", tc.cond, tc.state, got, tc.replaced)
+		}
+		// And the pass after keeps to that decision.
+		if len(p.Update) == 1 {
+			in.Tasks = []*shoalv1.Task{p.Update[0].Task}
+			for _, c := range p.Create {
+				c.Task.Status.State = stRunning
+				in.Tasks = append(in.Tasks, c.Task)
+			}
+			if p2 := Reconcile(in, t0.Add(time.Minute), ids()); len(p2.Create) != 0 {
+				t.Errorf("Reconcile(%v ended %v) again: created %d more", tc.cond, tc.state, len(p2.Create))
+			}
+		}
+	}
+}
+
+func TestGlobalFollowsNodes(t *testing.T) {
+	g := global("agent", "node.labels.role!=edge")
+	edge := node("n3", shoalv1.NodeState_NODE_STATE_READY, shoalv1.NodeAvailability_NODE_AVAILABILITY_ACTIVE, map[string]string{"role": "edge"})
+	paused := node("n4", shoalv1.NodeState_NODE_STATE_READY, shoalv1.NodeAvailability_NODE_AVAILABILITY_PAUSE, nil)
+	in := Input{Services: []*shoalv1.Service{g}, Nodes: []*shoalv1.Node{ready("n1"), ready("n2"), edge, paused},
+		Tasks: []*shoalv1.Task{running("a", g, 0, "n1")}}
+	p := Reconcile(in, t0, ids())
+	var nodes []string
+	for _, c := range p.Create {
+		nodes = append(nodes, c.Task.GetNodeId())
+	}
+	if fmt.Sprint(nodes) != "[n2]" {
+		t.Fatalf("global: new tasks on %v; want [n2] (n1 has one, n3 fails the constraint, n4 is paused)", nodes)
+	}
+	// n1 drained, n2 gains the edge label: both tasks go, none elsewhere.
+	n1 := node("n1", shoalv1.NodeState_NODE_STATE_READY, shoalv1.NodeAvailability_NODE_AVAILABILITY_DRAIN, nil)
+	n2 := node("n2", shoalv1.NodeState_NODE_STATE_READY, shoalv1.NodeAvailability_NODE_AVAILABILITY_ACTIVE, map[string]string{"role": "edge"})
+	in = Input{Services: []*shoalv1.Service{g}, Nodes: []*shoalv1.Node{n1, n2},
+		Tasks: []*shoalv1.Task{running("a", g, 0, "n1"), running("b", g, 0, "n2")}}
+	p = Reconcile(in, t0, ids())
+	if fmt.Sprint(idsOf(p.Update)) != "[a b]" || len(p.Create) != 0 {
+		t.Fatalf("global after drain and relabel: updates %v creates %d", idsOf(p.Update), len(p.Create))
+	}
+	// A node that went down and came back gets a new task.
+	old := task("c", g, 0, "n1", stShutdown, stRunning, t0.Add(-time.Hour), t0.Add(-time.Hour))
+	in = Input{Services: []*shoalv1.Service{g}, Nodes: []*shoalv1.Node{ready("n1")}, Tasks: []*shoalv1.Task{old}}
+	if p := Reconcile(in, t0, ids()); len(p.Create) != 1 || p.Create[0].Task.GetNodeId() != "n1" {
+		t.Fatalf("global node back: %+v", p)
+	}
+}
+
+func TestServiceRemoved(t *testing.T) {
+	s := svc("web", 2)
+	in := Input{Nodes: []*shoalv1.Node{ready("n1")}, Tasks: []*shoalv1.Task{
+		running("a", s, 1, "n1"), task("b", s, 2, "", stRunning, stPending, t0, t0),
+		task("c", s, 1, "n1", stShutdown, stFailed, t0.Add(-time.Hour), t0.Add(-time.Hour))}}
+	p := Reconcile(in, t0, ids())
+	if fmt.Sprint(idsOf(p.Delete)) != "[b c]" || fmt.Sprint(idsOf(p.Update)) != "[a]" || p.Update[0].Task.GetDesiredState() != stRemove {
+		t.Fatalf("service removed: deleted %v updated %v; want b,c deleted and a marked REMOVE", idsOf(p.Delete), idsOf(p.Update))
+	}
+}
+
+func TestHistoryTrimming(t *testing.T) {
+	s := svc("web", 1)
+	tasks := []*shoalv1.Task{running("live", s, 1, "n1")}
+	for i := 0; i < 8; i++ {
+		at := t0.Add(time.Duration(i-10) * time.Minute)
+		tasks = append(tasks, task(fmt.Sprintf("old%d", i), s, 1, "n1", stShutdown, stFailed, at, at))
+	}
+	p := Reconcile(Input{Services: []*shoalv1.Service{s}, Nodes: []*shoalv1.Node{ready("n1")}, Tasks: tasks, HistoryLimit: 5}, t0, ids())
+	if fmt.Sprint(idsOf(p.Delete)) != "[old0 old1 old2]" {
+		t.Fatalf("history trim deleted %v; want the 3 oldest", idsOf(p.Delete))
+	}
+}
+
+func TestRollingUpdateOneAtATime(t *testing.T) {
+	s := svc("web", 3)
+	tasks := []*shoalv1.Task{running("a", s, 1, "n1"), running("b", s, 2, "n1"), running("c", s, 3, "n1")}
+	s2 := proto.Clone(s).(*shoalv1.Service)
+	s2.Spec.Task.Container.Image = "img:2"
+	in := Input{Services: []*shoalv1.Service{s2}, Nodes: []*shoalv1.Node{ready("n1")}, Tasks: tasks}
+	p := Reconcile(in, t0, ids())
+	if len(p.Update) != 1 || len(p.Create) != 1 || p.Create[0].Task.GetSpec().GetContainer().GetImage() != "img:2" || p.Create[0].Task.GetSlot() != p.Update[0].Task.GetSlot() {
+		t.Fatalf("update: %d stopped, %d created; want one slot replaced with the new image", len(p.Update), len(p.Create))
+	}
+	// While the new task is starting, no other slot moves.
+	in.Tasks = []*shoalv1.Task{p.Update[0].Task, p.Create[0].Task, tasks[1], tasks[2]}
+	p.Create[0].Task.NodeId, p.Create[0].Task.Status.State = "n1", stAssigned
+	if p := Reconcile(in, t0, ids()); !p.Empty() {
+		t.Fatalf("during a slot's update: %+v; want nothing", p)
+	}
+	// Once it runs, the next slot goes.
+	p.Create[0].Task.Status.State = stRunning
+	if p := Reconcile(in, t0, ids()); len(p.Update) != 1 || len(p.Create) != 1 {
+		t.Fatalf("after the first slot runs: %d/%d; want the next slot", len(p.Update), len(p.Create))
+	}
+}
+
+// A leader that dies half-way through applying a plan leaves a store in
+// which the next leader's reconciliation finishes the job without
+// duplicating anything.
+func TestLeaderChangeMidReconciliation(t *testing.T) {
+	s := svc("web", 4)
+	down := node("n2", shoalv1.NodeState_NODE_STATE_DOWN, shoalv1.NodeAvailability_NODE_AVAILABILITY_ACTIVE, nil)
+	in := Input{Services: []*shoalv1.Service{s}, Nodes: []*shoalv1.Node{ready("n1"), down},
+		Tasks: []*shoalv1.Task{running("a", s, 1, "n1"), running("b", s, 2, "n2")}}
+	first := Reconcile(in, t0, ids())
+	// The old leader committed only its updates and one of its creates.
+	applied := map[string]*shoalv1.Task{}
+	for _, tk := range in.Tasks {
+		applied[tk.GetId()] = tk
+	}
+	for _, c := range first.Update {
+		applied[c.Task.GetId()] = c.Task
+	}
+	applied[first.Create[0].Task.GetId()] = first.Create[0].Task
+	var tasks []*shoalv1.Task
+	for _, tk := range applied {
+		tasks = append(tasks, tk)
+	}
+	in.Tasks = tasks
+	second := Reconcile(in, t0, func() string { return "new-" + fmt.Sprint(len(tasks)) + fmt.Sprint(time.Now().UnixNano()) })
+	for _, c := range second.Create {
+		applied[c.Task.GetId()] = c.Task
+	}
+	active := map[uint64]int{}
+	for _, tk := range applied {
+		if tk.GetDesiredState() == stRunning {
+			active[tk.GetSlot()]++
+		}
+	}
+	if len(active) != 4 {
+		t.Fatalf("after the new leader's pass, active slots %v; want 4", active)
+	}
+	for slot, n := range active {
+		if n != 1 {
+			t.Fatalf("slot %d has %d active tasks", slot, n)
+		}
+	}
+}
