@@ -31,9 +31,6 @@ type Orchestrator struct {
 
 // Run loops until ctx ends.
 func (o *Orchestrator) Run(ctx context.Context) {
-	if o.MaxBatch == 0 {
-		o.MaxBatch = 1000
-	}
 	events, cancel := o.Store.Watch()
 	defer func() { cancel() }()
 	timer := time.NewTimer(0)
@@ -150,8 +147,12 @@ func (o *Orchestrator) Pass(ctx context.Context) (time.Time, error) {
 		o.Log.Debug("orchestration", zap.Int("create", len(plan.Create)), zap.Int("update", len(plan.Update)),
 			zap.Int("placed", len(sched)), zap.Int("delete", len(plan.Delete)))
 	}
+	batch := o.MaxBatch
+	if batch <= 0 {
+		batch = 1000
+	}
 	for len(actions) > 0 {
-		n := min(len(actions), o.MaxBatch)
+		n := min(len(actions), batch)
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		_, err := o.Raft.Propose(pctx, &shoalv1.StoreBatch{Actions: actions[:n]})
 		cancel()

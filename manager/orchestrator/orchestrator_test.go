@@ -1,0 +1,160 @@
+package orchestrator
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+
+	"github.com/shoal-run/shoal/manager/store"
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+)
+
+// direct applies batches to the store at increasing indexes, as Raft
+// would after committing them.
+type direct struct {
+	mu  sync.Mutex
+	s   *store.Store
+	idx uint64
+}
+
+func (d *direct) Propose(_ context.Context, b *shoalv1.StoreBatch) (uint64, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.idx++
+	return d.idx, d.s.Apply(b, d.idx)
+}
+
+func (d *direct) put(t *testing.T, objs ...store.Object) {
+	t.Helper()
+	var b shoalv1.StoreBatch
+	for _, o := range objs {
+		kind := shoalv1.StoreActionKind_STORE_ACTION_KIND_CREATE
+		var exists bool
+		d.s.View(func(r store.ReadTx) {
+			switch o.(type) {
+			case *shoalv1.Node:
+				exists = store.Get[*shoalv1.Node](r, store.TableNode, o.GetId()) != nil
+			case *shoalv1.Service:
+				exists = store.Get[*shoalv1.Service](r, store.TableService, o.GetId()) != nil
+			}
+		})
+		if exists {
+			kind = shoalv1.StoreActionKind_STORE_ACTION_KIND_UPDATE
+		}
+		b.Actions = append(b.Actions, &shoalv1.StoreAction{Kind: kind, Object: store.Wrap(o)})
+	}
+	if _, err := d.Propose(context.Background(), &b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func capacity(n *shoalv1.Node) *shoalv1.Node {
+	n.Description.Resources = &shoalv1.Resources{NanoCpus: 4e9, MemoryBytes: 8 << 30}
+	return n
+}
+
+func tasksOf(s *store.Store) []*shoalv1.Task {
+	var out []*shoalv1.Task
+	s.View(func(r store.ReadTx) { out = store.List[*shoalv1.Task](r, store.TableTask) })
+	return out
+}
+
+func activeByNode(s *store.Store) map[string]int {
+	out := map[string]int{}
+	for _, t := range tasksOf(s) {
+		if t.GetDesiredState() == stRunning {
+			out[t.GetNodeId()]++
+		}
+	}
+	return out
+}
+
+// The loop against a real store: services become placed tasks, a lost
+// node's tasks move, scale down retires, and nothing leaks.
+func TestOrchestratorPasses(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	st := store.New()
+	d := &direct{s: st}
+	now := t0
+	o := &Orchestrator{Store: st, Raft: d, Now: func() time.Time { return now }, NewID: ids(), Log: zap.NewNop()}
+	d.put(t, capacity(ready("n1")), capacity(ready("n2")), capacity(ready("n3")))
+	d.put(t, svc("web", 6))
+	if _, err := o.Pass(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := activeByNode(st); got["n1"] != 2 || got["n2"] != 2 || got["n3"] != 2 {
+		t.Fatalf("6 replicas on 3 nodes: %v; want 2 each", got)
+	}
+	for _, tk := range tasksOf(st) {
+		if tk.GetStatus().GetState() != stAssigned || tk.GetNodeId() == "" {
+			t.Fatalf("task %s is %v on %q; want assigned", tk.GetId(), tk.GetStatus().GetState(), tk.GetNodeId())
+		}
+	}
+	// n3 goes down: its two tasks are replaced on n1 and n2.
+	d.put(t, capacity(node("n3", shoalv1.NodeState_NODE_STATE_DOWN, shoalv1.NodeAvailability_NODE_AVAILABILITY_ACTIVE, nil)))
+	if _, err := o.Pass(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := activeByNode(st); got["n1"] != 3 || got["n2"] != 3 || got["n3"] != 0 {
+		t.Fatalf("after n3 went down: %v; want 3, 3, 0", got)
+	}
+	// A second pass changes nothing.
+	before := len(tasksOf(st))
+	o.Pass(context.Background())
+	if len(tasksOf(st)) != before {
+		t.Fatal("a second pass changed the tasks")
+	}
+	// Scale down to 2.
+	d.put(t, svc("web", 2))
+	o.Pass(context.Background())
+	active := 0
+	for _, tk := range tasksOf(st) {
+		if tk.GetDesiredState() == stRunning {
+			active++
+		}
+	}
+	if active != 2 {
+		t.Fatalf("after scaling to 2: %d active tasks", active)
+	}
+	// A task no node can take says why.
+	big := svc("big", 1)
+	big.Spec.Task.Resources = &shoalv1.ResourceRequirements{Reservations: &shoalv1.Resources{MemoryBytes: 64 << 30}}
+	d.put(t, big)
+	o.Pass(context.Background())
+	for _, tk := range tasksOf(st) {
+		if tk.GetServiceId() == "big" {
+			if tk.GetStatus().GetState() != stPending || !strings.Contains(tk.GetStatus().GetErr(), "no suitable node") {
+				t.Fatalf("unplaceable task: %v %q", tk.GetStatus().GetState(), tk.GetStatus().GetErr())
+			}
+		}
+	}
+}
+
+// Run reacts to store changes by itself and stops with its context.
+func TestOrchestratorRunFollowsTheStore(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	st := store.New()
+	d := &direct{s: st}
+	o := &Orchestrator{Store: st, Raft: d, Now: time.Now, NewID: ids(), Log: zap.NewNop()}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { o.Run(ctx); close(done) }()
+	d.put(t, capacity(ready("n1")))
+	d.put(t, svc("web", 3))
+	deadline := time.Now().Add(5 * time.Second)
+	for activeByNode(st)["n1"] != 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the loop did not place the service: %v", activeByNode(st))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	_ = fmt.Sprint
+}
