@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/containerd/cgroups/v3"
 	"github.com/containerd/cgroups/v3/cgroup1"
@@ -134,11 +136,34 @@ func counter(file, name string) uint64 {
 	return 0
 }
 
+// Delete removes the group's directory in every hierarchy. It is plain
+// rmdir (containerd's Delete reads every file of every hierarchy first);
+// a group whose last process is still being torn down is retried briefly.
 func (g *v1) Delete() error {
-	if err := g.c.Delete(); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
+	var errs []error
+	for _, s := range g.c.Subsystems() {
+		p, ok := s.(interface{ Path(string) string })
+		if !ok {
+			continue
+		}
+		dir := p.Path(g.path)
+		var err error
+		for i := 0; i < 50; i++ {
+			err = os.Remove(dir)
+			if err == nil || errors.Is(err, os.ErrNotExist) {
+				err = nil
+				break
+			}
+			if !errors.Is(err, syscall.EBUSY) {
+				break
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 type v2 struct {

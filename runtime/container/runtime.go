@@ -116,29 +116,50 @@ func (r *Runtime) adopt(c *ctr) {
 		return
 	}
 	if procStart(st.ShimPid) == st.ShimStart && st.ShimStart != 0 {
-		fd, err := unix.PidfdOpen(st.ShimPid, 0)
+		fd, err := unix.PidfdOpen(st.ShimPid, unix.PIDFD_NONBLOCK)
 		if err == nil {
-			r.log.Info("re-adopted running container", zap.String("container", st.ID), zap.Int("pid", st.Pid))
-			go func() {
-				waitPidfd(fd)
-				r.finish(c)
-			}()
-			return
+			// The pidfd was opened after the start-time check: if the
+			// PID were reused in between it would name the wrong
+			// process, so check again now that it is pinned.
+			if procStart(st.ShimPid) == st.ShimStart {
+				r.log.Info("re-adopted running container", zap.String("container", st.ID), zap.Int("pid", st.Pid))
+				go func() {
+					_ = waitPidfd(fd)
+					r.finish(c)
+				}()
+				return
+			}
+			unix.Close(fd)
 		}
 	}
 	// The shim is gone: the container ended while we were away.
 	r.finish(c)
 }
 
-func waitPidfd(fd int) {
-	defer unix.Close(fd)
-	for {
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		if _, err := unix.Poll(fds, -1); err != nil && errors.Is(err, unix.EINTR) {
-			continue
-		}
-		return
+// waitExit waits until process pid has exited, through the runtime's
+// network poller on a pidfd: a waiting container holds no OS thread.
+func waitExit(pid int) error {
+	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	if err != nil {
+		return err
 	}
+	return waitPidfd(fd)
+}
+
+// waitPidfd waits for the process behind a non-blocking pidfd, and
+// closes it.
+func waitPidfd(fd int) error {
+	f := os.NewFile(uintptr(fd), "pidfd")
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	return rc.Read(func(fd uintptr) bool {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, _ := unix.Poll(fds, 0)
+		return n > 0
+	})
 }
 
 // procStart returns the start time of pid (field 22 of /proc/PID/stat),
@@ -481,13 +502,24 @@ func (r *Runtime) Start(ctx context.Context, ref string, hook func(pid int) erro
 		return State{}, fmt.Errorf("start shim: %w", err)
 	}
 	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
+	go func() {
+		// Wait on the poller first so no thread blocks in wait4 for the
+		// container's whole life; then reap.
+		_ = waitExit(cmd.Process.Pid)
+		_ = cmd.Wait()
+		close(exited)
+	}()
 	abort := func(err error) (State, error) {
 		goW.Close() // the shim sees end of file and kills the init
 		repR.Close()
 		<-exited
 		r.finish(c)
-		return c.snapshot(), err
+		st := c.snapshot()
+		if st.Error != "" && st.Error != "the daemon aborted the start" {
+			// The container's own failure explains the abort.
+			return st, fmt.Errorf("container %s failed to start: %s: %w", st.ID[:12], st.Error, errdefs.ErrInvalid)
+		}
+		return st, err
 	}
 	rep := bufio.NewReader(repR)
 	line, err := readLine(ctx, rep)

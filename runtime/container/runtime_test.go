@@ -477,3 +477,51 @@ func TestNetworkHook(t *testing.T) {
 		t.Fatalf("after a failed hook the container is %s", got.Status)
 	}
 }
+
+func threads(t *testing.T) int {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(l, "Threads:"); ok {
+			n := 0
+			fmt.Sscan(strings.TrimSpace(v), &n)
+			return n
+		}
+	}
+	return 0
+}
+
+// Following running containers costs no OS thread each.
+func TestNoThreadPerContainer(t *testing.T) {
+	r, _ := newRuntime(t)
+	ctx := context.Background()
+	before := threads(t)
+	for i := 0; i < 20; i++ {
+		st, err := r.Create(ctx, Spec{Image: "test:1", Cmd: []string{"sleep", "60"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Start(ctx, st.ID, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := threads(t); after-before >= 10 {
+		t.Fatalf("20 running containers took the process from %d to %d threads", before, after)
+	}
+}
+
+// A setup failure inside the container is what the start reports.
+func TestSetupFailureReported(t *testing.T) {
+	r, _ := newRuntime(t)
+	ctx := context.Background()
+	st, err := r.Create(ctx, Spec{Image: "test:1", User: "nosuchuser", Cmd: []string{"true"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Start(ctx, st.ID, nil)
+	if err == nil || !strings.Contains(err.Error(), "unable to find user nosuchuser") {
+		t.Fatalf("start as a missing user: %v", err)
+	}
+}

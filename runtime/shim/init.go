@@ -20,9 +20,9 @@ import (
 const oldRoot = "/.shoal-oldroot"
 
 // InitMain runs as the first process in the container's namespaces: it
-// waits for the shim's "go" (sent once the process is in its cgroup and
-// its network is wired), sets up the root filesystem and identity, and
-// execs the workload. A setup error goes to fd 4 and the exit code is 127
+// sets up the root filesystem, then waits for the shim's "go" (sent once
+// the process is in its cgroup and its network is wired), takes on the
+// workload's identity and execs it. A setup error goes to fd 4 and the exit code is 127
 // (not found), 126 (not executable) or 125 (setup).
 func InitMain(dir string) int {
 	// Credentials, capabilities and the mount namespace view are set on
@@ -37,15 +37,6 @@ func InitMain(dir string) int {
 	cfg, err := ReadConfig(dir)
 	if err != nil {
 		return fail(125, err)
-	}
-	line, _ := bufio.NewReader(os.NewFile(3, "go")).ReadString('\n')
-	if strings.TrimSpace(line) != "go" {
-		return fail(125, errors.New("start aborted"))
-	}
-	unix.CloseOnExec(3)
-	// A cgroup namespace rooted at the cgroup the shim put us in.
-	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil && !errors.Is(err, unix.EINVAL) {
-		return fail(125, fmt.Errorf("cgroup namespace: %w", err))
 	}
 	if cfg.Network != NetworkHost {
 		if err := loopbackUp(); err != nil {
@@ -82,6 +73,18 @@ func InitMain(dir string) int {
 			return fail(126, err)
 		}
 		return fail(127, err)
+	}
+	// Everything above overlaps with the daemon moving us into our
+	// cgroup and wiring the network; nothing of the workload runs
+	// before its "go".
+	line, _ := bufio.NewReader(os.NewFile(3, "go")).ReadString('\n')
+	if strings.TrimSpace(line) != "go" {
+		return fail(125, errors.New("start aborted"))
+	}
+	unix.CloseOnExec(3)
+	// A cgroup namespace rooted at the cgroup we were moved into.
+	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil && !errors.Is(err, unix.EINVAL) {
+		return fail(125, fmt.Errorf("cgroup namespace: %w", err))
 	}
 	if err := dropPrivileges(id, cfg.Caps); err != nil {
 		return fail(125, err)

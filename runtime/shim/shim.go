@@ -95,14 +95,22 @@ func Main(dir string) int {
 	if strings.TrimSpace(line) != "go" {
 		_ = cmd.Process.Kill()
 		_, _ = cmd.Process.Wait()
+		// The init may have failed its setup first, which is why the
+		// daemon gave up: that is the error worth reporting.
+		if msg, _ := io.ReadAll(setupR); len(msg) > 0 {
+			return fail(errors.New(strings.TrimSpace(string(msg))))
+		}
 		return fail(errors.New("the daemon aborted the start"))
 	}
-	if _, err := goW.Write([]byte("go\n")); err != nil {
-		return fail(err)
-	}
+	// A write error means the init already ended; what it wrote to the
+	// setup pipe says why.
+	_, goErr := goW.Write([]byte("go\n"))
 	goW.Close()
 	msg, _ := io.ReadAll(setupR)
 	setupR.Close()
+	if goErr != nil && len(msg) == 0 {
+		msg = []byte("the container init ended before it could start: " + goErr.Error())
+	}
 	if len(msg) > 0 {
 		report("error %s", oneLine(string(msg)))
 	} else {
