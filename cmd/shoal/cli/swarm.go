@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
@@ -12,7 +13,7 @@ import (
 
 func newSwarmCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "swarm", Short: "Manage cluster membership"}
-	cmd.AddCommand(newSwarmInitCmd(g), newSwarmJoinCmd(g), newSwarmLeaveCmd(g), newJoinTokenCmd(g))
+	cmd.AddCommand(newSwarmInitCmd(g), newSwarmJoinCmd(g), newSwarmLeaveCmd(g), newJoinTokenCmd(g), newSwarmUpdateCmd(g))
 	return cmd
 }
 
@@ -173,5 +174,46 @@ func newJoinTokenCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print the token only")
 	cmd.Flags().BoolVar(&f.rotate, "rotate", false, "replace the token; the old one stops working")
+	return cmd
+}
+
+type swarmUpdateFlags struct {
+	history    int64
+	certExpiry time.Duration
+}
+
+func newSwarmUpdateCmd(g *globals) *cobra.Command {
+	f := &swarmUpdateFlags{}
+	cmd := &cobra.Command{
+		Use:   "update [--task-history-limit N] [--cert-expiry D]",
+		Short: "Change cluster settings",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, done, err := g.control()
+			if err != nil {
+				return err
+			}
+			defer done()
+			ctx := cmd.Context()
+			cur, err := c.GetCluster(ctx, &shoalv1.GetClusterRequest{})
+			if err != nil {
+				return err
+			}
+			spec := proto.Clone(cur.GetCluster().GetSpec()).(*shoalv1.ClusterSpec)
+			if cmd.Flags().Changed("task-history-limit") {
+				spec.TaskHistoryLimit = f.history
+			}
+			if cmd.Flags().Changed("cert-expiry") {
+				spec.NodeCertExpiry = durationpb.New(f.certExpiry)
+			}
+			if _, err := c.UpdateCluster(ctx, &shoalv1.UpdateClusterRequest{Version: cur.GetCluster().GetMeta().GetVersion(), Spec: spec}); err != nil {
+				return err
+			}
+			fmt.Fprintln(g.out, "Swarm updated.")
+			return nil
+		},
+	}
+	cmd.Flags().Int64Var(&f.history, "task-history-limit", 5, "finished tasks kept per slot")
+	cmd.Flags().DurationVar(&f.certExpiry, "cert-expiry", 90*24*time.Hour, "validity of node certificates")
 	return cmd
 }
