@@ -124,6 +124,15 @@ func run(ctx context.Context, t *tb, wait bool) {
 	show(m, "service", "create", "--name", "web", "--replicas", "6", "-p", "8080:80", "registry.local:5000/whoami:1")
 	show(c.Managers[1], "service", "scale", "web=8")
 	show(c.Managers[2], "service", "ls")
+	harness.Eventually(t, 10*time.Second, func() error {
+		out, err := m.CLI("service", "ps", "web")
+		if err != nil || strings.Count(out, "Assigned") != 8 {
+			return errors.New("not placed yet")
+		}
+		return nil
+	})
+	fmt.Println("    (the scheduler spread the 8 tasks over the 4 nodes; workers that run them come next)")
+	show(m, "service", "ps", "web")
 
 	step("Bad input gets a clear error and changes nothing")
 	show(m, "service", "create", "--name", "oops", "--replicas", "-2", "Not An Image")
