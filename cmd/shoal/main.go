@@ -15,13 +15,8 @@ import (
 func main() {
 	// The shim and the container init are this binary re-executed; they
 	// must not touch the CLI.
-	if len(os.Args) == 3 {
-		switch os.Args[1] {
-		case shim.ShimArg:
-			os.Exit(shim.Main(os.Args[2]))
-		case shim.InitArg:
-			os.Exit(shim.InitMain(os.Args[2]))
-		}
+	if code, ok := shim.Dispatch(os.Args); ok {
+		os.Exit(code)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := cli.Run(ctx, os.Args[1:], os.Stdout, os.Stderr)

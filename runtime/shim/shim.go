@@ -157,3 +157,18 @@ func Main(dir string) int {
 }
 
 func oneLine(s string) string { return strings.ReplaceAll(strings.TrimSpace(s), "\n", " ") }
+
+// Dispatch runs the shim or the init when args (os.Args) ask for one of
+// them, and reports whether it did and the exit code.
+func Dispatch(args []string) (code int, ok bool) {
+	if len(args) != 3 {
+		return 0, false
+	}
+	switch args[1] {
+	case ShimArg:
+		return Main(args[2]), true
+	case InitArg:
+		return InitMain(args[2]), true
+	}
+	return 0, false
+}

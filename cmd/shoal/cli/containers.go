@@ -101,6 +101,23 @@ func newPsCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// eachContainer calls fn for each argument with a runtime client and
+// prints the argument once fn succeeds, as docker does.
+func (g *globals) eachContainer(args []string, fn func(rc shoalv1.RuntimeServiceClient, id string) error) error {
+	rc, done, err := g.runtimeClient()
+	if err != nil {
+		return err
+	}
+	defer done()
+	for _, id := range args {
+		if err := fn(rc, id); err != nil {
+			return err
+		}
+		fmt.Fprintln(g.out, id)
+	}
+	return nil
+}
+
 func newStopCmd(g *globals) *cobra.Command {
 	var seconds int
 	cmd := &cobra.Command{
@@ -108,22 +125,14 @@ func newStopCmd(g *globals) *cobra.Command {
 		Short: "Stop containers: the stop signal, a grace period, then SIGKILL",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rc, done, err := g.runtimeClient()
-			if err != nil {
-				return err
-			}
-			defer done()
-			for _, id := range args {
+			return g.eachContainer(args, func(rc shoalv1.RuntimeServiceClient, id string) error {
 				req := &shoalv1.StopContainerRequest{Id: id}
 				if cmd.Flags().Changed("time") {
 					req.Timeout = durationpb.New(time.Duration(seconds) * time.Second)
 				}
-				if _, err := rc.StopContainer(cmd.Context(), req); err != nil {
-					return err
-				}
-				fmt.Fprintln(g.out, id)
-			}
-			return nil
+				_, err := rc.StopContainer(cmd.Context(), req)
+				return err
+			})
 		},
 	}
 	cmd.Flags().IntVarP(&seconds, "time", "t", 10, "seconds to wait before killing")
@@ -137,18 +146,10 @@ func newKillCmd(g *globals) *cobra.Command {
 		Short: "Send a signal to containers (SIGKILL by default)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rc, done, err := g.runtimeClient()
-			if err != nil {
+			return g.eachContainer(args, func(rc shoalv1.RuntimeServiceClient, id string) error {
+				_, err := rc.KillContainer(cmd.Context(), &shoalv1.KillContainerRequest{Id: id, Signal: sig})
 				return err
-			}
-			defer done()
-			for _, id := range args {
-				if _, err := rc.KillContainer(cmd.Context(), &shoalv1.KillContainerRequest{Id: id, Signal: sig}); err != nil {
-					return err
-				}
-				fmt.Fprintln(g.out, id)
-			}
-			return nil
+			})
 		},
 	}
 	cmd.Flags().StringVarP(&sig, "signal", "s", "SIGKILL", "signal to send")
@@ -162,18 +163,10 @@ func newRmCmd(g *globals) *cobra.Command {
 		Short: "Remove containers",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rc, done, err := g.runtimeClient()
-			if err != nil {
+			return g.eachContainer(args, func(rc shoalv1.RuntimeServiceClient, id string) error {
+				_, err := rc.RemoveContainer(cmd.Context(), &shoalv1.RemoveContainerRequest{Id: id, Force: force})
 				return err
-			}
-			defer done()
-			for _, id := range args {
-				if _, err := rc.RemoveContainer(cmd.Context(), &shoalv1.RemoveContainerRequest{Id: id, Force: force}); err != nil {
-					return err
-				}
-				fmt.Fprintln(g.out, id)
-			}
-			return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "kill and remove a running container")

@@ -11,13 +11,8 @@ import (
 )
 
 func main() {
-	if len(os.Args) == 3 {
-		switch os.Args[1] {
-		case shim.ShimArg:
-			os.Exit(shim.Main(os.Args[2]))
-		case shim.InitArg:
-			os.Exit(shim.InitMain(os.Args[2]))
-		}
+	if code, ok := shim.Dispatch(os.Args); ok {
+		os.Exit(code)
 	}
 	fmt.Fprintln(os.Stderr, "shoal-shim is started by the shoal daemon, not by hand")
 	os.Exit(2)
