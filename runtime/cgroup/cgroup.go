@@ -61,6 +61,8 @@ type Cgroup interface {
 	Delete() error
 	// Path is the group's path below the hierarchy root.
 	Path() string
+	// SetPidsLimit limits the number of tasks (threads included).
+	SetPidsLimit(n int64) error
 }
 
 // V2 reports whether this host uses the unified hierarchy only.
@@ -107,6 +109,10 @@ type v1 struct {
 
 func (g *v1) Add(pid int) error { return g.c.Add(cgroup1.Process{Pid: pid}) }
 func (g *v1) Path() string      { return g.path }
+
+func (g *v1) SetPidsLimit(n int64) error {
+	return g.c.Update(Resources{PidsLimit: n}.Spec())
+}
 
 // OOMKilled reads the oom_kill counter of memory.oom_control alone: a
 // full Stat reads every file of every hierarchy.
@@ -173,6 +179,10 @@ type v2 struct {
 
 func (g *v2) Add(pid int) error { return g.m.AddProc(uint64(pid)) }
 func (g *v2) Path() string      { return g.path }
+
+func (g *v2) SetPidsLimit(n int64) error {
+	return g.m.Update(cgroup2.ToResources(Resources{PidsLimit: n}.Spec()))
+}
 
 func (g *v2) OOMKilled() bool {
 	return counter(filepath.Join("/sys/fs/cgroup", g.path, "memory.events"), "oom_kill") > 0

@@ -55,6 +55,7 @@ type ctr struct {
 	dir   string
 	done  chan struct{} // closed when the container has exited (or never started)
 	cg    cgroup.Cgroup
+	pids  int64 // applied once the init is ready
 }
 
 func (c *ctr) snapshot() State {
@@ -102,6 +103,7 @@ func Open(opts Options) (*Runtime, error) {
 			continue
 		}
 		c.cg, _ = cgroup.Load(opts.CgroupParent, c.state.ID)
+		c.pids = c.state.PidsLimit
 		r.containers[c.state.ID] = c
 		r.adopt(c)
 	}
@@ -392,11 +394,13 @@ func (r *Runtime) prepare(c *ctr, spec Spec, img *Image, args []string) error {
 		mounts = append(mounts, shim.Mount{Source: p, Target: "/etc/" + name})
 	}
 	mounts = append(mounts, spec.Mounts...)
-	cg, err := cgroup.New(r.opts.CgroupParent, st.ID, cgroup.Resources{MemoryBytes: spec.MemoryBytes, NanoCPUs: spec.NanoCPUs, PidsLimit: spec.PidsLimit})
+	cg, err := cgroup.New(r.opts.CgroupParent, st.ID, cgroup.Resources{MemoryBytes: spec.MemoryBytes, NanoCPUs: spec.NanoCPUs})
 	if err != nil {
 		return err
 	}
 	c.cg = cg
+	c.pids = spec.PidsLimit
+	st.PidsLimit = spec.PidsLimit
 	st.Cgroup = cg.Path()
 	if err := r.opts.Images.Lease(st.ID, img.ID); err != nil {
 		return err
@@ -537,6 +541,16 @@ func (r *Runtime) Start(ctx context.Context, ref string, hook func(pid int) erro
 	if hook != nil {
 		if err := hook(pid); err != nil {
 			return abort(fmt.Errorf("prepare container network: %w", err))
+		}
+	}
+	if line, err = readLine(ctx, rep); err != nil || line != "ready" {
+		return abort(fmt.Errorf("container %s: %s", st.ID[:12], strings.TrimPrefix(line, "error ")))
+	}
+	// The init's own threads are counted by the pids controller; it
+	// starts none once ready, so the limit applies only now.
+	if c.pids > 0 {
+		if err := c.cg.SetPidsLimit(c.pids); err != nil {
+			return abort(fmt.Errorf("set the pids limit: %w", err))
 		}
 	}
 	c.mu.Lock()

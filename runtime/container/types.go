@@ -97,6 +97,7 @@ type State struct {
 	StopTimeout time.Duration     `json:"stop_timeout"`
 	AutoRemove  bool              `json:"auto_remove,omitempty"`
 	Cgroup      string            `json:"cgroup"`
+	PidsLimit   int64             `json:"pids_limit,omitempty"`
 	LogPath     string            `json:"log_path"`
 	LogMaxFiles int               `json:"log_max_files"`
 }

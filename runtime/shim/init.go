@@ -76,7 +76,9 @@ func InitMain(dir string) int {
 	}
 	// Everything above overlaps with the daemon moving us into our
 	// cgroup and wiring the network; nothing of the workload runs
-	// before its "go".
+	// before its "go". From "ready" on, this process starts no thread,
+	// so the daemon may now apply a pids limit.
+	fmt.Fprintln(setupErr, "ready")
 	line, _ := bufio.NewReader(os.NewFile(3, "go")).ReadString('\n')
 	if strings.TrimSpace(line) != "go" {
 		return fail(125, errors.New("start aborted"))

@@ -28,7 +28,8 @@ const (
 
 // The shim talks to the daemon over two pipes: fd 3 carries the daemon's
 // "go" (or its end of file, meaning abort), fd 4 carries the shim's
-// reports: "pid N", then "started" or "error MESSAGE". After the start
+// reports: "pid N", "ready" once the init has prepared the container,
+// then "started" or "error MESSAGE". After the start
 // both are closed: the shim needs nothing more from the daemon, which may
 // die and come back.
 
@@ -91,22 +92,32 @@ func Main(dir string) int {
 	}
 	report("pid %d", cmd.Process.Pid)
 
+	// The init prepares the root filesystem while the daemon moves it
+	// into its cgroup, then says "ready" (or why it failed).
+	setup := bufio.NewReader(setupR)
+	first, _ := setup.ReadString('\n')
+	if strings.TrimSpace(first) != "ready" {
+		rest, _ := io.ReadAll(setup)
+		_ = cmd.Process.Kill()
+		_, _ = cmd.Process.Wait()
+		msg := strings.TrimSpace(first + string(rest))
+		if msg == "" {
+			msg = "the container init ended during setup"
+		}
+		return fail(errors.New(msg))
+	}
+	report("ready")
 	line, _ := bufio.NewReader(fromDaemon).ReadString('\n')
 	if strings.TrimSpace(line) != "go" {
 		_ = cmd.Process.Kill()
 		_, _ = cmd.Process.Wait()
-		// The init may have failed its setup first, which is why the
-		// daemon gave up: that is the error worth reporting.
-		if msg, _ := io.ReadAll(setupR); len(msg) > 0 {
-			return fail(errors.New(strings.TrimSpace(string(msg))))
-		}
 		return fail(errors.New("the daemon aborted the start"))
 	}
 	// A write error means the init already ended; what it wrote to the
 	// setup pipe says why.
 	_, goErr := goW.Write([]byte("go\n"))
 	goW.Close()
-	msg, _ := io.ReadAll(setupR)
+	msg, _ := io.ReadAll(setup)
 	setupR.Close()
 	if goErr != nil && len(msg) == 0 {
 		msg = []byte("the container init ended before it could start: " + goErr.Error())
