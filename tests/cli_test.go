@@ -17,7 +17,7 @@ func TestServiceAndNodeCLI(t *testing.T) {
 		"-p", "8080:80", "--env", "A=1", "--label", "team=blue", "--constraint", "node.role==worker",
 		"--reserve-memory", "64m", "--limit-memory", "128m", "--limit-cpu", "0.5",
 		"--restart-condition", "on-failure", "--restart-delay", "2s", "--restart-max-attempts", "3",
-		"nginx:1.25", "nginx", "-g", "daemon off;"))
+		"127.0.0.1:1/nginx:1.25", "nginx", "-g", "daemon off;"))
 	if len(id) != 25 {
 		t.Fatalf("create printed %q; want the service ID", id)
 	}
@@ -64,7 +64,7 @@ func TestServiceAndNodeCLI(t *testing.T) {
 		t.Fatalf("inspect: %+v", inspected[0])
 	}
 
-	m.MustCLI("service", "update", "--image", "nginx:1.26", "--env-add", "B=2", "--env-rm", "A", "web")
+	m.MustCLI("service", "update", "--image", "127.0.0.1:1/nginx:1.26", "--env-add", "B=2", "--env-rm", "A", "web")
 	m.MustCLI("service", "scale", "web=5")
 	ls = m.MustCLI("service", "ls")
 	if !strings.Contains(ls, "0/5") || !strings.Contains(ls, "nginx:1.26") {
@@ -75,18 +75,18 @@ func TestServiceAndNodeCLI(t *testing.T) {
 	}
 
 	// Bad input: a clear error naming the field, and nothing changes.
-	_, err := m.CLI("service", "create", "--name", "bad", "--replicas", "-1", "nginx")
+	_, err := m.CLI("service", "create", "--name", "bad", "--replicas", "-1", "127.0.0.1:1/nginx")
 	if err == nil || !strings.Contains(err.Error(), "service.replicas: must be >= 0, got -1") {
 		t.Fatalf("create --replicas -1: %v", err)
 	}
 	if strings.Contains(err.Error(), "goroutine") || strings.Contains(err.Error(), "rpc error") {
 		t.Fatalf("error leaks internals: %v", err)
 	}
-	_, err = m.CLI("service", "create", "--name", "web", "nginx")
+	_, err = m.CLI("service", "create", "--name", "web", "127.0.0.1:1/nginx")
 	if err == nil || !strings.Contains(err.Error(), "already in use") {
 		t.Fatalf("duplicate name: %v", err)
 	}
-	_, err = m.CLI("service", "create", "--name", "web2", "-p", "8080:81", "nginx")
+	_, err = m.CLI("service", "create", "--name", "web2", "-p", "8080:81", "127.0.0.1:1/nginx")
 	if err == nil || !strings.Contains(err.Error(), "already published") {
 		t.Fatalf("port conflict: %v", err)
 	}

@@ -24,10 +24,16 @@ import (
 	"github.com/shoal-run/shoal/tests/harness"
 )
 
+// unreachableImage names a registry on loopback where nothing listens: a
+// task of it fails its pull at once, and nothing leaves the machine.
+const unreachableImage = "127.0.0.1:1/whoami:1"
+
+// spec is a service for control-plane tests; with 0 replicas no worker
+// runs anything.
 func spec(name string, replicas int64) *shoalv1.ServiceSpec {
 	return &shoalv1.ServiceSpec{
 		Name: name,
-		Task: &shoalv1.TaskSpec{Container: &shoalv1.ContainerSpec{Image: "registry.local:5000/whoami:1"}},
+		Task: &shoalv1.TaskSpec{Container: &shoalv1.ContainerSpec{Image: unreachableImage}},
 		Mode: &shoalv1.ServiceSpec_Replicated{Replicated: &shoalv1.ReplicatedService{Replicas: replicas}},
 	}
 }
@@ -131,7 +137,7 @@ func TestLeaderKillLosesNoAcknowledgedWrite(t *testing.T) {
 				name := fmt.Sprintf("svc-%d-%d", w, i)
 				for {
 					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-					_, err := client.CreateService(ctx, &shoalv1.CreateServiceRequest{Spec: spec(name, 1)})
+					_, err := client.CreateService(ctx, &shoalv1.CreateServiceRequest{Spec: spec(name, 0)})
 					cancel()
 					if err == nil || status.Code(err) == codes.AlreadyExists {
 						// AlreadyExists after an unknown outcome means
@@ -201,7 +207,7 @@ func TestFiveManagersQuorum(t *testing.T) {
 	harness.Eventually(t, 20*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		_, err := client.CreateService(ctx, &shoalv1.CreateServiceRequest{Spec: spec("after-two-lost", 1)})
+		_, err := client.CreateService(ctx, &shoalv1.CreateServiceRequest{Spec: spec("after-two-lost", 0)})
 		if status.Code(err) == codes.AlreadyExists {
 			return nil
 		}
@@ -214,7 +220,7 @@ func TestFiveManagersQuorum(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		start := time.Now()
-		_, err := client.CreateService(ctx, &shoalv1.CreateServiceRequest{Spec: spec(fmt.Sprintf("no-quorum-%d", time.Now().UnixNano()), 1)})
+		_, err := client.CreateService(ctx, &shoalv1.CreateServiceRequest{Spec: spec(fmt.Sprintf("no-quorum-%d", time.Now().UnixNano()), 0)})
 		took := time.Since(start)
 		if err == nil {
 			return fmt.Errorf("a write was accepted without quorum")
@@ -232,7 +238,7 @@ func TestFiveManagersQuorum(t *testing.T) {
 		return nil
 	})
 	// The CLI says the same in words.
-	_, err := survivor.CLI("service", "create", "--name", "cli-no-quorum", "busybox")
+	_, err := survivor.CLI("service", "create", "--name", "cli-no-quorum", "--replicas", "0", unreachableImage)
 	if err == nil || !(strings.Contains(err.Error(), "quorum") || strings.Contains(err.Error(), "no leader")) {
 		t.Fatalf("CLI without quorum: %v", err)
 	}
@@ -255,7 +261,7 @@ func TestWholeClusterRestartFromSnapshotAndLog(t *testing.T) {
 	want := map[string]uint64{}
 	for i := 0; i < 60; i++ {
 		name := fmt.Sprintf("persist-%d", i)
-		resp, err := client.CreateService(ctxT(t, 5*time.Second), &shoalv1.CreateServiceRequest{Spec: spec(name, int64(i))})
+		resp, err := client.CreateService(ctxT(t, 5*time.Second), &shoalv1.CreateServiceRequest{Spec: spec(name, 0)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -312,7 +318,7 @@ func TestForceNewCluster(t *testing.T) {
 	c := harness.StartCluster(t, 3, 0)
 	client := c.Leader(10 * time.Second).Control()
 	for i := 0; i < 10; i++ {
-		if _, err := client.CreateService(ctxT(t, 5*time.Second), &shoalv1.CreateServiceRequest{Spec: spec(fmt.Sprintf("keep-%d", i), 1)}); err != nil {
+		if _, err := client.CreateService(ctxT(t, 5*time.Second), &shoalv1.CreateServiceRequest{Spec: spec(fmt.Sprintf("keep-%d", i), 0)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -330,7 +336,7 @@ func TestForceNewCluster(t *testing.T) {
 		}
 	}
 	harness.Eventually(t, 10*time.Second, func() error {
-		_, err := sc.CreateService(ctxT(t, 3*time.Second), &shoalv1.CreateServiceRequest{Spec: spec("after-recovery", 1)})
+		_, err := sc.CreateService(ctxT(t, 3*time.Second), &shoalv1.CreateServiceRequest{Spec: spec("after-recovery", 0)})
 		return err
 	})
 	// Restarted without the flag, it stays a one-manager cluster.
@@ -443,7 +449,7 @@ func TestJoinRefusals(t *testing.T) {
 func TestConcurrentUpdatesConflict(t *testing.T) {
 	c := harness.StartCluster(t, 3, 0)
 	a, b := c.Managers[1].Control(), c.Managers[2].Control()
-	created, err := a.CreateService(ctxT(t, 5*time.Second), &shoalv1.CreateServiceRequest{Spec: spec("contended", 1)})
+	created, err := a.CreateService(ctxT(t, 5*time.Second), &shoalv1.CreateServiceRequest{Spec: spec("contended", 0)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -455,13 +461,15 @@ func TestConcurrentUpdatesConflict(t *testing.T) {
 		v := cur.GetService().GetMeta().GetVersion()
 		var wg sync.WaitGroup
 		errs := make([]error, 2)
-		wants := []int64{int64(100 + round), int64(200 + round)}
+		wants := []string{fmt.Sprint(100 + round), fmt.Sprint(200 + round)}
 		for i, cl := range []shoalv1.ControlServiceClient{a, b} {
 			wg.Add(1)
 			go func(i int, cl shoalv1.ControlServiceClient) {
 				defer wg.Done()
+				sp := spec("contended", 0)
+				sp.Labels = map[string]string{"writer": wants[i]}
 				_, errs[i] = cl.UpdateService(ctxT(t, 5*time.Second), &shoalv1.UpdateServiceRequest{
-					ServiceId: created.GetService().GetId(), Version: v, Spec: spec("contended", wants[i]),
+					ServiceId: created.GetService().GetId(), Version: v, Spec: sp,
 				})
 			}(i, cl)
 		}
@@ -484,8 +492,8 @@ func TestConcurrentUpdatesConflict(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := after.GetService().GetSpec().GetReplicated().GetReplicas(); got != wants[winners[0]] {
-			t.Fatalf("round %d: stored replicas %d, winner wrote %d", round, got, wants[winners[0]])
+		if got := after.GetService().GetSpec().GetLabels()["writer"]; got != wants[winners[0]] {
+			t.Fatalf("round %d: stored label %q, winner wrote %q", round, got, wants[winners[0]])
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/shoal-run/shoal/tests/harness"
+	"github.com/shoal-run/shoal/tests/testimage"
 )
 
 type psTask struct {
@@ -44,9 +45,11 @@ func activeTasks(ts []psTask) map[string]int {
 // Services become placed tasks through the real CLI: create, scale, drain,
 // an unplaceable service that says why, and rm.
 func TestServiceScheduling(t *testing.T) {
+	needRoot(t)
+	img := testimage.Serve(t, testimage.Options{Tag: "1"})
 	c := harness.StartCluster(t, 1, 2)
 	m := c.Managers[0]
-	m.MustCLI("service", "create", "--name", "web", "--replicas", "5", "registry.local:5000/whoami:1")
+	m.MustCLI("service", "create", "--name", "web", "--replicas", "5", img.Ref)
 	harness.Eventually(t, 10*time.Second, func() error {
 		ts := servicePs(t, m, "web")
 		by := activeTasks(ts)
@@ -63,20 +66,20 @@ func TestServiceScheduling(t *testing.T) {
 			}
 		}
 		for _, tk := range ts {
-			if tk.Status.State != "TASK_STATE_ASSIGNED" {
+			if tk.Status.State != "TASK_STATE_RUNNING" {
 				return fmt.Errorf("task %s is %s", tk.ID, tk.Status.State)
 			}
 		}
 		return nil
 	})
 	ps := m.MustCLI("service", "ps", "web")
-	for _, want := range []string{"ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR", "web.1", "web.5", "Running", "Assigned"} {
+	for _, want := range []string{"ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR", "web.1", "web.5", "Running"} {
 		if !strings.Contains(ps, want) {
 			t.Fatalf("service ps lacks %q:\n%s", want, ps)
 		}
 	}
-	if ls := m.MustCLI("service", "ls"); !strings.Contains(ls, "0/5") {
-		t.Fatalf("service ls before any task runs:\n%s", ls)
+	if ls := m.MustCLI("service", "ls"); !strings.Contains(ls, "5/5") {
+		t.Fatalf("service ls with every task running:\n%s", ls)
 	}
 
 	m.MustCLI("service", "scale", "web=2")
@@ -117,7 +120,7 @@ func TestServiceScheduling(t *testing.T) {
 	})
 
 	// A constraint no node meets: pending, with the scheduler's reason.
-	m.MustCLI("service", "create", "--name", "nowhere", "--constraint", "node.labels.zone==mars", "registry.local:5000/whoami:1")
+	m.MustCLI("service", "create", "--name", "nowhere", "--constraint", "node.labels.zone==mars", img.Ref)
 	harness.Eventually(t, 10*time.Second, func() error {
 		out := m.MustCLI("service", "ps", "--no-trunc", "nowhere")
 		if !strings.Contains(out, "Pending") || !strings.Contains(out, "no suitable node") || !strings.Contains(out, "node.labels.zone==mars") {
@@ -129,7 +132,7 @@ func TestServiceScheduling(t *testing.T) {
 	m.MustCLI("node", "update", "--label-add", "zone=mars", nodeID(t, c.Workers[1]))
 	harness.Eventually(t, 10*time.Second, func() error {
 		ts := servicePs(t, m, "nowhere")
-		if len(ts) == 0 || ts[0].Status.State != "TASK_STATE_ASSIGNED" || ts[0].NodeID != nodeID(t, c.Workers[1]) {
+		if len(ts) == 0 || ts[0].NodeID != nodeID(t, c.Workers[1]) || ts[0].Status.State == "TASK_STATE_PENDING" || ts[0].Status.State == "TASK_STATE_NEW" {
 			return fmt.Errorf("after labelling: %+v", ts)
 		}
 		return nil
@@ -146,9 +149,11 @@ func TestServiceScheduling(t *testing.T) {
 
 // A global service follows nodes: one task per eligible node.
 func TestGlobalService(t *testing.T) {
+	needRoot(t)
+	img := testimage.Serve(t, testimage.Options{Tag: "1"})
 	c := harness.StartCluster(t, 1, 2)
 	m := c.Managers[0]
-	m.MustCLI("service", "create", "--name", "agent", "--mode", "global", "--constraint", "node.role==worker", "registry.local:5000/whoami:1")
+	m.MustCLI("service", "create", "--name", "agent", "--mode", "global", "--constraint", "node.role==worker", img.Ref)
 	want := map[string]bool{nodeID(t, c.Workers[0]): true, nodeID(t, c.Workers[1]): true}
 	harness.Eventually(t, 10*time.Second, func() error {
 		by := activeTasks(servicePs(t, m, "agent"))
@@ -185,9 +190,11 @@ func firstKey(m map[string]int) string {
 // A node that dies has its tasks replaced elsewhere; when it comes back,
 // its old tasks stay shut down and each slot has one active task.
 func TestNodeLossReplacesTasks(t *testing.T) {
+	needRoot(t)
+	img := testimage.Serve(t, testimage.Options{Tag: "1"})
 	c := harness.StartCluster(t, 1, 2)
 	m := c.Managers[0]
-	m.MustCLI("service", "create", "--name", "web", "--replicas", "6", "registry.local:5000/whoami:1")
+	m.MustCLI("service", "create", "--name", "web", "--replicas", "6", img.Ref)
 	lost := nodeID(t, c.Workers[0])
 	harness.Eventually(t, 10*time.Second, func() error {
 		if activeTasks(servicePs(t, m, "web"))[lost] == 0 {

@@ -30,8 +30,7 @@ func runtimeNode(t *testing.T) (*harness.Node, testimage.Served) {
 	t.Helper()
 	needRoot(t)
 	img := testimage.Serve(t, testimage.Options{Tag: "1"})
-	parent := fmt.Sprintf("shoal-e2e-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
-	n := harness.NewNode(t, "node1", "--cgroup-parent", parent)
+	n := harness.NewNode(t, "node1")
 	n.Start()
 	t.Cleanup(func() {
 		// Remove what the test's containers left, even after a failure.
@@ -41,18 +40,9 @@ func runtimeNode(t *testing.T) (*harness.Node, testimage.Served) {
 			}
 		}
 		n.Stop()
-		removeCgroupParent(parent)
 	})
 	n.MustCLI("image", "pull", img.Ref)
 	return n, img
-}
-
-func removeCgroupParent(parent string) {
-	subs, _ := os.ReadDir("/sys/fs/cgroup")
-	_ = os.Remove(filepath.Join("/sys/fs/cgroup", parent))
-	for _, s := range subs {
-		_ = os.Remove(filepath.Join("/sys/fs/cgroup", s.Name(), parent))
-	}
 }
 
 // runOut runs `shoal run ARGS` and returns stdout, stderr and the exit code.

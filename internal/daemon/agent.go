@@ -22,19 +22,24 @@ import (
 // or when the node's role changes, and starts or stops the manager to
 // match the role (promotion and demotion).
 
-// startAgent starts the agent loop. Callers hold d.mu.
+// startAgent starts the agent loop and the task session. Callers hold
+// d.mu.
 func (d *Daemon) startAgent() {
 	d.agt = startLoop(d.ctx, d.agentLoop)
+	if d.work != nil {
+		d.sess = startLoop(d.ctx, d.work.sessionLoop)
+	}
 }
 
 // stopAgent stops the agent loop and waits for it. Callers must not hold
 // d.mu: the loop may be waiting for it.
 func (d *Daemon) stopAgent() {
 	d.mu.Lock()
-	a := d.agt
-	d.agt = nil
+	a, s := d.agt, d.sess
+	d.agt, d.sess = nil, nil
 	d.mu.Unlock()
 	a.stop()
+	s.stop()
 }
 
 func (d *Daemon) agentLoop(ctx context.Context) {

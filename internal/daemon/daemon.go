@@ -63,6 +63,9 @@ type Daemon struct {
 	mgr *mgrRun
 	agt *loop
 
+	work *tasks
+	sess *loop
+
 	connMu     sync.Mutex
 	localConn  *grpc.ClientConn
 	localAddr  string
@@ -143,6 +146,16 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer rt.Images.Close()
 	shoalv1.RegisterRuntimeServiceServer(local, rt)
+	workCtx, stopWork := context.WithCancel(ctx)
+	d.work = newTasks(workCtx, d, rt)
+	sendDone := make(chan struct{})
+	go func() { d.work.sendLoop(workCtx); close(sendDone) }()
+	defer func() {
+		stopWork()
+		<-sendDone
+		// The agent's runners end with workCtx; containers keep running.
+		d.work.agent.Wait()
+	}()
 
 	st, err := d.loadState()
 	if err != nil {
@@ -282,6 +295,7 @@ func (d *Daemon) startManager(bootstrap, forceNew bool) error {
 	srv := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(d.id.ServerConfig())),
 		grpc.UnaryInterceptor(m.Interceptor),
+		grpc.StreamInterceptor(m.StreamInterceptor),
 		grpc.MaxRecvMsgSize(4<<20),
 	)
 	m.Register(srv)

@@ -264,6 +264,8 @@ func (s *swarmServer) Leave(ctx context.Context, req *shoalv1.LeaveRequest) (*sh
 	if err := d.wipeState(); err != nil {
 		d.log.Debug("wipe state", zap.Error(err))
 	}
+	// A node outside any cluster runs no tasks.
+	d.work.agent.Update(true, nil, nil)
 	d.log.Info("left swarm")
 	return &shoalv1.LeaveResponse{}, nil
 }

@@ -541,6 +541,11 @@ func (r *reconciler) trimHistory() {
 	}
 	groups := map[key][]*shoalv1.Task{}
 	for _, t := range r.in.Tasks {
+		// A retired task is deleted once its worker has stopped it.
+		if t.GetDesiredState() == stRemove && Terminal(t.GetStatus().GetState()) {
+			r.remove(t, "retired task stopped")
+			continue
+		}
 		k := key{svc: t.GetServiceId(), slot: t.GetSlot()}
 		if t.GetSlot() == 0 {
 			k.node = t.GetNodeId()

@@ -346,3 +346,16 @@ func TestLeaderChangeMidReconciliation(t *testing.T) {
 		}
 	}
 }
+
+func TestRetiredTasksDeletedOnceStopped(t *testing.T) {
+	s := svc("web", 1)
+	in := Input{Services: []*shoalv1.Service{s}, Nodes: []*shoalv1.Node{ready("n1")}, Tasks: []*shoalv1.Task{
+		running("a", s, 1, "n1"),
+		task("b", s, 2, "n1", stRemove, stShutdown, t0, t0),
+		task("c", s, 3, "n1", stRemove, stRunning, t0, t0),
+	}}
+	p := Reconcile(in, t0, ids())
+	if fmt.Sprint(idsOf(p.Delete)) != "[b]" || len(p.Update) != 0 {
+		t.Fatalf("deleted %v updated %v; want b deleted (stopped) and c left to its worker", idsOf(p.Delete), idsOf(p.Update))
+	}
+}

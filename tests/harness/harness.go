@@ -7,6 +7,7 @@ package harness
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -99,7 +100,10 @@ type Node struct {
 	Socket   string
 	Addr     string // gRPC address
 	RaftAddr string
-	Args     []string // extra daemon flags
+	// CgroupParent is unique per node so its containers can be found and
+	// removed after the test.
+	CgroupParent string
+	Args         []string // extra daemon flags
 	// Exec runs the daemon; nil means directly. The netns harness wraps
 	// it with nsenter.
 	Exec func(bin string, args ...string) *exec.Cmd
@@ -116,18 +120,79 @@ func NewNode(t TB, name string, args ...string) *Node {
 	dir := t.TempDir()
 	n := &Node{
 		t: t, Name: name, Bin: Binary(t), Dir: dir,
-		Socket:   filepath.Join(dir, "shoal.sock"),
-		Addr:     fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
-		RaftAddr: fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
-		Args:     args,
+		CgroupParent: fmt.Sprintf("shoal-test-%d-%s-%d", os.Getpid(), name, time.Now().UnixNano()%1e9),
+		Socket:       filepath.Join(dir, "shoal.sock"),
+		Addr:         fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
+		RaftAddr:     fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
+		Args:         args,
 	}
 	t.Cleanup(func() {
 		n.Kill()
+		n.reapContainers()
 		if t.Failed() {
 			n.dumpLog()
 		}
 	})
 	return n
+}
+
+// reapContainers kills the containers the node's daemon left running (they
+// outlive the daemon by design), and removes their mounts and cgroups.
+func (n *Node) reapContainers() {
+	root := filepath.Join(n.Dir, "data", "runtime", "containers")
+	dirs, _ := os.ReadDir(root)
+	for _, d := range dirs {
+		var st struct {
+			Pid     int `json:"pid"`
+			ShimPid int `json:"shim_pid"`
+		}
+		data, err := os.ReadFile(filepath.Join(root, d.Name(), "state.json"))
+		if err == nil && json.Unmarshal(data, &st) == nil {
+			// Only processes that are provably this node's: the
+			// workload by its cgroup, the shim by its command line.
+			if st.Pid > 0 && strings.Contains(readFile(fmt.Sprintf("/proc/%d/cgroup", st.Pid)), n.CgroupParent) {
+				_ = syscall.Kill(st.Pid, syscall.SIGKILL)
+			}
+			if st.ShimPid > 0 && strings.Contains(readFile(fmt.Sprintf("/proc/%d/cmdline", st.ShimPid)), n.Dir) {
+				_ = syscall.Kill(st.ShimPid, syscall.SIGKILL)
+			}
+		}
+		_ = syscall.Unmount(filepath.Join(root, d.Name(), "rootfs"), syscall.MNT_DETACH)
+	}
+	// The groups empty as the processes die.
+	deadline := time.Now().Add(5 * time.Second)
+	for _, sub := range cgroupDirs(n.CgroupParent) {
+		kids, _ := os.ReadDir(sub)
+		for _, k := range kids {
+			if k.IsDir() {
+				for os.Remove(filepath.Join(sub, k.Name())) != nil && time.Now().Before(deadline) {
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+		}
+		_ = os.Remove(sub)
+	}
+}
+
+func readFile(path string) string {
+	data, _ := os.ReadFile(path)
+	return string(data)
+}
+
+// cgroupDirs lists parent's directory in every cgroup hierarchy.
+func cgroupDirs(parent string) []string {
+	var out []string
+	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", parent)); err == nil {
+		out = append(out, filepath.Join("/sys/fs/cgroup", parent))
+	}
+	subs, _ := os.ReadDir("/sys/fs/cgroup")
+	for _, s := range subs {
+		p := filepath.Join("/sys/fs/cgroup", s.Name(), parent)
+		if _, err := os.Stat(p); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func (n *Node) dumpLog() {
@@ -158,7 +223,7 @@ func (n *Node) StartErr(extra ...string) error {
 		return fmt.Errorf("%s already running", n.Name)
 	}
 	args := append([]string{"daemon", "--data-dir", filepath.Join(n.Dir, "data"), "--socket", n.Socket,
-		"--listen-addr", n.Addr, "--raft-addr", n.RaftAddr, "--log-level", "debug"}, n.Args...)
+		"--listen-addr", n.Addr, "--raft-addr", n.RaftAddr, "--log-level", "debug", "--cgroup-parent", n.CgroupParent}, n.Args...)
 	args = append(args, extra...)
 	var cmd *exec.Cmd
 	if n.Exec != nil {

@@ -367,6 +367,235 @@ func (x *RenewNodeCertificateResponse) GetRole() NodeRole {
 	return NodeRole_NODE_ROLE_UNSPECIFIED
 }
 
+type AssignmentsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AssignmentsRequest) Reset() {
+	*x = AssignmentsRequest{}
+	mi := &file_shoal_v1_node_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AssignmentsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AssignmentsRequest) ProtoMessage() {}
+
+func (x *AssignmentsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_node_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AssignmentsRequest.ProtoReflect.Descriptor instead.
+func (*AssignmentsRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{6}
+}
+
+type AssignmentsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// full is true when tasks is the whole set (and removed is empty).
+	Full          bool     `protobuf:"varint,1,opt,name=full,proto3" json:"full,omitempty"`
+	Tasks         []*Task  `protobuf:"bytes,2,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	Removed       []string `protobuf:"bytes,3,rep,name=removed,proto3" json:"removed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AssignmentsResponse) Reset() {
+	*x = AssignmentsResponse{}
+	mi := &file_shoal_v1_node_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AssignmentsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AssignmentsResponse) ProtoMessage() {}
+
+func (x *AssignmentsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_node_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AssignmentsResponse.ProtoReflect.Descriptor instead.
+func (*AssignmentsResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *AssignmentsResponse) GetFull() bool {
+	if x != nil {
+		return x.Full
+	}
+	return false
+}
+
+func (x *AssignmentsResponse) GetTasks() []*Task {
+	if x != nil {
+		return x.Tasks
+	}
+	return nil
+}
+
+func (x *AssignmentsResponse) GetRemoved() []string {
+	if x != nil {
+		return x.Removed
+	}
+	return nil
+}
+
+type TaskStatusUpdate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TaskId        string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	Status        *TaskStatus            `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskStatusUpdate) Reset() {
+	*x = TaskStatusUpdate{}
+	mi := &file_shoal_v1_node_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskStatusUpdate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskStatusUpdate) ProtoMessage() {}
+
+func (x *TaskStatusUpdate) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_node_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskStatusUpdate.ProtoReflect.Descriptor instead.
+func (*TaskStatusUpdate) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *TaskStatusUpdate) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *TaskStatusUpdate) GetStatus() *TaskStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+type UpdateTaskStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Updates       []*TaskStatusUpdate    `protobuf:"bytes,1,rep,name=updates,proto3" json:"updates,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateTaskStatusRequest) Reset() {
+	*x = UpdateTaskStatusRequest{}
+	mi := &file_shoal_v1_node_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateTaskStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateTaskStatusRequest) ProtoMessage() {}
+
+func (x *UpdateTaskStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_node_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateTaskStatusRequest.ProtoReflect.Descriptor instead.
+func (*UpdateTaskStatusRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *UpdateTaskStatusRequest) GetUpdates() []*TaskStatusUpdate {
+	if x != nil {
+		return x.Updates
+	}
+	return nil
+}
+
+type UpdateTaskStatusResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateTaskStatusResponse) Reset() {
+	*x = UpdateTaskStatusResponse{}
+	mi := &file_shoal_v1_node_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateTaskStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateTaskStatusResponse) ProtoMessage() {}
+
+func (x *UpdateTaskStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_node_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateTaskStatusResponse.ProtoReflect.Descriptor instead.
+func (*UpdateTaskStatusResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{10}
+}
+
 type HeartbeatRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Description   *NodeDescription       `protobuf:"bytes,1,opt,name=description,proto3" json:"description,omitempty"`
@@ -376,7 +605,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_shoal_v1_node_proto_msgTypes[6]
+	mi := &file_shoal_v1_node_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -388,7 +617,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_node_proto_msgTypes[6]
+	mi := &file_shoal_v1_node_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -401,7 +630,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_node_proto_rawDescGZIP(), []int{6}
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *HeartbeatRequest) GetDescription() *NodeDescription {
@@ -425,7 +654,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_shoal_v1_node_proto_msgTypes[7]
+	mi := &file_shoal_v1_node_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -437,7 +666,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_node_proto_msgTypes[7]
+	mi := &file_shoal_v1_node_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -450,7 +679,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_node_proto_rawDescGZIP(), []int{7}
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *HeartbeatResponse) GetPeriodMs() int64 {
@@ -490,7 +719,7 @@ type JoinRaftRequest struct {
 
 func (x *JoinRaftRequest) Reset() {
 	*x = JoinRaftRequest{}
-	mi := &file_shoal_v1_node_proto_msgTypes[8]
+	mi := &file_shoal_v1_node_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -502,7 +731,7 @@ func (x *JoinRaftRequest) String() string {
 func (*JoinRaftRequest) ProtoMessage() {}
 
 func (x *JoinRaftRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_node_proto_msgTypes[8]
+	mi := &file_shoal_v1_node_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -515,7 +744,7 @@ func (x *JoinRaftRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRaftRequest.ProtoReflect.Descriptor instead.
 func (*JoinRaftRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_node_proto_rawDescGZIP(), []int{8}
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *JoinRaftRequest) GetRaftAddr() string {
@@ -533,7 +762,7 @@ type JoinRaftResponse struct {
 
 func (x *JoinRaftResponse) Reset() {
 	*x = JoinRaftResponse{}
-	mi := &file_shoal_v1_node_proto_msgTypes[9]
+	mi := &file_shoal_v1_node_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -545,7 +774,7 @@ func (x *JoinRaftResponse) String() string {
 func (*JoinRaftResponse) ProtoMessage() {}
 
 func (x *JoinRaftResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_node_proto_msgTypes[9]
+	mi := &file_shoal_v1_node_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -558,7 +787,7 @@ func (x *JoinRaftResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRaftResponse.ProtoReflect.Descriptor instead.
 func (*JoinRaftResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_node_proto_rawDescGZIP(), []int{9}
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{14}
 }
 
 type LeaveRaftRequest struct {
@@ -569,7 +798,7 @@ type LeaveRaftRequest struct {
 
 func (x *LeaveRaftRequest) Reset() {
 	*x = LeaveRaftRequest{}
-	mi := &file_shoal_v1_node_proto_msgTypes[10]
+	mi := &file_shoal_v1_node_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -581,7 +810,7 @@ func (x *LeaveRaftRequest) String() string {
 func (*LeaveRaftRequest) ProtoMessage() {}
 
 func (x *LeaveRaftRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_node_proto_msgTypes[10]
+	mi := &file_shoal_v1_node_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -594,7 +823,7 @@ func (x *LeaveRaftRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRaftRequest.ProtoReflect.Descriptor instead.
 func (*LeaveRaftRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_node_proto_rawDescGZIP(), []int{10}
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{15}
 }
 
 type LeaveRaftResponse struct {
@@ -605,7 +834,7 @@ type LeaveRaftResponse struct {
 
 func (x *LeaveRaftResponse) Reset() {
 	*x = LeaveRaftResponse{}
-	mi := &file_shoal_v1_node_proto_msgTypes[11]
+	mi := &file_shoal_v1_node_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -617,7 +846,7 @@ func (x *LeaveRaftResponse) String() string {
 func (*LeaveRaftResponse) ProtoMessage() {}
 
 func (x *LeaveRaftResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_node_proto_msgTypes[11]
+	mi := &file_shoal_v1_node_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -630,7 +859,7 @@ func (x *LeaveRaftResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRaftResponse.ProtoReflect.Descriptor instead.
 func (*LeaveRaftResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_node_proto_rawDescGZIP(), []int{11}
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{16}
 }
 
 var File_shoal_v1_node_proto protoreflect.FileDescriptor
@@ -660,7 +889,18 @@ const file_shoal_v1_node_proto_rawDesc = "" +
 	"\traft_addr\x18\x03 \x01(\tR\braftAddr\"a\n" +
 	"\x1cRenewNodeCertificateResponse\x12\x19\n" +
 	"\bcert_pem\x18\x01 \x01(\fR\acertPem\x12&\n" +
-	"\x04role\x18\x02 \x01(\x0e2\x12.shoal.v1.NodeRoleR\x04role\"O\n" +
+	"\x04role\x18\x02 \x01(\x0e2\x12.shoal.v1.NodeRoleR\x04role\"\x14\n" +
+	"\x12AssignmentsRequest\"i\n" +
+	"\x13AssignmentsResponse\x12\x12\n" +
+	"\x04full\x18\x01 \x01(\bR\x04full\x12$\n" +
+	"\x05tasks\x18\x02 \x03(\v2\x0e.shoal.v1.TaskR\x05tasks\x12\x18\n" +
+	"\aremoved\x18\x03 \x03(\tR\aremoved\"Y\n" +
+	"\x10TaskStatusUpdate\x12\x17\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12,\n" +
+	"\x06status\x18\x02 \x01(\v2\x14.shoal.v1.TaskStatusR\x06status\"O\n" +
+	"\x17UpdateTaskStatusRequest\x124\n" +
+	"\aupdates\x18\x01 \x03(\v2\x1a.shoal.v1.TaskStatusUpdateR\aupdates\"\x1a\n" +
+	"\x18UpdateTaskStatusResponse\"O\n" +
 	"\x10HeartbeatRequest\x12;\n" +
 	"\vdescription\x18\x01 \x01(\v2\x19.shoal.v1.NodeDescriptionR\vdescription\"\x9d\x01\n" +
 	"\x11HeartbeatResponse\x12\x1b\n" +
@@ -676,9 +916,11 @@ const file_shoal_v1_node_proto_rawDesc = "" +
 	"\tCAService\x12e\n" +
 	"\x14GetRootCACertificate\x12%.shoal.v1.GetRootCACertificateRequest\x1a&.shoal.v1.GetRootCACertificateResponse\x12e\n" +
 	"\x14IssueNodeCertificate\x12%.shoal.v1.IssueNodeCertificateRequest\x1a&.shoal.v1.IssueNodeCertificateResponse\x12e\n" +
-	"\x14RenewNodeCertificate\x12%.shoal.v1.RenewNodeCertificateRequest\x1a&.shoal.v1.RenewNodeCertificateResponse2Y\n" +
+	"\x14RenewNodeCertificate\x12%.shoal.v1.RenewNodeCertificateRequest\x1a&.shoal.v1.RenewNodeCertificateResponse2\x82\x02\n" +
 	"\x11DispatcherService\x12D\n" +
-	"\tHeartbeat\x12\x1a.shoal.v1.HeartbeatRequest\x1a\x1b.shoal.v1.HeartbeatResponse2\x96\x01\n" +
+	"\tHeartbeat\x12\x1a.shoal.v1.HeartbeatRequest\x1a\x1b.shoal.v1.HeartbeatResponse\x12L\n" +
+	"\vAssignments\x12\x1c.shoal.v1.AssignmentsRequest\x1a\x1d.shoal.v1.AssignmentsResponse0\x01\x12Y\n" +
+	"\x10UpdateTaskStatus\x12!.shoal.v1.UpdateTaskStatusRequest\x1a\".shoal.v1.UpdateTaskStatusResponse2\x96\x01\n" +
 	"\vRaftService\x12A\n" +
 	"\bJoinRaft\x12\x19.shoal.v1.JoinRaftRequest\x1a\x1a.shoal.v1.JoinRaftResponse\x12D\n" +
 	"\tLeaveRaft\x12\x1a.shoal.v1.LeaveRaftRequest\x1a\x1b.shoal.v1.LeaveRaftResponseB3Z1github.com/shoal-run/shoal/proto/shoal/v1;shoalv1b\x06proto3"
@@ -695,7 +937,7 @@ func file_shoal_v1_node_proto_rawDescGZIP() []byte {
 	return file_shoal_v1_node_proto_rawDescData
 }
 
-var file_shoal_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_shoal_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_shoal_v1_node_proto_goTypes = []any{
 	(*GetRootCACertificateRequest)(nil),  // 0: shoal.v1.GetRootCACertificateRequest
 	(*GetRootCACertificateResponse)(nil), // 1: shoal.v1.GetRootCACertificateResponse
@@ -703,38 +945,52 @@ var file_shoal_v1_node_proto_goTypes = []any{
 	(*IssueNodeCertificateResponse)(nil), // 3: shoal.v1.IssueNodeCertificateResponse
 	(*RenewNodeCertificateRequest)(nil),  // 4: shoal.v1.RenewNodeCertificateRequest
 	(*RenewNodeCertificateResponse)(nil), // 5: shoal.v1.RenewNodeCertificateResponse
-	(*HeartbeatRequest)(nil),             // 6: shoal.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),            // 7: shoal.v1.HeartbeatResponse
-	(*JoinRaftRequest)(nil),              // 8: shoal.v1.JoinRaftRequest
-	(*JoinRaftResponse)(nil),             // 9: shoal.v1.JoinRaftResponse
-	(*LeaveRaftRequest)(nil),             // 10: shoal.v1.LeaveRaftRequest
-	(*LeaveRaftResponse)(nil),            // 11: shoal.v1.LeaveRaftResponse
-	(*NodeDescription)(nil),              // 12: shoal.v1.NodeDescription
-	(NodeRole)(0),                        // 13: shoal.v1.NodeRole
+	(*AssignmentsRequest)(nil),           // 6: shoal.v1.AssignmentsRequest
+	(*AssignmentsResponse)(nil),          // 7: shoal.v1.AssignmentsResponse
+	(*TaskStatusUpdate)(nil),             // 8: shoal.v1.TaskStatusUpdate
+	(*UpdateTaskStatusRequest)(nil),      // 9: shoal.v1.UpdateTaskStatusRequest
+	(*UpdateTaskStatusResponse)(nil),     // 10: shoal.v1.UpdateTaskStatusResponse
+	(*HeartbeatRequest)(nil),             // 11: shoal.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),            // 12: shoal.v1.HeartbeatResponse
+	(*JoinRaftRequest)(nil),              // 13: shoal.v1.JoinRaftRequest
+	(*JoinRaftResponse)(nil),             // 14: shoal.v1.JoinRaftResponse
+	(*LeaveRaftRequest)(nil),             // 15: shoal.v1.LeaveRaftRequest
+	(*LeaveRaftResponse)(nil),            // 16: shoal.v1.LeaveRaftResponse
+	(*NodeDescription)(nil),              // 17: shoal.v1.NodeDescription
+	(NodeRole)(0),                        // 18: shoal.v1.NodeRole
+	(*Task)(nil),                         // 19: shoal.v1.Task
+	(*TaskStatus)(nil),                   // 20: shoal.v1.TaskStatus
 }
 var file_shoal_v1_node_proto_depIdxs = []int32{
-	12, // 0: shoal.v1.IssueNodeCertificateRequest.description:type_name -> shoal.v1.NodeDescription
-	13, // 1: shoal.v1.IssueNodeCertificateResponse.role:type_name -> shoal.v1.NodeRole
-	13, // 2: shoal.v1.RenewNodeCertificateResponse.role:type_name -> shoal.v1.NodeRole
-	12, // 3: shoal.v1.HeartbeatRequest.description:type_name -> shoal.v1.NodeDescription
-	13, // 4: shoal.v1.HeartbeatResponse.desired_role:type_name -> shoal.v1.NodeRole
-	0,  // 5: shoal.v1.CAService.GetRootCACertificate:input_type -> shoal.v1.GetRootCACertificateRequest
-	2,  // 6: shoal.v1.CAService.IssueNodeCertificate:input_type -> shoal.v1.IssueNodeCertificateRequest
-	4,  // 7: shoal.v1.CAService.RenewNodeCertificate:input_type -> shoal.v1.RenewNodeCertificateRequest
-	6,  // 8: shoal.v1.DispatcherService.Heartbeat:input_type -> shoal.v1.HeartbeatRequest
-	8,  // 9: shoal.v1.RaftService.JoinRaft:input_type -> shoal.v1.JoinRaftRequest
-	10, // 10: shoal.v1.RaftService.LeaveRaft:input_type -> shoal.v1.LeaveRaftRequest
-	1,  // 11: shoal.v1.CAService.GetRootCACertificate:output_type -> shoal.v1.GetRootCACertificateResponse
-	3,  // 12: shoal.v1.CAService.IssueNodeCertificate:output_type -> shoal.v1.IssueNodeCertificateResponse
-	5,  // 13: shoal.v1.CAService.RenewNodeCertificate:output_type -> shoal.v1.RenewNodeCertificateResponse
-	7,  // 14: shoal.v1.DispatcherService.Heartbeat:output_type -> shoal.v1.HeartbeatResponse
-	9,  // 15: shoal.v1.RaftService.JoinRaft:output_type -> shoal.v1.JoinRaftResponse
-	11, // 16: shoal.v1.RaftService.LeaveRaft:output_type -> shoal.v1.LeaveRaftResponse
-	11, // [11:17] is the sub-list for method output_type
-	5,  // [5:11] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	17, // 0: shoal.v1.IssueNodeCertificateRequest.description:type_name -> shoal.v1.NodeDescription
+	18, // 1: shoal.v1.IssueNodeCertificateResponse.role:type_name -> shoal.v1.NodeRole
+	18, // 2: shoal.v1.RenewNodeCertificateResponse.role:type_name -> shoal.v1.NodeRole
+	19, // 3: shoal.v1.AssignmentsResponse.tasks:type_name -> shoal.v1.Task
+	20, // 4: shoal.v1.TaskStatusUpdate.status:type_name -> shoal.v1.TaskStatus
+	8,  // 5: shoal.v1.UpdateTaskStatusRequest.updates:type_name -> shoal.v1.TaskStatusUpdate
+	17, // 6: shoal.v1.HeartbeatRequest.description:type_name -> shoal.v1.NodeDescription
+	18, // 7: shoal.v1.HeartbeatResponse.desired_role:type_name -> shoal.v1.NodeRole
+	0,  // 8: shoal.v1.CAService.GetRootCACertificate:input_type -> shoal.v1.GetRootCACertificateRequest
+	2,  // 9: shoal.v1.CAService.IssueNodeCertificate:input_type -> shoal.v1.IssueNodeCertificateRequest
+	4,  // 10: shoal.v1.CAService.RenewNodeCertificate:input_type -> shoal.v1.RenewNodeCertificateRequest
+	11, // 11: shoal.v1.DispatcherService.Heartbeat:input_type -> shoal.v1.HeartbeatRequest
+	6,  // 12: shoal.v1.DispatcherService.Assignments:input_type -> shoal.v1.AssignmentsRequest
+	9,  // 13: shoal.v1.DispatcherService.UpdateTaskStatus:input_type -> shoal.v1.UpdateTaskStatusRequest
+	13, // 14: shoal.v1.RaftService.JoinRaft:input_type -> shoal.v1.JoinRaftRequest
+	15, // 15: shoal.v1.RaftService.LeaveRaft:input_type -> shoal.v1.LeaveRaftRequest
+	1,  // 16: shoal.v1.CAService.GetRootCACertificate:output_type -> shoal.v1.GetRootCACertificateResponse
+	3,  // 17: shoal.v1.CAService.IssueNodeCertificate:output_type -> shoal.v1.IssueNodeCertificateResponse
+	5,  // 18: shoal.v1.CAService.RenewNodeCertificate:output_type -> shoal.v1.RenewNodeCertificateResponse
+	12, // 19: shoal.v1.DispatcherService.Heartbeat:output_type -> shoal.v1.HeartbeatResponse
+	7,  // 20: shoal.v1.DispatcherService.Assignments:output_type -> shoal.v1.AssignmentsResponse
+	10, // 21: shoal.v1.DispatcherService.UpdateTaskStatus:output_type -> shoal.v1.UpdateTaskStatusResponse
+	14, // 22: shoal.v1.RaftService.JoinRaft:output_type -> shoal.v1.JoinRaftResponse
+	16, // 23: shoal.v1.RaftService.LeaveRaft:output_type -> shoal.v1.LeaveRaftResponse
+	16, // [16:24] is the sub-list for method output_type
+	8,  // [8:16] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_node_proto_init() }
@@ -749,7 +1005,7 @@ func file_shoal_v1_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_v1_node_proto_rawDesc), len(file_shoal_v1_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -209,7 +209,9 @@ var CAService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	DispatcherService_Heartbeat_FullMethodName = "/shoal.v1.DispatcherService/Heartbeat"
+	DispatcherService_Heartbeat_FullMethodName        = "/shoal.v1.DispatcherService/Heartbeat"
+	DispatcherService_Assignments_FullMethodName      = "/shoal.v1.DispatcherService/Assignments"
+	DispatcherService_UpdateTaskStatus_FullMethodName = "/shoal.v1.DispatcherService/UpdateTaskStatus"
 )
 
 // DispatcherServiceClient is the client API for DispatcherService service.
@@ -221,6 +223,12 @@ const (
 // must act on.
 type DispatcherServiceClient interface {
 	Heartbeat(ctx context.Context, in *HeartbeatRequest, opts ...grpc.CallOption) (*HeartbeatResponse, error)
+	// Assignments streams the tasks assigned to the calling node: the full
+	// set first, then changes. Only the leader serves it; other managers
+	// answer Unavailable and the node tries the next.
+	Assignments(ctx context.Context, in *AssignmentsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AssignmentsResponse], error)
+	// UpdateTaskStatus reports task state changes, batched.
+	UpdateTaskStatus(ctx context.Context, in *UpdateTaskStatusRequest, opts ...grpc.CallOption) (*UpdateTaskStatusResponse, error)
 }
 
 type dispatcherServiceClient struct {
@@ -241,6 +249,35 @@ func (c *dispatcherServiceClient) Heartbeat(ctx context.Context, in *HeartbeatRe
 	return out, nil
 }
 
+func (c *dispatcherServiceClient) Assignments(ctx context.Context, in *AssignmentsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AssignmentsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &DispatcherService_ServiceDesc.Streams[0], DispatcherService_Assignments_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[AssignmentsRequest, AssignmentsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DispatcherService_AssignmentsClient = grpc.ServerStreamingClient[AssignmentsResponse]
+
+func (c *dispatcherServiceClient) UpdateTaskStatus(ctx context.Context, in *UpdateTaskStatusRequest, opts ...grpc.CallOption) (*UpdateTaskStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateTaskStatusResponse)
+	err := c.cc.Invoke(ctx, DispatcherService_UpdateTaskStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DispatcherServiceServer is the server API for DispatcherService service.
 // All implementations must embed UnimplementedDispatcherServiceServer
 // for forward compatibility.
@@ -250,6 +287,12 @@ func (c *dispatcherServiceClient) Heartbeat(ctx context.Context, in *HeartbeatRe
 // must act on.
 type DispatcherServiceServer interface {
 	Heartbeat(context.Context, *HeartbeatRequest) (*HeartbeatResponse, error)
+	// Assignments streams the tasks assigned to the calling node: the full
+	// set first, then changes. Only the leader serves it; other managers
+	// answer Unavailable and the node tries the next.
+	Assignments(*AssignmentsRequest, grpc.ServerStreamingServer[AssignmentsResponse]) error
+	// UpdateTaskStatus reports task state changes, batched.
+	UpdateTaskStatus(context.Context, *UpdateTaskStatusRequest) (*UpdateTaskStatusResponse, error)
 	mustEmbedUnimplementedDispatcherServiceServer()
 }
 
@@ -262,6 +305,12 @@ type UnimplementedDispatcherServiceServer struct{}
 
 func (UnimplementedDispatcherServiceServer) Heartbeat(context.Context, *HeartbeatRequest) (*HeartbeatResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Heartbeat not implemented")
+}
+func (UnimplementedDispatcherServiceServer) Assignments(*AssignmentsRequest, grpc.ServerStreamingServer[AssignmentsResponse]) error {
+	return status.Error(codes.Unimplemented, "method Assignments not implemented")
+}
+func (UnimplementedDispatcherServiceServer) UpdateTaskStatus(context.Context, *UpdateTaskStatusRequest) (*UpdateTaskStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateTaskStatus not implemented")
 }
 func (UnimplementedDispatcherServiceServer) mustEmbedUnimplementedDispatcherServiceServer() {}
 func (UnimplementedDispatcherServiceServer) testEmbeddedByValue()                           {}
@@ -302,6 +351,35 @@ func _DispatcherService_Heartbeat_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DispatcherService_Assignments_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(AssignmentsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(DispatcherServiceServer).Assignments(m, &grpc.GenericServerStream[AssignmentsRequest, AssignmentsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DispatcherService_AssignmentsServer = grpc.ServerStreamingServer[AssignmentsResponse]
+
+func _DispatcherService_UpdateTaskStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateTaskStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DispatcherServiceServer).UpdateTaskStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DispatcherService_UpdateTaskStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DispatcherServiceServer).UpdateTaskStatus(ctx, req.(*UpdateTaskStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DispatcherService_ServiceDesc is the grpc.ServiceDesc for DispatcherService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -313,8 +391,18 @@ var DispatcherService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Heartbeat",
 			Handler:    _DispatcherService_Heartbeat_Handler,
 		},
+		{
+			MethodName: "UpdateTaskStatus",
+			Handler:    _DispatcherService_UpdateTaskStatus_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Assignments",
+			Handler:       _DispatcherService_Assignments_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "shoal/v1/node.proto",
 }
 

@@ -34,12 +34,14 @@ func DaemonArgs(logLevel string) []string {
 	return []string{"--log-level", logLevel}
 }
 
-// ServiceSpec is the smallest valid replicated service.
+// ServiceSpec is the smallest valid replicated service, with no replicas.
 func ServiceSpec(name string) *shoalv1.ServiceSpec {
 	return &shoalv1.ServiceSpec{
 		Name: name,
-		Task: &shoalv1.TaskSpec{Container: &shoalv1.ContainerSpec{Image: "busybox:1.36"}},
-		Mode: &shoalv1.ServiceSpec_Replicated{Replicated: &shoalv1.ReplicatedService{Replicas: 1}},
+		// Nothing listens on 127.0.0.1:1: benchmarks of the control
+		// plane run no containers (0 replicas) and reach no registry.
+		Task: &shoalv1.TaskSpec{Container: &shoalv1.ContainerSpec{Image: "127.0.0.1:1/bench:1"}},
+		Mode: &shoalv1.ServiceSpec_Replicated{Replicated: &shoalv1.ReplicatedService{Replicas: 0}},
 	}
 }
 

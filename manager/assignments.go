@@ -1,0 +1,180 @@
+package manager
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/manager/orchestrator"
+	"github.com/shoal-run/shoal/manager/store"
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+)
+
+// StreamInterceptor authenticates streaming calls. Streams are served by
+// the leader only: a follower answers Unavailable and the caller moves
+// on to another manager.
+func (m *Manager) StreamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	c, err := authenticate(ss.Context(), info.FullMethod, m.cfg.ClusterID)
+	if err != nil {
+		return errdefs.ToGRPC(err)
+	}
+	if !m.ready.Load() {
+		return errdefs.ToGRPC(fmt.Errorf("this manager is not the leader; try another manager: %w", errdefs.ErrUnavailable))
+	}
+	return errdefs.ToGRPC(handler(srv, &callerStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), callerKey{}, c)}))
+}
+
+type callerStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *callerStream) Context() context.Context { return s.ctx }
+
+// assigned reports whether a task belongs in a node's assignment set:
+// everything on the node except finished history.
+func assigned(t *shoalv1.Task, node string) bool {
+	if t.GetNodeId() != node || t.GetStatus().GetState() < shoalv1.TaskState_TASK_STATE_ASSIGNED {
+		return false
+	}
+	return t.GetDesiredState() == shoalv1.TaskState_TASK_STATE_RUNNING || !orchestrator.Terminal(t.GetStatus().GetState())
+}
+
+// Assignments streams a node's tasks: the full set, then changes.
+func (d *dispatcher) Assignments(_ *shoalv1.AssignmentsRequest, stream grpc.ServerStreamingServer[shoalv1.AssignmentsResponse]) error {
+	caller, _ := CallerFrom(stream.Context())
+	node := caller.NodeID
+	ctx := stream.Context()
+	for {
+		events, cancel := d.m.store.Watch()
+		var full []*shoalv1.Task
+		d.m.store.View(func(r store.ReadTx) {
+			for _, t := range store.ListBy[*shoalv1.Task](r, store.TableTask, "node", node) {
+				if assigned(t, node) {
+					full = append(full, t)
+				}
+			}
+		})
+		if err := stream.Send(&shoalv1.AssignmentsResponse{Full: true, Tasks: full}); err != nil {
+			cancel()
+			return err
+		}
+		sent := map[string]bool{}
+		for _, t := range full {
+			sent[t.GetId()] = true
+		}
+		err := d.followAssignments(ctx, stream, events, node, sent)
+		cancel()
+		if err != nil {
+			return err
+		}
+		// The watch was dropped (a snapshot restore, or we fell behind):
+		// start again from a full set.
+	}
+}
+
+func (d *dispatcher) followAssignments(ctx context.Context, stream grpc.ServerStreamingServer[shoalv1.AssignmentsResponse], events <-chan *shoalv1.StoreEvent, node string, sent map[string]bool) error {
+	leader := time.NewTicker(500 * time.Millisecond)
+	defer leader.Stop()
+	for {
+		var msg shoalv1.AssignmentsResponse
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-leader.C:
+			if !d.m.ready.Load() {
+				return fmt.Errorf("this manager lost leadership; reconnect to the new leader: %w", errdefs.ErrUnavailable)
+			}
+			continue
+		case ev, ok := <-events:
+			if !ok {
+				return nil
+			}
+			d.collect(&msg, ev, node, sent)
+		}
+		// Take whatever else is queued into the same message.
+	more:
+		for {
+			select {
+			case ev, ok := <-events:
+				if !ok {
+					break more
+				}
+				d.collect(&msg, ev, node, sent)
+			default:
+				break more
+			}
+		}
+		if len(msg.Tasks)+len(msg.Removed) == 0 {
+			continue
+		}
+		if err := stream.Send(&msg); err != nil {
+			return err
+		}
+	}
+}
+
+func (d *dispatcher) collect(msg *shoalv1.AssignmentsResponse, ev *shoalv1.StoreEvent, node string, sent map[string]bool) {
+	t := ev.GetObject().GetTask()
+	if t == nil {
+		return
+	}
+	keep := ev.GetKind() != shoalv1.StoreActionKind_STORE_ACTION_KIND_DELETE && assigned(t, node)
+	switch {
+	case keep:
+		msg.Tasks = append(msg.Tasks, t)
+		sent[t.GetId()] = true
+	case sent[t.GetId()]:
+		msg.Removed = append(msg.Removed, t.GetId())
+		delete(sent, t.GetId())
+	}
+}
+
+// UpdateTaskStatus records what a worker reports about its tasks. States
+// only move forward; a report for a task of another node is refused.
+func (d *dispatcher) UpdateTaskStatus(ctx context.Context, req *shoalv1.UpdateTaskStatusRequest) (*shoalv1.UpdateTaskStatusResponse, error) {
+	caller, _ := CallerFrom(ctx)
+	var b shoalv1.StoreBatch
+	d.m.store.View(func(r store.ReadTx) {
+		for _, u := range req.GetUpdates() {
+			t := store.Get[*shoalv1.Task](r, store.TableTask, u.GetTaskId())
+			if t == nil || t.GetNodeId() != caller.NodeID || !advances(t.GetStatus(), u.GetStatus()) {
+				continue
+			}
+			next := proto.Clone(t).(*shoalv1.Task)
+			next.Status = u.GetStatus()
+			b.Actions = append(b.Actions, &shoalv1.StoreAction{Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_UPDATE,
+				Object: store.Wrap(next), ExpectedVersion: t.GetMeta().GetVersion()})
+		}
+	})
+	if len(b.Actions) == 0 {
+		return &shoalv1.UpdateTaskStatusResponse{}, nil
+	}
+	if _, err := d.m.raft.Propose(ctx, &b); err != nil {
+		if errdefs.Is(err, errdefs.ErrConflict) {
+			// Someone else wrote one of the tasks meanwhile; the worker
+			// reports again on its next change or resync.
+			d.m.log.Debug("task status update raced", zap.Error(err))
+			return &shoalv1.UpdateTaskStatusResponse{}, nil
+		}
+		return nil, err
+	}
+	return &shoalv1.UpdateTaskStatusResponse{}, nil
+}
+
+// advances reports whether next is news over cur: a later state, or the
+// same state with a different restart count, exit code or error.
+func advances(cur, next *shoalv1.TaskStatus) bool {
+	if next == nil {
+		return false
+	}
+	if next.GetState() != cur.GetState() {
+		return next.GetState() > cur.GetState() && !orchestrator.Terminal(cur.GetState())
+	}
+	return next.GetRestarts() != cur.GetRestarts() || next.GetExitCode() != cur.GetExitCode() || next.GetErr() != cur.GetErr() || next.GetMessage() != cur.GetMessage()
+}

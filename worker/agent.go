@@ -1,0 +1,186 @@
+// Package worker is the node agent's task side: it takes the set of tasks
+// the leader assigns to this node, runs each through an Executor (the
+// container runtime, or a fake in tests) as a forward-only state machine —
+// accepted, preparing, starting, running, then complete, failed, shutdown
+// or rejected — restarts it locally per its restart policy, and reports
+// every change. It keeps running its tasks while no manager is reachable
+// and, given a full assignment set again, stops whatever the leader
+// replaced meanwhile.
+package worker
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+)
+
+// Exit is how a container ended.
+type Exit struct {
+	Code      int
+	OOMKilled bool
+	Err       string
+}
+
+// Executor runs tasks' containers on this node.
+type Executor interface {
+	// Pull makes the task's image available locally.
+	Pull(ctx context.Context, t *shoalv1.Task) error
+	// Start creates and starts a container for the task.
+	Start(ctx context.Context, t *shoalv1.Task) (id string, err error)
+	// Wait blocks until the container exits.
+	Wait(ctx context.Context, id string) (Exit, error)
+	// Stop stops it within grace, then kills it.
+	Stop(ctx context.Context, id string, grace time.Duration) error
+	// Remove deletes it.
+	Remove(ctx context.Context, id string) error
+	// Containers lists this node's task containers: task ID to container
+	// ID and whether it runs.
+	Containers() map[string]Existing
+}
+
+// Existing is a container found on the node.
+type Existing struct {
+	ID      string
+	Running bool
+}
+
+// Reporter receives task status changes.
+type Reporter func(taskID string, st *shoalv1.TaskStatus)
+
+// Agent runs this node's tasks.
+type Agent struct {
+	exec   Executor
+	report Reporter
+	log    *zap.Logger
+	now    func() time.Time
+
+	ctx     context.Context
+	mu      sync.Mutex
+	runners map[string]*runner
+	wg      sync.WaitGroup
+}
+
+// NewAgent makes an agent; its task runners live until ctx ends (Wait
+// waits for them).
+func NewAgent(ctx context.Context, exec Executor, report Reporter, log *zap.Logger) *Agent {
+	return &Agent{exec: exec, report: report, log: log.Named("worker"), now: time.Now, ctx: ctx, runners: map[string]*runner{}}
+}
+
+// Wait waits for the runners after the agent's context ended.
+func (a *Agent) Wait() { a.wg.Wait() }
+
+// Update applies an assignment message: the full set, or changes.
+func (a *Agent) Update(full bool, tasks []*shoalv1.Task, removed []string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	seen := map[string]bool{}
+	for _, t := range tasks {
+		seen[t.GetId()] = true
+		a.applyLocked(t)
+	}
+	for _, id := range removed {
+		if r := a.runners[id]; r != nil {
+			r.shutdown(true)
+		}
+	}
+	if !full {
+		return
+	}
+	// Whatever runs here that the leader no longer assigns (replaced
+	// while this node was away) is stopped.
+	for id, r := range a.runners {
+		if !seen[id] {
+			r.shutdown(true)
+		}
+	}
+	for taskID, c := range a.exec.Containers() {
+		if !seen[taskID] && a.runners[taskID] == nil {
+			a.log.Info("stopping a container of a task no longer assigned here", zap.String("task", taskID))
+			go func(id string) {
+				ctx, cancel := context.WithTimeout(a.ctx, 30*time.Second)
+				defer cancel()
+				_ = a.exec.Stop(ctx, id, 10*time.Second)
+				_ = a.exec.Remove(ctx, id)
+			}(c.ID)
+		}
+	}
+}
+
+func (a *Agent) applyLocked(t *shoalv1.Task) {
+	r := a.runners[t.GetId()]
+	desired := t.GetDesiredState()
+	if desired != shoalv1.TaskState_TASK_STATE_RUNNING {
+		if r != nil {
+			r.shutdown(desired == shoalv1.TaskState_TASK_STATE_REMOVE)
+			return
+		}
+		// Not ours to run; but a container may survive from before a
+		// daemon restart.
+		if c, ok := a.exec.Containers()[t.GetId()]; ok {
+			r = a.newRunner(t, false)
+			r.containerID = c.ID
+			r.shutdown(true)
+			return
+		}
+		if t.GetStatus().GetState() < shoalv1.TaskState_TASK_STATE_SHUTDOWN {
+			a.report(t.GetId(), a.status(shoalv1.TaskState_TASK_STATE_SHUTDOWN, "shut down", "", 0, 0))
+		}
+		return
+	}
+	if r != nil {
+		r.setTask(t)
+		return
+	}
+	if st := t.GetStatus().GetState(); st > shoalv1.TaskState_TASK_STATE_RUNNING {
+		return // finished; the orchestrator decides what next
+	}
+	r = a.newRunner(t, true)
+	if c, ok := a.exec.Containers()[t.GetId()]; ok && c.Running {
+		r.containerID = c.ID // re-adopt after a daemon restart
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		r.run()
+		if r.shuttingDown() {
+			<-r.stopped // keep it known until its container is gone
+		}
+		a.mu.Lock()
+		if a.runners[t.GetId()] == r {
+			delete(a.runners, t.GetId())
+		}
+		a.mu.Unlock()
+	}()
+}
+
+func (a *Agent) newRunner(t *shoalv1.Task, register bool) *runner {
+	ctx, cancel := context.WithCancel(a.ctx)
+	r := &runner{a: a, task: proto.Clone(t).(*shoalv1.Task), ctx: ctx, cancel: cancel, stopped: make(chan struct{})}
+	r.restarts.Policy = policyOf(t)
+	if register {
+		a.runners[t.GetId()] = r
+	}
+	return r
+}
+
+func (a *Agent) status(s shoalv1.TaskState, msg, err string, code int32, restarts int32) *shoalv1.TaskStatus {
+	return &shoalv1.TaskStatus{State: s, Timestamp: timestamppb.New(a.now()), Message: msg, Err: err, ExitCode: code, Restarts: restarts}
+}
+
+func policyOf(t *shoalv1.Task) Policy {
+	rp := t.GetSpec().GetRestart()
+	p := Policy{Delay: rp.GetDelay().AsDuration(), MaxAttempts: int(rp.GetMaxAttempts()), Window: rp.GetWindow().AsDuration()}
+	switch rp.GetCondition() {
+	case shoalv1.RestartCondition_RESTART_CONDITION_NONE:
+		p.Condition = Never
+	case shoalv1.RestartCondition_RESTART_CONDITION_ON_FAILURE:
+		p.Condition = OnFailure
+	}
+	return p
+}

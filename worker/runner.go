@@ -1,0 +1,173 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+)
+
+// runner drives one task.
+type runner struct {
+	a      *Agent
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu          sync.Mutex
+	task        *shoalv1.Task
+	containerID string
+	restarts    Restarts
+	stopOnce    sync.Once
+	stopped     chan struct{}
+	remove      bool
+	stopping    bool
+}
+
+func (r *runner) shuttingDown() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stopping
+}
+
+func (r *runner) setTask(t *shoalv1.Task) {
+	r.mu.Lock()
+	r.task = t
+	r.mu.Unlock()
+}
+
+func (r *runner) id() string { return r.task.GetId() }
+
+func (r *runner) report(s shoalv1.TaskState, msg, errText string, code int) {
+	r.a.report(r.id(), r.a.status(s, msg, errText, int32(code), int32(r.restarts.Count())))
+}
+
+// shutdown stops the task; with remove its container is deleted too.
+func (r *runner) shutdown(remove bool) {
+	r.stopOnce.Do(func() {
+		r.mu.Lock()
+		r.remove = remove
+		r.stopping = true
+		r.mu.Unlock()
+		r.cancel()
+		r.a.wg.Add(1)
+		go func() { defer r.a.wg.Done(); r.stop() }()
+	})
+}
+
+func (r *runner) grace() time.Duration {
+	g := r.task.GetSpec().GetContainer().GetStopGracePeriod().AsDuration()
+	if g <= 0 {
+		g = 10 * time.Second
+	}
+	return g
+}
+
+// stop runs after shutdown: it stops the container and reports the end.
+func (r *runner) stop() {
+	defer close(r.stopped)
+	r.mu.Lock()
+	id := r.containerID
+	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), r.grace()+30*time.Second)
+	defer cancel()
+	if id != "" {
+		if err := r.a.exec.Stop(ctx, id, r.grace()); err != nil {
+			r.a.log.Debug("stop task container", zap.String("task", r.id()), zap.Error(err))
+		}
+		_ = r.a.exec.Remove(ctx, id)
+	}
+	r.report(shoalv1.TaskState_TASK_STATE_SHUTDOWN, "shut down", "", 0)
+}
+
+// run takes the task from accepted to its end.
+func (r *runner) run() {
+	log := r.a.log.With(zap.String("task", r.id()))
+	r.mu.Lock()
+	adopted := r.containerID
+	r.mu.Unlock()
+	if adopted == "" {
+		r.report(shoalv1.TaskState_TASK_STATE_ACCEPTED, "accepted", "", 0)
+		r.report(shoalv1.TaskState_TASK_STATE_PREPARING, "preparing", "", 0)
+		if err := r.a.exec.Pull(r.ctx, r.task); err != nil {
+			if r.ctx.Err() != nil {
+				return
+			}
+			r.report(shoalv1.TaskState_TASK_STATE_REJECTED, "preparing failed", err.Error(), 0)
+			return
+		}
+	}
+	first := true
+	for {
+		id := adopted
+		started := r.a.now()
+		if id == "" {
+			if first {
+				r.report(shoalv1.TaskState_TASK_STATE_STARTING, "starting", "", 0)
+			}
+			var err error
+			id, err = r.a.exec.Start(r.ctx, r.task)
+			if err != nil {
+				if r.ctx.Err() != nil {
+					return
+				}
+				r.report(shoalv1.TaskState_TASK_STATE_REJECTED, "starting failed", err.Error(), 0)
+				return
+			}
+			r.mu.Lock()
+			r.containerID = id
+			r.mu.Unlock()
+		}
+		adopted = ""
+		first = false
+		r.report(shoalv1.TaskState_TASK_STATE_RUNNING, "running", "", 0)
+		exit, err := r.a.exec.Wait(r.ctx, id)
+		if r.ctx.Err() != nil {
+			return // shut down: stop() reports
+		}
+		if err != nil {
+			log.Warn("lost track of the task's container", zap.Error(err))
+			r.report(shoalv1.TaskState_TASK_STATE_FAILED, "failed", err.Error(), 0)
+			return
+		}
+		again, delay := r.restarts.Decide(exit.Code, started, r.a.now())
+		errText := exitError(exit)
+		if !again {
+			state, msg := shoalv1.TaskState_TASK_STATE_COMPLETE, "finished"
+			if exit.Code != 0 || exit.OOMKilled {
+				state, msg = shoalv1.TaskState_TASK_STATE_FAILED, "failed: the restart policy gave up"
+			}
+			r.report(state, msg, errText, exit.Code)
+			return
+		}
+		log.Info("restarting task", zap.Int("exit_code", exit.Code), zap.Duration("delay", delay), zap.Int("restarts", r.restarts.Count()))
+		_ = r.a.exec.Remove(context.Background(), id)
+		r.mu.Lock()
+		r.containerID = ""
+		r.mu.Unlock()
+		if delay > 0 {
+			t := time.NewTimer(delay)
+			select {
+			case <-r.ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+	}
+}
+
+func exitError(e Exit) string {
+	switch {
+	case e.OOMKilled:
+		return fmt.Sprintf("task: killed for running out of memory (exit %d)", e.Code)
+	case e.Err != "":
+		return e.Err
+	case e.Code != 0:
+		return fmt.Sprintf("task: non-zero exit (%d)", e.Code)
+	}
+	return ""
+}

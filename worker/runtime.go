@@ -1,0 +1,101 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+	"github.com/shoal-run/shoal/runtime/container"
+)
+
+// Labels the worker puts on task containers.
+const (
+	LabelTask        = "shoal.task.id"
+	LabelService     = "shoal.service.id"
+	LabelServiceName = "shoal.service.name"
+)
+
+// RuntimeExecutor runs tasks as containers of this node's runtime.
+type RuntimeExecutor struct {
+	Runtime *container.Runtime
+	// PullImage pulls an image unless it is already here.
+	PullImage func(ctx context.Context, ref string) error
+}
+
+var _ Executor = (*RuntimeExecutor)(nil)
+
+// Pull implements Executor.
+func (e *RuntimeExecutor) Pull(ctx context.Context, t *shoalv1.Task) error {
+	return e.PullImage(ctx, t.GetSpec().GetContainer().GetImage())
+}
+
+// Spec translates a task into a container spec.
+func Spec(t *shoalv1.Task) container.Spec {
+	c := t.GetSpec().GetContainer()
+	lim := t.GetSpec().GetResources().GetLimits()
+	name := fmt.Sprintf("%s.%d.%s", t.GetServiceName(), t.GetSlot(), t.GetId())
+	if t.GetSlot() == 0 {
+		name = fmt.Sprintf("%s.%s.%s", t.GetServiceName(), t.GetNodeId(), t.GetId())
+	}
+	labels := map[string]string{LabelTask: t.GetId(), LabelService: t.GetServiceId(), LabelServiceName: t.GetServiceName()}
+	for k, v := range c.GetLabels() {
+		labels[k] = v
+	}
+	s := container.Spec{
+		Name: name, Image: c.GetImage(), Cmd: c.GetArgs(), Env: c.GetEnv(), WorkingDir: c.GetDir(), User: c.GetUser(),
+		Hostname: c.GetHostname(), Labels: labels, MemoryBytes: lim.GetMemoryBytes(), NanoCPUs: lim.GetNanoCpus(),
+		StopTimeout: c.GetStopGracePeriod().AsDuration(), Network: "none",
+	}
+	if len(c.GetCommand()) > 0 {
+		s.Entrypoint = c.GetCommand()
+	}
+	return s
+}
+
+// Start implements Executor.
+func (e *RuntimeExecutor) Start(ctx context.Context, t *shoalv1.Task) (string, error) {
+	st, err := e.Runtime.Create(ctx, Spec(t))
+	if err != nil {
+		return "", err
+	}
+	if _, err := e.Runtime.Start(ctx, st.ID, nil); err != nil {
+		_ = e.Runtime.Delete(context.Background(), st.ID, true)
+		return "", err
+	}
+	return st.ID, nil
+}
+
+// Wait implements Executor.
+func (e *RuntimeExecutor) Wait(ctx context.Context, id string) (Exit, error) {
+	st, err := e.Runtime.Wait(ctx, id)
+	if err != nil {
+		return Exit{}, err
+	}
+	return Exit{Code: st.ExitCode, OOMKilled: st.OOMKilled, Err: st.Error}, nil
+}
+
+// Stop implements Executor.
+func (e *RuntimeExecutor) Stop(ctx context.Context, id string, grace time.Duration) error {
+	_, err := e.Runtime.Stop(ctx, id, grace)
+	return err
+}
+
+// Remove implements Executor.
+func (e *RuntimeExecutor) Remove(ctx context.Context, id string) error {
+	return e.Runtime.Delete(ctx, id, true)
+}
+
+// Containers implements Executor.
+func (e *RuntimeExecutor) Containers() map[string]Existing {
+	out := map[string]Existing{}
+	for _, c := range e.Runtime.List() {
+		if tid := c.Labels[LabelTask]; tid != "" {
+			if prev, ok := out[tid]; ok && prev.Running {
+				continue
+			}
+			out[tid] = Existing{ID: c.ID, Running: c.Status == container.Running}
+		}
+	}
+	return out
+}
