@@ -136,6 +136,13 @@ func NewNode(t TB, name string, args ...string) *Node {
 	return n
 }
 
+// KillHost kills the daemon and every container it ran, as if the
+// machine died.
+func (n *Node) KillHost() {
+	n.Kill()
+	n.reapContainers()
+}
+
 // reapContainers kills the containers the node's daemon left running (they
 // outlive the daemon by design), and removes their mounts and cgroups.
 func (n *Node) reapContainers() {
