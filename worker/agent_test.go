@@ -1,0 +1,207 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+)
+
+// fakeExec is a controller whose containers exit when the test says.
+type fakeExec struct {
+	mu       sync.Mutex
+	n        int
+	exits    map[string]chan Exit
+	running  map[string]string // container -> task
+	pullErr  error
+	startErr error
+	stopped  []string
+	started  chan string
+}
+
+func newFake() *fakeExec {
+	return &fakeExec{exits: map[string]chan Exit{}, running: map[string]string{}, started: make(chan string, 100)}
+}
+
+func (f *fakeExec) Pull(ctx context.Context, t *shoalv1.Task) error { return f.pullErr }
+
+func (f *fakeExec) Start(ctx context.Context, t *shoalv1.Task) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.startErr != nil {
+		return "", f.startErr
+	}
+	f.n++
+	id := fmt.Sprintf("c%d", f.n)
+	f.exits[id] = make(chan Exit, 1)
+	f.running[id] = t.GetId()
+	f.started <- id
+	return id, nil
+}
+
+func (f *fakeExec) Wait(ctx context.Context, id string) (Exit, error) {
+	f.mu.Lock()
+	ch := f.exits[id]
+	f.mu.Unlock()
+	select {
+	case e := <-ch:
+		f.mu.Lock()
+		delete(f.running, id)
+		f.mu.Unlock()
+		return e, nil
+	case <-ctx.Done():
+		return Exit{}, ctx.Err()
+	}
+}
+
+func (f *fakeExec) Stop(ctx context.Context, id string, grace time.Duration) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stopped = append(f.stopped, id)
+	delete(f.running, id)
+	return nil
+}
+
+func (f *fakeExec) Remove(ctx context.Context, id string) error { return nil }
+
+func (f *fakeExec) Containers() map[string]Existing {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]Existing{}
+	for c, t := range f.running {
+		out[t] = Existing{ID: c, Running: true}
+	}
+	return out
+}
+
+func (f *fakeExec) exit(id string, code int) { f.exits[id] <- Exit{Code: code} }
+
+// reports collects statuses per task, in order.
+type reports struct {
+	mu  sync.Mutex
+	all map[string][]*shoalv1.TaskStatus
+	ch  chan struct{}
+}
+
+func newReports() *reports { return &reports{all: map[string][]*shoalv1.TaskStatus{}, ch: make(chan struct{}, 1000)} }
+
+func (r *reports) report(id string, st *shoalv1.TaskStatus) {
+	r.mu.Lock()
+	r.all[id] = append(r.all[id], st)
+	r.mu.Unlock()
+	r.ch <- struct{}{}
+}
+
+func (r *reports) last(id string) *shoalv1.TaskStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	l := r.all[id]
+	if len(l) == 0 {
+		return nil
+	}
+	return l[len(l)-1]
+}
+
+func (r *reports) waitFor(t *testing.T, id string, state shoalv1.TaskState, restarts int32) {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		if l := r.last(id); l != nil && l.GetState() == state && l.GetRestarts() == restarts {
+			return
+		}
+		select {
+		case <-r.ch:
+		case <-deadline:
+			t.Fatalf("task %s never reached %v (restarts %d); last %v", id, state, restarts, r.last(id))
+		}
+	}
+}
+
+func task(id string, desired shoalv1.TaskState, cond shoalv1.RestartCondition) *shoalv1.Task {
+	return &shoalv1.Task{Id: id, ServiceName: "web", Slot: 1, DesiredState: desired,
+		Spec:   &shoalv1.TaskSpec{Restart: &shoalv1.RestartPolicy{Condition: cond, Delay: durationpb.New(time.Millisecond), MaxAttempts: 2}},
+		Status: &shoalv1.TaskStatus{State: shoalv1.TaskState_TASK_STATE_ASSIGNED}}
+}
+
+func newAgent(t *testing.T) (*Agent, *fakeExec, *reports, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	f, r := newFake(), newReports()
+	a := NewAgent(ctx, f, r.report, zap.NewNop())
+	return a, f, r, func() { cancel(); a.Wait() }
+}
+
+func TestTaskRunsRestartsAndGivesUp(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	a, f, r, stop := newAgent(t)
+	defer stop()
+	a.Update(true, []*shoalv1.Task{task("t1", shoalv1.TaskState_TASK_STATE_RUNNING, shoalv1.RestartCondition_RESTART_CONDITION_ANY)}, nil)
+	r.waitFor(t, "t1", shoalv1.TaskState_TASK_STATE_RUNNING, 0)
+	// The states went forward one step at a time.
+	var states []shoalv1.TaskState
+	for _, s := range r.all["t1"] {
+		states = append(states, s.GetState())
+	}
+	if fmt.Sprint(states) != "[TASK_STATE_ACCEPTED TASK_STATE_PREPARING TASK_STATE_STARTING TASK_STATE_RUNNING]" {
+		t.Fatalf("states %v", states)
+	}
+	f.exit(<-f.started, 1)
+	r.waitFor(t, "t1", shoalv1.TaskState_TASK_STATE_RUNNING, 1)
+	f.exit(<-f.started, 1)
+	r.waitFor(t, "t1", shoalv1.TaskState_TASK_STATE_RUNNING, 2)
+	f.exit(<-f.started, 3)
+	// Max attempts 2: the policy gives up; the manager replaces it.
+	r.waitFor(t, "t1", shoalv1.TaskState_TASK_STATE_FAILED, 2)
+	if got := r.last("t1"); got.GetExitCode() != 3 || got.GetErr() != "task: non-zero exit (3)" {
+		t.Fatalf("final status %v", got)
+	}
+}
+
+func TestRestartConditionNone(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	a, f, r, stop := newAgent(t)
+	defer stop()
+	a.Update(true, []*shoalv1.Task{task("t1", shoalv1.TaskState_TASK_STATE_RUNNING, shoalv1.RestartCondition_RESTART_CONDITION_NONE)}, nil)
+	f.exit(<-f.started, 0)
+	r.waitFor(t, "t1", shoalv1.TaskState_TASK_STATE_COMPLETE, 0)
+}
+
+func TestRejectedWhenThePullFails(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	a, f, r, stop := newAgent(t)
+	defer stop()
+	f.pullErr = fmt.Errorf(`image "x" not found in registry y`)
+	a.Update(true, []*shoalv1.Task{task("t1", shoalv1.TaskState_TASK_STATE_RUNNING, shoalv1.RestartCondition_RESTART_CONDITION_ANY)}, nil)
+	r.waitFor(t, "t1", shoalv1.TaskState_TASK_STATE_REJECTED, 0)
+	if r.last("t1").GetErr() != `image "x" not found in registry y` {
+		t.Fatalf("error %q", r.last("t1").GetErr())
+	}
+}
+
+func TestShutdownAndResync(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	a, f, r, stop := newAgent(t)
+	defer stop()
+	a.Update(true, []*shoalv1.Task{
+		task("t1", shoalv1.TaskState_TASK_STATE_RUNNING, shoalv1.RestartCondition_RESTART_CONDITION_ANY),
+		task("t2", shoalv1.TaskState_TASK_STATE_RUNNING, shoalv1.RestartCondition_RESTART_CONDITION_ANY),
+	}, nil)
+	r.waitFor(t, "t1", shoalv1.TaskState_TASK_STATE_RUNNING, 0)
+	r.waitFor(t, "t2", shoalv1.TaskState_TASK_STATE_RUNNING, 0)
+	// The leader says t1 must stop.
+	a.Update(false, []*shoalv1.Task{task("t1", shoalv1.TaskState_TASK_STATE_SHUTDOWN, shoalv1.RestartCondition_RESTART_CONDITION_ANY)}, nil)
+	r.waitFor(t, "t1", shoalv1.TaskState_TASK_STATE_SHUTDOWN, 0)
+	// After a reconnect the full set no longer has t2 (replaced while we
+	// were away): it is stopped.
+	a.Update(true, nil, nil)
+	r.waitFor(t, "t2", shoalv1.TaskState_TASK_STATE_SHUTDOWN, 0)
+	if len(f.Containers()) != 0 {
+		t.Fatalf("containers left running: %v", f.Containers())
+	}
+}
