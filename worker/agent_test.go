@@ -90,7 +90,9 @@ type reports struct {
 	ch  chan struct{}
 }
 
-func newReports() *reports { return &reports{all: map[string][]*shoalv1.TaskStatus{}, ch: make(chan struct{}, 1000)} }
+func newReports() *reports {
+	return &reports{all: map[string][]*shoalv1.TaskStatus{}, ch: make(chan struct{}, 1000)}
+}
 
 func (r *reports) report(id string, st *shoalv1.TaskStatus) {
 	r.mu.Lock()
