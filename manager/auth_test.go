@@ -58,12 +58,14 @@ func TestAccessFor(t *testing.T) {
 	// Every method of the manager's services, with who may call it. A new
 	// method fails here until it is given an access level on purpose.
 	want := map[string]access{
-		"/shoal.v1.CAService/GetRootCACertificate": accessAnyone,
-		"/shoal.v1.CAService/IssueNodeCertificate": accessAnyone, // a joining node has only a token
-		"/shoal.v1.CAService/RenewNodeCertificate": accessNode,
-		"/shoal.v1.DispatcherService/Heartbeat":    accessNode,
-		"/shoal.v1.RaftService/JoinRaft":           accessManager,
-		"/shoal.v1.RaftService/LeaveRaft":          accessManager,
+		"/shoal.v1.CAService/GetRootCACertificate":     accessAnyone,
+		"/shoal.v1.CAService/IssueNodeCertificate":     accessAnyone, // a joining node has only a token
+		"/shoal.v1.CAService/RenewNodeCertificate":     accessNode,
+		"/shoal.v1.DispatcherService/Heartbeat":        accessNode,
+		"/shoal.v1.DispatcherService/Assignments":      accessNode,
+		"/shoal.v1.DispatcherService/UpdateTaskStatus": accessNode,
+		"/shoal.v1.RaftService/JoinRaft":               accessManager,
+		"/shoal.v1.RaftService/LeaveRaft":              accessManager,
 	}
 	for _, m := range methodsOf(t, "shoal.v1.ControlService") {
 		want[m] = accessManager

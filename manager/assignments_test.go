@@ -1,0 +1,51 @@
+package manager
+
+import (
+	"testing"
+
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+)
+
+func TestAdvances(t *testing.T) {
+	st := func(s shoalv1.TaskState, restarts int32) *shoalv1.TaskStatus {
+		return &shoalv1.TaskStatus{State: s, Restarts: restarts}
+	}
+	for _, tc := range []struct {
+		cur, next *shoalv1.TaskStatus
+		want      bool
+	}{
+		{st(shoalv1.TaskState_TASK_STATE_ASSIGNED, 0), st(shoalv1.TaskState_TASK_STATE_RUNNING, 0), true},
+		{st(shoalv1.TaskState_TASK_STATE_RUNNING, 0), st(shoalv1.TaskState_TASK_STATE_STARTING, 0), false},
+		{st(shoalv1.TaskState_TASK_STATE_RUNNING, 0), st(shoalv1.TaskState_TASK_STATE_RUNNING, 1), true},
+		{st(shoalv1.TaskState_TASK_STATE_RUNNING, 1), st(shoalv1.TaskState_TASK_STATE_RUNNING, 1), false},
+		{st(shoalv1.TaskState_TASK_STATE_FAILED, 2), st(shoalv1.TaskState_TASK_STATE_REJECTED, 2), false},
+		{st(shoalv1.TaskState_TASK_STATE_SHUTDOWN, 0), st(shoalv1.TaskState_TASK_STATE_FAILED, 0), false},
+		{st(shoalv1.TaskState_TASK_STATE_RUNNING, 0), nil, false},
+	} {
+		if got := advances(tc.cur, tc.next); got != tc.want {
+			t.Errorf("advances(%v, %v) = %v; want %v", tc.cur, tc.next, got, tc.want)
+		}
+	}
+}
+
+func TestAssigned(t *testing.T) {
+	task := func(node string, desired, state shoalv1.TaskState) *shoalv1.Task {
+		return &shoalv1.Task{NodeId: node, DesiredState: desired, Status: &shoalv1.TaskStatus{State: state}}
+	}
+	run, shut := shoalv1.TaskState_TASK_STATE_RUNNING, shoalv1.TaskState_TASK_STATE_SHUTDOWN
+	for _, tc := range []struct {
+		t    *shoalv1.Task
+		want bool
+	}{
+		{task("n1", run, shoalv1.TaskState_TASK_STATE_ASSIGNED), true},
+		{task("n1", run, shoalv1.TaskState_TASK_STATE_PENDING), false},
+		{task("n2", run, run), false},
+		{task("n1", shut, run), true},   // must be stopped
+		{task("n1", shut, shut), false}, // history
+		{task("n1", run, shoalv1.TaskState_TASK_STATE_FAILED), true},
+	} {
+		if got := assigned(tc.t, "n1"); got != tc.want {
+			t.Errorf("assigned(%v) = %v; want %v", tc.t, got, tc.want)
+		}
+	}
+}
