@@ -25,6 +25,7 @@ func main() {
 	flag.Parse()
 	t := benchkit.NewTB(false)
 	defer t.Close()
+	defer harness.RemoveBinary()
 	c := harness.StartCluster(t, 1, 3, benchkit.DaemonArgs("info")...)
 	m := c.Managers[0]
 	ctl := m.Control()
