@@ -1,9 +1,9 @@
-// Command nodeloss measures, on a loopback cluster of real daemons, the
-// time from killing a node (SIGKILL) to the leader marking it down, and
-// from then to every one of its tasks having a replacement assigned to
-// another node.
+// Command nodeloss measures, on a loopback cluster of real daemons running
+// real containers, the time from killing a worker host (its daemon and its
+// containers, SIGKILL) to the leader marking it down, and from then to
+// every one of its tasks running again on another node.
 //
-//	go run ./tests/bench/nodeloss [-replicas 1000] [-trials 5]
+//	go run ./tests/bench/nodeloss [-replicas 60] [-trials 5]
 package main
 
 import (
@@ -17,21 +17,25 @@ import (
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 	"github.com/shoal-run/shoal/tests/bench/internal/benchkit"
 	"github.com/shoal-run/shoal/tests/harness"
+	"github.com/shoal-run/shoal/tests/testimage"
 )
 
 func main() {
-	replicas := flag.Int64("replicas", 1000, "tasks of the service")
+	replicas := flag.Int64("replicas", 60, "tasks of the service")
 	trials := flag.Int("trials", 5, "nodes killed, one per trial")
 	flag.Parse()
 	t := benchkit.NewTB(false)
 	defer t.Close()
 	defer harness.RemoveBinary()
+	img := testimage.Serve(t, testimage.Options{Tag: "1"})
 	c := harness.StartCluster(t, 1, 3, benchkit.DaemonArgs("info")...)
 	m := c.Managers[0]
 	ctl := m.Control()
 	ctx := context.Background()
 	spec := benchkit.ServiceSpec("web")
 	spec.GetReplicated().Replicas = *replicas
+	spec.Task.Container.Image = img.Ref
+	spec.Task.Container.Args = []string{"sleep", "1h"}
 	created, err := ctl.CreateService(ctx, &shoalv1.CreateServiceRequest{Spec: spec})
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +53,7 @@ func main() {
 		}
 		by, total := map[string]int{}, 0
 		for _, tk := range resp.GetTasks() {
-			if tk.GetDesiredState() == shoalv1.TaskState_TASK_STATE_RUNNING && tk.GetNodeId() != "" && tk.GetStatus().GetState() == shoalv1.TaskState_TASK_STATE_ASSIGNED {
+			if tk.GetDesiredState() == shoalv1.TaskState_TASK_STATE_RUNNING && tk.GetStatus().GetState() == shoalv1.TaskState_TASK_STATE_RUNNING {
 				by[tk.GetNodeId()]++
 				total++
 			}
@@ -70,26 +74,26 @@ func main() {
 	for i := 0; i < *trials; i++ {
 		victim := c.Workers[i%len(c.Workers)]
 		id := ids[victim]
-		wait("all tasks assigned", func() bool {
+		wait("all tasks running", func() bool {
 			by, total := active()
 			return total == int(*replicas) && by[id] > 0
 		})
 		by, _ := active()
 		lost := by[id]
 		killed := time.Now()
-		victim.Kill()
+		victim.KillHost()
 		down := wait("node down", func() bool {
 			n, err := ctl.GetNode(ctx, &shoalv1.GetNodeRequest{NodeId: id})
 			return err == nil && n.GetNode().GetStatus().GetState() == shoalv1.NodeState_NODE_STATE_DOWN
 		})
-		done := wait("replacements assigned", func() bool {
+		done := wait("replacements running", func() bool {
 			by, total := active()
 			return by[id] == 0 && total == int(*replicas)
 		})
 		downs = append(downs, down.Sub(killed))
 		replaces = append(replaces, done.Sub(down))
 		totals = append(totals, done.Sub(killed))
-		fmt.Fprintf(os.Stderr, "trial %d: %d tasks on the lost node; down after %v, all replaced %v later (%v in all)\n",
+		fmt.Fprintf(os.Stderr, "trial %d: %d tasks on the lost node; down after %v, all running again %v later (%v in all)\n",
 			i+1, lost, down.Sub(killed).Round(time.Millisecond), done.Sub(down).Round(time.Millisecond), done.Sub(killed).Round(time.Millisecond))
 		victim.Start()
 		// Spread the tasks again for the next trial.
@@ -110,12 +114,12 @@ func main() {
 			t.Fatal(err)
 		}
 	}
-	fmt.Printf("nodeloss: 1 manager + 3 workers on loopback, %d replicas, %d trials (SIGKILL of a worker)\n", *replicas, *trials)
+	fmt.Printf("nodeloss: 1 manager + 3 workers on loopback, %d replicas of real containers, %d trials (a worker host killed: daemon and containers, SIGKILL)\n", *replicas, *trials)
 	fmt.Printf("machine: %s\n", benchkit.DescribeMachine())
 	for _, row := range []struct {
 		name string
 		ds   []time.Duration
-	}{{"kill -> node down", downs}, {"down -> all replaced", replaces}, {"kill -> all replaced", totals}} {
+	}{{"kill -> node down", downs}, {"down -> all running again", replaces}, {"kill -> all running again", totals}} {
 		sort.Slice(row.ds, func(i, j int) bool { return row.ds[i] < row.ds[j] })
 		fmt.Printf("%-22s median %7.0f ms   max %7.0f ms\n", row.name, float64(row.ds[len(row.ds)/2].Microseconds())/1000, float64(row.ds[len(row.ds)-1].Microseconds())/1000)
 	}
