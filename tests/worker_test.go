@@ -157,3 +157,78 @@ func TestWorkerOnOneNode(t *testing.T) {
 		return nil
 	})
 }
+
+// containerPids lists the PIDs of a node's running containers by task.
+func containerPids(t *testing.T, n *harness.Node) map[string]int {
+	t.Helper()
+	var cs []struct {
+		Pid    int               `json:"pid"`
+		Labels map[string]string `json:"labels"`
+	}
+	if err := json.Unmarshal([]byte(n.MustCLI("ps", "--format", "json")), &cs); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, c := range cs {
+		out[c.Labels["shoal.task.id"]] = c.Pid
+	}
+	return out
+}
+
+// Restarting a worker daemon gracefully keeps its containers (same PIDs)
+// and its tasks; a worker that was away while its tasks were replaced
+// stops their containers when it is back.
+func TestWorkerRestartsAndReturns(t *testing.T) {
+	needRoot(t)
+	img := testimage.Serve(t, testimage.Options{Tag: "1"})
+	c := harness.StartCluster(t, 1, 2)
+	m := c.Managers[0]
+	w := c.Workers[0]
+	m.MustCLI("service", "create", "--name", "web", "--replicas", "6", img.Ref)
+	harness.Eventually(t, 30*time.Second, func() error {
+		if ls := m.MustCLI("service", "ls"); !strings.Contains(ls, "6/6") {
+			return fmt.Errorf("not 6/6:\n%s", ls)
+		}
+		if len(containerPids(t, w)) == 0 {
+			return fmt.Errorf("no task on the worker")
+		}
+		return nil
+	})
+	before := containerPids(t, w)
+	w.Stop()
+	w.Start()
+	harness.Eventually(t, 10*time.Second, func() error {
+		if ls := m.MustCLI("service", "ls"); !strings.Contains(ls, "6/6") {
+			return fmt.Errorf("not 6/6 after the restart:\n%s", ls)
+		}
+		return nil
+	})
+	if after := containerPids(t, w); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("a graceful daemon restart changed the containers: %v -> %v", before, after)
+	}
+	for _, tk := range servicePs(t, m, "web") {
+		if tk.DesiredState == "TASK_STATE_RUNNING" && tk.Status.State != "TASK_STATE_RUNNING" {
+			t.Fatalf("task %s is %s after the restart", tk.ID, tk.Status.State)
+		}
+	}
+
+	// Freeze the worker long enough to be declared down: its tasks are
+	// replaced elsewhere; when it thaws, it stops the old containers.
+	w.Freeze()
+	harness.Eventually(t, 15*time.Second, func() error {
+		if by := activeTasks(servicePs(t, m, "web")); by[nodeID(t, w)] != 0 {
+			return fmt.Errorf("worker still has active tasks: %v", by)
+		}
+		return nil
+	})
+	w.Thaw()
+	harness.Eventually(t, 15*time.Second, func() error {
+		if pids := containerPids(t, w); len(pids) != 0 {
+			return fmt.Errorf("stale containers still run on the returned worker: %v", pids)
+		}
+		if ls := m.MustCLI("service", "ls"); !strings.Contains(ls, "6/6") {
+			return fmt.Errorf("not 6/6:\n%s", ls)
+		}
+		return nil
+	})
+}
