@@ -17,8 +17,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"sort"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc/status"
@@ -87,15 +85,7 @@ func main() {
 		os.Exit(2)
 	}
 
-	tb := benchkit.NewTB(cfg.Verbose)
-	defer tb.Close()
-	res := run(tb, cfg)
-	tb.Close()
-	if cfg.JSON {
-		benchkit.PrintJSON(res)
-		return
-	}
-	printSummary(res)
+	benchkit.Run(cfg.Verbose, cfg.JSON, func(tb *benchkit.TB) result { return run(tb, cfg) }, printSummary)
 }
 
 func run(tb *benchkit.TB, cfg config) result {
@@ -287,21 +277,7 @@ func printSummary(r result) {
 		r.Config.TargetMS, verdict, r.VsTarget, r.VsSwarm)
 }
 
-func errString(m map[string]int) string {
-	var ks []string
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	var parts []string
-	for _, k := range ks {
-		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
-	}
-	if len(parts) == 0 {
-		return "-"
-	}
-	return strings.Join(parts, " ")
-}
+func errString(m map[string]int) string { return benchkit.Counts(m, "-") }
 
 // progress goes to stderr so stdout holds only the result.
 func progress(_ config, format string, args ...any) {

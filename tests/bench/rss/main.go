@@ -73,15 +73,7 @@ func main() {
 		usage("-writers must be 1..256")
 	}
 
-	tb := benchkit.NewTB(cfg.Verbose)
-	defer tb.Close()
-	res := run(tb, cfg)
-	tb.Close()
-	if cfg.JSON {
-		benchkit.PrintJSON(res)
-		return
-	}
-	printSummary(res)
+	benchkit.Run(cfg.Verbose, cfg.JSON, func(tb *benchkit.TB) result { return run(tb, cfg) }, printSummary)
 }
 
 func usage(msg string) {

@@ -146,15 +146,7 @@ func main() {
 		progress("SHOAL_BIN is not set: building cmd/shoal without the embedded shim; benchmark a `make build` binary with SHOAL_BIN=bin/shoal")
 	}
 
-	tb := benchkit.NewTB(cfg.Verbose)
-	defer tb.Close()
-	res := run(tb, cfg)
-	tb.Close()
-	if cfg.JSON {
-		benchkit.PrintJSON(res)
-		return
-	}
-	printSummary(res)
+	benchkit.Run(cfg.Verbose, cfg.JSON, func(tb *benchkit.TB) result { return run(tb, cfg) }, printSummary)
 }
 
 func usage(msg string) {

@@ -18,8 +18,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,15 +109,7 @@ func main() {
 		usage("-warmup must be in [0, 1m]")
 	}
 
-	tb := benchkit.NewTB(cfg.Verbose)
-	defer tb.Close()
-	res := run(tb, cfg)
-	tb.Close()
-	if cfg.JSON {
-		benchkit.PrintJSON(res)
-		return
-	}
-	printSummary(res)
+	benchkit.Run(cfg.Verbose, cfg.JSON, func(tb *benchkit.TB) result { return run(tb, cfg) }, printSummary)
 }
 
 func usage(msg string) {
@@ -320,20 +310,6 @@ func verdict(ok bool) string {
 	return "MISSED"
 }
 
-func errString(m map[string]int) string {
-	var ks []string
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	var parts []string
-	for _, k := range ks {
-		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
-	}
-	if len(parts) == 0 {
-		return "none"
-	}
-	return strings.Join(parts, " ")
-}
+func errString(m map[string]int) string { return benchkit.Counts(m, "none") }
 
 func round2(f float64) float64 { return float64(int(f*100+0.5)) / 100 }
