@@ -8,6 +8,7 @@ import (
 
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/manager/store"
+	"github.com/shoal-run/shoal/scheduler"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
@@ -197,6 +198,9 @@ func validateTask(f *fieldErrors, t *shoalv1.TaskSpec) {
 	p := t.GetPlacement()
 	for i, c := range p.GetConstraints() {
 		if _, _, _, err := ParseConstraint(c); err != nil {
+			f.add(fmt.Sprintf("service.constraints[%d]", i), "%v", err)
+		} else if _, err := scheduler.ParseConstraint(c); err != nil {
+			// What the API accepts, the scheduler must be able to use.
 			f.add(fmt.Sprintf("service.constraints[%d]", i), "%v", err)
 		}
 	}

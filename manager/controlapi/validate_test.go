@@ -397,3 +397,12 @@ func TestParseConstraintEmptyLabel(t *testing.T) {
 		}
 	}
 }
+
+// A constraint the scheduler could not use is refused at the API.
+func TestConstraintTheSchedulerRefuses(t *testing.T) {
+	s := fullSpec()
+	s.Task.Placement = &shoalv1.Placement{Constraints: []string{"node.labels.zone==a<b"}}
+	if err := ValidateServiceSpec(s); err == nil || !strings.Contains(err.Error(), "service.constraints[0]") {
+		t.Fatalf("ValidateServiceSpec(zone==a<b) = %v; want a refusal naming service.constraints[0]", err)
+	}
+}

@@ -11,13 +11,11 @@ import (
 	"sort"
 	"time"
 
-	"strings"
-
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/shoal-run/shoal/manager/controlapi"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+	"github.com/shoal-run/shoal/scheduler"
 )
 
 // Defaults of the manager-level replacement of failed tasks. The worker
@@ -569,36 +567,13 @@ func (r *reconciler) trimHistory() {
 	}
 }
 
-// matches reports whether node satisfies the service's constraints.
+// matches reports whether node satisfies the service's constraints, by
+// the scheduler's own reading of them.
 func matches(svc *shoalv1.Service, n *shoalv1.Node) bool {
+	sn := schedulerNodes([]*shoalv1.Node{n}, nil, time.Time{})[0]
 	for _, c := range svc.GetSpec().GetTask().GetPlacement().GetConstraints() {
-		key, op, value, err := controlapi.ParseConstraint(c)
-		if err != nil {
-			return false
-		}
-		var have string
-		var present bool
-		switch {
-		case key == "node.id":
-			have, present = n.GetId(), true
-		case key == "node.hostname":
-			have, present = n.GetDescription().GetHostname(), true
-		case key == "node.role":
-			have, present = "worker", true
-			if n.GetRole() == shoalv1.NodeRole_NODE_ROLE_MANAGER {
-				have = "manager"
-			}
-		case key == "node.platform.os":
-			have, present = n.GetDescription().GetPlatform().GetOs(), true
-		case key == "node.platform.arch":
-			have, present = n.GetDescription().GetPlatform().GetArchitecture(), true
-		case strings.HasPrefix(key, "node.labels."):
-			have, present = n.GetSpec().GetLabels()[strings.TrimPrefix(key, "node.labels.")]
-		case strings.HasPrefix(key, "engine.labels."):
-			have, present = n.GetDescription().GetEngineLabels()[strings.TrimPrefix(key, "engine.labels.")]
-		}
-		eq := present && strings.EqualFold(have, value)
-		if (op == "==") != eq {
+		pc, err := scheduler.ParseConstraint(c)
+		if err != nil || !pc.Matches(&sn) {
 			return false
 		}
 	}
