@@ -194,3 +194,31 @@ func (g *v2) Delete() error {
 	}
 	return nil
 }
+
+// ParentDirs lists the directories of the group parent in every mounted
+// hierarchy (v1) or the one unified hierarchy (v2).
+func ParentDirs(parent string) []string {
+	var out []string
+	if p := filepath.Join("/sys/fs/cgroup", parent); exists(p) {
+		out = append(out, p)
+	}
+	subs, _ := os.ReadDir("/sys/fs/cgroup")
+	for _, s := range subs {
+		if p := filepath.Join("/sys/fs/cgroup", s.Name(), parent); s.IsDir() && exists(p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// RemoveParent removes the (empty) group parent everywhere.
+func RemoveParent(parent string) {
+	for _, d := range ParentDirs(parent) {
+		_ = os.Remove(d)
+	}
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}

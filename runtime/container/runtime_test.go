@@ -109,7 +109,7 @@ func newRuntime(t *testing.T) (*Runtime, *fakeImages) {
 		for _, c := range r.List() {
 			_ = r.Delete(context.Background(), c.ID, true)
 		}
-		removeCgroupParent(parent)
+		cgroup.RemoveParent(parent)
 	})
 	return r, imgs
 }
@@ -333,18 +333,6 @@ func TestDeleteLeavesNothing(t *testing.T) {
 	}
 	if _, err := r.Get(st.ID); !errdefs.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("Get after delete: %v", err)
-	}
-}
-
-// removeCgroupParent removes the (empty) parent group a test made.
-func removeCgroupParent(parent string) {
-	if cgroup.V2() {
-		_ = os.Remove(filepath.Join("/sys/fs/cgroup", parent))
-		return
-	}
-	subs, _ := os.ReadDir("/sys/fs/cgroup")
-	for _, s := range subs {
-		_ = os.Remove(filepath.Join("/sys/fs/cgroup", s.Name(), parent))
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+	"github.com/shoal-run/shoal/runtime/cgroup"
 )
 
 // TB is the part of testing.TB the harness uses, so programs (the demo,
@@ -168,7 +169,7 @@ func (n *Node) reapContainers() {
 	}
 	// The groups empty as the processes die.
 	deadline := time.Now().Add(5 * time.Second)
-	for _, sub := range cgroupDirs(n.CgroupParent) {
+	for _, sub := range cgroup.ParentDirs(n.CgroupParent) {
 		kids, _ := os.ReadDir(sub)
 		for _, k := range kids {
 			if k.IsDir() {
@@ -184,22 +185,6 @@ func (n *Node) reapContainers() {
 func readFile(path string) string {
 	data, _ := os.ReadFile(path)
 	return string(data)
-}
-
-// cgroupDirs lists parent's directory in every cgroup hierarchy.
-func cgroupDirs(parent string) []string {
-	var out []string
-	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", parent)); err == nil {
-		out = append(out, filepath.Join("/sys/fs/cgroup", parent))
-	}
-	subs, _ := os.ReadDir("/sys/fs/cgroup")
-	for _, s := range subs {
-		p := filepath.Join("/sys/fs/cgroup", s.Name(), parent)
-		if _, err := os.Stat(p); err == nil {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 func (n *Node) dumpLog() {

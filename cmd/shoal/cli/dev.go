@@ -16,6 +16,7 @@ import (
 	"github.com/shoal-run/shoal/internal/daemon"
 	"github.com/shoal-run/shoal/internal/logging"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+	"github.com/shoal-run/shoal/runtime/cgroup"
 )
 
 type devFlags struct {
@@ -74,7 +75,7 @@ func newDevCmd(g *globals) *cobra.Command {
 			lcancel()
 			cancel()
 			err = <-errc
-			removeCgroupParent("shoal-dev-" + filepath.Base(dir))
+			cgroup.RemoveParent("shoal-dev-" + filepath.Base(dir))
 			return err
 		},
 	}
@@ -114,14 +115,4 @@ func waitSocket(ctx context.Context, sock string, errc <-chan error) (*grpc.Clie
 		time.Sleep(10 * time.Millisecond)
 	}
 	return nil, errors.New("the dev daemon did not start in time")
-}
-
-// removeCgroupParent removes the (empty) parent group of the dev node's
-// containers in every hierarchy.
-func removeCgroupParent(parent string) {
-	_ = os.Remove(filepath.Join("/sys/fs/cgroup", parent))
-	subs, _ := os.ReadDir("/sys/fs/cgroup")
-	for _, s := range subs {
-		_ = os.Remove(filepath.Join("/sys/fs/cgroup", s.Name(), parent))
-	}
 }
