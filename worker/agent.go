@@ -86,7 +86,7 @@ func (a *Agent) Update(full bool, tasks []*shoalv1.Task, removed []string) {
 	}
 	for _, id := range removed {
 		if r := a.runners[id]; r != nil {
-			r.shutdown(true)
+			r.shutdown()
 		}
 	}
 	if !full {
@@ -96,7 +96,7 @@ func (a *Agent) Update(full bool, tasks []*shoalv1.Task, removed []string) {
 	// while this node was away) is stopped.
 	for id, r := range a.runners {
 		if !seen[id] {
-			r.shutdown(true)
+			r.shutdown()
 		}
 	}
 	for taskID, c := range a.exec.Containers() {
@@ -117,7 +117,7 @@ func (a *Agent) applyLocked(t *shoalv1.Task) {
 	desired := t.GetDesiredState()
 	if desired != shoalv1.TaskState_TASK_STATE_RUNNING {
 		if r != nil {
-			r.shutdown(desired == shoalv1.TaskState_TASK_STATE_REMOVE)
+			r.shutdown()
 			return
 		}
 		// Not ours to run; but a container may survive from before a
@@ -125,7 +125,7 @@ func (a *Agent) applyLocked(t *shoalv1.Task) {
 		if c, ok := a.exec.Containers()[t.GetId()]; ok {
 			r = a.newRunner(t, false)
 			r.containerID = c.ID
-			r.shutdown(true)
+			r.shutdown()
 			return
 		}
 		if t.GetStatus().GetState() < shoalv1.TaskState_TASK_STATE_SHUTDOWN {

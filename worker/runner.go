@@ -23,7 +23,6 @@ type runner struct {
 	restarts    Restarts
 	stopOnce    sync.Once
 	stopped     chan struct{}
-	remove      bool
 	stopping    bool
 }
 
@@ -45,11 +44,10 @@ func (r *runner) report(s shoalv1.TaskState, msg, errText string, code int) {
 	r.a.report(r.id(), r.a.status(s, msg, errText, int32(code), int32(r.restarts.Count())))
 }
 
-// shutdown stops the task; with remove its container is deleted too.
-func (r *runner) shutdown(remove bool) {
+// shutdown stops the task and deletes its container.
+func (r *runner) shutdown() {
 	r.stopOnce.Do(func() {
 		r.mu.Lock()
-		r.remove = remove
 		r.stopping = true
 		r.mu.Unlock()
 		r.cancel()

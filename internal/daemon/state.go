@@ -13,12 +13,11 @@ import (
 
 // state is what a node remembers of its cluster across restarts.
 type state struct {
-	ClusterID     string   `json:"cluster_id"`
-	NodeID        string   `json:"node_id"`
-	Addr          string   `json:"addr"`      // advertised gRPC address
-	RaftAddr      string   `json:"raft_addr"` // advertised Raft address
-	Managers      []string `json:"managers"`  // gRPC addresses of the managers last heard of
-	JoinedAsToken string   `json:"-"`
+	ClusterID string   `json:"cluster_id"`
+	NodeID    string   `json:"node_id"`
+	Addr      string   `json:"addr"`      // advertised gRPC address
+	RaftAddr  string   `json:"raft_addr"` // advertised Raft address
+	Managers  []string `json:"managers"`  // gRPC addresses of the managers last heard of
 }
 
 func (d *Daemon) statePath() string { return filepath.Join(d.cfg.DataDir, "state.json") }
