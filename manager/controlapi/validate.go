@@ -8,8 +8,8 @@ import (
 
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/manager/store"
-	"github.com/shoal-run/shoal/scheduler"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+	"github.com/shoal-run/shoal/scheduler"
 )
 
 // fieldErrors collects every problem of a spec so the user fixes them in
