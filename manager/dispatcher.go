@@ -2,6 +2,8 @@ package manager
 
 import (
 	"context"
+	"crypto/rand"
+	"fmt"
 	"net"
 	"sync"
 	"time"
@@ -49,33 +51,65 @@ func (l *lastSeen) copy() (map[string]time.Time, time.Time) {
 	return out, l.base
 }
 
+// Liveness is what the leader knows of whether nodes are alive.
+type Liveness struct {
+	// Seen is when each node's last heartbeat arrived.
+	Seen map[string]time.Time
+	// Failed is when gossip saw each node drop out of the membership.
+	Failed map[string]time.Time
+	// Base is the start of this leadership: heartbeats sent to an earlier
+	// leader are not in Seen.
+	Base time.Time
+	// Period is the heartbeat period.
+	Period time.Duration
+}
+
+// Reasons a node is marked down.
+const (
+	DownHeartbeat = "heartbeat failure"
+	DownGossip    = "heartbeat failure, confirmed by gossip"
+)
+
 // NodeStatusChanges is the pure decision of the node status loop: the
-// nodes whose state must change given when each was last seen. A node
-// seen within ttl is ready; one not seen for longer is down. A new leader
-// knows nothing of heartbeats sent to its predecessor, so a node it has
-// not heard from since base (its leadership start) keeps its state until
-// a full ttl after base: the grace period only delays marking nodes down,
-// it never brings a down node up.
-func NodeStatusChanges(nodes []*shoalv1.Node, seen map[string]time.Time, base, now time.Time, ttl time.Duration) []*shoalv1.Node {
+// nodes whose state must change. A node is down when it has missed
+// missedHeartbeats heartbeats, or sooner, after one missed period, when
+// gossip saw it fail after its last heartbeat: two independent signals
+// (gRPC heartbeats to the leader, probes from every node) must agree, so a
+// slow link or a broken gossip port alone never takes a node down. A node
+// that heartbeats is ready; one marked down is ready again only with a
+// heartbeat that arrived after it was marked down.
+//
+// A new leader knows nothing of heartbeats sent to its predecessor, so a
+// node it has not heard from since Base counts as silent only since Base:
+// the grace period delays marking nodes down, and never brings a down
+// node up.
+func NodeStatusChanges(nodes []*shoalv1.Node, l Liveness, now time.Time) []*shoalv1.Node {
 	var out []*shoalv1.Node
 	for _, n := range nodes {
 		cur := n.GetStatus().GetState()
-		want := cur
-		at, ok := seen[n.GetId()]
+		want, msg := cur, n.GetStatus().GetMessage()
+		last, heard := l.Seen[n.GetId()]
+		if !heard || last.Before(l.Base) {
+			last, heard = l.Base, false
+		}
+		silence := now.Sub(last)
+		failedAt, failed := l.Failed[n.GetId()]
 		switch {
-		case ok && !at.Before(base) && now.Sub(at) <= ttl:
-			want = shoalv1.NodeState_NODE_STATE_READY
-		case ok && !at.Before(base):
-			want = shoalv1.NodeState_NODE_STATE_DOWN
-		case now.Sub(base) > ttl:
-			want = shoalv1.NodeState_NODE_STATE_DOWN
+		case silence > missedHeartbeats*l.Period:
+			if cur != shoalv1.NodeState_NODE_STATE_DOWN {
+				want, msg = shoalv1.NodeState_NODE_STATE_DOWN, DownHeartbeat
+			}
+		case failed && failedAt.After(last) && silence > l.Period:
+			if cur != shoalv1.NodeState_NODE_STATE_DOWN {
+				want, msg = shoalv1.NodeState_NODE_STATE_DOWN, DownGossip
+			}
+		case heard && (cur != shoalv1.NodeState_NODE_STATE_DOWN || last.After(n.GetMeta().GetUpdatedAt().AsTime())):
+			// A down node comes back only with a heartbeat sent after it
+			// was marked down, not because gossip saw it again.
+			want, msg = shoalv1.NodeState_NODE_STATE_READY, ""
 		}
 		if cur == want {
 			continue
-		}
-		msg := ""
-		if want == shoalv1.NodeState_NODE_STATE_DOWN {
-			msg = "heartbeat failure"
 		}
 		next := proto.Clone(n).(*shoalv1.Node)
 		if next.Status == nil {
@@ -89,26 +123,36 @@ func NodeStatusChanges(nodes []*shoalv1.Node, seen map[string]time.Time, base, n
 	return out
 }
 
+// runNodeStatus decides node states every half period, and at once when
+// gossip membership changes.
 func (m *Manager) runNodeStatus(ctx context.Context) {
 	t := time.NewTicker(m.cfg.HeartbeatPeriod / 2)
 	defer t.Stop()
-	ttl := m.cfg.HeartbeatPeriod * missedHeartbeats
+	var changed <-chan struct{}
+	if m.cfg.Gossip != nil {
+		changed = m.cfg.Gossip.Changed()
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-changed:
 		}
 		var nodes []*shoalv1.Node
 		m.store.View(func(r store.ReadTx) { nodes = store.List[*shoalv1.Node](r, store.TableNode) })
 		seen, base := m.seen.copy()
-		changes := NodeStatusChanges(nodes, seen, base, m.cfg.Now(), ttl)
+		l := Liveness{Seen: seen, Base: base, Period: m.cfg.HeartbeatPeriod}
+		if m.cfg.Gossip != nil {
+			l.Failed = m.cfg.Gossip.Failed()
+		}
+		changes := NodeStatusChanges(nodes, l, m.cfg.Now())
 		if len(changes) == 0 {
 			continue
 		}
 		var b shoalv1.StoreBatch
 		for _, n := range changes {
-			m.log.Info("node status changed", zapNode(n.GetId()), zap.String("state", n.GetStatus().GetState().String()))
+			m.log.Info("node status changed", zapNode(n.GetId()), zap.String("state", n.GetStatus().GetState().String()), zap.String("reason", n.GetStatus().GetMessage()))
 			b.Actions = append(b.Actions, &shoalv1.StoreAction{
 				Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_UPDATE, Object: store.Wrap(n), ExpectedVersion: n.GetMeta().GetVersion(),
 			})
@@ -130,16 +174,30 @@ type dispatcher struct {
 
 func (d *dispatcher) Heartbeat(ctx context.Context, req *shoalv1.HeartbeatRequest) (*shoalv1.HeartbeatResponse, error) {
 	caller, _ := CallerFrom(ctx)
-	var node *shoalv1.Node
-	d.m.store.View(func(r store.ReadTx) { node = store.Get[*shoalv1.Node](r, store.TableNode, caller.NodeID) })
+	var (
+		node    *shoalv1.Node
+		cluster *shoalv1.Cluster
+		nodes   []*shoalv1.Node
+	)
+	d.m.store.View(func(r store.ReadTx) {
+		node = store.Get[*shoalv1.Node](r, store.TableNode, caller.NodeID)
+		if cs := store.List[*shoalv1.Cluster](r, store.TableCluster); len(cs) > 0 {
+			cluster = cs[0]
+		}
+		nodes = store.List[*shoalv1.Node](r, store.TableNode)
+	})
 	if node == nil {
 		return &shoalv1.HeartbeatResponse{Removed: true}, nil
 	}
 	now := d.m.cfg.Now()
 	d.m.seen.mark(node.GetId(), now)
 	addr := hostOf(caller.Addr)
+	gossipAddr := req.GetGossipAddr()
+	if gossipAddr == "" {
+		gossipAddr = node.GetStatus().GetGossipAddr()
+	}
 	if (req.GetDescription() != nil && !proto.Equal(req.GetDescription(), node.GetDescription())) || node.GetStatus().GetAddr() != addr ||
-		node.GetStatus().GetState() != shoalv1.NodeState_NODE_STATE_READY {
+		node.GetStatus().GetGossipAddr() != gossipAddr || node.GetStatus().GetState() != shoalv1.NodeState_NODE_STATE_READY {
 		next := proto.Clone(node).(*shoalv1.Node)
 		if req.GetDescription() != nil {
 			next.Description = req.GetDescription()
@@ -148,6 +206,7 @@ func (d *dispatcher) Heartbeat(ctx context.Context, req *shoalv1.HeartbeatReques
 			next.Status = &shoalv1.NodeStatus{}
 		}
 		next.Status.Addr = addr
+		next.Status.GossipAddr = gossipAddr
 		next.Status.State = shoalv1.NodeState_NODE_STATE_READY
 		next.Status.Message = ""
 		next.Meta.UpdatedAt = timestamppb.New(now)
@@ -158,10 +217,62 @@ func (d *dispatcher) Heartbeat(ctx context.Context, req *shoalv1.HeartbeatReques
 		}
 	}
 	return &shoalv1.HeartbeatResponse{
-		PeriodMs:    d.m.cfg.HeartbeatPeriod.Milliseconds(),
-		DesiredRole: node.GetSpec().GetDesiredRole(),
-		Managers:    d.m.managerAddrs(),
+		PeriodMs:     d.m.cfg.HeartbeatPeriod.Milliseconds(),
+		DesiredRole:  node.GetSpec().GetDesiredRole(),
+		Managers:     d.m.managerAddrs(),
+		GossipKeys:   cluster.GetGossipKeys(),
+		GossipPeers:  GossipPeers(nodes, node.GetId(), maxGossipPeers),
+		ObservedAddr: addr,
 	}, nil
+}
+
+// maxGossipPeers is how many gossip addresses a heartbeat answer carries.
+const maxGossipPeers = 5
+
+// GossipPeers picks up to max gossip addresses of ready nodes other than
+// self for a node to join the gossip through, managers first (they are
+// the most likely to stay), in ID order so answers are stable.
+func GossipPeers(nodes []*shoalv1.Node, self string, max int) []string {
+	var mgrs, workers []string
+	for _, n := range nodes {
+		a := n.GetStatus().GetGossipAddr()
+		if n.GetId() == self || a == "" || n.GetStatus().GetState() != shoalv1.NodeState_NODE_STATE_READY {
+			continue
+		}
+		if n.GetRole() == shoalv1.NodeRole_NODE_ROLE_MANAGER {
+			mgrs = append(mgrs, a)
+		} else {
+			workers = append(workers, a)
+		}
+	}
+	out := append(mgrs, workers...)
+	if len(out) > max {
+		out = out[:max]
+	}
+	return out
+}
+
+// NewGossipKey makes a random gossip key for a cluster.
+func NewGossipKey() []byte {
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err))
+	}
+	return k
+}
+
+// ensureGossipKey gives a cluster created before gossip existed its key.
+func (m *Manager) ensureGossipKey(ctx context.Context) error {
+	c, err := m.cluster()
+	if err != nil || len(c.GetGossipKeys()) > 0 {
+		return nil
+	}
+	next := proto.Clone(c).(*shoalv1.Cluster)
+	next.GossipKeys = [][]byte{NewGossipKey()}
+	_, err = m.raft.Propose(ctx, &shoalv1.StoreBatch{Actions: []*shoalv1.StoreAction{{
+		Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_UPDATE, Object: store.Wrap(next), ExpectedVersion: c.GetMeta().GetVersion(),
+	}}})
+	return err
 }
 
 func hostOf(addr string) string {

@@ -49,7 +49,18 @@ type Config struct {
 	// HeartbeatPeriod is how often nodes report; a node is down after
 	// three missed periods.
 	HeartbeatPeriod time.Duration
-	Now             func() time.Time
+	// Gossip tells which nodes the node's gossip saw fail; nil when the
+	// node does not gossip.
+	Gossip GossipView
+	Now    func() time.Time
+}
+
+// GossipView is what the manager needs of the node's gossip membership.
+type GossipView interface {
+	// Failed maps nodes that dropped out of the membership to when.
+	Failed() map[string]time.Time
+	// Changed receives when the membership changed.
+	Changed() <-chan struct{}
 }
 
 // Manager is one running manager.
@@ -203,6 +214,9 @@ func (m *Manager) Run(ctx context.Context) {
 			continue
 		}
 		m.log.Info("became leader")
+		if err := m.ensureGossipKey(ctx); err != nil {
+			m.log.Warn("gossip key", zap.Error(err))
+		}
 		lctx, lcancel := context.WithCancel(ctx)
 		cancel = lcancel
 		m.seen.resetAll(m.cfg.Now())

@@ -18,9 +18,14 @@ const (
 )
 
 var (
-	t0  = time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
-	ttl = 1500 * time.Millisecond // three missed 500ms heartbeats
+	t0     = time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	period = 500 * time.Millisecond
+	ttl    = 3 * period // three missed heartbeats
 )
+
+func liveness(seen map[string]time.Time, base time.Time) Liveness {
+	return Liveness{Seen: seen, Base: base, Period: period}
+}
 
 func statusNode(id string, state shoalv1.NodeState, msg string) *shoalv1.Node {
 	return &shoalv1.Node{
@@ -40,13 +45,14 @@ type statusChange struct {
 func TestNodeStatusChanges(t *testing.T) {
 	ms := time.Millisecond
 	for _, tc := range []struct {
-		name  string
-		node  *shoalv1.Node
-		seen  time.Duration // before now; <0 means never seen
-		base  time.Duration // leadership start, before now
-		wantC bool
-		want  shoalv1.NodeState
-		msg   string
+		name   string
+		node   *shoalv1.Node
+		seen   time.Duration // before now; <0 means never seen
+		base   time.Duration // leadership start, before now
+		failed time.Duration // gossip saw it fail, before now; 0 means it did not
+		wantC  bool
+		want   shoalv1.NodeState
+		msg    string
 	}{
 		{name: "ready and seen recently", node: statusNode("n", ready, ""), seen: 100 * ms, base: time.Hour},
 		{name: "ready, seen exactly ttl ago", node: statusNode("n", ready, ""), seen: ttl, base: time.Hour},
@@ -64,6 +70,17 @@ func TestNodeStatusChanges(t *testing.T) {
 		{name: "new leader, seen under the old one", node: statusNode("n", ready, ""), seen: time.Hour, base: ttl},
 		{name: "new leader, grace over", node: statusNode("n", ready, ""), seen: -1, base: ttl + ms, wantC: true, want: down, msg: "heartbeat failure"},
 		{name: "new leader, seen before base, grace over", node: statusNode("n", ready, ""), seen: time.Hour, base: 2 * ttl, wantC: true, want: down, msg: "heartbeat failure"},
+		// Gossip confirms a failure after one missed period instead of
+		// three, but only when it saw the node fail after its last
+		// heartbeat: either signal alone is not enough.
+		{name: "gossip failed, one period missed", node: statusNode("n", ready, ""), seen: period + ms, base: time.Hour, failed: 100 * ms, wantC: true, want: down, msg: DownGossip},
+		{name: "gossip failed, within a period", node: statusNode("n", ready, ""), seen: period, base: time.Hour, failed: 100 * ms},
+		{name: "gossip failed before the last heartbeat", node: statusNode("n", ready, ""), seen: period + 100*ms, base: time.Hour, failed: time.Minute},
+		{name: "gossip failed, heartbeats late but no ttl", node: statusNode("n", ready, ""), seen: ttl, base: time.Hour},
+		{name: "gossip failed, never seen by new leader", node: statusNode("n", ready, ""), seen: -1, base: period + ms, failed: 10 * ms, wantC: true, want: down, msg: DownGossip},
+		{name: "gossip failed, new leader within a period", node: statusNode("n", ready, ""), seen: -1, base: period, failed: 10 * ms},
+		{name: "down by gossip, ttl passes: no rewrite", node: statusNode("n", down, DownGossip), seen: 2 * ttl, base: time.Hour, failed: ttl},
+		{name: "down, heartbeat before it went down", node: statusNode("n", down, DownGossip), seen: 2 * time.Hour, base: 3 * time.Hour},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			now := t0
@@ -73,8 +90,12 @@ func TestNodeStatusChanges(t *testing.T) {
 			}
 			base := now.Add(-tc.base)
 			in := proto.Clone(tc.node).(*shoalv1.Node)
+			l := liveness(seen, base)
+			if tc.failed > 0 {
+				l.Failed = map[string]time.Time{tc.node.GetId(): now.Add(-tc.failed)}
+			}
 
-			got := NodeStatusChanges([]*shoalv1.Node{in}, seen, base, now, ttl)
+			got := NodeStatusChanges([]*shoalv1.Node{in}, l, now)
 
 			if !proto.Equal(in, tc.node) {
 				t.Errorf("NodeStatusChanges changed its input node to %v", in)
@@ -126,14 +147,14 @@ func TestNodeStatusChangesMany(t *testing.T) {
 		"x": now, // a node that is gone from the store
 	}
 	var got []statusChange
-	for _, n := range NodeStatusChanges(nodes, seen, base, now, ttl) {
+	for _, n := range NodeStatusChanges(nodes, liveness(seen, base), now) {
 		got = append(got, statusChange{n.GetId(), n.GetStatus().GetState(), n.GetStatus().GetMessage()})
 	}
 	want := []statusChange{{"b", down, "heartbeat failure"}, {"c", ready, ""}, {"e", down, "heartbeat failure"}}
 	if !slices.Equal(got, want) {
 		t.Errorf("NodeStatusChanges(a..e) = %v; want %v", got, want)
 	}
-	if got := NodeStatusChanges(nil, seen, base, now, ttl); len(got) != 0 {
+	if got := NodeStatusChanges(nil, liveness(seen, base), now); len(got) != 0 {
 		t.Errorf("NodeStatusChanges(no nodes) = %v; want none", got)
 	}
 }
@@ -150,7 +171,7 @@ func TestNodeStatusChangesNewLeaderKeepsDownNodesDown(t *testing.T) {
 		{},                                 // the new leader never heard from it
 		{"dead": now.Add(-24 * time.Hour)}, // last seen long before base
 	} {
-		if got := NodeStatusChanges([]*shoalv1.Node{n}, seen, base, now, ttl); len(got) != 0 {
+		if got := NodeStatusChanges([]*shoalv1.Node{n}, liveness(seen, base), now); len(got) != 0 {
 			t.Errorf("NodeStatusChanges(DOWN node, seen %v, base %v ago) = %v %q; want no change",
 				seen, now.Sub(base), got[0].GetStatus().GetState(), got[0].GetStatus().GetMessage())
 		}
@@ -223,6 +244,37 @@ func TestHostOf(t *testing.T) {
 	} {
 		if got := hostOf(tc.in); got != tc.want {
 			t.Errorf("hostOf(%q) = %q; want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestGossipPeers(t *testing.T) {
+	node := func(id string, role shoalv1.NodeRole, state shoalv1.NodeState, addr string) *shoalv1.Node {
+		return &shoalv1.Node{Id: id, Role: role, Status: &shoalv1.NodeStatus{State: state, GossipAddr: addr}}
+	}
+	const (
+		mgr = shoalv1.NodeRole_NODE_ROLE_MANAGER
+		wrk = shoalv1.NodeRole_NODE_ROLE_WORKER
+	)
+	nodes := []*shoalv1.Node{
+		node("w1", wrk, ready, "10.0.0.11:7946"),
+		node("m1", mgr, ready, "10.0.0.1:7946"),
+		node("self", wrk, ready, "10.0.0.99:7946"),
+		node("wdown", wrk, down, "10.0.0.12:7946"),
+		node("m2", mgr, ready, "10.0.0.2:7946"),
+		node("nogossip", wrk, ready, ""),
+		node("w3", wrk, ready, "10.0.0.13:7946"),
+	}
+	for _, tc := range []struct {
+		max  int
+		want []string
+	}{
+		{5, []string{"10.0.0.1:7946", "10.0.0.2:7946", "10.0.0.11:7946", "10.0.0.13:7946"}},
+		{3, []string{"10.0.0.1:7946", "10.0.0.2:7946", "10.0.0.11:7946"}},
+		{1, []string{"10.0.0.1:7946"}},
+	} {
+		if got := GossipPeers(nodes, "self", tc.max); !slices.Equal(got, tc.want) {
+			t.Errorf("GossipPeers(max %d) = %v; want %v (managers first, ready, not self, with an address)", tc.max, got, tc.want)
 		}
 	}
 }

@@ -52,6 +52,10 @@ func (d *Daemon) agentLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		// Heartbeats leave every period, however long the last one took:
+		// on a slow link the leader must not see them spaced by period
+		// plus a round trip.
+		start := time.Now()
 		resp, err := d.heartbeat(ctx)
 		if err != nil {
 			d.log.Debug("heartbeat", zap.Error(err))
@@ -62,9 +66,26 @@ func (d *Daemon) agentLoop(ctx context.Context) {
 			if d.reconcile(ctx, resp) {
 				return
 			}
+			d.syncGossip(resp)
 		}
-		t.Reset(period)
+		t.Reset(max(period-time.Since(start), 0))
 	}
+}
+
+// syncGossip starts or updates the node's gossip from a heartbeat answer.
+func (d *Daemon) syncGossip(resp *shoalv1.HeartbeatResponse) {
+	d.mu.Lock()
+	if d.st == nil || d.id == nil {
+		d.mu.Unlock()
+		return
+	}
+	self, adv := d.st.NodeID, hostOfAddr(d.st.Addr)
+	meta := &shoalv1.GossipMeta{Role: d.id.Role()}
+	if d.mgr != nil {
+		meta.ManagerAddr = d.st.Addr
+	}
+	d.mu.Unlock()
+	d.gsp.sync(self, adv, resp, meta)
 }
 
 // targetsLocked lists the managers to try, this node's own API first.
@@ -77,7 +98,8 @@ func (d *Daemon) targetsLocked(includeSelf bool) []string {
 	if includeSelf && d.mgr != nil {
 		out = append(out, d.st.Addr)
 	}
-	for _, a := range d.st.Managers {
+	// The managers the leader named, then any others gossip knows of.
+	for _, a := range append(slices.Clone(d.st.Managers), d.gsp.managers()...) {
 		if a != d.st.Addr && !slices.Contains(out, a) {
 			out = append(out, a)
 		}
@@ -155,7 +177,7 @@ func (d *Daemon) heartbeat(ctx context.Context) (*shoalv1.HeartbeatResponse, err
 	var resp *shoalv1.HeartbeatResponse
 	err := d.callEach(ctx, targets, id, func(cctx context.Context, c *grpc.ClientConn) error {
 		var err error
-		resp, err = shoalv1.NewDispatcherServiceClient(c).Heartbeat(cctx, &shoalv1.HeartbeatRequest{Description: describe()})
+		resp, err = shoalv1.NewDispatcherServiceClient(c).Heartbeat(cctx, &shoalv1.HeartbeatRequest{Description: d.describe(), GossipAddr: d.gsp.addr()})
 		return err
 	})
 	return resp, err
@@ -172,6 +194,7 @@ func (d *Daemon) reconcile(ctx context.Context, resp *shoalv1.HeartbeatResponse)
 	if resp.GetRemoved() {
 		d.log.Warn("this node was removed from the cluster; leaving it")
 		d.stopManager()
+		d.gsp.stop(true)
 		d.closeAgentConns()
 		d.st, d.id = nil, nil
 		_ = d.wipeState()

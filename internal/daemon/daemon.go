@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/internal/gossip"
 	"github.com/shoal-run/shoal/internal/runtimeapi"
 	"github.com/shoal-run/shoal/internal/shimbin"
 	"github.com/shoal-run/shoal/internal/tlsutil"
@@ -37,7 +39,12 @@ type Config struct {
 	ListenAddr    string
 	RaftAddr      string // bind address for Raft; port 4243 on the listen host by default
 	AdvertiseAddr string
-	Log           *zap.Logger
+	// GossipAddr is the host:port gossip listens on; port 7946 on the
+	// listen host by default.
+	GossipAddr string
+	// EngineLabels are this node's engine labels (daemon --label).
+	EngineLabels map[string]string
+	Log          *zap.Logger
 
 	ForceNewCluster   bool
 	SnapshotThreshold uint64
@@ -65,6 +72,7 @@ type Daemon struct {
 
 	work *tasks
 	sess *loop
+	gsp  *gossipNode
 
 	connMu     sync.Mutex
 	localConn  *grpc.ClientConn
@@ -114,6 +122,10 @@ func (c *Config) defaults() {
 		host, _, _ := net.SplitHostPort(c.ListenAddr)
 		c.RaftAddr = net.JoinHostPort(host, "4243")
 	}
+	if c.GossipAddr == "" {
+		host, _, _ := net.SplitHostPort(c.ListenAddr)
+		c.GossipAddr = net.JoinHostPort(host, strconv.Itoa(gossip.DefaultPort))
+	}
 	if c.HeartbeatPeriod == 0 {
 		c.HeartbeatPeriod = 500 * time.Millisecond
 	}
@@ -125,7 +137,7 @@ func (c *Config) defaults() {
 // Run serves until ctx ends.
 func Run(ctx context.Context, cfg Config) error {
 	cfg.defaults()
-	d := &Daemon{cfg: cfg, log: cfg.Log, ctx: ctx}
+	d := &Daemon{cfg: cfg, log: cfg.Log, ctx: ctx, gsp: newGossipNode(cfg.Log, cfg.GossipAddr)}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -183,6 +195,7 @@ func Run(ctx context.Context, cfg Config) error {
 	d.mu.Lock()
 	d.stopManager()
 	d.mu.Unlock()
+	d.gsp.stop(false)
 	d.closeLocalConn()
 	d.closeAgentConns()
 	os.Remove(cfg.Socket)
@@ -283,6 +296,7 @@ func (d *Daemon) startManager(bootstrap, forceNew bool) error {
 		Identity: d.id, Log: d.log, Timing: d.cfg.Timing,
 		SnapshotThreshold: d.cfg.SnapshotThreshold, SnapshotInterval: d.cfg.SnapshotInterval, TrailingLogs: d.cfg.TrailingLogs,
 		Bootstrap: bootstrap, ForceNewCluster: forceNew, HeartbeatPeriod: d.cfg.HeartbeatPeriod,
+		Gossip: d.gsp,
 	})
 	if err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/internal/tlsutil"
+	"github.com/shoal-run/shoal/manager"
 	"github.com/shoal-run/shoal/manager/ca"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
@@ -100,10 +101,11 @@ func (s *swarmServer) Init(ctx context.Context, req *shoalv1.InitRequest) (*shoa
 	}
 	ts := timestamppb.New(now)
 	cluster := &shoalv1.Cluster{
-		Id:     clusterID,
-		Meta:   &shoalv1.Meta{CreatedAt: ts},
-		Spec:   &shoalv1.ClusterSpec{Name: "default", TaskHistoryLimit: history, NodeCertExpiry: durationpb.New(expiry)},
-		RootCa: &shoalv1.RootCA{CertPem: root.CertPEM, KeyPem: rootKey, Digest: root.Digest},
+		Id:         clusterID,
+		Meta:       &shoalv1.Meta{CreatedAt: ts},
+		Spec:       &shoalv1.ClusterSpec{Name: "default", TaskHistoryLimit: history, NodeCertExpiry: durationpb.New(expiry)},
+		RootCa:     &shoalv1.RootCA{CertPem: root.CertPEM, KeyPem: rootKey, Digest: root.Digest},
+		GossipKeys: [][]byte{manager.NewGossipKey()},
 		JoinTokens: &shoalv1.JoinTokens{
 			Worker:  ca.NewToken(root.Digest).String(),
 			Manager: ca.NewToken(root.Digest).String(),
@@ -113,7 +115,7 @@ func (s *swarmServer) Init(ctx context.Context, req *shoalv1.InitRequest) (*shoa
 		Id:            nodeID,
 		Meta:          &shoalv1.Meta{CreatedAt: ts},
 		Spec:          &shoalv1.NodeSpec{DesiredRole: shoalv1.NodeRole_NODE_ROLE_MANAGER, Availability: shoalv1.NodeAvailability_NODE_AVAILABILITY_ACTIVE},
-		Description:   describe(),
+		Description:   d.describe(),
 		Status:        &shoalv1.NodeStatus{State: shoalv1.NodeState_NODE_STATE_READY, Addr: hostOfAddr(adv)},
 		Role:          shoalv1.NodeRole_NODE_ROLE_MANAGER,
 		ManagerStatus: &shoalv1.ManagerStatus{Addr: adv, RaftAddr: st.RaftAddr},
@@ -196,7 +198,7 @@ func (s *swarmServer) Join(ctx context.Context, req *shoalv1.JoinRequest) (*shoa
 	}
 	defer conn.Close()
 	resp, err := shoalv1.NewCAServiceClient(conn).IssueNodeCertificate(ctx, &shoalv1.IssueNodeCertificateRequest{
-		Token: req.GetToken(), CsrPem: csrPEM, Description: describe(), Addr: adv, RaftAddr: raftAdv,
+		Token: req.GetToken(), CsrPem: csrPEM, Description: d.describe(), Addr: adv, RaftAddr: raftAdv,
 	})
 	if err != nil {
 		err = errdefs.FromGRPC(err)
@@ -259,6 +261,7 @@ func (s *swarmServer) Leave(ctx context.Context, req *shoalv1.LeaveRequest) (*sh
 		cancel()
 	}
 	d.stopManager()
+	d.gsp.stop(true)
 	d.closeAgentConns()
 	d.st, d.id = nil, nil
 	if err := d.wipeState(); err != nil {
@@ -282,13 +285,16 @@ func (s *swarmServer) Info(ctx context.Context, _ *shoalv1.InfoRequest) (*shoalv
 }
 
 // describe reports this node's hostname, platform and capacity.
-func describe() *shoalv1.NodeDescription {
+// describe is the node description reported at join and in every
+// heartbeat; the leader stores it when it changes.
+func (d *Daemon) describe() *shoalv1.NodeDescription {
 	host, _ := os.Hostname()
 	return &shoalv1.NodeDescription{
-		Hostname:  host,
-		Platform:  &shoalv1.Platform{Os: runtime.GOOS, Architecture: runtime.GOARCH},
-		Resources: &shoalv1.Resources{NanoCpus: int64(runtime.NumCPU()) * 1e9, MemoryBytes: memTotal()},
-		Version:   Version,
+		Hostname:     host,
+		Platform:     &shoalv1.Platform{Os: runtime.GOOS, Architecture: runtime.GOARCH},
+		Resources:    &shoalv1.Resources{NanoCpus: int64(runtime.NumCPU()) * 1e9, MemoryBytes: memTotal()},
+		EngineLabels: d.cfg.EngineLabels,
+		Version:      Version,
 	}
 }
 

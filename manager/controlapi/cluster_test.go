@@ -27,8 +27,11 @@ func testCluster() *shoalv1.Cluster {
 			Digest:  "dgst",
 		},
 		JoinTokens: &shoalv1.JoinTokens{Worker: "SWMTKN-1-dgst-worker0", Manager: "SWMTKN-1-dgst-manager0"},
+		GossipKeys: [][]byte{gossipKey},
 	}
 }
+
+var gossipKey = bytes.Repeat([]byte{7}, 32)
 
 func storedCluster(t *testing.T, s *Server) *shoalv1.Cluster {
 	t.Helper()
@@ -55,6 +58,12 @@ func TestGetClusterHidesCAKey(t *testing.T) {
 	c := resp.GetCluster()
 	if len(c.GetRootCa().GetKeyPem()) != 0 {
 		t.Errorf("GetCluster() returned the CA key %q; want none", c.GetRootCa().GetKeyPem())
+	}
+	if len(c.GetGossipKeys()) != 0 {
+		t.Errorf("GetCluster() returned gossip keys %x; want none", c.GetGossipKeys())
+	}
+	if got := storedCluster(t, s).GetGossipKeys(); len(got) != 1 || !bytes.Equal(got[0], gossipKey) {
+		t.Errorf("after GetCluster the stored gossip keys = %x; want them kept", got)
 	}
 	if len(c.GetRootCa().GetCertPem()) == 0 || c.GetRootCa().GetDigest() != "dgst" || c.GetJoinTokens().GetWorker() != "SWMTKN-1-dgst-worker0" {
 		t.Errorf("GetCluster() = %v; want the certificate, digest and tokens", c)

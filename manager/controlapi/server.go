@@ -66,7 +66,7 @@ func (s *Server) cluster() (*shoalv1.Cluster, error) {
 	return cs[0], nil
 }
 
-// GetCluster returns the cluster without the CA key.
+// GetCluster returns the cluster without the CA key and gossip keys.
 func (s *Server) GetCluster(ctx context.Context, _ *shoalv1.GetClusterRequest) (*shoalv1.GetClusterResponse, error) {
 	c, err := s.cluster()
 	if err != nil {
@@ -80,6 +80,7 @@ func redact(c *shoalv1.Cluster) *shoalv1.Cluster {
 	if c.RootCa != nil {
 		c.RootCa.KeyPem = nil
 	}
+	c.GossipKeys = nil
 	return c
 }
 

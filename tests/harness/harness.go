@@ -92,15 +92,31 @@ func FreePort(t TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// FreeAddr returns a loopback address whose port is free for both tcp and
+// udp (gossip needs both).
+func FreeAddr(t TB) string {
+	t.Helper()
+	for range 50 {
+		addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+		if u, err := net.ListenPacket("udp", addr); err == nil {
+			u.Close()
+			return addr
+		}
+	}
+	t.Fatal("no loopback port free for tcp and udp")
+	return ""
+}
+
 // Node is one daemon process.
 type Node struct {
-	t        TB
-	Name     string
-	Bin      string
-	Dir      string
-	Socket   string
-	Addr     string // gRPC address
-	RaftAddr string
+	t          TB
+	Name       string
+	Bin        string
+	Dir        string
+	Socket     string
+	Addr       string // gRPC address
+	RaftAddr   string
+	GossipAddr string
 	// CgroupParent is unique per node so its containers can be found and
 	// removed after the test.
 	CgroupParent string
@@ -125,6 +141,7 @@ func NewNode(t TB, name string, args ...string) *Node {
 		Socket:       filepath.Join(dir, "shoal.sock"),
 		Addr:         fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
 		RaftAddr:     fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
+		GossipAddr:   FreeAddr(t),
 		Args:         args,
 	}
 	t.Cleanup(func() {
@@ -215,7 +232,7 @@ func (n *Node) StartErr(extra ...string) error {
 		return fmt.Errorf("%s already running", n.Name)
 	}
 	args := append([]string{"daemon", "--data-dir", filepath.Join(n.Dir, "data"), "--socket", n.Socket,
-		"--listen-addr", n.Addr, "--raft-addr", n.RaftAddr, "--log-level", "debug", "--cgroup-parent", n.CgroupParent}, n.Args...)
+		"--listen-addr", n.Addr, "--raft-addr", n.RaftAddr, "--gossip-addr", n.GossipAddr, "--log-level", "debug", "--cgroup-parent", n.CgroupParent}, n.Args...)
 	args = append(args, extra...)
 	var cmd *exec.Cmd
 	if n.Exec != nil {

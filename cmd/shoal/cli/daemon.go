@@ -16,7 +16,8 @@ type daemonFlags struct {
 	snapshotThreshold, trailingLogs                        uint64
 	snapshotInterval, heartbeatPeriod, raftHeartbeat       time.Duration
 	insecureRegistries                                     []string
-	cgroupParent, shimBinary                               string
+	cgroupParent, shimBinary, gossipAddr                   string
+	labels                                                 []string
 }
 
 func newDaemonCmd(g *globals) *cobra.Command {
@@ -37,8 +38,13 @@ func newDaemonCmd(g *globals) *cobra.Command {
 			if f.raftHeartbeat > 0 {
 				timing = raftnode.Timing{Heartbeat: f.raftHeartbeat, Election: f.raftHeartbeat, LeaderLease: f.raftHeartbeat * 3 / 4}
 			}
+			labels, err := applyKV(nil, f.labels, nil, "--label")
+			if err != nil {
+				return err
+			}
 			return daemon.Run(cmd.Context(), daemon.Config{
 				DataDir: f.dataDir, Socket: f.socket, ListenAddr: f.listen, RaftAddr: f.raftAddr, AdvertiseAddr: f.advertise,
+				GossipAddr: f.gossipAddr, EngineLabels: labels,
 				Log: log, ForceNewCluster: f.forceNewCluster, SnapshotThreshold: f.snapshotThreshold,
 				SnapshotInterval: f.snapshotInterval, TrailingLogs: f.trailingLogs, Timing: timing, HeartbeatPeriod: f.heartbeatPeriod,
 				InsecureRegistries: f.insecureRegistries, CgroupParent: f.cgroupParent, ShimBinary: f.shimBinary,
@@ -50,6 +56,8 @@ func newDaemonCmd(g *globals) *cobra.Command {
 	fl.StringVar(&f.socket, "socket", DefaultSocket, "local control socket (mode 0600)")
 	fl.StringVar(&f.listen, "listen-addr", "0.0.0.0:4242", "gRPC listen address (managers)")
 	fl.StringVar(&f.raftAddr, "raft-addr", "", "Raft listen address (default port 4243 on the listen host)")
+	fl.StringVar(&f.gossipAddr, "gossip-addr", "", "gossip listen address, tcp and udp (default port 7946 on the listen host)")
+	fl.StringArrayVar(&f.labels, "label", nil, "engine label KEY=VALUE of this node, for constraints like engine.labels.KEY==VALUE (repeatable)")
 	fl.StringVar(&f.advertise, "advertise-addr", "", "address other nodes use to reach this one (default: the listen address when it is not 0.0.0.0)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.BoolVar(&f.forceNewCluster, "force-new-cluster", false, "restart this manager as a new one-manager cluster keeping all state (disaster recovery)")

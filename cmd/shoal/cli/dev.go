@@ -49,7 +49,7 @@ func newDevCmd(g *globals) *cobra.Command {
 			errc := make(chan error, 1)
 			go func() {
 				errc <- daemon.Run(ctx, daemon.Config{DataDir: filepath.Join(dir, "data"), Socket: sock, ListenAddr: f.listen,
-					RaftAddr: raftAddrFor(f.listen), AdvertiseAddr: f.listen, Log: log, CgroupParent: "shoal-dev-" + filepath.Base(dir)})
+					RaftAddr: portAfter(f.listen, 1), GossipAddr: portAfter(f.listen, 2), AdvertiseAddr: f.listen, Log: log, CgroupParent: "shoal-dev-" + filepath.Base(dir)})
 			}()
 			conn, err := waitSocket(ctx, sock, errc)
 			if err != nil {
@@ -85,14 +85,16 @@ func newDevCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func raftAddrFor(listen string) string {
+// portAfter is listen with its port plus n: the dev node's Raft (n=1) and
+// gossip (n=2) addresses.
+func portAfter(listen string, n int) string {
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
 		return ""
 	}
 	var p int
 	fmt.Sscan(port, &p)
-	return net.JoinHostPort(host, fmt.Sprint(p+1))
+	return net.JoinHostPort(host, fmt.Sprint(p+n))
 }
 
 func waitSocket(ctx context.Context, sock string, errc <-chan error) (*grpc.ClientConn, error) {

@@ -597,8 +597,11 @@ func (*UpdateTaskStatusResponse) Descriptor() ([]byte, []int) {
 }
 
 type HeartbeatRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Description   *NodeDescription       `protobuf:"bytes,1,opt,name=description,proto3" json:"description,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Description *NodeDescription       `protobuf:"bytes,1,opt,name=description,proto3" json:"description,omitempty"`
+	// gossip_addr is the host:port the node's gossip answers on, empty until
+	// its gossip runs.
+	GossipAddr    string `protobuf:"bytes,2,opt,name=gossip_addr,json=gossipAddr,proto3" json:"gossip_addr,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -640,6 +643,13 @@ func (x *HeartbeatRequest) GetDescription() *NodeDescription {
 	return nil
 }
 
+func (x *HeartbeatRequest) GetGossipAddr() string {
+	if x != nil {
+		return x.GossipAddr
+	}
+	return ""
+}
+
 type HeartbeatResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// period is how long the node may wait before its next heartbeat.
@@ -647,7 +657,14 @@ type HeartbeatResponse struct {
 	DesiredRole NodeRole `protobuf:"varint,2,opt,name=desired_role,json=desiredRole,proto3,enum=shoal.v1.NodeRole" json:"desired_role,omitempty"`
 	Managers    []string `protobuf:"bytes,3,rep,name=managers,proto3" json:"managers,omitempty"`
 	// removed is set when the node was removed from the cluster.
-	Removed       bool `protobuf:"varint,4,opt,name=removed,proto3" json:"removed,omitempty"`
+	Removed bool `protobuf:"varint,4,opt,name=removed,proto3" json:"removed,omitempty"`
+	// gossip_keys are the cluster's gossip keys, primary first.
+	GossipKeys [][]byte `protobuf:"bytes,5,rep,name=gossip_keys,json=gossipKeys,proto3" json:"gossip_keys,omitempty"`
+	// gossip_peers are gossip addresses of ready nodes to join through.
+	GossipPeers []string `protobuf:"bytes,6,rep,name=gossip_peers,json=gossipPeers,proto3" json:"gossip_peers,omitempty"`
+	// observed_addr is the address the manager saw the call come from: the
+	// node's address when it was not told one.
+	ObservedAddr  string `protobuf:"bytes,7,opt,name=observed_addr,json=observedAddr,proto3" json:"observed_addr,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -710,6 +727,81 @@ func (x *HeartbeatResponse) GetRemoved() bool {
 	return false
 }
 
+func (x *HeartbeatResponse) GetGossipKeys() [][]byte {
+	if x != nil {
+		return x.GossipKeys
+	}
+	return nil
+}
+
+func (x *HeartbeatResponse) GetGossipPeers() []string {
+	if x != nil {
+		return x.GossipPeers
+	}
+	return nil
+}
+
+func (x *HeartbeatResponse) GetObservedAddr() string {
+	if x != nil {
+		return x.ObservedAddr
+	}
+	return ""
+}
+
+// GossipMeta is what a node tells the others about itself in its gossip
+// membership: its role and, for managers, the gRPC address to call.
+type GossipMeta struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Role          NodeRole               `protobuf:"varint,1,opt,name=role,proto3,enum=shoal.v1.NodeRole" json:"role,omitempty"`
+	ManagerAddr   string                 `protobuf:"bytes,2,opt,name=manager_addr,json=managerAddr,proto3" json:"manager_addr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GossipMeta) Reset() {
+	*x = GossipMeta{}
+	mi := &file_shoal_v1_node_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GossipMeta) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GossipMeta) ProtoMessage() {}
+
+func (x *GossipMeta) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_node_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GossipMeta.ProtoReflect.Descriptor instead.
+func (*GossipMeta) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *GossipMeta) GetRole() NodeRole {
+	if x != nil {
+		return x.Role
+	}
+	return NodeRole_NODE_ROLE_UNSPECIFIED
+}
+
+func (x *GossipMeta) GetManagerAddr() string {
+	if x != nil {
+		return x.ManagerAddr
+	}
+	return ""
+}
+
 type JoinRaftRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RaftAddr      string                 `protobuf:"bytes,1,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
@@ -719,7 +811,7 @@ type JoinRaftRequest struct {
 
 func (x *JoinRaftRequest) Reset() {
 	*x = JoinRaftRequest{}
-	mi := &file_shoal_v1_node_proto_msgTypes[13]
+	mi := &file_shoal_v1_node_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -731,7 +823,7 @@ func (x *JoinRaftRequest) String() string {
 func (*JoinRaftRequest) ProtoMessage() {}
 
 func (x *JoinRaftRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_node_proto_msgTypes[13]
+	mi := &file_shoal_v1_node_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -744,7 +836,7 @@ func (x *JoinRaftRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRaftRequest.ProtoReflect.Descriptor instead.
 func (*JoinRaftRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_node_proto_rawDescGZIP(), []int{13}
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *JoinRaftRequest) GetRaftAddr() string {
@@ -762,7 +854,7 @@ type JoinRaftResponse struct {
 
 func (x *JoinRaftResponse) Reset() {
 	*x = JoinRaftResponse{}
-	mi := &file_shoal_v1_node_proto_msgTypes[14]
+	mi := &file_shoal_v1_node_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -774,7 +866,7 @@ func (x *JoinRaftResponse) String() string {
 func (*JoinRaftResponse) ProtoMessage() {}
 
 func (x *JoinRaftResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_node_proto_msgTypes[14]
+	mi := &file_shoal_v1_node_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -787,7 +879,7 @@ func (x *JoinRaftResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRaftResponse.ProtoReflect.Descriptor instead.
 func (*JoinRaftResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_node_proto_rawDescGZIP(), []int{14}
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{15}
 }
 
 type LeaveRaftRequest struct {
@@ -798,7 +890,7 @@ type LeaveRaftRequest struct {
 
 func (x *LeaveRaftRequest) Reset() {
 	*x = LeaveRaftRequest{}
-	mi := &file_shoal_v1_node_proto_msgTypes[15]
+	mi := &file_shoal_v1_node_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -810,7 +902,7 @@ func (x *LeaveRaftRequest) String() string {
 func (*LeaveRaftRequest) ProtoMessage() {}
 
 func (x *LeaveRaftRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_node_proto_msgTypes[15]
+	mi := &file_shoal_v1_node_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -823,7 +915,7 @@ func (x *LeaveRaftRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRaftRequest.ProtoReflect.Descriptor instead.
 func (*LeaveRaftRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_node_proto_rawDescGZIP(), []int{15}
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{16}
 }
 
 type LeaveRaftResponse struct {
@@ -834,7 +926,7 @@ type LeaveRaftResponse struct {
 
 func (x *LeaveRaftResponse) Reset() {
 	*x = LeaveRaftResponse{}
-	mi := &file_shoal_v1_node_proto_msgTypes[16]
+	mi := &file_shoal_v1_node_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -846,7 +938,7 @@ func (x *LeaveRaftResponse) String() string {
 func (*LeaveRaftResponse) ProtoMessage() {}
 
 func (x *LeaveRaftResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_node_proto_msgTypes[16]
+	mi := &file_shoal_v1_node_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -859,7 +951,7 @@ func (x *LeaveRaftResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRaftResponse.ProtoReflect.Descriptor instead.
 func (*LeaveRaftResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_node_proto_rawDescGZIP(), []int{16}
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{17}
 }
 
 var File_shoal_v1_node_proto protoreflect.FileDescriptor
@@ -900,14 +992,24 @@ const file_shoal_v1_node_proto_rawDesc = "" +
 	"\x06status\x18\x02 \x01(\v2\x14.shoal.v1.TaskStatusR\x06status\"O\n" +
 	"\x17UpdateTaskStatusRequest\x124\n" +
 	"\aupdates\x18\x01 \x03(\v2\x1a.shoal.v1.TaskStatusUpdateR\aupdates\"\x1a\n" +
-	"\x18UpdateTaskStatusResponse\"O\n" +
+	"\x18UpdateTaskStatusResponse\"p\n" +
 	"\x10HeartbeatRequest\x12;\n" +
-	"\vdescription\x18\x01 \x01(\v2\x19.shoal.v1.NodeDescriptionR\vdescription\"\x9d\x01\n" +
+	"\vdescription\x18\x01 \x01(\v2\x19.shoal.v1.NodeDescriptionR\vdescription\x12\x1f\n" +
+	"\vgossip_addr\x18\x02 \x01(\tR\n" +
+	"gossipAddr\"\x86\x02\n" +
 	"\x11HeartbeatResponse\x12\x1b\n" +
 	"\tperiod_ms\x18\x01 \x01(\x03R\bperiodMs\x125\n" +
 	"\fdesired_role\x18\x02 \x01(\x0e2\x12.shoal.v1.NodeRoleR\vdesiredRole\x12\x1a\n" +
 	"\bmanagers\x18\x03 \x03(\tR\bmanagers\x12\x18\n" +
-	"\aremoved\x18\x04 \x01(\bR\aremoved\".\n" +
+	"\aremoved\x18\x04 \x01(\bR\aremoved\x12\x1f\n" +
+	"\vgossip_keys\x18\x05 \x03(\fR\n" +
+	"gossipKeys\x12!\n" +
+	"\fgossip_peers\x18\x06 \x03(\tR\vgossipPeers\x12#\n" +
+	"\robserved_addr\x18\a \x01(\tR\fobservedAddr\"W\n" +
+	"\n" +
+	"GossipMeta\x12&\n" +
+	"\x04role\x18\x01 \x01(\x0e2\x12.shoal.v1.NodeRoleR\x04role\x12!\n" +
+	"\fmanager_addr\x18\x02 \x01(\tR\vmanagerAddr\".\n" +
 	"\x0fJoinRaftRequest\x12\x1b\n" +
 	"\traft_addr\x18\x01 \x01(\tR\braftAddr\"\x12\n" +
 	"\x10JoinRaftResponse\"\x12\n" +
@@ -937,7 +1039,7 @@ func file_shoal_v1_node_proto_rawDescGZIP() []byte {
 	return file_shoal_v1_node_proto_rawDescData
 }
 
-var file_shoal_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_shoal_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_shoal_v1_node_proto_goTypes = []any{
 	(*GetRootCACertificateRequest)(nil),  // 0: shoal.v1.GetRootCACertificateRequest
 	(*GetRootCACertificateResponse)(nil), // 1: shoal.v1.GetRootCACertificateResponse
@@ -952,45 +1054,47 @@ var file_shoal_v1_node_proto_goTypes = []any{
 	(*UpdateTaskStatusResponse)(nil),     // 10: shoal.v1.UpdateTaskStatusResponse
 	(*HeartbeatRequest)(nil),             // 11: shoal.v1.HeartbeatRequest
 	(*HeartbeatResponse)(nil),            // 12: shoal.v1.HeartbeatResponse
-	(*JoinRaftRequest)(nil),              // 13: shoal.v1.JoinRaftRequest
-	(*JoinRaftResponse)(nil),             // 14: shoal.v1.JoinRaftResponse
-	(*LeaveRaftRequest)(nil),             // 15: shoal.v1.LeaveRaftRequest
-	(*LeaveRaftResponse)(nil),            // 16: shoal.v1.LeaveRaftResponse
-	(*NodeDescription)(nil),              // 17: shoal.v1.NodeDescription
-	(NodeRole)(0),                        // 18: shoal.v1.NodeRole
-	(*Task)(nil),                         // 19: shoal.v1.Task
-	(*TaskStatus)(nil),                   // 20: shoal.v1.TaskStatus
+	(*GossipMeta)(nil),                   // 13: shoal.v1.GossipMeta
+	(*JoinRaftRequest)(nil),              // 14: shoal.v1.JoinRaftRequest
+	(*JoinRaftResponse)(nil),             // 15: shoal.v1.JoinRaftResponse
+	(*LeaveRaftRequest)(nil),             // 16: shoal.v1.LeaveRaftRequest
+	(*LeaveRaftResponse)(nil),            // 17: shoal.v1.LeaveRaftResponse
+	(*NodeDescription)(nil),              // 18: shoal.v1.NodeDescription
+	(NodeRole)(0),                        // 19: shoal.v1.NodeRole
+	(*Task)(nil),                         // 20: shoal.v1.Task
+	(*TaskStatus)(nil),                   // 21: shoal.v1.TaskStatus
 }
 var file_shoal_v1_node_proto_depIdxs = []int32{
-	17, // 0: shoal.v1.IssueNodeCertificateRequest.description:type_name -> shoal.v1.NodeDescription
-	18, // 1: shoal.v1.IssueNodeCertificateResponse.role:type_name -> shoal.v1.NodeRole
-	18, // 2: shoal.v1.RenewNodeCertificateResponse.role:type_name -> shoal.v1.NodeRole
-	19, // 3: shoal.v1.AssignmentsResponse.tasks:type_name -> shoal.v1.Task
-	20, // 4: shoal.v1.TaskStatusUpdate.status:type_name -> shoal.v1.TaskStatus
+	18, // 0: shoal.v1.IssueNodeCertificateRequest.description:type_name -> shoal.v1.NodeDescription
+	19, // 1: shoal.v1.IssueNodeCertificateResponse.role:type_name -> shoal.v1.NodeRole
+	19, // 2: shoal.v1.RenewNodeCertificateResponse.role:type_name -> shoal.v1.NodeRole
+	20, // 3: shoal.v1.AssignmentsResponse.tasks:type_name -> shoal.v1.Task
+	21, // 4: shoal.v1.TaskStatusUpdate.status:type_name -> shoal.v1.TaskStatus
 	8,  // 5: shoal.v1.UpdateTaskStatusRequest.updates:type_name -> shoal.v1.TaskStatusUpdate
-	17, // 6: shoal.v1.HeartbeatRequest.description:type_name -> shoal.v1.NodeDescription
-	18, // 7: shoal.v1.HeartbeatResponse.desired_role:type_name -> shoal.v1.NodeRole
-	0,  // 8: shoal.v1.CAService.GetRootCACertificate:input_type -> shoal.v1.GetRootCACertificateRequest
-	2,  // 9: shoal.v1.CAService.IssueNodeCertificate:input_type -> shoal.v1.IssueNodeCertificateRequest
-	4,  // 10: shoal.v1.CAService.RenewNodeCertificate:input_type -> shoal.v1.RenewNodeCertificateRequest
-	11, // 11: shoal.v1.DispatcherService.Heartbeat:input_type -> shoal.v1.HeartbeatRequest
-	6,  // 12: shoal.v1.DispatcherService.Assignments:input_type -> shoal.v1.AssignmentsRequest
-	9,  // 13: shoal.v1.DispatcherService.UpdateTaskStatus:input_type -> shoal.v1.UpdateTaskStatusRequest
-	13, // 14: shoal.v1.RaftService.JoinRaft:input_type -> shoal.v1.JoinRaftRequest
-	15, // 15: shoal.v1.RaftService.LeaveRaft:input_type -> shoal.v1.LeaveRaftRequest
-	1,  // 16: shoal.v1.CAService.GetRootCACertificate:output_type -> shoal.v1.GetRootCACertificateResponse
-	3,  // 17: shoal.v1.CAService.IssueNodeCertificate:output_type -> shoal.v1.IssueNodeCertificateResponse
-	5,  // 18: shoal.v1.CAService.RenewNodeCertificate:output_type -> shoal.v1.RenewNodeCertificateResponse
-	12, // 19: shoal.v1.DispatcherService.Heartbeat:output_type -> shoal.v1.HeartbeatResponse
-	7,  // 20: shoal.v1.DispatcherService.Assignments:output_type -> shoal.v1.AssignmentsResponse
-	10, // 21: shoal.v1.DispatcherService.UpdateTaskStatus:output_type -> shoal.v1.UpdateTaskStatusResponse
-	14, // 22: shoal.v1.RaftService.JoinRaft:output_type -> shoal.v1.JoinRaftResponse
-	16, // 23: shoal.v1.RaftService.LeaveRaft:output_type -> shoal.v1.LeaveRaftResponse
-	16, // [16:24] is the sub-list for method output_type
-	8,  // [8:16] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	18, // 6: shoal.v1.HeartbeatRequest.description:type_name -> shoal.v1.NodeDescription
+	19, // 7: shoal.v1.HeartbeatResponse.desired_role:type_name -> shoal.v1.NodeRole
+	19, // 8: shoal.v1.GossipMeta.role:type_name -> shoal.v1.NodeRole
+	0,  // 9: shoal.v1.CAService.GetRootCACertificate:input_type -> shoal.v1.GetRootCACertificateRequest
+	2,  // 10: shoal.v1.CAService.IssueNodeCertificate:input_type -> shoal.v1.IssueNodeCertificateRequest
+	4,  // 11: shoal.v1.CAService.RenewNodeCertificate:input_type -> shoal.v1.RenewNodeCertificateRequest
+	11, // 12: shoal.v1.DispatcherService.Heartbeat:input_type -> shoal.v1.HeartbeatRequest
+	6,  // 13: shoal.v1.DispatcherService.Assignments:input_type -> shoal.v1.AssignmentsRequest
+	9,  // 14: shoal.v1.DispatcherService.UpdateTaskStatus:input_type -> shoal.v1.UpdateTaskStatusRequest
+	14, // 15: shoal.v1.RaftService.JoinRaft:input_type -> shoal.v1.JoinRaftRequest
+	16, // 16: shoal.v1.RaftService.LeaveRaft:input_type -> shoal.v1.LeaveRaftRequest
+	1,  // 17: shoal.v1.CAService.GetRootCACertificate:output_type -> shoal.v1.GetRootCACertificateResponse
+	3,  // 18: shoal.v1.CAService.IssueNodeCertificate:output_type -> shoal.v1.IssueNodeCertificateResponse
+	5,  // 19: shoal.v1.CAService.RenewNodeCertificate:output_type -> shoal.v1.RenewNodeCertificateResponse
+	12, // 20: shoal.v1.DispatcherService.Heartbeat:output_type -> shoal.v1.HeartbeatResponse
+	7,  // 21: shoal.v1.DispatcherService.Assignments:output_type -> shoal.v1.AssignmentsResponse
+	10, // 22: shoal.v1.DispatcherService.UpdateTaskStatus:output_type -> shoal.v1.UpdateTaskStatusResponse
+	15, // 23: shoal.v1.RaftService.JoinRaft:output_type -> shoal.v1.JoinRaftResponse
+	17, // 24: shoal.v1.RaftService.LeaveRaft:output_type -> shoal.v1.LeaveRaftResponse
+	17, // [17:25] is the sub-list for method output_type
+	9,  // [9:17] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_node_proto_init() }
@@ -1005,7 +1109,7 @@ func file_shoal_v1_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_v1_node_proto_rawDesc), len(file_shoal_v1_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -620,12 +620,16 @@ func (x *Meta) GetUpdatedAt() *timestamppb.Timestamp {
 
 // Cluster holds cluster-wide settings and the certificate authority.
 type Cluster struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Meta          *Meta                  `protobuf:"bytes,2,opt,name=meta,proto3" json:"meta,omitempty"`
-	Spec          *ClusterSpec           `protobuf:"bytes,3,opt,name=spec,proto3" json:"spec,omitempty"`
-	RootCa        *RootCA                `protobuf:"bytes,4,opt,name=root_ca,json=rootCa,proto3" json:"root_ca,omitempty"`
-	JoinTokens    *JoinTokens            `protobuf:"bytes,5,opt,name=join_tokens,json=joinTokens,proto3" json:"join_tokens,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Meta       *Meta                  `protobuf:"bytes,2,opt,name=meta,proto3" json:"meta,omitempty"`
+	Spec       *ClusterSpec           `protobuf:"bytes,3,opt,name=spec,proto3" json:"spec,omitempty"`
+	RootCa     *RootCA                `protobuf:"bytes,4,opt,name=root_ca,json=rootCa,proto3" json:"root_ca,omitempty"`
+	JoinTokens *JoinTokens            `protobuf:"bytes,5,opt,name=join_tokens,json=joinTokens,proto3" json:"join_tokens,omitempty"`
+	// gossip_keys encrypt the memberlist gossip among nodes (AES-256, 32
+	// bytes each); the first is the primary, the others are still accepted
+	// after a rotation. Never returned by the control API.
+	GossipKeys    [][]byte `protobuf:"bytes,6,rep,name=gossip_keys,json=gossipKeys,proto3" json:"gossip_keys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -691,6 +695,13 @@ func (x *Cluster) GetRootCa() *RootCA {
 func (x *Cluster) GetJoinTokens() *JoinTokens {
 	if x != nil {
 		return x.JoinTokens
+	}
+	return nil
+}
+
+func (x *Cluster) GetGossipKeys() [][]byte {
+	if x != nil {
+		return x.GossipKeys
 	}
 	return nil
 }
@@ -1210,7 +1221,9 @@ type NodeStatus struct {
 	State   NodeState              `protobuf:"varint,1,opt,name=state,proto3,enum=shoal.v1.NodeState" json:"state,omitempty"`
 	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	// addr is the address the node was last seen from.
-	Addr          string `protobuf:"bytes,3,opt,name=addr,proto3" json:"addr,omitempty"`
+	Addr string `protobuf:"bytes,3,opt,name=addr,proto3" json:"addr,omitempty"`
+	// gossip_addr is the host:port the node's memberlist gossip answers on.
+	GossipAddr    string `protobuf:"bytes,4,opt,name=gossip_addr,json=gossipAddr,proto3" json:"gossip_addr,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1262,6 +1275,13 @@ func (x *NodeStatus) GetMessage() string {
 func (x *NodeStatus) GetAddr() string {
 	if x != nil {
 		return x.Addr
+	}
+	return ""
+}
+
+func (x *NodeStatus) GetGossipAddr() string {
+	if x != nil {
+		return x.GossipAddr
 	}
 	return ""
 }
@@ -2805,14 +2825,16 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xca\x01\n" +
+	"updated_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xeb\x01\n" +
 	"\aCluster\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\"\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0e.shoal.v1.MetaR\x04meta\x12)\n" +
 	"\x04spec\x18\x03 \x01(\v2\x15.shoal.v1.ClusterSpecR\x04spec\x12)\n" +
 	"\aroot_ca\x18\x04 \x01(\v2\x10.shoal.v1.RootCAR\x06rootCa\x125\n" +
 	"\vjoin_tokens\x18\x05 \x01(\v2\x14.shoal.v1.JoinTokensR\n" +
-	"joinTokens\"\x94\x01\n" +
+	"joinTokens\x12\x1f\n" +
+	"\vgossip_keys\x18\x06 \x03(\fR\n" +
+	"gossipKeys\"\x94\x01\n" +
 	"\vClusterSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12,\n" +
 	"\x12task_history_limit\x18\x02 \x01(\x03R\x10taskHistoryLimit\x12C\n" +
@@ -2854,12 +2876,14 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\aversion\x18\x05 \x01(\tR\aversion\x1a?\n" +
 	"\x11EngineLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"e\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x86\x01\n" +
 	"\n" +
 	"NodeStatus\x12)\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x13.shoal.v1.NodeStateR\x05state\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x12\n" +
-	"\x04addr\x18\x03 \x01(\tR\x04addr\"\x94\x01\n" +
+	"\x04addr\x18\x03 \x01(\tR\x04addr\x12\x1f\n" +
+	"\vgossip_addr\x18\x04 \x01(\tR\n" +
+	"gossipAddr\"\x94\x01\n" +
 	"\rManagerStatus\x12\x12\n" +
 	"\x04addr\x18\x01 \x01(\tR\x04addr\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x16\n" +

@@ -1,0 +1,189 @@
+package daemon
+
+import (
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/shoal-run/shoal/internal/gossip"
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+)
+
+// gossipNode runs the node's gossip membership: it starts once a
+// heartbeat answer brings the cluster's keys, joins through the peers the
+// leader names, rejoins peers it lost (after a partition heals), and
+// follows key and role changes. It is the manager's view of gossip too
+// (manager.GossipView).
+type gossipNode struct {
+	log      *zap.Logger
+	bind     string // host:port to listen on
+	changed  chan struct{}
+	joinWait time.Duration
+
+	mu       sync.Mutex
+	g        *gossip.Gossip
+	joining  bool
+	lastJoin time.Time
+}
+
+func newGossipNode(log *zap.Logger, bind string) *gossipNode {
+	return &gossipNode{log: log.Named("gossip"), bind: bind, changed: make(chan struct{}, 1), joinWait: 2 * time.Second}
+}
+
+// sync acts on a heartbeat answer. self is this node's ID, advHost the
+// host it advertises (may be empty), meta what it announces.
+func (n *gossipNode) sync(self, advHost string, resp *shoalv1.HeartbeatResponse, meta *shoalv1.GossipMeta) {
+	keys := resp.GetGossipKeys()
+	if len(keys) == 0 {
+		return // a leader from before gossip, or no cluster yet
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.g == nil {
+		adv := n.advertise(advHost, resp.GetObservedAddr())
+		g, err := gossip.Start(gossip.Config{
+			NodeID: self, BindAddr: n.bind, AdvertiseAddr: adv, Keys: keys, Meta: meta,
+			OnChange: n.kick, Log: n.log,
+		})
+		if err != nil {
+			n.log.Warn("gossip did not start; failures are detected by heartbeats alone", zap.Error(err))
+			return
+		}
+		n.g = g
+		n.log.Info("gossip started", zap.String("addr", g.Addr()))
+	} else {
+		if err := n.g.SetKeys(keys); err != nil {
+			n.log.Warn("gossip keys", zap.Error(err))
+		}
+		if err := n.g.SetMeta(meta); err != nil {
+			n.log.Debug("gossip meta", zap.Error(err))
+		}
+	}
+	n.joinMissingLocked(resp.GetGossipPeers())
+}
+
+// advertise is the gossip address to announce: the bind address unless it
+// is a wildcard, then the configured advertise host, then the address the
+// manager saw this node call from.
+func (n *gossipNode) advertise(advHost, observed string) string {
+	host, port, err := net.SplitHostPort(n.bind)
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+		return ""
+	}
+	switch {
+	case advHost != "":
+		host = advHost
+	case observed != "":
+		host = observed
+	default:
+		return ""
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// joinMissingLocked joins, in the background and at most every joinWait,
+// the peers that are not in the membership. memberlist does not rejoin a
+// peer it declared dead, so this is what heals gossip after a partition.
+func (n *gossipNode) joinMissingLocked(peers []string) {
+	if n.joining || time.Since(n.lastJoin) < n.joinWait {
+		return
+	}
+	have := map[string]bool{}
+	for _, m := range n.g.Members() {
+		have[m.Addr] = true
+	}
+	var missing []string
+	for _, p := range peers {
+		if !have[p] {
+			missing = append(missing, p)
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	n.joining, n.lastJoin = true, time.Now()
+	g := n.g
+	go func() {
+		k, err := g.Join(missing)
+		n.log.Debug("gossip join", zap.Strings("peers", missing), zap.Int("answered", k), zap.Error(err))
+		n.mu.Lock()
+		n.joining = false
+		n.mu.Unlock()
+	}()
+}
+
+func (n *gossipNode) kick() {
+	select {
+	case n.changed <- struct{}{}:
+	default:
+	}
+}
+
+// addr is the gossip address to report in heartbeats.
+func (n *gossipNode) addr() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.g == nil {
+		return ""
+	}
+	return n.g.Addr()
+}
+
+// managers lists the gRPC addresses of the managers gossip knows.
+func (n *gossipNode) managers() []string {
+	n.mu.Lock()
+	g := n.g
+	n.mu.Unlock()
+	if g == nil {
+		return nil
+	}
+	var out []string
+	for _, m := range g.Members() {
+		if a := m.Meta.GetManagerAddr(); m.Meta.GetRole() == shoalv1.NodeRole_NODE_ROLE_MANAGER && a != "" && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Failed implements manager.GossipView.
+func (n *gossipNode) Failed() map[string]time.Time {
+	n.mu.Lock()
+	g := n.g
+	n.mu.Unlock()
+	if g == nil {
+		return nil
+	}
+	return g.Failed()
+}
+
+// Changed implements manager.GossipView.
+func (n *gossipNode) Changed() <-chan struct{} { return n.changed }
+
+// stop ends gossip; leave says goodbye first (the node leaves the
+// cluster), otherwise the others see a failure unless the node comes back
+// in time (a daemon restart).
+func (n *gossipNode) stop(leave bool) {
+	n.mu.Lock()
+	g := n.g
+	n.g = nil
+	n.mu.Unlock()
+	if g == nil {
+		return
+	}
+	var err error
+	if leave {
+		err = g.Leave()
+	} else {
+		err = g.Close()
+	}
+	if err != nil {
+		n.log.Debug("gossip stop", zap.Error(err))
+	}
+}
