@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
@@ -15,16 +16,25 @@ import (
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
+// LeaderHintKey is the trailer in which a follower that refuses a stream
+// names the leader's gRPC address, so the caller goes there next.
+const LeaderHintKey = "shoal-leader"
+
 // StreamInterceptor authenticates streaming calls. Streams are served by
-// the leader only: a follower answers Unavailable and the caller moves
-// on to another manager.
+// the leader only: a follower answers Unavailable and redirects the
+// caller to the leader it knows (LeaderHintKey).
 func (m *Manager) StreamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	c, err := authenticate(ss.Context(), info.FullMethod, m.cfg.ClusterID)
 	if err != nil {
 		return errdefs.ToGRPC(err)
 	}
 	if !m.ready.Load() {
-		return errdefs.ToGRPC(fmt.Errorf("this manager is not the leader; try another manager: %w", errdefs.ErrUnavailable))
+		addr, err := m.leaderAddr()
+		if err != nil {
+			return errdefs.ToGRPC(err)
+		}
+		ss.SetTrailer(metadata.Pairs(LeaderHintKey, addr))
+		return errdefs.ToGRPC(fmt.Errorf("this manager is not the leader; the leader is %s: %w", addr, errdefs.ErrUnavailable))
 	}
 	return errdefs.ToGRPC(handler(srv, &callerStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), callerKey{}, c)}))
 }

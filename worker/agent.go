@@ -29,8 +29,10 @@ type Exit struct {
 
 // Executor runs tasks' containers on this node.
 type Executor interface {
-	// Pull makes the task's image available locally.
-	Pull(ctx context.Context, t *shoalv1.Task) error
+	// Pull makes the task's image available locally, telling progress
+	// (a line like "pulling image: 1 of 3 layers, 12.3 of 45.1 MB") as it
+	// goes.
+	Pull(ctx context.Context, t *shoalv1.Task, progress func(string)) error
 	// Start creates and starts a container for the task.
 	Start(ctx context.Context, t *shoalv1.Task) (id string, err error)
 	// Wait blocks until the container exits.

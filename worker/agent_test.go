@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -16,21 +17,27 @@ import (
 
 // fakeExec is a controller whose containers exit when the test says.
 type fakeExec struct {
-	mu       sync.Mutex
-	n        int
-	exits    map[string]chan Exit
-	running  map[string]string // container -> task
-	pullErr  error
-	startErr error
-	stopped  []string
-	started  chan string
+	mu           sync.Mutex
+	n            int
+	exits        map[string]chan Exit
+	running      map[string]string // container -> task
+	pullErr      error
+	pullProgress []string
+	startErr     error
+	stopped      []string
+	started      chan string
 }
 
 func newFake() *fakeExec {
 	return &fakeExec{exits: map[string]chan Exit{}, running: map[string]string{}, started: make(chan string, 100)}
 }
 
-func (f *fakeExec) Pull(ctx context.Context, t *shoalv1.Task) error { return f.pullErr }
+func (f *fakeExec) Pull(ctx context.Context, t *shoalv1.Task, progress func(string)) error {
+	for _, m := range f.pullProgress {
+		progress(m)
+	}
+	return f.pullErr
+}
 
 func (f *fakeExec) Start(ctx context.Context, t *shoalv1.Task) (string, error) {
 	f.mu.Lock()
@@ -183,6 +190,26 @@ func TestRejectedWhenThePullFails(t *testing.T) {
 	r.waitFor(t, "t1", shoalv1.TaskState_TASK_STATE_REJECTED, 0)
 	if r.last("t1").GetErr() != `image "x" not found in registry y` {
 		t.Fatalf("error %q", r.last("t1").GetErr())
+	}
+}
+
+// The pull's progress reaches the manager as a preparing status, spaced
+// so a burst of layer events is one report.
+func TestPullProgressReported(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	a, f, r, stop := newAgent(t)
+	defer stop()
+	f.pullProgress = []string{"pulling image: 0 of 2 layers, 1.0 of 9.0 MB", "pulling image: 1 of 2 layers, 5.0 of 9.0 MB"}
+	a.Update(true, []*shoalv1.Task{task("t1", shoalv1.TaskState_TASK_STATE_RUNNING, shoalv1.RestartCondition_RESTART_CONDITION_ANY)}, nil)
+	r.waitFor(t, "t1", shoalv1.TaskState_TASK_STATE_RUNNING, 0)
+	var got []string
+	for _, s := range r.all["t1"] {
+		if s.GetState() == shoalv1.TaskState_TASK_STATE_PREPARING {
+			got = append(got, s.GetMessage())
+		}
+	}
+	if want := []string{"preparing", "pulling image: 0 of 2 layers, 1.0 of 9.0 MB"}; !slices.Equal(got, want) {
+		t.Errorf("preparing reports %q; want %q", got, want)
 	}
 }
 

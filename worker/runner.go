@@ -81,6 +81,9 @@ func (r *runner) stop() {
 	r.report(shoalv1.TaskState_TASK_STATE_SHUTDOWN, "shut down", "", 0)
 }
 
+// pullReportEvery spaces the progress reports of an image pull.
+const pullReportEvery = 500 * time.Millisecond
+
 // run takes the task from accepted to its end.
 func (r *runner) run() {
 	log := r.a.log.With(zap.String("task", r.id()))
@@ -90,7 +93,15 @@ func (r *runner) run() {
 	if adopted == "" {
 		r.report(shoalv1.TaskState_TASK_STATE_ACCEPTED, "accepted", "", 0)
 		r.report(shoalv1.TaskState_TASK_STATE_PREPARING, "preparing", "", 0)
-		if err := r.a.exec.Pull(r.ctx, r.task); err != nil {
+		var last time.Time
+		progress := func(msg string) {
+			// Progress reaches the manager at most every pullReportEvery.
+			if now := r.a.now(); now.Sub(last) >= pullReportEvery {
+				last = now
+				r.report(shoalv1.TaskState_TASK_STATE_PREPARING, msg, "", 0)
+			}
+		}
+		if err := r.a.exec.Pull(r.ctx, r.task, progress); err != nil {
 			if r.ctx.Err() != nil {
 				return
 			}

@@ -7,6 +7,7 @@ import (
 
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 	"github.com/shoal-run/shoal/runtime/container"
+	"github.com/shoal-run/shoal/runtime/image"
 )
 
 // Labels the worker puts on task containers.
@@ -20,14 +21,49 @@ const (
 type RuntimeExecutor struct {
 	Runtime *container.Runtime
 	// PullImage pulls an image unless it is already here.
-	PullImage func(ctx context.Context, ref string) error
+	PullImage func(ctx context.Context, ref string, progress func(image.Progress)) error
 }
 
 var _ Executor = (*RuntimeExecutor)(nil)
 
 // Pull implements Executor.
-func (e *RuntimeExecutor) Pull(ctx context.Context, t *shoalv1.Task) error {
-	return e.PullImage(ctx, t.GetSpec().GetContainer().GetImage())
+func (e *RuntimeExecutor) Pull(ctx context.Context, t *shoalv1.Task, progress func(string)) error {
+	var p PullProgress
+	return e.PullImage(ctx, t.GetSpec().GetContainer().GetImage(), func(ev image.Progress) {
+		if msg, ok := p.Add(ev); ok {
+			progress(msg)
+		}
+	})
+}
+
+// PullProgress sums an image pull's per-layer progress into one line.
+type PullProgress struct {
+	layers map[string]image.Progress
+}
+
+// Add takes one progress event and says what the pull as a whole looks
+// like now; ok is false for events that say nothing new (resolving).
+func (p *PullProgress) Add(ev image.Progress) (msg string, ok bool) {
+	if ev.Layer == "" {
+		return "", false
+	}
+	if p.layers == nil {
+		p.layers = map[string]image.Progress{}
+	}
+	p.layers[ev.Layer] = ev
+	var cur, total int64
+	done := 0
+	for _, l := range p.layers {
+		switch l.Status {
+		case image.StatusDone, image.StatusExists:
+			done++
+			cur += max(l.Current, l.Total)
+		default:
+			cur += l.Current
+		}
+		total += l.Total
+	}
+	return fmt.Sprintf("pulling image: %d of %d layers, %.1f of %.1f MB", done, len(p.layers), float64(cur)/1e6, float64(total)/1e6), true
 }
 
 // Spec translates a task into a container spec.

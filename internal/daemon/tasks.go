@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -11,7 +12,9 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/shoal-run/shoal/internal/runtimeapi"
+	"github.com/shoal-run/shoal/manager"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+	"github.com/shoal-run/shoal/runtime/image"
 	"github.com/shoal-run/shoal/worker"
 )
 
@@ -28,11 +31,11 @@ type tasks struct {
 
 func newTasks(ctx context.Context, d *Daemon, rt *runtimeapi.Server) *tasks {
 	t := &tasks{d: d, pending: map[string]*shoalv1.TaskStatus{}, kick: make(chan struct{}, 1)}
-	exec := &worker.RuntimeExecutor{Runtime: rt.Containers, PullImage: func(ctx context.Context, ref string) error {
+	exec := &worker.RuntimeExecutor{Runtime: rt.Containers, PullImage: func(ctx context.Context, ref string, progress func(image.Progress)) error {
 		if _, err := rt.Images.Get(ref); err == nil {
 			return nil
 		}
-		_, err := rt.Images.Pull(ctx, ref, nil)
+		_, err := rt.Images.Pull(ctx, ref, progress)
 		return err
 	}}
 	t.agent = worker.NewAgent(ctx, exec, t.report, d.log)
@@ -109,16 +112,25 @@ func (t *tasks) sessionLoop(ctx context.Context) {
 		if id == nil {
 			return
 		}
-		for _, addr := range targets {
+		tried := map[string]bool{}
+		for i := 0; i < len(targets); i++ {
+			addr := targets[i]
 			if ctx.Err() != nil {
 				return
 			}
+			tried[addr] = true
 			conn, err := t.d.agentConn(addr, id)
 			if err != nil {
 				continue
 			}
-			if err := t.follow(ctx, conn); err != nil {
+			leader, err := t.follow(ctx, conn)
+			if err != nil {
 				t.d.log.Debug("assignment stream", zap.String("manager", addr), zap.Error(err))
+			}
+			// A follower names the leader: go there next (once a round).
+			if leader != "" && !tried[leader] {
+				targets = slices.Insert(targets, i+1, leader)
+				tried[leader] = true
 			}
 		}
 		select {
@@ -128,20 +140,25 @@ func (t *tasks) sessionLoop(ctx context.Context) {
 	}
 }
 
-func (t *tasks) follow(ctx context.Context, conn *grpc.ClientConn) error {
+// follow applies one manager's assignment stream until it ends. When the
+// manager is a follower, leader is the address it redirects to.
+func (t *tasks) follow(ctx context.Context, conn *grpc.ClientConn) (leader string, err error) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := shoalv1.NewDispatcherServiceClient(conn).Assignments(sctx, &shoalv1.AssignmentsRequest{})
 	if err != nil {
-		return err
+		return "", err
 	}
 	for {
 		msg, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
-			return nil
+			return "", nil
 		}
 		if err != nil {
-			return err
+			if hint := stream.Trailer().Get(manager.LeaderHintKey); len(hint) > 0 {
+				leader = hint[0]
+			}
+			return leader, err
 		}
 		t.agent.Update(msg.GetFull(), msg.GetTasks(), msg.GetRemoved())
 	}

@@ -22,6 +22,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
@@ -124,6 +125,8 @@ type Node struct {
 	// Exec runs the daemon; nil means directly. The netns harness wraps
 	// it with nsenter.
 	Exec func(bin string, args ...string) *exec.Cmd
+	// Host is the network namespace the node runs in; nil for loopback.
+	Host *Host
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -356,9 +359,19 @@ func (n *Node) MustCLI(args ...string) string {
 // CertDir is where the node keeps its certificates.
 func (n *Node) CertDir() string { return filepath.Join(n.Dir, "data", "certificates") }
 
-// Conn dials the node's gRPC address with its own certificate.
+// Conn dials the node's gRPC address with its own certificate, or, for a
+// node in a network namespace the test process cannot route to, its local
+// socket, which relays to the same API.
 func (n *Node) Conn() *grpc.ClientConn {
 	n.t.Helper()
+	if n.Host != nil {
+		c, err := grpc.NewClient("unix://"+n.Socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			n.t.Fatal(err)
+		}
+		n.t.Cleanup(func() { c.Close() })
+		return c
+	}
 	return n.DialWithCert(n.Addr)
 }
 
@@ -404,6 +417,13 @@ func StartCluster(t TB, managers, workers int, args ...string) *Cluster {
 		n.Start()
 		c.Workers = append(c.Workers, n)
 	}
+	c.join()
+	return c
+}
+
+// join initializes the swarm on the first manager and joins the others
+// with real tokens.
+func (c *Cluster) join() {
 	first := c.Managers[0]
 	first.MustCLI("swarm", "init", "--advertise-addr", first.Addr)
 	mtok := strings.TrimSpace(first.MustCLI("swarm", "join-token", "-q", "manager"))
@@ -414,7 +434,6 @@ func StartCluster(t TB, managers, workers int, args ...string) *Cluster {
 	for _, n := range c.Workers {
 		n.MustCLI("swarm", "join", "--token", wtok, "--advertise-addr", n.Addr, first.Addr)
 	}
-	return c
 }
 
 // Nodes returns every node.

@@ -1,0 +1,170 @@
+package harness
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// A Net is a test network of hosts on one machine: a "switch" network
+// namespace holding a Linux bridge, and per host a network namespace with
+// one veth (eth0, 10.99.0.N/24) whose peer is a port of the bridge. Every
+// device and address lives in namespaces the test made; the machine's own
+// namespace, its routes and its uplink are never touched, so test traffic
+// cannot leave. Daemons run in their host's namespace through
+// `nsenter --net` (not `ip netns exec`, which remounts /sys and hides the
+// cgroup mounts).
+//
+// Namespaces are named shoal-t<pid>-...; a stale-leftover sweep at NewNet
+// removes those of test processes that no longer run, killing the
+// processes still inside them first.
+type Net struct {
+	t      TB
+	prefix string
+	sw     string // switch namespace
+	hosts  []*Host
+}
+
+// Host is one namespace on a Net.
+type Host struct {
+	Name string
+	NS   string // namespace name under /run/netns
+	IP   string
+	net  *Net
+}
+
+const netnsDir = "/run/netns"
+
+// hostSubnet is the hosts' subnet; each Net has its own switch namespace,
+// so Nets never see each other's addresses.
+const hostSubnet = "10.99.0"
+
+// NewNet makes the switch namespace and its bridge.
+func NewNet(t TB) *Net {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("network namespaces need root")
+	}
+	SweepNetns()
+	n := &Net{t: t, prefix: fmt.Sprintf("shoal-t%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)}
+	n.sw = n.prefix + "-sw"
+	t.Cleanup(n.remove)
+	n.ip("netns", "add", n.sw)
+	n.ip("-n", n.sw, "link", "set", "lo", "up")
+	n.ip("-n", n.sw, "link", "add", "br0", "type", "bridge")
+	n.ip("-n", n.sw, "link", "set", "br0", "up")
+	return n
+}
+
+func (n *Net) ip(args ...string) {
+	n.t.Helper()
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		n.t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+}
+
+// AddHost makes a host namespace plugged into the bridge.
+func (n *Net) AddHost(name string) *Host {
+	n.t.Helper()
+	i := len(n.hosts) + 1
+	h := &Host{Name: name, NS: fmt.Sprintf("%s-h%d", n.prefix, i), IP: fmt.Sprintf("%s.%d", hostSubnet, i), net: n}
+	n.hosts = append(n.hosts, h)
+	port := fmt.Sprintf("h%d", i)
+	n.ip("netns", "add", h.NS)
+	n.ip("-n", h.NS, "link", "set", "lo", "up")
+	n.ip("-n", n.sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", h.NS)
+	n.ip("-n", n.sw, "link", "set", port, "master", "br0")
+	n.ip("-n", n.sw, "link", "set", port, "up")
+	n.ip("-n", h.NS, "addr", "add", h.IP+"/24", "dev", "eth0")
+	n.ip("-n", h.NS, "link", "set", "eth0", "up")
+	return h
+}
+
+// Hosts lists the hosts in the order they were added.
+func (n *Net) Hosts() []*Host { return append([]*Host{}, n.hosts...) }
+
+// Command runs a program in the host's network namespace.
+func (h *Host) Command(bin string, args ...string) *exec.Cmd {
+	return exec.Command("nsenter", append([]string{"--net=" + filepath.Join(netnsDir, h.NS), "--", bin}, args...)...)
+}
+
+// NewNode prepares a daemon on the host, reachable on the host's address
+// at the standard ports.
+func (h *Host) NewNode(name string, args ...string) *Node {
+	n := NewNode(h.net.t, name, args...)
+	n.Host = h
+	n.Addr = h.IP + ":4242"
+	n.RaftAddr = h.IP + ":4243"
+	n.GossipAddr = h.IP + ":7946"
+	n.Exec = h.Command
+	return n
+}
+
+// remove kills what still runs in the namespaces and deletes them.
+func (n *Net) remove() {
+	for _, h := range n.hosts {
+		removeNetns(h.NS)
+	}
+	removeNetns(n.sw)
+}
+
+// removeNetns kills the processes inside a namespace (by PID: they are
+// provably the test's, being in its namespace) and deletes it; deleting
+// it removes its veths, bridge and nftables tables with it.
+func removeNetns(name string) {
+	if out, err := exec.Command("ip", "netns", "pids", name).Output(); err == nil {
+		for _, f := range strings.Fields(string(out)) {
+			if pid, err := strconv.Atoi(f); err == nil && pid > 1 && pid != os.Getpid() {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	}
+	_ = exec.Command("ip", "netns", "del", name).Run()
+}
+
+// SweepNetns removes the namespaces of earlier test processes that died
+// without cleaning up.
+func SweepNetns() {
+	ents, _ := os.ReadDir(netnsDir)
+	for _, e := range ents {
+		name := e.Name()
+		if !strings.HasPrefix(name, "shoal-t") {
+			continue
+		}
+		pidPart, _, _ := strings.Cut(strings.TrimPrefix(name, "shoal-t"), "-")
+		pid, err := strconv.Atoi(pidPart)
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+			continue // that test still runs
+		}
+		removeNetns(name)
+	}
+}
+
+// StartNetCluster is StartCluster with each node on its own host of a new
+// Net.
+func StartNetCluster(t TB, managers, workers int, args ...string) (*Cluster, *Net) {
+	t.Helper()
+	net := NewNet(t)
+	c := &Cluster{t: t}
+	for i := 0; i < managers; i++ {
+		n := net.AddHost(fmt.Sprintf("manager%d", i+1)).NewNode(fmt.Sprintf("manager%d", i+1), args...)
+		n.Start()
+		c.Managers = append(c.Managers, n)
+	}
+	for i := 0; i < workers; i++ {
+		n := net.AddHost(fmt.Sprintf("worker%d", i+1)).NewNode(fmt.Sprintf("worker%d", i+1), args...)
+		n.Start()
+		c.Workers = append(c.Workers, n)
+	}
+	c.join()
+	return c, net
+}

@@ -1,0 +1,70 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+	"github.com/shoal-run/shoal/tests/harness"
+)
+
+// listNodes reads node ls through a manager; nil when it does not answer.
+func listNodes(m *harness.Node) []*shoalv1.Node {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	resp, err := m.Control().ListNodes(ctx, &shoalv1.ListNodesRequest{})
+	if err != nil {
+		return nil
+	}
+	return resp.GetNodes()
+}
+
+// allReady checks that want nodes are listed, all ready, with one leader.
+func allReady(nodes []*shoalv1.Node, want int) error {
+	if len(nodes) != want {
+		return fmt.Errorf("%d nodes listed; want %d", len(nodes), want)
+	}
+	leaders := 0
+	for _, n := range nodes {
+		if n.GetStatus().GetState() != shoalv1.NodeState_NODE_STATE_READY {
+			return fmt.Errorf("node %s at %s is %s (%s)", n.GetId(), n.GetStatus().GetAddr(), n.GetStatus().GetState(), n.GetStatus().GetMessage())
+		}
+		if n.GetManagerStatus().GetLeader() {
+			leaders++
+		}
+	}
+	if leaders != 1 {
+		return fmt.Errorf("%d leaders; want 1", leaders)
+	}
+	return nil
+}
+
+// Fault scenario 1: three managers and two workers, each on its own host
+// (a network namespace on a test bridge), join with real tokens; every
+// node is listed Ready from its host's address with one leader, and node
+// ls through the CLI shows the same.
+func TestNetClusterJoins(t *testing.T) {
+	needRoot(t)
+	c, _ := harness.StartNetCluster(t, 3, 2)
+	m := c.Managers[0]
+	harness.Eventually(t, 20*time.Second, func() error { return allReady(listNodes(m), 5) })
+	addrs := map[string]bool{}
+	for _, n := range listNodes(m) {
+		addrs[n.GetStatus().GetAddr()] = true
+	}
+	for _, n := range c.Nodes() {
+		if !addrs[n.Host.IP] {
+			t.Errorf("no node seen from %s's address %s; seen %v", n.Name, n.Host.IP, addrs)
+		}
+	}
+	out := c.Managers[1].MustCLI("node", "ls")
+	if got := strings.Count(out, "Ready"); got != 5 {
+		t.Errorf("node ls on a follower shows %d Ready nodes; want 5:\n%s", got, out)
+	}
+	if got := strings.Count(out, "Leader"); got != 1 {
+		t.Errorf("node ls shows %d leaders; want 1:\n%s", got, out)
+	}
+}
