@@ -77,6 +77,9 @@ func Binary(t TB) string {
 
 // RemoveBinary deletes the binary Binary built; call it from TestMain.
 func RemoveBinary() {
+	if netemPath != "" {
+		os.RemoveAll(filepath.Dir(netemPath))
+	}
 	if binPath != "" && os.Getenv("SHOAL_BIN") == "" {
 		os.RemoveAll(filepath.Dir(binPath))
 	}
@@ -201,6 +204,9 @@ func (n *Node) reapContainers() {
 		_ = os.Remove(sub)
 	}
 }
+
+// DaemonLog is what the daemon logged so far.
+func (n *Node) DaemonLog() string { return readFile(filepath.Join(n.Dir, "daemon.log")) }
 
 func readFile(path string) string {
 	data, _ := os.ReadFile(path)

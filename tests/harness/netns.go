@@ -1,13 +1,16 @@
 package harness
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -167,4 +170,86 @@ func StartNetCluster(t TB, managers, workers int, args ...string) (*Cluster, *Ne
 	}
 	c.join()
 	return c, net
+}
+
+var (
+	netemOnce sync.Once
+	netemPath string
+	netemErr  error
+)
+
+// netemBinary builds tests/cmd/netem once per process.
+func netemBinary(t TB) string {
+	t.Helper()
+	netemOnce.Do(func() {
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Join(filepath.Dir(file), "..", "..")
+		dir, err := os.MkdirTemp("", "shoal-netem-")
+		if err != nil {
+			netemErr = err
+			return
+		}
+		netemPath = filepath.Join(dir, "netem")
+		cmd := exec.Command("go", "build", "-o", netemPath, "./tests/cmd/netem")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			netemErr = fmt.Errorf("go build netem: %v\n%s", err, out)
+		}
+	})
+	if netemErr != nil {
+		t.Fatal(netemErr)
+	}
+	return netemPath
+}
+
+// Impair delays every packet the host sends by delay and drops each with
+// probability loss, until the returned function (also run at cleanup) is
+// called. The kernel here has no sch_netem, so tests/cmd/netem does it
+// with an nftables queue rule and a userspace verdict after the delay.
+func (h *Host) Impair(delay time.Duration, loss float64) (heal func()) {
+	t := h.net.t
+	t.Helper()
+	cmd := h.Command(netemBinary(t), "-dev", "eth0", "-delay", delay.String(), "-loss", strconv.FormatFloat(loss, 'f', -1, 64), "-seed", strconv.Itoa(len(h.NS)+int(h.IP[len(h.IP)-1])))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		ok := false
+		for sc.Scan() {
+			if !ok && strings.TrimSpace(sc.Text()) == "ready" {
+				ok = true
+				ready <- true
+			}
+		}
+		if !ok {
+			ready <- false
+		}
+	}()
+	var once sync.Once
+	heal = func() {
+		once.Do(func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			_ = cmd.Wait()
+		})
+	}
+	t.Cleanup(heal)
+	select {
+	case ok := <-ready:
+		if !ok {
+			heal()
+			t.Fatalf("netem on %s did not start: %s", h.Name, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		heal()
+		t.Fatalf("netem on %s not ready in 10s: %s", h.Name, stderr.String())
+	}
+	return heal
 }
