@@ -79,8 +79,9 @@ func TestNoFalseDownUnderDelayAndLoss(t *testing.T) {
 	c, net := harness.StartNetCluster(t, 1, 3)
 	m := c.Managers[0]
 	harness.Eventually(t, 20*time.Second, func() error { return allReady(listNodes(m), 4) })
+	var heals []func() (int, int)
 	for _, h := range net.Hosts() {
-		h.Impair(100*time.Millisecond, 0.01)
+		heals = append(heals, h.Impair(100*time.Millisecond, 0.01))
 	}
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
@@ -102,6 +103,23 @@ func TestNoFalseDownUnderDelayAndLoss(t *testing.T) {
 	}
 	if downs := strings.Count(m.DaemonLog(), `"state":"NODE_STATE_DOWN"`); downs != 0 {
 		t.Fatalf("the leader marked a node down %d times under delay and loss", downs)
+	}
+	// The impairment was real: every host's packets were delayed and some
+	// were lost.
+	total := 0
+	for i, heal := range heals {
+		accepted, dropped := heal()
+		t.Logf("%s: %d packets delayed 100 ms, %d dropped", net.Hosts()[i].Name, accepted, dropped)
+		if accepted < 100 {
+			t.Errorf("%s: netem delayed only %d packets", net.Hosts()[i].Name, accepted)
+		}
+		total += dropped
+	}
+	if total == 0 {
+		t.Error("netem dropped no packet at 1% loss")
+	}
+	for _, h := range net.Hosts() {
+		h.Impair(100*time.Millisecond, 0.01)
 	}
 
 	// A real failure under the same conditions is still detected.

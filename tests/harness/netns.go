@@ -203,10 +203,11 @@ func netemBinary(t TB) string {
 }
 
 // Impair delays every packet the host sends by delay and drops each with
-// probability loss, until the returned function (also run at cleanup) is
-// called. The kernel here has no sch_netem, so tests/cmd/netem does it
-// with an nftables queue rule and a userspace verdict after the delay.
-func (h *Host) Impair(delay time.Duration, loss float64) (heal func()) {
+// probability loss, until heal (also run at cleanup) is called; heal says
+// how many packets were delayed and how many dropped. The kernel here has
+// no sch_netem, so tests/cmd/netem does it with an nftables queue rule and
+// a userspace verdict after the delay.
+func (h *Host) Impair(delay time.Duration, loss float64) (heal func() (accepted, dropped int)) {
 	t := h.net.t
 	t.Helper()
 	cmd := h.Command(netemBinary(t), "-dev", "eth0", "-delay", delay.String(), "-loss", strconv.FormatFloat(loss, 'f', -1, 64), "-seed", strconv.Itoa(len(h.NS)+int(h.IP[len(h.IP)-1])))
@@ -233,14 +234,27 @@ func (h *Host) Impair(delay time.Duration, loss float64) (heal func()) {
 			ready <- false
 		}
 	}()
-	var once sync.Once
-	heal = func() {
+	var (
+		once              sync.Once
+		accepted, dropped int
+	)
+	heal = func() (int, int) {
 		once.Do(func() {
 			_ = cmd.Process.Signal(syscall.SIGTERM)
 			_ = cmd.Wait()
+			// netem's last line: "netem: eth0: N packets accepted after D, M dropped (loss L)".
+			for _, line := range strings.Split(stderr.String(), "\n") {
+				if i := strings.Index(line, "netem: "); i >= 0 {
+					var dev, d string
+					if _, err := fmt.Sscanf(line[i:], "netem: %s %d packets accepted after %s %d dropped", &dev, &accepted, &d, &dropped); err != nil {
+						accepted, dropped = -1, -1
+					}
+				}
+			}
 		})
+		return accepted, dropped
 	}
-	t.Cleanup(heal)
+	t.Cleanup(func() { heal() })
 	select {
 	case ok := <-ready:
 		if !ok {
