@@ -29,6 +29,10 @@ type gossipNode struct {
 	lastJoin time.Time
 }
 
+// GossipOff as the gossip address runs the node without gossip: failures
+// are then detected by heartbeats alone.
+const GossipOff = "off"
+
 func newGossipNode(log *zap.Logger, bind string) *gossipNode {
 	return &gossipNode{log: log.Named("gossip"), bind: bind, changed: make(chan struct{}, 1), joinWait: 2 * time.Second}
 }
@@ -37,8 +41,8 @@ func newGossipNode(log *zap.Logger, bind string) *gossipNode {
 // host it advertises (may be empty), meta what it announces.
 func (n *gossipNode) sync(self, advHost string, resp *shoalv1.HeartbeatResponse, meta *shoalv1.GossipMeta) {
 	keys := resp.GetGossipKeys()
-	if len(keys) == 0 {
-		return // a leader from before gossip, or no cluster yet
+	if len(keys) == 0 || n.bind == GossipOff {
+		return // a leader from before gossip, no cluster yet, or gossip off
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()

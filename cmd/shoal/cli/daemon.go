@@ -56,7 +56,7 @@ func newDaemonCmd(g *globals) *cobra.Command {
 	fl.StringVar(&f.socket, "socket", DefaultSocket, "local control socket (mode 0600)")
 	fl.StringVar(&f.listen, "listen-addr", "0.0.0.0:4242", "gRPC listen address (managers)")
 	fl.StringVar(&f.raftAddr, "raft-addr", "", "Raft listen address (default port 4243 on the listen host)")
-	fl.StringVar(&f.gossipAddr, "gossip-addr", "", "gossip listen address, tcp and udp (default port 7946 on the listen host)")
+	fl.StringVar(&f.gossipAddr, "gossip-addr", "", "gossip listen address, tcp and udp (default port 7946 on the listen host); off detects failures by heartbeats alone")
 	fl.StringArrayVar(&f.labels, "label", nil, "engine label KEY=VALUE of this node, for constraints like engine.labels.KEY==VALUE (repeatable)")
 	fl.StringVar(&f.advertise, "advertise-addr", "", "address other nodes use to reach this one (default: the listen address when it is not 0.0.0.0)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")

@@ -1,9 +1,11 @@
 // Command nodeloss measures, on a loopback cluster of real daemons running
 // real containers, the time from killing a worker host (its daemon and its
 // containers, SIGKILL) to the leader marking it down, and from then to
-// every one of its tasks running again on another node.
+// every one of its tasks running again on another node. With -gossip both
+// it runs the trials twice, side by side: with gossip (the default) and
+// with `--gossip-addr off`, heartbeats alone.
 //
-//	go run ./tests/bench/nodeloss [-replicas 60] [-trials 5]
+//	go run ./tests/bench/nodeloss [-replicas 60] [-trials 5] [-gossip on|off|both]
 package main
 
 import (
@@ -23,17 +25,40 @@ import (
 func main() {
 	replicas := flag.Int64("replicas", 60, "tasks of the service")
 	trials := flag.Int("trials", 5, "nodes killed, one per trial")
+	gossip := flag.String("gossip", "on", "on, off (heartbeats alone) or both, side by side")
 	flag.Parse()
 	t := benchkit.NewTB(false)
 	defer t.Close()
 	defer harness.RemoveBinary()
 	img := testimage.Serve(t, testimage.Options{Tag: "1"})
-	c := harness.StartCluster(t, 1, 3, benchkit.DaemonArgs("info")...)
+	variants := map[string][]string{"on": {"on"}, "off": {"off"}, "both": {"on", "off"}}[*gossip]
+	if variants == nil {
+		t.Fatalf("-gossip %q: want on, off or both", *gossip)
+	}
+	fmt.Printf("nodeloss: 1 manager + 3 workers on loopback, %d replicas of real containers, %d trials (a worker host killed: daemon and containers, SIGKILL)\n", *replicas, *trials)
+	fmt.Printf("machine: %s\n", benchkit.DescribeMachine())
+	for _, v := range variants {
+		args := benchkit.DaemonArgs("info")
+		if v == "off" {
+			args = append(args, "--gossip-addr", "off")
+		}
+		fmt.Printf("gossip %s:\n", v)
+		run(t, img, *replicas, *trials, args)
+	}
+}
+
+func run(t *benchkit.TB, img testimage.Served, replicas int64, trials int, args []string) {
+	c := harness.StartCluster(t, 1, 3, args...)
+	defer func() {
+		for _, n := range c.Nodes() {
+			n.KillHost()
+		}
+	}()
 	m := c.Managers[0]
 	ctl := m.Control()
 	ctx := context.Background()
 	spec := benchkit.ServiceSpec("web")
-	spec.GetReplicated().Replicas = *replicas
+	spec.GetReplicated().Replicas = replicas
 	spec.Task.Container.Image = img.Ref
 	spec.Task.Container.Args = []string{"sleep", "1h"}
 	created, err := ctl.CreateService(ctx, &shoalv1.CreateServiceRequest{Spec: spec})
@@ -71,12 +96,12 @@ func main() {
 		return time.Now()
 	}
 	var downs, replaces, totals []time.Duration
-	for i := 0; i < *trials; i++ {
+	for i := 0; i < trials; i++ {
 		victim := c.Workers[i%len(c.Workers)]
 		id := ids[victim]
 		wait("all tasks running", func() bool {
 			by, total := active()
-			return total == int(*replicas) && by[id] > 0
+			return total == int(replicas) && by[id] > 0
 		})
 		by, _ := active()
 		lost := by[id]
@@ -88,7 +113,7 @@ func main() {
 		})
 		done := wait("replacements running", func() bool {
 			by, total := active()
-			return by[id] == 0 && total == int(*replicas)
+			return by[id] == 0 && total == int(replicas)
 		})
 		downs = append(downs, down.Sub(killed))
 		replaces = append(replaces, done.Sub(down))
@@ -109,13 +134,11 @@ func main() {
 			n, err := ctl.GetNode(ctx, &shoalv1.GetNodeRequest{NodeId: id})
 			return err == nil && n.GetNode().GetStatus().GetState() == shoalv1.NodeState_NODE_STATE_READY
 		})
-		sp.GetReplicated().Replicas = *replicas
+		sp.GetReplicated().Replicas = replicas
 		if _, err := ctl.UpdateService(ctx, &shoalv1.UpdateServiceRequest{ServiceId: svcID, Version: up.GetService().GetMeta().GetVersion(), Spec: sp}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	fmt.Printf("nodeloss: 1 manager + 3 workers on loopback, %d replicas of real containers, %d trials (a worker host killed: daemon and containers, SIGKILL)\n", *replicas, *trials)
-	fmt.Printf("machine: %s\n", benchkit.DescribeMachine())
 	for _, row := range []struct {
 		name string
 		ds   []time.Duration
