@@ -41,11 +41,11 @@ type TB interface {
 	Failed() bool
 }
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
+var builds struct {
+	sync.Mutex
+	paths map[string]string // package -> binary
+	errs  map[string]error
+}
 
 // Binary builds cmd/shoal once per test process and returns its path.
 // SHOAL_BIN overrides it with a prebuilt binary.
@@ -54,34 +54,49 @@ func Binary(t TB) string {
 	if p := os.Getenv("SHOAL_BIN"); p != "" {
 		return p
 	}
-	buildOnce.Do(func() {
-		_, file, _, _ := runtime.Caller(0)
-		root := filepath.Join(filepath.Dir(file), "..", "..")
-		dir, err := os.MkdirTemp("", "shoal-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "shoal")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/shoal")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
+	return build(t, "./cmd/shoal", "shoal")
 }
 
-// RemoveBinary deletes the binary Binary built; call it from TestMain.
-func RemoveBinary() {
-	if netemPath != "" {
-		os.RemoveAll(filepath.Dir(netemPath))
+// build compiles a main package of this module once per process.
+func build(t TB, pkg, name string) string {
+	t.Helper()
+	builds.Lock()
+	defer builds.Unlock()
+	if builds.paths == nil {
+		builds.paths, builds.errs = map[string]string{}, map[string]error{}
 	}
-	if binPath != "" && os.Getenv("SHOAL_BIN") == "" {
-		os.RemoveAll(filepath.Dir(binPath))
+	if err := builds.errs[pkg]; err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := builds.paths[pkg]; ok {
+		return p
+	}
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	dir, err := os.MkdirTemp("", "shoal-"+name+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		builds.errs[pkg] = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+		t.Fatal(builds.errs[pkg])
+	}
+	builds.paths[pkg] = bin
+	return bin
+}
+
+// RemoveBinary deletes the binaries the harness built; call it from
+// TestMain.
+func RemoveBinary() {
+	builds.Lock()
+	defer builds.Unlock()
+	for pkg, p := range builds.paths {
+		os.RemoveAll(filepath.Dir(p))
+		delete(builds.paths, pkg)
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -112,15 +111,15 @@ func (h *Host) NewNode(name string, args ...string) *Node {
 // remove kills what still runs in the namespaces and deletes them.
 func (n *Net) remove() {
 	for _, h := range n.hosts {
-		removeNetns(h.NS)
+		RemoveNetns(h.NS)
 	}
-	removeNetns(n.sw)
+	RemoveNetns(n.sw)
 }
 
 // removeNetns kills the processes inside a namespace (by PID: they are
 // provably the test's, being in its namespace) and deletes it; deleting
 // it removes its veths, bridge and nftables tables with it.
-func removeNetns(name string) {
+func RemoveNetns(name string) {
 	if out, err := exec.Command("ip", "netns", "pids", name).Output(); err == nil {
 		for _, f := range strings.Fields(string(out)) {
 			if pid, err := strconv.Atoi(f); err == nil && pid > 1 && pid != os.Getpid() {
@@ -148,7 +147,7 @@ func SweepNetns() {
 		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
 			continue // that test still runs
 		}
-		removeNetns(name)
+		RemoveNetns(name)
 	}
 }
 
@@ -172,34 +171,10 @@ func StartNetCluster(t TB, managers, workers int, args ...string) (*Cluster, *Ne
 	return c, net
 }
 
-var (
-	netemOnce sync.Once
-	netemPath string
-	netemErr  error
-)
-
-// netemBinary builds tests/cmd/netem once per process.
-func netemBinary(t TB) string {
+// NetemBinary builds tests/cmd/netem once per test process.
+func NetemBinary(t TB) string {
 	t.Helper()
-	netemOnce.Do(func() {
-		_, file, _, _ := runtime.Caller(0)
-		root := filepath.Join(filepath.Dir(file), "..", "..")
-		dir, err := os.MkdirTemp("", "shoal-netem-")
-		if err != nil {
-			netemErr = err
-			return
-		}
-		netemPath = filepath.Join(dir, "netem")
-		cmd := exec.Command("go", "build", "-o", netemPath, "./tests/cmd/netem")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			netemErr = fmt.Errorf("go build netem: %v\n%s", err, out)
-		}
-	})
-	if netemErr != nil {
-		t.Fatal(netemErr)
-	}
-	return netemPath
+	return build(t, "./tests/cmd/netem", "netem")
 }
 
 // Impair delays every packet the host sends by delay and drops each with
@@ -210,7 +185,7 @@ func netemBinary(t TB) string {
 func (h *Host) Impair(delay time.Duration, loss float64) (heal func() (accepted, dropped int)) {
 	t := h.net.t
 	t.Helper()
-	cmd := h.Command(netemBinary(t), "-dev", "eth0", "-delay", delay.String(), "-loss", strconv.FormatFloat(loss, 'f', -1, 64), "-seed", strconv.Itoa(len(h.NS)+int(h.IP[len(h.IP)-1])))
+	cmd := h.Command(NetemBinary(t), "-dev", "eth0", "-delay", delay.String(), "-loss", strconv.FormatFloat(loss, 'f', -1, 64), "-seed", strconv.Itoa(len(h.NS)+int(h.IP[len(h.IP)-1])))
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/shoal-run/shoal/tests/harness"
 	"io"
 	"net"
 	"os"
@@ -26,8 +27,8 @@ import (
 	"github.com/shoal-run/shoal/tests/netem"
 )
 
-// nsPrefix names this test's network namespaces: shoalnetem-<pid>-a/-b.
-const nsPrefix = "shoalnetem-"
+// nsPrefix names this test's network namespaces: shoal-t<pid>-a/-b.
+const nsPrefix = "shoal-t" // harness.SweepNetns removes those of dead test processes
 
 // TestNetem proves the userspace netem really shapes a link: two network
 // namespaces of the test's own joined by a veth pair, cmd/netem on A's end
@@ -41,8 +42,8 @@ func TestNetem(t *testing.T) {
 			t.Fatalf("%s not found: %v", tool, err)
 		}
 	}
-	sweepNetns(t)
-	bin := buildNetem(t)
+	harness.SweepNetns()
+	bin := harness.NetemBinary(t)
 	l := newLink(t)
 
 	echo := l.echoServer(t)
@@ -154,7 +155,7 @@ func newLink(t *testing.T) *link {
 		ipA:  net.IPv4(10, 199, byte(x), 1),
 		ipB:  net.IPv4(10, 199, byte(x), 2),
 	}
-	t.Cleanup(func() { removeNetns(l.nsA); removeNetns(l.nsB) })
+	t.Cleanup(func() { harness.RemoveNetns(l.nsA); harness.RemoveNetns(l.nsB) })
 	for _, args := range [][]string{
 		{"netns", "add", l.nsA},
 		{"netns", "add", l.nsB},
@@ -521,17 +522,6 @@ func (b *lockedBuffer) String() string {
 	return b.b.String()
 }
 
-// buildNetem builds cmd/netem into the test's temp dir.
-func buildNetem(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "netem")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/shoal-run/shoal/tests/cmd/netem").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build tests/cmd/netem: %v\n%s", err, out)
-	}
-	return bin
-}
-
 func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
@@ -540,40 +530,5 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 			t.Fatalf("no %s within %v", what, limit)
 		}
 		time.Sleep(time.Millisecond) // poll interval
-	}
-}
-
-// removeNetns kills the processes inside a namespace (by PID: being in the
-// test's namespace, they are the test's) and deletes it.
-func removeNetns(name string) {
-	if out, err := exec.Command("ip", "netns", "pids", name).Output(); err == nil {
-		for _, f := range strings.Fields(string(out)) {
-			if pid, err := strconv.Atoi(f); err == nil && pid > 1 && pid != os.Getpid() {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-	}
-	_ = exec.Command("ip", "netns", "del", name).Run()
-}
-
-// sweepNetns removes namespaces left by earlier runs of this test whose
-// process no longer exists.
-func sweepNetns(t *testing.T) {
-	ents, _ := os.ReadDir("/run/netns")
-	for _, e := range ents {
-		rest, ok := strings.CutPrefix(e.Name(), nsPrefix)
-		if !ok {
-			continue
-		}
-		pidPart, _, _ := strings.Cut(rest, "-")
-		pid, err := strconv.Atoi(pidPart)
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
-			continue // that test still runs
-		}
-		t.Logf("removing leftover namespace %s", e.Name())
-		removeNetns(e.Name())
 	}
 }
