@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/shoal-run/shoal/tests/testimage"
 )
 
 // A Net is a test network of hosts on one machine: a "switch" network
@@ -31,6 +33,9 @@ type Net struct {
 	prefix string
 	sw     string // switch namespace
 	hosts  []*Host
+
+	regOnce sync.Once
+	reg     *testimage.Registry
 }
 
 // Host is one namespace on a Net.
@@ -47,6 +52,11 @@ const netnsDir = "/run/netns"
 // so Nets never see each other's addresses.
 const hostSubnet = "10.99.0"
 
+// RegistryAddr is where every host reaches the Net's image registry: an
+// address of the switch namespace's bridge. Daemons the harness starts on
+// a Net list it as an insecure (plain HTTP) registry.
+const RegistryAddr = hostSubnet + ".254:5000"
+
 // NewNet makes the switch namespace and its bridge.
 func NewNet(t TB) *Net {
 	t.Helper()
@@ -61,7 +71,56 @@ func NewNet(t TB) *Net {
 	n.ip("-n", n.sw, "link", "set", "lo", "up")
 	n.ip("-n", n.sw, "link", "add", "br0", "type", "bridge")
 	n.ip("-n", n.sw, "link", "set", "br0", "up")
+	n.ip("-n", n.sw, "addr", "add", strings.Split(RegistryAddr, ":")[0]+"/24", "dev", "br0")
 	return n
+}
+
+// Registry is the Net's image registry, started on first use: one
+// in-process registry serving on loopback (where the test pushes) and,
+// through a listener opened inside the switch namespace, at RegistryAddr
+// (where the hosts pull). It stops when the test ends.
+func (n *Net) Registry() *testimage.Registry {
+	n.t.Helper()
+	n.regOnce.Do(func() {
+		reg, err := testimage.StartRegistry()
+		if err != nil {
+			n.t.Fatal(err)
+		}
+		n.t.Cleanup(func() { reg.Close() })
+		ln, err := (&Host{NS: n.sw}).Listen("tcp", RegistryAddr)
+		if err != nil {
+			n.t.Fatalf("registry in the switch namespace: %v", err)
+		}
+		reg.Also(ln)
+		n.reg = reg
+	})
+	if n.reg == nil {
+		n.t.Fatal("the Net's registry did not start")
+	}
+	return n.reg
+}
+
+// Push uploads img as repoTag and returns the reference the hosts pull,
+// "10.99.0.254:5000/whoami:1".
+func (n *Net) Push(img testimage.Built, repoTag string) string {
+	n.t.Helper()
+	reg := n.Registry()
+	ref, err := reg.Push(img.Image, repoTag)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return RegistryAddr + strings.TrimPrefix(ref, reg.Addr())
+}
+
+// ServeImage builds the whoami image with opts and pushes it as
+// whoami:TAG; it returns the reference the hosts pull.
+func (n *Net) ServeImage(opts testimage.Options) string {
+	n.t.Helper()
+	b, err := testimage.Build("", opts)
+	if err != nil {
+		n.t.Fatalf("%v", err)
+	}
+	return n.Push(b, "whoami:"+b.Tag)
 }
 
 func (n *Net) ip(args ...string) {
@@ -99,7 +158,7 @@ func (h *Host) Command(bin string, args ...string) *exec.Cmd {
 // NewNode prepares a daemon on the host, reachable on the host's address
 // at the standard ports.
 func (h *Host) NewNode(name string, args ...string) *Node {
-	n := NewNode(h.net.t, name, args...)
+	n := NewNode(h.net.t, name, append([]string{"--insecure-registry", RegistryAddr}, args...)...)
 	n.Host = h
 	n.Addr = h.IP + ":4242"
 	n.RaftAddr = h.IP + ":4243"

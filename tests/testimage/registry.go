@@ -24,6 +24,7 @@ type Registry struct {
 	srv    *http.Server
 	ln     net.Listener
 	served chan error
+	extra  sync.WaitGroup // Also listeners
 
 	closeOnce sync.Once
 	closeErr  error
@@ -119,11 +120,19 @@ func Pull(ref string) (v1.Image, error) {
 	return img, nil
 }
 
+// Also serves the same registry on another listener too (for example one
+// opened inside a test network namespace), until Close.
+func (r *Registry) Also(ln net.Listener) {
+	r.extra.Add(1)
+	go func() { defer r.extra.Done(); _ = r.srv.Serve(ln) }()
+}
+
 // Close stops the server, closing connections in flight, and waits for it.
 // Later calls return the first one's result.
 func (r *Registry) Close() error {
 	r.closeOnce.Do(func() {
 		err := r.srv.Close()
+		r.extra.Wait()
 		if serr := <-r.served; !errors.Is(serr, http.ErrServerClosed) && err == nil {
 			err = serr
 		}
