@@ -45,6 +45,7 @@ lint: tools
 # unit: fast tests with the race detector.
 unit:
 	$(GO) test -race -count=1 -timeout 10m $$($(GO) list ./... | grep -v /tests)
+	$(GO) test -race -count=1 -run 'History|Appends' ./tests/harness/
 
 # e2e: real daemons (and, with later issues, namespaces and containers).
 e2e:

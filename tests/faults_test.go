@@ -57,3 +57,23 @@ func TestScenarioPartitionLeader(t *testing.T) {
 	r := faults.PartitionLeader(e, "register", 5*time.Second)
 	t.Logf("measured: %s cut off; %s elected after %s; acknowledged %d through the old leader, %d through the majority; %d in the final spec", r.OldLeader, r.NewLeader, r.Elected, r.AckedOld, r.AckedNew, r.Final)
 }
+
+// Fault scenario 7: every worker daemon restarted in turn: no container
+// restarted (same PIDs), never fewer than the replicas running.
+func TestScenarioRollingDaemonRestart(t *testing.T) {
+	needRoot(t)
+	e := faults.Start(t, 1, 3)
+	r := faults.RollingRestart(e, "web", 6)
+	t.Logf("measured: restarted %v, each ready again after %v; lowest of %d samples: %d containers running, %d tasks reported running", r.Restarted, r.Downtime, r.Samples, r.MinRunning, r.MinReported)
+}
+
+// Fault scenario 8: bad input across the API from a client on another
+// host: clear errors, no state change, no daemon crash.
+func TestScenarioBadInput(t *testing.T) {
+	needRoot(t)
+	e := faults.Start(t, 2, 1)
+	r := faults.BadInput(e)
+	for _, c := range append(r.Cases, r.Joins...) {
+		t.Log(c)
+	}
+}

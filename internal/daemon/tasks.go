@@ -123,7 +123,7 @@ func (t *tasks) sessionLoop(ctx context.Context) {
 			if err != nil {
 				continue
 			}
-			leader, err := t.follow(ctx, conn)
+			leader, err := t.follow(ctx, addr, conn)
 			if err != nil {
 				t.d.log.Debug("assignment stream", zap.String("manager", addr), zap.Error(err))
 			}
@@ -142,15 +142,18 @@ func (t *tasks) sessionLoop(ctx context.Context) {
 
 // follow applies one manager's assignment stream until it ends. When the
 // manager is a follower, leader is the address it redirects to.
-func (t *tasks) follow(ctx context.Context, conn *grpc.ClientConn) (leader string, err error) {
+func (t *tasks) follow(ctx context.Context, addr string, conn *grpc.ClientConn) (leader string, err error) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := shoalv1.NewDispatcherServiceClient(conn).Assignments(sctx, &shoalv1.AssignmentsRequest{})
 	if err != nil {
 		return "", err
 	}
-	for {
+	for first := true; ; first = false {
 		msg, err := stream.Recv()
+		if err == nil && first {
+			t.d.log.Info("following the leader's assignments", zap.String("manager", addr), zap.Int("tasks", len(msg.GetTasks())))
+		}
 		if errors.Is(err, io.EOF) {
 			return "", nil
 		}

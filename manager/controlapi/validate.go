@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
@@ -95,11 +97,20 @@ func ParseConstraint(c string) (key, op, value string, err error) {
 	return key, op, value, nil
 }
 
+// MaxServiceSpecBytes bounds a service spec: every task carries a copy and
+// every change is a Raft entry, so a large spec multiplies into the log,
+// the snapshots and each worker's assignments.
+const MaxServiceSpecBytes = 256 << 10
+
 // ValidateServiceSpec checks every field of a service spec.
 func ValidateServiceSpec(s *shoalv1.ServiceSpec) error {
 	var f fieldErrors
 	if s == nil {
 		f.add("service", "a spec is required")
+		return f.err()
+	}
+	if n := proto.Size(s); n > MaxServiceSpecBytes {
+		f.add("service", "the spec is %d bytes, over the limit of %d KiB: keep large data (files, long environment values) in the image", n, MaxServiceSpecBytes>>10)
 		return f.err()
 	}
 	validName(&f, "service.name", s.GetName())

@@ -223,6 +223,9 @@ func (n *Node) reapContainers() {
 // DaemonLog is what the daemon logged so far.
 func (n *Node) DaemonLog() string { return readFile(filepath.Join(n.Dir, "daemon.log")) }
 
+// LogCount counts the daemon's log lines containing s, across restarts.
+func (n *Node) LogCount(s string) int { return strings.Count(n.DaemonLog(), s) }
+
 func readFile(path string) string {
 	data, _ := os.ReadFile(path)
 	return string(data)
