@@ -153,7 +153,9 @@ func TestValidateServiceSpecOneBadField(t *testing.T) {
 		field  string // the message starts with "field: "
 		text   string // and contains this
 	}{
-		{"spec too large", func(s *shoalv1.ServiceSpec) { s.Task.Container.Env = []string{"BIG=" + strings.Repeat("x", MaxServiceSpecBytes)} }, "service", "over the limit of 256 KiB"},
+		{"spec too large", func(s *shoalv1.ServiceSpec) {
+			s.Task.Container.Env = []string{"BIG=" + strings.Repeat("x", MaxServiceSpecBytes)}
+		}, "service", "over the limit of 256 KiB"},
 		{"negative replicas", func(s *shoalv1.ServiceSpec) { s.GetReplicated().Replicas = -1 }, "service.replicas", "must be >= 0, got -1"},
 		{"no mode", func(s *shoalv1.ServiceSpec) { s.Mode = nil }, "service.mode", "replicated or global"},
 		{"empty name", func(s *shoalv1.ServiceSpec) { s.Name = "" }, "service.name", "is required"},
