@@ -51,13 +51,15 @@ func TestNetClusterJoins(t *testing.T) {
 	c, _ := harness.StartNetCluster(t, 3, 2)
 	m := c.Managers[0]
 	harness.Eventually(t, 20*time.Second, func() error { return allReady(listNodes(m), 5) })
-	addrs := map[string]bool{}
+	addrs := map[string]string{} // address → hostname
 	for _, n := range listNodes(m) {
-		addrs[n.GetStatus().GetAddr()] = true
+		addrs[n.GetStatus().GetAddr()] = n.GetDescription().GetHostname()
 	}
 	for _, n := range c.Nodes() {
-		if !addrs[n.Host.IP] {
+		if h, ok := addrs[n.Host.IP]; !ok {
 			t.Errorf("no node seen from %s's address %s; seen %v", n.Name, n.Host.IP, addrs)
+		} else if h != n.Host.Name {
+			t.Errorf("the node at %s has hostname %q; its daemon was started with --hostname %s", n.Host.IP, h, n.Host.Name)
 		}
 	}
 	out := c.Managers[1].MustCLI("node", "ls")
@@ -66,6 +68,11 @@ func TestNetClusterJoins(t *testing.T) {
 	}
 	if got := strings.Count(out, "Leader"); got != 1 {
 		t.Errorf("node ls shows %d leaders; want 1:\n%s", got, out)
+	}
+	for _, n := range c.Nodes() {
+		if !strings.Contains(out, " "+n.Host.Name+" ") {
+			t.Errorf("node ls does not show the hostname %s:\n%s", n.Host.Name, out)
+		}
 	}
 }
 

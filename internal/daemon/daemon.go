@@ -44,7 +44,10 @@ type Config struct {
 	GossipAddr string
 	// EngineLabels are this node's engine labels (daemon --label).
 	EngineLabels map[string]string
-	Log          *zap.Logger
+	// Hostname replaces the machine's hostname in the node description
+	// (daemon --hostname), for hosts whose own name says nothing.
+	Hostname string
+	Log      *zap.Logger
 
 	ForceNewCluster   bool
 	SnapshotThreshold uint64

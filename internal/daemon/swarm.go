@@ -288,7 +288,10 @@ func (s *swarmServer) Info(ctx context.Context, _ *shoalv1.InfoRequest) (*shoalv
 // describe is the node description reported at join and in every
 // heartbeat; the leader stores it when it changes.
 func (d *Daemon) describe() *shoalv1.NodeDescription {
-	host, _ := os.Hostname()
+	host := d.cfg.Hostname
+	if host == "" {
+		host, _ = os.Hostname()
+	}
 	return &shoalv1.NodeDescription{
 		Hostname:     host,
 		Platform:     &shoalv1.Platform{Os: runtime.GOOS, Architecture: runtime.GOARCH},

@@ -445,6 +445,15 @@ func StartCluster(t TB, managers, workers int, args ...string) *Cluster {
 	return c
 }
 
+// NewCluster forms a cluster of started nodes: swarm init on the first
+// manager, swarm join with the manager or worker token on the others.
+func NewCluster(t TB, managers, workers []*Node) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t, Managers: managers, Workers: workers}
+	c.join()
+	return c
+}
+
 // join initializes the swarm on the first manager and joins the others
 // with real tokens.
 func (c *Cluster) join() {
