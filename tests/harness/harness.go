@@ -155,10 +155,14 @@ type Node struct {
 // NewNode prepares a node on loopback; Start runs it.
 func NewNode(t TB, name string, args ...string) *Node {
 	t.Helper()
+	sweepStaleOnce()
 	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(fmt.Sprint(os.Getpid())), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	n := &Node{
 		t: t, Name: name, Bin: Binary(t), Dir: dir,
-		CgroupParent: fmt.Sprintf("shoal-test-%d-%s-%d", os.Getpid(), name, time.Now().UnixNano()%1e9),
+		CgroupParent: fmt.Sprintf("%s%d-%s-%d", cgroupPrefix, os.Getpid(), name, time.Now().UnixNano()%1e9),
 		Socket:       filepath.Join(dir, "shoal.sock"),
 		Addr:         fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
 		RaftAddr:     fmt.Sprintf("127.0.0.1:%d", FreePort(t)),

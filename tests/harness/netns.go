@@ -63,7 +63,7 @@ func NewNet(t TB) *Net {
 	if os.Geteuid() != 0 {
 		t.Fatal("network namespaces need root")
 	}
-	SweepNetns()
+	sweepStaleOnce()
 	n := &Net{t: t, prefix: fmt.Sprintf("shoal-t%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)}
 	n.sw = n.prefix + "-sw"
 	t.Cleanup(n.remove)
