@@ -95,7 +95,7 @@ func sweepVictim(t *testing.T) {
 	h := net.AddHost("victim")
 	n := harness.NewNode(t, "victim")
 	n.Start()
-	n.MustCLI("run", "-d", img.Ref, "/whoami", "sleep", "1h")
+	n.MustCLI("run", "-d", img.Ref, "sleep", "1h")
 	var cs []harness.Container
 	harness.Eventually(t, 30*time.Second, func() error {
 		if cs = n.RunningContainers(); len(cs) != 1 {

@@ -106,6 +106,9 @@ func removeStaleDirs() {
 			continue
 		}
 		_ = os.RemoveAll(dir)
+		if parent := filepath.Dir(dir); parent != tmp {
+			_ = os.Remove(parent) // the test's TempDir root, once empty
+		}
 	}
 }
 
