@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"math/big"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -268,6 +269,11 @@ func applyAction(tx *memdb.Txn, a *shoalv1.StoreAction, idx uint64) (*shoalv1.St
 			return nil, err
 		}
 	}
+	if nw, ok := obj.(*shoalv1.Network); ok {
+		if err := checkNetwork(tx, nw); err != nil {
+			return nil, err
+		}
+	}
 	next := proto.Clone(obj).(Object)
 	meta := next.GetMeta()
 	if meta == nil {
@@ -502,6 +508,39 @@ func checkPublishedPorts(tx *memdb.Txn, svc *shoalv1.Service) error {
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("%s: %w", strings.Join(problems, "; "), errdefs.ErrInvalid)
+	}
+	return nil
+}
+
+// checkNetwork refuses a network whose subnet overlaps another network's,
+// whose VXLAN identifier another network has, or a second ingress
+// network. It runs at apply time so concurrent creates cannot both win.
+func checkNetwork(tx *memdb.Txn, nw *shoalv1.Network) error {
+	var mine netip.Prefix
+	if a := nw.GetAllocation().GetSubnet(); a != "" {
+		var err error
+		if mine, err = netip.ParsePrefix(a); err != nil {
+			return fmt.Errorf("network %q: allocated subnet %q: %w", nw.GetSpec().GetName(), a, errdefs.ErrInvalid)
+		}
+	}
+	it, err := tx.Get(TableNetwork, "id")
+	if err != nil {
+		return err
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		other := raw.(*shoalv1.Network)
+		if other.GetId() == nw.GetId() {
+			continue
+		}
+		if p, err := netip.ParsePrefix(other.GetAllocation().GetSubnet()); err == nil && mine.IsValid() && p.Overlaps(mine) {
+			return fmt.Errorf("network.subnet: %s overlaps %s of network %q; choose another subnet: %w", mine, p, other.GetSpec().GetName(), errdefs.ErrConflict)
+		}
+		if v := nw.GetAllocation().GetVni(); v != 0 && other.GetAllocation().GetVni() == v {
+			return fmt.Errorf("network %q: VXLAN identifier %d is taken by network %q: %w", nw.GetSpec().GetName(), nw.GetAllocation().GetVni(), other.GetSpec().GetName(), errdefs.ErrConflict)
+		}
+		if other.GetSpec().GetIngress() && nw.GetSpec().GetIngress() {
+			return fmt.Errorf("network.ingress: network %q is already the ingress network; remove it first: %w", other.GetSpec().GetName(), errdefs.ErrConflict)
+		}
 	}
 	return nil
 }

@@ -1212,6 +1212,343 @@ func (x *GetTaskResponse) GetTask() *Task {
 	return nil
 }
 
+type CreateNetworkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Spec          *NetworkSpec           `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateNetworkRequest) Reset() {
+	*x = CreateNetworkRequest{}
+	mi := &file_shoal_v1_control_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateNetworkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateNetworkRequest) ProtoMessage() {}
+
+func (x *CreateNetworkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateNetworkRequest.ProtoReflect.Descriptor instead.
+func (*CreateNetworkRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *CreateNetworkRequest) GetSpec() *NetworkSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+type CreateNetworkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Network       *Network               `protobuf:"bytes,1,opt,name=network,proto3" json:"network,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateNetworkResponse) Reset() {
+	*x = CreateNetworkResponse{}
+	mi := &file_shoal_v1_control_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateNetworkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateNetworkResponse) ProtoMessage() {}
+
+func (x *CreateNetworkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateNetworkResponse.ProtoReflect.Descriptor instead.
+func (*CreateNetworkResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *CreateNetworkResponse) GetNetwork() *Network {
+	if x != nil {
+		return x.Network
+	}
+	return nil
+}
+
+type GetNetworkRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// network_id is an ID, a name or a unique ID prefix.
+	NetworkId     string `protobuf:"bytes,1,opt,name=network_id,json=networkId,proto3" json:"network_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetNetworkRequest) Reset() {
+	*x = GetNetworkRequest{}
+	mi := &file_shoal_v1_control_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetNetworkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetNetworkRequest) ProtoMessage() {}
+
+func (x *GetNetworkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetNetworkRequest.ProtoReflect.Descriptor instead.
+func (*GetNetworkRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *GetNetworkRequest) GetNetworkId() string {
+	if x != nil {
+		return x.NetworkId
+	}
+	return ""
+}
+
+type GetNetworkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Network       *Network               `protobuf:"bytes,1,opt,name=network,proto3" json:"network,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetNetworkResponse) Reset() {
+	*x = GetNetworkResponse{}
+	mi := &file_shoal_v1_control_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetNetworkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetNetworkResponse) ProtoMessage() {}
+
+func (x *GetNetworkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetNetworkResponse.ProtoReflect.Descriptor instead.
+func (*GetNetworkResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *GetNetworkResponse) GetNetwork() *Network {
+	if x != nil {
+		return x.Network
+	}
+	return nil
+}
+
+type ListNetworksRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNetworksRequest) Reset() {
+	*x = ListNetworksRequest{}
+	mi := &file_shoal_v1_control_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNetworksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNetworksRequest) ProtoMessage() {}
+
+func (x *ListNetworksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNetworksRequest.ProtoReflect.Descriptor instead.
+func (*ListNetworksRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{30}
+}
+
+type ListNetworksResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Networks      []*Network             `protobuf:"bytes,1,rep,name=networks,proto3" json:"networks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNetworksResponse) Reset() {
+	*x = ListNetworksResponse{}
+	mi := &file_shoal_v1_control_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNetworksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNetworksResponse) ProtoMessage() {}
+
+func (x *ListNetworksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNetworksResponse.ProtoReflect.Descriptor instead.
+func (*ListNetworksResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ListNetworksResponse) GetNetworks() []*Network {
+	if x != nil {
+		return x.Networks
+	}
+	return nil
+}
+
+type RemoveNetworkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NetworkId     string                 `protobuf:"bytes,1,opt,name=network_id,json=networkId,proto3" json:"network_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveNetworkRequest) Reset() {
+	*x = RemoveNetworkRequest{}
+	mi := &file_shoal_v1_control_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNetworkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNetworkRequest) ProtoMessage() {}
+
+func (x *RemoveNetworkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNetworkRequest.ProtoReflect.Descriptor instead.
+func (*RemoveNetworkRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *RemoveNetworkRequest) GetNetworkId() string {
+	if x != nil {
+		return x.NetworkId
+	}
+	return ""
+}
+
+type RemoveNetworkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveNetworkResponse) Reset() {
+	*x = RemoveNetworkResponse{}
+	mi := &file_shoal_v1_control_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNetworkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNetworkResponse) ProtoMessage() {}
+
+func (x *RemoveNetworkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNetworkResponse.ProtoReflect.Descriptor instead.
+func (*RemoveNetworkResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{33}
+}
+
 var File_shoal_v1_control_proto protoreflect.FileDescriptor
 
 const file_shoal_v1_control_proto_rawDesc = "" +
@@ -1277,7 +1614,24 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"\x0eGetTaskRequest\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\"5\n" +
 	"\x0fGetTaskResponse\x12\"\n" +
-	"\x04task\x18\x01 \x01(\v2\x0e.shoal.v1.TaskR\x04task2\xd7\a\n" +
+	"\x04task\x18\x01 \x01(\v2\x0e.shoal.v1.TaskR\x04task\"A\n" +
+	"\x14CreateNetworkRequest\x12)\n" +
+	"\x04spec\x18\x01 \x01(\v2\x15.shoal.v1.NetworkSpecR\x04spec\"D\n" +
+	"\x15CreateNetworkResponse\x12+\n" +
+	"\anetwork\x18\x01 \x01(\v2\x11.shoal.v1.NetworkR\anetwork\"2\n" +
+	"\x11GetNetworkRequest\x12\x1d\n" +
+	"\n" +
+	"network_id\x18\x01 \x01(\tR\tnetworkId\"A\n" +
+	"\x12GetNetworkResponse\x12+\n" +
+	"\anetwork\x18\x01 \x01(\v2\x11.shoal.v1.NetworkR\anetwork\"\x15\n" +
+	"\x13ListNetworksRequest\"E\n" +
+	"\x14ListNetworksResponse\x12-\n" +
+	"\bnetworks\x18\x01 \x03(\v2\x11.shoal.v1.NetworkR\bnetworks\"5\n" +
+	"\x14RemoveNetworkRequest\x12\x1d\n" +
+	"\n" +
+	"network_id\x18\x01 \x01(\tR\tnetworkId\"\x17\n" +
+	"\x15RemoveNetworkResponse2\x93\n" +
+	"\n" +
 	"\x0eControlService\x12G\n" +
 	"\n" +
 	"GetCluster\x12\x1b.shoal.v1.GetClusterRequest\x1a\x1c.shoal.v1.GetClusterResponse\x12P\n" +
@@ -1295,7 +1649,12 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"\rUpdateService\x12\x1e.shoal.v1.UpdateServiceRequest\x1a\x1f.shoal.v1.UpdateServiceResponse\x12P\n" +
 	"\rRemoveService\x12\x1e.shoal.v1.RemoveServiceRequest\x1a\x1f.shoal.v1.RemoveServiceResponse\x12D\n" +
 	"\tListTasks\x12\x1a.shoal.v1.ListTasksRequest\x1a\x1b.shoal.v1.ListTasksResponse\x12>\n" +
-	"\aGetTask\x12\x18.shoal.v1.GetTaskRequest\x1a\x19.shoal.v1.GetTaskResponseB3Z1github.com/shoal-run/shoal/proto/shoal/v1;shoalv1b\x06proto3"
+	"\aGetTask\x12\x18.shoal.v1.GetTaskRequest\x1a\x19.shoal.v1.GetTaskResponse\x12P\n" +
+	"\rCreateNetwork\x12\x1e.shoal.v1.CreateNetworkRequest\x1a\x1f.shoal.v1.CreateNetworkResponse\x12G\n" +
+	"\n" +
+	"GetNetwork\x12\x1b.shoal.v1.GetNetworkRequest\x1a\x1c.shoal.v1.GetNetworkResponse\x12M\n" +
+	"\fListNetworks\x12\x1d.shoal.v1.ListNetworksRequest\x1a\x1e.shoal.v1.ListNetworksResponse\x12P\n" +
+	"\rRemoveNetwork\x12\x1e.shoal.v1.RemoveNetworkRequest\x1a\x1f.shoal.v1.RemoveNetworkResponseB3Z1github.com/shoal-run/shoal/proto/shoal/v1;shoalv1b\x06proto3"
 
 var (
 	file_shoal_v1_control_proto_rawDescOnce sync.Once
@@ -1309,7 +1668,7 @@ func file_shoal_v1_control_proto_rawDescGZIP() []byte {
 	return file_shoal_v1_control_proto_rawDescData
 }
 
-var file_shoal_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_shoal_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_shoal_v1_control_proto_goTypes = []any{
 	(*GetClusterRequest)(nil),     // 0: shoal.v1.GetClusterRequest
 	(*GetClusterResponse)(nil),    // 1: shoal.v1.GetClusterResponse
@@ -1337,61 +1696,83 @@ var file_shoal_v1_control_proto_goTypes = []any{
 	(*ListTasksResponse)(nil),     // 23: shoal.v1.ListTasksResponse
 	(*GetTaskRequest)(nil),        // 24: shoal.v1.GetTaskRequest
 	(*GetTaskResponse)(nil),       // 25: shoal.v1.GetTaskResponse
-	(*Cluster)(nil),               // 26: shoal.v1.Cluster
-	(*ClusterSpec)(nil),           // 27: shoal.v1.ClusterSpec
-	(*Node)(nil),                  // 28: shoal.v1.Node
-	(*NodeSpec)(nil),              // 29: shoal.v1.NodeSpec
-	(*ServiceSpec)(nil),           // 30: shoal.v1.ServiceSpec
-	(*Service)(nil),               // 31: shoal.v1.Service
-	(*Task)(nil),                  // 32: shoal.v1.Task
+	(*CreateNetworkRequest)(nil),  // 26: shoal.v1.CreateNetworkRequest
+	(*CreateNetworkResponse)(nil), // 27: shoal.v1.CreateNetworkResponse
+	(*GetNetworkRequest)(nil),     // 28: shoal.v1.GetNetworkRequest
+	(*GetNetworkResponse)(nil),    // 29: shoal.v1.GetNetworkResponse
+	(*ListNetworksRequest)(nil),   // 30: shoal.v1.ListNetworksRequest
+	(*ListNetworksResponse)(nil),  // 31: shoal.v1.ListNetworksResponse
+	(*RemoveNetworkRequest)(nil),  // 32: shoal.v1.RemoveNetworkRequest
+	(*RemoveNetworkResponse)(nil), // 33: shoal.v1.RemoveNetworkResponse
+	(*Cluster)(nil),               // 34: shoal.v1.Cluster
+	(*ClusterSpec)(nil),           // 35: shoal.v1.ClusterSpec
+	(*Node)(nil),                  // 36: shoal.v1.Node
+	(*NodeSpec)(nil),              // 37: shoal.v1.NodeSpec
+	(*ServiceSpec)(nil),           // 38: shoal.v1.ServiceSpec
+	(*Service)(nil),               // 39: shoal.v1.Service
+	(*Task)(nil),                  // 40: shoal.v1.Task
+	(*NetworkSpec)(nil),           // 41: shoal.v1.NetworkSpec
+	(*Network)(nil),               // 42: shoal.v1.Network
 }
 var file_shoal_v1_control_proto_depIdxs = []int32{
-	26, // 0: shoal.v1.GetClusterResponse.cluster:type_name -> shoal.v1.Cluster
-	27, // 1: shoal.v1.UpdateClusterRequest.spec:type_name -> shoal.v1.ClusterSpec
-	26, // 2: shoal.v1.UpdateClusterResponse.cluster:type_name -> shoal.v1.Cluster
-	28, // 3: shoal.v1.ListNodesResponse.nodes:type_name -> shoal.v1.Node
-	28, // 4: shoal.v1.GetNodeResponse.node:type_name -> shoal.v1.Node
-	29, // 5: shoal.v1.UpdateNodeRequest.spec:type_name -> shoal.v1.NodeSpec
-	28, // 6: shoal.v1.UpdateNodeResponse.node:type_name -> shoal.v1.Node
-	30, // 7: shoal.v1.CreateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
-	31, // 8: shoal.v1.CreateServiceResponse.service:type_name -> shoal.v1.Service
-	31, // 9: shoal.v1.GetServiceResponse.service:type_name -> shoal.v1.Service
-	31, // 10: shoal.v1.ListServicesResponse.services:type_name -> shoal.v1.Service
-	30, // 11: shoal.v1.UpdateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
-	31, // 12: shoal.v1.UpdateServiceResponse.service:type_name -> shoal.v1.Service
-	32, // 13: shoal.v1.ListTasksResponse.tasks:type_name -> shoal.v1.Task
-	32, // 14: shoal.v1.GetTaskResponse.task:type_name -> shoal.v1.Task
-	0,  // 15: shoal.v1.ControlService.GetCluster:input_type -> shoal.v1.GetClusterRequest
-	2,  // 16: shoal.v1.ControlService.UpdateCluster:input_type -> shoal.v1.UpdateClusterRequest
-	4,  // 17: shoal.v1.ControlService.ListNodes:input_type -> shoal.v1.ListNodesRequest
-	6,  // 18: shoal.v1.ControlService.GetNode:input_type -> shoal.v1.GetNodeRequest
-	8,  // 19: shoal.v1.ControlService.UpdateNode:input_type -> shoal.v1.UpdateNodeRequest
-	10, // 20: shoal.v1.ControlService.RemoveNode:input_type -> shoal.v1.RemoveNodeRequest
-	12, // 21: shoal.v1.ControlService.CreateService:input_type -> shoal.v1.CreateServiceRequest
-	14, // 22: shoal.v1.ControlService.GetService:input_type -> shoal.v1.GetServiceRequest
-	16, // 23: shoal.v1.ControlService.ListServices:input_type -> shoal.v1.ListServicesRequest
-	18, // 24: shoal.v1.ControlService.UpdateService:input_type -> shoal.v1.UpdateServiceRequest
-	20, // 25: shoal.v1.ControlService.RemoveService:input_type -> shoal.v1.RemoveServiceRequest
-	22, // 26: shoal.v1.ControlService.ListTasks:input_type -> shoal.v1.ListTasksRequest
-	24, // 27: shoal.v1.ControlService.GetTask:input_type -> shoal.v1.GetTaskRequest
-	1,  // 28: shoal.v1.ControlService.GetCluster:output_type -> shoal.v1.GetClusterResponse
-	3,  // 29: shoal.v1.ControlService.UpdateCluster:output_type -> shoal.v1.UpdateClusterResponse
-	5,  // 30: shoal.v1.ControlService.ListNodes:output_type -> shoal.v1.ListNodesResponse
-	7,  // 31: shoal.v1.ControlService.GetNode:output_type -> shoal.v1.GetNodeResponse
-	9,  // 32: shoal.v1.ControlService.UpdateNode:output_type -> shoal.v1.UpdateNodeResponse
-	11, // 33: shoal.v1.ControlService.RemoveNode:output_type -> shoal.v1.RemoveNodeResponse
-	13, // 34: shoal.v1.ControlService.CreateService:output_type -> shoal.v1.CreateServiceResponse
-	15, // 35: shoal.v1.ControlService.GetService:output_type -> shoal.v1.GetServiceResponse
-	17, // 36: shoal.v1.ControlService.ListServices:output_type -> shoal.v1.ListServicesResponse
-	19, // 37: shoal.v1.ControlService.UpdateService:output_type -> shoal.v1.UpdateServiceResponse
-	21, // 38: shoal.v1.ControlService.RemoveService:output_type -> shoal.v1.RemoveServiceResponse
-	23, // 39: shoal.v1.ControlService.ListTasks:output_type -> shoal.v1.ListTasksResponse
-	25, // 40: shoal.v1.ControlService.GetTask:output_type -> shoal.v1.GetTaskResponse
-	28, // [28:41] is the sub-list for method output_type
-	15, // [15:28] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	34, // 0: shoal.v1.GetClusterResponse.cluster:type_name -> shoal.v1.Cluster
+	35, // 1: shoal.v1.UpdateClusterRequest.spec:type_name -> shoal.v1.ClusterSpec
+	34, // 2: shoal.v1.UpdateClusterResponse.cluster:type_name -> shoal.v1.Cluster
+	36, // 3: shoal.v1.ListNodesResponse.nodes:type_name -> shoal.v1.Node
+	36, // 4: shoal.v1.GetNodeResponse.node:type_name -> shoal.v1.Node
+	37, // 5: shoal.v1.UpdateNodeRequest.spec:type_name -> shoal.v1.NodeSpec
+	36, // 6: shoal.v1.UpdateNodeResponse.node:type_name -> shoal.v1.Node
+	38, // 7: shoal.v1.CreateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
+	39, // 8: shoal.v1.CreateServiceResponse.service:type_name -> shoal.v1.Service
+	39, // 9: shoal.v1.GetServiceResponse.service:type_name -> shoal.v1.Service
+	39, // 10: shoal.v1.ListServicesResponse.services:type_name -> shoal.v1.Service
+	38, // 11: shoal.v1.UpdateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
+	39, // 12: shoal.v1.UpdateServiceResponse.service:type_name -> shoal.v1.Service
+	40, // 13: shoal.v1.ListTasksResponse.tasks:type_name -> shoal.v1.Task
+	40, // 14: shoal.v1.GetTaskResponse.task:type_name -> shoal.v1.Task
+	41, // 15: shoal.v1.CreateNetworkRequest.spec:type_name -> shoal.v1.NetworkSpec
+	42, // 16: shoal.v1.CreateNetworkResponse.network:type_name -> shoal.v1.Network
+	42, // 17: shoal.v1.GetNetworkResponse.network:type_name -> shoal.v1.Network
+	42, // 18: shoal.v1.ListNetworksResponse.networks:type_name -> shoal.v1.Network
+	0,  // 19: shoal.v1.ControlService.GetCluster:input_type -> shoal.v1.GetClusterRequest
+	2,  // 20: shoal.v1.ControlService.UpdateCluster:input_type -> shoal.v1.UpdateClusterRequest
+	4,  // 21: shoal.v1.ControlService.ListNodes:input_type -> shoal.v1.ListNodesRequest
+	6,  // 22: shoal.v1.ControlService.GetNode:input_type -> shoal.v1.GetNodeRequest
+	8,  // 23: shoal.v1.ControlService.UpdateNode:input_type -> shoal.v1.UpdateNodeRequest
+	10, // 24: shoal.v1.ControlService.RemoveNode:input_type -> shoal.v1.RemoveNodeRequest
+	12, // 25: shoal.v1.ControlService.CreateService:input_type -> shoal.v1.CreateServiceRequest
+	14, // 26: shoal.v1.ControlService.GetService:input_type -> shoal.v1.GetServiceRequest
+	16, // 27: shoal.v1.ControlService.ListServices:input_type -> shoal.v1.ListServicesRequest
+	18, // 28: shoal.v1.ControlService.UpdateService:input_type -> shoal.v1.UpdateServiceRequest
+	20, // 29: shoal.v1.ControlService.RemoveService:input_type -> shoal.v1.RemoveServiceRequest
+	22, // 30: shoal.v1.ControlService.ListTasks:input_type -> shoal.v1.ListTasksRequest
+	24, // 31: shoal.v1.ControlService.GetTask:input_type -> shoal.v1.GetTaskRequest
+	26, // 32: shoal.v1.ControlService.CreateNetwork:input_type -> shoal.v1.CreateNetworkRequest
+	28, // 33: shoal.v1.ControlService.GetNetwork:input_type -> shoal.v1.GetNetworkRequest
+	30, // 34: shoal.v1.ControlService.ListNetworks:input_type -> shoal.v1.ListNetworksRequest
+	32, // 35: shoal.v1.ControlService.RemoveNetwork:input_type -> shoal.v1.RemoveNetworkRequest
+	1,  // 36: shoal.v1.ControlService.GetCluster:output_type -> shoal.v1.GetClusterResponse
+	3,  // 37: shoal.v1.ControlService.UpdateCluster:output_type -> shoal.v1.UpdateClusterResponse
+	5,  // 38: shoal.v1.ControlService.ListNodes:output_type -> shoal.v1.ListNodesResponse
+	7,  // 39: shoal.v1.ControlService.GetNode:output_type -> shoal.v1.GetNodeResponse
+	9,  // 40: shoal.v1.ControlService.UpdateNode:output_type -> shoal.v1.UpdateNodeResponse
+	11, // 41: shoal.v1.ControlService.RemoveNode:output_type -> shoal.v1.RemoveNodeResponse
+	13, // 42: shoal.v1.ControlService.CreateService:output_type -> shoal.v1.CreateServiceResponse
+	15, // 43: shoal.v1.ControlService.GetService:output_type -> shoal.v1.GetServiceResponse
+	17, // 44: shoal.v1.ControlService.ListServices:output_type -> shoal.v1.ListServicesResponse
+	19, // 45: shoal.v1.ControlService.UpdateService:output_type -> shoal.v1.UpdateServiceResponse
+	21, // 46: shoal.v1.ControlService.RemoveService:output_type -> shoal.v1.RemoveServiceResponse
+	23, // 47: shoal.v1.ControlService.ListTasks:output_type -> shoal.v1.ListTasksResponse
+	25, // 48: shoal.v1.ControlService.GetTask:output_type -> shoal.v1.GetTaskResponse
+	27, // 49: shoal.v1.ControlService.CreateNetwork:output_type -> shoal.v1.CreateNetworkResponse
+	29, // 50: shoal.v1.ControlService.GetNetwork:output_type -> shoal.v1.GetNetworkResponse
+	31, // 51: shoal.v1.ControlService.ListNetworks:output_type -> shoal.v1.ListNetworksResponse
+	33, // 52: shoal.v1.ControlService.RemoveNetwork:output_type -> shoal.v1.RemoveNetworkResponse
+	36, // [36:53] is the sub-list for method output_type
+	19, // [19:36] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_control_proto_init() }
@@ -1406,7 +1787,7 @@ func file_shoal_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_v1_control_proto_rawDesc), len(file_shoal_v1_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

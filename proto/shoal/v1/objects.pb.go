@@ -713,8 +713,13 @@ type ClusterSpec struct {
 	TaskHistoryLimit int64 `protobuf:"varint,2,opt,name=task_history_limit,json=taskHistoryLimit,proto3" json:"task_history_limit,omitempty"`
 	// node_cert_expiry is the validity of issued node certificates.
 	NodeCertExpiry *durationpb.Duration `protobuf:"bytes,3,opt,name=node_cert_expiry,json=nodeCertExpiry,proto3" json:"node_cert_expiry,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// default_addr_pools are the IPv4 ranges network subnets are carved
+	// from when a network names none (default 10.0.0.0/8).
+	DefaultAddrPools []string `protobuf:"bytes,4,rep,name=default_addr_pools,json=defaultAddrPools,proto3" json:"default_addr_pools,omitempty"`
+	// subnet_size is the prefix length of those subnets (default 24).
+	SubnetSize    uint32 `protobuf:"varint,5,opt,name=subnet_size,json=subnetSize,proto3" json:"subnet_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClusterSpec) Reset() {
@@ -766,6 +771,20 @@ func (x *ClusterSpec) GetNodeCertExpiry() *durationpb.Duration {
 		return x.NodeCertExpiry
 	}
 	return nil
+}
+
+func (x *ClusterSpec) GetDefaultAddrPools() []string {
+	if x != nil {
+		return x.DefaultAddrPools
+	}
+	return nil
+}
+
+func (x *ClusterSpec) GetSubnetSize() uint32 {
+	if x != nil {
+		return x.SubnetSize
+	}
+	return 0
 }
 
 type RootCA struct {
@@ -1358,11 +1377,14 @@ func (x *ManagerStatus) GetReachability() Reachability {
 }
 
 type Service struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Meta          *Meta                  `protobuf:"bytes,2,opt,name=meta,proto3" json:"meta,omitempty"`
-	Spec          *ServiceSpec           `protobuf:"bytes,3,opt,name=spec,proto3" json:"spec,omitempty"`
-	PreviousSpec  *ServiceSpec           `protobuf:"bytes,4,opt,name=previous_spec,json=previousSpec,proto3" json:"previous_spec,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Meta         *Meta                  `protobuf:"bytes,2,opt,name=meta,proto3" json:"meta,omitempty"`
+	Spec         *ServiceSpec           `protobuf:"bytes,3,opt,name=spec,proto3" json:"spec,omitempty"`
+	PreviousSpec *ServiceSpec           `protobuf:"bytes,4,opt,name=previous_spec,json=previousSpec,proto3" json:"previous_spec,omitempty"`
+	// endpoint is what the leader allocated for the spec's networks and
+	// ports.
+	Endpoint      *ServiceEndpoint `protobuf:"bytes,5,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1425,6 +1447,120 @@ func (x *Service) GetPreviousSpec() *ServiceSpec {
 	return nil
 }
 
+func (x *Service) GetEndpoint() *ServiceEndpoint {
+	if x != nil {
+		return x.Endpoint
+	}
+	return nil
+}
+
+// ServiceEndpoint is a service's allocated virtual IPs (one per network,
+// in VIP mode) and its published ports with every number resolved.
+type ServiceEndpoint struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	VirtualIps    []*VirtualIP           `protobuf:"bytes,1,rep,name=virtual_ips,json=virtualIps,proto3" json:"virtual_ips,omitempty"`
+	Ports         []*PortConfig          `protobuf:"bytes,2,rep,name=ports,proto3" json:"ports,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceEndpoint) Reset() {
+	*x = ServiceEndpoint{}
+	mi := &file_shoal_v1_objects_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceEndpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceEndpoint) ProtoMessage() {}
+
+func (x *ServiceEndpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_objects_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceEndpoint.ProtoReflect.Descriptor instead.
+func (*ServiceEndpoint) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ServiceEndpoint) GetVirtualIps() []*VirtualIP {
+	if x != nil {
+		return x.VirtualIps
+	}
+	return nil
+}
+
+func (x *ServiceEndpoint) GetPorts() []*PortConfig {
+	if x != nil {
+		return x.Ports
+	}
+	return nil
+}
+
+type VirtualIP struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	NetworkId string                 `protobuf:"bytes,1,opt,name=network_id,json=networkId,proto3" json:"network_id,omitempty"`
+	// addr is the VIP with its subnet's prefix length, "10.0.1.2/24".
+	Addr          string `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VirtualIP) Reset() {
+	*x = VirtualIP{}
+	mi := &file_shoal_v1_objects_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VirtualIP) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VirtualIP) ProtoMessage() {}
+
+func (x *VirtualIP) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_objects_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VirtualIP.ProtoReflect.Descriptor instead.
+func (*VirtualIP) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *VirtualIP) GetNetworkId() string {
+	if x != nil {
+		return x.NetworkId
+	}
+	return ""
+}
+
+func (x *VirtualIP) GetAddr() string {
+	if x != nil {
+		return x.Addr
+	}
+	return ""
+}
+
 type ServiceSpec struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Name   string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1443,7 +1579,7 @@ type ServiceSpec struct {
 
 func (x *ServiceSpec) Reset() {
 	*x = ServiceSpec{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[13]
+	mi := &file_shoal_v1_objects_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1455,7 +1591,7 @@ func (x *ServiceSpec) String() string {
 func (*ServiceSpec) ProtoMessage() {}
 
 func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[13]
+	mi := &file_shoal_v1_objects_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1468,7 +1604,7 @@ func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSpec.ProtoReflect.Descriptor instead.
 func (*ServiceSpec) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{13}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ServiceSpec) GetName() string {
@@ -1556,7 +1692,7 @@ type ReplicatedService struct {
 
 func (x *ReplicatedService) Reset() {
 	*x = ReplicatedService{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[14]
+	mi := &file_shoal_v1_objects_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1568,7 +1704,7 @@ func (x *ReplicatedService) String() string {
 func (*ReplicatedService) ProtoMessage() {}
 
 func (x *ReplicatedService) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[14]
+	mi := &file_shoal_v1_objects_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1581,7 +1717,7 @@ func (x *ReplicatedService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicatedService.ProtoReflect.Descriptor instead.
 func (*ReplicatedService) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{14}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReplicatedService) GetReplicas() int64 {
@@ -1599,7 +1735,7 @@ type GlobalService struct {
 
 func (x *GlobalService) Reset() {
 	*x = GlobalService{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[15]
+	mi := &file_shoal_v1_objects_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1611,7 +1747,7 @@ func (x *GlobalService) String() string {
 func (*GlobalService) ProtoMessage() {}
 
 func (x *GlobalService) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[15]
+	mi := &file_shoal_v1_objects_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1624,7 +1760,7 @@ func (x *GlobalService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GlobalService.ProtoReflect.Descriptor instead.
 func (*GlobalService) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{15}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{17}
 }
 
 type NetworkAttachment struct {
@@ -1638,7 +1774,7 @@ type NetworkAttachment struct {
 
 func (x *NetworkAttachment) Reset() {
 	*x = NetworkAttachment{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[16]
+	mi := &file_shoal_v1_objects_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1650,7 +1786,7 @@ func (x *NetworkAttachment) String() string {
 func (*NetworkAttachment) ProtoMessage() {}
 
 func (x *NetworkAttachment) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[16]
+	mi := &file_shoal_v1_objects_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1663,7 +1799,7 @@ func (x *NetworkAttachment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkAttachment.ProtoReflect.Descriptor instead.
 func (*NetworkAttachment) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{16}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *NetworkAttachment) GetTarget() string {
@@ -1692,7 +1828,7 @@ type TaskSpec struct {
 
 func (x *TaskSpec) Reset() {
 	*x = TaskSpec{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[17]
+	mi := &file_shoal_v1_objects_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1704,7 +1840,7 @@ func (x *TaskSpec) String() string {
 func (*TaskSpec) ProtoMessage() {}
 
 func (x *TaskSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[17]
+	mi := &file_shoal_v1_objects_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1717,7 +1853,7 @@ func (x *TaskSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskSpec.ProtoReflect.Descriptor instead.
 func (*TaskSpec) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{17}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TaskSpec) GetContainer() *ContainerSpec {
@@ -1765,7 +1901,7 @@ type ContainerSpec struct {
 
 func (x *ContainerSpec) Reset() {
 	*x = ContainerSpec{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[18]
+	mi := &file_shoal_v1_objects_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1777,7 +1913,7 @@ func (x *ContainerSpec) String() string {
 func (*ContainerSpec) ProtoMessage() {}
 
 func (x *ContainerSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[18]
+	mi := &file_shoal_v1_objects_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1790,7 +1926,7 @@ func (x *ContainerSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerSpec.ProtoReflect.Descriptor instead.
 func (*ContainerSpec) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{18}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ContainerSpec) GetImage() string {
@@ -1866,7 +2002,7 @@ type ResourceRequirements struct {
 
 func (x *ResourceRequirements) Reset() {
 	*x = ResourceRequirements{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[19]
+	mi := &file_shoal_v1_objects_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1878,7 +2014,7 @@ func (x *ResourceRequirements) String() string {
 func (*ResourceRequirements) ProtoMessage() {}
 
 func (x *ResourceRequirements) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[19]
+	mi := &file_shoal_v1_objects_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1891,7 +2027,7 @@ func (x *ResourceRequirements) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceRequirements.ProtoReflect.Descriptor instead.
 func (*ResourceRequirements) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{19}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ResourceRequirements) GetLimits() *Resources {
@@ -1921,7 +2057,7 @@ type RestartPolicy struct {
 
 func (x *RestartPolicy) Reset() {
 	*x = RestartPolicy{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[20]
+	mi := &file_shoal_v1_objects_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1933,7 +2069,7 @@ func (x *RestartPolicy) String() string {
 func (*RestartPolicy) ProtoMessage() {}
 
 func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[20]
+	mi := &file_shoal_v1_objects_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1946,7 +2082,7 @@ func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartPolicy.ProtoReflect.Descriptor instead.
 func (*RestartPolicy) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{20}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RestartPolicy) GetCondition() RestartCondition {
@@ -1990,7 +2126,7 @@ type Placement struct {
 
 func (x *Placement) Reset() {
 	*x = Placement{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[21]
+	mi := &file_shoal_v1_objects_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2002,7 +2138,7 @@ func (x *Placement) String() string {
 func (*Placement) ProtoMessage() {}
 
 func (x *Placement) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[21]
+	mi := &file_shoal_v1_objects_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2015,7 +2151,7 @@ func (x *Placement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Placement.ProtoReflect.Descriptor instead.
 func (*Placement) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{21}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Placement) GetConstraints() []string {
@@ -2056,7 +2192,7 @@ type PlacementPreference struct {
 
 func (x *PlacementPreference) Reset() {
 	*x = PlacementPreference{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[22]
+	mi := &file_shoal_v1_objects_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2068,7 +2204,7 @@ func (x *PlacementPreference) String() string {
 func (*PlacementPreference) ProtoMessage() {}
 
 func (x *PlacementPreference) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[22]
+	mi := &file_shoal_v1_objects_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2081,7 +2217,7 @@ func (x *PlacementPreference) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlacementPreference.ProtoReflect.Descriptor instead.
 func (*PlacementPreference) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{22}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PlacementPreference) GetSpreadDescriptor() string {
@@ -2104,7 +2240,7 @@ type PortConfig struct {
 
 func (x *PortConfig) Reset() {
 	*x = PortConfig{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[23]
+	mi := &file_shoal_v1_objects_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2116,7 +2252,7 @@ func (x *PortConfig) String() string {
 func (*PortConfig) ProtoMessage() {}
 
 func (x *PortConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[23]
+	mi := &file_shoal_v1_objects_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2129,7 +2265,7 @@ func (x *PortConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortConfig.ProtoReflect.Descriptor instead.
 func (*PortConfig) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{23}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PortConfig) GetName() string {
@@ -2177,7 +2313,7 @@ type EndpointSpec struct {
 
 func (x *EndpointSpec) Reset() {
 	*x = EndpointSpec{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[24]
+	mi := &file_shoal_v1_objects_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2189,7 +2325,7 @@ func (x *EndpointSpec) String() string {
 func (*EndpointSpec) ProtoMessage() {}
 
 func (x *EndpointSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[24]
+	mi := &file_shoal_v1_objects_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2202,7 +2338,7 @@ func (x *EndpointSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointSpec.ProtoReflect.Descriptor instead.
 func (*EndpointSpec) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{24}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *EndpointSpec) GetMode() EndpointMode {
@@ -2233,14 +2369,17 @@ type Task struct {
 	ServiceName string `protobuf:"bytes,9,opt,name=service_name,json=serviceName,proto3" json:"service_name,omitempty"`
 	// endpoint is the service's endpoint spec when the task was made
 	// (published ports).
-	Endpoint      *EndpointSpec `protobuf:"bytes,10,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	Endpoint *EndpointSpec `protobuf:"bytes,10,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	// networks are the task's interfaces, one per network of its service,
+	// with the addresses the leader allocated.
+	Networks      []*TaskNetwork `protobuf:"bytes,11,rep,name=networks,proto3" json:"networks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[25]
+	mi := &file_shoal_v1_objects_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2252,7 +2391,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[25]
+	mi := &file_shoal_v1_objects_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2265,7 +2404,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{25}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Task) GetId() string {
@@ -2338,6 +2477,118 @@ func (x *Task) GetEndpoint() *EndpointSpec {
 	return nil
 }
 
+func (x *Task) GetNetworks() []*TaskNetwork {
+	if x != nil {
+		return x.Networks
+	}
+	return nil
+}
+
+// TaskNetwork is everything a worker needs to plug a task into one
+// network without reading the network object.
+type TaskNetwork struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	NetworkId   string                 `protobuf:"bytes,1,opt,name=network_id,json=networkId,proto3" json:"network_id,omitempty"`
+	NetworkName string                 `protobuf:"bytes,2,opt,name=network_name,json=networkName,proto3" json:"network_name,omitempty"`
+	Vni         uint32                 `protobuf:"varint,3,opt,name=vni,proto3" json:"vni,omitempty"`
+	// addr is the task's address with the subnet's prefix length.
+	Addr    string `protobuf:"bytes,4,opt,name=addr,proto3" json:"addr,omitempty"`
+	Gateway string `protobuf:"bytes,5,opt,name=gateway,proto3" json:"gateway,omitempty"`
+	// vip is the service's virtual IP on this network, "" in DNS
+	// round-robin mode.
+	Vip           string   `protobuf:"bytes,6,opt,name=vip,proto3" json:"vip,omitempty"`
+	Aliases       []string `protobuf:"bytes,7,rep,name=aliases,proto3" json:"aliases,omitempty"`
+	Ingress       bool     `protobuf:"varint,8,opt,name=ingress,proto3" json:"ingress,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskNetwork) Reset() {
+	*x = TaskNetwork{}
+	mi := &file_shoal_v1_objects_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskNetwork) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskNetwork) ProtoMessage() {}
+
+func (x *TaskNetwork) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_objects_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskNetwork.ProtoReflect.Descriptor instead.
+func (*TaskNetwork) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *TaskNetwork) GetNetworkId() string {
+	if x != nil {
+		return x.NetworkId
+	}
+	return ""
+}
+
+func (x *TaskNetwork) GetNetworkName() string {
+	if x != nil {
+		return x.NetworkName
+	}
+	return ""
+}
+
+func (x *TaskNetwork) GetVni() uint32 {
+	if x != nil {
+		return x.Vni
+	}
+	return 0
+}
+
+func (x *TaskNetwork) GetAddr() string {
+	if x != nil {
+		return x.Addr
+	}
+	return ""
+}
+
+func (x *TaskNetwork) GetGateway() string {
+	if x != nil {
+		return x.Gateway
+	}
+	return ""
+}
+
+func (x *TaskNetwork) GetVip() string {
+	if x != nil {
+		return x.Vip
+	}
+	return ""
+}
+
+func (x *TaskNetwork) GetAliases() []string {
+	if x != nil {
+		return x.Aliases
+	}
+	return nil
+}
+
+func (x *TaskNetwork) GetIngress() bool {
+	if x != nil {
+		return x.Ingress
+	}
+	return false
+}
+
 type TaskStatus struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	State     TaskState              `protobuf:"varint,1,opt,name=state,proto3,enum=shoal.v1.TaskState" json:"state,omitempty"`
@@ -2353,7 +2604,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[26]
+	mi := &file_shoal_v1_objects_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2365,7 +2616,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[26]
+	mi := &file_shoal_v1_objects_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2378,7 +2629,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{26}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *TaskStatus) GetState() TaskState {
@@ -2428,13 +2679,14 @@ type Network struct {
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Meta          *Meta                  `protobuf:"bytes,2,opt,name=meta,proto3" json:"meta,omitempty"`
 	Spec          *NetworkSpec           `protobuf:"bytes,3,opt,name=spec,proto3" json:"spec,omitempty"`
+	Allocation    *NetworkAllocation     `protobuf:"bytes,4,opt,name=allocation,proto3" json:"allocation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Network) Reset() {
 	*x = Network{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[27]
+	mi := &file_shoal_v1_objects_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2446,7 +2698,7 @@ func (x *Network) String() string {
 func (*Network) ProtoMessage() {}
 
 func (x *Network) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[27]
+	mi := &file_shoal_v1_objects_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2459,7 +2711,7 @@ func (x *Network) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Network.ProtoReflect.Descriptor instead.
 func (*Network) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{27}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Network) GetId() string {
@@ -2483,6 +2735,75 @@ func (x *Network) GetSpec() *NetworkSpec {
 	return nil
 }
 
+func (x *Network) GetAllocation() *NetworkAllocation {
+	if x != nil {
+		return x.Allocation
+	}
+	return nil
+}
+
+// NetworkAllocation is what the leader assigned to a network when it was
+// created.
+type NetworkAllocation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Vni           uint32                 `protobuf:"varint,1,opt,name=vni,proto3" json:"vni,omitempty"`
+	Subnet        string                 `protobuf:"bytes,2,opt,name=subnet,proto3" json:"subnet,omitempty"`
+	Gateway       string                 `protobuf:"bytes,3,opt,name=gateway,proto3" json:"gateway,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NetworkAllocation) Reset() {
+	*x = NetworkAllocation{}
+	mi := &file_shoal_v1_objects_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NetworkAllocation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NetworkAllocation) ProtoMessage() {}
+
+func (x *NetworkAllocation) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_objects_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NetworkAllocation.ProtoReflect.Descriptor instead.
+func (*NetworkAllocation) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *NetworkAllocation) GetVni() uint32 {
+	if x != nil {
+		return x.Vni
+	}
+	return 0
+}
+
+func (x *NetworkAllocation) GetSubnet() string {
+	if x != nil {
+		return x.Subnet
+	}
+	return ""
+}
+
+func (x *NetworkAllocation) GetGateway() string {
+	if x != nil {
+		return x.Gateway
+	}
+	return ""
+}
+
 type NetworkSpec struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -2498,7 +2819,7 @@ type NetworkSpec struct {
 
 func (x *NetworkSpec) Reset() {
 	*x = NetworkSpec{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[28]
+	mi := &file_shoal_v1_objects_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2510,7 +2831,7 @@ func (x *NetworkSpec) String() string {
 func (*NetworkSpec) ProtoMessage() {}
 
 func (x *NetworkSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[28]
+	mi := &file_shoal_v1_objects_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2523,7 +2844,7 @@ func (x *NetworkSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkSpec.ProtoReflect.Descriptor instead.
 func (*NetworkSpec) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{28}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *NetworkSpec) GetName() string {
@@ -2586,7 +2907,7 @@ type Secret struct {
 
 func (x *Secret) Reset() {
 	*x = Secret{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[29]
+	mi := &file_shoal_v1_objects_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2598,7 +2919,7 @@ func (x *Secret) String() string {
 func (*Secret) ProtoMessage() {}
 
 func (x *Secret) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[29]
+	mi := &file_shoal_v1_objects_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2611,7 +2932,7 @@ func (x *Secret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Secret.ProtoReflect.Descriptor instead.
 func (*Secret) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{29}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Secret) GetId() string {
@@ -2646,7 +2967,7 @@ type SecretSpec struct {
 
 func (x *SecretSpec) Reset() {
 	*x = SecretSpec{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[30]
+	mi := &file_shoal_v1_objects_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2658,7 +2979,7 @@ func (x *SecretSpec) String() string {
 func (*SecretSpec) ProtoMessage() {}
 
 func (x *SecretSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[30]
+	mi := &file_shoal_v1_objects_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2671,7 +2992,7 @@ func (x *SecretSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecretSpec.ProtoReflect.Descriptor instead.
 func (*SecretSpec) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{30}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *SecretSpec) GetName() string {
@@ -2706,7 +3027,7 @@ type Config struct {
 
 func (x *Config) Reset() {
 	*x = Config{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[31]
+	mi := &file_shoal_v1_objects_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2718,7 +3039,7 @@ func (x *Config) String() string {
 func (*Config) ProtoMessage() {}
 
 func (x *Config) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[31]
+	mi := &file_shoal_v1_objects_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2731,7 +3052,7 @@ func (x *Config) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Config.ProtoReflect.Descriptor instead.
 func (*Config) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{31}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Config) GetId() string {
@@ -2766,7 +3087,7 @@ type ConfigSpec struct {
 
 func (x *ConfigSpec) Reset() {
 	*x = ConfigSpec{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[32]
+	mi := &file_shoal_v1_objects_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2778,7 +3099,7 @@ func (x *ConfigSpec) String() string {
 func (*ConfigSpec) ProtoMessage() {}
 
 func (x *ConfigSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[32]
+	mi := &file_shoal_v1_objects_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2791,7 +3112,7 @@ func (x *ConfigSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigSpec.ProtoReflect.Descriptor instead.
 func (*ConfigSpec) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{32}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ConfigSpec) GetName() string {
@@ -2834,11 +3155,14 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\vjoin_tokens\x18\x05 \x01(\v2\x14.shoal.v1.JoinTokensR\n" +
 	"joinTokens\x12\x1f\n" +
 	"\vgossip_keys\x18\x06 \x03(\fR\n" +
-	"gossipKeys\"\x94\x01\n" +
+	"gossipKeys\"\xe3\x01\n" +
 	"\vClusterSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12,\n" +
 	"\x12task_history_limit\x18\x02 \x01(\x03R\x10taskHistoryLimit\x12C\n" +
-	"\x10node_cert_expiry\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x0enodeCertExpiry\"T\n" +
+	"\x10node_cert_expiry\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x0enodeCertExpiry\x12,\n" +
+	"\x12default_addr_pools\x18\x04 \x03(\tR\x10defaultAddrPools\x12\x1f\n" +
+	"\vsubnet_size\x18\x05 \x01(\rR\n" +
+	"subnetSize\"T\n" +
 	"\x06RootCA\x12\x19\n" +
 	"\bcert_pem\x18\x01 \x01(\fR\acertPem\x12\x17\n" +
 	"\akey_pem\x18\x02 \x01(\fR\x06keyPem\x12\x16\n" +
@@ -2888,12 +3212,21 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\x04addr\x18\x01 \x01(\tR\x04addr\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x16\n" +
 	"\x06leader\x18\x03 \x01(\bR\x06leader\x12:\n" +
-	"\freachability\x18\x04 \x01(\x0e2\x16.shoal.v1.ReachabilityR\freachability\"\xa4\x01\n" +
+	"\freachability\x18\x04 \x01(\x0e2\x16.shoal.v1.ReachabilityR\freachability\"\xdb\x01\n" +
 	"\aService\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\"\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0e.shoal.v1.MetaR\x04meta\x12)\n" +
 	"\x04spec\x18\x03 \x01(\v2\x15.shoal.v1.ServiceSpecR\x04spec\x12:\n" +
-	"\rprevious_spec\x18\x04 \x01(\v2\x15.shoal.v1.ServiceSpecR\fpreviousSpec\"\xa6\x03\n" +
+	"\rprevious_spec\x18\x04 \x01(\v2\x15.shoal.v1.ServiceSpecR\fpreviousSpec\x125\n" +
+	"\bendpoint\x18\x05 \x01(\v2\x19.shoal.v1.ServiceEndpointR\bendpoint\"s\n" +
+	"\x0fServiceEndpoint\x124\n" +
+	"\vvirtual_ips\x18\x01 \x03(\v2\x13.shoal.v1.VirtualIPR\n" +
+	"virtualIps\x12*\n" +
+	"\x05ports\x18\x02 \x03(\v2\x14.shoal.v1.PortConfigR\x05ports\">\n" +
+	"\tVirtualIP\x12\x1d\n" +
+	"\n" +
+	"network_id\x18\x01 \x01(\tR\tnetworkId\x12\x12\n" +
+	"\x04addr\x18\x02 \x01(\tR\x04addr\"\xa6\x03\n" +
 	"\vServiceSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x129\n" +
 	"\x06labels\x18\x02 \x03(\v2!.shoal.v1.ServiceSpec.LabelsEntryR\x06labels\x12&\n" +
@@ -2957,7 +3290,7 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\fpublish_mode\x18\x05 \x01(\x0e2\x15.shoal.v1.PublishModeR\vpublishMode\"f\n" +
 	"\fEndpointSpec\x12*\n" +
 	"\x04mode\x18\x01 \x01(\x0e2\x16.shoal.v1.EndpointModeR\x04mode\x12*\n" +
-	"\x05ports\x18\x02 \x03(\v2\x14.shoal.v1.PortConfigR\x05ports\"\xed\x02\n" +
+	"\x05ports\x18\x02 \x03(\v2\x14.shoal.v1.PortConfigR\x05ports\"\xa0\x03\n" +
 	"\x04Task\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\"\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0e.shoal.v1.MetaR\x04meta\x12\x1d\n" +
@@ -2970,7 +3303,18 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\x06status\x18\b \x01(\v2\x14.shoal.v1.TaskStatusR\x06status\x12!\n" +
 	"\fservice_name\x18\t \x01(\tR\vserviceName\x122\n" +
 	"\bendpoint\x18\n" +
-	" \x01(\v2\x16.shoal.v1.EndpointSpecR\bendpoint\"\xd6\x01\n" +
+	" \x01(\v2\x16.shoal.v1.EndpointSpecR\bendpoint\x121\n" +
+	"\bnetworks\x18\v \x03(\v2\x15.shoal.v1.TaskNetworkR\bnetworks\"\xd5\x01\n" +
+	"\vTaskNetwork\x12\x1d\n" +
+	"\n" +
+	"network_id\x18\x01 \x01(\tR\tnetworkId\x12!\n" +
+	"\fnetwork_name\x18\x02 \x01(\tR\vnetworkName\x12\x10\n" +
+	"\x03vni\x18\x03 \x01(\rR\x03vni\x12\x12\n" +
+	"\x04addr\x18\x04 \x01(\tR\x04addr\x12\x18\n" +
+	"\agateway\x18\x05 \x01(\tR\agateway\x12\x10\n" +
+	"\x03vip\x18\x06 \x01(\tR\x03vip\x12\x18\n" +
+	"\aaliases\x18\a \x03(\tR\aaliases\x12\x18\n" +
+	"\aingress\x18\b \x01(\bR\aingress\"\xd6\x01\n" +
 	"\n" +
 	"TaskStatus\x12)\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x13.shoal.v1.TaskStateR\x05state\x128\n" +
@@ -2978,11 +3322,18 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12\x10\n" +
 	"\x03err\x18\x04 \x01(\tR\x03err\x12\x1b\n" +
 	"\texit_code\x18\x05 \x01(\x05R\bexitCode\x12\x1a\n" +
-	"\brestarts\x18\x06 \x01(\x05R\brestarts\"h\n" +
+	"\brestarts\x18\x06 \x01(\x05R\brestarts\"\xa5\x01\n" +
 	"\aNetwork\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\"\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0e.shoal.v1.MetaR\x04meta\x12)\n" +
-	"\x04spec\x18\x03 \x01(\v2\x15.shoal.v1.NetworkSpecR\x04spec\"\x9b\x02\n" +
+	"\x04spec\x18\x03 \x01(\v2\x15.shoal.v1.NetworkSpecR\x04spec\x12;\n" +
+	"\n" +
+	"allocation\x18\x04 \x01(\v2\x1b.shoal.v1.NetworkAllocationR\n" +
+	"allocation\"W\n" +
+	"\x11NetworkAllocation\x12\x10\n" +
+	"\x03vni\x18\x01 \x01(\rR\x03vni\x12\x16\n" +
+	"\x06subnet\x18\x02 \x01(\tR\x06subnet\x12\x18\n" +
+	"\agateway\x18\x03 \x01(\tR\agateway\"\x9b\x02\n" +
 	"\vNetworkSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x129\n" +
 	"\x06labels\x18\x02 \x03(\v2!.shoal.v1.NetworkSpec.LabelsEntryR\x06labels\x12\x16\n" +
@@ -3089,7 +3440,7 @@ func file_shoal_v1_objects_proto_rawDescGZIP() []byte {
 }
 
 var file_shoal_v1_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
-var file_shoal_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_shoal_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_shoal_v1_objects_proto_goTypes = []any{
 	(NodeRole)(0),                 // 0: shoal.v1.NodeRole
 	(NodeAvailability)(0),         // 1: shoal.v1.NodeAvailability
@@ -3114,105 +3465,114 @@ var file_shoal_v1_objects_proto_goTypes = []any{
 	(*NodeStatus)(nil),            // 20: shoal.v1.NodeStatus
 	(*ManagerStatus)(nil),         // 21: shoal.v1.ManagerStatus
 	(*Service)(nil),               // 22: shoal.v1.Service
-	(*ServiceSpec)(nil),           // 23: shoal.v1.ServiceSpec
-	(*ReplicatedService)(nil),     // 24: shoal.v1.ReplicatedService
-	(*GlobalService)(nil),         // 25: shoal.v1.GlobalService
-	(*NetworkAttachment)(nil),     // 26: shoal.v1.NetworkAttachment
-	(*TaskSpec)(nil),              // 27: shoal.v1.TaskSpec
-	(*ContainerSpec)(nil),         // 28: shoal.v1.ContainerSpec
-	(*ResourceRequirements)(nil),  // 29: shoal.v1.ResourceRequirements
-	(*RestartPolicy)(nil),         // 30: shoal.v1.RestartPolicy
-	(*Placement)(nil),             // 31: shoal.v1.Placement
-	(*PlacementPreference)(nil),   // 32: shoal.v1.PlacementPreference
-	(*PortConfig)(nil),            // 33: shoal.v1.PortConfig
-	(*EndpointSpec)(nil),          // 34: shoal.v1.EndpointSpec
-	(*Task)(nil),                  // 35: shoal.v1.Task
-	(*TaskStatus)(nil),            // 36: shoal.v1.TaskStatus
-	(*Network)(nil),               // 37: shoal.v1.Network
-	(*NetworkSpec)(nil),           // 38: shoal.v1.NetworkSpec
-	(*Secret)(nil),                // 39: shoal.v1.Secret
-	(*SecretSpec)(nil),            // 40: shoal.v1.SecretSpec
-	(*Config)(nil),                // 41: shoal.v1.Config
-	(*ConfigSpec)(nil),            // 42: shoal.v1.ConfigSpec
-	nil,                           // 43: shoal.v1.NodeSpec.LabelsEntry
-	nil,                           // 44: shoal.v1.NodeDescription.EngineLabelsEntry
-	nil,                           // 45: shoal.v1.ServiceSpec.LabelsEntry
-	nil,                           // 46: shoal.v1.ContainerSpec.LabelsEntry
-	nil,                           // 47: shoal.v1.NetworkSpec.LabelsEntry
-	nil,                           // 48: shoal.v1.SecretSpec.LabelsEntry
-	nil,                           // 49: shoal.v1.ConfigSpec.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 50: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 51: google.protobuf.Duration
+	(*ServiceEndpoint)(nil),       // 23: shoal.v1.ServiceEndpoint
+	(*VirtualIP)(nil),             // 24: shoal.v1.VirtualIP
+	(*ServiceSpec)(nil),           // 25: shoal.v1.ServiceSpec
+	(*ReplicatedService)(nil),     // 26: shoal.v1.ReplicatedService
+	(*GlobalService)(nil),         // 27: shoal.v1.GlobalService
+	(*NetworkAttachment)(nil),     // 28: shoal.v1.NetworkAttachment
+	(*TaskSpec)(nil),              // 29: shoal.v1.TaskSpec
+	(*ContainerSpec)(nil),         // 30: shoal.v1.ContainerSpec
+	(*ResourceRequirements)(nil),  // 31: shoal.v1.ResourceRequirements
+	(*RestartPolicy)(nil),         // 32: shoal.v1.RestartPolicy
+	(*Placement)(nil),             // 33: shoal.v1.Placement
+	(*PlacementPreference)(nil),   // 34: shoal.v1.PlacementPreference
+	(*PortConfig)(nil),            // 35: shoal.v1.PortConfig
+	(*EndpointSpec)(nil),          // 36: shoal.v1.EndpointSpec
+	(*Task)(nil),                  // 37: shoal.v1.Task
+	(*TaskNetwork)(nil),           // 38: shoal.v1.TaskNetwork
+	(*TaskStatus)(nil),            // 39: shoal.v1.TaskStatus
+	(*Network)(nil),               // 40: shoal.v1.Network
+	(*NetworkAllocation)(nil),     // 41: shoal.v1.NetworkAllocation
+	(*NetworkSpec)(nil),           // 42: shoal.v1.NetworkSpec
+	(*Secret)(nil),                // 43: shoal.v1.Secret
+	(*SecretSpec)(nil),            // 44: shoal.v1.SecretSpec
+	(*Config)(nil),                // 45: shoal.v1.Config
+	(*ConfigSpec)(nil),            // 46: shoal.v1.ConfigSpec
+	nil,                           // 47: shoal.v1.NodeSpec.LabelsEntry
+	nil,                           // 48: shoal.v1.NodeDescription.EngineLabelsEntry
+	nil,                           // 49: shoal.v1.ServiceSpec.LabelsEntry
+	nil,                           // 50: shoal.v1.ContainerSpec.LabelsEntry
+	nil,                           // 51: shoal.v1.NetworkSpec.LabelsEntry
+	nil,                           // 52: shoal.v1.SecretSpec.LabelsEntry
+	nil,                           // 53: shoal.v1.ConfigSpec.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 54: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 55: google.protobuf.Duration
 }
 var file_shoal_v1_objects_proto_depIdxs = []int32{
-	50, // 0: shoal.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
-	50, // 1: shoal.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
+	54, // 0: shoal.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
+	54, // 1: shoal.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
 	10, // 2: shoal.v1.Cluster.meta:type_name -> shoal.v1.Meta
 	12, // 3: shoal.v1.Cluster.spec:type_name -> shoal.v1.ClusterSpec
 	13, // 4: shoal.v1.Cluster.root_ca:type_name -> shoal.v1.RootCA
 	14, // 5: shoal.v1.Cluster.join_tokens:type_name -> shoal.v1.JoinTokens
-	51, // 6: shoal.v1.ClusterSpec.node_cert_expiry:type_name -> google.protobuf.Duration
+	55, // 6: shoal.v1.ClusterSpec.node_cert_expiry:type_name -> google.protobuf.Duration
 	10, // 7: shoal.v1.Node.meta:type_name -> shoal.v1.Meta
 	16, // 8: shoal.v1.Node.spec:type_name -> shoal.v1.NodeSpec
 	19, // 9: shoal.v1.Node.description:type_name -> shoal.v1.NodeDescription
 	20, // 10: shoal.v1.Node.status:type_name -> shoal.v1.NodeStatus
 	0,  // 11: shoal.v1.Node.role:type_name -> shoal.v1.NodeRole
 	21, // 12: shoal.v1.Node.manager_status:type_name -> shoal.v1.ManagerStatus
-	43, // 13: shoal.v1.NodeSpec.labels:type_name -> shoal.v1.NodeSpec.LabelsEntry
+	47, // 13: shoal.v1.NodeSpec.labels:type_name -> shoal.v1.NodeSpec.LabelsEntry
 	0,  // 14: shoal.v1.NodeSpec.desired_role:type_name -> shoal.v1.NodeRole
 	1,  // 15: shoal.v1.NodeSpec.availability:type_name -> shoal.v1.NodeAvailability
 	17, // 16: shoal.v1.NodeDescription.platform:type_name -> shoal.v1.Platform
 	18, // 17: shoal.v1.NodeDescription.resources:type_name -> shoal.v1.Resources
-	44, // 18: shoal.v1.NodeDescription.engine_labels:type_name -> shoal.v1.NodeDescription.EngineLabelsEntry
+	48, // 18: shoal.v1.NodeDescription.engine_labels:type_name -> shoal.v1.NodeDescription.EngineLabelsEntry
 	2,  // 19: shoal.v1.NodeStatus.state:type_name -> shoal.v1.NodeState
 	3,  // 20: shoal.v1.ManagerStatus.reachability:type_name -> shoal.v1.Reachability
 	10, // 21: shoal.v1.Service.meta:type_name -> shoal.v1.Meta
-	23, // 22: shoal.v1.Service.spec:type_name -> shoal.v1.ServiceSpec
-	23, // 23: shoal.v1.Service.previous_spec:type_name -> shoal.v1.ServiceSpec
-	45, // 24: shoal.v1.ServiceSpec.labels:type_name -> shoal.v1.ServiceSpec.LabelsEntry
-	27, // 25: shoal.v1.ServiceSpec.task:type_name -> shoal.v1.TaskSpec
-	24, // 26: shoal.v1.ServiceSpec.replicated:type_name -> shoal.v1.ReplicatedService
-	25, // 27: shoal.v1.ServiceSpec.global:type_name -> shoal.v1.GlobalService
-	34, // 28: shoal.v1.ServiceSpec.endpoint:type_name -> shoal.v1.EndpointSpec
-	26, // 29: shoal.v1.ServiceSpec.networks:type_name -> shoal.v1.NetworkAttachment
-	28, // 30: shoal.v1.TaskSpec.container:type_name -> shoal.v1.ContainerSpec
-	29, // 31: shoal.v1.TaskSpec.resources:type_name -> shoal.v1.ResourceRequirements
-	30, // 32: shoal.v1.TaskSpec.restart:type_name -> shoal.v1.RestartPolicy
-	31, // 33: shoal.v1.TaskSpec.placement:type_name -> shoal.v1.Placement
-	46, // 34: shoal.v1.ContainerSpec.labels:type_name -> shoal.v1.ContainerSpec.LabelsEntry
-	51, // 35: shoal.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
-	18, // 36: shoal.v1.ResourceRequirements.limits:type_name -> shoal.v1.Resources
-	18, // 37: shoal.v1.ResourceRequirements.reservations:type_name -> shoal.v1.Resources
-	4,  // 38: shoal.v1.RestartPolicy.condition:type_name -> shoal.v1.RestartCondition
-	51, // 39: shoal.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
-	51, // 40: shoal.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
-	32, // 41: shoal.v1.Placement.preferences:type_name -> shoal.v1.PlacementPreference
-	5,  // 42: shoal.v1.Placement.strategy:type_name -> shoal.v1.PlacementStrategy
-	6,  // 43: shoal.v1.PortConfig.protocol:type_name -> shoal.v1.PortProtocol
-	7,  // 44: shoal.v1.PortConfig.publish_mode:type_name -> shoal.v1.PublishMode
-	8,  // 45: shoal.v1.EndpointSpec.mode:type_name -> shoal.v1.EndpointMode
-	33, // 46: shoal.v1.EndpointSpec.ports:type_name -> shoal.v1.PortConfig
-	10, // 47: shoal.v1.Task.meta:type_name -> shoal.v1.Meta
-	27, // 48: shoal.v1.Task.spec:type_name -> shoal.v1.TaskSpec
-	9,  // 49: shoal.v1.Task.desired_state:type_name -> shoal.v1.TaskState
-	36, // 50: shoal.v1.Task.status:type_name -> shoal.v1.TaskStatus
-	34, // 51: shoal.v1.Task.endpoint:type_name -> shoal.v1.EndpointSpec
-	9,  // 52: shoal.v1.TaskStatus.state:type_name -> shoal.v1.TaskState
-	50, // 53: shoal.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
-	10, // 54: shoal.v1.Network.meta:type_name -> shoal.v1.Meta
-	38, // 55: shoal.v1.Network.spec:type_name -> shoal.v1.NetworkSpec
-	47, // 56: shoal.v1.NetworkSpec.labels:type_name -> shoal.v1.NetworkSpec.LabelsEntry
-	10, // 57: shoal.v1.Secret.meta:type_name -> shoal.v1.Meta
-	40, // 58: shoal.v1.Secret.spec:type_name -> shoal.v1.SecretSpec
-	48, // 59: shoal.v1.SecretSpec.labels:type_name -> shoal.v1.SecretSpec.LabelsEntry
-	10, // 60: shoal.v1.Config.meta:type_name -> shoal.v1.Meta
-	42, // 61: shoal.v1.Config.spec:type_name -> shoal.v1.ConfigSpec
-	49, // 62: shoal.v1.ConfigSpec.labels:type_name -> shoal.v1.ConfigSpec.LabelsEntry
-	63, // [63:63] is the sub-list for method output_type
-	63, // [63:63] is the sub-list for method input_type
-	63, // [63:63] is the sub-list for extension type_name
-	63, // [63:63] is the sub-list for extension extendee
-	0,  // [0:63] is the sub-list for field type_name
+	25, // 22: shoal.v1.Service.spec:type_name -> shoal.v1.ServiceSpec
+	25, // 23: shoal.v1.Service.previous_spec:type_name -> shoal.v1.ServiceSpec
+	23, // 24: shoal.v1.Service.endpoint:type_name -> shoal.v1.ServiceEndpoint
+	24, // 25: shoal.v1.ServiceEndpoint.virtual_ips:type_name -> shoal.v1.VirtualIP
+	35, // 26: shoal.v1.ServiceEndpoint.ports:type_name -> shoal.v1.PortConfig
+	49, // 27: shoal.v1.ServiceSpec.labels:type_name -> shoal.v1.ServiceSpec.LabelsEntry
+	29, // 28: shoal.v1.ServiceSpec.task:type_name -> shoal.v1.TaskSpec
+	26, // 29: shoal.v1.ServiceSpec.replicated:type_name -> shoal.v1.ReplicatedService
+	27, // 30: shoal.v1.ServiceSpec.global:type_name -> shoal.v1.GlobalService
+	36, // 31: shoal.v1.ServiceSpec.endpoint:type_name -> shoal.v1.EndpointSpec
+	28, // 32: shoal.v1.ServiceSpec.networks:type_name -> shoal.v1.NetworkAttachment
+	30, // 33: shoal.v1.TaskSpec.container:type_name -> shoal.v1.ContainerSpec
+	31, // 34: shoal.v1.TaskSpec.resources:type_name -> shoal.v1.ResourceRequirements
+	32, // 35: shoal.v1.TaskSpec.restart:type_name -> shoal.v1.RestartPolicy
+	33, // 36: shoal.v1.TaskSpec.placement:type_name -> shoal.v1.Placement
+	50, // 37: shoal.v1.ContainerSpec.labels:type_name -> shoal.v1.ContainerSpec.LabelsEntry
+	55, // 38: shoal.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	18, // 39: shoal.v1.ResourceRequirements.limits:type_name -> shoal.v1.Resources
+	18, // 40: shoal.v1.ResourceRequirements.reservations:type_name -> shoal.v1.Resources
+	4,  // 41: shoal.v1.RestartPolicy.condition:type_name -> shoal.v1.RestartCondition
+	55, // 42: shoal.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
+	55, // 43: shoal.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
+	34, // 44: shoal.v1.Placement.preferences:type_name -> shoal.v1.PlacementPreference
+	5,  // 45: shoal.v1.Placement.strategy:type_name -> shoal.v1.PlacementStrategy
+	6,  // 46: shoal.v1.PortConfig.protocol:type_name -> shoal.v1.PortProtocol
+	7,  // 47: shoal.v1.PortConfig.publish_mode:type_name -> shoal.v1.PublishMode
+	8,  // 48: shoal.v1.EndpointSpec.mode:type_name -> shoal.v1.EndpointMode
+	35, // 49: shoal.v1.EndpointSpec.ports:type_name -> shoal.v1.PortConfig
+	10, // 50: shoal.v1.Task.meta:type_name -> shoal.v1.Meta
+	29, // 51: shoal.v1.Task.spec:type_name -> shoal.v1.TaskSpec
+	9,  // 52: shoal.v1.Task.desired_state:type_name -> shoal.v1.TaskState
+	39, // 53: shoal.v1.Task.status:type_name -> shoal.v1.TaskStatus
+	36, // 54: shoal.v1.Task.endpoint:type_name -> shoal.v1.EndpointSpec
+	38, // 55: shoal.v1.Task.networks:type_name -> shoal.v1.TaskNetwork
+	9,  // 56: shoal.v1.TaskStatus.state:type_name -> shoal.v1.TaskState
+	54, // 57: shoal.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	10, // 58: shoal.v1.Network.meta:type_name -> shoal.v1.Meta
+	42, // 59: shoal.v1.Network.spec:type_name -> shoal.v1.NetworkSpec
+	41, // 60: shoal.v1.Network.allocation:type_name -> shoal.v1.NetworkAllocation
+	51, // 61: shoal.v1.NetworkSpec.labels:type_name -> shoal.v1.NetworkSpec.LabelsEntry
+	10, // 62: shoal.v1.Secret.meta:type_name -> shoal.v1.Meta
+	44, // 63: shoal.v1.Secret.spec:type_name -> shoal.v1.SecretSpec
+	52, // 64: shoal.v1.SecretSpec.labels:type_name -> shoal.v1.SecretSpec.LabelsEntry
+	10, // 65: shoal.v1.Config.meta:type_name -> shoal.v1.Meta
+	46, // 66: shoal.v1.Config.spec:type_name -> shoal.v1.ConfigSpec
+	53, // 67: shoal.v1.ConfigSpec.labels:type_name -> shoal.v1.ConfigSpec.LabelsEntry
+	68, // [68:68] is the sub-list for method output_type
+	68, // [68:68] is the sub-list for method input_type
+	68, // [68:68] is the sub-list for extension type_name
+	68, // [68:68] is the sub-list for extension extendee
+	0,  // [0:68] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_objects_proto_init() }
@@ -3220,7 +3580,7 @@ func file_shoal_v1_objects_proto_init() {
 	if File_shoal_v1_objects_proto != nil {
 		return
 	}
-	file_shoal_v1_objects_proto_msgTypes[13].OneofWrappers = []any{
+	file_shoal_v1_objects_proto_msgTypes[15].OneofWrappers = []any{
 		(*ServiceSpec_Replicated)(nil),
 		(*ServiceSpec_Global)(nil),
 	}
@@ -3230,7 +3590,7 @@ func file_shoal_v1_objects_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_v1_objects_proto_rawDesc), len(file_shoal_v1_objects_proto_rawDesc)),
 			NumEnums:      10,
-			NumMessages:   40,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

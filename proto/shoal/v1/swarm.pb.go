@@ -28,6 +28,9 @@ type InitRequest struct {
 	ForceNewCluster  bool                   `protobuf:"varint,2,opt,name=force_new_cluster,json=forceNewCluster,proto3" json:"force_new_cluster,omitempty"`
 	TaskHistoryLimit int64                  `protobuf:"varint,3,opt,name=task_history_limit,json=taskHistoryLimit,proto3" json:"task_history_limit,omitempty"`
 	CertExpiry       *durationpb.Duration   `protobuf:"bytes,4,opt,name=cert_expiry,json=certExpiry,proto3" json:"cert_expiry,omitempty"`
+	// default_addr_pools and subnet_size go to the cluster spec.
+	DefaultAddrPools []string `protobuf:"bytes,5,rep,name=default_addr_pools,json=defaultAddrPools,proto3" json:"default_addr_pools,omitempty"`
+	SubnetSize       uint32   `protobuf:"varint,6,opt,name=subnet_size,json=subnetSize,proto3" json:"subnet_size,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -88,6 +91,20 @@ func (x *InitRequest) GetCertExpiry() *durationpb.Duration {
 		return x.CertExpiry
 	}
 	return nil
+}
+
+func (x *InitRequest) GetDefaultAddrPools() []string {
+	if x != nil {
+		return x.DefaultAddrPools
+	}
+	return nil
+}
+
+func (x *InitRequest) GetSubnetSize() uint32 {
+	if x != nil {
+		return x.SubnetSize
+	}
+	return 0
 }
 
 type InitResponse struct {
@@ -483,13 +500,16 @@ var File_shoal_v1_swarm_proto protoreflect.FileDescriptor
 
 const file_shoal_v1_swarm_proto_rawDesc = "" +
 	"\n" +
-	"\x14shoal/v1/swarm.proto\x12\bshoal.v1\x1a\x1egoogle/protobuf/duration.proto\"\xca\x01\n" +
+	"\x14shoal/v1/swarm.proto\x12\bshoal.v1\x1a\x1egoogle/protobuf/duration.proto\"\x99\x02\n" +
 	"\vInitRequest\x12%\n" +
 	"\x0eadvertise_addr\x18\x01 \x01(\tR\radvertiseAddr\x12*\n" +
 	"\x11force_new_cluster\x18\x02 \x01(\bR\x0fforceNewCluster\x12,\n" +
 	"\x12task_history_limit\x18\x03 \x01(\x03R\x10taskHistoryLimit\x12:\n" +
 	"\vcert_expiry\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\n" +
-	"certExpiry\"\xa2\x01\n" +
+	"certExpiry\x12,\n" +
+	"\x12default_addr_pools\x18\x05 \x03(\tR\x10defaultAddrPools\x12\x1f\n" +
+	"\vsubnet_size\x18\x06 \x01(\rR\n" +
+	"subnetSize\"\xa2\x01\n" +
 	"\fInitResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1d\n" +
 	"\n" +
