@@ -19,6 +19,7 @@ import (
 
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/internal/tlsutil"
+	"github.com/shoal-run/shoal/manager/allocator"
 	"github.com/shoal-run/shoal/manager/ca"
 	"github.com/shoal-run/shoal/manager/controlapi"
 	"github.com/shoal-run/shoal/manager/orchestrator"
@@ -71,6 +72,9 @@ type Manager struct {
 	raft    *raftnode.Node
 	fwd     *forwarder
 	control *controlapi.Server
+	// book holds network allocations in flight, shared by the control
+	// API and the orchestrator.
+	book *allocator.Book
 	seen    *lastSeen
 	ready   atomic.Bool // leader with every committed entry applied
 }
@@ -95,7 +99,8 @@ func New(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{cfg: cfg, log: cfg.Log.Named("manager"), store: st, raft: r, fwd: newForwarder(cfg.Identity), seen: newLastSeen()}
-	m.control = &controlapi.Server{Store: st, Raft: r, Now: cfg.Now, NewToken: func(d string) string { return ca.NewToken(d).String() }}
+	m.book = &allocator.Book{}
+	m.control = &controlapi.Server{Store: st, Raft: r, Now: cfg.Now, NewToken: func(d string) string { return ca.NewToken(d).String() }, Book: m.book}
 	return m, nil
 }
 
@@ -217,6 +222,9 @@ func (m *Manager) Run(ctx context.Context) {
 		if err := m.ensureGossipKey(ctx); err != nil {
 			m.log.Warn("gossip key", zap.Error(err))
 		}
+		if err := m.ensureIngress(ctx); err != nil {
+			m.log.Warn("ingress network", zap.Error(err))
+		}
 		lctx, lcancel := context.WithCancel(ctx)
 		cancel = lcancel
 		m.seen.resetAll(m.cfg.Now())
@@ -224,7 +232,7 @@ func (m *Manager) Run(ctx context.Context) {
 		loops.Add(3)
 		go func() { defer loops.Done(); m.runNodeStatus(lctx) }()
 		go func() { defer loops.Done(); m.runRoles(lctx) }()
-		orch := &orchestrator.Orchestrator{Store: m.store, Raft: m.raft, Now: m.cfg.Now, NewID: store.NewID, Log: m.log.Named("orchestrator")}
+		orch := &orchestrator.Orchestrator{Store: m.store, Raft: m.raft, Now: m.cfg.Now, NewID: store.NewID, Log: m.log.Named("orchestrator"), Book: m.book}
 		go func() { defer loops.Done(); orch.Run(lctx) }()
 	}
 }
@@ -242,9 +250,14 @@ func (m *Manager) Bootstrap(ctx context.Context, cluster *shoalv1.Cluster, self 
 	if exists {
 		return nil
 	}
-	_, err := m.raft.Propose(ctx, &shoalv1.StoreBatch{Actions: []*shoalv1.StoreAction{
+	ingress, err := controlapi.IngressNetwork(cluster, cluster.GetMeta().GetCreatedAt())
+	if err != nil {
+		return err
+	}
+	_, err = m.raft.Propose(ctx, &shoalv1.StoreBatch{Actions: []*shoalv1.StoreAction{
 		{Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_CREATE, Object: store.Wrap(cluster)},
 		{Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_CREATE, Object: store.Wrap(self)},
+		{Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_CREATE, Object: store.Wrap(ingress)},
 	}})
 	return err
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	"github.com/shoal-run/shoal/manager"
+	"github.com/shoal-run/shoal/manager/allocator"
 	"github.com/shoal-run/shoal/manager/ca"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
@@ -63,6 +64,9 @@ func (s *swarmServer) Init(ctx context.Context, req *shoalv1.InitRequest) (*shoa
 	} else if req.GetTaskHistoryLimit() > 0 {
 		history = req.GetTaskHistoryLimit()
 	}
+	if _, err := allocator.ParsePools(req.GetDefaultAddrPools(), int(req.GetSubnetSize())); err != nil {
+		return nil, fmt.Errorf("default-addr-pool: %v: %w", err, errdefs.ErrInvalid)
+	}
 	// Leftovers of an earlier membership must not leak into a new cluster.
 	if err := d.wipeState(); err != nil && !os.IsNotExist(err) {
 		d.log.Debug("wipe before init", zap.Error(err))
@@ -101,9 +105,10 @@ func (s *swarmServer) Init(ctx context.Context, req *shoalv1.InitRequest) (*shoa
 	}
 	ts := timestamppb.New(now)
 	cluster := &shoalv1.Cluster{
-		Id:         clusterID,
-		Meta:       &shoalv1.Meta{CreatedAt: ts},
-		Spec:       &shoalv1.ClusterSpec{Name: "default", TaskHistoryLimit: history, NodeCertExpiry: durationpb.New(expiry)},
+		Id:   clusterID,
+		Meta: &shoalv1.Meta{CreatedAt: ts},
+		Spec: &shoalv1.ClusterSpec{Name: "default", TaskHistoryLimit: history, NodeCertExpiry: durationpb.New(expiry),
+			DefaultAddrPools: req.GetDefaultAddrPools(), SubnetSize: req.GetSubnetSize()},
 		RootCa:     &shoalv1.RootCA{CertPem: root.CertPEM, KeyPem: rootKey, Digest: root.Digest},
 		GossipKeys: [][]byte{manager.NewGossipKey()},
 		JoinTokens: &shoalv1.JoinTokens{

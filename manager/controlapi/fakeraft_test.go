@@ -128,7 +128,17 @@ func newTestServer(t *testing.T) (*Server, *fakeRaft) {
 			return fmt.Sprintf("SWMTKN-1-%s-new%d", digest, tokens)
 		},
 	}
+	// Every cluster has its ingress network from swarm init on.
+	if err := st.Apply(&shoalv1.StoreBatch{Actions: []*shoalv1.StoreAction{create(testIngress())}}, 1); err != nil {
+		t.Fatal(err)
+	}
+	r.index = 1
 	return s, r
+}
+
+func testIngress() *shoalv1.Network {
+	return &shoalv1.Network{Id: "ingress1", Spec: &shoalv1.NetworkSpec{Name: IngressName, Driver: DriverOverlay, Ingress: true},
+		Allocation: &shoalv1.NetworkAllocation{Vni: 4096, Subnet: "10.0.0.0/24", Gateway: "10.0.0.1"}}
 }
 
 // seed writes objects as one committed entry.

@@ -7,12 +7,14 @@ package controlapi
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/manager/allocator"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
@@ -34,6 +36,18 @@ type Server struct {
 	Now   func() time.Time
 	// NewToken makes a fresh join token for the cluster's CA digest.
 	NewToken func(digest string) string
+	// Book holds allocations in flight; the orchestrator shares it.
+	Book     *allocator.Book
+	bookOnce sync.Once
+}
+
+func (s *Server) book() *allocator.Book {
+	s.bookOnce.Do(func() {
+		if s.Book == nil {
+			s.Book = &allocator.Book{}
+		}
+	})
+	return s.Book
 }
 
 var _ shoalv1.ControlServiceServer = (*Server)(nil)
@@ -133,8 +147,13 @@ func (s *Server) CreateService(ctx context.Context, req *shoalv1.CreateServiceRe
 	if err := ValidateServiceSpec(spec); err != nil {
 		return nil, err
 	}
+	ep, release, err := s.prepareEndpoint(spec, nil)
+	defer release()
+	if err != nil {
+		return nil, err
+	}
 	now := timestamppb.New(s.Now())
-	svc := &shoalv1.Service{Id: store.NewID(), Meta: &shoalv1.Meta{CreatedAt: now, UpdatedAt: now}, Spec: spec}
+	svc := &shoalv1.Service{Id: store.NewID(), Meta: &shoalv1.Meta{CreatedAt: now, UpdatedAt: now}, Spec: spec, Endpoint: ep}
 	idx, err := s.propose(ctx, create(svc))
 	if err != nil {
 		return nil, err
@@ -220,9 +239,15 @@ func (s *Server) UpdateService(ctx context.Context, req *shoalv1.UpdateServiceRe
 	if _, wasGlobal := cur.GetSpec().GetMode().(*shoalv1.ServiceSpec_Global); wasGlobal != (spec.GetGlobal() != nil) {
 		return nil, fmt.Errorf("service.mode: a service cannot change between replicated and global; create a new service: %w", errdefs.ErrInvalid)
 	}
+	ep, release, err := s.prepareEndpoint(spec, cur)
+	defer release()
+	if err != nil {
+		return nil, err
+	}
 	next := clone(cur)
 	next.PreviousSpec = cur.GetSpec()
 	next.Spec = spec
+	next.Endpoint = ep
 	next.Meta.UpdatedAt = timestamppb.New(s.Now())
 	idx, err := s.propose(ctx, update(next, req.GetVersion()))
 	if err != nil {

@@ -2,11 +2,14 @@ package orchestrator
 
 import (
 	"context"
+	"errors"
 	"hash/fnv"
+	"net/netip"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/shoal-run/shoal/manager/allocator"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
@@ -27,6 +30,9 @@ type Orchestrator struct {
 	NewID    func() string
 	Log      *zap.Logger
 	MaxBatch int // actions per Raft entry
+	// Book holds network addresses being allocated; the control API
+	// shares it so a VIP and a task address in flight never collide.
+	Book *allocator.Book
 }
 
 // Run loops until ctx ends.
@@ -102,6 +108,11 @@ func (o *Orchestrator) Pass(ctx context.Context) (time.Time, error) {
 	in := o.Input()
 	now := o.Now()
 	plan := Reconcile(in, now, o.NewID)
+	release, err := o.allocate(in, &plan)
+	defer release()
+	if err != nil {
+		o.Log.Warn("network addresses for new tasks", zap.Error(err))
+	}
 	// Placement sees the tasks as the plan leaves them.
 	changed := map[string]*shoalv1.Task{}
 	for _, c := range plan.Update {
@@ -162,6 +173,67 @@ func (o *Orchestrator) Pass(ctx context.Context) (time.Time, error) {
 		actions = actions[n:]
 	}
 	return plan.Wake, nil
+}
+
+// allocate gives the tasks the plan creates their network interfaces; a
+// task that cannot get an address is not created this pass. The addresses
+// stay held until release, after the write.
+func (o *Orchestrator) allocate(in Input, plan *Plan) (release func(), err error) {
+	attached := map[string]bool{}
+	for _, s := range in.Services {
+		attached[s.GetId()] = len(s.GetEndpoint().GetVirtualIps()) > 0 || len(s.GetSpec().GetNetworks()) > 0
+	}
+	need := false
+	for _, c := range plan.Create {
+		if attached[c.Task.GetServiceId()] && len(c.Task.GetNetworks()) == 0 {
+			need = true
+			break
+		}
+	}
+	if !need {
+		return func() {}, nil
+	}
+	if o.Book == nil {
+		o.Book = &allocator.Book{}
+	}
+	var failed []error
+	release, err = o.Book.Do(func(h *allocator.Held) error {
+		networks := map[string]*shoalv1.Network{}
+		services := map[string]*shoalv1.Service{}
+		var ingress *shoalv1.Network
+		var used map[string]map[netip.Addr]bool
+		o.Store.View(func(r store.ReadTx) {
+			for _, n := range store.List[*shoalv1.Network](r, store.TableNetwork) {
+				networks[n.GetId()] = n
+				if n.GetSpec().GetIngress() {
+					ingress = n
+				}
+			}
+			svcs := store.List[*shoalv1.Service](r, store.TableService)
+			for _, s := range svcs {
+				services[s.GetId()] = s
+			}
+			used = allocator.Used(svcs, store.List[*shoalv1.Task](r, store.TableTask))
+		})
+		kept := plan.Create[:0]
+		for _, c := range plan.Create {
+			svc := services[c.Task.GetServiceId()]
+			if svc == nil || len(c.Task.GetNetworks()) > 0 {
+				kept = append(kept, c)
+				continue
+			}
+			nets, err := allocator.TaskNetworks(svc, networks, ingress, used, h)
+			if err != nil {
+				failed = append(failed, err)
+				continue
+			}
+			c.Task.Networks = nets
+			kept = append(kept, c)
+		}
+		plan.Create = kept
+		return nil
+	})
+	return release, errors.Join(append(failed, err)...)
 }
 
 func seedOf(t time.Time) int64 {

@@ -9,6 +9,7 @@ package orchestrator
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -348,7 +349,41 @@ func (r *reconciler) slot(svc *shoalv1.Service, tasks []*shoalv1.Task, makeNew f
 }
 
 func specCurrent(svc *shoalv1.Service, t *shoalv1.Task) bool {
-	return proto.Equal(svc.GetSpec().GetTask(), t.GetSpec()) && proto.Equal(svc.GetSpec().GetEndpoint(), t.GetEndpoint())
+	return proto.Equal(svc.GetSpec().GetTask(), t.GetSpec()) && proto.Equal(svc.GetSpec().GetEndpoint(), t.GetEndpoint()) &&
+		networksCurrent(svc, t)
+}
+
+// networksCurrent reports whether a task is attached to the service's
+// networks with its current aliases and VIPs (ingress, which comes with
+// publishing, is compared through the endpoint). A task made before its
+// addresses were allocated counts as current: the allocator gives it
+// interfaces before it leaves the manager.
+func networksCurrent(svc *shoalv1.Service, t *shoalv1.Task) bool {
+	if len(t.GetNetworks()) == 0 {
+		return len(svc.GetSpec().GetNetworks()) == 0
+	}
+	vips := map[string]string{}
+	for _, v := range svc.GetEndpoint().GetVirtualIps() {
+		vips[v.GetNetworkId()] = v.GetAddr()
+	}
+	var mine []string
+	for _, n := range t.GetNetworks() {
+		if n.GetVip() != vips[n.GetNetworkId()] {
+			return false
+		}
+		if !n.GetIngress() {
+			mine = append(mine, n.GetNetworkId()+"|"+strings.Join(n.GetAliases(), ","))
+		}
+	}
+	var want []string
+	for _, a := range svc.GetSpec().GetNetworks() {
+		aliases := append([]string{}, a.GetAliases()...)
+		sort.Strings(aliases)
+		want = append(want, a.GetTarget()+"|"+strings.Join(aliases, ","))
+	}
+	sort.Strings(mine)
+	sort.Strings(want)
+	return strings.Join(mine, ";") == strings.Join(want, ";")
 }
 
 // rollOne replaces one outdated running task (stop-first, one at a time:

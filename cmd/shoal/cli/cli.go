@@ -66,7 +66,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVarP(&g.host, "host", "H", os.Getenv("SHOAL_HOST"), "daemon to talk to: unix:///path or tcp://HOST:PORT (env SHOAL_HOST)")
 	root.PersistentFlags().StringVar(&g.certDir, "cert-dir", envOr("SHOAL_CERT_PATH", "/var/lib/shoal/certificates"), "directory with ca.crt, node.crt and node.key of a manager, for tcp:// hosts (env SHOAL_CERT_PATH)")
-	root.AddCommand(newDaemonCmd(g), newSwarmCmd(g), newNodeCmd(g), newServiceCmd(g), newVersionCmd(g),
+	root.AddCommand(newDaemonCmd(g), newSwarmCmd(g), newNodeCmd(g), newServiceCmd(g), newNetworkCmd(g), newVersionCmd(g),
 		newDevCmd(g), newRunCmd(g), newPsCmd(g), newStopCmd(g), newKillCmd(g), newRmCmd(g), newLogsCmd(g), newImageCmd(g))
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)

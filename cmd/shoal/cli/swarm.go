@@ -21,6 +21,8 @@ type swarmInitFlags struct {
 	advertise  string
 	history    int64
 	certExpiry time.Duration
+	pools      []string
+	poolMask   uint32
 }
 
 func newSwarmInitCmd(g *globals) *cobra.Command {
@@ -35,7 +37,7 @@ func newSwarmInitCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer done()
-			req := &shoalv1.InitRequest{AdvertiseAddr: f.advertise, TaskHistoryLimit: f.history}
+			req := &shoalv1.InitRequest{AdvertiseAddr: f.advertise, TaskHistoryLimit: f.history, DefaultAddrPools: f.pools, SubnetSize: f.poolMask}
 			if f.certExpiry > 0 {
 				req.CertExpiry = durationpb.New(f.certExpiry)
 			}
@@ -52,6 +54,8 @@ func newSwarmInitCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&f.advertise, "advertise-addr", "", "address other nodes use to reach this manager (HOST[:PORT])")
 	cmd.Flags().Int64Var(&f.history, "task-history-limit", 5, "finished tasks kept per slot")
 	cmd.Flags().DurationVar(&f.certExpiry, "cert-expiry", 90*24*time.Hour, "validity of node certificates")
+	cmd.Flags().StringArrayVar(&f.pools, "default-addr-pool", nil, "CIDR that network subnets are carved from (repeatable; default 10.0.0.0/8)")
+	cmd.Flags().Uint32Var(&f.poolMask, "default-addr-pool-mask-length", 24, "prefix length of the subnets carved from the pools")
 	return cmd
 }
 

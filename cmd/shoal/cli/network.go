@@ -1,0 +1,159 @@
+package cli
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/spf13/cobra"
+
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+)
+
+func newNetworkCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "network", Short: "Manage overlay networks"}
+	cmd.AddCommand(newNetworkCreateCmd(g), newNetworkLsCmd(g), newNetworkInspectCmd(g), newNetworkRmCmd(g))
+	return cmd
+}
+
+type networkCreateFlags struct {
+	driver, subnet, gateway string
+	attachable, ingress     bool
+	labels                  []string
+}
+
+func newNetworkCreateCmd(g *globals) *cobra.Command {
+	f := &networkCreateFlags{}
+	cmd := &cobra.Command{
+		Use:   "create [OPTIONS] NETWORK",
+		Short: "Create an overlay network",
+		Long: "Create an overlay network. Without --subnet it gets the next free subnet of the\n" +
+			"cluster's address pools (10.0.0.0/8 in /24s unless swarm init said otherwise).",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			labels, err := applyKV(nil, f.labels, nil, "--label")
+			if err != nil {
+				return err
+			}
+			c, done, err := g.control()
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := c.CreateNetwork(cmd.Context(), &shoalv1.CreateNetworkRequest{Spec: &shoalv1.NetworkSpec{
+				Name: args[0], Driver: f.driver, Subnet: f.subnet, Gateway: f.gateway,
+				Attachable: f.attachable, Ingress: f.ingress, Labels: labels,
+			}})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(g.out, resp.GetNetwork().GetId())
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVarP(&f.driver, "driver", "d", "overlay", "network driver (overlay)")
+	fs.StringVar(&f.subnet, "subnet", "", "subnet in CIDR form (default: the next free one of the address pools)")
+	fs.StringVar(&f.gateway, "gateway", "", "gateway of the subnet (default: its first address)")
+	fs.BoolVar(&f.attachable, "attachable", false, "let standalone containers attach")
+	fs.BoolVar(&f.ingress, "ingress", false, "make this the routing mesh's ingress network")
+	fs.StringArrayVar(&f.labels, "label", nil, "network label KEY=VALUE (repeatable)")
+	return cmd
+}
+
+func newNetworkLsCmd(g *globals) *cobra.Command {
+	f := &listFlags{}
+	cmd := &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List networks",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.check(); err != nil {
+				return err
+			}
+			c, done, err := g.control()
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := c.ListNetworks(cmd.Context(), &shoalv1.ListNetworksRequest{})
+			if err != nil {
+				return err
+			}
+			nets := resp.GetNetworks()
+			sort.Slice(nets, func(i, j int) bool { return nets[i].GetSpec().GetName() < nets[j].GetSpec().GetName() })
+			switch {
+			case f.quiet:
+				for _, n := range nets {
+					fmt.Fprintln(g.out, n.GetId())
+				}
+				return nil
+			case f.format == "json":
+				return writeJSON(g.out, nets)
+			}
+			t := newTable(g.out, "NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNET", "GATEWAY")
+			for _, n := range nets {
+				t.row(shortID(n.GetId()), n.GetSpec().GetName(), n.GetSpec().GetDriver(), "swarm",
+					n.GetAllocation().GetSubnet(), n.GetAllocation().GetGateway())
+			}
+			t.flush()
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&f.format, "format", "", "table or json")
+	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print IDs only")
+	return cmd
+}
+
+func newNetworkInspectCmd(g *globals) *cobra.Command {
+	f := &listFlags{}
+	cmd := &cobra.Command{
+		Use:   "inspect NETWORK [NETWORK...]",
+		Short: "Show networks in detail (JSON)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.check(); err != nil {
+				return err
+			}
+			c, done, err := g.control()
+			if err != nil {
+				return err
+			}
+			defer done()
+			var nets []*shoalv1.Network
+			for _, a := range args {
+				resp, err := c.GetNetwork(cmd.Context(), &shoalv1.GetNetworkRequest{NetworkId: a})
+				if err != nil {
+					return err
+				}
+				nets = append(nets, resp.GetNetwork())
+			}
+			return writeJSON(g.out, nets)
+		},
+	}
+	cmd.Flags().StringVar(&f.format, "format", "json", "json")
+	return cmd
+}
+
+func newNetworkRmCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "rm NETWORK [NETWORK...]",
+		Aliases: []string{"remove"},
+		Short:   "Remove networks no service uses",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, done, err := g.control()
+			if err != nil {
+				return err
+			}
+			defer done()
+			for _, ref := range args {
+				if _, err := c.RemoveNetwork(cmd.Context(), &shoalv1.RemoveNetworkRequest{NetworkId: ref}); err != nil {
+					return err
+				}
+				fmt.Fprintln(g.out, ref)
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,130 @@
+package allocator
+
+import (
+	"net/netip"
+	"sync"
+)
+
+// Book holds what the leader has allocated but not yet committed, so two
+// writes in flight (a service create and the orchestrator placing tasks)
+// never pick the same address, subnet, VNI or port. Allocations are made
+// inside Do, which serializes them; the values stay held until the
+// returned release is called, after the Raft write has been applied (or
+// failed), when the store itself shows them.
+type Book struct {
+	mu      sync.Mutex
+	addrs   map[string]map[netip.Addr]int // network ID → address → holders
+	subnets map[netip.Prefix]int
+	vnis    map[uint32]int
+	ports   map[string]int
+}
+
+// Held is the view of a Book inside Do: what is held, and holding more.
+type Held struct {
+	b     *Book
+	taken []func()
+}
+
+// Do runs fn with the book locked. What fn holds stays held until release.
+func (b *Book) Do(fn func(h *Held) error) (release func(), err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.addrs == nil {
+		b.addrs, b.subnets, b.vnis, b.ports = map[string]map[netip.Addr]int{}, map[netip.Prefix]int{}, map[uint32]int{}, map[string]int{}
+	}
+	h := &Held{b: b}
+	if err := fn(h); err != nil {
+		for _, f := range h.taken {
+			f()
+		}
+		return func() {}, err
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			for _, f := range h.taken {
+				f()
+			}
+		})
+	}, nil
+}
+
+// Addr holds addr on a network.
+func (h *Held) Addr(network string, addr netip.Addr) {
+	m := h.b.addrs[network]
+	if m == nil {
+		m = map[netip.Addr]int{}
+		h.b.addrs[network] = m
+	}
+	m[addr]++
+	b := h.b
+	h.taken = append(h.taken, func() {
+		if m[addr]--; m[addr] <= 0 {
+			delete(m, addr)
+		}
+		if len(m) == 0 {
+			delete(b.addrs, network)
+		}
+	})
+}
+
+// Subnet holds a subnet.
+func (h *Held) Subnet(p netip.Prefix) {
+	h.b.subnets[p]++
+	b := h.b
+	h.taken = append(h.taken, func() {
+		if b.subnets[p]--; b.subnets[p] <= 0 {
+			delete(b.subnets, p)
+		}
+	})
+}
+
+// VNI holds a VXLAN identifier.
+func (h *Held) VNI(v uint32) {
+	h.b.vnis[v]++
+	b := h.b
+	h.taken = append(h.taken, func() {
+		if b.vnis[v]--; b.vnis[v] <= 0 {
+			delete(b.vnis, v)
+		}
+	})
+}
+
+// Port holds a published port ("30000/tcp").
+func (h *Held) Port(key string) {
+	h.b.ports[key]++
+	b := h.b
+	h.taken = append(h.taken, func() {
+		if b.ports[key]--; b.ports[key] <= 0 {
+			delete(b.ports, key)
+		}
+	})
+}
+
+// AddAddrs adds the held addresses of a network to used.
+func (h *Held) AddAddrs(network string, used map[netip.Addr]bool) {
+	for a := range h.b.addrs[network] {
+		used[a] = true
+	}
+}
+
+// Subnets lists the held subnets.
+func (h *Held) Subnets() []netip.Prefix {
+	var out []netip.Prefix
+	for p := range h.b.subnets {
+		out = append(out, p)
+	}
+	return out
+}
+
+// AddVNIs adds the held VNIs to used.
+func (h *Held) AddVNIs(used map[uint32]bool) {
+	for v := range h.b.vnis {
+		used[v] = true
+	}
+}
+
+// PortHeld reports whether a published port is held.
+func (h *Held) PortHeld(key string) bool { return h.b.ports[key] > 0 }

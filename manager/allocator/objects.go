@@ -1,0 +1,226 @@
+package allocator
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+)
+
+// HoldsAddrs reports whether a task still holds its network addresses:
+// until its worker reports it ended, its container may still use them.
+func HoldsAddrs(t *shoalv1.Task) bool {
+	switch t.GetStatus().GetState() {
+	case shoalv1.TaskState_TASK_STATE_COMPLETE, shoalv1.TaskState_TASK_STATE_FAILED, shoalv1.TaskState_TASK_STATE_SHUTDOWN,
+		shoalv1.TaskState_TASK_STATE_REJECTED, shoalv1.TaskState_TASK_STATE_ORPHANED, shoalv1.TaskState_TASK_STATE_REMOVE:
+		return false
+	}
+	return true
+}
+
+// Used is every address in use per network ID, from the store: service
+// VIPs and the interfaces of tasks that still hold theirs.
+func Used(services []*shoalv1.Service, tasks []*shoalv1.Task) map[string]map[netip.Addr]bool {
+	out := map[string]map[netip.Addr]bool{}
+	add := func(network, cidr string) {
+		p, err := netip.ParsePrefix(cidr)
+		if err != nil {
+			return
+		}
+		if out[network] == nil {
+			out[network] = map[netip.Addr]bool{}
+		}
+		out[network][p.Addr()] = true
+	}
+	for _, s := range services {
+		for _, v := range s.GetEndpoint().GetVirtualIps() {
+			add(v.GetNetworkId(), v.GetAddr())
+		}
+	}
+	for _, t := range tasks {
+		if !HoldsAddrs(t) {
+			continue
+		}
+		for _, n := range t.GetNetworks() {
+			add(n.GetNetworkId(), n.GetAddr())
+		}
+	}
+	return out
+}
+
+// UsedPorts is every published port ("30000/tcp") the services' endpoints
+// hold.
+func UsedPorts(services []*shoalv1.Service, except string) map[string]bool {
+	out := map[string]bool{}
+	for _, s := range services {
+		if s.GetId() == except {
+			continue
+		}
+		for _, p := range s.GetEndpoint().GetPorts() {
+			if p.GetPublishedPort() != 0 {
+				out[PortKey(p.GetPublishedPort(), p.GetProtocol())] = true
+			}
+		}
+	}
+	return out
+}
+
+// PortKey renders a published port as "8080/tcp".
+func PortKey(port uint32, proto shoalv1.PortProtocol) string {
+	if proto == shoalv1.PortProtocol_PORT_PROTOCOL_UDP {
+		return fmt.Sprintf("%d/udp", port)
+	}
+	return fmt.Sprintf("%d/tcp", port)
+}
+
+// publishesIngress reports whether a spec publishes a port through the
+// routing mesh.
+func publishesIngress(spec *shoalv1.ServiceSpec) bool {
+	for _, p := range spec.GetEndpoint().GetPorts() {
+		if p.GetPublishMode() != shoalv1.PublishMode_PUBLISH_MODE_HOST {
+			return true
+		}
+	}
+	return false
+}
+
+// Endpoint is the input of AllocateEndpoint.
+type Endpoint struct {
+	Spec     *shoalv1.ServiceSpec        // networks already resolved to IDs
+	Current  *shoalv1.Service            // the service before this change; nil on create
+	Networks map[string]*shoalv1.Network // by ID
+	Ingress  *shoalv1.Network            // nil when the cluster has none
+	Used     map[string]map[netip.Addr]bool
+	Ports    map[string]bool // published ports other services hold
+}
+
+// AllocateEndpoint gives a service a VIP on each of its networks (in VIP
+// mode; plus the ingress network when it publishes a port in ingress
+// mode) and a number for each ingress port published without one,
+// keeping what the current service already has, and holds the new ones.
+func AllocateEndpoint(in Endpoint, h *Held) (*shoalv1.ServiceEndpoint, error) {
+	ep := &shoalv1.ServiceEndpoint{}
+	vip := in.Spec.GetEndpoint().GetMode() != shoalv1.EndpointMode_ENDPOINT_MODE_DNSRR
+	have := map[string]string{}
+	for _, v := range in.Current.GetEndpoint().GetVirtualIps() {
+		have[v.GetNetworkId()] = v.GetAddr()
+	}
+	var ids []string
+	for _, a := range in.Spec.GetNetworks() {
+		ids = append(ids, a.GetTarget())
+	}
+	if publishesIngress(in.Spec) {
+		if in.Ingress == nil {
+			return nil, fmt.Errorf("service.publish: the cluster has no ingress network for the routing mesh; publish with mode=host, or create one with shoal network create --ingress")
+		}
+		if !vip {
+			return nil, fmt.Errorf("service.publish: a port published in ingress mode needs the VIP endpoint mode, not dnsrr; use mode=host or --endpoint-mode vip")
+		}
+		ids = append(ids, in.Ingress.GetId())
+	}
+	if vip {
+		for _, id := range ids {
+			if cur, ok := have[id]; ok {
+				ep.VirtualIps = append(ep.VirtualIps, &shoalv1.VirtualIP{NetworkId: id, Addr: cur})
+				continue
+			}
+			nw := in.Networks[id]
+			if nw == nil {
+				return nil, fmt.Errorf("network %s does not exist", id)
+			}
+			a, err := nextIn(nw, in.Used[id], h)
+			if err != nil {
+				return nil, err
+			}
+			ep.VirtualIps = append(ep.VirtualIps, &shoalv1.VirtualIP{NetworkId: id, Addr: a.String()})
+		}
+	}
+	resolved := map[string]uint32{}
+	for _, p := range in.Current.GetEndpoint().GetPorts() {
+		resolved[fmt.Sprintf("%d/%d/%d", p.GetTargetPort(), p.GetProtocol(), p.GetPublishMode())] = p.GetPublishedPort()
+	}
+	for _, p := range in.Spec.GetEndpoint().GetPorts() {
+		q := &shoalv1.PortConfig{Name: p.GetName(), Protocol: p.GetProtocol(), TargetPort: p.GetTargetPort(), PublishedPort: p.GetPublishedPort(), PublishMode: p.GetPublishMode()}
+		if q.PublishedPort == 0 && q.PublishMode != shoalv1.PublishMode_PUBLISH_MODE_HOST {
+			if n, ok := resolved[fmt.Sprintf("%d/%d/%d", q.TargetPort, q.Protocol, q.PublishMode)]; ok && n != 0 {
+				q.PublishedPort = n
+			} else {
+				used := map[uint32]bool{}
+				for port := uint32(MinDynamicPort); port <= MaxDynamicPort; port++ {
+					if k := PortKey(port, q.Protocol); in.Ports[k] || h.PortHeld(k) {
+						used[port] = true
+					}
+				}
+				n, err := NextPort(used)
+				if err != nil {
+					return nil, err
+				}
+				q.PublishedPort = n
+				h.Port(PortKey(n, q.Protocol))
+			}
+		}
+		ep.Ports = append(ep.Ports, q)
+	}
+	return ep, nil
+}
+
+// nextIn takes the next free address of a network and holds it.
+func nextIn(nw *shoalv1.Network, used map[netip.Addr]bool, h *Held) (netip.Prefix, error) {
+	subnet, err := netip.ParsePrefix(nw.GetAllocation().GetSubnet())
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("network %q has no subnet allocated", nw.GetSpec().GetName())
+	}
+	gw, _ := netip.ParseAddr(nw.GetAllocation().GetGateway())
+	all := map[netip.Addr]bool{}
+	for a := range used {
+		all[a] = true
+	}
+	h.AddAddrs(nw.GetId(), all)
+	a, err := NextAddr(subnet, gw, all)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("network %q: %w", nw.GetSpec().GetName(), err)
+	}
+	h.Addr(nw.GetId(), a)
+	return netip.PrefixFrom(a, subnet.Bits()), nil
+}
+
+// TaskNetworks gives a new task of svc an interface on each of the
+// service's networks (its own, then ingress), with a fresh address held
+// in h.
+func TaskNetworks(svc *shoalv1.Service, networks map[string]*shoalv1.Network, ingress *shoalv1.Network, used map[string]map[netip.Addr]bool, h *Held) ([]*shoalv1.TaskNetwork, error) {
+	vips := map[string]string{}
+	for _, v := range svc.GetEndpoint().GetVirtualIps() {
+		vips[v.GetNetworkId()] = v.GetAddr()
+	}
+	type att struct {
+		id      string
+		aliases []string
+	}
+	var atts []att
+	for _, a := range svc.GetSpec().GetNetworks() {
+		atts = append(atts, att{a.GetTarget(), a.GetAliases()})
+	}
+	if ingress != nil && publishesIngress(svc.GetSpec()) {
+		atts = append(atts, att{id: ingress.GetId()})
+	}
+	var out []*shoalv1.TaskNetwork
+	for _, a := range atts {
+		nw := networks[a.id]
+		if nw == nil {
+			return nil, fmt.Errorf("service %q: network %s does not exist", svc.GetSpec().GetName(), a.id)
+		}
+		addr, err := nextIn(nw, used[a.id], h)
+		if err != nil {
+			return nil, fmt.Errorf("service %q: %w", svc.GetSpec().GetName(), err)
+		}
+		aliases := append([]string{}, a.aliases...)
+		sort.Strings(aliases)
+		out = append(out, &shoalv1.TaskNetwork{
+			NetworkId: nw.GetId(), NetworkName: nw.GetSpec().GetName(), Vni: nw.GetAllocation().GetVni(),
+			Addr: addr.String(), Gateway: nw.GetAllocation().GetGateway(), Vip: vips[nw.GetId()],
+			Aliases: aliases, Ingress: nw.GetSpec().GetIngress(),
+		})
+	}
+	return out, nil
+}

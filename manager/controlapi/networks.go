@@ -1,0 +1,326 @@
+package controlapi
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/manager/allocator"
+	"github.com/shoal-run/shoal/manager/store"
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+)
+
+// DriverOverlay is the only network driver: a VXLAN overlay.
+const DriverOverlay = "overlay"
+
+// IngressName is the routing mesh's network, made at swarm init.
+const IngressName = "ingress"
+
+// ValidateNetworkSpec checks a network spec; subnet and gateway are
+// optional (allocated when empty).
+func ValidateNetworkSpec(s *shoalv1.NetworkSpec) error {
+	var f fieldErrors
+	if s == nil {
+		f.add("network", "a spec is required")
+		return f.err()
+	}
+	validName(&f, "network.name", s.GetName())
+	validLabels(&f, "network.labels", s.GetLabels())
+	if d := s.GetDriver(); d != "" && d != DriverOverlay {
+		f.add("network.driver", "%q is not supported: use overlay", d)
+	}
+	var subnet netip.Prefix
+	if c := s.GetSubnet(); c != "" {
+		p, err := netip.ParsePrefix(c)
+		switch {
+		case err != nil || !p.Addr().Is4():
+			f.add("network.subnet", "%q is not an IPv4 CIDR such as 10.1.0.0/24", c)
+		case p.Masked() != p:
+			f.add("network.subnet", "%q has host bits set; did you mean %s?", c, p.Masked())
+		case p.Bits() < 8 || p.Bits() > 29:
+			f.add("network.subnet", "%s: the prefix length must be between /8 and /29", c)
+		default:
+			subnet = p
+		}
+	}
+	if g := s.GetGateway(); g != "" {
+		a, err := netip.ParseAddr(g)
+		switch {
+		case s.GetSubnet() == "":
+			f.add("network.gateway", "needs a subnet (--subnet) to be inside of")
+		case err != nil || !a.Is4():
+			f.add("network.gateway", "%q is not an IPv4 address", g)
+		case subnet.IsValid() && (!subnet.Contains(a) || a == subnet.Addr() || a == lastAddr(subnet)):
+			f.add("network.gateway", "%s is not a host address of the subnet %s", a, subnet)
+		}
+	}
+	return f.err()
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As4()
+	n := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	n |= 1<<(32-p.Bits()) - 1
+	return netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)})
+}
+
+// pools reads the cluster's default address pools.
+func pools(c *shoalv1.Cluster) (allocator.Pools, error) {
+	return allocator.ParsePools(c.GetSpec().GetDefaultAddrPools(), int(c.GetSpec().GetSubnetSize()))
+}
+
+// AllocateNetwork gives a network its subnet (the spec's, or the next
+// free one of the pools), gateway and VNI, given the networks that exist
+// and what h holds, and holds them.
+func AllocateNetwork(spec *shoalv1.NetworkSpec, p allocator.Pools, existing []*shoalv1.Network, h *allocator.Held) (*shoalv1.NetworkAllocation, error) {
+	used := h.Subnets()
+	vnis := map[uint32]bool{}
+	h.AddVNIs(vnis)
+	names := map[netip.Prefix]string{}
+	for _, n := range existing {
+		if s, err := netip.ParsePrefix(n.GetAllocation().GetSubnet()); err == nil {
+			used = append(used, s)
+			names[s] = n.GetSpec().GetName()
+		}
+		vnis[n.GetAllocation().GetVni()] = true
+	}
+	var subnet netip.Prefix
+	if c := spec.GetSubnet(); c != "" {
+		subnet = netip.MustParsePrefix(c) // validated
+		if o, ok := allocator.Overlapping(subnet, used); ok {
+			if name, ok := names[o]; ok {
+				return nil, fmt.Errorf("network.subnet: %s overlaps %s of network %q; choose another subnet: %w", subnet, o, name, errdefs.ErrInvalid)
+			}
+			return nil, fmt.Errorf("network.subnet: %s overlaps %s, which a network being created takes; choose another subnet: %w", subnet, o, errdefs.ErrConflict)
+		}
+	} else {
+		var err error
+		if subnet, err = p.NextSubnet(used); err != nil {
+			return nil, fmt.Errorf("network.subnet: %v; give one with --subnet or widen the pools at swarm init: %w", err, errdefs.ErrFailedPrecond)
+		}
+	}
+	gw := allocator.Gateway(subnet)
+	if g := spec.GetGateway(); g != "" {
+		gw = netip.MustParseAddr(g)
+	}
+	vni, err := allocator.NextVNI(vnis)
+	if err != nil {
+		return nil, fmt.Errorf("network: %v: %w", err, errdefs.ErrFailedPrecond)
+	}
+	h.Subnet(subnet)
+	h.VNI(vni)
+	return &shoalv1.NetworkAllocation{Vni: vni, Subnet: subnet.String(), Gateway: gw.String()}, nil
+}
+
+// IngressNetwork is the ingress network a new cluster starts with: the
+// first subnet of its pools.
+func IngressNetwork(c *shoalv1.Cluster, now *timestamppb.Timestamp) (*shoalv1.Network, error) {
+	p, err := pools(c)
+	if err != nil {
+		return nil, err
+	}
+	spec := &shoalv1.NetworkSpec{Name: IngressName, Driver: DriverOverlay, Ingress: true}
+	var alloc *shoalv1.NetworkAllocation
+	var b allocator.Book
+	release, err := b.Do(func(h *allocator.Held) (err error) {
+		alloc, err = AllocateNetwork(spec, p, nil, h)
+		return err
+	})
+	release()
+	if err != nil {
+		return nil, err
+	}
+	return &shoalv1.Network{Id: store.NewID(), Meta: &shoalv1.Meta{CreatedAt: now, UpdatedAt: now}, Spec: spec, Allocation: alloc}, nil
+}
+
+// CreateNetwork validates, allocates and stores a network.
+func (s *Server) CreateNetwork(ctx context.Context, req *shoalv1.CreateNetworkRequest) (*shoalv1.CreateNetworkResponse, error) {
+	spec := clone(req.GetSpec())
+	if spec == nil {
+		spec = &shoalv1.NetworkSpec{}
+	}
+	if spec.Driver == "" {
+		spec.Driver = DriverOverlay
+	}
+	if err := ValidateNetworkSpec(spec); err != nil {
+		return nil, err
+	}
+	c, err := s.cluster()
+	if err != nil {
+		return nil, err
+	}
+	p, err := pools(c)
+	if err != nil {
+		return nil, fmt.Errorf("the cluster's address pools: %v: %w", err, errdefs.ErrFailedPrecond)
+	}
+	var existing []*shoalv1.Network
+	s.Store.View(func(r store.ReadTx) { existing = store.List[*shoalv1.Network](r, store.TableNetwork) })
+	for _, n := range existing {
+		if n.GetSpec().GetName() == spec.GetName() {
+			return nil, fmt.Errorf("network name %q is already in use by %s: %w", spec.GetName(), n.GetId(), errdefs.ErrAlreadyExists)
+		}
+		if spec.GetIngress() && n.GetSpec().GetIngress() {
+			return nil, fmt.Errorf("network.ingress: network %q is already the ingress network; remove it first: %w", n.GetSpec().GetName(), errdefs.ErrAlreadyExists)
+		}
+	}
+	var alloc *shoalv1.NetworkAllocation
+	release, err := s.book().Do(func(h *allocator.Held) (err error) {
+		// Read again under the book: an allocation released since the
+		// first read is in the store now.
+		s.Store.View(func(r store.ReadTx) { existing = store.List[*shoalv1.Network](r, store.TableNetwork) })
+		alloc, err = AllocateNetwork(spec, p, existing, h)
+		return err
+	})
+	defer release()
+	if err != nil {
+		return nil, err
+	}
+	now := timestamppb.New(s.Now())
+	nw := &shoalv1.Network{Id: store.NewID(), Meta: &shoalv1.Meta{CreatedAt: now, UpdatedAt: now}, Spec: spec, Allocation: alloc}
+	idx, err := s.propose(ctx, create(nw))
+	if err != nil {
+		return nil, err
+	}
+	nw.Meta.Version = idx
+	return &shoalv1.CreateNetworkResponse{Network: nw}, nil
+}
+
+func (s *Server) findNetwork(ref string) (*shoalv1.Network, error) {
+	var nw *shoalv1.Network
+	var err error
+	s.Store.View(func(r store.ReadTx) { nw, err = store.Find[*shoalv1.Network](r, store.TableNetwork, ref, "network") })
+	return nw, err
+}
+
+// GetNetwork returns a network by ID, name or ID prefix.
+func (s *Server) GetNetwork(ctx context.Context, req *shoalv1.GetNetworkRequest) (*shoalv1.GetNetworkResponse, error) {
+	nw, err := s.findNetwork(req.GetNetworkId())
+	if err != nil {
+		return nil, err
+	}
+	return &shoalv1.GetNetworkResponse{Network: nw}, nil
+}
+
+// ListNetworks returns every network.
+func (s *Server) ListNetworks(ctx context.Context, _ *shoalv1.ListNetworksRequest) (*shoalv1.ListNetworksResponse, error) {
+	var out []*shoalv1.Network
+	s.Store.View(func(r store.ReadTx) { out = store.List[*shoalv1.Network](r, store.TableNetwork) })
+	return &shoalv1.ListNetworksResponse{Networks: out}, nil
+}
+
+// RemoveNetwork deletes a network no service uses and no task is still
+// attached to.
+func (s *Server) RemoveNetwork(ctx context.Context, req *shoalv1.RemoveNetworkRequest) (*shoalv1.RemoveNetworkResponse, error) {
+	nw, err := s.findNetwork(req.GetNetworkId())
+	if err != nil {
+		return nil, err
+	}
+	var users []string
+	attached := 0
+	s.Store.View(func(r store.ReadTx) {
+		for _, svc := range store.List[*shoalv1.Service](r, store.TableService) {
+			if usesNetwork(svc, nw) {
+				users = append(users, svc.GetSpec().GetName())
+			}
+		}
+		for _, t := range store.List[*shoalv1.Task](r, store.TableTask) {
+			for _, a := range t.GetNetworks() {
+				if a.GetNetworkId() == nw.GetId() && allocator.HoldsAddrs(t) {
+					attached++
+				}
+			}
+		}
+	})
+	if len(users) > 0 {
+		sort.Strings(users)
+		return nil, fmt.Errorf("network %q is in use by service %s: remove them or detach the network (service update --network-rm) first: %w",
+			nw.GetSpec().GetName(), strings.Join(users, ", "), errdefs.ErrFailedPrecond)
+	}
+	if attached > 0 {
+		return nil, fmt.Errorf("network %q still has %d task interfaces while their containers stop; try again in a moment: %w", nw.GetSpec().GetName(), attached, errdefs.ErrFailedPrecond)
+	}
+	if _, err := s.propose(ctx, remove(nw, nw.GetMeta().GetVersion())); err != nil {
+		return nil, err
+	}
+	return &shoalv1.RemoveNetworkResponse{}, nil
+}
+
+// usesNetwork reports whether a service is attached to nw, directly or,
+// for the ingress network, through a port it publishes in ingress mode.
+func usesNetwork(svc *shoalv1.Service, nw *shoalv1.Network) bool {
+	for _, a := range svc.GetSpec().GetNetworks() {
+		if a.GetTarget() == nw.GetId() || a.GetTarget() == nw.GetSpec().GetName() {
+			return true
+		}
+	}
+	return nw.GetSpec().GetIngress() && publishesIngress(svc.GetSpec())
+}
+
+func publishesIngress(spec *shoalv1.ServiceSpec) bool {
+	for _, p := range spec.GetEndpoint().GetPorts() {
+		if p.GetPublishMode() != shoalv1.PublishMode_PUBLISH_MODE_HOST {
+			return true
+		}
+	}
+	return false
+}
+
+// prepareEndpoint resolves the spec's networks to their IDs (in place)
+// and allocates the service's endpoint: VIPs and published ports, keeping
+// what cur has. release must be called once the write is applied or
+// failed.
+func (s *Server) prepareEndpoint(spec *shoalv1.ServiceSpec, cur *shoalv1.Service) (ep *shoalv1.ServiceEndpoint, release func(), err error) {
+	var f fieldErrors
+	seen := map[string]bool{}
+	s.Store.View(func(r store.ReadTx) {
+		for i, a := range spec.GetNetworks() {
+			field := fmt.Sprintf("service.networks[%d]", i)
+			nw, err := store.Find[*shoalv1.Network](r, store.TableNetwork, a.GetTarget(), "network")
+			switch {
+			case errdefs.Is(err, errdefs.ErrNotFound):
+				f.add(field, "network %q not found: create it first (shoal network create %s)", a.GetTarget(), a.GetTarget())
+			case err != nil:
+				f.add(field, "%v", err)
+			case nw.GetSpec().GetIngress():
+				f.add(field, "the ingress network %q is joined by publishing a port (--publish), not with --network", nw.GetSpec().GetName())
+			case seen[nw.GetId()]:
+				f.add(field, "network %q is attached twice", nw.GetSpec().GetName())
+			default:
+				seen[nw.GetId()] = true
+				a.Target = nw.GetId()
+			}
+		}
+	})
+	if err := f.err(); err != nil {
+		return nil, func() {}, err
+	}
+	release, err = s.book().Do(func(h *allocator.Held) error {
+		in := allocator.Endpoint{Spec: spec, Current: cur, Networks: map[string]*shoalv1.Network{}}
+		var svcs []*shoalv1.Service
+		var tasks []*shoalv1.Task
+		s.Store.View(func(r store.ReadTx) {
+			for _, n := range store.List[*shoalv1.Network](r, store.TableNetwork) {
+				in.Networks[n.GetId()] = n
+				if n.GetSpec().GetIngress() {
+					in.Ingress = n
+				}
+			}
+			svcs = store.List[*shoalv1.Service](r, store.TableService)
+			tasks = store.List[*shoalv1.Task](r, store.TableTask)
+		})
+		in.Used = allocator.Used(svcs, tasks)
+		in.Ports = allocator.UsedPorts(svcs, cur.GetId())
+		var err error
+		ep, err = allocator.AllocateEndpoint(in, h)
+		if err != nil {
+			return fmt.Errorf("%v: %w", err, errdefs.ErrInvalid)
+		}
+		return nil
+	})
+	return ep, release, err
+}

@@ -1,0 +1,153 @@
+package tests
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shoal-run/shoal/tests/harness"
+	"github.com/shoal-run/shoal/tests/testimage"
+)
+
+type netJSON struct {
+	ID         string `json:"id"`
+	Spec       struct{ Name string } `json:"spec"`
+	Allocation struct {
+		Vni     uint32 `json:"vni"`
+		Subnet  string `json:"subnet"`
+		Gateway string `json:"gateway"`
+	} `json:"allocation"`
+}
+
+// Networks through the CLI: swarm init makes the ingress network; a
+// created network gets the next free subnet and VNI; bad and overlapping
+// subnets are refused with clear errors; a service on a network gets a
+// VIP there (and on ingress for a published port), its tasks distinct
+// addresses; a network in use cannot be removed, and can once its service
+// is gone.
+func TestNetworkAPI(t *testing.T) {
+	needRoot(t)
+	img := testimage.Serve(t, testimage.Options{Tag: "1"})
+	c := harness.StartCluster(t, 1, 0)
+	m := c.Managers[0]
+	ls := func() map[string]netJSON {
+		var nets []netJSON
+		if err := json.Unmarshal([]byte(m.MustCLI("network", "ls", "--format", "json")), &nets); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]netJSON{}
+		for _, n := range nets {
+			out[n.Spec.Name] = n
+		}
+		return out
+	}
+	nets := ls()
+	if in := nets["ingress"]; in.Allocation.Subnet != "10.0.0.0/24" || in.Allocation.Vni != 4096 {
+		t.Fatalf("ingress network = %+v; want 10.0.0.0/24, VNI 4096", in)
+	}
+	m.MustCLI("network", "create", "app")
+	app := ls()["app"]
+	if app.Allocation.Subnet != "10.0.1.0/24" || app.Allocation.Gateway != "10.0.1.1" || app.Allocation.Vni != 4097 {
+		t.Fatalf("app = %+v; want 10.0.1.0/24 via 10.0.1.1, VNI 4097", app)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"network", "create", "app"}, `network name "app" is already in use`},
+		{[]string{"network", "create", "--subnet", "10.0.1.128/25", "other"}, `overlaps 10.0.1.0/24 of network "app"`},
+		{[]string{"network", "create", "--subnet", "10.9.0.1/24", "other"}, "did you mean 10.9.0.0/24"},
+		{[]string{"network", "create", "--subnet", "10.9.0.0/24", "--gateway", "10.8.0.1", "other"}, "not a host address of the subnet"},
+		{[]string{"network", "create", "--driver", "bridge", "other"}, `"bridge" is not supported`},
+		{[]string{"network", "create", "--ingress", "other"}, "already the ingress network"},
+		{[]string{"service", "create", "--name", "bad", "--network", "nosuch", img.Ref}, `network "nosuch" not found`},
+		{[]string{"service", "create", "--name", "bad", "--network", "ingress", img.Ref}, "joined by publishing a port"},
+	} {
+		if _, err := m.CLI(tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("shoal %s = %v; want an error with %q", strings.Join(tc.args, " "), err, tc.want)
+		}
+	}
+	if got := len(ls()); got != 2 {
+		t.Fatalf("%d networks after the refused creates; want 2", got)
+	}
+	m.MustCLI("network", "create", "--subnet", "192.168.50.0/24", "custom")
+	if got := ls()["custom"].Allocation; got.Subnet != "192.168.50.0/24" || got.Gateway != "192.168.50.1" {
+		t.Errorf("custom = %+v", got)
+	}
+
+	m.MustCLI("service", "create", "--name", "web", "--replicas", "3", "--network", "app", "-p", "8080:80", img.Ref)
+	var svcs []struct {
+		Spec struct {
+			Networks []struct{ Target string } `json:"networks"`
+		} `json:"spec"`
+		Endpoint struct {
+			VirtualIps []struct {
+				NetworkID string `json:"network_id"`
+				Addr      string `json:"addr"`
+			} `json:"virtual_ips"`
+		} `json:"endpoint"`
+	}
+	if err := json.Unmarshal([]byte(m.MustCLI("service", "inspect", "web")), &svcs); err != nil || len(svcs) != 1 {
+		t.Fatalf("inspect web: %v", err)
+	}
+	if tg := svcs[0].Spec.Networks; len(tg) != 1 || tg[0].Target != app.ID {
+		t.Errorf("the spec's network %v was not resolved to app's ID %s", tg, app.ID)
+	}
+	vips := map[string]string{}
+	for _, v := range svcs[0].Endpoint.VirtualIps {
+		vips[v.NetworkID] = v.Addr
+	}
+	if vips[app.ID] != "10.0.1.2/24" || vips[nets["ingress"].ID] != "10.0.0.2/24" {
+		t.Fatalf("VIPs = %v; want 10.0.1.2/24 on app and 10.0.0.2/24 on ingress:\n%s", vips, m.MustCLI("service", "inspect", "web"))
+	}
+	var tasks []struct {
+		ID           string `json:"id"`
+		DesiredState string `json:"desired_state"`
+		Networks     []struct {
+			NetworkID string `json:"network_id"`
+			Addr      string `json:"addr"`
+			Vip       string `json:"vip"`
+		} `json:"networks"`
+	}
+	harness.Eventually(t, 10*time.Second, func() error {
+		if err := json.Unmarshal([]byte(m.MustCLI("service", "ps", "--format", "json", "web")), &tasks); err != nil {
+			return err
+		}
+		if len(tasks) != 3 {
+			return fmt.Errorf("%d tasks", len(tasks))
+		}
+		return nil
+	})
+	seen := map[string]bool{}
+	for _, tk := range tasks {
+		if len(tk.Networks) != 2 {
+			t.Fatalf("task %s has %d interfaces; want app and ingress", tk.ID, len(tk.Networks))
+		}
+		for _, n := range tk.Networks {
+			p := netip.MustParsePrefix(n.Addr)
+			key := n.NetworkID + "/" + p.Addr().String()
+			if seen[key] || n.Addr == vips[n.NetworkID] || p.Addr().String() == "10.0.1.1" || p.Addr().String() == "10.0.0.1" {
+				t.Errorf("task %s got %s on %s: taken, the VIP or the gateway", tk.ID, n.Addr, n.NetworkID)
+			}
+			seen[key] = true
+			if n.Vip != vips[n.NetworkID] {
+				t.Errorf("task %s carries VIP %s on %s; the service has %s", tk.ID, n.Vip, n.NetworkID, vips[n.NetworkID])
+			}
+		}
+	}
+
+	if _, err := m.CLI("network", "rm", "app"); err == nil || !strings.Contains(err.Error(), "in use by service web") {
+		t.Errorf("network rm app while web uses it = %v", err)
+	}
+	m.MustCLI("service", "rm", "web")
+	harness.Eventually(t, 30*time.Second, func() error {
+		_, err := m.CLI("network", "rm", "app")
+		return err
+	})
+	if _, ok := ls()["app"]; ok {
+		t.Error("app still listed after network rm")
+	}
+}
