@@ -74,9 +74,9 @@ type Manager struct {
 	control *controlapi.Server
 	// book holds network allocations in flight, shared by the control
 	// API and the orchestrator.
-	book *allocator.Book
-	seen    *lastSeen
-	ready   atomic.Bool // leader with every committed entry applied
+	book  *allocator.Book
+	seen  *lastSeen
+	ready atomic.Bool // leader with every committed entry applied
 }
 
 // New starts the Raft member. Serving starts with Register; leader loops

@@ -13,7 +13,7 @@ import (
 )
 
 type netJSON struct {
-	ID         string `json:"id"`
+	ID         string                `json:"id"`
 	Spec       struct{ Name string } `json:"spec"`
 	Allocation struct {
 		Vni     uint32 `json:"vni"`
