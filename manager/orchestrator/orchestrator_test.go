@@ -158,3 +158,79 @@ func TestOrchestratorRunFollowsTheStore(t *testing.T) {
 	<-done
 	_ = fmt.Sprint
 }
+
+// Tasks of a service on a network get distinct addresses that are not the
+// VIP or the gateway; a task that ended gives its address back; changing
+// the service's networks replaces its tasks.
+func TestOrchestratorAllocatesTaskAddresses(t *testing.T) {
+	st := store.New()
+	d := &direct{s: st}
+	now := t0
+	o := &Orchestrator{Store: st, Raft: d, Now: func() time.Time { return now }, NewID: ids(), Log: zap.NewNop()}
+	app := &shoalv1.Network{Id: "app", Spec: &shoalv1.NetworkSpec{Name: "app"}, Allocation: &shoalv1.NetworkAllocation{Vni: 4097, Subnet: "10.0.1.0/29", Gateway: "10.0.1.1"}}
+	d.put(t, capacity(ready("n1")), app)
+	web := svc("web", 3)
+	web.Spec.Networks = []*shoalv1.NetworkAttachment{{Target: "app", Aliases: []string{"www"}}}
+	web.Endpoint = &shoalv1.ServiceEndpoint{VirtualIps: []*shoalv1.VirtualIP{{NetworkId: "app", Addr: "10.0.1.2/29"}}}
+	d.put(t, web)
+	if _, err := o.Pass(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, tk := range tasksOf(st) {
+		if len(tk.GetNetworks()) != 1 {
+			t.Fatalf("task %s has %d interfaces", tk.GetId(), len(tk.GetNetworks()))
+		}
+		n := tk.GetNetworks()[0]
+		if n.GetVip() != "10.0.1.2/29" || n.GetGateway() != "10.0.1.1" || n.GetVni() != 4097 || n.GetAliases()[0] != "www" {
+			t.Errorf("interface %v", n)
+		}
+		got[n.GetAddr()] = tk.GetId()
+	}
+	if len(got) != 3 || got["10.0.1.3/29"] == "" || got["10.0.1.4/29"] == "" || got["10.0.1.5/29"] == "" {
+		t.Fatalf("addresses %v; want .3, .4, .5", got)
+	}
+	// A /29 has 6 host addresses: gateway, VIP and 3 tasks leave one; a
+	// fourth and fifth replica: one gets .6, the other waits.
+	web.Spec.GetReplicated().Replicas = 5
+	d.put(t, web)
+	o.Pass(context.Background()) // the task without an address is not created
+	if n := len(tasksOf(st)); n != 4 {
+		t.Fatalf("%d tasks with one address left; want 4", n)
+	}
+	// A task that ended gives its address back to the next one.
+	var ended *shoalv1.Task
+	for _, tk := range tasksOf(st) {
+		if tk.GetNetworks()[0].GetAddr() == "10.0.1.3/29" {
+			ended = tk
+		}
+	}
+	ended.DesiredState = shoalv1.TaskState_TASK_STATE_SHUTDOWN
+	ended.Status = &shoalv1.TaskStatus{State: shoalv1.TaskState_TASK_STATE_FAILED}
+	if _, err := d.Propose(context.Background(), &shoalv1.StoreBatch{Actions: []*shoalv1.StoreAction{{Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_UPDATE, Object: store.Wrap(ended)}}}); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Minute)
+	o.Pass(context.Background())
+	holders := map[string]int{}
+	for _, tk := range tasksOf(st) {
+		if tk.GetDesiredState() == stRunning {
+			holders[tk.GetNetworks()[0].GetAddr()]++
+		}
+	}
+	if holders["10.0.1.3/29"] != 1 || len(holders) != 4 {
+		t.Errorf("running tasks' addresses %v; want .3 reused by the replacement, 4 in all (the subnet is full)", holders)
+	}
+	// Another alias is a network change: every task is outdated.
+	for _, tk := range tasksOf(st) {
+		if !networksCurrent(web, tk) {
+			t.Fatalf("task %s outdated before the change", tk.GetId())
+		}
+	}
+	web.Spec.Networks[0].Aliases = []string{"web2"}
+	for _, tk := range tasksOf(st) {
+		if networksCurrent(web, tk) {
+			t.Fatalf("task %s current after an alias change", tk.GetId())
+		}
+	}
+}
