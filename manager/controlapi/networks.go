@@ -299,6 +299,14 @@ func (s *Server) prepareEndpoint(spec *shoalv1.ServiceSpec, cur *shoalv1.Service
 	if err := f.err(); err != nil {
 		return nil, func() {}, err
 	}
+	if len(spec.GetNetworks()) == 0 && !publishesIngress(spec) {
+		// Nothing to allocate: skip reading every service and task.
+		ep = &shoalv1.ServiceEndpoint{}
+		for _, p := range spec.GetEndpoint().GetPorts() {
+			ep.Ports = append(ep.Ports, clone(p))
+		}
+		return ep, func() {}, nil
+	}
 	release, err = s.book().Do(func(h *allocator.Held) error {
 		in := allocator.Endpoint{Spec: spec, Current: cur, Networks: map[string]*shoalv1.Network{}}
 		var svcs []*shoalv1.Service
