@@ -91,6 +91,7 @@ type Gossip struct {
 	members map[string]Member    // alive or suspect
 	failed  map[string]time.Time // node ID -> when it was declared dead
 	keys    [][]byte
+	records map[string]record // origin node ID -> its newest record
 }
 
 // ValidateKeys checks gossip keys.
@@ -138,7 +139,7 @@ func Start(cfg Config) (*Gossip, error) {
 	}
 	g := &Gossip{
 		keyring: kr, onChange: cfg.OnChange, log: cfg.Log, meta: meta,
-		members: map[string]Member{}, failed: map[string]time.Time{}, keys: cloneKeys(cfg.Keys),
+		members: map[string]Member{}, failed: map[string]time.Time{}, keys: cloneKeys(cfg.Keys), records: map[string]record{},
 	}
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = cfg.NodeID
@@ -151,7 +152,7 @@ func Start(cfg Config) (*Gossip, error) {
 	mc.GossipInterval = cfg.Timing.GossipInterval
 	mc.SuspicionMult = cfg.Timing.SuspicionMult
 	mc.TCPTimeout = 2 * time.Second
-	mc.PushPullInterval = 10 * time.Second
+	mc.PushPullInterval = 5 * time.Second // also repairs the records
 	mc.DeadNodeReclaimTime = time.Second // a node may come back on a new address
 	mc.Logger = logging.StdLog(cfg.Log)
 	mc.Delegate = (*delegate)(g)
@@ -299,7 +300,7 @@ func (g *Gossip) changed() {
 	}
 }
 
-// delegate is memberlist's Delegate: it only carries the node meta.
+// delegate is memberlist's Delegate: the node meta and the records.
 type delegate Gossip
 
 func (d *delegate) NodeMeta(limit int) []byte {
@@ -311,10 +312,19 @@ func (d *delegate) NodeMeta(limit int) []byte {
 	return slices.Clone(d.meta)
 }
 
-func (d *delegate) NotifyMsg([]byte)                           {}
+func (d *delegate) NotifyMsg(buf []byte) {
+	if (*Gossip)(d).merge(buf) {
+		go (*Gossip)(d).changed()
+	}
+}
+
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
-func (d *delegate) LocalState(join bool) []byte                { return nil }
-func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
+func (d *delegate) LocalState(join bool) []byte                { return (*Gossip)(d).table() }
+func (d *delegate) MergeRemoteState(buf []byte, join bool) {
+	if (*Gossip)(d).merge(buf) {
+		go (*Gossip)(d).changed()
+	}
+}
 
 // events is memberlist's EventDelegate. memberlist calls it with its own
 // lock held, so it copies what it needs and returns.

@@ -802,6 +802,284 @@ func (x *GossipMeta) GetManagerAddr() string {
 	return ""
 }
 
+// GossipRecord is one node's published state in the gossip (its overlay
+// endpoints): the newest version from each origin wins.
+type GossipRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Origin        string                 `protobuf:"bytes,1,opt,name=origin,proto3" json:"origin,omitempty"`
+	Version       uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	Data          []byte                 `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GossipRecord) Reset() {
+	*x = GossipRecord{}
+	mi := &file_shoal_v1_node_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GossipRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GossipRecord) ProtoMessage() {}
+
+func (x *GossipRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_node_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GossipRecord.ProtoReflect.Descriptor instead.
+func (*GossipRecord) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *GossipRecord) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *GossipRecord) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *GossipRecord) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+// GossipRecords is a gossip message: records being spread, or the whole
+// table exchanged in a push/pull.
+type GossipRecords struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Records       []*GossipRecord        `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GossipRecords) Reset() {
+	*x = GossipRecords{}
+	mi := &file_shoal_v1_node_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GossipRecords) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GossipRecords) ProtoMessage() {}
+
+func (x *GossipRecords) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_node_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GossipRecords.ProtoReflect.Descriptor instead.
+func (*GossipRecords) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *GossipRecords) GetRecords() []*GossipRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+// OverlayEndpoint is a task's interface on an overlay network, as the node
+// running it announces it to every other node: where to send its traffic
+// (the FDB and neighbour entries), and what to answer for it in DNS and
+// balance to behind its service's VIP.
+type OverlayEndpoint struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	NetworkId   string                 `protobuf:"bytes,1,opt,name=network_id,json=networkId,proto3" json:"network_id,omitempty"`
+	TaskId      string                 `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	ServiceId   string                 `protobuf:"bytes,3,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	ServiceName string                 `protobuf:"bytes,4,opt,name=service_name,json=serviceName,proto3" json:"service_name,omitempty"`
+	// addr is the task's address on the network, without prefix length.
+	Addr string `protobuf:"bytes,5,opt,name=addr,proto3" json:"addr,omitempty"`
+	// host is the underlay address of the node running the task.
+	Host string `protobuf:"bytes,6,opt,name=host,proto3" json:"host,omitempty"`
+	// vip is the service's virtual IP on the network; empty in dnsrr mode.
+	Vip     string   `protobuf:"bytes,7,opt,name=vip,proto3" json:"vip,omitempty"`
+	Aliases []string `protobuf:"bytes,8,rep,name=aliases,proto3" json:"aliases,omitempty"`
+	Ingress bool     `protobuf:"varint,9,opt,name=ingress,proto3" json:"ingress,omitempty"`
+	// ports are the service's resolved published ports (ingress).
+	Ports         []*PortConfig `protobuf:"bytes,10,rep,name=ports,proto3" json:"ports,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OverlayEndpoint) Reset() {
+	*x = OverlayEndpoint{}
+	mi := &file_shoal_v1_node_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OverlayEndpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OverlayEndpoint) ProtoMessage() {}
+
+func (x *OverlayEndpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_node_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OverlayEndpoint.ProtoReflect.Descriptor instead.
+func (*OverlayEndpoint) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *OverlayEndpoint) GetNetworkId() string {
+	if x != nil {
+		return x.NetworkId
+	}
+	return ""
+}
+
+func (x *OverlayEndpoint) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *OverlayEndpoint) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *OverlayEndpoint) GetServiceName() string {
+	if x != nil {
+		return x.ServiceName
+	}
+	return ""
+}
+
+func (x *OverlayEndpoint) GetAddr() string {
+	if x != nil {
+		return x.Addr
+	}
+	return ""
+}
+
+func (x *OverlayEndpoint) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *OverlayEndpoint) GetVip() string {
+	if x != nil {
+		return x.Vip
+	}
+	return ""
+}
+
+func (x *OverlayEndpoint) GetAliases() []string {
+	if x != nil {
+		return x.Aliases
+	}
+	return nil
+}
+
+func (x *OverlayEndpoint) GetIngress() bool {
+	if x != nil {
+		return x.Ingress
+	}
+	return false
+}
+
+func (x *OverlayEndpoint) GetPorts() []*PortConfig {
+	if x != nil {
+		return x.Ports
+	}
+	return nil
+}
+
+// OverlayEndpoints is the record a node publishes: every endpoint of the
+// tasks it runs.
+type OverlayEndpoints struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Endpoints     []*OverlayEndpoint     `protobuf:"bytes,1,rep,name=endpoints,proto3" json:"endpoints,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OverlayEndpoints) Reset() {
+	*x = OverlayEndpoints{}
+	mi := &file_shoal_v1_node_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OverlayEndpoints) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OverlayEndpoints) ProtoMessage() {}
+
+func (x *OverlayEndpoints) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_node_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OverlayEndpoints.ProtoReflect.Descriptor instead.
+func (*OverlayEndpoints) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *OverlayEndpoints) GetEndpoints() []*OverlayEndpoint {
+	if x != nil {
+		return x.Endpoints
+	}
+	return nil
+}
+
 type JoinRaftRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RaftAddr      string                 `protobuf:"bytes,1,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
@@ -811,7 +1089,7 @@ type JoinRaftRequest struct {
 
 func (x *JoinRaftRequest) Reset() {
 	*x = JoinRaftRequest{}
-	mi := &file_shoal_v1_node_proto_msgTypes[14]
+	mi := &file_shoal_v1_node_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -823,7 +1101,7 @@ func (x *JoinRaftRequest) String() string {
 func (*JoinRaftRequest) ProtoMessage() {}
 
 func (x *JoinRaftRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_node_proto_msgTypes[14]
+	mi := &file_shoal_v1_node_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -836,7 +1114,7 @@ func (x *JoinRaftRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRaftRequest.ProtoReflect.Descriptor instead.
 func (*JoinRaftRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_node_proto_rawDescGZIP(), []int{14}
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *JoinRaftRequest) GetRaftAddr() string {
@@ -854,7 +1132,7 @@ type JoinRaftResponse struct {
 
 func (x *JoinRaftResponse) Reset() {
 	*x = JoinRaftResponse{}
-	mi := &file_shoal_v1_node_proto_msgTypes[15]
+	mi := &file_shoal_v1_node_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -866,7 +1144,7 @@ func (x *JoinRaftResponse) String() string {
 func (*JoinRaftResponse) ProtoMessage() {}
 
 func (x *JoinRaftResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_node_proto_msgTypes[15]
+	mi := &file_shoal_v1_node_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -879,7 +1157,7 @@ func (x *JoinRaftResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRaftResponse.ProtoReflect.Descriptor instead.
 func (*JoinRaftResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_node_proto_rawDescGZIP(), []int{15}
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{19}
 }
 
 type LeaveRaftRequest struct {
@@ -890,7 +1168,7 @@ type LeaveRaftRequest struct {
 
 func (x *LeaveRaftRequest) Reset() {
 	*x = LeaveRaftRequest{}
-	mi := &file_shoal_v1_node_proto_msgTypes[16]
+	mi := &file_shoal_v1_node_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -902,7 +1180,7 @@ func (x *LeaveRaftRequest) String() string {
 func (*LeaveRaftRequest) ProtoMessage() {}
 
 func (x *LeaveRaftRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_node_proto_msgTypes[16]
+	mi := &file_shoal_v1_node_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -915,7 +1193,7 @@ func (x *LeaveRaftRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRaftRequest.ProtoReflect.Descriptor instead.
 func (*LeaveRaftRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_node_proto_rawDescGZIP(), []int{16}
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{20}
 }
 
 type LeaveRaftResponse struct {
@@ -926,7 +1204,7 @@ type LeaveRaftResponse struct {
 
 func (x *LeaveRaftResponse) Reset() {
 	*x = LeaveRaftResponse{}
-	mi := &file_shoal_v1_node_proto_msgTypes[17]
+	mi := &file_shoal_v1_node_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -938,7 +1216,7 @@ func (x *LeaveRaftResponse) String() string {
 func (*LeaveRaftResponse) ProtoMessage() {}
 
 func (x *LeaveRaftResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_node_proto_msgTypes[17]
+	mi := &file_shoal_v1_node_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -951,7 +1229,7 @@ func (x *LeaveRaftResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRaftResponse.ProtoReflect.Descriptor instead.
 func (*LeaveRaftResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_node_proto_rawDescGZIP(), []int{17}
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{21}
 }
 
 var File_shoal_v1_node_proto protoreflect.FileDescriptor
@@ -1009,7 +1287,29 @@ const file_shoal_v1_node_proto_rawDesc = "" +
 	"\n" +
 	"GossipMeta\x12&\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x12.shoal.v1.NodeRoleR\x04role\x12!\n" +
-	"\fmanager_addr\x18\x02 \x01(\tR\vmanagerAddr\".\n" +
+	"\fmanager_addr\x18\x02 \x01(\tR\vmanagerAddr\"T\n" +
+	"\fGossipRecord\x12\x16\n" +
+	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x12\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\"A\n" +
+	"\rGossipRecords\x120\n" +
+	"\arecords\x18\x01 \x03(\v2\x16.shoal.v1.GossipRecordR\arecords\"\xa5\x02\n" +
+	"\x0fOverlayEndpoint\x12\x1d\n" +
+	"\n" +
+	"network_id\x18\x01 \x01(\tR\tnetworkId\x12\x17\n" +
+	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\x03 \x01(\tR\tserviceId\x12!\n" +
+	"\fservice_name\x18\x04 \x01(\tR\vserviceName\x12\x12\n" +
+	"\x04addr\x18\x05 \x01(\tR\x04addr\x12\x12\n" +
+	"\x04host\x18\x06 \x01(\tR\x04host\x12\x10\n" +
+	"\x03vip\x18\a \x01(\tR\x03vip\x12\x18\n" +
+	"\aaliases\x18\b \x03(\tR\aaliases\x12\x18\n" +
+	"\aingress\x18\t \x01(\bR\aingress\x12*\n" +
+	"\x05ports\x18\n" +
+	" \x03(\v2\x14.shoal.v1.PortConfigR\x05ports\"K\n" +
+	"\x10OverlayEndpoints\x127\n" +
+	"\tendpoints\x18\x01 \x03(\v2\x19.shoal.v1.OverlayEndpointR\tendpoints\".\n" +
 	"\x0fJoinRaftRequest\x12\x1b\n" +
 	"\traft_addr\x18\x01 \x01(\tR\braftAddr\"\x12\n" +
 	"\x10JoinRaftResponse\"\x12\n" +
@@ -1039,7 +1339,7 @@ func file_shoal_v1_node_proto_rawDescGZIP() []byte {
 	return file_shoal_v1_node_proto_rawDescData
 }
 
-var file_shoal_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_shoal_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_shoal_v1_node_proto_goTypes = []any{
 	(*GetRootCACertificateRequest)(nil),  // 0: shoal.v1.GetRootCACertificateRequest
 	(*GetRootCACertificateResponse)(nil), // 1: shoal.v1.GetRootCACertificateResponse
@@ -1055,46 +1355,54 @@ var file_shoal_v1_node_proto_goTypes = []any{
 	(*HeartbeatRequest)(nil),             // 11: shoal.v1.HeartbeatRequest
 	(*HeartbeatResponse)(nil),            // 12: shoal.v1.HeartbeatResponse
 	(*GossipMeta)(nil),                   // 13: shoal.v1.GossipMeta
-	(*JoinRaftRequest)(nil),              // 14: shoal.v1.JoinRaftRequest
-	(*JoinRaftResponse)(nil),             // 15: shoal.v1.JoinRaftResponse
-	(*LeaveRaftRequest)(nil),             // 16: shoal.v1.LeaveRaftRequest
-	(*LeaveRaftResponse)(nil),            // 17: shoal.v1.LeaveRaftResponse
-	(*NodeDescription)(nil),              // 18: shoal.v1.NodeDescription
-	(NodeRole)(0),                        // 19: shoal.v1.NodeRole
-	(*Task)(nil),                         // 20: shoal.v1.Task
-	(*TaskStatus)(nil),                   // 21: shoal.v1.TaskStatus
+	(*GossipRecord)(nil),                 // 14: shoal.v1.GossipRecord
+	(*GossipRecords)(nil),                // 15: shoal.v1.GossipRecords
+	(*OverlayEndpoint)(nil),              // 16: shoal.v1.OverlayEndpoint
+	(*OverlayEndpoints)(nil),             // 17: shoal.v1.OverlayEndpoints
+	(*JoinRaftRequest)(nil),              // 18: shoal.v1.JoinRaftRequest
+	(*JoinRaftResponse)(nil),             // 19: shoal.v1.JoinRaftResponse
+	(*LeaveRaftRequest)(nil),             // 20: shoal.v1.LeaveRaftRequest
+	(*LeaveRaftResponse)(nil),            // 21: shoal.v1.LeaveRaftResponse
+	(*NodeDescription)(nil),              // 22: shoal.v1.NodeDescription
+	(NodeRole)(0),                        // 23: shoal.v1.NodeRole
+	(*Task)(nil),                         // 24: shoal.v1.Task
+	(*TaskStatus)(nil),                   // 25: shoal.v1.TaskStatus
+	(*PortConfig)(nil),                   // 26: shoal.v1.PortConfig
 }
 var file_shoal_v1_node_proto_depIdxs = []int32{
-	18, // 0: shoal.v1.IssueNodeCertificateRequest.description:type_name -> shoal.v1.NodeDescription
-	19, // 1: shoal.v1.IssueNodeCertificateResponse.role:type_name -> shoal.v1.NodeRole
-	19, // 2: shoal.v1.RenewNodeCertificateResponse.role:type_name -> shoal.v1.NodeRole
-	20, // 3: shoal.v1.AssignmentsResponse.tasks:type_name -> shoal.v1.Task
-	21, // 4: shoal.v1.TaskStatusUpdate.status:type_name -> shoal.v1.TaskStatus
+	22, // 0: shoal.v1.IssueNodeCertificateRequest.description:type_name -> shoal.v1.NodeDescription
+	23, // 1: shoal.v1.IssueNodeCertificateResponse.role:type_name -> shoal.v1.NodeRole
+	23, // 2: shoal.v1.RenewNodeCertificateResponse.role:type_name -> shoal.v1.NodeRole
+	24, // 3: shoal.v1.AssignmentsResponse.tasks:type_name -> shoal.v1.Task
+	25, // 4: shoal.v1.TaskStatusUpdate.status:type_name -> shoal.v1.TaskStatus
 	8,  // 5: shoal.v1.UpdateTaskStatusRequest.updates:type_name -> shoal.v1.TaskStatusUpdate
-	18, // 6: shoal.v1.HeartbeatRequest.description:type_name -> shoal.v1.NodeDescription
-	19, // 7: shoal.v1.HeartbeatResponse.desired_role:type_name -> shoal.v1.NodeRole
-	19, // 8: shoal.v1.GossipMeta.role:type_name -> shoal.v1.NodeRole
-	0,  // 9: shoal.v1.CAService.GetRootCACertificate:input_type -> shoal.v1.GetRootCACertificateRequest
-	2,  // 10: shoal.v1.CAService.IssueNodeCertificate:input_type -> shoal.v1.IssueNodeCertificateRequest
-	4,  // 11: shoal.v1.CAService.RenewNodeCertificate:input_type -> shoal.v1.RenewNodeCertificateRequest
-	11, // 12: shoal.v1.DispatcherService.Heartbeat:input_type -> shoal.v1.HeartbeatRequest
-	6,  // 13: shoal.v1.DispatcherService.Assignments:input_type -> shoal.v1.AssignmentsRequest
-	9,  // 14: shoal.v1.DispatcherService.UpdateTaskStatus:input_type -> shoal.v1.UpdateTaskStatusRequest
-	14, // 15: shoal.v1.RaftService.JoinRaft:input_type -> shoal.v1.JoinRaftRequest
-	16, // 16: shoal.v1.RaftService.LeaveRaft:input_type -> shoal.v1.LeaveRaftRequest
-	1,  // 17: shoal.v1.CAService.GetRootCACertificate:output_type -> shoal.v1.GetRootCACertificateResponse
-	3,  // 18: shoal.v1.CAService.IssueNodeCertificate:output_type -> shoal.v1.IssueNodeCertificateResponse
-	5,  // 19: shoal.v1.CAService.RenewNodeCertificate:output_type -> shoal.v1.RenewNodeCertificateResponse
-	12, // 20: shoal.v1.DispatcherService.Heartbeat:output_type -> shoal.v1.HeartbeatResponse
-	7,  // 21: shoal.v1.DispatcherService.Assignments:output_type -> shoal.v1.AssignmentsResponse
-	10, // 22: shoal.v1.DispatcherService.UpdateTaskStatus:output_type -> shoal.v1.UpdateTaskStatusResponse
-	15, // 23: shoal.v1.RaftService.JoinRaft:output_type -> shoal.v1.JoinRaftResponse
-	17, // 24: shoal.v1.RaftService.LeaveRaft:output_type -> shoal.v1.LeaveRaftResponse
-	17, // [17:25] is the sub-list for method output_type
-	9,  // [9:17] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	22, // 6: shoal.v1.HeartbeatRequest.description:type_name -> shoal.v1.NodeDescription
+	23, // 7: shoal.v1.HeartbeatResponse.desired_role:type_name -> shoal.v1.NodeRole
+	23, // 8: shoal.v1.GossipMeta.role:type_name -> shoal.v1.NodeRole
+	14, // 9: shoal.v1.GossipRecords.records:type_name -> shoal.v1.GossipRecord
+	26, // 10: shoal.v1.OverlayEndpoint.ports:type_name -> shoal.v1.PortConfig
+	16, // 11: shoal.v1.OverlayEndpoints.endpoints:type_name -> shoal.v1.OverlayEndpoint
+	0,  // 12: shoal.v1.CAService.GetRootCACertificate:input_type -> shoal.v1.GetRootCACertificateRequest
+	2,  // 13: shoal.v1.CAService.IssueNodeCertificate:input_type -> shoal.v1.IssueNodeCertificateRequest
+	4,  // 14: shoal.v1.CAService.RenewNodeCertificate:input_type -> shoal.v1.RenewNodeCertificateRequest
+	11, // 15: shoal.v1.DispatcherService.Heartbeat:input_type -> shoal.v1.HeartbeatRequest
+	6,  // 16: shoal.v1.DispatcherService.Assignments:input_type -> shoal.v1.AssignmentsRequest
+	9,  // 17: shoal.v1.DispatcherService.UpdateTaskStatus:input_type -> shoal.v1.UpdateTaskStatusRequest
+	18, // 18: shoal.v1.RaftService.JoinRaft:input_type -> shoal.v1.JoinRaftRequest
+	20, // 19: shoal.v1.RaftService.LeaveRaft:input_type -> shoal.v1.LeaveRaftRequest
+	1,  // 20: shoal.v1.CAService.GetRootCACertificate:output_type -> shoal.v1.GetRootCACertificateResponse
+	3,  // 21: shoal.v1.CAService.IssueNodeCertificate:output_type -> shoal.v1.IssueNodeCertificateResponse
+	5,  // 22: shoal.v1.CAService.RenewNodeCertificate:output_type -> shoal.v1.RenewNodeCertificateResponse
+	12, // 23: shoal.v1.DispatcherService.Heartbeat:output_type -> shoal.v1.HeartbeatResponse
+	7,  // 24: shoal.v1.DispatcherService.Assignments:output_type -> shoal.v1.AssignmentsResponse
+	10, // 25: shoal.v1.DispatcherService.UpdateTaskStatus:output_type -> shoal.v1.UpdateTaskStatusResponse
+	19, // 26: shoal.v1.RaftService.JoinRaft:output_type -> shoal.v1.JoinRaftResponse
+	21, // 27: shoal.v1.RaftService.LeaveRaft:output_type -> shoal.v1.LeaveRaftResponse
+	20, // [20:28] is the sub-list for method output_type
+	12, // [12:20] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_node_proto_init() }
@@ -1109,7 +1417,7 @@ func file_shoal_v1_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_v1_node_proto_rawDesc), len(file_shoal_v1_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   3,
 		},
