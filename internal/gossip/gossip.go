@@ -153,7 +153,7 @@ func Start(cfg Config) (*Gossip, error) {
 	mc.SuspicionMult = cfg.Timing.SuspicionMult
 	mc.TCPTimeout = 2 * time.Second
 	mc.PushPullInterval = 5 * time.Second // also repairs the records
-	mc.DeadNodeReclaimTime = time.Second // a node may come back on a new address
+	mc.DeadNodeReclaimTime = time.Second  // a node may come back on a new address
 	mc.Logger = logging.StdLog(cfg.Log)
 	mc.Delegate = (*delegate)(g)
 	mc.Events = (*events)(g)
