@@ -44,6 +44,10 @@ type Executor interface {
 	// Containers lists this node's task containers: task ID to container
 	// ID and whether it runs.
 	Containers() map[string]Existing
+	// Adopt takes over a container that survived a daemon restart
+	// (re-announcing its network endpoints) before the worker waits on
+	// it.
+	Adopt(ctx context.Context, t *shoalv1.Task, id string) error
 }
 
 // Existing is a container found on the node.

@@ -78,6 +78,8 @@ func (f *fakeExec) Stop(ctx context.Context, id string, grace time.Duration) err
 
 func (f *fakeExec) Remove(ctx context.Context, id string) error { return nil }
 
+func (f *fakeExec) Adopt(context.Context, *shoalv1.Task, string) error { return nil }
+
 func (f *fakeExec) Containers() map[string]Existing {
 	f.mu.Lock()
 	defer f.mu.Unlock()

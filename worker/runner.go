@@ -109,6 +109,11 @@ func (r *runner) run() {
 			return
 		}
 	}
+	if adopted != "" {
+		if err := r.a.exec.Adopt(r.ctx, r.task, adopted); err != nil {
+			log.Warn("re-adopting the task's container", zap.Error(err))
+		}
+	}
 	first := true
 	for {
 		id := adopted

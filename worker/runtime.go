@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -22,6 +23,18 @@ type RuntimeExecutor struct {
 	Runtime *container.Runtime
 	// PullImage pulls an image unless it is already here.
 	PullImage func(ctx context.Context, ref string, progress func(image.Progress)) error
+	// Net plugs containers of tasks on overlay networks into them; nil
+	// on a node without overlay networking, which refuses such tasks.
+	Net Networker
+}
+
+// Networker plugs task containers into their overlay networks.
+type Networker interface {
+	// Attach gives the container whose network namespace is ns the
+	// task's interfaces, and announces them.
+	Attach(t *shoalv1.Task, ns string) error
+	// Detach forgets a task whose container is gone.
+	Detach(taskID string) error
 }
 
 var _ Executor = (*RuntimeExecutor)(nil)
@@ -83,6 +96,9 @@ func Spec(t *shoalv1.Task) container.Spec {
 		Hostname: c.GetHostname(), Labels: labels, MemoryBytes: lim.GetMemoryBytes(), NanoCPUs: lim.GetNanoCpus(),
 		StopTimeout: c.GetStopGracePeriod().AsDuration(), Network: "none",
 	}
+	if len(t.GetNetworks()) > 0 {
+		s.Network = "" // a namespace of its own, wired before the workload starts
+	}
 	if len(c.GetCommand()) > 0 {
 		s.Entrypoint = c.GetCommand()
 	}
@@ -91,11 +107,21 @@ func Spec(t *shoalv1.Task) container.Spec {
 
 // Start implements Executor.
 func (e *RuntimeExecutor) Start(ctx context.Context, t *shoalv1.Task) (string, error) {
+	var hook func(pid int) error
+	if len(t.GetNetworks()) > 0 {
+		if e.Net == nil {
+			return "", fmt.Errorf("the task is on overlay networks, and this node runs without overlay networking")
+		}
+		hook = func(pid int) error { return e.Net.Attach(t, netnsOf(pid)) }
+	}
 	st, err := e.Runtime.Create(ctx, Spec(t))
 	if err != nil {
 		return "", err
 	}
-	if _, err := e.Runtime.Start(ctx, st.ID, nil); err != nil {
+	if _, err := e.Runtime.Start(ctx, st.ID, hook); err != nil {
+		if e.Net != nil && hook != nil {
+			_ = e.Net.Detach(t.GetId())
+		}
 		_ = e.Runtime.Delete(context.Background(), st.ID, true)
 		return "", err
 	}
@@ -117,9 +143,36 @@ func (e *RuntimeExecutor) Stop(ctx context.Context, id string, grace time.Durati
 	return err
 }
 
+func netnsOf(pid int) string { return fmt.Sprintf("/proc/%d/ns/net", pid) }
+
+// Adopt implements Executor: a re-adopted container's interfaces are
+// checked and its endpoints announced again.
+func (e *RuntimeExecutor) Adopt(ctx context.Context, t *shoalv1.Task, id string) error {
+	if len(t.GetNetworks()) == 0 || e.Net == nil {
+		return nil
+	}
+	st, err := e.Runtime.Get(id)
+	if err != nil {
+		return err
+	}
+	if st.Pid <= 0 {
+		return fmt.Errorf("container %s has no process to attach", id)
+	}
+	return e.Net.Attach(t, netnsOf(st.Pid))
+}
+
 // Remove implements Executor.
 func (e *RuntimeExecutor) Remove(ctx context.Context, id string) error {
-	return e.Runtime.Delete(ctx, id, true)
+	var task string
+	if st, err := e.Runtime.Get(id); err == nil {
+		task = st.Labels[LabelTask]
+	}
+	err := e.Runtime.Delete(ctx, id, true)
+	if e.Net != nil && task != "" {
+		// The container is gone: its interfaces went with its namespace.
+		err = errors.Join(err, e.Net.Detach(task))
+	}
+	return err
 }
 
 // Containers implements Executor.

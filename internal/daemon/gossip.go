@@ -23,10 +23,12 @@ type gossipNode struct {
 	changed  chan struct{}
 	joinWait time.Duration
 
-	mu       sync.Mutex
-	g        *gossip.Gossip
-	joining  bool
-	lastJoin time.Time
+	mu        sync.Mutex
+	g         *gossip.Gossip
+	joining   bool
+	lastJoin  time.Time
+	record    []byte                  // this node's record, published once gossip runs
+	onRecords func(map[string][]byte) // told every live node's record on each change
 }
 
 // GossipOff as the gossip address runs the node without gossip: failures
@@ -50,7 +52,7 @@ func (n *gossipNode) sync(self, advHost string, resp *shoalv1.HeartbeatResponse,
 		adv := n.advertise(advHost, resp.GetObservedAddr())
 		g, err := gossip.Start(gossip.Config{
 			NodeID: self, BindAddr: n.bind, AdvertiseAddr: adv, Keys: keys, Meta: meta,
-			OnChange: n.kick, Log: n.log,
+			OnChange: n.onChange, Log: n.log,
 		})
 		if err != nil {
 			n.log.Warn("gossip did not start; failures are detected by heartbeats alone", zap.Error(err))
@@ -58,6 +60,9 @@ func (n *gossipNode) sync(self, advHost string, resp *shoalv1.HeartbeatResponse,
 		}
 		n.g = g
 		n.log.Info("gossip started", zap.String("addr", g.Addr()))
+		if n.record != nil {
+			g.Publish(n.record)
+		}
 	} else {
 		if err := n.g.SetKeys(keys); err != nil {
 			n.log.Warn("gossip keys", zap.Error(err))
@@ -120,6 +125,41 @@ func (n *gossipNode) joinMissingLocked(peers []string) {
 		n.joining = false
 		n.mu.Unlock()
 	}()
+}
+
+// onChange follows every membership or record change.
+func (n *gossipNode) onChange() {
+	n.kick()
+	n.mu.Lock()
+	g, fn := n.g, n.onRecords
+	n.mu.Unlock()
+	if g != nil && fn != nil {
+		fn(g.Records())
+	}
+}
+
+// publish sets this node's record (its overlay endpoints), spreading it
+// now or as soon as gossip starts.
+func (n *gossipNode) publish(data []byte) {
+	n.mu.Lock()
+	n.record = append([]byte(nil), data...)
+	g := n.g
+	n.mu.Unlock()
+	if g != nil {
+		g.Publish(data)
+	}
+}
+
+// followRecords has fn told every live node's record on each change, and
+// once now.
+func (n *gossipNode) followRecords(fn func(map[string][]byte)) {
+	n.mu.Lock()
+	n.onRecords = fn
+	g := n.g
+	n.mu.Unlock()
+	if g != nil {
+		fn(g.Records())
+	}
 }
 
 func (n *gossipNode) kick() {

@@ -37,7 +37,7 @@ func newTasks(ctx context.Context, d *Daemon, rt *runtimeapi.Server) *tasks {
 		}
 		_, err := rt.Images.Pull(ctx, ref, progress)
 		return err
-	}}
+	}, Net: &overlay{d: d}}
 	t.agent = worker.NewAgent(ctx, exec, t.report, d.log)
 	return t
 }

@@ -92,6 +92,7 @@ type Gossip struct {
 	failed  map[string]time.Time // node ID -> when it was declared dead
 	keys    [][]byte
 	records map[string]record // origin node ID -> its newest record
+	self    string            // this node's ID
 }
 
 // ValidateKeys checks gossip keys.
@@ -139,7 +140,7 @@ func Start(cfg Config) (*Gossip, error) {
 	}
 	g := &Gossip{
 		keyring: kr, onChange: cfg.OnChange, log: cfg.Log, meta: meta,
-		members: map[string]Member{}, failed: map[string]time.Time{}, keys: cloneKeys(cfg.Keys), records: map[string]record{},
+		members: map[string]Member{}, failed: map[string]time.Time{}, keys: cloneKeys(cfg.Keys), records: map[string]record{}, self: cfg.NodeID,
 	}
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = cfg.NodeID
@@ -162,7 +163,9 @@ func Start(cfg Config) (*Gossip, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gossip: listen on %s: %w", cfg.BindAddr, err)
 	}
+	g.mu.Lock()
 	g.ml = ml
+	g.mu.Unlock()
 	return g, nil
 }
 
@@ -339,6 +342,12 @@ func (e *events) member(n *memberlist.Node) Member {
 }
 
 func (e *events) NotifyJoin(n *memberlist.Node) {
+	e.join(n)
+	node := *n
+	go (*Gossip)(e).sendOwn(&node)
+}
+
+func (e *events) join(n *memberlist.Node) {
 	m := e.member(n)
 	e.mu.Lock()
 	e.members[m.NodeID] = m
@@ -347,7 +356,7 @@ func (e *events) NotifyJoin(n *memberlist.Node) {
 	go (*Gossip)(e).changed()
 }
 
-func (e *events) NotifyUpdate(n *memberlist.Node) { e.NotifyJoin(n) }
+func (e *events) NotifyUpdate(n *memberlist.Node) { e.join(n) }
 
 func (e *events) NotifyLeave(n *memberlist.Node) {
 	e.mu.Lock()

@@ -27,11 +27,14 @@ type record struct {
 }
 
 // Publish replaces this node's record and sends it to every member.
+// Neither it nor the other record methods call into memberlist while
+// holding g.mu: memberlist calls the event delegate, which takes g.mu,
+// with its own locks held.
 // Versions are the publish time in nanoseconds (and always above the last
 // one), so a restarted node's record supersedes what it published before.
 func (g *Gossip) Publish(data []byte) {
 	g.mu.Lock()
-	self := g.ml.LocalNode().Name
+	self := g.self
 	v := uint64(time.Now().UnixNano())
 	if cur, ok := g.records[self]; ok && v <= cur.version {
 		v = cur.version + 1
@@ -53,7 +56,27 @@ func (g *Gossip) Publish(data []byte) {
 			}
 		}(m)
 	}
-	g.changed()
+	// Not inline: a caller may hold its own lock around Publish.
+	go g.changed()
+}
+
+// sendOwn sends this node's record to a member that just joined (or came
+// back), so it need not wait for a push/pull to learn it.
+func (g *Gossip) sendOwn(n *memberlist.Node) {
+	g.mu.Lock()
+	ml, self := g.ml, g.self
+	r, ok := g.records[self]
+	g.mu.Unlock()
+	if !ok || ml == nil || n.Name == self {
+		return
+	}
+	msg, err := proto.Marshal(&shoalv1.GossipRecords{Records: []*shoalv1.GossipRecord{{Origin: self, Version: r.version, Data: r.data}}})
+	if err != nil {
+		return
+	}
+	if err := ml.SendReliable(n, msg); err != nil {
+		g.log.Debug("gossip: send record", zap.String("to", n.Name), zap.Error(err))
+	}
 }
 
 // Records returns the newest record of every live member, this node's
@@ -61,7 +84,7 @@ func (g *Gossip) Publish(data []byte) {
 func (g *Gossip) Records() map[string][]byte {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	self := g.ml.LocalNode().Name
+	self := g.self
 	out := map[string][]byte{}
 	for origin, r := range g.records {
 		if _, alive := g.members[origin]; alive || origin == self {
@@ -81,7 +104,7 @@ func (g *Gossip) merge(buf []byte) bool {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	self := g.ml.LocalNode().Name
+	self := g.self
 	changed := false
 	for _, r := range in.GetRecords() {
 		if r.GetOrigin() == "" || r.GetOrigin() == self {

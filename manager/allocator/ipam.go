@@ -158,14 +158,6 @@ func NextPort(used map[uint32]bool) (uint32, error) {
 	return 0, fmt.Errorf("no published port left in %d-%d: %w", MinDynamicPort, MaxDynamicPort, ErrExhausted)
 }
 
-// MAC is the interface address of ip on an overlay: 02:42 and the IPv4
-// address, as Docker does, so it needs no allocation and is unique where
-// the IP is.
-func MAC(ip netip.Addr) [6]byte {
-	b := ip.As4()
-	return [6]byte{0x02, 0x42, b[0], b[1], b[2], b[3]}
-}
-
 func v4(a netip.Addr) uint32 {
 	b := a.As4()
 	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])

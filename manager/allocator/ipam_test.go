@@ -171,9 +171,3 @@ func TestNextVNIAndPort(t *testing.T) {
 		t.Errorf("NextPort = %d; want 31000", p)
 	}
 }
-
-func TestMAC(t *testing.T) {
-	if m := MAC(addr("10.0.1.7")); m != [6]byte{2, 0x42, 10, 0, 1, 7} {
-		t.Errorf("MAC = %x", m)
-	}
-}

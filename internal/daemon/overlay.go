@@ -1,0 +1,67 @@
+package daemon
+
+import (
+	"fmt"
+	"net/netip"
+	"sync"
+
+	"github.com/shoal-run/shoal/netoverlay"
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+)
+
+// overlay is the worker's Networker: the node's overlay data plane, made
+// on the first task on a network (once the node is in a cluster and knows
+// the address other nodes reach it on), fed by the gossip records of the
+// other nodes and publishing its own.
+type overlay struct {
+	d *Daemon
+
+	mu   sync.Mutex
+	node *netoverlay.Node
+}
+
+func (o *overlay) get() (*netoverlay.Node, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.node != nil {
+		return o.node, nil
+	}
+	o.d.mu.Lock()
+	st := o.d.st
+	o.d.mu.Unlock()
+	if st == nil {
+		return nil, fmt.Errorf("overlay networks need the node to be in a swarm")
+	}
+	underlay, err := netip.ParseAddr(hostOfAddr(st.Addr))
+	if err != nil {
+		return nil, fmt.Errorf("overlay networks need an IP address to advertise, not %q: use --advertise-addr", st.Addr)
+	}
+	plane, err := netoverlay.New("", o.d.log.Named("overlay"))
+	if err != nil {
+		return nil, err
+	}
+	n := netoverlay.NewNode(netoverlay.NodeConfig{Plane: plane, NodeID: st.NodeID, Underlay: underlay, Publish: o.d.gsp.publish, Log: o.d.log.Named("overlay")})
+	o.node = n
+	o.d.gsp.followRecords(n.SetRemote)
+	return n, nil
+}
+
+// Attach implements worker.Networker.
+func (o *overlay) Attach(t *shoalv1.Task, ns string) error {
+	n, err := o.get()
+	if err != nil {
+		return err
+	}
+	return n.Attach(t, ns)
+}
+
+// Detach implements worker.Networker.
+func (o *overlay) Detach(taskID string) error {
+	o.mu.Lock()
+	n := o.node
+	o.mu.Unlock()
+	if n == nil {
+		return nil
+	}
+	return n.Detach(taskID)
+}

@@ -1,0 +1,281 @@
+package netoverlay
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"sort"
+	"sync"
+
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+)
+
+// Node keeps this node's overlay in line with the tasks it runs and with
+// what the other nodes announce: a network's bridge and VXLAN device exist
+// while a local task is on it, each task's container has one interface per
+// network (eth0, eth1, ... in the task's order), the node's own endpoints
+// are published through Publish (the gossip record), and every remote
+// endpoint on a local network is in the VXLAN device's FDB and neighbour
+// table. Nothing here asks a manager: the data plane follows the gossip.
+type Node struct {
+	plane    *Plane
+	underlay netip.Addr
+	mtu      int
+	publish  func([]byte)
+	log      *zap.Logger
+
+	mu     sync.Mutex
+	local  map[string]localTask                 // task ID → its interfaces
+	remote map[string]*shoalv1.OverlayEndpoints // node ID → what it announced
+	self   string
+}
+
+type localTask struct {
+	task *shoalv1.Task
+	ns   string
+}
+
+// NodeConfig configures a Node.
+type NodeConfig struct {
+	Plane *Plane
+	// NodeID is this node's ID, to skip its own gossip record.
+	NodeID string
+	// Underlay is the address other nodes send VXLAN packets to.
+	Underlay netip.Addr
+	MTU      int
+	// Publish spreads this node's endpoints (an encoded
+	// OverlayEndpoints) to the others.
+	Publish func([]byte)
+	Log     *zap.Logger
+}
+
+// NewNode starts with no local task.
+func NewNode(c NodeConfig) *Node {
+	if c.Log == nil {
+		c.Log = zap.NewNop()
+	}
+	if c.Publish == nil {
+		c.Publish = func([]byte) {}
+	}
+	return &Node{plane: c.Plane, underlay: c.Underlay, mtu: c.MTU, publish: c.Publish, log: c.Log,
+		local: map[string]localTask{}, remote: map[string]*shoalv1.OverlayEndpoints{}, self: c.NodeID}
+}
+
+// MAC is the interface address of ip on an overlay: 02:42 and the IPv4
+// address, as Docker does, so it needs no allocation and every node can
+// derive a remote endpoint's MAC from its IP.
+func MAC(ip netip.Addr) net.HardwareAddr {
+	b := ip.As4()
+	return net.HardwareAddr{0x02, 0x42, b[0], b[1], b[2], b[3]}
+}
+
+// config is the node-local configuration of a task's network.
+func (n *Node) config(tn *shoalv1.TaskNetwork) (Config, netip.Prefix, error) {
+	addr, err := netip.ParsePrefix(tn.GetAddr())
+	if err != nil {
+		return Config{}, addr, fmt.Errorf("network %s: task address %q: %v", tn.GetNetworkName(), tn.GetAddr(), err)
+	}
+	c := Config{ID: tn.GetNetworkId(), VNI: tn.GetVni(), Subnet: addr.Masked(), Underlay: n.underlay, MTU: n.mtu}
+	if gw, err := netip.ParseAddr(tn.GetGateway()); err == nil {
+		c.BridgeAddrs = []netip.Prefix{netip.PrefixFrom(gw, addr.Bits())}
+	}
+	return c, addr, nil
+}
+
+// Attach plugs the container of task t (its init's network namespace at
+// ns, e.g. /proc/PID/ns/net) into each of the task's networks and
+// announces it. The default route goes through the first network that is
+// not the ingress network. Attaching again (a re-adopted container)
+// repairs what is missing and changes nothing else.
+func (n *Node) Attach(t *shoalv1.Task, ns string) error {
+	nets := t.GetNetworks()
+	if len(nets) == 0 {
+		return nil
+	}
+	route := -1
+	for i, tn := range nets {
+		if !tn.GetIngress() {
+			route = i
+			break
+		}
+	}
+	if route < 0 {
+		route = 0
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for i, tn := range nets {
+		c, addr, err := n.config(tn)
+		if err != nil {
+			return err
+		}
+		if err := n.plane.EnsureNetwork(c); err != nil {
+			return fmt.Errorf("network %s: %w", tn.GetNetworkName(), err)
+		}
+		if err := n.plane.Attach(c.ID, ns, fmt.Sprintf("eth%d", i), addr, MAC(addr.Addr()), i == route); err != nil {
+			return fmt.Errorf("network %s: %w", tn.GetNetworkName(), err)
+		}
+	}
+	n.local[t.GetId()] = localTask{task: proto.Clone(t).(*shoalv1.Task), ns: ns}
+	n.announceLocked()
+	for _, tn := range nets {
+		n.syncPeersLocked(tn.GetNetworkId())
+	}
+	return nil
+}
+
+// Detach forgets a task whose container is gone (or going), removes its
+// interfaces and the networks no local task uses any more, and announces
+// the change. Unknown tasks are ignored.
+func (n *Node) Detach(taskID string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	lt, ok := n.local[taskID]
+	if !ok {
+		return nil
+	}
+	delete(n.local, taskID)
+	n.announceLocked()
+	var errs []error
+	for _, tn := range lt.task.GetNetworks() {
+		if err := n.plane.Detach(tn.GetNetworkId(), lt.ns); err != nil {
+			errs = append(errs, err)
+		}
+		if !n.usedLocked(tn.GetNetworkId()) {
+			if err := n.plane.RemoveNetwork(tn.GetNetworkId()); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("detach task %s: %v", taskID, errs)
+	}
+	return nil
+}
+
+func (n *Node) usedLocked(network string) bool {
+	for _, lt := range n.local {
+		for _, tn := range lt.task.GetNetworks() {
+			if tn.GetNetworkId() == network {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Local is this node's endpoints, as it announces them.
+func (n *Node) Local() *shoalv1.OverlayEndpoints {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.localLocked()
+}
+
+func (n *Node) localLocked() *shoalv1.OverlayEndpoints {
+	out := &shoalv1.OverlayEndpoints{}
+	ids := make([]string, 0, len(n.local))
+	for id := range n.local {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		t := n.local[id].task
+		for _, tn := range t.GetNetworks() {
+			addr, err := netip.ParsePrefix(tn.GetAddr())
+			if err != nil {
+				continue
+			}
+			vip := ""
+			if v, err := netip.ParsePrefix(tn.GetVip()); err == nil {
+				vip = v.Addr().String()
+			}
+			out.Endpoints = append(out.Endpoints, &shoalv1.OverlayEndpoint{
+				NetworkId: tn.GetNetworkId(), TaskId: t.GetId(), ServiceId: t.GetServiceId(), ServiceName: t.GetServiceName(),
+				Addr: addr.Addr().String(), Host: n.underlay.String(), Vip: vip, Aliases: tn.GetAliases(), Ingress: tn.GetIngress(),
+			})
+		}
+	}
+	return out
+}
+
+func (n *Node) announceLocked() {
+	buf, err := proto.Marshal(n.localLocked())
+	if err != nil {
+		n.log.Warn("overlay: encode endpoints", zap.Error(err))
+		return
+	}
+	n.publish(buf)
+}
+
+// SetRemote takes every node's announced endpoints (node ID → encoded
+// OverlayEndpoints, this node's own skipped) and brings the peer tables
+// of the local networks in line.
+func (n *Node) SetRemote(records map[string][]byte) {
+	remote := map[string]*shoalv1.OverlayEndpoints{}
+	for node, buf := range records {
+		if node == n.self {
+			continue
+		}
+		var eps shoalv1.OverlayEndpoints
+		if err := proto.Unmarshal(buf, &eps); err != nil {
+			n.log.Debug("overlay: bad endpoints record", zap.String("node", node), zap.Error(err))
+			continue
+		}
+		remote[node] = &eps
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.remote = remote
+	done := map[string]bool{}
+	for _, lt := range n.local {
+		for _, tn := range lt.task.GetNetworks() {
+			if id := tn.GetNetworkId(); !done[id] {
+				done[id] = true
+				n.syncPeersLocked(id)
+			}
+		}
+	}
+}
+
+// Endpoints is every endpoint known on a network: local and remote.
+func (n *Node) Endpoints(network string) []*shoalv1.OverlayEndpoint {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []*shoalv1.OverlayEndpoint
+	for _, e := range n.localLocked().GetEndpoints() {
+		if e.GetNetworkId() == network {
+			out = append(out, e)
+		}
+	}
+	for _, eps := range n.remote {
+		for _, e := range eps.GetEndpoints() {
+			if e.GetNetworkId() == network {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+func (n *Node) syncPeersLocked(network string) {
+	var peers []Peer
+	for _, eps := range n.remote {
+		for _, e := range eps.GetEndpoints() {
+			if e.GetNetworkId() != network {
+				continue
+			}
+			ip, err1 := netip.ParseAddr(e.GetAddr())
+			host, err2 := netip.ParseAddr(e.GetHost())
+			if err1 != nil || err2 != nil || host == n.underlay {
+				continue
+			}
+			peers = append(peers, Peer{IP: ip, MAC: MAC(ip), Host: host})
+		}
+	}
+	if err := n.plane.SetPeers(network, peers); err != nil {
+		n.log.Warn("overlay: peers", zap.String("network", network), zap.Error(err))
+	}
+}
