@@ -26,6 +26,7 @@ type Node struct {
 	mtu      int
 	publish  func([]byte)
 	log      *zap.Logger
+	upstream []string
 
 	mu     sync.Mutex
 	local  map[string]localTask                 // task ID → its interfaces
@@ -36,6 +37,7 @@ type Node struct {
 type localTask struct {
 	task *shoalv1.Task
 	ns   string
+	dns  *resolver
 }
 
 // NodeConfig configures a Node.
@@ -49,7 +51,10 @@ type NodeConfig struct {
 	// Publish spreads this node's endpoints (an encoded
 	// OverlayEndpoints) to the others.
 	Publish func([]byte)
-	Log     *zap.Logger
+	// DNSUpstream are the resolvers ("host:53") names outside the
+	// cluster are forwarded to; none refuses them.
+	DNSUpstream []string
+	Log         *zap.Logger
 }
 
 // NewNode starts with no local task.
@@ -60,7 +65,7 @@ func NewNode(c NodeConfig) *Node {
 	if c.Publish == nil {
 		c.Publish = func([]byte) {}
 	}
-	return &Node{plane: c.Plane, underlay: c.Underlay, mtu: c.MTU, publish: c.Publish, log: c.Log,
+	return &Node{plane: c.Plane, underlay: c.Underlay, mtu: c.MTU, publish: c.Publish, log: c.Log, upstream: c.DNSUpstream,
 		local: map[string]localTask{}, remote: map[string]*shoalv1.OverlayEndpoints{}, self: c.NodeID}
 }
 
@@ -119,7 +124,26 @@ func (n *Node) Attach(t *shoalv1.Task, ns string) error {
 			return fmt.Errorf("network %s: %w", tn.GetNetworkName(), err)
 		}
 	}
-	n.local[t.GetId()] = localTask{task: proto.Clone(t).(*shoalv1.Task), ns: ns}
+	lt := localTask{task: proto.Clone(t).(*shoalv1.Task), ns: ns}
+	if prev, ok := n.local[t.GetId()]; ok && prev.ns == ns && prev.dns != nil {
+		lt.dns = prev.dns
+	} else {
+		if ok && prev.dns != nil {
+			prev.dns.close()
+		}
+		var names []string
+		for _, tn := range nets {
+			if !tn.GetIngress() {
+				names = append(names, tn.GetNetworkId())
+			}
+		}
+		r, err := serveDNS(ns, names, n.endpointsFrom, n.upstream, n.log)
+		if err != nil {
+			return fmt.Errorf("the container's DNS server: %w", err)
+		}
+		lt.dns = r
+	}
+	n.local[t.GetId()] = lt
 	n.announceLocked()
 	for _, tn := range nets {
 		n.syncPeersLocked(tn.GetNetworkId())
@@ -139,6 +163,9 @@ func (n *Node) Detach(taskID string) error {
 	}
 	delete(n.local, taskID)
 	n.announceLocked()
+	if lt.dns != nil {
+		lt.dns.close()
+	}
 	var errs []error
 	for _, tn := range lt.task.GetNetworks() {
 		if err := n.plane.Detach(tn.GetNetworkId(), lt.ns); err != nil {
@@ -239,6 +266,23 @@ func (n *Node) SetRemote(records map[string][]byte) {
 		}
 	}
 }
+
+// Close stops the containers' DNS servers; the devices and containers
+// stay (a restarted daemon re-adopts them).
+func (n *Node) Close() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for id, lt := range n.local {
+		if lt.dns != nil {
+			lt.dns.close()
+		}
+		lt.dns = nil
+		n.local[id] = lt
+	}
+}
+
+// endpointsFrom is Endpoints for the DNS servers.
+func (n *Node) endpointsFrom(network string) []*shoalv1.OverlayEndpoint { return n.Endpoints(network) }
 
 // Endpoints is every endpoint known on a network: local and remote.
 func (n *Node) Endpoints(network string) []*shoalv1.OverlayEndpoint {

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -79,9 +81,49 @@ func get(from overlayTask, to netip.Addr) (string, error) {
 	return "", fmt.Errorf("no Hostname in %q", body)
 }
 
+// lookup resolves name with the resolver of from's container, from
+// inside its namespace.
+func lookup(from overlayTask, name string) ([]string, error) {
+	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, address string) (net.Conn, error) {
+		return harness.DialIn(ctx, fmt.Sprintf("/proc/%d/ns/net", from.pid), network, "127.0.0.11:53")
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return r.LookupHost(ctx, name)
+}
+
+// serviceVIP is a service's VIP on a network, by the network's name.
+func serviceVIP(t *testing.T, e *faults.Env, svc, network string) netip.Addr {
+	t.Helper()
+	m := e.C.Managers[0]
+	var nets []netJSON
+	if err := json.Unmarshal([]byte(m.MustCLI("network", "inspect", network)), &nets); err != nil || len(nets) != 1 {
+		t.Fatalf("network inspect %s: %v", network, err)
+	}
+	var svcs []struct {
+		Endpoint struct {
+			VirtualIps []struct {
+				NetworkID string `json:"network_id"`
+				Addr      string `json:"addr"`
+			} `json:"virtual_ips"`
+		} `json:"endpoint"`
+	}
+	if err := json.Unmarshal([]byte(m.MustCLI("service", "inspect", svc)), &svcs); err != nil || len(svcs) != 1 {
+		t.Fatalf("service inspect %s: %v", svc, err)
+	}
+	for _, v := range svcs[0].Endpoint.VirtualIps {
+		if v.NetworkID == nets[0].ID {
+			return netip.MustParsePrefix(v.Addr).Addr()
+		}
+	}
+	t.Fatalf("%s has no VIP on %s", svc, network)
+	return netip.Addr{}
+}
+
 // Containers of a service on an overlay network, one per host, reach each
 // other at their task addresses across hosts (VXLAN between the hosts'
-// namespaces), and a container of a service on another network cannot.
+// namespaces) and find each other by name through the node's DNS; a
+// service on another network is neither reachable nor resolvable.
 func TestOverlayAcrossHosts(t *testing.T) {
 	needRoot(t)
 	e := faults.Start(t, 1, 2)
@@ -121,6 +163,33 @@ func TestOverlayAcrossHosts(t *testing.T) {
 				return nil
 			})
 		}
+	}
+	// Discovery from inside a container: its resolv.conf names the node's
+	// DNS server in its namespace; web is the VIP, tasks.web the tasks.
+	from := web[0]
+	if rc, err := os.ReadFile(fmt.Sprintf("/proc/%d/root/etc/resolv.conf", from.pid)); err != nil || !strings.Contains(string(rc), "nameserver 127.0.0.11") {
+		t.Errorf("the container's resolv.conf = %q, %v", rc, err)
+	}
+	vip := serviceVIP(t, e, "web", "app")
+	harness.Eventually(t, 10*time.Second, func() error {
+		got, err := lookup(from, "web")
+		if err != nil || fmt.Sprint(got) != fmt.Sprint([]string{vip.String()}) {
+			return fmt.Errorf("web resolves to %v, %v; want the VIP %s", got, err, vip)
+		}
+		var want []string
+		for _, w := range web {
+			want = append(want, w.addr.String())
+		}
+		sort.Strings(want)
+		got, err = lookup(from, "tasks.web")
+		sort.Strings(got)
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+			return fmt.Errorf("tasks.web resolves to %v, %v; want %v", got, err, want)
+		}
+		return nil
+	})
+	if got, err := lookup(from, "stranger"); err == nil {
+		t.Errorf("stranger (on another network) resolves to %v from web", got)
 	}
 	stranger := overlayTasks(t, e, "stranger", "other")
 	if len(stranger) != 1 {

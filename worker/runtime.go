@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/shoal-run/shoal/netoverlay"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 	"github.com/shoal-run/shoal/runtime/container"
 	"github.com/shoal-run/shoal/runtime/image"
@@ -98,6 +99,7 @@ func Spec(t *shoalv1.Task) container.Spec {
 	}
 	if len(t.GetNetworks()) > 0 {
 		s.Network = "" // a namespace of its own, wired before the workload starts
+		s.ResolvConf = netoverlay.ResolvConf
 	}
 	if len(c.GetCommand()) > 0 {
 		s.Entrypoint = c.GetCommand()

@@ -44,6 +44,10 @@ type Config struct {
 	GossipAddr string
 	// EngineLabels are this node's engine labels (daemon --label).
 	EngineLabels map[string]string
+	// DNSUpstream are the resolvers (IPs) names outside the cluster are
+	// forwarded to; empty means the nameservers of /etc/resolv.conf,
+	// ["none"] none.
+	DNSUpstream []string
 	// Hostname replaces the machine's hostname in the node description
 	// (daemon --hostname), for hosts whose own name says nothing.
 	Hostname string
@@ -141,6 +145,9 @@ func (c *Config) defaults() {
 func Run(ctx context.Context, cfg Config) error {
 	cfg.defaults()
 	d := &Daemon{cfg: cfg, log: cfg.Log, ctx: ctx, gsp: newGossipNode(cfg.Log, cfg.GossipAddr)}
+	if _, err := dnsUpstream(cfg.DNSUpstream); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -170,6 +177,7 @@ func Run(ctx context.Context, cfg Config) error {
 		<-sendDone
 		// The agent's runners end with workCtx; containers keep running.
 		d.work.agent.Wait()
+		d.work.overlay.close()
 	}()
 
 	st, err := d.loadState()

@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
+	"os"
 	"sync"
 
 	"github.com/shoal-run/shoal/netoverlay"
@@ -40,10 +42,48 @@ func (o *overlay) get() (*netoverlay.Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := netoverlay.NewNode(netoverlay.NodeConfig{Plane: plane, NodeID: st.NodeID, Underlay: underlay, Publish: o.d.gsp.publish, Log: o.d.log.Named("overlay")})
+	up, err := dnsUpstream(o.d.cfg.DNSUpstream)
+	if err != nil {
+		return nil, err
+	}
+	n := netoverlay.NewNode(netoverlay.NodeConfig{Plane: plane, NodeID: st.NodeID, Underlay: underlay, Publish: o.d.gsp.publish,
+		DNSUpstream: up, Log: o.d.log.Named("overlay")})
 	o.node = n
 	o.d.gsp.followRecords(n.SetRemote)
 	return n, nil
+}
+
+// dnsUpstream resolves the --dns-upstream setting.
+func dnsUpstream(flag []string) ([]string, error) {
+	if len(flag) == 1 && flag[0] == "none" {
+		return nil, nil
+	}
+	if len(flag) == 0 {
+		data, err := os.ReadFile("/etc/resolv.conf")
+		if err != nil {
+			return nil, nil // no resolver: names outside the cluster are refused
+		}
+		return netoverlay.Upstreams(string(data)), nil
+	}
+	var out []string
+	for _, f := range flag {
+		ip, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("--dns-upstream %q: not an IP address (or none)", f)
+		}
+		out = append(out, net.JoinHostPort(ip.String(), "53"))
+	}
+	return out, nil
+}
+
+// close stops the containers' DNS servers at daemon exit.
+func (o *overlay) close() {
+	o.mu.Lock()
+	n := o.node
+	o.mu.Unlock()
+	if n != nil {
+		n.Close()
+	}
 }
 
 // Attach implements worker.Networker.

@@ -27,17 +27,18 @@ type tasks struct {
 	mu      sync.Mutex
 	pending map[string]*shoalv1.TaskStatus
 	kick    chan struct{}
+	overlay *overlay
 }
 
 func newTasks(ctx context.Context, d *Daemon, rt *runtimeapi.Server) *tasks {
-	t := &tasks{d: d, pending: map[string]*shoalv1.TaskStatus{}, kick: make(chan struct{}, 1)}
+	t := &tasks{d: d, pending: map[string]*shoalv1.TaskStatus{}, kick: make(chan struct{}, 1), overlay: &overlay{d: d}}
 	exec := &worker.RuntimeExecutor{Runtime: rt.Containers, PullImage: func(ctx context.Context, ref string, progress func(image.Progress)) error {
 		if _, err := rt.Images.Get(ref); err == nil {
 			return nil
 		}
 		_, err := rt.Images.Pull(ctx, ref, progress)
 		return err
-	}, Net: &overlay{d: d}}
+	}, Net: t.overlay}
 	t.agent = worker.NewAgent(ctx, exec, t.report, d.log)
 	return t
 }

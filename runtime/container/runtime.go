@@ -380,7 +380,9 @@ func (r *Runtime) prepare(c *ctr, spec Spec, img *Image, args []string) error {
 		"hostname": hostname + "\n",
 		"hosts":    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + hostname + "\n",
 	}
-	if resolv, err := os.ReadFile("/etc/resolv.conf"); err == nil && spec.Network == shim.NetworkHost {
+	if spec.ResolvConf != "" {
+		files["resolv.conf"] = spec.ResolvConf
+	} else if resolv, err := os.ReadFile("/etc/resolv.conf"); err == nil && spec.Network == shim.NetworkHost {
 		files["resolv.conf"] = string(resolv)
 	} else {
 		files["resolv.conf"] = ""

@@ -53,7 +53,11 @@ type Spec struct {
 	ReadOnly    bool
 	Init        bool
 	Network     string // "", "none" or "host"
-	Mounts      []shim.Mount
+	// ResolvConf, when not empty, is the container's /etc/resolv.conf
+	// (an overlay container's points at the node's DNS server); otherwise
+	// it is the host's with the host network and empty without.
+	ResolvConf string
+	Mounts     []shim.Mount
 
 	StopSignal  string
 	StopTimeout time.Duration

@@ -2,57 +2,19 @@ package harness
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
-	"runtime"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/shoal-run/shoal/netoverlay"
 )
 
 // InNetns runs fn on an OS thread switched into the network namespace at
-// path (a /run/netns entry or /proc/PID/ns/net). Sockets fn creates stay
-// in that namespace after it returns, so the test process can listen and
-// dial inside namespaces it has no route into, without adding anything to
-// the machine's own namespace. If the thread cannot be switched back it
-// stays locked and dies with the goroutine, never serving other code.
-func InNetns(path string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("current network namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		target, err := os.Open(path)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("network namespace %s: %w", path, err)
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter network namespace %s: %w", path, err)
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			// Leave the thread locked: it exits with this goroutine.
-			errc <- fmt.Errorf("leave network namespace %s: %w", path, err)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
+// path; sockets fn creates stay there (see netoverlay.InNetns). The test
+// process can listen and dial inside namespaces it has no route into,
+// without adding anything to the machine's own namespace.
+func InNetns(path string, fn func() error) error { return netoverlay.InNetns(path, fn) }
 
 // NetnsPath is the path of a namespace made by the harness.
 func NetnsPath(name string) string { return filepath.Join(netnsDir, name) }

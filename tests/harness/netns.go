@@ -158,7 +158,7 @@ func (h *Host) Command(bin string, args ...string) *exec.Cmd {
 // NewNode prepares a daemon on the host, reachable on the host's address
 // at the standard ports.
 func (h *Host) NewNode(name string, args ...string) *Node {
-	n := NewNode(h.net.t, name, append([]string{"--insecure-registry", RegistryAddr, "--hostname", h.Name}, args...)...)
+	n := NewNode(h.net.t, name, append([]string{"--insecure-registry", RegistryAddr, "--hostname", h.Name, "--dns-upstream", "none"}, args...)...)
 	n.Host = h
 	n.Addr = h.IP + ":4242"
 	n.RaftAddr = h.IP + ":4243"

@@ -17,6 +17,7 @@ type daemonFlags struct {
 	snapshotInterval, heartbeatPeriod, raftHeartbeat       time.Duration
 	insecureRegistries                                     []string
 	cgroupParent, shimBinary, gossipAddr, hostname         string
+	dnsUpstream                                            []string
 	labels                                                 []string
 }
 
@@ -44,7 +45,7 @@ func newDaemonCmd(g *globals) *cobra.Command {
 			}
 			return daemon.Run(cmd.Context(), daemon.Config{
 				DataDir: f.dataDir, Socket: f.socket, ListenAddr: f.listen, RaftAddr: f.raftAddr, AdvertiseAddr: f.advertise,
-				GossipAddr: f.gossipAddr, EngineLabels: labels, Hostname: f.hostname,
+				GossipAddr: f.gossipAddr, EngineLabels: labels, Hostname: f.hostname, DNSUpstream: f.dnsUpstream,
 				Log: log, ForceNewCluster: f.forceNewCluster, SnapshotThreshold: f.snapshotThreshold,
 				SnapshotInterval: f.snapshotInterval, TrailingLogs: f.trailingLogs, Timing: timing, HeartbeatPeriod: f.heartbeatPeriod,
 				InsecureRegistries: f.insecureRegistries, CgroupParent: f.cgroupParent, ShimBinary: f.shimBinary,
@@ -58,6 +59,7 @@ func newDaemonCmd(g *globals) *cobra.Command {
 	fl.StringVar(&f.raftAddr, "raft-addr", "", "Raft listen address (default port 4243 on the listen host)")
 	fl.StringVar(&f.gossipAddr, "gossip-addr", "", "gossip listen address, tcp and udp (default port 7946 on the listen host); off detects failures by heartbeats alone")
 	fl.StringArrayVar(&f.labels, "label", nil, "engine label KEY=VALUE of this node, for constraints like engine.labels.KEY==VALUE (repeatable)")
+	fl.StringArrayVar(&f.dnsUpstream, "dns-upstream", nil, "resolver (IP) the containers' DNS forwards names outside the cluster to (repeatable; default: the nameservers of /etc/resolv.conf; none forwards nothing)")
 	fl.StringVar(&f.hostname, "hostname", "", "the node's hostname in node ls and for constraints (default: the machine's)")
 	fl.StringVar(&f.advertise, "advertise-addr", "", "address other nodes use to reach this one (default: the listen address when it is not 0.0.0.0)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
