@@ -38,6 +38,7 @@ type localTask struct {
 	task *shoalv1.Task
 	ns   string
 	dns  *resolver
+	lb   string // the VIPs last written to its namespace (lbKey)
 }
 
 // NodeConfig configures a Node.
@@ -143,11 +144,15 @@ func (n *Node) Attach(t *shoalv1.Task, ns string) error {
 		}
 		lt.dns = r
 	}
+	if prev, ok := n.local[t.GetId()]; ok && prev.ns == ns {
+		lt.lb = prev.lb
+	}
 	n.local[t.GetId()] = lt
 	n.announceLocked()
 	for _, tn := range nets {
 		n.syncPeersLocked(tn.GetNetworkId())
 	}
+	n.syncLBLocked()
 	return nil
 }
 
@@ -166,6 +171,7 @@ func (n *Node) Detach(taskID string) error {
 	if lt.dns != nil {
 		lt.dns.close()
 	}
+	n.syncLBLocked()
 	var errs []error
 	for _, tn := range lt.task.GetNetworks() {
 		if err := n.plane.Detach(tn.GetNetworkId(), lt.ns); err != nil {
@@ -265,6 +271,7 @@ func (n *Node) SetRemote(records map[string][]byte) {
 			}
 		}
 	}
+	n.syncLBLocked()
 }
 
 // Close stops the containers' DNS servers; the devices and containers
@@ -288,6 +295,10 @@ func (n *Node) endpointsFrom(network string) []*shoalv1.OverlayEndpoint { return
 func (n *Node) Endpoints(network string) []*shoalv1.OverlayEndpoint {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	return n.endpointsLocked(network)
+}
+
+func (n *Node) endpointsLocked(network string) []*shoalv1.OverlayEndpoint {
 	var out []*shoalv1.OverlayEndpoint
 	for _, e := range n.localLocked().GetEndpoints() {
 		if e.GetNetworkId() == network {
@@ -302,6 +313,42 @@ func (n *Node) Endpoints(network string) []*shoalv1.OverlayEndpoint {
 		}
 	}
 	return out
+}
+
+// syncLBLocked brings every local container's load balancer in line with
+// the endpoints known: for each network it is on (but ingress), each
+// service VIP there balanced over the service's tasks on that network.
+func (n *Node) syncLBLocked() {
+	for id, lt := range n.local {
+		var vips []VIP
+		for _, tn := range lt.task.GetNetworks() {
+			if tn.GetIngress() {
+				continue
+			}
+			byVIP := map[netip.Addr][]netip.Addr{}
+			for _, e := range n.endpointsLocked(tn.GetNetworkId()) {
+				vip, err1 := netip.ParseAddr(e.GetVip())
+				addr, err2 := netip.ParseAddr(e.GetAddr())
+				if err1 == nil && err2 == nil {
+					byVIP[vip] = append(byVIP[vip], addr)
+				}
+			}
+			for vip, bes := range byVIP {
+				vips = append(vips, VIP{Addr: vip, Backends: bes})
+			}
+		}
+		sortVIPs(vips)
+		key := lbKey(vips)
+		if key == lt.lb {
+			continue
+		}
+		if err := SetVIPs(lt.ns, vips); err != nil {
+			n.log.Warn("overlay: load balancer", zap.String("task", id), zap.Error(err))
+			continue
+		}
+		lt.lb = key
+		n.local[id] = lt
+	}
 }
 
 func (n *Node) syncPeersLocked(network string) {

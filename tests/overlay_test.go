@@ -81,6 +81,14 @@ func get(from overlayTask, to netip.Addr) (string, error) {
 	return "", fmt.Errorf("no Hostname in %q", body)
 }
 
+func sum(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
 // lookup resolves name with the resolver of from's container, from
 // inside its namespace.
 func lookup(from overlayTask, name string) ([]string, error) {
@@ -188,6 +196,20 @@ func TestOverlayAcrossHosts(t *testing.T) {
 		}
 		return nil
 	})
+	// The VIP balances over all three replicas, on every host.
+	answered := map[string]int{}
+	harness.Eventually(t, 20*time.Second, func() error {
+		h, err := get(from, vip)
+		if err != nil {
+			return fmt.Errorf("through the VIP %s: %v", vip, err)
+		}
+		answered[h]++
+		if len(answered) < 3 {
+			return fmt.Errorf("%d requests through the VIP answered by %v; want all 3 replicas", sum(answered), answered)
+		}
+		return nil
+	})
+	t.Logf("%d requests through the VIP: %v", sum(answered), answered)
 	if got, err := lookup(from, "stranger"); err == nil {
 		t.Errorf("stranger (on another network) resolves to %v from web", got)
 	}
