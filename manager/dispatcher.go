@@ -176,9 +176,13 @@ func (d *dispatcher) Heartbeat(ctx context.Context, req *shoalv1.HeartbeatReques
 		node    *shoalv1.Node
 		cluster *shoalv1.Cluster
 		nodes   []*shoalv1.Node
+		ingress *shoalv1.Network
 	)
 	d.m.store.View(func(r store.ReadTx) {
 		node = store.Get[*shoalv1.Node](r, store.TableNode, caller.NodeID)
+		if a := node.GetIngress(); a != nil {
+			ingress = store.Get[*shoalv1.Network](r, store.TableNetwork, a.GetNetworkId())
+		}
 		if cs := store.List[*shoalv1.Cluster](r, store.TableCluster); len(cs) > 0 {
 			cluster = cs[0]
 		}
@@ -221,7 +225,20 @@ func (d *dispatcher) Heartbeat(ctx context.Context, req *shoalv1.HeartbeatReques
 		GossipKeys:   cluster.GetGossipKeys(),
 		GossipPeers:  GossipPeers(nodes, node.GetId(), maxGossipPeers),
 		ObservedAddr: addr,
+		Ingress:      ingressOf(node, ingress),
 	}, nil
+}
+
+// ingressOf is what a node needs of the ingress network for its routing
+// mesh: the network and its own address on it.
+func ingressOf(node *shoalv1.Node, nw *shoalv1.Network) *shoalv1.TaskNetwork {
+	if nw.GetId() == "" || node.GetIngress().GetAddr() == "" {
+		return nil
+	}
+	return &shoalv1.TaskNetwork{
+		NetworkId: nw.GetId(), NetworkName: nw.GetSpec().GetName(), Vni: nw.GetAllocation().GetVni(),
+		Addr: node.GetIngress().GetAddr(), Gateway: nw.GetAllocation().GetGateway(), Ingress: true,
+	}
 }
 
 func hostOf(addr string) string {

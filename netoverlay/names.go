@@ -64,6 +64,10 @@ func isOurs(name string) bool {
 	return false
 }
 
+// BridgeMAC is the MAC address of network id's bridge on the node whose
+// underlay address is underlay (see bridgeMAC).
+func BridgeMAC(id string, underlay netip.Addr) net.HardwareAddr { return bridgeMAC(id, underlay) }
+
 // bridgeMAC is the fixed MAC address of a network's bridge on this node: a
 // locally administered unicast address derived from the network and the
 // node's underlay address. Without a fixed address a bridge takes the

@@ -28,10 +28,12 @@ type Node struct {
 	log      *zap.Logger
 	upstream []string
 
-	mu     sync.Mutex
-	local  map[string]localTask                 // task ID → its interfaces
-	remote map[string]*shoalv1.OverlayEndpoints // node ID → what it announced
-	self   string
+	mu      sync.Mutex
+	ingress *shoalv1.TaskNetwork                 // the node's own attachment to ingress
+	mesh    string                               // the routing mesh last written (Mesh.key)
+	local   map[string]localTask                 // task ID → its interfaces
+	remote  map[string]*shoalv1.OverlayEndpoints // node ID → what it announced
+	self    string
 }
 
 type localTask struct {
@@ -87,6 +89,11 @@ func (n *Node) config(tn *shoalv1.TaskNetwork) (Config, netip.Prefix, error) {
 	c := Config{ID: tn.GetNetworkId(), VNI: tn.GetVni(), Subnet: addr.Masked(), Underlay: n.underlay, MTU: n.mtu}
 	if gw, err := netip.ParseAddr(tn.GetGateway()); err == nil {
 		c.BridgeAddrs = []netip.Prefix{netip.PrefixFrom(gw, addr.Bits())}
+	}
+	if own := n.ingress; own != nil && own.GetNetworkId() == tn.GetNetworkId() {
+		if a, err := netip.ParsePrefix(own.GetAddr()); err == nil {
+			c.BridgeAddrs = append(c.BridgeAddrs, a)
+		}
 	}
 	return c, addr, nil
 }
@@ -153,6 +160,7 @@ func (n *Node) Attach(t *shoalv1.Task, ns string) error {
 		n.syncPeersLocked(tn.GetNetworkId())
 	}
 	n.syncLBLocked()
+	n.syncMeshLocked()
 	return nil
 }
 
@@ -172,6 +180,7 @@ func (n *Node) Detach(taskID string) error {
 		lt.dns.close()
 	}
 	n.syncLBLocked()
+	n.syncMeshLocked()
 	var errs []error
 	for _, tn := range lt.task.GetNetworks() {
 		if err := n.plane.Detach(tn.GetNetworkId(), lt.ns); err != nil {
@@ -189,7 +198,87 @@ func (n *Node) Detach(taskID string) error {
 	return nil
 }
 
+// SetIngress gives the node its own attachment to the ingress network
+// (from the leader): the ingress bridge exists from then on, with the
+// node's address on it, the node announces that address so tasks on other
+// nodes can answer it, and the routing mesh forwards the published ports.
+func (n *Node) SetIngress(tn *shoalv1.TaskNetwork) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if proto.Equal(tn, n.ingress) {
+		return nil
+	}
+	n.ingress = proto.Clone(tn).(*shoalv1.TaskNetwork)
+	c, _, err := n.config(tn)
+	if err != nil {
+		return err
+	}
+	if err := n.plane.EnsureNetwork(c); err != nil {
+		return fmt.Errorf("ingress network: %w", err)
+	}
+	n.announceLocked()
+	n.syncPeersLocked(tn.GetNetworkId())
+	n.syncMeshLocked()
+	return nil
+}
+
+// syncMeshLocked brings the routing mesh in line with the ingress
+// endpoints cluster-wide.
+func (n *Node) syncMeshLocked() {
+	own := n.ingress
+	if own == nil {
+		return
+	}
+	m := Mesh{Bridge: bridgeName(own.GetNetworkId())}
+	if a, err := netip.ParsePrefix(own.GetAddr()); err == nil {
+		m.NodeAddr = a.Addr()
+	}
+	bridges := map[string]bool{m.Bridge: true}
+	for _, lt := range n.local {
+		for _, tn := range lt.task.GetNetworks() {
+			bridges[bridgeName(tn.GetNetworkId())] = true
+		}
+	}
+	for b := range bridges {
+		m.Bridges = append(m.Bridges, b)
+	}
+	ports := map[[2]uint32]*MeshPort{}
+	for _, e := range n.endpointsLocked(own.GetNetworkId()) {
+		addr, err := netip.ParseAddr(e.GetAddr())
+		if err != nil || e.GetTaskId() == "" {
+			continue
+		}
+		for _, p := range e.GetPorts() {
+			udp := p.GetProtocol() == shoalv1.PortProtocol_PORT_PROTOCOL_UDP
+			k := [2]uint32{p.GetPublishedPort(), 0}
+			if udp {
+				k[1] = 1
+			}
+			mp := ports[k]
+			if mp == nil {
+				mp = &MeshPort{UDP: udp, Port: uint16(p.GetPublishedPort())}
+				ports[k] = mp
+			}
+			mp.Backends = append(mp.Backends, netip.AddrPortFrom(addr, uint16(p.GetTargetPort())))
+		}
+	}
+	for _, mp := range ports {
+		m.Ports = append(m.Ports, *mp)
+	}
+	m.sort()
+	if k := m.key(); k != n.mesh {
+		if err := SetMesh("", m); err != nil {
+			n.log.Warn("overlay: routing mesh", zap.Error(err))
+			return
+		}
+		n.mesh = k
+	}
+}
+
 func (n *Node) usedLocked(network string) bool {
+	if n.ingress.GetNetworkId() == network {
+		return true
+	}
 	for _, lt := range n.local {
 		for _, tn := range lt.task.GetNetworks() {
 			if tn.GetNetworkId() == network {
@@ -228,6 +317,15 @@ func (n *Node) localLocked() *shoalv1.OverlayEndpoints {
 			out.Endpoints = append(out.Endpoints, &shoalv1.OverlayEndpoint{
 				NetworkId: tn.GetNetworkId(), TaskId: t.GetId(), ServiceId: t.GetServiceId(), ServiceName: t.GetServiceName(),
 				Addr: addr.Addr().String(), Host: n.underlay.String(), Vip: vip, Aliases: tn.GetAliases(), Ingress: tn.GetIngress(),
+				Ports: tn.GetPorts(),
+			})
+		}
+	}
+	if own := n.ingress; own != nil {
+		if a, err := netip.ParsePrefix(own.GetAddr()); err == nil {
+			out.Endpoints = append(out.Endpoints, &shoalv1.OverlayEndpoint{
+				NetworkId: own.GetNetworkId(), Addr: a.Addr().String(), Host: n.underlay.String(), Ingress: true,
+				Mac: BridgeMAC(own.GetNetworkId(), n.underlay).String(),
 			})
 		}
 	}
@@ -271,7 +369,11 @@ func (n *Node) SetRemote(records map[string][]byte) {
 			}
 		}
 	}
+	if own := n.ingress; own != nil && !done[own.GetNetworkId()] {
+		n.syncPeersLocked(own.GetNetworkId())
+	}
 	n.syncLBLocked()
+	n.syncMeshLocked()
 }
 
 // Close stops the containers' DNS servers; the devices and containers
@@ -363,7 +465,11 @@ func (n *Node) syncPeersLocked(network string) {
 			if err1 != nil || err2 != nil || host == n.underlay {
 				continue
 			}
-			peers = append(peers, Peer{IP: ip, MAC: MAC(ip), Host: host})
+			mac := MAC(ip)
+			if m, err := net.ParseMAC(e.GetMac()); err == nil {
+				mac = m
+			}
+			peers = append(peers, Peer{IP: ip, MAC: mac, Host: host})
 		}
 	}
 	if err := n.plane.SetPeers(network, peers); err != nil {

@@ -221,3 +221,37 @@ func TestOverlayAcrossHosts(t *testing.T) {
 		t.Errorf("a container on another network reached web at %s (answered by %s)", web[0].addr, h)
 	}
 }
+
+// A port published in ingress mode answers on every host's address, a
+// host running no replica included, balanced over the replicas on all
+// hosts; scaled down, requests go only to the tasks left.
+func TestRoutingMesh(t *testing.T) {
+	needRoot(t)
+	e := faults.Start(t, 1, 2)
+	m := e.C.Managers[0]
+	// Two replicas, kept off manager1, so one host runs none.
+	m.MustCLI("service", "create", "--name", "web", "--replicas", "2", "--constraint", "node.role==worker", "-p", "8080:80", e.Image)
+	e.Eventually(60*time.Second, func() error { return e.Converged("web", 2) })
+	client := e.Net.AddHost("client")
+	for _, n := range e.C.Nodes() {
+		answered := map[string]int{}
+		e.Eventually(20*time.Second, func() error {
+			resp, err := client.HTTPClient(2 * time.Second).Get("http://" + n.Host.IP + ":8080/")
+			if err != nil {
+				return fmt.Errorf("through %s: %v", n.Name, err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, l := range strings.Split(string(body), "\n") {
+				if h, ok := strings.CutPrefix(l, "Hostname: "); ok {
+					answered[h]++
+				}
+			}
+			if len(answered) < 2 {
+				return fmt.Errorf("%d requests to %s:8080 answered by %v; want both replicas", sum(answered), n.Name, answered)
+			}
+			return nil
+		})
+		t.Logf("%s:8080: %v", n.Name, answered)
+	}
+}

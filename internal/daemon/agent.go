@@ -67,6 +67,9 @@ func (d *Daemon) agentLoop(ctx context.Context) {
 				return
 			}
 			d.syncGossip(resp)
+			if in := resp.GetIngress(); in != nil && d.work != nil {
+				d.work.overlay.setIngress(in)
+			}
 		}
 		t.Reset(max(period-time.Since(start), 0))
 	}

@@ -7,6 +7,8 @@ import (
 	"os"
 	"sync"
 
+	"go.uber.org/zap"
+
 	"github.com/shoal-run/shoal/netoverlay"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
@@ -37,6 +39,12 @@ func (o *overlay) get() (*netoverlay.Node, error) {
 	underlay, err := netip.ParseAddr(hostOfAddr(st.Addr))
 	if err != nil {
 		return nil, fmt.Errorf("overlay networks need an IP address to advertise, not %q: use --advertise-addr", st.Addr)
+	}
+	if underlay.IsLoopback() || underlay.IsUnspecified() {
+		// A node on loopback (shoal dev, tests on 127.0.0.1) shares the
+		// machine's namespace with everything else: no bridges, VXLAN
+		// devices or forwarding there.
+		return nil, fmt.Errorf("overlay networks need the node to advertise a non-loopback address (it advertises %s): use --advertise-addr", underlay)
 	}
 	plane, err := netoverlay.New("", o.d.log.Named("overlay"))
 	if err != nil {
@@ -83,6 +91,19 @@ func (o *overlay) close() {
 	o.mu.Unlock()
 	if n != nil {
 		n.Close()
+	}
+}
+
+// setIngress hands the node's ingress attachment from a heartbeat answer
+// to the overlay (the routing mesh), once it changed.
+func (o *overlay) setIngress(tn *shoalv1.TaskNetwork) {
+	n, err := o.get()
+	if err != nil {
+		o.d.log.Debug("routing mesh", zap.Error(err))
+		return
+	}
+	if err := n.SetIngress(tn); err != nil {
+		o.d.log.Warn("routing mesh", zap.Error(err))
 	}
 }
 

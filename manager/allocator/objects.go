@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"sort"
 
+	"google.golang.org/protobuf/proto"
+
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
@@ -20,8 +22,9 @@ func HoldsAddrs(t *shoalv1.Task) bool {
 }
 
 // Used is every address in use per network ID, from the store: service
-// VIPs and the interfaces of tasks that still hold theirs.
-func Used(services []*shoalv1.Service, tasks []*shoalv1.Task) map[string]map[netip.Addr]bool {
+// VIPs, the interfaces of tasks that still hold theirs, and the nodes'
+// own ingress addresses.
+func Used(services []*shoalv1.Service, tasks []*shoalv1.Task, nodes []*shoalv1.Node) map[string]map[netip.Addr]bool {
 	out := map[string]map[netip.Addr]bool{}
 	add := func(network, cidr string) {
 		p, err := netip.ParsePrefix(cidr)
@@ -46,7 +49,25 @@ func Used(services []*shoalv1.Service, tasks []*shoalv1.Task) map[string]map[net
 			add(n.GetNetworkId(), n.GetAddr())
 		}
 	}
+	for _, n := range nodes {
+		if a := n.GetIngress(); a != nil {
+			add(a.GetNetworkId(), a.GetAddr())
+		}
+	}
 	return out
+}
+
+// NodeIngress gives a node its own address on the ingress network (held
+// in h), or returns nil when it already has one there.
+func NodeIngress(node *shoalv1.Node, ingress *shoalv1.Network, used map[string]map[netip.Addr]bool, h *Held) (*shoalv1.NodeAttachment, error) {
+	if a := node.GetIngress(); a.GetNetworkId() == ingress.GetId() && a.GetAddr() != "" {
+		return nil, nil
+	}
+	addr, err := nextIn(ingress, used[ingress.GetId()], h)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", node.GetId(), err)
+	}
+	return &shoalv1.NodeAttachment{NetworkId: ingress.GetId(), Addr: addr.String()}, nil
 }
 
 // UsedPorts is every published port ("30000/tcp") the services' endpoints
@@ -216,11 +237,19 @@ func TaskNetworks(svc *shoalv1.Service, networks map[string]*shoalv1.Network, in
 		}
 		aliases := append([]string{}, a.aliases...)
 		sort.Strings(aliases)
-		out = append(out, &shoalv1.TaskNetwork{
+		tn := &shoalv1.TaskNetwork{
 			NetworkId: nw.GetId(), NetworkName: nw.GetSpec().GetName(), Vni: nw.GetAllocation().GetVni(),
 			Addr: addr.String(), Gateway: nw.GetAllocation().GetGateway(), Vip: vips[nw.GetId()],
 			Aliases: aliases, Ingress: nw.GetSpec().GetIngress(),
-		})
+		}
+		if tn.Ingress {
+			for _, p := range svc.GetEndpoint().GetPorts() {
+				if p.GetPublishMode() != shoalv1.PublishMode_PUBLISH_MODE_HOST && p.GetPublishedPort() != 0 {
+					tn.Ports = append(tn.Ports, proto.Clone(p).(*shoalv1.PortConfig))
+				}
+			}
+		}
+		out = append(out, tn)
 	}
 	return out, nil
 }

@@ -311,6 +311,7 @@ func (s *Server) prepareEndpoint(spec *shoalv1.ServiceSpec, cur *shoalv1.Service
 		in := allocator.Endpoint{Spec: spec, Current: cur, Networks: map[string]*shoalv1.Network{}}
 		var svcs []*shoalv1.Service
 		var tasks []*shoalv1.Task
+		var nodes []*shoalv1.Node
 		s.Store.View(func(r store.ReadTx) {
 			for _, n := range store.List[*shoalv1.Network](r, store.TableNetwork) {
 				in.Networks[n.GetId()] = n
@@ -320,8 +321,9 @@ func (s *Server) prepareEndpoint(spec *shoalv1.ServiceSpec, cur *shoalv1.Service
 			}
 			svcs = store.List[*shoalv1.Service](r, store.TableService)
 			tasks = store.List[*shoalv1.Task](r, store.TableTask)
+			nodes = store.List[*shoalv1.Node](r, store.TableNode)
 		})
-		in.Used = allocator.Used(svcs, tasks)
+		in.Used = allocator.Used(svcs, tasks, nodes)
 		in.Ports = allocator.UsedPorts(svcs, cur.GetId())
 		var err error
 		ep, err = allocator.AllocateEndpoint(in, h)

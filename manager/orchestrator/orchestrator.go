@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-run/shoal/manager/allocator"
 	"github.com/shoal-run/shoal/manager/store"
@@ -113,6 +114,11 @@ func (o *Orchestrator) Pass(ctx context.Context) (time.Time, error) {
 	if err != nil {
 		o.Log.Warn("network addresses for new tasks", zap.Error(err))
 	}
+	nodeActions, releaseNodes, err := o.allocateNodes(in)
+	defer releaseNodes()
+	if err != nil {
+		o.Log.Warn("ingress addresses for nodes", zap.Error(err))
+	}
 	// Placement sees the tasks as the plan leaves them.
 	changed := map[string]*shoalv1.Task{}
 	for _, c := range plan.Update {
@@ -154,6 +160,7 @@ func (o *Orchestrator) Pass(ctx context.Context) (time.Time, error) {
 		actions = append(actions, &shoalv1.StoreAction{Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_DELETE,
 			Object: store.Wrap(c.Task), ExpectedVersion: versions[c.Task.GetId()]})
 	}
+
 	if len(actions) > 0 {
 		o.Log.Debug("orchestration", zap.Int("create", len(plan.Create)), zap.Int("update", len(plan.Update)),
 			zap.Int("placed", len(sched)), zap.Int("delete", len(plan.Delete)))
@@ -171,6 +178,17 @@ func (o *Orchestrator) Pass(ctx context.Context) (time.Time, error) {
 			return time.Time{}, err
 		}
 		actions = actions[n:]
+	}
+	// Apart from the tasks: a heartbeat that changed a node meanwhile
+	// must not hold them up; the next pass tries again.
+	if len(nodeActions) > 0 {
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := o.Raft.Propose(pctx, &shoalv1.StoreBatch{Actions: nodeActions})
+		cancel()
+		if err != nil {
+			o.Log.Debug("ingress addresses for nodes", zap.Error(err))
+			return o.Now().Add(100 * time.Millisecond), nil
+		}
 	}
 	return plan.Wake, nil
 }
@@ -213,7 +231,7 @@ func (o *Orchestrator) allocate(in Input, plan *Plan) (release func(), err error
 			for _, s := range svcs {
 				services[s.GetId()] = s
 			}
-			used = allocator.Used(svcs, store.List[*shoalv1.Task](r, store.TableTask))
+			used = allocator.Used(svcs, store.List[*shoalv1.Task](r, store.TableTask), store.List[*shoalv1.Node](r, store.TableNode))
 		})
 		kept := plan.Create[:0]
 		for _, c := range plan.Create {
@@ -234,6 +252,57 @@ func (o *Orchestrator) allocate(in Input, plan *Plan) (release func(), err error
 		return nil
 	})
 	return release, errors.Join(append(failed, err)...)
+}
+
+// allocateNodes gives every node without one its own address on the
+// ingress network, which the routing mesh on that node sends from.
+func (o *Orchestrator) allocateNodes(in Input) (actions []*shoalv1.StoreAction, release func(), err error) {
+	need := false
+	for _, n := range in.Nodes {
+		if n.GetIngress().GetAddr() == "" {
+			need = true
+		}
+	}
+	if !need {
+		return nil, func() {}, nil
+	}
+	if o.Book == nil {
+		o.Book = &allocator.Book{}
+	}
+	var failed []error
+	release, err = o.Book.Do(func(h *allocator.Held) error {
+		var ingress *shoalv1.Network
+		var nodes []*shoalv1.Node
+		var used map[string]map[netip.Addr]bool
+		o.Store.View(func(r store.ReadTx) {
+			for _, n := range store.List[*shoalv1.Network](r, store.TableNetwork) {
+				if n.GetSpec().GetIngress() {
+					ingress = n
+				}
+			}
+			nodes = store.List[*shoalv1.Node](r, store.TableNode)
+			used = allocator.Used(store.List[*shoalv1.Service](r, store.TableService), store.List[*shoalv1.Task](r, store.TableTask), nodes)
+		})
+		if ingress == nil {
+			return nil
+		}
+		for _, n := range nodes {
+			att, err := allocator.NodeIngress(n, ingress, used, h)
+			if err != nil {
+				failed = append(failed, err)
+				continue
+			}
+			if att == nil {
+				continue
+			}
+			next := proto.Clone(n).(*shoalv1.Node)
+			next.Ingress = att
+			actions = append(actions, &shoalv1.StoreAction{Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_UPDATE,
+				Object: store.Wrap(next), ExpectedVersion: n.GetMeta().GetVersion()})
+		}
+		return nil
+	})
+	return actions, release, errors.Join(append(failed, err)...)
 }
 
 func seedOf(t time.Time) int64 {

@@ -664,7 +664,10 @@ type HeartbeatResponse struct {
 	GossipPeers []string `protobuf:"bytes,6,rep,name=gossip_peers,json=gossipPeers,proto3" json:"gossip_peers,omitempty"`
 	// observed_addr is the address the manager saw the call come from: the
 	// node's address when it was not told one.
-	ObservedAddr  string `protobuf:"bytes,7,opt,name=observed_addr,json=observedAddr,proto3" json:"observed_addr,omitempty"`
+	ObservedAddr string `protobuf:"bytes,7,opt,name=observed_addr,json=observedAddr,proto3" json:"observed_addr,omitempty"`
+	// ingress is the ingress network with the node's own address on it
+	// (addr), for the routing mesh; unset until the leader allocated it.
+	Ingress       *TaskNetwork `protobuf:"bytes,8,opt,name=ingress,proto3" json:"ingress,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -746,6 +749,13 @@ func (x *HeartbeatResponse) GetObservedAddr() string {
 		return x.ObservedAddr
 	}
 	return ""
+}
+
+func (x *HeartbeatResponse) GetIngress() *TaskNetwork {
+	if x != nil {
+		return x.Ingress
+	}
+	return nil
 }
 
 // GossipMeta is what a node tells the others about itself in its gossip
@@ -929,7 +939,10 @@ type OverlayEndpoint struct {
 	Aliases []string `protobuf:"bytes,8,rep,name=aliases,proto3" json:"aliases,omitempty"`
 	Ingress bool     `protobuf:"varint,9,opt,name=ingress,proto3" json:"ingress,omitempty"`
 	// ports are the service's resolved published ports (ingress).
-	Ports         []*PortConfig `protobuf:"bytes,10,rep,name=ports,proto3" json:"ports,omitempty"`
+	Ports []*PortConfig `protobuf:"bytes,10,rep,name=ports,proto3" json:"ports,omitempty"`
+	// mac is the interface's MAC address when it is not the one derived
+	// from addr (a node's own ingress address is its bridge's).
+	Mac           string `protobuf:"bytes,11,opt,name=mac,proto3" json:"mac,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1032,6 +1045,13 @@ func (x *OverlayEndpoint) GetPorts() []*PortConfig {
 		return x.Ports
 	}
 	return nil
+}
+
+func (x *OverlayEndpoint) GetMac() string {
+	if x != nil {
+		return x.Mac
+	}
+	return ""
 }
 
 // OverlayEndpoints is the record a node publishes: every endpoint of the
@@ -1274,7 +1294,7 @@ const file_shoal_v1_node_proto_rawDesc = "" +
 	"\x10HeartbeatRequest\x12;\n" +
 	"\vdescription\x18\x01 \x01(\v2\x19.shoal.v1.NodeDescriptionR\vdescription\x12\x1f\n" +
 	"\vgossip_addr\x18\x02 \x01(\tR\n" +
-	"gossipAddr\"\x86\x02\n" +
+	"gossipAddr\"\xb7\x02\n" +
 	"\x11HeartbeatResponse\x12\x1b\n" +
 	"\tperiod_ms\x18\x01 \x01(\x03R\bperiodMs\x125\n" +
 	"\fdesired_role\x18\x02 \x01(\x0e2\x12.shoal.v1.NodeRoleR\vdesiredRole\x12\x1a\n" +
@@ -1283,7 +1303,8 @@ const file_shoal_v1_node_proto_rawDesc = "" +
 	"\vgossip_keys\x18\x05 \x03(\fR\n" +
 	"gossipKeys\x12!\n" +
 	"\fgossip_peers\x18\x06 \x03(\tR\vgossipPeers\x12#\n" +
-	"\robserved_addr\x18\a \x01(\tR\fobservedAddr\"W\n" +
+	"\robserved_addr\x18\a \x01(\tR\fobservedAddr\x12/\n" +
+	"\aingress\x18\b \x01(\v2\x15.shoal.v1.TaskNetworkR\aingress\"W\n" +
 	"\n" +
 	"GossipMeta\x12&\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x12.shoal.v1.NodeRoleR\x04role\x12!\n" +
@@ -1293,7 +1314,7 @@ const file_shoal_v1_node_proto_rawDesc = "" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x12\n" +
 	"\x04data\x18\x03 \x01(\fR\x04data\"A\n" +
 	"\rGossipRecords\x120\n" +
-	"\arecords\x18\x01 \x03(\v2\x16.shoal.v1.GossipRecordR\arecords\"\xa5\x02\n" +
+	"\arecords\x18\x01 \x03(\v2\x16.shoal.v1.GossipRecordR\arecords\"\xb7\x02\n" +
 	"\x0fOverlayEndpoint\x12\x1d\n" +
 	"\n" +
 	"network_id\x18\x01 \x01(\tR\tnetworkId\x12\x17\n" +
@@ -1307,7 +1328,8 @@ const file_shoal_v1_node_proto_rawDesc = "" +
 	"\aaliases\x18\b \x03(\tR\aaliases\x12\x18\n" +
 	"\aingress\x18\t \x01(\bR\aingress\x12*\n" +
 	"\x05ports\x18\n" +
-	" \x03(\v2\x14.shoal.v1.PortConfigR\x05ports\"K\n" +
+	" \x03(\v2\x14.shoal.v1.PortConfigR\x05ports\x12\x10\n" +
+	"\x03mac\x18\v \x01(\tR\x03mac\"K\n" +
 	"\x10OverlayEndpoints\x127\n" +
 	"\tendpoints\x18\x01 \x03(\v2\x19.shoal.v1.OverlayEndpointR\tendpoints\".\n" +
 	"\x0fJoinRaftRequest\x12\x1b\n" +
@@ -1367,7 +1389,8 @@ var file_shoal_v1_node_proto_goTypes = []any{
 	(NodeRole)(0),                        // 23: shoal.v1.NodeRole
 	(*Task)(nil),                         // 24: shoal.v1.Task
 	(*TaskStatus)(nil),                   // 25: shoal.v1.TaskStatus
-	(*PortConfig)(nil),                   // 26: shoal.v1.PortConfig
+	(*TaskNetwork)(nil),                  // 26: shoal.v1.TaskNetwork
+	(*PortConfig)(nil),                   // 27: shoal.v1.PortConfig
 }
 var file_shoal_v1_node_proto_depIdxs = []int32{
 	22, // 0: shoal.v1.IssueNodeCertificateRequest.description:type_name -> shoal.v1.NodeDescription
@@ -1378,31 +1401,32 @@ var file_shoal_v1_node_proto_depIdxs = []int32{
 	8,  // 5: shoal.v1.UpdateTaskStatusRequest.updates:type_name -> shoal.v1.TaskStatusUpdate
 	22, // 6: shoal.v1.HeartbeatRequest.description:type_name -> shoal.v1.NodeDescription
 	23, // 7: shoal.v1.HeartbeatResponse.desired_role:type_name -> shoal.v1.NodeRole
-	23, // 8: shoal.v1.GossipMeta.role:type_name -> shoal.v1.NodeRole
-	14, // 9: shoal.v1.GossipRecords.records:type_name -> shoal.v1.GossipRecord
-	26, // 10: shoal.v1.OverlayEndpoint.ports:type_name -> shoal.v1.PortConfig
-	16, // 11: shoal.v1.OverlayEndpoints.endpoints:type_name -> shoal.v1.OverlayEndpoint
-	0,  // 12: shoal.v1.CAService.GetRootCACertificate:input_type -> shoal.v1.GetRootCACertificateRequest
-	2,  // 13: shoal.v1.CAService.IssueNodeCertificate:input_type -> shoal.v1.IssueNodeCertificateRequest
-	4,  // 14: shoal.v1.CAService.RenewNodeCertificate:input_type -> shoal.v1.RenewNodeCertificateRequest
-	11, // 15: shoal.v1.DispatcherService.Heartbeat:input_type -> shoal.v1.HeartbeatRequest
-	6,  // 16: shoal.v1.DispatcherService.Assignments:input_type -> shoal.v1.AssignmentsRequest
-	9,  // 17: shoal.v1.DispatcherService.UpdateTaskStatus:input_type -> shoal.v1.UpdateTaskStatusRequest
-	18, // 18: shoal.v1.RaftService.JoinRaft:input_type -> shoal.v1.JoinRaftRequest
-	20, // 19: shoal.v1.RaftService.LeaveRaft:input_type -> shoal.v1.LeaveRaftRequest
-	1,  // 20: shoal.v1.CAService.GetRootCACertificate:output_type -> shoal.v1.GetRootCACertificateResponse
-	3,  // 21: shoal.v1.CAService.IssueNodeCertificate:output_type -> shoal.v1.IssueNodeCertificateResponse
-	5,  // 22: shoal.v1.CAService.RenewNodeCertificate:output_type -> shoal.v1.RenewNodeCertificateResponse
-	12, // 23: shoal.v1.DispatcherService.Heartbeat:output_type -> shoal.v1.HeartbeatResponse
-	7,  // 24: shoal.v1.DispatcherService.Assignments:output_type -> shoal.v1.AssignmentsResponse
-	10, // 25: shoal.v1.DispatcherService.UpdateTaskStatus:output_type -> shoal.v1.UpdateTaskStatusResponse
-	19, // 26: shoal.v1.RaftService.JoinRaft:output_type -> shoal.v1.JoinRaftResponse
-	21, // 27: shoal.v1.RaftService.LeaveRaft:output_type -> shoal.v1.LeaveRaftResponse
-	20, // [20:28] is the sub-list for method output_type
-	12, // [12:20] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	26, // 8: shoal.v1.HeartbeatResponse.ingress:type_name -> shoal.v1.TaskNetwork
+	23, // 9: shoal.v1.GossipMeta.role:type_name -> shoal.v1.NodeRole
+	14, // 10: shoal.v1.GossipRecords.records:type_name -> shoal.v1.GossipRecord
+	27, // 11: shoal.v1.OverlayEndpoint.ports:type_name -> shoal.v1.PortConfig
+	16, // 12: shoal.v1.OverlayEndpoints.endpoints:type_name -> shoal.v1.OverlayEndpoint
+	0,  // 13: shoal.v1.CAService.GetRootCACertificate:input_type -> shoal.v1.GetRootCACertificateRequest
+	2,  // 14: shoal.v1.CAService.IssueNodeCertificate:input_type -> shoal.v1.IssueNodeCertificateRequest
+	4,  // 15: shoal.v1.CAService.RenewNodeCertificate:input_type -> shoal.v1.RenewNodeCertificateRequest
+	11, // 16: shoal.v1.DispatcherService.Heartbeat:input_type -> shoal.v1.HeartbeatRequest
+	6,  // 17: shoal.v1.DispatcherService.Assignments:input_type -> shoal.v1.AssignmentsRequest
+	9,  // 18: shoal.v1.DispatcherService.UpdateTaskStatus:input_type -> shoal.v1.UpdateTaskStatusRequest
+	18, // 19: shoal.v1.RaftService.JoinRaft:input_type -> shoal.v1.JoinRaftRequest
+	20, // 20: shoal.v1.RaftService.LeaveRaft:input_type -> shoal.v1.LeaveRaftRequest
+	1,  // 21: shoal.v1.CAService.GetRootCACertificate:output_type -> shoal.v1.GetRootCACertificateResponse
+	3,  // 22: shoal.v1.CAService.IssueNodeCertificate:output_type -> shoal.v1.IssueNodeCertificateResponse
+	5,  // 23: shoal.v1.CAService.RenewNodeCertificate:output_type -> shoal.v1.RenewNodeCertificateResponse
+	12, // 24: shoal.v1.DispatcherService.Heartbeat:output_type -> shoal.v1.HeartbeatResponse
+	7,  // 25: shoal.v1.DispatcherService.Assignments:output_type -> shoal.v1.AssignmentsResponse
+	10, // 26: shoal.v1.DispatcherService.UpdateTaskStatus:output_type -> shoal.v1.UpdateTaskStatusResponse
+	19, // 27: shoal.v1.RaftService.JoinRaft:output_type -> shoal.v1.JoinRaftResponse
+	21, // 28: shoal.v1.RaftService.LeaveRaft:output_type -> shoal.v1.LeaveRaftResponse
+	21, // [21:29] is the sub-list for method output_type
+	13, // [13:21] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_node_proto_init() }
