@@ -254,4 +254,50 @@ func TestRoutingMesh(t *testing.T) {
 		})
 		t.Logf("%s:8080: %v", n.Name, answered)
 	}
+	ask := func(host string) (string, error) {
+		resp, err := client.HTTPClient(2 * time.Second).Get("http://" + host + ":8080/")
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		for _, l := range strings.Split(string(body), "\n") {
+			if h, ok := strings.CutPrefix(l, "Hostname: "); ok {
+				return h, nil
+			}
+		}
+		return "", fmt.Errorf("no Hostname in %q", body)
+	}
+	// Scaled to one: once its task stops, every request goes to the one
+	// left, and none fails.
+	m.MustCLI("service", "scale", "web=1")
+	e.Eventually(30*time.Second, func() error { return e.Converged("web", 1) })
+	left := e.C.Workers[0]
+	if len(left.RunningContainers()) == 0 {
+		left = e.C.Workers[1]
+	}
+	keep := left.RunningContainers()[0]
+	want := ""
+	e.Eventually(10*time.Second, func() error {
+		for i := 0; i < 10; i++ {
+			h, err := ask(e.C.Managers[0].Host.IP)
+			if err != nil {
+				return err
+			}
+			if want == "" && strings.HasPrefix(keep.ID, h) {
+				want = h
+			}
+			if h != want {
+				return fmt.Errorf("answered by %s after scaling to the one on %s (%s)", h, left.Name, keep.ID[:12])
+			}
+		}
+		return nil
+	})
+	for _, n := range e.C.Nodes() {
+		for i := 0; i < 5; i++ {
+			if h, err := ask(n.Host.IP); err != nil || h != want {
+				t.Fatalf("after convergence, %s:8080 = %q, %v; want %s", n.Name, h, err, want)
+			}
+		}
+	}
 }

@@ -6,9 +6,9 @@
 // (nothing is added to the machine's own namespace), running a real
 // `shoal daemon` joined with real tokens over mutual TLS. The whoami image
 // is built here and served from a registry inside the test network. The
-// requests go straight to each replica's own network namespace, in turn;
-// the overlay network and the routing mesh's published port take over
-// when the networking issue lands.
+// requests come from a fourth namespace, a client on the same network,
+// to port 8080 of each host in turn: the routing mesh answers on every
+// host and balances over the replicas on all of them.
 package main
 
 import (
@@ -17,8 +17,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"sort"
@@ -163,16 +161,23 @@ func replicas(c *harness.Cluster, svc string) []replica {
 	return out
 }
 
-// ask sends one HTTP request to the replica's port 80, connecting inside
-// its network namespace, and returns the hostname that answered.
-func ask(r replica) (string, error) {
-	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
-		Proxy: nil, DisableKeepAlives: true,
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return harness.DialIn(ctx, fmt.Sprintf("/proc/%d/ns/net", r.pid), "tcp", "127.0.0.1:80")
-		},
-	}}
-	resp, err := client.Get("http://web/")
+// hostOf says which host runs the container whose hostname (its ID's
+// first 12 characters) answered.
+func hostOf(c *harness.Cluster, hostname string) string {
+	for _, n := range c.Nodes() {
+		for _, ct := range n.RunningContainers() {
+			if strings.HasPrefix(ct.ID, hostname) {
+				return n.Name
+			}
+		}
+	}
+	return "?"
+}
+
+// ask sends one HTTP request from the client host to addr and returns
+// the hostname of the replica that answered.
+func ask(client *harness.Host, addr string) (string, error) {
+	resp, err := client.HTTPClient(2 * time.Second).Get("http://" + addr + "/")
 	if err != nil {
 		return "", err
 	}
@@ -189,23 +194,20 @@ func ask(r replica) (string, error) {
 	return "", fmt.Errorf("no Hostname line in %q", body)
 }
 
-// requests sends n requests round-robin over the running replicas.
-func requests(c *harness.Cluster, svc string, n int) {
-	rs := replicas(c, svc)
-	if len(rs) == 0 {
-		fmt.Println("    no replica runs")
-		return
-	}
+// requests sends n requests from the client to port 8080 of the hosts in
+// turn.
+func requests(c *harness.Cluster, client *harness.Host, hosts []*harness.Node, n int) {
 	seen := map[string]bool{}
 	for i := 0; i < n; i++ {
-		r := rs[i%len(rs)]
-		h, err := ask(r)
+		via := hosts[i%len(hosts)]
+		addr := via.Host.IP + ":8080"
+		h, err := ask(client, addr)
 		if err != nil {
-			fmt.Printf("    request %2d → %s: %v\n", i+1, r.host, err)
+			fmt.Printf("    request %2d → %-15s %v\n", i+1, addr, err)
 			continue
 		}
 		seen[h] = true
-		fmt.Printf("    request %2d → answered by %s (task %.12s on %s)\n", i+1, h, r.task, r.host)
+		fmt.Printf("    request %2d → %-15s (%s) answered by replica %s on %s\n", i+1, addr, via.Name, h, hostOf(c, h))
 	}
 	fmt.Printf("    %d requests answered by %d different replicas\n", n, len(seen))
 }
@@ -239,7 +241,7 @@ func run(ctx context.Context, t *tb, nrep int, wait bool) {
 	show(m, "node", "ls")
 
 	step("Deploying the web service: %d replicas of real containers, spread over the hosts", nrep)
-	show(m, "service", "create", "--name", "web", "--replicas", fmt.Sprint(nrep), img)
+	show(m, "service", "create", "--name", "web", "--replicas", fmt.Sprint(nrep), "--publish", "8080:80", img)
 	running := func() error {
 		if got := len(replicas(c, "web")); got != nrep {
 			return fmt.Errorf("%d of %d replicas run", got, nrep)
@@ -254,8 +256,9 @@ func run(ctx context.Context, t *tb, nrep int, wait bool) {
 	show(m, "service", "ls")
 	show(m, "service", "ps", "web")
 
-	step("Sending requests to the replicas in turn, straight to each one (the routing mesh comes with overlay networking)")
-	requests(c, "web", 2*nrep)
+	client := net.AddHost("client")
+	step("Sending requests from a client (%s) to port 8080 of each host in turn: the routing mesh answers on every host", client.IP)
+	requests(c, client, nodes, 2*nrep)
 
 	victim := nodes[2]
 	lost := 0
@@ -284,14 +287,14 @@ func run(ctx context.Context, t *tb, nrep int, wait bool) {
 	show(m, "node", "ls")
 	show(m, "service", "ps", "web")
 
-	step("Requests again: every one answered by a replica on a surviving host")
-	requests(c, "web", 2*nrep)
+	step("Requests again, to the two surviving hosts: every one answered")
+	requests(c, client, nodes[:2], 2*nrep)
 
 	step("Bringing %s back: it rejoins by itself; the cluster keeps the replicas where they run now", victim.Name)
 	victim.Start()
 	harness.Eventually(t, 30*time.Second, func() error {
 		out, err := m.CLI("node", "ls")
-		if err != nil || strings.Count(out, "Ready") != 3 {
+		if err != nil || strings.Count(out, "Ready") != 3 || strings.Contains(out, "Unreachable") {
 			return errors.New("not back")
 		}
 		return nil
@@ -302,7 +305,7 @@ func run(ctx context.Context, t *tb, nrep int, wait bool) {
 	fmt.Printf("    %s -H unix://%s node ls\n", m.Bin, m.Socket)
 	fmt.Printf("    %s -H unix://%s service scale web=9\n", m.Bin, m.Socket)
 	fmt.Printf("    %s -H unix://%s service ps web\n", m.Bin, nodes[1].Socket)
-	fmt.Printf("    nsenter --net=%s ip addr    # inside host1's network\n", harness.NetnsPath(m.Host.NS))
+	fmt.Printf("    nsenter --net=%s curl -s %s:8080    # as the client\n", harness.NetnsPath(client.NS), m.Host.IP)
 	if !wait {
 		fmt.Println("    (make demo DEMO_ARGS=-wait keeps the cluster up until Ctrl-C)")
 		return
