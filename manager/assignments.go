@@ -149,32 +149,36 @@ func (d *dispatcher) collect(msg *shoalv1.AssignmentsResponse, ev *shoalv1.Store
 // only move forward; a report for a task of another node is refused.
 func (d *dispatcher) UpdateTaskStatus(ctx context.Context, req *shoalv1.UpdateTaskStatusRequest) (*shoalv1.UpdateTaskStatusResponse, error) {
 	caller, _ := CallerFrom(ctx)
-	var b shoalv1.StoreBatch
-	d.m.store.View(func(r store.ReadTx) {
-		for _, u := range req.GetUpdates() {
-			t := store.Get[*shoalv1.Task](r, store.TableTask, u.GetTaskId())
-			if t == nil || t.GetNodeId() != caller.NodeID || !advances(t.GetStatus(), u.GetStatus()) {
-				continue
+	// A write to the same tasks in between (the orchestrator setting a
+	// desired state) makes the batch conflict: read again and reapply,
+	// so a report is never dropped. A worker's last report (shut down)
+	// has no later change to carry it again.
+	for attempt := 0; ; attempt++ {
+		var b shoalv1.StoreBatch
+		d.m.store.View(func(r store.ReadTx) {
+			for _, u := range req.GetUpdates() {
+				t := store.Get[*shoalv1.Task](r, store.TableTask, u.GetTaskId())
+				if t == nil || t.GetNodeId() != caller.NodeID || !advances(t.GetStatus(), u.GetStatus()) {
+					continue
+				}
+				next := proto.Clone(t).(*shoalv1.Task)
+				next.Status = u.GetStatus()
+				b.Actions = append(b.Actions, &shoalv1.StoreAction{Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_UPDATE,
+					Object: store.Wrap(next), ExpectedVersion: t.GetMeta().GetVersion()})
 			}
-			next := proto.Clone(t).(*shoalv1.Task)
-			next.Status = u.GetStatus()
-			b.Actions = append(b.Actions, &shoalv1.StoreAction{Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_UPDATE,
-				Object: store.Wrap(next), ExpectedVersion: t.GetMeta().GetVersion()})
-		}
-	})
-	if len(b.Actions) == 0 {
-		return &shoalv1.UpdateTaskStatusResponse{}, nil
-	}
-	if _, err := d.m.raft.Propose(ctx, &b); err != nil {
-		if errdefs.Is(err, errdefs.ErrConflict) {
-			// Someone else wrote one of the tasks meanwhile; the worker
-			// reports again on its next change or resync.
-			d.m.log.Debug("task status update raced", zap.Error(err))
+		})
+		if len(b.Actions) == 0 {
 			return &shoalv1.UpdateTaskStatusResponse{}, nil
 		}
-		return nil, err
+		_, err := d.m.raft.Propose(ctx, &b)
+		if err == nil {
+			return &shoalv1.UpdateTaskStatusResponse{}, nil
+		}
+		if !errdefs.Is(err, errdefs.ErrConflict) || attempt >= 10 || ctx.Err() != nil {
+			return nil, err // the worker keeps the report and sends it again
+		}
+		d.m.log.Debug("task status update raced; reapplying", zap.Error(err))
 	}
-	return &shoalv1.UpdateTaskStatusResponse{}, nil
 }
 
 // advances reports whether next is news over cur: a later state, or the

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-run/shoal/tests/faults"
 	"github.com/shoal-run/shoal/tests/harness"
-	"github.com/shoal-run/shoal/tests/testimage"
 )
 
 type netJSON struct {
@@ -30,9 +30,9 @@ type netJSON struct {
 // is gone.
 func TestNetworkAPI(t *testing.T) {
 	needRoot(t)
-	img := testimage.Serve(t, testimage.Options{Tag: "1"})
-	c := harness.StartCluster(t, 1, 0)
-	m := c.Managers[0]
+	e := faults.Start(t, 1, 0)
+	img := struct{ Ref string }{e.Image}
+	m := e.C.Managers[0]
 	ls := func() map[string]netJSON {
 		var nets []netJSON
 		if err := json.Unmarshal([]byte(m.MustCLI("network", "ls", "--format", "json")), &nets); err != nil {
@@ -100,8 +100,24 @@ func TestNetworkAPI(t *testing.T) {
 	for _, v := range svcs[0].Endpoint.VirtualIps {
 		vips[v.NetworkID] = v.Addr
 	}
-	if vips[app.ID] != "10.0.1.2/24" || vips[nets["ingress"].ID] != "10.0.0.2/24" {
-		t.Fatalf("VIPs = %v; want 10.0.1.2/24 on app and 10.0.0.2/24 on ingress:\n%s", vips, m.MustCLI("service", "inspect", "web"))
+	// On ingress, the node has its own address for the routing mesh,
+	// distinct from the VIP.
+	var nodeIngress string
+	harness.Eventually(t, 10*time.Second, func() error {
+		var nodes []struct {
+			Ingress struct{ Addr string } `json:"ingress"`
+		}
+		if err := json.Unmarshal([]byte(m.MustCLI("node", "ls", "--format", "json")), &nodes); err != nil || len(nodes) != 1 {
+			return fmt.Errorf("node ls: %v", err)
+		}
+		if nodeIngress = nodes[0].Ingress.Addr; nodeIngress == "" {
+			return fmt.Errorf("the node has no ingress address yet")
+		}
+		return nil
+	})
+	iv := vips[nets["ingress"].ID]
+	if vips[app.ID] != "10.0.1.2/24" || !strings.HasPrefix(iv, "10.0.0.") || iv == "10.0.0.1/24" || iv == nodeIngress {
+		t.Fatalf("VIPs = %v (node's ingress address %s); want 10.0.1.2/24 on app and another address of 10.0.0.0/24 on ingress:\n%s", vips, nodeIngress, m.MustCLI("service", "inspect", "web"))
 	}
 	var tasks []struct {
 		ID           string `json:"id"`
@@ -129,7 +145,7 @@ func TestNetworkAPI(t *testing.T) {
 		for _, n := range tk.Networks {
 			p := netip.MustParsePrefix(n.Addr)
 			key := n.NetworkID + "/" + p.Addr().String()
-			if seen[key] || n.Addr == vips[n.NetworkID] || p.Addr().String() == "10.0.1.1" || p.Addr().String() == "10.0.0.1" {
+			if seen[key] || n.Addr == vips[n.NetworkID] || p.Addr().String() == "10.0.1.1" || p.Addr().String() == "10.0.0.1" || n.Addr == nodeIngress {
 				t.Errorf("task %s got %s on %s: taken, the VIP or the gateway", tk.ID, n.Addr, n.NetworkID)
 			}
 			seen[key] = true

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-run/shoal/netoverlay"
 	"github.com/shoal-run/shoal/tests/faults"
 	"github.com/shoal-run/shoal/tests/harness"
 )
@@ -79,6 +80,17 @@ func get(from overlayTask, to netip.Addr) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("no Hostname in %q", body)
+}
+
+// ingressShort is the device-name hash of the ingress network, whose
+// devices every node keeps.
+func ingressShort(t *testing.T, e *faults.Env) string {
+	t.Helper()
+	var nets []netJSON
+	if err := json.Unmarshal([]byte(e.C.Managers[0].MustCLI("network", "inspect", "ingress")), &nets); err != nil || len(nets) != 1 {
+		t.Fatalf("network inspect ingress: %v", err)
+	}
+	return netoverlay.ShortID(nets[0].ID)
 }
 
 func sum(m map[string]int) int {
@@ -214,6 +226,33 @@ func TestOverlayAcrossHosts(t *testing.T) {
 		t.Errorf("stranger (on another network) resolves to %v from web", got)
 	}
 	stranger := overlayTasks(t, e, "stranger", "other")
+	defer func() {
+		// Removing the services and then the networks leaves nothing of
+		// them on any host: no bridge, VXLAN device or veth.
+		m.MustCLI("service", "rm", "web", "stranger")
+		for _, nw := range []string{"app", "other"} {
+			e.Eventually(30*time.Second, func() error {
+				_, err := m.CLI("network", "rm", nw)
+				return err
+			})
+		}
+		e.Eventually(20*time.Second, func() error {
+			for _, n := range e.C.Nodes() {
+				out, err := n.Host.Command("ip", "-o", "link").CombinedOutput()
+				if err != nil {
+					return fmt.Errorf("ip link on %s: %v", n.Name, err)
+				}
+				for _, l := range strings.Split(string(out), "\n") {
+					for _, prefix := range []string{"shc-", "shb-", "shv-"} {
+						if strings.Contains(l, ": "+prefix) && !strings.Contains(l, ingressShort(t, e)) {
+							return fmt.Errorf("%s still has %s", n.Name, strings.TrimSpace(l))
+						}
+					}
+				}
+			}
+			return nil
+		})
+	}()
 	if len(stranger) != 1 {
 		t.Fatalf("stranger: %v", stranger)
 	}

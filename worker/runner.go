@@ -133,7 +133,17 @@ func (r *runner) run() {
 			}
 			r.mu.Lock()
 			r.containerID = id
+			stopping := r.stopping
 			r.mu.Unlock()
+			if stopping {
+				// Shut down while starting: stop() saw no container yet,
+				// so this one is ours to remove.
+				ctx, cancel := context.WithTimeout(context.Background(), r.grace()+30*time.Second)
+				_ = r.a.exec.Stop(ctx, id, r.grace())
+				_ = r.a.exec.Remove(ctx, id)
+				cancel()
+				return
+			}
 		}
 		adopted = ""
 		first = false

@@ -20,8 +20,9 @@ import (
 type overlay struct {
 	d *Daemon
 
-	mu   sync.Mutex
-	node *netoverlay.Node
+	mu     sync.Mutex
+	node   *netoverlay.Node
+	meshNo bool // told once why this node runs no routing mesh
 }
 
 func (o *overlay) get() (*netoverlay.Node, error) {
@@ -99,7 +100,12 @@ func (o *overlay) close() {
 func (o *overlay) setIngress(tn *shoalv1.TaskNetwork) {
 	n, err := o.get()
 	if err != nil {
-		o.d.log.Debug("routing mesh", zap.Error(err))
+		o.mu.Lock()
+		if !o.meshNo {
+			o.meshNo = true
+			o.d.log.Info("no routing mesh on this node", zap.Error(err))
+		}
+		o.mu.Unlock()
 		return
 	}
 	if err := n.SetIngress(tn); err != nil {

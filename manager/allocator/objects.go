@@ -11,11 +11,18 @@ import (
 )
 
 // HoldsAddrs reports whether a task still holds its network addresses:
-// until its worker reports it ended, its container may still use them.
+// from the moment a worker may have started its container until the
+// worker reports it ended, and, before that, while it is still meant to
+// run. A task that is no longer wanted and that no worker took up holds
+// nothing.
 func HoldsAddrs(t *shoalv1.Task) bool {
-	switch t.GetStatus().GetState() {
+	st := t.GetStatus().GetState()
+	switch st {
 	case shoalv1.TaskState_TASK_STATE_COMPLETE, shoalv1.TaskState_TASK_STATE_FAILED, shoalv1.TaskState_TASK_STATE_SHUTDOWN,
 		shoalv1.TaskState_TASK_STATE_REJECTED, shoalv1.TaskState_TASK_STATE_ORPHANED, shoalv1.TaskState_TASK_STATE_REMOVE:
+		return false
+	}
+	if st < shoalv1.TaskState_TASK_STATE_ACCEPTED && t.GetDesiredState() != shoalv1.TaskState_TASK_STATE_RUNNING {
 		return false
 	}
 	return true

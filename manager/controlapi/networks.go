@@ -222,6 +222,7 @@ func (s *Server) RemoveNetwork(ctx context.Context, req *shoalv1.RemoveNetworkRe
 	}
 	var users []string
 	attached := 0
+	var holders []string
 	s.Store.View(func(r store.ReadTx) {
 		for _, svc := range store.List[*shoalv1.Service](r, store.TableService) {
 			if usesNetwork(svc, nw) {
@@ -229,9 +230,18 @@ func (s *Server) RemoveNetwork(ctx context.Context, req *shoalv1.RemoveNetworkRe
 			}
 		}
 		for _, t := range store.List[*shoalv1.Task](r, store.TableTask) {
+			// A task of a removed service that never reported running
+			// has no container to keep on the network.
+			gone := store.Get[*shoalv1.Service](r, store.TableService, t.GetServiceId()).GetId() == ""
+			if gone && t.GetStatus().GetState() < shoalv1.TaskState_TASK_STATE_RUNNING {
+				continue
+			}
 			for _, a := range t.GetNetworks() {
 				if a.GetNetworkId() == nw.GetId() && allocator.HoldsAddrs(t) {
 					attached++
+					if len(holders) < 3 {
+						holders = append(holders, fmt.Sprintf("%s %s", t.GetId(), strings.ToLower(strings.TrimPrefix(t.GetStatus().GetState().String(), "TASK_STATE_"))))
+					}
 				}
 			}
 		}
@@ -242,7 +252,8 @@ func (s *Server) RemoveNetwork(ctx context.Context, req *shoalv1.RemoveNetworkRe
 			nw.GetSpec().GetName(), strings.Join(users, ", "), errdefs.ErrFailedPrecond)
 	}
 	if attached > 0 {
-		return nil, fmt.Errorf("network %q still has %d task interfaces while their containers stop; try again in a moment: %w", nw.GetSpec().GetName(), attached, errdefs.ErrFailedPrecond)
+		return nil, fmt.Errorf("network %q still has %d task interfaces while their containers stop (task %s); try again in a moment: %w",
+			nw.GetSpec().GetName(), attached, strings.Join(holders, ", task "), errdefs.ErrFailedPrecond)
 	}
 	if _, err := s.propose(ctx, remove(nw, nw.GetMeta().GetVersion())); err != nil {
 		return nil, err

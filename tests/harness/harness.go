@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -189,6 +190,16 @@ func (n *Node) KillHost() {
 // reapContainers kills the containers the node's daemon left running (they
 // outlive the daemon by design), and removes their mounts and cgroups.
 func (n *Node) reapContainers() {
+	// Shims of containers caught half-started have no state file yet:
+	// every process whose command line names this node's directory is
+	// this node's.
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		if pid, err := strconv.Atoi(p.Name()); err == nil && pid != os.Getpid() &&
+			strings.Contains(readFile(fmt.Sprintf("/proc/%d/cmdline", pid)), n.Dir+"/") {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 	root := filepath.Join(n.Dir, "data", "runtime", "containers")
 	dirs, _ := os.ReadDir(root)
 	for _, d := range dirs {
