@@ -38,11 +38,14 @@ type Mesh struct {
 	// different ones is dropped, so networks stay apart with IP
 	// forwarding on.
 	Bridges []string
+	// Masquerade are the subnets of the local overlay networks whose
+	// containers reach outside the cluster through the node's address.
+	Masquerade []netip.Prefix
 }
 
 func (m Mesh) key() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s|%s|%v|", m.Bridge, m.NodeAddr, m.Bridges)
+	fmt.Fprintf(&b, "%s|%s|%v|%v|", m.Bridge, m.NodeAddr, m.Bridges, m.Masquerade)
 	for _, p := range m.Ports {
 		fmt.Fprintf(&b, "%v/%d>%v;", p.UDP, p.Port, p.Backends)
 	}
@@ -51,6 +54,7 @@ func (m Mesh) key() string {
 
 func (m *Mesh) sort() {
 	sort.Strings(m.Bridges)
+	sort.Slice(m.Masquerade, func(i, j int) bool { return m.Masquerade[i].Addr().Less(m.Masquerade[j].Addr()) })
 	sort.Slice(m.Ports, func(i, j int) bool {
 		if m.Ports[i].Port != m.Ports[j].Port {
 			return m.Ports[i].Port < m.Ports[j].Port
@@ -95,7 +99,7 @@ func SetMesh(ns string, m Mesh) error {
 	table := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: MeshTable}
 	c.AddTable(table)
 	c.DelTable(table)
-	if len(m.Ports) == 0 && len(m.Bridges) < 2 {
+	if len(m.Ports) == 0 && len(m.Bridges) < 2 && len(m.Masquerade) == 0 {
 		if err := c.Flush(); err != nil {
 			return fmt.Errorf("routing mesh: remove the table: %w", err)
 		}
@@ -148,6 +152,19 @@ func SetMesh(ns string, m Mesh) error {
 			&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegAddrMax: 1},
 		}})
 	}
+	// ip saddr SUBNET oifname != "shb-*" masquerade: out of the
+	// cluster through the node's own address.
+	for _, p := range m.Masquerade {
+		mask := net4Mask(p.Bits())
+		c.AddRule(&nftables.Rule{Table: table, Chain: post, Exprs: []expr.Any{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask, Xor: []byte{0, 0, 0, 0}},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: p.Masked().Addr().AsSlice()},
+			&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte(bridgePrefix)},
+			&expr.Masq{},
+		}})
+	}
 	// iifname A oifname "shb-*" oifname != A drop, per bridge A.
 	for _, br := range m.Bridges {
 		c.AddRule(&nftables.Rule{Table: table, Chain: fwd, Exprs: []expr.Any{
@@ -162,12 +179,17 @@ func SetMesh(ns string, m Mesh) error {
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("routing mesh: rules: %w", err)
 	}
-	if len(m.Ports) > 0 {
+	if len(m.Ports) > 0 || len(m.Masquerade) > 0 {
 		if err := enableForwarding(ns); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func net4Mask(bits int) []byte {
+	m := uint32(0xffffffff) << (32 - bits)
+	return []byte{byte(m >> 24), byte(m >> 16), byte(m >> 8), byte(m)}
 }
 
 // enableForwarding turns IPv4 forwarding on in the namespace at ns ("" for

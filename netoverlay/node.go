@@ -234,10 +234,17 @@ func (n *Node) syncMeshLocked() {
 		m.NodeAddr = a.Addr()
 	}
 	bridges := map[string]bool{m.Bridge: true}
+	subnets := map[netip.Prefix]bool{}
 	for _, lt := range n.local {
 		for _, tn := range lt.task.GetNetworks() {
 			bridges[bridgeName(tn.GetNetworkId())] = true
+			if a, err := netip.ParsePrefix(tn.GetAddr()); err == nil {
+				subnets[a.Masked()] = true
+			}
 		}
+	}
+	for p := range subnets {
+		m.Masquerade = append(m.Masquerade, p)
 	}
 	for b := range bridges {
 		m.Bridges = append(m.Bridges, b)

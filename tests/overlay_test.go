@@ -222,6 +222,23 @@ func TestOverlayAcrossHosts(t *testing.T) {
 		return nil
 	})
 	t.Logf("%d requests through the VIP: %v", sum(answered), answered)
+	// Outside the cluster (the registry, in the test network's switch
+	// namespace) through the node's address.
+	e.Eventually(10*time.Second, func() error {
+		client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true,
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				return harness.DialIn(ctx, fmt.Sprintf("/proc/%d/ns/net", from.pid), network, addr)
+			}}}
+		resp, err := client.Get("http://" + harness.RegistryAddr + "/v2/")
+		if err != nil {
+			return fmt.Errorf("a container reaching %s outside the cluster: %v", harness.RegistryAddr, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("registry answered %s", resp.Status)
+		}
+		return nil
+	})
 	if got, err := lookup(from, "stranger"); err == nil {
 		t.Errorf("stranger (on another network) resolves to %v from web", got)
 	}
