@@ -255,7 +255,11 @@ func (n *Node) syncMeshLocked() {
 		if err != nil || e.GetTaskId() == "" {
 			continue
 		}
+		local := e.GetHost() == n.underlay.String()
 		for _, p := range e.GetPorts() {
+			if p.GetPublishMode() == shoalv1.PublishMode_PUBLISH_MODE_HOST && !local {
+				continue // host mode: only where a task runs, straight to it
+			}
 			udp := p.GetProtocol() == shoalv1.PortProtocol_PORT_PROTOCOL_UDP
 			k := [2]uint32{p.GetPublishedPort(), 0}
 			if udp {

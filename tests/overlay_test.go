@@ -356,4 +356,23 @@ func TestRoutingMesh(t *testing.T) {
 			}
 		}
 	}
+
+	// Host mode: the port answers only on the host running the task.
+	m.MustCLI("service", "create", "--name", "direct", "--constraint", "node.hostname==worker1",
+		"--publish", "published=8081,target=80,mode=host", e.Image)
+	e.Eventually(60*time.Second, func() error { return e.Converged("direct", 1) })
+	e.Eventually(10*time.Second, func() error {
+		resp, err := client.HTTPClient(2 * time.Second).Get("http://" + e.C.Workers[0].Host.IP + ":8081/")
+		if err != nil {
+			return fmt.Errorf("host-mode port on worker1: %v", err)
+		}
+		resp.Body.Close()
+		return nil
+	})
+	for _, n := range []*harness.Node{e.C.Managers[0], e.C.Workers[1]} {
+		if resp, err := client.HTTPClient(500 * time.Millisecond).Get("http://" + n.Host.IP + ":8081/"); err == nil {
+			resp.Body.Close()
+			t.Errorf("host-mode port 8081 answered on %s, which runs no task of it", n.Name)
+		}
+	}
 }

@@ -102,6 +102,18 @@ func PortKey(port uint32, proto shoalv1.PortProtocol) string {
 	return fmt.Sprintf("%d/tcp", port)
 }
 
+// Publishes reports whether a spec publishes any port, through the
+// routing mesh or on the hosts of its tasks: either way its tasks need an
+// address on the ingress network for the node to forward to.
+func Publishes(spec *shoalv1.ServiceSpec) bool {
+	for _, p := range spec.GetEndpoint().GetPorts() {
+		if p.GetPublishedPort() != 0 || p.GetPublishMode() != shoalv1.PublishMode_PUBLISH_MODE_HOST {
+			return true
+		}
+	}
+	return false
+}
+
 // publishesIngress reports whether a spec publishes a port through the
 // routing mesh.
 func publishesIngress(spec *shoalv1.ServiceSpec) bool {
@@ -229,7 +241,10 @@ func TaskNetworks(svc *shoalv1.Service, networks map[string]*shoalv1.Network, in
 	for _, a := range svc.GetSpec().GetNetworks() {
 		atts = append(atts, att{a.GetTarget(), a.GetAliases()})
 	}
-	if ingress != nil && publishesIngress(svc.GetSpec()) {
+	if Publishes(svc.GetSpec()) {
+		if ingress == nil {
+			return nil, fmt.Errorf("service %q publishes ports, and the cluster has no ingress network to give its tasks an address on", svc.GetSpec().GetName())
+		}
 		atts = append(atts, att{id: ingress.GetId()})
 	}
 	var out []*shoalv1.TaskNetwork
@@ -251,7 +266,7 @@ func TaskNetworks(svc *shoalv1.Service, networks map[string]*shoalv1.Network, in
 		}
 		if tn.Ingress {
 			for _, p := range svc.GetEndpoint().GetPorts() {
-				if p.GetPublishMode() != shoalv1.PublishMode_PUBLISH_MODE_HOST && p.GetPublishedPort() != 0 {
+				if p.GetPublishedPort() != 0 {
 					tn.Ports = append(tn.Ports, proto.Clone(p).(*shoalv1.PortConfig))
 				}
 			}

@@ -269,16 +269,7 @@ func usesNetwork(svc *shoalv1.Service, nw *shoalv1.Network) bool {
 			return true
 		}
 	}
-	return nw.GetSpec().GetIngress() && publishesIngress(svc.GetSpec())
-}
-
-func publishesIngress(spec *shoalv1.ServiceSpec) bool {
-	for _, p := range spec.GetEndpoint().GetPorts() {
-		if p.GetPublishMode() != shoalv1.PublishMode_PUBLISH_MODE_HOST {
-			return true
-		}
-	}
-	return false
+	return nw.GetSpec().GetIngress() && allocator.Publishes(svc.GetSpec())
 }
 
 // prepareEndpoint resolves the spec's networks to their IDs (in place)
@@ -310,7 +301,7 @@ func (s *Server) prepareEndpoint(spec *shoalv1.ServiceSpec, cur *shoalv1.Service
 	if err := f.err(); err != nil {
 		return nil, func() {}, err
 	}
-	if len(spec.GetNetworks()) == 0 && !publishesIngress(spec) {
+	if len(spec.GetNetworks()) == 0 && !allocator.Publishes(spec) {
 		// Nothing to allocate: skip reading every service and task.
 		ep = &shoalv1.ServiceEndpoint{}
 		for _, p := range spec.GetEndpoint().GetPorts() {

@@ -199,7 +199,7 @@ func (o *Orchestrator) Pass(ctx context.Context) (time.Time, error) {
 func (o *Orchestrator) allocate(in Input, plan *Plan) (release func(), err error) {
 	attached := map[string]bool{}
 	for _, s := range in.Services {
-		attached[s.GetId()] = len(s.GetEndpoint().GetVirtualIps()) > 0 || len(s.GetSpec().GetNetworks()) > 0
+		attached[s.GetId()] = len(s.GetEndpoint().GetVirtualIps()) > 0 || len(s.GetSpec().GetNetworks()) > 0 || allocator.Publishes(s.GetSpec())
 	}
 	need := false
 	for _, c := range plan.Create {
