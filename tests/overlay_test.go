@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -375,4 +376,126 @@ func TestRoutingMesh(t *testing.T) {
 			t.Errorf("host-mode port 8081 answered on %s, which runs no task of it", n.Name)
 		}
 	}
+}
+
+// rawGet sends one HTTP/1.1 request on an open connection and returns the
+// Hostname line of the answer.
+func rawGet(c net.Conn) (string, error) {
+	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := c.Write([]byte("GET / HTTP/1.1\r\nHost: web\r\n\r\n")); err != nil {
+		return "", err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, l := range strings.Split(string(body), "\n") {
+		if h, ok := strings.CutPrefix(l, "Hostname: "); ok {
+			return h, nil
+		}
+	}
+	return "", fmt.Errorf("no Hostname in %q", body)
+}
+
+// A host that dies takes its tasks out of DNS, the VIPs and the routing
+// mesh within seconds, and requests keep succeeding; a connection
+// through a VIP survives the restart of the daemons at both its ends.
+func TestOverlayHostLossAndDaemonRestart(t *testing.T) {
+	needRoot(t)
+	e := faults.Start(t, 1, 2)
+	m := e.C.Managers[0]
+	m.MustCLI("network", "create", "app")
+	m.MustCLI("service", "create", "--name", "web", "--replicas", "3", "--network", "app", "-p", "8080:80", e.Image)
+	var web []overlayTask
+	e.Eventually(60*time.Second, func() error {
+		if err := e.Converged("web", 3); err != nil {
+			return err
+		}
+		web = overlayTasks(t, e, "web", "app")
+		hosts := map[string]bool{}
+		for _, w := range web {
+			hosts[w.host] = true
+		}
+		if len(hosts) != 3 {
+			return fmt.Errorf("web runs on %v; want all 3 hosts", hosts)
+		}
+		return nil
+	})
+	var from, remote overlayTask
+	for _, w := range web {
+		switch w.host {
+		case "manager1":
+			from = w
+		case "worker1":
+			remote = w
+		}
+	}
+	vip := serviceVIP(t, e, "web", "app")
+
+	// A connection through the VIP, pinned to one backend by conntrack.
+	var conn net.Conn
+	e.Eventually(10*time.Second, func() (err error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		conn, err = harness.DialIn(ctx, fmt.Sprintf("/proc/%d/ns/net", from.pid), "tcp", vip.String()+":80")
+		return err
+	})
+	defer conn.Close()
+	first, err := rawGet(conn)
+	if err != nil {
+		t.Fatalf("through the VIP: %v", err)
+	}
+	for _, n := range []*harness.Node{m, e.C.Workers[0], e.C.Workers[1]} {
+		n.Stop()
+		n.Start()
+	}
+	e.AllReady(30 * time.Second)
+	again, err := rawGet(conn)
+	if err != nil || again != first {
+		t.Fatalf("the connection through the VIP after every daemon restarted: %q, %v; want %q", again, err, first)
+	}
+
+	// worker2 dies: its task leaves DNS, the VIP and the mesh.
+	client := e.Net.AddHost("client")
+	victim := e.C.Workers[1]
+	var dead overlayTask
+	for _, w := range web {
+		if w.host == victim.Name {
+			dead = w
+		}
+	}
+	killed := time.Now()
+	victim.KillHost()
+	e.Eventually(15*time.Second, func() error {
+		got, err := lookup(from, "tasks.web")
+		if err != nil {
+			return err
+		}
+		for _, a := range got {
+			if a == dead.addr.String() {
+				return fmt.Errorf("tasks.web still lists %s of the dead host: %v", dead.addr, got)
+			}
+		}
+		return nil
+	})
+	gone := time.Since(killed)
+	ok := 0
+	e.Eventually(15*time.Second, func() error {
+		for ; ok < 20; ok++ {
+			resp, err := client.HTTPClient(2 * time.Second).Get("http://" + m.Host.IP + ":8080/")
+			if err != nil {
+				ok = 0
+				return fmt.Errorf("through the mesh after the host died: %v", err)
+			}
+			resp.Body.Close()
+			if _, err := get(from, vip); err != nil {
+				ok = 0
+				return fmt.Errorf("through the VIP after the host died: %v", err)
+			}
+		}
+		return nil
+	})
+	t.Logf("measured: the dead host's task left tasks.web %s after the kill; then 20 requests in a row through the mesh and the VIP succeeded (%s after the kill); the connection through the VIP kept its backend (%s) across daemon restarts; remote task %s", gone.Round(time.Millisecond), time.Since(killed).Round(time.Millisecond), first, remote.addr)
 }
