@@ -167,3 +167,61 @@ func TestNetworkAPI(t *testing.T) {
 		t.Error("app still listed after network rm")
 	}
 }
+
+// Addresses survive a leader change without reuse: a service created
+// after the leader died gets a VIP and task addresses no other holds.
+func TestNetworkAllocationAcrossLeaderChange(t *testing.T) {
+	needRoot(t)
+	e := faults.Start(t, 3, 0)
+	m := e.C.Managers[0]
+	m.MustCLI("network", "create", "app")
+	m.MustCLI("service", "create", "--name", "one", "--replicas", "2", "--network", "app", e.Image)
+	e.Eventually(60*time.Second, func() error { return e.Converged("one", 2) })
+	leader := e.C.Leader(10 * time.Second)
+	leader.Kill()
+	var other *harness.Node
+	for _, n := range e.C.Managers {
+		if n != leader {
+			other = n
+			break
+		}
+	}
+	harness.Eventually(t, 20*time.Second, func() error {
+		_, err := other.CLI("service", "create", "--name", "two", "--replicas", "2", "--network", "app", e.Image)
+		return err
+	})
+	e.Eventually(60*time.Second, func() error { return e.Converged("two", 2) })
+	seen := map[string]string{}
+	for _, svc := range []string{"one", "two"} {
+		var got []struct {
+			Endpoint struct {
+				VirtualIps []struct{ Addr string } `json:"virtual_ips"`
+			} `json:"endpoint"`
+		}
+		if err := json.Unmarshal([]byte(other.MustCLI("service", "inspect", svc)), &got); err != nil || len(got) != 1 {
+			t.Fatalf("inspect %s: %v", svc, err)
+		}
+		addrs := []string{got[0].Endpoint.VirtualIps[0].Addr}
+		var tasks []struct {
+			DesiredState string `json:"desired_state"`
+			Networks     []struct{ Addr string } `json:"networks"`
+		}
+		if err := json.Unmarshal([]byte(other.MustCLI("service", "ps", "--format", "json", svc)), &tasks); err != nil {
+			t.Fatal(err)
+		}
+		for _, tk := range tasks {
+			if tk.DesiredState == "TASK_STATE_RUNNING" {
+				addrs = append(addrs, tk.Networks[0].Addr)
+			}
+		}
+		for _, a := range addrs {
+			if prev, ok := seen[a]; ok {
+				t.Errorf("%s is held by %s and %s", a, prev, svc)
+			}
+			seen[a] = svc
+		}
+	}
+	if len(seen) != 6 {
+		t.Errorf("%d distinct addresses for 2 VIPs and 4 tasks: %v", len(seen), seen)
+	}
+}
