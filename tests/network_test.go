@@ -203,7 +203,7 @@ func TestNetworkAllocationAcrossLeaderChange(t *testing.T) {
 		}
 		addrs := []string{got[0].Endpoint.VirtualIps[0].Addr}
 		var tasks []struct {
-			DesiredState string `json:"desired_state"`
+			DesiredState string                  `json:"desired_state"`
 			Networks     []struct{ Addr string } `json:"networks"`
 		}
 		if err := json.Unmarshal([]byte(other.MustCLI("service", "ps", "--format", "json", svc)), &tasks); err != nil {
