@@ -41,6 +41,10 @@ type localTask struct {
 	ns   string
 	dns  *resolver
 	lb   string // the VIPs last written to its namespace (lbKey)
+	// ready is whether the task's endpoints are announced: from when its
+	// workload started until it is about to stop, so the VIPs and the
+	// mesh neither send to a server not started yet nor to one stopping.
+	ready bool
 }
 
 // NodeConfig configures a Node.
@@ -152,7 +156,7 @@ func (n *Node) Attach(t *shoalv1.Task, ns string) error {
 		lt.dns = r
 	}
 	if prev, ok := n.local[t.GetId()]; ok && prev.ns == ns {
-		lt.lb = prev.lb
+		lt.lb, lt.ready = prev.lb, prev.ready
 	}
 	n.local[t.GetId()] = lt
 	n.announceLocked()
@@ -286,6 +290,22 @@ func (n *Node) syncMeshLocked() {
 	}
 }
 
+// SetReady announces a local task's endpoints (its workload started) or
+// withdraws them (it is about to stop). Unknown tasks are ignored.
+func (n *Node) SetReady(taskID string, ready bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	lt, ok := n.local[taskID]
+	if !ok || lt.ready == ready {
+		return
+	}
+	lt.ready = ready
+	n.local[taskID] = lt
+	n.announceLocked()
+	n.syncLBLocked()
+	n.syncMeshLocked()
+}
+
 func (n *Node) usedLocked(network string) bool {
 	if n.ingress.GetNetworkId() == network {
 		return true
@@ -315,6 +335,9 @@ func (n *Node) localLocked() *shoalv1.OverlayEndpoints {
 	}
 	sort.Strings(ids)
 	for _, id := range ids {
+		if !n.local[id].ready {
+			continue
+		}
 		t := n.local[id].task
 		for _, tn := range t.GetNetworks() {
 			addr, err := netip.ParsePrefix(tn.GetAddr())

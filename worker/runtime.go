@@ -36,6 +36,9 @@ type Networker interface {
 	Attach(t *shoalv1.Task, ns string) error
 	// Detach forgets a task whose container is gone.
 	Detach(taskID string) error
+	// Ready announces the task's endpoints once its workload runs, or
+	// withdraws them before it stops.
+	Ready(taskID string, ready bool)
 }
 
 var _ Executor = (*RuntimeExecutor)(nil)
@@ -127,6 +130,9 @@ func (e *RuntimeExecutor) Start(ctx context.Context, t *shoalv1.Task) (string, e
 		_ = e.Runtime.Delete(context.Background(), st.ID, true)
 		return "", err
 	}
+	if hook != nil {
+		e.Net.Ready(t.GetId(), true)
+	}
 	return st.ID, nil
 }
 
@@ -141,6 +147,12 @@ func (e *RuntimeExecutor) Wait(ctx context.Context, id string) (Exit, error) {
 
 // Stop implements Executor.
 func (e *RuntimeExecutor) Stop(ctx context.Context, id string, grace time.Duration) error {
+	if e.Net != nil {
+		// Out of the VIPs and the mesh before the workload gets SIGTERM.
+		if st, err := e.Runtime.Get(id); err == nil && st.Labels[LabelTask] != "" {
+			e.Net.Ready(st.Labels[LabelTask], false)
+		}
+	}
 	_, err := e.Runtime.Stop(ctx, id, grace)
 	return err
 }
@@ -160,7 +172,11 @@ func (e *RuntimeExecutor) Adopt(ctx context.Context, t *shoalv1.Task, id string)
 	if st.Pid <= 0 {
 		return fmt.Errorf("container %s has no process to attach", id)
 	}
-	return e.Net.Attach(t, netnsOf(st.Pid))
+	if err := e.Net.Attach(t, netnsOf(st.Pid)); err != nil {
+		return err
+	}
+	e.Net.Ready(t.GetId(), st.Status == container.Running)
+	return nil
 }
 
 // Remove implements Executor.

@@ -122,6 +122,16 @@ func (o *overlay) Attach(t *shoalv1.Task, ns string) error {
 	return n.Attach(t, ns)
 }
 
+// Ready implements worker.Networker.
+func (o *overlay) Ready(taskID string, ready bool) {
+	o.mu.Lock()
+	n := o.node
+	o.mu.Unlock()
+	if n != nil {
+		n.SetReady(taskID, ready)
+	}
+}
+
 // Detach implements worker.Networker.
 func (o *overlay) Detach(taskID string) error {
 	o.mu.Lock()
