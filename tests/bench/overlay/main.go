@@ -80,6 +80,42 @@ type Load struct {
 	P50VsDirect float64          `json:"p50_vs_direct,omitempty"`
 }
 
+// Bulk is one path's bulk transfer: /bytes downloads on one connection.
+type Bulk struct {
+	Path  string    `json:"path"`
+	MB    int       `json:"mb_each"`
+	MBps  []float64 `json:"mb_per_s"` // per download
+	Med   float64   `json:"median_mb_per_s"`
+	Ratio float64   `json:"vs_baseline,omitempty"`
+}
+
+// bulk downloads /bytes?mb=mb n times over one keep-alive connection and
+// returns MB/s (MiB) per download.
+func bulk(dial dialFunc, base string, mb, n int) ([]float64, error) {
+	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{Proxy: nil, DialContext: dial, MaxIdleConnsPerHost: 1}}
+	defer client.CloseIdleConnections()
+	var out []float64
+	for i := 0; i < n+1; i++ { // the first warms the connection up
+		start := time.Now()
+		resp, err := client.Get(fmt.Sprintf("%sbytes?mb=%d", base, mb))
+		if err != nil {
+			return nil, err
+		}
+		got, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		if got != int64(mb)<<20 {
+			return nil, fmt.Errorf("%s: %d bytes; want %d", base, got, int64(mb)<<20)
+		}
+		if i > 0 {
+			out = append(out, float64(mb)/time.Since(start).Seconds())
+		}
+	}
+	return out, nil
+}
+
 // ScaleUp is one `service scale web=3` trial.
 type ScaleUp struct {
 	Task string `json:"task"`
@@ -132,6 +168,7 @@ type Result struct {
 	Probers   int                         `json:"probers"`
 	Hosts     map[string]string           `json:"addresses"`
 	Loads     []*Load                     `json:"loads"`
+	Bulks     []*Bulk                     `json:"bulk"`
 	Ups       []ScaleUp                   `json:"scale_up"`
 	Downs     []ScaleDown                 `json:"scale_down"`
 	Summaries map[string]benchkit.Summary `json:"summaries"`
@@ -139,6 +176,9 @@ type Result struct {
 }
 
 const probers = 4
+
+// bulkMB is the size of each bulk download.
+const bulkMB = 256
 
 func main() {
 	duration := flag.Duration("duration", 5*time.Second, "measured load per path, after the warmup")
@@ -250,6 +290,19 @@ func run(t *benchkit.TB, clients int, warmup, duration time.Duration, trials int
 		l.Path, l.From = p.name, p.from
 		r.Loads = append(r.Loads, l)
 	}
+	for _, p := range paths {
+		progress("bulk %s: %s, 3 downloads of %d MiB on one connection", p.name, p.url, bulkMB)
+		mbps, err := bulk(p.dial, p.url, bulkMB, 3)
+		if err != nil {
+			t.Fatalf("bulk %s: %v", p.name, err)
+		}
+		s := append([]float64{}, mbps...)
+		slices.Sort(s)
+		r.Bulks = append(r.Bulks, &Bulk{Path: p.name, MB: bulkMB, MBps: mbps, Med: s[len(s)/2]})
+	}
+	for _, b := range r.Bulks[1:] {
+		b.Ratio = ratio(b.Med, r.Bulks[0].Med)
+	}
 	base, dir := r.Loads[0], r.Loads[1]
 	for _, l := range r.Loads[1:] {
 		l.RPSVsBase = ratio(l.RPS, base.RPS)
@@ -288,7 +341,7 @@ func run(t *benchkit.TB, clients int, warmup, duration time.Duration, trials int
 	r.Summaries["scale down: scale -> container gone"] = benchkit.Summarize(downG)
 	r.Summaries["scale down: container gone -> VIP clean"] = benchkit.Summarize(downC)
 	r.Notes = []string{
-		"whoami has no TCP sink, throughput mode or large-body endpoint: MB/s is whoami's text answer (avg_body_bytes each) downloaded repeatedly over keep-alive connections, i.e. request rate x answer size, not bulk throughput; the answer lists the server's addresses, so its size differs by path (body B): compare req/s, not MB/s",
+		"the load table's MB/s is whoami's text answer downloaded repeatedly (request rate x answer size, which differs by path); bulk throughput is the /bytes table",
 		"the load generator, daemons, containers and the kernel share the machine's CPUs; absolute figures are CPU-bound, compare the ratios",
 		"whoami logs every request to stdout: in a container that goes to the daemon's log pipeline, for the baseline to a pipe this program drains",
 		"direct hits one web task; vip and mesh balance per connection over both web tasks (both on " + hostB.Name + ")",
@@ -793,6 +846,16 @@ func summary(r *Result) {
 			fmt.Printf("; first error: %s", l.FirstError)
 		}
 		fmt.Println()
+	}
+	fmt.Println()
+	fmt.Printf("bulk transfer (GET /bytes, %d MiB each, 3 downloads after a warm-up one, on one connection):\n", bulkMB)
+	fmt.Printf("%-25s %12s %12s %s\n", "path", "median MiB/s", "vs baseline", "each")
+	for _, b := range r.Bulks {
+		vb := ""
+		if b.Ratio != 0 {
+			vb = fmt.Sprintf("%.2fx", b.Ratio)
+		}
+		fmt.Printf("%-25s %12.0f %12s %.0f\n", b.Path, b.Med, vb, b.MBps)
 	}
 	fmt.Println()
 	fmt.Printf("VIP following the tasks (%d trials; %d probers through the VIP from the client container, a new connection per request):\n", r.Trials, r.Probers)

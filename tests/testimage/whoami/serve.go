@@ -109,6 +109,27 @@ func handler(name string, crash chan<- int) http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok")
 	})
+	// /bytes?mb=N streams N MiB (default 1, at most 4096) of zeros: bulk
+	// throughput for the overlay benchmark.
+	mux.HandleFunc("/bytes", func(w http.ResponseWriter, r *http.Request) {
+		mb := 1
+		if s := r.URL.Query().Get("mb"); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 || n > 4096 {
+				http.Error(w, "mb must be an integer in [0, 4096]", http.StatusBadRequest)
+				return
+			}
+			mb = n
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", strconv.Itoa(mb<<20))
+		buf := make([]byte, 64<<10)
+		for i := 0; i < mb*16; i++ {
+			if _, err := w.Write(buf); err != nil {
+				return
+			}
+		}
+	})
 	mux.HandleFunc("/hostname", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		h, _ := os.Hostname()
