@@ -29,11 +29,13 @@ type Node struct {
 	upstream []string
 
 	mu      sync.Mutex
-	ingress *shoalv1.TaskNetwork                 // the node's own attachment to ingress
-	mesh    string                               // the routing mesh last written (Mesh.key)
-	local   map[string]localTask                 // task ID → its interfaces
-	remote  map[string]*shoalv1.OverlayEndpoints // node ID → what it announced
-	self    string
+	ingress *shoalv1.TaskNetwork // the node's own attachment to ingress
+	// pruneKeep is a Prune waiting for the ingress attachment.
+	pruneKeep []string
+	mesh      string                               // the routing mesh last written (Mesh.key)
+	local     map[string]localTask                 // task ID → its interfaces
+	remote    map[string]*shoalv1.OverlayEndpoints // node ID → what it announced
+	self      string
 }
 
 type localTask struct {
@@ -223,6 +225,10 @@ func (n *Node) SetIngress(tn *shoalv1.TaskNetwork) error {
 	n.announceLocked()
 	n.syncPeersLocked(tn.GetNetworkId())
 	n.syncMeshLocked()
+	if n.pruneKeep != nil {
+		n.pruneLocked(n.pruneKeep)
+		n.pruneKeep = nil
+	}
 	return nil
 }
 
@@ -304,6 +310,44 @@ func (n *Node) SetReady(taskID string, ready bool) {
 	n.announceLocked()
 	n.syncLBLocked()
 	n.syncMeshLocked()
+}
+
+// Prune removes the bridge and VXLAN device of every network on the node
+// that no local task, no task in keep (assigned, maybe not re-adopted
+// yet) and not the node's ingress attachment is on: what a daemon that
+// was down left of tasks that went meanwhile.
+func (n *Node) Prune(keep []string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ingress == nil {
+		// Until the leader names the node's ingress attachment, its
+		// bridge cannot be told from a leftover: prune once it does.
+		n.pruneKeep = append([]string{}, keep...)
+		return
+	}
+	n.pruneLocked(keep)
+}
+
+func (n *Node) pruneLocked(keep []string) {
+	ids, err := n.plane.Networks()
+	if err != nil {
+		n.log.Warn("overlay: list networks", zap.Error(err))
+		return
+	}
+	want := map[string]bool{}
+	for _, id := range keep {
+		want[id] = true
+	}
+	for _, id := range ids {
+		if want[id] || n.usedLocked(id) {
+			continue
+		}
+		if err := n.plane.RemoveNetwork(id); err != nil {
+			n.log.Warn("overlay: remove a network no task is on", zap.String("network", id), zap.Error(err))
+			continue
+		}
+		n.log.Info("overlay: removed a network no task is on", zap.String("network", id))
+	}
 }
 
 func (n *Node) usedLocked(network string) bool {

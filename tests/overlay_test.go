@@ -499,3 +499,46 @@ func TestOverlayHostLossAndDaemonRestart(t *testing.T) {
 	})
 	t.Logf("measured: the dead host's task left tasks.web %s after the kill; then 20 requests in a row through the mesh and the VIP succeeded (%s after the kill); the connection through the VIP kept its backend (%s) across daemon restarts; remote task %s", gone.Round(time.Millisecond), time.Since(killed).Round(time.Millisecond), first, remote.addr)
 }
+
+// A daemon that was down while its tasks went removes their network's
+// devices once it is back, and keeps the ingress network's.
+func TestOverlayLeftoversPrunedAfterRestart(t *testing.T) {
+	needRoot(t)
+	e := faults.Start(t, 1, 1)
+	m, w := e.C.Managers[0], e.C.Workers[0]
+	m.MustCLI("network", "create", "app")
+	m.MustCLI("service", "create", "--name", "web", "--replicas", "1", "--network", "app", "--constraint", "node.role==worker", e.Image)
+	e.Eventually(60*time.Second, func() error { return e.Converged("web", 1) })
+	var nets []netJSON
+	if err := json.Unmarshal([]byte(m.MustCLI("network", "inspect", "app")), &nets); err != nil || len(nets) != 1 {
+		t.Fatalf("inspect app: %v", err)
+	}
+	app := netoverlay.ShortID(nets[0].ID)
+	links := func() string {
+		out, err := w.Host.Command("ip", "-o", "link").CombinedOutput()
+		if err != nil {
+			t.Fatalf("ip link: %v", err)
+		}
+		return string(out)
+	}
+	if !strings.Contains(links(), "shb-"+app) {
+		t.Fatalf("no bridge of app on the worker:\n%s", links())
+	}
+	// The daemon dies (its container lives on); the service goes.
+	w.Kill()
+	m.MustCLI("service", "rm", "web")
+	w.Start()
+	e.Eventually(30*time.Second, func() error {
+		l := links()
+		if strings.Contains(l, "shb-"+app) || strings.Contains(l, "shv-"+app) {
+			return fmt.Errorf("the worker still has app's devices")
+		}
+		if !strings.Contains(l, "shb-"+ingressShort(t, e)) {
+			return fmt.Errorf("the worker lost the ingress bridge")
+		}
+		if n := len(w.RunningContainers()); n != 0 {
+			return fmt.Errorf("%d containers still run on the worker", n)
+		}
+		return nil
+	})
+}

@@ -48,6 +48,11 @@ type Executor interface {
 	// (re-announcing its network endpoints) before the worker waits on
 	// it.
 	Adopt(ctx context.Context, t *shoalv1.Task, id string) error
+	// Prune removes what the node keeps for tasks it no longer has (the
+	// devices of networks none of assigned is on), after a full
+	// assignment: the leftovers of tasks that went while the daemon was
+	// down.
+	Prune(assigned []*shoalv1.Task)
 }
 
 // Existing is a container found on the node.
@@ -98,6 +103,13 @@ func (a *Agent) Update(full bool, tasks []*shoalv1.Task, removed []string) {
 	if !full {
 		return
 	}
+	var keep []*shoalv1.Task
+	for _, t := range tasks {
+		if t.GetDesiredState() == shoalv1.TaskState_TASK_STATE_RUNNING {
+			keep = append(keep, t)
+		}
+	}
+	a.exec.Prune(keep)
 	// Whatever runs here that the leader no longer assigns (replaced
 	// while this node was away) is stopped.
 	for id, r := range a.runners {

@@ -80,6 +80,8 @@ func (f *fakeExec) Remove(ctx context.Context, id string) error { return nil }
 
 func (f *fakeExec) Adopt(context.Context, *shoalv1.Task, string) error { return nil }
 
+func (f *fakeExec) Prune([]*shoalv1.Task) {}
+
 func (f *fakeExec) Containers() map[string]Existing {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -39,6 +39,8 @@ type Networker interface {
 	// Ready announces the task's endpoints once its workload runs, or
 	// withdraws them before it stops.
 	Ready(taskID string, ready bool)
+	// Prune removes the devices of networks none of keep is on.
+	Prune(keep []string)
 }
 
 var _ Executor = (*RuntimeExecutor)(nil)
@@ -177,6 +179,20 @@ func (e *RuntimeExecutor) Adopt(ctx context.Context, t *shoalv1.Task, id string)
 	}
 	e.Net.Ready(t.GetId(), st.Status == container.Running)
 	return nil
+}
+
+// Prune implements Executor.
+func (e *RuntimeExecutor) Prune(assigned []*shoalv1.Task) {
+	if e.Net == nil {
+		return
+	}
+	var keep []string
+	for _, t := range assigned {
+		for _, n := range t.GetNetworks() {
+			keep = append(keep, n.GetNetworkId())
+		}
+	}
+	e.Net.Prune(keep)
 }
 
 // Remove implements Executor.

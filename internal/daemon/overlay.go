@@ -132,6 +132,17 @@ func (o *overlay) Ready(taskID string, ready bool) {
 	}
 }
 
+// Prune implements worker.Networker: the overlay is made first (a node
+// whose previous daemon left devices behind has them removed even before
+// its next task on a network).
+func (o *overlay) Prune(keep []string) {
+	n, err := o.get()
+	if err != nil {
+		return
+	}
+	n.Prune(keep)
+}
+
 // Detach implements worker.Networker.
 func (o *overlay) Detach(taskID string) error {
 	o.mu.Lock()
