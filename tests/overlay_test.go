@@ -151,11 +151,11 @@ func TestOverlayAcrossHosts(t *testing.T) {
 	m := e.C.Managers[0]
 	m.MustCLI("network", "create", "app")
 	m.MustCLI("network", "create", "other")
-	m.MustCLI("service", "create", "--name", "web", "--replicas", "3", "--network", "app", e.Image)
+	m.MustCLI("service", "create", "--name", "web", "--replicas", "6", "--network", "app", e.Image)
 	m.MustCLI("service", "create", "--name", "stranger", "--replicas", "1", "--network", "other", e.Image)
 	var web []overlayTask
 	harness.Eventually(t, 60*time.Second, func() error {
-		if err := e.Converged("web", 3); err != nil {
+		if err := e.Converged("web", 6); err != nil {
 			return err
 		}
 		if err := e.Converged("stranger", 1); err != nil {
@@ -209,19 +209,19 @@ func TestOverlayAcrossHosts(t *testing.T) {
 		}
 		return nil
 	})
-	// The VIP balances over all three replicas, on every host.
+	// 60 requests through the VIP are answered by all six replicas, on
+	// every host.
 	answered := map[string]int{}
-	harness.Eventually(t, 20*time.Second, func() error {
+	for i := 0; i < 60; i++ {
 		h, err := get(from, vip)
 		if err != nil {
-			return fmt.Errorf("through the VIP %s: %v", vip, err)
+			t.Fatalf("request %d through the VIP %s: %v", i+1, vip, err)
 		}
 		answered[h]++
-		if len(answered) < 3 {
-			return fmt.Errorf("%d requests through the VIP answered by %v; want all 3 replicas", sum(answered), answered)
-		}
-		return nil
-	})
+	}
+	if len(answered) != 6 {
+		t.Errorf("60 requests through the VIP answered by %d replicas: %v; want all 6", len(answered), answered)
+	}
 	t.Logf("%d requests through the VIP: %v", sum(answered), answered)
 	// Outside the cluster (the registry, in the test network's switch
 	// namespace) through the node's address.
