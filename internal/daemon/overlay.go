@@ -20,9 +20,11 @@ import (
 type overlay struct {
 	d *Daemon
 
-	mu     sync.Mutex
-	node   *netoverlay.Node
-	meshNo bool // told once why this node runs no routing mesh
+	mu         sync.Mutex
+	node       *netoverlay.Node
+	meshNo     bool     // told once why this node runs no routing mesh
+	pending    []string // a Prune that came before the overlay
+	hasPending bool
 }
 
 func (o *overlay) get() (*netoverlay.Node, error) {
@@ -59,6 +61,10 @@ func (o *overlay) get() (*netoverlay.Node, error) {
 		DNSUpstream: up, Log: o.d.log.Named("overlay")})
 	o.node = n
 	o.d.gsp.followRecords(n.SetRemote)
+	if o.hasPending {
+		n.Prune(o.pending)
+		o.pending, o.hasPending = nil, false
+	}
 	return n, nil
 }
 
@@ -135,12 +141,21 @@ func (o *overlay) Ready(taskID string, ready bool) {
 // Prune implements worker.Networker: the overlay is made first (a node
 // whose previous daemon left devices behind has them removed even before
 // its next task on a network).
+//
+// The agent calls it with its own lock held, and get takes the daemon's,
+// which the daemon may hold while it waits for the agent (swarm leave):
+// so without an overlay yet, the keep list waits for get.
 func (o *overlay) Prune(keep []string) {
-	n, err := o.get()
-	if err != nil {
-		return
+	o.mu.Lock()
+	n := o.node
+	if n == nil {
+		o.pending = append([]string{}, keep...)
+		o.hasPending = true
 	}
-	n.Prune(keep)
+	o.mu.Unlock()
+	if n != nil {
+		n.Prune(keep)
+	}
 }
 
 // Detach implements worker.Networker.
