@@ -1,46 +1,18 @@
 package tests
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+	"github.com/shoal-run/shoal/tests/faults"
 	"github.com/shoal-run/shoal/tests/harness"
 )
 
 // listNodes reads node ls through a manager; nil when it does not answer.
-func listNodes(m *harness.Node) []*shoalv1.Node {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	resp, err := m.Control().ListNodes(ctx, &shoalv1.ListNodesRequest{})
-	if err != nil {
-		return nil
-	}
-	return resp.GetNodes()
-}
-
-// allReady checks that want nodes are listed, all ready, with one leader.
-func allReady(nodes []*shoalv1.Node, want int) error {
-	if len(nodes) != want {
-		return fmt.Errorf("%d nodes listed; want %d", len(nodes), want)
-	}
-	leaders := 0
-	for _, n := range nodes {
-		if n.GetStatus().GetState() != shoalv1.NodeState_NODE_STATE_READY {
-			return fmt.Errorf("node %s at %s is %s (%s)", n.GetId(), n.GetStatus().GetAddr(), n.GetStatus().GetState(), n.GetStatus().GetMessage())
-		}
-		if n.GetManagerStatus().GetLeader() {
-			leaders++
-		}
-	}
-	if leaders != 1 {
-		return fmt.Errorf("%d leaders; want 1", leaders)
-	}
-	return nil
-}
+func listNodes(m *harness.Node) []*shoalv1.Node { return faults.ListNodes(m, 3*time.Second) }
 
 // Fault scenario 1: three managers and two workers, each on its own host
 // (a network namespace on a test bridge), join with real tokens; every
@@ -50,7 +22,7 @@ func TestNetClusterJoins(t *testing.T) {
 	needRoot(t)
 	c, _ := harness.StartNetCluster(t, 3, 2)
 	m := c.Managers[0]
-	harness.Eventually(t, 20*time.Second, func() error { return allReady(listNodes(m), 5) })
+	harness.Eventually(t, 20*time.Second, func() error { return faults.AllReadyIn(listNodes(m), 5) })
 	addrs := map[string]string{} // address → hostname
 	for _, n := range listNodes(m) {
 		addrs[n.GetStatus().GetAddr()] = n.GetDescription().GetHostname()
@@ -85,7 +57,7 @@ func TestNoFalseDownUnderDelayAndLoss(t *testing.T) {
 	needRoot(t)
 	c, net := harness.StartNetCluster(t, 1, 3)
 	m := c.Managers[0]
-	harness.Eventually(t, 20*time.Second, func() error { return allReady(listNodes(m), 4) })
+	harness.Eventually(t, 20*time.Second, func() error { return faults.AllReadyIn(listNodes(m), 4) })
 	var heals []func() (int, int)
 	for _, h := range net.Hosts() {
 		heals = append(heals, h.Impair(100*time.Millisecond, 0.01))

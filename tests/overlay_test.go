@@ -18,6 +18,7 @@ import (
 	"github.com/shoal-run/shoal/netoverlay"
 	"github.com/shoal-run/shoal/tests/faults"
 	"github.com/shoal-run/shoal/tests/harness"
+	"github.com/shoal-run/shoal/tests/testimage"
 )
 
 // overlayTask is a running task with its address on a network.
@@ -60,6 +61,28 @@ func overlayTasks(t *testing.T, e *faults.Env, svc, network string) []overlayTas
 	return out
 }
 
+// spread waits until svc converged with replicas and its tasks run on
+// every host, and returns them with their addresses on network.
+func spread(t *testing.T, e *faults.Env, svc, network string, replicas int) []overlayTask {
+	t.Helper()
+	var tasks []overlayTask
+	e.Eventually(60*time.Second, func() error {
+		if err := e.Converged(svc, replicas); err != nil {
+			return err
+		}
+		tasks = overlayTasks(t, e, svc, network)
+		hosts := map[string]bool{}
+		for _, w := range tasks {
+			hosts[w.host] = true
+		}
+		if len(hosts) != len(e.C.Nodes()) {
+			return fmt.Errorf("%s runs on %v; want all %d hosts", svc, hosts, len(e.C.Nodes()))
+		}
+		return nil
+	})
+	return tasks
+}
+
 // get asks http://to/ from inside from's network namespace and returns
 // the Hostname line of the answer.
 func get(from overlayTask, to netip.Addr) (string, error) {
@@ -75,10 +98,8 @@ func get(from overlayTask, to netip.Addr) (string, error) {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	for _, l := range strings.Split(string(body), "\n") {
-		if h, ok := strings.CutPrefix(l, "Hostname: "); ok {
-			return h, nil
-		}
+	if h, ok := testimage.AnswerHostname(body); ok {
+		return h, nil
 	}
 	return "", fmt.Errorf("no Hostname in %q", body)
 }
@@ -153,24 +174,8 @@ func TestOverlayAcrossHosts(t *testing.T) {
 	m.MustCLI("network", "create", "other")
 	m.MustCLI("service", "create", "--name", "web", "--replicas", "6", "--network", "app", e.Image)
 	m.MustCLI("service", "create", "--name", "stranger", "--replicas", "1", "--network", "other", e.Image)
-	var web []overlayTask
-	harness.Eventually(t, 60*time.Second, func() error {
-		if err := e.Converged("web", 6); err != nil {
-			return err
-		}
-		if err := e.Converged("stranger", 1); err != nil {
-			return err
-		}
-		web = overlayTasks(t, e, "web", "app")
-		hosts := map[string]bool{}
-		for _, w := range web {
-			hosts[w.host] = true
-		}
-		if len(hosts) != 3 {
-			return fmt.Errorf("web runs on %v; want all 3 hosts", hosts)
-		}
-		return nil
-	})
+	web := spread(t, e, "web", "app", 6)
+	e.Eventually(60*time.Second, func() error { return e.Converged("stranger", 1) })
 	for _, from := range web {
 		for _, to := range web {
 			if from.id == to.id {
@@ -299,10 +304,8 @@ func TestRoutingMesh(t *testing.T) {
 			}
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			for _, l := range strings.Split(string(body), "\n") {
-				if h, ok := strings.CutPrefix(l, "Hostname: "); ok {
-					answered[h]++
-				}
+			if h, ok := testimage.AnswerHostname(body); ok {
+				answered[h]++
 			}
 			if len(answered) < 2 {
 				return fmt.Errorf("%d requests to %s:8080 answered by %v; want both replicas", sum(answered), n.Name, answered)
@@ -318,10 +321,8 @@ func TestRoutingMesh(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
-		for _, l := range strings.Split(string(body), "\n") {
-			if h, ok := strings.CutPrefix(l, "Hostname: "); ok {
-				return h, nil
-			}
+		if h, ok := testimage.AnswerHostname(body); ok {
+			return h, nil
 		}
 		return "", fmt.Errorf("no Hostname in %q", body)
 	}
@@ -391,10 +392,8 @@ func rawGet(c net.Conn) (string, error) {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	for _, l := range strings.Split(string(body), "\n") {
-		if h, ok := strings.CutPrefix(l, "Hostname: "); ok {
-			return h, nil
-		}
+	if h, ok := testimage.AnswerHostname(body); ok {
+		return h, nil
 	}
 	return "", fmt.Errorf("no Hostname in %q", body)
 }
@@ -408,21 +407,7 @@ func TestOverlayHostLossAndDaemonRestart(t *testing.T) {
 	m := e.C.Managers[0]
 	m.MustCLI("network", "create", "app")
 	m.MustCLI("service", "create", "--name", "web", "--replicas", "3", "--network", "app", "-p", "8080:80", e.Image)
-	var web []overlayTask
-	e.Eventually(60*time.Second, func() error {
-		if err := e.Converged("web", 3); err != nil {
-			return err
-		}
-		web = overlayTasks(t, e, "web", "app")
-		hosts := map[string]bool{}
-		for _, w := range web {
-			hosts[w.host] = true
-		}
-		if len(hosts) != 3 {
-			return fmt.Errorf("web runs on %v; want all 3 hosts", hosts)
-		}
-		return nil
-	})
+	web := spread(t, e, "web", "app", 3)
 	var from, remote overlayTask
 	for _, w := range web {
 		switch w.host {

@@ -20,11 +20,10 @@ import (
 type overlay struct {
 	d *Daemon
 
-	mu         sync.Mutex
-	node       *netoverlay.Node
-	meshNo     bool     // told once why this node runs no routing mesh
-	pending    []string // a Prune that came before the overlay
-	hasPending bool
+	mu      sync.Mutex
+	node    *netoverlay.Node
+	meshNo  bool     // told once why this node runs no routing mesh
+	pending []string // a Prune that came before the overlay (non-nil)
 }
 
 func (o *overlay) get() (*netoverlay.Node, error) {
@@ -61,9 +60,9 @@ func (o *overlay) get() (*netoverlay.Node, error) {
 		DNSUpstream: up, Log: o.d.log.Named("overlay")})
 	o.node = n
 	o.d.gsp.followRecords(n.SetRemote)
-	if o.hasPending {
+	if o.pending != nil {
 		n.Prune(o.pending)
-		o.pending, o.hasPending = nil, false
+		o.pending = nil
 	}
 	return n, nil
 }
@@ -150,7 +149,6 @@ func (o *overlay) Prune(keep []string) {
 	n := o.node
 	if n == nil {
 		o.pending = append([]string{}, keep...)
-		o.hasPending = true
 	}
 	o.mu.Unlock()
 	if n != nil {

@@ -42,7 +42,7 @@ func Start(t harness.TB, managers, workers int, args ...string) *Env {
 	c, net := harness.StartNetCluster(t, managers, workers, args...)
 	e := &Env{T: t, Net: net, C: c, H: harness.NewHistory(t), Logf: t.Logf}
 	e.Image = net.ServeImage(testimage.Options{Tag: "1"})
-	e.Eventually(30*time.Second, func() error { return allReady(e.nodes(c.Managers[0]), managers+workers) })
+	e.Eventually(30*time.Second, func() error { return AllReadyIn(e.nodes(c.Managers[0]), managers+workers) })
 	return e
 }
 
@@ -57,11 +57,11 @@ func ctxFor(d time.Duration) (context.Context, context.CancelFunc) {
 }
 
 // nodes lists the nodes through m; nil when m does not answer.
-func (e *Env) nodes(m *harness.Node) []*shoalv1.Node { return e.nodesWithin(m, 3*time.Second) }
+func (e *Env) nodes(m *harness.Node) []*shoalv1.Node { return ListNodes(m, 3*time.Second) }
 
-// nodesWithin is nodes with a deadline: a follower forwards the call to
-// the leader it knows, which may be cut off.
-func (e *Env) nodesWithin(m *harness.Node, d time.Duration) []*shoalv1.Node {
+// ListNodes is node ls through m within d (a follower forwards the call to
+// the leader it knows, which may be cut off); nil when m does not answer.
+func ListNodes(m *harness.Node, d time.Duration) []*shoalv1.Node {
 	ctx, cancel := ctxFor(d)
 	defer cancel()
 	resp, err := m.Control().ListNodes(ctx, &shoalv1.ListNodesRequest{})
@@ -71,8 +71,9 @@ func (e *Env) nodesWithin(m *harness.Node, d time.Duration) []*shoalv1.Node {
 	return resp.GetNodes()
 }
 
-// allReady checks that want nodes are listed, all ready, with one leader.
-func allReady(nodes []*shoalv1.Node, want int) error {
+// AllReadyIn checks that want nodes are listed, all ready, with one
+// leader.
+func AllReadyIn(nodes []*shoalv1.Node, want int) error {
 	if len(nodes) != want {
 		return fmt.Errorf("%d nodes listed; want %d", len(nodes), want)
 	}
@@ -102,7 +103,7 @@ func (e *Env) AllReady(timeout time.Duration) {
 			if !m.Running() {
 				continue
 			}
-			if err = allReady(e.nodes(m), want); err == nil {
+			if err = AllReadyIn(e.nodes(m), want); err == nil {
 				return nil
 			}
 		}

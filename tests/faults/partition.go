@@ -100,7 +100,7 @@ func PartitionLeader(e *Env, svc string, hold time.Duration) PartitionLeaderResu
 	var elected time.Time
 	e.Eventually(30*time.Second, func() error {
 		for _, m := range majority {
-			for _, n := range e.nodesWithin(m, 200*time.Millisecond) {
+			for _, n := range ListNodes(m, 200*time.Millisecond) {
 				if n.GetManagerStatus().GetLeader() && n.GetManagerStatus().GetAddr() != old.Addr {
 					elected = time.Now()
 					r.NewLeader = n.GetManagerStatus().GetAddr()

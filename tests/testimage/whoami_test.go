@@ -307,3 +307,19 @@ func sigIgnored(t *testing.T, pid int, sig syscall.Signal) bool {
 	t.Fatalf("no SigIgn in /proc/%d/status", pid)
 	return false
 }
+
+func TestAnswerHostname(t *testing.T) {
+	for _, tc := range []struct {
+		body, want string
+		ok         bool
+	}{
+		{"Name: web\nHostname: 3e7c6ad27641\nIP: 10.0.1.3\n", "3e7c6ad27641", true},
+		{"Hostname: last", "last", true},
+		{"Name: web\n", "", false},
+		{"", "", false},
+	} {
+		if got, ok := AnswerHostname([]byte(tc.body)); got != tc.want || ok != tc.ok {
+			t.Errorf("AnswerHostname(%q) = %q, %v; want %q, %v", tc.body, got, ok, tc.want, tc.ok)
+		}
+	}
+}

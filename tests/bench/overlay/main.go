@@ -464,17 +464,10 @@ func startBaseline(t *benchkit.TB, h *harness.Host, bin string, port int) {
 	}
 }
 
-// hostname is the Hostname line of a whoami answer.
+// hostname is the replica a whoami answer names, "" when none.
 func hostname(body []byte) string {
-	i := bytes.Index(body, []byte("Hostname: "))
-	if i < 0 {
-		return ""
-	}
-	rest := body[i+len("Hostname: "):]
-	if j := bytes.IndexByte(rest, '\n'); j >= 0 {
-		rest = rest[:j]
-	}
-	return string(rest)
+	h, _ := testimage.AnswerHostname(body)
+	return h
 }
 
 // getOnce asks url on a new connection and returns who answered.

@@ -186,10 +186,8 @@ func ask(client *harness.Host, addr string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	for _, line := range strings.Split(string(body), "\n") {
-		if h, ok := strings.CutPrefix(line, "Hostname: "); ok {
-			return h, nil
-		}
+	if h, ok := testimage.AnswerHostname(body); ok {
+		return h, nil
 	}
 	return "", fmt.Errorf("no Hostname line in %q", body)
 }
