@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +14,27 @@ import (
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain checks that no goroutine outlives the tests. memberlist's
+// Shutdown does not wait for a probe already in flight: that goroutine ends
+// by itself once its ack timer fires, which the health awareness can stretch
+// to nine probe intervals (2.7 s here). So the check waits, up to a deadline
+// well past that, for the leftovers to go before it reports them.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		deadline := time.Now().Add(10 * time.Second)
+		err := goleak.Find()
+		for err != nil && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+			err = goleak.Find()
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
 
 func key(b byte) []byte { return bytes.Repeat([]byte{b}, KeySize) }
 
