@@ -527,3 +527,116 @@ func TestOverlayLeftoversPrunedAfterRestart(t *testing.T) {
 		return nil
 	})
 }
+
+// answeredBy asks the VIP n times from a container and returns who
+// answered, failing on the first error.
+func answeredBy(from overlayTask, vip netip.Addr, n int) (map[string]int, error) {
+	out := map[string]int{}
+	for i := 0; i < n; i++ {
+		h, err := get(from, vip)
+		if err != nil {
+			return out, fmt.Errorf("request %d through the VIP %s: %v", i+1, vip, err)
+		}
+		out[h]++
+	}
+	return out, nil
+}
+
+// With every manager down the data plane still follows the cluster
+// through gossip alone: a worker daemon restarted meanwhile plugs its
+// running containers in again and announces them (from their labels and
+// the gossip keys and peers it saved), and a host that dies leaves DNS,
+// the VIP and the routing mesh.
+func TestOverlayWithoutManagers(t *testing.T) {
+	needRoot(t)
+	e := faults.Start(t, 1, 3)
+	m := e.C.Managers[0]
+	m.MustCLI("network", "create", "app")
+	m.MustCLI("service", "create", "--name", "web", "--replicas", "3", "--network", "app", "-p", "8080:80",
+		"--constraint", "node.role==worker", "--replicas-max-per-node", "1", e.Image)
+	var web []overlayTask
+	e.Eventually(60*time.Second, func() error {
+		if err := e.Converged("web", 3); err != nil {
+			return err
+		}
+		web = overlayTasks(t, e, "web", "app")
+		if len(web) != 3 {
+			return fmt.Errorf("%d web containers run; want 3", len(web))
+		}
+		return nil
+	})
+	byHost := map[string]overlayTask{}
+	for _, w := range web {
+		byHost[w.host] = w
+	}
+	from, restarted, dead := byHost["worker1"], e.C.Workers[1], e.C.Workers[2]
+	vip := serviceVIP(t, e, "web", "app")
+	e.Eventually(10*time.Second, func() error {
+		got, err := answeredBy(from, vip, 30)
+		if err != nil || len(got) != 3 {
+			return fmt.Errorf("30 requests through the VIP answered by %v, %v; want all 3 replicas", got, err)
+		}
+		return nil
+	})
+
+	m.Kill()
+	// worker2's daemon dies: gossip takes its replica out (its container
+	// lives on, but nothing vouches for it).
+	restarted.Kill()
+	e.Eventually(20*time.Second, func() error {
+		got, err := lookup(from, "tasks.web")
+		if err != nil || len(got) != 2 {
+			return fmt.Errorf("tasks.web = %v, %v; want 2 addresses once %s's daemon is dead", got, err, restarted.Name)
+		}
+		return nil
+	})
+	// No manager answers the restarted daemon; its replica must be
+	// announced again: in tasks.web and answering through the VIP.
+	restarted.Start()
+	e.Eventually(20*time.Second, func() error {
+		got, err := lookup(from, "tasks.web")
+		if err != nil || len(got) != 3 {
+			return fmt.Errorf("tasks.web = %v, %v; want 3 addresses", got, err)
+		}
+		ans, err := answeredBy(from, vip, 30)
+		if err != nil || len(ans) != 3 {
+			return fmt.Errorf("after %s's daemon restarted with no manager: 30 requests through the VIP answered by %v, %v; want all 3 replicas", restarted.Name, ans, err)
+		}
+		return nil
+	})
+
+	client := e.Net.AddHost("client")
+	killed := time.Now()
+	dead.KillHost()
+	e.Eventually(15*time.Second, func() error {
+		got, err := lookup(from, "tasks.web")
+		if err != nil {
+			return err
+		}
+		for _, a := range got {
+			if a == byHost[dead.Name].addr.String() {
+				return fmt.Errorf("tasks.web still lists %s of the dead host: %v", a, got)
+			}
+		}
+		if len(got) != 2 {
+			return fmt.Errorf("tasks.web = %v; want the 2 replicas left", got)
+		}
+		return nil
+	})
+	gone := time.Since(killed)
+	e.Eventually(15*time.Second, func() error {
+		for i := 0; i < 20; i++ {
+			resp, err := client.HTTPClient(2 * time.Second).Get("http://" + e.C.Workers[0].Host.IP + ":8080/")
+			if err != nil {
+				return fmt.Errorf("through the mesh after the host died: %v", err)
+			}
+			resp.Body.Close()
+		}
+		ans, err := answeredBy(from, vip, 20)
+		if err != nil || len(ans) != 2 {
+			return fmt.Errorf("through the VIP after the host died: answered by %v, %v; want the 2 replicas left", ans, err)
+		}
+		return nil
+	})
+	t.Logf("measured, with no manager: the dead host's replica left tasks.web %s after the kill; then 20 requests through the mesh and 20 through the VIP succeeded, %s after it", gone.Round(time.Millisecond), time.Since(killed).Round(time.Millisecond))
+}

@@ -105,6 +105,9 @@ func Spec(t *shoalv1.Task) container.Spec {
 	if len(t.GetNetworks()) > 0 {
 		s.Network = "" // a namespace of its own, wired before the workload starts
 		s.ResolvConf = netoverlay.ResolvConf
+		if v, err := netoverlay.EncodeNetworks(t); err == nil {
+			labels[netoverlay.LabelNetworks] = v
+		}
 	}
 	if len(c.GetCommand()) > 0 {
 		s.Entrypoint = c.GetCommand()
@@ -143,6 +146,11 @@ func (e *RuntimeExecutor) Wait(ctx context.Context, id string) (Exit, error) {
 	st, err := e.Runtime.Wait(ctx, id)
 	if err != nil {
 		return Exit{}, err
+	}
+	if e.Net != nil && st.Labels[LabelTask] != "" {
+		// Its workload is gone: out of the VIPs, DNS and the mesh now,
+		// not when a manager gets round to it (there may be none).
+		e.Net.Ready(st.Labels[LabelTask], false)
 	}
 	return Exit{Code: st.ExitCode, OOMKilled: st.OOMKilled, Err: st.Error}, nil
 }

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/internal/tlsutil"
@@ -203,8 +206,7 @@ func (d *Daemon) reconcile(ctx context.Context, resp *shoalv1.HeartbeatResponse)
 		_ = d.wipeState()
 		return true
 	}
-	if ms := resp.GetManagers(); len(ms) > 0 && !slices.Equal(ms, d.st.Managers) {
-		d.st.Managers = ms
+	if d.remember(resp) {
 		if err := d.saveState(d.st); err != nil {
 			d.log.Warn("save state", zap.Error(err))
 		}
@@ -240,6 +242,28 @@ func (d *Daemon) reconcile(ctx context.Context, resp *shoalv1.HeartbeatResponse)
 		}
 	}
 	return false
+}
+
+// remember keeps in d.st what a heartbeat answer says that the node needs
+// again after a restart with no manager answering; it reports whether
+// anything changed. Callers hold d.mu.
+func (d *Daemon) remember(resp *shoalv1.HeartbeatResponse) bool {
+	changed := false
+	if ms := resp.GetManagers(); len(ms) > 0 && !slices.Equal(ms, d.st.Managers) {
+		d.st.Managers, changed = ms, true
+	}
+	if ks := resp.GetGossipKeys(); len(ks) > 0 && !slices.EqualFunc(ks, d.st.GossipKeys, bytes.Equal) {
+		d.st.GossipKeys, changed = ks, true
+	}
+	if ps := resp.GetGossipPeers(); len(ps) > 0 && !slices.Equal(ps, d.st.GossipPeers) {
+		d.st.GossipPeers, changed = ps, true
+	}
+	if in := resp.GetIngress(); in != nil && !proto.Equal(in, d.st.ingress()) {
+		if buf, err := protojson.Marshal(in); err == nil {
+			d.st.Ingress, changed = buf, true
+		}
+	}
+	return changed
 }
 
 // renewLocked gets a new certificate whose role is the node's desired

@@ -190,6 +190,7 @@ func Run(ctx context.Context, cfg Config) error {
 			ln.Close()
 			return fmt.Errorf("rejoin cluster %s: %w", st.ClusterID, err)
 		}
+		d.restoreDataPlane(st, rt.Containers)
 	} else if cfg.ForceNewCluster {
 		ln.Close()
 		return fmt.Errorf("--force-new-cluster: %s holds no cluster state", cfg.DataDir)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/shoal-run/shoal/netoverlay"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+	"github.com/shoal-run/shoal/runtime/container"
 )
 
 // overlay is the worker's Networker: the node's overlay data plane, made
@@ -165,4 +166,36 @@ func (o *overlay) Detach(taskID string) error {
 		return nil
 	}
 	return n.Detach(taskID)
+}
+
+// restoreDataPlane brings back the data plane of a node restarted in a
+// cluster from what it saved and from its containers' labels, without
+// waiting for a manager (there may be none answering): gossip with the
+// last keys and peers, the routing mesh with the last ingress attachment,
+// and every running container plugged in and announced again. The
+// assignments, once a leader sends them, change only what they disagree
+// with.
+func (d *Daemon) restoreDataPlane(st *state, rt *container.Runtime) {
+	if len(st.GossipKeys) > 0 {
+		d.syncGossip(&shoalv1.HeartbeatResponse{GossipKeys: st.GossipKeys, GossipPeers: st.GossipPeers})
+	}
+	if in := st.ingress(); in != nil {
+		d.work.overlay.setIngress(in)
+	}
+	for _, c := range rt.List() {
+		v, ok := c.Labels[netoverlay.LabelNetworks]
+		if !ok || c.Status != container.Running || c.Pid <= 0 {
+			continue
+		}
+		t, err := netoverlay.DecodeNetworks(v)
+		if err != nil {
+			d.log.Warn("overlay: a container's networks label", zap.String("container", c.ID), zap.Error(err))
+			continue
+		}
+		if err := d.work.overlay.Attach(t, fmt.Sprintf("/proc/%d/ns/net", c.Pid)); err != nil {
+			d.log.Warn("overlay: plug a running container in again", zap.String("container", c.ID), zap.Error(err))
+			continue
+		}
+		d.work.overlay.Ready(t.GetId(), true)
+	}
 }

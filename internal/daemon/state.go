@@ -8,7 +8,10 @@ import (
 	"os"
 	"path/filepath"
 
+	"google.golang.org/protobuf/encoding/protojson"
+
 	"github.com/shoal-run/shoal/internal/tlsutil"
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
 // state is what a node remembers of its cluster across restarts.
@@ -18,6 +21,24 @@ type state struct {
 	Addr      string   `json:"addr"`      // advertised gRPC address
 	RaftAddr  string   `json:"raft_addr"` // advertised Raft address
 	Managers  []string `json:"managers"`  // gRPC addresses of the managers last heard of
+	// The gossip keys and peers and the node's ingress attachment last
+	// heard of: a daemon restarted while no manager answers still joins
+	// the gossip and runs its overlay and routing mesh.
+	GossipKeys  [][]byte        `json:"gossip_keys,omitempty"`
+	GossipPeers []string        `json:"gossip_peers,omitempty"`
+	Ingress     json.RawMessage `json:"ingress,omitempty"` // a TaskNetwork, protojson
+}
+
+// ingress is the node's ingress attachment last heard of, or nil.
+func (s *state) ingress() *shoalv1.TaskNetwork {
+	if len(s.Ingress) == 0 {
+		return nil
+	}
+	var tn shoalv1.TaskNetwork
+	if protojson.Unmarshal(s.Ingress, &tn) != nil {
+		return nil
+	}
+	return &tn
 }
 
 func (d *Daemon) statePath() string { return filepath.Join(d.cfg.DataDir, "state.json") }
