@@ -64,6 +64,8 @@ func TestAccessFor(t *testing.T) {
 		"/shoal.v1.DispatcherService/Heartbeat":        accessNode,
 		"/shoal.v1.DispatcherService/Assignments":      accessNode,
 		"/shoal.v1.DispatcherService/UpdateTaskStatus": accessNode,
+		"/shoal.v1.DispatcherService/AttachNetwork":    accessNode, // for its own containers only
+		"/shoal.v1.DispatcherService/DetachNetwork":    accessNode,
 		"/shoal.v1.RaftService/JoinRaft":               accessManager,
 		"/shoal.v1.RaftService/LeaveRaft":              accessManager,
 	}

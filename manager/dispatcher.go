@@ -226,6 +226,7 @@ func (d *dispatcher) Heartbeat(ctx context.Context, req *shoalv1.HeartbeatReques
 		GossipPeers:  GossipPeers(nodes, node.GetId(), maxGossipPeers),
 		ObservedAddr: addr,
 		Ingress:      ingressOf(node, ingress),
+		Attachments:  attachmentIDs(node),
 	}, nil
 }
 

@@ -60,8 +60,35 @@ func Used(services []*shoalv1.Service, tasks []*shoalv1.Task, nodes []*shoalv1.N
 		if a := n.GetIngress(); a != nil {
 			add(a.GetNetworkId(), a.GetAddr())
 		}
+		for _, a := range n.GetAttachments() {
+			add(a.GetNetwork().GetNetworkId(), a.GetNetwork().GetAddr())
+		}
 	}
 	return out
+}
+
+// AttachContainer gives a standalone container a fresh address on an
+// attachable network (held in h). The container is known on the network
+// by its name.
+func AttachContainer(nw *shoalv1.Network, id, name string, used map[string]map[netip.Addr]bool, h *Held) (*shoalv1.ContainerAttachment, error) {
+	if nw.GetSpec().GetIngress() {
+		return nil, fmt.Errorf("network %q is the ingress network, which only the routing mesh uses; attach to an overlay network created with --attachable", nw.GetSpec().GetName())
+	}
+	if !nw.GetSpec().GetAttachable() {
+		return nil, fmt.Errorf("network %q is not attachable: standalone containers join only networks created with shoal network create --attachable", nw.GetSpec().GetName())
+	}
+	addr, err := nextIn(nw, used[nw.GetId()], h)
+	if err != nil {
+		return nil, err
+	}
+	tn := &shoalv1.TaskNetwork{
+		NetworkId: nw.GetId(), NetworkName: nw.GetSpec().GetName(), Vni: nw.GetAllocation().GetVni(),
+		Addr: addr.String(), Gateway: nw.GetAllocation().GetGateway(),
+	}
+	if name != "" {
+		tn.Aliases = []string{name}
+	}
+	return &shoalv1.ContainerAttachment{Id: id, ContainerName: name, Network: tn}, nil
 }
 
 // NodeIngress gives a node its own address on the ingress network (held

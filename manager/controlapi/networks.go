@@ -220,10 +220,21 @@ func (s *Server) RemoveNetwork(ctx context.Context, req *shoalv1.RemoveNetworkRe
 	if err != nil {
 		return nil, err
 	}
-	var users []string
+	var users, containers []string
 	attached := 0
 	var holders []string
 	s.Store.View(func(r store.ReadTx) {
+		for _, n := range store.List[*shoalv1.Node](r, store.TableNode) {
+			for _, a := range n.GetAttachments() {
+				if a.GetNetwork().GetNetworkId() == nw.GetId() {
+					host := n.GetDescription().GetHostname()
+					if host == "" {
+						host = n.GetId()
+					}
+					containers = append(containers, fmt.Sprintf("%s on %s", a.GetContainerName(), host))
+				}
+			}
+		}
 		for _, svc := range store.List[*shoalv1.Service](r, store.TableService) {
 			if usesNetwork(svc, nw) {
 				users = append(users, svc.GetSpec().GetName())
@@ -250,6 +261,11 @@ func (s *Server) RemoveNetwork(ctx context.Context, req *shoalv1.RemoveNetworkRe
 		sort.Strings(users)
 		return nil, fmt.Errorf("network %q is in use by service %s: remove them or detach the network (service update --network-rm) first: %w",
 			nw.GetSpec().GetName(), strings.Join(users, ", "), errdefs.ErrFailedPrecond)
+	}
+	if len(containers) > 0 {
+		sort.Strings(containers)
+		return nil, fmt.Errorf("network %q is in use by container %s: remove them (shoal rm -f on their node) first: %w",
+			nw.GetSpec().GetName(), strings.Join(containers, ", "), errdefs.ErrFailedPrecond)
 	}
 	if attached > 0 {
 		return nil, fmt.Errorf("network %q still has %d task interfaces while their containers stop (task %s); try again in a moment: %w",

@@ -164,3 +164,20 @@ func TestRemoveNetworkInUse(t *testing.T) {
 		}
 	})
 }
+
+func TestRemoveNetworkWithContainers(t *testing.T) {
+	s, r := newTestServer(t)
+	seed(t, r, testCluster())
+	app := createNetwork(t, s, &shoalv1.NetworkSpec{Name: "app", Attachable: true})
+	seed(t, r, &shoalv1.Node{Id: "n1", Description: &shoalv1.NodeDescription{Hostname: "host1"},
+		Attachments: []*shoalv1.ContainerAttachment{{Id: "a1", ContainerName: "debug", Network: &shoalv1.TaskNetwork{NetworkId: app.GetId(), Addr: "10.0.1.2/24"}}}})
+	_, err := s.RemoveNetwork(context.Background(), &shoalv1.RemoveNetworkRequest{NetworkId: "app"})
+	if err == nil || !strings.Contains(err.Error(), "in use by container debug on host1") || !errdefs.Is(err, errdefs.ErrFailedPrecond) {
+		t.Fatalf("RemoveNetwork with a container on it = %v", err)
+	}
+	s.Store.View(func(rt store.ReadTx) {
+		if store.Get[*shoalv1.Network](rt, store.TableNetwork, app.GetId()) == nil {
+			t.Error("the refused removal removed the network")
+		}
+	})
+}

@@ -367,6 +367,191 @@ func (x *RenewNodeCertificateResponse) GetRole() NodeRole {
 	return NodeRole_NODE_ROLE_UNSPECIFIED
 }
 
+type AttachNetworkRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// network is the network's name or ID.
+	Network       string `protobuf:"bytes,2,opt,name=network,proto3" json:"network,omitempty"`
+	ContainerName string `protobuf:"bytes,3,opt,name=container_name,json=containerName,proto3" json:"container_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttachNetworkRequest) Reset() {
+	*x = AttachNetworkRequest{}
+	mi := &file_shoal_v1_node_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttachNetworkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachNetworkRequest) ProtoMessage() {}
+
+func (x *AttachNetworkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_node_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachNetworkRequest.ProtoReflect.Descriptor instead.
+func (*AttachNetworkRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *AttachNetworkRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *AttachNetworkRequest) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
+}
+
+func (x *AttachNetworkRequest) GetContainerName() string {
+	if x != nil {
+		return x.ContainerName
+	}
+	return ""
+}
+
+type AttachNetworkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Attachment    *ContainerAttachment   `protobuf:"bytes,1,opt,name=attachment,proto3" json:"attachment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttachNetworkResponse) Reset() {
+	*x = AttachNetworkResponse{}
+	mi := &file_shoal_v1_node_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttachNetworkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachNetworkResponse) ProtoMessage() {}
+
+func (x *AttachNetworkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_node_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachNetworkResponse.ProtoReflect.Descriptor instead.
+func (*AttachNetworkResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *AttachNetworkResponse) GetAttachment() *ContainerAttachment {
+	if x != nil {
+		return x.Attachment
+	}
+	return nil
+}
+
+type DetachNetworkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DetachNetworkRequest) Reset() {
+	*x = DetachNetworkRequest{}
+	mi := &file_shoal_v1_node_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DetachNetworkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DetachNetworkRequest) ProtoMessage() {}
+
+func (x *DetachNetworkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_node_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DetachNetworkRequest.ProtoReflect.Descriptor instead.
+func (*DetachNetworkRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *DetachNetworkRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type DetachNetworkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DetachNetworkResponse) Reset() {
+	*x = DetachNetworkResponse{}
+	mi := &file_shoal_v1_node_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DetachNetworkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DetachNetworkResponse) ProtoMessage() {}
+
+func (x *DetachNetworkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_node_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DetachNetworkResponse.ProtoReflect.Descriptor instead.
+func (*DetachNetworkResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{9}
+}
+
 type AssignmentsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -375,7 +560,7 @@ type AssignmentsRequest struct {
 
 func (x *AssignmentsRequest) Reset() {
 	*x = AssignmentsRequest{}
-	mi := &file_shoal_v1_node_proto_msgTypes[6]
+	mi := &file_shoal_v1_node_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -387,7 +572,7 @@ func (x *AssignmentsRequest) String() string {
 func (*AssignmentsRequest) ProtoMessage() {}
 
 func (x *AssignmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_node_proto_msgTypes[6]
+	mi := &file_shoal_v1_node_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -400,7 +585,7 @@ func (x *AssignmentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignmentsRequest.ProtoReflect.Descriptor instead.
 func (*AssignmentsRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_node_proto_rawDescGZIP(), []int{6}
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{10}
 }
 
 type AssignmentsResponse struct {
@@ -415,7 +600,7 @@ type AssignmentsResponse struct {
 
 func (x *AssignmentsResponse) Reset() {
 	*x = AssignmentsResponse{}
-	mi := &file_shoal_v1_node_proto_msgTypes[7]
+	mi := &file_shoal_v1_node_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -427,7 +612,7 @@ func (x *AssignmentsResponse) String() string {
 func (*AssignmentsResponse) ProtoMessage() {}
 
 func (x *AssignmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_node_proto_msgTypes[7]
+	mi := &file_shoal_v1_node_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -440,7 +625,7 @@ func (x *AssignmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignmentsResponse.ProtoReflect.Descriptor instead.
 func (*AssignmentsResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_node_proto_rawDescGZIP(), []int{7}
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *AssignmentsResponse) GetFull() bool {
@@ -474,7 +659,7 @@ type TaskStatusUpdate struct {
 
 func (x *TaskStatusUpdate) Reset() {
 	*x = TaskStatusUpdate{}
-	mi := &file_shoal_v1_node_proto_msgTypes[8]
+	mi := &file_shoal_v1_node_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -486,7 +671,7 @@ func (x *TaskStatusUpdate) String() string {
 func (*TaskStatusUpdate) ProtoMessage() {}
 
 func (x *TaskStatusUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_node_proto_msgTypes[8]
+	mi := &file_shoal_v1_node_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -499,7 +684,7 @@ func (x *TaskStatusUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatusUpdate.ProtoReflect.Descriptor instead.
 func (*TaskStatusUpdate) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_node_proto_rawDescGZIP(), []int{8}
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TaskStatusUpdate) GetTaskId() string {
@@ -525,7 +710,7 @@ type UpdateTaskStatusRequest struct {
 
 func (x *UpdateTaskStatusRequest) Reset() {
 	*x = UpdateTaskStatusRequest{}
-	mi := &file_shoal_v1_node_proto_msgTypes[9]
+	mi := &file_shoal_v1_node_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -537,7 +722,7 @@ func (x *UpdateTaskStatusRequest) String() string {
 func (*UpdateTaskStatusRequest) ProtoMessage() {}
 
 func (x *UpdateTaskStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_node_proto_msgTypes[9]
+	mi := &file_shoal_v1_node_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -550,7 +735,7 @@ func (x *UpdateTaskStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTaskStatusRequest.ProtoReflect.Descriptor instead.
 func (*UpdateTaskStatusRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_node_proto_rawDescGZIP(), []int{9}
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UpdateTaskStatusRequest) GetUpdates() []*TaskStatusUpdate {
@@ -568,7 +753,7 @@ type UpdateTaskStatusResponse struct {
 
 func (x *UpdateTaskStatusResponse) Reset() {
 	*x = UpdateTaskStatusResponse{}
-	mi := &file_shoal_v1_node_proto_msgTypes[10]
+	mi := &file_shoal_v1_node_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -580,7 +765,7 @@ func (x *UpdateTaskStatusResponse) String() string {
 func (*UpdateTaskStatusResponse) ProtoMessage() {}
 
 func (x *UpdateTaskStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_node_proto_msgTypes[10]
+	mi := &file_shoal_v1_node_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -593,7 +778,7 @@ func (x *UpdateTaskStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTaskStatusResponse.ProtoReflect.Descriptor instead.
 func (*UpdateTaskStatusResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_node_proto_rawDescGZIP(), []int{10}
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{14}
 }
 
 type HeartbeatRequest struct {
@@ -608,7 +793,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_shoal_v1_node_proto_msgTypes[11]
+	mi := &file_shoal_v1_node_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -620,7 +805,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_node_proto_msgTypes[11]
+	mi := &file_shoal_v1_node_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -633,7 +818,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_node_proto_rawDescGZIP(), []int{11}
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *HeartbeatRequest) GetDescription() *NodeDescription {
@@ -667,14 +852,17 @@ type HeartbeatResponse struct {
 	ObservedAddr string `protobuf:"bytes,7,opt,name=observed_addr,json=observedAddr,proto3" json:"observed_addr,omitempty"`
 	// ingress is the ingress network with the node's own address on it
 	// (addr), for the routing mesh; unset until the leader allocated it.
-	Ingress       *TaskNetwork `protobuf:"bytes,8,opt,name=ingress,proto3" json:"ingress,omitempty"`
+	Ingress *TaskNetwork `protobuf:"bytes,8,opt,name=ingress,proto3" json:"ingress,omitempty"`
+	// attachments are the IDs of the node's network attachments: one its
+	// containers no longer use is the node's to detach.
+	Attachments   []string `protobuf:"bytes,9,rep,name=attachments,proto3" json:"attachments,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_shoal_v1_node_proto_msgTypes[12]
+	mi := &file_shoal_v1_node_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -686,7 +874,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_node_proto_msgTypes[12]
+	mi := &file_shoal_v1_node_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -699,7 +887,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_node_proto_rawDescGZIP(), []int{12}
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *HeartbeatResponse) GetPeriodMs() int64 {
@@ -758,6 +946,13 @@ func (x *HeartbeatResponse) GetIngress() *TaskNetwork {
 	return nil
 }
 
+func (x *HeartbeatResponse) GetAttachments() []string {
+	if x != nil {
+		return x.Attachments
+	}
+	return nil
+}
+
 // GossipMeta is what a node tells the others about itself in its gossip
 // membership: its role and, for managers, the gRPC address to call.
 type GossipMeta struct {
@@ -770,7 +965,7 @@ type GossipMeta struct {
 
 func (x *GossipMeta) Reset() {
 	*x = GossipMeta{}
-	mi := &file_shoal_v1_node_proto_msgTypes[13]
+	mi := &file_shoal_v1_node_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -782,7 +977,7 @@ func (x *GossipMeta) String() string {
 func (*GossipMeta) ProtoMessage() {}
 
 func (x *GossipMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_node_proto_msgTypes[13]
+	mi := &file_shoal_v1_node_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -795,7 +990,7 @@ func (x *GossipMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipMeta.ProtoReflect.Descriptor instead.
 func (*GossipMeta) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_node_proto_rawDescGZIP(), []int{13}
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GossipMeta) GetRole() NodeRole {
@@ -825,7 +1020,7 @@ type GossipRecord struct {
 
 func (x *GossipRecord) Reset() {
 	*x = GossipRecord{}
-	mi := &file_shoal_v1_node_proto_msgTypes[14]
+	mi := &file_shoal_v1_node_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -837,7 +1032,7 @@ func (x *GossipRecord) String() string {
 func (*GossipRecord) ProtoMessage() {}
 
 func (x *GossipRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_node_proto_msgTypes[14]
+	mi := &file_shoal_v1_node_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -850,7 +1045,7 @@ func (x *GossipRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipRecord.ProtoReflect.Descriptor instead.
 func (*GossipRecord) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_node_proto_rawDescGZIP(), []int{14}
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GossipRecord) GetOrigin() string {
@@ -885,7 +1080,7 @@ type GossipRecords struct {
 
 func (x *GossipRecords) Reset() {
 	*x = GossipRecords{}
-	mi := &file_shoal_v1_node_proto_msgTypes[15]
+	mi := &file_shoal_v1_node_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -897,7 +1092,7 @@ func (x *GossipRecords) String() string {
 func (*GossipRecords) ProtoMessage() {}
 
 func (x *GossipRecords) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_node_proto_msgTypes[15]
+	mi := &file_shoal_v1_node_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -910,7 +1105,7 @@ func (x *GossipRecords) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipRecords.ProtoReflect.Descriptor instead.
 func (*GossipRecords) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_node_proto_rawDescGZIP(), []int{15}
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GossipRecords) GetRecords() []*GossipRecord {
@@ -949,7 +1144,7 @@ type OverlayEndpoint struct {
 
 func (x *OverlayEndpoint) Reset() {
 	*x = OverlayEndpoint{}
-	mi := &file_shoal_v1_node_proto_msgTypes[16]
+	mi := &file_shoal_v1_node_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -961,7 +1156,7 @@ func (x *OverlayEndpoint) String() string {
 func (*OverlayEndpoint) ProtoMessage() {}
 
 func (x *OverlayEndpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_node_proto_msgTypes[16]
+	mi := &file_shoal_v1_node_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -974,7 +1169,7 @@ func (x *OverlayEndpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OverlayEndpoint.ProtoReflect.Descriptor instead.
 func (*OverlayEndpoint) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_node_proto_rawDescGZIP(), []int{16}
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *OverlayEndpoint) GetNetworkId() string {
@@ -1065,7 +1260,7 @@ type OverlayEndpoints struct {
 
 func (x *OverlayEndpoints) Reset() {
 	*x = OverlayEndpoints{}
-	mi := &file_shoal_v1_node_proto_msgTypes[17]
+	mi := &file_shoal_v1_node_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1077,7 +1272,7 @@ func (x *OverlayEndpoints) String() string {
 func (*OverlayEndpoints) ProtoMessage() {}
 
 func (x *OverlayEndpoints) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_node_proto_msgTypes[17]
+	mi := &file_shoal_v1_node_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1090,7 +1285,7 @@ func (x *OverlayEndpoints) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OverlayEndpoints.ProtoReflect.Descriptor instead.
 func (*OverlayEndpoints) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_node_proto_rawDescGZIP(), []int{17}
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *OverlayEndpoints) GetEndpoints() []*OverlayEndpoint {
@@ -1109,7 +1304,7 @@ type JoinRaftRequest struct {
 
 func (x *JoinRaftRequest) Reset() {
 	*x = JoinRaftRequest{}
-	mi := &file_shoal_v1_node_proto_msgTypes[18]
+	mi := &file_shoal_v1_node_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1121,7 +1316,7 @@ func (x *JoinRaftRequest) String() string {
 func (*JoinRaftRequest) ProtoMessage() {}
 
 func (x *JoinRaftRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_node_proto_msgTypes[18]
+	mi := &file_shoal_v1_node_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1134,7 +1329,7 @@ func (x *JoinRaftRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRaftRequest.ProtoReflect.Descriptor instead.
 func (*JoinRaftRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_node_proto_rawDescGZIP(), []int{18}
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *JoinRaftRequest) GetRaftAddr() string {
@@ -1152,7 +1347,7 @@ type JoinRaftResponse struct {
 
 func (x *JoinRaftResponse) Reset() {
 	*x = JoinRaftResponse{}
-	mi := &file_shoal_v1_node_proto_msgTypes[19]
+	mi := &file_shoal_v1_node_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1164,7 +1359,7 @@ func (x *JoinRaftResponse) String() string {
 func (*JoinRaftResponse) ProtoMessage() {}
 
 func (x *JoinRaftResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_node_proto_msgTypes[19]
+	mi := &file_shoal_v1_node_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1177,7 +1372,7 @@ func (x *JoinRaftResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRaftResponse.ProtoReflect.Descriptor instead.
 func (*JoinRaftResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_node_proto_rawDescGZIP(), []int{19}
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{23}
 }
 
 type LeaveRaftRequest struct {
@@ -1188,7 +1383,7 @@ type LeaveRaftRequest struct {
 
 func (x *LeaveRaftRequest) Reset() {
 	*x = LeaveRaftRequest{}
-	mi := &file_shoal_v1_node_proto_msgTypes[20]
+	mi := &file_shoal_v1_node_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1200,7 +1395,7 @@ func (x *LeaveRaftRequest) String() string {
 func (*LeaveRaftRequest) ProtoMessage() {}
 
 func (x *LeaveRaftRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_node_proto_msgTypes[20]
+	mi := &file_shoal_v1_node_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1213,7 +1408,7 @@ func (x *LeaveRaftRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRaftRequest.ProtoReflect.Descriptor instead.
 func (*LeaveRaftRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_node_proto_rawDescGZIP(), []int{20}
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{24}
 }
 
 type LeaveRaftResponse struct {
@@ -1224,7 +1419,7 @@ type LeaveRaftResponse struct {
 
 func (x *LeaveRaftResponse) Reset() {
 	*x = LeaveRaftResponse{}
-	mi := &file_shoal_v1_node_proto_msgTypes[21]
+	mi := &file_shoal_v1_node_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1236,7 +1431,7 @@ func (x *LeaveRaftResponse) String() string {
 func (*LeaveRaftResponse) ProtoMessage() {}
 
 func (x *LeaveRaftResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_node_proto_msgTypes[21]
+	mi := &file_shoal_v1_node_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1249,7 +1444,7 @@ func (x *LeaveRaftResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRaftResponse.ProtoReflect.Descriptor instead.
 func (*LeaveRaftResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_node_proto_rawDescGZIP(), []int{21}
+	return file_shoal_v1_node_proto_rawDescGZIP(), []int{25}
 }
 
 var File_shoal_v1_node_proto protoreflect.FileDescriptor
@@ -1279,7 +1474,18 @@ const file_shoal_v1_node_proto_rawDesc = "" +
 	"\traft_addr\x18\x03 \x01(\tR\braftAddr\"a\n" +
 	"\x1cRenewNodeCertificateResponse\x12\x19\n" +
 	"\bcert_pem\x18\x01 \x01(\fR\acertPem\x12&\n" +
-	"\x04role\x18\x02 \x01(\x0e2\x12.shoal.v1.NodeRoleR\x04role\"\x14\n" +
+	"\x04role\x18\x02 \x01(\x0e2\x12.shoal.v1.NodeRoleR\x04role\"g\n" +
+	"\x14AttachNetworkRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\anetwork\x18\x02 \x01(\tR\anetwork\x12%\n" +
+	"\x0econtainer_name\x18\x03 \x01(\tR\rcontainerName\"V\n" +
+	"\x15AttachNetworkResponse\x12=\n" +
+	"\n" +
+	"attachment\x18\x01 \x01(\v2\x1d.shoal.v1.ContainerAttachmentR\n" +
+	"attachment\"&\n" +
+	"\x14DetachNetworkRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x17\n" +
+	"\x15DetachNetworkResponse\"\x14\n" +
 	"\x12AssignmentsRequest\"i\n" +
 	"\x13AssignmentsResponse\x12\x12\n" +
 	"\x04full\x18\x01 \x01(\bR\x04full\x12$\n" +
@@ -1294,7 +1500,7 @@ const file_shoal_v1_node_proto_rawDesc = "" +
 	"\x10HeartbeatRequest\x12;\n" +
 	"\vdescription\x18\x01 \x01(\v2\x19.shoal.v1.NodeDescriptionR\vdescription\x12\x1f\n" +
 	"\vgossip_addr\x18\x02 \x01(\tR\n" +
-	"gossipAddr\"\xb7\x02\n" +
+	"gossipAddr\"\xd9\x02\n" +
 	"\x11HeartbeatResponse\x12\x1b\n" +
 	"\tperiod_ms\x18\x01 \x01(\x03R\bperiodMs\x125\n" +
 	"\fdesired_role\x18\x02 \x01(\x0e2\x12.shoal.v1.NodeRoleR\vdesiredRole\x12\x1a\n" +
@@ -1304,7 +1510,8 @@ const file_shoal_v1_node_proto_rawDesc = "" +
 	"gossipKeys\x12!\n" +
 	"\fgossip_peers\x18\x06 \x03(\tR\vgossipPeers\x12#\n" +
 	"\robserved_addr\x18\a \x01(\tR\fobservedAddr\x12/\n" +
-	"\aingress\x18\b \x01(\v2\x15.shoal.v1.TaskNetworkR\aingress\"W\n" +
+	"\aingress\x18\b \x01(\v2\x15.shoal.v1.TaskNetworkR\aingress\x12 \n" +
+	"\vattachments\x18\t \x03(\tR\vattachments\"W\n" +
 	"\n" +
 	"GossipMeta\x12&\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x12.shoal.v1.NodeRoleR\x04role\x12!\n" +
@@ -1340,11 +1547,13 @@ const file_shoal_v1_node_proto_rawDesc = "" +
 	"\tCAService\x12e\n" +
 	"\x14GetRootCACertificate\x12%.shoal.v1.GetRootCACertificateRequest\x1a&.shoal.v1.GetRootCACertificateResponse\x12e\n" +
 	"\x14IssueNodeCertificate\x12%.shoal.v1.IssueNodeCertificateRequest\x1a&.shoal.v1.IssueNodeCertificateResponse\x12e\n" +
-	"\x14RenewNodeCertificate\x12%.shoal.v1.RenewNodeCertificateRequest\x1a&.shoal.v1.RenewNodeCertificateResponse2\x82\x02\n" +
+	"\x14RenewNodeCertificate\x12%.shoal.v1.RenewNodeCertificateRequest\x1a&.shoal.v1.RenewNodeCertificateResponse2\xa6\x03\n" +
 	"\x11DispatcherService\x12D\n" +
 	"\tHeartbeat\x12\x1a.shoal.v1.HeartbeatRequest\x1a\x1b.shoal.v1.HeartbeatResponse\x12L\n" +
 	"\vAssignments\x12\x1c.shoal.v1.AssignmentsRequest\x1a\x1d.shoal.v1.AssignmentsResponse0\x01\x12Y\n" +
-	"\x10UpdateTaskStatus\x12!.shoal.v1.UpdateTaskStatusRequest\x1a\".shoal.v1.UpdateTaskStatusResponse2\x96\x01\n" +
+	"\x10UpdateTaskStatus\x12!.shoal.v1.UpdateTaskStatusRequest\x1a\".shoal.v1.UpdateTaskStatusResponse\x12P\n" +
+	"\rAttachNetwork\x12\x1e.shoal.v1.AttachNetworkRequest\x1a\x1f.shoal.v1.AttachNetworkResponse\x12P\n" +
+	"\rDetachNetwork\x12\x1e.shoal.v1.DetachNetworkRequest\x1a\x1f.shoal.v1.DetachNetworkResponse2\x96\x01\n" +
 	"\vRaftService\x12A\n" +
 	"\bJoinRaft\x12\x19.shoal.v1.JoinRaftRequest\x1a\x1a.shoal.v1.JoinRaftResponse\x12D\n" +
 	"\tLeaveRaft\x12\x1a.shoal.v1.LeaveRaftRequest\x1a\x1b.shoal.v1.LeaveRaftResponseB3Z1github.com/shoal-run/shoal/proto/shoal/v1;shoalv1b\x06proto3"
@@ -1361,7 +1570,7 @@ func file_shoal_v1_node_proto_rawDescGZIP() []byte {
 	return file_shoal_v1_node_proto_rawDescData
 }
 
-var file_shoal_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_shoal_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_shoal_v1_node_proto_goTypes = []any{
 	(*GetRootCACertificateRequest)(nil),  // 0: shoal.v1.GetRootCACertificateRequest
 	(*GetRootCACertificateResponse)(nil), // 1: shoal.v1.GetRootCACertificateResponse
@@ -1369,64 +1578,74 @@ var file_shoal_v1_node_proto_goTypes = []any{
 	(*IssueNodeCertificateResponse)(nil), // 3: shoal.v1.IssueNodeCertificateResponse
 	(*RenewNodeCertificateRequest)(nil),  // 4: shoal.v1.RenewNodeCertificateRequest
 	(*RenewNodeCertificateResponse)(nil), // 5: shoal.v1.RenewNodeCertificateResponse
-	(*AssignmentsRequest)(nil),           // 6: shoal.v1.AssignmentsRequest
-	(*AssignmentsResponse)(nil),          // 7: shoal.v1.AssignmentsResponse
-	(*TaskStatusUpdate)(nil),             // 8: shoal.v1.TaskStatusUpdate
-	(*UpdateTaskStatusRequest)(nil),      // 9: shoal.v1.UpdateTaskStatusRequest
-	(*UpdateTaskStatusResponse)(nil),     // 10: shoal.v1.UpdateTaskStatusResponse
-	(*HeartbeatRequest)(nil),             // 11: shoal.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),            // 12: shoal.v1.HeartbeatResponse
-	(*GossipMeta)(nil),                   // 13: shoal.v1.GossipMeta
-	(*GossipRecord)(nil),                 // 14: shoal.v1.GossipRecord
-	(*GossipRecords)(nil),                // 15: shoal.v1.GossipRecords
-	(*OverlayEndpoint)(nil),              // 16: shoal.v1.OverlayEndpoint
-	(*OverlayEndpoints)(nil),             // 17: shoal.v1.OverlayEndpoints
-	(*JoinRaftRequest)(nil),              // 18: shoal.v1.JoinRaftRequest
-	(*JoinRaftResponse)(nil),             // 19: shoal.v1.JoinRaftResponse
-	(*LeaveRaftRequest)(nil),             // 20: shoal.v1.LeaveRaftRequest
-	(*LeaveRaftResponse)(nil),            // 21: shoal.v1.LeaveRaftResponse
-	(*NodeDescription)(nil),              // 22: shoal.v1.NodeDescription
-	(NodeRole)(0),                        // 23: shoal.v1.NodeRole
-	(*Task)(nil),                         // 24: shoal.v1.Task
-	(*TaskStatus)(nil),                   // 25: shoal.v1.TaskStatus
-	(*TaskNetwork)(nil),                  // 26: shoal.v1.TaskNetwork
-	(*PortConfig)(nil),                   // 27: shoal.v1.PortConfig
+	(*AttachNetworkRequest)(nil),         // 6: shoal.v1.AttachNetworkRequest
+	(*AttachNetworkResponse)(nil),        // 7: shoal.v1.AttachNetworkResponse
+	(*DetachNetworkRequest)(nil),         // 8: shoal.v1.DetachNetworkRequest
+	(*DetachNetworkResponse)(nil),        // 9: shoal.v1.DetachNetworkResponse
+	(*AssignmentsRequest)(nil),           // 10: shoal.v1.AssignmentsRequest
+	(*AssignmentsResponse)(nil),          // 11: shoal.v1.AssignmentsResponse
+	(*TaskStatusUpdate)(nil),             // 12: shoal.v1.TaskStatusUpdate
+	(*UpdateTaskStatusRequest)(nil),      // 13: shoal.v1.UpdateTaskStatusRequest
+	(*UpdateTaskStatusResponse)(nil),     // 14: shoal.v1.UpdateTaskStatusResponse
+	(*HeartbeatRequest)(nil),             // 15: shoal.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),            // 16: shoal.v1.HeartbeatResponse
+	(*GossipMeta)(nil),                   // 17: shoal.v1.GossipMeta
+	(*GossipRecord)(nil),                 // 18: shoal.v1.GossipRecord
+	(*GossipRecords)(nil),                // 19: shoal.v1.GossipRecords
+	(*OverlayEndpoint)(nil),              // 20: shoal.v1.OverlayEndpoint
+	(*OverlayEndpoints)(nil),             // 21: shoal.v1.OverlayEndpoints
+	(*JoinRaftRequest)(nil),              // 22: shoal.v1.JoinRaftRequest
+	(*JoinRaftResponse)(nil),             // 23: shoal.v1.JoinRaftResponse
+	(*LeaveRaftRequest)(nil),             // 24: shoal.v1.LeaveRaftRequest
+	(*LeaveRaftResponse)(nil),            // 25: shoal.v1.LeaveRaftResponse
+	(*NodeDescription)(nil),              // 26: shoal.v1.NodeDescription
+	(NodeRole)(0),                        // 27: shoal.v1.NodeRole
+	(*ContainerAttachment)(nil),          // 28: shoal.v1.ContainerAttachment
+	(*Task)(nil),                         // 29: shoal.v1.Task
+	(*TaskStatus)(nil),                   // 30: shoal.v1.TaskStatus
+	(*TaskNetwork)(nil),                  // 31: shoal.v1.TaskNetwork
+	(*PortConfig)(nil),                   // 32: shoal.v1.PortConfig
 }
 var file_shoal_v1_node_proto_depIdxs = []int32{
-	22, // 0: shoal.v1.IssueNodeCertificateRequest.description:type_name -> shoal.v1.NodeDescription
-	23, // 1: shoal.v1.IssueNodeCertificateResponse.role:type_name -> shoal.v1.NodeRole
-	23, // 2: shoal.v1.RenewNodeCertificateResponse.role:type_name -> shoal.v1.NodeRole
-	24, // 3: shoal.v1.AssignmentsResponse.tasks:type_name -> shoal.v1.Task
-	25, // 4: shoal.v1.TaskStatusUpdate.status:type_name -> shoal.v1.TaskStatus
-	8,  // 5: shoal.v1.UpdateTaskStatusRequest.updates:type_name -> shoal.v1.TaskStatusUpdate
-	22, // 6: shoal.v1.HeartbeatRequest.description:type_name -> shoal.v1.NodeDescription
-	23, // 7: shoal.v1.HeartbeatResponse.desired_role:type_name -> shoal.v1.NodeRole
-	26, // 8: shoal.v1.HeartbeatResponse.ingress:type_name -> shoal.v1.TaskNetwork
-	23, // 9: shoal.v1.GossipMeta.role:type_name -> shoal.v1.NodeRole
-	14, // 10: shoal.v1.GossipRecords.records:type_name -> shoal.v1.GossipRecord
-	27, // 11: shoal.v1.OverlayEndpoint.ports:type_name -> shoal.v1.PortConfig
-	16, // 12: shoal.v1.OverlayEndpoints.endpoints:type_name -> shoal.v1.OverlayEndpoint
-	0,  // 13: shoal.v1.CAService.GetRootCACertificate:input_type -> shoal.v1.GetRootCACertificateRequest
-	2,  // 14: shoal.v1.CAService.IssueNodeCertificate:input_type -> shoal.v1.IssueNodeCertificateRequest
-	4,  // 15: shoal.v1.CAService.RenewNodeCertificate:input_type -> shoal.v1.RenewNodeCertificateRequest
-	11, // 16: shoal.v1.DispatcherService.Heartbeat:input_type -> shoal.v1.HeartbeatRequest
-	6,  // 17: shoal.v1.DispatcherService.Assignments:input_type -> shoal.v1.AssignmentsRequest
-	9,  // 18: shoal.v1.DispatcherService.UpdateTaskStatus:input_type -> shoal.v1.UpdateTaskStatusRequest
-	18, // 19: shoal.v1.RaftService.JoinRaft:input_type -> shoal.v1.JoinRaftRequest
-	20, // 20: shoal.v1.RaftService.LeaveRaft:input_type -> shoal.v1.LeaveRaftRequest
-	1,  // 21: shoal.v1.CAService.GetRootCACertificate:output_type -> shoal.v1.GetRootCACertificateResponse
-	3,  // 22: shoal.v1.CAService.IssueNodeCertificate:output_type -> shoal.v1.IssueNodeCertificateResponse
-	5,  // 23: shoal.v1.CAService.RenewNodeCertificate:output_type -> shoal.v1.RenewNodeCertificateResponse
-	12, // 24: shoal.v1.DispatcherService.Heartbeat:output_type -> shoal.v1.HeartbeatResponse
-	7,  // 25: shoal.v1.DispatcherService.Assignments:output_type -> shoal.v1.AssignmentsResponse
-	10, // 26: shoal.v1.DispatcherService.UpdateTaskStatus:output_type -> shoal.v1.UpdateTaskStatusResponse
-	19, // 27: shoal.v1.RaftService.JoinRaft:output_type -> shoal.v1.JoinRaftResponse
-	21, // 28: shoal.v1.RaftService.LeaveRaft:output_type -> shoal.v1.LeaveRaftResponse
-	21, // [21:29] is the sub-list for method output_type
-	13, // [13:21] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	26, // 0: shoal.v1.IssueNodeCertificateRequest.description:type_name -> shoal.v1.NodeDescription
+	27, // 1: shoal.v1.IssueNodeCertificateResponse.role:type_name -> shoal.v1.NodeRole
+	27, // 2: shoal.v1.RenewNodeCertificateResponse.role:type_name -> shoal.v1.NodeRole
+	28, // 3: shoal.v1.AttachNetworkResponse.attachment:type_name -> shoal.v1.ContainerAttachment
+	29, // 4: shoal.v1.AssignmentsResponse.tasks:type_name -> shoal.v1.Task
+	30, // 5: shoal.v1.TaskStatusUpdate.status:type_name -> shoal.v1.TaskStatus
+	12, // 6: shoal.v1.UpdateTaskStatusRequest.updates:type_name -> shoal.v1.TaskStatusUpdate
+	26, // 7: shoal.v1.HeartbeatRequest.description:type_name -> shoal.v1.NodeDescription
+	27, // 8: shoal.v1.HeartbeatResponse.desired_role:type_name -> shoal.v1.NodeRole
+	31, // 9: shoal.v1.HeartbeatResponse.ingress:type_name -> shoal.v1.TaskNetwork
+	27, // 10: shoal.v1.GossipMeta.role:type_name -> shoal.v1.NodeRole
+	18, // 11: shoal.v1.GossipRecords.records:type_name -> shoal.v1.GossipRecord
+	32, // 12: shoal.v1.OverlayEndpoint.ports:type_name -> shoal.v1.PortConfig
+	20, // 13: shoal.v1.OverlayEndpoints.endpoints:type_name -> shoal.v1.OverlayEndpoint
+	0,  // 14: shoal.v1.CAService.GetRootCACertificate:input_type -> shoal.v1.GetRootCACertificateRequest
+	2,  // 15: shoal.v1.CAService.IssueNodeCertificate:input_type -> shoal.v1.IssueNodeCertificateRequest
+	4,  // 16: shoal.v1.CAService.RenewNodeCertificate:input_type -> shoal.v1.RenewNodeCertificateRequest
+	15, // 17: shoal.v1.DispatcherService.Heartbeat:input_type -> shoal.v1.HeartbeatRequest
+	10, // 18: shoal.v1.DispatcherService.Assignments:input_type -> shoal.v1.AssignmentsRequest
+	13, // 19: shoal.v1.DispatcherService.UpdateTaskStatus:input_type -> shoal.v1.UpdateTaskStatusRequest
+	6,  // 20: shoal.v1.DispatcherService.AttachNetwork:input_type -> shoal.v1.AttachNetworkRequest
+	8,  // 21: shoal.v1.DispatcherService.DetachNetwork:input_type -> shoal.v1.DetachNetworkRequest
+	22, // 22: shoal.v1.RaftService.JoinRaft:input_type -> shoal.v1.JoinRaftRequest
+	24, // 23: shoal.v1.RaftService.LeaveRaft:input_type -> shoal.v1.LeaveRaftRequest
+	1,  // 24: shoal.v1.CAService.GetRootCACertificate:output_type -> shoal.v1.GetRootCACertificateResponse
+	3,  // 25: shoal.v1.CAService.IssueNodeCertificate:output_type -> shoal.v1.IssueNodeCertificateResponse
+	5,  // 26: shoal.v1.CAService.RenewNodeCertificate:output_type -> shoal.v1.RenewNodeCertificateResponse
+	16, // 27: shoal.v1.DispatcherService.Heartbeat:output_type -> shoal.v1.HeartbeatResponse
+	11, // 28: shoal.v1.DispatcherService.Assignments:output_type -> shoal.v1.AssignmentsResponse
+	14, // 29: shoal.v1.DispatcherService.UpdateTaskStatus:output_type -> shoal.v1.UpdateTaskStatusResponse
+	7,  // 30: shoal.v1.DispatcherService.AttachNetwork:output_type -> shoal.v1.AttachNetworkResponse
+	9,  // 31: shoal.v1.DispatcherService.DetachNetwork:output_type -> shoal.v1.DetachNetworkResponse
+	23, // 32: shoal.v1.RaftService.JoinRaft:output_type -> shoal.v1.JoinRaftResponse
+	25, // 33: shoal.v1.RaftService.LeaveRaft:output_type -> shoal.v1.LeaveRaftResponse
+	24, // [24:34] is the sub-list for method output_type
+	14, // [14:24] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_node_proto_init() }
@@ -1441,7 +1660,7 @@ func file_shoal_v1_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_v1_node_proto_rawDesc), len(file_shoal_v1_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

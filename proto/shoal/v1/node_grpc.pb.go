@@ -212,6 +212,8 @@ const (
 	DispatcherService_Heartbeat_FullMethodName        = "/shoal.v1.DispatcherService/Heartbeat"
 	DispatcherService_Assignments_FullMethodName      = "/shoal.v1.DispatcherService/Assignments"
 	DispatcherService_UpdateTaskStatus_FullMethodName = "/shoal.v1.DispatcherService/UpdateTaskStatus"
+	DispatcherService_AttachNetwork_FullMethodName    = "/shoal.v1.DispatcherService/AttachNetwork"
+	DispatcherService_DetachNetwork_FullMethodName    = "/shoal.v1.DispatcherService/DetachNetwork"
 )
 
 // DispatcherServiceClient is the client API for DispatcherService service.
@@ -229,6 +231,13 @@ type DispatcherServiceClient interface {
 	Assignments(ctx context.Context, in *AssignmentsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AssignmentsResponse], error)
 	// UpdateTaskStatus reports task state changes, batched.
 	UpdateTaskStatus(ctx context.Context, in *UpdateTaskStatusRequest, opts ...grpc.CallOption) (*UpdateTaskStatusResponse, error)
+	// AttachNetwork gives a standalone container on the calling node an
+	// address on an attachable network; asking again with the same ID
+	// returns the same attachment.
+	AttachNetwork(ctx context.Context, in *AttachNetworkRequest, opts ...grpc.CallOption) (*AttachNetworkResponse, error)
+	// DetachNetwork gives an attachment's address back; an unknown ID is
+	// not an error.
+	DetachNetwork(ctx context.Context, in *DetachNetworkRequest, opts ...grpc.CallOption) (*DetachNetworkResponse, error)
 }
 
 type dispatcherServiceClient struct {
@@ -278,6 +287,26 @@ func (c *dispatcherServiceClient) UpdateTaskStatus(ctx context.Context, in *Upda
 	return out, nil
 }
 
+func (c *dispatcherServiceClient) AttachNetwork(ctx context.Context, in *AttachNetworkRequest, opts ...grpc.CallOption) (*AttachNetworkResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AttachNetworkResponse)
+	err := c.cc.Invoke(ctx, DispatcherService_AttachNetwork_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dispatcherServiceClient) DetachNetwork(ctx context.Context, in *DetachNetworkRequest, opts ...grpc.CallOption) (*DetachNetworkResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DetachNetworkResponse)
+	err := c.cc.Invoke(ctx, DispatcherService_DetachNetwork_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DispatcherServiceServer is the server API for DispatcherService service.
 // All implementations must embed UnimplementedDispatcherServiceServer
 // for forward compatibility.
@@ -293,6 +322,13 @@ type DispatcherServiceServer interface {
 	Assignments(*AssignmentsRequest, grpc.ServerStreamingServer[AssignmentsResponse]) error
 	// UpdateTaskStatus reports task state changes, batched.
 	UpdateTaskStatus(context.Context, *UpdateTaskStatusRequest) (*UpdateTaskStatusResponse, error)
+	// AttachNetwork gives a standalone container on the calling node an
+	// address on an attachable network; asking again with the same ID
+	// returns the same attachment.
+	AttachNetwork(context.Context, *AttachNetworkRequest) (*AttachNetworkResponse, error)
+	// DetachNetwork gives an attachment's address back; an unknown ID is
+	// not an error.
+	DetachNetwork(context.Context, *DetachNetworkRequest) (*DetachNetworkResponse, error)
 	mustEmbedUnimplementedDispatcherServiceServer()
 }
 
@@ -311,6 +347,12 @@ func (UnimplementedDispatcherServiceServer) Assignments(*AssignmentsRequest, grp
 }
 func (UnimplementedDispatcherServiceServer) UpdateTaskStatus(context.Context, *UpdateTaskStatusRequest) (*UpdateTaskStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateTaskStatus not implemented")
+}
+func (UnimplementedDispatcherServiceServer) AttachNetwork(context.Context, *AttachNetworkRequest) (*AttachNetworkResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AttachNetwork not implemented")
+}
+func (UnimplementedDispatcherServiceServer) DetachNetwork(context.Context, *DetachNetworkRequest) (*DetachNetworkResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DetachNetwork not implemented")
 }
 func (UnimplementedDispatcherServiceServer) mustEmbedUnimplementedDispatcherServiceServer() {}
 func (UnimplementedDispatcherServiceServer) testEmbeddedByValue()                           {}
@@ -380,6 +422,42 @@ func _DispatcherService_UpdateTaskStatus_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DispatcherService_AttachNetwork_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AttachNetworkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DispatcherServiceServer).AttachNetwork(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DispatcherService_AttachNetwork_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DispatcherServiceServer).AttachNetwork(ctx, req.(*AttachNetworkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DispatcherService_DetachNetwork_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DetachNetworkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DispatcherServiceServer).DetachNetwork(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DispatcherService_DetachNetwork_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DispatcherServiceServer).DetachNetwork(ctx, req.(*DetachNetworkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DispatcherService_ServiceDesc is the grpc.ServiceDesc for DispatcherService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -394,6 +472,14 @@ var DispatcherService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UpdateTaskStatus",
 			Handler:    _DispatcherService_UpdateTaskStatus_Handler,
+		},
+		{
+			MethodName: "AttachNetwork",
+			Handler:    _DispatcherService_AttachNetwork_Handler,
+		},
+		{
+			MethodName: "DetachNetwork",
+			Handler:    _DispatcherService_DetachNetwork_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

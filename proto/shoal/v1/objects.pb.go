@@ -914,7 +914,11 @@ type Node struct {
 	ManagerStatus *ManagerStatus `protobuf:"bytes,7,opt,name=manager_status,json=managerStatus,proto3" json:"manager_status,omitempty"`
 	// ingress is the node's own address on the ingress network, which the
 	// routing mesh sends from; the leader allocates it.
-	Ingress       *NodeAttachment `protobuf:"bytes,8,opt,name=ingress,proto3" json:"ingress,omitempty"`
+	Ingress *NodeAttachment `protobuf:"bytes,8,opt,name=ingress,proto3" json:"ingress,omitempty"`
+	// attachments are the node's standalone containers on attachable
+	// networks (shoal run --network), each with the address the leader
+	// gave it.
+	Attachments   []*ContainerAttachment `protobuf:"bytes,9,rep,name=attachments,proto3" json:"attachments,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1005,6 +1009,84 @@ func (x *Node) GetIngress() *NodeAttachment {
 	return nil
 }
 
+func (x *Node) GetAttachments() []*ContainerAttachment {
+	if x != nil {
+		return x.Attachments
+	}
+	return nil
+}
+
+// ContainerAttachment is a standalone container's interface on an
+// attachable overlay network.
+type ContainerAttachment struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is chosen by the node, so a retried request is not allocated twice.
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	ContainerName string                 `protobuf:"bytes,2,opt,name=container_name,json=containerName,proto3" json:"container_name,omitempty"`
+	Network       *TaskNetwork           `protobuf:"bytes,3,opt,name=network,proto3" json:"network,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContainerAttachment) Reset() {
+	*x = ContainerAttachment{}
+	mi := &file_shoal_v1_objects_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContainerAttachment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContainerAttachment) ProtoMessage() {}
+
+func (x *ContainerAttachment) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_objects_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContainerAttachment.ProtoReflect.Descriptor instead.
+func (*ContainerAttachment) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ContainerAttachment) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ContainerAttachment) GetContainerName() string {
+	if x != nil {
+		return x.ContainerName
+	}
+	return ""
+}
+
+func (x *ContainerAttachment) GetNetwork() *TaskNetwork {
+	if x != nil {
+		return x.Network
+	}
+	return nil
+}
+
+func (x *ContainerAttachment) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
 type NodeAttachment struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	NetworkId string                 `protobuf:"bytes,1,opt,name=network_id,json=networkId,proto3" json:"network_id,omitempty"`
@@ -1016,7 +1098,7 @@ type NodeAttachment struct {
 
 func (x *NodeAttachment) Reset() {
 	*x = NodeAttachment{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[6]
+	mi := &file_shoal_v1_objects_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1028,7 +1110,7 @@ func (x *NodeAttachment) String() string {
 func (*NodeAttachment) ProtoMessage() {}
 
 func (x *NodeAttachment) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[6]
+	mi := &file_shoal_v1_objects_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1041,7 +1123,7 @@ func (x *NodeAttachment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeAttachment.ProtoReflect.Descriptor instead.
 func (*NodeAttachment) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{6}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *NodeAttachment) GetNetworkId() string {
@@ -1069,7 +1151,7 @@ type NodeSpec struct {
 
 func (x *NodeSpec) Reset() {
 	*x = NodeSpec{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[7]
+	mi := &file_shoal_v1_objects_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1081,7 +1163,7 @@ func (x *NodeSpec) String() string {
 func (*NodeSpec) ProtoMessage() {}
 
 func (x *NodeSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[7]
+	mi := &file_shoal_v1_objects_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1094,7 +1176,7 @@ func (x *NodeSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeSpec.ProtoReflect.Descriptor instead.
 func (*NodeSpec) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{7}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *NodeSpec) GetLabels() map[string]string {
@@ -1128,7 +1210,7 @@ type Platform struct {
 
 func (x *Platform) Reset() {
 	*x = Platform{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[8]
+	mi := &file_shoal_v1_objects_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1140,7 +1222,7 @@ func (x *Platform) String() string {
 func (*Platform) ProtoMessage() {}
 
 func (x *Platform) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[8]
+	mi := &file_shoal_v1_objects_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1153,7 +1235,7 @@ func (x *Platform) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Platform.ProtoReflect.Descriptor instead.
 func (*Platform) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{8}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Platform) GetOs() string {
@@ -1180,7 +1262,7 @@ type Resources struct {
 
 func (x *Resources) Reset() {
 	*x = Resources{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[9]
+	mi := &file_shoal_v1_objects_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1192,7 +1274,7 @@ func (x *Resources) String() string {
 func (*Resources) ProtoMessage() {}
 
 func (x *Resources) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[9]
+	mi := &file_shoal_v1_objects_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1205,7 +1287,7 @@ func (x *Resources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resources.ProtoReflect.Descriptor instead.
 func (*Resources) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{9}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Resources) GetNanoCpus() int64 {
@@ -1235,7 +1317,7 @@ type NodeDescription struct {
 
 func (x *NodeDescription) Reset() {
 	*x = NodeDescription{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[10]
+	mi := &file_shoal_v1_objects_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1247,7 +1329,7 @@ func (x *NodeDescription) String() string {
 func (*NodeDescription) ProtoMessage() {}
 
 func (x *NodeDescription) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[10]
+	mi := &file_shoal_v1_objects_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1260,7 +1342,7 @@ func (x *NodeDescription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeDescription.ProtoReflect.Descriptor instead.
 func (*NodeDescription) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{10}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *NodeDescription) GetHostname() string {
@@ -1312,7 +1394,7 @@ type NodeStatus struct {
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[11]
+	mi := &file_shoal_v1_objects_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1324,7 +1406,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[11]
+	mi := &file_shoal_v1_objects_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1337,7 +1419,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{11}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *NodeStatus) GetState() NodeState {
@@ -1383,7 +1465,7 @@ type ManagerStatus struct {
 
 func (x *ManagerStatus) Reset() {
 	*x = ManagerStatus{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[12]
+	mi := &file_shoal_v1_objects_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1395,7 +1477,7 @@ func (x *ManagerStatus) String() string {
 func (*ManagerStatus) ProtoMessage() {}
 
 func (x *ManagerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[12]
+	mi := &file_shoal_v1_objects_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1408,7 +1490,7 @@ func (x *ManagerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManagerStatus.ProtoReflect.Descriptor instead.
 func (*ManagerStatus) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{12}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ManagerStatus) GetAddr() string {
@@ -1454,7 +1536,7 @@ type Service struct {
 
 func (x *Service) Reset() {
 	*x = Service{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[13]
+	mi := &file_shoal_v1_objects_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1466,7 +1548,7 @@ func (x *Service) String() string {
 func (*Service) ProtoMessage() {}
 
 func (x *Service) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[13]
+	mi := &file_shoal_v1_objects_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1479,7 +1561,7 @@ func (x *Service) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Service.ProtoReflect.Descriptor instead.
 func (*Service) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{13}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Service) GetId() string {
@@ -1529,7 +1611,7 @@ type ServiceEndpoint struct {
 
 func (x *ServiceEndpoint) Reset() {
 	*x = ServiceEndpoint{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[14]
+	mi := &file_shoal_v1_objects_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1541,7 +1623,7 @@ func (x *ServiceEndpoint) String() string {
 func (*ServiceEndpoint) ProtoMessage() {}
 
 func (x *ServiceEndpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[14]
+	mi := &file_shoal_v1_objects_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1554,7 +1636,7 @@ func (x *ServiceEndpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceEndpoint.ProtoReflect.Descriptor instead.
 func (*ServiceEndpoint) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{14}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ServiceEndpoint) GetVirtualIps() []*VirtualIP {
@@ -1582,7 +1664,7 @@ type VirtualIP struct {
 
 func (x *VirtualIP) Reset() {
 	*x = VirtualIP{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[15]
+	mi := &file_shoal_v1_objects_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1594,7 +1676,7 @@ func (x *VirtualIP) String() string {
 func (*VirtualIP) ProtoMessage() {}
 
 func (x *VirtualIP) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[15]
+	mi := &file_shoal_v1_objects_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1607,7 +1689,7 @@ func (x *VirtualIP) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VirtualIP.ProtoReflect.Descriptor instead.
 func (*VirtualIP) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{15}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *VirtualIP) GetNetworkId() string {
@@ -1642,7 +1724,7 @@ type ServiceSpec struct {
 
 func (x *ServiceSpec) Reset() {
 	*x = ServiceSpec{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[16]
+	mi := &file_shoal_v1_objects_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1654,7 +1736,7 @@ func (x *ServiceSpec) String() string {
 func (*ServiceSpec) ProtoMessage() {}
 
 func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[16]
+	mi := &file_shoal_v1_objects_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1667,7 +1749,7 @@ func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSpec.ProtoReflect.Descriptor instead.
 func (*ServiceSpec) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{16}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ServiceSpec) GetName() string {
@@ -1755,7 +1837,7 @@ type ReplicatedService struct {
 
 func (x *ReplicatedService) Reset() {
 	*x = ReplicatedService{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[17]
+	mi := &file_shoal_v1_objects_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1767,7 +1849,7 @@ func (x *ReplicatedService) String() string {
 func (*ReplicatedService) ProtoMessage() {}
 
 func (x *ReplicatedService) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[17]
+	mi := &file_shoal_v1_objects_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1780,7 +1862,7 @@ func (x *ReplicatedService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicatedService.ProtoReflect.Descriptor instead.
 func (*ReplicatedService) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{17}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ReplicatedService) GetReplicas() int64 {
@@ -1798,7 +1880,7 @@ type GlobalService struct {
 
 func (x *GlobalService) Reset() {
 	*x = GlobalService{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[18]
+	mi := &file_shoal_v1_objects_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1810,7 +1892,7 @@ func (x *GlobalService) String() string {
 func (*GlobalService) ProtoMessage() {}
 
 func (x *GlobalService) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[18]
+	mi := &file_shoal_v1_objects_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1823,7 +1905,7 @@ func (x *GlobalService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GlobalService.ProtoReflect.Descriptor instead.
 func (*GlobalService) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{18}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{19}
 }
 
 type NetworkAttachment struct {
@@ -1837,7 +1919,7 @@ type NetworkAttachment struct {
 
 func (x *NetworkAttachment) Reset() {
 	*x = NetworkAttachment{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[19]
+	mi := &file_shoal_v1_objects_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1849,7 +1931,7 @@ func (x *NetworkAttachment) String() string {
 func (*NetworkAttachment) ProtoMessage() {}
 
 func (x *NetworkAttachment) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[19]
+	mi := &file_shoal_v1_objects_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1862,7 +1944,7 @@ func (x *NetworkAttachment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkAttachment.ProtoReflect.Descriptor instead.
 func (*NetworkAttachment) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{19}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *NetworkAttachment) GetTarget() string {
@@ -1891,7 +1973,7 @@ type TaskSpec struct {
 
 func (x *TaskSpec) Reset() {
 	*x = TaskSpec{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[20]
+	mi := &file_shoal_v1_objects_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1903,7 +1985,7 @@ func (x *TaskSpec) String() string {
 func (*TaskSpec) ProtoMessage() {}
 
 func (x *TaskSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[20]
+	mi := &file_shoal_v1_objects_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1916,7 +1998,7 @@ func (x *TaskSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskSpec.ProtoReflect.Descriptor instead.
 func (*TaskSpec) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{20}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *TaskSpec) GetContainer() *ContainerSpec {
@@ -1964,7 +2046,7 @@ type ContainerSpec struct {
 
 func (x *ContainerSpec) Reset() {
 	*x = ContainerSpec{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[21]
+	mi := &file_shoal_v1_objects_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1976,7 +2058,7 @@ func (x *ContainerSpec) String() string {
 func (*ContainerSpec) ProtoMessage() {}
 
 func (x *ContainerSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[21]
+	mi := &file_shoal_v1_objects_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1989,7 +2071,7 @@ func (x *ContainerSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerSpec.ProtoReflect.Descriptor instead.
 func (*ContainerSpec) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{21}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ContainerSpec) GetImage() string {
@@ -2065,7 +2147,7 @@ type ResourceRequirements struct {
 
 func (x *ResourceRequirements) Reset() {
 	*x = ResourceRequirements{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[22]
+	mi := &file_shoal_v1_objects_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2077,7 +2159,7 @@ func (x *ResourceRequirements) String() string {
 func (*ResourceRequirements) ProtoMessage() {}
 
 func (x *ResourceRequirements) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[22]
+	mi := &file_shoal_v1_objects_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2090,7 +2172,7 @@ func (x *ResourceRequirements) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceRequirements.ProtoReflect.Descriptor instead.
 func (*ResourceRequirements) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{22}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ResourceRequirements) GetLimits() *Resources {
@@ -2120,7 +2202,7 @@ type RestartPolicy struct {
 
 func (x *RestartPolicy) Reset() {
 	*x = RestartPolicy{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[23]
+	mi := &file_shoal_v1_objects_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2132,7 +2214,7 @@ func (x *RestartPolicy) String() string {
 func (*RestartPolicy) ProtoMessage() {}
 
 func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[23]
+	mi := &file_shoal_v1_objects_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2145,7 +2227,7 @@ func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartPolicy.ProtoReflect.Descriptor instead.
 func (*RestartPolicy) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{23}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RestartPolicy) GetCondition() RestartCondition {
@@ -2189,7 +2271,7 @@ type Placement struct {
 
 func (x *Placement) Reset() {
 	*x = Placement{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[24]
+	mi := &file_shoal_v1_objects_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2201,7 +2283,7 @@ func (x *Placement) String() string {
 func (*Placement) ProtoMessage() {}
 
 func (x *Placement) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[24]
+	mi := &file_shoal_v1_objects_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2214,7 +2296,7 @@ func (x *Placement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Placement.ProtoReflect.Descriptor instead.
 func (*Placement) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{24}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Placement) GetConstraints() []string {
@@ -2255,7 +2337,7 @@ type PlacementPreference struct {
 
 func (x *PlacementPreference) Reset() {
 	*x = PlacementPreference{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[25]
+	mi := &file_shoal_v1_objects_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2267,7 +2349,7 @@ func (x *PlacementPreference) String() string {
 func (*PlacementPreference) ProtoMessage() {}
 
 func (x *PlacementPreference) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[25]
+	mi := &file_shoal_v1_objects_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2280,7 +2362,7 @@ func (x *PlacementPreference) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlacementPreference.ProtoReflect.Descriptor instead.
 func (*PlacementPreference) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{25}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PlacementPreference) GetSpreadDescriptor() string {
@@ -2303,7 +2385,7 @@ type PortConfig struct {
 
 func (x *PortConfig) Reset() {
 	*x = PortConfig{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[26]
+	mi := &file_shoal_v1_objects_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2315,7 +2397,7 @@ func (x *PortConfig) String() string {
 func (*PortConfig) ProtoMessage() {}
 
 func (x *PortConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[26]
+	mi := &file_shoal_v1_objects_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2328,7 +2410,7 @@ func (x *PortConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortConfig.ProtoReflect.Descriptor instead.
 func (*PortConfig) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{26}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PortConfig) GetName() string {
@@ -2376,7 +2458,7 @@ type EndpointSpec struct {
 
 func (x *EndpointSpec) Reset() {
 	*x = EndpointSpec{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[27]
+	mi := &file_shoal_v1_objects_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2388,7 +2470,7 @@ func (x *EndpointSpec) String() string {
 func (*EndpointSpec) ProtoMessage() {}
 
 func (x *EndpointSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[27]
+	mi := &file_shoal_v1_objects_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2401,7 +2483,7 @@ func (x *EndpointSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointSpec.ProtoReflect.Descriptor instead.
 func (*EndpointSpec) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{27}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *EndpointSpec) GetMode() EndpointMode {
@@ -2442,7 +2524,7 @@ type Task struct {
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[28]
+	mi := &file_shoal_v1_objects_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2454,7 +2536,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[28]
+	mi := &file_shoal_v1_objects_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2467,7 +2549,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{28}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Task) GetId() string {
@@ -2571,7 +2653,7 @@ type TaskNetwork struct {
 
 func (x *TaskNetwork) Reset() {
 	*x = TaskNetwork{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[29]
+	mi := &file_shoal_v1_objects_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2583,7 +2665,7 @@ func (x *TaskNetwork) String() string {
 func (*TaskNetwork) ProtoMessage() {}
 
 func (x *TaskNetwork) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[29]
+	mi := &file_shoal_v1_objects_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2596,7 +2678,7 @@ func (x *TaskNetwork) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskNetwork.ProtoReflect.Descriptor instead.
 func (*TaskNetwork) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{29}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *TaskNetwork) GetNetworkId() string {
@@ -2677,7 +2759,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[30]
+	mi := &file_shoal_v1_objects_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2689,7 +2771,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[30]
+	mi := &file_shoal_v1_objects_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2702,7 +2784,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{30}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *TaskStatus) GetState() TaskState {
@@ -2759,7 +2841,7 @@ type Network struct {
 
 func (x *Network) Reset() {
 	*x = Network{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[31]
+	mi := &file_shoal_v1_objects_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2771,7 +2853,7 @@ func (x *Network) String() string {
 func (*Network) ProtoMessage() {}
 
 func (x *Network) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[31]
+	mi := &file_shoal_v1_objects_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2784,7 +2866,7 @@ func (x *Network) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Network.ProtoReflect.Descriptor instead.
 func (*Network) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{31}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Network) GetId() string {
@@ -2828,7 +2910,7 @@ type NetworkAllocation struct {
 
 func (x *NetworkAllocation) Reset() {
 	*x = NetworkAllocation{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[32]
+	mi := &file_shoal_v1_objects_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2840,7 +2922,7 @@ func (x *NetworkAllocation) String() string {
 func (*NetworkAllocation) ProtoMessage() {}
 
 func (x *NetworkAllocation) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[32]
+	mi := &file_shoal_v1_objects_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2853,7 +2935,7 @@ func (x *NetworkAllocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkAllocation.ProtoReflect.Descriptor instead.
 func (*NetworkAllocation) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{32}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *NetworkAllocation) GetVni() uint32 {
@@ -2892,7 +2974,7 @@ type NetworkSpec struct {
 
 func (x *NetworkSpec) Reset() {
 	*x = NetworkSpec{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[33]
+	mi := &file_shoal_v1_objects_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2904,7 +2986,7 @@ func (x *NetworkSpec) String() string {
 func (*NetworkSpec) ProtoMessage() {}
 
 func (x *NetworkSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[33]
+	mi := &file_shoal_v1_objects_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2917,7 +2999,7 @@ func (x *NetworkSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkSpec.ProtoReflect.Descriptor instead.
 func (*NetworkSpec) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{33}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *NetworkSpec) GetName() string {
@@ -2980,7 +3062,7 @@ type Secret struct {
 
 func (x *Secret) Reset() {
 	*x = Secret{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[34]
+	mi := &file_shoal_v1_objects_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2992,7 +3074,7 @@ func (x *Secret) String() string {
 func (*Secret) ProtoMessage() {}
 
 func (x *Secret) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[34]
+	mi := &file_shoal_v1_objects_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3005,7 +3087,7 @@ func (x *Secret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Secret.ProtoReflect.Descriptor instead.
 func (*Secret) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{34}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Secret) GetId() string {
@@ -3040,7 +3122,7 @@ type SecretSpec struct {
 
 func (x *SecretSpec) Reset() {
 	*x = SecretSpec{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[35]
+	mi := &file_shoal_v1_objects_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3052,7 +3134,7 @@ func (x *SecretSpec) String() string {
 func (*SecretSpec) ProtoMessage() {}
 
 func (x *SecretSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[35]
+	mi := &file_shoal_v1_objects_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3065,7 +3147,7 @@ func (x *SecretSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecretSpec.ProtoReflect.Descriptor instead.
 func (*SecretSpec) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{35}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SecretSpec) GetName() string {
@@ -3100,7 +3182,7 @@ type Config struct {
 
 func (x *Config) Reset() {
 	*x = Config{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[36]
+	mi := &file_shoal_v1_objects_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3112,7 +3194,7 @@ func (x *Config) String() string {
 func (*Config) ProtoMessage() {}
 
 func (x *Config) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[36]
+	mi := &file_shoal_v1_objects_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3125,7 +3207,7 @@ func (x *Config) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Config.ProtoReflect.Descriptor instead.
 func (*Config) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{36}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Config) GetId() string {
@@ -3160,7 +3242,7 @@ type ConfigSpec struct {
 
 func (x *ConfigSpec) Reset() {
 	*x = ConfigSpec{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[37]
+	mi := &file_shoal_v1_objects_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3172,7 +3254,7 @@ func (x *ConfigSpec) String() string {
 func (*ConfigSpec) ProtoMessage() {}
 
 func (x *ConfigSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[37]
+	mi := &file_shoal_v1_objects_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3185,7 +3267,7 @@ func (x *ConfigSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigSpec.ProtoReflect.Descriptor instead.
 func (*ConfigSpec) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{37}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ConfigSpec) GetName() string {
@@ -3243,7 +3325,7 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\n" +
 	"JoinTokens\x12\x16\n" +
 	"\x06worker\x18\x01 \x01(\tR\x06worker\x12\x18\n" +
-	"\amanager\x18\x02 \x01(\tR\amanager\"\xe9\x02\n" +
+	"\amanager\x18\x02 \x01(\tR\amanager\"\xaa\x03\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\"\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0e.shoal.v1.MetaR\x04meta\x12&\n" +
@@ -3252,7 +3334,14 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\x06status\x18\x05 \x01(\v2\x14.shoal.v1.NodeStatusR\x06status\x12&\n" +
 	"\x04role\x18\x06 \x01(\x0e2\x12.shoal.v1.NodeRoleR\x04role\x12>\n" +
 	"\x0emanager_status\x18\a \x01(\v2\x17.shoal.v1.ManagerStatusR\rmanagerStatus\x122\n" +
-	"\aingress\x18\b \x01(\v2\x18.shoal.v1.NodeAttachmentR\aingress\"C\n" +
+	"\aingress\x18\b \x01(\v2\x18.shoal.v1.NodeAttachmentR\aingress\x12?\n" +
+	"\vattachments\x18\t \x03(\v2\x1d.shoal.v1.ContainerAttachmentR\vattachments\"\xb8\x01\n" +
+	"\x13ContainerAttachment\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12%\n" +
+	"\x0econtainer_name\x18\x02 \x01(\tR\rcontainerName\x12/\n" +
+	"\anetwork\x18\x03 \x01(\v2\x15.shoal.v1.TaskNetworkR\anetwork\x129\n" +
+	"\n" +
+	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"C\n" +
 	"\x0eNodeAttachment\x12\x1d\n" +
 	"\n" +
 	"network_id\x18\x01 \x01(\tR\tnetworkId\x12\x12\n" +
@@ -3519,7 +3608,7 @@ func file_shoal_v1_objects_proto_rawDescGZIP() []byte {
 }
 
 var file_shoal_v1_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
-var file_shoal_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_shoal_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_shoal_v1_objects_proto_goTypes = []any{
 	(NodeRole)(0),                 // 0: shoal.v1.NodeRole
 	(NodeAvailability)(0),         // 1: shoal.v1.NodeAvailability
@@ -3537,124 +3626,128 @@ var file_shoal_v1_objects_proto_goTypes = []any{
 	(*RootCA)(nil),                // 13: shoal.v1.RootCA
 	(*JoinTokens)(nil),            // 14: shoal.v1.JoinTokens
 	(*Node)(nil),                  // 15: shoal.v1.Node
-	(*NodeAttachment)(nil),        // 16: shoal.v1.NodeAttachment
-	(*NodeSpec)(nil),              // 17: shoal.v1.NodeSpec
-	(*Platform)(nil),              // 18: shoal.v1.Platform
-	(*Resources)(nil),             // 19: shoal.v1.Resources
-	(*NodeDescription)(nil),       // 20: shoal.v1.NodeDescription
-	(*NodeStatus)(nil),            // 21: shoal.v1.NodeStatus
-	(*ManagerStatus)(nil),         // 22: shoal.v1.ManagerStatus
-	(*Service)(nil),               // 23: shoal.v1.Service
-	(*ServiceEndpoint)(nil),       // 24: shoal.v1.ServiceEndpoint
-	(*VirtualIP)(nil),             // 25: shoal.v1.VirtualIP
-	(*ServiceSpec)(nil),           // 26: shoal.v1.ServiceSpec
-	(*ReplicatedService)(nil),     // 27: shoal.v1.ReplicatedService
-	(*GlobalService)(nil),         // 28: shoal.v1.GlobalService
-	(*NetworkAttachment)(nil),     // 29: shoal.v1.NetworkAttachment
-	(*TaskSpec)(nil),              // 30: shoal.v1.TaskSpec
-	(*ContainerSpec)(nil),         // 31: shoal.v1.ContainerSpec
-	(*ResourceRequirements)(nil),  // 32: shoal.v1.ResourceRequirements
-	(*RestartPolicy)(nil),         // 33: shoal.v1.RestartPolicy
-	(*Placement)(nil),             // 34: shoal.v1.Placement
-	(*PlacementPreference)(nil),   // 35: shoal.v1.PlacementPreference
-	(*PortConfig)(nil),            // 36: shoal.v1.PortConfig
-	(*EndpointSpec)(nil),          // 37: shoal.v1.EndpointSpec
-	(*Task)(nil),                  // 38: shoal.v1.Task
-	(*TaskNetwork)(nil),           // 39: shoal.v1.TaskNetwork
-	(*TaskStatus)(nil),            // 40: shoal.v1.TaskStatus
-	(*Network)(nil),               // 41: shoal.v1.Network
-	(*NetworkAllocation)(nil),     // 42: shoal.v1.NetworkAllocation
-	(*NetworkSpec)(nil),           // 43: shoal.v1.NetworkSpec
-	(*Secret)(nil),                // 44: shoal.v1.Secret
-	(*SecretSpec)(nil),            // 45: shoal.v1.SecretSpec
-	(*Config)(nil),                // 46: shoal.v1.Config
-	(*ConfigSpec)(nil),            // 47: shoal.v1.ConfigSpec
-	nil,                           // 48: shoal.v1.NodeSpec.LabelsEntry
-	nil,                           // 49: shoal.v1.NodeDescription.EngineLabelsEntry
-	nil,                           // 50: shoal.v1.ServiceSpec.LabelsEntry
-	nil,                           // 51: shoal.v1.ContainerSpec.LabelsEntry
-	nil,                           // 52: shoal.v1.NetworkSpec.LabelsEntry
-	nil,                           // 53: shoal.v1.SecretSpec.LabelsEntry
-	nil,                           // 54: shoal.v1.ConfigSpec.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 55: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 56: google.protobuf.Duration
+	(*ContainerAttachment)(nil),   // 16: shoal.v1.ContainerAttachment
+	(*NodeAttachment)(nil),        // 17: shoal.v1.NodeAttachment
+	(*NodeSpec)(nil),              // 18: shoal.v1.NodeSpec
+	(*Platform)(nil),              // 19: shoal.v1.Platform
+	(*Resources)(nil),             // 20: shoal.v1.Resources
+	(*NodeDescription)(nil),       // 21: shoal.v1.NodeDescription
+	(*NodeStatus)(nil),            // 22: shoal.v1.NodeStatus
+	(*ManagerStatus)(nil),         // 23: shoal.v1.ManagerStatus
+	(*Service)(nil),               // 24: shoal.v1.Service
+	(*ServiceEndpoint)(nil),       // 25: shoal.v1.ServiceEndpoint
+	(*VirtualIP)(nil),             // 26: shoal.v1.VirtualIP
+	(*ServiceSpec)(nil),           // 27: shoal.v1.ServiceSpec
+	(*ReplicatedService)(nil),     // 28: shoal.v1.ReplicatedService
+	(*GlobalService)(nil),         // 29: shoal.v1.GlobalService
+	(*NetworkAttachment)(nil),     // 30: shoal.v1.NetworkAttachment
+	(*TaskSpec)(nil),              // 31: shoal.v1.TaskSpec
+	(*ContainerSpec)(nil),         // 32: shoal.v1.ContainerSpec
+	(*ResourceRequirements)(nil),  // 33: shoal.v1.ResourceRequirements
+	(*RestartPolicy)(nil),         // 34: shoal.v1.RestartPolicy
+	(*Placement)(nil),             // 35: shoal.v1.Placement
+	(*PlacementPreference)(nil),   // 36: shoal.v1.PlacementPreference
+	(*PortConfig)(nil),            // 37: shoal.v1.PortConfig
+	(*EndpointSpec)(nil),          // 38: shoal.v1.EndpointSpec
+	(*Task)(nil),                  // 39: shoal.v1.Task
+	(*TaskNetwork)(nil),           // 40: shoal.v1.TaskNetwork
+	(*TaskStatus)(nil),            // 41: shoal.v1.TaskStatus
+	(*Network)(nil),               // 42: shoal.v1.Network
+	(*NetworkAllocation)(nil),     // 43: shoal.v1.NetworkAllocation
+	(*NetworkSpec)(nil),           // 44: shoal.v1.NetworkSpec
+	(*Secret)(nil),                // 45: shoal.v1.Secret
+	(*SecretSpec)(nil),            // 46: shoal.v1.SecretSpec
+	(*Config)(nil),                // 47: shoal.v1.Config
+	(*ConfigSpec)(nil),            // 48: shoal.v1.ConfigSpec
+	nil,                           // 49: shoal.v1.NodeSpec.LabelsEntry
+	nil,                           // 50: shoal.v1.NodeDescription.EngineLabelsEntry
+	nil,                           // 51: shoal.v1.ServiceSpec.LabelsEntry
+	nil,                           // 52: shoal.v1.ContainerSpec.LabelsEntry
+	nil,                           // 53: shoal.v1.NetworkSpec.LabelsEntry
+	nil,                           // 54: shoal.v1.SecretSpec.LabelsEntry
+	nil,                           // 55: shoal.v1.ConfigSpec.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 56: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 57: google.protobuf.Duration
 }
 var file_shoal_v1_objects_proto_depIdxs = []int32{
-	55, // 0: shoal.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
-	55, // 1: shoal.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
+	56, // 0: shoal.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
+	56, // 1: shoal.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
 	10, // 2: shoal.v1.Cluster.meta:type_name -> shoal.v1.Meta
 	12, // 3: shoal.v1.Cluster.spec:type_name -> shoal.v1.ClusterSpec
 	13, // 4: shoal.v1.Cluster.root_ca:type_name -> shoal.v1.RootCA
 	14, // 5: shoal.v1.Cluster.join_tokens:type_name -> shoal.v1.JoinTokens
-	56, // 6: shoal.v1.ClusterSpec.node_cert_expiry:type_name -> google.protobuf.Duration
+	57, // 6: shoal.v1.ClusterSpec.node_cert_expiry:type_name -> google.protobuf.Duration
 	10, // 7: shoal.v1.Node.meta:type_name -> shoal.v1.Meta
-	17, // 8: shoal.v1.Node.spec:type_name -> shoal.v1.NodeSpec
-	20, // 9: shoal.v1.Node.description:type_name -> shoal.v1.NodeDescription
-	21, // 10: shoal.v1.Node.status:type_name -> shoal.v1.NodeStatus
+	18, // 8: shoal.v1.Node.spec:type_name -> shoal.v1.NodeSpec
+	21, // 9: shoal.v1.Node.description:type_name -> shoal.v1.NodeDescription
+	22, // 10: shoal.v1.Node.status:type_name -> shoal.v1.NodeStatus
 	0,  // 11: shoal.v1.Node.role:type_name -> shoal.v1.NodeRole
-	22, // 12: shoal.v1.Node.manager_status:type_name -> shoal.v1.ManagerStatus
-	16, // 13: shoal.v1.Node.ingress:type_name -> shoal.v1.NodeAttachment
-	48, // 14: shoal.v1.NodeSpec.labels:type_name -> shoal.v1.NodeSpec.LabelsEntry
-	0,  // 15: shoal.v1.NodeSpec.desired_role:type_name -> shoal.v1.NodeRole
-	1,  // 16: shoal.v1.NodeSpec.availability:type_name -> shoal.v1.NodeAvailability
-	18, // 17: shoal.v1.NodeDescription.platform:type_name -> shoal.v1.Platform
-	19, // 18: shoal.v1.NodeDescription.resources:type_name -> shoal.v1.Resources
-	49, // 19: shoal.v1.NodeDescription.engine_labels:type_name -> shoal.v1.NodeDescription.EngineLabelsEntry
-	2,  // 20: shoal.v1.NodeStatus.state:type_name -> shoal.v1.NodeState
-	3,  // 21: shoal.v1.ManagerStatus.reachability:type_name -> shoal.v1.Reachability
-	10, // 22: shoal.v1.Service.meta:type_name -> shoal.v1.Meta
-	26, // 23: shoal.v1.Service.spec:type_name -> shoal.v1.ServiceSpec
-	26, // 24: shoal.v1.Service.previous_spec:type_name -> shoal.v1.ServiceSpec
-	24, // 25: shoal.v1.Service.endpoint:type_name -> shoal.v1.ServiceEndpoint
-	25, // 26: shoal.v1.ServiceEndpoint.virtual_ips:type_name -> shoal.v1.VirtualIP
-	36, // 27: shoal.v1.ServiceEndpoint.ports:type_name -> shoal.v1.PortConfig
-	50, // 28: shoal.v1.ServiceSpec.labels:type_name -> shoal.v1.ServiceSpec.LabelsEntry
-	30, // 29: shoal.v1.ServiceSpec.task:type_name -> shoal.v1.TaskSpec
-	27, // 30: shoal.v1.ServiceSpec.replicated:type_name -> shoal.v1.ReplicatedService
-	28, // 31: shoal.v1.ServiceSpec.global:type_name -> shoal.v1.GlobalService
-	37, // 32: shoal.v1.ServiceSpec.endpoint:type_name -> shoal.v1.EndpointSpec
-	29, // 33: shoal.v1.ServiceSpec.networks:type_name -> shoal.v1.NetworkAttachment
-	31, // 34: shoal.v1.TaskSpec.container:type_name -> shoal.v1.ContainerSpec
-	32, // 35: shoal.v1.TaskSpec.resources:type_name -> shoal.v1.ResourceRequirements
-	33, // 36: shoal.v1.TaskSpec.restart:type_name -> shoal.v1.RestartPolicy
-	34, // 37: shoal.v1.TaskSpec.placement:type_name -> shoal.v1.Placement
-	51, // 38: shoal.v1.ContainerSpec.labels:type_name -> shoal.v1.ContainerSpec.LabelsEntry
-	56, // 39: shoal.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
-	19, // 40: shoal.v1.ResourceRequirements.limits:type_name -> shoal.v1.Resources
-	19, // 41: shoal.v1.ResourceRequirements.reservations:type_name -> shoal.v1.Resources
-	4,  // 42: shoal.v1.RestartPolicy.condition:type_name -> shoal.v1.RestartCondition
-	56, // 43: shoal.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
-	56, // 44: shoal.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
-	35, // 45: shoal.v1.Placement.preferences:type_name -> shoal.v1.PlacementPreference
-	5,  // 46: shoal.v1.Placement.strategy:type_name -> shoal.v1.PlacementStrategy
-	6,  // 47: shoal.v1.PortConfig.protocol:type_name -> shoal.v1.PortProtocol
-	7,  // 48: shoal.v1.PortConfig.publish_mode:type_name -> shoal.v1.PublishMode
-	8,  // 49: shoal.v1.EndpointSpec.mode:type_name -> shoal.v1.EndpointMode
-	36, // 50: shoal.v1.EndpointSpec.ports:type_name -> shoal.v1.PortConfig
-	10, // 51: shoal.v1.Task.meta:type_name -> shoal.v1.Meta
-	30, // 52: shoal.v1.Task.spec:type_name -> shoal.v1.TaskSpec
-	9,  // 53: shoal.v1.Task.desired_state:type_name -> shoal.v1.TaskState
-	40, // 54: shoal.v1.Task.status:type_name -> shoal.v1.TaskStatus
-	37, // 55: shoal.v1.Task.endpoint:type_name -> shoal.v1.EndpointSpec
-	39, // 56: shoal.v1.Task.networks:type_name -> shoal.v1.TaskNetwork
-	36, // 57: shoal.v1.TaskNetwork.ports:type_name -> shoal.v1.PortConfig
-	9,  // 58: shoal.v1.TaskStatus.state:type_name -> shoal.v1.TaskState
-	55, // 59: shoal.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
-	10, // 60: shoal.v1.Network.meta:type_name -> shoal.v1.Meta
-	43, // 61: shoal.v1.Network.spec:type_name -> shoal.v1.NetworkSpec
-	42, // 62: shoal.v1.Network.allocation:type_name -> shoal.v1.NetworkAllocation
-	52, // 63: shoal.v1.NetworkSpec.labels:type_name -> shoal.v1.NetworkSpec.LabelsEntry
-	10, // 64: shoal.v1.Secret.meta:type_name -> shoal.v1.Meta
-	45, // 65: shoal.v1.Secret.spec:type_name -> shoal.v1.SecretSpec
-	53, // 66: shoal.v1.SecretSpec.labels:type_name -> shoal.v1.SecretSpec.LabelsEntry
-	10, // 67: shoal.v1.Config.meta:type_name -> shoal.v1.Meta
-	47, // 68: shoal.v1.Config.spec:type_name -> shoal.v1.ConfigSpec
-	54, // 69: shoal.v1.ConfigSpec.labels:type_name -> shoal.v1.ConfigSpec.LabelsEntry
-	70, // [70:70] is the sub-list for method output_type
-	70, // [70:70] is the sub-list for method input_type
-	70, // [70:70] is the sub-list for extension type_name
-	70, // [70:70] is the sub-list for extension extendee
-	0,  // [0:70] is the sub-list for field type_name
+	23, // 12: shoal.v1.Node.manager_status:type_name -> shoal.v1.ManagerStatus
+	17, // 13: shoal.v1.Node.ingress:type_name -> shoal.v1.NodeAttachment
+	16, // 14: shoal.v1.Node.attachments:type_name -> shoal.v1.ContainerAttachment
+	40, // 15: shoal.v1.ContainerAttachment.network:type_name -> shoal.v1.TaskNetwork
+	56, // 16: shoal.v1.ContainerAttachment.created_at:type_name -> google.protobuf.Timestamp
+	49, // 17: shoal.v1.NodeSpec.labels:type_name -> shoal.v1.NodeSpec.LabelsEntry
+	0,  // 18: shoal.v1.NodeSpec.desired_role:type_name -> shoal.v1.NodeRole
+	1,  // 19: shoal.v1.NodeSpec.availability:type_name -> shoal.v1.NodeAvailability
+	19, // 20: shoal.v1.NodeDescription.platform:type_name -> shoal.v1.Platform
+	20, // 21: shoal.v1.NodeDescription.resources:type_name -> shoal.v1.Resources
+	50, // 22: shoal.v1.NodeDescription.engine_labels:type_name -> shoal.v1.NodeDescription.EngineLabelsEntry
+	2,  // 23: shoal.v1.NodeStatus.state:type_name -> shoal.v1.NodeState
+	3,  // 24: shoal.v1.ManagerStatus.reachability:type_name -> shoal.v1.Reachability
+	10, // 25: shoal.v1.Service.meta:type_name -> shoal.v1.Meta
+	27, // 26: shoal.v1.Service.spec:type_name -> shoal.v1.ServiceSpec
+	27, // 27: shoal.v1.Service.previous_spec:type_name -> shoal.v1.ServiceSpec
+	25, // 28: shoal.v1.Service.endpoint:type_name -> shoal.v1.ServiceEndpoint
+	26, // 29: shoal.v1.ServiceEndpoint.virtual_ips:type_name -> shoal.v1.VirtualIP
+	37, // 30: shoal.v1.ServiceEndpoint.ports:type_name -> shoal.v1.PortConfig
+	51, // 31: shoal.v1.ServiceSpec.labels:type_name -> shoal.v1.ServiceSpec.LabelsEntry
+	31, // 32: shoal.v1.ServiceSpec.task:type_name -> shoal.v1.TaskSpec
+	28, // 33: shoal.v1.ServiceSpec.replicated:type_name -> shoal.v1.ReplicatedService
+	29, // 34: shoal.v1.ServiceSpec.global:type_name -> shoal.v1.GlobalService
+	38, // 35: shoal.v1.ServiceSpec.endpoint:type_name -> shoal.v1.EndpointSpec
+	30, // 36: shoal.v1.ServiceSpec.networks:type_name -> shoal.v1.NetworkAttachment
+	32, // 37: shoal.v1.TaskSpec.container:type_name -> shoal.v1.ContainerSpec
+	33, // 38: shoal.v1.TaskSpec.resources:type_name -> shoal.v1.ResourceRequirements
+	34, // 39: shoal.v1.TaskSpec.restart:type_name -> shoal.v1.RestartPolicy
+	35, // 40: shoal.v1.TaskSpec.placement:type_name -> shoal.v1.Placement
+	52, // 41: shoal.v1.ContainerSpec.labels:type_name -> shoal.v1.ContainerSpec.LabelsEntry
+	57, // 42: shoal.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	20, // 43: shoal.v1.ResourceRequirements.limits:type_name -> shoal.v1.Resources
+	20, // 44: shoal.v1.ResourceRequirements.reservations:type_name -> shoal.v1.Resources
+	4,  // 45: shoal.v1.RestartPolicy.condition:type_name -> shoal.v1.RestartCondition
+	57, // 46: shoal.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
+	57, // 47: shoal.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
+	36, // 48: shoal.v1.Placement.preferences:type_name -> shoal.v1.PlacementPreference
+	5,  // 49: shoal.v1.Placement.strategy:type_name -> shoal.v1.PlacementStrategy
+	6,  // 50: shoal.v1.PortConfig.protocol:type_name -> shoal.v1.PortProtocol
+	7,  // 51: shoal.v1.PortConfig.publish_mode:type_name -> shoal.v1.PublishMode
+	8,  // 52: shoal.v1.EndpointSpec.mode:type_name -> shoal.v1.EndpointMode
+	37, // 53: shoal.v1.EndpointSpec.ports:type_name -> shoal.v1.PortConfig
+	10, // 54: shoal.v1.Task.meta:type_name -> shoal.v1.Meta
+	31, // 55: shoal.v1.Task.spec:type_name -> shoal.v1.TaskSpec
+	9,  // 56: shoal.v1.Task.desired_state:type_name -> shoal.v1.TaskState
+	41, // 57: shoal.v1.Task.status:type_name -> shoal.v1.TaskStatus
+	38, // 58: shoal.v1.Task.endpoint:type_name -> shoal.v1.EndpointSpec
+	40, // 59: shoal.v1.Task.networks:type_name -> shoal.v1.TaskNetwork
+	37, // 60: shoal.v1.TaskNetwork.ports:type_name -> shoal.v1.PortConfig
+	9,  // 61: shoal.v1.TaskStatus.state:type_name -> shoal.v1.TaskState
+	56, // 62: shoal.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	10, // 63: shoal.v1.Network.meta:type_name -> shoal.v1.Meta
+	44, // 64: shoal.v1.Network.spec:type_name -> shoal.v1.NetworkSpec
+	43, // 65: shoal.v1.Network.allocation:type_name -> shoal.v1.NetworkAllocation
+	53, // 66: shoal.v1.NetworkSpec.labels:type_name -> shoal.v1.NetworkSpec.LabelsEntry
+	10, // 67: shoal.v1.Secret.meta:type_name -> shoal.v1.Meta
+	46, // 68: shoal.v1.Secret.spec:type_name -> shoal.v1.SecretSpec
+	54, // 69: shoal.v1.SecretSpec.labels:type_name -> shoal.v1.SecretSpec.LabelsEntry
+	10, // 70: shoal.v1.Config.meta:type_name -> shoal.v1.Meta
+	48, // 71: shoal.v1.Config.spec:type_name -> shoal.v1.ConfigSpec
+	55, // 72: shoal.v1.ConfigSpec.labels:type_name -> shoal.v1.ConfigSpec.LabelsEntry
+	73, // [73:73] is the sub-list for method output_type
+	73, // [73:73] is the sub-list for method input_type
+	73, // [73:73] is the sub-list for extension type_name
+	73, // [73:73] is the sub-list for extension extendee
+	0,  // [0:73] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_objects_proto_init() }
@@ -3662,7 +3755,7 @@ func file_shoal_v1_objects_proto_init() {
 	if File_shoal_v1_objects_proto != nil {
 		return
 	}
-	file_shoal_v1_objects_proto_msgTypes[16].OneofWrappers = []any{
+	file_shoal_v1_objects_proto_msgTypes[17].OneofWrappers = []any{
 		(*ServiceSpec_Replicated)(nil),
 		(*ServiceSpec_Global)(nil),
 	}
@@ -3672,7 +3765,7 @@ func file_shoal_v1_objects_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_v1_objects_proto_rawDesc), len(file_shoal_v1_objects_proto_rawDesc)),
 			NumEnums:      10,
-			NumMessages:   45,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -582,7 +582,8 @@ type ContainerConfig struct {
 	PidsLimit     int64             `protobuf:"varint,13,opt,name=pids_limit,json=pidsLimit,proto3" json:"pids_limit,omitempty"`
 	ReadOnly      bool              `protobuf:"varint,14,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
 	Init          bool              `protobuf:"varint,15,opt,name=init,proto3" json:"init,omitempty"`
-	// network is "" (a new namespace the node wires), "none" or "host".
+	// network is "" (a new namespace the node wires), "none", "host", or
+	// the name or ID of an attachable overlay network of the node's cluster.
 	Network       string               `protobuf:"bytes,16,opt,name=network,proto3" json:"network,omitempty"`
 	StopSignal    string               `protobuf:"bytes,17,opt,name=stop_signal,json=stopSignal,proto3" json:"stop_signal,omitempty"`
 	StopTimeout   *durationpb.Duration `protobuf:"bytes,18,opt,name=stop_timeout,json=stopTimeout,proto3" json:"stop_timeout,omitempty"`

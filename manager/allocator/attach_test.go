@@ -1,0 +1,82 @@
+package allocator
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+)
+
+func TestAttachContainer(t *testing.T) {
+	nw := func(name string, attachable, ingress bool) *shoalv1.Network {
+		return &shoalv1.Network{Id: "id-" + name, Spec: &shoalv1.NetworkSpec{Name: name, Attachable: attachable, Ingress: ingress},
+			Allocation: &shoalv1.NetworkAllocation{Vni: 4100, Subnet: "10.0.5.0/24", Gateway: "10.0.5.1"}}
+	}
+	for _, tc := range []struct {
+		name    string
+		nw      *shoalv1.Network
+		wantErr string
+	}{
+		{"attachable", nw("app", true, false), ""},
+		{"not attachable", nw("app", false, false), `network "app" is not attachable`},
+		{"ingress", nw("ingress", true, true), "ingress network"},
+		{"no subnet", &shoalv1.Network{Id: "x", Spec: &shoalv1.NetworkSpec{Name: "x", Attachable: true}}, "no subnet allocated"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b Book
+			var att *shoalv1.ContainerAttachment
+			release, err := b.Do(func(h *Held) (err error) {
+				att, err = AttachContainer(tc.nw, "a1", "debug", nil, h)
+				return err
+			})
+			defer release()
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v; want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tn := att.GetNetwork()
+			if att.GetId() != "a1" || tn.GetNetworkId() != "id-app" || tn.GetVni() != 4100 || tn.GetAddr() != "10.0.5.2/24" ||
+				tn.GetGateway() != "10.0.5.1" || len(tn.GetAliases()) != 1 || tn.GetAliases()[0] != "debug" || tn.GetIngress() {
+				t.Errorf("attachment = %v", att)
+			}
+		})
+	}
+}
+
+// A node's attachments count as used: the next container gets the next
+// address, and a task never gets one a container holds.
+func TestUsedCountsAttachments(t *testing.T) {
+	node := &shoalv1.Node{Id: "n1", Attachments: []*shoalv1.ContainerAttachment{
+		{Id: "a1", Network: &shoalv1.TaskNetwork{NetworkId: "app", Addr: "10.0.5.2/24"}},
+		{Id: "a2", Network: &shoalv1.TaskNetwork{NetworkId: "app", Addr: "10.0.5.3/24"}},
+	}}
+	used := Used(nil, nil, []*shoalv1.Node{node})
+	for _, a := range []string{"10.0.5.2", "10.0.5.3"} {
+		if !used["app"][netip.MustParseAddr(a)] {
+			t.Errorf("%s of an attachment is not counted as used: %v", a, used)
+		}
+	}
+	var b Book
+	nw := &shoalv1.Network{Id: "app", Spec: &shoalv1.NetworkSpec{Name: "app", Attachable: true},
+		Allocation: &shoalv1.NetworkAllocation{Subnet: "10.0.5.0/24", Gateway: "10.0.5.1"}}
+	release, err := b.Do(func(h *Held) error {
+		att, err := AttachContainer(nw, "a3", "", used, h)
+		if err == nil && att.GetNetwork().GetAddr() != "10.0.5.4/24" {
+			t.Errorf("third container got %s; want 10.0.5.4/24", att.GetNetwork().GetAddr())
+		}
+		if err == nil && len(att.GetNetwork().GetAliases()) != 0 {
+			t.Errorf("a container without a name has aliases %v", att.GetNetwork().GetAliases())
+		}
+		return err
+	})
+	release()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
