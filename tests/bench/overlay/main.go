@@ -19,7 +19,11 @@
 // web=3` and the time from the new task's container existing to a request
 // through the VIP answered by it; `service scale web=2` and the time from
 // the removed task's container being gone until no request through the
-// VIP fails and none is answered by it.
+// VIP fails and none is answered by it. Alongside, the client container
+// asks its resolver (127.0.0.11:53 in its namespace) for tasks.web: the
+// time from the new container running to the answer including the new
+// task's address, and from the scale command (and from the container
+// gone) to the answers no longer including the removed one's.
 //
 // The load generator runs in this process, on the same CPUs as the
 // daemons, the containers and the kernel's network path: the figures are
@@ -49,6 +53,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/miekg/dns"
+
+	"github.com/shoal-run/shoal/netoverlay"
 	"github.com/shoal-run/shoal/tests/bench/internal/benchkit"
 	"github.com/shoal-run/shoal/tests/faults"
 	"github.com/shoal-run/shoal/tests/harness"
@@ -138,6 +145,20 @@ type ScaleUp struct {
 	// was seen alive.
 	FailedBeforeSeen int    `json:"failed_before_seen"`
 	FirstError       string `json:"first_error,omitempty"`
+	// Addr is the new task's address on app.
+	Addr string `json:"addr"`
+	// ContainerToDNS: the container seen alive -> the first answer to an
+	// A query for tasks.web, from the client container to its resolver,
+	// that includes Addr (negative when it came before the container was
+	// seen; only queries sent after the scale command count).
+	ContainerToDNS time.Duration `json:"container_to_dns_ns"`
+	DNSQueries     int           `json:"dns_queries"`
+	DNSFailed      int           `json:"dns_failed"`
+	// DNSMissedAfter: successful answers after the first with Addr that
+	// lack it.
+	DNSMissedAfter int             `json:"dns_missed_after"`
+	DNSFirstError  string          `json:"dns_first_error,omitempty"`
+	dnsRTTs        []time.Duration // each successful query's round trip
 }
 
 // ScaleDown is one `service scale web=2` trial.
@@ -155,6 +176,18 @@ type ScaleDown struct {
 	FailedAfter   int           `json:"failed_after_gone"`
 	AnsweredAfter int           `json:"answered_by_it_after_gone"`
 	FirstError    string        `json:"first_error,omitempty"`
+	// Addr is the removed task's address on app.
+	Addr string `json:"addr"`
+	// ScaleToDNSClean: the scale command sent -> the first successful
+	// answer for tasks.web without Addr after the last one with it.
+	ScaleToDNSClean time.Duration `json:"scale_to_dns_clean_ns"`
+	// GoneToDNSClean: the container gone -> that same answer (negative
+	// when DNS dropped Addr before the container was gone).
+	GoneToDNSClean time.Duration   `json:"gone_to_dns_clean_ns"`
+	DNSQueries     int             `json:"dns_queries"`
+	DNSFailed      int             `json:"dns_failed"`
+	DNSFirstError  string          `json:"dns_first_error,omitempty"`
+	dnsRTTs        []time.Duration // each successful query's round trip
 }
 
 // Result is the whole run.
@@ -320,19 +353,27 @@ func run(t *benchkit.TB, clients int, warmup, duration time.Duration, trials int
 		r.Ups = append(r.Ups, up)
 		progress("trial %d/%d: scale up: container after %v, answering through the VIP %v later (%d probes, %d failed)",
 			i+1, trials, up.ScaleToContainer.Round(time.Millisecond), up.ContainerToVIP.Round(time.Millisecond), up.Probes, up.Failed)
+		progress("trial %d/%d: scale up: tasks.web includes %s %v after the container ran (%d queries, %d failed, %d answers without it after)",
+			i+1, trials, up.Addr, up.ContainerToDNS.Round(100*time.Microsecond), up.DNSQueries, up.DNSFailed, up.DNSMissedAfter)
 		down := scaleDown(t, e, inClient, vipURL)
 		r.Downs = append(r.Downs, down)
 		progress("trial %d/%d: scale down: gone after %v, VIP clean %v after that (%d probes, %d failed before gone, %d after, %d answered by it after)",
 			i+1, trials, down.ScaleToGone.Round(time.Millisecond), down.GoneToClean.Round(time.Millisecond), down.Probes,
 			down.FailedBefore, down.FailedAfter, down.AnsweredAfter)
+		progress("trial %d/%d: scale down: tasks.web without %s %v after the scale, %v after the container was gone (%d queries, %d failed)",
+			i+1, trials, down.Addr, down.ScaleToDNSClean.Round(100*time.Microsecond), down.GoneToDNSClean.Round(100*time.Microsecond),
+			down.DNSQueries, down.DNSFailed)
 	}
-	var upS, upV, upL, upF, downG, downC []time.Duration
+	var upS, upV, upL, upF, upD, downG, downC, downDS, downDG, rtts []time.Duration
 	for _, u := range r.Ups {
 		upS, upV = append(upS, u.ScaleToContainer), append(upV, u.ContainerToVIP)
 		upL, upF = append(upL, u.ContainerToListen), append(upF, u.LastFailure)
+		upD, rtts = append(upD, u.ContainerToDNS), append(rtts, u.dnsRTTs...)
 	}
 	for _, d := range r.Downs {
 		downG, downC = append(downG, d.ScaleToGone), append(downC, d.GoneToClean)
+		downDS, downDG = append(downDS, d.ScaleToDNSClean), append(downDG, d.GoneToDNSClean)
+		rtts = append(rtts, d.dnsRTTs...)
 	}
 	r.Summaries["scale up: scale -> container running"] = benchkit.Summarize(upS)
 	r.Summaries["scale up: container running -> answers via VIP"] = benchkit.Summarize(upV)
@@ -340,12 +381,17 @@ func run(t *benchkit.TB, clients int, warmup, duration time.Duration, trials int
 	r.Summaries["scale up: container running -> last failed via VIP"] = benchkit.Summarize(upF)
 	r.Summaries["scale down: scale -> container gone"] = benchkit.Summarize(downG)
 	r.Summaries["scale down: container gone -> VIP clean"] = benchkit.Summarize(downC)
+	r.Summaries["scale up: container running -> in tasks.web (DNS)"] = benchkit.Summarize(upD)
+	r.Summaries["scale down: scale -> out of tasks.web (DNS)"] = benchkit.Summarize(downDS)
+	r.Summaries["scale down: container gone -> out of tasks.web (DNS)"] = benchkit.Summarize(downDG)
+	r.Summaries["DNS: one A query for tasks.web, round trip"] = benchkit.Summarize(rtts)
 	r.Notes = []string{
 		"the load table's MB/s is whoami's text answer downloaded repeatedly (request rate x answer size, which differs by path); bulk throughput is the /bytes table",
 		"the load generator, daemons, containers and the kernel share the machine's CPUs; absolute figures are CPU-bound, compare the ratios",
 		"whoami logs every request to stdout: in a container that goes to the daemon's log pipeline, for the baseline to a pipe this program drains",
 		"direct hits one web task; vip and mesh balance per connection over both web tasks (both on " + hostB.Name + ")",
 		fmt.Sprintf("scale trials probe the VIP from the client container with %d goroutines, a new connection per request, 1 s timeout, 2 ms pause between requests", probers),
+		"alongside, one goroutine asks the client container's resolver (" + netoverlay.DNSAddr + " in its namespace) an A query for tasks.web, a new UDP socket per query, 1 s timeout, 2 ms pause between queries; a DNS time is the end of the first answer with (scale up) or without (scale down, after the last one with) the task's address; negative: before the container was seen running or gone",
 	}
 	return r
 }
@@ -647,6 +693,139 @@ func (ps *probeSet) halt() []probe {
 	return ps.snapshot()
 }
 
+// dnsAnswer is one A query for the tasks' name to the client container's
+// resolver.
+type dnsAnswer struct {
+	start, end time.Time
+	addrs      []netip.Addr
+	err        error
+}
+
+func (a dnsAnswer) has(ip netip.Addr) bool { return a.err == nil && slices.Contains(a.addrs, ip) }
+
+// queryA asks the resolver of the container dial reaches into
+// (netoverlay.DNSAddr, its own loopback) one A question for name, on a
+// new UDP socket, and returns the addresses answered.
+func queryA(dial dialFunc, name string, timeout time.Duration) ([]netip.Addr, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	c, err := dial(ctx, "udp", netoverlay.DNSAddr)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	q := new(dns.Msg)
+	q.SetQuestion(dns.Fqdn(name), dns.TypeA)
+	cl := &dns.Client{Net: "udp", Timeout: timeout}
+	resp, _, err := cl.ExchangeWithConnContext(ctx, q, &dns.Conn{Conn: c})
+	if err != nil {
+		return nil, err
+	}
+	if resp.Rcode != dns.RcodeSuccess {
+		return nil, fmt.Errorf("%s: %s", name, dns.RcodeToString[resp.Rcode])
+	}
+	if resp.Truncated {
+		return nil, fmt.Errorf("%s: truncated answer", name)
+	}
+	var out []netip.Addr
+	for _, rr := range resp.Answer {
+		if a, ok := rr.(*dns.A); ok {
+			if ip, ok := netip.AddrFromSlice(a.A); ok {
+				out = append(out, ip.Unmap())
+			}
+		}
+	}
+	return out, nil
+}
+
+// dnsProbe asks the resolver for name, one query at a time, until halted.
+type dnsProbe struct {
+	mu      sync.Mutex
+	answers []dnsAnswer
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func startDNSProbe(dial dialFunc, name string) *dnsProbe {
+	dp := &dnsProbe{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(dp.done)
+		for {
+			select {
+			case <-dp.stop:
+				return
+			default:
+			}
+			start := time.Now()
+			addrs, err := queryA(dial, name, time.Second)
+			a := dnsAnswer{start: start, end: time.Now(), addrs: addrs, err: err}
+			dp.mu.Lock()
+			dp.answers = append(dp.answers, a)
+			dp.mu.Unlock()
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	return dp
+}
+
+func (dp *dnsProbe) snapshot() []dnsAnswer {
+	dp.mu.Lock()
+	defer dp.mu.Unlock()
+	return slices.Clone(dp.answers)
+}
+
+func (dp *dnsProbe) halt() []dnsAnswer {
+	close(dp.stop)
+	<-dp.done
+	return dp.snapshot()
+}
+
+// firstWith is the end of the first answer that started after from and
+// includes ip; zero when none did.
+func firstWith(answers []dnsAnswer, ip netip.Addr, from time.Time) time.Time {
+	for _, a := range answers {
+		if a.start.After(from) && a.has(ip) {
+			return a.end
+		}
+	}
+	return time.Time{}
+}
+
+// cleanOf is the end of the first successful answer after the last one
+// that included ip, and whether ip is in none since; zero when no
+// successful answer came after it.
+func cleanOf(answers []dnsAnswer, ip netip.Addr) time.Time {
+	last := -1
+	for i, a := range answers {
+		if a.has(ip) {
+			last = i
+		}
+	}
+	for _, a := range answers[last+1:] {
+		if a.err == nil {
+			return a.end
+		}
+	}
+	return time.Time{}
+}
+
+// dnsTally counts the queries and failed queries among answers, and the
+// round trip of each successful one.
+func dnsTally(answers []dnsAnswer) (n, failed int, firstErr string, rtts []time.Duration) {
+	for _, a := range answers {
+		n++
+		if a.err != nil {
+			failed++
+			if firstErr == "" {
+				firstErr = a.err.Error()
+			}
+			continue
+		}
+		rtts = append(rtts, a.end.Sub(a.start))
+	}
+	return n, failed, firstErr, rtts
+}
+
 // webContainers maps the running containers of web to their IDs, by task.
 func webContainers(e *faults.Env) map[string]harness.Container {
 	out := map[string]harness.Container{}
@@ -664,6 +843,7 @@ func scaleUp(t *benchkit.TB, e *faults.Env, dial dialFunc, url string) ScaleUp {
 	m := e.C.Managers[0]
 	before := webContainers(e)
 	ps := startProbes(dial, url)
+	dp := startDNSProbe(dial, "tasks.web")
 	time.Sleep(200 * time.Millisecond) // probing in full swing
 	sent := time.Now()
 	m.MustCLI("service", "scale", "web=3")
@@ -678,11 +858,19 @@ func scaleUp(t *benchkit.TB, e *faults.Env, dial dialFunc, url string) ScaleUp {
 		}
 		if time.Now().After(deadline) {
 			ps.halt()
+			dp.halt()
 			t.Fatalf("scale up: no new container of web in 60s")
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
 	ps.watchFor(short(added.ID))
+	// The manager gave the task its address before the container ran.
+	ip := taskAddrs(t, e, "web", "app")[added.Task]
+	if !ip.IsValid() {
+		ps.halt()
+		dp.halt()
+		t.Fatalf("scale up: new task %s has no address on app", added.Task)
+	}
 	listen := make(chan time.Time, 1)
 	go func() {
 		for !listening(added.Pid) && time.Since(seen) < 30*time.Second {
@@ -690,18 +878,30 @@ func scaleUp(t *benchkit.TB, e *faults.Env, dial dialFunc, url string) ScaleUp {
 		}
 		listen <- time.Now()
 	}()
-	for ps.hitAt().IsZero() {
+	for ps.hitAt().IsZero() || firstWith(dp.snapshot(), ip, sent).IsZero() {
 		if time.Since(seen) > 30*time.Second {
 			ps.halt()
-			t.Fatalf("scale up: container %s not answering through the VIP in 30s", short(added.ID))
+			dp.halt()
+			if ps.hitAt().IsZero() {
+				t.Fatalf("scale up: container %s not answering through the VIP in 30s", short(added.ID))
+			}
+			t.Fatalf("scale up: tasks.web without %s (container %s) 30s after its container ran", ip, short(added.ID))
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
 	listened := <-listen
 	time.Sleep(200 * time.Millisecond)
 	probes := ps.halt()
+	answers := dp.halt()
+	dnsHit := firstWith(answers, ip, sent)
 	u := ScaleUp{Task: added.Task, Host: short(added.ID), ScaleToContainer: seen.Sub(sent), ContainerToVIP: ps.hitAt().Sub(seen),
-		ContainerToListen: listened.Sub(seen), Probes: len(probes)}
+		ContainerToListen: listened.Sub(seen), Probes: len(probes), Addr: ip.String(), ContainerToDNS: dnsHit.Sub(seen)}
+	u.DNSQueries, u.DNSFailed, u.DNSFirstError, u.dnsRTTs = dnsTally(answers)
+	for _, a := range answers {
+		if a.err == nil && a.start.After(dnsHit) && !a.has(ip) {
+			u.DNSMissedAfter++
+		}
+	}
 	for _, p := range probes {
 		if p.err != nil {
 			u.Failed++
@@ -736,7 +936,9 @@ func listening(pid int) bool {
 func scaleDown(t *benchkit.TB, e *faults.Env, dial dialFunc, url string) ScaleDown {
 	m := e.C.Managers[0]
 	before := webContainers(e)
+	addrs := taskAddrs(t, e, "web", "app")
 	ps := startProbes(dial, url)
+	dp := startDNSProbe(dial, "tasks.web")
 	time.Sleep(200 * time.Millisecond)
 	sent := time.Now()
 	m.MustCLI("service", "scale", "web=2")
@@ -752,13 +954,21 @@ func scaleDown(t *benchkit.TB, e *faults.Env, dial dialFunc, url string) ScaleDo
 		}
 		if time.Now().After(deadline) {
 			ps.halt()
+			dp.halt()
 			t.Fatalf("scale down: no container of web gone in 60s")
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
 	host := short(removed.ID)
+	ip := addrs[removed.Task]
+	if !ip.IsValid() {
+		ps.halt()
+		dp.halt()
+		t.Fatalf("scale down: removed task %s had no address on app", removed.Task)
+	}
 	bad := func(p probe) bool { return p.err != nil || (p.host == host && p.start.After(gone)) }
-	// Probe until 2 s pass with no bad request after the container is gone.
+	// Probe until 2 s pass with no bad request after the container is gone
+	// and no DNS answer with its address.
 	const settle = 2 * time.Second
 	for {
 		last := gone
@@ -767,17 +977,28 @@ func scaleDown(t *benchkit.TB, e *faults.Env, dial dialFunc, url string) ScaleDo
 				last = p.start
 			}
 		}
-		if time.Since(last) >= settle {
+		answers := dp.snapshot()
+		for _, a := range answers {
+			if a.has(ip) && a.end.After(last) {
+				last = a.end
+			}
+		}
+		if time.Since(last) >= settle && !cleanOf(answers, ip).IsZero() {
 			break
 		}
 		if time.Since(gone) > 30*time.Second {
 			ps.halt()
-			t.Fatalf("scale down: requests through the VIP still failing or answered by %s 30s after it was gone", host)
+			dp.halt()
+			t.Fatalf("scale down: requests through the VIP still failing or answered by %s, or tasks.web still with %s, 30s after it was gone", host, ip)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	probes := ps.halt()
-	d := ScaleDown{Task: removed.Task, ScaleToGone: gone.Sub(sent), Probes: len(probes)}
+	answers := dp.halt()
+	clean := cleanOf(answers, ip)
+	d := ScaleDown{Task: removed.Task, ScaleToGone: gone.Sub(sent), Probes: len(probes),
+		Addr: ip.String(), ScaleToDNSClean: clean.Sub(sent), GoneToDNSClean: clean.Sub(gone)}
+	d.DNSQueries, d.DNSFailed, d.DNSFirstError, d.dnsRTTs = dnsTally(answers)
 	for _, p := range probes {
 		if !bad(p) {
 			continue
@@ -851,8 +1072,8 @@ func summary(r *Result) {
 		fmt.Printf("%-25s %12.0f %12s %.0f\n", b.Path, b.Med, vb, b.MBps)
 	}
 	fmt.Println()
-	fmt.Printf("VIP following the tasks (%d trials; %d probers through the VIP from the client container, a new connection per request):\n", r.Trials, r.Probers)
-	fmt.Printf("%-50s %10s %10s %10s\n", "figure", "median ms", "max ms", "min ms")
+	fmt.Printf("VIP and DNS following the tasks (%d trials; %d probers through the VIP and 1 asking tasks.web, from the client container):\n", r.Trials, r.Probers)
+	fmt.Printf("%-54s %10s %10s %10s\n", "figure", "median ms", "max ms", "min ms")
 	for _, k := range []string{
 		"scale up: scale -> container running",
 		"scale up: container running -> answers via VIP",
@@ -860,14 +1081,23 @@ func summary(r *Result) {
 		"scale up: container running -> last failed via VIP",
 		"scale down: scale -> container gone",
 		"scale down: container gone -> VIP clean",
+		"scale up: container running -> in tasks.web (DNS)",
+		"scale down: scale -> out of tasks.web (DNS)",
+		"scale down: container gone -> out of tasks.web (DNS)",
 	} {
 		s := r.Summaries[k]
-		fmt.Printf("%-50s %10.1f %10.1f %10.1f\n", k, s.P50MS, s.MaxMS, s.MinMS)
+		fmt.Printf("%-54s %10.1f %10.1f %10.1f\n", k, s.P50MS, s.MaxMS, s.MinMS)
 	}
+	q := r.Summaries["DNS: one A query for tasks.web, round trip"]
+	fmt.Printf("%-54s %10.2f %10.2f %10.2f (p99 %.2f, n %d)\n", "DNS: one A query for tasks.web, round trip", q.P50MS, q.MaxMS, q.MinMS, q.P99MS, q.N)
 	for i, u := range r.Ups {
 		fmt.Printf("  up   %d: new %s, %d probes, %d failed (%d sent before its container was seen)", i+1, u.Host, u.Probes, u.Failed, u.FailedBeforeSeen)
 		if u.FirstError != "" {
 			fmt.Printf(": %s", u.FirstError)
+		}
+		fmt.Printf("; DNS: %s, %d queries, %d failed, %d answers without it after the first with it", u.Addr, u.DNSQueries, u.DNSFailed, u.DNSMissedAfter)
+		if u.DNSFirstError != "" {
+			fmt.Printf(": %s", u.DNSFirstError)
 		}
 		fmt.Println()
 	}
@@ -875,6 +1105,10 @@ func summary(r *Result) {
 		fmt.Printf("  down %d: %d probes, %d failed before the container was gone, %d after, %d answered by it after", i+1, d.Probes, d.FailedBefore, d.FailedAfter, d.AnsweredAfter)
 		if d.FirstError != "" {
 			fmt.Printf(": %s", d.FirstError)
+		}
+		fmt.Printf("; DNS: %s, %d queries, %d failed", d.Addr, d.DNSQueries, d.DNSFailed)
+		if d.DNSFirstError != "" {
+			fmt.Printf(": %s", d.DNSFirstError)
 		}
 		fmt.Println()
 	}
