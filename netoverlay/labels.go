@@ -16,6 +16,11 @@ import (
 // announce them.
 const LabelNetworks = "shoal.networks"
 
+// LabelAttachment names the attachment of a standalone container on an
+// attachable network (shoal run --network), which the node gives back
+// when the container is removed.
+const LabelAttachment = "shoal.attachment.id"
+
 // EncodeNetworks is the LabelNetworks value of t: only the fields the
 // overlay reads.
 func EncodeNetworks(t *shoalv1.Task) (string, error) {

@@ -640,3 +640,155 @@ func TestOverlayWithoutManagers(t *testing.T) {
 	})
 	t.Logf("measured, with no manager: the dead host's replica left tasks.web %s after the kill; then 20 requests through the mesh and 20 through the VIP succeeded, %s after it", gone.Round(time.Millisecond), time.Since(killed).Round(time.Millisecond))
 }
+
+// nodeAttachments lists the network attachments the cluster keeps for a
+// node: ID → address.
+func nodeAttachments(t *testing.T, m *harness.Node, node string) map[string]string {
+	t.Helper()
+	var nodes []struct {
+		Attachments []struct {
+			ID      string `json:"id"`
+			Network struct {
+				Addr string `json:"addr"`
+			} `json:"network"`
+		} `json:"attachments"`
+	}
+	if err := json.Unmarshal([]byte(m.MustCLI("node", "inspect", node)), &nodes); err != nil || len(nodes) != 1 {
+		t.Fatalf("node inspect %s: %v", node, err)
+	}
+	out := map[string]string{}
+	for _, a := range nodes[0].Attachments {
+		out[a.ID] = a.Network.Addr
+	}
+	return out
+}
+
+// A standalone container (shoal run --network) joins an attachable
+// network: it finds and reaches the services on it through DNS and the
+// VIP, and they find and reach it by its name, across hosts. A network
+// that is not attachable refuses it and nothing is created; the network
+// cannot be removed while the container is on it; its address goes back
+// when the container is removed, or, for a container that removed
+// itself, after the next heartbeat.
+func TestAttachableNetwork(t *testing.T) {
+	needRoot(t)
+	e := faults.Start(t, 1, 1)
+	m, w := e.C.Managers[0], e.C.Workers[0]
+	m.MustCLI("network", "create", "--attachable", "app")
+	m.MustCLI("network", "create", "closed")
+	m.MustCLI("service", "create", "--name", "web", "--replicas", "2", "--network", "app", e.Image)
+	web := spread(t, e, "web", "app", 2)
+
+	out, err := w.CLI("run", "-d", "--name", "nope", "--network", "closed", e.Image)
+	if err == nil || !strings.Contains(err.Error(), `network "closed" is not attachable`) || strings.Contains(err.Error()+out, "goroutine") {
+		t.Fatalf("shoal run --network closed: %v (output %q); want a clear refusal", err, out)
+	}
+	if ps := w.MustCLI("ps", "-a"); strings.Contains(ps, "nope") {
+		t.Errorf("the refused run left a container:\n%s", ps)
+	}
+	if got := nodeAttachments(t, m, w.Name); len(got) != 0 {
+		t.Errorf("the refused run left attachments: %v", got)
+	}
+
+	w.MustCLI("run", "-d", "--name", "debug", "--network", "app", e.Image)
+	var debug overlayTask
+	e.Eventually(20*time.Second, func() error {
+		for _, c := range w.RunningContainers() {
+			if c.Name == "debug" {
+				debug = overlayTask{id: c.ID, host: w.Name, pid: c.Pid}
+				return nil
+			}
+		}
+		return fmt.Errorf("debug does not run on %s", w.Name)
+	})
+	atts := nodeAttachments(t, m, w.Name)
+	if len(atts) != 1 {
+		t.Fatalf("%s has attachments %v; want one", w.Name, atts)
+	}
+	for _, a := range atts {
+		debug.addr = netip.MustParsePrefix(a).Addr()
+	}
+	for _, wt := range web {
+		if wt.addr == debug.addr {
+			t.Fatalf("debug got %s, the address of task %s", debug.addr, wt.id)
+		}
+	}
+	vip := serviceVIP(t, e, "web", "app")
+	e.Eventually(10*time.Second, func() error {
+		got, err := lookup(debug, "web")
+		if err != nil || fmt.Sprint(got) != fmt.Sprint([]string{vip.String()}) {
+			return fmt.Errorf("from debug, web resolves to %v, %v; want the VIP %s", got, err, vip)
+		}
+		if got, err := lookup(debug, "tasks.web"); err != nil || len(got) != 2 {
+			return fmt.Errorf("from debug, tasks.web = %v, %v; want 2 addresses", got, err)
+		}
+		ans, err := answeredBy(debug, vip, 20)
+		if err != nil || len(ans) != 2 {
+			return fmt.Errorf("from debug, 20 requests through the VIP answered by %v, %v; want both replicas", ans, err)
+		}
+		// The replica on the other host finds debug by its name and
+		// reaches it over VXLAN.
+		for _, wt := range web {
+			if wt.host == w.Name {
+				continue
+			}
+			got, err := lookup(wt, "debug")
+			if err != nil || fmt.Sprint(got) != fmt.Sprint([]string{debug.addr.String()}) {
+				return fmt.Errorf("from %s on %s, debug resolves to %v, %v; want %s", wt.id, wt.host, got, err, debug.addr)
+			}
+			if _, err := get(wt, debug.addr); err != nil {
+				return fmt.Errorf("from %s on %s to debug at %s: %v", wt.id, wt.host, debug.addr, err)
+			}
+		}
+		return nil
+	})
+
+	m.MustCLI("service", "rm", "web")
+	e.Eventually(30*time.Second, func() error {
+		_, err := m.CLI("network", "rm", "app")
+		if err == nil {
+			return fmt.Errorf("network rm app succeeded with debug on it")
+		}
+		if !strings.Contains(err.Error(), "in use by container debug on "+w.Name) {
+			return fmt.Errorf("network rm app: %v", err)
+		}
+		return nil
+	})
+	w.MustCLI("rm", "-f", "debug")
+	if got := nodeAttachments(t, m, w.Name); len(got) != 0 {
+		t.Errorf("after shoal rm debug, %s still has attachments %v", w.Name, got)
+	}
+
+	// A container that removes itself when it exits (--rm -d) gives its
+	// address back through the heartbeat's reconciliation.
+	w.MustCLI("run", "-d", "--rm", "--name", "oneshot", "--network", "app", e.Image, "exit", "0")
+	e.Eventually(15*time.Second, func() error {
+		if ps := w.MustCLI("ps", "-a"); strings.Contains(ps, "oneshot") {
+			return fmt.Errorf("the --rm container is still there:\n%s", ps)
+		}
+		if got := nodeAttachments(t, m, w.Name); len(got) != 0 {
+			return fmt.Errorf("%s still has attachments %v after its --rm container went", w.Name, got)
+		}
+		return nil
+	})
+	e.Eventually(30*time.Second, func() error {
+		_, err := m.CLI("network", "rm", "app")
+		return err
+	})
+	e.Eventually(20*time.Second, func() error {
+		for _, n := range e.C.Nodes() {
+			out, err := n.Host.Command("ip", "-o", "link").CombinedOutput()
+			if err != nil {
+				return err
+			}
+			for _, l := range strings.Split(string(out), "\n") {
+				for _, prefix := range []string{"shc-", "shb-", "shv-"} {
+					if strings.Contains(l, ": "+prefix) && !strings.Contains(l, ingressShort(t, e)) {
+						return fmt.Errorf("%s still has %s", n.Name, strings.TrimSpace(l))
+					}
+				}
+			}
+		}
+		return nil
+	})
+}

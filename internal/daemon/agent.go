@@ -73,6 +73,9 @@ func (d *Daemon) agentLoop(ctx context.Context) {
 			if in := resp.GetIngress(); in != nil && d.work != nil {
 				d.work.overlay.setIngress(in)
 			}
+			if d.att != nil {
+				d.att.reconcile(resp.GetAttachments())
+			}
 		}
 		t.Reset(max(period-time.Since(start), 0))
 	}

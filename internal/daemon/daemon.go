@@ -78,6 +78,7 @@ type Daemon struct {
 	agt *loop
 
 	work *tasks
+	att  *attachments
 	sess *loop
 	gsp  *gossipNode
 
@@ -170,6 +171,8 @@ func Run(ctx context.Context, cfg Config) error {
 	shoalv1.RegisterRuntimeServiceServer(local, rt)
 	workCtx, stopWork := context.WithCancel(ctx)
 	d.work = newTasks(workCtx, d, rt)
+	d.att = newAttachments(d, rt.Containers)
+	rt.Net = d.att
 	sendDone := make(chan struct{})
 	go func() { d.work.sendLoop(workCtx); close(sendDone) }()
 	defer func() {

@@ -196,6 +196,10 @@ func (d *Daemon) restoreDataPlane(st *state, rt *container.Runtime) {
 			d.log.Warn("overlay: plug a running container in again", zap.String("container", c.ID), zap.Error(err))
 			continue
 		}
+		if c.Labels[netoverlay.LabelAttachment] != "" {
+			d.att.Running(c.ID, c.Labels) // and withdrawn when it exits
+			continue
+		}
 		d.work.overlay.Ready(t.GetId(), true)
 	}
 }

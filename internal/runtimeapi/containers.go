@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/netoverlay"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 	"github.com/shoal-run/shoal/runtime/container"
 	"github.com/shoal-run/shoal/runtime/image"
@@ -23,6 +24,34 @@ type Server struct {
 	shoalv1.UnimplementedRuntimeServiceServer
 	Images     *image.Store
 	Containers *container.Runtime
+	// Net connects containers to attachable overlay networks; nil on a
+	// node that has none.
+	Net Networks
+}
+
+// Networks connects standalone containers to attachable overlay
+// networks (a container config whose network is a network's name).
+type Networks interface {
+	// Join gets the container an address on network and returns the
+	// labels to create it with; done must be called once the create
+	// finished, saying whether it did.
+	Join(ctx context.Context, network, name string) (labels map[string]string, done func(created bool), err error)
+	// Started plugs a container with those labels in: its init (pid)
+	// runs, its workload not yet.
+	Started(id string, labels map[string]string, pid int) error
+	// Running announces it, until it exits.
+	Running(id string, labels map[string]string)
+	// Removed gives the address of a removed container back.
+	Removed(labels map[string]string)
+}
+
+// onOverlay reports whether a network setting names an overlay network.
+func onOverlay(network string) bool {
+	switch network {
+	case "", "none", "host":
+		return false
+	}
+	return true
 }
 
 var _ shoalv1.RuntimeServiceServer = (*Server)(nil)
@@ -67,18 +96,58 @@ func (s *Server) CreateContainer(ctx context.Context, req *shoalv1.CreateContain
 	if m := c.GetMemoryBytes(); m > 0 && m < 6<<20 {
 		return nil, fmt.Errorf("container.memory: must be at least 6 MiB, got %d bytes: %w", m, errdefs.ErrInvalid)
 	}
-	st, err := s.Containers.Create(ctx, specFrom(c))
+	spec := specFrom(c)
+	if onOverlay(c.GetNetwork()) {
+		if s.Net == nil {
+			return nil, fmt.Errorf("container.network %q: this node has no overlay networks; use none or host: %w", c.GetNetwork(), errdefs.ErrFailedPrecond)
+		}
+		for k := range c.GetLabels() {
+			if k == netoverlay.LabelNetworks || k == netoverlay.LabelAttachment {
+				return nil, fmt.Errorf("container.labels: %s is set by the node: %w", k, errdefs.ErrInvalid)
+			}
+		}
+		labels, done, err := s.Net.Join(ctx, c.GetNetwork(), c.GetName())
+		if err != nil {
+			return nil, err
+		}
+		spec.Labels = map[string]string{}
+		for k, v := range c.GetLabels() {
+			spec.Labels[k] = v
+		}
+		for k, v := range labels {
+			spec.Labels[k] = v
+		}
+		spec.Network = "" // a namespace of its own, wired before the workload starts
+		spec.ResolvConf = netoverlay.ResolvConf
+		st, err := s.Containers.Create(ctx, spec)
+		done(err == nil)
+		if err != nil {
+			return nil, err
+		}
+		return &shoalv1.CreateContainerResponse{Container: toProto(st)}, nil
+	}
+	st, err := s.Containers.Create(ctx, spec)
 	if err != nil {
 		return nil, err
 	}
 	return &shoalv1.CreateContainerResponse{Container: toProto(st)}, nil
 }
 
-// StartContainer starts a created container.
+// StartContainer starts a created container; one on an overlay network is
+// plugged in before its workload starts.
 func (s *Server) StartContainer(ctx context.Context, req *shoalv1.StartContainerRequest) (*shoalv1.StartContainerResponse, error) {
-	st, err := s.Containers.Start(ctx, req.GetId(), nil)
+	var hook func(pid int) error
+	var labels map[string]string
+	if cur, err := s.Containers.Get(req.GetId()); err == nil && cur.Labels[netoverlay.LabelAttachment] != "" && s.Net != nil {
+		labels = cur.Labels
+		hook = func(pid int) error { return s.Net.Started(cur.ID, labels, pid) }
+	}
+	st, err := s.Containers.Start(ctx, req.GetId(), hook)
 	if err != nil {
 		return nil, err
+	}
+	if hook != nil {
+		s.Net.Running(st.ID, labels)
 	}
 	return &shoalv1.StartContainerResponse{Container: toProto(st)}, nil
 }
@@ -123,8 +192,12 @@ func (s *Server) KillContainer(ctx context.Context, req *shoalv1.KillContainerRe
 
 // RemoveContainer deletes a container.
 func (s *Server) RemoveContainer(ctx context.Context, req *shoalv1.RemoveContainerRequest) (*shoalv1.RemoveContainerResponse, error) {
+	cur, _ := s.Containers.Get(req.GetId())
 	if err := s.Containers.Delete(ctx, req.GetId(), req.GetForce()); err != nil {
 		return nil, err
+	}
+	if s.Net != nil && cur.Labels[netoverlay.LabelAttachment] != "" {
+		s.Net.Removed(cur.Labels)
 	}
 	return &shoalv1.RemoveContainerResponse{}, nil
 }

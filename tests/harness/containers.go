@@ -14,6 +14,7 @@ import (
 // frozen, killed or partitioned daemon's containers are still found).
 type Container struct {
 	ID      string
+	Name    string
 	Pid     int
 	Task    string // label shoal.task.id
 	Service string // label shoal.service.name
@@ -30,6 +31,7 @@ func (n *Node) RunningContainers() []Container {
 	for _, d := range dirs {
 		var st struct {
 			ID     string            `json:"id"`
+			Name   string            `json:"name"`
 			Pid    int               `json:"pid"`
 			Labels map[string]string `json:"labels"`
 		}
@@ -44,7 +46,7 @@ func (n *Node) RunningContainers() []Container {
 			continue
 		}
 		env := strings.Split(strings.TrimRight(readFile(fmt.Sprintf("/proc/%d/environ", st.Pid)), "\x00"), "\x00")
-		out = append(out, Container{ID: st.ID, Pid: st.Pid, Task: st.Labels["shoal.task.id"], Service: st.Labels["shoal.service.name"], Env: env})
+		out = append(out, Container{ID: st.ID, Name: st.Name, Pid: st.Pid, Task: st.Labels["shoal.task.id"], Service: st.Labels["shoal.service.name"], Env: env})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Task < out[j].Task })
 	return out

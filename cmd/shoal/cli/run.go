@@ -79,7 +79,7 @@ func newRunCmd(g *globals) *cobra.Command {
 	fs.Int64Var(&f.pidsLimit, "pids-limit", 0, "maximum number of processes (0: unlimited)")
 	fs.BoolVar(&f.readOnly, "read-only", false, "mount the root filesystem read-only")
 	fs.BoolVar(&f.init, "init", false, "run a minimal init as PID 1 that forwards signals and reaps zombies")
-	fs.StringVar(&f.network, "network", "none", "none (loopback only) or host")
+	fs.StringVar(&f.network, "network", "none", "none (loopback only), host, or an attachable overlay network of the node's swarm")
 	fs.StringVar(&f.stopSignal, "stop-signal", "", "signal to stop the container (default: the image's, or SIGTERM)")
 	fs.IntVar(&f.stopTimeout, "stop-timeout", 10, "seconds to wait after the stop signal before killing")
 	return cmd
@@ -94,10 +94,10 @@ func (f *runFlags) config(cmd *cobra.Command, args []string) (*shoalv1.Container
 		StopTimeout: durationpb.New(time.Duration(f.stopTimeout) * time.Second),
 	}
 	switch f.network {
-	case "none", "host":
-		cfg.Network = f.network
+	case "":
+		return nil, fmt.Errorf("--network: is empty; use none, host or the name of an attachable overlay network")
 	default:
-		return nil, fmt.Errorf("--network %q: use none or host (overlay networks come with `shoal service create --network`)", f.network)
+		cfg.Network = f.network // none, host, or an overlay network the daemon asks the cluster for
 	}
 	if cmd.Flags().Changed("entrypoint") {
 		cfg.EntrypointSet = true

@@ -1,0 +1,175 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/manager/store"
+	"github.com/shoal-run/shoal/netoverlay"
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+	"github.com/shoal-run/shoal/runtime/container"
+)
+
+// attachments connect standalone containers (shoal run --network NET) to
+// attachable overlay networks: the leader gives each an address (asked
+// for with an ID the node picks, so a retry is not allocated twice), the
+// container carries it in its labels, and the node's overlay plugs it in
+// when it starts, like a task. The address goes back when the container
+// is removed; one a node failed to give back (no manager answered, the
+// daemon died) is given back once a heartbeat lists an attachment no
+// container of the node has.
+type attachments struct {
+	d  *Daemon
+	rt *container.Runtime
+
+	mu      sync.Mutex
+	pending map[string]bool // asked for, container not created yet
+}
+
+func newAttachments(d *Daemon, rt *container.Runtime) *attachments {
+	return &attachments{d: d, rt: rt, pending: map[string]bool{}}
+}
+
+// callLeader runs fn against the managers, the way heartbeats do.
+func (a *attachments) callLeader(ctx context.Context, fn func(context.Context, shoalv1.DispatcherServiceClient) error) error {
+	a.d.mu.Lock()
+	targets, id := a.d.targetsLocked(true), a.d.id
+	a.d.mu.Unlock()
+	if id == nil {
+		return fmt.Errorf("overlay networks need the node to be in a swarm: %w", errdefs.ErrFailedPrecond)
+	}
+	return a.d.callEach(ctx, targets, id, func(cctx context.Context, c *grpc.ClientConn) error {
+		return fn(cctx, shoalv1.NewDispatcherServiceClient(c))
+	})
+}
+
+// Join implements runtimeapi.Networks.
+func (a *attachments) Join(ctx context.Context, network, name string) (map[string]string, func(created bool), error) {
+	if _, err := a.d.work.overlay.get(); err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", err, errdefs.ErrFailedPrecond)
+	}
+	id := store.NewID()
+	a.mu.Lock()
+	a.pending[id] = true
+	a.mu.Unlock()
+	var att *shoalv1.ContainerAttachment
+	err := a.callLeader(ctx, func(cctx context.Context, c shoalv1.DispatcherServiceClient) error {
+		resp, err := c.AttachNetwork(cctx, &shoalv1.AttachNetworkRequest{Id: id, Network: network, ContainerName: name})
+		att = resp.GetAttachment()
+		return err
+	})
+	if err != nil {
+		a.mu.Lock()
+		delete(a.pending, id)
+		a.mu.Unlock()
+		a.release(id) // the answer may have been lost after the write
+		return nil, nil, fmt.Errorf("attach to network %q: %w", network, err)
+	}
+	v, err := netoverlay.EncodeNetworks(&shoalv1.Task{Id: att.GetId(), Networks: []*shoalv1.TaskNetwork{att.GetNetwork()}})
+	if err != nil {
+		a.release(id)
+		return nil, nil, err
+	}
+	labels := map[string]string{netoverlay.LabelNetworks: v, netoverlay.LabelAttachment: att.GetId()}
+	done := func(created bool) {
+		a.mu.Lock()
+		delete(a.pending, id)
+		a.mu.Unlock()
+		if !created {
+			a.release(id)
+		}
+	}
+	return labels, done, nil
+}
+
+// Started implements runtimeapi.Networks: the container (its init's PID)
+// is plugged in and announced; when it exits it is withdrawn.
+func (a *attachments) Started(containerID string, labels map[string]string, pid int) error {
+	t, err := netoverlay.DecodeNetworks(labels[netoverlay.LabelNetworks])
+	if err != nil {
+		return err
+	}
+	if err := a.d.work.overlay.Attach(t, fmt.Sprintf("/proc/%d/ns/net", pid)); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Running implements runtimeapi.Networks: the workload runs; it is
+// announced until it exits.
+func (a *attachments) Running(containerID string, labels map[string]string) {
+	id := labels[netoverlay.LabelAttachment]
+	a.d.work.overlay.Ready(id, true)
+	done, err := a.rt.Done(containerID)
+	if err != nil {
+		_ = a.d.work.overlay.Detach(id)
+		return
+	}
+	go func() {
+		<-done
+		a.d.work.overlay.Ready(id, false)
+		_ = a.d.work.overlay.Detach(id) // its namespace went with it
+	}()
+}
+
+// Removed implements runtimeapi.Networks.
+func (a *attachments) Removed(labels map[string]string) {
+	id := labels[netoverlay.LabelAttachment]
+	if id == "" {
+		return
+	}
+	_ = a.d.work.overlay.Detach(id)
+	a.release(id)
+}
+
+// release gives an attachment's address back, best effort: what fails
+// here is given back after a later heartbeat (reconcile).
+func (a *attachments) release(id string) {
+	ctx, cancel := context.WithTimeout(a.d.ctx, 5*time.Second)
+	defer cancel()
+	err := a.callLeader(ctx, func(cctx context.Context, c shoalv1.DispatcherServiceClient) error {
+		_, err := c.DetachNetwork(cctx, &shoalv1.DetachNetworkRequest{Id: id})
+		return err
+	})
+	if err != nil {
+		a.d.log.Info("network attachment not given back yet; retried after a heartbeat", zap.String("attachment", id), zap.Error(err))
+	}
+}
+
+// reconcile gives back the attachments a heartbeat lists that no
+// container of this node has and none is being created with.
+func (a *attachments) reconcile(ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	// Pending first: one that stops being pending after this has its
+	// container in the list below.
+	a.mu.Lock()
+	pending := map[string]bool{}
+	for id := range a.pending {
+		pending[id] = true
+	}
+	a.mu.Unlock()
+	have := map[string]bool{}
+	for _, c := range a.rt.List() {
+		if id := c.Labels[netoverlay.LabelAttachment]; id != "" {
+			have[id] = true
+		}
+	}
+	var stale []string
+	for _, id := range ids {
+		if !have[id] && !pending[id] {
+			stale = append(stale, id)
+		}
+	}
+	for _, id := range stale {
+		a.d.log.Info("giving back the network attachment of a container that is gone", zap.String("attachment", id))
+		a.release(id)
+	}
+}
