@@ -23,6 +23,7 @@ type fakeExec struct {
 	running      map[string]string // container -> task
 	pullErr      error
 	pullProgress []string
+	pullGate     chan struct{} // when set, Pull returns once it is closed, whatever its context
 	startErr     error
 	stopped      []string
 	started      chan string
@@ -35,6 +36,9 @@ func newFake() *fakeExec {
 func (f *fakeExec) Pull(ctx context.Context, t *shoalv1.Task, progress func(string)) error {
 	for _, m := range f.pullProgress {
 		progress(m)
+	}
+	if f.pullGate != nil {
+		<-f.pullGate
 	}
 	return f.pullErr
 }
@@ -234,6 +238,31 @@ func TestShutdownAndResync(t *testing.T) {
 	// were away): it is stopped.
 	a.Update(true, nil, nil)
 	r.waitFor(t, "t2", shoalv1.TaskState_TASK_STATE_SHUTDOWN, 0)
+	if len(f.Containers()) != 0 {
+		t.Fatalf("containers left running: %v", f.Containers())
+	}
+}
+
+// A task shut down while its image is still pulling ends shut down, even
+// when the pull then completes and the runner goes on to start it: no
+// report from the runner may come after (and so replace) its final one.
+func TestShutdownDuringPullStaysShutDown(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	a, f, r, stop := newAgent(t)
+	f.pullGate = make(chan struct{})
+	a.Update(true, []*shoalv1.Task{task("t1", shoalv1.TaskState_TASK_STATE_RUNNING, shoalv1.RestartCondition_RESTART_CONDITION_ANY)}, nil)
+	r.waitFor(t, "t1", shoalv1.TaskState_TASK_STATE_PREPARING, 0)
+	a.Update(false, []*shoalv1.Task{task("t1", shoalv1.TaskState_TASK_STATE_SHUTDOWN, shoalv1.RestartCondition_RESTART_CONDITION_ANY)}, nil)
+	r.waitFor(t, "t1", shoalv1.TaskState_TASK_STATE_SHUTDOWN, 0)
+	close(f.pullGate)
+	stop() // the runner's goroutines have ended
+	if got := r.last("t1"); got.GetState() != shoalv1.TaskState_TASK_STATE_SHUTDOWN {
+		var states []shoalv1.TaskState
+		for _, s := range r.all["t1"] {
+			states = append(states, s.GetState())
+		}
+		t.Fatalf("last report %v (all: %v); want shut down", got.GetState(), states)
+	}
 	if len(f.Containers()) != 0 {
 		t.Fatalf("containers left running: %v", f.Containers())
 	}

@@ -40,8 +40,17 @@ func (r *runner) setTask(t *shoalv1.Task) {
 
 func (r *runner) id() string { return r.task.GetId() }
 
+// report sends a status. Once the task is shutting down only stop's
+// final report goes out: the run loop may still be between steps (a pull
+// that completed as it was cancelled) and its report would replace the
+// final one and leave the task "starting" for good.
 func (r *runner) report(s shoalv1.TaskState, msg, errText string, code int) {
-	r.a.report(r.id(), r.a.status(s, msg, errText, int32(code), int32(r.restarts.Count())))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopping && s != shoalv1.TaskState_TASK_STATE_SHUTDOWN {
+		return
+	}
+	r.a.report(r.task.GetId(), r.a.status(s, msg, errText, int32(code), int32(r.restarts.Count())))
 }
 
 // shutdown stops the task and deletes its container.
