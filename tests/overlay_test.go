@@ -249,9 +249,18 @@ func TestOverlayAcrossHosts(t *testing.T) {
 		t.Errorf("stranger (on another network) resolves to %v from web", got)
 	}
 	stranger := overlayTasks(t, e, "stranger", "other")
+	var gone []string // the networks' bridges and subnets, in nft rules
+	for _, nw := range []string{"app", "other"} {
+		var nets []netJSON
+		if err := json.Unmarshal([]byte(m.MustCLI("network", "inspect", nw)), &nets); err != nil || len(nets) != 1 {
+			t.Fatalf("network inspect %s: %v", nw, err)
+		}
+		gone = append(gone, "shb-"+netoverlay.ShortID(nets[0].ID), nets[0].Allocation.Subnet)
+	}
 	defer func() {
 		// Removing the services and then the networks leaves nothing of
-		// them on any host: no bridge, VXLAN device or veth.
+		// them on any host: no bridge, VXLAN device (with its FDB) or
+		// veth, and no nftables rule naming their bridges or subnets.
 		m.MustCLI("service", "rm", "web", "stranger")
 		for _, nw := range []string{"app", "other"} {
 			e.Eventually(30*time.Second, func() error {
@@ -270,6 +279,15 @@ func TestOverlayAcrossHosts(t *testing.T) {
 						if strings.Contains(l, ": "+prefix) && !strings.Contains(l, ingressShort(t, e)) {
 							return fmt.Errorf("%s still has %s", n.Name, strings.TrimSpace(l))
 						}
+					}
+				}
+				rules, err := n.Host.Command("nft", "list", "ruleset").CombinedOutput()
+				if err != nil {
+					return fmt.Errorf("nft list ruleset on %s: %v: %s", n.Name, err, rules)
+				}
+				for _, g := range gone {
+					if strings.Contains(string(rules), g) {
+						return fmt.Errorf("%s's nftables rules still name %s:\n%s", n.Name, g, rules)
 					}
 				}
 			}
