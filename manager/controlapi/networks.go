@@ -241,12 +241,6 @@ func (s *Server) RemoveNetwork(ctx context.Context, req *shoalv1.RemoveNetworkRe
 			}
 		}
 		for _, t := range store.List[*shoalv1.Task](r, store.TableTask) {
-			// A task of a removed service that never reported running
-			// has no container to keep on the network.
-			gone := store.Get[*shoalv1.Service](r, store.TableService, t.GetServiceId()).GetId() == ""
-			if gone && t.GetStatus().GetState() < shoalv1.TaskState_TASK_STATE_RUNNING {
-				continue
-			}
 			for _, a := range t.GetNetworks() {
 				if a.GetNetworkId() == nw.GetId() && allocator.HoldsAddrs(t) {
 					attached++
