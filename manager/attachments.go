@@ -53,33 +53,38 @@ func (d *dispatcher) attachOnce(ctx context.Context, nodeID string, req *shoalv1
 	release, err := d.m.book.Do(func(h *allocator.Held) error {
 		var (
 			node *shoalv1.Node
-			nw   *shoalv1.Network
-			used map[string]map[netip.Addr]bool
-			ferr error
+			a    *shoalv1.ContainerAttachment
+			err  error
 		)
 		d.m.store.View(func(r store.ReadTx) {
 			node = store.Get[*shoalv1.Node](r, store.TableNode, nodeID)
-			nw, ferr = store.Find[*shoalv1.Network](r, store.TableNetwork, req.GetNetwork(), "network")
-			if ferr == nil {
-				nodes := store.List[*shoalv1.Node](r, store.TableNode)
-				used = allocator.Used(store.List[*shoalv1.Service](r, store.TableService), store.List[*shoalv1.Task](r, store.TableTask), nodes)
+			if node == nil {
+				return
+			}
+			for _, have := range node.GetAttachments() {
+				if have.GetId() == req.GetId() {
+					att = have // asked again: the same answer
+					return
+				}
+			}
+			var nw *shoalv1.Network
+			if nw, err = store.Find[*shoalv1.Network](r, store.TableNetwork, req.GetNetwork(), "network"); err != nil {
+				return
+			}
+			a, err = allocator.AttachContainer(nw, req.GetId(), req.GetContainerName(),
+				func(network string, ip netip.Addr) bool { return store.AddrInUse(r, network, ip) }, h)
+			if err != nil {
+				err = fmt.Errorf("%w: %w", err, errdefs.ErrFailedPrecond)
 			}
 		})
 		if node == nil {
 			return fmt.Errorf("node %s is not in the cluster: %w", nodeID, errdefs.ErrNotFound)
 		}
-		for _, a := range node.GetAttachments() {
-			if a.GetId() == req.GetId() {
-				att = a // asked again: the same answer
-				return nil
-			}
+		if att != nil {
+			return nil
 		}
-		if ferr != nil {
-			return ferr
-		}
-		a, err := allocator.AttachContainer(nw, req.GetId(), req.GetContainerName(), used, h)
 		if err != nil {
-			return fmt.Errorf("%w: %w", err, errdefs.ErrFailedPrecond)
+			return err
 		}
 		a.CreatedAt = timestamppb.New(d.m.cfg.Now())
 		att = a

@@ -1,6 +1,7 @@
 package allocator
 
 import (
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -66,7 +67,7 @@ func TestUsedCountsAttachments(t *testing.T) {
 	nw := &shoalv1.Network{Id: "app", Spec: &shoalv1.NetworkSpec{Name: "app", Attachable: true},
 		Allocation: &shoalv1.NetworkAllocation{Subnet: "10.0.5.0/24", Gateway: "10.0.5.1"}}
 	release, err := b.Do(func(h *Held) error {
-		att, err := AttachContainer(nw, "a3", "", used, h)
+		att, err := AttachContainer(nw, "a3", "", used.InUse, h)
 		if err == nil && att.GetNetwork().GetAddr() != "10.0.5.4/24" {
 			t.Errorf("third container got %s; want 10.0.5.4/24", att.GetNetwork().GetAddr())
 		}
@@ -78,5 +79,29 @@ func TestUsedCountsAttachments(t *testing.T) {
 	release()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A full network says so, and what to do: for ingress, how to replace it.
+func TestExhaustedNetworkSaysWhatToDo(t *testing.T) {
+	for _, tc := range []struct {
+		ingress bool
+		want    string
+	}{
+		{true, "shoal network create --ingress --subnet"},
+		{false, "a larger --subnet"},
+	} {
+		nw := &shoalv1.Network{Id: "n", Spec: &shoalv1.NetworkSpec{Name: "net", Ingress: tc.ingress, Attachable: true},
+			Allocation: &shoalv1.NetworkAllocation{Subnet: "10.0.9.0/30", Gateway: "10.0.9.1"}}
+		used := AddrSet{"n": {netip.MustParseAddr("10.0.9.2"): true}}
+		var b Book
+		release, err := b.Do(func(h *Held) error {
+			_, err := nextIn(nw, used.InUse, h)
+			return err
+		})
+		release()
+		if !errors.Is(err, ErrExhausted) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "10.0.9.0/30") {
+			t.Errorf("ingress=%v: err = %v; want ErrExhausted naming the subnet and %q", tc.ingress, err, tc.want)
+		}
 	}
 }

@@ -17,6 +17,9 @@ type Book struct {
 	subnets map[netip.Prefix]int
 	vnis    map[uint32]int
 	ports   map[string]int
+	// last is the address handed out last per network ID: the next
+	// search starts after it.
+	last map[string]netip.Addr
 }
 
 // Held is the view of a Book inside Do: what is held, and holding more.
@@ -31,6 +34,7 @@ func (b *Book) Do(fn func(h *Held) error) (release func(), err error) {
 	defer b.mu.Unlock()
 	if b.addrs == nil {
 		b.addrs, b.subnets, b.vnis, b.ports = map[string]map[netip.Addr]int{}, map[netip.Prefix]int{}, map[uint32]int{}, map[string]int{}
+		b.last = map[string]netip.Addr{}
 	}
 	h := &Held{b: b}
 	if err := fn(h); err != nil {
@@ -101,6 +105,25 @@ func (h *Held) Port(key string) {
 			delete(b.ports, key)
 		}
 	})
+}
+
+// NextAddr takes and holds the first address of a network that is not in
+// use (inUse: the store says so) nor held, starting after the one this
+// book handed out last there and going round the subnet. Going round
+// finds a free address in about one step however many are in use (a scan
+// from the start would step over all of them on every allocation), and
+// does not hand an address just given back straight to a new holder,
+// whose peers may still have the old one's neighbour entries and
+// connections.
+func (h *Held) NextAddr(network string, subnet netip.Prefix, gateway netip.Addr, inUse func(netip.Addr) bool) (netip.Addr, error) {
+	held := h.b.addrs[network]
+	a, err := nextAddrAfter(subnet, gateway, h.b.last[network], func(a netip.Addr) bool { return held[a] > 0 || inUse(a) })
+	if err != nil {
+		return a, err
+	}
+	h.Addr(network, a)
+	h.b.last[network] = a
+	return a, nil
 }
 
 // AddAddrs adds the held addresses of a network to used.

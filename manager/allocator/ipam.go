@@ -132,16 +132,30 @@ func NextVNI(used map[uint32]bool) (uint32, error) {
 func Gateway(subnet netip.Prefix) netip.Addr { return subnet.Masked().Addr().Next() }
 
 // NextAddr is the lowest address of subnet that is not the network
-// address, the broadcast address, the gateway or in used. Lowest-first
-// keeps the picture easy to read; a new leader derives the same used set
-// from the store, so it never hands out an address still held.
+// address, the broadcast address, the gateway or in used.
 func NextAddr(subnet netip.Prefix, gateway netip.Addr, used map[netip.Addr]bool) (netip.Addr, error) {
+	return nextAddrAfter(subnet, gateway, netip.Addr{}, func(a netip.Addr) bool { return used[a] })
+}
+
+// nextAddrAfter is the first address of subnet after after (from the
+// start when after is not in it), going round to the start, that is not
+// the network address, the broadcast address, the gateway or taken.
+func nextAddrAfter(subnet netip.Prefix, gateway, after netip.Addr, taken func(netip.Addr) bool) (netip.Addr, error) {
 	subnet = subnet.Masked()
 	first := v4(subnet.Addr())
 	last := first + uint32(uint64(1)<<(32-subnet.Bits())-1)
-	for a := first + 1; a < last; a++ {
+	start := first + 1
+	if after.Is4() && subnet.Contains(after) && v4(after)+1 < last {
+		start = v4(after) + 1
+	}
+	n := last - first - 1 // the usable addresses
+	for i := uint32(0); i < n; i++ {
+		a := start + i
+		if a >= last {
+			a -= n
+		}
 		addr := fromV4(a)
-		if addr != gateway && !used[addr] {
+		if addr != gateway && !taken(addr) {
 			return addr, nil
 		}
 	}

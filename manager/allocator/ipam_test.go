@@ -196,3 +196,69 @@ func TestHoldsAddrs(t *testing.T) {
 		}
 	}
 }
+
+func TestNextAddrAfterGoesRound(t *testing.T) {
+	subnet := netip.MustParsePrefix("10.0.3.0/29") // usable .1-.6; .1 the gateway
+	gw := netip.MustParseAddr("10.0.3.1")
+	taken := func(as ...string) func(netip.Addr) bool {
+		m := map[netip.Addr]bool{}
+		for _, a := range as {
+			m[netip.MustParseAddr(a)] = true
+		}
+		return func(a netip.Addr) bool { return m[a] }
+	}
+	for _, tc := range []struct {
+		name, after string
+		taken       []string
+		want        string // "" = exhausted
+	}{
+		{"from the start", "", nil, "10.0.3.2"},
+		{"after the last handed out", "10.0.3.3", nil, "10.0.3.4"},
+		{"skips what is taken", "10.0.3.3", []string{"10.0.3.4", "10.0.3.5"}, "10.0.3.6"},
+		{"goes round, past the gateway", "10.0.3.6", nil, "10.0.3.2"},
+		{"goes round to a free one before the cursor", "10.0.3.4", []string{"10.0.3.5", "10.0.3.6", "10.0.3.2"}, "10.0.3.3"},
+		{"a cursor outside the subnet starts at the start", "192.168.0.9", nil, "10.0.3.2"},
+		{"full", "10.0.3.4", []string{"10.0.3.2", "10.0.3.3", "10.0.3.4", "10.0.3.5", "10.0.3.6"}, ""},
+	} {
+		var after netip.Addr
+		if tc.after != "" {
+			after = netip.MustParseAddr(tc.after)
+		}
+		got, err := nextAddrAfter(subnet, gw, after, taken(tc.taken...))
+		switch {
+		case tc.want == "" && !errors.Is(err, ErrExhausted):
+			t.Errorf("%s: got %v, %v; want exhausted", tc.name, got, err)
+		case tc.want != "" && (err != nil || got.String() != tc.want):
+			t.Errorf("%s: got %v, %v; want %s", tc.name, got, err, tc.want)
+		}
+	}
+}
+
+// Every address of a subnet is handed out once before any repeats, and
+// none is the gateway, whatever the cursor starts at.
+func TestHeldNextAddrHandsOutEachOnce(t *testing.T) {
+	subnet := netip.MustParsePrefix("10.0.4.0/26")
+	gw := netip.MustParseAddr("10.0.4.1")
+	var b Book
+	seen := map[netip.Addr]bool{}
+	release, err := b.Do(func(h *Held) error {
+		for i := 0; i < 61; i++ {
+			a, err := h.NextAddr("n", subnet, gw, func(netip.Addr) bool { return false })
+			if err != nil {
+				return err
+			}
+			if seen[a] || a == gw || !subnet.Contains(a) {
+				t.Fatalf("allocation %d: %s (seen %v)", i, a, seen[a])
+			}
+			seen[a] = true
+		}
+		if _, err := h.NextAddr("n", subnet, gw, func(netip.Addr) bool { return false }); !errors.Is(err, ErrExhausted) {
+			t.Errorf("a 62nd address from a /26: %v; want exhausted", err)
+		}
+		return nil
+	})
+	release()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,6 +1,7 @@
 package allocator
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -28,11 +29,22 @@ func HoldsAddrs(t *shoalv1.Task) bool {
 	return true
 }
 
-// Used is every address in use per network ID, from the store: service
+// InUse reports whether something in the store holds address a on a
+// network (the leader asks its store's index: store.AddrInUse).
+type InUse func(network string, a netip.Addr) bool
+
+// AddrSet is addresses per network ID.
+type AddrSet map[string]map[netip.Addr]bool
+
+// InUse is the set's InUse.
+func (s AddrSet) InUse(network string, a netip.Addr) bool { return s[network][a] }
+
+// Used is every address in use per network ID, from the objects: service
 // VIPs, the interfaces of tasks that still hold theirs, and the nodes'
-// own ingress addresses.
-func Used(services []*shoalv1.Service, tasks []*shoalv1.Task, nodes []*shoalv1.Node) map[string]map[netip.Addr]bool {
-	out := map[string]map[netip.Addr]bool{}
+// own addresses (ingress, container attachments). It is what the store's
+// index holds, computed by a scan.
+func Used(services []*shoalv1.Service, tasks []*shoalv1.Task, nodes []*shoalv1.Node) AddrSet {
+	out := AddrSet{}
 	add := func(network, cidr string) {
 		p, err := netip.ParsePrefix(cidr)
 		if err != nil {
@@ -70,14 +82,14 @@ func Used(services []*shoalv1.Service, tasks []*shoalv1.Task, nodes []*shoalv1.N
 // AttachContainer gives a standalone container a fresh address on an
 // attachable network (held in h). The container is known on the network
 // by its name.
-func AttachContainer(nw *shoalv1.Network, id, name string, used map[string]map[netip.Addr]bool, h *Held) (*shoalv1.ContainerAttachment, error) {
+func AttachContainer(nw *shoalv1.Network, id, name string, used InUse, h *Held) (*shoalv1.ContainerAttachment, error) {
 	if nw.GetSpec().GetIngress() {
 		return nil, fmt.Errorf("network %q is the ingress network, which only the routing mesh uses; attach to an overlay network created with --attachable", nw.GetSpec().GetName())
 	}
 	if !nw.GetSpec().GetAttachable() {
 		return nil, fmt.Errorf("network %q is not attachable: standalone containers join only networks created with shoal network create --attachable", nw.GetSpec().GetName())
 	}
-	addr, err := nextIn(nw, used[nw.GetId()], h)
+	addr, err := nextIn(nw, used, h)
 	if err != nil {
 		return nil, err
 	}
@@ -93,11 +105,11 @@ func AttachContainer(nw *shoalv1.Network, id, name string, used map[string]map[n
 
 // NodeIngress gives a node its own address on the ingress network (held
 // in h), or returns nil when it already has one there.
-func NodeIngress(node *shoalv1.Node, ingress *shoalv1.Network, used map[string]map[netip.Addr]bool, h *Held) (*shoalv1.NodeAttachment, error) {
+func NodeIngress(node *shoalv1.Node, ingress *shoalv1.Network, used InUse, h *Held) (*shoalv1.NodeAttachment, error) {
 	if a := node.GetIngress(); a.GetNetworkId() == ingress.GetId() && a.GetAddr() != "" {
 		return nil, nil
 	}
-	addr, err := nextIn(ingress, used[ingress.GetId()], h)
+	addr, err := nextIn(ingress, used, h)
 	if err != nil {
 		return nil, fmt.Errorf("node %s: %w", node.GetId(), err)
 	}
@@ -158,8 +170,10 @@ type Endpoint struct {
 	Current  *shoalv1.Service            // the service before this change; nil on create
 	Networks map[string]*shoalv1.Network // by ID
 	Ingress  *shoalv1.Network            // nil when the cluster has none
-	Used     map[string]map[netip.Addr]bool
-	Ports    map[string]bool // published ports other services hold
+	Used     InUse
+	// PortInUse reports whether another service holds a published port
+	// ("30000/tcp").
+	PortInUse func(key string) bool
 }
 
 // AllocateEndpoint gives a service a VIP on each of its networks (in VIP
@@ -196,7 +210,7 @@ func AllocateEndpoint(in Endpoint, h *Held) (*shoalv1.ServiceEndpoint, error) {
 			if nw == nil {
 				return nil, fmt.Errorf("network %s does not exist", id)
 			}
-			a, err := nextIn(nw, in.Used[id], h)
+			a, err := nextIn(nw, in.Used, h)
 			if err != nil {
 				return nil, err
 			}
@@ -215,7 +229,7 @@ func AllocateEndpoint(in Endpoint, h *Held) (*shoalv1.ServiceEndpoint, error) {
 			} else {
 				used := map[uint32]bool{}
 				for port := uint32(MinDynamicPort); port <= MaxDynamicPort; port++ {
-					if k := PortKey(port, q.Protocol); in.Ports[k] || h.PortHeld(k) {
+					if k := PortKey(port, q.Protocol); (in.PortInUse != nil && in.PortInUse(k)) || h.PortHeld(k) {
 						used[port] = true
 					}
 				}
@@ -233,29 +247,29 @@ func AllocateEndpoint(in Endpoint, h *Held) (*shoalv1.ServiceEndpoint, error) {
 }
 
 // nextIn takes the next free address of a network and holds it.
-func nextIn(nw *shoalv1.Network, used map[netip.Addr]bool, h *Held) (netip.Prefix, error) {
+func nextIn(nw *shoalv1.Network, used InUse, h *Held) (netip.Prefix, error) {
 	subnet, err := netip.ParsePrefix(nw.GetAllocation().GetSubnet())
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("network %q has no subnet allocated", nw.GetSpec().GetName())
 	}
 	gw, _ := netip.ParseAddr(nw.GetAllocation().GetGateway())
-	all := map[netip.Addr]bool{}
-	for a := range used {
-		all[a] = true
+	id := nw.GetId()
+	a, err := h.NextAddr(id, subnet, gw, func(a netip.Addr) bool { return used != nil && used(id, a) })
+	if errors.Is(err, ErrExhausted) && nw.GetSpec().GetIngress() {
+		return netip.Prefix{}, fmt.Errorf("network %q: %w (every service publishing in ingress mode takes a VIP there, every such task and every node an address); "+
+			"replace it with a larger one once no service publishes: shoal network rm %[1]s, then shoal network create --ingress --subnet 10.128.0.0/16 %[1]s",
+			nw.GetSpec().GetName(), err)
 	}
-	h.AddAddrs(nw.GetId(), all)
-	a, err := NextAddr(subnet, gw, all)
 	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("network %q: %w", nw.GetSpec().GetName(), err)
+		return netip.Prefix{}, fmt.Errorf("network %q: %w (every VIP and task on it takes an address); create a network with a larger --subnet for more", nw.GetSpec().GetName(), err)
 	}
-	h.Addr(nw.GetId(), a)
 	return netip.PrefixFrom(a, subnet.Bits()), nil
 }
 
 // TaskNetworks gives a new task of svc an interface on each of the
 // service's networks (its own, then ingress), with a fresh address held
 // in h.
-func TaskNetworks(svc *shoalv1.Service, networks map[string]*shoalv1.Network, ingress *shoalv1.Network, used map[string]map[netip.Addr]bool, h *Held) ([]*shoalv1.TaskNetwork, error) {
+func TaskNetworks(svc *shoalv1.Service, networks map[string]*shoalv1.Network, ingress *shoalv1.Network, used InUse, h *Held) ([]*shoalv1.TaskNetwork, error) {
 	vips := map[string]string{}
 	for _, v := range svc.GetEndpoint().GetVirtualIps() {
 		vips[v.GetNetworkId()] = v.GetAddr()
@@ -280,7 +294,7 @@ func TaskNetworks(svc *shoalv1.Service, networks map[string]*shoalv1.Network, in
 		if nw == nil {
 			return nil, fmt.Errorf("service %q: network %s does not exist", svc.GetSpec().GetName(), a.id)
 		}
-		addr, err := nextIn(nw, used[a.id], h)
+		addr, err := nextIn(nw, used, h)
 		if err != nil {
 			return nil, fmt.Errorf("service %q: %w", svc.GetSpec().GetName(), err)
 		}

@@ -2,6 +2,7 @@ package controlapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -319,11 +320,8 @@ func (s *Server) prepareEndpoint(spec *shoalv1.ServiceSpec, cur *shoalv1.Service
 		}
 		return ep, func() {}, nil
 	}
-	release, err = s.book().Do(func(h *allocator.Held) error {
+	release, err = s.book().Do(func(h *allocator.Held) (err error) {
 		in := allocator.Endpoint{Spec: spec, Current: cur, Networks: map[string]*shoalv1.Network{}}
-		var svcs []*shoalv1.Service
-		var tasks []*shoalv1.Task
-		var nodes []*shoalv1.Node
 		s.Store.View(func(r store.ReadTx) {
 			for _, n := range store.List[*shoalv1.Network](r, store.TableNetwork) {
 				in.Networks[n.GetId()] = n
@@ -331,14 +329,15 @@ func (s *Server) prepareEndpoint(spec *shoalv1.ServiceSpec, cur *shoalv1.Service
 					in.Ingress = n
 				}
 			}
-			svcs = store.List[*shoalv1.Service](r, store.TableService)
-			tasks = store.List[*shoalv1.Task](r, store.TableTask)
-			nodes = store.List[*shoalv1.Node](r, store.TableNode)
+			// The store's indexes answer for every address and port
+			// considered: no scan of every service and task.
+			in.Used = func(network string, a netip.Addr) bool { return store.AddrInUse(r, network, a) }
+			in.PortInUse = func(key string) bool { return store.PortInUse(r, key, cur.GetId()) }
+			ep, err = allocator.AllocateEndpoint(in, h)
 		})
-		in.Used = allocator.Used(svcs, tasks, nodes)
-		in.Ports = allocator.UsedPorts(svcs, cur.GetId())
-		var err error
-		ep, err = allocator.AllocateEndpoint(in, h)
+		if errors.Is(err, allocator.ErrExhausted) {
+			return fmt.Errorf("%v: %w", err, errdefs.ErrFailedPrecond)
+		}
 		if err != nil {
 			return fmt.Errorf("%v: %w", err, errdefs.ErrInvalid)
 		}

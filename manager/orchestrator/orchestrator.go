@@ -219,7 +219,6 @@ func (o *Orchestrator) allocate(in Input, plan *Plan) (release func(), err error
 		networks := map[string]*shoalv1.Network{}
 		services := map[string]*shoalv1.Service{}
 		var ingress *shoalv1.Network
-		var used map[string]map[netip.Addr]bool
 		o.Store.View(func(r store.ReadTx) {
 			for _, n := range store.List[*shoalv1.Network](r, store.TableNetwork) {
 				networks[n.GetId()] = n
@@ -227,28 +226,29 @@ func (o *Orchestrator) allocate(in Input, plan *Plan) (release func(), err error
 					ingress = n
 				}
 			}
-			svcs := store.List[*shoalv1.Service](r, store.TableService)
-			for _, s := range svcs {
-				services[s.GetId()] = s
-			}
-			used = allocator.Used(svcs, store.List[*shoalv1.Task](r, store.TableTask), store.List[*shoalv1.Node](r, store.TableNode))
-		})
-		kept := plan.Create[:0]
-		for _, c := range plan.Create {
-			svc := services[c.Task.GetServiceId()]
-			if svc == nil || len(c.Task.GetNetworks()) > 0 {
+			used := func(network string, a netip.Addr) bool { return store.AddrInUse(r, network, a) }
+			kept := plan.Create[:0]
+			for _, c := range plan.Create {
+				svc := services[c.Task.GetServiceId()]
+				if svc == nil {
+					if svc = store.Get[*shoalv1.Service](r, store.TableService, c.Task.GetServiceId()); svc != nil {
+						services[svc.GetId()] = svc
+					}
+				}
+				if svc == nil || len(c.Task.GetNetworks()) > 0 {
+					kept = append(kept, c)
+					continue
+				}
+				nets, err := allocator.TaskNetworks(svc, networks, ingress, used, h)
+				if err != nil {
+					failed = append(failed, err)
+					continue
+				}
+				c.Task.Networks = nets
 				kept = append(kept, c)
-				continue
 			}
-			nets, err := allocator.TaskNetworks(svc, networks, ingress, used, h)
-			if err != nil {
-				failed = append(failed, err)
-				continue
-			}
-			c.Task.Networks = nets
-			kept = append(kept, c)
-		}
-		plan.Create = kept
+			plan.Create = kept
+		})
 		return nil
 	})
 	return release, errors.Join(append(failed, err)...)
@@ -271,35 +271,32 @@ func (o *Orchestrator) allocateNodes(in Input) (actions []*shoalv1.StoreAction, 
 	}
 	var failed []error
 	release, err = o.Book.Do(func(h *allocator.Held) error {
-		var ingress *shoalv1.Network
-		var nodes []*shoalv1.Node
-		var used map[string]map[netip.Addr]bool
 		o.Store.View(func(r store.ReadTx) {
+			var ingress *shoalv1.Network
 			for _, n := range store.List[*shoalv1.Network](r, store.TableNetwork) {
 				if n.GetSpec().GetIngress() {
 					ingress = n
 				}
 			}
-			nodes = store.List[*shoalv1.Node](r, store.TableNode)
-			used = allocator.Used(store.List[*shoalv1.Service](r, store.TableService), store.List[*shoalv1.Task](r, store.TableTask), nodes)
+			if ingress == nil {
+				return
+			}
+			used := func(network string, a netip.Addr) bool { return store.AddrInUse(r, network, a) }
+			for _, n := range store.List[*shoalv1.Node](r, store.TableNode) {
+				att, err := allocator.NodeIngress(n, ingress, used, h)
+				if err != nil {
+					failed = append(failed, err)
+					continue
+				}
+				if att == nil {
+					continue
+				}
+				next := proto.Clone(n).(*shoalv1.Node)
+				next.Ingress = att
+				actions = append(actions, &shoalv1.StoreAction{Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_UPDATE,
+					Object: store.Wrap(next), ExpectedVersion: n.GetMeta().GetVersion()})
+			}
 		})
-		if ingress == nil {
-			return nil
-		}
-		for _, n := range nodes {
-			att, err := allocator.NodeIngress(n, ingress, used, h)
-			if err != nil {
-				failed = append(failed, err)
-				continue
-			}
-			if att == nil {
-				continue
-			}
-			next := proto.Clone(n).(*shoalv1.Node)
-			next.Ingress = att
-			actions = append(actions, &shoalv1.StoreAction{Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_UPDATE,
-				Object: store.Wrap(next), ExpectedVersion: n.GetMeta().GetVersion()})
-		}
 		return nil
 	})
 	return actions, release, errors.Join(append(failed, err)...)

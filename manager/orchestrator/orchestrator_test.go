@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
@@ -205,6 +206,7 @@ func TestOrchestratorAllocatesTaskAddresses(t *testing.T) {
 			ended = tk
 		}
 	}
+	ended = proto.Clone(ended).(*shoalv1.Task) // the store's own objects are read-only
 	ended.DesiredState = shoalv1.TaskState_TASK_STATE_SHUTDOWN
 	ended.Status = &shoalv1.TaskStatus{State: shoalv1.TaskState_TASK_STATE_FAILED}
 	if _, err := d.Propose(context.Background(), &shoalv1.StoreBatch{Actions: []*shoalv1.StoreAction{{Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_UPDATE, Object: store.Wrap(ended)}}}); err != nil {

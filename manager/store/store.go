@@ -140,6 +140,10 @@ func schema() *memdb.DBSchema {
 		}
 	}
 	s.Tables[TableService].Indexes["port"] = &memdb.IndexSchema{Name: "port", AllowMissing: true, Indexer: portIndexer{}}
+	s.Tables[TableService].Indexes["endpoint_port"] = &memdb.IndexSchema{Name: "endpoint_port", AllowMissing: true, Indexer: endpointPortIndexer{}}
+	for _, t := range []string{TableService, TableTask, TableNode} {
+		s.Tables[t].Indexes["addr"] = &memdb.IndexSchema{Name: "addr", AllowMissing: true, Indexer: addrIndexer{}}
+	}
 	s.Tables[TableTask].Indexes["service"] = &memdb.IndexSchema{Name: "service", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "ServiceId"}}
 	s.Tables[TableTask].Indexes["node"] = &memdb.IndexSchema{Name: "node", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "NodeId"}}
 	return s

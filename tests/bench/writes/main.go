@@ -8,7 +8,8 @@
 // daemon and the benchmark itself used in the measured window, since all
 // of them share this machine's cores. With -publish every service also
 // publishes its own ingress port, which makes each create run the
-// published-port conflict check.
+// published-port conflict check and the allocation of a VIP on the
+// ingress network (replaced by a /16 first: the default /24 holds 253).
 //
 //	go run ./tests/bench/writes [-managers 3] [-clients 64] [-duration 10s] [-publish] [-json]
 package main
@@ -155,6 +156,14 @@ func run(tb *benchkit.TB, cfg config) result {
 	}
 	for _, m := range c.Managers {
 		res.Managers = append(res.Managers, &byManager{Name: m.Name, Leader: m.Addr == leaderAddr})
+	}
+	if cfg.Publish {
+		// Every service publishing in ingress mode takes a VIP on the
+		// ingress network, whose default /24 holds 253: replace it with
+		// a /16, as an operator would (Swarm's ingress has the same limit).
+		m := c.Managers[0]
+		m.MustCLI("network", "rm", "ingress")
+		m.MustCLI("network", "create", "--ingress", "--subnet", "10.128.0.0/16", "ingress")
 	}
 
 	start := time.Now()
