@@ -34,6 +34,8 @@ type Orchestrator struct {
 	// Book holds network addresses being allocated; the control API
 	// shares it so a VIP and a task address in flight never collide.
 	Book *allocator.Book
+
+	computed time.Duration // how long the last pass took, its writes aside
 }
 
 // Run loops until ctx ends.
@@ -50,8 +52,12 @@ func (o *Orchestrator) Run(ctx context.Context) {
 			if !ok {
 				events, cancel = o.Store.Watch()
 			}
-			// Let a burst of changes settle into one pass.
-			drain(events, 5*time.Millisecond)
+			// Let a burst of changes settle into one pass. A pass reads
+			// the whole store, so under a stream of writes passes are
+			// spaced by twice what the last one computed: the
+			// orchestrator then takes at most a third of a core from the
+			// writes it follows, however large the store.
+			drain(events, max(settle, 2*o.computed))
 		case <-timer.C:
 		}
 		wake, err := o.Pass(ctx)
@@ -73,6 +79,10 @@ func (o *Orchestrator) Run(ctx context.Context) {
 		}
 	}
 }
+
+// settle is the least time a burst of changes is given to end before a
+// pass.
+const settle = 5 * time.Millisecond
 
 func drain(ch <-chan *shoalv1.StoreEvent, settle time.Duration) {
 	t := time.NewTimer(settle)
@@ -106,6 +116,7 @@ func (o *Orchestrator) Input() Input {
 // Pass runs one reconciliation and placement and writes the result. It
 // returns when it wants to run again without a store change.
 func (o *Orchestrator) Pass(ctx context.Context) (time.Time, error) {
+	start := time.Now()
 	in := o.Input()
 	now := o.Now()
 	plan := Reconcile(in, now, o.NewID)
@@ -161,6 +172,7 @@ func (o *Orchestrator) Pass(ctx context.Context) (time.Time, error) {
 			Object: store.Wrap(c.Task), ExpectedVersion: versions[c.Task.GetId()]})
 	}
 
+	o.computed = time.Since(start)
 	if len(actions) > 0 {
 		o.Log.Debug("orchestration", zap.Int("create", len(plan.Create)), zap.Int("update", len(plan.Update)),
 			zap.Int("placed", len(sched)), zap.Int("delete", len(plan.Delete)))
@@ -197,9 +209,18 @@ func (o *Orchestrator) Pass(ctx context.Context) (time.Time, error) {
 // task that cannot get an address is not created this pass. The addresses
 // stay held until release, after the write.
 func (o *Orchestrator) allocate(in Input, plan *Plan) (release func(), err error) {
+	if len(plan.Create) == 0 {
+		return func() {}, nil
+	}
+	creating := map[string]bool{}
+	for _, c := range plan.Create {
+		creating[c.Task.GetServiceId()] = true
+	}
 	attached := map[string]bool{}
 	for _, s := range in.Services {
-		attached[s.GetId()] = len(s.GetEndpoint().GetVirtualIps()) > 0 || len(s.GetSpec().GetNetworks()) > 0 || allocator.Publishes(s.GetSpec())
+		if creating[s.GetId()] {
+			attached[s.GetId()] = len(s.GetEndpoint().GetVirtualIps()) > 0 || len(s.GetSpec().GetNetworks()) > 0 || allocator.Publishes(s.GetSpec())
+		}
 	}
 	need := false
 	for _, c := range plan.Create {

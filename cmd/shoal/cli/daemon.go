@@ -1,6 +1,10 @@
 package cli
 
 import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,6 +23,7 @@ type daemonFlags struct {
 	cgroupParent, shimBinary, gossipAddr, hostname         string
 	dnsUpstream                                            []string
 	labels                                                 []string
+	debugAddr                                              string
 }
 
 func newDaemonCmd(g *globals) *cobra.Command {
@@ -42,6 +47,13 @@ func newDaemonCmd(g *globals) *cobra.Command {
 			labels, err := applyKV(nil, f.labels, nil, "--label")
 			if err != nil {
 				return err
+			}
+			if f.debugAddr != "" {
+				stop, err := serveDebug(f.debugAddr)
+				if err != nil {
+					return err
+				}
+				defer stop()
 			}
 			return daemon.Run(cmd.Context(), daemon.Config{
 				DataDir: f.dataDir, Socket: f.socket, ListenAddr: f.listen, RaftAddr: f.raftAddr, AdvertiseAddr: f.advertise,
@@ -72,7 +84,25 @@ func newDaemonCmd(g *globals) *cobra.Command {
 	fl.StringArrayVar(&f.insecureRegistries, "insecure-registry", nil, "registry (HOST[:PORT]) to reach over plain HTTP; loopback registries always may")
 	fl.StringVar(&f.cgroupParent, "cgroup-parent", "shoal", "cgroup under which containers' groups are made")
 	fl.StringVar(&f.shimBinary, "shim-binary", "", "program run as each container's shim and init (default: this binary)")
+	fl.StringVar(&f.debugAddr, "debug-addr", "", "serve Go's runtime profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; no authentication, keep it on loopback")
 	return cmd
+}
+
+// serveDebug serves net/http/pprof's handlers on addr.
+func serveDebug(addr string) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--debug-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return func() { srv.Close() }, nil
 }
 
 func version() string { return daemon.Version }
