@@ -8,6 +8,7 @@ package orchestrator
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -159,29 +160,39 @@ type reconciler struct {
 // its spec asks for. newID makes task IDs.
 func Reconcile(in Input, now time.Time, newID func() string) Plan {
 	r := &reconciler{in: in, now: now, newID: newID, nodes: viewNodes(in.Nodes), touched: map[string]bool{}, ts: timestamppb.New(now)}
-	services := map[string]*shoalv1.Service{}
-	for _, s := range in.Services {
-		services[s.GetId()] = s
-	}
 	byService := map[string][]*shoalv1.Task{}
 	for _, t := range in.Tasks {
 		byService[t.GetServiceId()] = append(byService[t.GetServiceId()], t)
 	}
-	ids := make([]string, 0, len(byService))
-	for id := range byService {
-		ids = append(ids, id)
+	// Services and the services of tasks, in ID order, without a map or
+	// a sort of every service: the store lists them in ID order already.
+	services := in.Services
+	if !slices.IsSortedFunc(services, func(a, b *shoalv1.Service) int { return strings.Compare(a.GetId(), b.GetId()) }) {
+		services = slices.Clone(services)
+		slices.SortFunc(services, func(a, b *shoalv1.Service) int { return strings.Compare(a.GetId(), b.GetId()) })
 	}
-	for id := range services {
-		if _, ok := byService[id]; !ok {
-			ids = append(ids, id)
+	have := make(map[string]bool, len(byService))
+	for _, svc := range services {
+		if _, ok := byService[svc.GetId()]; ok {
+			have[svc.GetId()] = true
 		}
 	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		svc, tasks := services[id], byService[id]
-		switch {
-		case svc == nil:
-			r.removeAll(tasks, "service removed")
+	var gone []string // services of tasks whose service was removed
+	for id := range byService {
+		if !have[id] {
+			gone = append(gone, id)
+		}
+	}
+	sort.Strings(gone)
+	for i, j := 0, 0; i < len(services) || j < len(gone); {
+		if j < len(gone) && (i == len(services) || gone[j] < services[i].GetId()) {
+			r.removeAll(byService[gone[j]], "service removed")
+			j++
+			continue
+		}
+		svc := services[i]
+		i++
+		switch tasks := byService[svc.GetId()]; {
 		case svc.GetSpec().GetGlobal() != nil:
 			r.global(svc, tasks)
 		default:
@@ -410,6 +421,9 @@ func (r *reconciler) rollOne(svc *shoalv1.Service, running []*shoalv1.Task, make
 
 func (r *reconciler) replicated(svc *shoalv1.Service, tasks []*shoalv1.Task) {
 	want := int(svc.GetSpec().GetReplicated().GetReplicas())
+	if want == 0 && len(tasks) == 0 {
+		return // nothing to run, nothing to stop
+	}
 	bySlot := map[uint64][]*shoalv1.Task{}
 	for _, t := range tasks {
 		bySlot[t.GetSlot()] = append(bySlot[t.GetSlot()], t)
