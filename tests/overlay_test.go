@@ -310,10 +310,25 @@ func TestRoutingMesh(t *testing.T) {
 	e := faults.Start(t, 1, 2)
 	m := e.C.Managers[0]
 	// Two replicas, kept off manager1, so one host runs none.
-	m.MustCLI("service", "create", "--name", "web", "--replicas", "2", "--constraint", "node.role==worker", "-p", "8080:80", e.Image)
+	m.MustCLI("service", "create", "--name", "web", "--replicas", "2", "--constraint", "node.role==worker", "-p", "8080:80",
+		"--publish", "published=8081,target=80,protocol=udp", e.Image)
 	e.Eventually(60*time.Second, func() error { return e.Converged("web", 2) })
 	client := e.Net.AddHost("client")
 	for _, n := range e.C.Nodes() {
+		// UDP through the mesh: each datagram from a new socket is a new
+		// flow, balanced like a new connection.
+		udp := map[string]int{}
+		e.Eventually(20*time.Second, func() error {
+			h, err := udpAsk(client, n.Host.IP+":8081")
+			if err != nil {
+				return fmt.Errorf("udp through %s: %v", n.Name, err)
+			}
+			udp[h]++
+			if len(udp) < 2 {
+				return fmt.Errorf("%d datagrams to %s:8081/udp answered by %v; want both replicas", sum(udp), n.Name, udp)
+			}
+			return nil
+		})
 		answered := map[string]int{}
 		e.Eventually(20*time.Second, func() error {
 			resp, err := client.HTTPClient(2 * time.Second).Get("http://" + n.Host.IP + ":8080/")
@@ -761,7 +776,25 @@ func TestAttachableNetwork(t *testing.T) {
 		return nil
 	})
 
-	m.MustCLI("service", "rm", "web")
+	// --endpoint-mode dnsrr: no VIP; the name is the tasks' addresses.
+	m.MustCLI("service", "create", "--name", "db", "--replicas", "2", "--network", "app", "--endpoint-mode", "dnsrr", e.Image)
+	e.Eventually(60*time.Second, func() error {
+		if err := e.Converged("db", 2); err != nil {
+			return err
+		}
+		var want []string
+		for _, d := range overlayTasks(t, e, "db", "app") {
+			want = append(want, d.addr.String())
+		}
+		sort.Strings(want)
+		got, err := lookup(debug, "db")
+		sort.Strings(got)
+		if err != nil || len(want) != 2 || fmt.Sprint(got) != fmt.Sprint(want) {
+			return fmt.Errorf("from debug, db (dnsrr) resolves to %v, %v; want its tasks %v", got, err, want)
+		}
+		return nil
+	})
+	m.MustCLI("service", "rm", "web", "db")
 	e.Eventually(30*time.Second, func() error {
 		_, err := m.CLI("network", "rm", "app")
 		if err == nil {
@@ -809,4 +842,29 @@ func TestAttachableNetwork(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// udpAsk sends one datagram to addr from host and returns the hostname
+// in the answer.
+func udpAsk(host *harness.Host, addr string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	c, err := host.DialContext(ctx, "udp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("who?")); err != nil {
+		return "", err
+	}
+	buf := make([]byte, 512)
+	n, err := c.Read(buf)
+	if err != nil {
+		return "", err
+	}
+	if h, ok := testimage.AnswerHostname(buf[:n]); ok {
+		return h, nil
+	}
+	return "", fmt.Errorf("no Hostname in %q", buf[:n])
 }

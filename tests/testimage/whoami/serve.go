@@ -21,7 +21,8 @@ import (
 //
 // Every path but the ones below answers with the text of whoami: Name (if
 // set), Hostname, one IP line per non-loopback address, RemoteAddr, the
-// request line and the headers.
+// request line and the headers. UDP datagrams to the same port are
+// answered with the Hostname line.
 //
 //	/health     200 "ok"
 //	/hostname   the hostname alone
@@ -51,6 +52,14 @@ func serve(args []string) int {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "whoami: %v\n", err)
 		return 1
+	}
+	// The same port over UDP: every datagram is answered with the
+	// Hostname line, for tests of UDP load balancing and publishing.
+	if pc, err := net.ListenPacket("udp", addr); err == nil {
+		defer pc.Close()
+		go answerUDP(pc)
+	} else {
+		logger.Printf("no UDP on %s: %v", addr, err)
 	}
 	logger.Printf("listening on %s", ln.Addr())
 
@@ -215,4 +224,18 @@ func nonLoopbackIPs() []string {
 		ips = append(ips, ip.String())
 	}
 	return ips
+}
+
+// answerUDP answers each datagram with "Hostname: NAME\n" until pc is
+// closed.
+func answerUDP(pc net.PacketConn) {
+	host, _ := os.Hostname()
+	buf := make([]byte, 2048)
+	for {
+		_, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		_, _ = pc.WriteTo([]byte("Hostname: "+host+"\n"), from)
+	}
 }
