@@ -12,6 +12,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -603,6 +604,22 @@ func TestOverlayWithoutManagers(t *testing.T) {
 		byHost[w.host] = w
 	}
 	from, restarted, dead := byHost["worker1"], e.C.Workers[1], e.C.Workers[2]
+	// A task that is not restarted when it ends, on worker1.
+	m.MustCLI("service", "create", "--name", "once", "--network", "app", "--restart-condition", "none",
+		"--constraint", "node.hostname==worker1", e.Image)
+	var once []overlayTask
+	e.Eventually(60*time.Second, func() error {
+		if err := e.Converged("once", 1); err != nil {
+			return err
+		}
+		if once = overlayTasks(t, e, "once", "app"); len(once) != 1 {
+			return fmt.Errorf("once runs %d containers", len(once))
+		}
+		if got, err := lookup(from, "tasks.once"); err != nil || len(got) != 1 {
+			return fmt.Errorf("tasks.once = %v, %v; want its one task", got, err)
+		}
+		return nil
+	})
 	vip := serviceVIP(t, e, "web", "app")
 	e.Eventually(10*time.Second, func() error {
 		got, err := answeredBy(from, vip, 30)
@@ -613,6 +630,17 @@ func TestOverlayWithoutManagers(t *testing.T) {
 	})
 
 	m.Kill()
+	// With no manager to remove it, the ended task leaves DNS (and the
+	// VIPs) when its workload ends.
+	if err := syscall.Kill(once[0].pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	e.Eventually(10*time.Second, func() error {
+		if got, err := lookup(from, "tasks.once"); err == nil {
+			return fmt.Errorf("tasks.once still resolves to %v after its only task ended", got)
+		}
+		return nil
+	})
 	// worker2's daemon dies: gossip takes its replica out (its container
 	// lives on, but nothing vouches for it).
 	restarted.Kill()
