@@ -28,8 +28,9 @@ type attachments struct {
 	d  *Daemon
 	rt *container.Runtime
 
-	mu      sync.Mutex
-	pending map[string]bool // asked for, container not created yet
+	mu        sync.Mutex
+	pending   map[string]bool // asked for, container not created yet
+	releasing bool            // a reconcile is giving attachments back
 }
 
 func newAttachments(d *Daemon, rt *container.Runtime) *attachments {
@@ -168,8 +169,28 @@ func (a *attachments) reconcile(ids []string) {
 			stale = append(stale, id)
 		}
 	}
-	for _, id := range stale {
-		a.d.log.Info("giving back the network attachment of a container that is gone", zap.String("attachment", id))
-		a.release(id)
+	if len(stale) == 0 {
+		return
 	}
+	// Not on the heartbeat loop: a slow manager must not delay the
+	// node's heartbeats. One reconcile at a time; the next heartbeat
+	// lists what this one missed.
+	a.mu.Lock()
+	if a.releasing {
+		a.mu.Unlock()
+		return
+	}
+	a.releasing = true
+	a.mu.Unlock()
+	go func() {
+		defer func() {
+			a.mu.Lock()
+			a.releasing = false
+			a.mu.Unlock()
+		}()
+		for _, id := range stale {
+			a.d.log.Info("giving back the network attachment of a container that is gone", zap.String("attachment", id))
+			a.release(id)
+		}
+	}()
 }
