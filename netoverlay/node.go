@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
@@ -36,6 +37,12 @@ type Node struct {
 	local     map[string]localTask                 // task ID → its interfaces
 	remote    map[string]*shoalv1.OverlayEndpoints // node ID → what it announced
 	self      string
+
+	// view is what the containers' DNS servers read: every endpoint by
+	// network ID, replaced whole after each change, so a query never
+	// waits on mu (held while nftables are written into every local
+	// container's namespace).
+	view atomic.Pointer[map[string][]*shoalv1.OverlayEndpoint]
 }
 
 type localTask struct {
@@ -411,12 +418,27 @@ func (n *Node) localLocked() *shoalv1.OverlayEndpoints {
 }
 
 func (n *Node) announceLocked() {
+	n.viewLocked()
 	buf, err := proto.Marshal(n.localLocked())
 	if err != nil {
 		n.log.Warn("overlay: encode endpoints", zap.Error(err))
 		return
 	}
 	n.publish(buf)
+}
+
+// viewLocked replaces the DNS servers' view with the endpoints known now.
+func (n *Node) viewLocked() {
+	v := map[string][]*shoalv1.OverlayEndpoint{}
+	for _, e := range n.localLocked().GetEndpoints() {
+		v[e.GetNetworkId()] = append(v[e.GetNetworkId()], e)
+	}
+	for _, eps := range n.remote {
+		for _, e := range eps.GetEndpoints() {
+			v[e.GetNetworkId()] = append(v[e.GetNetworkId()], e)
+		}
+	}
+	n.view.Store(&v)
 }
 
 // SetRemote takes every node's announced endpoints (node ID → encoded
@@ -450,6 +472,9 @@ func (n *Node) SetRemote(records map[string][]byte) {
 	if own := n.ingress; own != nil && !done[own.GetNetworkId()] {
 		n.syncPeersLocked(own.GetNetworkId())
 	}
+	// DNS follows once the peers are reachable, before the slower
+	// load-balancer and mesh rules.
+	n.viewLocked()
 	n.syncLBLocked()
 	n.syncMeshLocked()
 }
@@ -468,8 +493,14 @@ func (n *Node) Close() {
 	}
 }
 
-// endpointsFrom is Endpoints for the DNS servers.
-func (n *Node) endpointsFrom(network string) []*shoalv1.OverlayEndpoint { return n.Endpoints(network) }
+// endpointsFrom is Endpoints for the DNS servers, from the view: without
+// taking mu.
+func (n *Node) endpointsFrom(network string) []*shoalv1.OverlayEndpoint {
+	if v := n.view.Load(); v != nil {
+		return (*v)[network]
+	}
+	return nil
+}
 
 // Endpoints is every endpoint known on a network: local and remote.
 func (n *Node) Endpoints(network string) []*shoalv1.OverlayEndpoint {
