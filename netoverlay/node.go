@@ -50,9 +50,12 @@ type localTask struct {
 	ns   string
 	dns  *resolver
 	lb   string // the VIPs last written to its namespace (lbKey)
-	// ready is whether the task's endpoints are announced: from when its
-	// workload started until it is about to stop, so the VIPs and the
-	// mesh neither send to a server not started yet nor to one stopping.
+	// ready is whether the task takes new connections: from when its
+	// workload started until it is about to stop, so the VIPs, DNS and
+	// the mesh neither send to a server not started yet nor to one
+	// stopping. Before and after, its endpoints are announced as
+	// draining: the other nodes keep it reachable (FDB and neighbour
+	// entries), so the connections it has can finish.
 	ready bool
 }
 
@@ -303,8 +306,9 @@ func (n *Node) syncMeshLocked() {
 	}
 }
 
-// SetReady announces a local task's endpoints (its workload started) or
-// withdraws them (it is about to stop). Unknown tasks are ignored.
+// SetReady puts a local task's endpoints into the VIPs, DNS and the mesh
+// (its workload started) or takes them out (it is about to stop), leaving
+// it reachable for the connections it has. Unknown tasks are ignored.
 func (n *Node) SetReady(taskID string, ready bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -386,10 +390,8 @@ func (n *Node) localLocked() *shoalv1.OverlayEndpoints {
 	}
 	sort.Strings(ids)
 	for _, id := range ids {
-		if !n.local[id].ready {
-			continue
-		}
 		t := n.local[id].task
+		draining := !n.local[id].ready
 		for _, tn := range t.GetNetworks() {
 			addr, err := netip.ParsePrefix(tn.GetAddr())
 			if err != nil {
@@ -402,7 +404,7 @@ func (n *Node) localLocked() *shoalv1.OverlayEndpoints {
 			out.Endpoints = append(out.Endpoints, &shoalv1.OverlayEndpoint{
 				NetworkId: tn.GetNetworkId(), TaskId: t.GetId(), ServiceId: t.GetServiceId(), ServiceName: t.GetServiceName(),
 				Addr: addr.Addr().String(), Host: n.underlay.String(), Vip: vip, Aliases: tn.GetAliases(), Ingress: tn.GetIngress(),
-				Ports: tn.GetPorts(),
+				Ports: tn.GetPorts(), Draining: draining,
 			})
 		}
 	}
@@ -431,11 +433,15 @@ func (n *Node) announceLocked() {
 func (n *Node) viewLocked() {
 	v := map[string][]*shoalv1.OverlayEndpoint{}
 	for _, e := range n.localLocked().GetEndpoints() {
-		v[e.GetNetworkId()] = append(v[e.GetNetworkId()], e)
+		if !e.GetDraining() {
+			v[e.GetNetworkId()] = append(v[e.GetNetworkId()], e)
+		}
 	}
 	for _, eps := range n.remote {
 		for _, e := range eps.GetEndpoints() {
-			v[e.GetNetworkId()] = append(v[e.GetNetworkId()], e)
+			if !e.GetDraining() {
+				v[e.GetNetworkId()] = append(v[e.GetNetworkId()], e)
+			}
 		}
 	}
 	n.view.Store(&v)
@@ -502,7 +508,8 @@ func (n *Node) endpointsFrom(network string) []*shoalv1.OverlayEndpoint {
 	return nil
 }
 
-// Endpoints is every endpoint known on a network: local and remote.
+// Endpoints is every endpoint on a network that takes new connections
+// (not draining): local and remote.
 func (n *Node) Endpoints(network string) []*shoalv1.OverlayEndpoint {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -512,13 +519,13 @@ func (n *Node) Endpoints(network string) []*shoalv1.OverlayEndpoint {
 func (n *Node) endpointsLocked(network string) []*shoalv1.OverlayEndpoint {
 	var out []*shoalv1.OverlayEndpoint
 	for _, e := range n.localLocked().GetEndpoints() {
-		if e.GetNetworkId() == network {
+		if e.GetNetworkId() == network && !e.GetDraining() {
 			out = append(out, e)
 		}
 	}
 	for _, eps := range n.remote {
 		for _, e := range eps.GetEndpoints() {
-			if e.GetNetworkId() == network {
+			if e.GetNetworkId() == network && !e.GetDraining() {
 				out = append(out, e)
 			}
 		}

@@ -896,3 +896,73 @@ func udpAsk(host *harness.Host, addr string) (string, error) {
 	}
 	return "", fmt.Errorf("no Hostname in %q", buf[:n])
 }
+
+// A task that stops keeps the connections it has: its endpoints leave
+// DNS and the VIPs before SIGTERM, but the other hosts keep it reachable,
+// so a request in flight from another host is still answered while the
+// task shuts down.
+func TestOverlayStoppingTaskKeepsItsConnections(t *testing.T) {
+	needRoot(t)
+	e := faults.Start(t, 1, 1)
+	m := e.C.Managers[0]
+	m.MustCLI("network", "create", "app")
+	m.MustCLI("service", "create", "--name", "web", "--network", "app", "--constraint", "node.role==worker", e.Image)
+	m.MustCLI("service", "create", "--name", "cli", "--network", "app", "--constraint", "node.role==manager", e.Image)
+	var web, cli overlayTask
+	e.Eventually(60*time.Second, func() error {
+		for _, s := range []string{"web", "cli"} {
+			if err := e.Converged(s, 1); err != nil {
+				return err
+			}
+		}
+		w, c := overlayTasks(t, e, "web", "app"), overlayTasks(t, e, "cli", "app")
+		if len(w) != 1 || len(c) != 1 {
+			return fmt.Errorf("web %v, cli %v", w, c)
+		}
+		web, cli = w[0], c[0]
+		if got, err := lookup(cli, "tasks.web"); err != nil || len(got) != 1 {
+			return fmt.Errorf("tasks.web = %v, %v", got, err)
+		}
+		return nil
+	})
+	// A download across hosts, read only a little: whoami is in the
+	// middle of answering, which its graceful shutdown waits for (up to
+	// 5 s).
+	var conn net.Conn
+	e.Eventually(10*time.Second, func() (err error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		conn, err = harness.DialIn(ctx, fmt.Sprintf("/proc/%d/ns/net", cli.pid), "tcp", web.addr.String()+":80")
+		return err
+	})
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := io.WriteString(conn, "GET /bytes?mb=64 HTTP/1.1\r\nHost: web\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("the download's answer: %v", err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.CopyN(io.Discard, resp.Body, 1<<20); err != nil {
+		t.Fatalf("the download's first MiB: %v", err)
+	}
+	m.MustCLI("service", "rm", "web")
+	// Out of DNS (so out of the VIPs too: the same change) on cli's host.
+	e.Eventually(10*time.Second, func() error {
+		if got, err := lookup(cli, "tasks.web"); err == nil {
+			return fmt.Errorf("tasks.web still %v after service rm", got)
+		}
+		return nil
+	})
+	if len(e.C.Workers[0].RunningContainers()) == 0 {
+		t.Fatal("web's container was gone before the test could finish its request; its shutdown did not wait for it")
+	}
+	// The rest arrives, from a task that takes no new connections.
+	_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil || n != 63<<20 {
+		t.Fatalf("the download from the stopping task: %d more bytes, %v; want the remaining %d", n, err, 63<<20)
+	}
+}

@@ -1137,7 +1137,12 @@ type OverlayEndpoint struct {
 	Ports []*PortConfig `protobuf:"bytes,10,rep,name=ports,proto3" json:"ports,omitempty"`
 	// mac is the interface's MAC address when it is not the one derived
 	// from addr (a node's own ingress address is its bridge's).
-	Mac           string `protobuf:"bytes,11,opt,name=mac,proto3" json:"mac,omitempty"`
+	Mac string `protobuf:"bytes,11,opt,name=mac,proto3" json:"mac,omitempty"`
+	// draining is set while the task's workload is not running (not
+	// started yet, or stopping): no new connection, DNS answer or mesh
+	// flow goes to it, but the other nodes keep it reachable (its FDB and
+	// neighbour entries) so the connections it has can finish.
+	Draining      bool `protobuf:"varint,12,opt,name=draining,proto3" json:"draining,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1247,6 +1252,13 @@ func (x *OverlayEndpoint) GetMac() string {
 		return x.Mac
 	}
 	return ""
+}
+
+func (x *OverlayEndpoint) GetDraining() bool {
+	if x != nil {
+		return x.Draining
+	}
+	return false
 }
 
 // OverlayEndpoints is the record a node publishes: every endpoint of the
@@ -1521,7 +1533,7 @@ const file_shoal_v1_node_proto_rawDesc = "" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x12\n" +
 	"\x04data\x18\x03 \x01(\fR\x04data\"A\n" +
 	"\rGossipRecords\x120\n" +
-	"\arecords\x18\x01 \x03(\v2\x16.shoal.v1.GossipRecordR\arecords\"\xb7\x02\n" +
+	"\arecords\x18\x01 \x03(\v2\x16.shoal.v1.GossipRecordR\arecords\"\xd3\x02\n" +
 	"\x0fOverlayEndpoint\x12\x1d\n" +
 	"\n" +
 	"network_id\x18\x01 \x01(\tR\tnetworkId\x12\x17\n" +
@@ -1536,7 +1548,8 @@ const file_shoal_v1_node_proto_rawDesc = "" +
 	"\aingress\x18\t \x01(\bR\aingress\x12*\n" +
 	"\x05ports\x18\n" +
 	" \x03(\v2\x14.shoal.v1.PortConfigR\x05ports\x12\x10\n" +
-	"\x03mac\x18\v \x01(\tR\x03mac\"K\n" +
+	"\x03mac\x18\v \x01(\tR\x03mac\x12\x1a\n" +
+	"\bdraining\x18\f \x01(\bR\bdraining\"K\n" +
 	"\x10OverlayEndpoints\x127\n" +
 	"\tendpoints\x18\x01 \x03(\v2\x19.shoal.v1.OverlayEndpointR\tendpoints\".\n" +
 	"\x0fJoinRaftRequest\x12\x1b\n" +
