@@ -804,6 +804,41 @@ func TestAttachableNetwork(t *testing.T) {
 		return nil
 	})
 
+	// A restarted daemon plugs its standalone container in again. Killed,
+	// its gossip record goes and the other host no longer finds debug;
+	// started again, the replica there finds and reaches it.
+	var other overlayTask
+	for _, wt := range web {
+		if wt.host != w.Name {
+			other = wt
+		}
+	}
+	w.Kill()
+	e.Eventually(20*time.Second, func() error {
+		if got, err := lookup(other, "debug"); err == nil {
+			return fmt.Errorf("debug still resolves to %v with %s's daemon dead", got, w.Name)
+		}
+		return nil
+	})
+	w.Start()
+	e.AllReady(30 * time.Second)
+	e.Eventually(20*time.Second, func() error {
+		for _, wt := range web {
+			if wt.host == w.Name {
+				continue
+			}
+			if got, err := lookup(wt, "debug"); err != nil || fmt.Sprint(got) != fmt.Sprint([]string{debug.addr.String()}) {
+				return fmt.Errorf("after %s's daemon restarted, debug resolves to %v, %v; want %s", w.Name, got, err, debug.addr)
+			}
+			if _, err := get(wt, debug.addr); err != nil {
+				return fmt.Errorf("after %s's daemon restarted, to debug at %s: %v", w.Name, debug.addr, err)
+			}
+		}
+		if got, err := lookup(debug, "tasks.web"); err != nil || len(got) != 2 {
+			return fmt.Errorf("after the restart, from debug, tasks.web = %v, %v", got, err)
+		}
+		return nil
+	})
 	// --endpoint-mode dnsrr: no VIP; the name is the tasks' addresses.
 	m.MustCLI("service", "create", "--name", "db", "--replicas", "2", "--network", "app", "--endpoint-mode", "dnsrr", e.Image)
 	e.Eventually(60*time.Second, func() error {
