@@ -2,6 +2,7 @@ package allocator
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -50,24 +51,36 @@ func TestAttachContainer(t *testing.T) {
 	}
 }
 
-// A node's attachments count as used: the next container gets the next
-// address, and a task never gets one a container holds.
-func TestUsedCountsAttachments(t *testing.T) {
-	node := &shoalv1.Node{Id: "n1", Attachments: []*shoalv1.ContainerAttachment{
-		{Id: "a1", Network: &shoalv1.TaskNetwork{NetworkId: "app", Addr: "10.0.5.2/24"}},
-		{Id: "a2", Network: &shoalv1.TaskNetwork{NetworkId: "app", Addr: "10.0.5.3/24"}},
-	}}
-	used := Used(nil, nil, []*shoalv1.Node{node})
-	for _, a := range []string{"10.0.5.2", "10.0.5.3"} {
-		if !used["app"][netip.MustParseAddr(a)] {
-			t.Errorf("%s of an attachment is not counted as used: %v", a, used)
+// addrSet is addresses per network ID, as an InUse.
+type addrSet map[string]map[netip.Addr]bool
+
+func (s addrSet) inUse(network string, a netip.Addr) bool { return s[network][a] }
+
+// A node's attachments are addresses it holds, beside its ingress one;
+// the next container gets the next address.
+func TestAddrsHeldByANode(t *testing.T) {
+	node := &shoalv1.Node{Id: "n1", Ingress: &shoalv1.NodeAttachment{NetworkId: "ing", Addr: "10.0.0.7/24"},
+		Attachments: []*shoalv1.ContainerAttachment{
+			{Id: "a1", Network: &shoalv1.TaskNetwork{NetworkId: "app", Addr: "10.0.5.2/24"}},
+			{Id: "a2", Network: &shoalv1.TaskNetwork{NetworkId: "app", Addr: "10.0.5.3/24"}},
+		}}
+	used := addrSet{}
+	for _, a := range AddrsHeld(node) {
+		if used[a.Network] == nil {
+			used[a.Network] = map[netip.Addr]bool{}
+		}
+		used[a.Network][a.Addr] = true
+	}
+	for _, a := range []NetAddr{{"ing", netip.MustParseAddr("10.0.0.7")}, {"app", netip.MustParseAddr("10.0.5.2")}, {"app", netip.MustParseAddr("10.0.5.3")}} {
+		if !used.inUse(a.Network, a.Addr) {
+			t.Errorf("%v is not among the node's addresses %v", a, used)
 		}
 	}
 	var b Book
 	nw := &shoalv1.Network{Id: "app", Spec: &shoalv1.NetworkSpec{Name: "app", Attachable: true},
 		Allocation: &shoalv1.NetworkAllocation{Subnet: "10.0.5.0/24", Gateway: "10.0.5.1"}}
 	release, err := b.Do(func(h *Held) error {
-		att, err := AttachContainer(nw, "a3", "", used.InUse, h)
+		att, err := AttachContainer(nw, "a3", "", used.inUse, h)
 		if err == nil && att.GetNetwork().GetAddr() != "10.0.5.4/24" {
 			t.Errorf("third container got %s; want 10.0.5.4/24", att.GetNetwork().GetAddr())
 		}
@@ -82,6 +95,29 @@ func TestUsedCountsAttachments(t *testing.T) {
 	}
 }
 
+// A task holds its addresses only while HoldsAddrs says so; a service
+// holds its VIPs.
+func TestAddrsHeldByTasksAndServices(t *testing.T) {
+	iface := []*shoalv1.TaskNetwork{{NetworkId: "app", Addr: "10.0.5.9/24"}}
+	running := &shoalv1.Task{Networks: iface, DesiredState: shoalv1.TaskState_TASK_STATE_RUNNING, Status: &shoalv1.TaskStatus{State: shoalv1.TaskState_TASK_STATE_RUNNING}}
+	ended := &shoalv1.Task{Networks: iface, DesiredState: shoalv1.TaskState_TASK_STATE_SHUTDOWN, Status: &shoalv1.TaskStatus{State: shoalv1.TaskState_TASK_STATE_FAILED}}
+	svc := &shoalv1.Service{Endpoint: &shoalv1.ServiceEndpoint{VirtualIps: []*shoalv1.VirtualIP{{NetworkId: "app", Addr: "10.0.5.2/24"}, {NetworkId: "x", Addr: "bad"}}}}
+	for _, tc := range []struct {
+		name string
+		obj  any
+		want string
+	}{
+		{"running task", running, "[{app 10.0.5.9}]"},
+		{"ended task", ended, "[]"},
+		{"service (a bad address skipped)", svc, "[{app 10.0.5.2}]"},
+		{"a network", &shoalv1.Network{}, "[]"},
+	} {
+		if got := fmt.Sprint(AddrsHeld(tc.obj)); got != tc.want {
+			t.Errorf("%s: %s; want %s", tc.name, got, tc.want)
+		}
+	}
+}
+
 // A full network says so, and what to do: for ingress, how to replace it.
 func TestExhaustedNetworkSaysWhatToDo(t *testing.T) {
 	for _, tc := range []struct {
@@ -93,10 +129,10 @@ func TestExhaustedNetworkSaysWhatToDo(t *testing.T) {
 	} {
 		nw := &shoalv1.Network{Id: "n", Spec: &shoalv1.NetworkSpec{Name: "net", Ingress: tc.ingress, Attachable: true},
 			Allocation: &shoalv1.NetworkAllocation{Subnet: "10.0.9.0/30", Gateway: "10.0.9.1"}}
-		used := AddrSet{"n": {netip.MustParseAddr("10.0.9.2"): true}}
+		used := addrSet{"n": {netip.MustParseAddr("10.0.9.2"): true}}
 		var b Book
 		release, err := b.Do(func(h *Held) error {
-			_, err := nextIn(nw, used.InUse, h)
+			_, err := nextIn(nw, used.inUse, h)
 			return err
 		})
 		release()

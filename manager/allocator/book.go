@@ -116,8 +116,7 @@ func (h *Held) Port(key string) {
 // whose peers may still have the old one's neighbour entries and
 // connections.
 func (h *Held) NextAddr(network string, subnet netip.Prefix, gateway netip.Addr, inUse func(netip.Addr) bool) (netip.Addr, error) {
-	held := h.b.addrs[network]
-	a, err := nextAddrAfter(subnet, gateway, h.b.last[network], func(a netip.Addr) bool { return held[a] > 0 || inUse(a) })
+	a, err := nextAddrAfter(subnet, gateway, h.b.last[network], func(a netip.Addr) bool { return h.AddrHeld(network, a) || inUse(a) })
 	if err != nil {
 		return a, err
 	}
@@ -126,12 +125,8 @@ func (h *Held) NextAddr(network string, subnet netip.Prefix, gateway netip.Addr,
 	return a, nil
 }
 
-// AddAddrs adds the held addresses of a network to used.
-func (h *Held) AddAddrs(network string, used map[netip.Addr]bool) {
-	for a := range h.b.addrs[network] {
-		used[a] = true
-	}
-}
+// AddrHeld reports whether an address is held on a network.
+func (h *Held) AddrHeld(network string, a netip.Addr) bool { return h.b.addrs[network][a] > 0 }
 
 // Subnets lists the held subnets.
 func (h *Held) Subnets() []netip.Prefix {

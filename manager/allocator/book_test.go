@@ -23,16 +23,13 @@ func TestBookHoldsUntilRelease(t *testing.T) {
 	check := func(want bool) {
 		t.Helper()
 		_, _ = b.Do(func(h *Held) error {
-			used := map[netip.Addr]bool{}
-			h.AddAddrs("n1", used)
 			vnis := map[uint32]bool{}
 			h.AddVNIs(vnis)
-			if used[a] != want || vnis[4096] != want || h.PortHeld("30000/tcp") != want || (len(h.Subnets()) == 1) != want {
-				t.Errorf("held = %v %v %v %v; want %v", used[a], vnis[4096], h.PortHeld("30000/tcp"), h.Subnets(), want)
+			if h.AddrHeld("n1", a) != want || vnis[4096] != want || h.PortHeld("30000/tcp") != want || (len(h.Subnets()) == 1) != want {
+				t.Errorf("held = %v %v %v %v; want %v", h.AddrHeld("n1", a), vnis[4096], h.PortHeld("30000/tcp"), h.Subnets(), want)
 			}
-			used = map[netip.Addr]bool{}
-			if h.AddAddrs("n2", used); len(used) != 0 {
-				t.Errorf("another network holds %v", used)
+			if h.AddrHeld("n2", a) {
+				t.Errorf("another network holds %s", a)
 			}
 			return nil
 		})
@@ -52,8 +49,7 @@ func TestBookReleasesOnError(t *testing.T) {
 		t.Fatalf("Do = %v", err)
 	}
 	_, _ = b.Do(func(h *Held) error {
-		used := map[netip.Addr]bool{}
-		if h.AddAddrs("n1", used); used[a] {
+		if h.AddrHeld("n1", a) {
 			t.Error("an allocation that failed is still held")
 		}
 		return nil
@@ -72,13 +68,10 @@ func TestBookConcurrentAllocationsDiffer(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			_, err := b.Do(func(h *Held) error {
-				used := map[netip.Addr]bool{}
-				h.AddAddrs("n", used)
-				a, err := NextAddr(subnet, Gateway(subnet), used)
+				a, err := h.NextAddr("n", subnet, Gateway(subnet), func(netip.Addr) bool { return false })
 				if err != nil {
 					return err
 				}
-				h.Addr("n", a)
 				mu.Lock()
 				got[a]++
 				mu.Unlock()

@@ -131,12 +131,6 @@ func NextVNI(used map[uint32]bool) (uint32, error) {
 // Gateway is a subnet's default gateway: its first address.
 func Gateway(subnet netip.Prefix) netip.Addr { return subnet.Masked().Addr().Next() }
 
-// NextAddr is the lowest address of subnet that is not the network
-// address, the broadcast address, the gateway or in used.
-func NextAddr(subnet netip.Prefix, gateway netip.Addr, used map[netip.Addr]bool) (netip.Addr, error) {
-	return nextAddrAfter(subnet, gateway, netip.Addr{}, func(a netip.Addr) bool { return used[a] })
-}
-
 // nextAddrAfter is the first address of subnet after after (from the
 // start when after is not in it), going round to the start, that is not
 // the network address, the broadcast address, the gateway or taken.

@@ -110,6 +110,11 @@ func TestNextSubnetProperty(t *testing.T) {
 	}
 }
 
+// nextAddr is the first free address from the start of the subnet.
+func nextAddr(s netip.Prefix, gw netip.Addr, used map[netip.Addr]bool) (netip.Addr, error) {
+	return nextAddrAfter(s, gw, netip.Addr{}, func(a netip.Addr) bool { return used[a] })
+}
+
 func TestNextAddr(t *testing.T) {
 	s := pfx("10.0.3.0/24")
 	gw := Gateway(s)
@@ -117,29 +122,29 @@ func TestNextAddr(t *testing.T) {
 		t.Fatalf("Gateway = %v", gw)
 	}
 	used := map[netip.Addr]bool{}
-	got, err := NextAddr(s, gw, used)
+	got, err := nextAddr(s, gw, used)
 	if err != nil || got != addr("10.0.3.2") {
 		t.Fatalf("first = %v, %v", got, err)
 	}
 	used[addr("10.0.3.2")] = true
 	used[addr("10.0.3.4")] = true
-	if got, _ := NextAddr(s, gw, used); got != addr("10.0.3.3") {
+	if got, _ := nextAddr(s, gw, used); got != addr("10.0.3.3") {
 		t.Errorf("with .2 and .4 used: %v; want .3", got)
 	}
 	// A /30 has one address left for tasks: not the network, gateway or
 	// broadcast address.
 	tiny := pfx("10.0.9.0/30")
-	got, err = NextAddr(tiny, Gateway(tiny), nil)
+	got, err = nextAddr(tiny, Gateway(tiny), nil)
 	if err != nil || got != addr("10.0.9.2") {
 		t.Errorf("/30 = %v, %v; want 10.0.9.2", got, err)
 	}
-	if _, err := NextAddr(tiny, Gateway(tiny), map[netip.Addr]bool{addr("10.0.9.2"): true}); !errors.Is(err, ErrExhausted) {
+	if _, err := nextAddr(tiny, Gateway(tiny), map[netip.Addr]bool{addr("10.0.9.2"): true}); !errors.Is(err, ErrExhausted) {
 		t.Errorf("full /30: %v; want ErrExhausted", err)
 	}
 	// Every address of a /24 once: 253 of them, none repeated.
 	seen := map[netip.Addr]bool{}
 	for {
-		a, err := NextAddr(s, gw, seen)
+		a, err := nextAddr(s, gw, seen)
 		if err != nil {
 			break
 		}

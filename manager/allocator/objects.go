@@ -33,46 +33,39 @@ func HoldsAddrs(t *shoalv1.Task) bool {
 // network (the leader asks its store's index: store.AddrInUse).
 type InUse func(network string, a netip.Addr) bool
 
-// AddrSet is addresses per network ID.
-type AddrSet map[string]map[netip.Addr]bool
+// NetAddr is an address held on a network.
+type NetAddr struct {
+	Network string
+	Addr    netip.Addr
+}
 
-// InUse is the set's InUse.
-func (s AddrSet) InUse(network string, a netip.Addr) bool { return s[network][a] }
-
-// Used is every address in use per network ID, from the objects: service
-// VIPs, the interfaces of tasks that still hold theirs, and the nodes'
-// own addresses (ingress, container attachments). It is what the store's
-// index holds, computed by a scan.
-func Used(services []*shoalv1.Service, tasks []*shoalv1.Task, nodes []*shoalv1.Node) AddrSet {
-	out := AddrSet{}
+// AddrsHeld lists the addresses an object holds: a service's VIPs, the
+// interfaces of a task that still holds its (HoldsAddrs), and a node's
+// own ingress address and its standalone containers' attachments. The
+// store indexes services, tasks and nodes by them (store.AddrInUse).
+func AddrsHeld(obj any) []NetAddr {
+	var out []NetAddr
 	add := func(network, cidr string) {
-		p, err := netip.ParsePrefix(cidr)
-		if err != nil {
-			return
-		}
-		if out[network] == nil {
-			out[network] = map[netip.Addr]bool{}
-		}
-		out[network][p.Addr()] = true
-	}
-	for _, s := range services {
-		for _, v := range s.GetEndpoint().GetVirtualIps() {
-			add(v.GetNetworkId(), v.GetAddr())
+		if p, err := netip.ParsePrefix(cidr); err == nil && network != "" {
+			out = append(out, NetAddr{network, p.Addr()})
 		}
 	}
-	for _, t := range tasks {
-		if !HoldsAddrs(t) {
-			continue
+	switch v := obj.(type) {
+	case *shoalv1.Service:
+		for _, ip := range v.GetEndpoint().GetVirtualIps() {
+			add(ip.GetNetworkId(), ip.GetAddr())
 		}
-		for _, n := range t.GetNetworks() {
-			add(n.GetNetworkId(), n.GetAddr())
+	case *shoalv1.Task:
+		if HoldsAddrs(v) {
+			for _, n := range v.GetNetworks() {
+				add(n.GetNetworkId(), n.GetAddr())
+			}
 		}
-	}
-	for _, n := range nodes {
-		if a := n.GetIngress(); a != nil {
+	case *shoalv1.Node:
+		if a := v.GetIngress(); a != nil {
 			add(a.GetNetworkId(), a.GetAddr())
 		}
-		for _, a := range n.GetAttachments() {
+		for _, a := range v.GetAttachments() {
 			add(a.GetNetwork().GetNetworkId(), a.GetNetwork().GetAddr())
 		}
 	}
@@ -114,23 +107,6 @@ func NodeIngress(node *shoalv1.Node, ingress *shoalv1.Network, used InUse, h *He
 		return nil, fmt.Errorf("node %s: %w", node.GetId(), err)
 	}
 	return &shoalv1.NodeAttachment{NetworkId: ingress.GetId(), Addr: addr.String()}, nil
-}
-
-// UsedPorts is every published port ("30000/tcp") the services' endpoints
-// hold.
-func UsedPorts(services []*shoalv1.Service, except string) map[string]bool {
-	out := map[string]bool{}
-	for _, s := range services {
-		if s.GetId() == except {
-			continue
-		}
-		for _, p := range s.GetEndpoint().GetPorts() {
-			if p.GetPublishedPort() != 0 {
-				out[PortKey(p.GetPublishedPort(), p.GetProtocol())] = true
-			}
-		}
-	}
-	return out
 }
 
 // PortKey renders a published port as "8080/tcp".

@@ -19,39 +19,10 @@ import (
 // addrIndexer indexes the addresses an object holds.
 type addrIndexer struct{}
 
-func addrKey(network, cidr string) ([]byte, bool) {
-	p, err := netip.ParsePrefix(cidr)
-	if err != nil || network == "" {
-		return nil, false
-	}
-	return []byte(network + "\x00" + p.Addr().String() + "\x00"), true
-}
-
 func (addrIndexer) FromObject(obj any) (bool, [][]byte, error) {
 	var vals [][]byte
-	add := func(network, cidr string) {
-		if k, ok := addrKey(network, cidr); ok {
-			vals = append(vals, k)
-		}
-	}
-	switch v := obj.(type) {
-	case *shoalv1.Service:
-		for _, ip := range v.GetEndpoint().GetVirtualIps() {
-			add(ip.GetNetworkId(), ip.GetAddr())
-		}
-	case *shoalv1.Task:
-		if allocator.HoldsAddrs(v) {
-			for _, n := range v.GetNetworks() {
-				add(n.GetNetworkId(), n.GetAddr())
-			}
-		}
-	case *shoalv1.Node:
-		if a := v.GetIngress(); a != nil {
-			add(a.GetNetworkId(), a.GetAddr())
-		}
-		for _, a := range v.GetAttachments() {
-			add(a.GetNetwork().GetNetworkId(), a.GetNetwork().GetAddr())
-		}
+	for _, a := range allocator.AddrsHeld(obj) {
+		vals = append(vals, []byte(a.Network+"\x00"+a.Addr.String()+"\x00"))
 	}
 	return len(vals) > 0, vals, nil
 }

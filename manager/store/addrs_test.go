@@ -75,12 +75,31 @@ func TestAddrIndexMatchesScan(t *testing.T) {
 			}
 		}
 		s.View(func(r ReadTx) {
+			// The scan: every object's addresses and ports as it is now.
 			svcs := List[*shoalv1.Service](r, TableService)
-			used := allocator.Used(svcs, List[*shoalv1.Task](r, TableTask), List[*shoalv1.Node](r, TableNode))
+			used := map[allocator.NetAddr]bool{}
+			for _, table := range []string{TableService, TableTask, TableNode} {
+				for _, o := range List[Object](r, table) {
+					for _, a := range allocator.AddrsHeld(o) {
+						used[a] = true
+					}
+				}
+			}
+			ports := func(except string) map[string]bool {
+				out := map[string]bool{}
+				for _, svc := range svcs {
+					for _, p := range svc.GetEndpoint().GetPorts() {
+						if svc.GetId() != except && p.GetPublishedPort() != 0 {
+							out[PortString(p)] = true
+						}
+					}
+				}
+				return out
+			}
 			for _, nw := range nets {
 				for i := 0; i < 12; i++ {
 					a := netip.AddrFrom4([4]byte{10, 0, 0, byte(i)})
-					if got, want := AddrInUse(r, nw, a), used.InUse(nw, a); got != want {
+					if got, want := AddrInUse(r, nw, a), used[allocator.NetAddr{Network: nw, Addr: a}]; got != want {
 						t.Fatalf("AddrInUse(%s, %s) = %v; the scan says %v", nw, a, got, want)
 					}
 				}
@@ -88,7 +107,7 @@ func TestAddrIndexMatchesScan(t *testing.T) {
 			for p := 30000; p <= 30003; p++ {
 				key := fmt.Sprintf("%d/tcp", p)
 				for _, except := range []string{"", "so0", "so1"} {
-					if got, want := PortInUse(r, key, except), allocator.UsedPorts(svcs, except)[key]; got != want {
+					if got, want := PortInUse(r, key, except), ports(except)[key]; got != want {
 						t.Fatalf("PortInUse(%s, except %q) = %v; the scan says %v", key, except, got, want)
 					}
 				}

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/manager/allocator"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
@@ -551,9 +552,5 @@ func checkNetwork(tx *memdb.Txn, nw *shoalv1.Network) error {
 
 // PortString renders a published port as 8080/tcp.
 func PortString(p *shoalv1.PortConfig) string {
-	proto := "tcp"
-	if p.GetProtocol() == shoalv1.PortProtocol_PORT_PROTOCOL_UDP {
-		proto = "udp"
-	}
-	return fmt.Sprintf("%d/%s", p.GetPublishedPort(), proto)
+	return allocator.PortKey(p.GetPublishedPort(), p.GetProtocol())
 }
