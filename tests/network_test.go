@@ -12,16 +12,6 @@ import (
 	"github.com/shoal-run/shoal/tests/harness"
 )
 
-type netJSON struct {
-	ID         string                `json:"id"`
-	Spec       struct{ Name string } `json:"spec"`
-	Allocation struct {
-		Vni     uint32 `json:"vni"`
-		Subnet  string `json:"subnet"`
-		Gateway string `json:"gateway"`
-	} `json:"allocation"`
-}
-
 // Networks through the CLI: swarm init makes the ingress network; a
 // created network gets the next free subnet and VNI; bad and overlapping
 // subnets are refused with clear errors; a service on a network gets a
@@ -33,12 +23,12 @@ func TestNetworkAPI(t *testing.T) {
 	e := faults.Start(t, 1, 0)
 	img := struct{ Ref string }{e.Image}
 	m := e.C.Managers[0]
-	ls := func() map[string]netJSON {
-		var nets []netJSON
+	ls := func() map[string]faults.NetworkJSON {
+		var nets []faults.NetworkJSON
 		if err := json.Unmarshal([]byte(m.MustCLI("network", "ls", "--format", "json")), &nets); err != nil {
 			t.Fatal(err)
 		}
-		out := map[string]netJSON{}
+		out := map[string]faults.NetworkJSON{}
 		for _, n := range nets {
 			out[n.Spec.Name] = n
 		}

@@ -93,27 +93,41 @@ func get(from overlayTask, to netip.Addr) (string, error) {
 			return harness.DialIn(ctx, fmt.Sprintf("/proc/%d/ns/net", from.pid), network, addr)
 		},
 	}}
-	resp, err := client.Get("http://" + to.String() + "/")
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if h, ok := testimage.AnswerHostname(body); ok {
-		return h, nil
-	}
-	return "", fmt.Errorf("no Hostname in %q", body)
+	return testimage.GetHostname(client, "http://"+to.String()+"/")
 }
 
 // ingressShort is the device-name hash of the ingress network, whose
 // devices every node keeps.
-func ingressShort(t *testing.T, e *faults.Env) string {
-	t.Helper()
-	var nets []netJSON
-	if err := json.Unmarshal([]byte(e.C.Managers[0].MustCLI("network", "inspect", "ingress")), &nets); err != nil || len(nets) != 1 {
-		t.Fatalf("network inspect ingress: %v", err)
+func ingressShort(e *faults.Env) string { return netoverlay.ShortID(e.Network("ingress").ID) }
+
+// overlayLeftovers reports an overlay device (bridge, VXLAN, container
+// veth) of any network but ingress left on a host, or an nftables rule
+// there naming one of names (bridges, subnets).
+func overlayLeftovers(e *faults.Env, names ...string) error {
+	ingress := ingressShort(e)
+	for _, n := range e.C.Nodes() {
+		out, err := n.Host.Command("ip", "-o", "link").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("ip link on %s: %v", n.Name, err)
+		}
+		for _, l := range strings.Split(string(out), "\n") {
+			for _, prefix := range []string{"shc-", "shb-", "shv-"} {
+				if strings.Contains(l, ": "+prefix) && !strings.Contains(l, ingress) {
+					return fmt.Errorf("%s still has %s", n.Name, strings.TrimSpace(l))
+				}
+			}
+		}
+		rules, err := n.Host.Command("nft", "list", "ruleset").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("nft list ruleset on %s: %v: %s", n.Name, err, rules)
+		}
+		for _, name := range names {
+			if strings.Contains(string(rules), name) {
+				return fmt.Errorf("%s's nftables rules still name %s:\n%s", n.Name, name, rules)
+			}
+		}
 	}
-	return netoverlay.ShortID(nets[0].ID)
+	return nil
 }
 
 func sum(m map[string]int) int {
@@ -133,34 +147,6 @@ func lookup(from overlayTask, name string) ([]string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	return r.LookupHost(ctx, name)
-}
-
-// serviceVIP is a service's VIP on a network, by the network's name.
-func serviceVIP(t *testing.T, e *faults.Env, svc, network string) netip.Addr {
-	t.Helper()
-	m := e.C.Managers[0]
-	var nets []netJSON
-	if err := json.Unmarshal([]byte(m.MustCLI("network", "inspect", network)), &nets); err != nil || len(nets) != 1 {
-		t.Fatalf("network inspect %s: %v", network, err)
-	}
-	var svcs []struct {
-		Endpoint struct {
-			VirtualIps []struct {
-				NetworkID string `json:"network_id"`
-				Addr      string `json:"addr"`
-			} `json:"virtual_ips"`
-		} `json:"endpoint"`
-	}
-	if err := json.Unmarshal([]byte(m.MustCLI("service", "inspect", svc)), &svcs); err != nil || len(svcs) != 1 {
-		t.Fatalf("service inspect %s: %v", svc, err)
-	}
-	for _, v := range svcs[0].Endpoint.VirtualIps {
-		if v.NetworkID == nets[0].ID {
-			return netip.MustParsePrefix(v.Addr).Addr()
-		}
-	}
-	t.Fatalf("%s has no VIP on %s", svc, network)
-	return netip.Addr{}
 }
 
 // Containers of a service on an overlay network, one per host, reach each
@@ -197,7 +183,7 @@ func TestOverlayAcrossHosts(t *testing.T) {
 	if rc, err := os.ReadFile(fmt.Sprintf("/proc/%d/root/etc/resolv.conf", from.pid)); err != nil || !strings.Contains(string(rc), "nameserver 127.0.0.11") {
 		t.Errorf("the container's resolv.conf = %q, %v", rc, err)
 	}
-	vip := serviceVIP(t, e, "web", "app")
+	vip := e.ServiceVIP("web", "app")
 	harness.Eventually(t, 10*time.Second, func() error {
 		got, err := lookup(from, "web")
 		if err != nil || fmt.Sprint(got) != fmt.Sprint([]string{vip.String()}) {
@@ -252,11 +238,8 @@ func TestOverlayAcrossHosts(t *testing.T) {
 	stranger := overlayTasks(t, e, "stranger", "other")
 	var gone []string // the networks' bridges and subnets, in nft rules
 	for _, nw := range []string{"app", "other"} {
-		var nets []netJSON
-		if err := json.Unmarshal([]byte(m.MustCLI("network", "inspect", nw)), &nets); err != nil || len(nets) != 1 {
-			t.Fatalf("network inspect %s: %v", nw, err)
-		}
-		gone = append(gone, "shb-"+netoverlay.ShortID(nets[0].ID), nets[0].Allocation.Subnet)
+		n := e.Network(nw)
+		gone = append(gone, "shb-"+netoverlay.ShortID(n.ID), n.Allocation.Subnet)
 	}
 	defer func() {
 		// Removing the services and then the networks leaves nothing of
@@ -269,31 +252,7 @@ func TestOverlayAcrossHosts(t *testing.T) {
 				return err
 			})
 		}
-		e.Eventually(20*time.Second, func() error {
-			for _, n := range e.C.Nodes() {
-				out, err := n.Host.Command("ip", "-o", "link").CombinedOutput()
-				if err != nil {
-					return fmt.Errorf("ip link on %s: %v", n.Name, err)
-				}
-				for _, l := range strings.Split(string(out), "\n") {
-					for _, prefix := range []string{"shc-", "shb-", "shv-"} {
-						if strings.Contains(l, ": "+prefix) && !strings.Contains(l, ingressShort(t, e)) {
-							return fmt.Errorf("%s still has %s", n.Name, strings.TrimSpace(l))
-						}
-					}
-				}
-				rules, err := n.Host.Command("nft", "list", "ruleset").CombinedOutput()
-				if err != nil {
-					return fmt.Errorf("nft list ruleset on %s: %v: %s", n.Name, err, rules)
-				}
-				for _, g := range gone {
-					if strings.Contains(string(rules), g) {
-						return fmt.Errorf("%s's nftables rules still name %s:\n%s", n.Name, g, rules)
-					}
-				}
-			}
-			return nil
-		})
+		e.Eventually(20*time.Second, func() error { return overlayLeftovers(e, gone...) })
 	}()
 	if len(stranger) != 1 {
 		t.Fatalf("stranger: %v", stranger)
@@ -349,16 +308,7 @@ func TestRoutingMesh(t *testing.T) {
 		t.Logf("%s:8080: %v", n.Name, answered)
 	}
 	ask := func(host string) (string, error) {
-		resp, err := client.HTTPClient(2 * time.Second).Get("http://" + host + ":8080/")
-		if err != nil {
-			return "", err
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		if h, ok := testimage.AnswerHostname(body); ok {
-			return h, nil
-		}
-		return "", fmt.Errorf("no Hostname in %q", body)
+		return testimage.GetHostname(client.HTTPClient(2*time.Second), "http://"+host+":8080/")
 	}
 	// Scaled to one: once its task stops, every request goes to the one
 	// left, and none fails.
@@ -451,7 +401,7 @@ func TestOverlayHostLossAndDaemonRestart(t *testing.T) {
 			remote = w
 		}
 	}
-	vip := serviceVIP(t, e, "web", "app")
+	vip := e.ServiceVIP("web", "app")
 
 	// A connection through the VIP, pinned to one backend by conntrack.
 	var conn net.Conn
@@ -528,11 +478,7 @@ func TestOverlayLeftoversPrunedAfterRestart(t *testing.T) {
 	m.MustCLI("network", "create", "app")
 	m.MustCLI("service", "create", "--name", "web", "--replicas", "1", "--network", "app", "--constraint", "node.role==worker", e.Image)
 	e.Eventually(60*time.Second, func() error { return e.Converged("web", 1) })
-	var nets []netJSON
-	if err := json.Unmarshal([]byte(m.MustCLI("network", "inspect", "app")), &nets); err != nil || len(nets) != 1 {
-		t.Fatalf("inspect app: %v", err)
-	}
-	app := netoverlay.ShortID(nets[0].ID)
+	app := netoverlay.ShortID(e.Network("app").ID)
 	links := func() string {
 		out, err := w.Host.Command("ip", "-o", "link").CombinedOutput()
 		if err != nil {
@@ -552,7 +498,7 @@ func TestOverlayLeftoversPrunedAfterRestart(t *testing.T) {
 		if strings.Contains(l, "shb-"+app) || strings.Contains(l, "shv-"+app) {
 			return fmt.Errorf("the worker still has app's devices")
 		}
-		if !strings.Contains(l, "shb-"+ingressShort(t, e)) {
+		if !strings.Contains(l, "shb-"+ingressShort(e)) {
 			return fmt.Errorf("the worker lost the ingress bridge")
 		}
 		if n := len(w.RunningContainers()); n != 0 {
@@ -620,7 +566,7 @@ func TestOverlayWithoutManagers(t *testing.T) {
 		}
 		return nil
 	})
-	vip := serviceVIP(t, e, "web", "app")
+	vip := e.ServiceVIP("web", "app")
 	e.Eventually(10*time.Second, func() error {
 		got, err := answeredBy(from, vip, 30)
 		if err != nil || len(got) != 3 {
@@ -737,6 +683,8 @@ func TestAttachableNetwork(t *testing.T) {
 	m, w := e.C.Managers[0], e.C.Workers[0]
 	m.MustCLI("network", "create", "--attachable", "app")
 	m.MustCLI("network", "create", "closed")
+	app := e.Network("app")
+	appGone := []string{"shb-" + netoverlay.ShortID(app.ID), app.Allocation.Subnet}
 	m.MustCLI("service", "create", "--name", "web", "--replicas", "2", "--network", "app", e.Image)
 	web := spread(t, e, "web", "app", 2)
 
@@ -774,7 +722,7 @@ func TestAttachableNetwork(t *testing.T) {
 			t.Fatalf("debug got %s, the address of task %s", debug.addr, wt.id)
 		}
 	}
-	vip := serviceVIP(t, e, "web", "app")
+	vip := e.ServiceVIP("web", "app")
 	e.Eventually(10*time.Second, func() error {
 		got, err := lookup(debug, "web")
 		if err != nil || fmt.Sprint(got) != fmt.Sprint([]string{vip.String()}) {
@@ -889,22 +837,7 @@ func TestAttachableNetwork(t *testing.T) {
 		_, err := m.CLI("network", "rm", "app")
 		return err
 	})
-	e.Eventually(20*time.Second, func() error {
-		for _, n := range e.C.Nodes() {
-			out, err := n.Host.Command("ip", "-o", "link").CombinedOutput()
-			if err != nil {
-				return err
-			}
-			for _, l := range strings.Split(string(out), "\n") {
-				for _, prefix := range []string{"shc-", "shb-", "shv-"} {
-					if strings.Contains(l, ": "+prefix) && !strings.Contains(l, ingressShort(t, e)) {
-						return fmt.Errorf("%s still has %s", n.Name, strings.TrimSpace(l))
-					}
-				}
-			}
-		}
-		return nil
-	})
+	e.Eventually(20*time.Second, func() error { return overlayLeftovers(e, appGone...) })
 }
 
 // udpAsk sends one datagram to addr from host and returns the hostname

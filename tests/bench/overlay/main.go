@@ -288,7 +288,7 @@ func run(t *benchkit.TB, clients int, warmup, duration time.Duration, trials int
 	if !direct.IsValid() {
 		t.Fatalf("no web task with an address on app on %s: %v", hostB.Name, addrs)
 	}
-	vip := serviceVIP(t, e, "web", "app")
+	vip := e.ServiceVIP("web", "app")
 	r.Hosts["web task "+short(directTask)] = direct.String()
 	r.Hosts["web VIP on app"] = vip.String()
 
@@ -435,37 +435,6 @@ func taskAddrs(t *benchkit.TB, e *faults.Env, svc, network string) map[string]ne
 	return out
 }
 
-// serviceVIP is a service's VIP on a network, by the network's name.
-func serviceVIP(t *benchkit.TB, e *faults.Env, svc, network string) netip.Addr {
-	m := e.C.Managers[0]
-	var nets []struct {
-		ID string `json:"id"`
-	}
-	if err := json.Unmarshal([]byte(m.MustCLI("network", "inspect", network)), &nets); err != nil || len(nets) != 1 {
-		t.Fatalf("network inspect %s: %v", network, err)
-	}
-	var svcs []struct {
-		Endpoint struct {
-			VirtualIps []struct {
-				NetworkID string `json:"network_id"`
-				Addr      string `json:"addr"`
-			} `json:"virtual_ips"`
-		} `json:"endpoint"`
-	}
-	if err := json.Unmarshal([]byte(m.MustCLI("service", "inspect", svc)), &svcs); err != nil || len(svcs) != 1 {
-		t.Fatalf("service inspect %s: %v", svc, err)
-	}
-	for _, v := range svcs[0].Endpoint.VirtualIps {
-		if v.NetworkID == nets[0].ID {
-			if p, err := netip.ParsePrefix(v.Addr); err == nil {
-				return p.Addr()
-			}
-		}
-	}
-	t.Fatalf("%s has no VIP on %s", svc, network)
-	return netip.Addr{}
-}
-
 // startBaseline runs `whoami serve -port PORT` in the host's namespace
 // until the program ends, and waits for it to listen.
 func startBaseline(t *benchkit.TB, h *harness.Host, bin string, port int) {
@@ -520,24 +489,7 @@ func hostname(body []byte) string {
 func getOnce(dial dialFunc, url string, timeout time.Duration) (string, error) {
 	tr := &http.Transport{Proxy: nil, DialContext: dial, DisableKeepAlives: true}
 	defer tr.CloseIdleConnections()
-	c := &http.Client{Timeout: timeout, Transport: tr}
-	resp, err := c.Get(url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%s", resp.Status)
-	}
-	h := hostname(body)
-	if h == "" {
-		return "", fmt.Errorf("no Hostname in %q", body)
-	}
-	return h, nil
+	return testimage.GetHostname(&http.Client{Timeout: timeout, Transport: tr}, url)
 }
 
 // load runs clients loops of GET url, each on its own keep-alive

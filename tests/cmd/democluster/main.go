@@ -16,7 +16,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"sort"
@@ -177,19 +176,7 @@ func hostOf(c *harness.Cluster, hostname string) string {
 // ask sends one HTTP request from the client host to addr and returns
 // the hostname of the replica that answered.
 func ask(client *harness.Host, addr string) (string, error) {
-	resp, err := client.HTTPClient(2 * time.Second).Get("http://" + addr + "/")
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", err
-	}
-	if h, ok := testimage.AnswerHostname(body); ok {
-		return h, nil
-	}
-	return "", fmt.Errorf("no Hostname line in %q", body)
+	return testimage.GetHostname(client.HTTPClient(2*time.Second), "http://"+addr+"/")
 }
 
 // requests sends n requests from the client to port 8080 of the hosts in
