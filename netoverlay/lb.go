@@ -1,7 +1,6 @@
 package netoverlay
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"os"
@@ -91,12 +90,7 @@ func SetVIPs(ns string, vips []VIP) error {
 				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
 				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: v.Addr.AsSlice()},
 			}
-			if left > 1 {
-				exprs = append(exprs,
-					&expr.Numgen{Register: 1, Modulus: left, Type: unix.NFT_NG_RANDOM},
-					&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.NativeEndian.AppendUint32(nil, 0)},
-				)
-			}
+			exprs = append(exprs, oneIn(left)...)
 			exprs = append(exprs,
 				&expr.Immediate{Register: 1, Data: be.AsSlice()},
 				&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegAddrMax: 1},
@@ -108,4 +102,17 @@ func SetVIPs(ns string, vips []VIP) error {
 		return fmt.Errorf("load balancer: rules in %s: %w", ns, err)
 	}
 	return nil
+}
+
+// oneIn matches with probability 1/k (always when k is 1): the rule of
+// the first of k remaining backends in a uniform cascade, so each of n
+// backends gets 1/n of the new connections.
+func oneIn(k uint32) []expr.Any {
+	if k <= 1 {
+		return nil
+	}
+	return []expr.Any{
+		&expr.Numgen{Register: 1, Modulus: k, Type: unix.NFT_NG_RANDOM},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: u32(0)},
+	}
 }

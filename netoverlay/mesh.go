@@ -127,11 +127,7 @@ func SetMesh(ns string, m Mesh) error {
 				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: be16(p.Port)},
 			}
-			if left > 1 {
-				exprs = append(exprs,
-					&expr.Numgen{Register: 1, Modulus: left, Type: unix.NFT_NG_RANDOM},
-					&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: u32(0)})
-			}
+			exprs = append(exprs, oneIn(left)...)
 			exprs = append(exprs,
 				&expr.Immediate{Register: 1, Data: be.Addr().AsSlice()},
 				&expr.Immediate{Register: 2, Data: be16(be.Port())},

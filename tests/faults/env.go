@@ -300,3 +300,11 @@ func Complete(op *harness.Op, err error) {
 		op.Info(err)
 	}
 }
+
+// holdFault returns once a fault that began at start has lasted hold: its
+// length is the scenario's, nothing to wait for.
+func holdFault(start time.Time, hold time.Duration) {
+	if left := hold - time.Since(start); left > 0 {
+		time.Sleep(left)
+	}
+}

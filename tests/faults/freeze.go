@@ -34,9 +34,7 @@ func Freeze(e *Env, svc string, replicas int, hold time.Duration) FreezeResult {
 	e.Eventually(30*time.Second, func() error { return e.ConvergedOn(svc, replicas, others) })
 	r := FreezeResult{Victim: victim.Name, Frozen: n, Restored: time.Since(frozen)}
 	e.H.Fault("restored on the others", r.Restored.Round(time.Millisecond).String())
-	if left := hold - time.Since(frozen); left > 0 {
-		time.Sleep(left) // the fault lasts hold: nothing to wait for
-	}
+	holdFault(frozen, hold)
 	e.H.Fault("SIGCONT", victim.Name)
 	resumed := time.Now()
 	victim.Thaw()

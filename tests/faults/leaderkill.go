@@ -161,6 +161,22 @@ func (a *Appender) FirstAckAfter(t time.Time) (time.Time, bool) {
 	return time.Time{}, false
 }
 
+// CheckFinal waits for every running manager to agree on svc's final
+// HISTORY, checks it against the operation history (CheckAppends), and
+// returns it.
+func (e *Env) CheckFinal(svc string) []int {
+	e.T.Helper()
+	var final []int
+	e.Eventually(20*time.Second, func() (err error) {
+		final, err = e.Final(svc)
+		return err
+	})
+	if err := harness.CheckAppends(e.H.Events(), final); err != nil {
+		e.T.Fatalf("the final spec contradicts the history: %v", err)
+	}
+	return final
+}
+
 // Final reads the service's HISTORY through every running manager; they
 // must all give the same list.
 func (e *Env) Final(svc string) ([]int, error) {
@@ -271,15 +287,8 @@ func LeaderKills(e *Env, svc string, replicas, kills int) LeaderKillResult {
 	a.Stop()
 	stopped = true
 	r.Acked = a.Acked()
-	var final []int
-	e.Eventually(20*time.Second, func() (err error) {
-		final, err = e.Final(svc)
-		return err
-	})
+	final := e.CheckFinal(svc)
 	r.Final = len(final)
-	if err := harness.CheckAppends(e.H.Events(), final); err != nil {
-		e.T.Fatalf("the final spec contradicts the history: %v", err)
-	}
 	e.Eventually(90*time.Second, func() error {
 		if err := e.Converged(svc, replicas); err != nil {
 			return err

@@ -31,9 +31,7 @@ func PartitionWorker(e *Env, svc string, replicas int, hold time.Duration) Parti
 	e.Eventually(30*time.Second, func() error { return e.ConvergedOn(svc, replicas, others) })
 	r := PartitionWorkerResult{Victim: victim.Name, Cut: n, Restored: time.Since(cut)}
 	e.H.Fault("restored on the others", r.Restored.Round(time.Millisecond).String())
-	if left := hold - time.Since(cut); left > 0 {
-		time.Sleep(left) // the fault lasts hold: nothing to wait for
-	}
+	holdFault(cut, hold)
 	e.H.Fault("heal", victim.Name)
 	healed := time.Now()
 	heal()
@@ -120,9 +118,7 @@ func PartitionLeader(e *Env, svc string, hold time.Duration) PartitionLeaderResu
 		}
 		return nil
 	})
-	if left := hold - time.Since(cut); left > 0 {
-		time.Sleep(left) // the fault lasts hold: nothing to wait for
-	}
+	holdFault(cut, hold)
 	if at, ok := aOld.FirstAckAfter(elected); ok {
 		e.T.Fatalf("the old leader %s acknowledged a write at +%s, invoked after %s was elected", old.Name, at.Sub(cut), r.NewLeader)
 	}
@@ -133,14 +129,6 @@ func PartitionLeader(e *Env, svc string, hold time.Duration) PartitionLeaderResu
 	aNew.Stop()
 	stopped = true
 	r.AckedOld, r.AckedNew = aOld.Acked(), aNew.Acked()
-	var final []int
-	e.Eventually(20*time.Second, func() (err error) {
-		final, err = e.Final(svc)
-		return err
-	})
-	r.Final = len(final)
-	if err := harness.CheckAppends(e.H.Events(), final); err != nil {
-		e.T.Fatalf("after the heal the history contradicts the final spec: %v", err)
-	}
+	r.Final = len(e.CheckFinal(svc))
 	return r
 }
