@@ -1,14 +1,18 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
 // listFlags are the output flags of ls, ps and inspect commands.
@@ -73,4 +77,36 @@ func titleCase(s string) string {
 		return s
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// newInspectCmd is `KIND inspect REF...`: each object read with get
+// through the control API, all printed as one JSON list.
+func newInspectCmd[T proto.Message](g *globals, use, short string, get func(ctx context.Context, c shoalv1.ControlServiceClient, ref string) (T, error)) *cobra.Command {
+	f := &listFlags{}
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.check(); err != nil {
+				return err
+			}
+			c, done, err := g.control()
+			if err != nil {
+				return err
+			}
+			defer done()
+			var out []T
+			for _, ref := range args {
+				o, err := get(cmd.Context(), c, ref)
+				if err != nil {
+					return err
+				}
+				out = append(out, o)
+			}
+			return writeJSON(g.out, out)
+		},
+	}
+	cmd.Flags().StringVar(&f.format, "format", "json", "json")
+	return cmd
 }

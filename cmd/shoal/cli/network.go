@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"sort"
 
@@ -106,33 +107,11 @@ func newNetworkLsCmd(g *globals) *cobra.Command {
 }
 
 func newNetworkInspectCmd(g *globals) *cobra.Command {
-	f := &listFlags{}
-	cmd := &cobra.Command{
-		Use:   "inspect NETWORK [NETWORK...]",
-		Short: "Show networks in detail (JSON)",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := f.check(); err != nil {
-				return err
-			}
-			c, done, err := g.control()
-			if err != nil {
-				return err
-			}
-			defer done()
-			var nets []*shoalv1.Network
-			for _, a := range args {
-				resp, err := c.GetNetwork(cmd.Context(), &shoalv1.GetNetworkRequest{NetworkId: a})
-				if err != nil {
-					return err
-				}
-				nets = append(nets, resp.GetNetwork())
-			}
-			return writeJSON(g.out, nets)
-		},
-	}
-	cmd.Flags().StringVar(&f.format, "format", "json", "json")
-	return cmd
+	return newInspectCmd(g, "inspect NETWORK [NETWORK...]", "Show networks in detail (JSON)",
+		func(ctx context.Context, c shoalv1.ControlServiceClient, ref string) (*shoalv1.Network, error) {
+			resp, err := c.GetNetwork(ctx, &shoalv1.GetNetworkRequest{NetworkId: ref})
+			return resp.GetNetwork(), err
+		})
 }
 
 func newNetworkRmCmd(g *globals) *cobra.Command {

@@ -101,33 +101,11 @@ func newNodeLsCmd(g *globals) *cobra.Command {
 }
 
 func newNodeInspectCmd(g *globals) *cobra.Command {
-	f := &listFlags{}
-	cmd := &cobra.Command{
-		Use:   "inspect NODE [NODE...]",
-		Short: "Show nodes in detail (JSON)",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := f.check(); err != nil {
-				return err
-			}
-			c, done, err := g.control()
-			if err != nil {
-				return err
-			}
-			defer done()
-			var nodes []*shoalv1.Node
-			for _, a := range args {
-				resp, err := c.GetNode(cmd.Context(), &shoalv1.GetNodeRequest{NodeId: a})
-				if err != nil {
-					return err
-				}
-				nodes = append(nodes, resp.GetNode())
-			}
-			return writeJSON(g.out, nodes)
-		},
-	}
-	cmd.Flags().StringVar(&f.format, "format", "json", "json")
-	return cmd
+	return newInspectCmd(g, "inspect NODE [NODE...]", "Show nodes in detail (JSON)",
+		func(ctx context.Context, c shoalv1.ControlServiceClient, ref string) (*shoalv1.Node, error) {
+			resp, err := c.GetNode(ctx, &shoalv1.GetNodeRequest{NodeId: ref})
+			return resp.GetNode(), err
+		})
 }
 
 // updateNode reads a node, changes its spec with fn and writes it back

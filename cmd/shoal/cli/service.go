@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -341,33 +342,11 @@ func newServiceLsCmd(g *globals) *cobra.Command {
 }
 
 func newServiceInspectCmd(g *globals) *cobra.Command {
-	f := &listFlags{}
-	cmd := &cobra.Command{
-		Use:   "inspect SERVICE [SERVICE...]",
-		Short: "Show services in detail (JSON)",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := f.check(); err != nil {
-				return err
-			}
-			c, done, err := g.control()
-			if err != nil {
-				return err
-			}
-			defer done()
-			var out []*shoalv1.Service
-			for _, a := range args {
-				resp, err := c.GetService(cmd.Context(), &shoalv1.GetServiceRequest{ServiceId: a})
-				if err != nil {
-					return err
-				}
-				out = append(out, resp.GetService())
-			}
-			return writeJSON(g.out, out)
-		},
-	}
-	cmd.Flags().StringVar(&f.format, "format", "json", "json")
-	return cmd
+	return newInspectCmd(g, "inspect SERVICE [SERVICE...]", "Show services in detail (JSON)",
+		func(ctx context.Context, c shoalv1.ControlServiceClient, ref string) (*shoalv1.Service, error) {
+			resp, err := c.GetService(ctx, &shoalv1.GetServiceRequest{ServiceId: ref})
+			return resp.GetService(), err
+		})
 }
 
 type serviceUpdateFlags struct {
