@@ -48,3 +48,6 @@ func InNetns(path string, fn func() error) error {
 	}()
 	return <-errc
 }
+
+// ProcNetns is the network namespace of process pid, as Attach takes it.
+func ProcNetns(pid int) string { return fmt.Sprintf("/proc/%d/ns/net", pid) }

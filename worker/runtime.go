@@ -122,7 +122,7 @@ func (e *RuntimeExecutor) Start(ctx context.Context, t *shoalv1.Task) (string, e
 		if e.Net == nil {
 			return "", fmt.Errorf("the task is on overlay networks, and this node runs without overlay networking")
 		}
-		hook = func(pid int) error { return e.Net.Attach(t, netnsOf(pid)) }
+		hook = func(pid int) error { return e.Net.Attach(t, netoverlay.ProcNetns(pid)) }
 	}
 	st, err := e.Runtime.Create(ctx, Spec(t))
 	if err != nil {
@@ -167,7 +167,6 @@ func (e *RuntimeExecutor) Stop(ctx context.Context, id string, grace time.Durati
 	return err
 }
 
-func netnsOf(pid int) string { return fmt.Sprintf("/proc/%d/ns/net", pid) }
 
 // Adopt implements Executor: a re-adopted container's interfaces are
 // checked and its endpoints announced again.
@@ -182,7 +181,7 @@ func (e *RuntimeExecutor) Adopt(ctx context.Context, t *shoalv1.Task, id string)
 	if st.Pid <= 0 {
 		return fmt.Errorf("container %s has no process to attach", id)
 	}
-	if err := e.Net.Attach(t, netnsOf(st.Pid)); err != nil {
+	if err := e.Net.Attach(t, netoverlay.ProcNetns(st.Pid)); err != nil {
 		return err
 	}
 	e.Net.Ready(t.GetId(), st.Status == container.Running)

@@ -96,7 +96,7 @@ func (a *attachments) Started(containerID string, labels map[string]string, pid 
 	if err != nil {
 		return err
 	}
-	if err := a.d.work.overlay.Attach(t, fmt.Sprintf("/proc/%d/ns/net", pid)); err != nil {
+	if err := a.d.work.overlay.Attach(t, netoverlay.ProcNetns(pid)); err != nil {
 		return err
 	}
 	return nil

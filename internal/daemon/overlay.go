@@ -192,7 +192,7 @@ func (d *Daemon) restoreDataPlane(st *state, rt *container.Runtime) {
 			d.log.Warn("overlay: a container's networks label", zap.String("container", c.ID), zap.Error(err))
 			continue
 		}
-		if err := d.work.overlay.Attach(t, fmt.Sprintf("/proc/%d/ns/net", c.Pid)); err != nil {
+		if err := d.work.overlay.Attach(t, netoverlay.ProcNetns(c.Pid)); err != nil {
 			d.log.Warn("overlay: plug a running container in again", zap.String("container", c.ID), zap.Error(err))
 			continue
 		}
