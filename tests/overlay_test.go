@@ -90,7 +90,7 @@ func get(from overlayTask, to netip.Addr) (string, error) {
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
 		Proxy: nil, DisableKeepAlives: true,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return harness.DialIn(ctx, fmt.Sprintf("/proc/%d/ns/net", from.pid), network, addr)
+			return harness.DialIn(ctx, netoverlay.ProcNetns(from.pid), network, addr)
 		},
 	}}
 	return testimage.GetHostname(client, "http://"+to.String()+"/")
@@ -142,7 +142,7 @@ func sum(m map[string]int) int {
 // inside its namespace.
 func lookup(from overlayTask, name string) ([]string, error) {
 	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, address string) (net.Conn, error) {
-		return harness.DialIn(ctx, fmt.Sprintf("/proc/%d/ns/net", from.pid), network, "127.0.0.11:53")
+		return harness.DialIn(ctx, netoverlay.ProcNetns(from.pid), network, "127.0.0.11:53")
 	}}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -220,7 +220,7 @@ func TestOverlayAcrossHosts(t *testing.T) {
 	e.Eventually(10*time.Second, func() error {
 		client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true,
 			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				return harness.DialIn(ctx, fmt.Sprintf("/proc/%d/ns/net", from.pid), network, addr)
+				return harness.DialIn(ctx, netoverlay.ProcNetns(from.pid), network, addr)
 			}}}
 		resp, err := client.Get("http://" + harness.RegistryAddr + "/v2/")
 		if err != nil {
@@ -408,7 +408,7 @@ func TestOverlayHostLossAndDaemonRestart(t *testing.T) {
 	e.Eventually(10*time.Second, func() (err error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		conn, err = harness.DialIn(ctx, fmt.Sprintf("/proc/%d/ns/net", from.pid), "tcp", vip.String()+":80")
+		conn, err = harness.DialIn(ctx, netoverlay.ProcNetns(from.pid), "tcp", vip.String()+":80")
 		return err
 	})
 	defer conn.Close()
@@ -900,7 +900,7 @@ func TestOverlayStoppingTaskKeepsItsConnections(t *testing.T) {
 	e.Eventually(10*time.Second, func() (err error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		conn, err = harness.DialIn(ctx, fmt.Sprintf("/proc/%d/ns/net", cli.pid), "tcp", web.addr.String()+":80")
+		conn, err = harness.DialIn(ctx, netoverlay.ProcNetns(cli.pid), "tcp", web.addr.String()+":80")
 		return err
 	})
 	defer conn.Close()

@@ -167,7 +167,6 @@ func (e *RuntimeExecutor) Stop(ctx context.Context, id string, grace time.Durati
 	return err
 }
 
-
 // Adopt implements Executor: a re-adopted container's interfaces are
 // checked and its endpoints announced again.
 func (e *RuntimeExecutor) Adopt(ctx context.Context, t *shoalv1.Task, id string) error {
