@@ -175,54 +175,6 @@ func (id *Identity) ClientConfig() *tls.Config {
 	}
 }
 
-// Files is where a node keeps its certificates.
-type Files struct{ Dir string }
-
-// Paths of the three files.
-func (f Files) CA() string   { return filepath.Join(f.Dir, "ca.crt") }
-func (f Files) Cert() string { return filepath.Join(f.Dir, "node.crt") }
-func (f Files) Key() string  { return filepath.Join(f.Dir, "node.key") }
-
-// Exists reports whether a certificate is on disk.
-func (f Files) Exists() bool {
-	_, err := os.Stat(f.Cert())
-	return err == nil
-}
-
-// Load reads the identity from disk.
-func (f Files) Load() (*Identity, error) {
-	caPEM, err := os.ReadFile(f.CA())
-	if err != nil {
-		return nil, err
-	}
-	certPEM, err := os.ReadFile(f.Cert())
-	if err != nil {
-		return nil, err
-	}
-	keyPEM, err := os.ReadFile(f.Key())
-	if err != nil {
-		return nil, err
-	}
-	return NewIdentity(caPEM, certPEM, keyPEM)
-}
-
-// Save writes the files atomically, the key readable by root only.
-func (f Files) Save(caPEM, certPEM, keyPEM []byte) error {
-	if err := os.MkdirAll(f.Dir, 0o700); err != nil {
-		return err
-	}
-	for _, w := range []struct {
-		path string
-		data []byte
-		mode os.FileMode
-	}{{f.CA(), caPEM, 0o644}, {f.Key(), keyPEM, 0o600}, {f.Cert(), certPEM, 0o644}} {
-		if err := WriteFileAtomic(w.path, w.data, w.mode); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // WriteFileAtomic writes data to a temporary file, syncs it and renames it
 // over path.
 func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
