@@ -61,7 +61,7 @@ func newPsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ps [-a]",
 		Short: "List this node's containers",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := f.check(); err != nil {
 				return err
@@ -123,7 +123,7 @@ func newStopCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "stop [-t SECONDS] CONTAINER [CONTAINER...]",
 		Short: "Stop containers: the stop signal, a grace period, then SIGKILL",
-		Args:  cobra.MinimumNArgs(1),
+		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.eachContainer(args, func(rc shoalv1.RuntimeServiceClient, id string) error {
 				req := &shoalv1.StopContainerRequest{Id: id}
@@ -144,7 +144,7 @@ func newKillCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "kill [-s SIGNAL] CONTAINER [CONTAINER...]",
 		Short: "Send a signal to containers (SIGKILL by default)",
-		Args:  cobra.MinimumNArgs(1),
+		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.eachContainer(args, func(rc shoalv1.RuntimeServiceClient, id string) error {
 				_, err := rc.KillContainer(cmd.Context(), &shoalv1.KillContainerRequest{Id: id, Signal: sig})
@@ -161,7 +161,7 @@ func newRmCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rm [-f] CONTAINER [CONTAINER...]",
 		Short: "Remove containers",
-		Args:  cobra.MinimumNArgs(1),
+		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.eachContainer(args, func(rc shoalv1.RuntimeServiceClient, id string) error {
 				_, err := rc.RemoveContainer(cmd.Context(), &shoalv1.RemoveContainerRequest{Id: id, Force: force})
@@ -178,7 +178,7 @@ func newLogsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "logs [-f] CONTAINER",
 		Short: "Print a container's output",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			rc, done, err := g.runtimeClient()
 			if err != nil {

@@ -86,7 +86,7 @@ func newInspectCmd[T proto.Message](g *globals, use, short string, get func(ctx 
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,
-		Args:  cobra.MinimumNArgs(1),
+		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.check(); err != nil {
 				return err

@@ -57,7 +57,7 @@ func newImagePullCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "pull REF",
 		Short: "Pull an image from a registry",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			rc, done, err := g.runtimeClient()
 			if err != nil {
@@ -86,7 +86,7 @@ func newImageLoadCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "load -i FILE",
 		Short: "Load images from a docker-archive or OCI-layout tarball",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var r io.Reader = os.Stdin
 			if input != "" {
@@ -145,7 +145,7 @@ func newImageLsCmd(g *globals) *cobra.Command {
 		Use:     "ls",
 		Aliases: []string{"list"},
 		Short:   "List this node's images",
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := f.check(); err != nil {
 				return err
@@ -220,7 +220,7 @@ func newImageRmCmd(g *globals) *cobra.Command {
 		Use:     "rm IMAGE [IMAGE...]",
 		Aliases: []string{"remove"},
 		Short:   "Remove images",
-		Args:    cobra.MinimumNArgs(1),
+		Args:    minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			rc, done, err := g.runtimeClient()
 			if err != nil {
@@ -244,7 +244,7 @@ func newImagePruneCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "prune",
 		Short: "Remove dangling images and unused layers",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			rc, done, err := g.runtimeClient()
 			if err != nil {

@@ -29,7 +29,7 @@ func newNetworkCreateCmd(g *globals) *cobra.Command {
 		Short: "Create an overlay network",
 		Long: "Create an overlay network. Without --subnet it gets the next free subnet of the\n" +
 			"cluster's address pools (10.0.0.0/8 in /24s unless swarm init said otherwise).",
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			labels, err := applyKV(nil, f.labels, nil, "--label")
 			if err != nil {
@@ -67,7 +67,7 @@ func newNetworkLsCmd(g *globals) *cobra.Command {
 		Use:     "ls",
 		Aliases: []string{"list"},
 		Short:   "List networks",
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := f.check(); err != nil {
 				return err
@@ -119,7 +119,7 @@ func newNetworkRmCmd(g *globals) *cobra.Command {
 		Use:     "rm NETWORK [NETWORK...]",
 		Aliases: []string{"remove"},
 		Short:   "Remove networks no service uses",
-		Args:    cobra.MinimumNArgs(1),
+		Args:    minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, done, err := g.control()
 			if err != nil {

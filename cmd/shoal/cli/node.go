@@ -55,7 +55,7 @@ func newNodeLsCmd(g *globals) *cobra.Command {
 		Use:     "ls",
 		Aliases: []string{"list"},
 		Short:   "List nodes",
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := f.check(); err != nil {
 				return err
@@ -144,7 +144,7 @@ func newNodeUpdateCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "update [--availability active|pause|drain] [--label-add k=v] [--label-rm k] NODE",
 		Short: "Change a node's availability, labels or role",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_, err := g.updateNode(cmd.Context(), args[0], false, func(s *shoalv1.NodeSpec) error {
 				if f.availability != "" {
@@ -187,7 +187,7 @@ func newNodeRoleCmd(g *globals, verb string, role shoalv1.NodeRole) *cobra.Comma
 	cmd := &cobra.Command{
 		Use:   verb + " NODE [NODE...]",
 		Short: map[string]string{"promote": "Make nodes managers", "demote": "Make managers workers"}[verb],
-		Args:  cobra.MinimumNArgs(1),
+		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, ref := range args {
 				n, err := g.updateNode(cmd.Context(), ref, force, func(s *shoalv1.NodeSpec) error {
@@ -218,7 +218,7 @@ func newNodeRmCmd(g *globals) *cobra.Command {
 		Use:     "rm NODE [NODE...]",
 		Aliases: []string{"remove"},
 		Short:   "Remove nodes from the cluster",
-		Args:    cobra.MinimumNArgs(1),
+		Args:    minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, done, err := g.control()
 			if err != nil {

@@ -103,7 +103,7 @@ func TestCommandsWithoutDaemon(t *testing.T) {
 		{[]string{"-H", "unix://" + noDaemon, "service", "ls", "--format", "yaml"}, []string{`--format "yaml": use table or json`}},
 		{[]string{"-H", "unix://" + noDaemon, "service", "create"}, []string{"requires at least 1 arg"}},
 		{[]string{"-H", "unix://" + noDaemon, "swarm", "join", "manager:4242"}, []string{"--token is required"}},
-		{[]string{"-H", "unix://" + noDaemon, "nosuchcommand"}, []string{`unknown command "nosuchcommand"`}},
+		{[]string{"-H", "unix://" + noDaemon, "nosuchcommand"}, []string{"unknown command: shoal nosuchcommand"}},
 	} {
 		_, _, err := run(t, tc.args...)
 		if err == nil {

@@ -37,7 +37,7 @@ func newServicePsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ps SERVICE [SERVICE...]",
 		Short: "List the tasks of services",
-		Args:  cobra.MinimumNArgs(1),
+		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.check(); err != nil {
 				return err
