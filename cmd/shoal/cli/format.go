@@ -9,7 +9,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
@@ -44,9 +43,8 @@ func (t *table) flush()             { t.w.Flush() }
 // writeJSON prints messages as one JSON array.
 func writeJSON[T proto.Message](out io.Writer, msgs []T) error {
 	arr := make([]json.RawMessage, 0, len(msgs))
-	m := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: false}
 	for _, msg := range msgs {
-		b, err := m.Marshal(msg)
+		b, err := protoJSON(msg, false)
 		if err != nil {
 			return err
 		}
