@@ -26,7 +26,9 @@ func kitchenSink(t *testing.T) protoreflect.MessageDescriptor {
 	t.Helper()
 	opt := descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum()
 	rep := descriptorpb.FieldDescriptorProto_LABEL_REPEATED.Enum()
-	typ := func(k descriptorpb.FieldDescriptorProto_Type) *descriptorpb.FieldDescriptorProto_Type { return k.Enum() }
+	typ := func(k descriptorpb.FieldDescriptorProto_Type) *descriptorpb.FieldDescriptorProto_Type {
+		return k.Enum()
+	}
 	field := func(name string, num int32, label *descriptorpb.FieldDescriptorProto_Label, k descriptorpb.FieldDescriptorProto_Type, msg string) *descriptorpb.FieldDescriptorProto {
 		f := &descriptorpb.FieldDescriptorProto{Name: proto.String(name), Number: proto.Int32(num), Label: label, Type: typ(k), JsonName: proto.String(name)}
 		if msg != "" {
