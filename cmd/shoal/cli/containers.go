@@ -78,27 +78,32 @@ func newPsCmd(g *globals) *cobra.Command {
 			cs := resp.GetContainers()
 			switch {
 			case f.quiet:
-				for _, c := range cs {
-					fmt.Fprintln(g.out, shortID(c.GetId()))
-				}
-				return nil
+				return printIDs(g.out, cs, func(c *shoalv1.Container) string { return shortID(c.GetId()) })
 			case f.format == "json":
 				return writeJSON(g.out, cs)
 			}
-			now := time.Now()
-			t := newTable(g.out, "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES")
-			for _, c := range cs {
-				t.row(shortID(c.GetId()), c.GetImage(), fmt.Sprintf("%q", truncate(strings.Join(c.GetCommand(), " "), 20)),
-					humanDuration(now.Sub(c.GetCreatedAt().AsTime()))+" ago", containerStatus(c, now), c.GetName())
-			}
-			t.flush()
-			return nil
+			return printRows(g.out, f.format, "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}", containerColumns(time.Now()), cs)
 		},
 	}
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "show all containers, not only running ones")
-	cmd.Flags().StringVar(&f.format, "format", "", "table or json")
-	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print IDs only")
+	f.register(cmd.Flags(), "print IDs only")
 	return cmd
+}
+
+// containerColumns are ps's template fields, docker's.
+func containerColumns(now time.Time) []column[*shoalv1.Container] {
+	return []column[*shoalv1.Container]{
+		{"ID", "CONTAINER ID", func(c *shoalv1.Container) any { return shortID(c.GetId()) }},
+		{"Image", "IMAGE", func(c *shoalv1.Container) any { return c.GetImage() }},
+		{"Command", "COMMAND", func(c *shoalv1.Container) any {
+			return fmt.Sprintf("%q", truncate(strings.Join(c.GetCommand(), " "), 20))
+		}},
+		{"CreatedAt", "CREATED AT", func(c *shoalv1.Container) any { return formatTime(c.GetCreatedAt().AsTime()) }},
+		{"RunningFor", "CREATED", func(c *shoalv1.Container) any { return humanDuration(now.Sub(c.GetCreatedAt().AsTime())) + " ago" }},
+		{"State", "STATE", func(c *shoalv1.Container) any { return c.GetStatus() }},
+		{"Status", "STATUS", func(c *shoalv1.Container) any { return containerStatus(c, now) }},
+		{"Names", "NAMES", func(c *shoalv1.Container) any { return c.GetName() }},
+	}
 }
 
 // eachContainer calls fn for each argument with a runtime client and

@@ -162,32 +162,44 @@ func newImageLsCmd(g *globals) *cobra.Command {
 			imgs := resp.GetImages()
 			switch {
 			case f.quiet:
-				for _, i := range imgs {
-					fmt.Fprintln(g.out, shortDigest(i.GetId()))
-				}
-				return nil
+				return printIDs(g.out, imgs, func(i *shoalv1.LocalImage) string { return shortDigest(i.GetId()) })
 			case f.format == "json":
 				return writeJSON(g.out, imgs)
 			}
-			now := time.Now()
-			t := newTable(g.out, "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE")
+			var rows []imageRow
 			for _, i := range imgs {
 				names := i.GetNames()
 				if len(names) == 0 {
 					names = []string{"<none>:<none>"}
 				}
 				for _, n := range names {
-					repo, tag := splitRepoTag(n)
-					t.row(repo, tag, shortDigest(i.GetId()), humanDuration(now.Sub(i.GetCreatedAt().AsTime()))+" ago", humanSize(i.GetSize()))
+					rows = append(rows, imageRow{i, n})
 				}
 			}
-			t.flush()
-			return nil
+			return printRows(g.out, f.format, "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}", imageColumns(time.Now()), rows)
 		},
 	}
-	cmd.Flags().StringVar(&f.format, "format", "", "table or json")
-	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print IDs only")
+	f.register(cmd.Flags(), "print IDs only")
 	return cmd
+}
+
+// imageRow is a line of image ls: an image under one of its names.
+type imageRow struct {
+	img  *shoalv1.LocalImage
+	name string
+}
+
+// imageColumns are image ls's template fields, docker's.
+func imageColumns(now time.Time) []column[imageRow] {
+	return []column[imageRow]{
+		{"Repository", "REPOSITORY", func(r imageRow) any { repo, _ := splitRepoTag(r.name); return repo }},
+		{"Tag", "TAG", func(r imageRow) any { _, tag := splitRepoTag(r.name); return tag }},
+		{"ID", "IMAGE ID", func(r imageRow) any { return shortDigest(r.img.GetId()) }},
+		{"Digest", "DIGEST", func(r imageRow) any { return r.img.GetDigest() }},
+		{"CreatedSince", "CREATED", func(r imageRow) any { return humanDuration(now.Sub(r.img.GetCreatedAt().AsTime())) + " ago" }},
+		{"CreatedAt", "CREATED AT", func(r imageRow) any { return formatTime(r.img.GetCreatedAt().AsTime()) }},
+		{"Size", "SIZE", func(r imageRow) any { return humanSize(r.img.GetSize()) }},
+	}
 }
 
 func splitRepoTag(n string) (string, string) {

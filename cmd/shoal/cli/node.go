@@ -72,32 +72,34 @@ func newNodeLsCmd(g *globals) *cobra.Command {
 			nodes := resp.GetNodes()
 			switch {
 			case f.quiet:
-				for _, n := range nodes {
-					fmt.Fprintln(g.out, n.GetId())
-				}
-				return nil
+				return printIDs(g.out, nodes, (*shoalv1.Node).GetId)
 			case f.format == "json":
 				return writeJSON(g.out, nodes)
 			}
-			self := g.selfID(cmd.Context())
-			t := newTable(g.out, "ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS")
-			for _, n := range nodes {
-				id := n.GetId()
-				if id == self {
-					id += " *"
-				}
-				t.row(id, n.GetDescription().GetHostname(),
-					titleCase(enumName(n.GetStatus().GetState().String(), "NODE_STATE_")),
-					titleCase(enumName(n.GetSpec().GetAvailability().String(), "NODE_AVAILABILITY_")),
-					managerStatus(n))
-			}
-			t.flush()
-			return nil
+			return printRows(g.out, f.format, "table {{.ID}} {{if .Self}}*{{else}} {{end}}\t{{.Hostname}}\t{{.Status}}\t{{.Availability}}\t{{.ManagerStatus}}\t{{.EngineVersion}}",
+				nodeColumns(g.selfID(cmd.Context())), nodes)
 		},
 	}
-	cmd.Flags().StringVar(&f.format, "format", "", "table or json")
-	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print IDs only")
+	f.register(cmd.Flags(), "print IDs only")
 	return cmd
+}
+
+// nodeColumns are node ls's template fields, docker's; Self is whether
+// the node is the one the CLI talks to.
+func nodeColumns(self string) []column[*shoalv1.Node] {
+	return []column[*shoalv1.Node]{
+		{"ID", "ID", func(n *shoalv1.Node) any { return n.GetId() }},
+		{"Self", "", func(n *shoalv1.Node) any { return n.GetId() == self }},
+		{"Hostname", "HOSTNAME", func(n *shoalv1.Node) any { return n.GetDescription().GetHostname() }},
+		{"Status", "STATUS", func(n *shoalv1.Node) any {
+			return titleCase(enumName(n.GetStatus().GetState().String(), "NODE_STATE_"))
+		}},
+		{"Availability", "AVAILABILITY", func(n *shoalv1.Node) any {
+			return titleCase(enumName(n.GetSpec().GetAvailability().String(), "NODE_AVAILABILITY_"))
+		}},
+		{"ManagerStatus", "MANAGER STATUS", func(n *shoalv1.Node) any { return managerStatus(n) }},
+		{"EngineVersion", "ENGINE VERSION", func(n *shoalv1.Node) any { return n.GetDescription().GetVersion() }},
+	}
 }
 
 func newNodeInspectCmd(g *globals) *cobra.Command {

@@ -293,6 +293,18 @@ func replicasColumn(s *shoalv1.Service, counts map[string][2]int) (mode, replica
 	return "replicated", fmt.Sprintf("%d/%d", c[0], s.GetSpec().GetReplicated().GetReplicas())
 }
 
+// serviceColumns are service ls's template fields, docker's.
+func serviceColumns(counts map[string][2]int) []column[*shoalv1.Service] {
+	return []column[*shoalv1.Service]{
+		{"ID", "ID", func(s *shoalv1.Service) any { return shortID(s.GetId()) }},
+		{"Name", "NAME", func(s *shoalv1.Service) any { return s.GetSpec().GetName() }},
+		{"Mode", "MODE", func(s *shoalv1.Service) any { m, _ := replicasColumn(s, counts); return m }},
+		{"Replicas", "REPLICAS", func(s *shoalv1.Service) any { _, r := replicasColumn(s, counts); return r }},
+		{"Image", "IMAGE", func(s *shoalv1.Service) any { return s.GetSpec().GetTask().GetContainer().GetImage() }},
+		{"Ports", "PORTS", func(s *shoalv1.Service) any { return formatPorts(s.GetSpec().GetEndpoint().GetPorts()) }},
+	}
+}
+
 func newServiceLsCmd(g *globals) *cobra.Command {
 	f := &listFlags{}
 	cmd := &cobra.Command{
@@ -316,10 +328,7 @@ func newServiceLsCmd(g *globals) *cobra.Command {
 			svcs := resp.GetServices()
 			switch {
 			case f.quiet:
-				for _, s := range svcs {
-					fmt.Fprintln(g.out, s.GetId())
-				}
-				return nil
+				return printIDs(g.out, svcs, (*shoalv1.Service).GetId)
 			case f.format == "json":
 				return writeJSON(g.out, svcs)
 			}
@@ -327,17 +336,10 @@ func newServiceLsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			t := newTable(g.out, "ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS")
-			for _, s := range svcs {
-				mode, reps := replicasColumn(s, counts)
-				t.row(shortID(s.GetId()), s.GetSpec().GetName(), mode, reps, s.GetSpec().GetTask().GetContainer().GetImage(), formatPorts(s.GetSpec().GetEndpoint().GetPorts()))
-			}
-			t.flush()
-			return nil
+			return printRows(g.out, f.format, "table {{.ID}}\t{{.Name}}\t{{.Mode}}\t{{.Replicas}}\t{{.Image}}\t{{.Ports}}", serviceColumns(counts), svcs)
 		},
 	}
-	cmd.Flags().StringVar(&f.format, "format", "", "table or json")
-	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print IDs only")
+	f.register(cmd.Flags(), "print IDs only")
 	return cmd
 }
 
