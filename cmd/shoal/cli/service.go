@@ -192,27 +192,9 @@ func (f *specFlags) apply(fs *pflag.FlagSet, spec *shoalv1.ServiceSpec, create b
 }
 
 func setPrefs(p *shoalv1.Placement, prefs []string) error {
-	p.Preferences = nil
-	for _, s := range prefs {
-		d, ok := strings.CutPrefix(s, "spread=")
-		if !ok {
-			return fmt.Errorf("--placement-pref %q: use spread=node.labels.<key>", s)
-		}
-		p.Preferences = append(p.Preferences, &shoalv1.PlacementPreference{SpreadDescriptor: d})
-	}
-	return nil
-}
-
-func parsePorts(in []string) ([]*shoalv1.PortConfig, error) {
-	var out []*shoalv1.PortConfig
-	for _, s := range in {
-		p, err := parsePort(s)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, nil
+	var err error
+	p.Preferences, err = parsePrefs("--placement-pref", prefs)
+	return err
 }
 
 type serviceCreateFlags struct {
@@ -246,7 +228,7 @@ func newServiceCreateCmd(g *globals) *cobra.Command {
 			if err := setPrefs(spec.Task.Placement, f.prefs); err != nil {
 				return err
 			}
-			if spec.Endpoint.Ports, err = parsePorts(f.publish); err != nil {
+			if spec.Endpoint.Ports, err = parsePortsFlag("--publish", f.publish); err != nil {
 				return err
 			}
 			for _, n := range f.networks {
@@ -358,7 +340,8 @@ type serviceUpdateFlags struct {
 	envAdd, envRm, labelAdd, labelRm []string
 	constraintAdd, constraintRm      []string
 	publishAdd, publishRm            []string
-	networkAdd, networkRm, prefAdd   []string
+	networkAdd, networkRm            []string
+	prefAdd, prefRm                  []string
 	detach                           bool
 }
 
@@ -396,15 +379,21 @@ func newServiceUpdateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			spec.Task.Placement.Constraints = updateList(spec.Task.Placement.Constraints, f.constraintAdd, f.constraintRm)
-			if len(f.prefAdd) > 0 {
-				if err := setPrefs(spec.Task.Placement, f.prefAdd); err != nil {
-					return err
-				}
+			if err := updatePrefs(spec.Task.Placement, f.prefAdd, f.prefRm); err != nil {
+				return err
 			}
 			if err := updatePorts(spec.Endpoint, f.publishAdd, f.publishRm); err != nil {
 				return err
 			}
-			spec.Networks = updateNetworks(spec.Networks, f.networkAdd, f.networkRm)
+			if spec.Networks, err = updateNetworks(spec.Networks, f.networkAdd, f.networkRm, func(ref string) (networkRef, error) {
+				resp, err := c.GetNetwork(ctx, &shoalv1.GetNetworkRequest{NetworkId: ref})
+				if err != nil {
+					return networkRef{}, cleanError(err)
+				}
+				return networkRef{resp.GetNetwork().GetId(), resp.GetNetwork().GetSpec().GetName()}, nil
+			}); err != nil {
+				return err
+			}
 			if _, err := c.UpdateService(ctx, &shoalv1.UpdateServiceRequest{ServiceId: svc.GetId(), Version: svc.GetMeta().GetVersion(), Spec: spec}); err != nil {
 				return err
 			}
@@ -422,50 +411,14 @@ func newServiceUpdateCmd(g *globals) *cobra.Command {
 	fs.StringArrayVar(&f.labelRm, "label-rm", nil, "remove a service label")
 	fs.StringArrayVar(&f.constraintAdd, "constraint-add", nil, "add a placement constraint")
 	fs.StringArrayVar(&f.constraintRm, "constraint-rm", nil, "remove a placement constraint")
-	fs.StringArrayVar(&f.prefAdd, "placement-pref-add", nil, "set placement preferences")
+	fs.StringArrayVar(&f.prefAdd, "placement-pref-add", nil, "add a placement preference (spread=node.labels.<key>)")
+	fs.StringArrayVar(&f.prefRm, "placement-pref-rm", nil, "remove a placement preference (spread=node.labels.<key>)")
 	fs.StringArrayVar(&f.publishAdd, "publish-add", nil, "publish a port")
-	fs.StringArrayVar(&f.publishRm, "publish-rm", nil, "unpublish a port (published port number)")
-	fs.StringArrayVar(&f.networkAdd, "network-add", nil, "attach a network")
-	fs.StringArrayVar(&f.networkRm, "network-rm", nil, "detach a network")
+	fs.StringArrayVar(&f.publishRm, "publish-rm", nil, "unpublish a port by its target port: 80, 80/udp, 8080:80 or published=8080,target=80[,mode=host]")
+	fs.StringArrayVar(&f.networkAdd, "network-add", nil, "attach a network (name or ID)")
+	fs.StringArrayVar(&f.networkRm, "network-rm", nil, "detach a network (name or ID)")
 	fs.BoolVarP(&f.detach, "detach", "d", false, "return at once instead of waiting for the service to converge")
 	return cmd
-}
-
-func updatePorts(e *shoalv1.EndpointSpec, add, rm []string) error {
-	drop := map[uint32]bool{}
-	for _, r := range rm {
-		pub, _, _ := strings.Cut(r, ":")
-		pub, _, _ = strings.Cut(pub, "/")
-		n, err := strconv.ParseUint(pub, 10, 16)
-		if err != nil {
-			return fmt.Errorf("--publish-rm %q: give the published port number", r)
-		}
-		drop[uint32(n)] = true
-	}
-	var out []*shoalv1.PortConfig
-	for _, p := range e.Ports {
-		if !drop[p.GetPublishedPort()] {
-			out = append(out, p)
-		}
-	}
-	added, err := parsePorts(add)
-	if err != nil {
-		return err
-	}
-	e.Ports = append(out, added...)
-	return nil
-}
-
-func updateNetworks(nets []*shoalv1.NetworkAttachment, add, rm []string) []*shoalv1.NetworkAttachment {
-	var targets []string
-	for _, n := range nets {
-		targets = append(targets, n.GetTarget())
-	}
-	var out []*shoalv1.NetworkAttachment
-	for _, t := range updateList(targets, add, rm) {
-		out = append(out, &shoalv1.NetworkAttachment{Target: t})
-	}
-	return out
 }
 
 func newServiceScaleCmd(g *globals) *cobra.Command {
