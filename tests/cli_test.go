@@ -38,14 +38,14 @@ func TestServiceAndNodeCLI(t *testing.T) {
 				} `json:"container"`
 				Resources struct {
 					Limits struct {
-						NanoCPUs string `json:"nano_cpus"`
-						Memory   string `json:"memory_bytes"`
+						NanoCPUs int64 `json:"nano_cpus"`
+						Memory   int64 `json:"memory_bytes"`
 					} `json:"limits"`
 				} `json:"resources"`
 				Restart struct {
 					Condition   string `json:"condition"`
 					Delay       string `json:"delay"`
-					MaxAttempts string `json:"max_attempts"`
+					MaxAttempts int64  `json:"max_attempts"`
 				} `json:"restart"`
 				Placement struct {
 					Constraints []string `json:"constraints"`
@@ -58,8 +58,8 @@ func TestServiceAndNodeCLI(t *testing.T) {
 	}
 	s := inspected[0].Spec
 	if inspected[0].ID != id || s.Name != "web" || strings.Join(s.Task.Container.Args, " ") != "nginx -g daemon off;" ||
-		s.Task.Resources.Limits.NanoCPUs != "500000000" || s.Task.Resources.Limits.Memory != "134217728" ||
-		s.Task.Restart.Condition != "RESTART_CONDITION_ON_FAILURE" || s.Task.Restart.Delay != "2s" || s.Task.Restart.MaxAttempts != "3" ||
+		s.Task.Resources.Limits.NanoCPUs != 500000000 || s.Task.Resources.Limits.Memory != 134217728 ||
+		s.Task.Restart.Condition != "RESTART_CONDITION_ON_FAILURE" || s.Task.Restart.Delay != "2s" || s.Task.Restart.MaxAttempts != 3 ||
 		len(s.Task.Placement.Constraints) != 1 {
 		t.Fatalf("inspect: %+v", inspected[0])
 	}

@@ -14,7 +14,7 @@ import (
 type psTask struct {
 	ID           string `json:"id"`
 	ServiceName  string `json:"service_name"`
-	Slot         string `json:"slot"`
+	Slot         uint64 `json:"slot"`
 	NodeID       string `json:"node_id"`
 	DesiredState string `json:"desired_state"`
 	Status       struct {
@@ -209,7 +209,7 @@ func TestNodeLossReplacesTasks(t *testing.T) {
 		if by[lost] != 0 {
 			return fmt.Errorf("lost node still has active tasks: %v", by)
 		}
-		slots := map[string]int{}
+		slots := map[uint64]int{}
 		for _, tk := range ts {
 			if tk.DesiredState == "TASK_STATE_RUNNING" {
 				slots[tk.Slot]++
@@ -220,7 +220,7 @@ func TestNodeLossReplacesTasks(t *testing.T) {
 		}
 		for s, n := range slots {
 			if n != 1 {
-				return fmt.Errorf("slot %s has %d active tasks", s, n)
+				return fmt.Errorf("slot %d has %d active tasks", s, n)
 			}
 		}
 		return nil

@@ -62,7 +62,7 @@ func startDev(t *testing.T) func(args ...string) (string, error) {
 
 type devTask struct {
 	ID           string `json:"id"`
-	Slot         string `json:"slot"`
+	Slot         uint64 `json:"slot"`
 	DesiredState string `json:"desired_state"`
 	Status       struct {
 		State    string `json:"state"`

@@ -23,7 +23,7 @@ func main() {
 	stop()
 	if err != nil {
 		if !cli.Silent(err) {
-			fmt.Fprintln(os.Stderr, "Error:", err)
+			fmt.Fprintln(os.Stderr, cli.Message(err))
 		}
 		os.Exit(cli.ExitCode(err))
 	}

@@ -50,6 +50,10 @@ func ExitCode(err error) int {
 	if errors.As(err, &e) {
 		return e.code
 	}
+	var u usageError
+	if errors.As(err, &u) {
+		return u.code
+	}
 	return 1
 }
 
@@ -68,6 +72,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	root.PersistentFlags().StringVar(&g.certDir, "cert-dir", envOr("SHOAL_CERT_PATH", "/var/lib/shoal/certificates"), "directory with ca.crt, node.crt and node.key of a manager, for tcp:// hosts (env SHOAL_CERT_PATH)")
 	root.AddCommand(newDaemonCmd(g), newSwarmCmd(g), newNodeCmd(g), newServiceCmd(g), newNetworkCmd(g), newVersionCmd(g),
 		newDevCmd(g), newRunCmd(g), newPsCmd(g), newStopCmd(g), newKillCmd(g), newRmCmd(g), newLogsCmd(g), newImageCmd(g))
+	strictUsage(root)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	return cleanError(err)
@@ -145,7 +150,7 @@ func newVersionCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fmt.Fprintln(g.out, "shoal", version())
 			return nil

@@ -61,7 +61,7 @@ func newPsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ps [-a]",
 		Short: "List this node's containers",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := f.check(); err != nil {
 				return err
@@ -78,27 +78,32 @@ func newPsCmd(g *globals) *cobra.Command {
 			cs := resp.GetContainers()
 			switch {
 			case f.quiet:
-				for _, c := range cs {
-					fmt.Fprintln(g.out, shortID(c.GetId()))
-				}
-				return nil
+				return printIDs(g.out, cs, func(c *shoalv1.Container) string { return shortID(c.GetId()) })
 			case f.format == "json":
 				return writeJSON(g.out, cs)
 			}
-			now := time.Now()
-			t := newTable(g.out, "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES")
-			for _, c := range cs {
-				t.row(shortID(c.GetId()), c.GetImage(), fmt.Sprintf("%q", truncate(strings.Join(c.GetCommand(), " "), 20)),
-					humanDuration(now.Sub(c.GetCreatedAt().AsTime()))+" ago", containerStatus(c, now), c.GetName())
-			}
-			t.flush()
-			return nil
+			return printRows(g.out, f.format, "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}", containerColumns(time.Now()), cs)
 		},
 	}
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "show all containers, not only running ones")
-	cmd.Flags().StringVar(&f.format, "format", "", "table or json")
-	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print IDs only")
+	f.register(cmd.Flags(), "print IDs only")
 	return cmd
+}
+
+// containerColumns are ps's template fields, docker's.
+func containerColumns(now time.Time) []column[*shoalv1.Container] {
+	return []column[*shoalv1.Container]{
+		{"ID", "CONTAINER ID", func(c *shoalv1.Container) any { return shortID(c.GetId()) }},
+		{"Image", "IMAGE", func(c *shoalv1.Container) any { return c.GetImage() }},
+		{"Command", "COMMAND", func(c *shoalv1.Container) any {
+			return fmt.Sprintf("%q", truncate(strings.Join(c.GetCommand(), " "), 20))
+		}},
+		{"CreatedAt", "CREATED AT", func(c *shoalv1.Container) any { return formatTime(c.GetCreatedAt().AsTime()) }},
+		{"RunningFor", "CREATED", func(c *shoalv1.Container) any { return humanDuration(now.Sub(c.GetCreatedAt().AsTime())) + " ago" }},
+		{"State", "STATE", func(c *shoalv1.Container) any { return c.GetStatus() }},
+		{"Status", "STATUS", func(c *shoalv1.Container) any { return containerStatus(c, now) }},
+		{"Names", "NAMES", func(c *shoalv1.Container) any { return c.GetName() }},
+	}
 }
 
 // eachContainer calls fn for each argument with a runtime client and
@@ -123,7 +128,7 @@ func newStopCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "stop [-t SECONDS] CONTAINER [CONTAINER...]",
 		Short: "Stop containers: the stop signal, a grace period, then SIGKILL",
-		Args:  cobra.MinimumNArgs(1),
+		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.eachContainer(args, func(rc shoalv1.RuntimeServiceClient, id string) error {
 				req := &shoalv1.StopContainerRequest{Id: id}
@@ -144,7 +149,7 @@ func newKillCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "kill [-s SIGNAL] CONTAINER [CONTAINER...]",
 		Short: "Send a signal to containers (SIGKILL by default)",
-		Args:  cobra.MinimumNArgs(1),
+		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.eachContainer(args, func(rc shoalv1.RuntimeServiceClient, id string) error {
 				_, err := rc.KillContainer(cmd.Context(), &shoalv1.KillContainerRequest{Id: id, Signal: sig})
@@ -161,7 +166,7 @@ func newRmCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rm [-f] CONTAINER [CONTAINER...]",
 		Short: "Remove containers",
-		Args:  cobra.MinimumNArgs(1),
+		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.eachContainer(args, func(rc shoalv1.RuntimeServiceClient, id string) error {
 				_, err := rc.RemoveContainer(cmd.Context(), &shoalv1.RemoveContainerRequest{Id: id, Force: force})
@@ -178,7 +183,7 @@ func newLogsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "logs [-f] CONTAINER",
 		Short: "Print a container's output",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			rc, done, err := g.runtimeClient()
 			if err != nil {

@@ -33,7 +33,7 @@ func newDaemonCmd(g *globals) *cobra.Command {
 		Short: "Run the Shoal node daemon",
 		Long: "Run the node process. It is unclustered until `shoal swarm init` or `shoal swarm join`;\n" +
 			"a node that was in a cluster rejoins it when the daemon starts again.",
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := logging.New(f.logLevel)
 			if err != nil {

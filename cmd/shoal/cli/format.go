@@ -1,52 +1,126 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/encoding/protojson"
+	"github.com/spf13/pflag"
 	"google.golang.org/protobuf/proto"
 
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
-// listFlags are the output flags of ls, ps and inspect commands.
+// listFlags are the output flags of ls and ps commands.
 type listFlags struct {
 	format string
 	quiet  bool
 }
 
+// listFormatHelp says what --format takes on a list.
+const listFormatHelp = "table (the default), json (the objects in full, numbers as numbers) or a Go template: " +
+	"'{{.Name}} {{.Image}}', 'table {{.ID}}\\t{{.Name}}' (with a header row), '{{json .}}'"
+
+func (l *listFlags) register(fs *pflag.FlagSet, quietHelp string) {
+	fs.StringVar(&l.format, "format", "", listFormatHelp)
+	fs.BoolVarP(&l.quiet, "quiet", "q", false, quietHelp)
+}
+
+// check refuses a format that is neither table, json nor a valid
+// template, before anything is asked of the daemon.
 func (l *listFlags) check() error {
-	switch l.format {
-	case "", "table", "json":
+	switch {
+	case l.format == "" || l.format == "table" || l.format == "json":
 		return nil
+	case !strings.Contains(l.format, "{{"):
+		return fmt.Errorf("--format %q: use table, json or a Go template such as '{{.ID}} {{.Name}}'", l.format)
 	}
-	return fmt.Errorf("--format %q: use table or json", l.format)
+	_, err := parseTemplate(l.format)
+	return err
 }
 
-// table writes aligned columns like docker's.
-type table struct{ w *tabwriter.Writer }
-
-func newTable(out io.Writer, header ...string) *table {
-	t := &table{w: tabwriter.NewWriter(out, 0, 0, 3, ' ', 0)}
-	t.row(header...)
-	return t
+// A column is a field of a list's rows: the name a --format template
+// gives it (docker's), its header in a table and its value for an object
+// (called once per item, in the list's order).
+type column[T any] struct {
+	name, header string
+	value        func(T) any
 }
 
-func (t *table) row(cols ...string) { fmt.Fprintln(t.w, strings.Join(cols, "\t")) }
-func (t *table) flush()             { t.w.Flush() }
+// printRows prints one line per item through the --format template, or
+// through def, the list's default table, when --format is empty or
+// "table". A template's dot is the item's row: a map from column names to
+// values. A table gets a header row (the template run on the headers)
+// and docker's column alignment. Nothing is printed unless every line
+// could be.
+func printRows[T any](out io.Writer, format, def string, cols []column[T], items []T) error {
+	if format == "" || format == "table" {
+		format = def
+	}
+	t, err := parseTemplate(format)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	fail := func(err error) error {
+		names := make([]string, len(cols))
+		for i, c := range cols {
+			names[i] = c.name
+		}
+		return fmt.Errorf("%v (the fields are %s)", err, strings.Join(names, ", "))
+	}
+	if t.table {
+		header := map[string]any{}
+		for _, c := range cols {
+			header[c.name] = c.header
+		}
+		if err := t.execute(&buf, header); err != nil {
+			return fail(err)
+		}
+	}
+	for _, it := range items {
+		row := make(map[string]any, len(cols))
+		for _, c := range cols {
+			row[c.name] = c.value(it)
+		}
+		if err := t.execute(&buf, row); err != nil {
+			return fail(err)
+		}
+	}
+	if !t.table {
+		_, err := buf.WriteTo(out)
+		return err
+	}
+	tw := tabwriter.NewWriter(out, 10, 1, 3, ' ', 0)
+	if _, err := buf.WriteTo(tw); err != nil {
+		return err
+	}
+	return tw.Flush()
+}
+
+// printIDs is what -q prints.
+func printIDs[T any](out io.Writer, items []T, id func(T) string) error {
+	for _, it := range items {
+		if _, err := fmt.Fprintln(out, id(it)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // writeJSON prints messages as one JSON array.
 func writeJSON[T proto.Message](out io.Writer, msgs []T) error {
 	arr := make([]json.RawMessage, 0, len(msgs))
-	m := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: false}
 	for _, msg := range msgs {
-		b, err := m.Marshal(msg)
+		b, err := protoJSON(msg, false)
 		if err != nil {
 			return err
 		}
@@ -59,6 +133,18 @@ func writeJSON[T proto.Message](out io.Writer, msgs []T) error {
 	_, err = fmt.Fprintln(out, string(b))
 	return err
 }
+
+// formatLabels is docker's LABELS column: k=v pairs by key, comma-separated.
+func formatLabels(m map[string]string) string {
+	parts := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, k+"="+m[k])
+	}
+	return strings.Join(parts, ",")
+}
+
+// formatTime is docker's CreatedAt: 2024-05-01 14:03:07 +0200 CEST.
+func formatTime(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05 -0700 MST") }
 
 func shortID(id string) string {
 	if len(id) > 12 {
@@ -79,17 +165,33 @@ func titleCase(s string) string {
 	return strings.ToUpper(s[:1]) + s[1:]
 }
 
+// inspectFormatHelp says what --format takes on inspect.
+const inspectFormatHelp = "json, or a Go template run on each object as the JSON shows it, " +
+	"with proto field names and unset fields as zero values: '{{.spec.name}}', '{{json .spec.labels}}'"
+
 // newInspectCmd is `KIND inspect REF...`: each object read with get
-// through the control API, all printed as one JSON list.
+// through the control API, all printed as one JSON list, or each through
+// a --format template. The template's dot is the object's JSON decoded
+// into maps, lists, strings, numbers and booleans (what `{{json .}}`
+// prints back), so its field names are the JSON's: {{.spec.name}}, not
+// docker's {{.Spec.Name}}.
 func newInspectCmd[T proto.Message](g *globals, use, short string, get func(ctx context.Context, c shoalv1.ControlServiceClient, ref string) (T, error)) *cobra.Command {
-	f := &listFlags{}
+	var format string
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,
-		Args:  cobra.MinimumNArgs(1),
+		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := f.check(); err != nil {
-				return err
+			var t *outputTemplate
+			switch {
+			case format == "" || format == "json":
+			case strings.HasPrefix(format, "table") || !strings.Contains(format, "{{"):
+				return fmt.Errorf("--format %q: use json or a Go template such as '{{.id}} {{.spec.name}}' (table is for ls and ps)", format)
+			default:
+				var err error
+				if t, err = parseTemplate(format); err != nil {
+					return err
+				}
 			}
 			c, done, err := g.control()
 			if err != nil {
@@ -104,9 +206,37 @@ func newInspectCmd[T proto.Message](g *globals, use, short string, get func(ctx 
 				}
 				out = append(out, o)
 			}
-			return writeJSON(g.out, out)
+			if t == nil {
+				return writeJSON(g.out, out)
+			}
+			var buf bytes.Buffer
+			for _, o := range out {
+				dot, err := jsonValue(o)
+				if err != nil {
+					return err
+				}
+				if err := t.execute(&buf, dot); err != nil {
+					return err
+				}
+			}
+			_, err = buf.WriteTo(g.out)
+			return err
 		},
 	}
-	cmd.Flags().StringVar(&f.format, "format", "json", "json")
+	cmd.Flags().StringVarP(&format, "format", "f", "json", inspectFormatHelp)
 	return cmd
+}
+
+// jsonValue is m's JSON, unset fields included, as Go values; numbers
+// are json.Number so that 64-bit integers print whole.
+func jsonValue(m proto.Message) (any, error) {
+	b, err := protoJSON(m, true)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	err = dec.Decode(&v)
+	return v, err
 }

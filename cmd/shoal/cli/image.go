@@ -57,7 +57,7 @@ func newImagePullCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "pull REF",
 		Short: "Pull an image from a registry",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			rc, done, err := g.runtimeClient()
 			if err != nil {
@@ -86,7 +86,7 @@ func newImageLoadCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "load -i FILE",
 		Short: "Load images from a docker-archive or OCI-layout tarball",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var r io.Reader = os.Stdin
 			if input != "" {
@@ -145,7 +145,7 @@ func newImageLsCmd(g *globals) *cobra.Command {
 		Use:     "ls",
 		Aliases: []string{"list"},
 		Short:   "List this node's images",
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := f.check(); err != nil {
 				return err
@@ -162,32 +162,44 @@ func newImageLsCmd(g *globals) *cobra.Command {
 			imgs := resp.GetImages()
 			switch {
 			case f.quiet:
-				for _, i := range imgs {
-					fmt.Fprintln(g.out, shortDigest(i.GetId()))
-				}
-				return nil
+				return printIDs(g.out, imgs, func(i *shoalv1.LocalImage) string { return shortDigest(i.GetId()) })
 			case f.format == "json":
 				return writeJSON(g.out, imgs)
 			}
-			now := time.Now()
-			t := newTable(g.out, "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE")
+			var rows []imageRow
 			for _, i := range imgs {
 				names := i.GetNames()
 				if len(names) == 0 {
 					names = []string{"<none>:<none>"}
 				}
 				for _, n := range names {
-					repo, tag := splitRepoTag(n)
-					t.row(repo, tag, shortDigest(i.GetId()), humanDuration(now.Sub(i.GetCreatedAt().AsTime()))+" ago", humanSize(i.GetSize()))
+					rows = append(rows, imageRow{i, n})
 				}
 			}
-			t.flush()
-			return nil
+			return printRows(g.out, f.format, "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}", imageColumns(time.Now()), rows)
 		},
 	}
-	cmd.Flags().StringVar(&f.format, "format", "", "table or json")
-	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print IDs only")
+	f.register(cmd.Flags(), "print IDs only")
 	return cmd
+}
+
+// imageRow is a line of image ls: an image under one of its names.
+type imageRow struct {
+	img  *shoalv1.LocalImage
+	name string
+}
+
+// imageColumns are image ls's template fields, docker's.
+func imageColumns(now time.Time) []column[imageRow] {
+	return []column[imageRow]{
+		{"Repository", "REPOSITORY", func(r imageRow) any { repo, _ := splitRepoTag(r.name); return repo }},
+		{"Tag", "TAG", func(r imageRow) any { _, tag := splitRepoTag(r.name); return tag }},
+		{"ID", "IMAGE ID", func(r imageRow) any { return shortDigest(r.img.GetId()) }},
+		{"Digest", "DIGEST", func(r imageRow) any { return r.img.GetDigest() }},
+		{"CreatedSince", "CREATED", func(r imageRow) any { return humanDuration(now.Sub(r.img.GetCreatedAt().AsTime())) + " ago" }},
+		{"CreatedAt", "CREATED AT", func(r imageRow) any { return formatTime(r.img.GetCreatedAt().AsTime()) }},
+		{"Size", "SIZE", func(r imageRow) any { return humanSize(r.img.GetSize()) }},
+	}
 }
 
 func splitRepoTag(n string) (string, string) {
@@ -220,7 +232,7 @@ func newImageRmCmd(g *globals) *cobra.Command {
 		Use:     "rm IMAGE [IMAGE...]",
 		Aliases: []string{"remove"},
 		Short:   "Remove images",
-		Args:    cobra.MinimumNArgs(1),
+		Args:    minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			rc, done, err := g.runtimeClient()
 			if err != nil {
@@ -244,7 +256,7 @@ func newImagePruneCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "prune",
 		Short: "Remove dangling images and unused layers",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			rc, done, err := g.runtimeClient()
 			if err != nil {

@@ -29,7 +29,7 @@ func newNetworkCreateCmd(g *globals) *cobra.Command {
 		Short: "Create an overlay network",
 		Long: "Create an overlay network. Without --subnet it gets the next free subnet of the\n" +
 			"cluster's address pools (10.0.0.0/8 in /24s unless swarm init said otherwise).",
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			labels, err := applyKV(nil, f.labels, nil, "--label")
 			if err != nil {
@@ -67,7 +67,7 @@ func newNetworkLsCmd(g *globals) *cobra.Command {
 		Use:     "ls",
 		Aliases: []string{"list"},
 		Short:   "List networks",
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := f.check(); err != nil {
 				return err
@@ -85,25 +85,30 @@ func newNetworkLsCmd(g *globals) *cobra.Command {
 			sort.Slice(nets, func(i, j int) bool { return nets[i].GetSpec().GetName() < nets[j].GetSpec().GetName() })
 			switch {
 			case f.quiet:
-				for _, n := range nets {
-					fmt.Fprintln(g.out, n.GetId())
-				}
-				return nil
+				return printIDs(g.out, nets, (*shoalv1.Network).GetId)
 			case f.format == "json":
 				return writeJSON(g.out, nets)
 			}
-			t := newTable(g.out, "NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNET", "GATEWAY")
-			for _, n := range nets {
-				t.row(shortID(n.GetId()), n.GetSpec().GetName(), n.GetSpec().GetDriver(), "swarm",
-					n.GetAllocation().GetSubnet(), n.GetAllocation().GetGateway())
-			}
-			t.flush()
-			return nil
+			return printRows(g.out, f.format, "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}\t{{.Subnet}}\t{{.Gateway}}", networkColumns, nets)
 		},
 	}
-	cmd.Flags().StringVar(&f.format, "format", "", "table or json")
-	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print IDs only")
+	f.register(cmd.Flags(), "print IDs only")
 	return cmd
+}
+
+// networkColumns are network ls's template fields: docker's, and the
+// subnet and gateway.
+var networkColumns = []column[*shoalv1.Network]{
+	{"ID", "NETWORK ID", func(n *shoalv1.Network) any { return shortID(n.GetId()) }},
+	{"Name", "NAME", func(n *shoalv1.Network) any { return n.GetSpec().GetName() }},
+	{"Driver", "DRIVER", func(n *shoalv1.Network) any { return n.GetSpec().GetDriver() }},
+	{"Scope", "SCOPE", func(*shoalv1.Network) any { return "swarm" }},
+	{"Subnet", "SUBNET", func(n *shoalv1.Network) any { return n.GetAllocation().GetSubnet() }},
+	{"Gateway", "GATEWAY", func(n *shoalv1.Network) any { return n.GetAllocation().GetGateway() }},
+	{"Attachable", "ATTACHABLE", func(n *shoalv1.Network) any { return n.GetSpec().GetAttachable() }},
+	{"Ingress", "INGRESS", func(n *shoalv1.Network) any { return n.GetSpec().GetIngress() }},
+	{"Labels", "LABELS", func(n *shoalv1.Network) any { return formatLabels(n.GetSpec().GetLabels()) }},
+	{"CreatedAt", "CREATED AT", func(n *shoalv1.Network) any { return formatTime(n.GetMeta().GetCreatedAt().AsTime()) }},
 }
 
 func newNetworkInspectCmd(g *globals) *cobra.Command {
@@ -119,7 +124,7 @@ func newNetworkRmCmd(g *globals) *cobra.Command {
 		Use:     "rm NETWORK [NETWORK...]",
 		Aliases: []string{"remove"},
 		Short:   "Remove networks no service uses",
-		Args:    cobra.MinimumNArgs(1),
+		Args:    minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, done, err := g.control()
 			if err != nil {

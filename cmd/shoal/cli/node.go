@@ -55,7 +55,7 @@ func newNodeLsCmd(g *globals) *cobra.Command {
 		Use:     "ls",
 		Aliases: []string{"list"},
 		Short:   "List nodes",
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := f.check(); err != nil {
 				return err
@@ -72,32 +72,34 @@ func newNodeLsCmd(g *globals) *cobra.Command {
 			nodes := resp.GetNodes()
 			switch {
 			case f.quiet:
-				for _, n := range nodes {
-					fmt.Fprintln(g.out, n.GetId())
-				}
-				return nil
+				return printIDs(g.out, nodes, (*shoalv1.Node).GetId)
 			case f.format == "json":
 				return writeJSON(g.out, nodes)
 			}
-			self := g.selfID(cmd.Context())
-			t := newTable(g.out, "ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS")
-			for _, n := range nodes {
-				id := n.GetId()
-				if id == self {
-					id += " *"
-				}
-				t.row(id, n.GetDescription().GetHostname(),
-					titleCase(enumName(n.GetStatus().GetState().String(), "NODE_STATE_")),
-					titleCase(enumName(n.GetSpec().GetAvailability().String(), "NODE_AVAILABILITY_")),
-					managerStatus(n))
-			}
-			t.flush()
-			return nil
+			return printRows(g.out, f.format, "table {{.ID}} {{if .Self}}*{{else}} {{end}}\t{{.Hostname}}\t{{.Status}}\t{{.Availability}}\t{{.ManagerStatus}}\t{{.EngineVersion}}",
+				nodeColumns(g.selfID(cmd.Context())), nodes)
 		},
 	}
-	cmd.Flags().StringVar(&f.format, "format", "", "table or json")
-	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print IDs only")
+	f.register(cmd.Flags(), "print IDs only")
 	return cmd
+}
+
+// nodeColumns are node ls's template fields, docker's; Self is whether
+// the node is the one the CLI talks to.
+func nodeColumns(self string) []column[*shoalv1.Node] {
+	return []column[*shoalv1.Node]{
+		{"ID", "ID", func(n *shoalv1.Node) any { return n.GetId() }},
+		{"Self", "", func(n *shoalv1.Node) any { return n.GetId() == self }},
+		{"Hostname", "HOSTNAME", func(n *shoalv1.Node) any { return n.GetDescription().GetHostname() }},
+		{"Status", "STATUS", func(n *shoalv1.Node) any {
+			return titleCase(enumName(n.GetStatus().GetState().String(), "NODE_STATE_"))
+		}},
+		{"Availability", "AVAILABILITY", func(n *shoalv1.Node) any {
+			return titleCase(enumName(n.GetSpec().GetAvailability().String(), "NODE_AVAILABILITY_"))
+		}},
+		{"ManagerStatus", "MANAGER STATUS", func(n *shoalv1.Node) any { return managerStatus(n) }},
+		{"EngineVersion", "ENGINE VERSION", func(n *shoalv1.Node) any { return n.GetDescription().GetVersion() }},
+	}
 }
 
 func newNodeInspectCmd(g *globals) *cobra.Command {
@@ -144,7 +146,7 @@ func newNodeUpdateCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "update [--availability active|pause|drain] [--label-add k=v] [--label-rm k] NODE",
 		Short: "Change a node's availability, labels or role",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_, err := g.updateNode(cmd.Context(), args[0], false, func(s *shoalv1.NodeSpec) error {
 				if f.availability != "" {
@@ -187,7 +189,7 @@ func newNodeRoleCmd(g *globals, verb string, role shoalv1.NodeRole) *cobra.Comma
 	cmd := &cobra.Command{
 		Use:   verb + " NODE [NODE...]",
 		Short: map[string]string{"promote": "Make nodes managers", "demote": "Make managers workers"}[verb],
-		Args:  cobra.MinimumNArgs(1),
+		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, ref := range args {
 				n, err := g.updateNode(cmd.Context(), ref, force, func(s *shoalv1.NodeSpec) error {
@@ -218,7 +220,7 @@ func newNodeRmCmd(g *globals) *cobra.Command {
 		Use:     "rm NODE [NODE...]",
 		Aliases: []string{"remove"},
 		Short:   "Remove nodes from the cluster",
-		Args:    cobra.MinimumNArgs(1),
+		Args:    minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, done, err := g.control()
 			if err != nil {

@@ -51,12 +51,28 @@ func parseCPUs(s string) (int64, error) {
 	return int64(math.Round(v * 1e9)), nil
 }
 
+// parsePortsFlag reads the values of a --publish flag.
+func parsePortsFlag(flag string, in []string) ([]*shoalv1.PortConfig, error) {
+	var out []*shoalv1.PortConfig
+	for _, s := range in {
+		p, err := parsePortFlag(flag, s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
 // parsePort reads -p 8080:80[/udp] or the long form
 // published=8080,target=80[,protocol=udp][,mode=host].
-func parsePort(s string) (*shoalv1.PortConfig, error) {
+func parsePort(s string) (*shoalv1.PortConfig, error) { return parsePortFlag("--publish", s) }
+
+// parsePortFlag is parsePort for a flag that takes ports.
+func parsePortFlag(flag, s string) (*shoalv1.PortConfig, error) {
 	p := &shoalv1.PortConfig{Protocol: shoalv1.PortProtocol_PORT_PROTOCOL_TCP, PublishMode: shoalv1.PublishMode_PUBLISH_MODE_INGRESS}
 	bad := func(why string) (*shoalv1.PortConfig, error) {
-		return nil, fmt.Errorf("--publish %q: %s (e.g. 8080:80, 53:53/udp or published=8080,target=80,mode=host)", s, why)
+		return nil, fmt.Errorf("%s %q: %s (e.g. 8080:80, 53:53/udp or published=8080,target=80,mode=host)", flag, s, why)
 	}
 	port := func(v string) (uint32, error) {
 		n, err := strconv.ParseUint(v, 10, 16)

@@ -49,7 +49,7 @@ func newRunCmd(g *globals) *cobra.Command {
 		Short: "Run a one-off container on this node",
 		Long: "Run a container through the local daemon, stream its output and exit with its exit code\n" +
 			"(128+N when a signal N ended it), like `docker run`. The image is pulled if it is not here.",
-		Args: cobra.MinimumNArgs(1),
+		Args: minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := f.config(cmd, args)
 			if err != nil {

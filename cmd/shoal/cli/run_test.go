@@ -100,10 +100,10 @@ func TestCommandsWithoutDaemon(t *testing.T) {
 		{[]string{"-H", "tcp://127.0.0.1:1", "--cert-dir", emptyCertDir, "service", "ls"}, []string{"tcp hosts need a manager certificate", "--cert-dir"}},
 		{[]string{"-H", "http://manager:4242", "service", "ls"}, []string{`host "http://manager:4242": use unix:///path or tcp://HOST:PORT`}},
 		{[]string{"-H", "tcp://127.0.0.1:1", "swarm", "init"}, []string{"act on the local daemon"}},
-		{[]string{"-H", "unix://" + noDaemon, "service", "ls", "--format", "yaml"}, []string{`--format "yaml": use table or json`}},
+		{[]string{"-H", "unix://" + noDaemon, "service", "ls", "--format", "yaml"}, []string{`--format "yaml": use table, json or a Go template such as '{{.ID}} {{.Name}}'`}},
 		{[]string{"-H", "unix://" + noDaemon, "service", "create"}, []string{"requires at least 1 arg"}},
 		{[]string{"-H", "unix://" + noDaemon, "swarm", "join", "manager:4242"}, []string{"--token is required"}},
-		{[]string{"-H", "unix://" + noDaemon, "nosuchcommand"}, []string{`unknown command "nosuchcommand"`}},
+		{[]string{"-H", "unix://" + noDaemon, "nosuchcommand"}, []string{"unknown command: shoal nosuchcommand"}},
 	} {
 		_, _, err := run(t, tc.args...)
 		if err == nil {

@@ -192,27 +192,9 @@ func (f *specFlags) apply(fs *pflag.FlagSet, spec *shoalv1.ServiceSpec, create b
 }
 
 func setPrefs(p *shoalv1.Placement, prefs []string) error {
-	p.Preferences = nil
-	for _, s := range prefs {
-		d, ok := strings.CutPrefix(s, "spread=")
-		if !ok {
-			return fmt.Errorf("--placement-pref %q: use spread=node.labels.<key>", s)
-		}
-		p.Preferences = append(p.Preferences, &shoalv1.PlacementPreference{SpreadDescriptor: d})
-	}
-	return nil
-}
-
-func parsePorts(in []string) ([]*shoalv1.PortConfig, error) {
-	var out []*shoalv1.PortConfig
-	for _, s := range in {
-		p, err := parsePort(s)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, nil
+	var err error
+	p.Preferences, err = parsePrefs("--placement-pref", prefs)
+	return err
 }
 
 type serviceCreateFlags struct {
@@ -227,7 +209,7 @@ func newServiceCreateCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "create [OPTIONS] IMAGE [COMMAND] [ARG...]",
 		Short: "Create a service",
-		Args:  cobra.MinimumNArgs(1),
+		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			spec := &shoalv1.ServiceSpec{Name: f.name, Task: &shoalv1.TaskSpec{Container: &shoalv1.ContainerSpec{Image: args[0], Args: args[1:]}}}
 			if err := f.apply(cmd.Flags(), spec, true); err != nil {
@@ -246,7 +228,7 @@ func newServiceCreateCmd(g *globals) *cobra.Command {
 			if err := setPrefs(spec.Task.Placement, f.prefs); err != nil {
 				return err
 			}
-			if spec.Endpoint.Ports, err = parsePorts(f.publish); err != nil {
+			if spec.Endpoint.Ports, err = parsePortsFlag("--publish", f.publish); err != nil {
 				return err
 			}
 			for _, n := range f.networks {
@@ -293,13 +275,25 @@ func replicasColumn(s *shoalv1.Service, counts map[string][2]int) (mode, replica
 	return "replicated", fmt.Sprintf("%d/%d", c[0], s.GetSpec().GetReplicated().GetReplicas())
 }
 
+// serviceColumns are service ls's template fields, docker's.
+func serviceColumns(counts map[string][2]int) []column[*shoalv1.Service] {
+	return []column[*shoalv1.Service]{
+		{"ID", "ID", func(s *shoalv1.Service) any { return shortID(s.GetId()) }},
+		{"Name", "NAME", func(s *shoalv1.Service) any { return s.GetSpec().GetName() }},
+		{"Mode", "MODE", func(s *shoalv1.Service) any { m, _ := replicasColumn(s, counts); return m }},
+		{"Replicas", "REPLICAS", func(s *shoalv1.Service) any { _, r := replicasColumn(s, counts); return r }},
+		{"Image", "IMAGE", func(s *shoalv1.Service) any { return s.GetSpec().GetTask().GetContainer().GetImage() }},
+		{"Ports", "PORTS", func(s *shoalv1.Service) any { return formatPorts(s.GetSpec().GetEndpoint().GetPorts()) }},
+	}
+}
+
 func newServiceLsCmd(g *globals) *cobra.Command {
 	f := &listFlags{}
 	cmd := &cobra.Command{
 		Use:     "ls",
 		Aliases: []string{"list"},
 		Short:   "List services",
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := f.check(); err != nil {
 				return err
@@ -316,10 +310,7 @@ func newServiceLsCmd(g *globals) *cobra.Command {
 			svcs := resp.GetServices()
 			switch {
 			case f.quiet:
-				for _, s := range svcs {
-					fmt.Fprintln(g.out, s.GetId())
-				}
-				return nil
+				return printIDs(g.out, svcs, (*shoalv1.Service).GetId)
 			case f.format == "json":
 				return writeJSON(g.out, svcs)
 			}
@@ -327,17 +318,10 @@ func newServiceLsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			t := newTable(g.out, "ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS")
-			for _, s := range svcs {
-				mode, reps := replicasColumn(s, counts)
-				t.row(shortID(s.GetId()), s.GetSpec().GetName(), mode, reps, s.GetSpec().GetTask().GetContainer().GetImage(), formatPorts(s.GetSpec().GetEndpoint().GetPorts()))
-			}
-			t.flush()
-			return nil
+			return printRows(g.out, f.format, "table {{.ID}}\t{{.Name}}\t{{.Mode}}\t{{.Replicas}}\t{{.Image}}\t{{.Ports}}", serviceColumns(counts), svcs)
 		},
 	}
-	cmd.Flags().StringVar(&f.format, "format", "", "table or json")
-	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print IDs only")
+	f.register(cmd.Flags(), "print IDs only")
 	return cmd
 }
 
@@ -356,7 +340,8 @@ type serviceUpdateFlags struct {
 	envAdd, envRm, labelAdd, labelRm []string
 	constraintAdd, constraintRm      []string
 	publishAdd, publishRm            []string
-	networkAdd, networkRm, prefAdd   []string
+	networkAdd, networkRm            []string
+	prefAdd, prefRm                  []string
 	detach                           bool
 }
 
@@ -365,7 +350,7 @@ func newServiceUpdateCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "update [OPTIONS] SERVICE",
 		Short: "Change a service",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, done, err := g.control()
 			if err != nil {
@@ -394,15 +379,21 @@ func newServiceUpdateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			spec.Task.Placement.Constraints = updateList(spec.Task.Placement.Constraints, f.constraintAdd, f.constraintRm)
-			if len(f.prefAdd) > 0 {
-				if err := setPrefs(spec.Task.Placement, f.prefAdd); err != nil {
-					return err
-				}
+			if err := updatePrefs(spec.Task.Placement, f.prefAdd, f.prefRm); err != nil {
+				return err
 			}
 			if err := updatePorts(spec.Endpoint, f.publishAdd, f.publishRm); err != nil {
 				return err
 			}
-			spec.Networks = updateNetworks(spec.Networks, f.networkAdd, f.networkRm)
+			if spec.Networks, err = updateNetworks(spec.Networks, f.networkAdd, f.networkRm, func(ref string) (networkRef, error) {
+				resp, err := c.GetNetwork(ctx, &shoalv1.GetNetworkRequest{NetworkId: ref})
+				if err != nil {
+					return networkRef{}, cleanError(err)
+				}
+				return networkRef{resp.GetNetwork().GetId(), resp.GetNetwork().GetSpec().GetName()}, nil
+			}); err != nil {
+				return err
+			}
 			if _, err := c.UpdateService(ctx, &shoalv1.UpdateServiceRequest{ServiceId: svc.GetId(), Version: svc.GetMeta().GetVersion(), Spec: spec}); err != nil {
 				return err
 			}
@@ -420,50 +411,14 @@ func newServiceUpdateCmd(g *globals) *cobra.Command {
 	fs.StringArrayVar(&f.labelRm, "label-rm", nil, "remove a service label")
 	fs.StringArrayVar(&f.constraintAdd, "constraint-add", nil, "add a placement constraint")
 	fs.StringArrayVar(&f.constraintRm, "constraint-rm", nil, "remove a placement constraint")
-	fs.StringArrayVar(&f.prefAdd, "placement-pref-add", nil, "set placement preferences")
+	fs.StringArrayVar(&f.prefAdd, "placement-pref-add", nil, "add a placement preference (spread=node.labels.<key>)")
+	fs.StringArrayVar(&f.prefRm, "placement-pref-rm", nil, "remove a placement preference (spread=node.labels.<key>)")
 	fs.StringArrayVar(&f.publishAdd, "publish-add", nil, "publish a port")
-	fs.StringArrayVar(&f.publishRm, "publish-rm", nil, "unpublish a port (published port number)")
-	fs.StringArrayVar(&f.networkAdd, "network-add", nil, "attach a network")
-	fs.StringArrayVar(&f.networkRm, "network-rm", nil, "detach a network")
+	fs.StringArrayVar(&f.publishRm, "publish-rm", nil, "unpublish a port by its target port: 80, 80/udp, 8080:80 or published=8080,target=80[,mode=host]")
+	fs.StringArrayVar(&f.networkAdd, "network-add", nil, "attach a network (name or ID)")
+	fs.StringArrayVar(&f.networkRm, "network-rm", nil, "detach a network (name or ID)")
 	fs.BoolVarP(&f.detach, "detach", "d", false, "return at once instead of waiting for the service to converge")
 	return cmd
-}
-
-func updatePorts(e *shoalv1.EndpointSpec, add, rm []string) error {
-	drop := map[uint32]bool{}
-	for _, r := range rm {
-		pub, _, _ := strings.Cut(r, ":")
-		pub, _, _ = strings.Cut(pub, "/")
-		n, err := strconv.ParseUint(pub, 10, 16)
-		if err != nil {
-			return fmt.Errorf("--publish-rm %q: give the published port number", r)
-		}
-		drop[uint32(n)] = true
-	}
-	var out []*shoalv1.PortConfig
-	for _, p := range e.Ports {
-		if !drop[p.GetPublishedPort()] {
-			out = append(out, p)
-		}
-	}
-	added, err := parsePorts(add)
-	if err != nil {
-		return err
-	}
-	e.Ports = append(out, added...)
-	return nil
-}
-
-func updateNetworks(nets []*shoalv1.NetworkAttachment, add, rm []string) []*shoalv1.NetworkAttachment {
-	var targets []string
-	for _, n := range nets {
-		targets = append(targets, n.GetTarget())
-	}
-	var out []*shoalv1.NetworkAttachment
-	for _, t := range updateList(targets, add, rm) {
-		out = append(out, &shoalv1.NetworkAttachment{Target: t})
-	}
-	return out
 }
 
 func newServiceScaleCmd(g *globals) *cobra.Command {
@@ -471,7 +426,7 @@ func newServiceScaleCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "scale SERVICE=REPLICAS [SERVICE=REPLICAS...]",
 		Short: "Change the number of replicas of services",
-		Args:  cobra.MinimumNArgs(1),
+		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, done, err := g.control()
 			if err != nil {
@@ -512,7 +467,7 @@ func newServiceRmCmd(g *globals) *cobra.Command {
 		Use:     "rm SERVICE [SERVICE...]",
 		Aliases: []string{"remove"},
 		Short:   "Remove services",
-		Args:    cobra.MinimumNArgs(1),
+		Args:    minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, done, err := g.control()
 			if err != nil {

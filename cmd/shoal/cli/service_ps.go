@@ -27,6 +27,55 @@ func taskState(s shoalv1.TaskState) string {
 	return titleCase(enumName(s.String(), "TASK_STATE_"))
 }
 
+// taskColumns are service ps's template fields, docker's. Like docker's
+// table, the older tasks of a slot are indented under the newest: tasks
+// come from the server newest first within a slot.
+func taskColumns(hosts map[string]string, now time.Time, noTrunc bool) []column[*shoalv1.Task] {
+	prevSlot := ""
+	return []column[*shoalv1.Task]{
+		{"ID", "ID", func(t *shoalv1.Task) any {
+			if noTrunc {
+				return t.GetId()
+			}
+			return shortID(t.GetId())
+		}},
+		{"Name", "NAME", func(t *shoalv1.Task) any {
+			name := taskName(t, noTrunc)
+			if name == prevSlot {
+				return " \\_ " + name
+			}
+			prevSlot = name
+			return name
+		}},
+		{"Image", "IMAGE", func(t *shoalv1.Task) any { return t.GetSpec().GetContainer().GetImage() }},
+		{"Node", "NODE", func(t *shoalv1.Task) any { return hosts[t.GetNodeId()] }},
+		{"DesiredState", "DESIRED STATE", func(t *shoalv1.Task) any { return taskState(t.GetDesiredState()) }},
+		{"CurrentState", "CURRENT STATE", func(t *shoalv1.Task) any {
+			st := t.GetStatus()
+			return taskState(st.GetState()) + " " + humanDuration(now.Sub(st.GetTimestamp().AsTime())) + " ago"
+		}},
+		{"Error", "ERROR", func(t *shoalv1.Task) any {
+			e := t.GetStatus().GetErr()
+			if !noTrunc {
+				e = truncate(e, 60)
+			}
+			if e != "" {
+				e = fmt.Sprintf("%q", e)
+			}
+			return e
+		}},
+		{"Ports", "PORTS", func(t *shoalv1.Task) any {
+			var host []*shoalv1.PortConfig
+			for _, p := range t.GetEndpoint().GetPorts() {
+				if p.GetPublishMode() == shoalv1.PublishMode_PUBLISH_MODE_HOST {
+					host = append(host, p)
+				}
+			}
+			return formatPorts(host)
+		}},
+	}
+}
+
 type servicePsFlags struct {
 	listFlags
 	noTrunc bool
@@ -37,7 +86,7 @@ func newServicePsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ps SERVICE [SERVICE...]",
 		Short: "List the tasks of services",
-		Args:  cobra.MinimumNArgs(1),
+		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.check(); err != nil {
 				return err
@@ -58,46 +107,15 @@ func newServicePsCmd(g *globals) *cobra.Command {
 			}
 			switch {
 			case f.quiet:
-				for _, t := range tasks {
-					fmt.Fprintln(g.out, t.GetId())
-				}
-				return nil
+				return printIDs(g.out, tasks, (*shoalv1.Task).GetId)
 			case f.format == "json":
 				return writeJSON(g.out, tasks)
 			}
-			hosts := g.hostnames(ctx, c)
-			now := time.Now()
-			tb := newTable(g.out, "ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR")
-			prevSlot := ""
-			for _, t := range tasks {
-				id, name := t.GetId(), taskName(t, f.noTrunc)
-				if !f.noTrunc {
-					id = shortID(id)
-				}
-				// Like docker: older tasks of a slot are indented.
-				if name == prevSlot {
-					name = " \\_ " + name
-				} else {
-					prevSlot = name
-				}
-				st := t.GetStatus()
-				current := taskState(st.GetState()) + " " + humanDuration(now.Sub(st.GetTimestamp().AsTime())) + " ago"
-				errText := st.GetErr()
-				if !f.noTrunc {
-					errText = truncate(errText, 60)
-				}
-				if errText != "" {
-					errText = fmt.Sprintf("%q", errText)
-				}
-				tb.row(id, name, t.GetSpec().GetContainer().GetImage(), hosts[t.GetNodeId()],
-					taskState(t.GetDesiredState()), current, errText)
-			}
-			tb.flush()
-			return nil
+			return printRows(g.out, f.format, "table {{.ID}}\t{{.Name}}\t{{.Image}}\t{{.Node}}\t{{.DesiredState}}\t{{.CurrentState}}\t{{.Error}}\t{{.Ports}}",
+				taskColumns(g.hostnames(ctx, c), time.Now(), f.noTrunc), tasks)
 		},
 	}
-	cmd.Flags().StringVar(&f.format, "format", "", "table or json")
-	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print task IDs only")
+	f.register(cmd.Flags(), "print task IDs only")
 	cmd.Flags().BoolVar(&f.noTrunc, "no-trunc", false, "do not truncate IDs and errors")
 	return cmd
 }

@@ -30,7 +30,7 @@ func newSwarmInitCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Start a new cluster with this node as its first manager",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, done, err := g.swarm()
 			if err != nil {
@@ -68,7 +68,7 @@ func newSwarmJoinCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "join --token TOKEN HOST:PORT",
 		Short: "Join a cluster as a worker or a manager, as the token says",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.token == "" {
 				return fmt.Errorf("--token is required: get one with `shoal swarm join-token worker|manager` on a manager")
@@ -100,7 +100,7 @@ func newSwarmLeaveCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "leave",
 		Short: "Leave the cluster",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, done, err := g.swarm()
 			if err != nil {
@@ -127,7 +127,7 @@ func newJoinTokenCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "join-token [-q] [--rotate] worker|manager",
 		Short: "Print or rotate a join token",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			role := args[0]
 			if role != "worker" && role != "manager" {
@@ -191,7 +191,7 @@ func newSwarmUpdateCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "update [--task-history-limit N] [--cert-expiry D]",
 		Short: "Change cluster settings",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, done, err := g.control()
 			if err != nil {
