@@ -627,7 +627,10 @@ func (r *reconciler) global(svc *shoalv1.Service, tasks []*shoalv1.Task) {
 				r.newTask(svc, 0, nodeID, reason)
 			}
 		})
-		if state == slotRunning {
+		// A paused node keeps its task as it is: an update would stop
+		// it for a replacement the node may not take. It is rolled once
+		// the node is active again.
+		if state == slotRunning && v.newOK {
 			running = append(running, t)
 		}
 	}

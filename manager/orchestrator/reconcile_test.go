@@ -495,3 +495,24 @@ func TestRollingUpdateAroundUnplaceable(t *testing.T) {
 		t.Fatalf("n1's replacement unplaceable: %+v; want the update held", p)
 	}
 }
+
+// An update leaves a paused node's global task running as it is (its
+// replacement could not be placed there) and rolls it once the node is
+// active again.
+func TestGlobalUpdateSkipsPausedNodes(t *testing.T) {
+	g := global("agent")
+	g2 := proto.Clone(g).(*shoalv1.Service)
+	g2.Spec.Task.Container.Env = []string{"V=2"}
+	paused := node("n1", shoalv1.NodeState_NODE_STATE_READY, shoalv1.NodeAvailability_NODE_AVAILABILITY_PAUSE, nil)
+	fresh := running("b2", g2, 0, "n2")
+	in := Input{Services: []*shoalv1.Service{g2}, Nodes: []*shoalv1.Node{paused, ready("n2")},
+		Tasks: []*shoalv1.Task{running("a", g, 0, "n1"), task("b", g, 0, "n2", stShutdown, stShutdown, t0.Add(-2*time.Hour), t0), fresh}}
+	if p := Reconcile(in, t0, ids()); !p.Empty() {
+		t.Fatalf("update with n1 paused and n2 done: %+v; want n1's task left running", p)
+	}
+	in.Nodes[0] = ready("n1")
+	p := Reconcile(in, t0, ids())
+	if fmt.Sprint(idsOf(p.Update)) != "[a]" || len(p.Create) != 1 || p.Create[0].Task.GetNodeId() != "n1" {
+		t.Fatalf("n1 active again: stopped %v, created %v; want a rolled on n1", idsOf(p.Update), p.Create)
+	}
+}
