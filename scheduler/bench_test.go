@@ -118,13 +118,25 @@ func BenchmarkPlace1kOn100(b *testing.B) {
 }
 
 // BenchmarkPlacePinned10k: 10,000 tasks of one service, each pinned to
-// its own node with node.id (a global service), onto 10,000 nodes.
+// its own node (Task.Node: a global service), onto 10,000 nodes.
 func BenchmarkPlacePinned10k(b *testing.B) {
+	benchPinned(b, func(t *Task, node string) { t.Node = node })
+}
+
+// BenchmarkPlacePinnedByConstraint10k: the same, each pinned with a
+// node.id constraint instead.
+func BenchmarkPlacePinnedByConstraint10k(b *testing.B) {
+	benchPinned(b, func(t *Task, node string) { t.Constraints = []string{"node.id==" + node} })
+}
+
+func benchPinned(b *testing.B, pin func(t *Task, node string)) {
 	nodes, _ := benchCluster(10000, 5, 20, 1, 0)
 	tasks := make([]Task, 0, len(nodes))
 	for _, n := range nodes {
 		if n.Ready && n.Availability == Active {
-			tasks = append(tasks, Task{ID: "global." + n.ID, ServiceID: "global", Constraints: []string{"node.id==" + n.ID}, ReserveMemory: 64 << 20})
+			t := Task{ID: "global." + n.ID, ServiceID: "global", ReserveMemory: 64 << 20}
+			pin(&t, n.ID)
+			tasks = append(tasks, t)
 		}
 	}
 	benchPlace(b, nodes, tasks)

@@ -13,7 +13,9 @@
 // the node is ready, its availability is Active, it meets the task's
 // constraints, it has the CPU and memory the task reserves free, none of the
 // task's host-mode ports is in use there, and it runs fewer than the task's
-// MaxReplicasPerNode tasks of the service. Among those nodes, placement
+// MaxReplicasPerNode tasks of the service. A task pinned to a node (Task.Node,
+// a global service's) may go only there, and its reason names that node.
+// Among those nodes, placement
 // preferences come first (spread over label values, hierarchically), then
 // fewer recent failures of the service, then the Strategy: Spread prefers
 // fewer tasks of the service and then fewer tasks overall; Binpack prefers

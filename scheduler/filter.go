@@ -20,6 +20,7 @@ type refusalKind uint8
 const (
 	fits refusalKind = iota
 	// Static refusals depend on the node and the task spec only.
+	notPinned // another node than the one the task is pinned to
 	notReady
 	notActive
 	failsConstraint
@@ -32,9 +33,12 @@ const (
 )
 
 // staticCheck runs the filters that depend on the node and the spec
-// only: ready, active, constraints.
+// only: the pinned node, ready, active, constraints.
 func (p *placer) staticCheck(i int, g *spec) refusal {
 	n := p.nodes[i].n
+	if g.node != "" && n.ID != g.node {
+		return refusal{kind: notPinned}
+	}
 	if !n.Ready {
 		return refusal{kind: notReady}
 	}
@@ -89,7 +93,17 @@ func (p *placer) check(i int, g *spec) refusal {
 // first; among equal counts, capacity (resources, ports, replicas per
 // node) comes before availability, constraints and readiness, the
 // order in which an operator usually acts on them.
+//
+// A pinned task is explained by its node alone: "node x lacks 1 GiB of
+// memory".
 func (p *placer) explain(g *spec) string {
+	if g.node != "" {
+		i, ok := p.index[g.node]
+		if !ok {
+			return "node " + g.node + " is not in the cluster"
+		}
+		return describe(p.check(int(i), g), "node "+g.node, true, g)
+	}
 	if len(p.nodes) == 0 {
 		return "no nodes in the cluster"
 	}
@@ -104,7 +118,7 @@ func (p *placer) explain(g *spec) string {
 	}
 	reasons := make([]reason, 0, len(counts))
 	for r, n := range counts {
-		reasons = append(reasons, reason{r, n, describe(r, n, g)})
+		reasons = append(reasons, reason{r, n, describe(r, countNodes(n), n == 1, g)})
 	}
 	slices.SortFunc(reasons, func(a, b reason) int {
 		return cmp.Or(
@@ -125,6 +139,7 @@ func (p *placer) explain(g *spec) string {
 }
 
 var displayRank = [...]int{
+	notPinned:         7, // never shown: a pinned task is explained by its node
 	lacksCPU:          0,
 	lacksMemory:       0,
 	lacksCPUAndMemory: 0,
@@ -136,13 +151,18 @@ var displayRank = [...]int{
 	fits:              6, // never shown: a group fails only when no node fits
 }
 
-// describe phrases one reason for n nodes.
-func describe(r refusal, n int, g *spec) string {
-	one := n == 1
-	count := strconv.Itoa(n) + " nodes "
-	if one {
-		count = "1 node "
+// countNodes is the subject of a reason for n nodes: "1 node", "3 nodes".
+func countNodes(n int) string {
+	if n == 1 {
+		return "1 node"
 	}
+	return strconv.Itoa(n) + " nodes"
+}
+
+// describe phrases one reason for its subject ("3 nodes", "node x"),
+// one node or several.
+func describe(r refusal, subject string, one bool, g *spec) string {
+	count := subject + " "
 	verb := func(singular, plural string) string {
 		if one {
 			return count + singular

@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -243,5 +244,78 @@ func TestFormat(t *testing.T) {
 		if got := tc.f(tc.in); got != tc.want {
 			t.Errorf("format(%d) = %q; want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// TestPinnedTask: a task pinned to a node (a global service's) goes there
+// or nowhere, whichever node ranks best, and its reason names its node
+// and the one filter it fails there.
+func TestPinnedTask(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		nodes []Node
+		task  Task
+		want  string // the reason; "" for placed on the pinned node
+	}{
+		{"placed on its node, not the emptier one", []Node{node("a"), node("b", running("s", 3), reserved(3e9, 0))}, Task{Node: "b"}, ""},
+		{"constraints hold", []Node{node("a"), node("b", withLabels("zone", "eu"))}, Task{Node: "b", Constraints: []string{"node.labels.zone==eu"}}, ""},
+		{"not ready", []Node{node("a"), node("b", unready)}, Task{Node: "b"}, "node b is not ready"},
+		{"drained", []Node{node("a"), node("b", drained)}, Task{Node: "b"}, "node b is drained"},
+		{"paused", []Node{node("a"), node("b", paused)}, Task{Node: "b"}, "node b is paused"},
+		{"constraint", []Node{node("a", withLabels("zone", "eu")), node("b")}, Task{Node: "b", Constraints: []string{"node.labels.zone==eu"}},
+			"node b fails constraint node.labels.zone==eu"},
+		{"memory", []Node{node("a"), node("b", reserved(0, 7.5*gib))}, Task{Node: "b", ReserveMemory: gib}, "node b lacks 1 GiB of memory"},
+		{"cpu and memory", []Node{node("b", reserved(4e9, 8*gib))}, Task{Node: "b", ReserveNanoCPUs: 1e9, ReserveMemory: gib},
+			"node b lacks 1 CPU and 1 GiB of memory"},
+		{"host port", []Node{node("a"), node("b", portsInUse("80/tcp"))}, Task{Node: "b", HostPorts: []string{"80/tcp"}}, "node b has host port 80/tcp in use"},
+		{"max replicas", []Node{node("b", running("s", 1))}, Task{Node: "b", MaxReplicasPerNode: 1}, "node b has reached the limit of 1 replicas per node"},
+		{"first failing filter", []Node{node("b", drained, reserved(0, 8*gib))}, Task{Node: "b", ReserveMemory: gib}, "node b is drained"},
+		{"not in the cluster", []Node{node("a")}, Task{Node: "z"}, "node z is not in the cluster"},
+		{"no nodes", nil, Task{Node: "z"}, "node z is not in the cluster"},
+		{"invalid constraint", []Node{node("b")}, Task{Node: "b", Constraints: []string{"zone"}},
+			`invalid constraint "zone": want key==value or key!=value, e.g. node.labels.zone==eu`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			task := tc.task
+			task.ID, task.ServiceID = "t", "s"
+			for seed := int64(0); seed < 8; seed++ {
+				for _, opt := range []options{{}, {noDriver: true}, {svcIndex: 1}} {
+					r := place(tc.nodes, []Task{task}, seed, opt)
+					if tc.want == "" {
+						if got := r.Placements["t"]; got != task.Node || len(r.Unplaced) != 0 {
+							t.Fatalf("place(%s, %+v, %d, %+v) = %v; want t on %s", nodeIDs(tc.nodes), task, seed, opt, r, task.Node)
+						}
+						continue
+					}
+					if got := r.Unplaced["t"]; got != tc.want || len(r.Placements) != 0 {
+						t.Fatalf("place(%s, %+v, %d, %+v) = %v; want reason %q", nodeIDs(tc.nodes), task, seed, opt, r, tc.want)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestPinnedInBatch: pinned tasks count against the nodes for the rest
+// of the batch like any other, and a pinned task of a service does not
+// stop its other tasks going elsewhere.
+func TestPinnedInBatch(t *testing.T) {
+	nodes := []Node{node("a"), node("b")}
+	tasks := []Task{
+		// Services in ID order: g's pinned task takes a's port and most
+		// of its memory before h and s are placed.
+		{ID: "g.a", ServiceID: "g", Node: "a", HostPorts: []string{"80/tcp"}, ReserveMemory: 7 * gib},
+		{ID: "h.a", ServiceID: "h", Node: "a", HostPorts: []string{"80/tcp"}},
+		{ID: "h.b", ServiceID: "h", Node: "b", HostPorts: []string{"80/tcp"}},
+		{ID: "s.1", ServiceID: "s", ReserveMemory: 2 * gib, Strategy: Binpack},
+		{ID: "s.2", ServiceID: "s", ReserveMemory: 2 * gib, Strategy: Binpack},
+	}
+	r := Place(nodes, tasks, 1)
+	want := Result{
+		Placements: map[string]string{"g.a": "a", "h.b": "b", "s.1": "b", "s.2": "b"},
+		Unplaced:   map[string]string{"h.a": "node a has host port 80/tcp in use"},
+	}
+	if fmt.Sprint(r) != fmt.Sprint(want) {
+		t.Fatalf("Place(a b, %+v) = %v; want %v", tasks, r, want)
 	}
 }

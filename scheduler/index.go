@@ -29,6 +29,15 @@ type constraintKey struct {
 // prepare chooses how the group's constraints are evaluated.
 func (p *placer) prepare(g *spec) {
 	g.matches = make([][]bool, len(g.constraints))
+	if g.node != "" && !p.opt.noDriver {
+		// Pinned: its node is the only candidate, on which the
+		// constraints are evaluated directly.
+		g.driver, g.useDriver = nil, true
+		if i, ok := p.index[g.node]; ok {
+			g.driver = []int32{i}
+		}
+		return
+	}
 	if !p.opt.noDriver {
 		for _, c := range g.constraints {
 			if c.Op != Equal {

@@ -74,7 +74,8 @@ func (ns *nodeState) updateShare() {
 // placer holds the state of one call to Place.
 type placer struct {
 	nodes []nodeState
-	all   []int32 // 0, 1, ..., len(nodes)-1
+	all   []int32          // 0, 1, ..., len(nodes)-1
+	index map[string]int32 // node ID -> index into nodes
 
 	// service is the service whose groups are being placed. Groups are
 	// sorted by service, so its counts per node live in two slices that
@@ -120,14 +121,14 @@ func newPlacer(nodes []Node, seed int64, services int, opt options) *placer {
 		valueIndex: make(map[attribute]map[string][]int32),
 		shapeCache: make(map[string]*shape),
 	}
-	seen := make(map[string]struct{}, len(nodes))
+	p.index = make(map[string]int32, len(nodes))
 	entries := 0
 	for i := range nodes {
 		n := &nodes[i]
-		if _, dup := seen[n.ID]; dup {
+		if _, dup := p.index[n.ID]; dup {
 			continue
 		}
-		seen[n.ID] = struct{}{}
+		p.index[n.ID] = int32(len(p.nodes))
 		ns := nodeState{
 			n:     n,
 			tie:   tieBreak(seed, n.ID),
@@ -219,6 +220,7 @@ type spec struct {
 	ports       []string
 	max         int64
 	strategy    Strategy
+	node        string // the one node the tasks may go to; "" for any
 }
 
 func compileSpec(t *Task) (*spec, error) {
@@ -229,6 +231,7 @@ func compileSpec(t *Task) (*spec, error) {
 		ports:    t.HostPorts,
 		max:      t.MaxReplicasPerNode,
 		strategy: t.Strategy,
+		node:     t.Node,
 	}
 	switch {
 	case g.cpu < 0:
@@ -309,7 +312,7 @@ func groupTasks(tasks []Task) ([]*group, int) {
 }
 
 func sameSpec(a, b *Task) bool {
-	return a.ServiceID == b.ServiceID &&
+	return a.ServiceID == b.ServiceID && a.Node == b.Node &&
 		a.ReserveNanoCPUs == b.ReserveNanoCPUs &&
 		a.ReserveMemory == b.ReserveMemory &&
 		a.MaxReplicasPerNode == b.MaxReplicasPerNode &&
@@ -329,6 +332,7 @@ func specKey(t *Task) string {
 		b = append(b, s...)
 	}
 	str(t.ServiceID)
+	str(t.Node)
 	for _, n := range []int64{t.ReserveNanoCPUs, t.ReserveMemory, t.MaxReplicasPerNode, int64(t.Strategy)} {
 		b = strconv.AppendInt(b, n, 10)
 		b = append(b, ',')

@@ -97,6 +97,9 @@ func drawTasks(t *rapid.T) []Task {
 				HostPorts:          subset(t, genPorts, label+" port"),
 				MaxReplicasPerNode: maxPer,
 				Strategy:           rapid.SampledFrom([]Strategy{Spread, Binpack}).Draw(t, label+" strategy"),
+				// Some specs are pinned (a global service's), also to
+				// a node that is not in the cluster.
+				Node: rapid.SampledFrom([]string{"", "", "", "n0", "n1", "n2", "n9"}).Draw(t, label+" node"),
 			}
 			for i := range rapid.IntRange(0, 8).Draw(t, label+" tasks") {
 				task := tmpl
@@ -183,7 +186,7 @@ func oracleMatches(n Node, c string) bool {
 // state.
 func oracleFits(f *final, task Task) bool {
 	n := f.n
-	if !n.Ready || n.Availability != Active {
+	if task.Node != "" && n.ID != task.Node || !n.Ready || n.Availability != Active {
 		return false
 	}
 	for _, c := range task.Constraints {
@@ -234,6 +237,9 @@ func TestPlaceProperties(t *testing.T) {
 				if f == nil {
 					t.Fatalf("Place(%v, %v) = %v; task %s on unknown node %s", nodes, tasks, r, task.ID, id)
 				}
+				if task.Node != "" && id != task.Node {
+					t.Fatalf("Place(%v, %v) = %v; task %s pinned to %s placed on %s", nodes, tasks, r, task.ID, task.Node, id)
+				}
 				if !f.n.Ready || f.n.Availability != Active {
 					t.Fatalf("Place(%v, %v) = %v; task %s on node %s that is not ready and active", nodes, tasks, r, task.ID, id)
 				}
@@ -249,6 +255,16 @@ func TestPlaceProperties(t *testing.T) {
 				if oracleFits(f, task) {
 					t.Fatalf("Place(%v, %v) = %v; task %s unplaced (%s) but node %s fits it", nodes, tasks, r, task.ID, reason, f.n.ID)
 				}
+			}
+			if task.Node != "" {
+				// Explained by its node alone.
+				if want := "node " + task.Node + " "; !strings.HasPrefix(reason, want) || strings.Contains(reason, ";") {
+					t.Fatalf("Place(%v, %v) = %v; want the reason of pinned task %s to start with %q and give one reason", nodes, tasks, r, task.ID, want)
+				}
+				if !byNode[task.Node] && reason != "node "+task.Node+" is not in the cluster" {
+					t.Fatalf("Place(%v, %v) = %v; pinned task %s: reason %q, want its node not in the cluster", nodes, tasks, r, task.ID, reason)
+				}
+				continue
 			}
 			if len(nodes) == 0 {
 				if reason != "no nodes in the cluster" {

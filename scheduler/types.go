@@ -95,6 +95,12 @@ type Task struct {
 	HostPorts                      []string // host-mode published ports, "8080/tcp"
 	MaxReplicasPerNode             int64    // 0 = unlimited
 	Strategy                       Strategy
+
+	// Node, if set, is the one node the task may go to: a global
+	// service's task, made for its node. The filters run on that node
+	// alone, and an unplaced task's reason is about it ("node x lacks
+	// 1 GiB of memory").
+	Node string
 }
 
 // Result is the outcome of Place: every task of the batch is in exactly

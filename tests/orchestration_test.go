@@ -147,46 +147,6 @@ func TestServiceScheduling(t *testing.T) {
 	})
 }
 
-// A global service follows nodes: one task per eligible node.
-func TestGlobalService(t *testing.T) {
-	needRoot(t)
-	img := testimage.Serve(t, testimage.Options{Tag: "1"})
-	c := harness.StartCluster(t, 1, 2)
-	m := c.Managers[0]
-	m.MustCLI("service", "create", "--name", "agent", "--mode", "global", "--constraint", "node.role==worker", img.Ref)
-	want := map[string]bool{nodeID(t, c.Workers[0]): true, nodeID(t, c.Workers[1]): true}
-	harness.Eventually(t, 10*time.Second, func() error {
-		by := activeTasks(servicePs(t, m, "agent"))
-		if len(by) != 2 || !want[firstKey(by)] {
-			return fmt.Errorf("global tasks %v; want one per worker", by)
-		}
-		for n, k := range by {
-			if !want[n] || k != 1 {
-				return fmt.Errorf("global tasks %v", by)
-			}
-		}
-		return nil
-	})
-	// A third worker joins: it gets its task.
-	w3 := harness.NewNode(t, "worker3")
-	w3.Start()
-	tok := strings.TrimSpace(m.MustCLI("swarm", "join-token", "-q", "worker"))
-	w3.MustCLI("swarm", "join", "--token", tok, "--advertise-addr", w3.Addr, m.Addr)
-	harness.Eventually(t, 10*time.Second, func() error {
-		if by := activeTasks(servicePs(t, m, "agent")); by[nodeID(t, w3)] != 1 {
-			return fmt.Errorf("new worker has no task: %v", by)
-		}
-		return nil
-	})
-}
-
-func firstKey(m map[string]int) string {
-	for k := range m {
-		return k
-	}
-	return ""
-}
-
 // A node that dies has its tasks replaced elsewhere; when it comes back,
 // its old tasks stay shut down and each slot has one active task.
 func TestNodeLossReplacesTasks(t *testing.T) {

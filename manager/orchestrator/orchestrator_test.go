@@ -236,3 +236,62 @@ func TestOrchestratorAllocatesTaskAddresses(t *testing.T) {
 		}
 	}
 }
+
+// A global service's tasks, made for their nodes, go through the
+// scheduler's filters on those nodes: assigned where the node can take
+// them (so the dispatcher hands them out), pending with the node's reason
+// where it cannot, and assigned once it can.
+func TestOrchestratorRunsGlobalTasks(t *testing.T) {
+	st := store.New()
+	d := &direct{s: st}
+	o := &Orchestrator{Store: st, Raft: d, Now: func() time.Time { return t0 }, NewID: ids(), Log: zap.NewNop()}
+	small := capacity(ready("n3"))
+	small.Description.Resources.MemoryBytes = 4 << 30
+	d.put(t, capacity(ready("n1")), capacity(ready("n2")), small)
+	agent := global("agent")
+	agent.Spec.Task.Resources = &shoalv1.ResourceRequirements{Reservations: &shoalv1.Resources{MemoryBytes: 6 << 30}}
+	d.put(t, agent)
+	if _, err := o.Pass(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	byNode := func() map[string]*shoalv1.Task {
+		out := map[string]*shoalv1.Task{}
+		for _, tk := range tasksOf(st) {
+			if tk.GetDesiredState() == stRunning {
+				out[tk.GetNodeId()] = tk
+			}
+		}
+		return out
+	}
+	got := byNode()
+	if len(got) != 3 {
+		t.Fatalf("global service on 3 nodes: active tasks on %v; want n1, n2, n3", got)
+	}
+	for _, n := range []string{"n1", "n2"} {
+		if s := got[n].GetStatus(); s.GetState() != stAssigned || s.GetErr() != "" {
+			t.Errorf("task on %s: %v %q; want assigned", n, s.GetState(), s.GetErr())
+		}
+	}
+	want := "node n3 lacks 6 GiB of memory"
+	if s := got["n3"].GetStatus(); s.GetState() != stPending || s.GetErr() != want {
+		t.Errorf("task on the small n3: %v %q; want pending with %q", s.GetState(), s.GetErr(), want)
+	}
+	// Nothing changed: nothing written.
+	before := got["n3"].GetMeta().GetVersion()
+	if _, err := o.Pass(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if v := byNode()["n3"].GetMeta().GetVersion(); v != before {
+		t.Errorf("an idle pass rewrote the pending task (version %d -> %d)", before, v)
+	}
+	// n3 grows: the same task is assigned (its own reservation does not
+	// count against it while it waits).
+	d.put(t, capacity(ready("n3")))
+	if _, err := o.Pass(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	after := byNode()["n3"]
+	if after.GetId() != got["n3"].GetId() || after.GetStatus().GetState() != stAssigned || after.GetStatus().GetErr() != "" {
+		t.Fatalf("after n3 grew: task %s %v %q; want %s assigned", after.GetId(), after.GetStatus().GetState(), after.GetStatus().GetErr(), got["n3"].GetId())
+	}
+}

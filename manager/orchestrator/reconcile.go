@@ -7,6 +7,7 @@
 package orchestrator
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"sort"
@@ -294,6 +295,28 @@ func (r *reconciler) replaceDelay(svc *shoalv1.Service, history []*shoalv1.Task)
 	return d
 }
 
+// newest sorts a slot's tasks newest first and returns the newest. Extra
+// active tasks in one slot (a leader change mid-way could leave them)
+// are shut down: the newest is kept.
+func (r *reconciler) newest(tasks []*shoalv1.Task) *shoalv1.Task {
+	sort.Slice(tasks, func(i, j int) bool { return newer(tasks[i], tasks[j]) })
+	for _, t := range tasks[1:] {
+		if t.GetDesiredState() == stRunning {
+			r.update(t, stShutdown, "superseded by a newer task of the same slot")
+		}
+	}
+	return tasks[0]
+}
+
+// stoppedByManager reports whether a task was stopped because the
+// manager wanted it stopped (its node drained, lost or no longer
+// eligible), not because it ended by itself: desired shut down, and
+// either its worker stopped it on that order or never reported an end.
+func stoppedByManager(t *shoalv1.Task) bool {
+	s := t.GetStatus().GetState()
+	return t.GetDesiredState() == stShutdown && (s == stShutdown || !Terminal(s))
+}
+
 // slotState is the outcome of looking at one slot's newest task.
 type slotState int
 
@@ -309,15 +332,7 @@ const (
 // from its tasks, newest first, and makes the changes it needs. makeNew
 // creates a replacement.
 func (r *reconciler) slot(svc *shoalv1.Service, tasks []*shoalv1.Task, makeNew func(reason string)) (slotState, *shoalv1.Task) {
-	sort.Slice(tasks, func(i, j int) bool { return newer(tasks[i], tasks[j]) })
-	latest := tasks[0]
-	// Extra active tasks in one slot (a leader change mid-way could leave
-	// them): keep the newest.
-	for _, t := range tasks[1:] {
-		if t.GetDesiredState() == stRunning {
-			r.update(t, stShutdown, "superseded by a newer task of the same slot")
-		}
-	}
+	latest := r.newest(tasks)
 	cond := svc.GetSpec().GetTask().GetRestart().GetCondition()
 	if latest.GetDesiredState() == stRemove {
 		return slotGone, nil
@@ -397,26 +412,65 @@ func networksCurrent(svc *shoalv1.Service, t *shoalv1.Task) bool {
 	return strings.Join(mine, ";") == strings.Join(want, ";")
 }
 
+// unplaced reports whether the scheduler could not place a task (it says
+// why in the task's error).
+func unplaced(t *shoalv1.Task) bool {
+	return t.GetStatus().GetState() == stPending && t.GetStatus().GetErr() != ""
+}
+
 // rollOne replaces one outdated running task (stop-first, one at a time:
-// not while another new task of the service is still starting).
-func (r *reconciler) rollOne(svc *shoalv1.Service, running []*shoalv1.Task, makeNew func(t *shoalv1.Task)) {
+// not while another new task of the service is still starting). Outdated
+// tasks still waiting for the scheduler are replaced at once: nothing
+// runs to keep, and the new spec may fit where the old did not. A new
+// task the scheduler cannot place holds the update up only if it
+// replaced one that ran without error; one that replaced nothing
+// running (a node that never could take the service) says why it waits
+// and the update goes on around it. previous gives the task before t in its slot (or on its
+// node, for a global service), nil if none.
+func (r *reconciler) rollOne(svc *shoalv1.Service, running []*shoalv1.Task, previous func(t *shoalv1.Task) *shoalv1.Task, makeNew func(t *shoalv1.Task)) {
 	var outdated []*shoalv1.Task
+	busy := false
 	for _, t := range running {
-		if !specCurrent(svc, t) {
+		current := specCurrent(svc, t)
+		switch {
+		case !current && needsPlacement(t):
+			r.update(t, stShutdown, "service updated")
+			makeNew(t)
+		case !current:
 			outdated = append(outdated, t)
-		} else if t.GetStatus().GetState() < stRunning {
-			return // an update is in progress
+		case t.GetStatus().GetState() >= stRunning:
+		case !unplaced(t):
+			busy = true // an update is in progress
+		default:
+			// Unplaced: it holds the update up if it replaced a task
+			// that ran without error (stopping more would take down
+			// more), not one that had failed or waited unplaced too.
+			if p := previous(t); p != nil && p.GetStatus().GetErr() == "" {
+				busy = true
+			}
 		}
 	}
-	if len(outdated) == 0 {
+	if len(outdated) == 0 || busy {
 		return
 	}
 	sort.Slice(outdated, func(i, j int) bool {
-		return outdated[i].GetSlot() < outdated[j].GetSlot() || outdated[i].GetNodeId() < outdated[j].GetNodeId()
+		a, b := outdated[i], outdated[j]
+		return cmp.Or(cmp.Compare(a.GetSlot(), b.GetSlot()), strings.Compare(a.GetNodeId(), b.GetNodeId())) < 0
 	})
 	t := outdated[0]
 	r.update(t, stShutdown, "service updated")
 	makeNew(t)
+}
+
+// previousIn returns the task before the newest of a group sorted newest
+// first (by newest), for rollOne.
+func previousIn(group func(t *shoalv1.Task) []*shoalv1.Task) func(t *shoalv1.Task) *shoalv1.Task {
+	return func(t *shoalv1.Task) *shoalv1.Task {
+		if ts := group(t); len(ts) > 1 && ts[0] == t {
+			return ts[1]
+		}
+		return nil
+	}
 }
 
 func (r *reconciler) replicated(svc *shoalv1.Service, tasks []*shoalv1.Task) {
@@ -468,7 +522,8 @@ func (r *reconciler) replicated(svc *shoalv1.Service, tasks []*shoalv1.Task) {
 		occupied = append(occupied, next)
 		r.newTask(svc, next, "", "service wants "+fmt.Sprint(want)+" replicas")
 	}
-	r.rollOne(svc, running, func(t *shoalv1.Task) { r.newTask(svc, t.GetSlot(), "", "service updated") })
+	r.rollOne(svc, running, previousIn(func(t *shoalv1.Task) []*shoalv1.Task { return bySlot[t.GetSlot()] }),
+		func(t *shoalv1.Task) { r.newTask(svc, t.GetSlot(), "", "service updated") })
 }
 
 // scaleDown retires surplus slots: those waiting for a replacement first,
@@ -555,6 +610,16 @@ func (r *reconciler) global(svc *shoalv1.Service, tasks []*shoalv1.Task) {
 			}
 			continue
 		}
+		// A task the manager stopped (its node was drained, lost or
+		// ineligible) is followed by a new one once the node can take
+		// it again; a task that ended by itself follows the restart
+		// policy below.
+		if latest := r.newest(ts); stoppedByManager(latest) {
+			if eligible {
+				r.newTask(svc, 0, id, "node is available again")
+			}
+			continue
+		}
 		state, t := r.slot(svc, ts, func(reason string) {
 			// A global task never moves to another node: it returns
 			// when its node does.
@@ -562,17 +627,15 @@ func (r *reconciler) global(svc *shoalv1.Service, tasks []*shoalv1.Task) {
 				r.newTask(svc, 0, nodeID, reason)
 			}
 		})
-		if state == slotRunning {
+		// A paused node keeps its task as it is: an update would stop
+		// it for a replacement the node may not take. It is rolled once
+		// the node is active again.
+		if state == slotRunning && v.newOK {
 			running = append(running, t)
 		}
-		// A task we shut down because its node went away (it never
-		// reported an end) is followed by a new one when the node is
-		// back; a task that ended for good is not.
-		if state == slotDone && eligible && !Terminal(ts[0].GetStatus().GetState()) {
-			r.newTask(svc, 0, id, "node is available again")
-		}
 	}
-	r.rollOne(svc, running, func(t *shoalv1.Task) { r.newTask(svc, 0, t.GetNodeId(), "service updated") })
+	r.rollOne(svc, running, previousIn(func(t *shoalv1.Task) []*shoalv1.Task { return byNode[t.GetNodeId()] }),
+		func(t *shoalv1.Task) { r.newTask(svc, 0, t.GetNodeId(), "service updated") })
 }
 
 // trimHistory deletes finished tasks beyond the history limit of each

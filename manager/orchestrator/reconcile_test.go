@@ -359,3 +359,160 @@ func TestRetiredTasksDeletedOnceStopped(t *testing.T) {
 		t.Fatalf("deleted %v updated %v; want b deleted (stopped) and c left to its worker", idsOf(p.Delete), idsOf(p.Update))
 	}
 }
+
+// A node whose global task the manager stopped gets a new one when it can
+// take it again; a task that ended by itself follows the restart policy.
+func TestGlobalTaskReturns(t *testing.T) {
+	g := global("agent")
+	none := global("agent")
+	none.Spec.Task.Restart = &shoalv1.RestartPolicy{Condition: shoalv1.RestartCondition_RESTART_CONDITION_NONE}
+	drainedN1 := node("n1", shoalv1.NodeState_NODE_STATE_READY, shoalv1.NodeAvailability_NODE_AVAILABILITY_DRAIN, nil)
+	pausedN1 := node("n1", shoalv1.NodeState_NODE_STATE_READY, shoalv1.NodeAvailability_NODE_AVAILABILITY_PAUSE, nil)
+	downN1 := node("n1", shoalv1.NodeState_NODE_STATE_DOWN, shoalv1.NodeAvailability_NODE_AVAILABILITY_ACTIVE, nil)
+	old := t0.Add(-time.Hour)
+	for _, tc := range []struct {
+		name    string
+		svc     *shoalv1.Service
+		n1      *shoalv1.Node
+		desired shoalv1.TaskState
+		state   shoalv1.TaskState
+		want    string // "new", "none" or "wait" (a delayed replacement)
+	}{
+		{"stopped on drain, node active again", g, ready("n1"), stShutdown, stShutdown, "new"},
+		{"stopped on drain, restart none, node active again", none, ready("n1"), stShutdown, stShutdown, "new"},
+		{"lost with its node, node back", g, ready("n1"), stShutdown, stRunning, "new"},
+		{"never placed, node back", g, ready("n1"), stShutdown, stPending, "new"},
+		{"stopped, node still drained", g, drainedN1, stShutdown, stShutdown, "none"},
+		{"stopped, node paused", g, pausedN1, stShutdown, stShutdown, "none"},
+		{"stopped, node still down", g, downN1, stShutdown, stRunning, "none"},
+		{"completed, restart none", none, ready("n1"), stShutdown, stComplete, "none"},
+		{"failed, restart none", none, ready("n1"), stShutdown, stFailed, "none"},
+		{"failed, restart any", g, ready("n1"), stShutdown, stFailed, "new"},
+		{"just failed, restart any", g, ready("n1"), stRunning, stFailed, "wait"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := Input{Services: []*shoalv1.Service{tc.svc}, Nodes: []*shoalv1.Node{tc.n1},
+				Tasks: []*shoalv1.Task{task("a", tc.svc, 0, "n1", tc.desired, tc.state, old, old)}}
+			now := t0
+			if tc.want == "wait" {
+				now = old.Add(100 * time.Millisecond)
+			}
+			p := Reconcile(in, now, ids())
+			got := "none"
+			switch {
+			case len(p.Create) == 1 && p.Create[0].Task.GetNodeId() == "n1" && p.Create[0].Task.GetSlot() == 0:
+				got = "new"
+			case len(p.Create) > 0:
+				got = fmt.Sprintf("%d new tasks", len(p.Create))
+			case !p.Wake.IsZero():
+				got = "wait"
+			}
+			if got != tc.want {
+				t.Fatalf("Reconcile(global task %v/%v on n1 %v/%v) = %s (%+v); want %s", tc.desired, tc.state,
+					tc.n1.GetStatus().GetState(), tc.n1.GetSpec().GetAvailability(), got, p, tc.want)
+			}
+		})
+	}
+}
+
+// A global service rolls node by node, each node's new task on that
+// node, the next one only once the last runs.
+func TestGlobalRollingUpdate(t *testing.T) {
+	g := global("agent")
+	tasks := []*shoalv1.Task{running("a", g, 0, "n1"), running("b", g, 0, "n2"), running("c", g, 0, "n3")}
+	g2 := proto.Clone(g).(*shoalv1.Service)
+	g2.Spec.Task.Container.Env = []string{"V=2"}
+	in := Input{Services: []*shoalv1.Service{g2}, Nodes: []*shoalv1.Node{ready("n1"), ready("n2"), ready("n3")}, Tasks: tasks}
+	for i, want := range []string{"n1", "n2", "n3"} {
+		p := Reconcile(in, t0, ids())
+		if len(p.Update) != 1 || len(p.Create) != 1 || p.Update[0].Task.GetNodeId() != want || p.Create[0].Task.GetNodeId() != want ||
+			p.Update[0].Task.GetDesiredState() != stShutdown || fmt.Sprint(p.Create[0].Task.GetSpec().GetContainer().GetEnv()) != "[V=2]" {
+			t.Fatalf("step %d: updates %v creates %v; want %s's task stopped and replaced on %s with the new spec", i, p.Update, p.Create, want, want)
+		}
+		// While the new task starts, nothing else moves.
+		fresh := p.Create[0].Task
+		fresh.Status.State = stAssigned
+		in.Tasks = append(replaced(in.Tasks, p.Update[0].Task), fresh)
+		if p := Reconcile(in, t0, ids()); !p.Empty() {
+			t.Fatalf("step %d, new task assigned: %+v; want nothing", i, p)
+		}
+		fresh.Status.State = stRunning
+	}
+	if p := Reconcile(in, t0, ids()); !p.Empty() {
+		t.Fatalf("after the update: %+v; want nothing", p)
+	}
+}
+
+// replaced returns tasks with the task of n's ID replaced by n.
+func replaced(tasks []*shoalv1.Task, n *shoalv1.Task) []*shoalv1.Task {
+	out := make([]*shoalv1.Task, len(tasks))
+	for i, t := range tasks {
+		out[i] = t
+		if t.GetId() == n.GetId() {
+			out[i] = n
+		}
+	}
+	return out
+}
+
+// A node that cannot take the service (its task waits, unplaced) does not
+// hold up an update of the others, and its task gets the new spec at
+// once; a new task that cannot start after its node's running task was
+// stopped does hold it up.
+func TestRollingUpdateAroundUnplaceable(t *testing.T) {
+	g := global("agent")
+	waiting := task("w", g, 0, "n3", stRunning, stPending, t0.Add(-time.Hour), t0.Add(-time.Hour))
+	waiting.Status.Err = "node n3 lacks 6 GiB of memory"
+	g2 := proto.Clone(g).(*shoalv1.Service)
+	g2.Spec.Task.Container.Env = []string{"V=2"}
+	nodes := []*shoalv1.Node{ready("n1"), ready("n2"), ready("n3")}
+	in := Input{Services: []*shoalv1.Service{g2}, Nodes: nodes, Tasks: []*shoalv1.Task{running("a", g, 0, "n1"), running("b", g, 0, "n2"), waiting}}
+	p := Reconcile(in, t0, ids())
+	if fmt.Sprint(idsOf(p.Update)) != "[a w]" || len(p.Create) != 2 {
+		t.Fatalf("update with n3 waiting: stopped %v, %d new; want a (rolled) and w (replaced at once), 2 new", idsOf(p.Update), len(p.Create))
+	}
+	var onN1, onN3 *shoalv1.Task
+	for _, c := range p.Create {
+		switch c.Task.GetNodeId() {
+		case "n1":
+			onN1 = c.Task
+		case "n3":
+			onN3 = c.Task
+		}
+	}
+	// n3's new task cannot be placed either; n1's runs: n2 goes next.
+	onN3.Status.State, onN3.Status.Err = stPending, "node n3 lacks 6 GiB of memory"
+	onN1.Status.State = stRunning
+	in.Tasks = append(in.Tasks[:0:0], p.Update[0].Task, p.Update[1].Task, in.Tasks[1], onN1, onN3)
+	p = Reconcile(in, t0, ids())
+	if fmt.Sprint(idsOf(p.Update)) != "[b]" || len(p.Create) != 1 || p.Create[0].Task.GetNodeId() != "n2" {
+		t.Fatalf("n3 still waiting: stopped %v, created %v; want b rolled on n2", idsOf(p.Update), p.Create)
+	}
+	// But a new task that replaced a running one and cannot be placed
+	// holds the update: stopping more would take down every node.
+	onN1.Status.State, onN1.Status.Err = stPending, "node n1 lacks 6 GiB of memory"
+	if p := Reconcile(in, t0, ids()); !p.Empty() {
+		t.Fatalf("n1's replacement unplaceable: %+v; want the update held", p)
+	}
+}
+
+// An update leaves a paused node's global task running as it is (its
+// replacement could not be placed there) and rolls it once the node is
+// active again.
+func TestGlobalUpdateSkipsPausedNodes(t *testing.T) {
+	g := global("agent")
+	g2 := proto.Clone(g).(*shoalv1.Service)
+	g2.Spec.Task.Container.Env = []string{"V=2"}
+	paused := node("n1", shoalv1.NodeState_NODE_STATE_READY, shoalv1.NodeAvailability_NODE_AVAILABILITY_PAUSE, nil)
+	fresh := running("b2", g2, 0, "n2")
+	in := Input{Services: []*shoalv1.Service{g2}, Nodes: []*shoalv1.Node{paused, ready("n2")},
+		Tasks: []*shoalv1.Task{running("a", g, 0, "n1"), task("b", g, 0, "n2", stShutdown, stShutdown, t0.Add(-2*time.Hour), t0), fresh}}
+	if p := Reconcile(in, t0, ids()); !p.Empty() {
+		t.Fatalf("update with n1 paused and n2 done: %+v; want n1's task left running", p)
+	}
+	in.Nodes[0] = ready("n1")
+	p := Reconcile(in, t0, ids())
+	if fmt.Sprint(idsOf(p.Update)) != "[a]" || len(p.Create) != 1 || p.Create[0].Task.GetNodeId() != "n1" {
+		t.Fatalf("n1 active again: stopped %v, created %v; want a rolled on n1", idsOf(p.Update), p.Create)
+	}
+}

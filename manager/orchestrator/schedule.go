@@ -15,10 +15,12 @@ import (
 // down for the same service.
 const recentFailureWindow = 5 * time.Minute
 
-// needsPlacement reports whether a task waits for a node.
+// needsPlacement reports whether a task waits for the scheduler: meant
+// to run and not assigned yet. A task made for its node (a global
+// service's) waits too: the scheduler checks that its node can take it.
 func needsPlacement(t *shoalv1.Task) bool {
 	s := t.GetStatus().GetState()
-	return t.GetDesiredState() == stRunning && t.GetNodeId() == "" && (s == stNew || s == stPending)
+	return t.GetDesiredState() == stRunning && (s == stNew || s == stPending)
 }
 
 func hostPorts(e *shoalv1.EndpointSpec) []string {
@@ -68,8 +70,8 @@ func schedulerNodes(nodes []*shoalv1.Node, tasks []*shoalv1.Task, now time.Time)
 		if (s == stFailed || s == stRejected) && now.Sub(statusTime(t)) < recentFailureWindow {
 			n.RecentFailures[t.GetServiceId()]++
 		}
-		if t.GetDesiredState() != stRunning || Terminal(s) {
-			continue
+		if t.GetDesiredState() != stRunning || Terminal(s) || needsPlacement(t) {
+			continue // not on the node (a task waiting for it is the batch's)
 		}
 		n.Tasks++
 		n.ServiceTasks[t.GetServiceId()]++
@@ -97,7 +99,7 @@ func schedulerTask(t *shoalv1.Task) scheduler.Task {
 	return scheduler.Task{
 		ID: t.GetId(), ServiceID: t.GetServiceId(), Constraints: p.GetConstraints(), Preferences: prefs,
 		ReserveNanoCPUs: r.GetNanoCpus(), ReserveMemory: r.GetMemoryBytes(), HostPorts: hostPorts(t.GetEndpoint()),
-		MaxReplicasPerNode: p.GetMaxReplicas(), Strategy: strategy,
+		MaxReplicasPerNode: p.GetMaxReplicas(), Strategy: strategy, Node: t.GetNodeId(),
 	}
 }
 

@@ -11,16 +11,13 @@ import (
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
-// taskName is docker's web.3 (replicated) or web.<node> (global).
-func taskName(t *shoalv1.Task, noTrunc bool) string {
+// taskName is docker's web.3 (replicated) or web.<node ID> (global: the
+// full ID, truncated or not, as docker shows it).
+func taskName(t *shoalv1.Task) string {
 	if t.GetSlot() > 0 {
 		return fmt.Sprintf("%s.%d", t.GetServiceName(), t.GetSlot())
 	}
-	node := t.GetNodeId()
-	if !noTrunc {
-		node = shortID(node)
-	}
-	return t.GetServiceName() + "." + node
+	return t.GetServiceName() + "." + t.GetNodeId()
 }
 
 func taskState(s shoalv1.TaskState) string {
@@ -40,7 +37,7 @@ func taskColumns(hosts map[string]string, now time.Time, noTrunc bool) []column[
 			return shortID(t.GetId())
 		}},
 		{"Name", "NAME", func(t *shoalv1.Task) any {
-			name := taskName(t, noTrunc)
+			name := taskName(t)
 			if name == prevSlot {
 				return " \\_ " + name
 			}
