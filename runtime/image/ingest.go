@@ -8,15 +8,17 @@ import (
 )
 
 // ingest stores an image's layers from sources (jobs at a time), then
-// records the image with its blobs and names. If anything fails, the
-// layers this call stored and no image needs are removed again, and no
-// image is recorded.
+// records the image with its blobs and names. The layers it unpacks
+// together may write at most the store's MaxImageSize. If anything fails,
+// the layers this call stored and no image needs are removed again, and
+// no image is recorded.
 func (s *Store) ingest(ctx context.Context, rec *imageRecord, sources []layerSource, names []string, blobs map[string][]byte, jobs int, rep *reporter) (*Image, error) {
 	release := s.hold(rec.Layers)
 	defer release()
 
 	var mu sync.Mutex
 	var made []string
+	b := newBudget(s.maxImageSize, "the image")
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(jobs)
 	seen := map[string]bool{}
@@ -26,7 +28,7 @@ func (s *Store) ingest(ctx context.Context, rec *imageRecord, sources []layerSou
 		}
 		seen[src.diffID] = true
 		g.Go(func() error {
-			ok, err := s.ensureLayer(gctx, src, rep)
+			ok, err := s.ensureLayer(gctx, src, rep, b)
 			if ok {
 				mu.Lock()
 				made = append(made, src.diffID)

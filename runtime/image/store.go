@@ -23,6 +23,10 @@ type Options struct {
 	Root               string       // e.g. /var/lib/shoal/runtime/images; the store owns it
 	InsecureRegistries []string     // host[:port] that may be used over plain HTTP or unverified TLS
 	Platform           *v1.Platform // the platform to pull for; nil: this host's
+	// MaxImageSize bounds the bytes one pull or load unpacks for an
+	// image's new layers (and a load's archive), so that a decompression
+	// bomb cannot fill the disk; 0 is DefaultMaxImageSize, < 0 no limit.
+	MaxImageSize int64
 }
 
 // Store is the node's image store. Its methods are safe for concurrent
@@ -35,6 +39,8 @@ type Store struct {
 	transport *guardTransport
 	keychain  authn.Keychain
 	backoff   *remote.Backoff // nil: the library's retry policy
+	// maxImageSize is Options.MaxImageSize with the default applied.
+	maxImageSize int64
 
 	layerLocks keyLocks
 
@@ -97,6 +103,12 @@ func Open(opts Options) (*Store, error) {
 	}
 	if opts.Platform != nil {
 		s.platform = *opts.Platform
+	}
+	switch s.maxImageSize = opts.MaxImageSize; {
+	case s.maxImageSize == 0:
+		s.maxImageSize = DefaultMaxImageSize
+	case s.maxImageSize < 0:
+		s.maxImageSize = 0 // budgets without a limit
 	}
 	if err := s.recover(); err != nil {
 		lf.Close()

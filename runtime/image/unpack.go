@@ -47,12 +47,13 @@ const overlayOpaque = "trusted.overlay.opaque"
 // end of the tar archive. On error dir is left partly written: the caller
 // unpacks into a temporary directory and removes it.
 func Unpack(r io.Reader, dir string) error {
-	_, err := unpack(r, dir)
+	_, err := unpack(r, dir, nil)
 	return err
 }
 
-// unpack is Unpack that also returns the bytes of regular files written.
-func unpack(r io.Reader, dir string) (int64, error) {
+// unpack is Unpack that also returns the bytes of regular files written,
+// and counts every entry against b before writing it.
+func unpack(r io.Reader, dir string, b *budget) (int64, error) {
 	f, err := os.Open(dir)
 	if err != nil {
 		return 0, fmt.Errorf("opening layer root: %w", err)
@@ -77,6 +78,7 @@ func unpack(r io.Reader, dir string) (int64, error) {
 		dirs:    map[string]*tar.Header{},
 		chown:   os.Geteuid() == 0,
 		dirFDs:  map[string]int{},
+		budget:  b,
 	}
 	defer u.closeAll()
 	for {
@@ -116,6 +118,7 @@ type unpacker struct {
 	dirs    map[string]*tar.Header // directories whose mode and times are set last
 	chown   bool
 	size    int64
+	budget  *budget
 
 	dirFDs   map[string]int // open directories by path, see openDir
 	dirOrder []string       // cache eviction order, oldest first
@@ -150,6 +153,9 @@ func cleanName(n string) (string, error) {
 func (u *unpacker) entry(hdr *tar.Header) error {
 	if hdr.Typeflag == tar.TypeXGlobalHeader {
 		return nil
+	}
+	if err := u.budget.take(entryCost); err != nil {
+		return err
 	}
 	name, err := cleanName(hdr.Name)
 	if err != nil {
@@ -352,6 +358,11 @@ func (u *unpacker) mkdir(name, dir, base string, hdr *tar.Header) error {
 }
 
 func (u *unpacker) file(name, dir, base string, hdr *tar.Header) error {
+	// The declared size, before anything is written: a sparse file's
+	// holes and a header promising more than the stream holds count too.
+	if err := u.budget.take(hdr.Size); err != nil {
+		return err
+	}
 	pfd, err := u.openDir(dir, true)
 	if err != nil {
 		return err
