@@ -8,7 +8,8 @@ import (
 )
 
 // ingest stores an image's layers from sources (jobs at a time), then
-// records the image with its blobs and names. The layers it unpacks
+// records the image with its blobs and names, and reports the image done,
+// or up to date when it and its names were recorded already. The layers it unpacks
 // together may write at most the store's MaxImageSize. If anything fails,
 // the layers this call stored and no image needs are removed again, and
 // no image is recorded.
@@ -41,8 +42,13 @@ func (s *Store) ingest(ctx context.Context, rec *imageRecord, sources []layerSou
 	if err == nil {
 		rec.Size = s.layersSize(rec.Layers)
 		var img *Image
-		if img, err = s.commit(rec, names, blobs); err == nil {
-			rep.report(Progress{Status: StatusDone, Current: rec.Size, Total: rec.Size})
+		var changed bool
+		if img, changed, err = s.commit(rec, names, blobs); err == nil {
+			status := StatusDone
+			if !changed {
+				status = StatusUpToDate
+			}
+			rep.report(Progress{Status: status, Current: rec.Size, Total: rec.Size})
 			return img, nil
 		}
 	}

@@ -250,32 +250,37 @@ func isHex(s string) bool {
 
 // commit records an image whose layers are all stored, its blobs
 // (manifest, config) and its names, moving a name from any image that had
-// it.
-func (s *Store) commit(rec *imageRecord, names []string, blobs map[string][]byte) (*Image, error) {
+// it. changed is false when the image was recorded already and every name
+// named it.
+func (s *Store) commit(rec *imageRecord, names []string, blobs map[string][]byte) (img *Image, changed bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, d := range rec.Layers {
 		if _, ok := s.layers[d]; !ok {
-			return nil, fmt.Errorf("image %s: layer %s vanished before the image was recorded", rec.ID, d)
+			return nil, false, fmt.Errorf("image %s: layer %s vanished before the image was recorded", rec.ID, d)
 		}
 	}
 	for dgst, b := range blobs {
 		if err := s.writeBlob(dgst, b); err != nil {
-			return nil, fmt.Errorf("image %s: storing blob %s: %w", rec.ID, dgst, err)
+			return nil, false, fmt.Errorf("image %s: storing blob %s: %w", rec.ID, dgst, err)
 		}
 	}
 	next := s.st.clone()
 	if old, ok := next.Images[rec.ID]; !ok || (old.Digest == "" && rec.Digest != "") {
 		next.Images[rec.ID] = rec
+		changed = true
 	}
 	for _, n := range names {
-		next.Names[n] = rec.ID
+		if next.Names[n] != rec.ID {
+			next.Names[n] = rec.ID
+			changed = true
+		}
 	}
 	if err := saveState(s.path(stateFile), next, true); err != nil {
-		return nil, fmt.Errorf("image %s: saving state: %w", rec.ID, err)
+		return nil, false, fmt.Errorf("image %s: saving state: %w", rec.ID, err)
 	}
 	s.st = next
-	return next.Images[rec.ID].image(next.namesOf(rec.ID)), nil
+	return next.Images[rec.ID].image(next.namesOf(rec.ID)), changed, nil
 }
 
 // update applies fn to a copy of the state and saves it.
