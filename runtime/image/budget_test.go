@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -110,7 +111,7 @@ func TestUnpackedSizeIsCapped(t *testing.T) {
 		layers func(t *testing.T) []v1.Layer
 		want   string
 	}{
-		{"gzip bomb", limit, func(t *testing.T) []v1.Layer { return []v1.Layer{rawLayer(t, zeros(t, 32<<20))} },
+		{"gzip bomb", limit, func(t *testing.T) []v1.Layer { return []v1.Layer{rawLayer(t, zeros(t, 8<<20))} },
 			`entry "zeros": the image unpacks to more than 1048576 bytes`},
 		{"header larger than the data", limit, func(t *testing.T) []v1.Layer { return []v1.Layer{rawLayer(t, hugeHeader(t, 1<<40))} },
 			`entry "huge": the image unpacks to more than 1048576 bytes`},
@@ -120,13 +121,13 @@ func TestUnpackedSizeIsCapped(t *testing.T) {
 		{"zeros after the tar end", limit, func(t *testing.T) []v1.Layer {
 			return []v1.Layer{rawLayer(t, append(tarOf(t, file("a", "b")), make([]byte, 4<<20)...))}
 		}, "the image unpacks to more than 1048576 bytes"},
-		{"empty files", limit, func(t *testing.T) []v1.Layer {
+		{"empty files", 64 << 10, func(t *testing.T) []v1.Layer {
 			var ents []ent
-			for i := range limit/entryCost + 1 {
-				ents = append(ents, file(strings.Repeat("f", 1+int(i%64))+"/"+string(rune('a'+i%26)), ""))
+			for i := range 64<<10/entryCost + 1 {
+				ents = append(ents, file(fmt.Sprintf("d%d/f", i), ""))
 			}
 			return []v1.Layer{layerOf(t, ents...)}
-		}, "the image unpacks to more than 1048576 bytes"},
+		}, "the image unpacks to more than 65536 bytes"},
 		{"layers adding up", limit, func(t *testing.T) []v1.Layer {
 			var ls []v1.Layer
 			for i := range 3 {
@@ -187,7 +188,7 @@ func TestUnpackedSizeCountsOnlyNewLayers(t *testing.T) {
 func TestLoadArchiveBombIsCapped(t *testing.T) {
 	var gz bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
-	zw.Write(zeros(t, 64<<20))
+	zw.Write(zeros(t, 8<<20))
 	zw.Close()
 	if gz.Len() > 1<<20 {
 		t.Fatalf("the bomb is %d bytes compressed; want it small", gz.Len())
