@@ -9,10 +9,10 @@ import (
 
 // ingest stores an image's layers from sources (jobs at a time), then
 // records the image with its blobs and names, and reports the image done,
-// or up to date when it and its names were recorded already. The layers it unpacks
-// together may write at most the store's MaxImageSize. If anything fails,
-// the layers this call stored and no image needs are removed again, and
-// no image is recorded.
+// or up to date when it and its names were recorded already. The layers
+// it unpacks together may write at most the store's MaxImageSize. If
+// anything fails, the layers this call stored and no image needs are
+// removed again, and no image is recorded.
 func (s *Store) ingest(ctx context.Context, rec *imageRecord, sources []layerSource, names []string, blobs map[string][]byte, jobs int, rep *reporter) (*Image, error) {
 	release := s.hold(rec.Layers)
 	defer release()
