@@ -48,7 +48,13 @@ func runtimeNode(t *testing.T) (*harness.Node, testimage.Served) {
 // runOut runs `shoal run ARGS` and returns stdout, stderr and the exit code.
 func runOut(t *testing.T, n *harness.Node, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(n.Bin, append([]string{"-H", "unix://" + n.Socket, "run"}, args...)...)
+	return cliOut(t, n, append([]string{"run"}, args...)...)
+}
+
+// cliOut runs `shoal ARGS` and returns stdout, stderr and the exit code.
+func cliOut(t *testing.T, n *harness.Node, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(n.Bin, append([]string{"-H", "unix://" + n.Socket}, args...)...)
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -63,6 +63,10 @@ type Config struct {
 	InsecureRegistries []string
 	CgroupParent       string
 	ShimBinary         string
+
+	// MaxImageSize bounds what one image pull or load unpacks (daemon
+	// --max-image-size); 0 is image.DefaultMaxImageSize, < 0 no limit.
+	MaxImageSize int64
 }
 
 // Daemon is one node process.
@@ -248,7 +252,9 @@ func openRuntime(cfg Config) (*runtimeapi.Server, error) {
 		}
 		cfg.ShimBinary = path // "" means this binary
 	}
-	images, err := image.Open(image.Options{Root: filepath.Join(cfg.DataDir, "runtime", "images"), InsecureRegistries: cfg.InsecureRegistries})
+	images, err := image.Open(image.Options{
+		Root: filepath.Join(cfg.DataDir, "runtime", "images"), InsecureRegistries: cfg.InsecureRegistries, MaxImageSize: cfg.MaxImageSize,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("open image store: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -14,23 +15,42 @@ import (
 )
 
 func imageToProto(i *image.Image) *shoalv1.LocalImage {
-	out := &shoalv1.LocalImage{Id: i.ID, Digest: i.Digest, Names: i.Names, Size: i.Size}
+	c := i.Config
+	out := &shoalv1.LocalImage{Id: i.ID, Digest: i.Digest, Names: i.Names, Size: i.Size, Layers: i.Layers,
+		Config: &shoalv1.LocalImageConfig{
+			Entrypoint: c.Entrypoint, Cmd: c.Cmd, Env: c.Env, WorkingDir: c.WorkingDir, User: c.User,
+			StopSignal: c.StopSignal, Labels: c.Labels, ExposedPorts: c.ExposedPorts,
+		},
+	}
 	if !i.Created.IsZero() {
 		out.CreatedAt = timestamppb.New(i.Created)
+	}
+	// Platform is "os/arch[/variant]".
+	p := strings.SplitN(i.Platform, "/", 3)
+	out.Os = p[0]
+	if len(p) > 1 {
+		out.Architecture = p[1]
+	}
+	if len(p) > 2 {
+		out.Variant = p[2]
 	}
 	return out
 }
 
 // PullImage pulls an image, streaming progress; the last message carries
-// the image.
+// the image, the normalized reference, and whether it was up to date.
 func (s *Server) PullImage(req *shoalv1.PullImageRequest, stream grpc.ServerStreamingServer[shoalv1.PullImageResponse]) error {
+	var end image.Progress // the last report for the whole image
 	img, err := s.Images.Pull(stream.Context(), req.GetRef(), func(p image.Progress) {
+		if p.Layer == "" {
+			end = p
+		}
 		_ = stream.Send(&shoalv1.PullImageResponse{Layer: p.Layer, Status: p.Status, Current: p.Current, Total: p.Total})
 	})
 	if err != nil {
 		return err
 	}
-	return stream.Send(&shoalv1.PullImageResponse{Image: imageToProto(img)})
+	return stream.Send(&shoalv1.PullImageResponse{Image: imageToProto(img), Ref: end.Ref, UpToDate: end.Status == image.StatusUpToDate})
 }
 
 // LoadImage loads a tarball streamed in chunks.
@@ -92,6 +112,24 @@ func (s *Server) PruneImages(ctx context.Context, _ *shoalv1.PruneImagesRequest)
 		return nil, err
 	}
 	return &shoalv1.PruneImagesResponse{Removed: removed, FreedBytes: freed}, nil
+}
+
+// TagImage gives an image another name.
+func (s *Server) TagImage(ctx context.Context, req *shoalv1.TagImageRequest) (*shoalv1.TagImageResponse, error) {
+	img, err := s.Images.Tag(req.GetSource(), req.GetTarget())
+	if err != nil {
+		return nil, err
+	}
+	return &shoalv1.TagImageResponse{Image: imageToProto(img)}, nil
+}
+
+// InspectImage returns one local image.
+func (s *Server) InspectImage(ctx context.Context, req *shoalv1.InspectImageRequest) (*shoalv1.InspectImageResponse, error) {
+	img, err := s.Images.Get(req.GetRef())
+	if err != nil {
+		return nil, err
+	}
+	return &shoalv1.InspectImageResponse{Image: imageToProto(img)}, nil
 }
 
 // ImageSource adapts the image store to what the container runtime needs.

@@ -27,22 +27,22 @@ type member struct {
 }
 
 // spoolArchive reads r (a tar, possibly gzip or zstd compressed) into a
-// temporary file in dir.
-func spoolArchive(ctx context.Context, r io.Reader, dir string, rep *reporter) (*archive, error) {
+// temporary file in dir, writing at most what b allows.
+func spoolArchive(ctx context.Context, r io.Reader, dir string, rep *reporter, b *budget) (*archive, error) {
 	f, err := os.CreateTemp(dir, "load-")
 	if err != nil {
 		return nil, err
 	}
 	os.Remove(f.Name()) // freed on close, whatever happens to us
 	a := &archive{f: f, members: map[string]member{}}
-	if err := a.spool(ctx, r, rep); err != nil {
+	if err := a.spool(ctx, r, rep, b); err != nil {
 		f.Close()
 		return nil, err
 	}
 	return a, nil
 }
 
-func (a *archive) spool(ctx context.Context, r io.Reader, rep *reporter) error {
+func (a *archive) spool(ctx context.Context, r io.Reader, rep *reporter, b *budget) error {
 	src := newSourceReader(ctx, r, -1, rep.bytes("", StatusReading, 0))
 	in, closeFn, err := decompress(src)
 	if err != nil {
@@ -65,6 +65,9 @@ func (a *archive) spool(ctx context.Context, r io.Reader, rep *reporter) error {
 		name := memberName(hdr.Name)
 		switch hdr.Typeflag {
 		case tar.TypeReg, tar.TypeGNUSparse, tar.TypeCont:
+			if err := b.take(entryCost + hdr.Size); err != nil {
+				return err
+			}
 			n, err := io.Copy(a.f, tr)
 			if err != nil {
 				if ctx.Err() != nil {

@@ -8,15 +8,18 @@ import (
 )
 
 // ingest stores an image's layers from sources (jobs at a time), then
-// records the image with its blobs and names. If anything fails, the
-// layers this call stored and no image needs are removed again, and no
-// image is recorded.
+// records the image with its blobs and names, and reports the image done,
+// or up to date when it and its names were recorded already. The layers
+// it unpacks together may write at most the store's MaxImageSize. If
+// anything fails, the layers this call stored and no image needs are
+// removed again, and no image is recorded.
 func (s *Store) ingest(ctx context.Context, rec *imageRecord, sources []layerSource, names []string, blobs map[string][]byte, jobs int, rep *reporter) (*Image, error) {
 	release := s.hold(rec.Layers)
 	defer release()
 
 	var mu sync.Mutex
 	var made []string
+	b := newBudget(s.maxImageSize, "the image")
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(jobs)
 	seen := map[string]bool{}
@@ -26,7 +29,7 @@ func (s *Store) ingest(ctx context.Context, rec *imageRecord, sources []layerSou
 		}
 		seen[src.diffID] = true
 		g.Go(func() error {
-			ok, err := s.ensureLayer(gctx, src, rep)
+			ok, err := s.ensureLayer(gctx, src, rep, b)
 			if ok {
 				mu.Lock()
 				made = append(made, src.diffID)
@@ -39,8 +42,13 @@ func (s *Store) ingest(ctx context.Context, rec *imageRecord, sources []layerSou
 	if err == nil {
 		rec.Size = s.layersSize(rec.Layers)
 		var img *Image
-		if img, err = s.commit(rec, names, blobs); err == nil {
-			rep.report(Progress{Status: StatusDone, Current: rec.Size, Total: rec.Size})
+		var changed bool
+		if img, changed, err = s.commit(rec, names, blobs); err == nil {
+			status := StatusDone
+			if !changed {
+				status = StatusUpToDate
+			}
+			rep.report(Progress{Status: status, Current: rec.Size, Total: rec.Size})
 			return img, nil
 		}
 	}

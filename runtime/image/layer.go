@@ -75,7 +75,7 @@ func (s *Store) hold(diffIDs []string) (release func()) {
 // ensureLayer stores src's layer unless it is stored already. Concurrent
 // calls for one layer fetch it once: the others wait and reuse it. made
 // says whether this call stored it.
-func (s *Store) ensureLayer(ctx context.Context, src layerSource, rep *reporter) (made bool, err error) {
+func (s *Store) ensureLayer(ctx context.Context, src layerSource, rep *reporter, b *budget) (made bool, err error) {
 	if s.hasLayer(src.diffID) {
 		rep.report(Progress{Layer: src.label, Status: StatusExists})
 		return false, nil
@@ -91,16 +91,17 @@ func (s *Store) ensureLayer(ctx context.Context, src layerSource, rep *reporter)
 		rep.report(Progress{Layer: src.label, Status: StatusExists})
 		return false, nil
 	}
-	if err := s.storeLayer(ctx, src, rep); err != nil {
+	if err := s.storeLayer(ctx, src, rep, b); err != nil {
 		return false, fmt.Errorf("layer %s: %w", src.label, err)
 	}
 	rep.report(Progress{Layer: src.label, Status: StatusDone})
 	return true, nil
 }
 
-// storeLayer reads, verifies and unpacks src into a temporary directory
-// and renames it into place only if every check passed.
-func (s *Store) storeLayer(ctx context.Context, src layerSource, rep *reporter) error {
+// storeLayer reads, verifies and unpacks src into a temporary directory,
+// counting what it writes against b, and renames it into place only if
+// every check passed.
+func (s *Store) storeLayer(ctx context.Context, src layerSource, rep *reporter, b *budget) error {
 	hex, ok := strings.CutPrefix(src.diffID, "sha256:")
 	if !ok || len(hex) != 64 || !isHex(hex) {
 		return fmt.Errorf("unsupported diffID %q: %w", src.diffID, errdefs.ErrInvalid)
@@ -128,7 +129,7 @@ func (s *Store) storeLayer(ctx context.Context, src layerSource, rep *reporter) 
 	total := max(src.size, 0)
 	rep.report(Progress{Layer: src.label, Status: src.status, Total: total})
 	sr := newSourceReader(ctx, rc, src.size, rep.bytes(src.label, src.status, total))
-	size, diffID, uerr := unpackStream(sr, diff)
+	size, diffID, uerr := unpackStream(sr, diff, b)
 	// Read to the end even after a failure: corrupt content should be
 	// reported as such, not as whatever the unpacker tripped over.
 	sr.drain()
@@ -168,8 +169,8 @@ func (s *Store) storeLayer(ctx context.Context, src layerSource, rep *reporter) 
 		}
 	}()
 	rec := &layerRecord{DiffID: src.diffID, Link: link, Size: size}
-	b, _ := json.Marshal(rec)
-	if err := os.WriteFile(tmp+"/layer.json", b, 0o600); err != nil {
+	recJSON, _ := json.Marshal(rec)
+	if err := os.WriteFile(tmp+"/layer.json", recJSON, 0o600); err != nil {
 		return err
 	}
 	if err := syncFS(tmp); err != nil {
@@ -192,18 +193,28 @@ func (s *Store) storeLayer(ctx context.Context, src layerSource, rep *reporter) 
 
 // unpackStream decompresses r, unpacks it into dir and returns the bytes
 // written and the digest of the whole uncompressed stream (the diffID).
-func unpackStream(r io.Reader, dir string) (int64, string, error) {
+// What it unpacks, and the stream after the tar's end, count against b.
+func unpackStream(r io.Reader, dir string, b *budget) (int64, string, error) {
 	dr, closeFn, err := decompress(r)
 	if err != nil {
 		return 0, "", err
 	}
 	defer closeFn()
 	hr := newHashReader(dr)
-	size, err := unpack(hr, dir)
+	size, err := unpack(hr, dir, b)
 	if err == nil {
-		// The diffID covers the whole stream, padding after the tar end too.
-		if _, err = io.Copy(io.Discard, hr); err != nil {
-			err = corrupt("reading layer", err)
+		// The diffID covers the whole stream, padding after the tar end
+		// too; an endless tail of zeros stops at the limit.
+		var tail io.Reader = hr
+		if left := b.left(); left >= 0 {
+			tail = io.LimitReader(hr, left+1)
+		}
+		n, cerr := io.Copy(io.Discard, tail)
+		switch {
+		case cerr != nil:
+			err = corrupt("reading layer", cerr)
+		default:
+			err = b.take(n)
 		}
 	}
 	return size, hr.digest(), err

@@ -37,7 +37,7 @@ const (
 // image is stored; if storing one fails, the images stored before it are
 // returned with the error.
 func (s *Store) Load(ctx context.Context, r io.Reader, progress func(Progress)) ([]*Image, error) {
-	a, err := spoolArchive(ctx, r, s.path(tmpDir), newReporter("", progress))
+	a, err := spoolArchive(ctx, r, s.path(tmpDir), newReporter("", progress), newBudget(s.maxImageSize, "the archive"))
 	if err != nil {
 		return nil, err
 	}

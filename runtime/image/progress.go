@@ -22,6 +22,9 @@ const (
 	StatusExtracting  = "extracting"  // unpacking from a local archive
 	StatusExists      = "exists"      // already stored
 	StatusDone        = "done"        // stored
+	// StatusUpToDate ends a pull or load (Layer empty) whose image was
+	// stored under all its names already: nothing changed.
+	StatusUpToDate = "up to date"
 )
 
 // progressEvery is how many bytes pass between two byte-count reports.

@@ -430,3 +430,40 @@ func TestLayerDirsMountAsOverlay(t *testing.T) {
 		t.Errorf("bin/tool (through the bin symlink) = %q", got)
 	}
 }
+
+// A pull ends with "done" when it stored something or moved a name, and
+// "up to date" when the reference already named the image it found.
+func TestPullReportsWhetherAnythingChanged(t *testing.T) {
+	reg := newTestRegistry(t)
+	first, second := imageOf(t, nil, randomLayer(t)), imageOf(t, nil, randomLayer(t))
+	s := newStore(t, Options{})
+	for _, st := range []struct {
+		name    string
+		repoTag string
+		img     v1.Image // what the registry holds under repoTag now
+		want    string
+		gets    int // downloads of the image's layer
+	}{
+		{"first pull", "app:1", first, StatusDone, 1},
+		{"again", "app:1", first, StatusUpToDate, 1},
+		{"the same image under a new name", "app:2", first, StatusDone, 1},
+		{"the tag moved to a new image", "app:1", second, StatusDone, 1},
+		{"again after the move", "app:1", second, StatusUpToDate, 1},
+	} {
+		ref := reg.push(t, st.repoTag, st.img)
+		var end Progress
+		if _, err := s.Pull(context.Background(), ref, func(p Progress) {
+			if p.Layer == "" {
+				end = p
+			}
+		}); err != nil {
+			t.Fatalf("%s: Pull(%s): %v", st.name, ref, err)
+		}
+		if end.Status != st.want || end.Ref != ref {
+			t.Errorf("%s: the pull ended with %q for %q; want %q for %q", st.name, end.Status, end.Ref, st.want, ref)
+		}
+		if got := reg.blobGets(layerDigests(t, st.img)[0]); got != st.gets {
+			t.Errorf("%s: the layer was downloaded %d times in all; want %d", st.name, got, st.gets)
+		}
+	}
+}

@@ -23,6 +23,10 @@ type Options struct {
 	Root               string       // e.g. /var/lib/shoal/runtime/images; the store owns it
 	InsecureRegistries []string     // host[:port] that may be used over plain HTTP or unverified TLS
 	Platform           *v1.Platform // the platform to pull for; nil: this host's
+	// MaxImageSize bounds the bytes one pull or load unpacks for an
+	// image's new layers (and a load's archive), so that a decompression
+	// bomb cannot fill the disk; 0 is DefaultMaxImageSize, < 0 no limit.
+	MaxImageSize int64
 }
 
 // Store is the node's image store. Its methods are safe for concurrent
@@ -35,6 +39,8 @@ type Store struct {
 	transport *guardTransport
 	keychain  authn.Keychain
 	backoff   *remote.Backoff // nil: the library's retry policy
+	// maxImageSize is Options.MaxImageSize with the default applied.
+	maxImageSize int64
 
 	layerLocks keyLocks
 
@@ -97,6 +103,12 @@ func Open(opts Options) (*Store, error) {
 	}
 	if opts.Platform != nil {
 		s.platform = *opts.Platform
+	}
+	switch s.maxImageSize = opts.MaxImageSize; {
+	case s.maxImageSize == 0:
+		s.maxImageSize = DefaultMaxImageSize
+	case s.maxImageSize < 0:
+		s.maxImageSize = 0 // budgets without a limit
 	}
 	if err := s.recover(); err != nil {
 		lf.Close()
@@ -238,32 +250,37 @@ func isHex(s string) bool {
 
 // commit records an image whose layers are all stored, its blobs
 // (manifest, config) and its names, moving a name from any image that had
-// it.
-func (s *Store) commit(rec *imageRecord, names []string, blobs map[string][]byte) (*Image, error) {
+// it. changed is false when the image was recorded already and every name
+// named it.
+func (s *Store) commit(rec *imageRecord, names []string, blobs map[string][]byte) (img *Image, changed bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, d := range rec.Layers {
 		if _, ok := s.layers[d]; !ok {
-			return nil, fmt.Errorf("image %s: layer %s vanished before the image was recorded", rec.ID, d)
+			return nil, false, fmt.Errorf("image %s: layer %s vanished before the image was recorded", rec.ID, d)
 		}
 	}
 	for dgst, b := range blobs {
 		if err := s.writeBlob(dgst, b); err != nil {
-			return nil, fmt.Errorf("image %s: storing blob %s: %w", rec.ID, dgst, err)
+			return nil, false, fmt.Errorf("image %s: storing blob %s: %w", rec.ID, dgst, err)
 		}
 	}
 	next := s.st.clone()
 	if old, ok := next.Images[rec.ID]; !ok || (old.Digest == "" && rec.Digest != "") {
 		next.Images[rec.ID] = rec
+		changed = true
 	}
 	for _, n := range names {
-		next.Names[n] = rec.ID
+		if next.Names[n] != rec.ID {
+			next.Names[n] = rec.ID
+			changed = true
+		}
 	}
 	if err := saveState(s.path(stateFile), next, true); err != nil {
-		return nil, fmt.Errorf("image %s: saving state: %w", rec.ID, err)
+		return nil, false, fmt.Errorf("image %s: saving state: %w", rec.ID, err)
 	}
 	s.st = next
-	return next.Images[rec.ID].image(next.namesOf(rec.ID)), nil
+	return next.Images[rec.ID].image(next.namesOf(rec.ID)), changed, nil
 }
 
 // update applies fn to a copy of the state and saves it.

@@ -34,22 +34,26 @@ const overlayOpaque = "trusted.overlay.opaque"
 // a 0/0 character device NAME, ".wh..wh..opq" the trusted.overlay.opaque
 // xattr on its directory).
 //
-// It refuses, with an error naming the entry, anything that would write
-// outside dir: absolute names or ".." components; any entry whose parent is
-// not a real directory inside dir (symlinks are never followed while
-// extracting); relative symlinks whose target lexically leaves dir
-// (absolute targets are kept as data, they resolve inside the container);
-// hard links to anything but a regular file extracted earlier from the
-// same stream; device nodes; trusted.* xattrs. It reads r only up to the
+// Names are relative to dir even with a leading "/", and the root's own
+// entry ("/", "./") is ignored, as containerd does. It refuses, with an
+// error naming the entry, anything that would write outside dir: names
+// whose ".." climbs above the root; any entry whose parent is not a real
+// directory inside dir (symlinks are never followed while extracting);
+// relative symlinks whose target lexically leaves dir (absolute targets
+// are kept as data, they resolve inside the container); hard links to
+// anything but a regular file extracted earlier from the same stream
+// (a leading "/" in the target is the layer root too); device nodes;
+// trusted.* xattrs. It reads r only up to the
 // end of the tar archive. On error dir is left partly written: the caller
 // unpacks into a temporary directory and removes it.
 func Unpack(r io.Reader, dir string) error {
-	_, err := unpack(r, dir)
+	_, err := unpack(r, dir, nil)
 	return err
 }
 
-// unpack is Unpack that also returns the bytes of regular files written.
-func unpack(r io.Reader, dir string) (int64, error) {
+// unpack is Unpack that also returns the bytes of regular files written,
+// and counts every entry against b before writing it.
+func unpack(r io.Reader, dir string, b *budget) (int64, error) {
 	f, err := os.Open(dir)
 	if err != nil {
 		return 0, fmt.Errorf("opening layer root: %w", err)
@@ -74,6 +78,7 @@ func unpack(r io.Reader, dir string) (int64, error) {
 		dirs:    map[string]*tar.Header{},
 		chown:   os.Geteuid() == 0,
 		dirFDs:  map[string]int{},
+		budget:  b,
 	}
 	defer u.closeAll()
 	for {
@@ -113,6 +118,7 @@ type unpacker struct {
 	dirs    map[string]*tar.Header // directories whose mode and times are set last
 	chown   bool
 	size    int64
+	budget  *budget
 
 	dirFDs   map[string]int // open directories by path, see openDir
 	dirOrder []string       // cache eviction order, oldest first
@@ -126,27 +132,30 @@ func refuse(format string, args ...any) error {
 const errEscape = "path escapes the layer root"
 
 // cleanName validates an entry name and returns it cleaned, relative to
-// the layer root ("." for the root itself).
+// the layer root ("." for the root itself). As containerd and Docker do,
+// a leading "/" means the layer root ("/etc/motd" is "etc/motd", "/" the
+// root itself; umoci and GNU tar -P write such names), and ".." is
+// resolved lexically: it may move within the root but never above it.
 func cleanName(n string) (string, error) {
 	switch {
 	case n == "":
 		return "", refuse("empty name")
-	case strings.HasPrefix(n, "/"):
-		return "", refuse("absolute %s", errEscape)
 	case strings.ContainsRune(n, 0):
 		return "", refuse("name contains a NUL byte")
 	}
-	for _, c := range strings.Split(n, "/") {
-		if c == ".." {
-			return "", refuse("%s", errEscape)
-		}
+	c := path.Clean(strings.TrimLeft(n, "/")) // "" cleans to "."
+	if c == ".." || strings.HasPrefix(c, "../") {
+		return "", refuse("%s", errEscape)
 	}
-	return path.Clean(n), nil
+	return c, nil
 }
 
 func (u *unpacker) entry(hdr *tar.Header) error {
 	if hdr.Typeflag == tar.TypeXGlobalHeader {
 		return nil
+	}
+	if err := u.budget.take(entryCost); err != nil {
+		return err
 	}
 	name, err := cleanName(hdr.Name)
 	if err != nil {
@@ -162,7 +171,9 @@ func (u *unpacker) entry(hdr *tar.Header) error {
 		if hdr.Typeflag != tar.TypeDir {
 			return refuse("the layer root must be a directory")
 		}
-		return nil // the root's own attributes come from the container
+		// "/", "./" and ".": ignored like containerd does; the root's
+		// mode and owner come from the container's upper dir.
+		return nil
 	}
 	dir, base := path.Split(name)
 	dir = path.Clean(dir)
@@ -347,6 +358,11 @@ func (u *unpacker) mkdir(name, dir, base string, hdr *tar.Header) error {
 }
 
 func (u *unpacker) file(name, dir, base string, hdr *tar.Header) error {
+	// The declared size, before anything is written: a sparse file's
+	// holes and a header promising more than the stream holds count too.
+	if err := u.budget.take(hdr.Size); err != nil {
+		return err
+	}
 	pfd, err := u.openDir(dir, true)
 	if err != nil {
 		return err
@@ -415,11 +431,13 @@ func (u *unpacker) hardlink(name, dir, base string, hdr *tar.Header) error {
 	if err != nil {
 		return fmt.Errorf("hard link target %q: %w", hdr.Linkname, err)
 	}
-	if target == name {
-		return refuse("hard link to itself")
-	}
 	if !u.regular[target] {
 		return refuse("hard link target %q is not a regular file extracted earlier from this layer", hdr.Linkname)
+	}
+	if target == name {
+		// GNU tar archives a file named twice ("a/../a/f" and "a/f") as
+		// a hard link to itself: it already is.
+		return nil
 	}
 	tfd, err := u.openDir(path.Dir(target), false)
 	if err != nil {

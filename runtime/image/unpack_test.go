@@ -134,8 +134,8 @@ func TestUnpackRefusesHostileEntries(t *testing.T) {
 			`entry "../sentinel/evil": path escapes the layer root`},
 		{"traversal inside a path", func(jail) []ent { return []ent{dir("a/"), file("a/../../sentinel/evil", "x")} },
 			"path escapes the layer root"},
-		{"absolute path", func(j jail) []ent { return []ent{file(j.sentinel+"/evil", "x")} },
-			"absolute path escapes the layer root"},
+		{"absolute path climbing out", func(jail) []ent { return []ent{file("/../sentinel/evil", "x")} },
+			`entry "/../sentinel/evil": path escapes the layer root`},
 		{"relative symlink escape", func(jail) []ent { return []ent{dir("a/"), symlink("a/b", "../../../etc")} },
 			`entry "a/b": symlink target "../../../etc": path escapes the layer root`},
 		{"symlink to the sentinel", func(jail) []ent { return []ent{symlink("s", "../sentinel")} },
@@ -157,8 +157,8 @@ func TestUnpackRefusesHostileEntries(t *testing.T) {
 		}, `parent "link" is a symlink`},
 		{"hard link to outside", func(jail) []ent { return []ent{hardlink("h", "../sentinel/keep")} },
 			`entry "h": hard link target "../sentinel/keep": path escapes the layer root`},
-		{"hard link to absolute path", func(j jail) []ent { return []ent{hardlink("h", j.sentinel+"/keep")} },
-			"absolute path escapes the layer root"},
+		{"hard link to a host path", func(j jail) []ent { return []ent{hardlink("h", j.sentinel+"/keep")} },
+			`hard link target "` + "%SENTINEL%" + `/keep" is not a regular file extracted earlier`},
 		{"hard link to a symlink", func(j jail) []ent {
 			return []ent{symlink("s", j.sentinel+"/keep"), hardlink("h", "s")}
 		}, `hard link target "s" is not a regular file extracted earlier`},
@@ -188,11 +188,39 @@ func TestUnpackRefusesHostileEntries(t *testing.T) {
 			`parent "f" is not a directory`},
 		{"root as a file", func(jail) []ent { return []ent{file(".", "x")} },
 			"the layer root must be a directory"},
+		// Names with a leading "/" are relative to the root, but may not
+		// climb out of it either.
+		{"absolute path climbing out through a dir", func(jail) []ent {
+			return []ent{dir("/a/"), file("/a/../../sentinel/evil", "x")}
+		}, `entry "/a/../../sentinel/evil": path escapes the layer root`},
+		{"leading slashes climbing out", func(jail) []ent { return []ent{dir("//../sentinel/sub/")} },
+			"path escapes the layer root"},
+		{"hard link to an absolute path climbing out", func(jail) []ent {
+			return []ent{hardlink("h", "/../sentinel/keep")}
+		}, `entry "h": hard link target "/../sentinel/keep": path escapes the layer root`},
+		{"hard link to an absolute path that was not extracted", func(jail) []ent {
+			return []ent{file("f", "x"), hardlink("h", "/g")}
+		}, `hard link target "/g" is not a regular file extracted earlier`},
+		{"write through a leading-slash symlink", func(jail) []ent {
+			return []ent{symlink("/s", "/../sentinel"), file("/s/evil", "x")}
+		}, `entry "/s/evil": parent "s" is a symlink; refusing to write through it`},
+		{"relative symlink escape with a leading slash", func(jail) []ent {
+			return []ent{symlink("/a/b", "../../sentinel")}
+		}, `entry "/a/b": symlink target "../../sentinel": path escapes the layer root`},
+		{"root entry as a symlink", func(j jail) []ent { return []ent{symlink("/", j.sentinel)} },
+			`entry "/": the layer root must be a directory`},
+		{"root entry as a hard link", func(jail) []ent { return []ent{file("f", "x"), hardlink("./", "f")} },
+			`entry "./": the layer root must be a directory`},
+		{"hard link to itself, never extracted", func(jail) []ent { return []ent{hardlink("/h", "h")} },
+			`hard link target "h" is not a regular file extracted earlier`},
+		{"device node with a leading slash", func(jail) []ent { return []ent{{name: "/dev/null", typ: tar.TypeChar, mode: 0o666}} },
+			"device nodes are not allowed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			j := newJail(t)
 			err := Unpack(bytes.NewReader(tarOf(t, tt.ents(j)...)), j.root)
+			tt.want = strings.ReplaceAll(tt.want, "%SENTINEL%", j.sentinel)
 			if err == nil {
 				t.Fatalf("Unpack succeeded; want an error containing %q", tt.want)
 			}
@@ -402,5 +430,130 @@ func TestUnpackManyDirectories(t *testing.T) {
 		if got := readFile(t, filepath.Join(j.root, fmt.Sprintf("d%d/sub/h", i))); got != fmt.Sprint((i*7)%n) {
 			t.Errorf("d%d/sub/h = %q; want %d", i, got, (i*7)%n)
 		}
+	}
+}
+
+// want describes one path of an unpacked layer: a regular file's content,
+// "dir/", "-> target" for a symlink, or "whiteout" for an overlayfs one.
+type want map[string]string
+
+// checkTree fails unless every path in w is what it says under root.
+func checkTree(t *testing.T, root string, w want) {
+	t.Helper()
+	for p, exp := range w {
+		full := filepath.Join(root, p)
+		fi, err := os.Lstat(full)
+		if err != nil {
+			t.Errorf("%s: %v; want %q", p, err, exp)
+			continue
+		}
+		switch {
+		case exp == "dir/":
+			if !fi.IsDir() {
+				t.Errorf("%s is %v; want a directory", p, fi.Mode())
+			}
+		case exp == "whiteout":
+			var st unix.Stat_t
+			if err := unix.Lstat(full, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != 0 {
+				t.Errorf("%s: mode %o rdev %d, %v; want a 0/0 character device", p, st.Mode, st.Rdev, err)
+			}
+		case strings.HasPrefix(exp, "-> "):
+			if got, err := os.Readlink(full); err != nil || got != strings.TrimPrefix(exp, "-> ") {
+				t.Errorf("readlink %s = %q, %v; want %q", p, got, err, strings.TrimPrefix(exp, "-> "))
+			}
+		default:
+			if b, err := os.ReadFile(full); err != nil || !fi.Mode().IsRegular() || string(b) != exp {
+				t.Errorf("%s = %q (%v), %v; want the file %q", p, b, fi.Mode(), err, exp)
+			}
+		}
+	}
+}
+
+// Names with a leading "/" or "./" are relative to the layer root, as
+// containerd and Docker read them; the root's own entry is ignored.
+func TestUnpackNamesRelativeToRoot(t *testing.T) {
+	rootDir := func(name string, mode int64, uid int) ent {
+		e := dir(name)
+		e.mode, e.uid, e.gid = mode, uid, uid
+		return e
+	}
+	tests := []struct {
+		name  string
+		ents  func(j jail) []ent
+		want  func(j jail) want
+		links map[string]string // hard link -> the file it must share an inode with
+	}{
+		{"leading slash", func(jail) []ent { return []ent{file("/etc/motd", "hi")} },
+			func(jail) want { return want{"etc/motd": "hi", "etc": "dir/"} }, nil},
+		{"several leading slashes", func(jail) []ent { return []ent{file("//etc///motd", "hi")} },
+			func(jail) want { return want{"etc/motd": "hi"} }, nil},
+		{"a host path is a path inside the root", func(j jail) []ent { return []ent{file(j.sentinel+"/evil", "x")} },
+			func(j jail) want { return want{strings.TrimPrefix(j.sentinel, "/") + "/evil": "x"} }, nil},
+		{"dot slash", func(jail) []ent { return []ent{dir("./etc/"), file("./etc/motd", "hi")} },
+			func(jail) want { return want{"etc/motd": "hi"} }, nil},
+		{"dot-dot that stays inside", func(jail) []ent { return []ent{dir("a/"), file("a/../b", "b"), file("/a/./../c", "c")} },
+			func(jail) want { return want{"a": "dir/", "b": "b", "c": "c"} }, nil},
+		{"root entry slash", func(jail) []ent { return []ent{rootDir("/", 0o700, 4321), file("/f", "f")} },
+			func(jail) want { return want{"f": "f"} }, nil},
+		{"root entry dot slash", func(jail) []ent { return []ent{rootDir("./", 0o700, 4321), file("./f", "f")} },
+			func(jail) want { return want{"f": "f"} }, nil},
+		{"root entry dot", func(jail) []ent { return []ent{rootDir(".", 0o1777, 4321), dir("/d/")} },
+			func(jail) want { return want{"d": "dir/"} }, nil},
+		{"hard link with a leading-slash target", func(jail) []ent {
+			return []ent{file("/bin/busybox", "bb"), hardlink("/bin/sh", "/bin/busybox"), hardlink("bin/ls", "//bin/busybox")}
+		}, func(jail) want { return want{"bin/sh": "bb", "bin/ls": "bb"} }, map[string]string{"bin/sh": "bin/busybox", "bin/ls": "bin/busybox"}},
+		{"hard link with a dot-slash target", func(jail) []ent { return []ent{file("./f", "x"), hardlink("./h", "./f")} },
+			func(jail) want { return want{"h": "x"} }, map[string]string{"h": "f"}},
+		{"hard link target with dot-dot inside", func(jail) []ent {
+			return []ent{file("/a/f", "x"), hardlink("/h", "/a/../a/f")}
+		}, func(jail) want { return want{"h": "x"} }, map[string]string{"h": "a/f"}},
+		{"hard link to itself (GNU tar, a file named twice)", func(jail) []ent {
+			return []ent{file("/a/f", "x"), hardlink("a/../a/f", "/a/f")}
+		}, func(jail) want { return want{"a/f": "x"} }, nil},
+		// Absolute symlink targets are data: they resolve inside the
+		// container, where "/.." is "/".
+		{"leading-slash symlink with an absolute target", func(jail) []ent {
+			return []ent{symlink("/etc/mtab", "/proc/self/mounts"), symlink("/up", "/../../etc")}
+		}, func(jail) want { return want{"etc/mtab": "-> /proc/self/mounts", "up": "-> /../../etc"} }, nil},
+		{"leading-slash symlink with a relative target inside", func(jail) []ent {
+			return []ent{symlink("/usr/lib/x", "../../etc/x")}
+		}, func(jail) want { return want{"usr/lib/x": "-> ../../etc/x"} }, nil},
+		{"leading-slash whiteouts", func(jail) []ent {
+			return []ent{file("/var/.wh.gone", ""), file("/.wh..wh..opq", "")}
+		}, func(jail) want { return want{"var": "dir/", "var/gone": "whiteout"} }, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			j := newJail(t)
+			var before unix.Stat_t
+			if err := unix.Lstat(j.root, &before); err != nil {
+				t.Fatal(err)
+			}
+			if err := Unpack(bytes.NewReader(tarOf(t, tt.ents(j)...)), j.root); err != nil {
+				t.Fatalf("Unpack: %v", err)
+			}
+			j.check(t)
+			checkTree(t, j.root, tt.want(j))
+			for link, target := range tt.links {
+				var a, b unix.Stat_t
+				if err := unix.Lstat(filepath.Join(j.root, link), &a); err != nil {
+					t.Fatal(err)
+				}
+				if err := unix.Lstat(filepath.Join(j.root, target), &b); err != nil {
+					t.Fatal(err)
+				}
+				if a.Ino != b.Ino {
+					t.Errorf("%s is not a hard link of %s", link, target)
+				}
+			}
+			var after unix.Stat_t
+			if err := unix.Lstat(j.root, &after); err != nil {
+				t.Fatal(err)
+			}
+			if after.Mode != before.Mode || after.Uid != before.Uid || after.Gid != before.Gid {
+				t.Errorf("layer root changed from mode %o %d:%d to %o %d:%d; want the root entry ignored",
+					before.Mode, before.Uid, before.Gid, after.Mode, after.Uid, after.Gid)
+			}
+		})
 	}
 }

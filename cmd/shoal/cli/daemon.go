@@ -12,6 +12,7 @@ import (
 	"github.com/shoal-run/shoal/internal/daemon"
 	"github.com/shoal-run/shoal/internal/logging"
 	"github.com/shoal-run/shoal/manager/raftnode"
+	"github.com/shoal-run/shoal/runtime/image"
 )
 
 type daemonFlags struct {
@@ -20,6 +21,7 @@ type daemonFlags struct {
 	snapshotThreshold, trailingLogs                        uint64
 	snapshotInterval, heartbeatPeriod, raftHeartbeat       time.Duration
 	insecureRegistries                                     []string
+	maxImageSize                                           string
 	cgroupParent, shimBinary, gossipAddr, hostname         string
 	dnsUpstream                                            []string
 	labels                                                 []string
@@ -48,6 +50,13 @@ func newDaemonCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			maxImageSize, err := parseBytes(f.maxImageSize)
+			if err != nil {
+				return fmt.Errorf("--max-image-size: %v", err)
+			}
+			if maxImageSize == 0 {
+				maxImageSize = -1 // no limit
+			}
 			if f.debugAddr != "" {
 				stop, err := serveDebug(f.debugAddr)
 				if err != nil {
@@ -60,7 +69,7 @@ func newDaemonCmd(g *globals) *cobra.Command {
 				GossipAddr: f.gossipAddr, EngineLabels: labels, Hostname: f.hostname, DNSUpstream: f.dnsUpstream,
 				Log: log, ForceNewCluster: f.forceNewCluster, SnapshotThreshold: f.snapshotThreshold,
 				SnapshotInterval: f.snapshotInterval, TrailingLogs: f.trailingLogs, Timing: timing, HeartbeatPeriod: f.heartbeatPeriod,
-				InsecureRegistries: f.insecureRegistries, CgroupParent: f.cgroupParent, ShimBinary: f.shimBinary,
+				InsecureRegistries: f.insecureRegistries, MaxImageSize: maxImageSize, CgroupParent: f.cgroupParent, ShimBinary: f.shimBinary,
 			})
 		},
 	}
@@ -82,6 +91,7 @@ func newDaemonCmd(g *globals) *cobra.Command {
 	fl.DurationVar(&f.raftHeartbeat, "raft-heartbeat-timeout", 0, "raft heartbeat and election timeout (default 400ms)")
 	fl.DurationVar(&f.heartbeatPeriod, "heartbeat-period", 500*time.Millisecond, "how often nodes report to the managers (managers only)")
 	fl.StringArrayVar(&f.insecureRegistries, "insecure-registry", nil, "registry (HOST[:PORT]) to reach over plain HTTP; loopback registries always may")
+	fl.StringVar(&f.maxImageSize, "max-image-size", fmt.Sprintf("%dg", image.DefaultMaxImageSize>>30), "most bytes one image pull or load may unpack into new layers (e.g. 512m, 64g), so a decompression bomb cannot fill the disk; 0 for no limit")
 	fl.StringVar(&f.cgroupParent, "cgroup-parent", "shoal", "cgroup under which containers' groups are made")
 	fl.StringVar(&f.shimBinary, "shim-binary", "", "program run as each container's shim and init (default: this binary)")
 	fl.StringVar(&f.debugAddr, "debug-addr", "", "serve Go's runtime profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; no authentication, keep it on loopback")

@@ -2,20 +2,26 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
 func newImageCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "image", Short: "Manage this node's images"}
-	cmd.AddCommand(newImagePullCmd(g), newImageLoadCmd(g), newImageLsCmd(g), newImageRmCmd(g), newImagePruneCmd(g))
+	cmd.AddCommand(newImagePullCmd(g), newImageLoadCmd(g), newImageLsCmd(g), newImageRmCmd(g), newImagePruneCmd(g),
+		newImageTagCmd(g), newImageInspectCmd(g))
 	return cmd
 }
 
@@ -26,23 +32,32 @@ func shortDigest(d string) string {
 	return d
 }
 
-// pull pulls ref, printing a line each time a layer changes state.
-func (g *globals) pull(ctx context.Context, rc shoalv1.RuntimeServiceClient, ref string, out io.Writer) error {
+// pull pulls ref, printing a line each time a layer changes state and
+// docker's status line at the end; it returns the normalized reference.
+func (g *globals) pull(ctx context.Context, rc shoalv1.RuntimeServiceClient, ref string, out io.Writer) (string, error) {
 	stream, err := rc.PullImage(ctx, &shoalv1.PullImageRequest{Ref: ref})
 	if err != nil {
-		return err
+		return "", err
 	}
 	last := map[string]string{}
+	pulled := ref
 	for {
 		m, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
-			return nil
+			return pulled, nil
 		}
 		if err != nil {
-			return err
+			return "", err
 		}
 		if img := m.GetImage(); img != nil {
-			fmt.Fprintf(out, "Digest: %s\nStatus: image is up to date for %s\n", img.GetDigest(), ref)
+			if m.GetRef() != "" {
+				pulled = m.GetRef()
+			}
+			status := "Downloaded newer image for"
+			if m.GetUpToDate() {
+				status = "Image is up to date for"
+			}
+			fmt.Fprintf(out, "Digest: %s\nStatus: %s %s\n", img.GetDigest(), status, pulled)
 			continue
 		}
 		if l := m.GetLayer(); l != "" && last[l] != m.GetStatus() {
@@ -68,16 +83,15 @@ func newImagePullCmd(g *globals) *cobra.Command {
 			if quiet {
 				out = io.Discard
 			}
-			if err := g.pull(cmd.Context(), rc, args[0], out); err != nil {
+			ref, err := g.pull(cmd.Context(), rc, args[0], out)
+			if err != nil {
 				return err
 			}
-			if quiet {
-				fmt.Fprintln(g.out, args[0])
-			}
+			fmt.Fprintln(g.out, ref)
 			return nil
 		},
 	}
-	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the reference")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the normalized reference")
 	return cmd
 }
 
@@ -126,11 +140,12 @@ func newImageLoadCmd(g *globals) *cobra.Command {
 				return err
 			}
 			for _, img := range resp.GetImages() {
-				name := img.GetId()
-				if len(img.GetNames()) > 0 {
-					name = img.GetNames()[0]
+				if len(img.GetNames()) == 0 {
+					fmt.Fprintf(g.out, "Loaded image ID: %s\n", img.GetId())
 				}
-				fmt.Fprintf(g.out, "Loaded image: %s\n", name)
+				for _, n := range img.GetNames() {
+					fmt.Fprintf(g.out, "Loaded image: %s\n", n)
+				}
 			}
 			return nil
 		},
@@ -203,6 +218,9 @@ func imageColumns(now time.Time) []column[imageRow] {
 }
 
 func splitRepoTag(n string) (string, string) {
+	if repo, _, ok := strings.Cut(n, "@"); ok {
+		return repo, "<none>" // pulled by digest
+	}
 	for i := len(n) - 1; i >= 0; i-- {
 		switch n[i] {
 		case ':':
@@ -274,4 +292,146 @@ func newImagePruneCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// noSuchImage rewrites a not-found error the way docker says it.
+func noSuchImage(err error, ref string) error {
+	if status.Code(err) == codes.NotFound {
+		//lint:ignore ST1005 docker's wording
+		return fmt.Errorf("No such image: %s", ref)
+	}
+	return err
+}
+
+func newImageTagCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
+		Short: "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rc, done, err := g.runtimeClient()
+			if err != nil {
+				return err
+			}
+			defer done()
+			_, err = rc.TagImage(cmd.Context(), &shoalv1.TagImageRequest{Source: args[0], Target: args[1]})
+			return noSuchImage(err, args[0])
+		},
+	}
+}
+
+// imageInspect is docker's image inspect object, with the fields Shoal
+// has, in docker's order.
+type imageInspect struct {
+	Id           string // docker's name
+	RepoTags     []string
+	RepoDigests  []string
+	Created      string
+	Config       imageInspectConfig
+	Architecture string
+	Variant      string `json:",omitempty"`
+	Os           string
+	Size         int64
+	RootFS       imageInspectRootFS
+}
+
+type imageInspectConfig struct {
+	User         string
+	ExposedPorts map[string]struct{} `json:",omitempty"`
+	Env          []string
+	Cmd          []string
+	WorkingDir   string
+	Entrypoint   []string
+	Labels       map[string]string
+	StopSignal   string `json:",omitempty"`
+}
+
+type imageInspectRootFS struct {
+	Type   string
+	Layers []string
+}
+
+// inspectOf converts an image to docker's shape. RepoDigests are the
+// digest names, and NAME@DIGEST for each repository naming an image whose
+// manifest digest is known (as docker's containerd image store does).
+func inspectOf(img *shoalv1.LocalImage) imageInspect {
+	out := imageInspect{
+		Id: img.GetId(), RepoTags: []string{}, RepoDigests: []string{},
+		Created:      img.GetCreatedAt().AsTime().Format(time.RFC3339Nano),
+		Architecture: img.GetArchitecture(), Variant: img.GetVariant(), Os: img.GetOs(), Size: img.GetSize(),
+		RootFS: imageInspectRootFS{Type: "layers", Layers: img.GetLayers()},
+	}
+	if img.GetCreatedAt() == nil {
+		out.Created = time.Time{}.Format(time.RFC3339Nano)
+	}
+	digests := map[string]bool{}
+	for _, n := range img.GetNames() {
+		if strings.Contains(n, "@") {
+			digests[n] = true
+			continue
+		}
+		out.RepoTags = append(out.RepoTags, n)
+		if img.GetDigest() != "" {
+			repo, _ := splitRepoTag(n)
+			digests[repo+"@"+img.GetDigest()] = true
+		}
+	}
+	for d := range digests {
+		out.RepoDigests = append(out.RepoDigests, d)
+	}
+	sort.Strings(out.RepoTags)
+	sort.Strings(out.RepoDigests)
+	c := img.GetConfig()
+	out.Config = imageInspectConfig{
+		User: c.GetUser(), Env: c.GetEnv(), Cmd: c.GetCmd(), WorkingDir: c.GetWorkingDir(),
+		Entrypoint: c.GetEntrypoint(), Labels: c.GetLabels(), StopSignal: c.GetStopSignal(),
+	}
+	if len(c.GetExposedPorts()) > 0 {
+		out.Config.ExposedPorts = map[string]struct{}{}
+		for _, p := range c.GetExposedPorts() {
+			out.Config.ExposedPorts[p] = struct{}{}
+		}
+	}
+	return out
+}
+
+func newImageInspectCmd(g *globals) *cobra.Command {
+	f := &listFlags{}
+	cmd := &cobra.Command{
+		Use:   "inspect IMAGE [IMAGE...]",
+		Short: "Display detailed information on one or more images",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.check(); err != nil {
+				return err
+			}
+			rc, done, err := g.runtimeClient()
+			if err != nil {
+				return err
+			}
+			defer done()
+			// Like docker: every image found is printed, then every error.
+			out := []imageInspect{}
+			var errs []string
+			for _, ref := range args {
+				resp, err := rc.InspectImage(cmd.Context(), &shoalv1.InspectImageRequest{Ref: ref})
+				if err != nil {
+					errs = append(errs, cleanError(noSuchImage(err, ref)).Error())
+					continue
+				}
+				out = append(out, inspectOf(resp.GetImage()))
+			}
+			b, err := json.MarshalIndent(out, "", "    ")
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(g.out, string(b))
+			if len(errs) > 0 {
+				return errors.New(strings.Join(errs, "\nError: "))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&f.format, "format", "json", "json")
+	return cmd
 }

@@ -168,7 +168,7 @@ func (g *globals) run(ctx context.Context, rc shoalv1.RuntimeServiceClient, cfg 
 	created, err := rc.CreateContainer(ctx, &shoalv1.CreateContainerRequest{Config: cfg})
 	if status.Code(err) == codes.NotFound && strings.Contains(status.Convert(err).Message(), "image") {
 		fmt.Fprintf(g.errOut, "Unable to find image '%s' locally\n", cfg.GetImage())
-		if err := g.pull(ctx, rc, cfg.GetImage(), g.errOut); err != nil {
+		if _, err := g.pull(ctx, rc, cfg.GetImage(), g.errOut); err != nil {
 			return err
 		}
 		created, err = rc.CreateContainer(ctx, &shoalv1.CreateContainerRequest{Config: cfg})

@@ -24,12 +24,18 @@ const (
 )
 
 type LocalImage struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Digest        string                 `protobuf:"bytes,2,opt,name=digest,proto3" json:"digest,omitempty"`
-	Names         []string               `protobuf:"bytes,3,rep,name=names,proto3" json:"names,omitempty"`
-	Size          int64                  `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Digest    string                 `protobuf:"bytes,2,opt,name=digest,proto3" json:"digest,omitempty"`
+	Names     []string               `protobuf:"bytes,3,rep,name=names,proto3" json:"names,omitempty"`
+	Size      int64                  `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	Config    *LocalImageConfig      `protobuf:"bytes,6,opt,name=config,proto3" json:"config,omitempty"`
+	// layers are the diffIDs, lowest first.
+	Layers        []string `protobuf:"bytes,7,rep,name=layers,proto3" json:"layers,omitempty"`
+	Os            string   `protobuf:"bytes,8,opt,name=os,proto3" json:"os,omitempty"`
+	Architecture  string   `protobuf:"bytes,9,opt,name=architecture,proto3" json:"architecture,omitempty"`
+	Variant       string   `protobuf:"bytes,10,opt,name=variant,proto3" json:"variant,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -99,6 +105,143 @@ func (x *LocalImage) GetCreatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *LocalImage) GetConfig() *LocalImageConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+func (x *LocalImage) GetLayers() []string {
+	if x != nil {
+		return x.Layers
+	}
+	return nil
+}
+
+func (x *LocalImage) GetOs() string {
+	if x != nil {
+		return x.Os
+	}
+	return ""
+}
+
+func (x *LocalImage) GetArchitecture() string {
+	if x != nil {
+		return x.Architecture
+	}
+	return ""
+}
+
+func (x *LocalImage) GetVariant() string {
+	if x != nil {
+		return x.Variant
+	}
+	return ""
+}
+
+// LocalImageConfig is what a container of the image runs.
+type LocalImageConfig struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Entrypoint []string               `protobuf:"bytes,1,rep,name=entrypoint,proto3" json:"entrypoint,omitempty"`
+	Cmd        []string               `protobuf:"bytes,2,rep,name=cmd,proto3" json:"cmd,omitempty"`
+	Env        []string               `protobuf:"bytes,3,rep,name=env,proto3" json:"env,omitempty"`
+	WorkingDir string                 `protobuf:"bytes,4,opt,name=working_dir,json=workingDir,proto3" json:"working_dir,omitempty"`
+	User       string                 `protobuf:"bytes,5,opt,name=user,proto3" json:"user,omitempty"`
+	StopSignal string                 `protobuf:"bytes,6,opt,name=stop_signal,json=stopSignal,proto3" json:"stop_signal,omitempty"`
+	Labels     map[string]string      `protobuf:"bytes,7,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// exposed_ports are "80/tcp", sorted.
+	ExposedPorts  []string `protobuf:"bytes,8,rep,name=exposed_ports,json=exposedPorts,proto3" json:"exposed_ports,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LocalImageConfig) Reset() {
+	*x = LocalImageConfig{}
+	mi := &file_shoal_v1_runtime_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LocalImageConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LocalImageConfig) ProtoMessage() {}
+
+func (x *LocalImageConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_runtime_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LocalImageConfig.ProtoReflect.Descriptor instead.
+func (*LocalImageConfig) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *LocalImageConfig) GetEntrypoint() []string {
+	if x != nil {
+		return x.Entrypoint
+	}
+	return nil
+}
+
+func (x *LocalImageConfig) GetCmd() []string {
+	if x != nil {
+		return x.Cmd
+	}
+	return nil
+}
+
+func (x *LocalImageConfig) GetEnv() []string {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+func (x *LocalImageConfig) GetWorkingDir() string {
+	if x != nil {
+		return x.WorkingDir
+	}
+	return ""
+}
+
+func (x *LocalImageConfig) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *LocalImageConfig) GetStopSignal() string {
+	if x != nil {
+		return x.StopSignal
+	}
+	return ""
+}
+
+func (x *LocalImageConfig) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *LocalImageConfig) GetExposedPorts() []string {
+	if x != nil {
+		return x.ExposedPorts
+	}
+	return nil
+}
+
 type PullImageRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Ref           string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
@@ -108,7 +251,7 @@ type PullImageRequest struct {
 
 func (x *PullImageRequest) Reset() {
 	*x = PullImageRequest{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[1]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -120,7 +263,7 @@ func (x *PullImageRequest) String() string {
 func (*PullImageRequest) ProtoMessage() {}
 
 func (x *PullImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[1]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -133,7 +276,7 @@ func (x *PullImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullImageRequest.ProtoReflect.Descriptor instead.
 func (*PullImageRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{1}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *PullImageRequest) GetRef() string {
@@ -145,19 +288,24 @@ func (x *PullImageRequest) GetRef() string {
 
 // PullImageResponse is a progress line; the last one carries the image.
 type PullImageResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Layer         string                 `protobuf:"bytes,1,opt,name=layer,proto3" json:"layer,omitempty"`
-	Status        string                 `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
-	Current       int64                  `protobuf:"varint,3,opt,name=current,proto3" json:"current,omitempty"`
-	Total         int64                  `protobuf:"varint,4,opt,name=total,proto3" json:"total,omitempty"`
-	Image         *LocalImage            `protobuf:"bytes,5,opt,name=image,proto3" json:"image,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Layer   string                 `protobuf:"bytes,1,opt,name=layer,proto3" json:"layer,omitempty"`
+	Status  string                 `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	Current int64                  `protobuf:"varint,3,opt,name=current,proto3" json:"current,omitempty"`
+	Total   int64                  `protobuf:"varint,4,opt,name=total,proto3" json:"total,omitempty"`
+	Image   *LocalImage            `protobuf:"bytes,5,opt,name=image,proto3" json:"image,omitempty"`
+	// ref is the normalized reference pulled, on the last message.
+	Ref string `protobuf:"bytes,6,opt,name=ref,proto3" json:"ref,omitempty"`
+	// up_to_date, on the last message, says the reference already named
+	// this image: nothing was stored.
+	UpToDate      bool `protobuf:"varint,7,opt,name=up_to_date,json=upToDate,proto3" json:"up_to_date,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PullImageResponse) Reset() {
 	*x = PullImageResponse{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[2]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -169,7 +317,7 @@ func (x *PullImageResponse) String() string {
 func (*PullImageResponse) ProtoMessage() {}
 
 func (x *PullImageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[2]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -182,7 +330,7 @@ func (x *PullImageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullImageResponse.ProtoReflect.Descriptor instead.
 func (*PullImageResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{2}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PullImageResponse) GetLayer() string {
@@ -220,6 +368,20 @@ func (x *PullImageResponse) GetImage() *LocalImage {
 	return nil
 }
 
+func (x *PullImageResponse) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *PullImageResponse) GetUpToDate() bool {
+	if x != nil {
+		return x.UpToDate
+	}
+	return false
+}
+
 type LoadImageRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Chunk         []byte                 `protobuf:"bytes,1,opt,name=chunk,proto3" json:"chunk,omitempty"`
@@ -229,7 +391,7 @@ type LoadImageRequest struct {
 
 func (x *LoadImageRequest) Reset() {
 	*x = LoadImageRequest{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[3]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -241,7 +403,7 @@ func (x *LoadImageRequest) String() string {
 func (*LoadImageRequest) ProtoMessage() {}
 
 func (x *LoadImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[3]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -254,7 +416,7 @@ func (x *LoadImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadImageRequest.ProtoReflect.Descriptor instead.
 func (*LoadImageRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{3}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *LoadImageRequest) GetChunk() []byte {
@@ -273,7 +435,7 @@ type LoadImageResponse struct {
 
 func (x *LoadImageResponse) Reset() {
 	*x = LoadImageResponse{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[4]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -285,7 +447,7 @@ func (x *LoadImageResponse) String() string {
 func (*LoadImageResponse) ProtoMessage() {}
 
 func (x *LoadImageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[4]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -298,7 +460,7 @@ func (x *LoadImageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadImageResponse.ProtoReflect.Descriptor instead.
 func (*LoadImageResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{4}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LoadImageResponse) GetImages() []*LocalImage {
@@ -316,7 +478,7 @@ type ListImagesRequest struct {
 
 func (x *ListImagesRequest) Reset() {
 	*x = ListImagesRequest{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[5]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -328,7 +490,7 @@ func (x *ListImagesRequest) String() string {
 func (*ListImagesRequest) ProtoMessage() {}
 
 func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[5]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -341,7 +503,7 @@ func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesRequest.ProtoReflect.Descriptor instead.
 func (*ListImagesRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{5}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{6}
 }
 
 type ListImagesResponse struct {
@@ -353,7 +515,7 @@ type ListImagesResponse struct {
 
 func (x *ListImagesResponse) Reset() {
 	*x = ListImagesResponse{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[6]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -365,7 +527,7 @@ func (x *ListImagesResponse) String() string {
 func (*ListImagesResponse) ProtoMessage() {}
 
 func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[6]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -378,7 +540,7 @@ func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesResponse.ProtoReflect.Descriptor instead.
 func (*ListImagesResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{6}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListImagesResponse) GetImages() []*LocalImage {
@@ -398,7 +560,7 @@ type RemoveImageRequest struct {
 
 func (x *RemoveImageRequest) Reset() {
 	*x = RemoveImageRequest{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[7]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -410,7 +572,7 @@ func (x *RemoveImageRequest) String() string {
 func (*RemoveImageRequest) ProtoMessage() {}
 
 func (x *RemoveImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[7]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -423,7 +585,7 @@ func (x *RemoveImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveImageRequest.ProtoReflect.Descriptor instead.
 func (*RemoveImageRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{7}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RemoveImageRequest) GetRef() string {
@@ -448,7 +610,7 @@ type RemoveImageResponse struct {
 
 func (x *RemoveImageResponse) Reset() {
 	*x = RemoveImageResponse{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[8]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -460,7 +622,7 @@ func (x *RemoveImageResponse) String() string {
 func (*RemoveImageResponse) ProtoMessage() {}
 
 func (x *RemoveImageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[8]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -473,7 +635,7 @@ func (x *RemoveImageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveImageResponse.ProtoReflect.Descriptor instead.
 func (*RemoveImageResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{8}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{9}
 }
 
 type PruneImagesRequest struct {
@@ -484,7 +646,7 @@ type PruneImagesRequest struct {
 
 func (x *PruneImagesRequest) Reset() {
 	*x = PruneImagesRequest{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[9]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -496,7 +658,7 @@ func (x *PruneImagesRequest) String() string {
 func (*PruneImagesRequest) ProtoMessage() {}
 
 func (x *PruneImagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[9]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -509,7 +671,7 @@ func (x *PruneImagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneImagesRequest.ProtoReflect.Descriptor instead.
 func (*PruneImagesRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{9}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{10}
 }
 
 type PruneImagesResponse struct {
@@ -522,7 +684,7 @@ type PruneImagesResponse struct {
 
 func (x *PruneImagesResponse) Reset() {
 	*x = PruneImagesResponse{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[10]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -534,7 +696,7 @@ func (x *PruneImagesResponse) String() string {
 func (*PruneImagesResponse) ProtoMessage() {}
 
 func (x *PruneImagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[10]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -547,7 +709,7 @@ func (x *PruneImagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneImagesResponse.ProtoReflect.Descriptor instead.
 func (*PruneImagesResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{10}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PruneImagesResponse) GetRemoved() []string {
@@ -562,6 +724,193 @@ func (x *PruneImagesResponse) GetFreedBytes() int64 {
 		return x.FreedBytes
 	}
 	return 0
+}
+
+type TagImageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// source is a reference, an image ID or a unique prefix of one.
+	Source string `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	// target is the new name, NAME[:TAG].
+	Target        string `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TagImageRequest) Reset() {
+	*x = TagImageRequest{}
+	mi := &file_shoal_v1_runtime_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TagImageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TagImageRequest) ProtoMessage() {}
+
+func (x *TagImageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_runtime_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TagImageRequest.ProtoReflect.Descriptor instead.
+func (*TagImageRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *TagImageRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *TagImageRequest) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+type TagImageResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Image         *LocalImage            `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TagImageResponse) Reset() {
+	*x = TagImageResponse{}
+	mi := &file_shoal_v1_runtime_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TagImageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TagImageResponse) ProtoMessage() {}
+
+func (x *TagImageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_runtime_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TagImageResponse.ProtoReflect.Descriptor instead.
+func (*TagImageResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *TagImageResponse) GetImage() *LocalImage {
+	if x != nil {
+		return x.Image
+	}
+	return nil
+}
+
+type InspectImageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ref is a reference, an image ID or a unique prefix of one.
+	Ref           string `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InspectImageRequest) Reset() {
+	*x = InspectImageRequest{}
+	mi := &file_shoal_v1_runtime_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InspectImageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InspectImageRequest) ProtoMessage() {}
+
+func (x *InspectImageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_runtime_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InspectImageRequest.ProtoReflect.Descriptor instead.
+func (*InspectImageRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *InspectImageRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+type InspectImageResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Image         *LocalImage            `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InspectImageResponse) Reset() {
+	*x = InspectImageResponse{}
+	mi := &file_shoal_v1_runtime_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InspectImageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InspectImageResponse) ProtoMessage() {}
+
+func (x *InspectImageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_runtime_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InspectImageResponse.ProtoReflect.Descriptor instead.
+func (*InspectImageResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *InspectImageResponse) GetImage() *LocalImage {
+	if x != nil {
+		return x.Image
+	}
+	return nil
 }
 
 type ContainerConfig struct {
@@ -594,7 +943,7 @@ type ContainerConfig struct {
 
 func (x *ContainerConfig) Reset() {
 	*x = ContainerConfig{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[11]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -606,7 +955,7 @@ func (x *ContainerConfig) String() string {
 func (*ContainerConfig) ProtoMessage() {}
 
 func (x *ContainerConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[11]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -619,7 +968,7 @@ func (x *ContainerConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerConfig.ProtoReflect.Descriptor instead.
 func (*ContainerConfig) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{11}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ContainerConfig) GetName() string {
@@ -778,7 +1127,7 @@ type Container struct {
 
 func (x *Container) Reset() {
 	*x = Container{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[12]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -790,7 +1139,7 @@ func (x *Container) String() string {
 func (*Container) ProtoMessage() {}
 
 func (x *Container) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[12]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -803,7 +1152,7 @@ func (x *Container) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Container.ProtoReflect.Descriptor instead.
 func (*Container) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{12}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Container) GetId() string {
@@ -920,7 +1269,7 @@ type CreateContainerRequest struct {
 
 func (x *CreateContainerRequest) Reset() {
 	*x = CreateContainerRequest{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[13]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -932,7 +1281,7 @@ func (x *CreateContainerRequest) String() string {
 func (*CreateContainerRequest) ProtoMessage() {}
 
 func (x *CreateContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[13]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -945,7 +1294,7 @@ func (x *CreateContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateContainerRequest.ProtoReflect.Descriptor instead.
 func (*CreateContainerRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{13}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CreateContainerRequest) GetConfig() *ContainerConfig {
@@ -964,7 +1313,7 @@ type CreateContainerResponse struct {
 
 func (x *CreateContainerResponse) Reset() {
 	*x = CreateContainerResponse{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[14]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -976,7 +1325,7 @@ func (x *CreateContainerResponse) String() string {
 func (*CreateContainerResponse) ProtoMessage() {}
 
 func (x *CreateContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[14]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -989,7 +1338,7 @@ func (x *CreateContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateContainerResponse.ProtoReflect.Descriptor instead.
 func (*CreateContainerResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{14}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CreateContainerResponse) GetContainer() *Container {
@@ -1008,7 +1357,7 @@ type StartContainerRequest struct {
 
 func (x *StartContainerRequest) Reset() {
 	*x = StartContainerRequest{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[15]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1020,7 +1369,7 @@ func (x *StartContainerRequest) String() string {
 func (*StartContainerRequest) ProtoMessage() {}
 
 func (x *StartContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[15]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1033,7 +1382,7 @@ func (x *StartContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartContainerRequest.ProtoReflect.Descriptor instead.
 func (*StartContainerRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{15}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StartContainerRequest) GetId() string {
@@ -1052,7 +1401,7 @@ type StartContainerResponse struct {
 
 func (x *StartContainerResponse) Reset() {
 	*x = StartContainerResponse{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[16]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1064,7 +1413,7 @@ func (x *StartContainerResponse) String() string {
 func (*StartContainerResponse) ProtoMessage() {}
 
 func (x *StartContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[16]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1077,7 +1426,7 @@ func (x *StartContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartContainerResponse.ProtoReflect.Descriptor instead.
 func (*StartContainerResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{16}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *StartContainerResponse) GetContainer() *Container {
@@ -1096,7 +1445,7 @@ type WaitContainerRequest struct {
 
 func (x *WaitContainerRequest) Reset() {
 	*x = WaitContainerRequest{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[17]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1108,7 +1457,7 @@ func (x *WaitContainerRequest) String() string {
 func (*WaitContainerRequest) ProtoMessage() {}
 
 func (x *WaitContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[17]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1121,7 +1470,7 @@ func (x *WaitContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitContainerRequest.ProtoReflect.Descriptor instead.
 func (*WaitContainerRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{17}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WaitContainerRequest) GetId() string {
@@ -1140,7 +1489,7 @@ type WaitContainerResponse struct {
 
 func (x *WaitContainerResponse) Reset() {
 	*x = WaitContainerResponse{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[18]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1152,7 +1501,7 @@ func (x *WaitContainerResponse) String() string {
 func (*WaitContainerResponse) ProtoMessage() {}
 
 func (x *WaitContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[18]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1165,7 +1514,7 @@ func (x *WaitContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitContainerResponse.ProtoReflect.Descriptor instead.
 func (*WaitContainerResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{18}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WaitContainerResponse) GetContainer() *Container {
@@ -1186,7 +1535,7 @@ type StopContainerRequest struct {
 
 func (x *StopContainerRequest) Reset() {
 	*x = StopContainerRequest{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[19]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1198,7 +1547,7 @@ func (x *StopContainerRequest) String() string {
 func (*StopContainerRequest) ProtoMessage() {}
 
 func (x *StopContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[19]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1211,7 +1560,7 @@ func (x *StopContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopContainerRequest.ProtoReflect.Descriptor instead.
 func (*StopContainerRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{19}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *StopContainerRequest) GetId() string {
@@ -1237,7 +1586,7 @@ type StopContainerResponse struct {
 
 func (x *StopContainerResponse) Reset() {
 	*x = StopContainerResponse{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[20]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1249,7 +1598,7 @@ func (x *StopContainerResponse) String() string {
 func (*StopContainerResponse) ProtoMessage() {}
 
 func (x *StopContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[20]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1262,7 +1611,7 @@ func (x *StopContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopContainerResponse.ProtoReflect.Descriptor instead.
 func (*StopContainerResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{20}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StopContainerResponse) GetContainer() *Container {
@@ -1282,7 +1631,7 @@ type KillContainerRequest struct {
 
 func (x *KillContainerRequest) Reset() {
 	*x = KillContainerRequest{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[21]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1294,7 +1643,7 @@ func (x *KillContainerRequest) String() string {
 func (*KillContainerRequest) ProtoMessage() {}
 
 func (x *KillContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[21]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1307,7 +1656,7 @@ func (x *KillContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillContainerRequest.ProtoReflect.Descriptor instead.
 func (*KillContainerRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{21}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *KillContainerRequest) GetId() string {
@@ -1332,7 +1681,7 @@ type KillContainerResponse struct {
 
 func (x *KillContainerResponse) Reset() {
 	*x = KillContainerResponse{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[22]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1344,7 +1693,7 @@ func (x *KillContainerResponse) String() string {
 func (*KillContainerResponse) ProtoMessage() {}
 
 func (x *KillContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[22]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1357,7 +1706,7 @@ func (x *KillContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillContainerResponse.ProtoReflect.Descriptor instead.
 func (*KillContainerResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{22}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{27}
 }
 
 type RemoveContainerRequest struct {
@@ -1370,7 +1719,7 @@ type RemoveContainerRequest struct {
 
 func (x *RemoveContainerRequest) Reset() {
 	*x = RemoveContainerRequest{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[23]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1382,7 +1731,7 @@ func (x *RemoveContainerRequest) String() string {
 func (*RemoveContainerRequest) ProtoMessage() {}
 
 func (x *RemoveContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[23]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1395,7 +1744,7 @@ func (x *RemoveContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContainerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveContainerRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{23}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RemoveContainerRequest) GetId() string {
@@ -1420,7 +1769,7 @@ type RemoveContainerResponse struct {
 
 func (x *RemoveContainerResponse) Reset() {
 	*x = RemoveContainerResponse{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[24]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1432,7 +1781,7 @@ func (x *RemoveContainerResponse) String() string {
 func (*RemoveContainerResponse) ProtoMessage() {}
 
 func (x *RemoveContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[24]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1445,7 +1794,7 @@ func (x *RemoveContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContainerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveContainerResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{24}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{29}
 }
 
 type ListContainersRequest struct {
@@ -1457,7 +1806,7 @@ type ListContainersRequest struct {
 
 func (x *ListContainersRequest) Reset() {
 	*x = ListContainersRequest{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[25]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1469,7 +1818,7 @@ func (x *ListContainersRequest) String() string {
 func (*ListContainersRequest) ProtoMessage() {}
 
 func (x *ListContainersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[25]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1482,7 +1831,7 @@ func (x *ListContainersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContainersRequest.ProtoReflect.Descriptor instead.
 func (*ListContainersRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{25}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListContainersRequest) GetAll() bool {
@@ -1501,7 +1850,7 @@ type ListContainersResponse struct {
 
 func (x *ListContainersResponse) Reset() {
 	*x = ListContainersResponse{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[26]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1513,7 +1862,7 @@ func (x *ListContainersResponse) String() string {
 func (*ListContainersResponse) ProtoMessage() {}
 
 func (x *ListContainersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[26]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1526,7 +1875,7 @@ func (x *ListContainersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContainersResponse.ProtoReflect.Descriptor instead.
 func (*ListContainersResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{26}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListContainersResponse) GetContainers() []*Container {
@@ -1546,7 +1895,7 @@ type ContainerLogsRequest struct {
 
 func (x *ContainerLogsRequest) Reset() {
 	*x = ContainerLogsRequest{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[27]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1558,7 +1907,7 @@ func (x *ContainerLogsRequest) String() string {
 func (*ContainerLogsRequest) ProtoMessage() {}
 
 func (x *ContainerLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[27]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1571,7 +1920,7 @@ func (x *ContainerLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerLogsRequest.ProtoReflect.Descriptor instead.
 func (*ContainerLogsRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{27}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ContainerLogsRequest) GetId() string {
@@ -1599,7 +1948,7 @@ type ContainerLogsResponse struct {
 
 func (x *ContainerLogsResponse) Reset() {
 	*x = ContainerLogsResponse{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[28]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1611,7 +1960,7 @@ func (x *ContainerLogsResponse) String() string {
 func (*ContainerLogsResponse) ProtoMessage() {}
 
 func (x *ContainerLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[28]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1624,7 +1973,7 @@ func (x *ContainerLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerLogsResponse.ProtoReflect.Descriptor instead.
 func (*ContainerLogsResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{28}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ContainerLogsResponse) GetStream() string {
@@ -1652,7 +2001,7 @@ var File_shoal_v1_runtime_proto protoreflect.FileDescriptor
 
 const file_shoal_v1_runtime_proto_rawDesc = "" +
 	"\n" +
-	"\x16shoal/v1/runtime.proto\x12\bshoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x99\x01\n" +
+	"\x16shoal/v1/runtime.proto\x12\bshoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb3\x02\n" +
 	"\n" +
 	"LocalImage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
@@ -1660,15 +2009,40 @@ const file_shoal_v1_runtime_proto_rawDesc = "" +
 	"\x05names\x18\x03 \x03(\tR\x05names\x12\x12\n" +
 	"\x04size\x18\x04 \x01(\x03R\x04size\x129\n" +
 	"\n" +
-	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"$\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x122\n" +
+	"\x06config\x18\x06 \x01(\v2\x1a.shoal.v1.LocalImageConfigR\x06config\x12\x16\n" +
+	"\x06layers\x18\a \x03(\tR\x06layers\x12\x0e\n" +
+	"\x02os\x18\b \x01(\tR\x02os\x12\"\n" +
+	"\farchitecture\x18\t \x01(\tR\farchitecture\x12\x18\n" +
+	"\avariant\x18\n" +
+	" \x01(\tR\avariant\"\xcc\x02\n" +
+	"\x10LocalImageConfig\x12\x1e\n" +
+	"\n" +
+	"entrypoint\x18\x01 \x03(\tR\n" +
+	"entrypoint\x12\x10\n" +
+	"\x03cmd\x18\x02 \x03(\tR\x03cmd\x12\x10\n" +
+	"\x03env\x18\x03 \x03(\tR\x03env\x12\x1f\n" +
+	"\vworking_dir\x18\x04 \x01(\tR\n" +
+	"workingDir\x12\x12\n" +
+	"\x04user\x18\x05 \x01(\tR\x04user\x12\x1f\n" +
+	"\vstop_signal\x18\x06 \x01(\tR\n" +
+	"stopSignal\x12>\n" +
+	"\x06labels\x18\a \x03(\v2&.shoal.v1.LocalImageConfig.LabelsEntryR\x06labels\x12#\n" +
+	"\rexposed_ports\x18\b \x03(\tR\fexposedPorts\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"$\n" +
 	"\x10PullImageRequest\x12\x10\n" +
-	"\x03ref\x18\x01 \x01(\tR\x03ref\"\x9d\x01\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\"\xcd\x01\n" +
 	"\x11PullImageResponse\x12\x14\n" +
 	"\x05layer\x18\x01 \x01(\tR\x05layer\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x12\x18\n" +
 	"\acurrent\x18\x03 \x01(\x03R\acurrent\x12\x14\n" +
 	"\x05total\x18\x04 \x01(\x03R\x05total\x12*\n" +
-	"\x05image\x18\x05 \x01(\v2\x14.shoal.v1.LocalImageR\x05image\"(\n" +
+	"\x05image\x18\x05 \x01(\v2\x14.shoal.v1.LocalImageR\x05image\x12\x10\n" +
+	"\x03ref\x18\x06 \x01(\tR\x03ref\x12\x1c\n" +
+	"\n" +
+	"up_to_date\x18\a \x01(\bR\bupToDate\"(\n" +
 	"\x10LoadImageRequest\x12\x14\n" +
 	"\x05chunk\x18\x01 \x01(\fR\x05chunk\"A\n" +
 	"\x11LoadImageResponse\x12,\n" +
@@ -1684,7 +2058,16 @@ const file_shoal_v1_runtime_proto_rawDesc = "" +
 	"\x13PruneImagesResponse\x12\x18\n" +
 	"\aremoved\x18\x01 \x03(\tR\aremoved\x12\x1f\n" +
 	"\vfreed_bytes\x18\x02 \x01(\x03R\n" +
-	"freedBytes\"\x9b\x05\n" +
+	"freedBytes\"A\n" +
+	"\x0fTagImageRequest\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12\x16\n" +
+	"\x06target\x18\x02 \x01(\tR\x06target\">\n" +
+	"\x10TagImageResponse\x12*\n" +
+	"\x05image\x18\x01 \x01(\v2\x14.shoal.v1.LocalImageR\x05image\"'\n" +
+	"\x13InspectImageRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\"B\n" +
+	"\x14InspectImageResponse\x12*\n" +
+	"\x05image\x18\x01 \x01(\v2\x14.shoal.v1.LocalImageR\x05image\"\x9b\x05\n" +
 	"\x0fContainerConfig\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12\x1e\n" +
@@ -1776,14 +2159,16 @@ const file_shoal_v1_runtime_proto_rawDesc = "" +
 	"\x15ContainerLogsResponse\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x12\n" +
 	"\x04line\x18\x02 \x01(\fR\x04line\x12.\n" +
-	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time2\xa5\b\n" +
+	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time2\xb7\t\n" +
 	"\x0eRuntimeService\x12F\n" +
 	"\tPullImage\x12\x1a.shoal.v1.PullImageRequest\x1a\x1b.shoal.v1.PullImageResponse0\x01\x12F\n" +
 	"\tLoadImage\x12\x1a.shoal.v1.LoadImageRequest\x1a\x1b.shoal.v1.LoadImageResponse(\x01\x12G\n" +
 	"\n" +
 	"ListImages\x12\x1b.shoal.v1.ListImagesRequest\x1a\x1c.shoal.v1.ListImagesResponse\x12J\n" +
 	"\vRemoveImage\x12\x1c.shoal.v1.RemoveImageRequest\x1a\x1d.shoal.v1.RemoveImageResponse\x12J\n" +
-	"\vPruneImages\x12\x1c.shoal.v1.PruneImagesRequest\x1a\x1d.shoal.v1.PruneImagesResponse\x12V\n" +
+	"\vPruneImages\x12\x1c.shoal.v1.PruneImagesRequest\x1a\x1d.shoal.v1.PruneImagesResponse\x12A\n" +
+	"\bTagImage\x12\x19.shoal.v1.TagImageRequest\x1a\x1a.shoal.v1.TagImageResponse\x12M\n" +
+	"\fInspectImage\x12\x1d.shoal.v1.InspectImageRequest\x1a\x1e.shoal.v1.InspectImageResponse\x12V\n" +
 	"\x0fCreateContainer\x12 .shoal.v1.CreateContainerRequest\x1a!.shoal.v1.CreateContainerResponse\x12S\n" +
 	"\x0eStartContainer\x12\x1f.shoal.v1.StartContainerRequest\x1a .shoal.v1.StartContainerResponse\x12P\n" +
 	"\rWaitContainer\x12\x1e.shoal.v1.WaitContainerRequest\x1a\x1f.shoal.v1.WaitContainerResponse\x12P\n" +
@@ -1805,92 +2190,106 @@ func file_shoal_v1_runtime_proto_rawDescGZIP() []byte {
 	return file_shoal_v1_runtime_proto_rawDescData
 }
 
-var file_shoal_v1_runtime_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_shoal_v1_runtime_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_shoal_v1_runtime_proto_goTypes = []any{
 	(*LocalImage)(nil),              // 0: shoal.v1.LocalImage
-	(*PullImageRequest)(nil),        // 1: shoal.v1.PullImageRequest
-	(*PullImageResponse)(nil),       // 2: shoal.v1.PullImageResponse
-	(*LoadImageRequest)(nil),        // 3: shoal.v1.LoadImageRequest
-	(*LoadImageResponse)(nil),       // 4: shoal.v1.LoadImageResponse
-	(*ListImagesRequest)(nil),       // 5: shoal.v1.ListImagesRequest
-	(*ListImagesResponse)(nil),      // 6: shoal.v1.ListImagesResponse
-	(*RemoveImageRequest)(nil),      // 7: shoal.v1.RemoveImageRequest
-	(*RemoveImageResponse)(nil),     // 8: shoal.v1.RemoveImageResponse
-	(*PruneImagesRequest)(nil),      // 9: shoal.v1.PruneImagesRequest
-	(*PruneImagesResponse)(nil),     // 10: shoal.v1.PruneImagesResponse
-	(*ContainerConfig)(nil),         // 11: shoal.v1.ContainerConfig
-	(*Container)(nil),               // 12: shoal.v1.Container
-	(*CreateContainerRequest)(nil),  // 13: shoal.v1.CreateContainerRequest
-	(*CreateContainerResponse)(nil), // 14: shoal.v1.CreateContainerResponse
-	(*StartContainerRequest)(nil),   // 15: shoal.v1.StartContainerRequest
-	(*StartContainerResponse)(nil),  // 16: shoal.v1.StartContainerResponse
-	(*WaitContainerRequest)(nil),    // 17: shoal.v1.WaitContainerRequest
-	(*WaitContainerResponse)(nil),   // 18: shoal.v1.WaitContainerResponse
-	(*StopContainerRequest)(nil),    // 19: shoal.v1.StopContainerRequest
-	(*StopContainerResponse)(nil),   // 20: shoal.v1.StopContainerResponse
-	(*KillContainerRequest)(nil),    // 21: shoal.v1.KillContainerRequest
-	(*KillContainerResponse)(nil),   // 22: shoal.v1.KillContainerResponse
-	(*RemoveContainerRequest)(nil),  // 23: shoal.v1.RemoveContainerRequest
-	(*RemoveContainerResponse)(nil), // 24: shoal.v1.RemoveContainerResponse
-	(*ListContainersRequest)(nil),   // 25: shoal.v1.ListContainersRequest
-	(*ListContainersResponse)(nil),  // 26: shoal.v1.ListContainersResponse
-	(*ContainerLogsRequest)(nil),    // 27: shoal.v1.ContainerLogsRequest
-	(*ContainerLogsResponse)(nil),   // 28: shoal.v1.ContainerLogsResponse
-	nil,                             // 29: shoal.v1.ContainerConfig.LabelsEntry
-	nil,                             // 30: shoal.v1.Container.LabelsEntry
-	(*timestamppb.Timestamp)(nil),   // 31: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),     // 32: google.protobuf.Duration
+	(*LocalImageConfig)(nil),        // 1: shoal.v1.LocalImageConfig
+	(*PullImageRequest)(nil),        // 2: shoal.v1.PullImageRequest
+	(*PullImageResponse)(nil),       // 3: shoal.v1.PullImageResponse
+	(*LoadImageRequest)(nil),        // 4: shoal.v1.LoadImageRequest
+	(*LoadImageResponse)(nil),       // 5: shoal.v1.LoadImageResponse
+	(*ListImagesRequest)(nil),       // 6: shoal.v1.ListImagesRequest
+	(*ListImagesResponse)(nil),      // 7: shoal.v1.ListImagesResponse
+	(*RemoveImageRequest)(nil),      // 8: shoal.v1.RemoveImageRequest
+	(*RemoveImageResponse)(nil),     // 9: shoal.v1.RemoveImageResponse
+	(*PruneImagesRequest)(nil),      // 10: shoal.v1.PruneImagesRequest
+	(*PruneImagesResponse)(nil),     // 11: shoal.v1.PruneImagesResponse
+	(*TagImageRequest)(nil),         // 12: shoal.v1.TagImageRequest
+	(*TagImageResponse)(nil),        // 13: shoal.v1.TagImageResponse
+	(*InspectImageRequest)(nil),     // 14: shoal.v1.InspectImageRequest
+	(*InspectImageResponse)(nil),    // 15: shoal.v1.InspectImageResponse
+	(*ContainerConfig)(nil),         // 16: shoal.v1.ContainerConfig
+	(*Container)(nil),               // 17: shoal.v1.Container
+	(*CreateContainerRequest)(nil),  // 18: shoal.v1.CreateContainerRequest
+	(*CreateContainerResponse)(nil), // 19: shoal.v1.CreateContainerResponse
+	(*StartContainerRequest)(nil),   // 20: shoal.v1.StartContainerRequest
+	(*StartContainerResponse)(nil),  // 21: shoal.v1.StartContainerResponse
+	(*WaitContainerRequest)(nil),    // 22: shoal.v1.WaitContainerRequest
+	(*WaitContainerResponse)(nil),   // 23: shoal.v1.WaitContainerResponse
+	(*StopContainerRequest)(nil),    // 24: shoal.v1.StopContainerRequest
+	(*StopContainerResponse)(nil),   // 25: shoal.v1.StopContainerResponse
+	(*KillContainerRequest)(nil),    // 26: shoal.v1.KillContainerRequest
+	(*KillContainerResponse)(nil),   // 27: shoal.v1.KillContainerResponse
+	(*RemoveContainerRequest)(nil),  // 28: shoal.v1.RemoveContainerRequest
+	(*RemoveContainerResponse)(nil), // 29: shoal.v1.RemoveContainerResponse
+	(*ListContainersRequest)(nil),   // 30: shoal.v1.ListContainersRequest
+	(*ListContainersResponse)(nil),  // 31: shoal.v1.ListContainersResponse
+	(*ContainerLogsRequest)(nil),    // 32: shoal.v1.ContainerLogsRequest
+	(*ContainerLogsResponse)(nil),   // 33: shoal.v1.ContainerLogsResponse
+	nil,                             // 34: shoal.v1.LocalImageConfig.LabelsEntry
+	nil,                             // 35: shoal.v1.ContainerConfig.LabelsEntry
+	nil,                             // 36: shoal.v1.Container.LabelsEntry
+	(*timestamppb.Timestamp)(nil),   // 37: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),     // 38: google.protobuf.Duration
 }
 var file_shoal_v1_runtime_proto_depIdxs = []int32{
-	31, // 0: shoal.v1.LocalImage.created_at:type_name -> google.protobuf.Timestamp
-	0,  // 1: shoal.v1.PullImageResponse.image:type_name -> shoal.v1.LocalImage
-	0,  // 2: shoal.v1.LoadImageResponse.images:type_name -> shoal.v1.LocalImage
-	0,  // 3: shoal.v1.ListImagesResponse.images:type_name -> shoal.v1.LocalImage
-	29, // 4: shoal.v1.ContainerConfig.labels:type_name -> shoal.v1.ContainerConfig.LabelsEntry
-	32, // 5: shoal.v1.ContainerConfig.stop_timeout:type_name -> google.protobuf.Duration
-	31, // 6: shoal.v1.Container.created_at:type_name -> google.protobuf.Timestamp
-	31, // 7: shoal.v1.Container.started_at:type_name -> google.protobuf.Timestamp
-	31, // 8: shoal.v1.Container.finished_at:type_name -> google.protobuf.Timestamp
-	30, // 9: shoal.v1.Container.labels:type_name -> shoal.v1.Container.LabelsEntry
-	11, // 10: shoal.v1.CreateContainerRequest.config:type_name -> shoal.v1.ContainerConfig
-	12, // 11: shoal.v1.CreateContainerResponse.container:type_name -> shoal.v1.Container
-	12, // 12: shoal.v1.StartContainerResponse.container:type_name -> shoal.v1.Container
-	12, // 13: shoal.v1.WaitContainerResponse.container:type_name -> shoal.v1.Container
-	32, // 14: shoal.v1.StopContainerRequest.timeout:type_name -> google.protobuf.Duration
-	12, // 15: shoal.v1.StopContainerResponse.container:type_name -> shoal.v1.Container
-	12, // 16: shoal.v1.ListContainersResponse.containers:type_name -> shoal.v1.Container
-	31, // 17: shoal.v1.ContainerLogsResponse.time:type_name -> google.protobuf.Timestamp
-	1,  // 18: shoal.v1.RuntimeService.PullImage:input_type -> shoal.v1.PullImageRequest
-	3,  // 19: shoal.v1.RuntimeService.LoadImage:input_type -> shoal.v1.LoadImageRequest
-	5,  // 20: shoal.v1.RuntimeService.ListImages:input_type -> shoal.v1.ListImagesRequest
-	7,  // 21: shoal.v1.RuntimeService.RemoveImage:input_type -> shoal.v1.RemoveImageRequest
-	9,  // 22: shoal.v1.RuntimeService.PruneImages:input_type -> shoal.v1.PruneImagesRequest
-	13, // 23: shoal.v1.RuntimeService.CreateContainer:input_type -> shoal.v1.CreateContainerRequest
-	15, // 24: shoal.v1.RuntimeService.StartContainer:input_type -> shoal.v1.StartContainerRequest
-	17, // 25: shoal.v1.RuntimeService.WaitContainer:input_type -> shoal.v1.WaitContainerRequest
-	19, // 26: shoal.v1.RuntimeService.StopContainer:input_type -> shoal.v1.StopContainerRequest
-	21, // 27: shoal.v1.RuntimeService.KillContainer:input_type -> shoal.v1.KillContainerRequest
-	23, // 28: shoal.v1.RuntimeService.RemoveContainer:input_type -> shoal.v1.RemoveContainerRequest
-	25, // 29: shoal.v1.RuntimeService.ListContainers:input_type -> shoal.v1.ListContainersRequest
-	27, // 30: shoal.v1.RuntimeService.ContainerLogs:input_type -> shoal.v1.ContainerLogsRequest
-	2,  // 31: shoal.v1.RuntimeService.PullImage:output_type -> shoal.v1.PullImageResponse
-	4,  // 32: shoal.v1.RuntimeService.LoadImage:output_type -> shoal.v1.LoadImageResponse
-	6,  // 33: shoal.v1.RuntimeService.ListImages:output_type -> shoal.v1.ListImagesResponse
-	8,  // 34: shoal.v1.RuntimeService.RemoveImage:output_type -> shoal.v1.RemoveImageResponse
-	10, // 35: shoal.v1.RuntimeService.PruneImages:output_type -> shoal.v1.PruneImagesResponse
-	14, // 36: shoal.v1.RuntimeService.CreateContainer:output_type -> shoal.v1.CreateContainerResponse
-	16, // 37: shoal.v1.RuntimeService.StartContainer:output_type -> shoal.v1.StartContainerResponse
-	18, // 38: shoal.v1.RuntimeService.WaitContainer:output_type -> shoal.v1.WaitContainerResponse
-	20, // 39: shoal.v1.RuntimeService.StopContainer:output_type -> shoal.v1.StopContainerResponse
-	22, // 40: shoal.v1.RuntimeService.KillContainer:output_type -> shoal.v1.KillContainerResponse
-	24, // 41: shoal.v1.RuntimeService.RemoveContainer:output_type -> shoal.v1.RemoveContainerResponse
-	26, // 42: shoal.v1.RuntimeService.ListContainers:output_type -> shoal.v1.ListContainersResponse
-	28, // 43: shoal.v1.RuntimeService.ContainerLogs:output_type -> shoal.v1.ContainerLogsResponse
-	31, // [31:44] is the sub-list for method output_type
-	18, // [18:31] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	37, // 0: shoal.v1.LocalImage.created_at:type_name -> google.protobuf.Timestamp
+	1,  // 1: shoal.v1.LocalImage.config:type_name -> shoal.v1.LocalImageConfig
+	34, // 2: shoal.v1.LocalImageConfig.labels:type_name -> shoal.v1.LocalImageConfig.LabelsEntry
+	0,  // 3: shoal.v1.PullImageResponse.image:type_name -> shoal.v1.LocalImage
+	0,  // 4: shoal.v1.LoadImageResponse.images:type_name -> shoal.v1.LocalImage
+	0,  // 5: shoal.v1.ListImagesResponse.images:type_name -> shoal.v1.LocalImage
+	0,  // 6: shoal.v1.TagImageResponse.image:type_name -> shoal.v1.LocalImage
+	0,  // 7: shoal.v1.InspectImageResponse.image:type_name -> shoal.v1.LocalImage
+	35, // 8: shoal.v1.ContainerConfig.labels:type_name -> shoal.v1.ContainerConfig.LabelsEntry
+	38, // 9: shoal.v1.ContainerConfig.stop_timeout:type_name -> google.protobuf.Duration
+	37, // 10: shoal.v1.Container.created_at:type_name -> google.protobuf.Timestamp
+	37, // 11: shoal.v1.Container.started_at:type_name -> google.protobuf.Timestamp
+	37, // 12: shoal.v1.Container.finished_at:type_name -> google.protobuf.Timestamp
+	36, // 13: shoal.v1.Container.labels:type_name -> shoal.v1.Container.LabelsEntry
+	16, // 14: shoal.v1.CreateContainerRequest.config:type_name -> shoal.v1.ContainerConfig
+	17, // 15: shoal.v1.CreateContainerResponse.container:type_name -> shoal.v1.Container
+	17, // 16: shoal.v1.StartContainerResponse.container:type_name -> shoal.v1.Container
+	17, // 17: shoal.v1.WaitContainerResponse.container:type_name -> shoal.v1.Container
+	38, // 18: shoal.v1.StopContainerRequest.timeout:type_name -> google.protobuf.Duration
+	17, // 19: shoal.v1.StopContainerResponse.container:type_name -> shoal.v1.Container
+	17, // 20: shoal.v1.ListContainersResponse.containers:type_name -> shoal.v1.Container
+	37, // 21: shoal.v1.ContainerLogsResponse.time:type_name -> google.protobuf.Timestamp
+	2,  // 22: shoal.v1.RuntimeService.PullImage:input_type -> shoal.v1.PullImageRequest
+	4,  // 23: shoal.v1.RuntimeService.LoadImage:input_type -> shoal.v1.LoadImageRequest
+	6,  // 24: shoal.v1.RuntimeService.ListImages:input_type -> shoal.v1.ListImagesRequest
+	8,  // 25: shoal.v1.RuntimeService.RemoveImage:input_type -> shoal.v1.RemoveImageRequest
+	10, // 26: shoal.v1.RuntimeService.PruneImages:input_type -> shoal.v1.PruneImagesRequest
+	12, // 27: shoal.v1.RuntimeService.TagImage:input_type -> shoal.v1.TagImageRequest
+	14, // 28: shoal.v1.RuntimeService.InspectImage:input_type -> shoal.v1.InspectImageRequest
+	18, // 29: shoal.v1.RuntimeService.CreateContainer:input_type -> shoal.v1.CreateContainerRequest
+	20, // 30: shoal.v1.RuntimeService.StartContainer:input_type -> shoal.v1.StartContainerRequest
+	22, // 31: shoal.v1.RuntimeService.WaitContainer:input_type -> shoal.v1.WaitContainerRequest
+	24, // 32: shoal.v1.RuntimeService.StopContainer:input_type -> shoal.v1.StopContainerRequest
+	26, // 33: shoal.v1.RuntimeService.KillContainer:input_type -> shoal.v1.KillContainerRequest
+	28, // 34: shoal.v1.RuntimeService.RemoveContainer:input_type -> shoal.v1.RemoveContainerRequest
+	30, // 35: shoal.v1.RuntimeService.ListContainers:input_type -> shoal.v1.ListContainersRequest
+	32, // 36: shoal.v1.RuntimeService.ContainerLogs:input_type -> shoal.v1.ContainerLogsRequest
+	3,  // 37: shoal.v1.RuntimeService.PullImage:output_type -> shoal.v1.PullImageResponse
+	5,  // 38: shoal.v1.RuntimeService.LoadImage:output_type -> shoal.v1.LoadImageResponse
+	7,  // 39: shoal.v1.RuntimeService.ListImages:output_type -> shoal.v1.ListImagesResponse
+	9,  // 40: shoal.v1.RuntimeService.RemoveImage:output_type -> shoal.v1.RemoveImageResponse
+	11, // 41: shoal.v1.RuntimeService.PruneImages:output_type -> shoal.v1.PruneImagesResponse
+	13, // 42: shoal.v1.RuntimeService.TagImage:output_type -> shoal.v1.TagImageResponse
+	15, // 43: shoal.v1.RuntimeService.InspectImage:output_type -> shoal.v1.InspectImageResponse
+	19, // 44: shoal.v1.RuntimeService.CreateContainer:output_type -> shoal.v1.CreateContainerResponse
+	21, // 45: shoal.v1.RuntimeService.StartContainer:output_type -> shoal.v1.StartContainerResponse
+	23, // 46: shoal.v1.RuntimeService.WaitContainer:output_type -> shoal.v1.WaitContainerResponse
+	25, // 47: shoal.v1.RuntimeService.StopContainer:output_type -> shoal.v1.StopContainerResponse
+	27, // 48: shoal.v1.RuntimeService.KillContainer:output_type -> shoal.v1.KillContainerResponse
+	29, // 49: shoal.v1.RuntimeService.RemoveContainer:output_type -> shoal.v1.RemoveContainerResponse
+	31, // 50: shoal.v1.RuntimeService.ListContainers:output_type -> shoal.v1.ListContainersResponse
+	33, // 51: shoal.v1.RuntimeService.ContainerLogs:output_type -> shoal.v1.ContainerLogsResponse
+	37, // [37:52] is the sub-list for method output_type
+	22, // [22:37] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_runtime_proto_init() }
@@ -1904,7 +2303,7 @@ func file_shoal_v1_runtime_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_v1_runtime_proto_rawDesc), len(file_shoal_v1_runtime_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   31,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

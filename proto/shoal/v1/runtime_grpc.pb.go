@@ -24,6 +24,8 @@ const (
 	RuntimeService_ListImages_FullMethodName      = "/shoal.v1.RuntimeService/ListImages"
 	RuntimeService_RemoveImage_FullMethodName     = "/shoal.v1.RuntimeService/RemoveImage"
 	RuntimeService_PruneImages_FullMethodName     = "/shoal.v1.RuntimeService/PruneImages"
+	RuntimeService_TagImage_FullMethodName        = "/shoal.v1.RuntimeService/TagImage"
+	RuntimeService_InspectImage_FullMethodName    = "/shoal.v1.RuntimeService/InspectImage"
 	RuntimeService_CreateContainer_FullMethodName = "/shoal.v1.RuntimeService/CreateContainer"
 	RuntimeService_StartContainer_FullMethodName  = "/shoal.v1.RuntimeService/StartContainer"
 	RuntimeService_WaitContainer_FullMethodName   = "/shoal.v1.RuntimeService/WaitContainer"
@@ -46,6 +48,8 @@ type RuntimeServiceClient interface {
 	ListImages(ctx context.Context, in *ListImagesRequest, opts ...grpc.CallOption) (*ListImagesResponse, error)
 	RemoveImage(ctx context.Context, in *RemoveImageRequest, opts ...grpc.CallOption) (*RemoveImageResponse, error)
 	PruneImages(ctx context.Context, in *PruneImagesRequest, opts ...grpc.CallOption) (*PruneImagesResponse, error)
+	TagImage(ctx context.Context, in *TagImageRequest, opts ...grpc.CallOption) (*TagImageResponse, error)
+	InspectImage(ctx context.Context, in *InspectImageRequest, opts ...grpc.CallOption) (*InspectImageResponse, error)
 	CreateContainer(ctx context.Context, in *CreateContainerRequest, opts ...grpc.CallOption) (*CreateContainerResponse, error)
 	StartContainer(ctx context.Context, in *StartContainerRequest, opts ...grpc.CallOption) (*StartContainerResponse, error)
 	WaitContainer(ctx context.Context, in *WaitContainerRequest, opts ...grpc.CallOption) (*WaitContainerResponse, error)
@@ -120,6 +124,26 @@ func (c *runtimeServiceClient) PruneImages(ctx context.Context, in *PruneImagesR
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(PruneImagesResponse)
 	err := c.cc.Invoke(ctx, RuntimeService_PruneImages_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *runtimeServiceClient) TagImage(ctx context.Context, in *TagImageRequest, opts ...grpc.CallOption) (*TagImageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TagImageResponse)
+	err := c.cc.Invoke(ctx, RuntimeService_TagImage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *runtimeServiceClient) InspectImage(ctx context.Context, in *InspectImageRequest, opts ...grpc.CallOption) (*InspectImageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(InspectImageResponse)
+	err := c.cc.Invoke(ctx, RuntimeService_InspectImage_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -227,6 +251,8 @@ type RuntimeServiceServer interface {
 	ListImages(context.Context, *ListImagesRequest) (*ListImagesResponse, error)
 	RemoveImage(context.Context, *RemoveImageRequest) (*RemoveImageResponse, error)
 	PruneImages(context.Context, *PruneImagesRequest) (*PruneImagesResponse, error)
+	TagImage(context.Context, *TagImageRequest) (*TagImageResponse, error)
+	InspectImage(context.Context, *InspectImageRequest) (*InspectImageResponse, error)
 	CreateContainer(context.Context, *CreateContainerRequest) (*CreateContainerResponse, error)
 	StartContainer(context.Context, *StartContainerRequest) (*StartContainerResponse, error)
 	WaitContainer(context.Context, *WaitContainerRequest) (*WaitContainerResponse, error)
@@ -259,6 +285,12 @@ func (UnimplementedRuntimeServiceServer) RemoveImage(context.Context, *RemoveIma
 }
 func (UnimplementedRuntimeServiceServer) PruneImages(context.Context, *PruneImagesRequest) (*PruneImagesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PruneImages not implemented")
+}
+func (UnimplementedRuntimeServiceServer) TagImage(context.Context, *TagImageRequest) (*TagImageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TagImage not implemented")
+}
+func (UnimplementedRuntimeServiceServer) InspectImage(context.Context, *InspectImageRequest) (*InspectImageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method InspectImage not implemented")
 }
 func (UnimplementedRuntimeServiceServer) CreateContainer(context.Context, *CreateContainerRequest) (*CreateContainerResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateContainer not implemented")
@@ -373,6 +405,42 @@ func _RuntimeService_PruneImages_Handler(srv interface{}, ctx context.Context, d
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(RuntimeServiceServer).PruneImages(ctx, req.(*PruneImagesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RuntimeService_TagImage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TagImageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RuntimeServiceServer).TagImage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RuntimeService_TagImage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RuntimeServiceServer).TagImage(ctx, req.(*TagImageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RuntimeService_InspectImage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(InspectImageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RuntimeServiceServer).InspectImage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RuntimeService_InspectImage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RuntimeServiceServer).InspectImage(ctx, req.(*InspectImageRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -532,6 +600,14 @@ var RuntimeService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PruneImages",
 			Handler:    _RuntimeService_PruneImages_Handler,
+		},
+		{
+			MethodName: "TagImage",
+			Handler:    _RuntimeService_TagImage_Handler,
+		},
+		{
+			MethodName: "InspectImage",
+			Handler:    _RuntimeService_InspectImage_Handler,
 		},
 		{
 			MethodName: "CreateContainer",
