@@ -62,8 +62,8 @@ func TestCLIOutputFormats(t *testing.T) {
 	}
 
 	// inspect: the template runs on the object's JSON.
-	netID := strings.TrimSpace(m.MustCLI("network", "inspect", "--format", "{{.id}}", "123"))
-	if got := m.MustCLI("service", "inspect", "--format", "{{.spec.name}} {{.spec.replicated.replicas}} {{range .spec.networks}}{{.target}}{{end}}", "web"); got != "web 2 "+netID+"\n" {
+	netID := strings.TrimSpace(m.MustCLI("network", "inspect", "--format", "{{.ID}}", "123"))
+	if got := m.MustCLI("service", "inspect", "--format", "{{.Spec.Name}} {{.Spec.Replicated.Replicas}} {{range .Spec.Networks}}{{.Target}}{{end}}", "web"); got != "web 2 "+netID+"\n" {
 		t.Errorf("service inspect --format = %q; want web 2 %s", got, netID)
 	}
 
@@ -91,7 +91,7 @@ func TestCLIOutputFormats(t *testing.T) {
 		want string
 	}{
 		{[]string{"service", "ls", "--format", "{{.Name"}, "exit status 1: Error: template parsing error: template: :1: unclosed action"},
-		{[]string{"service", "inspect", "--format", "{{.spec.nmae}}", "web"}, `map has no entry for key "nmae"`},
+		{[]string{"service", "inspect", "--format", "{{.Spec.Nmae}}", "web"}, `map has no entry for key "Nmae"`},
 		{[]string{"service", "rollback", "web"}, "exit status 1: shoal: unknown command: shoal service rollback\n\nUsage:  shoal service\n\nRun 'shoal service --help' for more information"},
 		{[]string{"node", "ps"}, "exit status 1: shoal: unknown command: shoal node ps"},
 		{[]string{"service", "ls", "--bogus"}, "exit status 125: unknown flag: --bogus"},
@@ -115,8 +115,8 @@ func TestCLIServiceUpdateEdits(t *testing.T) {
 	m := c.Managers[0]
 	m.MustCLI("network", "create", "app")
 	m.MustCLI("network", "create", "db")
-	appID := strings.TrimSpace(m.MustCLI("network", "inspect", "--format", "{{.id}}", "app"))
-	dbID := strings.TrimSpace(m.MustCLI("network", "inspect", "--format", "{{.id}}", "db"))
+	appID := strings.TrimSpace(m.MustCLI("network", "inspect", "--format", "{{.ID}}", "app"))
+	dbID := strings.TrimSpace(m.MustCLI("network", "inspect", "--format", "{{.ID}}", "db"))
 	m.MustCLI("service", "create", "--name", "web", "--replicas", "0", "--network", "app", "--network", "db",
 		"-p", "8080:80", "--placement-pref", "spread=node.labels.zone", "127.0.0.1:1/nginx:1.25")
 	show := func(what string) string {
@@ -124,7 +124,7 @@ func TestCLIServiceUpdateEdits(t *testing.T) {
 		return strings.TrimSpace(m.MustCLI("service", "inspect", "--format", what, "web"))
 	}
 	nets := func() string {
-		return show("{{range .spec.networks}}{{.target}} {{end}}")
+		return show("{{range .Spec.Networks}}{{.Target}} {{end}}")
 	}
 	if got := nets(); got != appID+" "+dbID {
 		t.Fatalf("networks after create = %q; want %s %s", got, appID, dbID)
@@ -142,7 +142,7 @@ func TestCLIServiceUpdateEdits(t *testing.T) {
 	if got := nets(); got != appID {
 		t.Errorf("after --network-add app: networks = %q; want %s", got, appID)
 	}
-	before := show("{{.meta.version}}")
+	before := show("{{.Meta.Version}}")
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -157,11 +157,11 @@ func TestCLIServiceUpdateEdits(t *testing.T) {
 			t.Errorf("service update %q = %v; want exit status 1 and %q", tc.args, err, tc.want)
 		}
 	}
-	if after := show("{{.meta.version}}"); after != before {
+	if after := show("{{.Meta.Version}}"); after != before {
 		t.Errorf("refused updates changed the service: version %s -> %s", before, after)
 	}
 
-	prefs := func() string { return show("{{range .spec.task.placement.preferences}}{{.spread_descriptor}} {{end}}") }
+	prefs := func() string { return show("{{range .Spec.Task.Placement.Preferences}}{{.SpreadDescriptor}} {{end}}") }
 	m.MustCLI("service", "update", "--placement-pref-add", "spread=node.labels.rack", "web")
 	if got := prefs(); got != "node.labels.zone node.labels.rack" {
 		t.Errorf("after --placement-pref-add: %q; want zone then rack", got)
@@ -172,7 +172,7 @@ func TestCLIServiceUpdateEdits(t *testing.T) {
 	}
 
 	ports := func() string {
-		return show("{{range .spec.endpoint.ports}}{{.published_port}}:{{.target_port}} {{end}}")
+		return show("{{range .Spec.Endpoint.Ports}}{{.PublishedPort}}:{{.TargetPort}} {{end}}")
 	}
 	m.MustCLI("service", "update", "--publish-add", "9090:90", "--publish-add", "7070:70", "web")
 	if got := ports(); got != "8080:80 9090:90 7070:70" {

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -142,6 +143,10 @@ func TestImageTagAndInspect(t *testing.T) {
 		if g.RootFS.Type != "layers" || !slices.Equal(g.RootFS.Layers, diffIDs) {
 			t.Errorf("RootFS = %+v; want layers %q", g.RootFS, diffIDs)
 		}
+	}
+	// A template runs on docker's own fields.
+	if out := n.MustCLI("image", "inspect", "--format", "{{.Id}} {{len .RootFS.Layers}} {{.Os}}", "local/app:v2"); out != fmt.Sprintf("%s %d linux\n", id, len(cf.RootFS.DiffIDs)) {
+		t.Errorf("image inspect --format '{{.Id}} {{len .RootFS.Layers}} {{.Os}}' = %q", out)
 	}
 	// The new name runs the image.
 	if out, _, code := runOut(t, n, "--rm", "--entrypoint", "/bin/cat", "local/app:v2", "/app/version"); code != 0 || out != "1\n" {

@@ -167,14 +167,26 @@ func titleCase(s string) string {
 
 // inspectFormatHelp says what --format takes on inspect.
 const inspectFormatHelp = "json, or a Go template run on each object as the JSON shows it, " +
-	"with proto field names and unset fields as zero values: '{{.spec.name}}', '{{json .spec.labels}}'"
+	"with docker-style field names and unset fields as zero values: '{{.Spec.Name}}', '{{json .Spec.Labels}}'"
+
+// inspectTemplate is an inspect command's --format: nil for json, or
+// the template to run on each object.
+func inspectTemplate(format string) (*outputTemplate, error) {
+	switch {
+	case format == "" || format == "json":
+		return nil, nil
+	case strings.HasPrefix(format, "table") || !strings.Contains(format, "{{"):
+		return nil, fmt.Errorf("--format %q: use json or a Go template such as '{{.ID}} {{.Spec.Name}}' (table is for ls and ps)", format)
+	}
+	return parseTemplate(format)
+}
 
 // newInspectCmd is `KIND inspect REF...`: each object read with get
 // through the control API, all printed as one JSON list, or each through
 // a --format template. The template's dot is the object's JSON decoded
 // into maps, lists, strings, numbers and booleans (what `{{json .}}`
-// prints back), so its field names are the JSON's: {{.spec.name}}, not
-// docker's {{.Spec.Name}}.
+// prints back), with the field names written as docker's are:
+// {{.Spec.Name}}, {{.ID}}, {{.Meta.Version}} (see templateValue).
 func newInspectCmd[T proto.Message](g *globals, use, short string, get func(ctx context.Context, c shoalv1.ControlServiceClient, ref string) (T, error)) *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
@@ -182,16 +194,9 @@ func newInspectCmd[T proto.Message](g *globals, use, short string, get func(ctx 
 		Short: short,
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var t *outputTemplate
-			switch {
-			case format == "" || format == "json":
-			case strings.HasPrefix(format, "table") || !strings.Contains(format, "{{"):
-				return fmt.Errorf("--format %q: use json or a Go template such as '{{.id}} {{.spec.name}}' (table is for ls and ps)", format)
-			default:
-				var err error
-				if t, err = parseTemplate(format); err != nil {
-					return err
-				}
+			t, err := inspectTemplate(format)
+			if err != nil {
+				return err
 			}
 			c, done, err := g.control()
 			if err != nil {
@@ -211,7 +216,7 @@ func newInspectCmd[T proto.Message](g *globals, use, short string, get func(ctx 
 			}
 			var buf bytes.Buffer
 			for _, o := range out {
-				dot, err := jsonValue(o)
+				dot, err := templateValue(o)
 				if err != nil {
 					return err
 				}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
@@ -149,39 +151,56 @@ func TestBadTemplateNoDaemon(t *testing.T) {
 	}
 }
 
-// An inspect template sees the object as its JSON shows it.
+// An inspect template sees the object as its JSON shows it, with
+// docker's field names; map keys (labels) stay the user's.
 func TestInspectTemplateDot(t *testing.T) {
 	svc := &shoalv1.Service{Id: "s1", Meta: &shoalv1.Meta{Version: 9007199254740993},
-		Spec: &shoalv1.ServiceSpec{Name: "123", Labels: map[string]string{"team": "blue"},
-			Mode: &shoalv1.ServiceSpec_Replicated{Replicated: &shoalv1.ReplicatedService{Replicas: 3}},
-			Task: &shoalv1.TaskSpec{Container: &shoalv1.ContainerSpec{Image: "nginx", Args: []string{"a", "b"}}}}}
+		Spec: &shoalv1.ServiceSpec{Name: "123", Labels: map[string]string{"team": "blue", "node_id": "x"},
+			Mode:     &shoalv1.ServiceSpec_Replicated{Replicated: &shoalv1.ReplicatedService{Replicas: 3}},
+			Task:     &shoalv1.TaskSpec{Container: &shoalv1.ContainerSpec{Image: "nginx", Args: []string{"a", "b"}}},
+			Networks: []*shoalv1.NetworkAttachment{{Target: "n1"}, {Target: "n2"}}}}
+	task := &shoalv1.Task{Id: "t1", NodeId: "node9", ServiceId: "s1", DesiredState: shoalv1.TaskState_TASK_STATE_RUNNING}
 	for _, tc := range []struct {
+		obj          proto.Message
 		format, want string
 	}{
-		{"{{.spec.name}}", "123"},
-		{"{{.meta.version}}", "9007199254740993"}, // beyond float64: printed whole
-		{"{{.spec.replicated.replicas}} {{.spec.labels.team}}", "3 blue"},
-		{"[{{.spec.task.container.user}}]", "[]"}, // unset: its zero value
-		{"{{join .spec.task.container.args \" \"}}", "a b"},
-		{"{{json .spec.labels}} {{json .meta.version}} {{json .spec.name}}", `{"team":"blue"} 9007199254740993 "123"`},
-		{"{{if eq .spec.name \"123\"}}yes{{end}}", "yes"},
+		{svc, "{{.ID}} {{.Spec.Name}}", "s1 123"},
+		{svc, "{{.Meta.Version}}", "9007199254740993"}, // beyond float64: printed whole
+		{svc, "{{.Spec.Replicated.Replicas}} {{.Spec.Labels.team}} {{.Spec.Labels.node_id}}", "3 blue x"},
+		{svc, "[{{.Spec.Task.Container.User}}]", "[]"}, // unset: its zero value
+		{svc, "{{join .Spec.Task.Container.Args \" \"}}", "a b"},
+		{svc, "{{range .Spec.Networks}}{{.Target}} {{end}}", "n1 n2 "},
+		{svc, "{{json .Spec.Labels}} {{json .Meta.Version}} {{json .Spec.Name}}", `{"node_id":"x","team":"blue"} 9007199254740993 "123"`},
+		{svc, "{{if eq .Spec.Name \"123\"}}yes{{end}}", "yes"},
+		{task, "{{.NodeID}} {{.ServiceID}} {{.DesiredState}}", "node9 s1 TASK_STATE_RUNNING"},
 	} {
 		tmpl, err := parseTemplate(tc.format)
 		if err != nil {
 			t.Fatal(err)
 		}
-		dot, err := jsonValue(svc)
+		dot, err := templateValue(tc.obj)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var buf bytes.Buffer
 		if err := tmpl.execute(&buf, dot); err != nil || buf.String() != tc.want+"\n" {
-			t.Errorf("%s on a service = %q, %v; want %q", tc.format, buf.String(), err, tc.want)
+			t.Errorf("%s = %q, %v; want %q", tc.format, buf.String(), err, tc.want)
 		}
 	}
-	tmpl, _ := parseTemplate("{{.spec.nmae}}")
-	dot, _ := jsonValue(svc)
-	if err := tmpl.execute(&bytes.Buffer{}, dot); err == nil || !strings.Contains(err.Error(), `map has no entry for key "nmae"`) {
-		t.Errorf("{{.spec.nmae}} = %v; want no entry for key nmae", err)
+	tmpl, _ := parseTemplate("{{.Spec.Nmae}}")
+	dot, _ := templateValue(svc)
+	if err := tmpl.execute(&bytes.Buffer{}, dot); err == nil || !strings.Contains(err.Error(), `map has no entry for key "Nmae"`) {
+		t.Errorf("{{.Spec.Nmae}} = %v; want no entry for key Nmae", err)
+	}
+}
+
+func TestFieldName(t *testing.T) {
+	for in, want := range map[string]string{
+		"id": "ID", "node_id": "NodeID", "desired_state": "DesiredState", "virtual_ips": "VirtualIPs",
+		"nano_cpus": "NanoCPUs", "spec": "Spec", "memory_bytes": "MemoryBytes", "ca_cert_pem": "CACertPEM",
+	} {
+		if got := fieldName(in); got != want {
+			t.Errorf("fieldName(%q) = %q; want %q", in, got, want)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -307,7 +308,7 @@ func newImageTagCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
 		Short: "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
-		Args:  cobra.ExactArgs(2),
+		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			rc, done, err := g.runtimeClient()
 			if err != nil {
@@ -396,13 +397,14 @@ func inspectOf(img *shoalv1.LocalImage) imageInspect {
 }
 
 func newImageInspectCmd(g *globals) *cobra.Command {
-	f := &listFlags{}
+	var format string
 	cmd := &cobra.Command{
 		Use:   "inspect IMAGE [IMAGE...]",
 		Short: "Display detailed information on one or more images",
-		Args:  cobra.MinimumNArgs(1),
+		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := f.check(); err != nil {
+			t, err := inspectTemplate(format)
+			if err != nil {
 				return err
 			}
 			rc, done, err := g.runtimeClient()
@@ -421,17 +423,34 @@ func newImageInspectCmd(g *globals) *cobra.Command {
 				}
 				out = append(out, inspectOf(resp.GetImage()))
 			}
-			b, err := json.MarshalIndent(out, "", "    ")
-			if err != nil {
+			var buf bytes.Buffer
+			if t == nil {
+				b, err := json.MarshalIndent(out, "", "    ")
+				if err != nil {
+					return err
+				}
+				buf.Write(b)
+				buf.WriteByte('\n')
+			}
+			for _, img := range out {
+				if t == nil {
+					break
+				}
+				// The template runs on docker's own shape: {{.Id}},
+				// {{.Config.Cmd}}, {{.RootFS.Layers}}.
+				if err := t.execute(&buf, img); err != nil {
+					return err
+				}
+			}
+			if _, err := buf.WriteTo(g.out); err != nil {
 				return err
 			}
-			fmt.Fprintln(g.out, string(b))
 			if len(errs) > 0 {
 				return errors.New(strings.Join(errs, "\nError: "))
 			}
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&f.format, "format", "json", "json")
+	cmd.Flags().StringVarP(&format, "format", "f", "json", "json, or a Go template run on each image with docker's field names: '{{.Id}} {{.Config.Cmd}}'")
 	return cmd
 }
