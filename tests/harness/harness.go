@@ -321,17 +321,24 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// PID is the daemon's process ID, 0 when stopped.
+// PID is the daemon's process ID, 0 when stopped or when it exited by
+// itself (crashed).
 func (n *Node) PID() int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.cmd == nil {
 		return 0
 	}
-	return n.cmd.Process.Pid
+	select {
+	case <-n.done:
+		return 0
+	default:
+		return n.cmd.Process.Pid
+	}
 }
 
-// Running reports whether the process runs.
+// Running reports whether the process runs: started, not stopped, and
+// not exited by itself.
 func (n *Node) Running() bool { return n.PID() != 0 }
 
 // Kill sends SIGKILL to the process this harness started and waits.
@@ -393,6 +400,16 @@ func (n *Node) MustCLI(args ...string) string {
 		n.t.Fatal(err)
 	}
 	return out
+}
+
+// ID is the node's ID in its cluster, from its state file; empty before
+// it joined or after it left.
+func (n *Node) ID() string {
+	var st struct {
+		NodeID string `json:"node_id"`
+	}
+	_ = json.Unmarshal([]byte(readFile(filepath.Join(n.Dir, "data", "state.json"))), &st)
+	return st.NodeID
 }
 
 // CertDir is where the node keeps its certificates.
