@@ -173,19 +173,7 @@ func (e *Env) ConvergedOn(svc string, want int, nodes []*harness.Node) error {
 }
 
 // Except lists the cluster's nodes but some.
-func (e *Env) Except(skip ...*harness.Node) []*harness.Node {
-	var out []*harness.Node
-next:
-	for _, n := range e.C.Nodes() {
-		for _, s := range skip {
-			if n == s {
-				continue next
-			}
-		}
-		out = append(out, n)
-	}
-	return out
-}
+func (e *Env) Except(skip ...*harness.Node) []*harness.Node { return e.C.Except(skip...) }
 
 // MostLoaded is the worker running the most containers of svc.
 func (e *Env) MostLoaded(svc string) (*harness.Node, int) {

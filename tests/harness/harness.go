@@ -504,6 +504,21 @@ func (c *Cluster) join() {
 // Nodes returns every node.
 func (c *Cluster) Nodes() []*Node { return append(append([]*Node{}, c.Managers...), c.Workers...) }
 
+// Except lists the cluster's nodes but some.
+func (c *Cluster) Except(skip ...*Node) []*Node {
+	var out []*Node
+next:
+	for _, n := range c.Nodes() {
+		for _, s := range skip {
+			if n == s {
+				continue next
+			}
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
 // Leader finds the manager that leads, waiting up to timeout.
 func (c *Cluster) Leader(timeout time.Duration) *Node {
 	c.t.Helper()
