@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 	"github.com/shoal-run/shoal/tests/harness"
@@ -23,14 +26,13 @@ func nodeByAddr(t *testing.T, c shoalv1.ControlServiceClient, id string) *shoalv
 	return resp.GetNode()
 }
 
+// nodeID is n's ID in its cluster, failing the test when it has none.
 func nodeID(t *testing.T, n *harness.Node) string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(n.Dir, "data", "state.json"))
-	if err != nil {
-		t.Fatal(err)
+	id := n.ID()
+	if id == "" {
+		t.Fatalf("%s has no node ID: not in a cluster", n.Name)
 	}
-	_, rest, _ := strings.Cut(string(data), `"node_id": "`)
-	id, _, _ := strings.Cut(rest, `"`)
 	return id
 }
 
@@ -150,7 +152,14 @@ func TestCertificateRenewal(t *testing.T) {
 			return nil
 		})
 	}
-	deadline := first[w.Name].NotAfter.Add(time.Second)
+	// Past the expiry of both first certificates by more than the
+	// heartbeat TTL (1.5 s): a node still Ready then has had a heartbeat
+	// accepted since its first certificate expired.
+	deadline := first[w.Name].NotAfter
+	if first[m.Name].NotAfter.After(deadline) {
+		deadline = first[m.Name].NotAfter
+	}
+	deadline = deadline.Add(2 * time.Second)
 	harness.Eventually(t, 20*time.Second, func() error {
 		if time.Now().Before(deadline) {
 			return fmt.Errorf("waiting for the first certificates to expire")
@@ -164,6 +173,17 @@ func TestCertificateRenewal(t *testing.T) {
 		}
 		if strings.Count(out, "Ready") != 2 {
 			return fmt.Errorf("after expiry of the first certificates:\n%s", out)
+		}
+		// New connections, new TLS handshakes: the manager's renewed
+		// certificate is let into the control API, and the worker's
+		// passes the handshake (the API then refuses a worker, as it
+		// must).
+		if _, err := shoalv1.NewControlServiceClient(m.DialWithCert(m.Addr)).ListNodes(ctxT(t, 5*time.Second), &shoalv1.ListNodesRequest{}); err != nil {
+			return fmt.Errorf("a new connection with the manager's renewed certificate: %v", err)
+		}
+		_, err = shoalv1.NewControlServiceClient(w.DialWithCert(m.Addr)).ListServices(ctxT(t, 5*time.Second), &shoalv1.ListServicesRequest{})
+		if status.Code(err) != codes.PermissionDenied {
+			return fmt.Errorf("a new connection with the worker's renewed certificate: %v; want the handshake to pass and PermissionDenied", err)
 		}
 		return nil
 	})
