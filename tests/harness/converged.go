@@ -54,6 +54,24 @@ func (c *Cluster) ConvergedOn(svc string, want int, nodes []*Node) error {
 	if err != nil {
 		return err
 	}
+	var runs []NodeContainers
+	for _, n := range nodes {
+		runs = append(runs, NodeContainers{Name: n.Name, ID: n.ID(), Containers: Of(svc, n.RunningContainers())})
+	}
+	return CheckConverged(svc, want, tasks, runs)
+}
+
+// NodeContainers is what runs on one node: its name, its node ID and the
+// containers alive there.
+type NodeContainers struct {
+	Name, ID   string
+	Containers []Container
+}
+
+// CheckConverged is the decision of ConvergedOn: tasks are the service's
+// tasks as the cluster reports them, runs the containers of svc really
+// running on each node counted.
+func CheckConverged(svc string, want int, tasks []*shoalv1.Task, runs []NodeContainers) error {
 	desired := map[string]*shoalv1.Task{}
 	slots := map[string]int{}
 	for _, t := range tasks {
@@ -78,27 +96,26 @@ func (c *Cluster) ConvergedOn(svc string, want int, nodes []*Node) error {
 			return fmt.Errorf("%s of %s has %d tasks desired running", s, svc, n)
 		}
 	}
-	runs := map[string]string{} // task → the node running its container
+	on := map[string]string{} // task → the node running its container
 	var where []string
-	for _, n := range nodes {
-		id := n.ID()
-		for _, ct := range Of(svc, n.RunningContainers()) {
+	for _, n := range runs {
+		for _, ct := range n.Containers {
 			t := desired[ct.Task]
 			switch {
 			case t == nil:
 				return fmt.Errorf("%s runs a container (pid %d) of task %s, which is not desired running", n.Name, ct.Pid, ct.Task)
-			case t.GetNodeId() != id:
-				return fmt.Errorf("%s (node %s) runs a container (pid %d) of task %s, which is assigned to node %s", n.Name, id, ct.Pid, ct.Task, t.GetNodeId())
-			case runs[ct.Task] != "":
-				return fmt.Errorf("task %s runs twice: on %s and on %s (pid %d)", ct.Task, runs[ct.Task], n.Name, ct.Pid)
+			case t.GetNodeId() != n.ID:
+				return fmt.Errorf("%s (node %s) runs a container (pid %d) of task %s, which is assigned to node %s", n.Name, n.ID, ct.Pid, ct.Task, t.GetNodeId())
+			case on[ct.Task] != "":
+				return fmt.Errorf("task %s runs twice: on %s and on %s (pid %d)", ct.Task, on[ct.Task], n.Name, ct.Pid)
 			}
-			runs[ct.Task] = n.Name
+			on[ct.Task] = n.Name
 			where = append(where, n.Name)
 		}
 	}
-	if len(runs) != want {
+	if len(on) != want {
 		sort.Strings(where)
-		return fmt.Errorf("%d containers of %s run (on %s); want %d", len(runs), svc, strings.Join(where, ", "), want)
+		return fmt.Errorf("%d containers of %s run (on %s); want %d", len(on), svc, strings.Join(where, ", "), want)
 	}
 	return nil
 }

@@ -271,7 +271,11 @@ func (n *Node) StartErr(extra ...string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.cmd != nil {
-		return fmt.Errorf("%s already running", n.Name)
+		select {
+		case <-n.done: // it exited by itself: start it again
+		default:
+			return fmt.Errorf("%s already running", n.Name)
+		}
 	}
 	args := append([]string{"daemon", "--data-dir", filepath.Join(n.Dir, "data"), "--socket", n.Socket,
 		"--listen-addr", n.Addr, "--raft-addr", n.RaftAddr, "--gossip-addr", n.GossipAddr, "--log-level", "debug", "--cgroup-parent", n.CgroupParent}, n.Args...)
