@@ -27,6 +27,10 @@ func TestServiceAndNodeCLI(t *testing.T) {
 			t.Fatalf("service ls lacks %q:\n%s", want, ls)
 		}
 	}
+	// 0/3 is the truth: the image cannot be pulled, nothing runs.
+	if n, by := c.ServiceContainers("web"); n != 0 {
+		t.Fatalf("web runs containers of an image nobody serves: %v", by)
+	}
 	var inspected []struct {
 		ID   string `json:"id"`
 		Spec struct {

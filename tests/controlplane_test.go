@@ -21,6 +21,7 @@ import (
 
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+	"github.com/shoal-run/shoal/tests/faults"
 	"github.com/shoal-run/shoal/tests/harness"
 )
 
@@ -277,6 +278,7 @@ func TestWholeClusterRestartFromSnapshotAndLog(t *testing.T) {
 			return nil
 		})
 	}
+	following := c.Workers[0].LogCount(faults.FollowingLog)
 	for _, n := range c.Nodes() {
 		n.Kill()
 	}
@@ -298,8 +300,13 @@ func TestWholeClusterRestartFromSnapshotAndLog(t *testing.T) {
 			t.Errorf("%s: version %d after restart, want %d", s.GetSpec().GetName(), s.GetMeta().GetVersion(), v)
 		}
 	}
-	// The worker rejoined by itself.
+	// The worker rejoined by itself: it follows the new leader's
+	// assignments (the Ready restored from the snapshot alone proves
+	// nothing), and every node is Ready.
 	harness.Eventually(t, 20*time.Second, func() error {
+		if w := c.Workers[0]; w.LogCount(faults.FollowingLog) <= following {
+			return fmt.Errorf("%s does not follow the leader's assignments since the restart", w.Name)
+		}
 		nodes, err := client.ListNodes(ctxT(t, 3*time.Second), &shoalv1.ListNodesRequest{})
 		if err != nil {
 			return err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+	"github.com/shoal-run/shoal/tests/faults"
 	"github.com/shoal-run/shoal/tests/harness"
 )
 
@@ -23,14 +24,13 @@ func nodeByAddr(t *testing.T, c shoalv1.ControlServiceClient, id string) *shoalv
 	return resp.GetNode()
 }
 
+// nodeID is n's ID in its cluster, failing the test when it has none.
 func nodeID(t *testing.T, n *harness.Node) string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(n.Dir, "data", "state.json"))
-	if err != nil {
-		t.Fatal(err)
+	id := n.ID()
+	if id == "" {
+		t.Fatalf("%s has no node ID: not in a cluster", n.Name)
 	}
-	_, rest, _ := strings.Cut(string(data), `"node_id": "`)
-	id, _, _ := strings.Cut(rest, `"`)
 	return id
 }
 
@@ -150,13 +150,26 @@ func TestCertificateRenewal(t *testing.T) {
 			return nil
 		})
 	}
-	deadline := first[w.Name].NotAfter.Add(time.Second)
+	// Past the expiry of both first certificates by more than the
+	// heartbeat TTL (1.5 s): a node still Ready then has had a heartbeat
+	// accepted since its first certificate expired.
+	deadline := first[w.Name].NotAfter
+	if first[m.Name].NotAfter.After(deadline) {
+		deadline = first[m.Name].NotAfter
+	}
+	deadline = deadline.Add(2 * time.Second)
 	harness.Eventually(t, 20*time.Second, func() error {
 		if time.Now().Before(deadline) {
 			return fmt.Errorf("waiting for the first certificates to expire")
 		}
 		return nil
 	})
+	// A connection made before the expiry outlives it; restarting the
+	// manager makes the worker connect again, presenting its renewed
+	// certificate and checking the manager's.
+	following := w.LogCount(faults.FollowingLog)
+	m.Stop()
+	m.Start()
 	harness.Eventually(t, 10*time.Second, func() error {
 		out, err := m.CLI("node", "ls")
 		if err != nil {
@@ -164,6 +177,9 @@ func TestCertificateRenewal(t *testing.T) {
 		}
 		if strings.Count(out, "Ready") != 2 {
 			return fmt.Errorf("after expiry of the first certificates:\n%s", out)
+		}
+		if w.LogCount(faults.FollowingLog) <= following {
+			return fmt.Errorf("%s does not follow the restarted manager's assignments", w.Name)
 		}
 		return nil
 	})

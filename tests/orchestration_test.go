@@ -43,7 +43,8 @@ func activeTasks(ts []psTask) map[string]int {
 }
 
 // Services become placed tasks through the real CLI: create, scale, drain,
-// an unplaceable service that says why, and rm.
+// an unplaceable service that says why, and rm. Every step is checked
+// against the containers really running on the nodes.
 func TestServiceScheduling(t *testing.T) {
 	needRoot(t)
 	img := testimage.Serve(t, testimage.Options{Tag: "1"})
@@ -51,23 +52,16 @@ func TestServiceScheduling(t *testing.T) {
 	m := c.Managers[0]
 	m.MustCLI("service", "create", "--name", "web", "--replicas", "5", img.Ref)
 	harness.Eventually(t, 10*time.Second, func() error {
-		ts := servicePs(t, m, "web")
-		by := activeTasks(ts)
-		total := 0
-		for _, n := range by {
-			total += n
+		if err := c.Converged("web", 5); err != nil {
+			return err
 		}
-		if total != 5 || len(by) != 3 {
-			return fmt.Errorf("5 replicas on 3 nodes: %v", by)
+		_, by := c.ServiceContainers("web")
+		if len(by) != 3 {
+			return fmt.Errorf("5 replicas run on %v; want all 3 nodes", by)
 		}
 		for _, n := range by {
 			if n < 1 || n > 2 {
 				return fmt.Errorf("uneven spread %v", by)
-			}
-		}
-		for _, tk := range ts {
-			if tk.Status.State != "TASK_STATE_RUNNING" {
-				return fmt.Errorf("task %s is %s", tk.ID, tk.Status.State)
 			}
 		}
 		return nil
@@ -82,44 +76,32 @@ func TestServiceScheduling(t *testing.T) {
 		t.Fatalf("service ls with every task running:\n%s", ls)
 	}
 
+	// Scaled down, the tasks' containers stop.
 	m.MustCLI("service", "scale", "web=2")
-	harness.Eventually(t, 10*time.Second, func() error {
-		total := 0
-		for _, n := range activeTasks(servicePs(t, m, "web")) {
-			total += n
-		}
-		if total != 2 {
-			return fmt.Errorf("after scale to 2: %d active", total)
-		}
-		return nil
-	})
+	harness.Eventually(t, 10*time.Second, func() error { return c.Converged("web", 2) })
 	m.MustCLI("service", "scale", "web=6")
 
-	// Drain a worker: its tasks move to the other nodes.
-	w := nodeID(t, c.Workers[0])
+	// Drain a worker: its containers stop and run on the other nodes.
+	w := c.Workers[0]
 	harness.Eventually(t, 10*time.Second, func() error {
-		if activeTasks(servicePs(t, m, "web"))[w] == 0 {
-			return fmt.Errorf("worker has no tasks yet")
+		if err := c.Converged("web", 6); err != nil {
+			return err
+		}
+		if _, by := c.ServiceContainers("web"); by[w.Name] == 0 {
+			return fmt.Errorf("no replica runs on %s yet: %v", w.Name, by)
 		}
 		return nil
 	})
-	m.MustCLI("node", "update", "--availability", "drain", w)
+	m.MustCLI("node", "update", "--availability", "drain", nodeID(t, w))
 	harness.Eventually(t, 10*time.Second, func() error {
-		by := activeTasks(servicePs(t, m, "web"))
-		if by[w] != 0 || by[""] != 0 {
-			return fmt.Errorf("after drain: %v", by)
+		if _, by := c.ServiceContainers("web"); by[w.Name] != 0 {
+			return fmt.Errorf("the drained %s still runs replicas: %v", w.Name, by)
 		}
-		total := 0
-		for _, n := range by {
-			total += n
-		}
-		if total != 6 {
-			return fmt.Errorf("after drain %d active, want 6", total)
-		}
-		return nil
+		return c.Converged("web", 6)
 	})
 
-	// A constraint no node meets: pending, with the scheduler's reason.
+	// A constraint no node meets: pending, with the scheduler's reason,
+	// and nothing runs.
 	m.MustCLI("service", "create", "--name", "nowhere", "--constraint", "node.labels.zone==mars", img.Ref)
 	harness.Eventually(t, 10*time.Second, func() error {
 		out := m.MustCLI("service", "ps", "--no-trunc", "nowhere")
@@ -128,65 +110,59 @@ func TestServiceScheduling(t *testing.T) {
 		}
 		return nil
 	})
-	// Labelling a node lets it through.
-	m.MustCLI("node", "update", "--label-add", "zone=mars", nodeID(t, c.Workers[1]))
+	if n, by := c.ServiceContainers("nowhere"); n != 0 {
+		t.Fatalf("an unplaceable service runs containers: %v", by)
+	}
+	// Labelling a node lets it through: its one replica runs there.
+	labelled := c.Workers[1]
+	m.MustCLI("node", "update", "--label-add", "zone=mars", nodeID(t, labelled))
 	harness.Eventually(t, 10*time.Second, func() error {
-		ts := servicePs(t, m, "nowhere")
-		if len(ts) == 0 || ts[0].NodeID != nodeID(t, c.Workers[1]) || ts[0].Status.State == "TASK_STATE_PENDING" || ts[0].Status.State == "TASK_STATE_NEW" {
-			return fmt.Errorf("after labelling: %+v", ts)
+		if err := c.Converged("nowhere", 1); err != nil {
+			return err
+		}
+		if _, by := c.ServiceContainers("nowhere"); by[labelled.Name] != 1 {
+			return fmt.Errorf("after labelling %s: nowhere runs on %v", labelled.Name, by)
 		}
 		return nil
 	})
 
+	// rm: the services go, and so do their containers.
 	m.MustCLI("service", "rm", "web", "nowhere")
 	harness.Eventually(t, 10*time.Second, func() error {
 		if out := m.MustCLI("service", "ls", "-q"); strings.TrimSpace(out) != "" {
 			return fmt.Errorf("services left: %s", out)
 		}
+		for _, svc := range []string{"web", "nowhere"} {
+			if n, by := c.ServiceContainers(svc); n != 0 {
+				return fmt.Errorf("%d containers of the removed %s still run: %v", n, svc, by)
+			}
+		}
 		return nil
 	})
 }
 
-// A node that dies has its tasks replaced elsewhere; when it comes back,
-// its old tasks stay shut down and each slot has one active task.
+// A node whose daemon dies has its tasks replaced elsewhere (its
+// containers live on, unsupervised); when it comes back, it stops them,
+// and each slot has one task, running in one container.
 func TestNodeLossReplacesTasks(t *testing.T) {
 	needRoot(t)
 	img := testimage.Serve(t, testimage.Options{Tag: "1"})
 	c := harness.StartCluster(t, 1, 2)
 	m := c.Managers[0]
 	m.MustCLI("service", "create", "--name", "web", "--replicas", "6", img.Ref)
-	lost := nodeID(t, c.Workers[0])
+	lost := c.Workers[0]
 	harness.Eventually(t, 10*time.Second, func() error {
-		if activeTasks(servicePs(t, m, "web"))[lost] == 0 {
-			return fmt.Errorf("no task on the worker yet")
+		if err := c.Converged("web", 6); err != nil {
+			return err
+		}
+		if _, by := c.ServiceContainers("web"); by[lost.Name] == 0 {
+			return fmt.Errorf("no replica runs on %s yet: %v", lost.Name, by)
 		}
 		return nil
 	})
-	c.Workers[0].Kill()
-	check := func() error {
-		ts := servicePs(t, m, "web")
-		by := activeTasks(ts)
-		if by[lost] != 0 {
-			return fmt.Errorf("lost node still has active tasks: %v", by)
-		}
-		slots := map[uint64]int{}
-		for _, tk := range ts {
-			if tk.DesiredState == "TASK_STATE_RUNNING" {
-				slots[tk.Slot]++
-			}
-		}
-		if len(slots) != 6 {
-			return fmt.Errorf("active slots %v; want 6", slots)
-		}
-		for s, n := range slots {
-			if n != 1 {
-				return fmt.Errorf("slot %d has %d active tasks", s, n)
-			}
-		}
-		return nil
-	}
-	harness.Eventually(t, 15*time.Second, check)
-	c.Workers[0].Start()
+	lost.Kill()
+	harness.Eventually(t, 15*time.Second, func() error { return c.ConvergedOn("web", 6, c.Except(lost)) })
+	lost.Start()
 	harness.Eventually(t, 10*time.Second, func() error {
 		out := m.MustCLI("node", "ls")
 		if strings.Count(out, "Ready") != 3 {
@@ -194,7 +170,10 @@ func TestNodeLossReplacesTasks(t *testing.T) {
 		}
 		return nil
 	})
-	if err := check(); err != nil {
-		t.Fatalf("after the node came back: %v", err)
-	}
+	harness.Eventually(t, 15*time.Second, func() error {
+		if err := c.Converged("web", 6); err != nil {
+			return fmt.Errorf("after %s came back: %v", lost.Name, err)
+		}
+		return nil
+	})
 }

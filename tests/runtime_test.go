@@ -7,9 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -201,6 +199,10 @@ func TestContainerLifecycle(t *testing.T) {
 		}
 		return nil
 	})
+	// And the stopped and killed workloads are really gone from /proc.
+	if cs := n.RunningContainers(); len(cs) != 0 {
+		t.Fatalf("after stop, stop -t and kill, workloads still run: %+v", cs)
+	}
 	// logs -f follows a container until it exits.
 	n.MustCLI("run", "-d", "--name", "spam", img.Ref, "logspam", "300")
 	if out := n.MustCLI("logs", "-f", "spam"); strings.Count(out, "\n") < 300 {
@@ -250,21 +252,34 @@ func TestDaemonRestartKeepsContainers(t *testing.T) {
 		}
 		return 0
 	}
+	// alive is the PID of the container's workload alive in /proc, 0
+	// when it does not run.
+	alive := func(id string) int {
+		for _, c := range n.RunningContainers() {
+			if c.ID == id {
+				return c.Pid
+			}
+		}
+		return 0
+	}
 	pid := pidOf(id)
-	if pid == 0 {
-		t.Fatal("container not running")
+	if pid == 0 || alive(id) != pid {
+		t.Fatalf("container not running: ps says pid %d, /proc %d", pid, alive(id))
 	}
 	for _, restart := range []struct {
 		name string
 		stop func()
 	}{{"SIGTERM", n.Stop}, {"SIGKILL", n.Kill}} {
 		restart.stop()
-		if err := syscall.Kill(pid, 0); err != nil {
-			t.Fatalf("daemon %s killed the container: %v", restart.name, err)
+		if got := alive(id); got != pid {
+			t.Fatalf("daemon %s killed the container: pid %d no longer runs", restart.name, pid)
 		}
 		n.Start()
 		if got := pidOf(id); got != pid {
 			t.Fatalf("after daemon %s restart the container's pid is %d, want %d", restart.name, got, pid)
+		}
+		if got := alive(id); got != pid {
+			t.Fatalf("after daemon %s restart pid %d no longer runs", restart.name, pid)
 		}
 	}
 	// The short container ended while the daemon was away (or around
@@ -286,9 +301,11 @@ func TestDaemonRestartKeepsContainers(t *testing.T) {
 		if out := n.MustCLI("ps", "-a"); !strings.Contains(out, "Exited (137)") {
 			return fmt.Errorf("after kill:\n%s", out)
 		}
+		if alive(id) != 0 {
+			return fmt.Errorf("pid %d still runs after kill", pid)
+		}
 		return nil
 	})
-	_ = strconv.Itoa
 }
 
 func TestImageLoadAndRemove(t *testing.T) {

@@ -5,18 +5,21 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/shoal-run/shoal/tests/faults"
 	"github.com/shoal-run/shoal/tests/harness"
 	"github.com/shoal-run/shoal/tests/testimage"
 )
 
-// startDev runs `shoal dev` and returns a CLI runner for it.
-func startDev(t *testing.T) func(args ...string) (string, error) {
+// startDev runs `shoal dev` and returns a CLI runner for it and a lister
+// of the containers really running on it (harness.RunningIn).
+func startDev(t *testing.T) (cli func(args ...string) (string, error), running func() []harness.Container) {
 	t.Helper()
 	needRoot(t)
 	bin := harness.Binary(t)
@@ -49,7 +52,13 @@ func startDev(t *testing.T) func(args ...string) (string, error) {
 		for sc.Scan() {
 		}
 	}()
-	return func(args ...string) (string, error) {
+	// shoal dev keeps its data in the socket's directory and names its
+	// cgroup parent after it.
+	dir := filepath.Dir(strings.TrimPrefix(host, "unix://"))
+	running = func() []harness.Container {
+		return harness.RunningIn(filepath.Join(dir, "data"), "shoal-dev-"+filepath.Base(dir))
+	}
+	cli = func(args ...string) (string, error) {
 		c := exec.Command(bin, append([]string{"-H", host}, args...)...)
 		var o, e strings.Builder
 		c.Stdout, c.Stderr = &o, &e
@@ -58,6 +67,7 @@ func startDev(t *testing.T) func(args ...string) (string, error) {
 		}
 		return o.String(), nil
 	}
+	return cli, running
 }
 
 type devTask struct {
@@ -83,12 +93,41 @@ func devTasks(t *testing.T, cli func(...string) (string, error), svc string) []d
 	return ts
 }
 
+// devContainer is a container as `shoal ps -a --format json` shows it.
+type devContainer struct {
+	ID       string            `json:"id"`
+	Status   string            `json:"status"`
+	ExitCode int               `json:"exit_code"`
+	Labels   map[string]string `json:"labels"`
+}
+
+// devContainerOf is the container of task on the dev node, running or
+// not; false when there is none.
+func devContainerOf(t *testing.T, cli func(...string) (string, error), task string) (devContainer, bool) {
+	t.Helper()
+	out, err := cli("ps", "-a", "--format", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cs []devContainer
+	if err := json.Unmarshal([]byte(out), &cs); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if c.Labels["shoal.task.id"] == task {
+			return c, true
+		}
+	}
+	return devContainer{}, false
+}
+
 // One node (`shoal dev`): replicas run as containers, a killed container
 // is restarted by its worker, restart condition none leaves a task ended,
-// and a crash-looping task backs off, fails, and is replaced.
+// and a crash-looping task backs off, fails, and is replaced. What runs
+// is counted in /proc; what ran, in the containers' exit codes and logs.
 func TestWorkerOnOneNode(t *testing.T) {
 	img := testimage.Serve(t, testimage.Options{Tag: "1"})
-	cli := startDev(t)
+	cli, running := startDev(t)
 	must := func(args ...string) string {
 		out, err := cli(args...)
 		if err != nil {
@@ -96,81 +135,139 @@ func TestWorkerOnOneNode(t *testing.T) {
 		}
 		return out
 	}
+	// of is the containers of svc alive on the node, one per task.
+	of := func(svc string) (map[string]harness.Container, error) {
+		out := map[string]harness.Container{}
+		for _, c := range harness.Of(svc, running()) {
+			if prev, ok := out[c.Task]; ok {
+				return nil, fmt.Errorf("task %s runs twice: pids %d and %d", c.Task, prev.Pid, c.Pid)
+			}
+			out[c.Task] = c
+		}
+		return out, nil
+	}
 	must("service", "create", "--name", "web", "--replicas", "5", img.Ref)
-	harness.Eventually(t, 30*time.Second, func() error {
+	var web map[string]harness.Container
+	harness.Eventually(t, 30*time.Second, func() (err error) {
+		if web, err = of("web"); err != nil {
+			return err
+		}
+		if len(web) != 5 {
+			return fmt.Errorf("%d containers of web run; want 5", len(web))
+		}
 		if ls := must("service", "ls"); !strings.Contains(ls, "5/5") {
 			return fmt.Errorf("not 5/5:\n%s", ls)
 		}
 		return nil
 	})
-	var cs []struct {
-		Pid    int               `json:"pid"`
-		Labels map[string]string `json:"labels"`
+	// Kill one workload: its own task restarts it, in a new container.
+	var victim harness.Container
+	for _, c := range web {
+		victim = c
+		break
 	}
-	if err := json.Unmarshal([]byte(must("ps", "--format", "json")), &cs); err != nil || len(cs) != 5 {
-		t.Fatalf("ps: %d containers (%v)", len(cs), err)
-	}
-	// Kill one workload: its own task restarts it.
-	victim := cs[0].Labels["shoal.task.id"]
-	if err := syscall.Kill(cs[0].Pid, syscall.SIGKILL); err != nil {
+	if err := syscall.Kill(victim.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	harness.Eventually(t, 10*time.Second, func() error {
+		web, err := of("web")
+		if err != nil {
+			return err
+		}
+		again, ok := web[victim.Task]
+		if !ok || again.ID == victim.ID || again.Pid == victim.Pid {
+			return fmt.Errorf("task %s runs no new container since pid %d was killed: %+v", victim.Task, victim.Pid, again)
+		}
+		if len(web) != 5 {
+			return fmt.Errorf("%d containers of web run; want 5", len(web))
+		}
 		for _, tk := range devTasks(t, cli, "web") {
-			if tk.ID == victim && tk.Status.State == "TASK_STATE_RUNNING" && tk.Status.Restarts == 1 {
+			if tk.ID == victim.Task && tk.Status.State == "TASK_STATE_RUNNING" && tk.Status.Restarts == 1 {
 				return nil
 			}
 		}
-		return fmt.Errorf("task %s not restarted: %+v", victim, devTasks(t, cli, "web"))
+		return fmt.Errorf("task %s not reported restarted once: %+v", victim.Task, devTasks(t, cli, "web"))
 	})
 	if ls := must("service", "ls"); !strings.Contains(ls, "5/5") {
 		t.Fatalf("after the restart:\n%s", ls)
 	}
 
-	// Restart condition none: the task ends and stays ended.
-	must("service", "create", "--name", "once", "--restart-condition", "none", img.Ref, "exit", "0")
+	// Restart condition none: the task runs once, ends, and stays ended.
+	must("service", "create", "--name", "once", "--restart-condition", "none", img.Ref, "echo", "once ran")
+	var once devTask
 	harness.Eventually(t, 20*time.Second, func() error {
 		ts := devTasks(t, cli, "once")
 		if len(ts) != 1 || ts[0].Status.State != "TASK_STATE_COMPLETE" {
 			return fmt.Errorf("once: %+v", ts)
 		}
+		once = ts[0]
 		return nil
 	})
+	ended := func() error {
+		c, ok := devContainerOf(t, cli, once.ID)
+		if !ok || c.Status != "exited" || c.ExitCode != 0 {
+			return fmt.Errorf("task %s of once: container %+v (found %v); want one that exited 0", once.ID, c, ok)
+		}
+		if logs := must("logs", c.ID); !strings.Contains(logs, "once ran") {
+			return fmt.Errorf("once's container did not run its command: logs %q", logs)
+		}
+		if live, err := of("once"); err != nil || len(live) != 0 {
+			return fmt.Errorf("once runs %v (%v) after it ended", live, err)
+		}
+		if ts := devTasks(t, cli, "once"); len(ts) != 1 {
+			return fmt.Errorf("once has %d tasks after its one ended: %+v", len(ts), ts)
+		}
+		return nil
+	}
+	if err := ended(); err != nil {
+		t.Fatal(err)
+	}
 
 	// A crash loop: local restarts with back-off, then failed, then a
-	// replacement task from the manager.
+	// replacement task from the manager; both really ran the workload.
 	must("service", "create", "--name", "crash", "--restart-max-attempts", "2", img.Ref, "crashloop")
 	harness.Eventually(t, 30*time.Second, func() error {
 		ts := devTasks(t, cli, "crash")
-		var failed, replacement bool
+		var failed, replacement string
 		for _, tk := range ts {
 			if tk.Status.State == "TASK_STATE_FAILED" && tk.Status.Restarts == 2 {
-				failed = true
-			}
-			if tk.DesiredState == "TASK_STATE_RUNNING" && len(ts) > 1 {
-				replacement = true
+				failed = tk.ID
 			}
 		}
-		if !failed || !replacement {
+		for _, tk := range ts {
+			if tk.DesiredState == "TASK_STATE_RUNNING" && tk.ID != failed {
+				replacement = tk.ID
+			}
+		}
+		if failed == "" || replacement == "" {
 			return fmt.Errorf("crash loop: %+v", ts)
+		}
+		if c, ok := devContainerOf(t, cli, failed); !ok || c.Status != "exited" || c.ExitCode != 1 {
+			return fmt.Errorf("the failed task %s: container %+v (found %v); want one that exited 1", failed, c, ok)
+		}
+		for _, id := range []string{failed, replacement} {
+			c, ok := devContainerOf(t, cli, id)
+			if !ok {
+				return fmt.Errorf("task %s of crash has no container", id)
+			}
+			if logs := must("logs", c.ID); !strings.Contains(logs, "crashloop: exiting") {
+				return fmt.Errorf("task %s's container did not run crashloop: logs %q", id, logs)
+			}
 		}
 		return nil
 	})
-}
-
-// containerPids lists the PIDs of a node's running containers by task.
-func containerPids(t *testing.T, n *harness.Node) map[string]int {
-	t.Helper()
-	var cs []struct {
-		Pid    int               `json:"pid"`
-		Labels map[string]string `json:"labels"`
-	}
-	if err := json.Unmarshal([]byte(n.MustCLI("ps", "--format", "json")), &cs); err != nil {
+	// Seconds later, once is still ended.
+	if err := ended(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// containerPids maps the tasks of a node's containers that really run to
+// their PIDs.
+func containerPids(n *harness.Node) map[string]int {
 	out := map[string]int{}
-	for _, c := range cs {
-		out[c.Labels["shoal.task.id"]] = c.Pid
+	for _, c := range n.RunningContainers() {
+		out[c.Task] = c.Pid
 	}
 	return out
 }
@@ -186,49 +283,45 @@ func TestWorkerRestartsAndReturns(t *testing.T) {
 	w := c.Workers[0]
 	m.MustCLI("service", "create", "--name", "web", "--replicas", "6", img.Ref)
 	harness.Eventually(t, 30*time.Second, func() error {
-		if ls := m.MustCLI("service", "ls"); !strings.Contains(ls, "6/6") {
-			return fmt.Errorf("not 6/6:\n%s", ls)
+		if err := c.Converged("web", 6); err != nil {
+			return err
 		}
-		if len(containerPids(t, w)) == 0 {
+		if len(containerPids(w)) == 0 {
 			return fmt.Errorf("no task on the worker")
 		}
 		return nil
 	})
-	before := containerPids(t, w)
+	before := containerPids(w)
+	following := w.LogCount(faults.FollowingLog)
 	w.Stop()
 	w.Start()
+	// Back when it follows the leader's assignments again (and so has
+	// re-adopted its containers, or restarted them).
 	harness.Eventually(t, 10*time.Second, func() error {
-		if ls := m.MustCLI("service", "ls"); !strings.Contains(ls, "6/6") {
-			return fmt.Errorf("not 6/6 after the restart:\n%s", ls)
+		if w.LogCount(faults.FollowingLog) <= following {
+			return fmt.Errorf("%s does not follow the assignments again", w.Name)
 		}
-		return nil
+		return c.Converged("web", 6)
 	})
-	if after := containerPids(t, w); fmt.Sprint(after) != fmt.Sprint(before) {
+	if after := containerPids(w); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Fatalf("a graceful daemon restart changed the containers: %v -> %v", before, after)
 	}
-	for _, tk := range servicePs(t, m, "web") {
-		if tk.DesiredState == "TASK_STATE_RUNNING" && tk.Status.State != "TASK_STATE_RUNNING" {
-			t.Fatalf("task %s is %s after the restart", tk.ID, tk.Status.State)
-		}
+	if ls := m.MustCLI("service", "ls"); !strings.Contains(ls, "6/6") {
+		t.Fatalf("not 6/6 after the restart:\n%s", ls)
 	}
 
 	// Freeze the worker long enough to be declared down: its tasks are
 	// replaced elsewhere; when it thaws, it stops the old containers.
 	w.Freeze()
-	harness.Eventually(t, 15*time.Second, func() error {
-		if by := activeTasks(servicePs(t, m, "web")); by[nodeID(t, w)] != 0 {
-			return fmt.Errorf("worker still has active tasks: %v", by)
-		}
-		return nil
-	})
+	harness.Eventually(t, 15*time.Second, func() error { return c.ConvergedOn("web", 6, c.Except(w)) })
 	w.Thaw()
 	harness.Eventually(t, 15*time.Second, func() error {
-		if pids := containerPids(t, w); len(pids) != 0 {
+		if pids := containerPids(w); len(pids) != 0 {
 			return fmt.Errorf("stale containers still run on the returned worker: %v", pids)
 		}
 		if ls := m.MustCLI("service", "ls"); !strings.Contains(ls, "6/6") {
 			return fmt.Errorf("not 6/6:\n%s", ls)
 		}
-		return nil
+		return c.Converged("web", 6)
 	})
 }

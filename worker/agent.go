@@ -74,13 +74,17 @@ type Agent struct {
 	ctx     context.Context
 	mu      sync.Mutex
 	runners map[string]*runner
-	wg      sync.WaitGroup
+	// ended holds the tasks whose runner ended by itself (complete,
+	// failed, rejected): a task runs once, and an assignment sent before
+	// the manager had the final report must not start it again.
+	ended map[string]bool
+	wg    sync.WaitGroup
 }
 
 // NewAgent makes an agent; its task runners live until ctx ends (Wait
 // waits for them).
 func NewAgent(ctx context.Context, exec Executor, report Reporter, log *zap.Logger) *Agent {
-	return &Agent{exec: exec, report: report, log: log.Named("worker"), now: time.Now, ctx: ctx, runners: map[string]*runner{}}
+	return &Agent{exec: exec, report: report, log: log.Named("worker"), now: time.Now, ctx: ctx, runners: map[string]*runner{}, ended: map[string]bool{}}
 }
 
 // Wait waits for the runners after the agent's context ended.
@@ -96,12 +100,18 @@ func (a *Agent) Update(full bool, tasks []*shoalv1.Task, removed []string) {
 		a.applyLocked(t)
 	}
 	for _, id := range removed {
+		delete(a.ended, id)
 		if r := a.runners[id]; r != nil {
 			r.shutdown()
 		}
 	}
 	if !full {
 		return
+	}
+	for id := range a.ended {
+		if !seen[id] {
+			delete(a.ended, id)
+		}
 	}
 	var keep []*shoalv1.Task
 	for _, t := range tasks {
@@ -155,7 +165,7 @@ func (a *Agent) applyLocked(t *shoalv1.Task) {
 		r.setTask(t)
 		return
 	}
-	if st := t.GetStatus().GetState(); st > shoalv1.TaskState_TASK_STATE_RUNNING {
+	if st := t.GetStatus().GetState(); st > shoalv1.TaskState_TASK_STATE_RUNNING || a.ended[t.GetId()] {
 		return // finished; the orchestrator decides what next
 	}
 	r = a.newRunner(t, true)
@@ -172,6 +182,9 @@ func (a *Agent) applyLocked(t *shoalv1.Task) {
 		a.mu.Lock()
 		if a.runners[t.GetId()] == r {
 			delete(a.runners, t.GetId())
+			if !r.shuttingDown() && a.ctx.Err() == nil {
+				a.ended[t.GetId()] = true
+			}
 		}
 		a.mu.Unlock()
 	}()

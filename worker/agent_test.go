@@ -267,3 +267,32 @@ func TestShutdownDuringPullStaysShutDown(t *testing.T) {
 		t.Fatalf("containers left running: %v", f.Containers())
 	}
 }
+
+// A task that ended here stays ended: an assignment that still shows it
+// running (sent before the manager had its final report) must not run it
+// again. Its second container would clash with the first one's name and
+// the task would end rejected instead of complete.
+func TestEndedTaskNotRunAgain(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	a, f, r, stop := newAgent(t)
+	defer stop()
+	t1 := task("t1", shoalv1.TaskState_TASK_STATE_RUNNING, shoalv1.RestartCondition_RESTART_CONDITION_NONE)
+	a.Update(true, []*shoalv1.Task{t1}, nil)
+	f.exit(<-f.started, 0)
+	r.waitFor(t, "t1", shoalv1.TaskState_TASK_STATE_COMPLETE, 0)
+	// Once its runner is gone (its goroutine is the only one), the stale
+	// assignment arrives.
+	a.Wait()
+	stale := task("t1", shoalv1.TaskState_TASK_STATE_RUNNING, shoalv1.RestartCondition_RESTART_CONDITION_NONE)
+	stale.Status.State = shoalv1.TaskState_TASK_STATE_RUNNING
+	a.Update(false, []*shoalv1.Task{stale}, nil)
+	a.mu.Lock()
+	again := a.runners["t1"] != nil
+	a.mu.Unlock()
+	if again {
+		t.Fatal("a stale assignment runs the ended task again")
+	}
+	if got := r.last("t1").GetState(); got != shoalv1.TaskState_TASK_STATE_COMPLETE {
+		t.Fatalf("last report %v; want complete", got)
+	}
+}

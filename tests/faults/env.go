@@ -9,10 +9,7 @@ package faults
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sort"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -162,99 +159,21 @@ func (e *Env) Create(spec *shoalv1.ServiceSpec) *shoalv1.Service {
 }
 
 // Tasks lists a service's tasks through any manager that answers.
-func (e *Env) Tasks(svc string) ([]*shoalv1.Task, error) {
-	var last error = errors.New("no manager runs")
-	for _, m := range e.C.Managers {
-		if !m.Running() {
-			continue
-		}
-		ctx, cancel := ctxFor(3 * time.Second)
-		s, err := m.Control().GetService(ctx, &shoalv1.GetServiceRequest{ServiceId: svc})
-		if err != nil {
-			cancel()
-			last = err
-			continue
-		}
-		resp, err := m.Control().ListTasks(ctx, &shoalv1.ListTasksRequest{ServiceId: s.GetService().GetId()})
-		cancel()
-		if err != nil {
-			last = err
-			continue
-		}
-		return resp.GetTasks(), nil
-	}
-	return nil, last
-}
+func (e *Env) Tasks(svc string) ([]*shoalv1.Task, error) { return e.C.Tasks(svc) }
 
-// Converged checks a service end to end: exactly want containers of it
-// really run across the hosts, one per slot, each being a task the
-// cluster wants running and reports running.
-func (e *Env) Converged(svc string, want int) error {
-	return e.ConvergedOn(svc, want, e.C.Nodes())
-}
+// Converged checks a service end to end (harness.Cluster.Converged): want
+// containers of it really run, one per task desired and reported running,
+// each on its task's node.
+func (e *Env) Converged(svc string, want int) error { return e.C.Converged(svc, want) }
 
-// ConvergedOn is Converged counting only the containers on nodes: while a
-// node is frozen or cut off, its stale containers still run, and the
-// replicas are restored when want run on the others.
+// ConvergedOn is Converged counting only the containers on nodes
+// (harness.Cluster.ConvergedOn).
 func (e *Env) ConvergedOn(svc string, want int, nodes []*harness.Node) error {
-	tasks, err := e.Tasks(svc)
-	if err != nil {
-		return err
-	}
-	desired := map[string]*shoalv1.Task{}
-	slots := map[uint64]int{}
-	for _, t := range tasks {
-		if t.GetDesiredState() == shoalv1.TaskState_TASK_STATE_RUNNING {
-			desired[t.GetId()] = t
-			slots[t.GetSlot()]++
-			if t.GetStatus().GetState() != shoalv1.TaskState_TASK_STATE_RUNNING {
-				return fmt.Errorf("task %s (slot %d) is %s: %s", t.GetId(), t.GetSlot(), t.GetStatus().GetState(), t.GetStatus().GetMessage())
-			}
-		}
-	}
-	if len(desired) != want {
-		return fmt.Errorf("%d tasks desired running; want %d", len(desired), want)
-	}
-	for s, n := range slots {
-		if n != 1 {
-			return fmt.Errorf("slot %d has %d tasks desired running", s, n)
-		}
-	}
-	running := 0
-	var where []string
-	for _, n := range nodes {
-		for _, c := range n.RunningContainers() {
-			if c.Service != svc {
-				continue
-			}
-			running++
-			where = append(where, n.Name)
-			if desired[c.Task] == nil {
-				return fmt.Errorf("%s runs a container (pid %d) of task %s, which is not desired running", n.Name, c.Pid, c.Task)
-			}
-		}
-	}
-	if running != want {
-		sort.Strings(where)
-		return fmt.Errorf("%d containers of %s run (on %s); want %d", running, svc, strings.Join(where, ", "), want)
-	}
-	return nil
+	return e.C.ConvergedOn(svc, want, nodes)
 }
 
 // Except lists the cluster's nodes but some.
-func (e *Env) Except(skip ...*harness.Node) []*harness.Node {
-	var out []*harness.Node
-next:
-	for _, n := range e.C.Nodes() {
-		for _, s := range skip {
-			if n == s {
-				continue next
-			}
-		}
-		out = append(out, n)
-	}
-	return out
-}
+func (e *Env) Except(skip ...*harness.Node) []*harness.Node { return e.C.Except(skip...) }
 
 // MostLoaded is the worker running the most containers of svc.
 func (e *Env) MostLoaded(svc string) (*harness.Node, int) {

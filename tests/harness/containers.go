@@ -25,7 +25,13 @@ type Container struct {
 // alive and in the node's cgroup parent, from the runtime's state files and
 // /proc, sorted by task.
 func (n *Node) RunningContainers() []Container {
-	root := filepath.Join(n.Dir, "data", "runtime", "containers")
+	return RunningIn(filepath.Join(n.Dir, "data"), n.CgroupParent)
+}
+
+// RunningIn is RunningContainers for a daemon the harness did not start
+// (`shoal dev`): its data dir and cgroup parent.
+func RunningIn(dataDir, cgroupParent string) []Container {
+	root := filepath.Join(dataDir, "runtime", "containers")
 	dirs, _ := os.ReadDir(root)
 	var out []Container
 	for _, d := range dirs {
@@ -39,7 +45,7 @@ func (n *Node) RunningContainers() []Container {
 		if err != nil || json.Unmarshal(data, &st) != nil || st.Pid <= 0 {
 			continue
 		}
-		if !strings.Contains(readFile(fmt.Sprintf("/proc/%d/cgroup", st.Pid)), n.CgroupParent) {
+		if !strings.Contains(readFile(fmt.Sprintf("/proc/%d/cgroup", st.Pid)), cgroupParent) {
 			continue // exited (or the PID is someone else's now)
 		}
 		if s := readFile(fmt.Sprintf("/proc/%d/stat", st.Pid)); zombie(s) {
@@ -59,16 +65,25 @@ func zombie(stat string) bool {
 	return i >= 0 && len(stat) > i+2 && stat[i+2] == 'Z'
 }
 
+// Of is the containers of service svc among cs.
+func Of(svc string, cs []Container) []Container {
+	var out []Container
+	for _, c := range cs {
+		if c.Service == svc {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // ServiceContainers counts, per node name, the containers of service svc
 // really running across the cluster.
 func (c *Cluster) ServiceContainers(svc string) (total int, byNode map[string]int) {
 	byNode = map[string]int{}
 	for _, n := range c.Nodes() {
-		for _, ct := range n.RunningContainers() {
-			if ct.Service == svc {
-				byNode[n.Name]++
-				total++
-			}
+		if k := len(Of(svc, n.RunningContainers())); k > 0 {
+			byNode[n.Name] += k
+			total += k
 		}
 	}
 	return total, byNode

@@ -271,7 +271,11 @@ func (n *Node) StartErr(extra ...string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.cmd != nil {
-		return fmt.Errorf("%s already running", n.Name)
+		select {
+		case <-n.done: // it exited by itself: start it again
+		default:
+			return fmt.Errorf("%s already running", n.Name)
+		}
 	}
 	args := append([]string{"daemon", "--data-dir", filepath.Join(n.Dir, "data"), "--socket", n.Socket,
 		"--listen-addr", n.Addr, "--raft-addr", n.RaftAddr, "--gossip-addr", n.GossipAddr, "--log-level", "debug", "--cgroup-parent", n.CgroupParent}, n.Args...)
@@ -321,17 +325,24 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// PID is the daemon's process ID, 0 when stopped.
+// PID is the daemon's process ID, 0 when stopped or when it exited by
+// itself (crashed).
 func (n *Node) PID() int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.cmd == nil {
 		return 0
 	}
-	return n.cmd.Process.Pid
+	select {
+	case <-n.done:
+		return 0
+	default:
+		return n.cmd.Process.Pid
+	}
 }
 
-// Running reports whether the process runs.
+// Running reports whether the process runs: started, not stopped, and
+// not exited by itself.
 func (n *Node) Running() bool { return n.PID() != 0 }
 
 // Kill sends SIGKILL to the process this harness started and waits.
@@ -393,6 +404,16 @@ func (n *Node) MustCLI(args ...string) string {
 		n.t.Fatal(err)
 	}
 	return out
+}
+
+// ID is the node's ID in its cluster, from its state file; empty before
+// it joined or after it left.
+func (n *Node) ID() string {
+	var st struct {
+		NodeID string `json:"node_id"`
+	}
+	_ = json.Unmarshal([]byte(readFile(filepath.Join(n.Dir, "data", "state.json"))), &st)
+	return st.NodeID
 }
 
 // CertDir is where the node keeps its certificates.
@@ -486,6 +507,21 @@ func (c *Cluster) join() {
 
 // Nodes returns every node.
 func (c *Cluster) Nodes() []*Node { return append(append([]*Node{}, c.Managers...), c.Workers...) }
+
+// Except lists the cluster's nodes but some.
+func (c *Cluster) Except(skip ...*Node) []*Node {
+	var out []*Node
+next:
+	for _, n := range c.Nodes() {
+		for _, s := range skip {
+			if n == s {
+				continue next
+			}
+		}
+		out = append(out, n)
+	}
+	return out
+}
 
 // Leader finds the manager that leads, waiting up to timeout.
 func (c *Cluster) Leader(timeout time.Duration) *Node {
