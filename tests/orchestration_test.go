@@ -49,7 +49,7 @@ func TestServiceScheduling(t *testing.T) {
 	img := testimage.Serve(t, testimage.Options{Tag: "1"})
 	c := harness.StartCluster(t, 1, 2)
 	m := c.Managers[0]
-	m.MustCLI("service", "create", "--name", "web", "--replicas", "5", img.Ref)
+	m.MustCLI("service", "create", "-d", "--name", "web", "--replicas", "5", img.Ref)
 	harness.Eventually(t, 10*time.Second, func() error {
 		ts := servicePs(t, m, "web")
 		by := activeTasks(ts)
@@ -82,7 +82,7 @@ func TestServiceScheduling(t *testing.T) {
 		t.Fatalf("service ls with every task running:\n%s", ls)
 	}
 
-	m.MustCLI("service", "scale", "web=2")
+	m.MustCLI("service", "scale", "-d", "web=2")
 	harness.Eventually(t, 10*time.Second, func() error {
 		total := 0
 		for _, n := range activeTasks(servicePs(t, m, "web")) {
@@ -93,7 +93,7 @@ func TestServiceScheduling(t *testing.T) {
 		}
 		return nil
 	})
-	m.MustCLI("service", "scale", "web=6")
+	m.MustCLI("service", "scale", "-d", "web=6")
 
 	// Drain a worker: its tasks move to the other nodes.
 	w := nodeID(t, c.Workers[0])
@@ -120,7 +120,7 @@ func TestServiceScheduling(t *testing.T) {
 	})
 
 	// A constraint no node meets: pending, with the scheduler's reason.
-	m.MustCLI("service", "create", "--name", "nowhere", "--constraint", "node.labels.zone==mars", img.Ref)
+	m.MustCLI("service", "create", "-d", "--name", "nowhere", "--constraint", "node.labels.zone==mars", img.Ref)
 	harness.Eventually(t, 10*time.Second, func() error {
 		out := m.MustCLI("service", "ps", "--no-trunc", "nowhere")
 		if !strings.Contains(out, "Pending") || !strings.Contains(out, "no suitable node") || !strings.Contains(out, "node.labels.zone==mars") {
@@ -153,7 +153,7 @@ func TestGlobalService(t *testing.T) {
 	img := testimage.Serve(t, testimage.Options{Tag: "1"})
 	c := harness.StartCluster(t, 1, 2)
 	m := c.Managers[0]
-	m.MustCLI("service", "create", "--name", "agent", "--mode", "global", "--constraint", "node.role==worker", img.Ref)
+	m.MustCLI("service", "create", "-d", "--name", "agent", "--mode", "global", "--constraint", "node.role==worker", img.Ref)
 	want := map[string]bool{nodeID(t, c.Workers[0]): true, nodeID(t, c.Workers[1]): true}
 	harness.Eventually(t, 10*time.Second, func() error {
 		by := activeTasks(servicePs(t, m, "agent"))
@@ -194,7 +194,7 @@ func TestNodeLossReplacesTasks(t *testing.T) {
 	img := testimage.Serve(t, testimage.Options{Tag: "1"})
 	c := harness.StartCluster(t, 1, 2)
 	m := c.Managers[0]
-	m.MustCLI("service", "create", "--name", "web", "--replicas", "6", img.Ref)
+	m.MustCLI("service", "create", "-d", "--name", "web", "--replicas", "6", img.Ref)
 	lost := nodeID(t, c.Workers[0])
 	harness.Eventually(t, 10*time.Second, func() error {
 		if activeTasks(servicePs(t, m, "web"))[lost] == 0 {

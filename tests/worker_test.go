@@ -96,7 +96,7 @@ func TestWorkerOnOneNode(t *testing.T) {
 		}
 		return out
 	}
-	must("service", "create", "--name", "web", "--replicas", "5", img.Ref)
+	must("service", "create", "-d", "--name", "web", "--replicas", "5", img.Ref)
 	harness.Eventually(t, 30*time.Second, func() error {
 		if ls := must("service", "ls"); !strings.Contains(ls, "5/5") {
 			return fmt.Errorf("not 5/5:\n%s", ls)
@@ -128,7 +128,7 @@ func TestWorkerOnOneNode(t *testing.T) {
 	}
 
 	// Restart condition none: the task ends and stays ended.
-	must("service", "create", "--name", "once", "--restart-condition", "none", img.Ref, "exit", "0")
+	must("service", "create", "-d", "--name", "once", "--restart-condition", "none", img.Ref, "exit", "0")
 	harness.Eventually(t, 20*time.Second, func() error {
 		ts := devTasks(t, cli, "once")
 		if len(ts) != 1 || ts[0].Status.State != "TASK_STATE_COMPLETE" {
@@ -139,7 +139,7 @@ func TestWorkerOnOneNode(t *testing.T) {
 
 	// A crash loop: local restarts with back-off, then failed, then a
 	// replacement task from the manager.
-	must("service", "create", "--name", "crash", "--restart-max-attempts", "2", img.Ref, "crashloop")
+	must("service", "create", "-d", "--name", "crash", "--restart-max-attempts", "2", img.Ref, "crashloop")
 	harness.Eventually(t, 30*time.Second, func() error {
 		ts := devTasks(t, cli, "crash")
 		var failed, replacement bool
@@ -184,7 +184,7 @@ func TestWorkerRestartsAndReturns(t *testing.T) {
 	c := harness.StartCluster(t, 1, 2)
 	m := c.Managers[0]
 	w := c.Workers[0]
-	m.MustCLI("service", "create", "--name", "web", "--replicas", "6", img.Ref)
+	m.MustCLI("service", "create", "-d", "--name", "web", "--replicas", "6", img.Ref)
 	harness.Eventually(t, 30*time.Second, func() error {
 		if ls := m.MustCLI("service", "ls"); !strings.Contains(ls, "6/6") {
 			return fmt.Errorf("not 6/6:\n%s", ls)
