@@ -82,6 +82,11 @@ func TestServiceProgress(t *testing.T) {
 	if !strings.HasPrefix(out, "web\n") || !strings.Contains(out, "\nverify: Service converged\n") {
 		t.Errorf("update output:\n%s", out)
 	}
+	// The progress counts the tasks of the new spec only: the old ones,
+	// running until replaced, are neither counted nor seen to fail.
+	if strings.Contains(out, "Detected task failure") {
+		t.Errorf("update's progress took old tasks for its own:\n%s", out)
+	}
 	noEscapes(t, "service update", out)
 
 	out = m.MustCLI("service", "scale", "web=5")
