@@ -354,13 +354,14 @@ func newServiceInspectCmd(g *globals) *cobra.Command {
 
 type serviceUpdateFlags struct {
 	specFlags
+	quiet                            bool
 	image                            string
 	args                             string
 	envAdd, envRm, labelAdd, labelRm []string
 	constraintAdd, constraintRm      []string
 	publishAdd, publishRm            []string
 	networkAdd, networkRm, prefAdd   []string
-	detach, quiet                    bool
+	detach                           bool
 }
 
 func newServiceUpdateCmd(g *globals) *cobra.Command {
