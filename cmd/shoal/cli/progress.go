@@ -60,8 +60,12 @@ type progressFrame struct {
 type serviceLook struct {
 	service *shoalv1.Service
 	tasks   []*shoalv1.Task // its tasks made from the current spec
-	down    map[string]bool // IDs of nodes that are down
-	now     time.Time
+	// active are the nodes where any task of the service is meant to
+	// run, of an older spec too: a global service's nodes while an
+	// update rolls over them.
+	active map[string]bool
+	down   map[string]bool // IDs of nodes that are down
+	now    time.Time
 }
 
 // taskMark is what must not change about a slot's task through the
@@ -275,20 +279,26 @@ func (c *convergence) replicatedSlots(l serviceLook, want int) (slots []progress
 	return out, extra
 }
 
-// globalSlots lists a line per node that has a task of the service, by
-// node ID: docker's count of the nodes a global service runs on, since
-// the orchestrator makes the tasks of every eligible node at once.
+// globalSlots lists a line per node, by node ID, that has a task of the
+// current spec or is meant to run one of an older spec (an update has
+// not reached it yet): the orchestrator makes the tasks of every eligible
+// node at once, so these are the nodes the service runs on.
 func (c *convergence) globalSlots(l serviceLook) []progressSlot {
 	byNode := map[string][]*shoalv1.Task{}
 	for _, t := range l.tasks {
 		byNode[t.GetNodeId()] = append(byNode[t.GetNodeId()], t)
+	}
+	for node := range l.active {
+		if _, ok := byNode[node]; !ok {
+			byNode[node] = nil
+		}
 	}
 	var out []progressSlot
 	for node, ts := range byNode {
 		if node == "" || l.down[node] {
 			continue
 		}
-		if t := current(ts, l.down); t != nil {
+		if t := current(ts, l.down); t != nil || l.active[node] {
 			out = append(out, progressSlot{key: "node " + node, line: shortID(node), task: t})
 		}
 	}

@@ -65,6 +65,7 @@ func globalSvc() *shoalv1.Service {
 type look struct {
 	ms        int
 	tasks     []tk
+	active    []string // nodes meant to run a task of an older spec
 	down      []string
 	want      []string // "ID: text", with " (step)" for a bar
 	converged bool
@@ -172,6 +173,15 @@ func TestConvergence(t *testing.T) {
 			{ms: 5400, tasks: []tk{{id: "a", node: "bbbbbbbbbbbbbbbbbbbbbbbbb", state: tsRunning}, {id: "b", node: "aaaaaaaaaaaaaaaaaaaaaaaaa", state: tsRunning}},
 				want: []string{"overall progress: 2 out of 2 tasks", "aaaaaaaaaaaa: running (9)", "bbbbbbbbbbbb: running (9)", "verify: Service converged"}, converged: true},
 		}},
+		{"global update: the nodes it has not reached yet count", globalSvc(), []look{
+			{ms: 0, active: []string{"aaa", "bbb"}, want: []string{"overall progress: 0 out of 2 tasks", "aaa: ", "bbb: "}},
+			{ms: 200, tasks: []tk{{id: "a2", node: "aaa", state: tsRunning}}, active: []string{"aaa", "bbb"},
+				want: []string{"overall progress: 1 out of 2 tasks", "aaa: running (9)", "bbb: "}},
+			{ms: 5400, tasks: []tk{{id: "a2", node: "aaa", state: tsRunning}}, active: []string{"aaa", "bbb"},
+				want: []string{"overall progress: 1 out of 2 tasks", "aaa: running (9)", "bbb: "}},
+			{ms: 5600, tasks: []tk{{id: "a2", node: "aaa", state: tsRunning}, {id: "b2", node: "bbb", state: tsStarting}}, active: []string{"aaa", "bbb"},
+				want: []string{"overall progress: 1 out of 2 tasks", "aaa: running (9)", "bbb: starting (8)"}},
+		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			conv := newConvergence(defaultMonitor)
@@ -180,11 +190,14 @@ func TestConvergence(t *testing.T) {
 				for _, k := range l.tasks {
 					tasks = append(tasks, k.task())
 				}
-				down := map[string]bool{}
+				down, active := map[string]bool{}, map[string]bool{}
 				for _, n := range l.down {
 					down[n] = true
 				}
-				f := conv.step(serviceLook{service: c.svc, tasks: tasks, down: down, now: progressT0.Add(time.Duration(l.ms) * time.Millisecond)})
+				for _, n := range l.active {
+					active[n] = true
+				}
+				f := conv.step(serviceLook{service: c.svc, tasks: tasks, active: active, down: down, now: progressT0.Add(time.Duration(l.ms) * time.Millisecond)})
 				var got []string
 				for _, line := range f.lines {
 					got = append(got, showLine(line))

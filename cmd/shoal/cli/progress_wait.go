@@ -45,7 +45,8 @@ func (g *globals) waitConverged(ctx context.Context, c shoalv1.ControlServiceCli
 }
 
 // lookAt reads what the progress needs: the service, its tasks of the
-// current spec and the nodes that are down.
+// current spec, the nodes meant to run any of its tasks and the nodes
+// that are down.
 func lookAt(ctx context.Context, c shoalv1.ControlServiceClient, ref string) (serviceLook, error) {
 	svc, err := c.GetService(ctx, &shoalv1.GetServiceRequest{ServiceId: ref})
 	if err != nil {
@@ -55,6 +56,18 @@ func lookAt(ctx context.Context, c shoalv1.ControlServiceClient, ref string) (se
 	tasks, err := c.ListTasks(ctx, &shoalv1.ListTasksRequest{ServiceId: id, UpToDate: true})
 	if err != nil {
 		return serviceLook{}, err
+	}
+	active := map[string]bool{}
+	if svc.GetService().GetSpec().GetGlobal() != nil {
+		all, err := c.ListTasks(ctx, &shoalv1.ListTasksRequest{ServiceId: id})
+		if err != nil {
+			return serviceLook{}, err
+		}
+		for _, t := range all.GetTasks() {
+			if t.GetDesiredState() == shoalv1.TaskState_TASK_STATE_RUNNING && t.GetNodeId() != "" {
+				active[t.GetNodeId()] = true
+			}
+		}
 	}
 	nodes, err := c.ListNodes(ctx, &shoalv1.ListNodesRequest{})
 	if err != nil {
@@ -66,5 +79,5 @@ func lookAt(ctx context.Context, c shoalv1.ControlServiceClient, ref string) (se
 			down[n.GetId()] = true
 		}
 	}
-	return serviceLook{service: svc.GetService(), tasks: tasks.GetTasks(), down: down, now: time.Now()}, nil
+	return serviceLook{service: svc.GetService(), tasks: tasks.GetTasks(), active: active, down: down, now: time.Now()}, nil
 }
