@@ -206,3 +206,41 @@ func TestServiceProgressErrorAndInterrupt(t *testing.T) {
 		t.Errorf("after the interrupt, service ls -q = %v; want the service %s left in place", ids, seen[0])
 	}
 }
+
+// A global service: a line per node, by short node ID, and create and
+// update return once every node runs a container of the current spec.
+// (Global tasks run with issue 12 part 1's orchestrator fix.)
+func TestServiceProgressGlobal(t *testing.T) {
+	needRoot(t)
+	img := testimage.Serve(t, testimage.Options{Tag: "1"})
+	c := harness.StartCluster(t, 1, 2)
+	m := c.Managers[0]
+	out := m.MustCLI("service", "create", "--name", "agent", "--mode", "global", "--env", "V=1", img.Ref)
+	check := func(what, env string) {
+		t.Helper()
+		for _, n := range c.Nodes() {
+			var mine []harness.Container
+			for _, ct := range n.RunningContainers() {
+				if ct.Service == "agent" {
+					mine = append(mine, ct)
+				}
+			}
+			if len(mine) != 1 || !slices.Contains(mine[0].Env, env) {
+				t.Fatalf("%s returned with %d containers of agent on %s (want 1 with %s: %+v); output:\n%s", what, len(mine), n.Name, env, mine, out)
+			}
+			if line := shortNodeID(t, n) + ": running"; !strings.Contains(out, "\n"+line+"\n") {
+				t.Errorf("%s's progress lacks the line %q:\n%s", what, line, out)
+			}
+		}
+		if !strings.Contains(out, "\noverall progress: 3 out of 3 tasks\n") || !strings.HasSuffix(out, "\nverify: Service converged\n") ||
+			strings.Contains(out, "Detected task failure") {
+			t.Errorf("%s output:\n%s", what, out)
+		}
+		noEscapes(t, what, out)
+	}
+	check("service create", "V=1")
+	out = m.MustCLI("service", "update", "--env-add", "V=2", "agent")
+	check("service update", "V=2")
+}
+
+func shortNodeID(t *testing.T, n *harness.Node) string { return nodeID(t, n)[:12] }
