@@ -28,7 +28,7 @@ func TestCLIOutputFormats(t *testing.T) {
 	c := harness.StartCluster(t, 1, 0)
 	m := c.Managers[0]
 	m.MustCLI("network", "create", "123") // a name that looks like a number
-	id := strings.TrimSpace(m.MustCLI("service", "create", "--name", "web", "--replicas", "2", "--network", "123",
+	id := strings.TrimSpace(m.MustCLI("service", "create", "-d", "--name", "web", "--replicas", "2", "--network", "123",
 		"-p", "8080:80", "127.0.0.1:1/nginx:1.25"))
 
 	if got := m.MustCLI("service", "ls", "--format", "{{.Name}} {{.Mode}} {{.Replicas}} {{.Ports}}"); got != "web replicated 0/2 *:8080->80/tcp\n" {
@@ -117,7 +117,7 @@ func TestCLIServiceUpdateEdits(t *testing.T) {
 	m.MustCLI("network", "create", "db")
 	appID := strings.TrimSpace(m.MustCLI("network", "inspect", "--format", "{{.ID}}", "app"))
 	dbID := strings.TrimSpace(m.MustCLI("network", "inspect", "--format", "{{.ID}}", "db"))
-	m.MustCLI("service", "create", "--name", "web", "--replicas", "0", "--network", "app", "--network", "db",
+	m.MustCLI("service", "create", "-d", "--name", "web", "--replicas", "0", "--network", "app", "--network", "db",
 		"-p", "8080:80", "--placement-pref", "spread=node.labels.zone", "127.0.0.1:1/nginx:1.25")
 	show := func(what string) string {
 		t.Helper()
@@ -130,15 +130,15 @@ func TestCLIServiceUpdateEdits(t *testing.T) {
 		t.Fatalf("networks after create = %q; want %s %s", got, appID, dbID)
 	}
 
-	m.MustCLI("service", "update", "--network-rm", "app", "web")
+	m.MustCLI("service", "update", "-d", "--network-rm", "app", "web")
 	if got := nets(); got != dbID {
 		t.Errorf("after --network-rm app (by name): networks = %q; want %s", got, dbID)
 	}
-	m.MustCLI("service", "update", "--network-rm", dbID, "web")
+	m.MustCLI("service", "update", "-d", "--network-rm", dbID, "web")
 	if got := nets(); got != "" {
 		t.Errorf("after --network-rm %s (by ID): networks = %q; want none", dbID, got)
 	}
-	m.MustCLI("service", "update", "--network-add", "app", "web")
+	m.MustCLI("service", "update", "-d", "--network-add", "app", "web")
 	if got := nets(); got != appID {
 		t.Errorf("after --network-add app: networks = %q; want %s", got, appID)
 	}
@@ -162,11 +162,11 @@ func TestCLIServiceUpdateEdits(t *testing.T) {
 	}
 
 	prefs := func() string { return show("{{range .Spec.Task.Placement.Preferences}}{{.SpreadDescriptor}} {{end}}") }
-	m.MustCLI("service", "update", "--placement-pref-add", "spread=node.labels.rack", "web")
+	m.MustCLI("service", "update", "-d", "--placement-pref-add", "spread=node.labels.rack", "web")
 	if got := prefs(); got != "node.labels.zone node.labels.rack" {
 		t.Errorf("after --placement-pref-add: %q; want zone then rack", got)
 	}
-	m.MustCLI("service", "update", "--placement-pref-rm", "spread=node.labels.zone", "web")
+	m.MustCLI("service", "update", "-d", "--placement-pref-rm", "spread=node.labels.zone", "web")
 	if got := prefs(); got != "node.labels.rack" {
 		t.Errorf("after --placement-pref-rm zone: %q; want rack", got)
 	}
@@ -174,13 +174,13 @@ func TestCLIServiceUpdateEdits(t *testing.T) {
 	ports := func() string {
 		return show("{{range .Spec.Endpoint.Ports}}{{.PublishedPort}}:{{.TargetPort}} {{end}}")
 	}
-	m.MustCLI("service", "update", "--publish-add", "9090:90", "--publish-add", "7070:70", "web")
+	m.MustCLI("service", "update", "-d", "--publish-add", "9090:90", "--publish-add", "7070:70", "web")
 	if got := ports(); got != "8080:80 9090:90 7070:70" {
 		t.Fatalf("after --publish-add: ports %q", got)
 	}
-	m.MustCLI("service", "update", "--publish-rm", "80", "web")
-	m.MustCLI("service", "update", "--publish-rm", "9090:90", "web")
-	m.MustCLI("service", "update", "--publish-rm", "published=7070,target=70", "web")
+	m.MustCLI("service", "update", "-d", "--publish-rm", "80", "web")
+	m.MustCLI("service", "update", "-d", "--publish-rm", "9090:90", "web")
+	m.MustCLI("service", "update", "-d", "--publish-rm", "published=7070,target=70", "web")
 	if got := ports(); got != "" {
 		t.Errorf("after --publish-rm 80, 9090:90 and published=7070,target=70: ports %q; want none", got)
 	}

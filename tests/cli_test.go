@@ -13,7 +13,7 @@ import (
 func TestServiceAndNodeCLI(t *testing.T) {
 	c := harness.StartCluster(t, 1, 1)
 	m := c.Managers[0]
-	id := strings.TrimSpace(m.MustCLI("service", "create", "--name", "web", "--replicas", "3",
+	id := strings.TrimSpace(m.MustCLI("service", "create", "-d", "--name", "web", "--replicas", "3",
 		"-p", "8080:80", "--env", "A=1", "--label", "team=blue", "--constraint", "node.role==worker",
 		"--reserve-memory", "64m", "--limit-memory", "128m", "--limit-cpu", "0.5",
 		"--restart-condition", "on-failure", "--restart-delay", "2s", "--restart-max-attempts", "3",
@@ -68,8 +68,8 @@ func TestServiceAndNodeCLI(t *testing.T) {
 		t.Fatalf("inspect: %+v", inspected[0])
 	}
 
-	m.MustCLI("service", "update", "--image", "127.0.0.1:1/nginx:1.26", "--env-add", "B=2", "--env-rm", "A", "web")
-	m.MustCLI("service", "scale", "web=5")
+	m.MustCLI("service", "update", "-d", "--image", "127.0.0.1:1/nginx:1.26", "--env-add", "B=2", "--env-rm", "A", "web")
+	m.MustCLI("service", "scale", "-d", "web=5")
 	ls = m.MustCLI("service", "ls")
 	if !strings.Contains(ls, "0/5") || !strings.Contains(ls, "nginx:1.26") {
 		t.Fatalf("after update and scale:\n%s", ls)

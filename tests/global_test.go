@@ -96,7 +96,7 @@ func TestGlobalService(t *testing.T) {
 	c := harness.StartCluster(t, 1, 2)
 	m, w1, w2 := c.Managers[0], c.Workers[0], c.Workers[1]
 	all := []*harness.Node{m, w1, w2}
-	m.MustCLI("service", "create", "--name", "agent", "--mode", "global", "--constraint", "node.labels.agent!=off", "--env", "V=1", img.Ref)
+	m.MustCLI("service", "create", "-d", "--name", "agent", "--mode", "global", "--constraint", "node.labels.agent!=off", "--env", "V=1", img.Ref)
 	waitGlobal(t, 60*time.Second, m, "agent", all, all, "V=1")
 
 	// Like docker: REPLICAS running/desired, global tasks named after
@@ -136,7 +136,7 @@ func TestGlobalService(t *testing.T) {
 
 	// An update rolls every node's container to the new spec: new
 	// tasks, new processes, the new environment in /proc/PID/environ.
-	m.MustCLI("service", "update", "--env-add", "V=2", "agent")
+	m.MustCLI("service", "update", "-d", "--env-add", "V=2", "agent")
 	after := waitGlobal(t, 90*time.Second, m, "agent", all, all, "V=2")
 	for name, old := range before {
 		if n := after[name]; n.Task == old.Task || n.Pid == old.Pid {
@@ -152,7 +152,7 @@ func TestGlobalService(t *testing.T) {
 	waitGlobal(t, 60*time.Second, m, "agent", all, all, "V=2")
 
 	// A task no node can take waits on each node with that node's reason.
-	m.MustCLI("service", "create", "--name", "big", "--mode", "global", "--reserve-memory", "1000t", img.Ref)
+	m.MustCLI("service", "create", "-d", "--name", "big", "--mode", "global", "--reserve-memory", "1000t", img.Ref)
 	harness.Eventually(t, 30*time.Second, func() error {
 		out := m.MustCLI("service", "ps", "--no-trunc", "big")
 		for _, n := range all {

@@ -113,7 +113,7 @@ func TestPromoteDemote(t *testing.T) {
 		return nil
 	})
 	// Writes still work with the two remaining managers.
-	m.MustCLI("service", "create", "--name", "after-demote", "--replicas", "0", unreachableImage)
+	m.MustCLI("service", "create", "-d", "--name", "after-demote", "--replicas", "0", unreachableImage)
 }
 
 // Certificates renew themselves before they expire.

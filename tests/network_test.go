@@ -68,7 +68,7 @@ func TestNetworkAPI(t *testing.T) {
 		t.Errorf("custom = %+v", got)
 	}
 
-	m.MustCLI("service", "create", "--name", "web", "--replicas", "3", "--network", "app", "-p", "8080:80", img.Ref)
+	m.MustCLI("service", "create", "-d", "--name", "web", "--replicas", "3", "--network", "app", "-p", "8080:80", img.Ref)
 	var svcs []struct {
 		Spec struct {
 			Networks []struct{ Target string } `json:"networks"`
@@ -165,7 +165,7 @@ func TestNetworkAllocationAcrossLeaderChange(t *testing.T) {
 	e := faults.Start(t, 3, 0)
 	m := e.C.Managers[0]
 	m.MustCLI("network", "create", "app")
-	m.MustCLI("service", "create", "--name", "one", "--replicas", "2", "--network", "app", e.Image)
+	m.MustCLI("service", "create", "-d", "--name", "one", "--replicas", "2", "--network", "app", e.Image)
 	e.Eventually(60*time.Second, func() error { return e.Converged("one", 2) })
 	leader := e.C.Leader(10 * time.Second)
 	leader.Kill()
@@ -177,7 +177,7 @@ func TestNetworkAllocationAcrossLeaderChange(t *testing.T) {
 		}
 	}
 	harness.Eventually(t, 20*time.Second, func() error {
-		_, err := other.CLI("service", "create", "--name", "two", "--replicas", "2", "--network", "app", e.Image)
+		_, err := other.CLI("service", "create", "-d", "--name", "two", "--replicas", "2", "--network", "app", e.Image)
 		return err
 	})
 	e.Eventually(60*time.Second, func() error { return e.Converged("two", 2) })

@@ -50,7 +50,7 @@ func TestServiceScheduling(t *testing.T) {
 	img := testimage.Serve(t, testimage.Options{Tag: "1"})
 	c := harness.StartCluster(t, 1, 2)
 	m := c.Managers[0]
-	m.MustCLI("service", "create", "--name", "web", "--replicas", "5", img.Ref)
+	m.MustCLI("service", "create", "-d", "--name", "web", "--replicas", "5", img.Ref)
 	harness.Eventually(t, 10*time.Second, func() error {
 		if err := c.Converged("web", 5); err != nil {
 			return err
@@ -77,9 +77,9 @@ func TestServiceScheduling(t *testing.T) {
 	}
 
 	// Scaled down, the tasks' containers stop.
-	m.MustCLI("service", "scale", "web=2")
+	m.MustCLI("service", "scale", "-d", "web=2")
 	harness.Eventually(t, 10*time.Second, func() error { return c.Converged("web", 2) })
-	m.MustCLI("service", "scale", "web=6")
+	m.MustCLI("service", "scale", "-d", "web=6")
 
 	// Drain a worker: its containers stop and run on the other nodes.
 	w := c.Workers[0]
@@ -102,7 +102,7 @@ func TestServiceScheduling(t *testing.T) {
 
 	// A constraint no node meets: pending, with the scheduler's reason,
 	// and nothing runs.
-	m.MustCLI("service", "create", "--name", "nowhere", "--constraint", "node.labels.zone==mars", img.Ref)
+	m.MustCLI("service", "create", "-d", "--name", "nowhere", "--constraint", "node.labels.zone==mars", img.Ref)
 	harness.Eventually(t, 10*time.Second, func() error {
 		out := m.MustCLI("service", "ps", "--no-trunc", "nowhere")
 		if !strings.Contains(out, "Pending") || !strings.Contains(out, "no suitable node") || !strings.Contains(out, "node.labels.zone==mars") {
@@ -149,7 +149,7 @@ func TestNodeLossReplacesTasks(t *testing.T) {
 	img := testimage.Serve(t, testimage.Options{Tag: "1"})
 	c := harness.StartCluster(t, 1, 2)
 	m := c.Managers[0]
-	m.MustCLI("service", "create", "--name", "web", "--replicas", "6", img.Ref)
+	m.MustCLI("service", "create", "-d", "--name", "web", "--replicas", "6", img.Ref)
 	lost := c.Workers[0]
 	harness.Eventually(t, 10*time.Second, func() error {
 		if err := c.Converged("web", 6); err != nil {

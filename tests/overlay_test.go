@@ -159,8 +159,8 @@ func TestOverlayAcrossHosts(t *testing.T) {
 	m := e.C.Managers[0]
 	m.MustCLI("network", "create", "app")
 	m.MustCLI("network", "create", "other")
-	m.MustCLI("service", "create", "--name", "web", "--replicas", "6", "--network", "app", e.Image)
-	m.MustCLI("service", "create", "--name", "stranger", "--replicas", "1", "--network", "other", e.Image)
+	m.MustCLI("service", "create", "-d", "--name", "web", "--replicas", "6", "--network", "app", e.Image)
+	m.MustCLI("service", "create", "-d", "--name", "stranger", "--replicas", "1", "--network", "other", e.Image)
 	web := spread(t, e, "web", "app", 6)
 	e.Eventually(60*time.Second, func() error { return e.Converged("stranger", 1) })
 	for _, from := range web {
@@ -270,7 +270,7 @@ func TestRoutingMesh(t *testing.T) {
 	e := faults.Start(t, 1, 2)
 	m := e.C.Managers[0]
 	// Two replicas, kept off manager1, so one host runs none.
-	m.MustCLI("service", "create", "--name", "web", "--replicas", "2", "--constraint", "node.role==worker", "-p", "8080:80",
+	m.MustCLI("service", "create", "-d", "--name", "web", "--replicas", "2", "--constraint", "node.role==worker", "-p", "8080:80",
 		"--publish", "published=8081,target=80,protocol=udp", e.Image)
 	e.Eventually(60*time.Second, func() error { return e.Converged("web", 2) })
 	client := e.Net.AddHost("client")
@@ -312,7 +312,7 @@ func TestRoutingMesh(t *testing.T) {
 	}
 	// Scaled to one: once its task stops, every request goes to the one
 	// left, and none fails.
-	m.MustCLI("service", "scale", "web=1")
+	m.MustCLI("service", "scale", "-d", "web=1")
 	e.Eventually(30*time.Second, func() error { return e.Converged("web", 1) })
 	left := e.C.Workers[0]
 	if len(left.RunningContainers()) == 0 {
@@ -344,7 +344,7 @@ func TestRoutingMesh(t *testing.T) {
 	}
 
 	// Host mode: the port answers only on the host running the task.
-	m.MustCLI("service", "create", "--name", "direct", "--constraint", "node.hostname==worker1",
+	m.MustCLI("service", "create", "-d", "--name", "direct", "--constraint", "node.hostname==worker1",
 		"--publish", "published=8081,target=80,mode=host", e.Image)
 	e.Eventually(60*time.Second, func() error { return e.Converged("direct", 1) })
 	e.Eventually(10*time.Second, func() error {
@@ -390,7 +390,7 @@ func TestOverlayHostLossAndDaemonRestart(t *testing.T) {
 	e := faults.Start(t, 1, 2)
 	m := e.C.Managers[0]
 	m.MustCLI("network", "create", "app")
-	m.MustCLI("service", "create", "--name", "web", "--replicas", "3", "--network", "app", "-p", "8080:80", e.Image)
+	m.MustCLI("service", "create", "-d", "--name", "web", "--replicas", "3", "--network", "app", "-p", "8080:80", e.Image)
 	web := spread(t, e, "web", "app", 3)
 	var from, remote overlayTask
 	for _, w := range web {
@@ -476,7 +476,7 @@ func TestOverlayLeftoversPrunedAfterRestart(t *testing.T) {
 	e := faults.Start(t, 1, 1)
 	m, w := e.C.Managers[0], e.C.Workers[0]
 	m.MustCLI("network", "create", "app")
-	m.MustCLI("service", "create", "--name", "web", "--replicas", "1", "--network", "app", "--constraint", "node.role==worker", e.Image)
+	m.MustCLI("service", "create", "-d", "--name", "web", "--replicas", "1", "--network", "app", "--constraint", "node.role==worker", e.Image)
 	e.Eventually(60*time.Second, func() error { return e.Converged("web", 1) })
 	app := netoverlay.ShortID(e.Network("app").ID)
 	links := func() string {
@@ -532,7 +532,7 @@ func TestOverlayWithoutManagers(t *testing.T) {
 	e := faults.Start(t, 1, 3)
 	m := e.C.Managers[0]
 	m.MustCLI("network", "create", "app")
-	m.MustCLI("service", "create", "--name", "web", "--replicas", "3", "--network", "app", "-p", "8080:80",
+	m.MustCLI("service", "create", "-d", "--name", "web", "--replicas", "3", "--network", "app", "-p", "8080:80",
 		"--constraint", "node.role==worker", "--replicas-max-per-node", "1", e.Image)
 	var web []overlayTask
 	e.Eventually(60*time.Second, func() error {
@@ -551,7 +551,7 @@ func TestOverlayWithoutManagers(t *testing.T) {
 	}
 	from, restarted, dead := byHost["worker1"], e.C.Workers[1], e.C.Workers[2]
 	// A task that is not restarted when it ends, on worker1.
-	m.MustCLI("service", "create", "--name", "once", "--network", "app", "--restart-condition", "none",
+	m.MustCLI("service", "create", "-d", "--name", "once", "--network", "app", "--restart-condition", "none",
 		"--constraint", "node.hostname==worker1", e.Image)
 	var once []overlayTask
 	e.Eventually(60*time.Second, func() error {
@@ -685,7 +685,7 @@ func TestAttachableNetwork(t *testing.T) {
 	m.MustCLI("network", "create", "closed")
 	app := e.Network("app")
 	appGone := []string{"shb-" + netoverlay.ShortID(app.ID), app.Allocation.Subnet}
-	m.MustCLI("service", "create", "--name", "web", "--replicas", "2", "--network", "app", e.Image)
+	m.MustCLI("service", "create", "-d", "--name", "web", "--replicas", "2", "--network", "app", e.Image)
 	web := spread(t, e, "web", "app", 2)
 
 	out, err := w.CLI("run", "-d", "--name", "nope", "--network", "closed", e.Image)
@@ -788,7 +788,7 @@ func TestAttachableNetwork(t *testing.T) {
 		return nil
 	})
 	// --endpoint-mode dnsrr: no VIP; the name is the tasks' addresses.
-	m.MustCLI("service", "create", "--name", "db", "--replicas", "2", "--network", "app", "--endpoint-mode", "dnsrr", e.Image)
+	m.MustCLI("service", "create", "-d", "--name", "db", "--replicas", "2", "--network", "app", "--endpoint-mode", "dnsrr", e.Image)
 	e.Eventually(60*time.Second, func() error {
 		if err := e.Converged("db", 2); err != nil {
 			return err
@@ -874,8 +874,8 @@ func TestOverlayStoppingTaskKeepsItsConnections(t *testing.T) {
 	e := faults.Start(t, 1, 1)
 	m := e.C.Managers[0]
 	m.MustCLI("network", "create", "app")
-	m.MustCLI("service", "create", "--name", "web", "--network", "app", "--constraint", "node.role==worker", e.Image)
-	m.MustCLI("service", "create", "--name", "cli", "--network", "app", "--constraint", "node.role==manager", e.Image)
+	m.MustCLI("service", "create", "-d", "--name", "web", "--network", "app", "--constraint", "node.role==worker", e.Image)
+	m.MustCLI("service", "create", "-d", "--name", "cli", "--network", "app", "--constraint", "node.role==manager", e.Image)
 	var web, cli overlayTask
 	e.Eventually(60*time.Second, func() error {
 		for _, s := range []string{"web", "cli"} {

@@ -146,7 +146,7 @@ func TestWorkerOnOneNode(t *testing.T) {
 		}
 		return out, nil
 	}
-	must("service", "create", "--name", "web", "--replicas", "5", img.Ref)
+	must("service", "create", "-d", "--name", "web", "--replicas", "5", img.Ref)
 	var web map[string]harness.Container
 	harness.Eventually(t, 30*time.Second, func() (err error) {
 		if web, err = of("web"); err != nil {
@@ -193,7 +193,7 @@ func TestWorkerOnOneNode(t *testing.T) {
 	}
 
 	// Restart condition none: the task runs once, ends, and stays ended.
-	must("service", "create", "--name", "once", "--restart-condition", "none", img.Ref, "echo", "once ran")
+	must("service", "create", "-d", "--name", "once", "--restart-condition", "none", img.Ref, "echo", "once ran")
 	var once devTask
 	harness.Eventually(t, 20*time.Second, func() error {
 		ts := devTasks(t, cli, "once")
@@ -225,7 +225,7 @@ func TestWorkerOnOneNode(t *testing.T) {
 
 	// A crash loop: local restarts with back-off, then failed, then a
 	// replacement task from the manager; both really ran the workload.
-	must("service", "create", "--name", "crash", "--restart-max-attempts", "2", img.Ref, "crashloop")
+	must("service", "create", "-d", "--name", "crash", "--restart-max-attempts", "2", img.Ref, "crashloop")
 	harness.Eventually(t, 30*time.Second, func() error {
 		ts := devTasks(t, cli, "crash")
 		var failed, replacement string
@@ -281,7 +281,7 @@ func TestWorkerRestartsAndReturns(t *testing.T) {
 	c := harness.StartCluster(t, 1, 2)
 	m := c.Managers[0]
 	w := c.Workers[0]
-	m.MustCLI("service", "create", "--name", "web", "--replicas", "6", img.Ref)
+	m.MustCLI("service", "create", "-d", "--name", "web", "--replicas", "6", img.Ref)
 	harness.Eventually(t, 30*time.Second, func() error {
 		if err := c.Converged("web", 6); err != nil {
 			return err

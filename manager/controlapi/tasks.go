@@ -4,23 +4,28 @@ import (
 	"context"
 	"sort"
 
+	"github.com/shoal-run/shoal/manager/orchestrator"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
 // ListTasks returns tasks, filtered by service and node (ID, name or
-// prefix), ordered by service, slot and age.
+// prefix) and, with up_to_date, to those made from their service's
+// current spec, ordered by service, slot and age.
 func (s *Server) ListTasks(ctx context.Context, req *shoalv1.ListTasksRequest) (*shoalv1.ListTasksResponse, error) {
 	var (
-		tasks []*shoalv1.Task
-		err   error
+		tasks    []*shoalv1.Task
+		services map[string]*shoalv1.Service
+		err      error
 	)
 	s.Store.View(func(r store.ReadTx) {
+		services = map[string]*shoalv1.Service{}
 		switch {
 		case req.GetServiceId() != "":
 			var svc *shoalv1.Service
 			if svc, err = store.Find[*shoalv1.Service](r, store.TableService, req.GetServiceId(), "service"); err == nil {
 				tasks = store.ListBy[*shoalv1.Task](r, store.TableTask, "service", svc.GetId())
+				services[svc.GetId()] = svc
 			}
 		case req.GetNodeId() != "":
 			var n *shoalv1.Node
@@ -29,6 +34,11 @@ func (s *Server) ListTasks(ctx context.Context, req *shoalv1.ListTasksRequest) (
 			}
 		default:
 			tasks = store.List[*shoalv1.Task](r, store.TableTask)
+		}
+		if req.GetUpToDate() && req.GetServiceId() == "" {
+			for _, svc := range store.List[*shoalv1.Service](r, store.TableService) {
+				services[svc.GetId()] = svc
+			}
 		}
 	})
 	if err != nil {
@@ -43,6 +53,15 @@ func (s *Server) ListTasks(ctx context.Context, req *shoalv1.ListTasksRequest) (
 		kept := tasks[:0]
 		for _, t := range tasks {
 			if t.GetNodeId() == n.GetId() {
+				kept = append(kept, t)
+			}
+		}
+		tasks = kept
+	}
+	if req.GetUpToDate() {
+		kept := tasks[:0]
+		for _, t := range tasks {
+			if svc, ok := services[t.GetServiceId()]; ok && orchestrator.UpToDate(svc, t) {
 				kept = append(kept, t)
 			}
 		}

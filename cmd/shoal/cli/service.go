@@ -247,7 +247,10 @@ func newServiceCreateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			fmt.Fprintln(g.out, resp.GetService().GetId())
-			return nil
+			if f.detach {
+				return nil
+			}
+			return g.waitConverged(cmd.Context(), cl, resp.GetService().GetId(), f.quiet)
 		},
 	}
 	fs := cmd.Flags()
@@ -335,6 +338,7 @@ func newServiceInspectCmd(g *globals) *cobra.Command {
 
 type serviceUpdateFlags struct {
 	specFlags
+	quiet                            bool
 	image                            string
 	args                             string
 	envAdd, envRm, labelAdd, labelRm []string
@@ -398,7 +402,10 @@ func newServiceUpdateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			fmt.Fprintln(g.out, args[0])
-			return nil
+			if f.detach {
+				return nil
+			}
+			return g.waitConverged(ctx, c, args[0], f.quiet)
 		},
 	}
 	fs := cmd.Flags()
@@ -418,6 +425,7 @@ func newServiceUpdateCmd(g *globals) *cobra.Command {
 	fs.StringArrayVar(&f.networkAdd, "network-add", nil, "attach a network (name or ID)")
 	fs.StringArrayVar(&f.networkRm, "network-rm", nil, "detach a network (name or ID)")
 	fs.BoolVarP(&f.detach, "detach", "d", false, "return at once instead of waiting for the service to converge")
+	fs.BoolVarP(&f.quiet, "quiet", "q", false, "suppress progress output")
 	return cmd
 }
 
@@ -434,6 +442,7 @@ func newServiceScaleCmd(g *globals) *cobra.Command {
 			}
 			defer done()
 			ctx := cmd.Context()
+			var scaled []string
 			for _, a := range args {
 				name, n, ok := strings.Cut(a, "=")
 				reps, err := strconv.ParseInt(n, 10, 64)
@@ -454,6 +463,15 @@ func newServiceScaleCmd(g *globals) *cobra.Command {
 					return err
 				}
 				fmt.Fprintf(g.out, "%s scaled to %d\n", name, reps)
+				scaled = append(scaled, name)
+			}
+			for _, name := range scaled {
+				if detach || ctx.Err() != nil {
+					break
+				}
+				if err := g.waitConverged(ctx, c, name, false); err != nil {
+					return err
+				}
 			}
 			return nil
 		},

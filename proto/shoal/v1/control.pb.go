@@ -1030,8 +1030,12 @@ type ListTasksRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// service_id and node_id filter by an ID, name or unique ID prefix;
 	// empty means all.
-	ServiceId     string `protobuf:"bytes,1,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
-	NodeId        string `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	ServiceId string `protobuf:"bytes,1,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	NodeId    string `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// up_to_date keeps only the tasks made from their service's current
+	// spec: what a rolling update converges to (docker's _up-to-date task
+	// filter, which `service create/update/scale` use to show progress).
+	UpToDate      bool `protobuf:"varint,3,opt,name=up_to_date,json=upToDate,proto3" json:"up_to_date,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1078,6 +1082,13 @@ func (x *ListTasksRequest) GetNodeId() string {
 		return x.NodeId
 	}
 	return ""
+}
+
+func (x *ListTasksRequest) GetUpToDate() bool {
+	if x != nil {
+		return x.UpToDate
+	}
+	return false
 }
 
 type ListTasksResponse struct {
@@ -1604,11 +1615,13 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"\x14RemoveServiceRequest\x12\x1d\n" +
 	"\n" +
 	"service_id\x18\x01 \x01(\tR\tserviceId\"\x17\n" +
-	"\x15RemoveServiceResponse\"J\n" +
+	"\x15RemoveServiceResponse\"h\n" +
 	"\x10ListTasksRequest\x12\x1d\n" +
 	"\n" +
 	"service_id\x18\x01 \x01(\tR\tserviceId\x12\x17\n" +
-	"\anode_id\x18\x02 \x01(\tR\x06nodeId\"9\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x1c\n" +
+	"\n" +
+	"up_to_date\x18\x03 \x01(\bR\bupToDate\"9\n" +
 	"\x11ListTasksResponse\x12$\n" +
 	"\x05tasks\x18\x01 \x03(\v2\x0e.shoal.v1.TaskR\x05tasks\")\n" +
 	"\x0eGetTaskRequest\x12\x17\n" +

@@ -254,9 +254,9 @@ func run(t *benchkit.TB, clients int, warmup, duration time.Duration, trials int
 		r.Hosts[n.Name] = n.Host.IP
 	}
 	m.MustCLI("network", "create", "app")
-	m.MustCLI("service", "create", "--name", "web", "--replicas", "2", "--network", "app",
+	m.MustCLI("service", "create", "-d", "--name", "web", "--replicas", "2", "--network", "app",
 		"--constraint", "node.hostname=="+hostB.Name, "-p", "8080:80", e.Image)
-	m.MustCLI("service", "create", "--name", "client", "--replicas", "1", "--network", "app",
+	m.MustCLI("service", "create", "-d", "--name", "client", "--replicas", "1", "--network", "app",
 		"--constraint", "node.hostname=="+hostA.Name, e.Image, "sleep", "1h")
 	e.Eventually(90*time.Second, func() error {
 		if err := e.Converged("web", 2); err != nil {
@@ -798,7 +798,7 @@ func scaleUp(t *benchkit.TB, e *faults.Env, dial dialFunc, url string) ScaleUp {
 	dp := startDNSProbe(dial, "tasks.web")
 	time.Sleep(200 * time.Millisecond) // probing in full swing
 	sent := time.Now()
-	m.MustCLI("service", "scale", "web=3")
+	m.MustCLI("service", "scale", "-d", "web=3")
 	var added harness.Container
 	var seen time.Time
 	deadline := sent.Add(60 * time.Second)
@@ -893,7 +893,7 @@ func scaleDown(t *benchkit.TB, e *faults.Env, dial dialFunc, url string) ScaleDo
 	dp := startDNSProbe(dial, "tasks.web")
 	time.Sleep(200 * time.Millisecond)
 	sent := time.Now()
-	m.MustCLI("service", "scale", "web=2")
+	m.MustCLI("service", "scale", "-d", "web=2")
 	var removed harness.Container
 	var gone time.Time
 	deadline := sent.Add(60 * time.Second)
