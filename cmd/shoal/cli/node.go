@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
@@ -111,28 +113,42 @@ func newNodeInspectCmd(g *globals) *cobra.Command {
 }
 
 // updateNode reads a node, changes its spec with fn and writes it back
-// with the version it read.
+// with the version it read. The node object also carries what its
+// heartbeats report (address, state, description), so it can change
+// between the read and the write without anyone touching its spec; the
+// edit is then applied again to what is there now, a few times, instead
+// of failing the operator's command (no one's change is lost: fn edits
+// the spec it is given, and the write still names the version read).
 func (g *globals) updateNode(ctx context.Context, ref string, force bool, fn func(*shoalv1.NodeSpec) error) (*shoalv1.Node, error) {
 	c, done, err := g.control()
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	resp, err := c.GetNode(ctx, &shoalv1.GetNodeRequest{NodeId: ref})
-	if err != nil {
-		return nil, err
+	for attempt := 1; ; attempt++ {
+		resp, err := c.GetNode(ctx, &shoalv1.GetNodeRequest{NodeId: ref})
+		if err != nil {
+			return nil, err
+		}
+		n := resp.GetNode()
+		spec := proto.Clone(n.GetSpec()).(*shoalv1.NodeSpec)
+		if err := fn(spec); err != nil {
+			return nil, err
+		}
+		up, err := c.UpdateNode(ctx, &shoalv1.UpdateNodeRequest{NodeId: n.GetId(), Version: n.GetMeta().GetVersion(), Spec: spec, Force: force})
+		if status.Code(err) == codes.Aborted && attempt < maxUpdateAttempts {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return up.GetNode(), nil
 	}
-	n := resp.GetNode()
-	spec := proto.Clone(n.GetSpec()).(*shoalv1.NodeSpec)
-	if err := fn(spec); err != nil {
-		return nil, err
-	}
-	up, err := c.UpdateNode(ctx, &shoalv1.UpdateNodeRequest{NodeId: n.GetId(), Version: n.GetMeta().GetVersion(), Spec: spec, Force: force})
-	if err != nil {
-		return nil, err
-	}
-	return up.GetNode(), nil
 }
+
+// maxUpdateAttempts bounds how often an edit is applied again after the
+// object changed under it.
+const maxUpdateAttempts = 5
 
 type nodeUpdateFlags struct {
 	availability string
