@@ -241,6 +241,23 @@ func run(ctx context.Context, t *tb, nrep int, wait bool) {
 	show(m, "service", "ls")
 	show(m, "service", "ps", "web")
 
+	step("Deploying a global service: one agent container on every host, following hosts as they come and go")
+	show(m, "service", "create", "--name", "agent", "--mode", "global", img)
+	agentOnEvery := func(hosts []*harness.Node) error {
+		on := map[string]int{}
+		for _, r := range replicas(c, "agent") {
+			on[r.host]++
+		}
+		for _, n := range hosts {
+			if on[n.Name] != 1 {
+				return fmt.Errorf("agent containers per host %v; want one on each of %d hosts", on, len(hosts))
+			}
+		}
+		return nil
+	}
+	harness.Eventually(t, 60*time.Second, func() error { return agentOnEvery(nodes) })
+	show(m, "service", "ps", "agent")
+
 	client := net.AddHost("client")
 	step("Sending requests from a client (%s) to port 8080 of each host in turn: the routing mesh answers on every host", client.IP)
 	requests(c, client, nodes, 2*nrep)
@@ -275,7 +292,7 @@ func run(ctx context.Context, t *tb, nrep int, wait bool) {
 	step("Requests again, to the two surviving hosts: every one answered")
 	requests(c, client, nodes[:2], 2*nrep)
 
-	step("Bringing %s back: it rejoins by itself; the cluster keeps the replicas where they run now", victim.Name)
+	step("Bringing %s back: it rejoins by itself; the cluster keeps web's replicas where they run now", victim.Name)
 	victim.Start()
 	harness.Eventually(t, 30*time.Second, func() error {
 		out, err := m.CLI("node", "ls")
@@ -285,6 +302,8 @@ func run(ctx context.Context, t *tb, nrep int, wait bool) {
 		return nil
 	})
 	show(m, "node", "ls")
+	harness.Eventually(t, 30*time.Second, func() error { return agentOnEvery(nodes) })
+	fmt.Printf("    %s runs its agent container again (the global service follows the host back)\n", victim.Name)
 
 	fmt.Println("\n==> To explore the cluster yourself, run the demo with -wait and try:")
 	fmt.Printf("    %s -H unix://%s node ls\n", m.Bin, m.Socket)
