@@ -245,11 +245,12 @@ func (c *testCluster) close() {
 // does to an established connection. Held bytes are delivered on heal, as
 // TCP retransmission would.
 type blackhole struct {
-	t      *testing.T
-	ln     net.Listener
-	target string
+	t       *testing.T
+	address string
+	target  string
 
 	mu       sync.Mutex
+	ln       net.Listener
 	cond     *sync.Cond
 	up, down bool // traffic towards the target / back from it is dropped
 	held     int  // bytes waiting behind a drop towards the target
@@ -260,18 +261,41 @@ type blackhole struct {
 
 func newBlackhole(t *testing.T, target string) *blackhole {
 	b := &blackhole{t: t, ln: listenLoopback(t), target: target}
+	b.address = b.ln.Addr().String()
 	b.cond = sync.NewCond(&b.mu)
 	b.wg.Add(1)
-	go b.accept()
+	go b.accept(b.ln)
 	return b
 }
 
-func (b *blackhole) addr() string { return b.ln.Addr().String() }
+func (b *blackhole) addr() string { return b.address }
 
-func (b *blackhole) accept() {
+// refuse closes the listener: new connections are refused, as by a host
+// whose daemon is down. Established ones stay.
+func (b *blackhole) refuse() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.ln.Close()
+}
+
+// reopen listens again on the same address.
+func (b *blackhole) reopen() {
+	b.t.Helper()
+	ln, err := net.Listen("tcp", b.address)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.ln = ln
+	b.wg.Add(1)
+	go b.accept(ln)
+}
+
+func (b *blackhole) accept(ln net.Listener) {
 	defer b.wg.Done()
 	for {
-		in, err := b.ln.Accept()
+		in, err := ln.Accept()
 		if err != nil {
 			return
 		}
@@ -355,7 +379,7 @@ func (b *blackhole) close() {
 		c.Close()
 	}
 	b.cond.Broadcast()
-	b.mu.Unlock()
 	b.ln.Close()
+	b.mu.Unlock()
 	b.wg.Wait()
 }

@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
@@ -172,10 +173,10 @@ var errLeaderMoved = errors.New("the leadership moved")
 // This manager then stops waiting on the old leader (cut off, it would
 // never answer, and the call would end at the caller's deadline) and, if
 // the call is safe to send twice, sends it to the new leader once it
-// knows one, within the caller's deadline. A call that failed because the
-// leader could not be reached (it died: the connection is refused at
-// once) waits for the new leader the same way, so a client sees the same
-// failover whether the leader died or was cut off.
+// knows one, within the caller's deadline. A call to a leader that died
+// (its connection refused) waits for the connection the same way, and
+// ends the same way, so a client sees the same failover whether the
+// leader died or was cut off.
 //
 // Why a guarded write may be sent twice: the first copy either was
 // committed by the old leader or was not. A leader cut off from its
@@ -360,7 +361,8 @@ func (m *Manager) leaderAddr() (string, error) {
 }
 
 // forwardTo sends a call to leader and waits for its answer, or until
-// this manager sees another leader, or none (errDeposed).
+// this manager sees another leader, or none (errDeposed), or the caller's
+// deadline.
 func (m *Manager) forwardTo(ctx context.Context, c Caller, leader, method string, req any) (any, error) {
 	addr, err := m.managerAddr(leader)
 	if err != nil {
@@ -377,7 +379,15 @@ func (m *Manager) forwardTo(ctx context.Context, c Caller, leader, method string
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	go m.cancelIfDeposed(actx, cancel, leader)
-	if err := conn.Invoke(forwardMetadata(actx, c), method, req, resp); err != nil {
+	// A connection that failed while the leader was down (it may have
+	// led, died and come back since) fails calls at once with its old
+	// error until its next attempt: try again now. Then wait for it to
+	// be ready rather than fail at once: a leader that is down is
+	// deposed soon, which ends the wait.
+	if conn.GetState() == connectivity.TransientFailure {
+		conn.ResetConnectBackoff()
+	}
+	if err := conn.Invoke(forwardMetadata(actx, c), method, req, resp, grpc.WaitForReady(true)); err != nil {
 		if ctx.Err() == nil && errors.Is(context.Cause(actx), errDeposed) {
 			return nil, errDeposed
 		}

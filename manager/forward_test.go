@@ -3,11 +3,13 @@ package manager
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
@@ -180,6 +182,45 @@ func TestForwardFollowsNewLeaderWhenLeaderDies(t *testing.T) {
 	}
 	if n := c.leader().services("after-death"); n != 1 {
 		t.Fatalf("the new leader has %d services after-death; want 1", n)
+	}
+}
+
+// A follower whose connection to a manager failed while that manager was
+// down (and is in gRPC's back-off since) forwards to it at once when it
+// becomes the leader, rather than failing with the stale error.
+func TestForwardReconnectsToNewLeaderAtOnce(t *testing.T) {
+	c := startTestCluster(t, 3)
+	old := c.leader()
+	rest := c.others(old)
+	for i, tm := range rest {
+		other := rest[1-i]
+		other.proxy.refuse()
+		conn, err := tm.m.fwd.conn(other.proxy.addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Connect()
+		c.waitFor(tm.id+"'s connection to "+other.id+" to fail", func() error {
+			if s := conn.GetState(); s != connectivity.TransientFailure {
+				return fmt.Errorf("state %s", s)
+			}
+			return nil
+		})
+		other.proxy.reopen()
+	}
+	old.srv.Stop()
+	c.stopRaft(old)
+	next := c.leader()
+	via := c.others(next)[0]
+	if via == old {
+		via = c.others(next)[1]
+	}
+	r := <-inFlight(func(ctx context.Context) error {
+		_, err := via.client.CreateService(ctx, createReq("after-reconnect"))
+		return err
+	})
+	if r.err != nil {
+		t.Fatalf("create through %s, whose connection to the new leader %s had failed earlier: %v (after %s); want it accepted", via.id, next.id, r.err, r.took.Round(time.Millisecond))
 	}
 }
 

@@ -47,6 +47,14 @@ type Result struct {
 	Figures map[string][]time.Duration  `json:"-"`
 	Summary map[string]benchkit.Summary `json:"summary"`
 	Order   []string                    `json:"order"`
+	// Retried lists the first creates that needed more than one attempt.
+	Retried []string `json:"retried"`
+}
+
+func (r *Result) note(fw faults.FirstWriteResult) {
+	if fw.Attempts > 1 {
+		r.Retried = append(r.Retried, fw.String())
+	}
 }
 
 func (r *Result) add(figure string, d time.Duration) {
@@ -96,6 +104,7 @@ func main() {
 			}
 			for _, fw := range res.FirstWrites {
 				r.add(firstKill, fw.Accepted)
+				r.note(fw)
 			}
 		})
 	}
@@ -111,6 +120,7 @@ func main() {
 			res := faults.PartitionLeader(start(3, 0), "register", 5*time.Second)
 			r.add("5 leader cut off -> new leader on the majority side", res.Elected)
 			r.add(firstCut, res.FirstWrite.Accepted)
+			r.note(res.FirstWrite)
 		})
 	}
 	if run["6"] {
@@ -137,5 +147,11 @@ func main() {
 	if k.N > 0 && c.N > 0 {
 		fmt.Printf("\nfirst create through a surviving manager (median / max ms): leader killed -9 %.0f / %.0f (n=%d), leader cut off %.0f / %.0f (n=%d)\n",
 			k.P50MS, k.MaxMS, k.N, c.P50MS, c.MaxMS, c.N)
+	}
+	if len(r.Retried) > 0 {
+		fmt.Printf("\n%d first creates needed more than one attempt:\n", len(r.Retried))
+		for _, s := range r.Retried {
+			fmt.Println("  " + s)
+		}
 	}
 }
