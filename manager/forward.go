@@ -244,9 +244,10 @@ func (m *Manager) leaderCall(ctx context.Context, c Caller, method string, req a
 // resentOutcome is what the caller of a guarded write learns when an
 // earlier copy of it went to a leader that did not answer: a refusal, or
 // no leader to try, leaves the outcome unknown, since the earlier copy may
-// have been applied (see leaderCall). Other answers pass unchanged.
+// have been applied (see leaderCall). Other answers, and the end of the
+// caller's deadline, pass unchanged.
 func resentOutcome(rule retry, resent bool, err error) error {
-	if err == nil || !resent || rule != retryGuarded {
+	if err == nil || !resent || rule != retryGuarded || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return err
 	}
 	msg := status.Convert(errdefs.ToGRPC(err)).Message()

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 
+	"github.com/shoal-run/shoal/internal/errdefs"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
@@ -291,5 +292,32 @@ func TestForwardDoesNotRetryUnsafeCalls(t *testing.T) {
 	next := c.leader()
 	if n := next.services("keep"); n != 1 {
 		t.Fatalf("the remove was sent again: the new leader has %d services keep; want 1", n)
+	}
+}
+
+func TestResentOutcome(t *testing.T) {
+	exists := fmt.Errorf("service name \"web\" is already in use by x1: %w", errdefs.ErrAlreadyExists)
+	noLeader := errNoLeader
+	deadline := errdefs.FromGRPC(status.Error(codes.DeadlineExceeded, "context deadline exceeded"))
+	for _, c := range []struct {
+		name     string
+		rule     retry
+		resent   bool
+		err      error
+		code     codes.Code
+		contains string
+	}{
+		{"success", retryGuarded, true, nil, codes.OK, ""},
+		{"first copy refused: definite", retryGuarded, false, exists, codes.AlreadyExists, "already in use"},
+		{"read resent: as it is", retryRead, true, noLeader, codes.Unavailable, "no leader"},
+		{"never resent: as it is", retryNever, true, exists, codes.AlreadyExists, "already in use"},
+		{"resent copy refused: unknown", retryGuarded, true, exists, codes.Unavailable, "refused it: service name \"web\" is already in use by x1; the first attempt may have been applied"},
+		{"no leader for the copy: unknown", retryGuarded, true, noLeader, codes.Unavailable, "until a quorum is back; this call was sent to the earlier leader first and may have been applied there"},
+		{"caller's deadline: as it is", retryGuarded, true, deadline, codes.DeadlineExceeded, "deadline"},
+	} {
+		got := errdefs.ToGRPC(resentOutcome(c.rule, c.resent, c.err))
+		if status.Code(got) != c.code || !strings.Contains(status.Convert(got).Message(), c.contains) {
+			t.Errorf("%s: resentOutcome(%v, %v, %v) = %v; want %s containing %q", c.name, c.rule, c.resent, c.err, got, c.code, c.contains)
+		}
 	}
 }
