@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -73,7 +74,8 @@ func listenLoopback(t *testing.T) net.Listener {
 
 // startTestCluster starts n managers, m0 bootstrapping the cluster and the
 // others joining it as voters, and waits until every manager knows every
-// manager's address. Everything is stopped at the test's end.
+// manager's address. Everything is stopped at the test's end, and no
+// goroutine may outlive it.
 func startTestCluster(t *testing.T, n int) *testCluster {
 	t.Helper()
 	root, _, err := ca.NewRootCA(time.Now())
@@ -81,6 +83,8 @@ func startTestCluster(t *testing.T, n int) *testCluster {
 		t.Fatal(err)
 	}
 	c := &testCluster{t: t, root: root}
+	// Cleanups run last first: this one after the cluster is closed.
+	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start")) })
 	t.Cleanup(c.close)
 	admin := testIdentity(t, root, "admin")
 	for i := 0; i < n; i++ {
