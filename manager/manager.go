@@ -9,7 +9,6 @@ package manager
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -123,37 +122,28 @@ func leaderOnly(method string) bool {
 	return method != "/shoal.v1.CAService/GetRootCACertificate"
 }
 
-// Interceptor authenticates every call, forwards it to the leader when
-// this manager is not the ready leader, and converts errors to gRPC
-// statuses, the one place that happens.
+// Interceptor authenticates every call, sends it to the leader when it
+// is leader-only (leaderCall: answered here on the ready leader, else
+// forwarded), and converts errors to gRPC statuses, the one place that
+// happens.
 func (m *Manager) Interceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	c, err := authenticate(ctx, info.FullMethod, m.cfg.ClusterID)
 	if err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
 	ctx = context.WithValue(ctx, callerKey{}, c)
-	if leaderOnly(info.FullMethod) {
-		if !m.ready.Load() {
-			resp, err := m.forward(ctx, c, info.FullMethod, req)
-			return resp, errdefs.ToGRPC(err)
-		}
-		if strings.HasPrefix(info.FullMethod, "/shoal.v1.ControlService/Get") || strings.HasPrefix(info.FullMethod, "/shoal.v1.ControlService/List") {
-			// A deposed leader that has not noticed yet must not answer
-			// stale reads.
-			vctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-			err := m.raft.VerifyLeader(vctx)
-			cancel()
-			if err != nil {
-				return nil, errdefs.ToGRPC(err)
-			}
-		}
-	}
 	if _, ok := ctx.Deadline(); !ok {
+		// Forwarded calls too: none may wait forever on a leader that
+		// went silent.
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 	}
-	resp, err := handler(ctx, req)
+	if !leaderOnly(info.FullMethod) {
+		resp, err := handler(ctx, req)
+		return resp, errdefs.ToGRPC(err)
+	}
+	resp, err := m.leaderCall(ctx, c, info.FullMethod, req, handler)
 	return resp, errdefs.ToGRPC(err)
 }
 

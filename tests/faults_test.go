@@ -25,6 +25,9 @@ func TestScenarioLeaderKills(t *testing.T) {
 	e := faults.Start(t, 3, 1)
 	r := faults.LeaderKills(e, "web", 2, 5)
 	t.Logf("measured: leaders killed %v; writes accepted again after %v; %d acknowledged, %d in the final spec", r.Kills, r.Recovery, r.Acked, r.Final)
+	for _, fw := range r.FirstWrites {
+		t.Logf("measured: first create after a kill %s", fw)
+	}
 }
 
 // Fault scenario 6: a worker frozen with SIGSTOP for 10 s: its replicas
@@ -50,12 +53,20 @@ func TestScenarioPartitionWorker(t *testing.T) {
 // Fault scenario 5: the leader cut off from the other managers while
 // clients write through both sides: a new leader on the majority side,
 // no write acknowledged by the old one after that, and after the heal one
-// leader and one history with every acknowledged write.
+// leader and one history with every acknowledged write. A create sent
+// through a majority manager right after the cut is accepted as it is: the
+// manager stops waiting on the old leader and sends it to the new one,
+// well within the client's 5 s deadline (it used to wait on the silent
+// old leader until that deadline).
 func TestScenarioPartitionLeader(t *testing.T) {
 	needRoot(t)
 	e := faults.Start(t, 3, 0)
 	r := faults.PartitionLeader(e, "register", 5*time.Second)
 	t.Logf("measured: %s cut off; %s elected after %s; acknowledged %d through the old leader, %d through the majority; %d in the final spec", r.OldLeader, r.NewLeader, r.Elected, r.AckedOld, r.AckedNew, r.Final)
+	t.Logf("measured: first create after the cut %s", r.FirstWrite)
+	if r.FirstWrite.Attempts != 1 {
+		t.Fatalf("the first create sent through %s after the cut failed: %v; want it accepted by the new leader, within the client's deadline", r.FirstWrite.Via, r.FirstWrite.Errors)
+	}
 }
 
 // Fault scenario 7: every worker daemon restarted in turn: no container

@@ -332,6 +332,7 @@ func (d *Daemon) startManager(bootstrap, forceNew bool) error {
 		grpc.UnaryInterceptor(m.Interceptor),
 		grpc.StreamInterceptor(m.StreamInterceptor),
 		grpc.MaxRecvMsgSize(4<<20),
+		grpc.KeepaliveEnforcementPolicy(manager.KeepaliveEnforcement),
 	)
 	m.Register(srv)
 	ctx, cancel := context.WithCancel(d.ctx)

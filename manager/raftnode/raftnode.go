@@ -1,7 +1,8 @@
 // Package raftnode runs a manager's Raft member: hashicorp/raft with a
 // raft-boltdb log and stable store, a file snapshot store and a mutual-TLS
-// transport. It proposes store batches, changes membership and tracks which
-// followers the leader can reach. It knows nothing of the API.
+// transport. It proposes store batches, changes membership, tracks which
+// followers the leader can reach and tells when the leader changes. It
+// knows nothing of the API.
 package raftnode
 
 import (
@@ -70,6 +71,10 @@ type Node struct {
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	failed map[raft.ServerID]bool // followers the leader cannot reach
+	// leader is the leader last seen; changed is closed, and replaced,
+	// when that changes.
+	leader  string
+	changed chan struct{}
 }
 
 // HasState reports whether dir holds Raft state.
@@ -159,7 +164,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, raft: r, trans: trans, logs: logs, stop: make(chan struct{}), failed: map[raft.ServerID]bool{},
-		obsCh: make(chan raft.Observation, 64)}
+		obsCh: make(chan raft.Observation, 64), changed: make(chan struct{})}
 	n.obs = raft.NewObserver(n.obsCh, false, func(o *raft.Observation) bool {
 		switch o.Data.(type) {
 		case raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation, raft.LeaderObservation:
@@ -169,18 +174,27 @@ func Start(cfg Config) (*Node, error) {
 	})
 	r.RegisterObserver(n.obs)
 	n.wg.Add(1)
-	go n.watchReachability()
+	go n.watch()
 	return n, nil
 }
 
-func (n *Node) watchReachability() {
+// leaderPoll is how often the leader is read again, in case an
+// observation was dropped (raft drops them when the channel is full).
+const leaderPoll = 100 * time.Millisecond
+
+func (n *Node) watch() {
 	defer n.wg.Done()
+	poll := time.NewTicker(leaderPoll)
+	defer poll.Stop()
 	for {
 		select {
 		case <-n.stop:
 			return
+		case <-poll.C:
+			n.noteLeader()
 		case o := <-n.obsCh:
 			n.mu.Lock()
+			_, leader := o.Data.(raft.LeaderObservation)
 			switch d := o.Data.(type) {
 			case raft.FailedHeartbeatObservation:
 				n.failed[d.PeerID] = true
@@ -190,8 +204,41 @@ func (n *Node) watchReachability() {
 				n.failed = map[raft.ServerID]bool{}
 			}
 			n.mu.Unlock()
+			if leader {
+				n.noteLeader()
+			}
 		}
 	}
+}
+
+// noteLeader wakes the waiters of LeaderChanged when the leader is not
+// the one last seen.
+func (n *Node) noteLeader() {
+	id := n.Leader()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if id != n.leader {
+		n.leader = id
+		close(n.changed)
+		n.changed = make(chan struct{})
+	}
+}
+
+// LeaderChanged returns a channel that is closed once the leader this
+// member sees changes (to another member, or to none) after the call.
+// Take the channel before reading Leader, so no change falls between.
+func (n *Node) LeaderChanged() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.changed
+}
+
+// FailoverWait is how long a member may take to see a new leader once it
+// stops hearing from the old one: a heartbeat timeout and a few election
+// rounds (each randomized up to twice its timeout), with room for a
+// split vote.
+func (n *Node) FailoverWait() time.Duration {
+	return 2*n.cfg.Timing.Heartbeat + 3*2*n.cfg.Timing.Election
 }
 
 // Reachable reports whether the leader can reach member id. It is only

@@ -94,7 +94,7 @@ func leaderOf(ms []*member) *member {
 }
 
 // Three real Raft members over mutual TLS on loopback: writes replicate,
-// a leader's loss is survived, a store conflict comes back to the
+// a leader's loss is survived (and told to followers), a store conflict comes back to the
 // proposer, and nothing leaks after shutdown.
 func TestThreeMembers(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"))
@@ -141,10 +141,25 @@ func TestThreeMembers(t *testing.T) {
 	}
 
 	old := ms[0]
+	changed := ms[1].node.LeaderChanged()
+	select {
+	case <-changed:
+		t.Fatal("LeaderChanged closed while the leader stayed")
+	default:
+	}
 	old.node.Shutdown()
 	old.node = nil
 	var next *member
 	waitFor(t, "new leader", func() bool { next = leaderOf(ms); return next != nil })
+	// A follower is told the leader changed.
+	waitFor(t, "LeaderChanged closed on "+ms[1].id, func() bool {
+		select {
+		case <-changed:
+			return true
+		default:
+			return false
+		}
+	})
 	if _, err := next.node.Propose(ctx, createSvc("after")); err != nil {
 		t.Fatal(err)
 	}

@@ -230,17 +230,33 @@ func (e *Env) RunsFinal(svc string, final []int) error {
 	return nil
 }
 
+// otherManager is a manager other than m.
+func (e *Env) otherManager(m *harness.Node) *harness.Node {
+	for _, o := range e.C.Managers {
+		if o != m {
+			return o
+		}
+	}
+	e.T.Fatalf("no manager other than %s", m.Name)
+	return nil
+}
+
 // LeaderKillResult is what scenario 3 measured.
 type LeaderKillResult struct {
 	Kills    []string        // the leaders killed, in order
 	Recovery []time.Duration // kill → the first write invoked after it acknowledged
 	Acked    int
 	Final    int // values in the final list
+	// FirstWrites are creates sent through a surviving manager right
+	// after each kill, each repeated until accepted.
+	FirstWrites []FirstWriteResult
 }
 
 // LeaderKills is scenario 3: while a client keeps updating a service's
 // spec through every manager in turn, the leader is killed with SIGKILL
-// kills times (restarted after each, once a new leader took writes).
+// kills times (restarted after each, once a new leader took writes);
+// after each kill another client creates a service through a surviving
+// manager until it is accepted (FirstWrite).
 // Every acknowledged update must be in the final spec, in order, none
 // that definitely failed, and once converged every container runs the
 // final spec.
@@ -269,6 +285,7 @@ func LeaderKills(e *Env, svc string, replicas, kills int) LeaderKillResult {
 		e.H.Fault("kill -9 leader", leader.Name)
 		killed := time.Now()
 		leader.Kill()
+		first := StartFirstWrite(e, e.otherManager(leader), fmt.Sprintf("first-after-kill-%d", i+1), killed)
 		var back time.Time
 		e.Eventually(30*time.Second, func() error {
 			var ok bool
@@ -280,6 +297,9 @@ func LeaderKills(e *Env, svc string, replicas, kills int) LeaderKillResult {
 		r.Kills = append(r.Kills, leader.Name)
 		r.Recovery = append(r.Recovery, back.Sub(killed))
 		e.H.Fault("writes accepted again", back.Sub(killed).Round(time.Millisecond).String())
+		fw := first.Wait(e)
+		r.FirstWrites = append(r.FirstWrites, fw)
+		e.H.Fault("first create through a survivor", fw.String())
 		leader.Start()
 		e.H.Fault("restarted", leader.Name)
 		e.AllReady(30 * time.Second)

@@ -48,11 +48,16 @@ type PartitionLeaderResult struct {
 	Elected              time.Duration // cut → a new leader on the majority side
 	AckedOld, AckedNew   int           // writes acknowledged through each side
 	Final                int
+	// FirstWrite is a create sent through a majority manager right after
+	// the cut, repeated until accepted.
+	FirstWrite FirstWriteResult
 }
 
 // PartitionLeader is scenario 5: the leader is cut off from the other
 // managers while one client writes through it and another through the
-// majority side. A new leader must be elected on the majority side; the
+// majority side, and a third creates a service through a majority manager
+// from the cut on until it is accepted (FirstWrite). A new leader must be
+// elected on the majority side; the
 // old leader must acknowledge no write once the new one leads; after the
 // heal there is one leader and one history holding every acknowledged
 // write (and no definitely failed one), in real-time order.
@@ -93,6 +98,7 @@ func PartitionLeader(e *Env, svc string, hold time.Duration) PartitionLeaderResu
 	cut := time.Now()
 	heal := old.Host.Partition(hosts...)
 	defer heal()
+	first := StartFirstWrite(e, majority[0], "first-after-cut", cut)
 	var r PartitionLeaderResult
 	r.OldLeader = old.Name
 	var elected time.Time
@@ -118,6 +124,8 @@ func PartitionLeader(e *Env, svc string, hold time.Duration) PartitionLeaderResu
 		}
 		return nil
 	})
+	r.FirstWrite = first.Wait(e)
+	e.H.Fault("first create through the majority", r.FirstWrite.String())
 	holdFault(cut, hold)
 	if at, ok := aOld.FirstAckAfter(elected); ok {
 		e.T.Fatalf("the old leader %s acknowledged a write at +%s, invoked after %s was elected", old.Name, at.Sub(cut), r.NewLeader)
