@@ -32,16 +32,6 @@ func servicePs(t *testing.T, n *harness.Node, svc string) []psTask {
 	return out
 }
 
-func activeTasks(ts []psTask) map[string]int {
-	out := map[string]int{}
-	for _, t := range ts {
-		if t.DesiredState == "TASK_STATE_RUNNING" {
-			out[t.NodeID]++
-		}
-	}
-	return out
-}
-
 // Services become placed tasks through the real CLI: create, scale, drain,
 // an unplaceable service that says why, and rm. Every step is checked
 // against the containers really running on the nodes.
