@@ -103,6 +103,8 @@ func (a *Agent) Update(full bool, tasks []*shoalv1.Task, removed []string) {
 		delete(a.ended, id)
 		if r := a.runners[id]; r != nil {
 			r.shutdown()
+		} else if c, ok := a.exec.Containers()[id]; ok {
+			a.discard(id, c.ID) // an ended task's record goes with the task
 		}
 	}
 	if !full {
@@ -129,15 +131,21 @@ func (a *Agent) Update(full bool, tasks []*shoalv1.Task, removed []string) {
 	}
 	for taskID, c := range a.exec.Containers() {
 		if !seen[taskID] && a.runners[taskID] == nil {
-			a.log.Info("stopping a container of a task no longer assigned here", zap.String("task", taskID))
-			go func(id string) {
-				ctx, cancel := context.WithTimeout(a.ctx, 30*time.Second)
-				defer cancel()
-				_ = a.exec.Stop(ctx, id, 10*time.Second)
-				_ = a.exec.Remove(ctx, id)
-			}(c.ID)
+			a.discard(taskID, c.ID)
 		}
 	}
+}
+
+// discard stops and removes a container of a task no longer assigned
+// here, off the caller's lock.
+func (a *Agent) discard(taskID, containerID string) {
+	a.log.Info("removing a container of a task no longer assigned here", zap.String("task", taskID))
+	go func() {
+		ctx, cancel := context.WithTimeout(a.ctx, 30*time.Second)
+		defer cancel()
+		_ = a.exec.Stop(ctx, containerID, 10*time.Second)
+		_ = a.exec.Remove(ctx, containerID)
+	}()
 }
 
 func (a *Agent) applyLocked(t *shoalv1.Task) {
@@ -148,15 +156,19 @@ func (a *Agent) applyLocked(t *shoalv1.Task) {
 			r.shutdown()
 			return
 		}
-		// Not ours to run; but a container may survive from before a
-		// daemon restart.
-		if c, ok := a.exec.Containers()[t.GetId()]; ok {
+		// Not ours to run; but a container may still run from before a
+		// daemon restart. One that exited stays as the task's record
+		// (its logs and exit code, docker's `ps -a`) until the task is
+		// removed.
+		if c, ok := a.exec.Containers()[t.GetId()]; ok && c.Running {
 			r = a.newRunner(t, false)
 			r.containerID = c.ID
 			r.shutdown()
 			return
 		}
-		if t.GetStatus().GetState() < shoalv1.TaskState_TASK_STATE_SHUTDOWN {
+		// A task that ended by itself keeps its own end (complete,
+		// failed); one that never ended here is shut down.
+		if t.GetStatus().GetState() < shoalv1.TaskState_TASK_STATE_COMPLETE {
 			a.report(t.GetId(), a.status(shoalv1.TaskState_TASK_STATE_SHUTDOWN, "shut down", "", 0, 0))
 		}
 		return

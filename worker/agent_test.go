@@ -21,6 +21,8 @@ type fakeExec struct {
 	n            int
 	exits        map[string]chan Exit
 	running      map[string]string // container -> task
+	exited       map[string]string // container -> task, not removed yet
+	removed      []string
 	pullErr      error
 	pullProgress []string
 	pullGate     chan struct{} // when set, Pull returns once it is closed, whatever its context
@@ -30,7 +32,7 @@ type fakeExec struct {
 }
 
 func newFake() *fakeExec {
-	return &fakeExec{exits: map[string]chan Exit{}, running: map[string]string{}, started: make(chan string, 100)}
+	return &fakeExec{exits: map[string]chan Exit{}, running: map[string]string{}, exited: map[string]string{}, started: make(chan string, 100)}
 }
 
 func (f *fakeExec) Pull(ctx context.Context, t *shoalv1.Task, progress func(string)) error {
@@ -64,6 +66,9 @@ func (f *fakeExec) Wait(ctx context.Context, id string) (Exit, error) {
 	select {
 	case e := <-ch:
 		f.mu.Lock()
+		if task, ok := f.running[id]; ok {
+			f.exited[id] = task
+		}
 		delete(f.running, id)
 		f.mu.Unlock()
 		return e, nil
@@ -80,7 +85,20 @@ func (f *fakeExec) Stop(ctx context.Context, id string, grace time.Duration) err
 	return nil
 }
 
-func (f *fakeExec) Remove(ctx context.Context, id string) error { return nil }
+func (f *fakeExec) Remove(ctx context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.running, id)
+	delete(f.exited, id)
+	f.removed = append(f.removed, id)
+	return nil
+}
+
+func (f *fakeExec) removedOnes() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.removed)
+}
 
 func (f *fakeExec) Adopt(context.Context, *shoalv1.Task, string) error { return nil }
 
@@ -90,6 +108,9 @@ func (f *fakeExec) Containers() map[string]Existing {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := map[string]Existing{}
+	for c, t := range f.exited {
+		out[t] = Existing{ID: c}
+	}
 	for c, t := range f.running {
 		out[t] = Existing{ID: c, Running: true}
 	}
@@ -294,5 +315,38 @@ func TestEndedTaskNotRunAgain(t *testing.T) {
 	}
 	if got := r.last("t1").GetState(); got != shoalv1.TaskState_TASK_STATE_COMPLETE {
 		t.Fatalf("last report %v; want complete", got)
+	}
+}
+
+// A task that completed keeps its exited container (its logs and exit
+// code) and its complete state when the manager then sets its desired
+// state to shutdown; the container goes when the task is removed.
+func TestEndedTaskKeepsItsContainerUntilRemoved(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	a, f, r, stop := newAgent(t)
+	defer stop()
+	a.Update(true, []*shoalv1.Task{task("t1", shoalv1.TaskState_TASK_STATE_RUNNING, shoalv1.RestartCondition_RESTART_CONDITION_NONE)}, nil)
+	c := <-f.started
+	f.exit(c, 0)
+	r.waitFor(t, "t1", shoalv1.TaskState_TASK_STATE_COMPLETE, 0)
+	a.Wait() // the runner's goroutine has ended
+	ended := task("t1", shoalv1.TaskState_TASK_STATE_SHUTDOWN, shoalv1.RestartCondition_RESTART_CONDITION_NONE)
+	ended.Status.State = shoalv1.TaskState_TASK_STATE_COMPLETE
+	a.Update(false, []*shoalv1.Task{ended}, nil)
+	a.Wait() // and whatever stop it started
+	if got := f.removedOnes(); len(got) != 0 {
+		t.Fatalf("containers removed %v once the task was told to shut down; want its exited container kept", got)
+	}
+	if got := r.last("t1").GetState(); got != shoalv1.TaskState_TASK_STATE_COMPLETE {
+		t.Fatalf("last report %v; want complete kept", got)
+	}
+	a.Update(false, nil, []string{"t1"})
+	deadline := time.After(5 * time.Second)
+	for !slices.Contains(f.removedOnes(), c) {
+		select {
+		case <-deadline:
+			t.Fatalf("container %s not removed with its task (removed %v)", c, f.removedOnes())
+		case <-time.After(time.Millisecond):
+		}
 	}
 }
