@@ -47,12 +47,15 @@ type callerStream struct {
 func (s *callerStream) Context() context.Context { return s.ctx }
 
 // assigned reports whether a task belongs in a node's assignment set:
-// everything on the node except finished history.
+// everything on the node that is not being removed. Finished history
+// stays in it until the task is deleted (trimmed, or its service
+// removed), so the node keeps the exited container of a task that ended
+// by itself, its logs and exit code, as docker's nodes do.
 func assigned(t *shoalv1.Task, node string) bool {
 	if t.GetNodeId() != node || t.GetStatus().GetState() < shoalv1.TaskState_TASK_STATE_ASSIGNED {
 		return false
 	}
-	return t.GetDesiredState() == shoalv1.TaskState_TASK_STATE_RUNNING || !orchestrator.Terminal(t.GetStatus().GetState())
+	return t.GetDesiredState() != shoalv1.TaskState_TASK_STATE_REMOVE || !orchestrator.Terminal(t.GetStatus().GetState())
 }
 
 // Assignments streams a node's tasks: the full set, then changes.

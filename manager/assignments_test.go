@@ -40,8 +40,11 @@ func TestAssigned(t *testing.T) {
 		{task("n1", run, shoalv1.TaskState_TASK_STATE_ASSIGNED), true},
 		{task("n1", run, shoalv1.TaskState_TASK_STATE_PENDING), false},
 		{task("n2", run, run), false},
-		{task("n1", shut, run), true},   // must be stopped
-		{task("n1", shut, shut), false}, // history
+		{task("n1", shut, run), true},                                   // must be stopped
+		{task("n1", shut, shut), true},                                  // history, until deleted
+		{task("n1", shut, shoalv1.TaskState_TASK_STATE_COMPLETE), true}, // its exited container is its record
+		{task("n1", shoalv1.TaskState_TASK_STATE_REMOVE, shoalv1.TaskState_TASK_STATE_COMPLETE), false},
+		{task("n1", shoalv1.TaskState_TASK_STATE_REMOVE, run), true}, // must be stopped first
 		{task("n1", run, shoalv1.TaskState_TASK_STATE_FAILED), true},
 	} {
 		if got := assigned(tc.t, "n1"); got != tc.want {
