@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// The dependency direction of DESIGN.md: cmd → internal/daemon → manager,
+// The dependency direction of DESIGN.md: cmd → daemon → manager,
 // worker → scheduler, runtime, netoverlay → proto. Each rule names
 // packages and import path prefixes they must not depend on (directly or
 // through others).
@@ -16,10 +16,10 @@ var depRules = []struct {
 	why       string
 }{
 	{"./scheduler/...", []string{"google.golang.org/grpc", "github.com/hashicorp/raft", "github.com/hashicorp/memberlist", "go.uber.org/zap", "github.com/shoal-run/shoal/proto", "github.com/shoal-run/shoal/manager"}, "the scheduler is pure: snapshots in, placements out"},
-	{"./manager/...", []string{"github.com/shoal-run/shoal/worker", "github.com/shoal-run/shoal/runtime", "github.com/shoal-run/shoal/internal/daemon", "github.com/shoal-run/shoal/cmd"}, "managers do not run containers and do not know the composition root"},
-	{"./worker/...", []string{"github.com/shoal-run/shoal/manager", "github.com/shoal-run/shoal/internal/daemon", "github.com/shoal-run/shoal/cmd"}, "workers talk to managers over the API only"},
-	{"./runtime/...", []string{"github.com/shoal-run/shoal/manager", "github.com/shoal-run/shoal/worker", "github.com/shoal-run/shoal/proto", "github.com/shoal-run/shoal/internal/daemon"}, "the runtime runs container specs and knows nothing of tasks"},
-	{"./netoverlay/...", []string{"github.com/shoal-run/shoal/manager", "github.com/shoal-run/shoal/worker", "github.com/shoal-run/shoal/internal/daemon"}, "networking is below the manager and worker"},
+	{"./manager/...", []string{"github.com/shoal-run/shoal/worker", "github.com/shoal-run/shoal/runtime", "github.com/shoal-run/shoal/daemon", "github.com/shoal-run/shoal/cmd"}, "managers do not run containers and do not know the composition root"},
+	{"./worker/...", []string{"github.com/shoal-run/shoal/manager", "github.com/shoal-run/shoal/daemon", "github.com/shoal-run/shoal/cmd"}, "workers talk to managers over the API only"},
+	{"./runtime/...", []string{"github.com/shoal-run/shoal/manager", "github.com/shoal-run/shoal/worker", "github.com/shoal-run/shoal/proto", "github.com/shoal-run/shoal/daemon"}, "the runtime runs container specs and knows nothing of tasks"},
+	{"./netoverlay/...", []string{"github.com/shoal-run/shoal/manager", "github.com/shoal-run/shoal/worker", "github.com/shoal-run/shoal/daemon"}, "networking is below the manager and worker"},
 	{"./proto/...", []string{"github.com/shoal-run/shoal/manager", "github.com/shoal-run/shoal/internal", "github.com/shoal-run/shoal/worker"}, "the wire schema depends on nothing of ours"},
 	{"./internal/errdefs/...", []string{"github.com/shoal-run/shoal/"}, "error categories are a leaf"},
 }
@@ -61,8 +61,8 @@ func TestOnlyCmdImportsDaemon(t *testing.T) {
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		fields := strings.Fields(line)
 		for _, imp := range fields[1:] {
-			if imp == "github.com/shoal-run/shoal/internal/daemon" && !strings.HasPrefix(fields[0], "github.com/shoal-run/shoal/cmd/") {
-				t.Errorf("%s imports internal/daemon; only cmd may", fields[0])
+			if imp == "github.com/shoal-run/shoal/daemon" && !strings.HasPrefix(fields[0], "github.com/shoal-run/shoal/cmd/") {
+				t.Errorf("%s imports daemon; only cmd may", fields[0])
 			}
 		}
 	}

@@ -22,7 +22,7 @@ import (
 
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/internal/gossip"
-	"github.com/shoal-run/shoal/internal/runtimeapi"
+	"github.com/shoal-run/shoal/runtimeapi"
 	"github.com/shoal-run/shoal/internal/shimbin"
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	"github.com/shoal-run/shoal/manager"
