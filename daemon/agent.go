@@ -94,7 +94,7 @@ func (d *Daemon) syncGossip(resp *shoalv1.HeartbeatResponse) {
 		meta.ManagerAddr = d.st.Addr
 	}
 	d.mu.Unlock()
-	d.gsp.sync(self, adv, resp, meta)
+	d.gsp.Sync(self, adv, resp, meta)
 }
 
 // targetsLocked lists the managers to try, this node's own API first.
@@ -108,7 +108,7 @@ func (d *Daemon) targetsLocked(includeSelf bool) []string {
 		out = append(out, d.st.Addr)
 	}
 	// The managers the leader named, then any others gossip knows of.
-	for _, a := range append(slices.Clone(d.st.Managers), d.gsp.managers()...) {
+	for _, a := range append(slices.Clone(d.st.Managers), d.gsp.Managers()...) {
 		if a != d.st.Addr && !slices.Contains(out, a) {
 			out = append(out, a)
 		}
@@ -186,7 +186,7 @@ func (d *Daemon) heartbeat(ctx context.Context) (*shoalv1.HeartbeatResponse, err
 	var resp *shoalv1.HeartbeatResponse
 	err := d.callEach(ctx, targets, id, func(cctx context.Context, c *grpc.ClientConn) error {
 		var err error
-		resp, err = shoalv1.NewDispatcherServiceClient(c).Heartbeat(cctx, &shoalv1.HeartbeatRequest{Description: d.describe(), GossipAddr: d.gsp.addr()})
+		resp, err = shoalv1.NewDispatcherServiceClient(c).Heartbeat(cctx, &shoalv1.HeartbeatRequest{Description: d.describe(), GossipAddr: d.gsp.Addr()})
 		return err
 	})
 	return resp, err
@@ -203,7 +203,7 @@ func (d *Daemon) reconcile(ctx context.Context, resp *shoalv1.HeartbeatResponse)
 	if resp.GetRemoved() {
 		d.log.Warn("this node was removed from the cluster; leaving it")
 		d.stopManager()
-		d.gsp.stop(true)
+		d.gsp.Stop(true)
 		d.closeAgentConns()
 		d.st, d.id = nil, nil
 		_ = d.wipeState()

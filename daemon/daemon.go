@@ -21,7 +21,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
-	"github.com/shoal-run/shoal/internal/gossip"
+	"github.com/shoal-run/shoal/gossip"
 	"github.com/shoal-run/shoal/runtimeapi"
 	"github.com/shoal-run/shoal/internal/shimbin"
 	"github.com/shoal-run/shoal/internal/tlsutil"
@@ -84,7 +84,7 @@ type Daemon struct {
 	work *tasks
 	att  *attachments
 	sess *loop
-	gsp  *gossipNode
+	gsp  *gossip.Node
 
 	connMu     sync.Mutex
 	localConn  *grpc.ClientConn
@@ -149,7 +149,7 @@ func (c *Config) defaults() {
 // Run serves until ctx ends.
 func Run(ctx context.Context, cfg Config) error {
 	cfg.defaults()
-	d := &Daemon{cfg: cfg, log: cfg.Log, ctx: ctx, gsp: newGossipNode(cfg.Log, cfg.GossipAddr)}
+	d := &Daemon{cfg: cfg, log: cfg.Log, ctx: ctx, gsp: gossip.NewNode(cfg.Log, cfg.GossipAddr)}
 	if _, err := dnsUpstream(cfg.DNSUpstream); err != nil {
 		return err
 	}
@@ -214,7 +214,7 @@ func Run(ctx context.Context, cfg Config) error {
 	d.mu.Lock()
 	d.stopManager()
 	d.mu.Unlock()
-	d.gsp.stop(false)
+	d.gsp.Stop(false)
 	d.closeLocalConn()
 	d.closeAgentConns()
 	os.Remove(cfg.Socket)

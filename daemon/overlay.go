@@ -57,10 +57,10 @@ func (o *overlay) get() (*netoverlay.Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := netoverlay.NewNode(netoverlay.NodeConfig{Plane: plane, NodeID: st.NodeID, Underlay: underlay, Publish: o.d.gsp.publish,
+	n := netoverlay.NewNode(netoverlay.NodeConfig{Plane: plane, NodeID: st.NodeID, Underlay: underlay, Publish: o.d.gsp.Publish,
 		DNSUpstream: up, Log: o.d.log.Named("overlay")})
 	o.node = n
-	o.d.gsp.followRecords(n.SetRemote)
+	o.d.gsp.FollowRecords(n.SetRemote)
 	if o.pending != nil {
 		n.Prune(o.pending)
 		o.pending = nil

@@ -266,7 +266,7 @@ func (s *swarmServer) Leave(ctx context.Context, req *shoalv1.LeaveRequest) (*sh
 		cancel()
 	}
 	d.stopManager()
-	d.gsp.stop(true)
+	d.gsp.Stop(true)
 	d.closeAgentConns()
 	d.st, d.id = nil, nil
 	if err := d.wipeState(); err != nil {
