@@ -20,9 +20,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
-	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/gossip"
-	"github.com/shoal-run/shoal/runtimeapi"
+	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/internal/shimbin"
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	"github.com/shoal-run/shoal/manager"
@@ -30,6 +29,7 @@ import (
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 	"github.com/shoal-run/shoal/runtime/container"
 	"github.com/shoal-run/shoal/runtime/image"
+	"github.com/shoal-run/shoal/runtimeapi"
 )
 
 // Config configures the daemon; the CLI flags map onto it.

@@ -11,10 +11,10 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
-	"github.com/shoal-run/shoal/runtimeapi"
 	"github.com/shoal-run/shoal/manager"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 	"github.com/shoal-run/shoal/runtime/image"
+	"github.com/shoal-run/shoal/runtimeapi"
 	"github.com/shoal-run/shoal/worker"
 )
 
