@@ -13,20 +13,13 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/internal/tlsutil"
-	"github.com/shoal-run/shoal/manager"
-	"github.com/shoal-run/shoal/manager/allocator"
+	"github.com/shoal-run/shoal/manager/bootstrap"
 	"github.com/shoal-run/shoal/manager/ca"
-	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
-
-// DefaultTaskHistory is how many finished tasks a slot keeps, as Docker.
-const DefaultTaskHistory = 5
 
 // swarmServer changes this node's membership; it is served only on the
 // local socket.
@@ -51,48 +44,25 @@ func (s *swarmServer) Init(ctx context.Context, req *shoalv1.InitRequest) (*shoa
 	if err != nil {
 		return nil, err
 	}
-	expiry := ca.DefaultNodeCertExpiry
-	if e := req.GetCertExpiry(); e != nil {
-		if e.AsDuration() < ca.MinNodeCertExpiry {
-			return nil, fmt.Errorf("cert-expiry: must be at least %s, got %s: %w", ca.MinNodeCertExpiry, e.AsDuration(), errdefs.ErrInvalid)
-		}
-		expiry = e.AsDuration()
-	}
-	history := int64(DefaultTaskHistory)
-	if req.GetTaskHistoryLimit() < 0 {
-		return nil, fmt.Errorf("task-history-limit: must be >= 0, got %d: %w", req.GetTaskHistoryLimit(), errdefs.ErrInvalid)
-	} else if req.GetTaskHistoryLimit() > 0 {
-		history = req.GetTaskHistoryLimit()
-	}
-	if _, err := allocator.ParsePools(req.GetDefaultAddrPools(), int(req.GetSubnetSize())); err != nil {
-		return nil, fmt.Errorf("default-addr-pool: %v: %w", err, errdefs.ErrInvalid)
+	b, err := bootstrap.New(bootstrap.Config{Request: req, Addr: adv, RaftAddr: d.raftAdvertise(adv), Host: hostOfAddr(adv),
+		Description: d.describe(), Now: time.Now()})
+	if err != nil {
+		return nil, err
 	}
 	// Leftovers of an earlier membership must not leak into a new cluster.
 	if err := d.wipeState(); err != nil && !os.IsNotExist(err) {
 		d.log.Debug("wipe before init", zap.Error(err))
 	}
-	now := time.Now()
-	root, rootKey, err := ca.NewRootCA(now)
+	cluster, self := b.Cluster, b.Node
+	clusterID, nodeID := cluster.GetId(), self.GetId()
+	id, err := tlsutil.NewIdentity(cluster.GetRootCa().GetCertPem(), b.CertPEM, b.KeyPEM)
 	if err != nil {
 		return nil, err
 	}
-	clusterID, nodeID := store.NewID(), store.NewID()
-	keyPEM, csrPEM, err := tlsutil.NewKeyAndCSR()
-	if err != nil {
+	if err := d.certs().Save(cluster.GetRootCa().GetCertPem(), b.CertPEM, b.KeyPEM); err != nil {
 		return nil, err
 	}
-	certPEM, err := root.Sign(csrPEM, nodeID, clusterID, shoalv1.NodeRole_NODE_ROLE_MANAGER, expiry, now)
-	if err != nil {
-		return nil, err
-	}
-	id, err := tlsutil.NewIdentity(root.CertPEM, certPEM, keyPEM)
-	if err != nil {
-		return nil, err
-	}
-	if err := d.certs().Save(root.CertPEM, certPEM, keyPEM); err != nil {
-		return nil, err
-	}
-	st := &state{ClusterID: clusterID, NodeID: nodeID, Addr: adv, RaftAddr: d.raftAdvertise(adv), Managers: []string{adv}}
+	st := &state{ClusterID: clusterID, NodeID: nodeID, Addr: adv, RaftAddr: self.GetManagerStatus().GetRaftAddr(), Managers: []string{adv}}
 	d.st, d.id = st, id
 	fail := func(err error) (*shoalv1.InitResponse, error) {
 		d.stopManager()
@@ -102,28 +72,6 @@ func (s *swarmServer) Init(ctx context.Context, req *shoalv1.InitRequest) (*shoa
 	}
 	if err := d.startManager(true, false); err != nil {
 		return fail(err)
-	}
-	ts := timestamppb.New(now)
-	cluster := &shoalv1.Cluster{
-		Id:   clusterID,
-		Meta: &shoalv1.Meta{CreatedAt: ts},
-		Spec: &shoalv1.ClusterSpec{Name: "default", TaskHistoryLimit: history, NodeCertExpiry: durationpb.New(expiry),
-			DefaultAddrPools: req.GetDefaultAddrPools(), SubnetSize: req.GetSubnetSize()},
-		RootCa:     &shoalv1.RootCA{CertPem: root.CertPEM, KeyPem: rootKey, Digest: root.Digest},
-		GossipKeys: [][]byte{manager.NewGossipKey()},
-		JoinTokens: &shoalv1.JoinTokens{
-			Worker:  ca.NewToken(root.Digest).String(),
-			Manager: ca.NewToken(root.Digest).String(),
-		},
-	}
-	self := &shoalv1.Node{
-		Id:            nodeID,
-		Meta:          &shoalv1.Meta{CreatedAt: ts},
-		Spec:          &shoalv1.NodeSpec{DesiredRole: shoalv1.NodeRole_NODE_ROLE_MANAGER, Availability: shoalv1.NodeAvailability_NODE_AVAILABILITY_ACTIVE},
-		Description:   d.describe(),
-		Status:        &shoalv1.NodeStatus{State: shoalv1.NodeState_NODE_STATE_READY, Addr: hostOfAddr(adv)},
-		Role:          shoalv1.NodeRole_NODE_ROLE_MANAGER,
-		ManagerStatus: &shoalv1.ManagerStatus{Addr: adv, RaftAddr: st.RaftAddr},
 	}
 	bctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
