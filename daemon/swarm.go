@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"runtime"
 	"slices"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/shoal-run/shoal/manager/bootstrap"
 	"github.com/shoal-run/shoal/manager/ca"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+	"github.com/shoal-run/shoal/worker"
 )
 
 // swarmServer changes this node's membership; it is served only on the
@@ -196,7 +196,7 @@ func (s *swarmServer) Leave(ctx context.Context, req *shoalv1.LeaveRequest) (*sh
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.st == nil {
-		return nil, fmt.Errorf("%v: %w", errNotInSwarm, errdefs.ErrFailedPrecond)
+		return nil, fmt.Errorf("%v: %w", worker.ErrNotInSwarm, errdefs.ErrFailedPrecond)
 	}
 	if d.id.Role() == shoalv1.NodeRole_NODE_ROLE_MANAGER {
 		if !req.GetForce() {
@@ -215,13 +215,13 @@ func (s *swarmServer) Leave(ctx context.Context, req *shoalv1.LeaveRequest) (*sh
 	}
 	d.stopManager()
 	d.gsp.Stop(true)
-	d.closeAgentConns()
+	d.session.CloseConns()
 	d.st, d.id = nil, nil
 	if err := d.wipeState(); err != nil {
 		d.log.Debug("wipe state", zap.Error(err))
 	}
 	// A node outside any cluster runs no tasks.
-	d.work.agent.Update(true, nil, nil)
+	d.agent.Update(true, nil, nil)
 	d.log.Info("left swarm")
 	return &shoalv1.LeaveResponse{}, nil
 }
@@ -237,37 +237,14 @@ func (s *swarmServer) Info(ctx context.Context, _ *shoalv1.InfoRequest) (*shoalv
 		Manager: d.mgr != nil, Addr: d.st.Addr, Managers: d.st.Managers}, nil
 }
 
-// describe reports this node's hostname, platform and capacity.
 // describe is the node description reported at join and in every
-// heartbeat; the leader stores it when it changes.
+// heartbeat.
 func (d *Daemon) describe() *shoalv1.NodeDescription {
-	host := d.cfg.Hostname
-	if host == "" {
-		host, _ = os.Hostname()
-	}
-	return &shoalv1.NodeDescription{
-		Hostname:     host,
-		Platform:     &shoalv1.Platform{Os: runtime.GOOS, Architecture: runtime.GOARCH},
-		Resources:    &shoalv1.Resources{NanoCpus: int64(runtime.NumCPU()) * 1e9, MemoryBytes: memTotal()},
-		EngineLabels: d.cfg.EngineLabels,
-		Version:      Version,
-	}
+	return worker.Describe(d.cfg.Hostname, d.cfg.EngineLabels, Version)
 }
 
 // Version is set at build time.
 var Version = "dev"
-
-func memTotal() int64 {
-	data, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	var kb int64
-	if _, err := fmt.Sscanf(string(data), "MemTotal: %d kB", &kb); err != nil {
-		return 0
-	}
-	return kb * 1024
-}
 
 func hostOfAddr(addr string) string {
 	h, _, err := net.SplitHostPort(addr)

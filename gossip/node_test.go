@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+	"github.com/shoal-run/shoal/worker/session"
 )
 
 func freeGossipAddr(t *testing.T) string {
@@ -63,6 +64,9 @@ func TestNodeLearnsManagers(t *testing.T) {
 			t.Fatalf("managers() = %v; want [127.0.0.1:4242]", w.Managers())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	if got := session.Targets("127.0.0.1:5000", false, []string{"127.0.0.1:4300"}, w.Managers()); !slices.Equal(got, []string{"127.0.0.1:4300", "127.0.0.1:4242"}) {
+		t.Errorf("session.Targets() = %v; want the known manager, then the one gossip announced", got)
 	}
 }
 
