@@ -34,8 +34,8 @@ func TestNewRefusesBadChoices(t *testing.T) {
 		{"bad address pool", &shoalv1.InitRequest{DefaultAddrPools: []string{"10.0.0.0/33"}}, "default-addr-pool: "},
 	} {
 		c, err := New(config(tc.req))
-		if err == nil || !strings.HasPrefix(err.Error(), tc.want) || !errdefs.Is(err, errdefs.ErrInvalid) {
-			t.Errorf("%s: New() = %v, %v; want an invalid-argument error starting %q", tc.name, c, err, tc.want)
+		if err == nil || c != nil || !strings.HasPrefix(err.Error(), tc.want) || !errdefs.Is(err, errdefs.ErrInvalid) {
+			t.Errorf("%s: New() made a cluster: %v, error %v; want none and an invalid-argument error starting %q", tc.name, c != nil, err, tc.want)
 		}
 	}
 }

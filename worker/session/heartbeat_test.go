@@ -38,9 +38,17 @@ func runBeats(t *testing.T, period time.Duration) *beats {
 	ctx, cancel := context.WithCancel(context.Background())
 	b.cancel = cancel
 	send := func(ctx context.Context) (*shoalv1.HeartbeatResponse, error) {
-		b.sent <- b.clk.Now()
-		a := <-b.answer
-		return a.resp, a.err
+		select {
+		case b.sent <- b.clk.Now():
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		select {
+		case a := <-b.answer:
+			return a.resp, a.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	answered := func(context.Context, *shoalv1.HeartbeatResponse) bool {
 		select {
@@ -78,6 +86,16 @@ func (b *beats) none(t *testing.T, why string) {
 	}
 }
 
+// reply answers the heartbeat that went out.
+func (b *beats) reply(t *testing.T, a beatAnswer) {
+	t.Helper()
+	select {
+	case b.answer <- a:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no heartbeat waits for an answer")
+	}
+}
+
 // sentAt waits for a heartbeat that the timer released.
 func (b *beats) sentAt(t *testing.T) time.Time {
 	t.Helper()
@@ -98,7 +116,7 @@ func TestHeartbeatsEveryPeriod(t *testing.T) {
 	if at := b.sentAt(t); !at.Equal(t0) {
 		t.Fatalf("first heartbeat at %s; want at once (%s)", at, t0)
 	}
-	b.answer <- beatAnswer{resp: &shoalv1.HeartbeatResponse{}}
+	b.reply(t, beatAnswer{resp: &shoalv1.HeartbeatResponse{}})
 	for i := 1; i <= 3; i++ {
 		b.advance(t, period-time.Millisecond)
 		b.none(t, "before its period")
@@ -106,7 +124,7 @@ func TestHeartbeatsEveryPeriod(t *testing.T) {
 		if at, want := b.sentAt(t), t0.Add(time.Duration(i)*period); !at.Equal(want) {
 			t.Fatalf("heartbeat %d at +%s; want +%s", i, at.Sub(t0), want.Sub(t0))
 		}
-		b.answer <- beatAnswer{resp: &shoalv1.HeartbeatResponse{}}
+		b.reply(t, beatAnswer{resp: &shoalv1.HeartbeatResponse{}})
 	}
 }
 
@@ -116,7 +134,7 @@ func TestHeartbeatsEveryPeriod(t *testing.T) {
 func TestHeartbeatPeriodFromTheLeader(t *testing.T) {
 	b := runBeats(t, 500*time.Millisecond)
 	b.sentAt(t)
-	b.answer <- beatAnswer{resp: &shoalv1.HeartbeatResponse{PeriodMs: 2000}}
+	b.reply(t, beatAnswer{resp: &shoalv1.HeartbeatResponse{PeriodMs: 2000}})
 	b.advance(t, 500*time.Millisecond)
 	b.none(t, "at the old period after the leader named 2 s")
 	b.advance(t, 1499*time.Millisecond)
@@ -128,7 +146,7 @@ func TestHeartbeatPeriodFromTheLeader(t *testing.T) {
 	// This answer takes 300 ms and fails: the next heartbeat still leaves
 	// 2 s after this one left.
 	b.clk.Advance(300 * time.Millisecond)
-	b.answer <- beatAnswer{err: errors.New("manager 10.0.0.1:4242: unavailable")}
+	b.reply(t, beatAnswer{err: errors.New("manager 10.0.0.1:4242: unavailable")})
 	b.advance(t, 1699*time.Millisecond)
 	b.none(t, "before the period after a slow answer")
 	b.advance(t, time.Millisecond)
@@ -136,7 +154,7 @@ func TestHeartbeatPeriodFromTheLeader(t *testing.T) {
 		t.Fatalf("heartbeat after a slow, failed one at +%s; want +4s (every 2 s)", at.Sub(t0))
 	}
 	b.stop <- true
-	b.answer <- beatAnswer{resp: &shoalv1.HeartbeatResponse{}}
+	b.reply(t, beatAnswer{resp: &shoalv1.HeartbeatResponse{}})
 	select {
 	case <-b.done:
 	case <-time.After(5 * time.Second):
