@@ -5,7 +5,10 @@
 // or rejected — restarts it locally per its restart policy, and reports
 // every change. It keeps running its tasks while no manager is reachable
 // and, given a full assignment set again, stops whatever the leader
-// replaced meanwhile.
+// replaced meanwhile. It also plugs standalone containers into attachable
+// overlay networks (Attachments) and describes the node (Describe). Its
+// session with the managers — heartbeats, the assignment stream, status
+// reports, failover — is worker/session.
 package worker
 
 import (
