@@ -4,7 +4,7 @@
 GO      ?= go
 TOOLS   := bin/buf bin/protoc-gen-go bin/protoc-gen-go-grpc bin/staticcheck
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X github.com/shoal-run/shoal/internal/daemon.Version=$(VERSION)
+LDFLAGS := -X github.com/shoal-run/shoal/daemon.Version=$(VERSION)
 
 .PHONY: all build test unit e2e lint fmt proto bench demo tools clean
 

@@ -6,22 +6,26 @@ import (
 	"testing"
 )
 
-// The dependency direction of DESIGN.md: cmd → internal/daemon → manager,
-// worker → scheduler, runtime, netoverlay → proto. Each rule names
-// packages and import path prefixes they must not depend on (directly or
-// through others).
+// The dependency direction of DESIGN.md: cmd → daemon → manager, worker
+// → scheduler, runtime, netoverlay → proto, and everything may use
+// internal. Each rule names packages and import path prefixes they must
+// not depend on (directly or through others), save the allowed ones.
 var depRules = []struct {
 	pkgs      string
 	forbidden []string
+	allowed   []string
 	why       string
 }{
-	{"./scheduler/...", []string{"google.golang.org/grpc", "github.com/hashicorp/raft", "github.com/hashicorp/memberlist", "go.uber.org/zap", "github.com/shoal-run/shoal/proto", "github.com/shoal-run/shoal/manager"}, "the scheduler is pure: snapshots in, placements out"},
-	{"./manager/...", []string{"github.com/shoal-run/shoal/worker", "github.com/shoal-run/shoal/runtime", "github.com/shoal-run/shoal/internal/daemon", "github.com/shoal-run/shoal/cmd"}, "managers do not run containers and do not know the composition root"},
-	{"./worker/...", []string{"github.com/shoal-run/shoal/manager", "github.com/shoal-run/shoal/internal/daemon", "github.com/shoal-run/shoal/cmd"}, "workers talk to managers over the API only"},
-	{"./runtime/...", []string{"github.com/shoal-run/shoal/manager", "github.com/shoal-run/shoal/worker", "github.com/shoal-run/shoal/proto", "github.com/shoal-run/shoal/internal/daemon"}, "the runtime runs container specs and knows nothing of tasks"},
-	{"./netoverlay/...", []string{"github.com/shoal-run/shoal/manager", "github.com/shoal-run/shoal/worker", "github.com/shoal-run/shoal/internal/daemon"}, "networking is below the manager and worker"},
-	{"./proto/...", []string{"github.com/shoal-run/shoal/manager", "github.com/shoal-run/shoal/internal", "github.com/shoal-run/shoal/worker"}, "the wire schema depends on nothing of ours"},
-	{"./internal/errdefs/...", []string{"github.com/shoal-run/shoal/"}, "error categories are a leaf"},
+	{"./scheduler/...", []string{"google.golang.org/grpc", "github.com/hashicorp/raft", "github.com/hashicorp/memberlist", "go.uber.org/zap", "github.com/shoal-run/shoal/proto", "github.com/shoal-run/shoal/manager"}, nil, "the scheduler is pure: snapshots in, placements out"},
+	{"./manager/...", []string{"github.com/shoal-run/shoal/worker", "github.com/shoal-run/shoal/runtime", "github.com/shoal-run/shoal/runtimeapi", "github.com/shoal-run/shoal/gossip", "github.com/shoal-run/shoal/daemon", "github.com/shoal-run/shoal/cmd"}, nil, "managers do not run containers, see gossip only through GossipView, and do not know the composition root"},
+	{"./worker/...", []string{"github.com/shoal-run/shoal/manager", "github.com/shoal-run/shoal/gossip", "github.com/shoal-run/shoal/runtimeapi", "github.com/shoal-run/shoal/daemon", "github.com/shoal-run/shoal/cmd"}, nil, "workers talk to managers over the API only and get what they need of the node through their own small interfaces"},
+	{"./runtime/...", []string{"github.com/shoal-run/shoal/manager", "github.com/shoal-run/shoal/worker", "github.com/shoal-run/shoal/proto", "github.com/shoal-run/shoal/runtimeapi", "github.com/shoal-run/shoal/daemon"}, nil, "the runtime runs container specs and knows nothing of tasks"},
+	{"./runtimeapi/...", []string{"github.com/shoal-run/shoal/manager", "github.com/shoal-run/shoal/worker", "github.com/shoal-run/shoal/gossip", "github.com/shoal-run/shoal/daemon", "github.com/shoal-run/shoal/cmd"}, nil, "the node-local runtime API converts between the wire and the runtime, and nothing else"},
+	{"./netoverlay/...", []string{"github.com/shoal-run/shoal/manager", "github.com/shoal-run/shoal/worker", "github.com/shoal-run/shoal/gossip", "github.com/shoal-run/shoal/daemon"}, nil, "networking is below the manager and worker, and gets gossip through its Records interface"},
+	{"./gossip/...", []string{"github.com/shoal-run/shoal/manager", "github.com/shoal-run/shoal/worker", "github.com/shoal-run/shoal/netoverlay", "github.com/shoal-run/shoal/runtime", "github.com/shoal-run/shoal/daemon", "github.com/shoal-run/shoal/cmd"}, nil, "gossip is a subsystem below the manager, the worker and the overlay"},
+	{"./proto/...", []string{"github.com/shoal-run/shoal/manager", "github.com/shoal-run/shoal/internal", "github.com/shoal-run/shoal/worker"}, nil, "the wire schema depends on nothing of ours"},
+	{"./internal/...", []string{"github.com/shoal-run/shoal/"}, []string{"github.com/shoal-run/shoal/internal/", "github.com/shoal-run/shoal/proto/"}, "internal/ is ground: it imports nothing of the product"},
+	{"./internal/errdefs/...", []string{"github.com/shoal-run/shoal/"}, nil, "error categories are a leaf"},
 }
 
 func TestDependencyDirection(t *testing.T) {
@@ -42,14 +46,26 @@ func TestDependencyDirection(t *testing.T) {
 				continue
 			}
 			for _, dep := range fields[1:] {
-				for _, f := range r.forbidden {
-					if dep == f || strings.HasPrefix(dep, f+"/") || (strings.HasSuffix(f, "/") && strings.HasPrefix(dep, f)) {
-						t.Errorf("%s depends on %s: %s", fields[0], dep, r.why)
-					}
+				if under(dep, r.allowed) {
+					continue
+				}
+				if under(dep, r.forbidden) {
+					t.Errorf("%s depends on %s: %s", fields[0], dep, r.why)
 				}
 			}
 		}
 	}
+}
+
+// under reports whether the package path is one of prefixes or below
+// one; a prefix ending in "/" matches what starts with it.
+func under(path string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if path == p || strings.HasPrefix(path, p+"/") || (strings.HasSuffix(p, "/") && strings.HasPrefix(path, p)) {
+			return true
+		}
+	}
+	return false
 }
 
 // Only cmd may import the composition root.
@@ -61,8 +77,9 @@ func TestOnlyCmdImportsDaemon(t *testing.T) {
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		fields := strings.Fields(line)
 		for _, imp := range fields[1:] {
-			if imp == "github.com/shoal-run/shoal/internal/daemon" && !strings.HasPrefix(fields[0], "github.com/shoal-run/shoal/cmd/") {
-				t.Errorf("%s imports internal/daemon; only cmd may", fields[0])
+			root := []string{"github.com/shoal-run/shoal/daemon"}
+			if under(imp, root) && !under(fields[0], root) && !strings.HasPrefix(fields[0], "github.com/shoal-run/shoal/cmd/") {
+				t.Errorf("%s imports daemon; only cmd may", fields[0])
 			}
 		}
 	}

@@ -17,8 +17,8 @@ import (
 )
 
 // LeaderHintKey is the trailer in which a follower that refuses a stream
-// names the leader's gRPC address, so the caller goes there next.
-const LeaderHintKey = "shoal-leader"
+// names the leader (the wire's shoalv1.LeaderHintKey).
+const LeaderHintKey = shoalv1.LeaderHintKey
 
 // StreamInterceptor authenticates streaming calls. Streams are served by
 // the leader only: a follower answers Unavailable and redirects the

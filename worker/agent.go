@@ -5,7 +5,10 @@
 // or rejected — restarts it locally per its restart policy, and reports
 // every change. It keeps running its tasks while no manager is reachable
 // and, given a full assignment set again, stops whatever the leader
-// replaced meanwhile.
+// replaced meanwhile. It also plugs standalone containers into attachable
+// overlay networks (Attachments) and describes the node (Describe). Its
+// session with the managers — heartbeats, the assignment stream, status
+// reports, failover — is worker/session.
 package worker
 
 import (
@@ -17,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/shoal-run/shoal/internal/clock"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
@@ -69,7 +73,7 @@ type Agent struct {
 	exec   Executor
 	report Reporter
 	log    *zap.Logger
-	now    func() time.Time
+	clock  clock.Clock // restart back-off, pull report spacing, timestamps
 
 	ctx     context.Context
 	mu      sync.Mutex
@@ -81,10 +85,10 @@ type Agent struct {
 	wg    sync.WaitGroup
 }
 
-// NewAgent makes an agent; its task runners live until ctx ends (Wait
-// waits for them).
-func NewAgent(ctx context.Context, exec Executor, report Reporter, log *zap.Logger) *Agent {
-	return &Agent{exec: exec, report: report, log: log.Named("worker"), now: time.Now, ctx: ctx, runners: map[string]*runner{}, ended: map[string]bool{}}
+// NewAgent makes an agent whose timers run on clk; its task runners live
+// until ctx ends (Wait waits for them).
+func NewAgent(ctx context.Context, clk clock.Clock, exec Executor, report Reporter, log *zap.Logger) *Agent {
+	return &Agent{exec: exec, report: report, log: log.Named("worker"), clock: clk, ctx: ctx, runners: map[string]*runner{}, ended: map[string]bool{}}
 }
 
 // Wait waits for the runners after the agent's context ended.
@@ -213,7 +217,7 @@ func (a *Agent) newRunner(t *shoalv1.Task, register bool) *runner {
 }
 
 func (a *Agent) status(s shoalv1.TaskState, msg, err string, code int32, restarts int32) *shoalv1.TaskStatus {
-	return &shoalv1.TaskStatus{State: s, Timestamp: timestamppb.New(a.now()), Message: msg, Err: err, ExitCode: code, Restarts: restarts}
+	return &shoalv1.TaskStatus{State: s, Timestamp: timestamppb.New(a.clock.Now()), Message: msg, Err: err, ExitCode: code, Restarts: restarts}
 }
 
 func policyOf(t *shoalv1.Task) Policy {

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/shoal-run/shoal/internal/clock"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
@@ -169,15 +170,33 @@ func task(id string, desired shoalv1.TaskState, cond shoalv1.RestartCondition) *
 }
 
 func newAgent(t *testing.T) (*Agent, *fakeExec, *reports, func()) {
+	a, f, r, _, stop := newAgentClock(t)
+	return a, f, r, stop
+}
+
+// newAgentClock is newAgent with the fake clock the agent's timers run on.
+func newAgentClock(t *testing.T) (*Agent, *fakeExec, *reports, *clock.Fake, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
-	f, r := newFake(), newReports()
-	a := NewAgent(ctx, f, r.report, zap.NewNop())
-	return a, f, r, func() { cancel(); a.Wait() }
+	f, r, clk := newFake(), newReports(), clock.NewFake(t0)
+	a := NewAgent(ctx, clk, f, r.report, zap.NewNop())
+	return a, f, r, clk, func() { cancel(); a.Wait() }
+}
+
+// afterBackoff waits until the runner waits out a restart delay, then
+// moves the clock past it.
+func afterBackoff(t *testing.T, clk *clock.Fake, d time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := clk.BlockUntilContext(ctx, 1); err != nil {
+		t.Fatalf("the runner never waited for its restart delay: %v", err)
+	}
+	clk.Advance(d)
 }
 
 func TestTaskRunsRestartsAndGivesUp(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	a, f, r, stop := newAgent(t)
+	a, f, r, clk, stop := newAgentClock(t)
 	defer stop()
 	a.Update(true, []*shoalv1.Task{task("t1", shoalv1.TaskState_TASK_STATE_RUNNING, shoalv1.RestartCondition_RESTART_CONDITION_ANY)}, nil)
 	r.waitFor(t, "t1", shoalv1.TaskState_TASK_STATE_RUNNING, 0)
@@ -190,14 +209,43 @@ func TestTaskRunsRestartsAndGivesUp(t *testing.T) {
 		t.Fatalf("states %v", states)
 	}
 	f.exit(<-f.started, 1)
+	afterBackoff(t, clk, time.Millisecond) // the policy's delay
 	r.waitFor(t, "t1", shoalv1.TaskState_TASK_STATE_RUNNING, 1)
 	f.exit(<-f.started, 1)
+	afterBackoff(t, clk, 2*time.Millisecond) // doubled
 	r.waitFor(t, "t1", shoalv1.TaskState_TASK_STATE_RUNNING, 2)
 	f.exit(<-f.started, 3)
 	// Max attempts 2: the policy gives up; the manager replaces it.
 	r.waitFor(t, "t1", shoalv1.TaskState_TASK_STATE_FAILED, 2)
 	if got := r.last("t1"); got.GetExitCode() != 3 || got.GetErr() != "task: non-zero exit (3)" {
 		t.Fatalf("final status %v", got)
+	}
+}
+
+// A failed task starts again only once its back-off delay has passed on
+// the agent's clock, and the delay doubles with each restart.
+func TestRestartWaitsOutTheBackoff(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	a, f, r, clk, stop := newAgentClock(t)
+	defer stop()
+	t1 := task("t1", shoalv1.TaskState_TASK_STATE_RUNNING, shoalv1.RestartCondition_RESTART_CONDITION_ANY)
+	t1.Spec.Restart = &shoalv1.RestartPolicy{Condition: shoalv1.RestartCondition_RESTART_CONDITION_ANY, Delay: durationpb.New(time.Second)}
+	a.Update(true, []*shoalv1.Task{t1}, nil)
+	r.waitFor(t, "t1", shoalv1.TaskState_TASK_STATE_RUNNING, 0)
+	for i, delay := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} {
+		f.exit(<-f.started, 1)
+		afterBackoff(t, clk, delay-time.Millisecond)
+		select {
+		case id := <-f.started:
+			t.Fatalf("restart %d: container %s started %s into a %s delay", i+1, id, delay-time.Millisecond, delay)
+		default:
+		}
+		before := clk.Now()
+		clk.Advance(time.Millisecond)
+		r.waitFor(t, "t1", shoalv1.TaskState_TASK_STATE_RUNNING, int32(i+1))
+		if got := r.last("t1").GetTimestamp().AsTime(); !got.After(before) {
+			t.Fatalf("restart %d reported at %s; want after the delay ended (%s)", i+1, got, before)
+		}
 	}
 }
 

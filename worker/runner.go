@@ -105,7 +105,7 @@ func (r *runner) run() {
 		var last time.Time
 		progress := func(msg string) {
 			// Progress reaches the manager at most every pullReportEvery.
-			if now := r.a.now(); now.Sub(last) >= pullReportEvery {
+			if now := r.a.clock.Now(); now.Sub(last) >= pullReportEvery {
 				last = now
 				r.report(shoalv1.TaskState_TASK_STATE_PREPARING, msg, "", 0)
 			}
@@ -126,7 +126,7 @@ func (r *runner) run() {
 	first := true
 	for {
 		id := adopted
-		started := r.a.now()
+		started := r.a.clock.Now()
 		if id == "" {
 			if first {
 				r.report(shoalv1.TaskState_TASK_STATE_STARTING, "starting", "", 0)
@@ -166,7 +166,7 @@ func (r *runner) run() {
 			r.report(shoalv1.TaskState_TASK_STATE_FAILED, "failed", err.Error(), 0)
 			return
 		}
-		again, delay := r.restarts.Decide(exit.Code, started, r.a.now())
+		again, delay := r.restarts.Decide(exit.Code, started, r.a.clock.Now())
 		errText := exitError(exit)
 		if !again {
 			state, msg := shoalv1.TaskState_TASK_STATE_COMPLETE, "finished"
@@ -182,12 +182,12 @@ func (r *runner) run() {
 		r.containerID = ""
 		r.mu.Unlock()
 		if delay > 0 {
-			t := time.NewTimer(delay)
+			t := r.a.clock.NewTimer(delay)
 			select {
 			case <-r.ctx.Done():
 				t.Stop()
 				return
-			case <-t.C:
+			case <-t.Chan():
 			}
 		}
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/shoal-run/shoal/internal/daemon"
+	"github.com/shoal-run/shoal/daemon"
 	"github.com/shoal-run/shoal/internal/logging"
 	"github.com/shoal-run/shoal/manager/raftnode"
 	"github.com/shoal-run/shoal/runtime/image"

@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/shoal-run/shoal/internal/daemon"
+	"github.com/shoal-run/shoal/daemon"
 	"github.com/shoal-run/shoal/internal/logging"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 	"github.com/shoal-run/shoal/runtime/cgroup"

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shoal-run/shoal/internal/daemon"
+	"github.com/shoal-run/shoal/daemon"
 )
 
 // noDaemon is a socket path where no daemon runs: a command that gets as

@@ -1,22 +1,21 @@
-package daemon
+package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
-	"google.golang.org/grpc"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
-	"github.com/shoal-run/shoal/manager/store"
 	"github.com/shoal-run/shoal/netoverlay"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 	"github.com/shoal-run/shoal/runtime/container"
 )
 
-// attachments connect standalone containers (shoal run --network NET) to
+// Attachments connect standalone containers (shoal run --network NET) to
 // attachable overlay networks: the leader gives each an address (asked
 // for with an ID the node picks, so a retry is not allocated twice), the
 // container carries it in its labels, and the node's overlay plugs it in
@@ -24,38 +23,69 @@ import (
 // is removed; one a node failed to give back (no manager answered, the
 // daemon died) is given back once a heartbeat lists an attachment no
 // container of the node has.
-type attachments struct {
-	d  *Daemon
-	rt *container.Runtime
+type Attachments struct {
+	ctx context.Context // the node's lifetime: releases end with it
+	cfg AttachmentsConfig
 
 	mu        sync.Mutex
 	pending   map[string]bool // asked for, container not created yet
 	releasing bool            // a reconcile is giving attachments back
 }
 
-func newAttachments(d *Daemon, rt *container.Runtime) *attachments {
-	return &attachments{d: d, rt: rt, pending: map[string]bool{}}
+// AttachmentsConfig is what attachments need of the node.
+type AttachmentsConfig struct {
+	// Containers are the node's containers.
+	Containers Containers
+	// Net is the node's overlay.
+	Net AttachableNet
+	// Dispatch runs fn against the managers' dispatcher in turn until one
+	// answers; it fails with ErrNotInSwarm while the node is in no
+	// cluster.
+	Dispatch func(ctx context.Context, fn func(context.Context, shoalv1.DispatcherServiceClient) error) error
+	// NewID picks an attachment's ID.
+	NewID func() string
+	Log   *zap.Logger
+}
+
+// Containers is what attachments need of the container runtime.
+type Containers interface {
+	List() []container.State
+	// Done is closed when the container exits.
+	Done(id string) (<-chan struct{}, error)
+}
+
+// AttachableNet is the overlay standalone containers are plugged into.
+type AttachableNet interface {
+	Networker
+	// Get is the node's overlay, made now if it is not yet; its error
+	// says why the node has none.
+	Get() (*netoverlay.Node, error)
+}
+
+// ErrNotInSwarm is returned by calls that need cluster membership.
+var ErrNotInSwarm = errors.New("this node is not part of a swarm")
+
+// NewAttachments connects standalone containers of a node whose lifetime
+// is ctx.
+func NewAttachments(ctx context.Context, cfg AttachmentsConfig) *Attachments {
+	return &Attachments{ctx: ctx, cfg: cfg, pending: map[string]bool{}}
 }
 
 // callLeader runs fn against the managers, the way heartbeats do.
-func (a *attachments) callLeader(ctx context.Context, fn func(context.Context, shoalv1.DispatcherServiceClient) error) error {
-	a.d.mu.Lock()
-	targets, id := a.d.targetsLocked(true), a.d.id
-	a.d.mu.Unlock()
-	if id == nil {
+func (a *Attachments) callLeader(ctx context.Context, fn func(context.Context, shoalv1.DispatcherServiceClient) error) error {
+	err := a.cfg.Dispatch(ctx, fn)
+	if errors.Is(err, ErrNotInSwarm) {
 		return fmt.Errorf("overlay networks need the node to be in a swarm: %w", errdefs.ErrFailedPrecond)
 	}
-	return a.d.callEach(ctx, targets, id, func(cctx context.Context, c *grpc.ClientConn) error {
-		return fn(cctx, shoalv1.NewDispatcherServiceClient(c))
-	})
+	return err
 }
 
 // Join implements runtimeapi.Networks.
-func (a *attachments) Join(ctx context.Context, network, name string) (map[string]string, func(created bool), error) {
-	if _, err := a.d.work.overlay.get(); err != nil {
+func (a *Attachments) Join(ctx context.Context, network, name string) (map[string]string, func(created bool), error) {
+	if _, err := a.cfg.Net.Get(); err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", err, errdefs.ErrFailedPrecond)
 	}
-	id := store.NewID()
+	id := a.cfg.NewID()
 	a.mu.Lock()
 	a.pending[id] = true
 	a.mu.Unlock()
@@ -91,12 +121,12 @@ func (a *attachments) Join(ctx context.Context, network, name string) (map[strin
 
 // Started implements runtimeapi.Networks: the container (its init's PID)
 // is plugged in and announced; when it exits it is withdrawn.
-func (a *attachments) Started(containerID string, labels map[string]string, pid int) error {
+func (a *Attachments) Started(containerID string, labels map[string]string, pid int) error {
 	t, err := netoverlay.DecodeNetworks(labels[netoverlay.LabelNetworks])
 	if err != nil {
 		return err
 	}
-	if err := a.d.work.overlay.Attach(t, netoverlay.ProcNetns(pid)); err != nil {
+	if err := a.cfg.Net.Attach(t, netoverlay.ProcNetns(pid)); err != nil {
 		return err
 	}
 	return nil
@@ -104,48 +134,48 @@ func (a *attachments) Started(containerID string, labels map[string]string, pid 
 
 // Running implements runtimeapi.Networks: the workload runs; it is
 // announced until it exits.
-func (a *attachments) Running(containerID string, labels map[string]string) {
+func (a *Attachments) Running(containerID string, labels map[string]string) {
 	id := labels[netoverlay.LabelAttachment]
-	a.d.work.overlay.Ready(id, true)
-	done, err := a.rt.Done(containerID)
+	a.cfg.Net.Ready(id, true)
+	done, err := a.cfg.Containers.Done(containerID)
 	if err != nil {
-		_ = a.d.work.overlay.Detach(id)
+		_ = a.cfg.Net.Detach(id)
 		return
 	}
 	go func() {
 		<-done
-		a.d.work.overlay.Ready(id, false)
-		_ = a.d.work.overlay.Detach(id) // its namespace went with it
+		a.cfg.Net.Ready(id, false)
+		_ = a.cfg.Net.Detach(id) // its namespace went with it
 	}()
 }
 
 // Removed implements runtimeapi.Networks.
-func (a *attachments) Removed(labels map[string]string) {
+func (a *Attachments) Removed(labels map[string]string) {
 	id := labels[netoverlay.LabelAttachment]
 	if id == "" {
 		return
 	}
-	_ = a.d.work.overlay.Detach(id)
+	_ = a.cfg.Net.Detach(id)
 	a.release(id)
 }
 
 // release gives an attachment's address back, best effort: what fails
-// here is given back after a later heartbeat (reconcile).
-func (a *attachments) release(id string) {
-	ctx, cancel := context.WithTimeout(a.d.ctx, 5*time.Second)
+// here is given back after a later heartbeat (Reconcile).
+func (a *Attachments) release(id string) {
+	ctx, cancel := context.WithTimeout(a.ctx, 5*time.Second)
 	defer cancel()
 	err := a.callLeader(ctx, func(cctx context.Context, c shoalv1.DispatcherServiceClient) error {
 		_, err := c.DetachNetwork(cctx, &shoalv1.DetachNetworkRequest{Id: id})
 		return err
 	})
 	if err != nil {
-		a.d.log.Info("network attachment not given back yet; retried after a heartbeat", zap.String("attachment", id), zap.Error(err))
+		a.cfg.Log.Info("network attachment not given back yet; retried after a heartbeat", zap.String("attachment", id), zap.Error(err))
 	}
 }
 
-// reconcile gives back the attachments a heartbeat lists that no
+// Reconcile gives back the attachments a heartbeat lists that no
 // container of this node has and none is being created with.
-func (a *attachments) reconcile(ids []string) {
+func (a *Attachments) Reconcile(ids []string) {
 	if len(ids) == 0 {
 		return
 	}
@@ -158,7 +188,7 @@ func (a *attachments) reconcile(ids []string) {
 	}
 	a.mu.Unlock()
 	have := map[string]bool{}
-	for _, c := range a.rt.List() {
+	for _, c := range a.cfg.Containers.List() {
 		if id := c.Labels[netoverlay.LabelAttachment]; id != "" {
 			have[id] = true
 		}
@@ -189,7 +219,7 @@ func (a *attachments) reconcile(ids []string) {
 			a.mu.Unlock()
 		}()
 		for _, id := range stale {
-			a.d.log.Info("giving back the network attachment of a container that is gone", zap.String("attachment", id))
+			a.cfg.Log.Info("giving back the network attachment of a container that is gone", zap.String("attachment", id))
 			a.release(id)
 		}
 	}()

@@ -1,4 +1,4 @@
-package daemon
+package gossip
 
 import (
 	"net"
@@ -8,49 +8,51 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/shoal-run/shoal/internal/gossip"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
-// gossipNode runs the node's gossip membership: it starts once a
-// heartbeat answer brings the cluster's keys, joins through the peers the
-// leader names, rejoins peers it lost (after a partition heals), and
-// follows key and role changes. It is the manager's view of gossip too
-// (manager.GossipView).
-type gossipNode struct {
+// Node runs the node's gossip membership: it starts once a heartbeat
+// answer brings the cluster's keys, joins through the peers the leader
+// names, rejoins peers it lost (after a partition heals), and follows key
+// and role changes. It is the manager's view of gossip too
+// (manager.GossipView), the overlay's channel for its records, and the
+// worker's source of managers it was never told about.
+type Node struct {
 	log      *zap.Logger
 	bind     string // host:port to listen on
 	changed  chan struct{}
 	joinWait time.Duration
 
 	mu        sync.Mutex
-	g         *gossip.Gossip
+	g         *Gossip
 	joining   bool
 	lastJoin  time.Time
 	record    []byte                  // this node's record, published once gossip runs
 	onRecords func(map[string][]byte) // told every live node's record on each change
 }
 
-// GossipOff as the gossip address runs the node without gossip: failures
-// are then detected by heartbeats alone.
-const GossipOff = "off"
+// Off as the gossip address runs the node without gossip: failures are
+// then detected by heartbeats alone.
+const Off = "off"
 
-func newGossipNode(log *zap.Logger, bind string) *gossipNode {
-	return &gossipNode{log: log.Named("gossip"), bind: bind, changed: make(chan struct{}, 1), joinWait: 2 * time.Second}
+// NewNode makes the node's gossip membership, to listen on bind
+// (host:port) once it starts.
+func NewNode(log *zap.Logger, bind string) *Node {
+	return &Node{log: log.Named("gossip"), bind: bind, changed: make(chan struct{}, 1), joinWait: 2 * time.Second}
 }
 
-// sync acts on a heartbeat answer. self is this node's ID, advHost the
+// Sync acts on a heartbeat answer. self is this node's ID, advHost the
 // host it advertises (may be empty), meta what it announces.
-func (n *gossipNode) sync(self, advHost string, resp *shoalv1.HeartbeatResponse, meta *shoalv1.GossipMeta) {
+func (n *Node) Sync(self, advHost string, resp *shoalv1.HeartbeatResponse, meta *shoalv1.GossipMeta) {
 	keys := resp.GetGossipKeys()
-	if len(keys) == 0 || n.bind == GossipOff {
+	if len(keys) == 0 || n.bind == Off {
 		return // a leader from before gossip, no cluster yet, or gossip off
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.g == nil {
 		adv := n.advertise(advHost, resp.GetObservedAddr())
-		g, err := gossip.Start(gossip.Config{
+		g, err := Start(Config{
 			NodeID: self, BindAddr: n.bind, AdvertiseAddr: adv, Keys: keys, Meta: meta,
 			OnChange: n.onChange, Log: n.log,
 		})
@@ -77,7 +79,7 @@ func (n *gossipNode) sync(self, advHost string, resp *shoalv1.HeartbeatResponse,
 // advertise is the gossip address to announce: the bind address unless it
 // is a wildcard, then the configured advertise host, then the address the
 // manager saw this node call from.
-func (n *gossipNode) advertise(advHost, observed string) string {
+func (n *Node) advertise(advHost, observed string) string {
 	host, port, err := net.SplitHostPort(n.bind)
 	if err != nil {
 		return ""
@@ -99,7 +101,7 @@ func (n *gossipNode) advertise(advHost, observed string) string {
 // joinMissingLocked joins, in the background and at most every joinWait,
 // the peers that are not in the membership. memberlist does not rejoin a
 // peer it declared dead, so this is what heals gossip after a partition.
-func (n *gossipNode) joinMissingLocked(peers []string) {
+func (n *Node) joinMissingLocked(peers []string) {
 	if n.joining || time.Since(n.lastJoin) < n.joinWait {
 		return
 	}
@@ -128,7 +130,7 @@ func (n *gossipNode) joinMissingLocked(peers []string) {
 }
 
 // onChange follows every membership or record change.
-func (n *gossipNode) onChange() {
+func (n *Node) onChange() {
 	n.kick()
 	n.mu.Lock()
 	g, fn := n.g, n.onRecords
@@ -138,9 +140,9 @@ func (n *gossipNode) onChange() {
 	}
 }
 
-// publish sets this node's record (its overlay endpoints), spreading it
+// Publish sets this node's record (its overlay endpoints), spreading it
 // now or as soon as gossip starts.
-func (n *gossipNode) publish(data []byte) {
+func (n *Node) Publish(data []byte) {
 	n.mu.Lock()
 	n.record = append([]byte(nil), data...)
 	g := n.g
@@ -150,9 +152,9 @@ func (n *gossipNode) publish(data []byte) {
 	}
 }
 
-// followRecords has fn told every live node's record on each change, and
+// FollowRecords has fn told every live node's record on each change, and
 // once now.
-func (n *gossipNode) followRecords(fn func(map[string][]byte)) {
+func (n *Node) FollowRecords(fn func(map[string][]byte)) {
 	n.mu.Lock()
 	n.onRecords = fn
 	g := n.g
@@ -162,15 +164,15 @@ func (n *gossipNode) followRecords(fn func(map[string][]byte)) {
 	}
 }
 
-func (n *gossipNode) kick() {
+func (n *Node) kick() {
 	select {
 	case n.changed <- struct{}{}:
 	default:
 	}
 }
 
-// addr is the gossip address to report in heartbeats.
-func (n *gossipNode) addr() string {
+// Addr is the gossip address to report in heartbeats.
+func (n *Node) Addr() string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.g == nil {
@@ -179,8 +181,8 @@ func (n *gossipNode) addr() string {
 	return n.g.Addr()
 }
 
-// managers lists the gRPC addresses of the managers gossip knows.
-func (n *gossipNode) managers() []string {
+// Managers lists the gRPC addresses of the managers gossip knows.
+func (n *Node) Managers() []string {
 	n.mu.Lock()
 	g := n.g
 	n.mu.Unlock()
@@ -197,7 +199,7 @@ func (n *gossipNode) managers() []string {
 }
 
 // Failed implements manager.GossipView.
-func (n *gossipNode) Failed() map[string]time.Time {
+func (n *Node) Failed() map[string]time.Time {
 	n.mu.Lock()
 	g := n.g
 	n.mu.Unlock()
@@ -208,12 +210,12 @@ func (n *gossipNode) Failed() map[string]time.Time {
 }
 
 // Changed implements manager.GossipView.
-func (n *gossipNode) Changed() <-chan struct{} { return n.changed }
+func (n *Node) Changed() <-chan struct{} { return n.changed }
 
-// stop ends gossip; leave says goodbye first (the node leaves the
+// Stop ends gossip; leave says goodbye first (the node leaves the
 // cluster), otherwise the others see a failure unless the node comes back
 // in time (a daemon restart).
-func (n *gossipNode) stop(leave bool) {
+func (n *Node) Stop(leave bool) {
 	n.mu.Lock()
 	g := n.g
 	n.g = nil

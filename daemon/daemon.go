@@ -1,13 +1,15 @@
 // Package daemon is the composition root of `shoal daemon`: it depends on
-// everything and wires it. It serves the local control socket, keeps the
-// node's cluster state on disk, joins and leaves clusters, runs the
-// manager when the node's certificate says so, and keeps every node in
-// touch with the managers (agent.go). Only cmd imports it.
+// everything and wires it. It builds the parts (the runtime and its API,
+// the gossip node, the overlay, the worker's session, task agent and
+// attachments, the manager when the node's certificate says so), connects
+// them, starts them and stops them in order. It serves the local control
+// socket, keeps the node's cluster state on disk and acts on membership:
+// init, join, leave, promotion, demotion and removal (membership.go).
+// Only cmd imports it.
 package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -20,16 +22,21 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/shoal-run/shoal/gossip"
+	"github.com/shoal-run/shoal/internal/clock"
 	"github.com/shoal-run/shoal/internal/errdefs"
-	"github.com/shoal-run/shoal/internal/gossip"
-	"github.com/shoal-run/shoal/internal/runtimeapi"
 	"github.com/shoal-run/shoal/internal/shimbin"
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	"github.com/shoal-run/shoal/manager"
 	"github.com/shoal-run/shoal/manager/raftnode"
+	"github.com/shoal-run/shoal/manager/store"
+	"github.com/shoal-run/shoal/netoverlay"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 	"github.com/shoal-run/shoal/runtime/container"
 	"github.com/shoal-run/shoal/runtime/image"
+	"github.com/shoal-run/shoal/runtimeapi"
+	"github.com/shoal-run/shoal/worker"
+	"github.com/shoal-run/shoal/worker/session"
 )
 
 // Config configures the daemon; the CLI flags map onto it.
@@ -75,21 +82,22 @@ type Daemon struct {
 	log *zap.Logger
 	ctx context.Context // the daemon's lifetime
 
-	mu  sync.Mutex // serializes membership changes; guards the fields below
-	st  *state
-	id  *tlsutil.Identity
-	mgr *mgrRun
-	agt *loop
+	mu   sync.Mutex // serializes membership changes; guards the fields below
+	st   *state
+	id   *tlsutil.Identity
+	mgr  *mgrRun
+	agt  *loop // heartbeats
+	sess *loop // the assignment stream
 
-	work *tasks
-	att  *attachments
-	sess *loop
-	gsp  *gossipNode
+	session *session.Session
+	agent   *worker.Agent
+	overlay *netoverlay.OnDemand
+	att     *worker.Attachments
+	gsp     *gossip.Node
 
-	connMu     sync.Mutex
-	localConn  *grpc.ClientConn
-	localAddr  string
-	agentConns map[string]*grpc.ClientConn
+	connMu    sync.Mutex
+	localConn *grpc.ClientConn
+	localAddr string
 }
 
 // mgrRun is a running manager and its gRPC server.
@@ -149,10 +157,13 @@ func (c *Config) defaults() {
 // Run serves until ctx ends.
 func Run(ctx context.Context, cfg Config) error {
 	cfg.defaults()
-	d := &Daemon{cfg: cfg, log: cfg.Log, ctx: ctx, gsp: newGossipNode(cfg.Log, cfg.GossipAddr)}
-	if _, err := dnsUpstream(cfg.DNSUpstream); err != nil {
+	if _, err := netoverlay.DNSUpstreams(cfg.DNSUpstream); err != nil {
 		return err
 	}
+	clk := clock.Real()
+	d := &Daemon{cfg: cfg, log: cfg.Log, ctx: ctx, gsp: gossip.NewNode(cfg.Log, cfg.GossipAddr)}
+	d.session = session.New(session.Config{Node: d, Clock: clk, Log: d.log})
+	d.overlay = netoverlay.NewOnDemand(netoverlay.OnDemandConfig{Self: d.self, Records: d.gsp, DNSUpstream: cfg.DNSUpstream, Log: d.log.Named("overlay")})
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -174,17 +185,25 @@ func Run(ctx context.Context, cfg Config) error {
 	defer rt.Images.Close()
 	shoalv1.RegisterRuntimeServiceServer(local, rt)
 	workCtx, stopWork := context.WithCancel(ctx)
-	d.work = newTasks(workCtx, d, rt)
-	d.att = newAttachments(d, rt.Containers)
+	exec := &worker.RuntimeExecutor{Runtime: rt.Containers, PullImage: func(ctx context.Context, ref string, progress func(image.Progress)) error {
+		if _, err := rt.Images.Get(ref); err == nil {
+			return nil
+		}
+		_, err := rt.Images.Pull(ctx, ref, progress)
+		return err
+	}, Net: d.overlay}
+	d.agent = worker.NewAgent(workCtx, clk, exec, d.session.Report, d.log)
+	d.att = worker.NewAttachments(ctx, worker.AttachmentsConfig{Containers: rt.Containers, Net: d.overlay,
+		Dispatch: d.session.Dispatch, NewID: store.NewID, Log: d.log})
 	rt.Net = d.att
 	sendDone := make(chan struct{})
-	go func() { d.work.sendLoop(workCtx); close(sendDone) }()
+	go func() { d.session.SendReports(workCtx); close(sendDone) }()
 	defer func() {
 		stopWork()
 		<-sendDone
 		// The agent's runners end with workCtx; containers keep running.
-		d.work.agent.Wait()
-		d.work.overlay.close()
+		d.agent.Wait()
+		d.overlay.Close()
 	}()
 
 	st, err := d.loadState()
@@ -214,9 +233,9 @@ func Run(ctx context.Context, cfg Config) error {
 	d.mu.Lock()
 	d.stopManager()
 	d.mu.Unlock()
-	d.gsp.stop(false)
+	d.gsp.Stop(false)
 	d.closeLocalConn()
-	d.closeAgentConns()
+	d.session.CloseConns()
 	os.Remove(cfg.Socket)
 	d.log.Info("daemon stopped")
 	return err
@@ -281,6 +300,21 @@ func openRuntime(cfg Config) (*runtimeapi.Server, error) {
 		}
 	}
 	return &runtimeapi.Server{Images: images, Containers: rt}, nil
+}
+
+// restoreDataPlane brings back the data plane of a node restarted in a
+// cluster from what it saved and from its containers' labels, without
+// waiting for a manager (there may be none answering): gossip with the
+// last keys and peers, the routing mesh with the last ingress attachment,
+// and every running container plugged in and announced again.
+func (d *Daemon) restoreDataPlane(st *state, rt *container.Runtime) {
+	if len(st.GossipKeys) > 0 {
+		d.syncGossip(&shoalv1.HeartbeatResponse{GossipKeys: st.GossipKeys, GossipPeers: st.GossipPeers})
+	}
+	if in := st.ingress(); in != nil {
+		d.overlay.SetIngress(in)
+	}
+	worker.RestoreNetworks(rt.List(), d.overlay, d.att, d.log)
 }
 
 // resume brings back a node that was in a cluster when it stopped.
@@ -413,6 +447,3 @@ func (d *Daemon) closeLocalConn() {
 }
 
 var errInSwarm = fmt.Errorf("this node is already part of a swarm; leave it first with `shoal swarm leave`: %w", errdefs.ErrFailedPrecond)
-
-// errNotInSwarm is returned by calls that need cluster membership.
-var errNotInSwarm = errors.New("this node is not part of a swarm")

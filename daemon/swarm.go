@@ -6,27 +6,20 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"runtime"
 	"slices"
 	"time"
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/internal/tlsutil"
-	"github.com/shoal-run/shoal/manager"
-	"github.com/shoal-run/shoal/manager/allocator"
+	"github.com/shoal-run/shoal/manager/bootstrap"
 	"github.com/shoal-run/shoal/manager/ca"
-	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+	"github.com/shoal-run/shoal/worker"
 )
-
-// DefaultTaskHistory is how many finished tasks a slot keeps, as Docker.
-const DefaultTaskHistory = 5
 
 // swarmServer changes this node's membership; it is served only on the
 // local socket.
@@ -51,48 +44,25 @@ func (s *swarmServer) Init(ctx context.Context, req *shoalv1.InitRequest) (*shoa
 	if err != nil {
 		return nil, err
 	}
-	expiry := ca.DefaultNodeCertExpiry
-	if e := req.GetCertExpiry(); e != nil {
-		if e.AsDuration() < ca.MinNodeCertExpiry {
-			return nil, fmt.Errorf("cert-expiry: must be at least %s, got %s: %w", ca.MinNodeCertExpiry, e.AsDuration(), errdefs.ErrInvalid)
-		}
-		expiry = e.AsDuration()
-	}
-	history := int64(DefaultTaskHistory)
-	if req.GetTaskHistoryLimit() < 0 {
-		return nil, fmt.Errorf("task-history-limit: must be >= 0, got %d: %w", req.GetTaskHistoryLimit(), errdefs.ErrInvalid)
-	} else if req.GetTaskHistoryLimit() > 0 {
-		history = req.GetTaskHistoryLimit()
-	}
-	if _, err := allocator.ParsePools(req.GetDefaultAddrPools(), int(req.GetSubnetSize())); err != nil {
-		return nil, fmt.Errorf("default-addr-pool: %v: %w", err, errdefs.ErrInvalid)
+	b, err := bootstrap.New(bootstrap.Config{Request: req, Addr: adv, RaftAddr: d.raftAdvertise(adv), Host: hostOfAddr(adv),
+		Description: d.describe(), Now: time.Now()})
+	if err != nil {
+		return nil, err
 	}
 	// Leftovers of an earlier membership must not leak into a new cluster.
 	if err := d.wipeState(); err != nil && !os.IsNotExist(err) {
 		d.log.Debug("wipe before init", zap.Error(err))
 	}
-	now := time.Now()
-	root, rootKey, err := ca.NewRootCA(now)
+	cluster, self := b.Cluster, b.Node
+	clusterID, nodeID := cluster.GetId(), self.GetId()
+	id, err := tlsutil.NewIdentity(cluster.GetRootCa().GetCertPem(), b.CertPEM, b.KeyPEM)
 	if err != nil {
 		return nil, err
 	}
-	clusterID, nodeID := store.NewID(), store.NewID()
-	keyPEM, csrPEM, err := tlsutil.NewKeyAndCSR()
-	if err != nil {
+	if err := d.certs().Save(cluster.GetRootCa().GetCertPem(), b.CertPEM, b.KeyPEM); err != nil {
 		return nil, err
 	}
-	certPEM, err := root.Sign(csrPEM, nodeID, clusterID, shoalv1.NodeRole_NODE_ROLE_MANAGER, expiry, now)
-	if err != nil {
-		return nil, err
-	}
-	id, err := tlsutil.NewIdentity(root.CertPEM, certPEM, keyPEM)
-	if err != nil {
-		return nil, err
-	}
-	if err := d.certs().Save(root.CertPEM, certPEM, keyPEM); err != nil {
-		return nil, err
-	}
-	st := &state{ClusterID: clusterID, NodeID: nodeID, Addr: adv, RaftAddr: d.raftAdvertise(adv), Managers: []string{adv}}
+	st := &state{ClusterID: clusterID, NodeID: nodeID, Addr: adv, RaftAddr: self.GetManagerStatus().GetRaftAddr(), Managers: []string{adv}}
 	d.st, d.id = st, id
 	fail := func(err error) (*shoalv1.InitResponse, error) {
 		d.stopManager()
@@ -102,28 +72,6 @@ func (s *swarmServer) Init(ctx context.Context, req *shoalv1.InitRequest) (*shoa
 	}
 	if err := d.startManager(true, false); err != nil {
 		return fail(err)
-	}
-	ts := timestamppb.New(now)
-	cluster := &shoalv1.Cluster{
-		Id:   clusterID,
-		Meta: &shoalv1.Meta{CreatedAt: ts},
-		Spec: &shoalv1.ClusterSpec{Name: "default", TaskHistoryLimit: history, NodeCertExpiry: durationpb.New(expiry),
-			DefaultAddrPools: req.GetDefaultAddrPools(), SubnetSize: req.GetSubnetSize()},
-		RootCa:     &shoalv1.RootCA{CertPem: root.CertPEM, KeyPem: rootKey, Digest: root.Digest},
-		GossipKeys: [][]byte{manager.NewGossipKey()},
-		JoinTokens: &shoalv1.JoinTokens{
-			Worker:  ca.NewToken(root.Digest).String(),
-			Manager: ca.NewToken(root.Digest).String(),
-		},
-	}
-	self := &shoalv1.Node{
-		Id:            nodeID,
-		Meta:          &shoalv1.Meta{CreatedAt: ts},
-		Spec:          &shoalv1.NodeSpec{DesiredRole: shoalv1.NodeRole_NODE_ROLE_MANAGER, Availability: shoalv1.NodeAvailability_NODE_AVAILABILITY_ACTIVE},
-		Description:   d.describe(),
-		Status:        &shoalv1.NodeStatus{State: shoalv1.NodeState_NODE_STATE_READY, Addr: hostOfAddr(adv)},
-		Role:          shoalv1.NodeRole_NODE_ROLE_MANAGER,
-		ManagerStatus: &shoalv1.ManagerStatus{Addr: adv, RaftAddr: st.RaftAddr},
 	}
 	bctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -248,7 +196,7 @@ func (s *swarmServer) Leave(ctx context.Context, req *shoalv1.LeaveRequest) (*sh
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.st == nil {
-		return nil, fmt.Errorf("%v: %w", errNotInSwarm, errdefs.ErrFailedPrecond)
+		return nil, fmt.Errorf("%v: %w", worker.ErrNotInSwarm, errdefs.ErrFailedPrecond)
 	}
 	if d.id.Role() == shoalv1.NodeRole_NODE_ROLE_MANAGER {
 		if !req.GetForce() {
@@ -266,14 +214,14 @@ func (s *swarmServer) Leave(ctx context.Context, req *shoalv1.LeaveRequest) (*sh
 		cancel()
 	}
 	d.stopManager()
-	d.gsp.stop(true)
-	d.closeAgentConns()
+	d.gsp.Stop(true)
+	d.session.CloseConns()
 	d.st, d.id = nil, nil
 	if err := d.wipeState(); err != nil {
 		d.log.Debug("wipe state", zap.Error(err))
 	}
 	// A node outside any cluster runs no tasks.
-	d.work.agent.Update(true, nil, nil)
+	d.agent.Update(true, nil, nil)
 	d.log.Info("left swarm")
 	return &shoalv1.LeaveResponse{}, nil
 }
@@ -289,37 +237,14 @@ func (s *swarmServer) Info(ctx context.Context, _ *shoalv1.InfoRequest) (*shoalv
 		Manager: d.mgr != nil, Addr: d.st.Addr, Managers: d.st.Managers}, nil
 }
 
-// describe reports this node's hostname, platform and capacity.
 // describe is the node description reported at join and in every
-// heartbeat; the leader stores it when it changes.
+// heartbeat.
 func (d *Daemon) describe() *shoalv1.NodeDescription {
-	host := d.cfg.Hostname
-	if host == "" {
-		host, _ = os.Hostname()
-	}
-	return &shoalv1.NodeDescription{
-		Hostname:     host,
-		Platform:     &shoalv1.Platform{Os: runtime.GOOS, Architecture: runtime.GOARCH},
-		Resources:    &shoalv1.Resources{NanoCpus: int64(runtime.NumCPU()) * 1e9, MemoryBytes: memTotal()},
-		EngineLabels: d.cfg.EngineLabels,
-		Version:      Version,
-	}
+	return worker.Describe(d.cfg.Hostname, d.cfg.EngineLabels, Version)
 }
 
 // Version is set at build time.
 var Version = "dev"
-
-func memTotal() int64 {
-	data, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	var kb int64
-	if _, err := fmt.Sscanf(string(data), "MemTotal: %d kB", &kb); err != nil {
-		return 0
-	}
-	return kb * 1024
-}
 
 func hostOfAddr(addr string) string {
 	h, _, err := net.SplitHostPort(addr)

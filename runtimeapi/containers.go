@@ -1,6 +1,9 @@
 // Package runtimeapi serves the RuntimeService on the daemon's local
 // socket: it converts between the wire types and the runtime's own
-// (runtime/container, runtime/image) at this one boundary.
+// (runtime/container, runtime/image) at this one boundary. It is a room of
+// its own, beside the runtime rather than inside it, because the runtime
+// imports no proto; like dockerapi, it is an API facade over the node's
+// containers.
 package runtimeapi
 
 import (

@@ -3,14 +3,12 @@ package daemon
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"slices"
 	"time"
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -18,24 +16,26 @@ import (
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	"github.com/shoal-run/shoal/manager/ca"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+	"github.com/shoal-run/shoal/worker/session"
 )
 
-// The agent keeps every node in touch with the managers: it heartbeats,
-// learns the manager list, renews the node's certificate before it expires
-// or when the node's role changes, and starts or stops the manager to
-// match the role (promotion and demotion).
+// The node's membership as the leader sees it. Every heartbeat answer
+// (worker/session sends the heartbeats) may say the node was removed,
+// promoted or demoted, and names the managers, gossip keys and peers, the
+// node's ingress attachment and the attachments it holds. The daemon keeps
+// what a restart needs, renews the node's certificate before it expires or
+// when its role changes, starts or stops the manager to match the role,
+// and hands the rest to the parts it concerns.
 
-// startAgent starts the agent loop and the task session. Callers hold
-// d.mu.
+// startAgent starts the heartbeats and the assignment stream. Callers
+// hold d.mu.
 func (d *Daemon) startAgent() {
-	d.agt = startLoop(d.ctx, d.agentLoop)
-	if d.work != nil {
-		d.sess = startLoop(d.ctx, d.work.sessionLoop)
-	}
+	d.agt = startLoop(d.ctx, func(ctx context.Context) { d.session.Heartbeats(ctx, d.cfg.HeartbeatPeriod, d) })
+	d.sess = startLoop(d.ctx, func(ctx context.Context) { d.session.FollowAssignments(ctx, d.agent) })
 }
 
-// stopAgent stops the agent loop and waits for it. Callers must not hold
-// d.mu: the loop may be waiting for it.
+// stopAgent stops them and waits. Callers must not hold d.mu: the loops
+// may be waiting for it.
 func (d *Daemon) stopAgent() {
 	d.mu.Lock()
 	a, s := d.agt, d.sess
@@ -45,40 +45,22 @@ func (d *Daemon) stopAgent() {
 	s.stop()
 }
 
-func (d *Daemon) agentLoop(ctx context.Context) {
-	period := d.cfg.HeartbeatPeriod
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		// Heartbeats leave every period, however long the last one took:
-		// on a slow link the leader must not see them spaced by period
-		// plus a round trip.
-		start := time.Now()
-		resp, err := d.heartbeat(ctx)
-		if err != nil {
-			d.log.Debug("heartbeat", zap.Error(err))
-		} else {
-			if p := time.Duration(resp.GetPeriodMs()) * time.Millisecond; p > 0 {
-				period = p
-			}
-			if d.reconcile(ctx, resp) {
-				return
-			}
-			d.syncGossip(resp)
-			if in := resp.GetIngress(); in != nil && d.work != nil {
-				d.work.overlay.setIngress(in)
-			}
-			if d.att != nil {
-				d.att.reconcile(resp.GetAttachments())
-			}
-		}
-		t.Reset(max(period-time.Since(start), 0))
+// Request implements session.Beat.
+func (d *Daemon) Request() *shoalv1.HeartbeatRequest {
+	return &shoalv1.HeartbeatRequest{Description: d.describe(), GossipAddr: d.gsp.Addr()}
+}
+
+// Answered implements session.Beat.
+func (d *Daemon) Answered(ctx context.Context, resp *shoalv1.HeartbeatResponse) (stop bool) {
+	if d.reconcile(ctx, resp) {
+		return true
 	}
+	d.syncGossip(resp)
+	if in := resp.GetIngress(); in != nil {
+		d.overlay.SetIngress(in)
+	}
+	d.att.Reconcile(resp.GetAttachments())
+	return false
 }
 
 // syncGossip starts or updates the node's gossip from a heartbeat answer.
@@ -94,7 +76,14 @@ func (d *Daemon) syncGossip(resp *shoalv1.HeartbeatResponse) {
 		meta.ManagerAddr = d.st.Addr
 	}
 	d.mu.Unlock()
-	d.gsp.sync(self, adv, resp, meta)
+	d.gsp.Sync(self, adv, resp, meta)
+}
+
+// Targets implements session.Node.
+func (d *Daemon) Targets() ([]string, *tlsutil.Identity) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.targetsLocked(true), d.id
 }
 
 // targetsLocked lists the managers to try, this node's own API first.
@@ -103,93 +92,23 @@ func (d *Daemon) targetsLocked(includeSelf bool) []string {
 	if d.st == nil {
 		return nil
 	}
-	var out []string
-	if includeSelf && d.mgr != nil {
-		out = append(out, d.st.Addr)
-	}
-	// The managers the leader named, then any others gossip knows of.
-	for _, a := range append(slices.Clone(d.st.Managers), d.gsp.managers()...) {
-		if a != d.st.Addr && !slices.Contains(out, a) {
-			out = append(out, a)
-		}
-	}
-	return out
+	return session.Targets(d.st.Addr, includeSelf && d.mgr != nil, d.st.Managers, d.gsp.Managers())
 }
 
-func (d *Daemon) agentConn(addr string, id *tlsutil.Identity) (*grpc.ClientConn, error) {
-	d.connMu.Lock()
-	defer d.connMu.Unlock()
-	if d.agentConns == nil {
-		d.agentConns = map[string]*grpc.ClientConn{}
-	}
-	if c, ok := d.agentConns[addr]; ok {
-		return c, nil
-	}
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(id.ClientConfig())))
-	if err != nil {
-		return nil, err
-	}
-	d.agentConns[addr] = c
-	return c, nil
-}
-
-// closeAgentConns drops connections so the next calls present the
-// current certificate.
-func (d *Daemon) closeAgentConns() {
-	d.connMu.Lock()
-	defer d.connMu.Unlock()
-	for a, c := range d.agentConns {
-		c.Close()
-		delete(d.agentConns, a)
-	}
-}
-
-// callEach calls fn on each target in turn until one succeeds. An error
-// that is the caller's fault (not unavailability) ends the tries.
-func (d *Daemon) callEach(ctx context.Context, targets []string, id *tlsutil.Identity, fn func(context.Context, *grpc.ClientConn) error) error {
-	if len(targets) == 0 {
-		return fmt.Errorf("no manager address known: %w", errdefs.ErrUnavailable)
-	}
-	var last error
-	for _, addr := range targets {
-		conn, err := d.agentConn(addr, id)
-		if err != nil {
-			last = err
-			continue
-		}
-		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		err = fn(cctx, conn)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		last = fmt.Errorf("manager %s: %w", addr, errdefs.FromGRPC(err))
-		if errdefs.Is(err, errdefs.ErrInvalid) || errdefs.Is(err, errdefs.ErrPermissionDenied) {
-			return last
-		}
-	}
-	return last
-}
-
-// callManagers is callEach over the known managers. Callers hold d.mu.
-func (d *Daemon) callManagers(ctx context.Context, includeSelf bool, fn func(*grpc.ClientConn) error) error {
-	return d.callEach(ctx, d.targetsLocked(includeSelf), d.id, func(_ context.Context, c *grpc.ClientConn) error { return fn(c) })
-}
-
-func (d *Daemon) heartbeat(ctx context.Context) (*shoalv1.HeartbeatResponse, error) {
+// self is the node's ID and advertised address, for the overlay.
+func (d *Daemon) self() (nodeID, addr string, ok bool) {
 	d.mu.Lock()
-	targets, id := d.targetsLocked(true), d.id
-	d.mu.Unlock()
-	if id == nil {
-		return nil, fmt.Errorf("%w", errNotInSwarm)
+	defer d.mu.Unlock()
+	if d.st == nil {
+		return "", "", false
 	}
-	var resp *shoalv1.HeartbeatResponse
-	err := d.callEach(ctx, targets, id, func(cctx context.Context, c *grpc.ClientConn) error {
-		var err error
-		resp, err = shoalv1.NewDispatcherServiceClient(c).Heartbeat(cctx, &shoalv1.HeartbeatRequest{Description: d.describe(), GossipAddr: d.gsp.addr()})
-		return err
-	})
-	return resp, err
+	return d.st.NodeID, d.st.Addr, true
+}
+
+// callManagers calls fn on the known managers in turn until one answers.
+// Callers hold d.mu.
+func (d *Daemon) callManagers(ctx context.Context, includeSelf bool, fn func(*grpc.ClientConn) error) error {
+	return d.session.CallEach(ctx, d.targetsLocked(includeSelf), d.id, func(_ context.Context, c *grpc.ClientConn) error { return fn(c) })
 }
 
 // reconcile acts on a heartbeat answer. It reports true when the node
@@ -203,8 +122,8 @@ func (d *Daemon) reconcile(ctx context.Context, resp *shoalv1.HeartbeatResponse)
 	if resp.GetRemoved() {
 		d.log.Warn("this node was removed from the cluster; leaving it")
 		d.stopManager()
-		d.gsp.stop(true)
-		d.closeAgentConns()
+		d.gsp.Stop(true)
+		d.session.CloseConns()
 		d.st, d.id = nil, nil
 		_ = d.wipeState()
 		return true
@@ -303,7 +222,7 @@ func (d *Daemon) renewLocked(ctx context.Context) error {
 		d.st.RaftAddr = raftAddr
 		_ = d.saveState(d.st)
 	}
-	d.closeAgentConns()
+	d.session.CloseConns()
 	d.closeLocalConn()
 	d.log.Info("node certificate renewed", zap.String("role", resp.GetRole().String()), zap.Time("expires", d.id.Leaf().NotAfter))
 	return nil
