@@ -110,7 +110,8 @@ func (m *Manager) Store() *store.Store { return m.store }
 // Raft is the manager's Raft member.
 func (m *Manager) Raft() *raftnode.Node { return m.raft }
 
-// Register adds the manager's services to s. Use Interceptor on s.
+// Register adds the manager's services to s. Use Interceptor and
+// StreamInterceptor on s, each after errgrpc's.
 func (m *Manager) Register(s *grpc.Server) {
 	shoalv1.RegisterControlServiceServer(s, m.control)
 	shoalv1.RegisterCAServiceServer(s, &caServer{m: m})
@@ -123,19 +124,18 @@ func leaderOnly(method string) bool {
 	return method != "/shoal.v1.CAService/GetRootCACertificate"
 }
 
-// Interceptor authenticates every call, forwards it to the leader when
-// this manager is not the ready leader, and converts errors to gRPC
-// statuses, the one place that happens.
+// Interceptor authenticates every call and forwards it to the leader when
+// this manager is not the ready leader. Chain it after
+// errgrpc.UnaryServerInterceptor, which turns its errors into statuses.
 func (m *Manager) Interceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	c, err := authenticate(ctx, info.FullMethod, m.cfg.ClusterID)
 	if err != nil {
-		return nil, errdefs.ToGRPC(err)
+		return nil, err
 	}
 	ctx = context.WithValue(ctx, callerKey{}, c)
 	if leaderOnly(info.FullMethod) {
 		if !m.ready.Load() {
-			resp, err := m.forward(ctx, c, info.FullMethod, req)
-			return resp, errdefs.ToGRPC(err)
+			return m.forward(ctx, c, info.FullMethod, req)
 		}
 		if strings.HasPrefix(info.FullMethod, "/shoal.v1.ControlService/Get") || strings.HasPrefix(info.FullMethod, "/shoal.v1.ControlService/List") {
 			// A deposed leader that has not noticed yet must not answer
@@ -144,7 +144,7 @@ func (m *Manager) Interceptor(ctx context.Context, req any, info *grpc.UnaryServ
 			err := m.raft.VerifyLeader(vctx)
 			cancel()
 			if err != nil {
-				return nil, errdefs.ToGRPC(err)
+				return nil, err
 			}
 		}
 	}
@@ -153,8 +153,7 @@ func (m *Manager) Interceptor(ctx context.Context, req any, info *grpc.UnaryServ
 		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 	}
-	resp, err := handler(ctx, req)
-	return resp, errdefs.ToGRPC(err)
+	return handler(ctx, req)
 }
 
 // IsReadyLeader reports whether this manager leads and has applied every

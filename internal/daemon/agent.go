@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/internal/errgrpc"
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	"github.com/shoal-run/shoal/manager/ca"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
@@ -163,8 +164,8 @@ func (d *Daemon) callEach(ctx context.Context, targets []string, id *tlsutil.Ide
 		if err == nil {
 			return nil
 		}
-		last = fmt.Errorf("manager %s: %w", addr, errdefs.FromGRPC(err))
-		if errdefs.Is(err, errdefs.ErrInvalid) || errdefs.Is(err, errdefs.ErrPermissionDenied) {
+		last = fmt.Errorf("manager %s: %w", addr, errgrpc.FromGRPC(err))
+		if errdefs.Is(last, errdefs.ErrInvalid) || errdefs.Is(last, errdefs.ErrPermissionDenied) {
 			return last
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/internal/errgrpc"
 	"github.com/shoal-run/shoal/internal/gossip"
 	"github.com/shoal-run/shoal/internal/runtimeapi"
 	"github.com/shoal-run/shoal/internal/shimbin"
@@ -161,10 +162,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	local := grpc.NewServer(grpc.ForceServerCodec(rawCodec{}), grpc.UnknownServiceHandler(d.proxy),
-		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-			resp, err := h(ctx, req)
-			return resp, errdefs.ToGRPC(err)
-		}))
+		grpc.ChainUnaryInterceptor(errgrpc.UnaryServerInterceptor), grpc.ChainStreamInterceptor(errgrpc.StreamServerInterceptor))
 	shoalv1.RegisterSwarmServiceServer(local, &swarmServer{d: d})
 	rt, err := openRuntime(cfg)
 	if err != nil {
@@ -329,8 +327,8 @@ func (d *Daemon) startManager(bootstrap, forceNew bool) error {
 	}
 	srv := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(d.id.ServerConfig())),
-		grpc.UnaryInterceptor(m.Interceptor),
-		grpc.StreamInterceptor(m.StreamInterceptor),
+		grpc.ChainUnaryInterceptor(errgrpc.UnaryServerInterceptor, m.Interceptor),
+		grpc.ChainStreamInterceptor(errgrpc.StreamServerInterceptor, m.StreamInterceptor),
 		grpc.MaxRecvMsgSize(4<<20),
 	)
 	m.Register(srv)

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/internal/errgrpc"
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	"github.com/shoal-run/shoal/manager"
 	"github.com/shoal-run/shoal/manager/allocator"
@@ -149,7 +150,7 @@ func fetchRootCA(ctx context.Context, addr string, tok ca.Token) ([]byte, error)
 	defer conn.Close()
 	resp, err := shoalv1.NewCAServiceClient(conn).GetRootCACertificate(ctx, &shoalv1.GetRootCACertificateRequest{})
 	if err != nil {
-		return nil, fmt.Errorf("reach manager %s: %w", addr, errdefs.FromGRPC(err))
+		return nil, fmt.Errorf("reach manager %s: %w", addr, errgrpc.FromGRPC(err))
 	}
 	cert, err := tlsutil.ParseCertPEM(resp.GetCertPem())
 	if err != nil {
@@ -206,7 +207,7 @@ func (s *swarmServer) Join(ctx context.Context, req *shoalv1.JoinRequest) (*shoa
 		Token: req.GetToken(), CsrPem: csrPEM, Description: d.describe(), Addr: adv, RaftAddr: raftAdv,
 	})
 	if err != nil {
-		err = errdefs.FromGRPC(err)
+		err = errgrpc.FromGRPC(err)
 		if errdefs.Is(err, errdefs.ErrInvalid) && advErr != nil {
 			return nil, fmt.Errorf("%v (%v)", err, advErr)
 		}
