@@ -290,7 +290,7 @@ func (d *Daemon) resume(st *state) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.st, d.id = st, id
-	if id.Role() == shoalv1.NodeRole_NODE_ROLE_MANAGER {
+	if id.Role() == tlsutil.RoleManager {
 		if err := d.startManager(false, d.cfg.ForceNewCluster); err != nil {
 			return err
 		}

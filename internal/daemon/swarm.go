@@ -251,7 +251,7 @@ func (s *swarmServer) Leave(ctx context.Context, req *shoalv1.LeaveRequest) (*sh
 	if d.st == nil {
 		return nil, fmt.Errorf("%v: %w", errNotInSwarm, errdefs.ErrFailedPrecond)
 	}
-	if d.id.Role() == shoalv1.NodeRole_NODE_ROLE_MANAGER {
+	if d.id.Role() == tlsutil.RoleManager {
 		if !req.GetForce() {
 			d.startAgent()
 			return nil, fmt.Errorf("this node is a manager: leaving would remove a member of the managers' raft group and may cost the cluster its quorum. "+
