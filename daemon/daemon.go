@@ -25,6 +25,7 @@ import (
 	"github.com/shoal-run/shoal/gossip"
 	"github.com/shoal-run/shoal/internal/clock"
 	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/internal/errgrpc"
 	"github.com/shoal-run/shoal/internal/shimbin"
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	"github.com/shoal-run/shoal/manager"
@@ -172,10 +173,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	local := grpc.NewServer(grpc.ForceServerCodec(rawCodec{}), grpc.UnknownServiceHandler(d.proxy),
-		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-			resp, err := h(ctx, req)
-			return resp, errdefs.ToGRPC(err)
-		}))
+		grpc.ChainUnaryInterceptor(errgrpc.UnaryServerInterceptor), grpc.ChainStreamInterceptor(errgrpc.StreamServerInterceptor))
 	shoalv1.RegisterSwarmServiceServer(local, &swarmServer{d: d})
 	rt, err := openRuntime(cfg)
 	if err != nil {
@@ -326,7 +324,7 @@ func (d *Daemon) resume(st *state) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.st, d.id = st, id
-	if id.Role() == shoalv1.NodeRole_NODE_ROLE_MANAGER {
+	if id.Role() == tlsutil.RoleManager {
 		if err := d.startManager(false, d.cfg.ForceNewCluster); err != nil {
 			return err
 		}
@@ -363,8 +361,8 @@ func (d *Daemon) startManager(bootstrap, forceNew bool) error {
 	}
 	srv := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(d.id.ServerConfig())),
-		grpc.UnaryInterceptor(m.Interceptor),
-		grpc.StreamInterceptor(m.StreamInterceptor),
+		grpc.ChainUnaryInterceptor(errgrpc.UnaryServerInterceptor, m.Interceptor),
+		grpc.ChainStreamInterceptor(errgrpc.StreamServerInterceptor, m.StreamInterceptor),
 		grpc.MaxRecvMsgSize(4<<20),
 		grpc.KeepaliveEnforcementPolicy(manager.KeepaliveEnforcement),
 	)

@@ -71,7 +71,7 @@ func (d *Daemon) syncGossip(resp *shoalv1.HeartbeatResponse) {
 		return
 	}
 	self, adv := d.st.NodeID, hostOfAddr(d.st.Addr)
-	meta := &shoalv1.GossipMeta{Role: d.id.Role()}
+	meta := &shoalv1.GossipMeta{Role: ca.RoleToProto(d.id.Role())}
 	if d.mgr != nil {
 		meta.ManagerAddr = d.st.Addr
 	}
@@ -135,14 +135,14 @@ func (d *Daemon) reconcile(ctx context.Context, resp *shoalv1.HeartbeatResponse)
 	}
 	leaf := d.id.Leaf()
 	due := time.Now().After(ca.RenewAt(leaf.NotBefore, leaf.NotAfter))
-	if resp.GetDesiredRole() != d.id.Role() || due {
+	if resp.GetDesiredRole() != ca.RoleToProto(d.id.Role()) || due {
 		if err := d.renewLocked(ctx); err != nil {
 			d.log.Warn("renew node certificate", zap.Error(err))
 			return false
 		}
 	}
 	member := slices.Contains(resp.GetManagers(), d.st.Addr)
-	role := d.id.Role()
+	role := ca.RoleToProto(d.id.Role())
 	switch {
 	case role == shoalv1.NodeRole_NODE_ROLE_MANAGER && resp.GetDesiredRole() == shoalv1.NodeRole_NODE_ROLE_MANAGER:
 		if d.mgr == nil {

@@ -9,8 +9,6 @@ import (
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/shoal-run/shoal/internal/errdefs"
 )
 
 // frame is an undecoded gRPC message.
@@ -57,7 +55,7 @@ func (d *Daemon) proxy(_ any, ss grpc.ServerStream) error {
 	}
 	conn, err := d.managerConn()
 	if err != nil {
-		return errdefs.ToGRPC(err)
+		return err
 	}
 	ctx := ss.Context()
 	if md, ok := metadata.FromIncomingContext(ctx); ok {

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/internal/errgrpc"
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	"github.com/shoal-run/shoal/manager/bootstrap"
 	"github.com/shoal-run/shoal/manager/ca"
@@ -97,7 +98,7 @@ func fetchRootCA(ctx context.Context, addr string, tok ca.Token) ([]byte, error)
 	defer conn.Close()
 	resp, err := shoalv1.NewCAServiceClient(conn).GetRootCACertificate(ctx, &shoalv1.GetRootCACertificateRequest{})
 	if err != nil {
-		return nil, fmt.Errorf("reach manager %s: %w", addr, errdefs.FromGRPC(err))
+		return nil, fmt.Errorf("reach manager %s: %w", addr, errgrpc.FromGRPC(err))
 	}
 	cert, err := tlsutil.ParseCertPEM(resp.GetCertPem())
 	if err != nil {
@@ -154,7 +155,7 @@ func (s *swarmServer) Join(ctx context.Context, req *shoalv1.JoinRequest) (*shoa
 		Token: req.GetToken(), CsrPem: csrPEM, Description: d.describe(), Addr: adv, RaftAddr: raftAdv,
 	})
 	if err != nil {
-		err = errdefs.FromGRPC(err)
+		err = errgrpc.FromGRPC(err)
 		if errdefs.Is(err, errdefs.ErrInvalid) && advErr != nil {
 			return nil, fmt.Errorf("%v (%v)", err, advErr)
 		}
@@ -198,7 +199,7 @@ func (s *swarmServer) Leave(ctx context.Context, req *shoalv1.LeaveRequest) (*sh
 	if d.st == nil {
 		return nil, fmt.Errorf("%v: %w", worker.ErrNotInSwarm, errdefs.ErrFailedPrecond)
 	}
-	if d.id.Role() == shoalv1.NodeRole_NODE_ROLE_MANAGER {
+	if d.id.Role() == tlsutil.RoleManager {
 		if !req.GetForce() {
 			d.startAgent()
 			return nil, fmt.Errorf("this node is a manager: leaving would remove a member of the managers' raft group and may cost the cluster its quorum. "+

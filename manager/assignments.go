@@ -22,21 +22,22 @@ const LeaderHintKey = shoalv1.LeaderHintKey
 
 // StreamInterceptor authenticates streaming calls. Streams are served by
 // the leader only: a follower answers Unavailable and redirects the
-// caller to the leader it knows (LeaderHintKey).
+// caller to the leader it knows (LeaderHintKey). Chain it after
+// errgrpc.StreamServerInterceptor, which turns its errors into statuses.
 func (m *Manager) StreamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	c, err := authenticate(ss.Context(), info.FullMethod, m.cfg.ClusterID)
 	if err != nil {
-		return errdefs.ToGRPC(err)
+		return err
 	}
 	if !m.ready.Load() {
 		addr, err := m.leaderAddr()
 		if err != nil {
-			return errdefs.ToGRPC(err)
+			return err
 		}
 		ss.SetTrailer(metadata.Pairs(LeaderHintKey, addr))
-		return errdefs.ToGRPC(fmt.Errorf("this manager is not the leader; the leader is %s: %w", addr, errdefs.ErrUnavailable))
+		return fmt.Errorf("this manager is not the leader; the leader is %s: %w", addr, errdefs.ErrUnavailable)
 	}
-	return errdefs.ToGRPC(handler(srv, &callerStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), callerKey{}, c)}))
+	return handler(srv, &callerStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), callerKey{}, c)})
 }
 
 type callerStream struct {

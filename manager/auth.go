@@ -11,6 +11,7 @@ import (
 
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/internal/tlsutil"
+	"github.com/shoal-run/shoal/manager/ca"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
@@ -67,7 +68,7 @@ func authenticate(ctx context.Context, method, clusterID string) (Caller, error)
 			leaf := ti.State.VerifiedChains[0][0]
 			if clusterID == "" || (len(leaf.Subject.Organization) > 0 && leaf.Subject.Organization[0] == clusterID) {
 				c.NodeID = leaf.Subject.CommonName
-				c.Role = tlsutil.RoleOf(leaf)
+				c.Role = ca.RoleToProto(tlsutil.RoleOf(leaf))
 			}
 		}
 	}

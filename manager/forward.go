@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/internal/errgrpc"
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
@@ -250,7 +251,7 @@ func resentOutcome(rule retry, resent bool, err error) error {
 	if err == nil || !resent || rule != retryGuarded || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return err
 	}
-	msg := status.Convert(errdefs.ToGRPC(err)).Message()
+	msg := status.Convert(errgrpc.ToGRPC(err)).Message()
 	if errdefs.Is(err, errdefs.ErrUnavailable) {
 		return fmt.Errorf("%s; this call was sent to the earlier leader first and may have been applied there: check, then retry: %w", msg, errdefs.ErrUnavailable)
 	}
@@ -392,7 +393,7 @@ func (m *Manager) forwardTo(ctx context.Context, c Caller, leader, method string
 		if ctx.Err() == nil && errors.Is(context.Cause(actx), errDeposed) {
 			return nil, errDeposed
 		}
-		return nil, errdefs.FromGRPC(err)
+		return nil, errgrpc.FromGRPC(err)
 	}
 	return resp, nil
 }

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/internal/errgrpc"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
@@ -298,7 +299,7 @@ func TestForwardDoesNotRetryUnsafeCalls(t *testing.T) {
 func TestResentOutcome(t *testing.T) {
 	exists := fmt.Errorf("service name \"web\" is already in use by x1: %w", errdefs.ErrAlreadyExists)
 	noLeader := errNoLeader
-	deadline := errdefs.FromGRPC(status.Error(codes.DeadlineExceeded, "context deadline exceeded"))
+	deadline := errgrpc.FromGRPC(status.Error(codes.DeadlineExceeded, "context deadline exceeded"))
 	for _, c := range []struct {
 		name     string
 		rule     retry
@@ -315,7 +316,7 @@ func TestResentOutcome(t *testing.T) {
 		{"no leader for the copy: unknown", retryGuarded, true, noLeader, codes.Unavailable, "until a quorum is back; this call was sent to the earlier leader first and may have been applied there"},
 		{"caller's deadline: as it is", retryGuarded, true, deadline, codes.DeadlineExceeded, "deadline"},
 	} {
-		got := errdefs.ToGRPC(resentOutcome(c.rule, c.resent, c.err))
+		got := errgrpc.ToGRPC(resentOutcome(c.rule, c.resent, c.err))
 		if status.Code(got) != c.code || !strings.Contains(status.Convert(got).Message(), c.contains) {
 			t.Errorf("%s: resentOutcome(%v, %v, %v) = %v; want %s containing %q", c.name, c.rule, c.resent, c.err, got, c.code, c.contains)
 		}

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/internal/errgrpc"
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	"github.com/shoal-run/shoal/manager/allocator"
 	"github.com/shoal-run/shoal/manager/ca"
@@ -129,7 +130,7 @@ func leaderOnly(method string) bool {
 func (m *Manager) Interceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	c, err := authenticate(ctx, info.FullMethod, m.cfg.ClusterID)
 	if err != nil {
-		return nil, errdefs.ToGRPC(err)
+		return nil, errgrpc.ToGRPC(err)
 	}
 	ctx = context.WithValue(ctx, callerKey{}, c)
 	if _, ok := ctx.Deadline(); !ok {
@@ -141,10 +142,10 @@ func (m *Manager) Interceptor(ctx context.Context, req any, info *grpc.UnaryServ
 	}
 	if !leaderOnly(info.FullMethod) {
 		resp, err := handler(ctx, req)
-		return resp, errdefs.ToGRPC(err)
+		return resp, errgrpc.ToGRPC(err)
 	}
 	resp, err := m.leaderCall(ctx, c, info.FullMethod, req, handler)
-	return resp, errdefs.ToGRPC(err)
+	return resp, errgrpc.ToGRPC(err)
 }
 
 // IsReadyLeader reports whether this manager leads and has applied every

@@ -17,8 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
-
-	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
 // Organizational units that carry a node's role inside its certificate, and
@@ -31,28 +29,51 @@ const (
 	ManagerServerName = "shoal-manager"
 )
 
-// OUForRole returns the organizational unit for role.
-func OUForRole(role shoalv1.NodeRole) string {
-	if role == shoalv1.NodeRole_NODE_ROLE_MANAGER {
+// Role is what a node certificate lets its holder do. Callers that speak
+// the API convert it to and from the wire's NodeRole (manager/ca does).
+type Role int
+
+// The roles a certificate can carry.
+const (
+	// RoleNone is no role: a nil certificate or one without a Shoal OU.
+	RoleNone Role = iota
+	RoleWorker
+	RoleManager
+)
+
+func (r Role) String() string {
+	switch r {
+	case RoleWorker:
+		return "worker"
+	case RoleManager:
+		return "manager"
+	}
+	return "none"
+}
+
+// OUForRole returns the organizational unit for role: a manager's, or a
+// worker's for any other role.
+func OUForRole(role Role) string {
+	if role == RoleManager {
 		return ManagerOU
 	}
 	return WorkerOU
 }
 
-// RoleOf returns the role written in cert, or unspecified.
-func RoleOf(cert *x509.Certificate) shoalv1.NodeRole {
+// RoleOf returns the role written in cert, or RoleNone.
+func RoleOf(cert *x509.Certificate) Role {
 	if cert == nil {
-		return shoalv1.NodeRole_NODE_ROLE_UNSPECIFIED
+		return RoleNone
 	}
 	for _, ou := range cert.Subject.OrganizationalUnit {
 		switch ou {
 		case ManagerOU:
-			return shoalv1.NodeRole_NODE_ROLE_MANAGER
+			return RoleManager
 		case WorkerOU:
-			return shoalv1.NodeRole_NODE_ROLE_WORKER
+			return RoleWorker
 		}
 	}
-	return shoalv1.NodeRole_NODE_ROLE_UNSPECIFIED
+	return RoleNone
 }
 
 // NewKeyAndCSR makes a P-256 key and a certificate request for it. The CA
@@ -143,7 +164,7 @@ func (id *Identity) Leaf() *x509.Certificate { return id.cert.Load().Leaf }
 func (id *Identity) NodeID() string { return id.Leaf().Subject.CommonName }
 
 // Role is the role written in the certificate.
-func (id *Identity) Role() shoalv1.NodeRole { return RoleOf(id.Leaf()) }
+func (id *Identity) Role() Role { return RoleOf(id.Leaf()) }
 
 // ServerConfig accepts clients with a certificate of the cluster, and
 // clients without one (which may only call the join methods).

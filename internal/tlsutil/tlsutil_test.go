@@ -16,12 +16,11 @@ import (
 
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	"github.com/shoal-run/shoal/manager/ca"
-	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
 const (
-	manager = shoalv1.NodeRole_NODE_ROLE_MANAGER
-	worker  = shoalv1.NodeRole_NODE_ROLE_WORKER
+	manager = tlsutil.RoleManager
+	worker  = tlsutil.RoleWorker
 )
 
 // testCA is a cluster root that issues node identities.
@@ -40,20 +39,20 @@ func newCA(t *testing.T) *testCA {
 }
 
 // issue makes a key, has the CA sign it and returns the PEM files.
-func (c *testCA) issue(nodeID string, role shoalv1.NodeRole) (certPEM, keyPEM []byte) {
+func (c *testCA) issue(nodeID string, role tlsutil.Role) (certPEM, keyPEM []byte) {
 	c.t.Helper()
 	keyPEM, csrPEM, err := tlsutil.NewKeyAndCSR()
 	if err != nil {
 		c.t.Fatalf("NewKeyAndCSR: %v", err)
 	}
-	certPEM, err = c.root.Sign(csrPEM, nodeID, "cluster-1", role, time.Hour, time.Now())
+	certPEM, err = c.root.Sign(csrPEM, nodeID, "cluster-1", ca.RoleToProto(role), time.Hour, time.Now())
 	if err != nil {
 		c.t.Fatalf("Sign: %v", err)
 	}
 	return certPEM, keyPEM
 }
 
-func (c *testCA) identity(nodeID string, role shoalv1.NodeRole) *tlsutil.Identity {
+func (c *testCA) identity(nodeID string, role tlsutil.Role) *tlsutil.Identity {
 	c.t.Helper()
 	certPEM, keyPEM := c.issue(nodeID, role)
 	id, err := tlsutil.NewIdentity(c.root.CertPEM, certPEM, keyPEM)
@@ -65,13 +64,13 @@ func (c *testCA) identity(nodeID string, role shoalv1.NodeRole) *tlsutil.Identit
 
 func TestOUForRoleAndRoleOf(t *testing.T) {
 	for _, tc := range []struct {
-		role shoalv1.NodeRole
+		role tlsutil.Role
 		ou   string
-		back shoalv1.NodeRole
+		back tlsutil.Role
 	}{
 		{manager, tlsutil.ManagerOU, manager},
 		{worker, tlsutil.WorkerOU, worker},
-		{shoalv1.NodeRole_NODE_ROLE_UNSPECIFIED, tlsutil.WorkerOU, worker},
+		{tlsutil.RoleNone, tlsutil.WorkerOU, worker},
 	} {
 		ou := tlsutil.OUForRole(tc.role)
 		if ou != tc.ou {
@@ -85,14 +84,14 @@ func TestOUForRoleAndRoleOf(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		cert *x509.Certificate
-		want shoalv1.NodeRole
+		want tlsutil.Role
 	}{
-		{"nil", nil, shoalv1.NodeRole_NODE_ROLE_UNSPECIFIED},
-		{"no OU", &x509.Certificate{}, shoalv1.NodeRole_NODE_ROLE_UNSPECIFIED},
-		{"foreign OU", &x509.Certificate{Subject: pkix.Name{OrganizationalUnit: []string{"admins"}}}, shoalv1.NodeRole_NODE_ROLE_UNSPECIFIED},
+		{"nil", nil, tlsutil.RoleNone},
+		{"no OU", &x509.Certificate{}, tlsutil.RoleNone},
+		{"foreign OU", &x509.Certificate{Subject: pkix.Name{OrganizationalUnit: []string{"admins"}}}, tlsutil.RoleNone},
 		{"role after another OU", &x509.Certificate{Subject: pkix.Name{OrganizationalUnit: []string{"x", tlsutil.ManagerOU}}}, manager},
 		// The role is only in the OU; a manager-looking CN means nothing.
-		{"role in CN", &x509.Certificate{Subject: pkix.Name{CommonName: tlsutil.ManagerOU}}, shoalv1.NodeRole_NODE_ROLE_UNSPECIFIED},
+		{"role in CN", &x509.Certificate{Subject: pkix.Name{CommonName: tlsutil.ManagerOU}}, tlsutil.RoleNone},
 	} {
 		if got := tlsutil.RoleOf(tc.cert); got != tc.want {
 			t.Errorf("%s: RoleOf = %v; want %v", tc.name, got, tc.want)
@@ -124,7 +123,7 @@ func TestNewIdentity(t *testing.T) {
 	c := newCA(t)
 	for _, tc := range []struct {
 		nodeID string
-		role   shoalv1.NodeRole
+		role   tlsutil.Role
 	}{
 		{"mgr1", manager},
 		{"wrk1", worker},

@@ -67,7 +67,7 @@ func TestNewMakesTheFirstObjects(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: the certificate does not chain to the root: %v", tc.name, err)
 		}
-		if id.NodeID() != c.Node.GetId() || id.Role() != shoalv1.NodeRole_NODE_ROLE_MANAGER || !id.Leaf().NotAfter.Equal(tc.wantExpires) {
+		if id.NodeID() != c.Node.GetId() || id.Role() != tlsutil.RoleManager || !id.Leaf().NotAfter.Equal(tc.wantExpires) {
 			t.Errorf("%s: certificate for %s as %v until %s; want %s as manager until %s", tc.name, id.NodeID(), id.Role(), id.Leaf().NotAfter, c.Node.GetId(), tc.wantExpires)
 		}
 		for _, tok := range []string{c.Cluster.GetJoinTokens().GetWorker(), c.Cluster.GetJoinTokens().GetManager()} {

@@ -119,7 +119,7 @@ func (r *RootCA) Sign(csrPEM []byte, nodeID, clusterID string, role shoalv1.Node
 		SerialNumber: serial(),
 		Subject: pkix.Name{
 			CommonName:         nodeID,
-			OrganizationalUnit: []string{tlsutil.OUForRole(role)},
+			OrganizationalUnit: []string{tlsutil.OUForRole(RoleFromProto(role))},
 			Organization:       []string{clusterID},
 		},
 		DNSNames:    names,

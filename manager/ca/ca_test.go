@@ -178,7 +178,7 @@ func TestSign(t *testing.T) {
 			if cert.Subject.CommonName != "node-abc" {
 				t.Errorf("CN = %q; want node ID %q", cert.Subject.CommonName, "node-abc")
 			}
-			if got := tlsutil.RoleOf(cert); got != tc.wantRole {
+			if got := RoleToProto(tlsutil.RoleOf(cert)); got != tc.wantRole {
 				t.Errorf("RoleOf = %v; want %v", got, tc.wantRole)
 			}
 			if len(cert.Subject.OrganizationalUnit) != 1 || cert.Subject.OrganizationalUnit[0] != tc.wantOU {

@@ -9,7 +9,6 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/shoal-run/shoal/internal/tlsutil"
-	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
 // tlsStream is a raft.StreamLayer over mutual TLS: both ends must hold a
@@ -31,7 +30,7 @@ func newTLSStream(bind string, advertise net.Addr, id *tlsutil.Identity) (*tlsSt
 }
 
 func requireManager(cs tls.ConnectionState) error {
-	if len(cs.PeerCertificates) == 0 || tlsutil.RoleOf(cs.PeerCertificates[0]) != shoalv1.NodeRole_NODE_ROLE_MANAGER {
+	if len(cs.PeerCertificates) == 0 || tlsutil.RoleOf(cs.PeerCertificates[0]) != tlsutil.RoleManager {
 		return errors.New("raft peers must hold a manager certificate")
 	}
 	return nil

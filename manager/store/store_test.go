@@ -682,7 +682,7 @@ func TestErrorsAreCategorized(t *testing.T) {
 			t.Errorf("Apply(%v) succeeded", b)
 			continue
 		}
-		if errdefs.Code(err).String() == "Unknown" || errors.Unwrap(err) == nil {
+		if errdefs.Category(err) == nil || errors.Unwrap(err) == nil {
 			t.Errorf("Apply error %q has no category", err)
 		}
 	}

@@ -528,15 +528,15 @@ func (r *Runtime) Start(ctx context.Context, ref string, hook func(pid int) erro
 		return st, err
 	}
 	rep := bufio.NewReader(repR)
-	line, err := readLine(ctx, rep)
+	m, err := readMessage(ctx, rep, shim.KindPid)
 	if err != nil {
-		return abort(fmt.Errorf("container %s: shim: %w", st.ID[:12], err))
+		var failed *startError
+		if !errors.As(err, &failed) {
+			err = fmt.Errorf("shim: %w", err)
+		}
+		return abort(fmt.Errorf("container %s: %w", st.ID[:12], err))
 	}
-	pidStr, ok := strings.CutPrefix(line, "pid ")
-	if !ok {
-		return abort(fmt.Errorf("container %s: %s", st.ID[:12], strings.TrimPrefix(line, "error ")))
-	}
-	pid, _ := strconv.Atoi(pidStr)
+	pid := m.Pid
 	if err := c.cg.Add(pid); err != nil {
 		return abort(fmt.Errorf("add container to its cgroup: %w", err))
 	}
@@ -545,8 +545,8 @@ func (r *Runtime) Start(ctx context.Context, ref string, hook func(pid int) erro
 			return abort(fmt.Errorf("prepare container network: %w", err))
 		}
 	}
-	if line, err = readLine(ctx, rep); err != nil || line != "ready" {
-		return abort(fmt.Errorf("container %s: %s", st.ID[:12], strings.TrimPrefix(line, "error ")))
+	if _, err := readMessage(ctx, rep, shim.KindReady); err != nil {
+		return abort(fmt.Errorf("container %s: %w", st.ID[:12], err))
 	}
 	// The init's own threads are counted by the pids controller; it
 	// starts none once ready, so the limit applies only now.
@@ -564,44 +564,60 @@ func (r *Runtime) Start(ctx context.Context, ref string, hook func(pid int) erro
 	if err := c.save(); err != nil {
 		return abort(err)
 	}
-	if _, err := goW.Write([]byte("go\n")); err != nil {
+	if err := shim.WriteMessage(goW, shim.Go); err != nil {
 		return abort(err)
 	}
 	goW.Close()
-	line, err = readLine(ctx, rep)
+	_, err = readMessage(ctx, rep, shim.KindStarted)
 	repR.Close()
 	go func() {
 		<-exited
 		r.finish(c)
 	}()
+	var failed *startError
+	if errors.As(err, &failed) {
+		<-c.done
+		return c.snapshot(), fmt.Errorf("container %s failed to start: %s: %w", st.ID[:12], failed.msg, errdefs.ErrInvalid)
+	}
 	if err != nil {
 		return c.snapshot(), fmt.Errorf("container %s: %w", st.ID[:12], err)
-	}
-	if msg, failed := strings.CutPrefix(line, "error "); failed {
-		<-c.done
-		return c.snapshot(), fmt.Errorf("container %s failed to start: %s: %w", st.ID[:12], msg, errdefs.ErrInvalid)
 	}
 	return c.snapshot(), nil
 }
 
-func readLine(ctx context.Context, r *bufio.Reader) (string, error) {
+// startError is the shim's Error message: why the container did not
+// start.
+type startError struct{ msg string }
+
+func (e *startError) Error() string { return e.msg }
+
+// readMessage waits for the shim's next message, which must be of kind
+// want or an Error (returned as a *startError).
+func readMessage(ctx context.Context, r *bufio.Reader, want shim.Kind) (shim.Message, error) {
 	type res struct {
-		s   string
+		m   shim.Message
 		err error
 	}
 	ch := make(chan res, 1)
 	go func() {
-		s, err := r.ReadString('\n')
-		ch <- res{strings.TrimSpace(s), err}
+		m, err := shim.ReadMessage(r)
+		ch <- res{m, err}
 	}()
 	select {
 	case x := <-ch:
-		if x.err != nil && x.s == "" {
-			return "", fmt.Errorf("no answer from the shim: %w", x.err)
+		switch {
+		case errors.Is(x.err, shim.ErrMalformed):
+			return shim.Message{}, x.err
+		case x.err != nil:
+			return shim.Message{}, fmt.Errorf("no answer from the shim: %w", x.err)
+		case x.m.Kind == shim.KindError:
+			return shim.Message{}, &startError{msg: x.m.Err}
+		case x.m.Kind != want:
+			return shim.Message{}, fmt.Errorf("the shim said %q where %v was due", x.m, want)
 		}
-		return x.s, nil
+		return x.m, nil
 	case <-ctx.Done():
-		return "", ctx.Err()
+		return shim.Message{}, ctx.Err()
 	}
 }
 

@@ -20,9 +20,10 @@ import (
 const oldRoot = "/.shoal-oldroot"
 
 // InitMain runs as the first process in the container's namespaces: it
-// sets up the root filesystem, then waits for the shim's "go" (sent once
-// the process is in its cgroup and its network is wired), takes on the
-// workload's identity and execs it. A setup error goes to fd 4 and the exit code is 127
+// sets up the root filesystem, says Ready on fd 4, then waits for the
+// shim's Go on fd 3 (sent once the process is in its cgroup and its
+// network is wired), takes on the workload's identity and execs it. A
+// setup error goes to fd 4 as an Error message and the exit code is 127
 // (not found), 126 (not executable) or 125 (setup).
 func InitMain(dir string) int {
 	// Credentials, capabilities and the mount namespace view are set on
@@ -31,7 +32,7 @@ func InitMain(dir string) int {
 	setupErr := os.NewFile(4, "setup-error")
 	unix.CloseOnExec(4)
 	fail := func(code int, err error) int {
-		fmt.Fprintln(setupErr, err)
+		_ = WriteMessage(setupErr, ErrorMessage(err.Error()))
 		return code
 	}
 	cfg, err := ReadConfig(dir)
@@ -76,11 +77,10 @@ func InitMain(dir string) int {
 	}
 	// Everything above overlaps with the daemon moving us into our
 	// cgroup and wiring the network; nothing of the workload runs
-	// before its "go". From "ready" on, this process starts no thread,
-	// so the daemon may now apply a pids limit.
-	fmt.Fprintln(setupErr, "ready")
-	line, _ := bufio.NewReader(os.NewFile(3, "go")).ReadString('\n')
-	if strings.TrimSpace(line) != "go" {
+	// before its Go. From Ready on, this process starts no thread, so
+	// the daemon may now apply a pids limit.
+	_ = WriteMessage(setupErr, Ready)
+	if m, err := ReadMessage(bufio.NewReader(os.NewFile(3, "go"))); err != nil || m.Kind != KindGo {
 		return fail(125, errors.New("start aborted"))
 	}
 	unix.CloseOnExec(3)

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -26,21 +25,16 @@ const (
 	InitArg = "__init"
 )
 
-// The shim talks to the daemon over two pipes: fd 3 carries the daemon's
-// "go" (or its end of file, meaning abort), fd 4 carries the shim's
-// reports: "pid N", "ready" once the init has prepared the container,
-// then "started" or "error MESSAGE". After the start
-// both are closed: the shim needs nothing more from the daemon, which may
-// die and come back.
-
 // Main runs the shim for the container in dir and returns its exit code.
+// It talks to the daemon and to the init by the start protocol
+// (protocol.go).
 func Main(dir string) int {
 	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
 	_ = os.Chdir("/")
 	fromDaemon, toDaemon := os.NewFile(3, "from-daemon"), os.NewFile(4, "to-daemon")
-	report := func(format string, a ...any) { fmt.Fprintf(toDaemon, format+"\n", a...) }
+	report := func(m Message) { _ = WriteMessage(toDaemon, m) }
 	fail := func(err error) int {
-		report("error %s", oneLine(err.Error()))
+		report(ErrorMessage(err.Error()))
 		_ = WriteJSON(filepath.Join(dir, ExitFile), &Exit{Code: 127, Error: err.Error(), ExitedAt: time.Now().UTC()})
 		return 1
 	}
@@ -62,11 +56,11 @@ func Main(dir string) int {
 	if err != nil {
 		return fail(err)
 	}
-	goR, goW, err := os.Pipe() // shim -> init: "go"
+	goR, goW, err := os.Pipe() // shim -> init: Go
 	if err != nil {
 		return fail(err)
 	}
-	setupR, setupW, err := os.Pipe() // init -> shim: a setup error; closed by exec
+	setupR, setupW, err := os.Pipe() // init -> shim: Ready or an Error; closed by exec
 	if err != nil {
 		return fail(err)
 	}
@@ -90,42 +84,35 @@ func Main(dir string) int {
 	for _, f := range []*os.File{outW, errW, goR, setupW, devnull} {
 		f.Close()
 	}
-	report("pid %d", cmd.Process.Pid)
+	report(PidMessage(cmd.Process.Pid))
 
 	// The init prepares the root filesystem while the daemon moves it
-	// into its cgroup, then says "ready" (or why it failed).
+	// into its cgroup, then says Ready (or why it failed).
 	setup := bufio.NewReader(setupR)
-	first, _ := setup.ReadString('\n')
-	if strings.TrimSpace(first) != "ready" {
-		rest, _ := io.ReadAll(setup)
+	if err := initSetup(setup); err != nil {
 		_ = cmd.Process.Kill()
 		_, _ = cmd.Process.Wait()
-		msg := strings.TrimSpace(first + string(rest))
-		if msg == "" {
-			msg = "the container init ended during setup"
-		}
-		return fail(errors.New(msg))
+		return fail(err)
 	}
-	report("ready")
-	line, _ := bufio.NewReader(fromDaemon).ReadString('\n')
-	if strings.TrimSpace(line) != "go" {
+	report(Ready)
+	if m, err := ReadMessage(bufio.NewReader(fromDaemon)); err != nil || m.Kind != KindGo {
 		_ = cmd.Process.Kill()
 		_, _ = cmd.Process.Wait()
 		return fail(errors.New("the daemon aborted the start"))
 	}
 	// A write error means the init already ended; what it wrote to the
 	// setup pipe says why.
-	_, goErr := goW.Write([]byte("go\n"))
+	goErr := WriteMessage(goW, Go)
 	goW.Close()
-	msg, _ := io.ReadAll(setup)
+	msg := initExec(setup)
 	setupR.Close()
-	if goErr != nil && len(msg) == 0 {
-		msg = []byte("the container init ended before it could start: " + goErr.Error())
+	if goErr != nil && msg == "" {
+		msg = "the container init ended before it could start: " + goErr.Error()
 	}
-	if len(msg) > 0 {
-		report("error %s", oneLine(string(msg)))
+	if msg != "" {
+		report(ErrorMessage(msg))
 	} else {
-		report("started")
+		report(Started)
 	}
 	fromDaemon.Close()
 	toDaemon.Close()
@@ -144,10 +131,7 @@ func Main(dir string) int {
 	}
 	ps, werr := cmd.Process.Wait()
 	wg.Wait()
-	exit := &Exit{ExitedAt: time.Now().UTC()}
-	if len(msg) > 0 {
-		exit.Error = strings.TrimSpace(string(msg))
-	}
+	exit := &Exit{ExitedAt: time.Now().UTC(), Error: msg}
 	switch {
 	case werr != nil:
 		exit.Code, exit.Error = 255, werr.Error()
@@ -167,7 +151,38 @@ func Main(dir string) int {
 	return 0
 }
 
-func oneLine(s string) string { return strings.ReplaceAll(strings.TrimSpace(s), "\n", " ") }
+// initSetup waits for the init's answer to its setup: nil once it is
+// Ready, else why it is not.
+func initSetup(setup *bufio.Reader) error {
+	m, err := ReadMessage(setup)
+	switch {
+	case errors.Is(err, io.EOF):
+		return errors.New("the container init ended during setup")
+	case err != nil:
+		return fmt.Errorf("the container init: %w", err)
+	case m.Kind == KindError:
+		return errors.New(m.Err)
+	case m.Kind != KindReady:
+		return fmt.Errorf("the container init said %q during setup, not %q", m, Ready)
+	}
+	return nil
+}
+
+// initExec waits for the init to exec the workload after Go: it returns
+// "" once the setup pipe closes without a word (the exec closed it), else
+// why the exec failed.
+func initExec(setup *bufio.Reader) string {
+	m, err := ReadMessage(setup)
+	switch {
+	case errors.Is(err, io.EOF):
+		return ""
+	case err != nil:
+		return "the container init: " + err.Error()
+	case m.Kind == KindError:
+		return m.Err
+	}
+	return fmt.Sprintf("the container init said %q after %q, not an error or nothing", m, Go)
+}
 
 // Dispatch runs the shim or the init when args (os.Args) ask for one of
 // them, and reports whether it did and the exit code.

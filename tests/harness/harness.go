@@ -425,14 +425,20 @@ func (n *Node) CertDir() string { return filepath.Join(n.Dir, "data", "certifica
 func (n *Node) Conn() *grpc.ClientConn {
 	n.t.Helper()
 	if n.Host != nil {
-		c, err := grpc.NewClient("unix://"+n.Socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			n.t.Fatal(err)
-		}
-		n.t.Cleanup(func() { c.Close() })
-		return c
+		return n.LocalConn()
 	}
 	return n.DialWithCert(n.Addr)
+}
+
+// LocalConn dials the node's local socket, as the CLI does by default.
+func (n *Node) LocalConn() *grpc.ClientConn {
+	n.t.Helper()
+	c, err := grpc.NewClient("unix://"+n.Socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.t.Cleanup(func() { c.Close() })
+	return c
 }
 
 // DialWithCert dials addr presenting this node's certificate.

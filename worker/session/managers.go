@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/internal/errgrpc"
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 	"github.com/shoal-run/shoal/worker"
@@ -62,7 +63,7 @@ func (s *Session) CallEach(ctx context.Context, targets []string, id *tlsutil.Id
 		if err == nil {
 			return nil
 		}
-		last = fmt.Errorf("manager %s: %w", addr, errdefs.FromGRPC(err))
+		last = fmt.Errorf("manager %s: %w", addr, errgrpc.FromGRPC(err))
 		if errdefs.Is(err, errdefs.ErrInvalid) || errdefs.Is(err, errdefs.ErrPermissionDenied) {
 			return last
 		}
