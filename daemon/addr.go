@@ -5,6 +5,7 @@ import (
 	"net"
 	"strings"
 
+	"github.com/shoal-run/shoal/internal/defaults"
 	"github.com/shoal-run/shoal/internal/errdefs"
 )
 
@@ -32,7 +33,7 @@ func isUnspecified(host string) bool {
 // the flag, the listen address when it is specific, or the only global
 // unicast address of this host.
 func chooseAdvertise(requested, configured, listen string) (string, error) {
-	port := portOf(listen, "4242")
+	port := portOf(listen, defaults.APIPort)
 	for _, a := range []string{requested, configured} {
 		if a != "" {
 			return withPort(a, port), nil

@@ -24,6 +24,7 @@ import (
 
 	"github.com/shoal-run/shoal/gossip"
 	"github.com/shoal-run/shoal/internal/clock"
+	"github.com/shoal-run/shoal/internal/defaults"
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/internal/errgrpc"
 	"github.com/shoal-run/shoal/internal/shimbin"
@@ -131,24 +132,24 @@ func (l *loop) stop() {
 
 func (c *Config) defaults() {
 	if c.DataDir == "" {
-		c.DataDir = "/var/lib/shoal"
+		c.DataDir = defaults.DataDir
 	}
 	if c.Socket == "" {
-		c.Socket = "/run/shoal/shoal.sock"
+		c.Socket = defaults.Socket
 	}
 	if c.ListenAddr == "" {
-		c.ListenAddr = "0.0.0.0:4242"
+		c.ListenAddr = defaults.ListenAddr
 	}
 	if c.RaftAddr == "" {
 		host, _, _ := net.SplitHostPort(c.ListenAddr)
-		c.RaftAddr = net.JoinHostPort(host, "4243")
+		c.RaftAddr = net.JoinHostPort(host, defaults.RaftPort)
 	}
 	if c.GossipAddr == "" {
 		host, _, _ := net.SplitHostPort(c.ListenAddr)
-		c.GossipAddr = net.JoinHostPort(host, strconv.Itoa(gossip.DefaultPort))
+		c.GossipAddr = net.JoinHostPort(host, strconv.Itoa(defaults.GossipPort))
 	}
 	if c.HeartbeatPeriod == 0 {
-		c.HeartbeatPeriod = 500 * time.Millisecond
+		c.HeartbeatPeriod = defaults.HeartbeatPeriod
 	}
 	if c.Log == nil {
 		c.Log = zap.NewNop()

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/shoal-run/shoal/internal/defaults"
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/internal/errgrpc"
 	"github.com/shoal-run/shoal/internal/tlsutil"
@@ -31,7 +32,7 @@ type swarmServer struct {
 
 func (d *Daemon) raftAdvertise(adv string) string {
 	host, _, _ := net.SplitHostPort(adv)
-	return net.JoinHostPort(host, portOf(d.cfg.RaftAddr, "4243"))
+	return net.JoinHostPort(host, portOf(d.cfg.RaftAddr, defaults.RaftPort))
 }
 
 func (s *swarmServer) Init(ctx context.Context, req *shoalv1.InitRequest) (*shoalv1.InitResponse, error) {
@@ -124,7 +125,7 @@ func (s *swarmServer) Join(ctx context.Context, req *shoalv1.JoinRequest) (*shoa
 	if req.GetRemoteAddr() == "" {
 		return nil, fmt.Errorf("the address of a manager is required (shoal swarm join --token T HOST:PORT): %w", errdefs.ErrInvalid)
 	}
-	remote := withPort(req.GetRemoteAddr(), "4242")
+	remote := withPort(req.GetRemoteAddr(), defaults.APIPort)
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	caPEM, err := fetchRootCA(ctx, remote, tok)

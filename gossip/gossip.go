@@ -24,12 +24,13 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/shoal-run/shoal/internal/defaults"
 	"github.com/shoal-run/shoal/internal/logging"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
 // DefaultPort is the gossip port of DESIGN.md.
-const DefaultPort = 7946
+const DefaultPort = defaults.GossipPort
 
 // KeySize is the size of a gossip key: AES-256.
 const KeySize = 32

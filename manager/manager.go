@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
+	"github.com/shoal-run/shoal/internal/defaults"
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/internal/errgrpc"
 	"github.com/shoal-run/shoal/internal/tlsutil"
@@ -86,7 +87,7 @@ func New(cfg Config) (*Manager, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.HeartbeatPeriod == 0 {
-		cfg.HeartbeatPeriod = 500 * time.Millisecond
+		cfg.HeartbeatPeriod = defaults.HeartbeatPeriod
 	}
 	st := store.New()
 	r, err := raftnode.Start(raftnode.Config{

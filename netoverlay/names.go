@@ -6,11 +6,13 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+
+	"github.com/shoal-run/shoal/internal/defaults"
 )
 
 // VXLANPort is the UDP port VXLAN packets are sent to and received on (the
 // IANA port, as Docker Swarm uses).
-const VXLANPort = 4789
+const VXLANPort = defaults.VXLANPort
 
 // Overhead is what VXLAN encapsulation adds to each frame over IPv4: the
 // outer IP (20), UDP (8), VXLAN (8) and inner Ethernet (14) headers. The

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/shoal-run/shoal/internal/defaults"
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	"github.com/shoal-run/shoal/manager"
@@ -21,9 +22,6 @@ import (
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
-
-// DefaultTaskHistory is how many finished tasks a slot keeps, as Docker.
-const DefaultTaskHistory = 5
 
 // Config is what a new cluster is made from.
 type Config struct {
@@ -58,7 +56,7 @@ func New(cfg Config) (*Cluster, error) {
 		}
 		expiry = e.AsDuration()
 	}
-	history := int64(DefaultTaskHistory)
+	history := int64(defaults.TaskHistoryLimit)
 	if req.GetTaskHistoryLimit() < 0 {
 		return nil, fmt.Errorf("task-history-limit: must be >= 0, got %d: %w", req.GetTaskHistoryLimit(), errdefs.ErrInvalid)
 	} else if req.GetTaskHistoryLimit() > 0 {

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/shoal-run/shoal/internal/defaults"
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	"github.com/shoal-run/shoal/manager/ca"
@@ -52,7 +53,7 @@ func TestNewMakesTheFirstObjects(t *testing.T) {
 		expiry      time.Duration
 		wantExpires time.Time
 	}{
-		{"defaults", &shoalv1.InitRequest{}, DefaultTaskHistory, ca.DefaultNodeCertExpiry, now.Add(ca.DefaultNodeCertExpiry)},
+		{"defaults", &shoalv1.InitRequest{}, defaults.TaskHistoryLimit, ca.DefaultNodeCertExpiry, now.Add(ca.DefaultNodeCertExpiry)},
 		{"chosen", &shoalv1.InitRequest{TaskHistoryLimit: 2, CertExpiry: durationpb.New(time.Hour)}, 2, time.Hour, now.Add(time.Hour)},
 	} {
 		c, err := New(config(tc.req))

@@ -17,12 +17,13 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/shoal-run/shoal/internal/defaults"
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
 // DefaultSocket is where the daemon serves its local socket.
-const DefaultSocket = "/run/shoal/shoal.sock"
+const DefaultSocket = defaults.Socket
 
 // globals are the flags every command takes.
 type globals struct {
@@ -69,7 +70,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVarP(&g.host, "host", "H", os.Getenv("SHOAL_HOST"), "daemon to talk to: unix:///path or tcp://HOST:PORT (env SHOAL_HOST)")
-	root.PersistentFlags().StringVar(&g.certDir, "cert-dir", envOr("SHOAL_CERT_PATH", "/var/lib/shoal/certificates"), "directory with ca.crt, node.crt and node.key of a manager, for tcp:// hosts (env SHOAL_CERT_PATH)")
+	root.PersistentFlags().StringVar(&g.certDir, "cert-dir", envOr("SHOAL_CERT_PATH", defaults.CertDir), "directory with ca.crt, node.crt and node.key of a manager, for tcp:// hosts (env SHOAL_CERT_PATH)")
 	root.AddCommand(newDaemonCmd(g), newSwarmCmd(g), newNodeCmd(g), newServiceCmd(g), newNetworkCmd(g), newVersionCmd(g),
 		newDevCmd(g), newRunCmd(g), newPsCmd(g), newStopCmd(g), newKillCmd(g), newRmCmd(g), newLogsCmd(g), newImageCmd(g))
 	strictUsage(root)

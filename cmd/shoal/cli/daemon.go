@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-run/shoal/daemon"
+	"github.com/shoal-run/shoal/internal/defaults"
 	"github.com/shoal-run/shoal/internal/logging"
 	"github.com/shoal-run/shoal/manager/raftnode"
 	"github.com/shoal-run/shoal/runtime/image"
@@ -74,9 +75,9 @@ func newDaemonCmd(g *globals) *cobra.Command {
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.dataDir, "data-dir", "/var/lib/shoal", "where the node keeps its state")
+	fl.StringVar(&f.dataDir, "data-dir", defaults.DataDir, "where the node keeps its state")
 	fl.StringVar(&f.socket, "socket", DefaultSocket, "local control socket (mode 0600)")
-	fl.StringVar(&f.listen, "listen-addr", "0.0.0.0:4242", "gRPC listen address (managers)")
+	fl.StringVar(&f.listen, "listen-addr", defaults.ListenAddr, "gRPC listen address (managers)")
 	fl.StringVar(&f.raftAddr, "raft-addr", "", "Raft listen address (default port 4243 on the listen host)")
 	fl.StringVar(&f.gossipAddr, "gossip-addr", "", "gossip listen address, tcp and udp (default port 7946 on the listen host); off detects failures by heartbeats alone")
 	fl.StringArrayVar(&f.labels, "label", nil, "engine label KEY=VALUE of this node, for constraints like engine.labels.KEY==VALUE (repeatable)")

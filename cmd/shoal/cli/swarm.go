@@ -9,6 +9,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+
+	"github.com/shoal-run/shoal/internal/defaults"
 )
 
 func newSwarmCmd(g *globals) *cobra.Command {
@@ -164,7 +166,7 @@ func newJoinTokenCmd(g *globals) *cobra.Command {
 				fmt.Fprintln(g.out, tok)
 				return nil
 			}
-			addr := "MANAGER_ADDR:4242"
+			addr := "MANAGER_ADDR:" + defaults.APIPort
 			if nodes, err := c.ListNodes(ctx, &shoalv1.ListNodesRequest{}); err == nil {
 				for _, n := range nodes.GetNodes() {
 					if n.GetManagerStatus().GetLeader() {

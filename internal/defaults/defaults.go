@@ -1,0 +1,30 @@
+// Package defaults is the one place for the values a node uses when it
+// is told nothing else: ports, paths, the heartbeat period, the task
+// history kept. The CLI's flags, the daemon's configuration and the
+// manager all read them from here. It imports nothing of the product.
+package defaults
+
+import "time"
+
+// Ports (DESIGN.md's table).
+const (
+	APIPort    = "4242" // gRPC: the control API and the dispatcher (managers)
+	RaftPort   = "4243" // Raft between managers
+	GossipPort = 7946   // memberlist, tcp and udp (all nodes)
+	VXLANPort  = 4789   // the overlay's data plane, udp (all nodes)
+)
+
+// Paths and addresses of a node.
+const (
+	DataDir    = "/var/lib/shoal"
+	CertDir    = DataDir + "/certificates"
+	Socket     = "/run/shoal/shoal.sock"
+	ListenAddr = "0.0.0.0:" + APIPort
+)
+
+// HeartbeatPeriod is how often nodes heartbeat to the managers; a node
+// is down after three missed periods.
+const HeartbeatPeriod = 500 * time.Millisecond
+
+// TaskHistoryLimit is how many finished tasks a slot keeps, as Docker.
+const TaskHistoryLimit = 5
