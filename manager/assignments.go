@@ -89,14 +89,14 @@ func (d *dispatcher) Assignments(_ *shoalv1.AssignmentsRequest, stream grpc.Serv
 }
 
 func (d *dispatcher) followAssignments(ctx context.Context, stream grpc.ServerStreamingServer[shoalv1.AssignmentsResponse], events <-chan *shoalv1.StoreEvent, node string, sent map[string]bool) error {
-	leader := time.NewTicker(500 * time.Millisecond)
+	leader := d.m.cfg.Clock.NewTicker(500 * time.Millisecond)
 	defer leader.Stop()
 	for {
 		var msg shoalv1.AssignmentsResponse
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-leader.C:
+		case <-leader.Chan():
 			if !d.m.ready.Load() {
 				return fmt.Errorf("this manager lost leadership; reconnect to the new leader: %w", errdefs.ErrUnavailable)
 			}

@@ -86,7 +86,7 @@ func (d *dispatcher) attachOnce(ctx context.Context, nodeID string, req *shoalv1
 		if err != nil {
 			return err
 		}
-		a.CreatedAt = timestamppb.New(d.m.cfg.Now())
+		a.CreatedAt = timestamppb.New(d.m.cfg.Clock.Now())
 		att = a
 		next = proto.Clone(node).(*shoalv1.Node)
 		next.Attachments = append(next.Attachments, a)

@@ -67,7 +67,7 @@ func (s *caServer) IssueNodeCertificate(ctx context.Context, req *shoalv1.IssueN
 	if role == shoalv1.NodeRole_NODE_ROLE_MANAGER && (req.GetAddr() == "" || req.GetRaftAddr() == "") {
 		return nil, fmt.Errorf("a joining manager must advertise its API and Raft addresses (--advertise-addr): %w", errdefs.ErrInvalid)
 	}
-	now := s.m.cfg.Now()
+	now := s.m.cfg.Clock.Now()
 	id := store.NewID()
 	certPEM, err := root.Sign(req.GetCsrPem(), id, c.GetId(), role, c.GetSpec().GetNodeCertExpiry().AsDuration(), now)
 	if err != nil {
@@ -107,7 +107,7 @@ func (s *caServer) RenewNodeCertificate(ctx context.Context, req *shoalv1.RenewN
 		return nil, fmt.Errorf("node %s was removed from the cluster; run `shoal swarm leave` and join again: %w", caller.NodeID, errdefs.ErrPermissionDenied)
 	}
 	role := node.GetSpec().GetDesiredRole()
-	certPEM, err := root.Sign(req.GetCsrPem(), node.GetId(), c.GetId(), role, c.GetSpec().GetNodeCertExpiry().AsDuration(), s.m.cfg.Now())
+	certPEM, err := root.Sign(req.GetCsrPem(), node.GetId(), c.GetId(), role, c.GetSpec().GetNodeCertExpiry().AsDuration(), s.m.cfg.Clock.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +125,7 @@ func (s *caServer) RenewNodeCertificate(ctx context.Context, req *shoalv1.RenewN
 		}
 	}
 	if !proto.Equal(next, node) {
-		next.Meta.UpdatedAt = timestamppb.New(s.m.cfg.Now())
+		next.Meta.UpdatedAt = timestamppb.New(s.m.cfg.Clock.Now())
 		if _, err := s.m.raft.Propose(ctx, &shoalv1.StoreBatch{Actions: []*shoalv1.StoreAction{{
 			Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_UPDATE, Object: store.Wrap(next), ExpectedVersion: node.GetMeta().GetVersion(),
 		}}}); err != nil {

@@ -121,10 +121,10 @@ func NodeStatusChanges(nodes []*shoalv1.Node, l Liveness, now time.Time) []*shoa
 	return out
 }
 
-// runNodeStatus decides node states every half period, and at once when
-// gossip membership changes.
+// runNodeStatus decides node states half a period after its last
+// decision, and at once when gossip membership changes.
 func (m *Manager) runNodeStatus(ctx context.Context) {
-	t := time.NewTicker(m.cfg.HeartbeatPeriod / 2)
+	t := m.cfg.Clock.NewTimer(m.cfg.HeartbeatPeriod / 2)
 	defer t.Stop()
 	var changed <-chan struct{}
 	if m.cfg.Gossip != nil {
@@ -134,33 +134,44 @@ func (m *Manager) runNodeStatus(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.Chan():
 		case <-changed:
+			t.Stop()
+			select {
+			case <-t.Chan():
+			default:
+			}
 		}
-		var nodes []*shoalv1.Node
-		m.store.View(func(r store.ReadTx) { nodes = store.List[*shoalv1.Node](r, store.TableNode) })
-		seen, base := m.seen.copy()
-		l := Liveness{Seen: seen, Base: base, Period: m.cfg.HeartbeatPeriod}
-		if m.cfg.Gossip != nil {
-			l.Failed = m.cfg.Gossip.Failed()
-		}
-		changes := NodeStatusChanges(nodes, l, m.cfg.Now())
-		if len(changes) == 0 {
-			continue
-		}
-		var b shoalv1.StoreBatch
-		for _, n := range changes {
-			m.log.Info("node status changed", zapNode(n.GetId()), zap.String("state", n.GetStatus().GetState().String()), zap.String("reason", n.GetStatus().GetMessage()))
-			b.Actions = append(b.Actions, &shoalv1.StoreAction{
-				Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_UPDATE, Object: store.Wrap(n), ExpectedVersion: n.GetMeta().GetVersion(),
-			})
-		}
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		if _, err := m.raft.Propose(pctx, &b); err != nil {
-			m.log.Debug("node status update", zap.Error(err))
-		}
-		cancel()
+		m.decideNodeStatus(ctx)
+		t.Reset(m.cfg.HeartbeatPeriod / 2)
 	}
+}
+
+// decideNodeStatus writes the node states NodeStatusChanges decides now.
+func (m *Manager) decideNodeStatus(ctx context.Context) {
+	var nodes []*shoalv1.Node
+	m.store.View(func(r store.ReadTx) { nodes = store.List[*shoalv1.Node](r, store.TableNode) })
+	seen, base := m.seen.copy()
+	l := Liveness{Seen: seen, Base: base, Period: m.cfg.HeartbeatPeriod}
+	if m.cfg.Gossip != nil {
+		l.Failed = m.cfg.Gossip.Failed()
+	}
+	changes := NodeStatusChanges(nodes, l, m.cfg.Clock.Now())
+	if len(changes) == 0 {
+		return
+	}
+	var b shoalv1.StoreBatch
+	for _, n := range changes {
+		m.log.Info("node status changed", zapNode(n.GetId()), zap.String("state", n.GetStatus().GetState().String()), zap.String("reason", n.GetStatus().GetMessage()))
+		b.Actions = append(b.Actions, &shoalv1.StoreAction{
+			Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_UPDATE, Object: store.Wrap(n), ExpectedVersion: n.GetMeta().GetVersion(),
+		})
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	if _, err := m.raft.Propose(pctx, &b); err != nil {
+		m.log.Debug("node status update", zap.Error(err))
+	}
+	cancel()
 }
 
 // dispatcher answers node heartbeats. The worker issue turns it into
@@ -191,7 +202,7 @@ func (d *dispatcher) Heartbeat(ctx context.Context, req *shoalv1.HeartbeatReques
 	if node == nil {
 		return &shoalv1.HeartbeatResponse{Removed: true}, nil
 	}
-	now := d.m.cfg.Now()
+	now := d.m.cfg.Clock.Now()
 	d.m.seen.mark(node.GetId(), now)
 	addr := hostOf(caller.Addr)
 	gossipAddr := req.GetGossipAddr()

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
+	"github.com/shoal-run/shoal/internal/clock"
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	"github.com/shoal-run/shoal/manager/allocator"
@@ -52,7 +53,9 @@ type Config struct {
 	// Gossip tells which nodes the node's gossip saw fail; nil when the
 	// node does not gossip.
 	Gossip GossipView
-	Now    func() time.Time
+	// Clock times the manager's loops (heartbeat expiry, node-down
+	// detection, orchestration); nil is the wall clock.
+	Clock clock.Clock
 }
 
 // GossipView is what the manager needs of the node's gossip membership.
@@ -81,8 +84,8 @@ type Manager struct {
 // New starts the Raft member. Serving starts with Register; leader loops
 // with Run.
 func New(cfg Config) (*Manager, error) {
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real()
 	}
 	if cfg.HeartbeatPeriod == 0 {
 		cfg.HeartbeatPeriod = 500 * time.Millisecond
@@ -99,7 +102,7 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg, log: cfg.Log.Named("manager"), store: st, raft: r, fwd: newForwarder(cfg.Identity), seen: newLastSeen()}
 	m.book = &allocator.Book{}
-	m.control = &controlapi.Server{Store: st, Raft: r, Now: cfg.Now, NewToken: func(d string) string { return ca.NewToken(d).String() }, Book: m.book}
+	m.control = &controlapi.Server{Store: st, Raft: r, Clock: cfg.Clock, NewToken: func(d string) string { return ca.NewToken(d).String() }, Book: m.book}
 	return m, nil
 }
 
@@ -178,7 +181,7 @@ func (m *Manager) Run(ctx context.Context) {
 	}
 	defer stopLoops()
 	ch := m.raft.LeaderCh()
-	check := time.NewTicker(time.Second)
+	check := m.cfg.Clock.NewTicker(time.Second)
 	defer check.Stop()
 	leading := false
 	for {
@@ -187,7 +190,7 @@ func (m *Manager) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case isLeader = <-ch:
-		case <-check.C:
+		case <-check.Chan():
 			// LeaderCh can drop a notification; re-read the state.
 			isLeader = m.raft.IsLeader()
 		}
@@ -217,12 +220,12 @@ func (m *Manager) Run(ctx context.Context) {
 		}
 		lctx, lcancel := context.WithCancel(ctx)
 		cancel = lcancel
-		m.seen.resetAll(m.cfg.Now())
+		m.seen.resetAll(m.cfg.Clock.Now())
 		m.ready.Store(true)
 		loops.Add(3)
 		go func() { defer loops.Done(); m.runNodeStatus(lctx) }()
 		go func() { defer loops.Done(); m.runRoles(lctx) }()
-		orch := &orchestrator.Orchestrator{Store: m.store, Raft: m.raft, Now: m.cfg.Now, NewID: store.NewID, Log: m.log.Named("orchestrator"), Book: m.book}
+		orch := &orchestrator.Orchestrator{Store: m.store, Raft: m.raft, Clock: m.cfg.Clock, NewID: store.NewID, Log: m.log.Named("orchestrator"), Book: m.book}
 		go func() { defer loops.Done(); orch.Run(lctx) }()
 	}
 }

@@ -2,7 +2,6 @@ package manager
 
 import (
 	"context"
-	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -32,7 +31,7 @@ func (m *Manager) ensureIngress(ctx context.Context) error {
 	if has {
 		return nil
 	}
-	nw, err := controlapi.IngressNetwork(c, timestamppb.New(time.Now()))
+	nw, err := controlapi.IngressNetwork(c, timestamppb.New(m.cfg.Clock.Now()))
 	if err != nil {
 		return err
 	}

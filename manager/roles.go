@@ -71,13 +71,13 @@ func StaleMembers(members []string, nodes map[string]*shoalv1.Node) []string {
 // runRoles finishes demotions: a member whose node is now a worker (or
 // gone) leaves Raft once that keeps a quorum.
 func (m *Manager) runRoles(ctx context.Context) {
-	t := time.NewTicker(time.Second)
+	t := m.cfg.Clock.NewTicker(time.Second)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.Chan():
 		}
 		nodes := map[string]*shoalv1.Node{}
 		m.store.View(func(r store.ReadTx) {

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/shoal-run/shoal/internal/clock"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
@@ -122,7 +123,7 @@ func newTestServer(t *testing.T) (*Server, *fakeRaft) {
 	s := &Server{
 		Store: st,
 		Raft:  r,
-		Now:   func() time.Time { return testNow },
+		Clock: clock.NewFake(testNow),
 		NewToken: func(digest string) string {
 			tokens++
 			return fmt.Sprintf("SWMTKN-1-%s-new%d", digest, tokens)

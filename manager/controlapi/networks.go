@@ -181,7 +181,7 @@ func (s *Server) CreateNetwork(ctx context.Context, req *shoalv1.CreateNetworkRe
 	if err != nil {
 		return nil, err
 	}
-	now := timestamppb.New(s.Now())
+	now := timestamppb.New(s.Clock.Now())
 	nw := &shoalv1.Network{Id: store.NewID(), Meta: &shoalv1.Meta{CreatedAt: now, UpdatedAt: now}, Spec: spec, Allocation: alloc}
 	idx, err := s.propose(ctx, create(nw))
 	if err != nil {

@@ -134,7 +134,7 @@ func (s *Server) UpdateNode(ctx context.Context, req *shoalv1.UpdateNodeRequest)
 	}
 	next := clone(cur)
 	next.Spec = clone(req.GetSpec())
-	next.Meta.UpdatedAt = timestamppb.New(s.Now())
+	next.Meta.UpdatedAt = timestamppb.New(s.Clock.Now())
 	idx, err := s.propose(ctx, update(next, req.GetVersion()))
 	if err != nil {
 		return nil, err
