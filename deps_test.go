@@ -1,7 +1,11 @@
 package shoal_test
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -22,6 +26,21 @@ var depRules = []struct {
 	{"./netoverlay/...", []string{"github.com/shoal-run/shoal/manager", "github.com/shoal-run/shoal/worker", "github.com/shoal-run/shoal/internal/daemon"}, "networking is below the manager and worker"},
 	{"./proto/...", []string{"github.com/shoal-run/shoal/manager", "github.com/shoal-run/shoal/internal", "github.com/shoal-run/shoal/worker"}, "the wire schema depends on nothing of ours"},
 	{"./internal/errdefs/...", []string{"github.com/shoal-run/shoal/"}, "error categories are a leaf"},
+	{"./manager/store/...", []string{"github.com/shoal-run/shoal/manager/allocator"}, "the store holds objects and indexes them; the allocator asks it, not the other way round (manager/addrs says what an object holds)"},
+	{"./manager/addrs/...", []string{"github.com/shoal-run/shoal/manager", "github.com/shoal-run/shoal/internal/"}, "what an object holds is a leaf under the store and the allocator"},
+	{"./manager/quorum/...", []string{"github.com/shoal-run/shoal/manager", "github.com/hashicorp/raft", "github.com/hashicorp/memberlist"}, "quorum rules are pure: the members come in as values"},
+	{"./manager/allocator/...", []string{"github.com/shoal-run/shoal/manager/store", "github.com/shoal-run/shoal/manager/controlapi", "github.com/hashicorp/raft"}, "allocation is pure: what is used comes in as a function"},
+}
+
+// directImports are the rules above for what a package imports itself,
+// where depending on it through others is allowed: cmd reaches the whole
+// product through the composition root, but names none of its parts.
+var directImports = []struct {
+	pkgs      string
+	forbidden []string
+	why       string
+}{
+	{"./cmd/shoal/cli/...", []string{"github.com/shoal-run/shoal/manager", "github.com/shoal-run/shoal/runtime", "github.com/shoal-run/shoal/worker", "github.com/shoal-run/shoal/netoverlay", "github.com/shoal-run/shoal/scheduler"}, "the CLI configures the daemon through its Config; defaults of the parts reach it through the daemon"},
 }
 
 func TestDependencyDirection(t *testing.T) {
@@ -49,6 +68,69 @@ func TestDependencyDirection(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+func TestDirectImports(t *testing.T) {
+	for _, r := range directImports {
+		out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, r.pkgs).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list %s: %v\n%s", r.pkgs, err, out)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			fields := strings.Fields(line)
+			for _, imp := range fields[1:] {
+				for _, f := range r.forbidden {
+					if imp == f || strings.HasPrefix(imp, f+"/") {
+						t.Errorf("%s imports %s: %s", fields[0], imp, r.why)
+					}
+				}
+			}
+		}
+	}
+}
+
+// The manager's root wires the control API (it constructs its Server)
+// and takes nothing else from it: network allocation lives in
+// manager/allocator, quorum rules in manager/quorum, and controlapi only
+// validates and proposes.
+func TestManagerRootOnlyWiresControlAPI(t *testing.T) {
+	allowed := map[string]bool{"Server": true}
+	files, err := filepath.Glob("manager/*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		local := ""
+		for _, imp := range f.Imports {
+			if strings.Trim(imp.Path.Value, `"`) == "github.com/shoal-run/shoal/manager/controlapi" {
+				local = "controlapi"
+				if imp.Name != nil {
+					local = imp.Name.Name
+				}
+			}
+		}
+		if local == "" {
+			continue
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			sel, ok := n.(*ast.SelectorExpr)
+			if !ok {
+				return true
+			}
+			if id, ok := sel.X.(*ast.Ident); ok && id.Name == local && !allowed[sel.Sel.Name] {
+				t.Errorf("%s: the manager root uses controlapi.%s; only the Server is the control API's: move the rule to the room it belongs to (allocator, quorum)", fset.Position(sel.Pos()), sel.Sel.Name)
+			}
+			return true
+		})
 	}
 }
 

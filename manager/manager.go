@@ -243,7 +243,7 @@ func (m *Manager) Bootstrap(ctx context.Context, cluster *shoalv1.Cluster, self 
 	if exists {
 		return nil
 	}
-	ingress, err := controlapi.IngressNetwork(cluster, cluster.GetMeta().GetCreatedAt())
+	ingress, err := allocator.IngressNetwork(cluster, store.NewID(), cluster.GetMeta().GetCreatedAt())
 	if err != nil {
 		return err
 	}

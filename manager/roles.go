@@ -8,7 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
-	"github.com/shoal-run/shoal/manager/controlapi"
+	"github.com/shoal-run/shoal/manager/quorum"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
@@ -38,7 +38,7 @@ func (a *raftAPI) JoinRaft(ctx context.Context, req *shoalv1.JoinRaftRequest) (*
 
 func (a *raftAPI) LeaveRaft(ctx context.Context, _ *shoalv1.LeaveRaftRequest) (*shoalv1.LeaveRaftResponse, error) {
 	caller, _ := CallerFrom(ctx)
-	if err := controlapi.CheckRemoval(a.m.members(), caller.NodeID); err != nil {
+	if err := quorum.CheckRemoval(a.m.members(), caller.NodeID); err != nil {
 		return nil, err
 	}
 	if err := a.m.raft.RemoveServer(ctx, caller.NodeID); err != nil {
@@ -47,13 +47,7 @@ func (a *raftAPI) LeaveRaft(ctx context.Context, _ *shoalv1.LeaveRaftRequest) (*
 	return &shoalv1.LeaveRaftResponse{}, nil
 }
 
-func (m *Manager) members() []controlapi.Member {
-	var out []controlapi.Member
-	for _, id := range m.raft.MemberIDs() {
-		out = append(out, controlapi.Member{ID: id, Reachable: m.raft.Reachable(id)})
-	}
-	return out
-}
+func (m *Manager) members() []quorum.Member { return quorum.Members(m.raft) }
 
 // StaleMembers is the pure decision of the role loop: Raft members whose
 // node is gone or is meant to be a worker.
@@ -89,7 +83,7 @@ func (m *Manager) runRoles(ctx context.Context) {
 			if id == m.cfg.NodeID {
 				continue // the leader leaves through the demote call itself
 			}
-			if err := controlapi.CheckRemoval(m.members(), id); err != nil {
+			if err := quorum.CheckRemoval(m.members(), id); err != nil {
 				m.log.Debug("demotion waits for quorum", zapNode(id), zap.Error(err))
 				continue
 			}
