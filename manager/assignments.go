@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/manager/auth"
 	"github.com/shoal-run/shoal/manager/orchestrator"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
@@ -24,7 +25,7 @@ const LeaderHintKey = "shoal-leader"
 // the leader only: a follower answers Unavailable and redirects the
 // caller to the leader it knows (LeaderHintKey).
 func (m *Manager) StreamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	c, err := authenticate(ss.Context(), info.FullMethod, m.cfg.ClusterID)
+	c, err := auth.Authenticate(ss.Context(), info.FullMethod, m.cfg.ClusterID)
 	if err != nil {
 		return errdefs.ToGRPC(err)
 	}
@@ -36,7 +37,7 @@ func (m *Manager) StreamInterceptor(srv any, ss grpc.ServerStream, info *grpc.St
 		ss.SetTrailer(metadata.Pairs(LeaderHintKey, addr))
 		return errdefs.ToGRPC(fmt.Errorf("this manager is not the leader; the leader is %s: %w", addr, errdefs.ErrUnavailable))
 	}
-	return errdefs.ToGRPC(handler(srv, &callerStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), callerKey{}, c)}))
+	return errdefs.ToGRPC(handler(srv, &callerStream{ServerStream: ss, ctx: auth.With(ss.Context(), c)}))
 }
 
 type callerStream struct {
@@ -57,7 +58,7 @@ func assigned(t *shoalv1.Task, node string) bool {
 
 // Assignments streams a node's tasks: the full set, then changes.
 func (d *dispatcher) Assignments(_ *shoalv1.AssignmentsRequest, stream grpc.ServerStreamingServer[shoalv1.AssignmentsResponse]) error {
-	caller, _ := CallerFrom(stream.Context())
+	caller, _ := auth.From(stream.Context())
 	node := caller.NodeID
 	ctx := stream.Context()
 	for {
@@ -148,7 +149,7 @@ func (d *dispatcher) collect(msg *shoalv1.AssignmentsResponse, ev *shoalv1.Store
 // UpdateTaskStatus records what a worker reports about its tasks. States
 // only move forward; a report for a task of another node is refused.
 func (d *dispatcher) UpdateTaskStatus(ctx context.Context, req *shoalv1.UpdateTaskStatusRequest) (*shoalv1.UpdateTaskStatusResponse, error) {
-	caller, _ := CallerFrom(ctx)
+	caller, _ := auth.From(ctx)
 	// A write to the same tasks in between (the orchestrator setting a
 	// desired state) makes the batch conflict: read again and reapply,
 	// so a report is never dropped. A worker's last report (shut down)

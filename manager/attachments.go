@@ -12,6 +12,7 @@ import (
 
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/manager/allocator"
+	"github.com/shoal-run/shoal/manager/auth"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
@@ -26,7 +27,7 @@ import (
 const maxAttachRetries = 10
 
 func (d *dispatcher) AttachNetwork(ctx context.Context, req *shoalv1.AttachNetworkRequest) (*shoalv1.AttachNetworkResponse, error) {
-	caller, _ := CallerFrom(ctx)
+	caller, _ := auth.From(ctx)
 	if req.GetId() == "" || len(req.GetId()) > 64 {
 		return nil, fmt.Errorf("attachment id: must be 1 to 64 characters: %w", errdefs.ErrInvalid)
 	}
@@ -108,7 +109,7 @@ func (d *dispatcher) attachOnce(ctx context.Context, nodeID string, req *shoalv1
 }
 
 func (d *dispatcher) DetachNetwork(ctx context.Context, req *shoalv1.DetachNetworkRequest) (*shoalv1.DetachNetworkResponse, error) {
-	caller, _ := CallerFrom(ctx)
+	caller, _ := auth.From(ctx)
 	for attempt := 0; ; attempt++ {
 		var node *shoalv1.Node
 		d.m.store.View(func(r store.ReadTx) { node = store.Get[*shoalv1.Node](r, store.TableNode, caller.NodeID) })

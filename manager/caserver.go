@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/manager/auth"
 	"github.com/shoal-run/shoal/manager/ca"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
@@ -73,7 +74,7 @@ func (s *caServer) IssueNodeCertificate(ctx context.Context, req *shoalv1.IssueN
 	if err != nil {
 		return nil, err
 	}
-	caller, _ := CallerFrom(ctx)
+	caller, _ := auth.From(ctx)
 	node := &shoalv1.Node{
 		Id:          id,
 		Meta:        &shoalv1.Meta{CreatedAt: timestamppb.New(now)},
@@ -96,7 +97,7 @@ func (s *caServer) IssueNodeCertificate(ctx context.Context, req *shoalv1.IssueN
 }
 
 func (s *caServer) RenewNodeCertificate(ctx context.Context, req *shoalv1.RenewNodeCertificateRequest) (*shoalv1.RenewNodeCertificateResponse, error) {
-	caller, _ := CallerFrom(ctx)
+	caller, _ := auth.From(ctx)
 	c, root, err := s.root()
 	if err != nil {
 		return nil, err

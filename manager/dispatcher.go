@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/shoal-run/shoal/manager/auth"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
@@ -182,7 +183,7 @@ type dispatcher struct {
 }
 
 func (d *dispatcher) Heartbeat(ctx context.Context, req *shoalv1.HeartbeatRequest) (*shoalv1.HeartbeatResponse, error) {
-	caller, _ := CallerFrom(ctx)
+	caller, _ := auth.From(ctx)
 	var (
 		node    *shoalv1.Node
 		cluster *shoalv1.Cluster

@@ -20,6 +20,7 @@ import (
 
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/internal/tlsutil"
+	"github.com/shoal-run/shoal/manager/auth"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
@@ -195,7 +196,7 @@ var errLeaderMoved = errors.New("the leadership moved")
 // names its object, possibly by name, and a second copy could remove an
 // object made since; it is never sent twice, nor is any call whose copies
 // the store does not tell apart.
-func (m *Manager) leaderCall(ctx context.Context, c Caller, method string, req any, local grpc.UnaryHandler) (any, error) {
+func (m *Manager) leaderCall(ctx context.Context, c auth.Caller, method string, req any, local grpc.UnaryHandler) (any, error) {
 	rule := retryFor(method)
 	var (
 		failed  error           // why the last forwarded attempt failed; nil before one did
@@ -203,7 +204,7 @@ func (m *Manager) leaderCall(ctx context.Context, c Caller, method string, req a
 		changed <-chan struct{} // closed when the leader changes after it began
 	)
 	for {
-		if isForwarded(ctx) && m.raft.Leader() != m.cfg.NodeID {
+		if auth.IsForwarded(ctx) && m.raft.Leader() != m.cfg.NodeID {
 			// The manager that sent it here will find the leader itself.
 			return nil, fmt.Errorf("this manager is no longer the leader; retry: %w", errdefs.ErrUnavailable)
 		}
@@ -364,7 +365,7 @@ func (m *Manager) leaderAddr() (string, error) {
 // forwardTo sends a call to leader and waits for its answer, or until
 // this manager sees another leader, or none (errDeposed), or the caller's
 // deadline.
-func (m *Manager) forwardTo(ctx context.Context, c Caller, leader, method string, req any) (any, error) {
+func (m *Manager) forwardTo(ctx context.Context, c auth.Caller, leader, method string, req any) (any, error) {
 	addr, err := m.managerAddr(leader)
 	if err != nil {
 		return nil, err
@@ -388,7 +389,7 @@ func (m *Manager) forwardTo(ctx context.Context, c Caller, leader, method string
 	if conn.GetState() == connectivity.TransientFailure {
 		conn.ResetConnectBackoff()
 	}
-	if err := conn.Invoke(forwardMetadata(actx, c), method, req, resp, grpc.WaitForReady(true)); err != nil {
+	if err := conn.Invoke(auth.ForwardMetadata(actx, c), method, req, resp, grpc.WaitForReady(true)); err != nil {
 		if ctx.Err() == nil && errors.Is(context.Cause(actx), errDeposed) {
 			return nil, errDeposed
 		}

@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/manager/auth"
+	"github.com/shoal-run/shoal/manager/internal/methodtest"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
@@ -51,9 +53,9 @@ func TestRetryFor(t *testing.T) {
 		"/shoal.v1.RaftService/LeaveRaft":              retryNever,
 	}
 	seen := map[string]bool{}
-	for _, svc := range managerServices {
-		for _, m := range methodsOf(t, svc) {
-			if !leaderOnly(m) || m == "/shoal.v1.DispatcherService/Assignments" {
+	for _, svc := range methodtest.ManagerServices {
+		for _, m := range methodtest.Of(t, svc) {
+			if !auth.LeaderOnly(m) || m == "/shoal.v1.DispatcherService/Assignments" {
 				continue // answered by any manager, or a stream (not forwarded)
 			}
 			seen[m] = true

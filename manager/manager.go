@@ -3,7 +3,7 @@
 // (control API, CA, dispatcher, Raft membership), and the loops that run
 // only on the leader. Sub-packages hold the parts: store, raftnode,
 // controlapi, ca. Calls a follower cannot answer are forwarded to the
-// leader (forward.go); who may call what is decided in auth.go.
+// leader (forward.go); who may call what is decided in manager/auth.
 package manager
 
 import (
@@ -20,6 +20,7 @@ import (
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	"github.com/shoal-run/shoal/manager/allocator"
+	"github.com/shoal-run/shoal/manager/auth"
 	"github.com/shoal-run/shoal/manager/ca"
 	"github.com/shoal-run/shoal/manager/controlapi"
 	"github.com/shoal-run/shoal/manager/orchestrator"
@@ -120,21 +121,16 @@ func (m *Manager) Register(s *grpc.Server) {
 	shoalv1.RegisterRaftServiceServer(s, &raftAPI{m: m})
 }
 
-// leaderOnly lists the methods a follower forwards to the leader.
-func leaderOnly(method string) bool {
-	return method != "/shoal.v1.CAService/GetRootCACertificate"
-}
-
 // Interceptor authenticates every call, sends it to the leader when it
 // is leader-only (leaderCall: answered here on the ready leader, else
 // forwarded), and converts errors to gRPC statuses, the one place that
 // happens.
 func (m *Manager) Interceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	c, err := authenticate(ctx, info.FullMethod, m.cfg.ClusterID)
+	c, err := auth.Authenticate(ctx, info.FullMethod, m.cfg.ClusterID)
 	if err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
-	ctx = context.WithValue(ctx, callerKey{}, c)
+	ctx = auth.With(ctx, c)
 	if _, ok := ctx.Deadline(); !ok {
 		// Forwarded calls too: none may wait forever on a leader that
 		// went silent.
@@ -142,7 +138,7 @@ func (m *Manager) Interceptor(ctx context.Context, req any, info *grpc.UnaryServ
 		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 	}
-	if !leaderOnly(info.FullMethod) {
+	if !auth.LeaderOnly(info.FullMethod) {
 		resp, err := handler(ctx, req)
 		return resp, errdefs.ToGRPC(err)
 	}

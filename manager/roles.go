@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/manager/auth"
 	"github.com/shoal-run/shoal/manager/quorum"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
@@ -20,7 +21,7 @@ type raftAPI struct {
 }
 
 func (a *raftAPI) JoinRaft(ctx context.Context, req *shoalv1.JoinRaftRequest) (*shoalv1.JoinRaftResponse, error) {
-	caller, _ := CallerFrom(ctx)
+	caller, _ := auth.From(ctx)
 	var node *shoalv1.Node
 	a.m.store.View(func(r store.ReadTx) { node = store.Get[*shoalv1.Node](r, store.TableNode, caller.NodeID) })
 	if node.GetSpec().GetDesiredRole() != shoalv1.NodeRole_NODE_ROLE_MANAGER {
@@ -37,7 +38,7 @@ func (a *raftAPI) JoinRaft(ctx context.Context, req *shoalv1.JoinRaftRequest) (*
 }
 
 func (a *raftAPI) LeaveRaft(ctx context.Context, _ *shoalv1.LeaveRaftRequest) (*shoalv1.LeaveRaftResponse, error) {
-	caller, _ := CallerFrom(ctx)
+	caller, _ := auth.From(ctx)
 	if err := quorum.CheckRemoval(a.m.members(), caller.NodeID); err != nil {
 		return nil, err
 	}
