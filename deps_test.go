@@ -29,6 +29,8 @@ var depRules = []struct {
 	{"./manager/store/...", []string{"github.com/shoal-run/shoal/manager/allocator"}, "the store holds objects and indexes them; the allocator asks it, not the other way round (manager/addrs says what an object holds)"},
 	{"./manager/addrs/...", []string{"github.com/shoal-run/shoal/manager", "github.com/shoal-run/shoal/internal/"}, "what an object holds is a leaf under the store and the allocator"},
 	{"./manager/quorum/...", []string{"github.com/shoal-run/shoal/manager", "github.com/hashicorp/raft", "github.com/hashicorp/memberlist"}, "quorum rules are pure: the members come in as values"},
+	{"./manager/auth/...", []string{"github.com/shoal-run/shoal/manager"}, "who may call what is decided from the call alone"},
+	{"./manager/dispatcher/...", []string{"github.com/shoal-run/shoal/manager/raftnode", "github.com/shoal-run/shoal/manager/controlapi", "github.com/shoal-run/shoal/manager/ca"}, "the dispatcher sees the store and Raft through the small views it needs (Store, Proposer)"},
 	{"./manager/allocator/...", []string{"github.com/shoal-run/shoal/manager/store", "github.com/shoal-run/shoal/manager/controlapi", "github.com/hashicorp/raft"}, "allocation is pure: what is used comes in as a function"},
 }
 

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/internal/logging"
 	"github.com/shoal-run/shoal/manager/auth"
 	"github.com/shoal-run/shoal/manager/ca"
 	"github.com/shoal-run/shoal/manager/store"
@@ -80,7 +81,7 @@ func (s *caServer) IssueNodeCertificate(ctx context.Context, req *shoalv1.IssueN
 		Meta:        &shoalv1.Meta{CreatedAt: timestamppb.New(now)},
 		Spec:        &shoalv1.NodeSpec{DesiredRole: role, Availability: shoalv1.NodeAvailability_NODE_AVAILABILITY_ACTIVE},
 		Description: req.GetDescription(),
-		Status:      &shoalv1.NodeStatus{State: shoalv1.NodeState_NODE_STATE_READY, Addr: hostOf(caller.Addr)},
+		Status:      &shoalv1.NodeStatus{State: shoalv1.NodeState_NODE_STATE_READY, Addr: caller.Host()},
 		Role:        role,
 	}
 	if role == shoalv1.NodeRole_NODE_ROLE_MANAGER {
@@ -91,8 +92,8 @@ func (s *caServer) IssueNodeCertificate(ctx context.Context, req *shoalv1.IssueN
 	}}}); err != nil {
 		return nil, err
 	}
-	s.m.seen.mark(id, now)
-	s.m.log.Info("node joined", zapNode(id), zapRole(role))
+	s.m.disp.Seen(id, now)
+	s.m.log.Info("node joined", logging.Node(id), logging.Role(role))
 	return &shoalv1.IssueNodeCertificateResponse{NodeId: id, ClusterId: c.GetId(), CertPem: certPEM, Role: role, Managers: s.m.managerAddrs()}, nil
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/shoal-run/shoal/internal/clock"
 	"github.com/shoal-run/shoal/internal/errdefs"
@@ -23,6 +24,7 @@ import (
 	"github.com/shoal-run/shoal/manager/auth"
 	"github.com/shoal-run/shoal/manager/ca"
 	"github.com/shoal-run/shoal/manager/controlapi"
+	"github.com/shoal-run/shoal/manager/dispatcher"
 	"github.com/shoal-run/shoal/manager/orchestrator"
 	"github.com/shoal-run/shoal/manager/raftnode"
 	"github.com/shoal-run/shoal/manager/store"
@@ -59,13 +61,9 @@ type Config struct {
 	Clock clock.Clock
 }
 
-// GossipView is what the manager needs of the node's gossip membership.
-type GossipView interface {
-	// Failed maps nodes that dropped out of the membership to when.
-	Failed() map[string]time.Time
-	// Changed receives when the membership changed.
-	Changed() <-chan struct{}
-}
+// GossipView is what the manager needs of the node's gossip membership:
+// which nodes it saw fail, for the dispatcher's node status loop.
+type GossipView = dispatcher.GossipView
 
 // Manager is one running manager.
 type Manager struct {
@@ -78,7 +76,7 @@ type Manager struct {
 	// book holds network allocations in flight, shared by the control
 	// API and the orchestrator.
 	book  *allocator.Book
-	seen  *lastSeen
+	disp  *dispatcher.Dispatcher
 	ready atomic.Bool // leader with every committed entry applied
 }
 
@@ -101,8 +99,12 @@ func New(cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{cfg: cfg, log: cfg.Log.Named("manager"), store: st, raft: r, fwd: newForwarder(cfg.Identity), seen: newLastSeen()}
+	m := &Manager{cfg: cfg, log: cfg.Log.Named("manager"), store: st, raft: r, fwd: newForwarder(cfg.Identity)}
 	m.book = &allocator.Book{}
+	m.disp = dispatcher.New(dispatcher.Config{
+		Store: st, Raft: r, Clock: cfg.Clock, Log: m.log.Named("dispatcher"), HeartbeatPeriod: cfg.HeartbeatPeriod,
+		Gossip: cfg.Gossip, Book: m.book, Managers: m.managerAddrs, Leading: m.IsReadyLeader,
+	})
 	m.control = &controlapi.Server{Store: st, Raft: r, Clock: cfg.Clock, NewToken: func(d string) string { return ca.NewToken(d).String() }, Book: m.book}
 	return m, nil
 }
@@ -117,7 +119,7 @@ func (m *Manager) Raft() *raftnode.Node { return m.raft }
 func (m *Manager) Register(s *grpc.Server) {
 	shoalv1.RegisterControlServiceServer(s, m.control)
 	shoalv1.RegisterCAServiceServer(s, &caServer{m: m})
-	shoalv1.RegisterDispatcherServiceServer(s, &dispatcher{m: m})
+	shoalv1.RegisterDispatcherServiceServer(s, m.disp)
 	shoalv1.RegisterRaftServiceServer(s, &raftAPI{m: m})
 }
 
@@ -145,6 +147,36 @@ func (m *Manager) Interceptor(ctx context.Context, req any, info *grpc.UnaryServ
 	resp, err := m.leaderCall(ctx, c, info.FullMethod, req, handler)
 	return resp, errdefs.ToGRPC(err)
 }
+
+// LeaderHintKey is the trailer in which a follower that refuses a stream
+// names the leader's gRPC address, so the caller goes there next.
+const LeaderHintKey = "shoal-leader"
+
+// StreamInterceptor authenticates streaming calls. Streams are served by
+// the leader only: a follower answers Unavailable and redirects the
+// caller to the leader it knows (LeaderHintKey).
+func (m *Manager) StreamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	c, err := auth.Authenticate(ss.Context(), info.FullMethod, m.cfg.ClusterID)
+	if err != nil {
+		return errdefs.ToGRPC(err)
+	}
+	if !m.ready.Load() {
+		addr, err := m.leaderAddr()
+		if err != nil {
+			return errdefs.ToGRPC(err)
+		}
+		ss.SetTrailer(metadata.Pairs(LeaderHintKey, addr))
+		return errdefs.ToGRPC(fmt.Errorf("this manager is not the leader; the leader is %s: %w", addr, errdefs.ErrUnavailable))
+	}
+	return errdefs.ToGRPC(handler(srv, &callerStream{ServerStream: ss, ctx: auth.With(ss.Context(), c)}))
+}
+
+type callerStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *callerStream) Context() context.Context { return s.ctx }
 
 // IsReadyLeader reports whether this manager leads and has applied every
 // committed entry.
@@ -216,10 +248,10 @@ func (m *Manager) Run(ctx context.Context) {
 		}
 		lctx, lcancel := context.WithCancel(ctx)
 		cancel = lcancel
-		m.seen.resetAll(m.cfg.Clock.Now())
+		m.disp.Lead(m.cfg.Clock.Now())
 		m.ready.Store(true)
 		loops.Add(3)
-		go func() { defer loops.Done(); m.runNodeStatus(lctx) }()
+		go func() { defer loops.Done(); m.disp.RunNodeStatus(lctx) }()
 		go func() { defer loops.Done(); m.runRoles(lctx) }()
 		orch := &orchestrator.Orchestrator{Store: m.store, Raft: m.raft, Clock: m.cfg.Clock, NewID: store.NewID, Log: m.log.Named("orchestrator"), Book: m.book}
 		go func() { defer loops.Done(); orch.Run(lctx) }()

@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/internal/logging"
 	"github.com/shoal-run/shoal/manager/auth"
 	"github.com/shoal-run/shoal/manager/quorum"
 	"github.com/shoal-run/shoal/manager/store"
@@ -33,7 +34,7 @@ func (a *raftAPI) JoinRaft(ctx context.Context, req *shoalv1.JoinRaftRequest) (*
 	if err := a.m.raft.AddVoter(ctx, caller.NodeID, req.GetRaftAddr()); err != nil {
 		return nil, err
 	}
-	a.m.log.Info("manager joined raft", zapNode(caller.NodeID), zap.String("raft_addr", req.GetRaftAddr()))
+	a.m.log.Info("manager joined raft", logging.Node(caller.NodeID), zap.String("raft_addr", req.GetRaftAddr()))
 	return &shoalv1.JoinRaftResponse{}, nil
 }
 
@@ -85,12 +86,12 @@ func (m *Manager) runRoles(ctx context.Context) {
 				continue // the leader leaves through the demote call itself
 			}
 			if err := quorum.CheckRemoval(m.members(), id); err != nil {
-				m.log.Debug("demotion waits for quorum", zapNode(id), zap.Error(err))
+				m.log.Debug("demotion waits for quorum", logging.Node(id), zap.Error(err))
 				continue
 			}
 			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			if err := m.raft.RemoveServer(rctx, id); err != nil {
-				m.log.Warn("remove demoted manager from raft", zapNode(id), zap.Error(err))
+				m.log.Warn("remove demoted manager from raft", logging.Node(id), zap.Error(err))
 			}
 			cancel()
 		}

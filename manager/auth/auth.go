@@ -9,6 +9,7 @@ package auth
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 
 	"google.golang.org/grpc/credentials"
@@ -26,6 +27,14 @@ type Caller struct {
 	NodeID string
 	Role   shoalv1.NodeRole
 	Addr   string
+}
+
+// Host is the host part of the caller's address.
+func (c Caller) Host() string {
+	if h, _, err := net.SplitHostPort(c.Addr); err == nil {
+		return h
+	}
+	return c.Addr
 }
 
 type callerKey struct{}

@@ -170,3 +170,18 @@ func TestAuthenticate(t *testing.T) {
 		t.Errorf("Authenticate(worker, control) = %v; want a hint to use a manager", err)
 	}
 }
+
+func TestHostOf(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"10.0.0.7:4242", "10.0.0.7"},
+		{"[fd00::1]:4242", "fd00::1"},
+		{"node-1:80", "node-1"},
+		{"10.0.0.7", "10.0.0.7"},
+		{"@", "@"}, // a unix socket peer
+		{"", ""},
+	} {
+		if got := (Caller{Addr: tc.in}).Host(); got != tc.want {
+			t.Errorf("Caller{Addr: %q}.Host() = %q; want %q", tc.in, got, tc.want)
+		}
+	}
+}

@@ -1,4 +1,4 @@
-package manager
+package dispatcher
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
@@ -16,36 +15,6 @@ import (
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
-
-// LeaderHintKey is the trailer in which a follower that refuses a stream
-// names the leader's gRPC address, so the caller goes there next.
-const LeaderHintKey = "shoal-leader"
-
-// StreamInterceptor authenticates streaming calls. Streams are served by
-// the leader only: a follower answers Unavailable and redirects the
-// caller to the leader it knows (LeaderHintKey).
-func (m *Manager) StreamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	c, err := auth.Authenticate(ss.Context(), info.FullMethod, m.cfg.ClusterID)
-	if err != nil {
-		return errdefs.ToGRPC(err)
-	}
-	if !m.ready.Load() {
-		addr, err := m.leaderAddr()
-		if err != nil {
-			return errdefs.ToGRPC(err)
-		}
-		ss.SetTrailer(metadata.Pairs(LeaderHintKey, addr))
-		return errdefs.ToGRPC(fmt.Errorf("this manager is not the leader; the leader is %s: %w", addr, errdefs.ErrUnavailable))
-	}
-	return errdefs.ToGRPC(handler(srv, &callerStream{ServerStream: ss, ctx: auth.With(ss.Context(), c)}))
-}
-
-type callerStream struct {
-	grpc.ServerStream
-	ctx context.Context
-}
-
-func (s *callerStream) Context() context.Context { return s.ctx }
 
 // assigned reports whether a task belongs in a node's assignment set:
 // everything on the node except finished history.
@@ -57,14 +26,14 @@ func assigned(t *shoalv1.Task, node string) bool {
 }
 
 // Assignments streams a node's tasks: the full set, then changes.
-func (d *dispatcher) Assignments(_ *shoalv1.AssignmentsRequest, stream grpc.ServerStreamingServer[shoalv1.AssignmentsResponse]) error {
+func (d *Dispatcher) Assignments(_ *shoalv1.AssignmentsRequest, stream grpc.ServerStreamingServer[shoalv1.AssignmentsResponse]) error {
 	caller, _ := auth.From(stream.Context())
 	node := caller.NodeID
 	ctx := stream.Context()
 	for {
-		events, cancel := d.m.store.Watch()
+		events, cancel := d.cfg.Store.Watch()
 		var full []*shoalv1.Task
-		d.m.store.View(func(r store.ReadTx) {
+		d.cfg.Store.View(func(r store.ReadTx) {
 			for _, t := range store.ListBy[*shoalv1.Task](r, store.TableTask, "node", node) {
 				if assigned(t, node) {
 					full = append(full, t)
@@ -89,8 +58,8 @@ func (d *dispatcher) Assignments(_ *shoalv1.AssignmentsRequest, stream grpc.Serv
 	}
 }
 
-func (d *dispatcher) followAssignments(ctx context.Context, stream grpc.ServerStreamingServer[shoalv1.AssignmentsResponse], events <-chan *shoalv1.StoreEvent, node string, sent map[string]bool) error {
-	leader := d.m.cfg.Clock.NewTicker(500 * time.Millisecond)
+func (d *Dispatcher) followAssignments(ctx context.Context, stream grpc.ServerStreamingServer[shoalv1.AssignmentsResponse], events <-chan *shoalv1.StoreEvent, node string, sent map[string]bool) error {
+	leader := d.cfg.Clock.NewTicker(500 * time.Millisecond)
 	defer leader.Stop()
 	for {
 		var msg shoalv1.AssignmentsResponse
@@ -98,7 +67,7 @@ func (d *dispatcher) followAssignments(ctx context.Context, stream grpc.ServerSt
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-leader.Chan():
-			if !d.m.ready.Load() {
+			if !d.cfg.Leading() {
 				return fmt.Errorf("this manager lost leadership; reconnect to the new leader: %w", errdefs.ErrUnavailable)
 			}
 			continue
@@ -130,7 +99,7 @@ func (d *dispatcher) followAssignments(ctx context.Context, stream grpc.ServerSt
 	}
 }
 
-func (d *dispatcher) collect(msg *shoalv1.AssignmentsResponse, ev *shoalv1.StoreEvent, node string, sent map[string]bool) {
+func (d *Dispatcher) collect(msg *shoalv1.AssignmentsResponse, ev *shoalv1.StoreEvent, node string, sent map[string]bool) {
 	t := ev.GetObject().GetTask()
 	if t == nil {
 		return
@@ -148,7 +117,7 @@ func (d *dispatcher) collect(msg *shoalv1.AssignmentsResponse, ev *shoalv1.Store
 
 // UpdateTaskStatus records what a worker reports about its tasks. States
 // only move forward; a report for a task of another node is refused.
-func (d *dispatcher) UpdateTaskStatus(ctx context.Context, req *shoalv1.UpdateTaskStatusRequest) (*shoalv1.UpdateTaskStatusResponse, error) {
+func (d *Dispatcher) UpdateTaskStatus(ctx context.Context, req *shoalv1.UpdateTaskStatusRequest) (*shoalv1.UpdateTaskStatusResponse, error) {
 	caller, _ := auth.From(ctx)
 	// A write to the same tasks in between (the orchestrator setting a
 	// desired state) makes the batch conflict: read again and reapply,
@@ -156,7 +125,7 @@ func (d *dispatcher) UpdateTaskStatus(ctx context.Context, req *shoalv1.UpdateTa
 	// has no later change to carry it again.
 	for attempt := 0; ; attempt++ {
 		var b shoalv1.StoreBatch
-		d.m.store.View(func(r store.ReadTx) {
+		d.cfg.Store.View(func(r store.ReadTx) {
 			for _, u := range req.GetUpdates() {
 				t := store.Get[*shoalv1.Task](r, store.TableTask, u.GetTaskId())
 				if t == nil || t.GetNodeId() != caller.NodeID || !advances(t.GetStatus(), u.GetStatus()) {
@@ -171,14 +140,14 @@ func (d *dispatcher) UpdateTaskStatus(ctx context.Context, req *shoalv1.UpdateTa
 		if len(b.Actions) == 0 {
 			return &shoalv1.UpdateTaskStatusResponse{}, nil
 		}
-		_, err := d.m.raft.Propose(ctx, &b)
+		_, err := d.cfg.Raft.Propose(ctx, &b)
 		if err == nil {
 			return &shoalv1.UpdateTaskStatusResponse{}, nil
 		}
 		if !errdefs.Is(err, errdefs.ErrConflict) || attempt >= 10 || ctx.Err() != nil {
 			return nil, err // the worker keeps the report and sends it again
 		}
-		d.m.log.Debug("task status update raced; reapplying", zap.Error(err))
+		d.cfg.Log.Debug("task status update raced; reapplying", zap.Error(err))
 	}
 }
 

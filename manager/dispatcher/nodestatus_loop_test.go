@@ -1,7 +1,8 @@
-package manager
+package dispatcher
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -10,38 +11,30 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shoal-run/shoal/internal/clock"
-	"github.com/shoal-run/shoal/manager/ca"
-	"github.com/shoal-run/shoal/manager/raftnode"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
-// loneManager is a manager that leads a Raft cluster of its own, timed by
-// clk, whose loops the test starts itself.
-func loneManager(t *testing.T, clk clock.Clock, gossip GossipView) *Manager {
-	t.Helper()
-	root, _, err := ca.NewRootCA(time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln := listenLoopback(t)
-	raftAddr := ln.Addr().String()
-	ln.Close()
-	m, err := New(Config{
-		NodeID: "m0", ClusterID: testClusterID, RaftBind: raftAddr, RaftAdvertise: raftAddr, Dir: t.TempDir(),
-		Identity: testIdentity(t, root, "m0"), Log: zap.NewNop(), Bootstrap: true, HeartbeatPeriod: period, Gossip: gossip, Clock: clk,
-		Timing: raftnode.Timing{Heartbeat: 200 * time.Millisecond, Election: 200 * time.Millisecond, LeaderLease: 150 * time.Millisecond},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	select {
-	case <-m.raft.LeaderCh():
-	case <-time.After(15 * time.Second):
-		t.Fatal("the lone manager did not become leader")
-	}
-	return m
+// direct applies batches to the store at increasing indexes, as Raft
+// would after committing them.
+type direct struct {
+	mu  sync.Mutex
+	s   *store.Store
+	idx uint64
+}
+
+func (d *direct) Propose(_ context.Context, b *shoalv1.StoreBatch) (uint64, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.idx++
+	return d.idx, d.s.Apply(b, d.idx)
+}
+
+// newDispatcher is a leader's dispatcher over a store of its own, timed
+// by clk.
+func newDispatcher(clk clock.Clock, gossip GossipView) *Dispatcher {
+	st := store.New()
+	return New(Config{Store: st, Raft: &direct{s: st}, Clock: clk, Log: zap.NewNop(), HeartbeatPeriod: period, Gossip: gossip})
 }
 
 // fakeGossip is a gossip membership that saw the nodes in failed fail.
@@ -50,14 +43,14 @@ type fakeGossip struct{ failed map[string]time.Time }
 func (g fakeGossip) Failed() map[string]time.Time { return g.failed }
 func (g fakeGossip) Changed() <-chan struct{}     { return nil }
 
-// nodeStatusLoop runs m's node status loop until the test ends, and
-// returns a function that moves the fake clock on by d and waits until
+// nodeStatusLoop runs d's node status loop until the test ends, and
+// returns a function that moves the fake clock on by by and waits until
 // the loop has decided and waits for its clock again.
-func nodeStatusLoop(t *testing.T, m *Manager, clk *clock.Fake) (advance func(d time.Duration)) {
+func nodeStatusLoop(t *testing.T, d *Dispatcher, clk *clock.Fake) (advance func(by time.Duration)) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); m.runNodeStatus(ctx) }()
+	go func() { defer close(done); d.RunNodeStatus(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	parked := func() {
 		t.Helper()
@@ -68,29 +61,29 @@ func nodeStatusLoop(t *testing.T, m *Manager, clk *clock.Fake) (advance func(d t
 		}
 	}
 	parked()
-	return func(d time.Duration) {
+	return func(by time.Duration) {
 		t.Helper()
-		clk.Advance(d)
+		clk.Advance(by)
 		parked()
 	}
 }
 
-func putReadyNode(t *testing.T, m *Manager, id string, at time.Time) {
+func putReadyNode(t *testing.T, d *Dispatcher, id string, at time.Time) {
 	t.Helper()
 	n := statusNode(id, ready, "")
 	n.Meta = &shoalv1.Meta{CreatedAt: timestamppb.New(at), UpdatedAt: timestamppb.New(at)}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := m.raft.Propose(ctx, &shoalv1.StoreBatch{Actions: []*shoalv1.StoreAction{
+	if _, err := d.cfg.Raft.Propose(ctx, &shoalv1.StoreBatch{Actions: []*shoalv1.StoreAction{
 		{Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_CREATE, Object: store.Wrap(n)},
 	}}); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func nodeStatus(m *Manager, id string) (shoalv1.NodeState, string) {
+func nodeStatus(d *Dispatcher, id string) (shoalv1.NodeState, string) {
 	var n *shoalv1.Node
-	m.store.View(func(r store.ReadTx) { n = store.Get[*shoalv1.Node](r, store.TableNode, id) })
+	d.cfg.Store.View(func(r store.ReadTx) { n = store.Get[*shoalv1.Node](r, store.TableNode, id) })
 	return n.GetStatus().GetState(), n.GetStatus().GetMessage()
 }
 
@@ -98,31 +91,31 @@ func nodeStatus(m *Manager, id string) (shoalv1.NodeState, string) {
 // not one decision sooner, and ready again with its next heartbeat; the
 // clock is fake, so no test time passes waiting.
 func TestNodeStatusLoopHeartbeatExpiry(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start")) })
+	t.Cleanup(func() { goleak.VerifyNone(t) }) // after the loop stopped
 	clk := clock.NewFake(t0)
-	m := loneManager(t, clk, nil)
-	putReadyNode(t, m, "w", t0)
-	m.seen.resetAll(t0.Add(-time.Hour))
-	m.seen.mark("w", t0)
-	advance := nodeStatusLoop(t, m, clk)
+	d := newDispatcher(clk, nil)
+	putReadyNode(t, d, "w", t0)
+	d.seen.resetAll(t0.Add(-time.Hour))
+	d.seen.mark("w", t0)
+	advance := nodeStatusLoop(t, d, clk)
 	// Decisions come every half period: at 3 periods of silence the node
 	// is still ready.
 	for i := 1; i <= 2*missedHeartbeats; i++ {
 		advance(period / 2)
-		if st, _ := nodeStatus(m, "w"); st != ready {
+		if st, _ := nodeStatus(d, "w"); st != ready {
 			t.Fatalf("after %v of silence the node is %v; want ready until %v", clk.Since(t0), st, ttl)
 		}
 	}
 	advance(period / 2)
-	if st, msg := nodeStatus(m, "w"); st != down || msg != DownHeartbeat {
+	if st, msg := nodeStatus(d, "w"); st != down || msg != DownHeartbeat {
 		t.Fatalf("after %v of silence the node is %v %q; want down %q", clk.Since(t0), st, msg, DownHeartbeat)
 	}
 	// A heartbeat after it was marked down brings it back at the next
 	// decision.
 	clk.Advance(time.Millisecond)
-	m.seen.mark("w", clk.Now())
+	d.seen.mark("w", clk.Now())
 	advance(period/2 - time.Millisecond)
-	if st, msg := nodeStatus(m, "w"); st != ready || msg != "" {
+	if st, msg := nodeStatus(d, "w"); st != ready || msg != "" {
 		t.Fatalf("after a heartbeat the node is %v %q; want ready", st, msg)
 	}
 }
@@ -130,20 +123,20 @@ func TestNodeStatusLoopHeartbeatExpiry(t *testing.T) {
 // A node gossip saw fail after its last heartbeat is down after one missed
 // period instead of three.
 func TestNodeStatusLoopGossipConfirms(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start")) })
+	t.Cleanup(func() { goleak.VerifyNone(t) }) // after the loop stopped
 	clk := clock.NewFake(t0)
-	m := loneManager(t, clk, fakeGossip{failed: map[string]time.Time{"w": t0.Add(100 * time.Millisecond)}})
-	putReadyNode(t, m, "w", t0)
-	m.seen.resetAll(t0.Add(-time.Hour))
-	m.seen.mark("w", t0)
-	advance := nodeStatusLoop(t, m, clk)
+	d := newDispatcher(clk, fakeGossip{failed: map[string]time.Time{"w": t0.Add(100 * time.Millisecond)}})
+	putReadyNode(t, d, "w", t0)
+	d.seen.resetAll(t0.Add(-time.Hour))
+	d.seen.mark("w", t0)
+	advance := nodeStatusLoop(t, d, clk)
 	advance(period / 2)
 	advance(period / 2)
-	if st, _ := nodeStatus(m, "w"); st != ready {
+	if st, _ := nodeStatus(d, "w"); st != ready {
 		t.Fatalf("after one period of silence the node is %v; want ready", st)
 	}
 	advance(period / 2)
-	if st, msg := nodeStatus(m, "w"); st != down || msg != DownGossip {
+	if st, msg := nodeStatus(d, "w"); st != down || msg != DownGossip {
 		t.Fatalf("after %v of silence, failed in gossip, the node is %v %q; want down %q", clk.Since(t0), st, msg, DownGossip)
 	}
 }
@@ -151,20 +144,20 @@ func TestNodeStatusLoopGossipConfirms(t *testing.T) {
 // A new leader gives every node a full three periods from the start of
 // its leadership, whatever it last heard under the old leader.
 func TestNodeStatusLoopNewLeaderGrace(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start")) })
+	t.Cleanup(func() { goleak.VerifyNone(t) }) // after the loop stopped
 	clk := clock.NewFake(t0)
-	m := loneManager(t, clk, nil)
-	putReadyNode(t, m, "w", t0.Add(-time.Hour))
-	m.seen.resetAll(t0) // leadership starts now; w was never heard
-	advance := nodeStatusLoop(t, m, clk)
+	d := newDispatcher(clk, nil)
+	putReadyNode(t, d, "w", t0.Add(-time.Hour))
+	d.seen.resetAll(t0) // leadership starts now; w was never heard
+	advance := nodeStatusLoop(t, d, clk)
 	for i := 1; i <= 2*missedHeartbeats; i++ {
 		advance(period / 2)
-		if st, _ := nodeStatus(m, "w"); st != ready {
+		if st, _ := nodeStatus(d, "w"); st != ready {
 			t.Fatalf("%v into the leadership the node is %v; want ready for the grace of %v", clk.Since(t0), st, ttl)
 		}
 	}
 	advance(period / 2)
-	if st, msg := nodeStatus(m, "w"); st != down || msg != DownHeartbeat {
+	if st, msg := nodeStatus(d, "w"); st != down || msg != DownHeartbeat {
 		t.Fatalf("after the grace the node is %v %q; want down %q", st, msg, DownHeartbeat)
 	}
 }
