@@ -23,6 +23,7 @@ import (
 	"github.com/shoal-run/shoal/manager/allocator"
 	"github.com/shoal-run/shoal/manager/auth"
 	"github.com/shoal-run/shoal/manager/ca"
+	"github.com/shoal-run/shoal/manager/caserver"
 	"github.com/shoal-run/shoal/manager/controlapi"
 	"github.com/shoal-run/shoal/manager/dispatcher"
 	"github.com/shoal-run/shoal/manager/orchestrator"
@@ -118,7 +119,10 @@ func (m *Manager) Raft() *raftnode.Node { return m.raft }
 // Register adds the manager's services to s. Use Interceptor on s.
 func (m *Manager) Register(s *grpc.Server) {
 	shoalv1.RegisterControlServiceServer(s, m.control)
-	shoalv1.RegisterCAServiceServer(s, &caServer{m: m})
+	shoalv1.RegisterCAServiceServer(s, caserver.New(caserver.Config{
+		CAPEM: m.cfg.Identity.CAPEM, Store: m.store, Raft: m.raft, Clock: m.cfg.Clock, Log: m.log.Named("ca"),
+		Cluster: m.cluster, Joined: m.disp.Seen, Managers: m.managerAddrs,
+	}))
 	shoalv1.RegisterDispatcherServiceServer(s, m.disp)
 	shoalv1.RegisterRaftServiceServer(s, &raftAPI{m: m})
 }
