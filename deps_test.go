@@ -31,6 +31,8 @@ var depRules = []struct {
 	{"./manager/quorum/...", []string{"github.com/shoal-run/shoal/manager", "github.com/hashicorp/raft", "github.com/hashicorp/memberlist"}, "quorum rules are pure: the members come in as values"},
 	{"./manager/auth/...", []string{"github.com/shoal-run/shoal/manager"}, "who may call what is decided from the call alone"},
 	{"./manager/dispatcher/...", []string{"github.com/shoal-run/shoal/manager/raftnode", "github.com/shoal-run/shoal/manager/controlapi", "github.com/shoal-run/shoal/manager/ca"}, "the dispatcher sees the store and Raft through the small views it needs (Store, Proposer)"},
+	{"./manager/caserver/...", []string{"github.com/shoal-run/shoal/manager/raftnode", "github.com/shoal-run/shoal/manager/controlapi", "github.com/shoal-run/shoal/manager/dispatcher"}, "the CA server sees the store and Raft through the small views it needs"},
+	{"./manager/membership/...", []string{"github.com/shoal-run/shoal/manager/raftnode", "github.com/shoal-run/shoal/manager/controlapi", "github.com/shoal-run/shoal/manager/dispatcher"}, "membership sees Raft through the small view it needs; quorum rules are manager/quorum's"},
 	{"./manager/allocator/...", []string{"github.com/shoal-run/shoal/manager/store", "github.com/shoal-run/shoal/manager/controlapi", "github.com/hashicorp/raft"}, "allocation is pure: what is used comes in as a function"},
 }
 

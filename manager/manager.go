@@ -26,6 +26,7 @@ import (
 	"github.com/shoal-run/shoal/manager/caserver"
 	"github.com/shoal-run/shoal/manager/controlapi"
 	"github.com/shoal-run/shoal/manager/dispatcher"
+	"github.com/shoal-run/shoal/manager/membership"
 	"github.com/shoal-run/shoal/manager/orchestrator"
 	"github.com/shoal-run/shoal/manager/raftnode"
 	"github.com/shoal-run/shoal/manager/store"
@@ -76,9 +77,10 @@ type Manager struct {
 	control *controlapi.Server
 	// book holds network allocations in flight, shared by the control
 	// API and the orchestrator.
-	book  *allocator.Book
-	disp  *dispatcher.Dispatcher
-	ready atomic.Bool // leader with every committed entry applied
+	book    *allocator.Book
+	disp    *dispatcher.Dispatcher
+	members *membership.Membership
+	ready   atomic.Bool // leader with every committed entry applied
 }
 
 // New starts the Raft member. Serving starts with Register; leader loops
@@ -102,6 +104,7 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg, log: cfg.Log.Named("manager"), store: st, raft: r, fwd: newForwarder(cfg.Identity)}
 	m.book = &allocator.Book{}
+	m.members = membership.New(membership.Config{NodeID: cfg.NodeID, Store: st, Raft: r, Clock: cfg.Clock, Log: m.log.Named("membership")})
 	m.disp = dispatcher.New(dispatcher.Config{
 		Store: st, Raft: r, Clock: cfg.Clock, Log: m.log.Named("dispatcher"), HeartbeatPeriod: cfg.HeartbeatPeriod,
 		Gossip: cfg.Gossip, Book: m.book, Managers: m.managerAddrs, Leading: m.IsReadyLeader,
@@ -124,7 +127,7 @@ func (m *Manager) Register(s *grpc.Server) {
 		Cluster: m.cluster, Joined: m.disp.Seen, Managers: m.managerAddrs,
 	}))
 	shoalv1.RegisterDispatcherServiceServer(s, m.disp)
-	shoalv1.RegisterRaftServiceServer(s, &raftAPI{m: m})
+	shoalv1.RegisterRaftServiceServer(s, m.members)
 }
 
 // Interceptor authenticates every call, sends it to the leader when it
@@ -256,7 +259,7 @@ func (m *Manager) Run(ctx context.Context) {
 		m.ready.Store(true)
 		loops.Add(3)
 		go func() { defer loops.Done(); m.disp.RunNodeStatus(lctx) }()
-		go func() { defer loops.Done(); m.runRoles(lctx) }()
+		go func() { defer loops.Done(); m.members.RunRoles(lctx) }()
 		orch := &orchestrator.Orchestrator{Store: m.store, Raft: m.raft, Clock: m.cfg.Clock, NewID: store.NewID, Log: m.log.Named("orchestrator"), Book: m.book}
 		go func() { defer loops.Done(); orch.Run(lctx) }()
 	}
