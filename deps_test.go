@@ -33,6 +33,7 @@ var depRules = []struct {
 	{"./manager/dispatcher/...", []string{"github.com/shoal-run/shoal/manager/raftnode", "github.com/shoal-run/shoal/manager/controlapi", "github.com/shoal-run/shoal/manager/ca"}, "the dispatcher sees the store and Raft through the small views it needs (Store, Proposer)"},
 	{"./manager/caserver/...", []string{"github.com/shoal-run/shoal/manager/raftnode", "github.com/shoal-run/shoal/manager/controlapi", "github.com/shoal-run/shoal/manager/dispatcher"}, "the CA server sees the store and Raft through the small views it needs"},
 	{"./manager/membership/...", []string{"github.com/shoal-run/shoal/manager/raftnode", "github.com/shoal-run/shoal/manager/controlapi", "github.com/shoal-run/shoal/manager/dispatcher"}, "membership sees Raft through the small view it needs; quorum rules are manager/quorum's"},
+	{"./manager/forward/...", []string{"github.com/shoal-run/shoal/manager/raftnode", "github.com/shoal-run/shoal/manager/controlapi", "github.com/shoal-run/shoal/manager/dispatcher"}, "forwarding sees Raft's leadership through the small view it needs"},
 	{"./manager/allocator/...", []string{"github.com/shoal-run/shoal/manager/store", "github.com/shoal-run/shoal/manager/controlapi", "github.com/hashicorp/raft"}, "allocation is pure: what is used comes in as a function"},
 }
 

@@ -1,9 +1,13 @@
-// Package manager is the control plane of one manager node: a Raft member
-// replicating the store, the gRPC services other nodes and the CLI call
-// (control API, CA, dispatcher, Raft membership), and the loops that run
-// only on the leader. Sub-packages hold the parts: store, raftnode,
-// controlapi, ca. Calls a follower cannot answer are forwarded to the
-// leader (forward.go); who may call what is decided in manager/auth.
+// Package manager wires the control plane of one manager node: a Raft
+// member replicating the store, the gRPC services other nodes and the CLI
+// call, and the loops that run only on the leader. The behaviour lives in
+// rooms of its own: store and raftnode (the replicated state), controlapi
+// (validate and propose), dispatcher (node sessions and node status),
+// caserver (certificates), membership (Raft voters and demotions, with
+// quorum's rules), orchestrator and allocator (leader loops), forward
+// (leader-only calls on a follower) and auth (who may call what). This
+// package constructs them, starts the leader's loops on election and
+// stops them when leadership is lost.
 package manager
 
 import (
@@ -26,6 +30,7 @@ import (
 	"github.com/shoal-run/shoal/manager/caserver"
 	"github.com/shoal-run/shoal/manager/controlapi"
 	"github.com/shoal-run/shoal/manager/dispatcher"
+	"github.com/shoal-run/shoal/manager/forward"
 	"github.com/shoal-run/shoal/manager/membership"
 	"github.com/shoal-run/shoal/manager/orchestrator"
 	"github.com/shoal-run/shoal/manager/raftnode"
@@ -73,7 +78,7 @@ type Manager struct {
 	log     *zap.Logger
 	store   *store.Store
 	raft    *raftnode.Node
-	fwd     *forwarder
+	fwd     *forward.Forwarder
 	control *controlapi.Server
 	// book holds network allocations in flight, shared by the control
 	// API and the orchestrator.
@@ -102,7 +107,8 @@ func New(cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{cfg: cfg, log: cfg.Log.Named("manager"), store: st, raft: r, fwd: newForwarder(cfg.Identity)}
+	m := &Manager{cfg: cfg, log: cfg.Log.Named("manager"), store: st, raft: r}
+	m.fwd = forward.New(forward.Config{NodeID: cfg.NodeID, Identity: cfg.Identity, Store: st, Raft: r, Ready: m.IsReadyLeader})
 	m.book = &allocator.Book{}
 	m.members = membership.New(membership.Config{NodeID: cfg.NodeID, Store: st, Raft: r, Clock: cfg.Clock, Log: m.log.Named("membership")})
 	m.disp = dispatcher.New(dispatcher.Config{
@@ -119,6 +125,11 @@ func (m *Manager) Store() *store.Store { return m.store }
 // Raft is the manager's Raft member.
 func (m *Manager) Raft() *raftnode.Node { return m.raft }
 
+// KeepaliveEnforcement is the keepalive policy a manager's gRPC server
+// needs so that other managers' forwarders may ping it as often as they
+// do.
+var KeepaliveEnforcement = forward.KeepaliveEnforcement
+
 // Register adds the manager's services to s. Use Interceptor on s.
 func (m *Manager) Register(s *grpc.Server) {
 	shoalv1.RegisterControlServiceServer(s, m.control)
@@ -131,7 +142,7 @@ func (m *Manager) Register(s *grpc.Server) {
 }
 
 // Interceptor authenticates every call, sends it to the leader when it
-// is leader-only (leaderCall: answered here on the ready leader, else
+// is leader-only (forward.Forwarder.Call: answered here on the ready leader, else
 // forwarded), and converts errors to gRPC statuses, the one place that
 // happens.
 func (m *Manager) Interceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
@@ -151,7 +162,7 @@ func (m *Manager) Interceptor(ctx context.Context, req any, info *grpc.UnaryServ
 		resp, err := handler(ctx, req)
 		return resp, errdefs.ToGRPC(err)
 	}
-	resp, err := m.leaderCall(ctx, c, info.FullMethod, req, handler)
+	resp, err := m.fwd.Call(ctx, c, info.FullMethod, req, handler)
 	return resp, errdefs.ToGRPC(err)
 }
 
@@ -168,7 +179,7 @@ func (m *Manager) StreamInterceptor(srv any, ss grpc.ServerStream, info *grpc.St
 		return errdefs.ToGRPC(err)
 	}
 	if !m.ready.Load() {
-		addr, err := m.leaderAddr()
+		addr, err := m.fwd.LeaderAddr()
 		if err != nil {
 			return errdefs.ToGRPC(err)
 		}
@@ -292,7 +303,7 @@ func (m *Manager) Bootstrap(ctx context.Context, cluster *shoalv1.Cluster, self 
 
 // Close stops the Raft member.
 func (m *Manager) Close() error {
-	m.fwd.close()
+	m.fwd.Close()
 	return m.raft.Shutdown()
 }
 
