@@ -2,7 +2,6 @@ package dispatcher
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,29 +11,15 @@ import (
 
 	"github.com/shoal-run/shoal/internal/clock"
 	"github.com/shoal-run/shoal/manager/store"
+	"github.com/shoal-run/shoal/manager/store/storetest"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
-
-// direct applies batches to the store at increasing indexes, as Raft
-// would after committing them.
-type direct struct {
-	mu  sync.Mutex
-	s   *store.Store
-	idx uint64
-}
-
-func (d *direct) Propose(_ context.Context, b *shoalv1.StoreBatch) (uint64, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.idx++
-	return d.idx, d.s.Apply(b, d.idx)
-}
 
 // newDispatcher is a leader's dispatcher over a store of its own, timed
 // by clk.
 func newDispatcher(clk clock.Clock, gossip GossipView) *Dispatcher {
 	st := store.New()
-	return New(Config{Store: st, Raft: &direct{s: st}, Clock: clk, Log: zap.NewNop(), HeartbeatPeriod: period, Gossip: gossip})
+	return New(Config{Store: st, Raft: &storetest.Direct{Store: st}, Clock: clk, Log: zap.NewNop(), HeartbeatPeriod: period, Gossip: gossip})
 }
 
 // fakeGossip is a gossip membership that saw the nodes in failed fail.

@@ -3,7 +3,6 @@ package orchestrator
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,23 +13,13 @@ import (
 
 	"github.com/shoal-run/shoal/internal/clock"
 	"github.com/shoal-run/shoal/manager/store"
+	"github.com/shoal-run/shoal/manager/store/storetest"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
-// direct applies batches to the store at increasing indexes, as Raft
-// would after committing them.
-type direct struct {
-	mu  sync.Mutex
-	s   *store.Store
-	idx uint64
-}
-
-func (d *direct) Propose(_ context.Context, b *shoalv1.StoreBatch) (uint64, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.idx++
-	return d.idx, d.s.Apply(b, d.idx)
-}
+// direct applies batches to the store at once, as Raft would after
+// committing them.
+type direct struct{ storetest.Direct }
 
 func (d *direct) put(t *testing.T, objs ...store.Object) {
 	t.Helper()
@@ -38,7 +27,7 @@ func (d *direct) put(t *testing.T, objs ...store.Object) {
 	for _, o := range objs {
 		kind := shoalv1.StoreActionKind_STORE_ACTION_KIND_CREATE
 		var exists bool
-		d.s.View(func(r store.ReadTx) {
+		d.Store.View(func(r store.ReadTx) {
 			switch o.(type) {
 			case *shoalv1.Node:
 				exists = store.Get[*shoalv1.Node](r, store.TableNode, o.GetId()) != nil
@@ -82,7 +71,7 @@ func activeByNode(s *store.Store) map[string]int {
 func TestOrchestratorPasses(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	st := store.New()
-	d := &direct{s: st}
+	d := &direct{storetest.Direct{Store: st}}
 	o := &Orchestrator{Store: st, Raft: d, Clock: clock.NewFake(t0), NewID: ids(), Log: zap.NewNop()}
 	d.put(t, capacity(ready("n1")), capacity(ready("n2")), capacity(ready("n3")))
 	d.put(t, svc("web", 6))
@@ -161,7 +150,7 @@ func runOrchestrator(t *testing.T, o *Orchestrator) {
 func TestOrchestratorRunFollowsTheStore(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t) }) // after the loop stopped
 	st := store.New()
-	d := &direct{s: st}
+	d := &direct{storetest.Direct{Store: st}}
 	clk := clock.NewFake(t0)
 	o := &Orchestrator{Store: st, Raft: d, Clock: clk, NewID: ids(), Log: zap.NewNop()}
 	d.put(t, capacity(ready("n1")), svc("web", 1))
@@ -192,7 +181,7 @@ func TestOrchestratorRunFollowsTheStore(t *testing.T) {
 func TestOrchestratorRunReplacesFailedTaskAfterDelay(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t) }) // after the loop stopped
 	st := store.New()
-	d := &direct{s: st}
+	d := &direct{storetest.Direct{Store: st}}
 	clk := clock.NewFake(t0)
 	o := &Orchestrator{Store: st, Raft: d, Clock: clk, NewID: ids(), Log: zap.NewNop()}
 	web := svc("web", 1)
@@ -235,7 +224,7 @@ func TestOrchestratorRunReplacesFailedTaskAfterDelay(t *testing.T) {
 // the service's networks replaces its tasks.
 func TestOrchestratorAllocatesTaskAddresses(t *testing.T) {
 	st := store.New()
-	d := &direct{s: st}
+	d := &direct{storetest.Direct{Store: st}}
 	clk := clock.NewFake(t0)
 	o := &Orchestrator{Store: st, Raft: d, Clock: clk, NewID: ids(), Log: zap.NewNop()}
 	app := &shoalv1.Network{Id: "app", Spec: &shoalv1.NetworkSpec{Name: "app"}, Allocation: &shoalv1.NetworkAllocation{Vni: 4097, Subnet: "10.0.1.0/29", Gateway: "10.0.1.1"}}
@@ -313,7 +302,7 @@ func TestOrchestratorAllocatesTaskAddresses(t *testing.T) {
 // where it cannot, and assigned once it can.
 func TestOrchestratorRunsGlobalTasks(t *testing.T) {
 	st := store.New()
-	d := &direct{s: st}
+	d := &direct{storetest.Direct{Store: st}}
 	o := &Orchestrator{Store: st, Raft: d, Clock: clock.NewFake(t0), NewID: ids(), Log: zap.NewNop()}
 	small := capacity(ready("n3"))
 	small.Description.Resources.MemoryBytes = 4 << 30
