@@ -1,7 +1,11 @@
 package shoal_test
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -29,6 +33,26 @@ var depRules = []struct {
 	{"./internal/errdefs/...", []string{"google.golang.org/grpc"}, nil, "error categories know no wire protocol; internal/errgrpc maps them to status codes at the servers' and clients' edges"},
 	{"./runtime/...", []string{"google.golang.org/grpc"}, nil, "the runtime speaks Go errors; the gRPC API in front of it converts them"},
 	{"./internal/tlsutil/...", []string{"github.com/shoal-run/shoal/proto"}, nil, "TLS helpers carry their own role type; manager/ca converts it to the API's"},
+	{"./manager/store/...", []string{"github.com/shoal-run/shoal/manager/allocator"}, nil, "the store holds objects and indexes them; the allocator asks it, not the other way round (manager/addrs says what an object holds)"},
+	{"./manager/addrs/...", []string{"github.com/shoal-run/shoal/manager", "github.com/shoal-run/shoal/internal/"}, nil, "what an object holds is a leaf under the store and the allocator"},
+	{"./manager/quorum/...", []string{"github.com/shoal-run/shoal/manager", "github.com/hashicorp/raft", "github.com/hashicorp/memberlist"}, nil, "quorum rules are pure: the members come in as values"},
+	{"./manager/auth/...", []string{"github.com/shoal-run/shoal/manager"}, nil, "who may call what is decided from the call alone"},
+	{"./manager/dispatcher/...", []string{"github.com/shoal-run/shoal/manager/raftnode", "github.com/shoal-run/shoal/manager/controlapi", "github.com/shoal-run/shoal/manager/ca"}, nil, "the dispatcher sees the store and Raft through the small views it needs (Store, Proposer)"},
+	{"./manager/caserver/...", []string{"github.com/shoal-run/shoal/manager/raftnode", "github.com/shoal-run/shoal/manager/controlapi", "github.com/shoal-run/shoal/manager/dispatcher"}, nil, "the CA server sees the store and Raft through the small views it needs"},
+	{"./manager/membership/...", []string{"github.com/shoal-run/shoal/manager/raftnode", "github.com/shoal-run/shoal/manager/controlapi", "github.com/shoal-run/shoal/manager/dispatcher"}, nil, "membership sees Raft through the small view it needs; quorum rules are manager/quorum's"},
+	{"./manager/forward/...", []string{"github.com/shoal-run/shoal/manager/raftnode", "github.com/shoal-run/shoal/manager/controlapi", "github.com/shoal-run/shoal/manager/dispatcher"}, nil, "forwarding sees Raft's leadership through the small view it needs"},
+	{"./manager/allocator/...", []string{"github.com/shoal-run/shoal/manager/store", "github.com/shoal-run/shoal/manager/controlapi", "github.com/hashicorp/raft"}, nil, "allocation is pure: what is used comes in as a function"},
+}
+
+// directImports are the rules above for what a package imports itself,
+// where depending on it through others is allowed: cmd reaches the whole
+// product through the composition root, but names none of its parts.
+var directImports = []struct {
+	pkgs      string
+	forbidden []string
+	why       string
+}{
+	{"./cmd/shoal/cli/...", []string{"github.com/shoal-run/shoal/manager", "github.com/shoal-run/shoal/runtime", "github.com/shoal-run/shoal/worker", "github.com/shoal-run/shoal/netoverlay", "github.com/shoal-run/shoal/scheduler"}, "the CLI configures the daemon through its Config; defaults of the parts reach it through the daemon"},
 }
 
 func TestDependencyDirection(t *testing.T) {
@@ -67,6 +91,69 @@ func under(path string, prefixes []string) bool {
 		}
 	}
 	return false
+}
+
+func TestDirectImports(t *testing.T) {
+	for _, r := range directImports {
+		out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, r.pkgs).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list %s: %v\n%s", r.pkgs, err, out)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			fields := strings.Fields(line)
+			for _, imp := range fields[1:] {
+				for _, f := range r.forbidden {
+					if imp == f || strings.HasPrefix(imp, f+"/") {
+						t.Errorf("%s imports %s: %s", fields[0], imp, r.why)
+					}
+				}
+			}
+		}
+	}
+}
+
+// The manager's root wires the control API (it constructs its Server)
+// and takes nothing else from it: network allocation lives in
+// manager/allocator, quorum rules in manager/quorum, and controlapi only
+// validates and proposes.
+func TestManagerRootOnlyWiresControlAPI(t *testing.T) {
+	allowed := map[string]bool{"Server": true}
+	files, err := filepath.Glob("manager/*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		local := ""
+		for _, imp := range f.Imports {
+			if strings.Trim(imp.Path.Value, `"`) == "github.com/shoal-run/shoal/manager/controlapi" {
+				local = "controlapi"
+				if imp.Name != nil {
+					local = imp.Name.Name
+				}
+			}
+		}
+		if local == "" {
+			continue
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			sel, ok := n.(*ast.SelectorExpr)
+			if !ok {
+				return true
+			}
+			if id, ok := sel.X.(*ast.Ident); ok && id.Name == local && !allowed[sel.Sel.Name] {
+				t.Errorf("%s: the manager root uses controlapi.%s; only the Server is the control API's: move the rule to the room it belongs to (allocator, quorum)", fset.Position(sel.Pos()), sel.Sel.Name)
+			}
+			return true
+		})
+	}
 }
 
 // Only cmd may import the composition root.

@@ -34,6 +34,7 @@ import (
 	"github.com/shoal-run/shoal/manager/store"
 	"github.com/shoal-run/shoal/netoverlay"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+	"github.com/shoal-run/shoal/runtime/cgroup"
 	"github.com/shoal-run/shoal/runtime/container"
 	"github.com/shoal-run/shoal/runtime/image"
 	"github.com/shoal-run/shoal/runtimeapi"
@@ -66,17 +67,25 @@ type Config struct {
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
 	TrailingLogs      uint64
-	Timing            raftnode.Timing
-	HeartbeatPeriod   time.Duration
+	// RaftHeartbeat is Raft's heartbeat timeout (daemon
+	// --raft-heartbeat); 0 is raftnode.DefaultTiming.
+	RaftHeartbeat   time.Duration
+	HeartbeatPeriod time.Duration
 
 	InsecureRegistries []string
 	CgroupParent       string
+	// RemoveCgroupParent removes CgroupParent when Run returns: shoal
+	// dev's throw-away parent.
+	RemoveCgroupParent bool
 	ShimBinary         string
 
 	// MaxImageSize bounds what one image pull or load unpacks (daemon
 	// --max-image-size); 0 is image.DefaultMaxImageSize, < 0 no limit.
 	MaxImageSize int64
 }
+
+// DefaultMaxImageSize is what a MaxImageSize of 0 means.
+const DefaultMaxImageSize = image.DefaultMaxImageSize
 
 // Daemon is one node process.
 type Daemon struct {
@@ -159,6 +168,9 @@ func (c *Config) defaults() {
 // Run serves until ctx ends.
 func Run(ctx context.Context, cfg Config) error {
 	cfg.defaults()
+	if cfg.RemoveCgroupParent {
+		defer cgroup.RemoveParent(cfg.CgroupParent)
+	}
 	if _, err := netoverlay.DNSUpstreams(cfg.DNSUpstream); err != nil {
 		return err
 	}
@@ -347,7 +359,7 @@ func (d *Daemon) startManager(bootstrap, forceNew bool) error {
 	m, err := manager.New(manager.Config{
 		NodeID: d.st.NodeID, ClusterID: d.st.ClusterID, Addr: d.st.Addr,
 		RaftBind: d.raftBind(), RaftAdvertise: d.st.RaftAddr, Dir: d.raftDir(),
-		Identity: d.id, Log: d.log, Timing: d.cfg.Timing,
+		Identity: d.id, Log: d.log, Timing: raftnode.TimingFor(d.cfg.RaftHeartbeat),
 		SnapshotThreshold: d.cfg.SnapshotThreshold, SnapshotInterval: d.cfg.SnapshotInterval, TrailingLogs: d.cfg.TrailingLogs,
 		Bootstrap: bootstrap, ForceNewCluster: forceNew, HeartbeatPeriod: d.cfg.HeartbeatPeriod,
 		Gossip: d.gsp,

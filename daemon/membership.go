@@ -14,6 +14,7 @@ import (
 
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/internal/tlsutil"
+	"github.com/shoal-run/shoal/manager/auth"
 	"github.com/shoal-run/shoal/manager/ca"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 	"github.com/shoal-run/shoal/worker/session"
@@ -71,7 +72,7 @@ func (d *Daemon) syncGossip(resp *shoalv1.HeartbeatResponse) {
 		return
 	}
 	self, adv := d.st.NodeID, hostOfAddr(d.st.Addr)
-	meta := &shoalv1.GossipMeta{Role: ca.RoleToProto(d.id.Role())}
+	meta := &shoalv1.GossipMeta{Role: auth.RoleToProto(d.id.Role())}
 	if d.mgr != nil {
 		meta.ManagerAddr = d.st.Addr
 	}
@@ -135,14 +136,14 @@ func (d *Daemon) reconcile(ctx context.Context, resp *shoalv1.HeartbeatResponse)
 	}
 	leaf := d.id.Leaf()
 	due := time.Now().After(ca.RenewAt(leaf.NotBefore, leaf.NotAfter))
-	if resp.GetDesiredRole() != ca.RoleToProto(d.id.Role()) || due {
+	if resp.GetDesiredRole() != auth.RoleToProto(d.id.Role()) || due {
 		if err := d.renewLocked(ctx); err != nil {
 			d.log.Warn("renew node certificate", zap.Error(err))
 			return false
 		}
 	}
 	member := slices.Contains(resp.GetManagers(), d.st.Addr)
-	role := ca.RoleToProto(d.id.Role())
+	role := auth.RoleToProto(d.id.Role())
 	switch {
 	case role == shoalv1.NodeRole_NODE_ROLE_MANAGER && resp.GetDesiredRole() == shoalv1.NodeRole_NODE_ROLE_MANAGER:
 		if d.mgr == nil {

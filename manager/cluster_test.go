@@ -236,7 +236,7 @@ func (c *testCluster) close() {
 		tm.srv.Stop()
 		tm.stop()
 		<-tm.done
-		tm.m.fwd.close()
+		tm.m.fwd.Close()
 		if tm.raftUp {
 			_ = tm.m.raft.Shutdown()
 		}

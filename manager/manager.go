@@ -1,9 +1,13 @@
-// Package manager is the control plane of one manager node: a Raft member
-// replicating the store, the gRPC services other nodes and the CLI call
-// (control API, CA, dispatcher, Raft membership), and the loops that run
-// only on the leader. Sub-packages hold the parts: store, raftnode,
-// controlapi, ca. Calls a follower cannot answer are forwarded to the
-// leader (forward.go); who may call what is decided in auth.go.
+// Package manager wires the control plane of one manager node: a Raft
+// member replicating the store, the gRPC services other nodes and the CLI
+// call, and the loops that run only on the leader. The behaviour lives in
+// rooms of its own: store and raftnode (the replicated state), controlapi
+// (validate and propose), dispatcher (node sessions and node status),
+// caserver (certificates), membership (Raft voters and demotions, with
+// quorum's rules), orchestrator and allocator (leader loops), forward
+// (leader-only calls on a follower) and auth (who may call what). This
+// package constructs them, starts the leader's loops on election and
+// stops them when leadership is lost.
 package manager
 
 import (
@@ -15,14 +19,21 @@ import (
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
+	"github.com/shoal-run/shoal/internal/clock"
 	"github.com/shoal-run/shoal/internal/defaults"
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/internal/errgrpc"
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	"github.com/shoal-run/shoal/manager/allocator"
+	"github.com/shoal-run/shoal/manager/auth"
 	"github.com/shoal-run/shoal/manager/ca"
+	"github.com/shoal-run/shoal/manager/caserver"
 	"github.com/shoal-run/shoal/manager/controlapi"
+	"github.com/shoal-run/shoal/manager/dispatcher"
+	"github.com/shoal-run/shoal/manager/forward"
+	"github.com/shoal-run/shoal/manager/membership"
 	"github.com/shoal-run/shoal/manager/orchestrator"
 	"github.com/shoal-run/shoal/manager/raftnode"
 	"github.com/shoal-run/shoal/manager/store"
@@ -54,16 +65,14 @@ type Config struct {
 	// Gossip tells which nodes the node's gossip saw fail; nil when the
 	// node does not gossip.
 	Gossip GossipView
-	Now    func() time.Time
+	// Clock times the manager's loops (heartbeat expiry, node-down
+	// detection, orchestration); nil is the wall clock.
+	Clock clock.Clock
 }
 
-// GossipView is what the manager needs of the node's gossip membership.
-type GossipView interface {
-	// Failed maps nodes that dropped out of the membership to when.
-	Failed() map[string]time.Time
-	// Changed receives when the membership changed.
-	Changed() <-chan struct{}
-}
+// GossipView is what the manager needs of the node's gossip membership:
+// which nodes it saw fail, for the dispatcher's node status loop.
+type GossipView = dispatcher.GossipView
 
 // Manager is one running manager.
 type Manager struct {
@@ -71,20 +80,21 @@ type Manager struct {
 	log     *zap.Logger
 	store   *store.Store
 	raft    *raftnode.Node
-	fwd     *forwarder
+	fwd     *forward.Forwarder
 	control *controlapi.Server
 	// book holds network allocations in flight, shared by the control
 	// API and the orchestrator.
-	book  *allocator.Book
-	seen  *lastSeen
-	ready atomic.Bool // leader with every committed entry applied
+	book    *allocator.Book
+	disp    *dispatcher.Dispatcher
+	members *membership.Membership
+	ready   atomic.Bool // leader with every committed entry applied
 }
 
 // New starts the Raft member. Serving starts with Register; leader loops
 // with Run.
 func New(cfg Config) (*Manager, error) {
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real()
 	}
 	if cfg.HeartbeatPeriod == 0 {
 		cfg.HeartbeatPeriod = defaults.HeartbeatPeriod
@@ -99,9 +109,15 @@ func New(cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{cfg: cfg, log: cfg.Log.Named("manager"), store: st, raft: r, fwd: newForwarder(cfg.Identity), seen: newLastSeen()}
+	m := &Manager{cfg: cfg, log: cfg.Log.Named("manager"), store: st, raft: r}
+	m.fwd = forward.New(forward.Config{NodeID: cfg.NodeID, Identity: cfg.Identity, Store: st, Raft: r, Ready: m.IsReadyLeader})
 	m.book = &allocator.Book{}
-	m.control = &controlapi.Server{Store: st, Raft: r, Now: cfg.Now, NewToken: func(d string) string { return ca.NewToken(d).String() }, Book: m.book}
+	m.members = membership.New(membership.Config{NodeID: cfg.NodeID, Store: st, Raft: r, Clock: cfg.Clock, Log: m.log.Named("membership")})
+	m.disp = dispatcher.New(dispatcher.Config{
+		Store: st, Raft: r, Clock: cfg.Clock, Log: m.log.Named("dispatcher"), HeartbeatPeriod: cfg.HeartbeatPeriod,
+		Gossip: cfg.Gossip, Book: m.book, Managers: m.managerAddrs, Leading: m.IsReadyLeader,
+	})
+	m.control = &controlapi.Server{Store: st, Raft: r, Clock: cfg.Clock, NewToken: func(d string) string { return ca.NewToken(d).String() }, Book: m.book}
 	return m, nil
 }
 
@@ -111,29 +127,32 @@ func (m *Manager) Store() *store.Store { return m.store }
 // Raft is the manager's Raft member.
 func (m *Manager) Raft() *raftnode.Node { return m.raft }
 
+// KeepaliveEnforcement is the keepalive policy a manager's gRPC server
+// needs so that other managers' forwarders may ping it as often as they
+// do.
+var KeepaliveEnforcement = forward.KeepaliveEnforcement
+
 // Register adds the manager's services to s. Use Interceptor on s.
 func (m *Manager) Register(s *grpc.Server) {
 	shoalv1.RegisterControlServiceServer(s, m.control)
-	shoalv1.RegisterCAServiceServer(s, &caServer{m: m})
-	shoalv1.RegisterDispatcherServiceServer(s, &dispatcher{m: m})
-	shoalv1.RegisterRaftServiceServer(s, &raftAPI{m: m})
-}
-
-// leaderOnly lists the methods a follower forwards to the leader.
-func leaderOnly(method string) bool {
-	return method != "/shoal.v1.CAService/GetRootCACertificate"
+	shoalv1.RegisterCAServiceServer(s, caserver.New(caserver.Config{
+		CAPEM: m.cfg.Identity.CAPEM, Store: m.store, Raft: m.raft, Clock: m.cfg.Clock, Log: m.log.Named("ca"),
+		Cluster: m.cluster, Joined: m.disp.Seen, Managers: m.managerAddrs,
+	}))
+	shoalv1.RegisterDispatcherServiceServer(s, m.disp)
+	shoalv1.RegisterRaftServiceServer(s, m.members)
 }
 
 // Interceptor authenticates every call, sends it to the leader when it
-// is leader-only (leaderCall: answered here on the ready leader, else
+// is leader-only (forward.Forwarder.Call: answered here on the ready leader, else
 // forwarded), and converts errors to gRPC statuses, the one place that
 // happens.
 func (m *Manager) Interceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	c, err := authenticate(ctx, info.FullMethod, m.cfg.ClusterID)
+	c, err := auth.Authenticate(ctx, info.FullMethod, m.cfg.ClusterID)
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
-	ctx = context.WithValue(ctx, callerKey{}, c)
+	ctx = auth.With(ctx, c)
 	if _, ok := ctx.Deadline(); !ok {
 		// Forwarded calls too: none may wait forever on a leader that
 		// went silent.
@@ -141,13 +160,44 @@ func (m *Manager) Interceptor(ctx context.Context, req any, info *grpc.UnaryServ
 		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 	}
-	if !leaderOnly(info.FullMethod) {
+	if !auth.LeaderOnly(info.FullMethod) {
 		resp, err := handler(ctx, req)
 		return resp, errgrpc.ToGRPC(err)
 	}
-	resp, err := m.leaderCall(ctx, c, info.FullMethod, req, handler)
+	resp, err := m.fwd.Call(ctx, c, info.FullMethod, req, handler)
 	return resp, errgrpc.ToGRPC(err)
 }
+
+// LeaderHintKey is the trailer in which a follower that refuses a stream
+// names the leader (the wire's shoalv1.LeaderHintKey).
+const LeaderHintKey = shoalv1.LeaderHintKey
+
+// StreamInterceptor authenticates streaming calls. Streams are served by
+// the leader only: a follower answers Unavailable and redirects the
+// caller to the leader it knows (LeaderHintKey). Chain it after
+// errgrpc.StreamServerInterceptor, which turns its errors into statuses.
+func (m *Manager) StreamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	c, err := auth.Authenticate(ss.Context(), info.FullMethod, m.cfg.ClusterID)
+	if err != nil {
+		return err
+	}
+	if !m.ready.Load() {
+		addr, err := m.fwd.LeaderAddr()
+		if err != nil {
+			return err
+		}
+		ss.SetTrailer(metadata.Pairs(LeaderHintKey, addr))
+		return fmt.Errorf("this manager is not the leader; the leader is %s: %w", addr, errdefs.ErrUnavailable)
+	}
+	return handler(srv, &callerStream{ServerStream: ss, ctx: auth.With(ss.Context(), c)})
+}
+
+type callerStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *callerStream) Context() context.Context { return s.ctx }
 
 // IsReadyLeader reports whether this manager leads and has applied every
 // committed entry.
@@ -180,7 +230,7 @@ func (m *Manager) Run(ctx context.Context) {
 	}
 	defer stopLoops()
 	ch := m.raft.LeaderCh()
-	check := time.NewTicker(time.Second)
+	check := m.cfg.Clock.NewTicker(time.Second)
 	defer check.Stop()
 	leading := false
 	for {
@@ -189,7 +239,7 @@ func (m *Manager) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case isLeader = <-ch:
-		case <-check.C:
+		case <-check.Chan():
 			// LeaderCh can drop a notification; re-read the state.
 			isLeader = m.raft.IsLeader()
 		}
@@ -219,12 +269,12 @@ func (m *Manager) Run(ctx context.Context) {
 		}
 		lctx, lcancel := context.WithCancel(ctx)
 		cancel = lcancel
-		m.seen.resetAll(m.cfg.Now())
+		m.disp.Lead(m.cfg.Clock.Now())
 		m.ready.Store(true)
 		loops.Add(3)
-		go func() { defer loops.Done(); m.runNodeStatus(lctx) }()
-		go func() { defer loops.Done(); m.runRoles(lctx) }()
-		orch := &orchestrator.Orchestrator{Store: m.store, Raft: m.raft, Now: m.cfg.Now, NewID: store.NewID, Log: m.log.Named("orchestrator"), Book: m.book}
+		go func() { defer loops.Done(); m.disp.RunNodeStatus(lctx) }()
+		go func() { defer loops.Done(); m.members.RunRoles(lctx) }()
+		orch := &orchestrator.Orchestrator{Store: m.store, Raft: m.raft, Clock: m.cfg.Clock, NewID: store.NewID, Log: m.log.Named("orchestrator"), Book: m.book}
 		go func() { defer loops.Done(); orch.Run(lctx) }()
 	}
 }
@@ -242,7 +292,7 @@ func (m *Manager) Bootstrap(ctx context.Context, cluster *shoalv1.Cluster, self 
 	if exists {
 		return nil
 	}
-	ingress, err := controlapi.IngressNetwork(cluster, cluster.GetMeta().GetCreatedAt())
+	ingress, err := allocator.IngressNetwork(cluster, store.NewID(), cluster.GetMeta().GetCreatedAt())
 	if err != nil {
 		return err
 	}
@@ -256,7 +306,7 @@ func (m *Manager) Bootstrap(ctx context.Context, cluster *shoalv1.Cluster, self 
 
 // Close stops the Raft member.
 func (m *Manager) Close() error {
-	m.fwd.close()
+	m.fwd.Close()
 	return m.raft.Shutdown()
 }
 

@@ -2,11 +2,10 @@ package manager
 
 import (
 	"context"
-	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/shoal-run/shoal/manager/controlapi"
+	"github.com/shoal-run/shoal/manager/allocator"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
@@ -24,7 +23,7 @@ func (m *Manager) ensureIngress(ctx context.Context) error {
 	has := false
 	m.store.View(func(r store.ReadTx) {
 		for _, n := range store.List[*shoalv1.Network](r, store.TableNetwork) {
-			if n.GetSpec().GetIngress() || n.GetSpec().GetName() == controlapi.IngressName {
+			if n.GetSpec().GetIngress() || n.GetSpec().GetName() == allocator.IngressName {
 				has = true
 			}
 		}
@@ -32,7 +31,7 @@ func (m *Manager) ensureIngress(ctx context.Context) error {
 	if has {
 		return nil
 	}
-	nw, err := controlapi.IngressNetwork(c, timestamppb.New(time.Now()))
+	nw, err := allocator.IngressNetwork(c, store.NewID(), timestamppb.New(m.cfg.Clock.Now()))
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/shoal-run/shoal/internal/tlsutil"
-	"github.com/shoal-run/shoal/manager/ca"
+	"github.com/shoal-run/shoal/manager/auth"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 	"github.com/shoal-run/shoal/tests/faults"
 	"github.com/shoal-run/shoal/tests/harness"
@@ -40,7 +40,7 @@ func certRole(t *testing.T, n *harness.Node) shoalv1.NodeRole {
 	if err != nil {
 		return shoalv1.NodeRole_NODE_ROLE_UNSPECIFIED
 	}
-	return ca.RoleToProto(id.Role())
+	return auth.RoleToProto(id.Role())
 }
 
 // Promote a worker, see it join Raft and serve the API; demote it back;

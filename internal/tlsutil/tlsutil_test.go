@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/shoal-run/shoal/internal/tlsutil"
+	"github.com/shoal-run/shoal/manager/auth"
 	"github.com/shoal-run/shoal/manager/ca"
 )
 
@@ -45,7 +46,7 @@ func (c *testCA) issue(nodeID string, role tlsutil.Role) (certPEM, keyPEM []byte
 	if err != nil {
 		c.t.Fatalf("NewKeyAndCSR: %v", err)
 	}
-	certPEM, err = c.root.Sign(csrPEM, nodeID, "cluster-1", ca.RoleToProto(role), time.Hour, time.Now())
+	certPEM, err = c.root.Sign(csrPEM, nodeID, "cluster-1", auth.RoleToProto(role), time.Hour, time.Now())
 	if err != nil {
 		c.t.Fatalf("Sign: %v", err)
 	}

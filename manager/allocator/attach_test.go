@@ -2,11 +2,11 @@ package allocator
 
 import (
 	"errors"
-	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
 
+	"github.com/shoal-run/shoal/manager/addrs"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
@@ -65,13 +65,13 @@ func TestAddrsHeldByANode(t *testing.T) {
 			{Id: "a2", Network: &shoalv1.TaskNetwork{NetworkId: "app", Addr: "10.0.5.3/24"}},
 		}}
 	used := addrSet{}
-	for _, a := range AddrsHeld(node) {
+	for _, a := range addrs.Held(node) {
 		if used[a.Network] == nil {
 			used[a.Network] = map[netip.Addr]bool{}
 		}
 		used[a.Network][a.Addr] = true
 	}
-	for _, a := range []NetAddr{{"ing", netip.MustParseAddr("10.0.0.7")}, {"app", netip.MustParseAddr("10.0.5.2")}, {"app", netip.MustParseAddr("10.0.5.3")}} {
+	for _, a := range []addrs.NetAddr{{Network: "ing", Addr: netip.MustParseAddr("10.0.0.7")}, {Network: "app", Addr: netip.MustParseAddr("10.0.5.2")}, {Network: "app", Addr: netip.MustParseAddr("10.0.5.3")}} {
 		if !used.inUse(a.Network, a.Addr) {
 			t.Errorf("%v is not among the node's addresses %v", a, used)
 		}
@@ -92,29 +92,6 @@ func TestAddrsHeldByANode(t *testing.T) {
 	release()
 	if err != nil {
 		t.Fatal(err)
-	}
-}
-
-// A task holds its addresses only while HoldsAddrs says so; a service
-// holds its VIPs.
-func TestAddrsHeldByTasksAndServices(t *testing.T) {
-	iface := []*shoalv1.TaskNetwork{{NetworkId: "app", Addr: "10.0.5.9/24"}}
-	running := &shoalv1.Task{Networks: iface, DesiredState: shoalv1.TaskState_TASK_STATE_RUNNING, Status: &shoalv1.TaskStatus{State: shoalv1.TaskState_TASK_STATE_RUNNING}}
-	ended := &shoalv1.Task{Networks: iface, DesiredState: shoalv1.TaskState_TASK_STATE_SHUTDOWN, Status: &shoalv1.TaskStatus{State: shoalv1.TaskState_TASK_STATE_FAILED}}
-	svc := &shoalv1.Service{Endpoint: &shoalv1.ServiceEndpoint{VirtualIps: []*shoalv1.VirtualIP{{NetworkId: "app", Addr: "10.0.5.2/24"}, {NetworkId: "x", Addr: "bad"}}}}
-	for _, tc := range []struct {
-		name string
-		obj  any
-		want string
-	}{
-		{"running task", running, "[{app 10.0.5.9}]"},
-		{"ended task", ended, "[]"},
-		{"service (a bad address skipped)", svc, "[{app 10.0.5.2}]"},
-		{"a network", &shoalv1.Network{}, "[]"},
-	} {
-		if got := fmt.Sprint(AddrsHeld(tc.obj)); got != tc.want {
-			t.Errorf("%s: %s; want %s", tc.name, got, tc.want)
-		}
 	}
 }
 

@@ -2,7 +2,6 @@ package allocator
 
 import (
 	"errors"
-	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 	"math/rand/v2"
 	"net/netip"
 	"strings"
@@ -175,30 +174,6 @@ func TestNextVNIAndPort(t *testing.T) {
 	delete(used, 31000)
 	if p, _ := NextPort(used); p != 31000 {
 		t.Errorf("NextPort = %d; want 31000", p)
-	}
-}
-
-func TestHoldsAddrs(t *testing.T) {
-	const run, stop = shoalv1.TaskState_TASK_STATE_RUNNING, shoalv1.TaskState_TASK_STATE_SHUTDOWN
-	for _, tc := range []struct {
-		state, desired shoalv1.TaskState
-		want           bool
-	}{
-		{shoalv1.TaskState_TASK_STATE_NEW, run, true},
-		{shoalv1.TaskState_TASK_STATE_PENDING, run, true},
-		{shoalv1.TaskState_TASK_STATE_PENDING, stop, false},
-		{shoalv1.TaskState_TASK_STATE_ASSIGNED, stop, false},
-		{shoalv1.TaskState_TASK_STATE_ACCEPTED, stop, true},
-		{run, run, true},
-		{run, stop, true},
-		{shoalv1.TaskState_TASK_STATE_FAILED, run, false},
-		{shoalv1.TaskState_TASK_STATE_SHUTDOWN, stop, false},
-		{shoalv1.TaskState_TASK_STATE_REJECTED, run, false},
-	} {
-		tk := &shoalv1.Task{DesiredState: tc.desired, Status: &shoalv1.TaskStatus{State: tc.state}}
-		if got := HoldsAddrs(tk); got != tc.want {
-			t.Errorf("HoldsAddrs(%v, desired %v) = %v; want %v", tc.state, tc.desired, got, tc.want)
-		}
 	}
 }
 

@@ -8,69 +8,13 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/shoal-run/shoal/manager/addrs"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
-
-// HoldsAddrs reports whether a task still holds its network addresses:
-// from the moment a worker may have started its container until the
-// worker reports it ended, and, before that, while it is still meant to
-// run. A task that is no longer wanted and that no worker took up holds
-// nothing.
-func HoldsAddrs(t *shoalv1.Task) bool {
-	st := t.GetStatus().GetState()
-	switch st {
-	case shoalv1.TaskState_TASK_STATE_COMPLETE, shoalv1.TaskState_TASK_STATE_FAILED, shoalv1.TaskState_TASK_STATE_SHUTDOWN,
-		shoalv1.TaskState_TASK_STATE_REJECTED, shoalv1.TaskState_TASK_STATE_ORPHANED, shoalv1.TaskState_TASK_STATE_REMOVE:
-		return false
-	}
-	if st < shoalv1.TaskState_TASK_STATE_ACCEPTED && t.GetDesiredState() != shoalv1.TaskState_TASK_STATE_RUNNING {
-		return false
-	}
-	return true
-}
 
 // InUse reports whether something in the store holds address a on a
 // network (the leader asks its store's index: store.AddrInUse).
 type InUse func(network string, a netip.Addr) bool
-
-// NetAddr is an address held on a network.
-type NetAddr struct {
-	Network string
-	Addr    netip.Addr
-}
-
-// AddrsHeld lists the addresses an object holds: a service's VIPs, the
-// interfaces of a task that still holds its (HoldsAddrs), and a node's
-// own ingress address and its standalone containers' attachments. The
-// store indexes services, tasks and nodes by them (store.AddrInUse).
-func AddrsHeld(obj any) []NetAddr {
-	var out []NetAddr
-	add := func(network, cidr string) {
-		if p, err := netip.ParsePrefix(cidr); err == nil && network != "" {
-			out = append(out, NetAddr{network, p.Addr()})
-		}
-	}
-	switch v := obj.(type) {
-	case *shoalv1.Service:
-		for _, ip := range v.GetEndpoint().GetVirtualIps() {
-			add(ip.GetNetworkId(), ip.GetAddr())
-		}
-	case *shoalv1.Task:
-		if HoldsAddrs(v) {
-			for _, n := range v.GetNetworks() {
-				add(n.GetNetworkId(), n.GetAddr())
-			}
-		}
-	case *shoalv1.Node:
-		if a := v.GetIngress(); a != nil {
-			add(a.GetNetworkId(), a.GetAddr())
-		}
-		for _, a := range v.GetAttachments() {
-			add(a.GetNetwork().GetNetworkId(), a.GetNetwork().GetAddr())
-		}
-	}
-	return out
-}
 
 // AttachContainer gives a standalone container a fresh address on an
 // attachable network (held in h). The container is known on the network
@@ -107,14 +51,6 @@ func NodeIngress(node *shoalv1.Node, ingress *shoalv1.Network, used InUse, h *He
 		return nil, fmt.Errorf("node %s: %w", node.GetId(), err)
 	}
 	return &shoalv1.NodeAttachment{NetworkId: ingress.GetId(), Addr: addr.String()}, nil
-}
-
-// PortKey renders a published port as "8080/tcp".
-func PortKey(port uint32, proto shoalv1.PortProtocol) string {
-	if proto == shoalv1.PortProtocol_PORT_PROTOCOL_UDP {
-		return fmt.Sprintf("%d/udp", port)
-	}
-	return fmt.Sprintf("%d/tcp", port)
 }
 
 // Publishes reports whether a spec publishes any port, through the
@@ -205,7 +141,7 @@ func AllocateEndpoint(in Endpoint, h *Held) (*shoalv1.ServiceEndpoint, error) {
 			} else {
 				used := map[uint32]bool{}
 				for port := uint32(MinDynamicPort); port <= MaxDynamicPort; port++ {
-					if k := PortKey(port, q.Protocol); (in.PortInUse != nil && in.PortInUse(k)) || h.PortHeld(k) {
+					if k := addrs.PortKey(port, q.Protocol); (in.PortInUse != nil && in.PortInUse(k)) || h.PortHeld(k) {
 						used[port] = true
 					}
 				}
@@ -214,7 +150,7 @@ func AllocateEndpoint(in Endpoint, h *Held) (*shoalv1.ServiceEndpoint, error) {
 					return nil, err
 				}
 				q.PublishedPort = n
-				h.Port(PortKey(n, q.Protocol))
+				h.Port(addrs.PortKey(n, q.Protocol))
 			}
 		}
 		ep.Ports = append(ep.Ports, q)

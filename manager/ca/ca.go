@@ -19,6 +19,7 @@ import (
 
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/internal/tlsutil"
+	"github.com/shoal-run/shoal/manager/auth"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
@@ -119,7 +120,7 @@ func (r *RootCA) Sign(csrPEM []byte, nodeID, clusterID string, role shoalv1.Node
 		SerialNumber: serial(),
 		Subject: pkix.Name{
 			CommonName:         nodeID,
-			OrganizationalUnit: []string{tlsutil.OUForRole(RoleFromProto(role))},
+			OrganizationalUnit: []string{tlsutil.OUForRole(auth.RoleFromProto(role))},
 			Organization:       []string{clusterID},
 		},
 		DNSNames:    names,

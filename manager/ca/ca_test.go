@@ -14,6 +14,7 @@ import (
 
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/internal/tlsutil"
+	"github.com/shoal-run/shoal/manager/auth"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
@@ -178,7 +179,7 @@ func TestSign(t *testing.T) {
 			if cert.Subject.CommonName != "node-abc" {
 				t.Errorf("CN = %q; want node ID %q", cert.Subject.CommonName, "node-abc")
 			}
-			if got := RoleToProto(tlsutil.RoleOf(cert)); got != tc.wantRole {
+			if got := auth.RoleToProto(tlsutil.RoleOf(cert)); got != tc.wantRole {
 				t.Errorf("RoleOf = %v; want %v", got, tc.wantRole)
 			}
 			if len(cert.Subject.OrganizationalUnit) != 1 || cert.Subject.OrganizationalUnit[0] != tc.wantOU {

@@ -9,6 +9,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/shoal-run/shoal/internal/clock"
+	"github.com/shoal-run/shoal/manager/allocator"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
@@ -122,7 +124,7 @@ func newTestServer(t *testing.T) (*Server, *fakeRaft) {
 	s := &Server{
 		Store: st,
 		Raft:  r,
-		Now:   func() time.Time { return testNow },
+		Clock: clock.NewFake(testNow),
 		NewToken: func(digest string) string {
 			tokens++
 			return fmt.Sprintf("SWMTKN-1-%s-new%d", digest, tokens)
@@ -137,7 +139,7 @@ func newTestServer(t *testing.T) (*Server, *fakeRaft) {
 }
 
 func testIngress() *shoalv1.Network {
-	return &shoalv1.Network{Id: "ingress1", Spec: &shoalv1.NetworkSpec{Name: IngressName, Driver: DriverOverlay, Ingress: true},
+	return &shoalv1.Network{Id: "ingress1", Spec: &shoalv1.NetworkSpec{Name: allocator.IngressName, Driver: allocator.DriverOverlay, Ingress: true},
 		Allocation: &shoalv1.NetworkAllocation{Vni: 4096, Subnet: "10.0.0.0/24", Gateway: "10.0.0.1"}}
 }
 

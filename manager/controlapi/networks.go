@@ -11,16 +11,11 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/manager/addrs"
 	"github.com/shoal-run/shoal/manager/allocator"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
-
-// DriverOverlay is the only network driver: a VXLAN overlay.
-const DriverOverlay = "overlay"
-
-// IngressName is the routing mesh's network, made at swarm init.
-const IngressName = "ingress"
 
 // ValidateNetworkSpec checks a network spec; subnet and gateway are
 // optional (allocated when empty).
@@ -32,7 +27,7 @@ func ValidateNetworkSpec(s *shoalv1.NetworkSpec) error {
 	}
 	validName(&f, "network.name", s.GetName())
 	validLabels(&f, "network.labels", s.GetLabels())
-	if d := s.GetDriver(); d != "" && d != DriverOverlay {
+	if d := s.GetDriver(); d != "" && d != allocator.DriverOverlay {
 		f.add("network.driver", "%q is not supported: use overlay", d)
 	}
 	var subnet netip.Prefix
@@ -70,75 +65,6 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	return netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)})
 }
 
-// pools reads the cluster's default address pools.
-func pools(c *shoalv1.Cluster) (allocator.Pools, error) {
-	return allocator.ParsePools(c.GetSpec().GetDefaultAddrPools(), int(c.GetSpec().GetSubnetSize()))
-}
-
-// AllocateNetwork gives a network its subnet (the spec's, or the next
-// free one of the pools), gateway and VNI, given the networks that exist
-// and what h holds, and holds them.
-func AllocateNetwork(spec *shoalv1.NetworkSpec, p allocator.Pools, existing []*shoalv1.Network, h *allocator.Held) (*shoalv1.NetworkAllocation, error) {
-	used := h.Subnets()
-	vnis := map[uint32]bool{}
-	h.AddVNIs(vnis)
-	names := map[netip.Prefix]string{}
-	for _, n := range existing {
-		if s, err := netip.ParsePrefix(n.GetAllocation().GetSubnet()); err == nil {
-			used = append(used, s)
-			names[s] = n.GetSpec().GetName()
-		}
-		vnis[n.GetAllocation().GetVni()] = true
-	}
-	var subnet netip.Prefix
-	if c := spec.GetSubnet(); c != "" {
-		subnet = netip.MustParsePrefix(c) // validated
-		if o, ok := allocator.Overlapping(subnet, used); ok {
-			if name, ok := names[o]; ok {
-				return nil, fmt.Errorf("network.subnet: %s overlaps %s of network %q; choose another subnet: %w", subnet, o, name, errdefs.ErrInvalid)
-			}
-			return nil, fmt.Errorf("network.subnet: %s overlaps %s, which a network being created takes; choose another subnet: %w", subnet, o, errdefs.ErrConflict)
-		}
-	} else {
-		var err error
-		if subnet, err = p.NextSubnet(used); err != nil {
-			return nil, fmt.Errorf("network.subnet: %v; give one with --subnet or widen the pools at swarm init: %w", err, errdefs.ErrFailedPrecond)
-		}
-	}
-	gw := allocator.Gateway(subnet)
-	if g := spec.GetGateway(); g != "" {
-		gw = netip.MustParseAddr(g)
-	}
-	vni, err := allocator.NextVNI(vnis)
-	if err != nil {
-		return nil, fmt.Errorf("network: %v: %w", err, errdefs.ErrFailedPrecond)
-	}
-	h.Subnet(subnet)
-	h.VNI(vni)
-	return &shoalv1.NetworkAllocation{Vni: vni, Subnet: subnet.String(), Gateway: gw.String()}, nil
-}
-
-// IngressNetwork is the ingress network a new cluster starts with: the
-// first subnet of its pools.
-func IngressNetwork(c *shoalv1.Cluster, now *timestamppb.Timestamp) (*shoalv1.Network, error) {
-	p, err := pools(c)
-	if err != nil {
-		return nil, err
-	}
-	spec := &shoalv1.NetworkSpec{Name: IngressName, Driver: DriverOverlay, Ingress: true}
-	var alloc *shoalv1.NetworkAllocation
-	var b allocator.Book
-	release, err := b.Do(func(h *allocator.Held) (err error) {
-		alloc, err = AllocateNetwork(spec, p, nil, h)
-		return err
-	})
-	release()
-	if err != nil {
-		return nil, err
-	}
-	return &shoalv1.Network{Id: store.NewID(), Meta: &shoalv1.Meta{CreatedAt: now, UpdatedAt: now}, Spec: spec, Allocation: alloc}, nil
-}
-
 // CreateNetwork validates, allocates and stores a network.
 func (s *Server) CreateNetwork(ctx context.Context, req *shoalv1.CreateNetworkRequest) (*shoalv1.CreateNetworkResponse, error) {
 	spec := clone(req.GetSpec())
@@ -146,7 +72,7 @@ func (s *Server) CreateNetwork(ctx context.Context, req *shoalv1.CreateNetworkRe
 		spec = &shoalv1.NetworkSpec{}
 	}
 	if spec.Driver == "" {
-		spec.Driver = DriverOverlay
+		spec.Driver = allocator.DriverOverlay
 	}
 	if err := ValidateNetworkSpec(spec); err != nil {
 		return nil, err
@@ -155,7 +81,7 @@ func (s *Server) CreateNetwork(ctx context.Context, req *shoalv1.CreateNetworkRe
 	if err != nil {
 		return nil, err
 	}
-	p, err := pools(c)
+	p, err := allocator.ClusterPools(c)
 	if err != nil {
 		return nil, fmt.Errorf("the cluster's address pools: %v: %w", err, errdefs.ErrFailedPrecond)
 	}
@@ -174,14 +100,14 @@ func (s *Server) CreateNetwork(ctx context.Context, req *shoalv1.CreateNetworkRe
 		// Read again under the book: an allocation released since the
 		// first read is in the store now.
 		s.Store.View(func(r store.ReadTx) { existing = store.List[*shoalv1.Network](r, store.TableNetwork) })
-		alloc, err = AllocateNetwork(spec, p, existing, h)
+		alloc, err = allocator.AllocateNetwork(spec, p, existing, h)
 		return err
 	})
 	defer release()
 	if err != nil {
 		return nil, err
 	}
-	now := timestamppb.New(s.Now())
+	now := timestamppb.New(s.Clock.Now())
 	nw := &shoalv1.Network{Id: store.NewID(), Meta: &shoalv1.Meta{CreatedAt: now, UpdatedAt: now}, Spec: spec, Allocation: alloc}
 	idx, err := s.propose(ctx, create(nw))
 	if err != nil {
@@ -243,7 +169,7 @@ func (s *Server) RemoveNetwork(ctx context.Context, req *shoalv1.RemoveNetworkRe
 		}
 		for _, t := range store.List[*shoalv1.Task](r, store.TableTask) {
 			for _, a := range t.GetNetworks() {
-				if a.GetNetworkId() == nw.GetId() && allocator.HoldsAddrs(t) {
+				if a.GetNetworkId() == nw.GetId() && addrs.TaskHolds(t) {
 					attached++
 					if len(holders) < 3 {
 						holders = append(holders, fmt.Sprintf("%s %s", t.GetId(), strings.ToLower(strings.TrimPrefix(t.GetStatus().GetState().String(), "TASK_STATE_"))))

@@ -8,50 +8,13 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/manager/quorum"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
-// Member is a Raft voter as the quorum check sees it.
-type Member struct {
-	ID        string
-	Reachable bool
-}
-
-// CheckRemoval says whether removing target from members keeps a quorum
-// of reachable managers in the new configuration. It is pure.
-func CheckRemoval(members []Member, target string) error {
-	var remaining, reachable int
-	found := false
-	for _, m := range members {
-		if m.ID == target {
-			found = true
-			continue
-		}
-		remaining++
-		if m.Reachable {
-			reachable++
-		}
-	}
-	if !found {
-		return nil
-	}
-	if remaining == 0 {
-		return fmt.Errorf("node %s is the last manager; promote another node first, or use `swarm leave --force` to end the cluster: %w", target, errdefs.ErrFailedPrecond)
-	}
-	if need := remaining/2 + 1; reachable < need {
-		return fmt.Errorf("removing manager %s would leave %d of %d remaining managers reachable, fewer than the quorum of %d; bring managers back first or use --force: %w",
-			target, reachable, remaining, need, errdefs.ErrFailedPrecond)
-	}
-	return nil
-}
-
-func (s *Server) members() []Member {
-	var out []Member
-	for _, id := range s.Raft.MemberIDs() {
-		out = append(out, Member{ID: id, Reachable: s.Raft.Reachable(id)})
-	}
-	return out
+func (s *Server) members() []quorum.Member {
+	return quorum.Members(s.Raft)
 }
 
 // decorate fills in the leader's live view of a manager.
@@ -125,7 +88,7 @@ func (s *Server) UpdateNode(ctx context.Context, req *shoalv1.UpdateNodeRequest)
 	demote := cur.GetSpec().GetDesiredRole() == shoalv1.NodeRole_NODE_ROLE_MANAGER && req.GetSpec().GetDesiredRole() == shoalv1.NodeRole_NODE_ROLE_WORKER
 	isMember := s.memberSet()[cur.GetId()]
 	if demote && isMember && !req.GetForce() {
-		if err := CheckRemoval(s.members(), cur.GetId()); err != nil {
+		if err := quorum.CheckRemoval(s.members(), cur.GetId()); err != nil {
 			return nil, err
 		}
 	}
@@ -134,7 +97,7 @@ func (s *Server) UpdateNode(ctx context.Context, req *shoalv1.UpdateNodeRequest)
 	}
 	next := clone(cur)
 	next.Spec = clone(req.GetSpec())
-	next.Meta.UpdatedAt = timestamppb.New(s.Now())
+	next.Meta.UpdatedAt = timestamppb.New(s.Clock.Now())
 	idx, err := s.propose(ctx, update(next, req.GetVersion()))
 	if err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/shoal-run/shoal/internal/clock"
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/manager/allocator"
 	"github.com/shoal-run/shoal/manager/store"
@@ -33,7 +34,7 @@ type Server struct {
 	shoalv1.UnimplementedControlServiceServer
 	Store *store.Store
 	Raft  Raft
-	Now   func() time.Time
+	Clock clock.Clock // stamps created_at and updated_at
 	// NewToken makes a fresh join token for the cluster's CA digest.
 	NewToken func(digest string) string
 	// Book holds allocations in flight; the orchestrator shares it.
@@ -128,7 +129,7 @@ func (s *Server) UpdateCluster(ctx context.Context, req *shoalv1.UpdateClusterRe
 	if req.GetRotateManagerToken() {
 		next.JoinTokens.Manager = s.NewToken(cur.GetRootCa().GetDigest())
 	}
-	next.Meta.UpdatedAt = timestamppb.New(s.Now())
+	next.Meta.UpdatedAt = timestamppb.New(s.Clock.Now())
 	idx, err := s.propose(ctx, update(next, req.GetVersion()))
 	if err != nil {
 		return nil, err
@@ -152,7 +153,7 @@ func (s *Server) CreateService(ctx context.Context, req *shoalv1.CreateServiceRe
 	if err != nil {
 		return nil, err
 	}
-	now := timestamppb.New(s.Now())
+	now := timestamppb.New(s.Clock.Now())
 	svc := &shoalv1.Service{Id: store.NewID(), Meta: &shoalv1.Meta{CreatedAt: now, UpdatedAt: now}, Spec: spec, Endpoint: ep}
 	idx, err := s.propose(ctx, create(svc))
 	if err != nil {
@@ -248,7 +249,7 @@ func (s *Server) UpdateService(ctx context.Context, req *shoalv1.UpdateServiceRe
 	next.PreviousSpec = cur.GetSpec()
 	next.Spec = spec
 	next.Endpoint = ep
-	next.Meta.UpdatedAt = timestamppb.New(s.Now())
+	next.Meta.UpdatedAt = timestamppb.New(s.Clock.Now())
 	idx, err := s.propose(ctx, update(next, req.GetVersion()))
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/shoal-run/shoal/internal/clock"
 	"github.com/shoal-run/shoal/manager/allocator"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
@@ -27,7 +28,7 @@ type Proposer interface {
 type Orchestrator struct {
 	Store    *store.Store
 	Raft     Proposer
-	Now      func() time.Time
+	Clock    clock.Clock // times passes and delayed replacements
 	NewID    func() string
 	Log      *zap.Logger
 	MaxBatch int // actions per Raft entry
@@ -42,7 +43,7 @@ type Orchestrator struct {
 func (o *Orchestrator) Run(ctx context.Context) {
 	events, cancel := o.Store.Watch()
 	defer func() { cancel() }()
-	timer := time.NewTimer(0)
+	timer := o.Clock.NewTimer(0)
 	defer timer.Stop()
 	for {
 		select {
@@ -57,21 +58,21 @@ func (o *Orchestrator) Run(ctx context.Context) {
 			// spaced by twice what the last one computed: the
 			// orchestrator then takes at most a third of a core from the
 			// writes it follows, however large the store.
-			drain(events, max(settle, 2*o.computed))
-		case <-timer.C:
+			o.drain(ctx, events, max(settle, 2*o.computed))
+		case <-timer.Chan():
 		}
 		wake, err := o.Pass(ctx)
 		if err != nil {
 			o.Log.Debug("orchestration pass", zap.Error(err))
-			wake = o.Now().Add(50 * time.Millisecond)
+			wake = o.Clock.Now().Add(50 * time.Millisecond)
 		}
 		timer.Stop()
 		select {
-		case <-timer.C:
+		case <-timer.Chan():
 		default:
 		}
 		if !wake.IsZero() {
-			d := wake.Sub(o.Now())
+			d := wake.Sub(o.Clock.Now())
 			if d < 0 {
 				d = 0
 			}
@@ -84,16 +85,18 @@ func (o *Orchestrator) Run(ctx context.Context) {
 // pass.
 const settle = 5 * time.Millisecond
 
-func drain(ch <-chan *shoalv1.StoreEvent, settle time.Duration) {
-	t := time.NewTimer(settle)
+func (o *Orchestrator) drain(ctx context.Context, ch <-chan *shoalv1.StoreEvent, settle time.Duration) {
+	t := o.Clock.NewTimer(settle)
 	defer t.Stop()
 	for {
 		select {
+		case <-ctx.Done():
+			return
 		case _, ok := <-ch:
 			if !ok {
 				return
 			}
-		case <-t.C:
+		case <-t.Chan():
 			return
 		}
 	}
@@ -116,9 +119,9 @@ func (o *Orchestrator) Input() Input {
 // Pass runs one reconciliation and placement and writes the result. It
 // returns when it wants to run again without a store change.
 func (o *Orchestrator) Pass(ctx context.Context) (time.Time, error) {
-	start := time.Now()
+	start := o.Clock.Now()
 	in := o.Input()
-	now := o.Now()
+	now := o.Clock.Now()
 	plan := Reconcile(in, now, o.NewID)
 	release, err := o.allocate(in, &plan)
 	defer release()
@@ -172,7 +175,7 @@ func (o *Orchestrator) Pass(ctx context.Context) (time.Time, error) {
 			Object: store.Wrap(c.Task), ExpectedVersion: versions[c.Task.GetId()]})
 	}
 
-	o.computed = time.Since(start)
+	o.computed = o.Clock.Since(start)
 	if len(actions) > 0 {
 		o.Log.Debug("orchestration", zap.Int("create", len(plan.Create)), zap.Int("update", len(plan.Update)),
 			zap.Int("placed", len(sched)), zap.Int("delete", len(plan.Delete)))
@@ -199,7 +202,7 @@ func (o *Orchestrator) Pass(ctx context.Context) (time.Time, error) {
 		cancel()
 		if err != nil {
 			o.Log.Debug("ingress addresses for nodes", zap.Error(err))
-			return o.Now().Add(100 * time.Millisecond), nil
+			return o.Clock.Now().Add(100 * time.Millisecond), nil
 		}
 	}
 	return plan.Wake, nil

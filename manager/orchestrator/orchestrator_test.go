@@ -2,34 +2,24 @@ package orchestrator
 
 import (
 	"context"
-	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/shoal-run/shoal/internal/clock"
 	"github.com/shoal-run/shoal/manager/store"
+	"github.com/shoal-run/shoal/manager/store/storetest"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
-// direct applies batches to the store at increasing indexes, as Raft
-// would after committing them.
-type direct struct {
-	mu  sync.Mutex
-	s   *store.Store
-	idx uint64
-}
-
-func (d *direct) Propose(_ context.Context, b *shoalv1.StoreBatch) (uint64, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.idx++
-	return d.idx, d.s.Apply(b, d.idx)
-}
+// direct applies batches to the store at once, as Raft would after
+// committing them.
+type direct struct{ storetest.Direct }
 
 func (d *direct) put(t *testing.T, objs ...store.Object) {
 	t.Helper()
@@ -37,7 +27,7 @@ func (d *direct) put(t *testing.T, objs ...store.Object) {
 	for _, o := range objs {
 		kind := shoalv1.StoreActionKind_STORE_ACTION_KIND_CREATE
 		var exists bool
-		d.s.View(func(r store.ReadTx) {
+		d.Store.View(func(r store.ReadTx) {
 			switch o.(type) {
 			case *shoalv1.Node:
 				exists = store.Get[*shoalv1.Node](r, store.TableNode, o.GetId()) != nil
@@ -81,9 +71,8 @@ func activeByNode(s *store.Store) map[string]int {
 func TestOrchestratorPasses(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	st := store.New()
-	d := &direct{s: st}
-	now := t0
-	o := &Orchestrator{Store: st, Raft: d, Now: func() time.Time { return now }, NewID: ids(), Log: zap.NewNop()}
+	d := &direct{storetest.Direct{Store: st}}
+	o := &Orchestrator{Store: st, Raft: d, Clock: clock.NewFake(t0), NewID: ids(), Log: zap.NewNop()}
 	d.put(t, capacity(ready("n1")), capacity(ready("n2")), capacity(ready("n3")))
 	d.put(t, svc("web", 6))
 	if _, err := o.Pass(context.Background()); err != nil {
@@ -137,27 +126,97 @@ func TestOrchestratorPasses(t *testing.T) {
 	}
 }
 
-// Run reacts to store changes by itself and stops with its context.
-func TestOrchestratorRunFollowsTheStore(t *testing.T) {
-	defer goleak.VerifyNone(t)
-	st := store.New()
-	d := &direct{s: st}
-	o := &Orchestrator{Store: st, Raft: d, Now: time.Now, NewID: ids(), Log: zap.NewNop()}
+// parked waits until at least n timers of the fake clock wait: the loop
+// under test came back to wait on its clock.
+func parked(t *testing.T, clk *clock.Fake, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := clk.BlockUntilContext(ctx, n); err != nil {
+		t.Fatalf("the orchestrator loop did not come back to wait on its clock: %v", err)
+	}
+}
+
+// runOrchestrator runs o until the test ends, and waits for it to stop.
+func runOrchestrator(t *testing.T, o *Orchestrator) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { o.Run(ctx); close(done) }()
-	d.put(t, capacity(ready("n1")))
-	d.put(t, svc("web", 3))
-	deadline := time.Now().Add(5 * time.Second)
-	for activeByNode(st)["n1"] != 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the loop did not place the service: %v", activeByNode(st))
-		}
-		time.Sleep(5 * time.Millisecond)
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// Run makes a pass when it starts, then after every burst of store
+// changes once the burst settled, and stops with its context.
+func TestOrchestratorRunFollowsTheStore(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) }) // after the loop stopped
+	st := store.New()
+	d := &direct{storetest.Direct{Store: st}}
+	clk := clock.NewFake(t0)
+	o := &Orchestrator{Store: st, Raft: d, Clock: clk, NewID: ids(), Log: zap.NewNop()}
+	d.put(t, capacity(ready("n1")), svc("web", 1))
+	runOrchestrator(t, o)
+	// The first pass places the task; the loop then lets its write settle.
+	parked(t, clk, 1)
+	if got := activeByNode(st); got["n1"] != 1 {
+		t.Fatalf("the first pass placed %v; want 1 task on n1", got)
 	}
-	cancel()
-	<-done
-	_ = fmt.Sprint
+	// A change within the settle time joins the burst: no pass before
+	// the burst settled.
+	d.put(t, svc("web", 3))
+	clk.Advance(settle - time.Millisecond)
+	if got := activeByNode(st); got["n1"] != 1 {
+		t.Fatalf("a pass ran before the writes settled: %v", got)
+	}
+	clk.Advance(time.Millisecond)
+	// The pass writes its tasks, and the loop waits for those writes to
+	// settle in turn.
+	parked(t, clk, 1)
+	if got := activeByNode(st); got["n1"] != 3 {
+		t.Fatalf("after the scale-up settled: %v; want 3 tasks on n1", got)
+	}
+}
+
+// A task that failed is replaced when its restart delay has passed, by a
+// pass the loop's own timer starts, with no store change to wake it.
+func TestOrchestratorRunReplacesFailedTaskAfterDelay(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) }) // after the loop stopped
+	st := store.New()
+	d := &direct{storetest.Direct{Store: st}}
+	clk := clock.NewFake(t0)
+	o := &Orchestrator{Store: st, Raft: d, Clock: clk, NewID: ids(), Log: zap.NewNop()}
+	web := svc("web", 1)
+	web.Spec.Task.Restart = &shoalv1.RestartPolicy{Condition: shoalv1.RestartCondition_RESTART_CONDITION_ANY, Delay: durationpb.New(time.Second)}
+	d.put(t, capacity(ready("n1")), web)
+	d.put(t, task("a", web, 1, "n1", stRunning, stFailed, t0.Add(-time.Minute), t0))
+	runOrchestrator(t, o)
+	replacements := func() int {
+		n := 0
+		for _, tk := range tasksOf(st) {
+			if tk.GetId() != "a" && tk.GetDesiredState() == stRunning {
+				n++
+			}
+		}
+		return n
+	}
+	// The first pass (at once) shuts the failed task down and sets a
+	// timer for the end of the delay; its write settles into a pass that
+	// creates nothing.
+	parked(t, clk, 2)
+	clk.Advance(settle)
+	if got := replacements(); got != 0 {
+		t.Fatalf("%d replacements %v after the failure; want none before the 1s delay", got, clk.Since(t0))
+	}
+	clk.Advance(time.Second - settle - time.Millisecond)
+	if got := replacements(); got != 0 {
+		t.Fatalf("%d replacements %v after the failure; want none before the 1s delay", got, clk.Since(t0))
+	}
+	// The delay's timer starts a pass, whose write the loop then lets
+	// settle.
+	clk.Advance(time.Millisecond)
+	parked(t, clk, 1)
+	if got := replacements(); got != 1 {
+		t.Fatalf("%d replacements once the delay passed; want 1", got)
+	}
 }
 
 // Tasks of a service on a network get distinct addresses that are not the
@@ -165,9 +224,9 @@ func TestOrchestratorRunFollowsTheStore(t *testing.T) {
 // the service's networks replaces its tasks.
 func TestOrchestratorAllocatesTaskAddresses(t *testing.T) {
 	st := store.New()
-	d := &direct{s: st}
-	now := t0
-	o := &Orchestrator{Store: st, Raft: d, Now: func() time.Time { return now }, NewID: ids(), Log: zap.NewNop()}
+	d := &direct{storetest.Direct{Store: st}}
+	clk := clock.NewFake(t0)
+	o := &Orchestrator{Store: st, Raft: d, Clock: clk, NewID: ids(), Log: zap.NewNop()}
 	app := &shoalv1.Network{Id: "app", Spec: &shoalv1.NetworkSpec{Name: "app"}, Allocation: &shoalv1.NetworkAllocation{Vni: 4097, Subnet: "10.0.1.0/29", Gateway: "10.0.1.1"}}
 	d.put(t, capacity(ready("n1")), app)
 	web := svc("web", 3)
@@ -212,7 +271,7 @@ func TestOrchestratorAllocatesTaskAddresses(t *testing.T) {
 	if _, err := d.Propose(context.Background(), &shoalv1.StoreBatch{Actions: []*shoalv1.StoreAction{{Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_UPDATE, Object: store.Wrap(ended)}}}); err != nil {
 		t.Fatal(err)
 	}
-	now = now.Add(time.Minute)
+	clk.Advance(time.Minute)
 	o.Pass(context.Background())
 	holders := map[string]int{}
 	for _, tk := range tasksOf(st) {
@@ -243,8 +302,8 @@ func TestOrchestratorAllocatesTaskAddresses(t *testing.T) {
 // where it cannot, and assigned once it can.
 func TestOrchestratorRunsGlobalTasks(t *testing.T) {
 	st := store.New()
-	d := &direct{s: st}
-	o := &Orchestrator{Store: st, Raft: d, Now: func() time.Time { return t0 }, NewID: ids(), Log: zap.NewNop()}
+	d := &direct{storetest.Direct{Store: st}}
+	o := &Orchestrator{Store: st, Raft: d, Clock: clock.NewFake(t0), NewID: ids(), Log: zap.NewNop()}
 	small := capacity(ready("n3"))
 	small.Description.Resources.MemoryBytes = 4 << 30
 	d.put(t, capacity(ready("n1")), capacity(ready("n2")), small)

@@ -37,6 +37,16 @@ type Timing struct {
 // DefaultTiming is tuned for fast failover on a LAN.
 var DefaultTiming = Timing{Heartbeat: 400 * time.Millisecond, Election: 400 * time.Millisecond, LeaderLease: 300 * time.Millisecond}
 
+// TimingFor is the timing of a heartbeat timeout of heartbeat (daemon
+// --raft-heartbeat): elections as soon, leases three quarters of it; 0 is
+// DefaultTiming.
+func TimingFor(heartbeat time.Duration) Timing {
+	if heartbeat <= 0 {
+		return DefaultTiming
+	}
+	return Timing{Heartbeat: heartbeat, Election: heartbeat, LeaderLease: heartbeat * 3 / 4}
+}
+
 // Config configures a Raft member.
 type Config struct {
 	NodeID        string

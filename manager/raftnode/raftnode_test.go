@@ -226,3 +226,19 @@ func TestTransportRefusesWorkers(t *testing.T) {
 		t.Fatal("a worker certificate completed a raft connection")
 	}
 }
+
+func TestTimingFor(t *testing.T) {
+	for _, tc := range []struct {
+		heartbeat time.Duration
+		want      Timing
+	}{
+		{0, DefaultTiming},
+		{-time.Second, DefaultTiming},
+		{time.Second, Timing{Heartbeat: time.Second, Election: time.Second, LeaderLease: 750 * time.Millisecond}},
+		{200 * time.Millisecond, Timing{Heartbeat: 200 * time.Millisecond, Election: 200 * time.Millisecond, LeaderLease: 150 * time.Millisecond}},
+	} {
+		if got := TimingFor(tc.heartbeat); got != tc.want {
+			t.Errorf("TimingFor(%v) = %+v; want %+v", tc.heartbeat, got, tc.want)
+		}
+	}
+}

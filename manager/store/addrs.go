@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/shoal-run/shoal/manager/allocator"
+	"github.com/shoal-run/shoal/manager/addrs"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
@@ -12,7 +12,7 @@ import (
 // something in the store holds it. These indexes answer in one lookup
 // instead of a scan of every service, task and node: "addr" indexes
 // service VIPs, the interfaces of tasks that still hold theirs
-// (allocator.HoldsAddrs) and nodes' own addresses (ingress, container
+// (addrs.TaskHolds) and nodes' own addresses (ingress, container
 // attachments) by "network ID\x00address"; "endpoint_port" indexes the
 // ports services' endpoints hold, allocated ones included.
 
@@ -21,7 +21,7 @@ type addrIndexer struct{}
 
 func (addrIndexer) FromObject(obj any) (bool, [][]byte, error) {
 	var vals [][]byte
-	for _, a := range allocator.AddrsHeld(obj) {
+	for _, a := range addrs.Held(obj) {
 		vals = append(vals, []byte(a.Network+"\x00"+a.Addr.String()+"\x00"))
 	}
 	return len(vals) > 0, vals, nil

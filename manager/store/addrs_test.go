@@ -7,7 +7,7 @@ import (
 
 	"pgregory.net/rapid"
 
-	"github.com/shoal-run/shoal/manager/allocator"
+	"github.com/shoal-run/shoal/manager/addrs"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
@@ -77,10 +77,10 @@ func TestAddrIndexMatchesScan(t *testing.T) {
 		s.View(func(r ReadTx) {
 			// The scan: every object's addresses and ports as it is now.
 			svcs := List[*shoalv1.Service](r, TableService)
-			used := map[allocator.NetAddr]bool{}
+			used := map[addrs.NetAddr]bool{}
 			for _, table := range []string{TableService, TableTask, TableNode} {
 				for _, o := range List[Object](r, table) {
-					for _, a := range allocator.AddrsHeld(o) {
+					for _, a := range addrs.Held(o) {
 						used[a] = true
 					}
 				}
@@ -99,7 +99,7 @@ func TestAddrIndexMatchesScan(t *testing.T) {
 			for _, nw := range nets {
 				for i := 0; i < 12; i++ {
 					a := netip.AddrFrom4([4]byte{10, 0, 0, byte(i)})
-					if got, want := AddrInUse(r, nw, a), used[allocator.NetAddr{Network: nw, Addr: a}]; got != want {
+					if got, want := AddrInUse(r, nw, a), used[addrs.NetAddr{Network: nw, Addr: a}]; got != want {
 						t.Fatalf("AddrInUse(%s, %s) = %v; the scan says %v", nw, a, got, want)
 					}
 				}

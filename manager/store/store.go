@@ -20,7 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
-	"github.com/shoal-run/shoal/manager/allocator"
+	"github.com/shoal-run/shoal/manager/addrs"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
@@ -552,5 +552,5 @@ func checkNetwork(tx *memdb.Txn, nw *shoalv1.Network) error {
 
 // PortString renders a published port as 8080/tcp.
 func PortString(p *shoalv1.PortConfig) string {
-	return allocator.PortKey(p.GetPublishedPort(), p.GetProtocol())
+	return addrs.PortKey(p.GetPublishedPort(), p.GetProtocol())
 }

@@ -12,8 +12,6 @@ import (
 	"github.com/shoal-run/shoal/daemon"
 	"github.com/shoal-run/shoal/internal/defaults"
 	"github.com/shoal-run/shoal/internal/logging"
-	"github.com/shoal-run/shoal/manager/raftnode"
-	"github.com/shoal-run/shoal/runtime/image"
 )
 
 type daemonFlags struct {
@@ -43,10 +41,6 @@ func newDaemonCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer log.Sync() //nolint:errcheck
-			timing := raftnode.DefaultTiming
-			if f.raftHeartbeat > 0 {
-				timing = raftnode.Timing{Heartbeat: f.raftHeartbeat, Election: f.raftHeartbeat, LeaderLease: f.raftHeartbeat * 3 / 4}
-			}
 			labels, err := applyKV(nil, f.labels, nil, "--label")
 			if err != nil {
 				return err
@@ -69,7 +63,7 @@ func newDaemonCmd(g *globals) *cobra.Command {
 				DataDir: f.dataDir, Socket: f.socket, ListenAddr: f.listen, RaftAddr: f.raftAddr, AdvertiseAddr: f.advertise,
 				GossipAddr: f.gossipAddr, EngineLabels: labels, Hostname: f.hostname, DNSUpstream: f.dnsUpstream,
 				Log: log, ForceNewCluster: f.forceNewCluster, SnapshotThreshold: f.snapshotThreshold,
-				SnapshotInterval: f.snapshotInterval, TrailingLogs: f.trailingLogs, Timing: timing, HeartbeatPeriod: f.heartbeatPeriod,
+				SnapshotInterval: f.snapshotInterval, TrailingLogs: f.trailingLogs, RaftHeartbeat: f.raftHeartbeat, HeartbeatPeriod: f.heartbeatPeriod,
 				InsecureRegistries: f.insecureRegistries, MaxImageSize: maxImageSize, CgroupParent: f.cgroupParent, ShimBinary: f.shimBinary,
 			})
 		},
@@ -92,7 +86,7 @@ func newDaemonCmd(g *globals) *cobra.Command {
 	fl.DurationVar(&f.raftHeartbeat, "raft-heartbeat-timeout", 0, "raft heartbeat and election timeout (default 400ms)")
 	fl.DurationVar(&f.heartbeatPeriod, "heartbeat-period", 500*time.Millisecond, "how often nodes report to the managers (managers only)")
 	fl.StringArrayVar(&f.insecureRegistries, "insecure-registry", nil, "registry (HOST[:PORT]) to reach over plain HTTP; loopback registries always may")
-	fl.StringVar(&f.maxImageSize, "max-image-size", fmt.Sprintf("%dg", image.DefaultMaxImageSize>>30), "most bytes one image pull or load may unpack into new layers (e.g. 512m, 64g), so a decompression bomb cannot fill the disk; 0 for no limit")
+	fl.StringVar(&f.maxImageSize, "max-image-size", fmt.Sprintf("%dg", daemon.DefaultMaxImageSize>>30), "most bytes one image pull or load may unpack into new layers (e.g. 512m, 64g), so a decompression bomb cannot fill the disk; 0 for no limit")
 	fl.StringVar(&f.cgroupParent, "cgroup-parent", "shoal", "cgroup under which containers' groups are made")
 	fl.StringVar(&f.shimBinary, "shim-binary", "", "program run as each container's shim and init (default: this binary)")
 	fl.StringVar(&f.debugAddr, "debug-addr", "", "serve Go's runtime profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; no authentication, keep it on loopback")

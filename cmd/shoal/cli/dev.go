@@ -16,7 +16,6 @@ import (
 	"github.com/shoal-run/shoal/daemon"
 	"github.com/shoal-run/shoal/internal/logging"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
-	"github.com/shoal-run/shoal/runtime/cgroup"
 )
 
 type devFlags struct {
@@ -49,7 +48,7 @@ func newDevCmd(g *globals) *cobra.Command {
 			errc := make(chan error, 1)
 			go func() {
 				errc <- daemon.Run(ctx, daemon.Config{DataDir: filepath.Join(dir, "data"), Socket: sock, ListenAddr: f.listen,
-					RaftAddr: portAfter(f.listen, 1), GossipAddr: portAfter(f.listen, 2), AdvertiseAddr: f.listen, Log: log, CgroupParent: "shoal-dev-" + filepath.Base(dir)})
+					RaftAddr: portAfter(f.listen, 1), GossipAddr: portAfter(f.listen, 2), AdvertiseAddr: f.listen, Log: log, CgroupParent: "shoal-dev-" + filepath.Base(dir), RemoveCgroupParent: true})
 			}()
 			conn, err := waitSocket(ctx, sock, errc)
 			if err != nil {
@@ -75,7 +74,6 @@ func newDevCmd(g *globals) *cobra.Command {
 			lcancel()
 			cancel()
 			err = <-errc
-			cgroup.RemoveParent("shoal-dev-" + filepath.Base(dir))
 			return err
 		},
 	}

@@ -1,4 +1,11 @@
-package manager
+// Package forward answers leader-only calls on a follower: it sends them
+// to the leader over mutual TLS with this manager's certificate, vouching
+// for the caller, follows the leadership when it moves while a call waits,
+// and sends a call again to the next leader only when a second copy cannot
+// take effect twice. It sees Raft's leadership through Raft and the
+// managers' addresses through Store; the manager wires it into its
+// interceptor.
+package forward
 
 import (
 	"context"
@@ -21,6 +28,7 @@ import (
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/internal/errgrpc"
 	"github.com/shoal-run/shoal/internal/tlsutil"
+	"github.com/shoal-run/shoal/manager/auth"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
@@ -48,19 +56,49 @@ const (
 // do (a server refuses pings more often than every 5 minutes by default).
 var KeepaliveEnforcement = keepalive.EnforcementPolicy{MinTime: forwardKeepalive / 2, PermitWithoutStream: true}
 
-// forwarder sends calls a follower cannot answer to the leader, over
+// Store is what the forwarder reads of the store: the managers' addresses.
+type Store interface {
+	View(fn func(store.ReadTx))
+}
+
+// Raft is what the forwarder needs of this manager's Raft member.
+type Raft interface {
+	// Leader is the current leader's ID, or "" when there is none.
+	Leader() string
+	// LeaderChanged is closed once the leader changes after the call.
+	LeaderChanged() <-chan struct{}
+	// FailoverWait is how long a new leader may take to be known.
+	FailoverWait() time.Duration
+	// VerifyLeader confirms this member still leads.
+	VerifyLeader(ctx context.Context) error
+}
+
+// Config is what a Forwarder is wired to.
+type Config struct {
+	NodeID   string // this manager
+	Identity *tlsutil.Identity
+	Store    Store
+	Raft     Raft
+	// Ready reports whether this manager is the leader and has applied
+	// every committed entry.
+	Ready func() bool
+}
+
+// Forwarder sends calls a follower cannot answer to the leader, over
 // mutual TLS with this manager's certificate, vouching for the caller.
-type forwarder struct {
-	id    *tlsutil.Identity
+type Forwarder struct {
+	cfg   Config
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
 }
 
-func newForwarder(id *tlsutil.Identity) *forwarder {
-	return &forwarder{id: id, conns: map[string]*grpc.ClientConn{}}
+// New makes a forwarder.
+func New(cfg Config) *Forwarder {
+	return &Forwarder{cfg: cfg, conns: map[string]*grpc.ClientConn{}}
 }
 
-func (f *forwarder) conn(addr string) (*grpc.ClientConn, error) {
+// Conn is the connection the forwarder uses to the manager at addr.
+func (f *Forwarder) Conn(addr string) (*grpc.ClientConn, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if c, ok := f.conns[addr]; ok {
@@ -69,7 +107,7 @@ func (f *forwarder) conn(addr string) (*grpc.ClientConn, error) {
 	redial := backoff.DefaultConfig
 	redial.MaxDelay = forwardRedialMax
 	c, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(credentials.NewTLS(f.id.ClientConfig())),
+		grpc.WithTransportCredentials(credentials.NewTLS(f.cfg.Identity.ClientConfig())),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: forwardKeepalive, Timeout: forwardKeepaliveTimeout, PermitWithoutStream: true}),
 		grpc.WithConnectParams(grpc.ConnectParams{MinConnectTimeout: forwardDialTimeout, Backoff: redial}),
 	)
@@ -80,7 +118,8 @@ func (f *forwarder) conn(addr string) (*grpc.ClientConn, error) {
 	return c, nil
 }
 
-func (f *forwarder) close() {
+// Close closes the forwarder's connections.
+func (f *Forwarder) Close() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for a, c := range f.conns {
@@ -128,7 +167,7 @@ const (
 	// retryRead: the call changes nothing.
 	retryRead
 	// retryGuarded: a write of which a second copy is refused once the
-	// first took effect (see leaderCall).
+	// first took effect (see Call).
 	retryGuarded
 )
 
@@ -166,7 +205,7 @@ var errDeposed = errors.New("the leader was deposed")
 // when the leadership went elsewhere first.
 var errLeaderMoved = errors.New("the leadership moved")
 
-// leaderCall answers a leader-only call: here when this manager is the
+// Call answers a leader-only call: here when this manager is the
 // ready leader, else by forwarding it to the leader, vouching for the
 // caller.
 //
@@ -196,7 +235,7 @@ var errLeaderMoved = errors.New("the leadership moved")
 // names its object, possibly by name, and a second copy could remove an
 // object made since; it is never sent twice, nor is any call whose copies
 // the store does not tell apart.
-func (m *Manager) leaderCall(ctx context.Context, c Caller, method string, req any, local grpc.UnaryHandler) (any, error) {
+func (f *Forwarder) Call(ctx context.Context, c auth.Caller, method string, req any, local grpc.UnaryHandler) (any, error) {
 	rule := retryFor(method)
 	var (
 		failed  error           // why the last forwarded attempt failed; nil before one did
@@ -204,30 +243,30 @@ func (m *Manager) leaderCall(ctx context.Context, c Caller, method string, req a
 		changed <-chan struct{} // closed when the leader changes after it began
 	)
 	for {
-		if isForwarded(ctx) && m.raft.Leader() != m.cfg.NodeID {
+		if auth.IsForwarded(ctx) && f.cfg.Raft.Leader() != f.cfg.NodeID {
 			// The manager that sent it here will find the leader itself.
 			return nil, fmt.Errorf("this manager is no longer the leader; retry: %w", errdefs.ErrUnavailable)
 		}
-		if failed != nil && !m.awaitChange(ctx, changed, tried) {
+		if failed != nil && !f.awaitChange(ctx, changed, tried) {
 			return nil, failed
 		}
-		leader, ch, err := m.awaitLeader(ctx)
+		leader, ch, err := f.awaitLeader(ctx)
 		if err != nil {
 			return nil, resentOutcome(rule, failed != nil, err)
 		}
 		changed = ch
-		if leader == m.cfg.NodeID {
-			err := m.awaitReady(ctx, changed)
+		if leader == f.cfg.NodeID {
+			err := f.awaitReady(ctx, changed)
 			if errors.Is(err, errLeaderMoved) {
 				continue
 			}
 			if err != nil {
 				return nil, err
 			}
-			resp, err := m.serveLocal(ctx, method, req, local)
+			resp, err := f.serveLocal(ctx, method, req, local)
 			return resp, resentOutcome(rule, failed != nil, err)
 		}
-		resp, err := m.forwardTo(ctx, c, leader, method, req)
+		resp, err := f.forwardTo(ctx, c, leader, method, req)
 		switch {
 		case err == nil:
 			return resp, nil
@@ -245,7 +284,7 @@ func (m *Manager) leaderCall(ctx context.Context, c Caller, method string, req a
 // resentOutcome is what the caller of a guarded write learns when an
 // earlier copy of it went to a leader that did not answer: a refusal, or
 // no leader to try, leaves the outcome unknown, since the earlier copy may
-// have been applied (see leaderCall). Other answers, and the end of the
+// have been applied (see Call). Other answers, and the end of the
 // caller's deadline, pass unchanged.
 func resentOutcome(rule retry, resent bool, err error) error {
 	if err == nil || !resent || rule != retryGuarded || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
@@ -259,12 +298,12 @@ func resentOutcome(rule retry, resent bool, err error) error {
 }
 
 // serveLocal answers a call on this manager, the ready leader.
-func (m *Manager) serveLocal(ctx context.Context, method string, req any, local grpc.UnaryHandler) (any, error) {
+func (f *Forwarder) serveLocal(ctx context.Context, method string, req any, local grpc.UnaryHandler) (any, error) {
 	if isRead(method) {
 		// A deposed leader that has not noticed yet must not answer
 		// stale reads.
 		vctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		err := m.raft.VerifyLeader(vctx)
+		err := f.cfg.Raft.VerifyLeader(vctx)
 		cancel()
 		if err != nil {
 			return nil, err
@@ -276,8 +315,8 @@ func (m *Manager) serveLocal(ctx context.Context, method string, req any, local 
 // failoverCtx bounds a wait for a leader: as long as an election may
 // take, ending early enough before the caller's deadline that the answer
 // still reaches it.
-func (m *Manager) failoverCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	d := m.raft.FailoverWait()
+func (f *Forwarder) failoverCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := f.cfg.Raft.FailoverWait()
 	if dl, ok := ctx.Deadline(); ok {
 		if left := time.Until(dl) * 9 / 10; left < d {
 			d = left
@@ -288,12 +327,12 @@ func (m *Manager) failoverCtx(ctx context.Context) (context.Context, context.Can
 
 // awaitLeader waits for a leader to be known and returns it, with a
 // channel closed when the leader changes after that.
-func (m *Manager) awaitLeader(ctx context.Context) (string, <-chan struct{}, error) {
-	fctx, cancel := m.failoverCtx(ctx)
+func (f *Forwarder) awaitLeader(ctx context.Context) (string, <-chan struct{}, error) {
+	fctx, cancel := f.failoverCtx(ctx)
 	defer cancel()
 	for {
-		changed := m.raft.LeaderChanged()
-		if id := m.raft.Leader(); id != "" {
+		changed := f.cfg.Raft.LeaderChanged()
+		if id := f.cfg.Raft.Leader(); id != "" {
 			return id, changed, nil
 		}
 		select {
@@ -309,11 +348,11 @@ var errNoLeader = fmt.Errorf("no leader: a majority of managers may be down or u
 // awaitChange waits for the leader to be another than from (changed is
 // closed at any change since from was read); false if that did not happen
 // in time.
-func (m *Manager) awaitChange(ctx context.Context, changed <-chan struct{}, from string) bool {
-	if m.raft.Leader() != from {
+func (f *Forwarder) awaitChange(ctx context.Context, changed <-chan struct{}, from string) bool {
+	if f.cfg.Raft.Leader() != from {
 		return true
 	}
-	fctx, cancel := m.failoverCtx(ctx)
+	fctx, cancel := f.failoverCtx(ctx)
 	defer cancel()
 	select {
 	case <-changed:
@@ -326,12 +365,12 @@ func (m *Manager) awaitChange(ctx context.Context, changed <-chan struct{}, from
 // awaitReady waits, once Raft made this manager the leader, until it has
 // applied the log and serves (Run); errLeaderMoved if the leadership moves
 // first.
-func (m *Manager) awaitReady(ctx context.Context, changed <-chan struct{}) error {
-	fctx, cancel := m.failoverCtx(ctx)
+func (f *Forwarder) awaitReady(ctx context.Context, changed <-chan struct{}) error {
+	fctx, cancel := f.failoverCtx(ctx)
 	defer cancel()
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
-	for !m.ready.Load() {
+	for !f.cfg.Ready() {
 		select {
 		case <-changed:
 			return errLeaderMoved
@@ -344,33 +383,33 @@ func (m *Manager) awaitReady(ctx context.Context, changed <-chan struct{}) error
 }
 
 // managerAddr finds a manager's advertised gRPC address.
-func (m *Manager) managerAddr(id string) (string, error) {
+func (f *Forwarder) managerAddr(id string) (string, error) {
 	var n *shoalv1.Node
-	m.store.View(func(r store.ReadTx) { n = store.Get[*shoalv1.Node](r, store.TableNode, id) })
+	f.cfg.Store.View(func(r store.ReadTx) { n = store.Get[*shoalv1.Node](r, store.TableNode, id) })
 	if addr := n.GetManagerStatus().GetAddr(); addr != "" {
 		return addr, nil
 	}
 	return "", fmt.Errorf("leader %s is not known to this manager yet; retry shortly: %w", id, errdefs.ErrUnavailable)
 }
 
-// leaderAddr finds the leader's advertised gRPC address.
-func (m *Manager) leaderAddr() (string, error) {
-	leader := m.raft.Leader()
+// LeaderAddr finds the leader's advertised gRPC address.
+func (f *Forwarder) LeaderAddr() (string, error) {
+	leader := f.cfg.Raft.Leader()
 	if leader == "" {
 		return "", errNoLeader
 	}
-	return m.managerAddr(leader)
+	return f.managerAddr(leader)
 }
 
 // forwardTo sends a call to leader and waits for its answer, or until
 // this manager sees another leader, or none (errDeposed), or the caller's
 // deadline.
-func (m *Manager) forwardTo(ctx context.Context, c Caller, leader, method string, req any) (any, error) {
-	addr, err := m.managerAddr(leader)
+func (f *Forwarder) forwardTo(ctx context.Context, c auth.Caller, leader, method string, req any) (any, error) {
+	addr, err := f.managerAddr(leader)
 	if err != nil {
 		return nil, err
 	}
-	conn, err := m.fwd.conn(addr)
+	conn, err := f.Conn(addr)
 	if err != nil {
 		return nil, err
 	}
@@ -380,7 +419,7 @@ func (m *Manager) forwardTo(ctx context.Context, c Caller, leader, method string
 	}
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	go m.cancelIfDeposed(actx, cancel, leader)
+	go f.cancelIfDeposed(actx, cancel, leader)
 	// A connection that failed while the leader was down (it may have
 	// led, died and come back since) fails calls at once with its old
 	// error until its next attempt: try again now. Then wait for it to
@@ -389,7 +428,7 @@ func (m *Manager) forwardTo(ctx context.Context, c Caller, leader, method string
 	if conn.GetState() == connectivity.TransientFailure {
 		conn.ResetConnectBackoff()
 	}
-	if err := conn.Invoke(forwardMetadata(actx, c), method, req, resp, grpc.WaitForReady(true)); err != nil {
+	if err := conn.Invoke(auth.ForwardMetadata(actx, c), method, req, resp, grpc.WaitForReady(true)); err != nil {
 		if ctx.Err() == nil && errors.Is(context.Cause(actx), errDeposed) {
 			return nil, errDeposed
 		}
@@ -400,10 +439,10 @@ func (m *Manager) forwardTo(ctx context.Context, c Caller, leader, method string
 
 // cancelIfDeposed cancels a call to leader once this manager sees another
 // leader, or none, or when ctx ends.
-func (m *Manager) cancelIfDeposed(ctx context.Context, cancel context.CancelCauseFunc, leader string) {
+func (f *Forwarder) cancelIfDeposed(ctx context.Context, cancel context.CancelCauseFunc, leader string) {
 	for {
-		changed := m.raft.LeaderChanged()
-		if m.raft.Leader() != leader {
+		changed := f.cfg.Raft.LeaderChanged()
+		if f.cfg.Raft.Leader() != leader {
 			cancel(errDeposed)
 			return
 		}

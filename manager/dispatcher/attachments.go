@@ -1,4 +1,4 @@
-package manager
+package dispatcher
 
 import (
 	"context"
@@ -11,7 +11,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/internal/logging"
 	"github.com/shoal-run/shoal/manager/allocator"
+	"github.com/shoal-run/shoal/manager/auth"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
@@ -25,8 +27,8 @@ import (
 // with another write of the same node (a heartbeat, a status change).
 const maxAttachRetries = 10
 
-func (d *dispatcher) AttachNetwork(ctx context.Context, req *shoalv1.AttachNetworkRequest) (*shoalv1.AttachNetworkResponse, error) {
-	caller, _ := CallerFrom(ctx)
+func (d *Dispatcher) AttachNetwork(ctx context.Context, req *shoalv1.AttachNetworkRequest) (*shoalv1.AttachNetworkResponse, error) {
+	caller, _ := auth.From(ctx)
 	if req.GetId() == "" || len(req.GetId()) > 64 {
 		return nil, fmt.Errorf("attachment id: must be 1 to 64 characters: %w", errdefs.ErrInvalid)
 	}
@@ -44,19 +46,19 @@ func (d *dispatcher) AttachNetwork(ctx context.Context, req *shoalv1.AttachNetwo
 	}
 }
 
-func (d *dispatcher) attachOnce(ctx context.Context, nodeID string, req *shoalv1.AttachNetworkRequest) (*shoalv1.ContainerAttachment, error) {
+func (d *Dispatcher) attachOnce(ctx context.Context, nodeID string, req *shoalv1.AttachNetworkRequest) (*shoalv1.ContainerAttachment, error) {
 	var (
 		att  *shoalv1.ContainerAttachment
 		next *shoalv1.Node
 		ver  uint64
 	)
-	release, err := d.m.book.Do(func(h *allocator.Held) error {
+	release, err := d.cfg.Book.Do(func(h *allocator.Held) error {
 		var (
 			node *shoalv1.Node
 			a    *shoalv1.ContainerAttachment
 			err  error
 		)
-		d.m.store.View(func(r store.ReadTx) {
+		d.cfg.Store.View(func(r store.ReadTx) {
 			node = store.Get[*shoalv1.Node](r, store.TableNode, nodeID)
 			if node == nil {
 				return
@@ -86,7 +88,7 @@ func (d *dispatcher) attachOnce(ctx context.Context, nodeID string, req *shoalv1
 		if err != nil {
 			return err
 		}
-		a.CreatedAt = timestamppb.New(d.m.cfg.Now())
+		a.CreatedAt = timestamppb.New(d.cfg.Clock.Now())
 		att = a
 		next = proto.Clone(node).(*shoalv1.Node)
 		next.Attachments = append(next.Attachments, a)
@@ -97,28 +99,28 @@ func (d *dispatcher) attachOnce(ctx context.Context, nodeID string, req *shoalv1
 	if err != nil || next == nil {
 		return att, err
 	}
-	if _, err := d.m.raft.Propose(ctx, &shoalv1.StoreBatch{Actions: []*shoalv1.StoreAction{{
+	if _, err := d.cfg.Raft.Propose(ctx, &shoalv1.StoreBatch{Actions: []*shoalv1.StoreAction{{
 		Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_UPDATE, Object: store.Wrap(next), ExpectedVersion: ver,
 	}}}); err != nil {
 		return nil, err
 	}
-	d.m.log.Info("container attached to a network", zapNode(nodeID), zap.String("network", att.GetNetwork().GetNetworkName()),
+	d.cfg.Log.Info("container attached to a network", logging.Node(nodeID), zap.String("network", att.GetNetwork().GetNetworkName()),
 		zap.String("container", att.GetContainerName()), zap.String("addr", att.GetNetwork().GetAddr()))
 	return att, nil
 }
 
-func (d *dispatcher) DetachNetwork(ctx context.Context, req *shoalv1.DetachNetworkRequest) (*shoalv1.DetachNetworkResponse, error) {
-	caller, _ := CallerFrom(ctx)
+func (d *Dispatcher) DetachNetwork(ctx context.Context, req *shoalv1.DetachNetworkRequest) (*shoalv1.DetachNetworkResponse, error) {
+	caller, _ := auth.From(ctx)
 	for attempt := 0; ; attempt++ {
 		var node *shoalv1.Node
-		d.m.store.View(func(r store.ReadTx) { node = store.Get[*shoalv1.Node](r, store.TableNode, caller.NodeID) })
+		d.cfg.Store.View(func(r store.ReadTx) { node = store.Get[*shoalv1.Node](r, store.TableNode, caller.NodeID) })
 		i := slices.IndexFunc(node.GetAttachments(), func(a *shoalv1.ContainerAttachment) bool { return a.GetId() == req.GetId() })
 		if i < 0 {
 			return &shoalv1.DetachNetworkResponse{}, nil
 		}
 		next := proto.Clone(node).(*shoalv1.Node)
 		next.Attachments = slices.Delete(next.Attachments, i, i+1)
-		_, err := d.m.raft.Propose(ctx, &shoalv1.StoreBatch{Actions: []*shoalv1.StoreAction{{
+		_, err := d.cfg.Raft.Propose(ctx, &shoalv1.StoreBatch{Actions: []*shoalv1.StoreAction{{
 			Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_UPDATE, Object: store.Wrap(next), ExpectedVersion: node.GetMeta().GetVersion(),
 		}}})
 		if err == nil {

@@ -1,8 +1,14 @@
-package manager
+// Package dispatcher is the leader's side of every node's session:
+// heartbeats and the node status they decide (down after missed
+// heartbeats, sooner when gossip confirms), the assignment stream of each
+// node's tasks, the task status nodes report, standalone containers'
+// network attachments, and the gossip peers handed out with each
+// heartbeat answer. It sees the store through Store and writes through
+// Proposer; the manager wires it.
+package dispatcher
 
 import (
 	"context"
-	"net"
 	"sync"
 	"time"
 
@@ -10,9 +16,73 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/shoal-run/shoal/internal/clock"
+	"github.com/shoal-run/shoal/internal/logging"
+	"github.com/shoal-run/shoal/manager/allocator"
+	"github.com/shoal-run/shoal/manager/auth"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
+
+// Store is what the dispatcher reads of the store.
+type Store interface {
+	View(fn func(store.ReadTx))
+	Watch() (events <-chan *shoalv1.StoreEvent, cancel func())
+}
+
+// Proposer writes a batch through Raft.
+type Proposer interface {
+	Propose(ctx context.Context, b *shoalv1.StoreBatch) (uint64, error)
+}
+
+// GossipView is what the dispatcher needs of the node's gossip membership.
+type GossipView interface {
+	// Failed maps nodes that dropped out of the membership to when.
+	Failed() map[string]time.Time
+	// Changed receives when the membership changed.
+	Changed() <-chan struct{}
+}
+
+// Config is what a Dispatcher is wired to.
+type Config struct {
+	Store Store
+	Raft  Proposer
+	Clock clock.Clock
+	Log   *zap.Logger
+	// HeartbeatPeriod is how often nodes report; a node is down after
+	// three missed periods.
+	HeartbeatPeriod time.Duration
+	// Gossip tells which nodes gossip saw fail; nil when the node does
+	// not gossip.
+	Gossip GossipView
+	// Book holds network allocations in flight, shared with the control
+	// API and the orchestrator.
+	Book *allocator.Book
+	// Managers lists the advertised gRPC addresses of the managers.
+	Managers func() []string
+	// Leading reports whether this manager is the ready leader.
+	Leading func() bool
+}
+
+// Dispatcher serves shoalv1.DispatcherService and runs the node status
+// loop.
+type Dispatcher struct {
+	shoalv1.UnimplementedDispatcherServiceServer
+	cfg  Config
+	seen *lastSeen
+}
+
+// New makes a dispatcher.
+func New(cfg Config) *Dispatcher {
+	return &Dispatcher{cfg: cfg, seen: newLastSeen()}
+}
+
+// Lead starts a leadership at now: heartbeats sent to an earlier leader
+// are unknown, so every node is given a grace period from now.
+func (d *Dispatcher) Lead(now time.Time) { d.seen.resetAll(now) }
+
+// Seen records that node id was heard from at now (it joined).
+func (d *Dispatcher) Seen(id string, now time.Time) { d.seen.mark(id, now) }
 
 // missedHeartbeats is how many periods a node may miss before it is down.
 const missedHeartbeats = 3
@@ -121,64 +191,72 @@ func NodeStatusChanges(nodes []*shoalv1.Node, l Liveness, now time.Time) []*shoa
 	return out
 }
 
-// runNodeStatus decides node states every half period, and at once when
-// gossip membership changes.
-func (m *Manager) runNodeStatus(ctx context.Context) {
-	t := time.NewTicker(m.cfg.HeartbeatPeriod / 2)
+// RunNodeStatus decides node states, on the leader, half a period after
+// its last decision, and at once when gossip membership changes, until
+// ctx ends.
+func (d *Dispatcher) RunNodeStatus(ctx context.Context) {
+	t := d.cfg.Clock.NewTimer(d.cfg.HeartbeatPeriod / 2)
 	defer t.Stop()
 	var changed <-chan struct{}
-	if m.cfg.Gossip != nil {
-		changed = m.cfg.Gossip.Changed()
+	if d.cfg.Gossip != nil {
+		changed = d.cfg.Gossip.Changed()
 	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.Chan():
 		case <-changed:
+			t.Stop()
+			select {
+			case <-t.Chan():
+			default:
+			}
 		}
-		var nodes []*shoalv1.Node
-		m.store.View(func(r store.ReadTx) { nodes = store.List[*shoalv1.Node](r, store.TableNode) })
-		seen, base := m.seen.copy()
-		l := Liveness{Seen: seen, Base: base, Period: m.cfg.HeartbeatPeriod}
-		if m.cfg.Gossip != nil {
-			l.Failed = m.cfg.Gossip.Failed()
-		}
-		changes := NodeStatusChanges(nodes, l, m.cfg.Now())
-		if len(changes) == 0 {
-			continue
-		}
-		var b shoalv1.StoreBatch
-		for _, n := range changes {
-			m.log.Info("node status changed", zapNode(n.GetId()), zap.String("state", n.GetStatus().GetState().String()), zap.String("reason", n.GetStatus().GetMessage()))
-			b.Actions = append(b.Actions, &shoalv1.StoreAction{
-				Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_UPDATE, Object: store.Wrap(n), ExpectedVersion: n.GetMeta().GetVersion(),
-			})
-		}
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		if _, err := m.raft.Propose(pctx, &b); err != nil {
-			m.log.Debug("node status update", zap.Error(err))
-		}
-		cancel()
+		d.decideNodeStatus(ctx)
+		t.Reset(d.cfg.HeartbeatPeriod / 2)
 	}
 }
 
-// dispatcher answers node heartbeats. The worker issue turns it into
-// sessions with assignment streams.
-type dispatcher struct {
-	shoalv1.UnimplementedDispatcherServiceServer
-	m *Manager
+// decideNodeStatus writes the node states NodeStatusChanges decides now.
+func (d *Dispatcher) decideNodeStatus(ctx context.Context) {
+	var nodes []*shoalv1.Node
+	d.cfg.Store.View(func(r store.ReadTx) { nodes = store.List[*shoalv1.Node](r, store.TableNode) })
+	seen, base := d.seen.copy()
+	l := Liveness{Seen: seen, Base: base, Period: d.cfg.HeartbeatPeriod}
+	if d.cfg.Gossip != nil {
+		l.Failed = d.cfg.Gossip.Failed()
+	}
+	changes := NodeStatusChanges(nodes, l, d.cfg.Clock.Now())
+	if len(changes) == 0 {
+		return
+	}
+	var b shoalv1.StoreBatch
+	for _, n := range changes {
+		d.cfg.Log.Info("node status changed", logging.Node(n.GetId()), zap.String("state", n.GetStatus().GetState().String()), zap.String("reason", n.GetStatus().GetMessage()))
+		b.Actions = append(b.Actions, &shoalv1.StoreAction{
+			Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_UPDATE, Object: store.Wrap(n), ExpectedVersion: n.GetMeta().GetVersion(),
+		})
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	if _, err := d.cfg.Raft.Propose(pctx, &b); err != nil {
+		d.cfg.Log.Debug("node status update", zap.Error(err))
+	}
+	cancel()
 }
 
-func (d *dispatcher) Heartbeat(ctx context.Context, req *shoalv1.HeartbeatRequest) (*shoalv1.HeartbeatResponse, error) {
-	caller, _ := CallerFrom(ctx)
+// Heartbeat records that a node is alive, keeps its description and
+// addresses current, and answers what it needs: its desired role, the
+// managers, gossip keys and peers, its ingress address and attachments.
+func (d *Dispatcher) Heartbeat(ctx context.Context, req *shoalv1.HeartbeatRequest) (*shoalv1.HeartbeatResponse, error) {
+	caller, _ := auth.From(ctx)
 	var (
 		node    *shoalv1.Node
 		cluster *shoalv1.Cluster
 		nodes   []*shoalv1.Node
 		ingress *shoalv1.Network
 	)
-	d.m.store.View(func(r store.ReadTx) {
+	d.cfg.Store.View(func(r store.ReadTx) {
 		node = store.Get[*shoalv1.Node](r, store.TableNode, caller.NodeID)
 		if a := node.GetIngress(); a != nil {
 			ingress = store.Get[*shoalv1.Network](r, store.TableNetwork, a.GetNetworkId())
@@ -191,9 +269,9 @@ func (d *dispatcher) Heartbeat(ctx context.Context, req *shoalv1.HeartbeatReques
 	if node == nil {
 		return &shoalv1.HeartbeatResponse{Removed: true}, nil
 	}
-	now := d.m.cfg.Now()
-	d.m.seen.mark(node.GetId(), now)
-	addr := hostOf(caller.Addr)
+	now := d.cfg.Clock.Now()
+	d.seen.mark(node.GetId(), now)
+	addr := caller.Host()
 	gossipAddr := req.GetGossipAddr()
 	if gossipAddr == "" {
 		gossipAddr = node.GetStatus().GetGossipAddr()
@@ -212,16 +290,16 @@ func (d *dispatcher) Heartbeat(ctx context.Context, req *shoalv1.HeartbeatReques
 		next.Status.State = shoalv1.NodeState_NODE_STATE_READY
 		next.Status.Message = ""
 		next.Meta.UpdatedAt = timestamppb.New(now)
-		if _, err := d.m.raft.Propose(ctx, &shoalv1.StoreBatch{Actions: []*shoalv1.StoreAction{{
+		if _, err := d.cfg.Raft.Propose(ctx, &shoalv1.StoreBatch{Actions: []*shoalv1.StoreAction{{
 			Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_UPDATE, Object: store.Wrap(next), ExpectedVersion: node.GetMeta().GetVersion(),
 		}}}); err != nil {
 			return nil, err
 		}
 	}
 	return &shoalv1.HeartbeatResponse{
-		PeriodMs:     d.m.cfg.HeartbeatPeriod.Milliseconds(),
+		PeriodMs:     d.cfg.HeartbeatPeriod.Milliseconds(),
 		DesiredRole:  node.GetSpec().GetDesiredRole(),
-		Managers:     d.m.managerAddrs(),
+		Managers:     d.cfg.Managers(),
 		GossipKeys:   cluster.GetGossipKeys(),
 		GossipPeers:  GossipPeers(nodes, node.GetId(), maxGossipPeers),
 		ObservedAddr: addr,
@@ -241,14 +319,3 @@ func ingressOf(node *shoalv1.Node, nw *shoalv1.Network) *shoalv1.TaskNetwork {
 		Addr: node.GetIngress().GetAddr(), Gateway: nw.GetAllocation().GetGateway(), Ingress: true,
 	}
 }
-
-func hostOf(addr string) string {
-	if h, _, err := net.SplitHostPort(addr); err == nil {
-		return h
-	}
-	return addr
-}
-
-func zapNode(id string) zap.Field { return zap.String("node", id) }
-
-func zapRole(r shoalv1.NodeRole) zap.Field { return zap.String("role", r.String()) }

@@ -1,8 +1,15 @@
-package manager
+// Package auth decides who makes a call to a manager and what they may
+// call: the caller comes from the verified client certificate, or, for a
+// call another manager forwards, from what that manager vouches for; each
+// method needs anyone, a node, or a manager of the cluster, and all but
+// the CA certificate are answered by the leader. It sees no store and no
+// Raft.
+package auth
 
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 
 	"google.golang.org/grpc/credentials"
@@ -11,7 +18,6 @@ import (
 
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/internal/tlsutil"
-	"github.com/shoal-run/shoal/manager/ca"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
@@ -23,10 +29,23 @@ type Caller struct {
 	Addr   string
 }
 
+// Host is the host part of the caller's address.
+func (c Caller) Host() string {
+	if h, _, err := net.SplitHostPort(c.Addr); err == nil {
+		return h
+	}
+	return c.Addr
+}
+
 type callerKey struct{}
 
-// CallerFrom returns the authenticated caller of ctx.
-func CallerFrom(ctx context.Context) (Caller, bool) {
+// With returns ctx carrying the authenticated caller c.
+func With(ctx context.Context, c Caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// From returns the authenticated caller of ctx.
+func From(ctx context.Context) (Caller, bool) {
 	c, ok := ctx.Value(callerKey{}).(Caller)
 	return c, ok
 }
@@ -57,9 +76,15 @@ func accessFor(method string) access {
 	return accessNode
 }
 
-// authenticate finds the caller of a call to method and checks it may make
+// LeaderOnly reports whether a follower forwards calls of method to the
+// leader.
+func LeaderOnly(method string) bool {
+	return method != "/shoal.v1.CAService/GetRootCACertificate"
+}
+
+// Authenticate finds the caller of a call to method and checks it may make
 // it.
-func authenticate(ctx context.Context, method, clusterID string) (Caller, error) {
+func Authenticate(ctx context.Context, method, clusterID string) (Caller, error) {
 	var c Caller
 	p, _ := peer.FromContext(ctx)
 	if p != nil {
@@ -68,7 +93,7 @@ func authenticate(ctx context.Context, method, clusterID string) (Caller, error)
 			leaf := ti.State.VerifiedChains[0][0]
 			if clusterID == "" || (len(leaf.Subject.Organization) > 0 && leaf.Subject.Organization[0] == clusterID) {
 				c.NodeID = leaf.Subject.CommonName
-				c.Role = ca.RoleToProto(tlsutil.RoleOf(leaf))
+				c.Role = RoleToProto(tlsutil.RoleOf(leaf))
 			}
 		}
 	}
@@ -100,11 +125,15 @@ func authenticate(ctx context.Context, method, clusterID string) (Caller, error)
 	return c, nil
 }
 
-func forwardMetadata(ctx context.Context, c Caller) context.Context {
+// ForwardMetadata is ctx for a call forwarded to the leader on behalf of
+// c.
+func ForwardMetadata(ctx context.Context, c Caller) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, mdForwarded, "1", mdNodeID, c.NodeID, mdNodeRole, c.Role.String(), mdNodeAddr, c.Addr)
 }
 
-func isForwarded(ctx context.Context) bool {
+// IsForwarded reports whether the call of ctx was forwarded by another
+// manager.
+func IsForwarded(ctx context.Context) bool {
 	md, ok := metadata.FromIncomingContext(ctx)
 	return ok && len(md.Get(mdForwarded)) > 0
 }

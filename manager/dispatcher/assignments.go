@@ -1,4 +1,4 @@
-package manager
+package dispatcher
 
 import (
 	"context"
@@ -7,45 +7,14 @@ import (
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/manager/auth"
 	"github.com/shoal-run/shoal/manager/orchestrator"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
-
-// LeaderHintKey is the trailer in which a follower that refuses a stream
-// names the leader (the wire's shoalv1.LeaderHintKey).
-const LeaderHintKey = shoalv1.LeaderHintKey
-
-// StreamInterceptor authenticates streaming calls. Streams are served by
-// the leader only: a follower answers Unavailable and redirects the
-// caller to the leader it knows (LeaderHintKey). Chain it after
-// errgrpc.StreamServerInterceptor, which turns its errors into statuses.
-func (m *Manager) StreamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	c, err := authenticate(ss.Context(), info.FullMethod, m.cfg.ClusterID)
-	if err != nil {
-		return err
-	}
-	if !m.ready.Load() {
-		addr, err := m.leaderAddr()
-		if err != nil {
-			return err
-		}
-		ss.SetTrailer(metadata.Pairs(LeaderHintKey, addr))
-		return fmt.Errorf("this manager is not the leader; the leader is %s: %w", addr, errdefs.ErrUnavailable)
-	}
-	return handler(srv, &callerStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), callerKey{}, c)})
-}
-
-type callerStream struct {
-	grpc.ServerStream
-	ctx context.Context
-}
-
-func (s *callerStream) Context() context.Context { return s.ctx }
 
 // assigned reports whether a task belongs in a node's assignment set:
 // everything on the node that is not being removed. Finished history
@@ -60,14 +29,14 @@ func assigned(t *shoalv1.Task, node string) bool {
 }
 
 // Assignments streams a node's tasks: the full set, then changes.
-func (d *dispatcher) Assignments(_ *shoalv1.AssignmentsRequest, stream grpc.ServerStreamingServer[shoalv1.AssignmentsResponse]) error {
-	caller, _ := CallerFrom(stream.Context())
+func (d *Dispatcher) Assignments(_ *shoalv1.AssignmentsRequest, stream grpc.ServerStreamingServer[shoalv1.AssignmentsResponse]) error {
+	caller, _ := auth.From(stream.Context())
 	node := caller.NodeID
 	ctx := stream.Context()
 	for {
-		events, cancel := d.m.store.Watch()
+		events, cancel := d.cfg.Store.Watch()
 		var full []*shoalv1.Task
-		d.m.store.View(func(r store.ReadTx) {
+		d.cfg.Store.View(func(r store.ReadTx) {
 			for _, t := range store.ListBy[*shoalv1.Task](r, store.TableTask, "node", node) {
 				if assigned(t, node) {
 					full = append(full, t)
@@ -92,16 +61,16 @@ func (d *dispatcher) Assignments(_ *shoalv1.AssignmentsRequest, stream grpc.Serv
 	}
 }
 
-func (d *dispatcher) followAssignments(ctx context.Context, stream grpc.ServerStreamingServer[shoalv1.AssignmentsResponse], events <-chan *shoalv1.StoreEvent, node string, sent map[string]bool) error {
-	leader := time.NewTicker(500 * time.Millisecond)
+func (d *Dispatcher) followAssignments(ctx context.Context, stream grpc.ServerStreamingServer[shoalv1.AssignmentsResponse], events <-chan *shoalv1.StoreEvent, node string, sent map[string]bool) error {
+	leader := d.cfg.Clock.NewTicker(500 * time.Millisecond)
 	defer leader.Stop()
 	for {
 		var msg shoalv1.AssignmentsResponse
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-leader.C:
-			if !d.m.ready.Load() {
+		case <-leader.Chan():
+			if !d.cfg.Leading() {
 				return fmt.Errorf("this manager lost leadership; reconnect to the new leader: %w", errdefs.ErrUnavailable)
 			}
 			continue
@@ -133,7 +102,7 @@ func (d *dispatcher) followAssignments(ctx context.Context, stream grpc.ServerSt
 	}
 }
 
-func (d *dispatcher) collect(msg *shoalv1.AssignmentsResponse, ev *shoalv1.StoreEvent, node string, sent map[string]bool) {
+func (d *Dispatcher) collect(msg *shoalv1.AssignmentsResponse, ev *shoalv1.StoreEvent, node string, sent map[string]bool) {
 	t := ev.GetObject().GetTask()
 	if t == nil {
 		return
@@ -151,15 +120,15 @@ func (d *dispatcher) collect(msg *shoalv1.AssignmentsResponse, ev *shoalv1.Store
 
 // UpdateTaskStatus records what a worker reports about its tasks. States
 // only move forward; a report for a task of another node is refused.
-func (d *dispatcher) UpdateTaskStatus(ctx context.Context, req *shoalv1.UpdateTaskStatusRequest) (*shoalv1.UpdateTaskStatusResponse, error) {
-	caller, _ := CallerFrom(ctx)
+func (d *Dispatcher) UpdateTaskStatus(ctx context.Context, req *shoalv1.UpdateTaskStatusRequest) (*shoalv1.UpdateTaskStatusResponse, error) {
+	caller, _ := auth.From(ctx)
 	// A write to the same tasks in between (the orchestrator setting a
 	// desired state) makes the batch conflict: read again and reapply,
 	// so a report is never dropped. A worker's last report (shut down)
 	// has no later change to carry it again.
 	for attempt := 0; ; attempt++ {
 		var b shoalv1.StoreBatch
-		d.m.store.View(func(r store.ReadTx) {
+		d.cfg.Store.View(func(r store.ReadTx) {
 			for _, u := range req.GetUpdates() {
 				t := store.Get[*shoalv1.Task](r, store.TableTask, u.GetTaskId())
 				if t == nil || t.GetNodeId() != caller.NodeID || !advances(t.GetStatus(), u.GetStatus()) {
@@ -174,14 +143,14 @@ func (d *dispatcher) UpdateTaskStatus(ctx context.Context, req *shoalv1.UpdateTa
 		if len(b.Actions) == 0 {
 			return &shoalv1.UpdateTaskStatusResponse{}, nil
 		}
-		_, err := d.m.raft.Propose(ctx, &b)
+		_, err := d.cfg.Raft.Propose(ctx, &b)
 		if err == nil {
 			return &shoalv1.UpdateTaskStatusResponse{}, nil
 		}
 		if !errdefs.Is(err, errdefs.ErrConflict) || attempt >= 10 || ctx.Err() != nil {
 			return nil, err // the worker keeps the report and sends it again
 		}
-		d.m.log.Debug("task status update raced; reapplying", zap.Error(err))
+		d.cfg.Log.Debug("task status update raced; reapplying", zap.Error(err))
 	}
 }
 

@@ -1,4 +1,4 @@
-package manager
+package auth
 
 import (
 	"context"
@@ -12,32 +12,12 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
-	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/internal/tlsutil"
+	"github.com/shoal-run/shoal/manager/internal/methodtest"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
-
-// methodsOf lists the full gRPC method names of a service, from the
-// generated descriptors, so a method added later is checked too.
-func methodsOf(t *testing.T, service protoreflect.FullName) []string {
-	t.Helper()
-	d, err := protoregistry.GlobalFiles.FindDescriptorByName(service)
-	if err != nil {
-		t.Fatalf("find %s: %v", service, err)
-	}
-	sd := d.(protoreflect.ServiceDescriptor)
-	var out []string
-	for i := range sd.Methods().Len() {
-		out = append(out, "/"+string(service)+"/"+string(sd.Methods().Get(i).Name()))
-	}
-	if len(out) == 0 {
-		t.Fatalf("%s has no methods", service)
-	}
-	return out
-}
 
 func (a access) String() string {
 	switch a {
@@ -50,9 +30,6 @@ func (a access) String() string {
 	}
 	return "?"
 }
-
-// managerServices are the services a manager registers (see Register).
-var managerServices = []protoreflect.FullName{"shoal.v1.ControlService", "shoal.v1.CAService", "shoal.v1.DispatcherService", "shoal.v1.RaftService"}
 
 func TestAccessFor(t *testing.T) {
 	// Every method of the manager's services, with who may call it. A new
@@ -69,12 +46,12 @@ func TestAccessFor(t *testing.T) {
 		"/shoal.v1.RaftService/JoinRaft":               accessManager,
 		"/shoal.v1.RaftService/LeaveRaft":              accessManager,
 	}
-	for _, m := range methodsOf(t, "shoal.v1.ControlService") {
+	for _, m := range methodtest.Of(t, "shoal.v1.ControlService") {
 		want[m] = accessManager
 	}
 	seen := map[string]bool{}
-	for _, svc := range managerServices {
-		for _, m := range methodsOf(t, svc) {
+	for _, svc := range methodtest.ManagerServices {
+		for _, m := range methodtest.Of(t, svc) {
 			seen[m] = true
 			w, ok := want[m]
 			if !ok {
@@ -107,13 +84,13 @@ func TestAccessFor(t *testing.T) {
 }
 
 func TestLeaderOnly(t *testing.T) {
-	for _, svc := range managerServices {
-		for _, m := range methodsOf(t, svc) {
+	for _, svc := range methodtest.ManagerServices {
+		for _, m := range methodtest.Of(t, svc) {
 			// Only the CA certificate may be answered by any manager: it
 			// is the same on all and a node without a cluster asks it.
 			want := m != "/shoal.v1.CAService/GetRootCACertificate"
-			if got := leaderOnly(m); got != want {
-				t.Errorf("leaderOnly(%q) = %v; want %v", m, got, want)
+			if got := LeaderOnly(m); got != want {
+				t.Errorf("LeaderOnly(%q) = %v; want %v", m, got, want)
 			}
 		}
 	}
@@ -171,25 +148,40 @@ func TestAuthenticate(t *testing.T) {
 			cat: errdefs.ErrUnauthenticated},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := authenticate(tc.ctx, tc.method, "c1")
+			c, err := Authenticate(tc.ctx, tc.method, "c1")
 			if tc.cat != nil {
 				if !errdefs.Is(err, tc.cat) {
-					t.Errorf("authenticate(%s, %s) = %+v, %v; want %v", tc.name, tc.method, c, err, tc.cat)
+					t.Errorf("Authenticate(%s, %s) = %+v, %v; want %v", tc.name, tc.method, c, err, tc.cat)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("authenticate(%s, %s) = %v; want success", tc.name, tc.method, err)
+				t.Fatalf("Authenticate(%s, %s) = %v; want success", tc.name, tc.method, err)
 			}
 			if c.NodeID != tc.wantID || c.Role != tc.wantRole || c.Addr != tc.wantAddr {
-				t.Errorf("authenticate(%s, %s) = %+v; want {%s %v %s}", tc.name, tc.method, c, tc.wantID, tc.wantRole, tc.wantAddr)
+				t.Errorf("Authenticate(%s, %s) = %+v; want {%s %v %s}", tc.name, tc.method, c, tc.wantID, tc.wantRole, tc.wantAddr)
 			}
 		})
 	}
 
 	// A worker refused on the control API is told what to do.
-	_, err := authenticate(peerCtx("w1", wrk, "c1"), control, "c1")
+	_, err := Authenticate(peerCtx("w1", wrk, "c1"), control, "c1")
 	if err == nil || !strings.Contains(err.Error(), "run the command on a manager") {
-		t.Errorf("authenticate(worker, control) = %v; want a hint to use a manager", err)
+		t.Errorf("Authenticate(worker, control) = %v; want a hint to use a manager", err)
+	}
+}
+
+func TestHostOf(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"10.0.0.7:4242", "10.0.0.7"},
+		{"[fd00::1]:4242", "fd00::1"},
+		{"node-1:80", "node-1"},
+		{"10.0.0.7", "10.0.0.7"},
+		{"@", "@"}, // a unix socket peer
+		{"", ""},
+	} {
+		if got := (Caller{Addr: tc.in}).Host(); got != tc.want {
+			t.Errorf("Caller{Addr: %q}.Host() = %q; want %q", tc.in, got, tc.want)
+		}
 	}
 }

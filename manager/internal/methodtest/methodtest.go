@@ -1,0 +1,34 @@
+// Package methodtest lists the gRPC methods of the manager's services from
+// the generated descriptors, for tests that must cover every method (who
+// may call it, whether a follower may resend it), so a method added later
+// is checked too.
+package methodtest
+
+import (
+	"testing"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+)
+
+// ManagerServices are the services a manager registers (see manager.Register).
+var ManagerServices = []protoreflect.FullName{"shoal.v1.ControlService", "shoal.v1.CAService", "shoal.v1.DispatcherService", "shoal.v1.RaftService"}
+
+// Of lists the full gRPC method names of a service, from the
+// generated descriptors, so a method added later is checked too.
+func Of(t *testing.T, service protoreflect.FullName) []string {
+	t.Helper()
+	d, err := protoregistry.GlobalFiles.FindDescriptorByName(service)
+	if err != nil {
+		t.Fatalf("find %s: %v", service, err)
+	}
+	sd := d.(protoreflect.ServiceDescriptor)
+	var out []string
+	for i := range sd.Methods().Len() {
+		out = append(out, "/"+string(service)+"/"+string(sd.Methods().Get(i).Name()))
+	}
+	if len(out) == 0 {
+		t.Fatalf("%s has no methods", service)
+	}
+	return out
+}
