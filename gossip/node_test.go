@@ -2,7 +2,6 @@ package gossip
 
 import (
 	"bytes"
-	"net"
 	"slices"
 	"testing"
 	"time"
@@ -13,38 +12,19 @@ import (
 	"github.com/shoal-run/shoal/worker/session"
 )
 
-func freeGossipAddr(t *testing.T) string {
-	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err == nil {
-			u.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port")
-	return ""
-}
-
 // A worker's gossip starts from a heartbeat answer, joins the peer it
 // names, and learns from the membership a manager it was never told
 // about; that manager is then among the worker's failover targets.
 func TestNodeLearnsManagers(t *testing.T) {
 	keys := [][]byte{bytes.Repeat([]byte{9}, KeySize)}
-	mgr, err := Start(Config{NodeID: "m1", BindAddr: freeGossipAddr(t), Keys: keys,
+	mgr, err := Start(Config{NodeID: "m1", BindAddr: freeAddr(t), Keys: keys,
 		Meta: &shoalv1.GossipMeta{Role: shoalv1.NodeRole_NODE_ROLE_MANAGER, ManagerAddr: "127.0.0.1:4242"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer mgr.Close()
 
-	w := NewNode(zap.NewNop(), freeGossipAddr(t))
+	w := NewNode(zap.NewNop(), freeAddr(t))
 	defer w.Stop(false)
 	if got := w.Managers(); got != nil {
 		t.Fatalf("managers() before gossip started = %v; want none", got)

@@ -11,54 +11,32 @@ import (
 	"github.com/shoal-run/shoal/tests/testimage"
 )
 
-// globalRuns checks a global service against what really runs: exactly
-// one container of it alive on each node of on, none on the other nodes
-// of all, each container's environment holding env and its task one the
-// cluster wants running on that node and reports running; no task is
-// desired running anywhere else. It returns the containers by node name.
-func globalRuns(t *testing.T, m *harness.Node, svc string, all, on []*harness.Node, env string) (map[string]harness.Container, error) {
-	t.Helper()
-	tasks := map[string]psTask{}
-	desired := 0
-	for _, tk := range servicePs(t, m, svc) {
-		if tk.DesiredState == "TASK_STATE_RUNNING" {
-			tasks[tk.ID] = tk
-			desired++
-		}
-	}
-	if desired != len(on) {
-		return nil, fmt.Errorf("%d tasks of %s desired running; want %d, one per node of %s", desired, svc, len(on), names(on))
+// globalRuns checks a global service against what really runs: the
+// cluster's convergence check over the nodes of all (one container alive
+// for each task desired and reported running, each on the node its task
+// is assigned to, one task per node), with those containers exactly one
+// on each node of on and none on the others, each container's
+// environment holding env. It returns the containers by node name.
+func globalRuns(c *harness.Cluster, svc string, all, on []*harness.Node, env string) (map[string]harness.Container, error) {
+	if err := c.ConvergedOn(svc, len(on), all); err != nil {
+		return nil, fmt.Errorf("%w (want one per node of %s)", err, names(on))
 	}
 	out := map[string]harness.Container{}
 	for _, n := range all {
-		var mine []harness.Container
-		for _, c := range n.RunningContainers() {
-			if c.Service == svc {
-				mine = append(mine, c)
-			}
+		mine := harness.Of(svc, n.RunningContainers())
+		want := 0
+		if slices.Contains(on, n) {
+			want = 1
 		}
-		if !slices.Contains(on, n) {
-			if len(mine) != 0 {
-				return nil, fmt.Errorf("%s runs %d containers of %s (pid %d); want none", n.Name, len(mine), svc, mine[0].Pid)
-			}
-			continue
-		}
-		if len(mine) != 1 {
-			return nil, fmt.Errorf("%s runs %d containers of %s; want 1", n.Name, len(mine), svc)
-		}
-		c := mine[0]
-		tk, ok := tasks[c.Task]
 		switch {
-		case !ok:
-			return nil, fmt.Errorf("%s runs a container (pid %d) of task %s, which is not desired running", n.Name, c.Pid, c.Task)
-		case tk.NodeID != nodeID(t, n):
-			return nil, fmt.Errorf("%s runs task %s, which the cluster placed on %s", n.Name, c.Task, tk.NodeID)
-		case tk.Status.State != "TASK_STATE_RUNNING":
-			return nil, fmt.Errorf("task %s on %s is %s (%s)", c.Task, n.Name, tk.Status.State, tk.Status.Err)
-		case !slices.Contains(c.Env, env):
-			return nil, fmt.Errorf("the container of %s on %s (pid %d) has environment %q; want %s", svc, n.Name, c.Pid, c.Env, env)
+		case len(mine) != want:
+			return nil, fmt.Errorf("%s runs %d containers of %s; want %d", n.Name, len(mine), svc, want)
+		case want == 0:
+			continue
+		case !slices.Contains(mine[0].Env, env):
+			return nil, fmt.Errorf("the container of %s on %s (pid %d) has environment %q; want %s", svc, n.Name, mine[0].Pid, mine[0].Env, env)
 		}
-		out[n.Name] = c
+		out[n.Name] = mine[0]
 	}
 	return out, nil
 }
@@ -72,12 +50,12 @@ func names(nodes []*harness.Node) string {
 }
 
 // waitGlobal waits until globalRuns holds.
-func waitGlobal(t *testing.T, timeout time.Duration, m *harness.Node, svc string, all, on []*harness.Node, env string) map[string]harness.Container {
+func waitGlobal(t *testing.T, timeout time.Duration, c *harness.Cluster, svc string, all, on []*harness.Node, env string) map[string]harness.Container {
 	t.Helper()
 	var got map[string]harness.Container
 	harness.Eventually(t, timeout, func() error {
 		var err error
-		got, err = globalRuns(t, m, svc, all, on, env)
+		got, err = globalRuns(c, svc, all, on, env)
 		return err
 	})
 	return got
@@ -97,7 +75,7 @@ func TestGlobalService(t *testing.T) {
 	m, w1, w2 := c.Managers[0], c.Workers[0], c.Workers[1]
 	all := []*harness.Node{m, w1, w2}
 	m.MustCLI("service", "create", "-d", "--name", "agent", "--mode", "global", "--constraint", "node.labels.agent!=off", "--env", "V=1", img.Ref)
-	waitGlobal(t, 60*time.Second, m, "agent", all, all, "V=1")
+	waitGlobal(t, 60*time.Second, c, "agent", all, all, "V=1")
 
 	// Like docker: REPLICAS running/desired, global tasks named after
 	// their node's full ID.
@@ -118,26 +96,26 @@ func TestGlobalService(t *testing.T) {
 	tok := strings.TrimSpace(m.MustCLI("swarm", "join-token", "-q", "worker"))
 	w3.MustCLI("swarm", "join", "--token", tok, "--advertise-addr", w3.Addr, m.Addr)
 	all = append(all, w3)
-	waitGlobal(t, 60*time.Second, m, "agent", all, all, "V=1")
+	waitGlobal(t, 60*time.Second, c, "agent", all, all, "V=1")
 
 	// Drained: the container really stops there, and nowhere else
 	// takes it; active again: it comes back.
 	m.MustCLI("node", "update", "--availability", "drain", nodeID(t, w1))
-	waitGlobal(t, 30*time.Second, m, "agent", all, []*harness.Node{m, w2, w3}, "V=1")
+	waitGlobal(t, 30*time.Second, c, "agent", all, []*harness.Node{m, w2, w3}, "V=1")
 	m.MustCLI("node", "update", "--availability", "active", nodeID(t, w1))
-	waitGlobal(t, 30*time.Second, m, "agent", all, all, "V=1")
+	waitGlobal(t, 30*time.Second, c, "agent", all, all, "V=1")
 
 	// A label that fails the constraint stops the node's container;
 	// removing it brings the container back.
 	m.MustCLI("node", "update", "--label-add", "agent=off", nodeID(t, w2))
-	waitGlobal(t, 30*time.Second, m, "agent", all, []*harness.Node{m, w1, w3}, "V=1")
+	waitGlobal(t, 30*time.Second, c, "agent", all, []*harness.Node{m, w1, w3}, "V=1")
 	m.MustCLI("node", "update", "--label-rm", "agent", nodeID(t, w2))
-	before := waitGlobal(t, 30*time.Second, m, "agent", all, all, "V=1")
+	before := waitGlobal(t, 30*time.Second, c, "agent", all, all, "V=1")
 
 	// An update rolls every node's container to the new spec: new
 	// tasks, new processes, the new environment in /proc/PID/environ.
 	m.MustCLI("service", "update", "-d", "--env-add", "V=2", "agent")
-	after := waitGlobal(t, 90*time.Second, m, "agent", all, all, "V=2")
+	after := waitGlobal(t, 90*time.Second, c, "agent", all, all, "V=2")
 	for name, old := range before {
 		if n := after[name]; n.Task == old.Task || n.Pid == old.Pid {
 			t.Fatalf("%s still runs task %s (pid %d) after the update; want a new task and process", name, old.Task, old.Pid)
@@ -147,9 +125,9 @@ func TestGlobalService(t *testing.T) {
 	// The machine of a node dies: its task is shut down, not moved;
 	// the others keep running. Back up, the node runs the service again.
 	w3.KillHost()
-	waitGlobal(t, 60*time.Second, m, "agent", all, []*harness.Node{m, w1, w2}, "V=2")
+	waitGlobal(t, 60*time.Second, c, "agent", all, []*harness.Node{m, w1, w2}, "V=2")
 	w3.Start()
-	waitGlobal(t, 60*time.Second, m, "agent", all, all, "V=2")
+	waitGlobal(t, 60*time.Second, c, "agent", all, all, "V=2")
 
 	// A task no node can take waits on each node with that node's reason.
 	m.MustCLI("service", "create", "-d", "--name", "big", "--mode", "global", "--reserve-memory", "1000t", img.Ref)
@@ -164,10 +142,8 @@ func TestGlobalService(t *testing.T) {
 		return nil
 	})
 	for _, n := range all {
-		for _, ct := range n.RunningContainers() {
-			if ct.Service == "big" {
-				t.Fatalf("%s runs a container (pid %d) of the unplaceable service", n.Name, ct.Pid)
-			}
+		if cs := harness.Of("big", n.RunningContainers()); len(cs) > 0 {
+			t.Fatalf("%s runs a container (pid %d) of the unplaceable service", n.Name, cs[0].Pid)
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -10,27 +9,6 @@ import (
 	"github.com/shoal-run/shoal/tests/harness"
 	"github.com/shoal-run/shoal/tests/testimage"
 )
-
-type psTask struct {
-	ID           string `json:"id"`
-	ServiceName  string `json:"service_name"`
-	Slot         uint64 `json:"slot"`
-	NodeID       string `json:"node_id"`
-	DesiredState string `json:"desired_state"`
-	Status       struct {
-		State string `json:"state"`
-		Err   string `json:"err"`
-	} `json:"status"`
-}
-
-func servicePs(t *testing.T, n *harness.Node, svc string) []psTask {
-	t.Helper()
-	var out []psTask
-	if err := json.Unmarshal([]byte(n.MustCLI("service", "ps", "--format", "json", svc)), &out); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 // Services become placed tasks through the real CLI: create, scale, drain,
 // an unplaceable service that says why, and rm. Every step is checked

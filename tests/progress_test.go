@@ -17,11 +17,7 @@ import (
 func serviceContainers(c *harness.Cluster, svc string) []harness.Container {
 	var out []harness.Container
 	for _, n := range c.Nodes() {
-		for _, ct := range n.RunningContainers() {
-			if ct.Service == svc {
-				out = append(out, ct)
-			}
-		}
+		out = append(out, harness.Of(svc, n.RunningContainers())...)
 	}
 	return out
 }
@@ -220,12 +216,7 @@ func TestServiceProgressGlobal(t *testing.T) {
 	check := func(what, env string) {
 		t.Helper()
 		for _, n := range c.Nodes() {
-			var mine []harness.Container
-			for _, ct := range n.RunningContainers() {
-				if ct.Service == "agent" {
-					mine = append(mine, ct)
-				}
-			}
+			mine := harness.Of("agent", n.RunningContainers())
 			if len(mine) != 1 || !slices.Contains(mine[0].Env, env) {
 				t.Fatalf("%s returned with %d containers of agent on %s (want 1 with %s: %+v); output:\n%s", what, len(mine), n.Name, env, mine, out)
 			}

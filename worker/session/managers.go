@@ -63,8 +63,10 @@ func (s *Session) CallEach(ctx context.Context, targets []string, id *tlsutil.Id
 		if err == nil {
 			return nil
 		}
+		// The category is known once the status is converted: errdefs
+		// knows nothing of gRPC codes.
 		last = fmt.Errorf("manager %s: %w", addr, errgrpc.FromGRPC(err))
-		if errdefs.Is(err, errdefs.ErrInvalid) || errdefs.Is(err, errdefs.ErrPermissionDenied) {
+		if errdefs.Is(last, errdefs.ErrInvalid) || errdefs.Is(last, errdefs.ErrPermissionDenied) {
 			return last
 		}
 	}

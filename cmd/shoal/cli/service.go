@@ -436,40 +436,43 @@ func newServiceScaleCmd(g *globals) *cobra.Command {
 		Short: "Change the number of replicas of services",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			scales, err := parseScales(args)
+			if err != nil {
+				return err
+			}
 			c, done, err := g.control()
 			if err != nil {
 				return err
 			}
 			defer done()
 			ctx := cmd.Context()
-			var scaled []string
-			for _, a := range args {
-				name, n, ok := strings.Cut(a, "=")
-				reps, err := strconv.ParseInt(n, 10, 64)
-				if !ok || err != nil {
-					return fmt.Errorf("%q: use SERVICE=REPLICAS, e.g. web=5", a)
-				}
-				cur, err := c.GetService(ctx, &shoalv1.GetServiceRequest{ServiceId: name})
+			// Every service is read and checked before the first is
+			// changed: a mistake in any argument changes nothing.
+			svcs := make([]*shoalv1.Service, len(scales))
+			for i, sc := range scales {
+				cur, err := c.GetService(ctx, &shoalv1.GetServiceRequest{ServiceId: sc.name})
 				if err != nil {
 					return err
 				}
-				svc := cur.GetService()
-				spec := proto.Clone(svc.GetSpec()).(*shoalv1.ServiceSpec)
-				if spec.GetReplicated() == nil {
-					return fmt.Errorf("service %s is global: only replicated services can be scaled", name)
+				if cur.GetService().GetSpec().GetReplicated() == nil {
+					return fmt.Errorf("service %s is global: only replicated services can be scaled", sc.name)
 				}
-				spec.GetReplicated().Replicas = reps
+				svcs[i] = cur.GetService()
+			}
+			for i, sc := range scales {
+				svc := svcs[i]
+				spec := proto.Clone(svc.GetSpec()).(*shoalv1.ServiceSpec)
+				spec.GetReplicated().Replicas = sc.replicas
 				if _, err := c.UpdateService(ctx, &shoalv1.UpdateServiceRequest{ServiceId: svc.GetId(), Version: svc.GetMeta().GetVersion(), Spec: spec}); err != nil {
 					return err
 				}
-				fmt.Fprintf(g.out, "%s scaled to %d\n", name, reps)
-				scaled = append(scaled, name)
+				fmt.Fprintf(g.out, "%s scaled to %d\n", sc.name, sc.replicas)
 			}
-			for _, name := range scaled {
+			for _, sc := range scales {
 				if detach || ctx.Err() != nil {
 					break
 				}
-				if err := g.waitConverged(ctx, c, name, false); err != nil {
+				if err := g.waitConverged(ctx, c, sc.name, false); err != nil {
 					return err
 				}
 			}
@@ -478,6 +481,30 @@ func newServiceScaleCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "return at once instead of waiting for the service to converge")
 	return cmd
+}
+
+// serviceScale is one SERVICE=REPLICAS argument of service scale.
+type serviceScale struct {
+	name     string
+	replicas int64
+}
+
+// parseScales reads service scale's arguments, refusing the first that
+// is not SERVICE=REPLICAS with a whole number of replicas.
+func parseScales(args []string) ([]serviceScale, error) {
+	out := make([]serviceScale, 0, len(args))
+	for _, a := range args {
+		name, n, ok := strings.Cut(a, "=")
+		if !ok || name == "" || n == "" {
+			return nil, fmt.Errorf("%q: use SERVICE=REPLICAS, e.g. web=5", a)
+		}
+		reps, err := strconv.ParseUint(n, 10, 63)
+		if err != nil {
+			return nil, fmt.Errorf("%q: invalid replicas value %q: give a whole number of 0 or more, e.g. %s=5", a, n, name)
+		}
+		out = append(out, serviceScale{name: name, replicas: int64(reps)})
+	}
+	return out, nil
 }
 
 func newServiceRmCmd(g *globals) *cobra.Command {

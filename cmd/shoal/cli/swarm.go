@@ -8,9 +8,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
-
 	"github.com/shoal-run/shoal/internal/defaults"
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
 func newSwarmCmd(g *globals) *cobra.Command {
