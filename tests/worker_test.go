@@ -70,6 +70,10 @@ func startDev(t *testing.T) (cli func(args ...string) (string, error), running f
 	return cli, running
 }
 
+// replaceDelay is the manager's delay before it replaces a task that
+// failed once (orchestrator.DefaultReplaceDelay).
+const replaceDelay = time.Second
+
 type devTask struct {
 	ID           string `json:"id"`
 	Slot         uint64 `json:"slot"`
@@ -123,8 +127,10 @@ func devContainerOf(t *testing.T, cli func(...string) (string, error), task stri
 
 // One node (`shoal dev`): replicas run as containers, a killed container
 // is restarted by its worker, restart condition none leaves a task ended,
-// and a crash-looping task backs off, fails, and is replaced. What runs
-// is counted in /proc; what ran, in the containers' exit codes and logs.
+// and a crash-looping task restarts in place until its slot has used its
+// --restart-max-attempts, then stays failed and is not replaced. What
+// runs is counted in /proc; what ran, in the containers' exit codes and
+// logs.
 func TestWorkerOnOneNode(t *testing.T) {
 	img := testimage.Serve(t, testimage.Options{Tag: "1"})
 	cli, running := startDev(t)
@@ -223,39 +229,59 @@ func TestWorkerOnOneNode(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// A crash loop: local restarts with back-off, then failed, then a
-	// replacement task from the manager; both really ran the workload.
+	// A crash loop with --restart-max-attempts 2: the worker restarts the
+	// task in place twice (the first at once), and then the slot has
+	// used its attempts: the task stays failed, shut down, and nothing
+	// replaces it, as in Swarm (whose slot runs 3 times too).
 	must("service", "create", "-d", "--name", "crash", "--restart-max-attempts", "2", img.Ref, "crashloop")
+	var crashed devTask
 	harness.Eventually(t, 30*time.Second, func() error {
 		ts := devTasks(t, cli, "crash")
-		var failed, replacement string
-		for _, tk := range ts {
-			if tk.Status.State == "TASK_STATE_FAILED" && tk.Status.Restarts == 2 {
-				failed = tk.ID
-			}
+		if len(ts) != 1 || ts[0].Status.State != "TASK_STATE_FAILED" || ts[0].DesiredState != "TASK_STATE_SHUTDOWN" {
+			return fmt.Errorf("crash: %+v; want one task, failed and shut down", ts)
 		}
-		for _, tk := range ts {
-			if tk.DesiredState == "TASK_STATE_RUNNING" && tk.ID != failed {
-				replacement = tk.ID
-			}
-		}
-		if failed == "" || replacement == "" {
-			return fmt.Errorf("crash loop: %+v", ts)
-		}
-		if c, ok := devContainerOf(t, cli, failed); !ok || c.Status != "exited" || c.ExitCode != 1 {
-			return fmt.Errorf("the failed task %s: container %+v (found %v); want one that exited 1", failed, c, ok)
-		}
-		for _, id := range []string{failed, replacement} {
-			c, ok := devContainerOf(t, cli, id)
-			if !ok {
-				return fmt.Errorf("task %s of crash has no container", id)
-			}
-			if logs := must("logs", c.ID); !strings.Contains(logs, "crashloop: exiting") {
-				return fmt.Errorf("task %s's container did not run crashloop: logs %q", id, logs)
-			}
-		}
+		crashed = ts[0]
 		return nil
 	})
+	if crashed.Status.Restarts != 2 || !strings.Contains(crashed.Status.Err, "max restart attempts (2) reached: task: non-zero exit (1)") {
+		t.Fatalf("crash's task: %+v; want 2 restarts and the error saying its attempts are used", crashed)
+	}
+	spent := func() error {
+		if ts := devTasks(t, cli, "crash"); len(ts) != 1 || ts[0].ID != crashed.ID {
+			return fmt.Errorf("crash has tasks %+v; want only %s", ts, crashed.ID)
+		}
+		if live, err := of("crash"); err != nil || len(live) != 0 {
+			return fmt.Errorf("crash runs %v (%v) after its slot gave up", live, err)
+		}
+		var cs []devContainer
+		if err := json.Unmarshal([]byte(must("ps", "-a", "--format", "json")), &cs); err != nil {
+			return err
+		}
+		var mine []devContainer
+		for _, c := range cs {
+			if c.Labels["shoal.service.name"] == "crash" {
+				mine = append(mine, c)
+			}
+		}
+		if len(mine) != 1 || mine[0].Labels["shoal.task.id"] != crashed.ID || mine[0].Status != "exited" || mine[0].ExitCode != 1 {
+			return fmt.Errorf("crash's containers %+v; want one, of task %s, that exited 1", mine, crashed.ID)
+		}
+		if logs := must("logs", mine[0].ID); !strings.Contains(logs, "crashloop: exiting") {
+			return fmt.Errorf("crash's container did not run crashloop: logs %q", logs)
+		}
+		return nil
+	}
+	// An absence: the manager would replace a failed task after its
+	// replace delay (1 s after one failure), so watch for three times
+	// that, checking at every poll that nothing new was made or runs.
+	harness.Holds(t, 3*replaceDelay, spent)
+	if ls := must("service", "ls"); !regexp.MustCompile(`crash\s+replicated\s+0/1`).MatchString(ls) {
+		t.Fatalf("service ls shows crash not as 0/1:\n%s", ls)
+	}
+	ps := must("service", "ps", "crash")
+	if !regexp.MustCompile(`crash\.1 .*Shutdown\s+Failed .* ago \(2 restarts\)\s+"max restart attempts \(2\) reached: task: non-zero exit \(1\)"`).MatchString(ps) {
+		t.Fatalf("service ps crash does not show the failed task, its restarts and why:\n%s", ps)
+	}
 	// Seconds later, once is still ended.
 	if err := ended(); err != nil {
 		t.Fatal(err)

@@ -210,6 +210,7 @@ func (a *Agent) newRunner(t *shoalv1.Task, register bool) *runner {
 	ctx, cancel := context.WithCancel(a.ctx)
 	r := &runner{a: a, task: proto.Clone(t).(*shoalv1.Task), ctx: ctx, cancel: cancel, stopped: make(chan struct{})}
 	r.restarts.Policy = policyOf(t)
+	r.restarts.Resume(shoalv1.Times(t.GetRestartHistory()), shoalv1.Times(t.GetStatus().GetRestartTimes()), int(t.GetStatus().GetRestarts()))
 	if register {
 		a.runners[t.GetId()] = r
 	}

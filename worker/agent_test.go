@@ -222,6 +222,28 @@ func TestTaskRunsRestartsAndGivesUp(t *testing.T) {
 	}
 }
 
+// A replacement task whose slot already restarted once (its
+// restart_history) has one of its 2 attempts left: it restarts in place
+// once, reports when, and then fails.
+func TestReplacementSpendsTheSlotsAttempts(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	a, f, r, clk, stop := newAgentClock(t)
+	defer stop()
+	t2 := task("t2", shoalv1.TaskState_TASK_STATE_RUNNING, shoalv1.RestartCondition_RESTART_CONDITION_ANY)
+	t2.RestartHistory = shoalv1.Timestamps([]time.Time{t0.Add(-time.Minute)})
+	a.Update(true, []*shoalv1.Task{t2}, nil)
+	r.waitFor(t, "t2", shoalv1.TaskState_TASK_STATE_RUNNING, 0)
+	f.exit(<-f.started, 1)
+	restartedAt := clk.Now()
+	afterBackoff(t, clk, time.Millisecond)
+	r.waitFor(t, "t2", shoalv1.TaskState_TASK_STATE_RUNNING, 1)
+	if got := shoalv1.Times(r.last("t2").GetRestartTimes()); fmt.Sprint(got) != fmt.Sprint([]time.Time{restartedAt}) {
+		t.Fatalf("reported restart times %v; want [%v]", got, restartedAt)
+	}
+	f.exit(<-f.started, 1)
+	r.waitFor(t, "t2", shoalv1.TaskState_TASK_STATE_FAILED, 1)
+}
+
 // A failed task starts again only once its back-off delay has passed on
 // the agent's clock, and the delay doubles with each restart.
 func TestRestartWaitsOutTheBackoff(t *testing.T) {

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -77,5 +78,69 @@ func TestConfiguredDelayAndMaxAttempts(t *testing.T) {
 	later := now.Add(2 * time.Minute)
 	if ok, _ := r.Decide(1, later, later.Add(time.Second)); !ok {
 		t.Fatal("attempts outside the window still counted")
+	}
+}
+
+// TestMaxAttemptsCountTheSlot: the slot's earlier restarts (the task's
+// restart_history) count with the task's own against MaxAttempts, in the
+// same window; Times reports only the task's own.
+func TestMaxAttemptsCountTheSlot(t *testing.T) {
+	s := time.Second
+	for _, tc := range []struct {
+		name    string
+		policy  Policy
+		earlier []time.Time
+		own     []time.Time
+		count   int
+		exits   []time.Duration // when the workload exits, after t0
+		want    []bool          // restarted at each exit
+		times   []time.Time     // Times() after the last exit
+	}{
+		{"no history: N restarts", Policy{MaxAttempts: 2}, nil, nil, 0,
+			[]time.Duration{s, 2 * s, 3 * s}, []bool{true, true, false}, []time.Time{t0.Add(s), t0.Add(2 * s)}},
+		{"one earlier restart of the slot leaves one", Policy{MaxAttempts: 2}, []time.Time{t0.Add(-time.Hour)}, nil, 0,
+			[]time.Duration{s, 2 * s}, []bool{true, false}, []time.Time{t0.Add(s)}},
+		{"history that used them all: none", Policy{MaxAttempts: 2}, []time.Time{t0.Add(-2 * time.Hour), t0.Add(-time.Hour)}, nil, 0,
+			[]time.Duration{s}, []bool{false}, nil},
+		{"history before the window is forgotten", Policy{MaxAttempts: 2, Window: time.Minute}, []time.Time{t0.Add(-2 * time.Minute), t0.Add(-time.Minute)}, nil, 0,
+			[]time.Duration{s, 2 * s, 3 * s}, []bool{true, true, false}, []time.Time{t0.Add(s), t0.Add(2 * s)}},
+		{"history leaves the window as time goes on", Policy{MaxAttempts: 1, Window: time.Minute}, []time.Time{t0.Add(-30 * s)}, nil, 0,
+			[]time.Duration{s, 31 * s}, []bool{false, true}, []time.Time{t0.Add(31 * s)}},
+		{"resumed after a daemon restart: own restarts still count", Policy{MaxAttempts: 2}, nil, []time.Time{t0.Add(-s)}, 1,
+			[]time.Duration{s, 2 * s}, []bool{true, false}, []time.Time{t0.Add(-s), t0.Add(s)}},
+		{"no max attempts: no times kept", Policy{}, []time.Time{t0.Add(-s)}, nil, 0,
+			[]time.Duration{s, 2 * s}, []bool{true, true}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := Restarts{Policy: tc.policy}
+			r.Resume(tc.earlier, tc.own, tc.count)
+			restarts := tc.count
+			for i, at := range tc.exits {
+				got, _ := r.Decide(1, t0.Add(at-100*time.Millisecond), t0.Add(at))
+				if got != tc.want[i] {
+					t.Fatalf("Decide(exit at +%v) = %v; want %v", at, got, tc.want[i])
+				}
+				if got {
+					restarts++
+				}
+			}
+			if fmt.Sprint(r.Times()) != fmt.Sprint(tc.times) {
+				t.Fatalf("Times() = %v; want %v", r.Times(), tc.times)
+			}
+			if r.Count() != restarts {
+				t.Fatalf("Count() = %d; want %d", r.Count(), restarts)
+			}
+		})
+	}
+}
+
+// TestResumeCopies: Decide never writes into the caller's slices.
+func TestResumeCopies(t *testing.T) {
+	earlier := []time.Time{t0.Add(-2 * time.Minute), t0}
+	r := Restarts{Policy: Policy{MaxAttempts: 3, Window: time.Minute}}
+	r.Resume(earlier, nil, 0)
+	r.Decide(1, t0, t0.Add(time.Second))
+	if !earlier[0].Equal(t0.Add(-2*time.Minute)) || !earlier[1].Equal(t0) {
+		t.Fatalf("Resume's slice changed: %v", earlier)
 	}
 }

@@ -50,7 +50,9 @@ func (r *runner) report(s shoalv1.TaskState, msg, errText string, code int) {
 	if r.stopping && s != shoalv1.TaskState_TASK_STATE_SHUTDOWN {
 		return
 	}
-	r.a.report(r.task.GetId(), r.a.status(s, msg, errText, int32(code), int32(r.restarts.Count())))
+	st := r.a.status(s, msg, errText, int32(code), int32(r.restarts.Count()))
+	st.RestartTimes = shoalv1.Timestamps(r.restarts.Times())
+	r.a.report(r.task.GetId(), st)
 }
 
 // shutdown stops the task and deletes its container.

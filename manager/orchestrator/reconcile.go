@@ -204,9 +204,11 @@ func Reconcile(in Input, now time.Time, newID func() string) Plan {
 	return r.plan
 }
 
-func (r *reconciler) update(t *shoalv1.Task, desired st, reason string) {
+// update changes a task's desired state and returns the changed copy,
+// nil when the plan already changes the task.
+func (r *reconciler) update(t *shoalv1.Task, desired st, reason string) *shoalv1.Task {
 	if r.touched[t.GetId()] {
-		return
+		return nil
 	}
 	r.touched[t.GetId()] = true
 	n := proto.Clone(t).(*shoalv1.Task)
@@ -221,6 +223,7 @@ func (r *reconciler) update(t *shoalv1.Task, desired st, reason string) {
 	}
 	n.Status.Message = reason
 	r.plan.Update = append(r.plan.Update, Change{Task: n, Reason: reason})
+	return n
 }
 
 func (r *reconciler) remove(t *shoalv1.Task, reason string) {
@@ -251,7 +254,7 @@ func (r *reconciler) removeAll(tasks []*shoalv1.Task, reason string) {
 	}
 }
 
-func (r *reconciler) newTask(svc *shoalv1.Service, slot uint64, node, reason string) {
+func (r *reconciler) newTask(svc *shoalv1.Service, slot uint64, node, reason string) *shoalv1.Task {
 	t := &shoalv1.Task{
 		Id:           r.newID(),
 		Meta:         &shoalv1.Meta{CreatedAt: r.ts, UpdatedAt: r.ts},
@@ -265,6 +268,7 @@ func (r *reconciler) newTask(svc *shoalv1.Service, slot uint64, node, reason str
 		Status:       &shoalv1.TaskStatus{State: stNew, Timestamp: r.ts, Message: reason},
 	}
 	r.plan.Create = append(r.plan.Create, Change{Task: t, Reason: reason})
+	return t
 }
 
 // replaceDelay is the manager-level delay before replacing a task of a
@@ -330,8 +334,8 @@ const (
 
 // slot judges one slot (a replica number, or a node for global services)
 // from its tasks, newest first, and makes the changes it needs. makeNew
-// creates a replacement.
-func (r *reconciler) slot(svc *shoalv1.Service, tasks []*shoalv1.Task, makeNew func(reason string)) (slotState, *shoalv1.Task) {
+// creates a replacement that inherits the slot's restart history.
+func (r *reconciler) slot(svc *shoalv1.Service, tasks []*shoalv1.Task, makeNew func(reason string, history []time.Time)) (slotState, *shoalv1.Task) {
 	latest := r.newest(tasks)
 	cond := svc.GetSpec().GetTask().GetRestart().GetCondition()
 	if latest.GetDesiredState() == stRemove {
@@ -346,7 +350,10 @@ func (r *reconciler) slot(svc *shoalv1.Service, tasks []*shoalv1.Task, makeNew f
 					why = "node was removed"
 				}
 				r.update(latest, stShutdown, why)
-				makeNew("replaces a task on a lost node: " + why)
+				// Moving a task off a lost node is the manager's doing,
+				// not a restart: it inherits the slot's history, adds
+				// nothing to it.
+				makeNew("replaces a task on a lost node: "+why, slotRestarts(svc, latest, r.now))
 				return slotReplaced, nil
 			}
 		}
@@ -354,15 +361,20 @@ func (r *reconciler) slot(svc *shoalv1.Service, tasks []*shoalv1.Task, makeNew f
 		if !Terminal(s) {
 			return slotRunning, latest
 		}
+		if why := attemptsUsed(svc, latest); why != "" && restartable(s, cond) {
+			r.giveUp(latest, why)
+			return slotDone, nil
+		}
 		r.update(latest, stShutdown, "task ended: "+s.String())
 		if !restartable(s, cond) {
 			return slotDone, nil
 		}
 		// Fall through to the delayed replacement below; the task's
 		// own status time is when it failed.
-	} else if !restartable(latest.GetStatus().GetState(), cond) || !Terminal(latest.GetStatus().GetState()) {
+	} else if !restartable(latest.GetStatus().GetState(), cond) || !Terminal(latest.GetStatus().GetState()) || attemptsUsed(svc, latest) != "" {
 		// Shut down by us (update, node loss: a replacement is newer)
-		// or ended for good.
+		// or ended for good (by its restart policy's condition or
+		// attempts).
 		return slotDone, nil
 	}
 	due := statusTime(latest).Add(r.replaceDelay(svc, tasks))
@@ -370,8 +382,83 @@ func (r *reconciler) slot(svc *shoalv1.Service, tasks []*shoalv1.Task, makeNew f
 		r.plan.wakeAt(due)
 		return slotWaiting, nil
 	}
-	makeNew("replaces a failed task")
+	// The replacement is a restart of the slot: it counts, now.
+	history := slotRestarts(svc, latest, r.now)
+	if svc.GetSpec().GetTask().GetRestart().GetMaxAttempts() > 0 {
+		history = append(history, r.now)
+	}
+	makeNew("replaces a failed task", history)
 	return slotReplaced, nil
+}
+
+// How the restarts of a slot add up against --restart-max-attempts N.
+// Swarm counts each new task of a slot as one restart, within the window
+// before the failure (window 0: since the spec last changed), and makes
+// none once N are used: the slot runs at most N+1 times in a window. Our
+// worker restarts a task in place first (the first at once, which is
+// why a killed container runs again in about 0.1 s), and the manager
+// replaces a task that failed for good. Both count, one each: the
+// worker's in-place restarts (the task reports their times) and the
+// manager's replacements. The slot's history so far travels with each
+// replacement (Task.restart_history), and the worker counts it with its
+// own restarts, so the total stays within N wherever the restarts
+// happen, and the workload runs at most N+1 times in a window, as in
+// Swarm. A crash loop therefore spends its attempts locally, fast, and
+// the manager does not replace the task its worker gave up on; a task
+// that fails in a way an in-place restart cannot help (the runtime
+// refused to start it) spends one attempt per replacement. Moving a task
+// off a lost or drained node is the manager's doing and costs nothing.
+// The history is in the store, so a new leader decides the same.
+
+// slotRestarts are the restarts of a slot, up to and including those of
+// its task latest, that count against max attempts as of at: within the
+// restart window before at (all when the window is 0). None without max
+// attempts, or when latest runs an older spec than the service's: as in
+// Swarm, a changed spec starts the count again.
+func slotRestarts(svc *shoalv1.Service, latest *shoalv1.Task, at time.Time) []time.Time {
+	rp := svc.GetSpec().GetTask().GetRestart()
+	if rp.GetMaxAttempts() <= 0 || !specCurrent(svc, latest) {
+		return nil
+	}
+	w := rp.GetWindow().AsDuration()
+	var out []time.Time
+	for _, ts := range [][]time.Time{shoalv1.Times(latest.GetRestartHistory()), shoalv1.Times(latest.GetStatus().GetRestartTimes())} {
+		for _, t := range ts {
+			if w <= 0 || at.Sub(t) < w {
+				out = append(out, t)
+			}
+		}
+	}
+	return out
+}
+
+// attemptsUsed says why a slot whose task latest ended is not restarted
+// again (its restarts, as of when the task ended, used the policy's max
+// attempts), "" when it may be.
+func attemptsUsed(svc *shoalv1.Service, latest *shoalv1.Task) string {
+	rp := svc.GetSpec().GetTask().GetRestart()
+	n := rp.GetMaxAttempts()
+	if n <= 0 || int64(len(slotRestarts(svc, latest, statusTime(latest)))) < n {
+		return ""
+	}
+	if w := rp.GetWindow().AsDuration(); w > 0 {
+		return fmt.Sprintf("max restart attempts (%d within %s) reached", n, w)
+	}
+	return fmt.Sprintf("max restart attempts (%d) reached", n)
+}
+
+// giveUp leaves a slot whose restarts are used up with its last task, shut
+// down as it ended (failed, or complete), and says why in its error: no
+// replacement follows.
+func (r *reconciler) giveUp(latest *shoalv1.Task, why string) {
+	n := r.update(latest, stShutdown, why+"; the slot is not restarted again")
+	if n == nil {
+		return
+	}
+	if e := n.GetStatus().GetErr(); e != "" {
+		why += ": " + e
+	}
+	n.Status.Err = why
 }
 
 func specCurrent(svc *shoalv1.Service, t *shoalv1.Task) bool {
@@ -495,7 +582,9 @@ func (r *reconciler) replicated(svc *shoalv1.Service, tasks []*shoalv1.Task) {
 	used := map[uint64]bool{}
 	for _, s := range slots {
 		slot := s
-		state, t := r.slot(svc, bySlot[s], func(reason string) { r.newTask(svc, slot, "", reason) })
+		state, t := r.slot(svc, bySlot[s], func(reason string, history []time.Time) {
+			r.newTask(svc, slot, "", reason).RestartHistory = shoalv1.Timestamps(history)
+		})
 		switch state {
 		case slotRunning:
 			running = append(running, t)
@@ -616,15 +705,15 @@ func (r *reconciler) global(svc *shoalv1.Service, tasks []*shoalv1.Task) {
 		// policy below.
 		if latest := r.newest(ts); stoppedByManager(latest) {
 			if eligible {
-				r.newTask(svc, 0, id, "node is available again")
+				r.newTask(svc, 0, id, "node is available again").RestartHistory = shoalv1.Timestamps(slotRestarts(svc, latest, r.now))
 			}
 			continue
 		}
-		state, t := r.slot(svc, ts, func(reason string) {
+		state, t := r.slot(svc, ts, func(reason string, history []time.Time) {
 			// A global task never moves to another node: it returns
 			// when its node does.
 			if v.newOK {
-				r.newTask(svc, 0, nodeID, reason)
+				r.newTask(svc, 0, nodeID, reason).RestartHistory = shoalv1.Timestamps(history)
 			}
 		})
 		// A paused node keeps its task as it is: an update would stop

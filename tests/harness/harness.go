@@ -575,3 +575,20 @@ func Eventually(t TB, timeout time.Duration, fn func() error) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Holds checks that fn keeps returning nil for d, polling as Eventually
+// does: an absence (nothing new started) shown for a bounded time. Keep d
+// short, a few times the delay after which the absent thing would appear.
+func Holds(t TB, d time.Duration, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		if err := fn(); err != nil {
+			t.Fatalf("after %s of %s: %v", d-time.Until(deadline).Round(time.Millisecond), d, err)
+		}
+		if time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -24,6 +24,20 @@ func taskState(s shoalv1.TaskState) string {
 	return titleCase(enumName(s.String(), "TASK_STATE_"))
 }
 
+// currentState is docker's "Running 3 seconds ago", with the task's
+// in-place restarts after it: "Running 3 seconds ago (2 restarts)".
+// Docker shows a row per restart, each a new task; a Shoal worker
+// restarts a task in place, in a new container of the same task, so the
+// count stands where docker's rows would be.
+func currentState(t *shoalv1.Task, now time.Time) string {
+	st := t.GetStatus()
+	s := taskState(st.GetState()) + " " + humanDuration(now.Sub(st.GetTimestamp().AsTime())) + " ago"
+	if n := st.GetRestarts(); n > 0 {
+		s += " (" + plural(int(n), "restart") + ")"
+	}
+	return s
+}
+
 // taskColumns are service ps's template fields, docker's. Like docker's
 // table, the older tasks of a slot are indented under the newest: tasks
 // come from the server newest first within a slot.
@@ -47,10 +61,7 @@ func taskColumns(hosts map[string]string, now time.Time, noTrunc bool) []column[
 		{"Image", "IMAGE", func(t *shoalv1.Task) any { return t.GetSpec().GetContainer().GetImage() }},
 		{"Node", "NODE", func(t *shoalv1.Task) any { return hosts[t.GetNodeId()] }},
 		{"DesiredState", "DESIRED STATE", func(t *shoalv1.Task) any { return taskState(t.GetDesiredState()) }},
-		{"CurrentState", "CURRENT STATE", func(t *shoalv1.Task) any {
-			st := t.GetStatus()
-			return taskState(st.GetState()) + " " + humanDuration(now.Sub(st.GetTimestamp().AsTime())) + " ago"
-		}},
+		{"CurrentState", "CURRENT STATE", func(t *shoalv1.Task) any { return currentState(t, now) }},
 		{"Error", "ERROR", func(t *shoalv1.Task) any {
 			e := t.GetStatus().GetErr()
 			if !noTrunc {

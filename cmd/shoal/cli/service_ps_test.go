@@ -2,6 +2,9 @@ package cli
 
 import (
 	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
@@ -33,6 +36,25 @@ func TestTaskNamesAndReplicas(t *testing.T) {
 	} {
 		if mode, reps := replicasColumn(tc.svc, counts); mode != tc.mode || reps != tc.replicas {
 			t.Errorf("replicasColumn(%s) = %q, %q; want %q, %q", tc.svc.GetId(), mode, reps, tc.mode, tc.replicas)
+		}
+	}
+}
+
+// CURRENT STATE is docker's, with the task's in-place restarts after it.
+func TestCurrentStateShowsRestarts(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		state    shoalv1.TaskState
+		restarts int32
+		want     string
+	}{
+		{shoalv1.TaskState_TASK_STATE_RUNNING, 0, "Running 3 seconds ago"},
+		{shoalv1.TaskState_TASK_STATE_RUNNING, 1, "Running 3 seconds ago (1 restart)"},
+		{shoalv1.TaskState_TASK_STATE_FAILED, 2, "Failed 3 seconds ago (2 restarts)"},
+	} {
+		task := &shoalv1.Task{Status: &shoalv1.TaskStatus{State: tc.state, Restarts: tc.restarts, Timestamp: timestamppb.New(now.Add(-3 * time.Second))}}
+		if got := currentState(task, now); got != tc.want {
+			t.Errorf("currentState(%v, %d restarts) = %q; want %q", tc.state, tc.restarts, got, tc.want)
 		}
 	}
 }

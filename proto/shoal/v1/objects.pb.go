@@ -2517,9 +2517,17 @@ type Task struct {
 	Endpoint *EndpointSpec `protobuf:"bytes,10,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
 	// networks are the task's interfaces, one per network of its service,
 	// with the addresses the leader allocated.
-	Networks      []*TaskNetwork `protobuf:"bytes,11,rep,name=networks,proto3" json:"networks,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Networks []*TaskNetwork `protobuf:"bytes,11,rep,name=networks,proto3" json:"networks,omitempty"`
+	// restart_history is when its slot restarted before this task was made,
+	// as far as the restart policy's max_attempts counts: the manager's
+	// replacements of failed tasks and the worker's in-place restarts, within
+	// the restart window (all of them since the spec last changed when the
+	// window is 0); empty without max_attempts. The worker counts these with
+	// its own restarts, so a slot restarts at most max_attempts times in any
+	// window, wherever the restarts happen.
+	RestartHistory []*timestamppb.Timestamp `protobuf:"bytes,12,rep,name=restart_history,json=restartHistory,proto3" json:"restart_history,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
@@ -2625,6 +2633,13 @@ func (x *Task) GetEndpoint() *EndpointSpec {
 func (x *Task) GetNetworks() []*TaskNetwork {
 	if x != nil {
 		return x.Networks
+	}
+	return nil
+}
+
+func (x *Task) GetRestartHistory() []*timestamppb.Timestamp {
+	if x != nil {
+		return x.RestartHistory
 	}
 	return nil
 }
@@ -2752,7 +2767,12 @@ type TaskStatus struct {
 	Err       string                 `protobuf:"bytes,4,opt,name=err,proto3" json:"err,omitempty"`
 	ExitCode  int32                  `protobuf:"varint,5,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
 	// restarts counts local restarts by the worker.
-	Restarts      int32 `protobuf:"varint,6,opt,name=restarts,proto3" json:"restarts,omitempty"`
+	Restarts int32 `protobuf:"varint,6,opt,name=restarts,proto3" json:"restarts,omitempty"`
+	// restart_times are when the worker restarted this task in place, those
+	// within the restart window (all when the window is 0); only kept when
+	// the restart policy has max_attempts. The manager adds them to the
+	// slot's restart_history.
+	RestartTimes  []*timestamppb.Timestamp `protobuf:"bytes,7,rep,name=restart_times,json=restartTimes,proto3" json:"restart_times,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2827,6 +2847,13 @@ func (x *TaskStatus) GetRestarts() int32 {
 		return x.Restarts
 	}
 	return 0
+}
+
+func (x *TaskStatus) GetRestartTimes() []*timestamppb.Timestamp {
+	if x != nil {
+		return x.RestartTimes
+	}
+	return nil
 }
 
 type Network struct {
@@ -3457,7 +3484,7 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\fpublish_mode\x18\x05 \x01(\x0e2\x15.shoal.v1.PublishModeR\vpublishMode\"f\n" +
 	"\fEndpointSpec\x12*\n" +
 	"\x04mode\x18\x01 \x01(\x0e2\x16.shoal.v1.EndpointModeR\x04mode\x12*\n" +
-	"\x05ports\x18\x02 \x03(\v2\x14.shoal.v1.PortConfigR\x05ports\"\xa0\x03\n" +
+	"\x05ports\x18\x02 \x03(\v2\x14.shoal.v1.PortConfigR\x05ports\"\xe5\x03\n" +
 	"\x04Task\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\"\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0e.shoal.v1.MetaR\x04meta\x12\x1d\n" +
@@ -3471,7 +3498,8 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\fservice_name\x18\t \x01(\tR\vserviceName\x122\n" +
 	"\bendpoint\x18\n" +
 	" \x01(\v2\x16.shoal.v1.EndpointSpecR\bendpoint\x121\n" +
-	"\bnetworks\x18\v \x03(\v2\x15.shoal.v1.TaskNetworkR\bnetworks\"\x81\x02\n" +
+	"\bnetworks\x18\v \x03(\v2\x15.shoal.v1.TaskNetworkR\bnetworks\x12C\n" +
+	"\x0frestart_history\x18\f \x03(\v2\x1a.google.protobuf.TimestampR\x0erestartHistory\"\x81\x02\n" +
 	"\vTaskNetwork\x12\x1d\n" +
 	"\n" +
 	"network_id\x18\x01 \x01(\tR\tnetworkId\x12!\n" +
@@ -3482,7 +3510,7 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\x03vip\x18\x06 \x01(\tR\x03vip\x12\x18\n" +
 	"\aaliases\x18\a \x03(\tR\aaliases\x12\x18\n" +
 	"\aingress\x18\b \x01(\bR\aingress\x12*\n" +
-	"\x05ports\x18\t \x03(\v2\x14.shoal.v1.PortConfigR\x05ports\"\xd6\x01\n" +
+	"\x05ports\x18\t \x03(\v2\x14.shoal.v1.PortConfigR\x05ports\"\x97\x02\n" +
 	"\n" +
 	"TaskStatus\x12)\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x13.shoal.v1.TaskStateR\x05state\x128\n" +
@@ -3490,7 +3518,8 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12\x10\n" +
 	"\x03err\x18\x04 \x01(\tR\x03err\x12\x1b\n" +
 	"\texit_code\x18\x05 \x01(\x05R\bexitCode\x12\x1a\n" +
-	"\brestarts\x18\x06 \x01(\x05R\brestarts\"\xa5\x01\n" +
+	"\brestarts\x18\x06 \x01(\x05R\brestarts\x12?\n" +
+	"\rrestart_times\x18\a \x03(\v2\x1a.google.protobuf.TimestampR\frestartTimes\"\xa5\x01\n" +
 	"\aNetwork\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\"\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0e.shoal.v1.MetaR\x04meta\x12)\n" +
@@ -3730,24 +3759,26 @@ var file_shoal_v1_objects_proto_depIdxs = []int32{
 	41, // 57: shoal.v1.Task.status:type_name -> shoal.v1.TaskStatus
 	38, // 58: shoal.v1.Task.endpoint:type_name -> shoal.v1.EndpointSpec
 	40, // 59: shoal.v1.Task.networks:type_name -> shoal.v1.TaskNetwork
-	37, // 60: shoal.v1.TaskNetwork.ports:type_name -> shoal.v1.PortConfig
-	9,  // 61: shoal.v1.TaskStatus.state:type_name -> shoal.v1.TaskState
-	56, // 62: shoal.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
-	10, // 63: shoal.v1.Network.meta:type_name -> shoal.v1.Meta
-	44, // 64: shoal.v1.Network.spec:type_name -> shoal.v1.NetworkSpec
-	43, // 65: shoal.v1.Network.allocation:type_name -> shoal.v1.NetworkAllocation
-	53, // 66: shoal.v1.NetworkSpec.labels:type_name -> shoal.v1.NetworkSpec.LabelsEntry
-	10, // 67: shoal.v1.Secret.meta:type_name -> shoal.v1.Meta
-	46, // 68: shoal.v1.Secret.spec:type_name -> shoal.v1.SecretSpec
-	54, // 69: shoal.v1.SecretSpec.labels:type_name -> shoal.v1.SecretSpec.LabelsEntry
-	10, // 70: shoal.v1.Config.meta:type_name -> shoal.v1.Meta
-	48, // 71: shoal.v1.Config.spec:type_name -> shoal.v1.ConfigSpec
-	55, // 72: shoal.v1.ConfigSpec.labels:type_name -> shoal.v1.ConfigSpec.LabelsEntry
-	73, // [73:73] is the sub-list for method output_type
-	73, // [73:73] is the sub-list for method input_type
-	73, // [73:73] is the sub-list for extension type_name
-	73, // [73:73] is the sub-list for extension extendee
-	0,  // [0:73] is the sub-list for field type_name
+	56, // 60: shoal.v1.Task.restart_history:type_name -> google.protobuf.Timestamp
+	37, // 61: shoal.v1.TaskNetwork.ports:type_name -> shoal.v1.PortConfig
+	9,  // 62: shoal.v1.TaskStatus.state:type_name -> shoal.v1.TaskState
+	56, // 63: shoal.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	56, // 64: shoal.v1.TaskStatus.restart_times:type_name -> google.protobuf.Timestamp
+	10, // 65: shoal.v1.Network.meta:type_name -> shoal.v1.Meta
+	44, // 66: shoal.v1.Network.spec:type_name -> shoal.v1.NetworkSpec
+	43, // 67: shoal.v1.Network.allocation:type_name -> shoal.v1.NetworkAllocation
+	53, // 68: shoal.v1.NetworkSpec.labels:type_name -> shoal.v1.NetworkSpec.LabelsEntry
+	10, // 69: shoal.v1.Secret.meta:type_name -> shoal.v1.Meta
+	46, // 70: shoal.v1.Secret.spec:type_name -> shoal.v1.SecretSpec
+	54, // 71: shoal.v1.SecretSpec.labels:type_name -> shoal.v1.SecretSpec.LabelsEntry
+	10, // 72: shoal.v1.Config.meta:type_name -> shoal.v1.Meta
+	48, // 73: shoal.v1.Config.spec:type_name -> shoal.v1.ConfigSpec
+	55, // 74: shoal.v1.ConfigSpec.labels:type_name -> shoal.v1.ConfigSpec.LabelsEntry
+	75, // [75:75] is the sub-list for method output_type
+	75, // [75:75] is the sub-list for method input_type
+	75, // [75:75] is the sub-list for extension type_name
+	75, // [75:75] is the sub-list for extension extendee
+	0,  // [0:75] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_objects_proto_init() }
