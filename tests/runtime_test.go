@@ -182,6 +182,14 @@ func TestContainerLifecycle(t *testing.T) {
 	}
 	// A workload that ignores SIGTERM is killed after the grace period.
 	n.MustCLI("run", "-d", "--name", "stubborn", img.Ref, "hang")
+	// Stop only once it ignores SIGTERM (it says so), or the signal could
+	// land before its handler and end it at once.
+	harness.Eventually(t, 10*time.Second, func() error {
+		if out, err := n.CLI("logs", "stubborn"); err != nil || !strings.Contains(out, "ignoring SIGTERM") {
+			return fmt.Errorf("stubborn not ready: %q %v", out, err)
+		}
+		return nil
+	})
 	start := time.Now()
 	n.MustCLI("stop", "-t", "1", "stubborn")
 	if d := time.Since(start); d < time.Second {
