@@ -23,6 +23,8 @@ type Node struct {
 	changed  chan struct{}
 	joinWait time.Duration
 
+	joins sync.WaitGroup // background joins; Stop waits for them
+
 	mu        sync.Mutex
 	g         *Gossip
 	joining   bool
@@ -120,7 +122,9 @@ func (n *Node) joinMissingLocked(peers []string) {
 	}
 	n.joining, n.lastJoin = true, time.Now()
 	g := n.g
+	n.joins.Add(1)
 	go func() {
+		defer n.joins.Done()
 		k, err := g.Join(missing)
 		n.log.Debug("gossip join", zap.Strings("peers", missing), zap.Int("answered", k), zap.Error(err))
 		n.mu.Lock()
@@ -220,6 +224,9 @@ func (n *Node) Stop(leave bool) {
 	g := n.g
 	n.g = nil
 	n.mu.Unlock()
+	// A join still under way finishes (bounded by memberlist's dial
+	// timeout) before the memberlist it uses is shut down.
+	n.joins.Wait()
 	if g == nil {
 		return
 	}
