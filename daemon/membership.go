@@ -106,10 +106,11 @@ func (d *Daemon) self() (nodeID, addr string, ok bool) {
 	return d.st.NodeID, d.st.Addr, true
 }
 
-// callManagers calls fn on the known managers in turn until one answers.
-// Callers hold d.mu.
-func (d *Daemon) callManagers(ctx context.Context, includeSelf bool, fn func(*grpc.ClientConn) error) error {
-	return d.session.CallEach(ctx, d.targetsLocked(includeSelf), d.id, func(_ context.Context, c *grpc.ClientConn) error { return fn(c) })
+// callManagers calls fn on the known managers in turn until one answers;
+// fn's context is the per-manager one of session.CallEach, so one manager
+// that hangs does not hold up the others. Callers hold d.mu.
+func (d *Daemon) callManagers(ctx context.Context, includeSelf bool, fn func(context.Context, *grpc.ClientConn) error) error {
+	return d.session.CallEach(ctx, d.targetsLocked(includeSelf), d.id, fn)
 }
 
 // reconcile acts on a heartbeat answer. It reports true when the node
@@ -201,9 +202,7 @@ func (d *Daemon) renewLocked(ctx context.Context) error {
 	if raftAddr == "" && d.st.Addr != "" {
 		raftAddr = d.raftAdvertise(d.st.Addr)
 	}
-	err = d.callManagers(ctx, true, func(c *grpc.ClientConn) error {
-		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		defer cancel()
+	err = d.callManagers(ctx, true, func(cctx context.Context, c *grpc.ClientConn) error {
 		var err error
 		resp, err = shoalv1.NewCAServiceClient(c).RenewNodeCertificate(cctx, &shoalv1.RenewNodeCertificateRequest{
 			CsrPem: csrPEM, Addr: d.st.Addr, RaftAddr: raftAddr,
@@ -232,8 +231,8 @@ func (d *Daemon) renewLocked(ctx context.Context) error {
 // joinRaftOnce asks the leader (through another manager) to add this
 // node to Raft. Callers hold d.mu.
 func (d *Daemon) joinRaftOnce(ctx context.Context) error {
-	return d.callManagers(ctx, false, func(c *grpc.ClientConn) error {
-		_, err := shoalv1.NewRaftServiceClient(c).JoinRaft(ctx, &shoalv1.JoinRaftRequest{RaftAddr: d.st.RaftAddr})
+	return d.callManagers(ctx, false, func(cctx context.Context, c *grpc.ClientConn) error {
+		_, err := shoalv1.NewRaftServiceClient(c).JoinRaft(cctx, &shoalv1.JoinRaftRequest{RaftAddr: d.st.RaftAddr})
 		return err
 	})
 }

@@ -207,8 +207,8 @@ func (s *swarmServer) Leave(ctx context.Context, req *shoalv1.LeaveRequest) (*sh
 				"Demote it first (`shoal node demote %s` on another manager) or use --force: %w", d.st.NodeID, errdefs.ErrFailedPrecond)
 		}
 		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		if err := d.callManagers(lctx, false, func(c *grpc.ClientConn) error {
-			_, err := shoalv1.NewRaftServiceClient(c).LeaveRaft(lctx, &shoalv1.LeaveRaftRequest{})
+		if err := d.callManagers(lctx, false, func(cctx context.Context, c *grpc.ClientConn) error {
+			_, err := shoalv1.NewRaftServiceClient(c).LeaveRaft(cctx, &shoalv1.LeaveRaftRequest{})
 			return err
 		}); err != nil {
 			d.log.Warn("leaving raft before leaving the swarm", zap.Error(err))
