@@ -52,28 +52,10 @@ func TestRetryFor(t *testing.T) {
 		"/shoal.v1.RaftService/JoinRaft":               retryNever,
 		"/shoal.v1.RaftService/LeaveRaft":              retryNever,
 	}
-	seen := map[string]bool{}
-	for _, svc := range methodtest.ManagerServices {
-		for _, m := range methodtest.Of(t, svc) {
-			if !auth.LeaderOnly(m) || m == "/shoal.v1.DispatcherService/Assignments" {
-				continue // answered by any manager, or a stream (not forwarded)
-			}
-			seen[m] = true
-			w, ok := want[m]
-			if !ok {
-				t.Errorf("%s has no retry rule in this test: decide whether a follower may send it twice", m)
-				continue
-			}
-			if got := retryFor(m); got != w {
-				t.Errorf("retryFor(%s) = %v; want %v", m, got, w)
-			}
-		}
-	}
-	for m := range want {
-		if !seen[m] {
-			t.Errorf("%s is not a forwarded method of the manager's services", m)
-		}
-	}
+	methodtest.Covers(t, want, func(m string) bool {
+		// Answered by any manager, or a stream (not forwarded).
+		return auth.LeaderOnly(m) && m != "/shoal.v1.DispatcherService/Assignments"
+	}, retryFor)
 }
 
 func (r retry) String() string {

@@ -32,3 +32,33 @@ func Of(t *testing.T, service protoreflect.FullName) []string {
 	}
 	return out
 }
+
+// Covers checks a table that gives every method of the manager's services
+// its expected value: each method that include accepts must be in want
+// (a method added later fails until someone decides its value), got must
+// agree with want, and want may name no method the services lack.
+func Covers[V comparable](t *testing.T, want map[string]V, include func(method string) bool, got func(method string) V) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, svc := range ManagerServices {
+		for _, m := range Of(t, svc) {
+			if !include(m) {
+				continue
+			}
+			seen[m] = true
+			w, ok := want[m]
+			if !ok {
+				t.Errorf("method %s has no expected value in this test: decide it", m)
+				continue
+			}
+			if g := got(m); g != w {
+				t.Errorf("%s: got %v; want %v", m, g, w)
+			}
+		}
+	}
+	for m := range want {
+		if !seen[m] {
+			t.Errorf("method %s is expected but not among the manager's services", m)
+		}
+	}
+}
