@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/shoal-run/shoal/internal/atomicfile"
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
@@ -67,7 +68,7 @@ func (d *Daemon) saveState(s *state) error {
 	if err != nil {
 		return err
 	}
-	return tlsutil.WriteFileAtomic(d.statePath(), data, 0o600)
+	return atomicfile.WriteFile(d.statePath(), data, 0o600)
 }
 
 // wipeState forgets the cluster: state, certificates and Raft data.

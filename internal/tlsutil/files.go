@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/shoal-run/shoal/internal/atomicfile"
 )
 
 // Files is where a node keeps its certificates: the cluster's CA
@@ -130,11 +132,11 @@ func (f Files) save(caPEM, certPEM, keyPEM []byte, crash func(step string) bool)
 		data []byte
 		mode os.FileMode
 	}{{caFile, caPEM, 0o644}, {keyFile, keyPEM, 0o600}, {certFile, certPEM, 0o644}} {
-		if err := WriteFileAtomic(filepath.Join(next, w.name), w.data, w.mode); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(next, w.name), w.data, w.mode); err != nil {
 			return err
 		}
 	}
-	if err := syncDir(next); err != nil {
+	if err := atomicfile.SyncDir(next); err != nil {
 		return err
 	}
 	if crash(stepStaged) {
@@ -154,7 +156,7 @@ func (f Files) save(caPEM, certPEM, keyPEM []byte, crash func(step string) bool)
 	if err != nil {
 		return fmt.Errorf("save certificates in %s: %w", dir, err)
 	}
-	if err := syncDir(parent); err != nil {
+	if err := atomicfile.SyncDir(parent); err != nil {
 		return err
 	}
 	keep = crash(stepExchanged)
@@ -167,17 +169,5 @@ func replaceFiles(from, to string) error {
 			return err
 		}
 	}
-	return syncDir(to)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, unix.EINVAL) {
-		return err
-	}
-	return nil
+	return atomicfile.SyncDir(to)
 }

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/shoal-run/shoal/internal/atomicfile"
 	"github.com/shoal-run/shoal/internal/errdefs"
 )
 
@@ -348,7 +349,7 @@ func (s *Store) recoverLayers() error {
 		if _, taken := s.links[rec.Link]; taken || rec.Link == "" {
 			rec.Link = s.reserveLinkLocked(hex, d)
 			b, _ := json.Marshal(rec)
-			if err := writeFileAtomic(s.path(layersDir, hex, "layer.json"), b, 0o600); err != nil {
+			if err := atomicfile.WriteFile(s.path(layersDir, hex, "layer.json"), b, 0o600); err != nil {
 				return err
 			}
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/sys/unix"
 
+	"github.com/shoal-run/shoal/internal/atomicfile"
 	"github.com/shoal-run/shoal/internal/errdefs"
 )
 
@@ -318,7 +319,7 @@ func (s *Store) writeBlob(dgst string, b []byte) error {
 	if _, err := os.Stat(p); err == nil {
 		return nil
 	}
-	return writeFileAtomic(p, b, 0o600)
+	return atomicfile.WriteFile(p, b, 0o600)
 }
 
 // removeBlob deletes a blob, returning its size.
