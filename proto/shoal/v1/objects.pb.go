@@ -225,6 +225,168 @@ func (Reachability) EnumDescriptor() ([]byte, []int) {
 	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{3}
 }
 
+type UpdateState int32
+
+const (
+	UpdateState_UPDATE_STATE_UNSPECIFIED        UpdateState = 0
+	UpdateState_UPDATE_STATE_UPDATING           UpdateState = 1
+	UpdateState_UPDATE_STATE_PAUSED             UpdateState = 2
+	UpdateState_UPDATE_STATE_COMPLETED          UpdateState = 3
+	UpdateState_UPDATE_STATE_ROLLBACK_STARTED   UpdateState = 4
+	UpdateState_UPDATE_STATE_ROLLBACK_PAUSED    UpdateState = 5
+	UpdateState_UPDATE_STATE_ROLLBACK_COMPLETED UpdateState = 6
+)
+
+// Enum value maps for UpdateState.
+var (
+	UpdateState_name = map[int32]string{
+		0: "UPDATE_STATE_UNSPECIFIED",
+		1: "UPDATE_STATE_UPDATING",
+		2: "UPDATE_STATE_PAUSED",
+		3: "UPDATE_STATE_COMPLETED",
+		4: "UPDATE_STATE_ROLLBACK_STARTED",
+		5: "UPDATE_STATE_ROLLBACK_PAUSED",
+		6: "UPDATE_STATE_ROLLBACK_COMPLETED",
+	}
+	UpdateState_value = map[string]int32{
+		"UPDATE_STATE_UNSPECIFIED":        0,
+		"UPDATE_STATE_UPDATING":           1,
+		"UPDATE_STATE_PAUSED":             2,
+		"UPDATE_STATE_COMPLETED":          3,
+		"UPDATE_STATE_ROLLBACK_STARTED":   4,
+		"UPDATE_STATE_ROLLBACK_PAUSED":    5,
+		"UPDATE_STATE_ROLLBACK_COMPLETED": 6,
+	}
+)
+
+func (x UpdateState) Enum() *UpdateState {
+	p := new(UpdateState)
+	*p = x
+	return p
+}
+
+func (x UpdateState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (UpdateState) Descriptor() protoreflect.EnumDescriptor {
+	return file_shoal_v1_objects_proto_enumTypes[4].Descriptor()
+}
+
+func (UpdateState) Type() protoreflect.EnumType {
+	return &file_shoal_v1_objects_proto_enumTypes[4]
+}
+
+func (x UpdateState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use UpdateState.Descriptor instead.
+func (UpdateState) EnumDescriptor() ([]byte, []int) {
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{4}
+}
+
+type UpdateFailureAction int32
+
+const (
+	UpdateFailureAction_UPDATE_FAILURE_ACTION_UNSPECIFIED UpdateFailureAction = 0
+	UpdateFailureAction_UPDATE_FAILURE_ACTION_PAUSE       UpdateFailureAction = 1
+	UpdateFailureAction_UPDATE_FAILURE_ACTION_CONTINUE    UpdateFailureAction = 2
+	UpdateFailureAction_UPDATE_FAILURE_ACTION_ROLLBACK    UpdateFailureAction = 3
+)
+
+// Enum value maps for UpdateFailureAction.
+var (
+	UpdateFailureAction_name = map[int32]string{
+		0: "UPDATE_FAILURE_ACTION_UNSPECIFIED",
+		1: "UPDATE_FAILURE_ACTION_PAUSE",
+		2: "UPDATE_FAILURE_ACTION_CONTINUE",
+		3: "UPDATE_FAILURE_ACTION_ROLLBACK",
+	}
+	UpdateFailureAction_value = map[string]int32{
+		"UPDATE_FAILURE_ACTION_UNSPECIFIED": 0,
+		"UPDATE_FAILURE_ACTION_PAUSE":       1,
+		"UPDATE_FAILURE_ACTION_CONTINUE":    2,
+		"UPDATE_FAILURE_ACTION_ROLLBACK":    3,
+	}
+)
+
+func (x UpdateFailureAction) Enum() *UpdateFailureAction {
+	p := new(UpdateFailureAction)
+	*p = x
+	return p
+}
+
+func (x UpdateFailureAction) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (UpdateFailureAction) Descriptor() protoreflect.EnumDescriptor {
+	return file_shoal_v1_objects_proto_enumTypes[5].Descriptor()
+}
+
+func (UpdateFailureAction) Type() protoreflect.EnumType {
+	return &file_shoal_v1_objects_proto_enumTypes[5]
+}
+
+func (x UpdateFailureAction) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use UpdateFailureAction.Descriptor instead.
+func (UpdateFailureAction) EnumDescriptor() ([]byte, []int) {
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{5}
+}
+
+type UpdateOrder int32
+
+const (
+	UpdateOrder_UPDATE_ORDER_UNSPECIFIED UpdateOrder = 0
+	UpdateOrder_UPDATE_ORDER_STOP_FIRST  UpdateOrder = 1
+	UpdateOrder_UPDATE_ORDER_START_FIRST UpdateOrder = 2
+)
+
+// Enum value maps for UpdateOrder.
+var (
+	UpdateOrder_name = map[int32]string{
+		0: "UPDATE_ORDER_UNSPECIFIED",
+		1: "UPDATE_ORDER_STOP_FIRST",
+		2: "UPDATE_ORDER_START_FIRST",
+	}
+	UpdateOrder_value = map[string]int32{
+		"UPDATE_ORDER_UNSPECIFIED": 0,
+		"UPDATE_ORDER_STOP_FIRST":  1,
+		"UPDATE_ORDER_START_FIRST": 2,
+	}
+)
+
+func (x UpdateOrder) Enum() *UpdateOrder {
+	p := new(UpdateOrder)
+	*p = x
+	return p
+}
+
+func (x UpdateOrder) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (UpdateOrder) Descriptor() protoreflect.EnumDescriptor {
+	return file_shoal_v1_objects_proto_enumTypes[6].Descriptor()
+}
+
+func (UpdateOrder) Type() protoreflect.EnumType {
+	return &file_shoal_v1_objects_proto_enumTypes[6]
+}
+
+func (x UpdateOrder) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use UpdateOrder.Descriptor instead.
+func (UpdateOrder) EnumDescriptor() ([]byte, []int) {
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{6}
+}
+
 type RestartCondition int32
 
 const (
@@ -261,11 +423,11 @@ func (x RestartCondition) String() string {
 }
 
 func (RestartCondition) Descriptor() protoreflect.EnumDescriptor {
-	return file_shoal_v1_objects_proto_enumTypes[4].Descriptor()
+	return file_shoal_v1_objects_proto_enumTypes[7].Descriptor()
 }
 
 func (RestartCondition) Type() protoreflect.EnumType {
-	return &file_shoal_v1_objects_proto_enumTypes[4]
+	return &file_shoal_v1_objects_proto_enumTypes[7]
 }
 
 func (x RestartCondition) Number() protoreflect.EnumNumber {
@@ -274,7 +436,7 @@ func (x RestartCondition) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RestartCondition.Descriptor instead.
 func (RestartCondition) EnumDescriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{4}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{7}
 }
 
 type PlacementStrategy int32
@@ -310,11 +472,11 @@ func (x PlacementStrategy) String() string {
 }
 
 func (PlacementStrategy) Descriptor() protoreflect.EnumDescriptor {
-	return file_shoal_v1_objects_proto_enumTypes[5].Descriptor()
+	return file_shoal_v1_objects_proto_enumTypes[8].Descriptor()
 }
 
 func (PlacementStrategy) Type() protoreflect.EnumType {
-	return &file_shoal_v1_objects_proto_enumTypes[5]
+	return &file_shoal_v1_objects_proto_enumTypes[8]
 }
 
 func (x PlacementStrategy) Number() protoreflect.EnumNumber {
@@ -323,7 +485,7 @@ func (x PlacementStrategy) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PlacementStrategy.Descriptor instead.
 func (PlacementStrategy) EnumDescriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{5}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{8}
 }
 
 type PortProtocol int32
@@ -359,11 +521,11 @@ func (x PortProtocol) String() string {
 }
 
 func (PortProtocol) Descriptor() protoreflect.EnumDescriptor {
-	return file_shoal_v1_objects_proto_enumTypes[6].Descriptor()
+	return file_shoal_v1_objects_proto_enumTypes[9].Descriptor()
 }
 
 func (PortProtocol) Type() protoreflect.EnumType {
-	return &file_shoal_v1_objects_proto_enumTypes[6]
+	return &file_shoal_v1_objects_proto_enumTypes[9]
 }
 
 func (x PortProtocol) Number() protoreflect.EnumNumber {
@@ -372,7 +534,7 @@ func (x PortProtocol) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PortProtocol.Descriptor instead.
 func (PortProtocol) EnumDescriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{6}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{9}
 }
 
 type PublishMode int32
@@ -408,11 +570,11 @@ func (x PublishMode) String() string {
 }
 
 func (PublishMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_shoal_v1_objects_proto_enumTypes[7].Descriptor()
+	return file_shoal_v1_objects_proto_enumTypes[10].Descriptor()
 }
 
 func (PublishMode) Type() protoreflect.EnumType {
-	return &file_shoal_v1_objects_proto_enumTypes[7]
+	return &file_shoal_v1_objects_proto_enumTypes[10]
 }
 
 func (x PublishMode) Number() protoreflect.EnumNumber {
@@ -421,7 +583,7 @@ func (x PublishMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PublishMode.Descriptor instead.
 func (PublishMode) EnumDescriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{7}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{10}
 }
 
 type EndpointMode int32
@@ -457,11 +619,11 @@ func (x EndpointMode) String() string {
 }
 
 func (EndpointMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_shoal_v1_objects_proto_enumTypes[8].Descriptor()
+	return file_shoal_v1_objects_proto_enumTypes[11].Descriptor()
 }
 
 func (EndpointMode) Type() protoreflect.EnumType {
-	return &file_shoal_v1_objects_proto_enumTypes[8]
+	return &file_shoal_v1_objects_proto_enumTypes[11]
 }
 
 func (x EndpointMode) Number() protoreflect.EnumNumber {
@@ -470,7 +632,7 @@ func (x EndpointMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use EndpointMode.Descriptor instead.
 func (EndpointMode) EnumDescriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{8}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{11}
 }
 
 type TaskState int32
@@ -539,11 +701,11 @@ func (x TaskState) String() string {
 }
 
 func (TaskState) Descriptor() protoreflect.EnumDescriptor {
-	return file_shoal_v1_objects_proto_enumTypes[9].Descriptor()
+	return file_shoal_v1_objects_proto_enumTypes[12].Descriptor()
 }
 
 func (TaskState) Type() protoreflect.EnumType {
-	return &file_shoal_v1_objects_proto_enumTypes[9]
+	return &file_shoal_v1_objects_proto_enumTypes[12]
 }
 
 func (x TaskState) Number() protoreflect.EnumNumber {
@@ -552,7 +714,59 @@ func (x TaskState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TaskState.Descriptor instead.
 func (TaskState) EnumDescriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{9}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{12}
+}
+
+type HealthState int32
+
+const (
+	HealthState_HEALTH_STATE_UNSPECIFIED HealthState = 0
+	HealthState_HEALTH_STATE_STARTING    HealthState = 1
+	HealthState_HEALTH_STATE_HEALTHY     HealthState = 2
+	HealthState_HEALTH_STATE_UNHEALTHY   HealthState = 3
+)
+
+// Enum value maps for HealthState.
+var (
+	HealthState_name = map[int32]string{
+		0: "HEALTH_STATE_UNSPECIFIED",
+		1: "HEALTH_STATE_STARTING",
+		2: "HEALTH_STATE_HEALTHY",
+		3: "HEALTH_STATE_UNHEALTHY",
+	}
+	HealthState_value = map[string]int32{
+		"HEALTH_STATE_UNSPECIFIED": 0,
+		"HEALTH_STATE_STARTING":    1,
+		"HEALTH_STATE_HEALTHY":     2,
+		"HEALTH_STATE_UNHEALTHY":   3,
+	}
+)
+
+func (x HealthState) Enum() *HealthState {
+	p := new(HealthState)
+	*p = x
+	return p
+}
+
+func (x HealthState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (HealthState) Descriptor() protoreflect.EnumDescriptor {
+	return file_shoal_v1_objects_proto_enumTypes[13].Descriptor()
+}
+
+func (HealthState) Type() protoreflect.EnumType {
+	return &file_shoal_v1_objects_proto_enumTypes[13]
+}
+
+func (x HealthState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use HealthState.Descriptor instead.
+func (HealthState) EnumDescriptor() ([]byte, []int) {
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{13}
 }
 
 // Meta is carried by every stored object.
@@ -1529,7 +1743,13 @@ type Service struct {
 	PreviousSpec *ServiceSpec           `protobuf:"bytes,4,opt,name=previous_spec,json=previousSpec,proto3" json:"previous_spec,omitempty"`
 	// endpoint is what the leader allocated for the spec's networks and
 	// ports.
-	Endpoint      *ServiceEndpoint `protobuf:"bytes,5,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	Endpoint *ServiceEndpoint `protobuf:"bytes,5,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	// update_status is the state of the newest rolling update or rollback;
+	// unset until the spec first changes.
+	UpdateStatus *UpdateStatus `protobuf:"bytes,6,opt,name=update_status,json=updateStatus,proto3" json:"update_status,omitempty"`
+	// job_status is set on job services: which run of the job the tasks of
+	// the current spec belong to.
+	JobStatus     *JobStatus `protobuf:"bytes,7,opt,name=job_status,json=jobStatus,proto3" json:"job_status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1599,6 +1819,146 @@ func (x *Service) GetEndpoint() *ServiceEndpoint {
 	return nil
 }
 
+func (x *Service) GetUpdateStatus() *UpdateStatus {
+	if x != nil {
+		return x.UpdateStatus
+	}
+	return nil
+}
+
+func (x *Service) GetJobStatus() *JobStatus {
+	if x != nil {
+		return x.JobStatus
+	}
+	return nil
+}
+
+// UpdateStatus is where a service's rolling update (or rollback) stands.
+// The control API starts one (UPDATING or ROLLBACK_STARTED) when a spec
+// change needs new tasks; the leader's orchestrator moves it on (PAUSED,
+// COMPLETED, an automatic rollback) as the new tasks prove themselves.
+type UpdateStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	State         UpdateState            `protobuf:"varint,1,opt,name=state,proto3,enum=shoal.v1.UpdateState" json:"state,omitempty"`
+	StartedAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	CompletedAt   *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=completed_at,json=completedAt,proto3" json:"completed_at,omitempty"`
+	Message       string                 `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateStatus) Reset() {
+	*x = UpdateStatus{}
+	mi := &file_shoal_v1_objects_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateStatus) ProtoMessage() {}
+
+func (x *UpdateStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_objects_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateStatus.ProtoReflect.Descriptor instead.
+func (*UpdateStatus) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *UpdateStatus) GetState() UpdateState {
+	if x != nil {
+		return x.State
+	}
+	return UpdateState_UPDATE_STATE_UNSPECIFIED
+}
+
+func (x *UpdateStatus) GetStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAt
+	}
+	return nil
+}
+
+func (x *UpdateStatus) GetCompletedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CompletedAt
+	}
+	return nil
+}
+
+func (x *UpdateStatus) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+// JobStatus counts a job service's runs: every spec change (or --force)
+// starts a new one, whose tasks carry its iteration.
+type JobStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Iteration     uint64                 `protobuf:"varint,1,opt,name=iteration,proto3" json:"iteration,omitempty"`
+	LastExecution *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=last_execution,json=lastExecution,proto3" json:"last_execution,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobStatus) Reset() {
+	*x = JobStatus{}
+	mi := &file_shoal_v1_objects_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobStatus) ProtoMessage() {}
+
+func (x *JobStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_objects_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobStatus.ProtoReflect.Descriptor instead.
+func (*JobStatus) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *JobStatus) GetIteration() uint64 {
+	if x != nil {
+		return x.Iteration
+	}
+	return 0
+}
+
+func (x *JobStatus) GetLastExecution() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastExecution
+	}
+	return nil
+}
+
 // ServiceEndpoint is a service's allocated virtual IPs (one per network,
 // in VIP mode) and its published ports with every number resolved.
 type ServiceEndpoint struct {
@@ -1611,7 +1971,7 @@ type ServiceEndpoint struct {
 
 func (x *ServiceEndpoint) Reset() {
 	*x = ServiceEndpoint{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[15]
+	mi := &file_shoal_v1_objects_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1623,7 +1983,7 @@ func (x *ServiceEndpoint) String() string {
 func (*ServiceEndpoint) ProtoMessage() {}
 
 func (x *ServiceEndpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[15]
+	mi := &file_shoal_v1_objects_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1636,7 +1996,7 @@ func (x *ServiceEndpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceEndpoint.ProtoReflect.Descriptor instead.
 func (*ServiceEndpoint) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{15}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ServiceEndpoint) GetVirtualIps() []*VirtualIP {
@@ -1664,7 +2024,7 @@ type VirtualIP struct {
 
 func (x *VirtualIP) Reset() {
 	*x = VirtualIP{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[16]
+	mi := &file_shoal_v1_objects_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1676,7 +2036,7 @@ func (x *VirtualIP) String() string {
 func (*VirtualIP) ProtoMessage() {}
 
 func (x *VirtualIP) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[16]
+	mi := &file_shoal_v1_objects_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1689,7 +2049,7 @@ func (x *VirtualIP) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VirtualIP.ProtoReflect.Descriptor instead.
 func (*VirtualIP) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{16}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *VirtualIP) GetNetworkId() string {
@@ -1715,16 +2075,24 @@ type ServiceSpec struct {
 	//
 	//	*ServiceSpec_Replicated
 	//	*ServiceSpec_Global
-	Mode          isServiceSpec_Mode   `protobuf_oneof:"mode"`
-	Endpoint      *EndpointSpec        `protobuf:"bytes,6,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
-	Networks      []*NetworkAttachment `protobuf:"bytes,7,rep,name=networks,proto3" json:"networks,omitempty"`
+	//	*ServiceSpec_ReplicatedJob
+	//	*ServiceSpec_GlobalJob
+	Mode     isServiceSpec_Mode   `protobuf_oneof:"mode"`
+	Endpoint *EndpointSpec        `protobuf:"bytes,6,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	Networks []*NetworkAttachment `protobuf:"bytes,7,rep,name=networks,proto3" json:"networks,omitempty"`
+	// update is how a spec change rolls out; unset means docker's defaults
+	// (parallelism 1, no delay, pause on failure, 5 s monitor, ratio 0,
+	// stop-first).
+	Update *UpdateConfig `protobuf:"bytes,8,opt,name=update,proto3" json:"update,omitempty"`
+	// rollback is how a rollback rolls out; unset means the same defaults.
+	Rollback      *UpdateConfig `protobuf:"bytes,9,opt,name=rollback,proto3" json:"rollback,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ServiceSpec) Reset() {
 	*x = ServiceSpec{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[17]
+	mi := &file_shoal_v1_objects_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1736,7 +2104,7 @@ func (x *ServiceSpec) String() string {
 func (*ServiceSpec) ProtoMessage() {}
 
 func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[17]
+	mi := &file_shoal_v1_objects_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1749,7 +2117,7 @@ func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSpec.ProtoReflect.Descriptor instead.
 func (*ServiceSpec) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{17}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ServiceSpec) GetName() string {
@@ -1798,6 +2166,24 @@ func (x *ServiceSpec) GetGlobal() *GlobalService {
 	return nil
 }
 
+func (x *ServiceSpec) GetReplicatedJob() *ReplicatedJob {
+	if x != nil {
+		if x, ok := x.Mode.(*ServiceSpec_ReplicatedJob); ok {
+			return x.ReplicatedJob
+		}
+	}
+	return nil
+}
+
+func (x *ServiceSpec) GetGlobalJob() *GlobalJob {
+	if x != nil {
+		if x, ok := x.Mode.(*ServiceSpec_GlobalJob); ok {
+			return x.GlobalJob
+		}
+	}
+	return nil
+}
+
 func (x *ServiceSpec) GetEndpoint() *EndpointSpec {
 	if x != nil {
 		return x.Endpoint
@@ -1808,6 +2194,20 @@ func (x *ServiceSpec) GetEndpoint() *EndpointSpec {
 func (x *ServiceSpec) GetNetworks() []*NetworkAttachment {
 	if x != nil {
 		return x.Networks
+	}
+	return nil
+}
+
+func (x *ServiceSpec) GetUpdate() *UpdateConfig {
+	if x != nil {
+		return x.Update
+	}
+	return nil
+}
+
+func (x *ServiceSpec) GetRollback() *UpdateConfig {
+	if x != nil {
+		return x.Rollback
 	}
 	return nil
 }
@@ -1824,9 +2224,21 @@ type ServiceSpec_Global struct {
 	Global *GlobalService `protobuf:"bytes,5,opt,name=global,proto3,oneof"`
 }
 
+type ServiceSpec_ReplicatedJob struct {
+	ReplicatedJob *ReplicatedJob `protobuf:"bytes,10,opt,name=replicated_job,json=replicatedJob,proto3,oneof"`
+}
+
+type ServiceSpec_GlobalJob struct {
+	GlobalJob *GlobalJob `protobuf:"bytes,11,opt,name=global_job,json=globalJob,proto3,oneof"`
+}
+
 func (*ServiceSpec_Replicated) isServiceSpec_Mode() {}
 
 func (*ServiceSpec_Global) isServiceSpec_Mode() {}
+
+func (*ServiceSpec_ReplicatedJob) isServiceSpec_Mode() {}
+
+func (*ServiceSpec_GlobalJob) isServiceSpec_Mode() {}
 
 type ReplicatedService struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1837,7 +2249,7 @@ type ReplicatedService struct {
 
 func (x *ReplicatedService) Reset() {
 	*x = ReplicatedService{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[18]
+	mi := &file_shoal_v1_objects_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1849,7 +2261,7 @@ func (x *ReplicatedService) String() string {
 func (*ReplicatedService) ProtoMessage() {}
 
 func (x *ReplicatedService) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[18]
+	mi := &file_shoal_v1_objects_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1862,7 +2274,7 @@ func (x *ReplicatedService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicatedService.ProtoReflect.Descriptor instead.
 func (*ReplicatedService) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{18}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ReplicatedService) GetReplicas() int64 {
@@ -1880,7 +2292,7 @@ type GlobalService struct {
 
 func (x *GlobalService) Reset() {
 	*x = GlobalService{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[19]
+	mi := &file_shoal_v1_objects_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1892,7 +2304,7 @@ func (x *GlobalService) String() string {
 func (*GlobalService) ProtoMessage() {}
 
 func (x *GlobalService) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[19]
+	mi := &file_shoal_v1_objects_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1905,7 +2317,192 @@ func (x *GlobalService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GlobalService.ProtoReflect.Descriptor instead.
 func (*GlobalService) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{19}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{21}
+}
+
+// ReplicatedJob runs total_completions successful tasks, at most
+// max_concurrent at a time (0: as many as total_completions).
+type ReplicatedJob struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	MaxConcurrent    int64                  `protobuf:"varint,1,opt,name=max_concurrent,json=maxConcurrent,proto3" json:"max_concurrent,omitempty"`
+	TotalCompletions int64                  `protobuf:"varint,2,opt,name=total_completions,json=totalCompletions,proto3" json:"total_completions,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ReplicatedJob) Reset() {
+	*x = ReplicatedJob{}
+	mi := &file_shoal_v1_objects_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicatedJob) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicatedJob) ProtoMessage() {}
+
+func (x *ReplicatedJob) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_objects_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicatedJob.ProtoReflect.Descriptor instead.
+func (*ReplicatedJob) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ReplicatedJob) GetMaxConcurrent() int64 {
+	if x != nil {
+		return x.MaxConcurrent
+	}
+	return 0
+}
+
+func (x *ReplicatedJob) GetTotalCompletions() int64 {
+	if x != nil {
+		return x.TotalCompletions
+	}
+	return 0
+}
+
+// GlobalJob runs one task to completion on every eligible node.
+type GlobalJob struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GlobalJob) Reset() {
+	*x = GlobalJob{}
+	mi := &file_shoal_v1_objects_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GlobalJob) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GlobalJob) ProtoMessage() {}
+
+func (x *GlobalJob) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_objects_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GlobalJob.ProtoReflect.Descriptor instead.
+func (*GlobalJob) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{23}
+}
+
+// UpdateConfig is docker's --update-* (or --rollback-*) settings.
+type UpdateConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// parallelism is how many tasks are replaced at once; 0 means all.
+	Parallelism uint64 `protobuf:"varint,1,opt,name=parallelism,proto3" json:"parallelism,omitempty"`
+	// delay is the pause between one batch counting as updated and the
+	// next starting.
+	Delay *durationpb.Duration `protobuf:"bytes,2,opt,name=delay,proto3" json:"delay,omitempty"`
+	// failure_action is what a failure beyond max_failure_ratio does
+	// (ROLLBACK is refused in a rollback config).
+	FailureAction UpdateFailureAction `protobuf:"varint,3,opt,name=failure_action,json=failureAction,proto3,enum=shoal.v1.UpdateFailureAction" json:"failure_action,omitempty"`
+	// monitor is how long a new task must stay running (and healthy) to
+	// count as updated; failures within it count against the ratio.
+	Monitor *durationpb.Duration `protobuf:"bytes,4,opt,name=monitor,proto3" json:"monitor,omitempty"`
+	// max_failure_ratio is the fraction of the service's tasks that may
+	// fail during the update before failure_action applies (0 to 1).
+	MaxFailureRatio float32     `protobuf:"fixed32,5,opt,name=max_failure_ratio,json=maxFailureRatio,proto3" json:"max_failure_ratio,omitempty"`
+	Order           UpdateOrder `protobuf:"varint,6,opt,name=order,proto3,enum=shoal.v1.UpdateOrder" json:"order,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *UpdateConfig) Reset() {
+	*x = UpdateConfig{}
+	mi := &file_shoal_v1_objects_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateConfig) ProtoMessage() {}
+
+func (x *UpdateConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_objects_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateConfig.ProtoReflect.Descriptor instead.
+func (*UpdateConfig) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *UpdateConfig) GetParallelism() uint64 {
+	if x != nil {
+		return x.Parallelism
+	}
+	return 0
+}
+
+func (x *UpdateConfig) GetDelay() *durationpb.Duration {
+	if x != nil {
+		return x.Delay
+	}
+	return nil
+}
+
+func (x *UpdateConfig) GetFailureAction() UpdateFailureAction {
+	if x != nil {
+		return x.FailureAction
+	}
+	return UpdateFailureAction_UPDATE_FAILURE_ACTION_UNSPECIFIED
+}
+
+func (x *UpdateConfig) GetMonitor() *durationpb.Duration {
+	if x != nil {
+		return x.Monitor
+	}
+	return nil
+}
+
+func (x *UpdateConfig) GetMaxFailureRatio() float32 {
+	if x != nil {
+		return x.MaxFailureRatio
+	}
+	return 0
+}
+
+func (x *UpdateConfig) GetOrder() UpdateOrder {
+	if x != nil {
+		return x.Order
+	}
+	return UpdateOrder_UPDATE_ORDER_UNSPECIFIED
 }
 
 type NetworkAttachment struct {
@@ -1919,7 +2516,7 @@ type NetworkAttachment struct {
 
 func (x *NetworkAttachment) Reset() {
 	*x = NetworkAttachment{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[20]
+	mi := &file_shoal_v1_objects_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1931,7 +2528,7 @@ func (x *NetworkAttachment) String() string {
 func (*NetworkAttachment) ProtoMessage() {}
 
 func (x *NetworkAttachment) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[20]
+	mi := &file_shoal_v1_objects_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1944,7 +2541,7 @@ func (x *NetworkAttachment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkAttachment.ProtoReflect.Descriptor instead.
 func (*NetworkAttachment) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{20}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *NetworkAttachment) GetTarget() string {
@@ -1962,18 +2559,21 @@ func (x *NetworkAttachment) GetAliases() []string {
 }
 
 type TaskSpec struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Container     *ContainerSpec         `protobuf:"bytes,1,opt,name=container,proto3" json:"container,omitempty"`
-	Resources     *ResourceRequirements  `protobuf:"bytes,2,opt,name=resources,proto3" json:"resources,omitempty"`
-	Restart       *RestartPolicy         `protobuf:"bytes,3,opt,name=restart,proto3" json:"restart,omitempty"`
-	Placement     *Placement             `protobuf:"bytes,4,opt,name=placement,proto3" json:"placement,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Container *ContainerSpec         `protobuf:"bytes,1,opt,name=container,proto3" json:"container,omitempty"`
+	Resources *ResourceRequirements  `protobuf:"bytes,2,opt,name=resources,proto3" json:"resources,omitempty"`
+	Restart   *RestartPolicy         `protobuf:"bytes,3,opt,name=restart,proto3" json:"restart,omitempty"`
+	Placement *Placement             `protobuf:"bytes,4,opt,name=placement,proto3" json:"placement,omitempty"`
+	// force_update is raised by service update --force: a changed value
+	// makes every task outdated, so all are replaced with the same spec.
+	ForceUpdate   uint64 `protobuf:"varint,5,opt,name=force_update,json=forceUpdate,proto3" json:"force_update,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TaskSpec) Reset() {
 	*x = TaskSpec{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[21]
+	mi := &file_shoal_v1_objects_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1985,7 +2585,7 @@ func (x *TaskSpec) String() string {
 func (*TaskSpec) ProtoMessage() {}
 
 func (x *TaskSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[21]
+	mi := &file_shoal_v1_objects_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1998,7 +2598,7 @@ func (x *TaskSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskSpec.ProtoReflect.Descriptor instead.
 func (*TaskSpec) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{21}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *TaskSpec) GetContainer() *ContainerSpec {
@@ -2029,6 +2629,13 @@ func (x *TaskSpec) GetPlacement() *Placement {
 	return nil
 }
 
+func (x *TaskSpec) GetForceUpdate() uint64 {
+	if x != nil {
+		return x.ForceUpdate
+	}
+	return 0
+}
+
 type ContainerSpec struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Image           string                 `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
@@ -2040,13 +2647,16 @@ type ContainerSpec struct {
 	User            string                 `protobuf:"bytes,7,opt,name=user,proto3" json:"user,omitempty"`
 	Hostname        string                 `protobuf:"bytes,8,opt,name=hostname,proto3" json:"hostname,omitempty"`
 	StopGracePeriod *durationpb.Duration   `protobuf:"bytes,9,opt,name=stop_grace_period,json=stopGracePeriod,proto3" json:"stop_grace_period,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// healthcheck overrides the image's HEALTHCHECK; unset means the
+	// image's.
+	Healthcheck   *HealthConfig `protobuf:"bytes,10,opt,name=healthcheck,proto3" json:"healthcheck,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ContainerSpec) Reset() {
 	*x = ContainerSpec{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[22]
+	mi := &file_shoal_v1_objects_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2058,7 +2668,7 @@ func (x *ContainerSpec) String() string {
 func (*ContainerSpec) ProtoMessage() {}
 
 func (x *ContainerSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[22]
+	mi := &file_shoal_v1_objects_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2071,7 +2681,7 @@ func (x *ContainerSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerSpec.ProtoReflect.Descriptor instead.
 func (*ContainerSpec) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{22}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ContainerSpec) GetImage() string {
@@ -2137,6 +2747,129 @@ func (x *ContainerSpec) GetStopGracePeriod() *durationpb.Duration {
 	return nil
 }
 
+func (x *ContainerSpec) GetHealthcheck() *HealthConfig {
+	if x != nil {
+		return x.Healthcheck
+	}
+	return nil
+}
+
+// HealthConfig is docker's healthcheck, plus probes the node makes from
+// outside the container (for images with no shell or curl). At most one
+// of test (a CMD or CMD-SHELL), http and tcp_port is set.
+type HealthConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// test is docker's: [] inherits the image's, ["NONE"] disables
+	// checks, ["CMD", arg...] runs arg... in the container,
+	// ["CMD-SHELL", command] runs /bin/sh -c command in it.
+	Test []string `protobuf:"bytes,1,rep,name=test,proto3" json:"test,omitempty"`
+	// interval between probes (0: docker's 30 s).
+	Interval *durationpb.Duration `protobuf:"bytes,2,opt,name=interval,proto3" json:"interval,omitempty"`
+	// timeout of one probe (0: 30 s).
+	Timeout *durationpb.Duration `protobuf:"bytes,3,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// start_period is how long failures do not count while the task
+	// starts; probes run every start_interval (0: 5 s) meanwhile.
+	StartPeriod   *durationpb.Duration `protobuf:"bytes,4,opt,name=start_period,json=startPeriod,proto3" json:"start_period,omitempty"`
+	StartInterval *durationpb.Duration `protobuf:"bytes,5,opt,name=start_interval,json=startInterval,proto3" json:"start_interval,omitempty"`
+	// retries is how many consecutive failures make it unhealthy (0: 3).
+	Retries int32 `protobuf:"varint,6,opt,name=retries,proto3" json:"retries,omitempty"`
+	// http is a URL "scheme://:PORT/PATH" (scheme http or https) the node
+	// GETs inside the container's network namespace; 2xx and 3xx are
+	// healthy.
+	Http string `protobuf:"bytes,7,opt,name=http,proto3" json:"http,omitempty"`
+	// tcp_port is a port the node connects to inside the container's
+	// network namespace; a completed connect is healthy.
+	TcpPort       uint32 `protobuf:"varint,8,opt,name=tcp_port,json=tcpPort,proto3" json:"tcp_port,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HealthConfig) Reset() {
+	*x = HealthConfig{}
+	mi := &file_shoal_v1_objects_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HealthConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HealthConfig) ProtoMessage() {}
+
+func (x *HealthConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_objects_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HealthConfig.ProtoReflect.Descriptor instead.
+func (*HealthConfig) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *HealthConfig) GetTest() []string {
+	if x != nil {
+		return x.Test
+	}
+	return nil
+}
+
+func (x *HealthConfig) GetInterval() *durationpb.Duration {
+	if x != nil {
+		return x.Interval
+	}
+	return nil
+}
+
+func (x *HealthConfig) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+func (x *HealthConfig) GetStartPeriod() *durationpb.Duration {
+	if x != nil {
+		return x.StartPeriod
+	}
+	return nil
+}
+
+func (x *HealthConfig) GetStartInterval() *durationpb.Duration {
+	if x != nil {
+		return x.StartInterval
+	}
+	return nil
+}
+
+func (x *HealthConfig) GetRetries() int32 {
+	if x != nil {
+		return x.Retries
+	}
+	return 0
+}
+
+func (x *HealthConfig) GetHttp() string {
+	if x != nil {
+		return x.Http
+	}
+	return ""
+}
+
+func (x *HealthConfig) GetTcpPort() uint32 {
+	if x != nil {
+		return x.TcpPort
+	}
+	return 0
+}
+
 type ResourceRequirements struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Limits        *Resources             `protobuf:"bytes,1,opt,name=limits,proto3" json:"limits,omitempty"`
@@ -2147,7 +2880,7 @@ type ResourceRequirements struct {
 
 func (x *ResourceRequirements) Reset() {
 	*x = ResourceRequirements{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[23]
+	mi := &file_shoal_v1_objects_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2159,7 +2892,7 @@ func (x *ResourceRequirements) String() string {
 func (*ResourceRequirements) ProtoMessage() {}
 
 func (x *ResourceRequirements) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[23]
+	mi := &file_shoal_v1_objects_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2172,7 +2905,7 @@ func (x *ResourceRequirements) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceRequirements.ProtoReflect.Descriptor instead.
 func (*ResourceRequirements) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{23}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ResourceRequirements) GetLimits() *Resources {
@@ -2202,7 +2935,7 @@ type RestartPolicy struct {
 
 func (x *RestartPolicy) Reset() {
 	*x = RestartPolicy{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[24]
+	mi := &file_shoal_v1_objects_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2214,7 +2947,7 @@ func (x *RestartPolicy) String() string {
 func (*RestartPolicy) ProtoMessage() {}
 
 func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[24]
+	mi := &file_shoal_v1_objects_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2227,7 +2960,7 @@ func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartPolicy.ProtoReflect.Descriptor instead.
 func (*RestartPolicy) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{24}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RestartPolicy) GetCondition() RestartCondition {
@@ -2271,7 +3004,7 @@ type Placement struct {
 
 func (x *Placement) Reset() {
 	*x = Placement{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[25]
+	mi := &file_shoal_v1_objects_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2283,7 +3016,7 @@ func (x *Placement) String() string {
 func (*Placement) ProtoMessage() {}
 
 func (x *Placement) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[25]
+	mi := &file_shoal_v1_objects_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2296,7 +3029,7 @@ func (x *Placement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Placement.ProtoReflect.Descriptor instead.
 func (*Placement) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{25}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Placement) GetConstraints() []string {
@@ -2337,7 +3070,7 @@ type PlacementPreference struct {
 
 func (x *PlacementPreference) Reset() {
 	*x = PlacementPreference{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[26]
+	mi := &file_shoal_v1_objects_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2349,7 +3082,7 @@ func (x *PlacementPreference) String() string {
 func (*PlacementPreference) ProtoMessage() {}
 
 func (x *PlacementPreference) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[26]
+	mi := &file_shoal_v1_objects_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2362,7 +3095,7 @@ func (x *PlacementPreference) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlacementPreference.ProtoReflect.Descriptor instead.
 func (*PlacementPreference) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{26}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *PlacementPreference) GetSpreadDescriptor() string {
@@ -2385,7 +3118,7 @@ type PortConfig struct {
 
 func (x *PortConfig) Reset() {
 	*x = PortConfig{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[27]
+	mi := &file_shoal_v1_objects_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2397,7 +3130,7 @@ func (x *PortConfig) String() string {
 func (*PortConfig) ProtoMessage() {}
 
 func (x *PortConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[27]
+	mi := &file_shoal_v1_objects_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2410,7 +3143,7 @@ func (x *PortConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortConfig.ProtoReflect.Descriptor instead.
 func (*PortConfig) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{27}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *PortConfig) GetName() string {
@@ -2458,7 +3191,7 @@ type EndpointSpec struct {
 
 func (x *EndpointSpec) Reset() {
 	*x = EndpointSpec{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[28]
+	mi := &file_shoal_v1_objects_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2470,7 +3203,7 @@ func (x *EndpointSpec) String() string {
 func (*EndpointSpec) ProtoMessage() {}
 
 func (x *EndpointSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[28]
+	mi := &file_shoal_v1_objects_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2483,7 +3216,7 @@ func (x *EndpointSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointSpec.ProtoReflect.Descriptor instead.
 func (*EndpointSpec) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{28}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *EndpointSpec) GetMode() EndpointMode {
@@ -2526,13 +3259,16 @@ type Task struct {
 	// its own restarts, so a slot restarts at most max_attempts times in any
 	// window, wherever the restarts happen.
 	RestartHistory []*timestamppb.Timestamp `protobuf:"bytes,12,rep,name=restart_history,json=restartHistory,proto3" json:"restart_history,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// job_iteration is, for a job's task, the run of the job it belongs
+	// to (Service.job_status.iteration when it was made).
+	JobIteration  uint64 `protobuf:"varint,13,opt,name=job_iteration,json=jobIteration,proto3" json:"job_iteration,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[29]
+	mi := &file_shoal_v1_objects_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2544,7 +3280,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[29]
+	mi := &file_shoal_v1_objects_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2557,7 +3293,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{29}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Task) GetId() string {
@@ -2644,6 +3380,13 @@ func (x *Task) GetRestartHistory() []*timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Task) GetJobIteration() uint64 {
+	if x != nil {
+		return x.JobIteration
+	}
+	return 0
+}
+
 // TaskNetwork is everything a worker needs to plug a task into one
 // network without reading the network object.
 type TaskNetwork struct {
@@ -2668,7 +3411,7 @@ type TaskNetwork struct {
 
 func (x *TaskNetwork) Reset() {
 	*x = TaskNetwork{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[30]
+	mi := &file_shoal_v1_objects_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2680,7 +3423,7 @@ func (x *TaskNetwork) String() string {
 func (*TaskNetwork) ProtoMessage() {}
 
 func (x *TaskNetwork) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[30]
+	mi := &file_shoal_v1_objects_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2693,7 +3436,7 @@ func (x *TaskNetwork) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskNetwork.ProtoReflect.Descriptor instead.
 func (*TaskNetwork) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{30}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *TaskNetwork) GetNetworkId() string {
@@ -2772,14 +3515,17 @@ type TaskStatus struct {
 	// within the restart window (all when the window is 0); only kept when
 	// the restart policy has max_attempts. The manager adds them to the
 	// slot's restart_history.
-	RestartTimes  []*timestamppb.Timestamp `protobuf:"bytes,7,rep,name=restart_times,json=restartTimes,proto3" json:"restart_times,omitempty"`
+	RestartTimes []*timestamppb.Timestamp `protobuf:"bytes,7,rep,name=restart_times,json=restartTimes,proto3" json:"restart_times,omitempty"`
+	// health is the task's health check as its worker last saw it; unset
+	// when the task has no check.
+	Health        *TaskHealth `protobuf:"bytes,8,opt,name=health,proto3" json:"health,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[31]
+	mi := &file_shoal_v1_objects_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2791,7 +3537,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[31]
+	mi := &file_shoal_v1_objects_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2804,7 +3550,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{31}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *TaskStatus) GetState() TaskState {
@@ -2856,6 +3602,92 @@ func (x *TaskStatus) GetRestartTimes() []*timestamppb.Timestamp {
 	return nil
 }
 
+func (x *TaskStatus) GetHealth() *TaskHealth {
+	if x != nil {
+		return x.Health
+	}
+	return nil
+}
+
+type TaskHealth struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	State HealthState            `protobuf:"varint,1,opt,name=state,proto3,enum=shoal.v1.HealthState" json:"state,omitempty"`
+	// since is when state last changed (for HEALTHY: when the task became
+	// ready, which the rolling update's monitor period counts from).
+	Since         *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=since,proto3" json:"since,omitempty"`
+	FailingStreak int32                  `protobuf:"varint,3,opt,name=failing_streak,json=failingStreak,proto3" json:"failing_streak,omitempty"`
+	// output is the last probe's output (at most 4 KiB) or error.
+	Output        string `protobuf:"bytes,4,opt,name=output,proto3" json:"output,omitempty"`
+	ExitCode      int32  `protobuf:"varint,5,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskHealth) Reset() {
+	*x = TaskHealth{}
+	mi := &file_shoal_v1_objects_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskHealth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskHealth) ProtoMessage() {}
+
+func (x *TaskHealth) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_objects_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskHealth.ProtoReflect.Descriptor instead.
+func (*TaskHealth) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *TaskHealth) GetState() HealthState {
+	if x != nil {
+		return x.State
+	}
+	return HealthState_HEALTH_STATE_UNSPECIFIED
+}
+
+func (x *TaskHealth) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *TaskHealth) GetFailingStreak() int32 {
+	if x != nil {
+		return x.FailingStreak
+	}
+	return 0
+}
+
+func (x *TaskHealth) GetOutput() string {
+	if x != nil {
+		return x.Output
+	}
+	return ""
+}
+
+func (x *TaskHealth) GetExitCode() int32 {
+	if x != nil {
+		return x.ExitCode
+	}
+	return 0
+}
+
 type Network struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -2868,7 +3700,7 @@ type Network struct {
 
 func (x *Network) Reset() {
 	*x = Network{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[32]
+	mi := &file_shoal_v1_objects_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2880,7 +3712,7 @@ func (x *Network) String() string {
 func (*Network) ProtoMessage() {}
 
 func (x *Network) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[32]
+	mi := &file_shoal_v1_objects_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2893,7 +3725,7 @@ func (x *Network) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Network.ProtoReflect.Descriptor instead.
 func (*Network) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{32}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Network) GetId() string {
@@ -2937,7 +3769,7 @@ type NetworkAllocation struct {
 
 func (x *NetworkAllocation) Reset() {
 	*x = NetworkAllocation{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[33]
+	mi := &file_shoal_v1_objects_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2949,7 +3781,7 @@ func (x *NetworkAllocation) String() string {
 func (*NetworkAllocation) ProtoMessage() {}
 
 func (x *NetworkAllocation) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[33]
+	mi := &file_shoal_v1_objects_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2962,7 +3794,7 @@ func (x *NetworkAllocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkAllocation.ProtoReflect.Descriptor instead.
 func (*NetworkAllocation) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{33}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *NetworkAllocation) GetVni() uint32 {
@@ -3001,7 +3833,7 @@ type NetworkSpec struct {
 
 func (x *NetworkSpec) Reset() {
 	*x = NetworkSpec{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[34]
+	mi := &file_shoal_v1_objects_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3013,7 +3845,7 @@ func (x *NetworkSpec) String() string {
 func (*NetworkSpec) ProtoMessage() {}
 
 func (x *NetworkSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[34]
+	mi := &file_shoal_v1_objects_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3026,7 +3858,7 @@ func (x *NetworkSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkSpec.ProtoReflect.Descriptor instead.
 func (*NetworkSpec) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{34}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *NetworkSpec) GetName() string {
@@ -3089,7 +3921,7 @@ type Secret struct {
 
 func (x *Secret) Reset() {
 	*x = Secret{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[35]
+	mi := &file_shoal_v1_objects_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3101,7 +3933,7 @@ func (x *Secret) String() string {
 func (*Secret) ProtoMessage() {}
 
 func (x *Secret) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[35]
+	mi := &file_shoal_v1_objects_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3114,7 +3946,7 @@ func (x *Secret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Secret.ProtoReflect.Descriptor instead.
 func (*Secret) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{35}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Secret) GetId() string {
@@ -3149,7 +3981,7 @@ type SecretSpec struct {
 
 func (x *SecretSpec) Reset() {
 	*x = SecretSpec{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[36]
+	mi := &file_shoal_v1_objects_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3161,7 +3993,7 @@ func (x *SecretSpec) String() string {
 func (*SecretSpec) ProtoMessage() {}
 
 func (x *SecretSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[36]
+	mi := &file_shoal_v1_objects_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3174,7 +4006,7 @@ func (x *SecretSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecretSpec.ProtoReflect.Descriptor instead.
 func (*SecretSpec) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{36}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SecretSpec) GetName() string {
@@ -3209,7 +4041,7 @@ type Config struct {
 
 func (x *Config) Reset() {
 	*x = Config{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[37]
+	mi := &file_shoal_v1_objects_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3221,7 +4053,7 @@ func (x *Config) String() string {
 func (*Config) ProtoMessage() {}
 
 func (x *Config) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[37]
+	mi := &file_shoal_v1_objects_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3234,7 +4066,7 @@ func (x *Config) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Config.ProtoReflect.Descriptor instead.
 func (*Config) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{37}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *Config) GetId() string {
@@ -3269,7 +4101,7 @@ type ConfigSpec struct {
 
 func (x *ConfigSpec) Reset() {
 	*x = ConfigSpec{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[38]
+	mi := &file_shoal_v1_objects_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3281,7 +4113,7 @@ func (x *ConfigSpec) String() string {
 func (*ConfigSpec) ProtoMessage() {}
 
 func (x *ConfigSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[38]
+	mi := &file_shoal_v1_objects_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3294,7 +4126,7 @@ func (x *ConfigSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigSpec.ProtoReflect.Descriptor instead.
 func (*ConfigSpec) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{38}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ConfigSpec) GetName() string {
@@ -3406,13 +4238,25 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\x04addr\x18\x01 \x01(\tR\x04addr\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x16\n" +
 	"\x06leader\x18\x03 \x01(\bR\x06leader\x12:\n" +
-	"\freachability\x18\x04 \x01(\x0e2\x16.shoal.v1.ReachabilityR\freachability\"\xdb\x01\n" +
+	"\freachability\x18\x04 \x01(\x0e2\x16.shoal.v1.ReachabilityR\freachability\"\xcc\x02\n" +
 	"\aService\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\"\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0e.shoal.v1.MetaR\x04meta\x12)\n" +
 	"\x04spec\x18\x03 \x01(\v2\x15.shoal.v1.ServiceSpecR\x04spec\x12:\n" +
 	"\rprevious_spec\x18\x04 \x01(\v2\x15.shoal.v1.ServiceSpecR\fpreviousSpec\x125\n" +
-	"\bendpoint\x18\x05 \x01(\v2\x19.shoal.v1.ServiceEndpointR\bendpoint\"s\n" +
+	"\bendpoint\x18\x05 \x01(\v2\x19.shoal.v1.ServiceEndpointR\bendpoint\x12;\n" +
+	"\rupdate_status\x18\x06 \x01(\v2\x16.shoal.v1.UpdateStatusR\fupdateStatus\x122\n" +
+	"\n" +
+	"job_status\x18\a \x01(\v2\x13.shoal.v1.JobStatusR\tjobStatus\"\xcf\x01\n" +
+	"\fUpdateStatus\x12+\n" +
+	"\x05state\x18\x01 \x01(\x0e2\x15.shoal.v1.UpdateStateR\x05state\x129\n" +
+	"\n" +
+	"started_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12=\n" +
+	"\fcompleted_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vcompletedAt\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\"l\n" +
+	"\tJobStatus\x12\x1c\n" +
+	"\titeration\x18\x01 \x01(\x04R\titeration\x12A\n" +
+	"\x0elast_execution\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\rlastExecution\"s\n" +
 	"\x0fServiceEndpoint\x124\n" +
 	"\vvirtual_ips\x18\x01 \x03(\v2\x13.shoal.v1.VirtualIPR\n" +
 	"virtualIps\x12*\n" +
@@ -3420,7 +4264,7 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\tVirtualIP\x12\x1d\n" +
 	"\n" +
 	"network_id\x18\x01 \x01(\tR\tnetworkId\x12\x12\n" +
-	"\x04addr\x18\x02 \x01(\tR\x04addr\"\xa6\x03\n" +
+	"\x04addr\x18\x02 \x01(\tR\x04addr\"\x82\x05\n" +
 	"\vServiceSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x129\n" +
 	"\x06labels\x18\x02 \x03(\v2!.shoal.v1.ServiceSpec.LabelsEntryR\x06labels\x12&\n" +
@@ -3428,24 +4272,42 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\n" +
 	"replicated\x18\x04 \x01(\v2\x1b.shoal.v1.ReplicatedServiceH\x00R\n" +
 	"replicated\x121\n" +
-	"\x06global\x18\x05 \x01(\v2\x17.shoal.v1.GlobalServiceH\x00R\x06global\x122\n" +
+	"\x06global\x18\x05 \x01(\v2\x17.shoal.v1.GlobalServiceH\x00R\x06global\x12@\n" +
+	"\x0ereplicated_job\x18\n" +
+	" \x01(\v2\x17.shoal.v1.ReplicatedJobH\x00R\rreplicatedJob\x124\n" +
+	"\n" +
+	"global_job\x18\v \x01(\v2\x13.shoal.v1.GlobalJobH\x00R\tglobalJob\x122\n" +
 	"\bendpoint\x18\x06 \x01(\v2\x16.shoal.v1.EndpointSpecR\bendpoint\x127\n" +
-	"\bnetworks\x18\a \x03(\v2\x1b.shoal.v1.NetworkAttachmentR\bnetworks\x1a9\n" +
+	"\bnetworks\x18\a \x03(\v2\x1b.shoal.v1.NetworkAttachmentR\bnetworks\x12.\n" +
+	"\x06update\x18\b \x01(\v2\x16.shoal.v1.UpdateConfigR\x06update\x122\n" +
+	"\brollback\x18\t \x01(\v2\x16.shoal.v1.UpdateConfigR\brollback\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x06\n" +
 	"\x04mode\"/\n" +
 	"\x11ReplicatedService\x12\x1a\n" +
 	"\breplicas\x18\x01 \x01(\x03R\breplicas\"\x0f\n" +
-	"\rGlobalService\"E\n" +
+	"\rGlobalService\"c\n" +
+	"\rReplicatedJob\x12%\n" +
+	"\x0emax_concurrent\x18\x01 \x01(\x03R\rmaxConcurrent\x12+\n" +
+	"\x11total_completions\x18\x02 \x01(\x03R\x10totalCompletions\"\v\n" +
+	"\tGlobalJob\"\xb5\x02\n" +
+	"\fUpdateConfig\x12 \n" +
+	"\vparallelism\x18\x01 \x01(\x04R\vparallelism\x12/\n" +
+	"\x05delay\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x05delay\x12D\n" +
+	"\x0efailure_action\x18\x03 \x01(\x0e2\x1d.shoal.v1.UpdateFailureActionR\rfailureAction\x123\n" +
+	"\amonitor\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\amonitor\x12*\n" +
+	"\x11max_failure_ratio\x18\x05 \x01(\x02R\x0fmaxFailureRatio\x12+\n" +
+	"\x05order\x18\x06 \x01(\x0e2\x15.shoal.v1.UpdateOrderR\x05order\"E\n" +
 	"\x11NetworkAttachment\x12\x16\n" +
 	"\x06target\x18\x01 \x01(\tR\x06target\x12\x18\n" +
-	"\aaliases\x18\x02 \x03(\tR\aaliases\"\xe5\x01\n" +
+	"\aaliases\x18\x02 \x03(\tR\aaliases\"\x88\x02\n" +
 	"\bTaskSpec\x125\n" +
 	"\tcontainer\x18\x01 \x01(\v2\x17.shoal.v1.ContainerSpecR\tcontainer\x12<\n" +
 	"\tresources\x18\x02 \x01(\v2\x1e.shoal.v1.ResourceRequirementsR\tresources\x121\n" +
 	"\arestart\x18\x03 \x01(\v2\x17.shoal.v1.RestartPolicyR\arestart\x121\n" +
-	"\tplacement\x18\x04 \x01(\v2\x13.shoal.v1.PlacementR\tplacement\"\xe6\x02\n" +
+	"\tplacement\x18\x04 \x01(\v2\x13.shoal.v1.PlacementR\tplacement\x12!\n" +
+	"\fforce_update\x18\x05 \x01(\x04R\vforceUpdate\"\xa0\x03\n" +
 	"\rContainerSpec\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12\x18\n" +
 	"\acommand\x18\x02 \x03(\tR\acommand\x12\x12\n" +
@@ -3455,10 +4317,21 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\x03dir\x18\x06 \x01(\tR\x03dir\x12\x12\n" +
 	"\x04user\x18\a \x01(\tR\x04user\x12\x1a\n" +
 	"\bhostname\x18\b \x01(\tR\bhostname\x12E\n" +
-	"\x11stop_grace_period\x18\t \x01(\v2\x19.google.protobuf.DurationR\x0fstopGracePeriod\x1a9\n" +
+	"\x11stop_grace_period\x18\t \x01(\v2\x19.google.protobuf.DurationR\x0fstopGracePeriod\x128\n" +
+	"\vhealthcheck\x18\n" +
+	" \x01(\v2\x16.shoal.v1.HealthConfigR\vhealthcheck\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"|\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd7\x02\n" +
+	"\fHealthConfig\x12\x12\n" +
+	"\x04test\x18\x01 \x03(\tR\x04test\x125\n" +
+	"\binterval\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\binterval\x123\n" +
+	"\atimeout\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12<\n" +
+	"\fstart_period\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\vstartPeriod\x12@\n" +
+	"\x0estart_interval\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\rstartInterval\x12\x18\n" +
+	"\aretries\x18\x06 \x01(\x05R\aretries\x12\x12\n" +
+	"\x04http\x18\a \x01(\tR\x04http\x12\x19\n" +
+	"\btcp_port\x18\b \x01(\rR\atcpPort\"|\n" +
 	"\x14ResourceRequirements\x12+\n" +
 	"\x06limits\x18\x01 \x01(\v2\x13.shoal.v1.ResourcesR\x06limits\x127\n" +
 	"\freservations\x18\x02 \x01(\v2\x13.shoal.v1.ResourcesR\freservations\"\xd0\x01\n" +
@@ -3484,7 +4357,7 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\fpublish_mode\x18\x05 \x01(\x0e2\x15.shoal.v1.PublishModeR\vpublishMode\"f\n" +
 	"\fEndpointSpec\x12*\n" +
 	"\x04mode\x18\x01 \x01(\x0e2\x16.shoal.v1.EndpointModeR\x04mode\x12*\n" +
-	"\x05ports\x18\x02 \x03(\v2\x14.shoal.v1.PortConfigR\x05ports\"\xe5\x03\n" +
+	"\x05ports\x18\x02 \x03(\v2\x14.shoal.v1.PortConfigR\x05ports\"\x8a\x04\n" +
 	"\x04Task\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\"\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0e.shoal.v1.MetaR\x04meta\x12\x1d\n" +
@@ -3499,7 +4372,8 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\bendpoint\x18\n" +
 	" \x01(\v2\x16.shoal.v1.EndpointSpecR\bendpoint\x121\n" +
 	"\bnetworks\x18\v \x03(\v2\x15.shoal.v1.TaskNetworkR\bnetworks\x12C\n" +
-	"\x0frestart_history\x18\f \x03(\v2\x1a.google.protobuf.TimestampR\x0erestartHistory\"\x81\x02\n" +
+	"\x0frestart_history\x18\f \x03(\v2\x1a.google.protobuf.TimestampR\x0erestartHistory\x12#\n" +
+	"\rjob_iteration\x18\r \x01(\x04R\fjobIteration\"\x81\x02\n" +
 	"\vTaskNetwork\x12\x1d\n" +
 	"\n" +
 	"network_id\x18\x01 \x01(\tR\tnetworkId\x12!\n" +
@@ -3510,7 +4384,7 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\x03vip\x18\x06 \x01(\tR\x03vip\x12\x18\n" +
 	"\aaliases\x18\a \x03(\tR\aaliases\x12\x18\n" +
 	"\aingress\x18\b \x01(\bR\aingress\x12*\n" +
-	"\x05ports\x18\t \x03(\v2\x14.shoal.v1.PortConfigR\x05ports\"\x97\x02\n" +
+	"\x05ports\x18\t \x03(\v2\x14.shoal.v1.PortConfigR\x05ports\"\xc5\x02\n" +
 	"\n" +
 	"TaskStatus\x12)\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x13.shoal.v1.TaskStateR\x05state\x128\n" +
@@ -3519,7 +4393,15 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\x03err\x18\x04 \x01(\tR\x03err\x12\x1b\n" +
 	"\texit_code\x18\x05 \x01(\x05R\bexitCode\x12\x1a\n" +
 	"\brestarts\x18\x06 \x01(\x05R\brestarts\x12?\n" +
-	"\rrestart_times\x18\a \x03(\v2\x1a.google.protobuf.TimestampR\frestartTimes\"\xa5\x01\n" +
+	"\rrestart_times\x18\a \x03(\v2\x1a.google.protobuf.TimestampR\frestartTimes\x12,\n" +
+	"\x06health\x18\b \x01(\v2\x14.shoal.v1.TaskHealthR\x06health\"\xc7\x01\n" +
+	"\n" +
+	"TaskHealth\x12+\n" +
+	"\x05state\x18\x01 \x01(\x0e2\x15.shoal.v1.HealthStateR\x05state\x120\n" +
+	"\x05since\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12%\n" +
+	"\x0efailing_streak\x18\x03 \x01(\x05R\rfailingStreak\x12\x16\n" +
+	"\x06output\x18\x04 \x01(\tR\x06output\x12\x1b\n" +
+	"\texit_code\x18\x05 \x01(\x05R\bexitCode\"\xa5\x01\n" +
 	"\aNetwork\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\"\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0e.shoal.v1.MetaR\x04meta\x12)\n" +
@@ -3585,7 +4467,24 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\fReachability\x12\x1c\n" +
 	"\x18REACHABILITY_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18REACHABILITY_UNREACHABLE\x10\x01\x12\x1a\n" +
-	"\x16REACHABILITY_REACHABLE\x10\x02*\x8e\x01\n" +
+	"\x16REACHABILITY_REACHABLE\x10\x02*\xe5\x01\n" +
+	"\vUpdateState\x12\x1c\n" +
+	"\x18UPDATE_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15UPDATE_STATE_UPDATING\x10\x01\x12\x17\n" +
+	"\x13UPDATE_STATE_PAUSED\x10\x02\x12\x1a\n" +
+	"\x16UPDATE_STATE_COMPLETED\x10\x03\x12!\n" +
+	"\x1dUPDATE_STATE_ROLLBACK_STARTED\x10\x04\x12 \n" +
+	"\x1cUPDATE_STATE_ROLLBACK_PAUSED\x10\x05\x12#\n" +
+	"\x1fUPDATE_STATE_ROLLBACK_COMPLETED\x10\x06*\xa5\x01\n" +
+	"\x13UpdateFailureAction\x12%\n" +
+	"!UPDATE_FAILURE_ACTION_UNSPECIFIED\x10\x00\x12\x1f\n" +
+	"\x1bUPDATE_FAILURE_ACTION_PAUSE\x10\x01\x12\"\n" +
+	"\x1eUPDATE_FAILURE_ACTION_CONTINUE\x10\x02\x12\"\n" +
+	"\x1eUPDATE_FAILURE_ACTION_ROLLBACK\x10\x03*f\n" +
+	"\vUpdateOrder\x12\x1c\n" +
+	"\x18UPDATE_ORDER_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17UPDATE_ORDER_STOP_FIRST\x10\x01\x12\x1c\n" +
+	"\x18UPDATE_ORDER_START_FIRST\x10\x02*\x8e\x01\n" +
 	"\x10RestartCondition\x12!\n" +
 	"\x1dRESTART_CONDITION_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16RESTART_CONDITION_NONE\x10\x01\x12 \n" +
@@ -3622,7 +4521,12 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\x12\x17\n" +
 	"\x13TASK_STATE_REJECTED\x10\v\x12\x15\n" +
 	"\x11TASK_STATE_REMOVE\x10\f\x12\x17\n" +
-	"\x13TASK_STATE_ORPHANED\x10\rB3Z1github.com/shoal-run/shoal/proto/shoal/v1;shoalv1b\x06proto3"
+	"\x13TASK_STATE_ORPHANED\x10\r*|\n" +
+	"\vHealthState\x12\x1c\n" +
+	"\x18HEALTH_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15HEALTH_STATE_STARTING\x10\x01\x12\x18\n" +
+	"\x14HEALTH_STATE_HEALTHY\x10\x02\x12\x1a\n" +
+	"\x16HEALTH_STATE_UNHEALTHY\x10\x03B3Z1github.com/shoal-run/shoal/proto/shoal/v1;shoalv1b\x06proto3"
 
 var (
 	file_shoal_v1_objects_proto_rawDescOnce sync.Once
@@ -3636,149 +4540,182 @@ func file_shoal_v1_objects_proto_rawDescGZIP() []byte {
 	return file_shoal_v1_objects_proto_rawDescData
 }
 
-var file_shoal_v1_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
-var file_shoal_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_shoal_v1_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 14)
+var file_shoal_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_shoal_v1_objects_proto_goTypes = []any{
 	(NodeRole)(0),                 // 0: shoal.v1.NodeRole
 	(NodeAvailability)(0),         // 1: shoal.v1.NodeAvailability
 	(NodeState)(0),                // 2: shoal.v1.NodeState
 	(Reachability)(0),             // 3: shoal.v1.Reachability
-	(RestartCondition)(0),         // 4: shoal.v1.RestartCondition
-	(PlacementStrategy)(0),        // 5: shoal.v1.PlacementStrategy
-	(PortProtocol)(0),             // 6: shoal.v1.PortProtocol
-	(PublishMode)(0),              // 7: shoal.v1.PublishMode
-	(EndpointMode)(0),             // 8: shoal.v1.EndpointMode
-	(TaskState)(0),                // 9: shoal.v1.TaskState
-	(*Meta)(nil),                  // 10: shoal.v1.Meta
-	(*Cluster)(nil),               // 11: shoal.v1.Cluster
-	(*ClusterSpec)(nil),           // 12: shoal.v1.ClusterSpec
-	(*RootCA)(nil),                // 13: shoal.v1.RootCA
-	(*JoinTokens)(nil),            // 14: shoal.v1.JoinTokens
-	(*Node)(nil),                  // 15: shoal.v1.Node
-	(*ContainerAttachment)(nil),   // 16: shoal.v1.ContainerAttachment
-	(*NodeAttachment)(nil),        // 17: shoal.v1.NodeAttachment
-	(*NodeSpec)(nil),              // 18: shoal.v1.NodeSpec
-	(*Platform)(nil),              // 19: shoal.v1.Platform
-	(*Resources)(nil),             // 20: shoal.v1.Resources
-	(*NodeDescription)(nil),       // 21: shoal.v1.NodeDescription
-	(*NodeStatus)(nil),            // 22: shoal.v1.NodeStatus
-	(*ManagerStatus)(nil),         // 23: shoal.v1.ManagerStatus
-	(*Service)(nil),               // 24: shoal.v1.Service
-	(*ServiceEndpoint)(nil),       // 25: shoal.v1.ServiceEndpoint
-	(*VirtualIP)(nil),             // 26: shoal.v1.VirtualIP
-	(*ServiceSpec)(nil),           // 27: shoal.v1.ServiceSpec
-	(*ReplicatedService)(nil),     // 28: shoal.v1.ReplicatedService
-	(*GlobalService)(nil),         // 29: shoal.v1.GlobalService
-	(*NetworkAttachment)(nil),     // 30: shoal.v1.NetworkAttachment
-	(*TaskSpec)(nil),              // 31: shoal.v1.TaskSpec
-	(*ContainerSpec)(nil),         // 32: shoal.v1.ContainerSpec
-	(*ResourceRequirements)(nil),  // 33: shoal.v1.ResourceRequirements
-	(*RestartPolicy)(nil),         // 34: shoal.v1.RestartPolicy
-	(*Placement)(nil),             // 35: shoal.v1.Placement
-	(*PlacementPreference)(nil),   // 36: shoal.v1.PlacementPreference
-	(*PortConfig)(nil),            // 37: shoal.v1.PortConfig
-	(*EndpointSpec)(nil),          // 38: shoal.v1.EndpointSpec
-	(*Task)(nil),                  // 39: shoal.v1.Task
-	(*TaskNetwork)(nil),           // 40: shoal.v1.TaskNetwork
-	(*TaskStatus)(nil),            // 41: shoal.v1.TaskStatus
-	(*Network)(nil),               // 42: shoal.v1.Network
-	(*NetworkAllocation)(nil),     // 43: shoal.v1.NetworkAllocation
-	(*NetworkSpec)(nil),           // 44: shoal.v1.NetworkSpec
-	(*Secret)(nil),                // 45: shoal.v1.Secret
-	(*SecretSpec)(nil),            // 46: shoal.v1.SecretSpec
-	(*Config)(nil),                // 47: shoal.v1.Config
-	(*ConfigSpec)(nil),            // 48: shoal.v1.ConfigSpec
-	nil,                           // 49: shoal.v1.NodeSpec.LabelsEntry
-	nil,                           // 50: shoal.v1.NodeDescription.EngineLabelsEntry
-	nil,                           // 51: shoal.v1.ServiceSpec.LabelsEntry
-	nil,                           // 52: shoal.v1.ContainerSpec.LabelsEntry
-	nil,                           // 53: shoal.v1.NetworkSpec.LabelsEntry
-	nil,                           // 54: shoal.v1.SecretSpec.LabelsEntry
-	nil,                           // 55: shoal.v1.ConfigSpec.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 56: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 57: google.protobuf.Duration
+	(UpdateState)(0),              // 4: shoal.v1.UpdateState
+	(UpdateFailureAction)(0),      // 5: shoal.v1.UpdateFailureAction
+	(UpdateOrder)(0),              // 6: shoal.v1.UpdateOrder
+	(RestartCondition)(0),         // 7: shoal.v1.RestartCondition
+	(PlacementStrategy)(0),        // 8: shoal.v1.PlacementStrategy
+	(PortProtocol)(0),             // 9: shoal.v1.PortProtocol
+	(PublishMode)(0),              // 10: shoal.v1.PublishMode
+	(EndpointMode)(0),             // 11: shoal.v1.EndpointMode
+	(TaskState)(0),                // 12: shoal.v1.TaskState
+	(HealthState)(0),              // 13: shoal.v1.HealthState
+	(*Meta)(nil),                  // 14: shoal.v1.Meta
+	(*Cluster)(nil),               // 15: shoal.v1.Cluster
+	(*ClusterSpec)(nil),           // 16: shoal.v1.ClusterSpec
+	(*RootCA)(nil),                // 17: shoal.v1.RootCA
+	(*JoinTokens)(nil),            // 18: shoal.v1.JoinTokens
+	(*Node)(nil),                  // 19: shoal.v1.Node
+	(*ContainerAttachment)(nil),   // 20: shoal.v1.ContainerAttachment
+	(*NodeAttachment)(nil),        // 21: shoal.v1.NodeAttachment
+	(*NodeSpec)(nil),              // 22: shoal.v1.NodeSpec
+	(*Platform)(nil),              // 23: shoal.v1.Platform
+	(*Resources)(nil),             // 24: shoal.v1.Resources
+	(*NodeDescription)(nil),       // 25: shoal.v1.NodeDescription
+	(*NodeStatus)(nil),            // 26: shoal.v1.NodeStatus
+	(*ManagerStatus)(nil),         // 27: shoal.v1.ManagerStatus
+	(*Service)(nil),               // 28: shoal.v1.Service
+	(*UpdateStatus)(nil),          // 29: shoal.v1.UpdateStatus
+	(*JobStatus)(nil),             // 30: shoal.v1.JobStatus
+	(*ServiceEndpoint)(nil),       // 31: shoal.v1.ServiceEndpoint
+	(*VirtualIP)(nil),             // 32: shoal.v1.VirtualIP
+	(*ServiceSpec)(nil),           // 33: shoal.v1.ServiceSpec
+	(*ReplicatedService)(nil),     // 34: shoal.v1.ReplicatedService
+	(*GlobalService)(nil),         // 35: shoal.v1.GlobalService
+	(*ReplicatedJob)(nil),         // 36: shoal.v1.ReplicatedJob
+	(*GlobalJob)(nil),             // 37: shoal.v1.GlobalJob
+	(*UpdateConfig)(nil),          // 38: shoal.v1.UpdateConfig
+	(*NetworkAttachment)(nil),     // 39: shoal.v1.NetworkAttachment
+	(*TaskSpec)(nil),              // 40: shoal.v1.TaskSpec
+	(*ContainerSpec)(nil),         // 41: shoal.v1.ContainerSpec
+	(*HealthConfig)(nil),          // 42: shoal.v1.HealthConfig
+	(*ResourceRequirements)(nil),  // 43: shoal.v1.ResourceRequirements
+	(*RestartPolicy)(nil),         // 44: shoal.v1.RestartPolicy
+	(*Placement)(nil),             // 45: shoal.v1.Placement
+	(*PlacementPreference)(nil),   // 46: shoal.v1.PlacementPreference
+	(*PortConfig)(nil),            // 47: shoal.v1.PortConfig
+	(*EndpointSpec)(nil),          // 48: shoal.v1.EndpointSpec
+	(*Task)(nil),                  // 49: shoal.v1.Task
+	(*TaskNetwork)(nil),           // 50: shoal.v1.TaskNetwork
+	(*TaskStatus)(nil),            // 51: shoal.v1.TaskStatus
+	(*TaskHealth)(nil),            // 52: shoal.v1.TaskHealth
+	(*Network)(nil),               // 53: shoal.v1.Network
+	(*NetworkAllocation)(nil),     // 54: shoal.v1.NetworkAllocation
+	(*NetworkSpec)(nil),           // 55: shoal.v1.NetworkSpec
+	(*Secret)(nil),                // 56: shoal.v1.Secret
+	(*SecretSpec)(nil),            // 57: shoal.v1.SecretSpec
+	(*Config)(nil),                // 58: shoal.v1.Config
+	(*ConfigSpec)(nil),            // 59: shoal.v1.ConfigSpec
+	nil,                           // 60: shoal.v1.NodeSpec.LabelsEntry
+	nil,                           // 61: shoal.v1.NodeDescription.EngineLabelsEntry
+	nil,                           // 62: shoal.v1.ServiceSpec.LabelsEntry
+	nil,                           // 63: shoal.v1.ContainerSpec.LabelsEntry
+	nil,                           // 64: shoal.v1.NetworkSpec.LabelsEntry
+	nil,                           // 65: shoal.v1.SecretSpec.LabelsEntry
+	nil,                           // 66: shoal.v1.ConfigSpec.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 67: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 68: google.protobuf.Duration
 }
 var file_shoal_v1_objects_proto_depIdxs = []int32{
-	56, // 0: shoal.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
-	56, // 1: shoal.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
-	10, // 2: shoal.v1.Cluster.meta:type_name -> shoal.v1.Meta
-	12, // 3: shoal.v1.Cluster.spec:type_name -> shoal.v1.ClusterSpec
-	13, // 4: shoal.v1.Cluster.root_ca:type_name -> shoal.v1.RootCA
-	14, // 5: shoal.v1.Cluster.join_tokens:type_name -> shoal.v1.JoinTokens
-	57, // 6: shoal.v1.ClusterSpec.node_cert_expiry:type_name -> google.protobuf.Duration
-	10, // 7: shoal.v1.Node.meta:type_name -> shoal.v1.Meta
-	18, // 8: shoal.v1.Node.spec:type_name -> shoal.v1.NodeSpec
-	21, // 9: shoal.v1.Node.description:type_name -> shoal.v1.NodeDescription
-	22, // 10: shoal.v1.Node.status:type_name -> shoal.v1.NodeStatus
+	67, // 0: shoal.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
+	67, // 1: shoal.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
+	14, // 2: shoal.v1.Cluster.meta:type_name -> shoal.v1.Meta
+	16, // 3: shoal.v1.Cluster.spec:type_name -> shoal.v1.ClusterSpec
+	17, // 4: shoal.v1.Cluster.root_ca:type_name -> shoal.v1.RootCA
+	18, // 5: shoal.v1.Cluster.join_tokens:type_name -> shoal.v1.JoinTokens
+	68, // 6: shoal.v1.ClusterSpec.node_cert_expiry:type_name -> google.protobuf.Duration
+	14, // 7: shoal.v1.Node.meta:type_name -> shoal.v1.Meta
+	22, // 8: shoal.v1.Node.spec:type_name -> shoal.v1.NodeSpec
+	25, // 9: shoal.v1.Node.description:type_name -> shoal.v1.NodeDescription
+	26, // 10: shoal.v1.Node.status:type_name -> shoal.v1.NodeStatus
 	0,  // 11: shoal.v1.Node.role:type_name -> shoal.v1.NodeRole
-	23, // 12: shoal.v1.Node.manager_status:type_name -> shoal.v1.ManagerStatus
-	17, // 13: shoal.v1.Node.ingress:type_name -> shoal.v1.NodeAttachment
-	16, // 14: shoal.v1.Node.attachments:type_name -> shoal.v1.ContainerAttachment
-	40, // 15: shoal.v1.ContainerAttachment.network:type_name -> shoal.v1.TaskNetwork
-	56, // 16: shoal.v1.ContainerAttachment.created_at:type_name -> google.protobuf.Timestamp
-	49, // 17: shoal.v1.NodeSpec.labels:type_name -> shoal.v1.NodeSpec.LabelsEntry
+	27, // 12: shoal.v1.Node.manager_status:type_name -> shoal.v1.ManagerStatus
+	21, // 13: shoal.v1.Node.ingress:type_name -> shoal.v1.NodeAttachment
+	20, // 14: shoal.v1.Node.attachments:type_name -> shoal.v1.ContainerAttachment
+	50, // 15: shoal.v1.ContainerAttachment.network:type_name -> shoal.v1.TaskNetwork
+	67, // 16: shoal.v1.ContainerAttachment.created_at:type_name -> google.protobuf.Timestamp
+	60, // 17: shoal.v1.NodeSpec.labels:type_name -> shoal.v1.NodeSpec.LabelsEntry
 	0,  // 18: shoal.v1.NodeSpec.desired_role:type_name -> shoal.v1.NodeRole
 	1,  // 19: shoal.v1.NodeSpec.availability:type_name -> shoal.v1.NodeAvailability
-	19, // 20: shoal.v1.NodeDescription.platform:type_name -> shoal.v1.Platform
-	20, // 21: shoal.v1.NodeDescription.resources:type_name -> shoal.v1.Resources
-	50, // 22: shoal.v1.NodeDescription.engine_labels:type_name -> shoal.v1.NodeDescription.EngineLabelsEntry
+	23, // 20: shoal.v1.NodeDescription.platform:type_name -> shoal.v1.Platform
+	24, // 21: shoal.v1.NodeDescription.resources:type_name -> shoal.v1.Resources
+	61, // 22: shoal.v1.NodeDescription.engine_labels:type_name -> shoal.v1.NodeDescription.EngineLabelsEntry
 	2,  // 23: shoal.v1.NodeStatus.state:type_name -> shoal.v1.NodeState
 	3,  // 24: shoal.v1.ManagerStatus.reachability:type_name -> shoal.v1.Reachability
-	10, // 25: shoal.v1.Service.meta:type_name -> shoal.v1.Meta
-	27, // 26: shoal.v1.Service.spec:type_name -> shoal.v1.ServiceSpec
-	27, // 27: shoal.v1.Service.previous_spec:type_name -> shoal.v1.ServiceSpec
-	25, // 28: shoal.v1.Service.endpoint:type_name -> shoal.v1.ServiceEndpoint
-	26, // 29: shoal.v1.ServiceEndpoint.virtual_ips:type_name -> shoal.v1.VirtualIP
-	37, // 30: shoal.v1.ServiceEndpoint.ports:type_name -> shoal.v1.PortConfig
-	51, // 31: shoal.v1.ServiceSpec.labels:type_name -> shoal.v1.ServiceSpec.LabelsEntry
-	31, // 32: shoal.v1.ServiceSpec.task:type_name -> shoal.v1.TaskSpec
-	28, // 33: shoal.v1.ServiceSpec.replicated:type_name -> shoal.v1.ReplicatedService
-	29, // 34: shoal.v1.ServiceSpec.global:type_name -> shoal.v1.GlobalService
-	38, // 35: shoal.v1.ServiceSpec.endpoint:type_name -> shoal.v1.EndpointSpec
-	30, // 36: shoal.v1.ServiceSpec.networks:type_name -> shoal.v1.NetworkAttachment
-	32, // 37: shoal.v1.TaskSpec.container:type_name -> shoal.v1.ContainerSpec
-	33, // 38: shoal.v1.TaskSpec.resources:type_name -> shoal.v1.ResourceRequirements
-	34, // 39: shoal.v1.TaskSpec.restart:type_name -> shoal.v1.RestartPolicy
-	35, // 40: shoal.v1.TaskSpec.placement:type_name -> shoal.v1.Placement
-	52, // 41: shoal.v1.ContainerSpec.labels:type_name -> shoal.v1.ContainerSpec.LabelsEntry
-	57, // 42: shoal.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
-	20, // 43: shoal.v1.ResourceRequirements.limits:type_name -> shoal.v1.Resources
-	20, // 44: shoal.v1.ResourceRequirements.reservations:type_name -> shoal.v1.Resources
-	4,  // 45: shoal.v1.RestartPolicy.condition:type_name -> shoal.v1.RestartCondition
-	57, // 46: shoal.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
-	57, // 47: shoal.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
-	36, // 48: shoal.v1.Placement.preferences:type_name -> shoal.v1.PlacementPreference
-	5,  // 49: shoal.v1.Placement.strategy:type_name -> shoal.v1.PlacementStrategy
-	6,  // 50: shoal.v1.PortConfig.protocol:type_name -> shoal.v1.PortProtocol
-	7,  // 51: shoal.v1.PortConfig.publish_mode:type_name -> shoal.v1.PublishMode
-	8,  // 52: shoal.v1.EndpointSpec.mode:type_name -> shoal.v1.EndpointMode
-	37, // 53: shoal.v1.EndpointSpec.ports:type_name -> shoal.v1.PortConfig
-	10, // 54: shoal.v1.Task.meta:type_name -> shoal.v1.Meta
-	31, // 55: shoal.v1.Task.spec:type_name -> shoal.v1.TaskSpec
-	9,  // 56: shoal.v1.Task.desired_state:type_name -> shoal.v1.TaskState
-	41, // 57: shoal.v1.Task.status:type_name -> shoal.v1.TaskStatus
-	38, // 58: shoal.v1.Task.endpoint:type_name -> shoal.v1.EndpointSpec
-	40, // 59: shoal.v1.Task.networks:type_name -> shoal.v1.TaskNetwork
-	56, // 60: shoal.v1.Task.restart_history:type_name -> google.protobuf.Timestamp
-	37, // 61: shoal.v1.TaskNetwork.ports:type_name -> shoal.v1.PortConfig
-	9,  // 62: shoal.v1.TaskStatus.state:type_name -> shoal.v1.TaskState
-	56, // 63: shoal.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
-	56, // 64: shoal.v1.TaskStatus.restart_times:type_name -> google.protobuf.Timestamp
-	10, // 65: shoal.v1.Network.meta:type_name -> shoal.v1.Meta
-	44, // 66: shoal.v1.Network.spec:type_name -> shoal.v1.NetworkSpec
-	43, // 67: shoal.v1.Network.allocation:type_name -> shoal.v1.NetworkAllocation
-	53, // 68: shoal.v1.NetworkSpec.labels:type_name -> shoal.v1.NetworkSpec.LabelsEntry
-	10, // 69: shoal.v1.Secret.meta:type_name -> shoal.v1.Meta
-	46, // 70: shoal.v1.Secret.spec:type_name -> shoal.v1.SecretSpec
-	54, // 71: shoal.v1.SecretSpec.labels:type_name -> shoal.v1.SecretSpec.LabelsEntry
-	10, // 72: shoal.v1.Config.meta:type_name -> shoal.v1.Meta
-	48, // 73: shoal.v1.Config.spec:type_name -> shoal.v1.ConfigSpec
-	55, // 74: shoal.v1.ConfigSpec.labels:type_name -> shoal.v1.ConfigSpec.LabelsEntry
-	75, // [75:75] is the sub-list for method output_type
-	75, // [75:75] is the sub-list for method input_type
-	75, // [75:75] is the sub-list for extension type_name
-	75, // [75:75] is the sub-list for extension extendee
-	0,  // [0:75] is the sub-list for field type_name
+	14, // 25: shoal.v1.Service.meta:type_name -> shoal.v1.Meta
+	33, // 26: shoal.v1.Service.spec:type_name -> shoal.v1.ServiceSpec
+	33, // 27: shoal.v1.Service.previous_spec:type_name -> shoal.v1.ServiceSpec
+	31, // 28: shoal.v1.Service.endpoint:type_name -> shoal.v1.ServiceEndpoint
+	29, // 29: shoal.v1.Service.update_status:type_name -> shoal.v1.UpdateStatus
+	30, // 30: shoal.v1.Service.job_status:type_name -> shoal.v1.JobStatus
+	4,  // 31: shoal.v1.UpdateStatus.state:type_name -> shoal.v1.UpdateState
+	67, // 32: shoal.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
+	67, // 33: shoal.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
+	67, // 34: shoal.v1.JobStatus.last_execution:type_name -> google.protobuf.Timestamp
+	32, // 35: shoal.v1.ServiceEndpoint.virtual_ips:type_name -> shoal.v1.VirtualIP
+	47, // 36: shoal.v1.ServiceEndpoint.ports:type_name -> shoal.v1.PortConfig
+	62, // 37: shoal.v1.ServiceSpec.labels:type_name -> shoal.v1.ServiceSpec.LabelsEntry
+	40, // 38: shoal.v1.ServiceSpec.task:type_name -> shoal.v1.TaskSpec
+	34, // 39: shoal.v1.ServiceSpec.replicated:type_name -> shoal.v1.ReplicatedService
+	35, // 40: shoal.v1.ServiceSpec.global:type_name -> shoal.v1.GlobalService
+	36, // 41: shoal.v1.ServiceSpec.replicated_job:type_name -> shoal.v1.ReplicatedJob
+	37, // 42: shoal.v1.ServiceSpec.global_job:type_name -> shoal.v1.GlobalJob
+	48, // 43: shoal.v1.ServiceSpec.endpoint:type_name -> shoal.v1.EndpointSpec
+	39, // 44: shoal.v1.ServiceSpec.networks:type_name -> shoal.v1.NetworkAttachment
+	38, // 45: shoal.v1.ServiceSpec.update:type_name -> shoal.v1.UpdateConfig
+	38, // 46: shoal.v1.ServiceSpec.rollback:type_name -> shoal.v1.UpdateConfig
+	68, // 47: shoal.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
+	5,  // 48: shoal.v1.UpdateConfig.failure_action:type_name -> shoal.v1.UpdateFailureAction
+	68, // 49: shoal.v1.UpdateConfig.monitor:type_name -> google.protobuf.Duration
+	6,  // 50: shoal.v1.UpdateConfig.order:type_name -> shoal.v1.UpdateOrder
+	41, // 51: shoal.v1.TaskSpec.container:type_name -> shoal.v1.ContainerSpec
+	43, // 52: shoal.v1.TaskSpec.resources:type_name -> shoal.v1.ResourceRequirements
+	44, // 53: shoal.v1.TaskSpec.restart:type_name -> shoal.v1.RestartPolicy
+	45, // 54: shoal.v1.TaskSpec.placement:type_name -> shoal.v1.Placement
+	63, // 55: shoal.v1.ContainerSpec.labels:type_name -> shoal.v1.ContainerSpec.LabelsEntry
+	68, // 56: shoal.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	42, // 57: shoal.v1.ContainerSpec.healthcheck:type_name -> shoal.v1.HealthConfig
+	68, // 58: shoal.v1.HealthConfig.interval:type_name -> google.protobuf.Duration
+	68, // 59: shoal.v1.HealthConfig.timeout:type_name -> google.protobuf.Duration
+	68, // 60: shoal.v1.HealthConfig.start_period:type_name -> google.protobuf.Duration
+	68, // 61: shoal.v1.HealthConfig.start_interval:type_name -> google.protobuf.Duration
+	24, // 62: shoal.v1.ResourceRequirements.limits:type_name -> shoal.v1.Resources
+	24, // 63: shoal.v1.ResourceRequirements.reservations:type_name -> shoal.v1.Resources
+	7,  // 64: shoal.v1.RestartPolicy.condition:type_name -> shoal.v1.RestartCondition
+	68, // 65: shoal.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
+	68, // 66: shoal.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
+	46, // 67: shoal.v1.Placement.preferences:type_name -> shoal.v1.PlacementPreference
+	8,  // 68: shoal.v1.Placement.strategy:type_name -> shoal.v1.PlacementStrategy
+	9,  // 69: shoal.v1.PortConfig.protocol:type_name -> shoal.v1.PortProtocol
+	10, // 70: shoal.v1.PortConfig.publish_mode:type_name -> shoal.v1.PublishMode
+	11, // 71: shoal.v1.EndpointSpec.mode:type_name -> shoal.v1.EndpointMode
+	47, // 72: shoal.v1.EndpointSpec.ports:type_name -> shoal.v1.PortConfig
+	14, // 73: shoal.v1.Task.meta:type_name -> shoal.v1.Meta
+	40, // 74: shoal.v1.Task.spec:type_name -> shoal.v1.TaskSpec
+	12, // 75: shoal.v1.Task.desired_state:type_name -> shoal.v1.TaskState
+	51, // 76: shoal.v1.Task.status:type_name -> shoal.v1.TaskStatus
+	48, // 77: shoal.v1.Task.endpoint:type_name -> shoal.v1.EndpointSpec
+	50, // 78: shoal.v1.Task.networks:type_name -> shoal.v1.TaskNetwork
+	67, // 79: shoal.v1.Task.restart_history:type_name -> google.protobuf.Timestamp
+	47, // 80: shoal.v1.TaskNetwork.ports:type_name -> shoal.v1.PortConfig
+	12, // 81: shoal.v1.TaskStatus.state:type_name -> shoal.v1.TaskState
+	67, // 82: shoal.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	67, // 83: shoal.v1.TaskStatus.restart_times:type_name -> google.protobuf.Timestamp
+	52, // 84: shoal.v1.TaskStatus.health:type_name -> shoal.v1.TaskHealth
+	13, // 85: shoal.v1.TaskHealth.state:type_name -> shoal.v1.HealthState
+	67, // 86: shoal.v1.TaskHealth.since:type_name -> google.protobuf.Timestamp
+	14, // 87: shoal.v1.Network.meta:type_name -> shoal.v1.Meta
+	55, // 88: shoal.v1.Network.spec:type_name -> shoal.v1.NetworkSpec
+	54, // 89: shoal.v1.Network.allocation:type_name -> shoal.v1.NetworkAllocation
+	64, // 90: shoal.v1.NetworkSpec.labels:type_name -> shoal.v1.NetworkSpec.LabelsEntry
+	14, // 91: shoal.v1.Secret.meta:type_name -> shoal.v1.Meta
+	57, // 92: shoal.v1.Secret.spec:type_name -> shoal.v1.SecretSpec
+	65, // 93: shoal.v1.SecretSpec.labels:type_name -> shoal.v1.SecretSpec.LabelsEntry
+	14, // 94: shoal.v1.Config.meta:type_name -> shoal.v1.Meta
+	59, // 95: shoal.v1.Config.spec:type_name -> shoal.v1.ConfigSpec
+	66, // 96: shoal.v1.ConfigSpec.labels:type_name -> shoal.v1.ConfigSpec.LabelsEntry
+	97, // [97:97] is the sub-list for method output_type
+	97, // [97:97] is the sub-list for method input_type
+	97, // [97:97] is the sub-list for extension type_name
+	97, // [97:97] is the sub-list for extension extendee
+	0,  // [0:97] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_objects_proto_init() }
@@ -3786,17 +4723,19 @@ func file_shoal_v1_objects_proto_init() {
 	if File_shoal_v1_objects_proto != nil {
 		return
 	}
-	file_shoal_v1_objects_proto_msgTypes[17].OneofWrappers = []any{
+	file_shoal_v1_objects_proto_msgTypes[19].OneofWrappers = []any{
 		(*ServiceSpec_Replicated)(nil),
 		(*ServiceSpec_Global)(nil),
+		(*ServiceSpec_ReplicatedJob)(nil),
+		(*ServiceSpec_GlobalJob)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_v1_objects_proto_rawDesc), len(file_shoal_v1_objects_proto_rawDesc)),
-			NumEnums:      10,
-			NumMessages:   46,
+			NumEnums:      14,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
