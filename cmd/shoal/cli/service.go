@@ -18,7 +18,7 @@ import (
 func newServiceCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "service", Short: "Manage services"}
 	cmd.AddCommand(newServiceCreateCmd(g), newServiceLsCmd(g), newServiceInspectCmd(g), newServicePsCmd(g),
-		newServiceUpdateCmd(g), newServiceScaleCmd(g), newServiceRmCmd(g))
+		newServiceUpdateCmd(g), newServiceRollbackCmd(g), newServiceScaleCmd(g), newServiceRmCmd(g))
 	return cmd
 }
 
@@ -35,6 +35,7 @@ type specFlags struct {
 	endpointMode, strategy                   string
 	env, labels, containerLabels             []string
 	constraints, prefs, publish, networks    []string
+	deploy                                   deployFlags // health, --update-*, --rollback-*
 }
 
 func (f *specFlags) register(fs *pflag.FlagSet, create bool) {
@@ -55,6 +56,7 @@ func (f *specFlags) register(fs *pflag.FlagSet, create bool) {
 	fs.StringVar(&f.endpointMode, "endpoint-mode", "vip", "vip or dnsrr")
 	fs.StringVar(&f.strategy, "placement-strategy", "spread", "spread (even over nodes) or binpack (fill nodes first)")
 	fs.StringVar(&f.entrypoint, "entrypoint", "", "override the image's entrypoint")
+	f.deploy.register(fs, create)
 	if create {
 		fs.StringVar(&f.mode, "mode", "replicated", "replicated or global")
 		fs.StringArrayVarP(&f.env, "env", "e", nil, "environment variable KEY=VALUE")
@@ -188,7 +190,7 @@ func (f *specFlags) apply(fs *pflag.FlagSet, spec *shoalv1.ServiceSpec, create b
 			return fmt.Errorf("--endpoint-mode %q: use vip or dnsrr", f.endpointMode)
 		}
 	}
-	return nil
+	return f.deploy.apply(fs, spec, create)
 }
 
 func setPrefs(p *shoalv1.Placement, prefs []string) error {
@@ -250,7 +252,7 @@ func newServiceCreateCmd(g *globals) *cobra.Command {
 			if f.detach {
 				return nil
 			}
-			return g.waitConverged(cmd.Context(), cl, resp.GetService().GetId(), f.quiet)
+			return g.waitConverged(cmd.Context(), cl, resp.GetService().GetId(), f.quiet, nil)
 		},
 	}
 	fs := cmd.Flags()
@@ -347,6 +349,7 @@ type serviceUpdateFlags struct {
 	networkAdd, networkRm            []string
 	prefAdd, prefRm                  []string
 	detach                           bool
+	force, rollback                  bool
 }
 
 func newServiceUpdateCmd(g *globals) *cobra.Command {
@@ -356,6 +359,12 @@ func newServiceUpdateCmd(g *globals) *cobra.Command {
 		Short: "Change a service",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.rollback {
+				if err := rollbackAlone(cmd.Flags()); err != nil {
+					return err
+				}
+				return g.rollback(cmd.Context(), args[0], f.detach, f.quiet)
+			}
 			c, done, err := g.control()
 			if err != nil {
 				return err
@@ -368,6 +377,9 @@ func newServiceUpdateCmd(g *globals) *cobra.Command {
 			}
 			svc := cur.GetService()
 			spec := proto.Clone(svc.GetSpec()).(*shoalv1.ServiceSpec)
+			if f.force {
+				spec.Task.ForceUpdate++
+			}
 			if err := f.apply(cmd.Flags(), spec, false); err != nil {
 				return err
 			}
@@ -405,11 +417,13 @@ func newServiceUpdateCmd(g *globals) *cobra.Command {
 			if f.detach {
 				return nil
 			}
-			return g.waitConverged(ctx, c, args[0], f.quiet)
+			return g.waitConverged(ctx, c, args[0], f.quiet, svc.GetUpdateStatus())
 		},
 	}
 	fs := cmd.Flags()
 	f.register(fs, false)
+	fs.BoolVar(&f.force, "force", false, "Force update even if no changes require it")
+	fs.BoolVar(&f.rollback, "rollback", false, "Rollback to previous specification")
 	fs.StringVar(&f.image, "image", "", "new image")
 	fs.StringVar(&f.args, "args", "", "new command arguments")
 	fs.StringArrayVar(&f.envAdd, "env-add", nil, "add or change an environment variable")
@@ -468,11 +482,11 @@ func newServiceScaleCmd(g *globals) *cobra.Command {
 				}
 				fmt.Fprintf(g.out, "%s scaled to %d\n", sc.name, sc.replicas)
 			}
-			for _, sc := range scales {
+			for i, sc := range scales {
 				if detach || ctx.Err() != nil {
 					break
 				}
-				if err := g.waitConverged(ctx, c, sc.name, false); err != nil {
+				if err := g.waitConverged(ctx, c, sc.name, false, svcs[i].GetUpdateStatus()); err != nil {
 					return err
 				}
 			}
