@@ -50,7 +50,7 @@ func (p positiveDuration) String() string {
 	}
 	return p.d.String()
 }
-func (p positiveDuration) Type() string   { return "duration" }
+func (p positiveDuration) Type() string { return "duration" }
 func (p positiveDuration) Set(s string) error {
 	v, err := time.ParseDuration(s)
 	if err != nil {
