@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -330,14 +329,6 @@ func newServiceLsCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func newServiceInspectCmd(g *globals) *cobra.Command {
-	return newInspectCmd(g, "inspect SERVICE [SERVICE...]", "Show services in detail (JSON)",
-		func(ctx context.Context, c shoalv1.ControlServiceClient, ref string) (*shoalv1.Service, error) {
-			resp, err := c.GetService(ctx, &shoalv1.GetServiceRequest{ServiceId: ref})
-			return resp.GetService(), err
-		})
-}
-
 type serviceUpdateFlags struct {
 	specFlags
 	quiet                            bool
@@ -360,10 +351,13 @@ func newServiceUpdateCmd(g *globals) *cobra.Command {
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.rollback {
-				if err := rollbackAlone(cmd.Flags()); err != nil {
+				if err := rollbackAlone(cmd.LocalFlags()); err != nil {
 					return err
 				}
 				return g.rollback(cmd.Context(), args[0], f.detach, f.quiet)
+			}
+			if err := f.deploy.check(cmd.Flags()); err != nil {
+				return err
 			}
 			c, done, err := g.control()
 			if err != nil {

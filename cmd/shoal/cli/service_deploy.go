@@ -396,3 +396,9 @@ func (d *deployFlags) apply(fs *pflag.FlagSet, spec *shoalv1.ServiceSpec, create
 	d.rollback.apply(fs, &spec.Rollback, create)
 	return nil
 }
+
+// check refuses, before the service is read, deploy flags that are wrong
+// whatever the service's spec: conflicting health flags, a bad URL.
+func (d *deployFlags) check(fs *pflag.FlagSet) error {
+	return d.health.apply(fs, &shoalv1.ContainerSpec{})
+}

@@ -33,13 +33,15 @@ func newServiceRollbackCmd(g *globals) *cobra.Command {
 
 // rollbackAlone refuses --rollback with flags that would change the spec,
 // as docker does: a rollback restores the previous spec, nothing else.
+// fs is the command's own flags (-H and the other global flags may be
+// given).
 func rollbackAlone(fs *pflag.FlagSet) error {
 	other := false
-	fs.Visit(func(f *pflag.Flag) {
+	fs.VisitAll(func(f *pflag.Flag) {
 		switch f.Name {
 		case "rollback", "detach", "quiet":
 		default:
-			other = true
+			other = other || f.Changed
 		}
 	})
 	if other {
