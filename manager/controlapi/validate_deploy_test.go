@@ -34,9 +34,13 @@ func TestValidateDeployValid(t *testing.T) {
 	}{
 		{"as made", func(*shoalv1.ServiceSpec) {}},
 		{"CMD", func(s *shoalv1.ServiceSpec) { s.Task.Container.Healthcheck.Test = []string{"CMD", "/bin/check", "-q"} }},
-		{"NONE", func(s *shoalv1.ServiceSpec) { s.Task.Container.Healthcheck = &shoalv1.HealthConfig{Test: []string{"NONE"}} }},
+		{"NONE", func(s *shoalv1.ServiceSpec) {
+			s.Task.Container.Healthcheck = &shoalv1.HealthConfig{Test: []string{"NONE"}}
+		}},
 		{"image's test with new timings", func(s *shoalv1.ServiceSpec) { s.Task.Container.Healthcheck.Test = nil }},
-		{"http", func(s *shoalv1.ServiceSpec) { s.Task.Container.Healthcheck = &shoalv1.HealthConfig{Http: "http://:8080/health"} }},
+		{"http", func(s *shoalv1.ServiceSpec) {
+			s.Task.Container.Healthcheck = &shoalv1.HealthConfig{Http: "http://:8080/health"}
+		}},
 		{"https with a query", func(s *shoalv1.ServiceSpec) {
 			s.Task.Container.Healthcheck = &shoalv1.HealthConfig{Http: "https://:8443/ready?full=1"}
 		}},
