@@ -127,8 +127,6 @@ func ValidateServiceSpec(s *shoalv1.ServiceSpec) error {
 	validateTask(&f, s.GetTask())
 	validateEndpoint(&f, s.GetEndpoint())
 	validateHealthConfig(&f, s.GetTask().GetContainer().GetHealthcheck())
-	validateUpdateConfig(&f, s.GetUpdate(), false)
-	validateUpdateConfig(&f, s.GetRollback(), true)
 	seen := map[string]bool{}
 	for i, n := range s.GetNetworks() {
 		field := fmt.Sprintf("service.networks[%d]", i)

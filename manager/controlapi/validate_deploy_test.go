@@ -1,7 +1,6 @@
 package controlapi
 
 import (
-	"math"
 	"strings"
 	"testing"
 	"time"
@@ -27,7 +26,7 @@ func deploySpec() *shoalv1.ServiceSpec {
 	return s
 }
 
-func TestValidateDeployValid(t *testing.T) {
+func TestValidateHealthValid(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		mutate func(s *shoalv1.ServiceSpec)
@@ -56,46 +55,35 @@ func TestValidateDeployValid(t *testing.T) {
 	}
 }
 
-func TestValidateDeployOneBadField(t *testing.T) {
+func TestValidateHealthOneBadField(t *testing.T) {
 	dur := durationpb.New
 	hc := func(s *shoalv1.ServiceSpec) *shoalv1.HealthConfig { return s.Task.Container.Healthcheck }
-	const h = "service.spec.task.container.healthcheck"
 	for _, tc := range []struct {
 		name   string
 		mutate func(s *shoalv1.ServiceSpec)
 		field  string
 		text   string
 	}{
-		{"interval under 1ms", func(s *shoalv1.ServiceSpec) { hc(s).Interval = dur(time.Microsecond) }, h + ".interval", "must be 0 (the default) or at least 1ms, got 1µs"},
-		{"negative interval", func(s *shoalv1.ServiceSpec) { hc(s).Interval = dur(-time.Second) }, h + ".interval", "got -1s"},
-		{"negative timeout", func(s *shoalv1.ServiceSpec) { hc(s).Timeout = dur(-1) }, h + ".timeout", "at least 1ms"},
-		{"start period under 1ms", func(s *shoalv1.ServiceSpec) { hc(s).StartPeriod = dur(10) }, h + ".start_period", "at least 1ms"},
-		{"start interval under 1ms", func(s *shoalv1.ServiceSpec) { hc(s).StartInterval = dur(999 * time.Microsecond) }, h + ".start_interval", "got 999µs"},
-		{"negative retries", func(s *shoalv1.ServiceSpec) { hc(s).Retries = -1 }, h + ".retries", "must be >= 0"},
-		{"unknown test kind", func(s *shoalv1.ServiceSpec) { hc(s).Test = []string{"SHELL", "true"} }, h + ".test", `test[0] must be CMD, CMD-SHELL or NONE, got "SHELL"`},
-		{"CMD without a command", func(s *shoalv1.ServiceSpec) { hc(s).Test = []string{"CMD"} }, h + ".test", "needs a command"},
-		{"CMD-SHELL with two words", func(s *shoalv1.ServiceSpec) { hc(s).Test = []string{"CMD-SHELL", "a", "b"} }, h + ".test", "exactly one shell command"},
-		{"CMD-SHELL empty", func(s *shoalv1.ServiceSpec) { hc(s).Test = []string{"CMD-SHELL", " "} }, h + ".test", "exactly one shell command"},
-		{"NONE with arguments", func(s *shoalv1.ServiceSpec) { hc(s).Test = []string{"NONE", "x"} }, h + ".test", "takes no arguments"},
-		{"test and http", func(s *shoalv1.ServiceSpec) { hc(s).Http = "http://:80/" }, h, "sets test and http"},
-		{"http and tcp", func(s *shoalv1.ServiceSpec) { hc(s).Test, hc(s).Http, hc(s).TcpPort = nil, "http://:80/", 80 }, h, "sets http and tcp_port"},
-		{"http scheme", func(s *shoalv1.ServiceSpec) { hc(s).Test, hc(s).Http = nil, "ftp://:21/" }, h + ".http", `has scheme "ftp"`},
-		{"http without scheme", func(s *shoalv1.ServiceSpec) { hc(s).Test, hc(s).Http = nil, ":8080/health" }, h + ".http", "is not a URL"},
-		{"http with a host", func(s *shoalv1.ServiceSpec) { hc(s).Test, hc(s).Http = nil, "http://example.com:80/" }, h + ".http", "names a host"},
-		{"http without a port", func(s *shoalv1.ServiceSpec) { hc(s).Test, hc(s).Http = nil, "http:///health" }, h + ".http", "no port"},
-		{"http port 0", func(s *shoalv1.ServiceSpec) { hc(s).Test, hc(s).Http = nil, "http://:0/" }, h + ".http", "no port"},
-		{"http port too big", func(s *shoalv1.ServiceSpec) { hc(s).Test, hc(s).Http = nil, "http://:65536/" }, h + ".http", "no port"},
-		{"tcp port too big", func(s *shoalv1.ServiceSpec) { hc(s).Test, hc(s).TcpPort = nil, 65536 }, h + ".tcp_port", "1 to 65535, got 65536"},
-		{"ratio above 1", func(s *shoalv1.ServiceSpec) { s.Update.MaxFailureRatio = 1.5 }, "service.spec.update.max_failure_ratio", "must be between 0 and 1, got 1.5"},
-		{"negative ratio", func(s *shoalv1.ServiceSpec) { s.Update.MaxFailureRatio = -0.1 }, "service.spec.update.max_failure_ratio", "must be between 0 and 1"},
-		{"NaN ratio", func(s *shoalv1.ServiceSpec) { s.Rollback.MaxFailureRatio = float32(math.NaN()) }, "service.spec.rollback.max_failure_ratio", "must be between 0 and 1"},
-		{"negative delay", func(s *shoalv1.ServiceSpec) { s.Update.Delay = dur(-time.Second) }, "service.spec.update.delay", "must be >= 0, got -1s"},
-		{"negative monitor", func(s *shoalv1.ServiceSpec) { s.Rollback.Monitor = dur(-time.Second) }, "service.spec.rollback.monitor", "must be >= 0"},
-		{"rollback that rolls back", func(s *shoalv1.ServiceSpec) {
-			s.Rollback.FailureAction = shoalv1.UpdateFailureAction_UPDATE_FAILURE_ACTION_ROLLBACK
-		}, "service.spec.rollback.failure_action", "a rollback cannot roll back on failure: use pause or continue"},
-		{"unknown action", func(s *shoalv1.ServiceSpec) { s.Update.FailureAction = 7 }, "service.spec.update.failure_action", "unknown action 7"},
-		{"unknown order", func(s *shoalv1.ServiceSpec) { s.Update.Order = 9 }, "service.spec.update.order", "unknown order 9"},
+		{"interval under 1ms", func(s *shoalv1.ServiceSpec) { hc(s).Interval = dur(time.Microsecond) }, "service.health_interval", "must be 0 (the default) or at least 1ms, got 1µs"},
+		{"negative interval", func(s *shoalv1.ServiceSpec) { hc(s).Interval = dur(-time.Second) }, "service.health_interval", "got -1s"},
+		{"negative timeout", func(s *shoalv1.ServiceSpec) { hc(s).Timeout = dur(-1) }, "service.health_timeout", "at least 1ms"},
+		{"start period under 1ms", func(s *shoalv1.ServiceSpec) { hc(s).StartPeriod = dur(10) }, "service.health_start_period", "at least 1ms"},
+		{"start interval under 1ms", func(s *shoalv1.ServiceSpec) { hc(s).StartInterval = dur(999 * time.Microsecond) }, "service.health_start_interval", "got 999µs"},
+		{"negative retries", func(s *shoalv1.ServiceSpec) { hc(s).Retries = -1 }, "service.health_retries", "must be >= 0"},
+		{"unknown test kind", func(s *shoalv1.ServiceSpec) { hc(s).Test = []string{"SHELL", "true"} }, "service.health_cmd", `test[0] must be CMD, CMD-SHELL or NONE, got "SHELL"`},
+		{"CMD without a command", func(s *shoalv1.ServiceSpec) { hc(s).Test = []string{"CMD"} }, "service.health_cmd", "needs a command"},
+		{"CMD-SHELL with two words", func(s *shoalv1.ServiceSpec) { hc(s).Test = []string{"CMD-SHELL", "a", "b"} }, "service.health_cmd", "exactly one shell command"},
+		{"CMD-SHELL empty", func(s *shoalv1.ServiceSpec) { hc(s).Test = []string{"CMD-SHELL", " "} }, "service.health_cmd", "exactly one shell command"},
+		{"NONE with arguments", func(s *shoalv1.ServiceSpec) { hc(s).Test = []string{"NONE", "x"} }, "service.health_cmd", "takes no arguments"},
+		{"test and http", func(s *shoalv1.ServiceSpec) { hc(s).Http = "http://:80/" }, "service.healthcheck", "sets test and http"},
+		{"http and tcp", func(s *shoalv1.ServiceSpec) { hc(s).Test, hc(s).Http, hc(s).TcpPort = nil, "http://:80/", 80 }, "service.healthcheck", "sets http and tcp_port"},
+		{"http scheme", func(s *shoalv1.ServiceSpec) { hc(s).Test, hc(s).Http = nil, "ftp://:21/" }, "service.health_http", `has scheme "ftp"`},
+		{"http without scheme", func(s *shoalv1.ServiceSpec) { hc(s).Test, hc(s).Http = nil, ":8080/health" }, "service.health_http", "is not a URL"},
+		{"http with a host", func(s *shoalv1.ServiceSpec) { hc(s).Test, hc(s).Http = nil, "http://example.com:80/" }, "service.health_http", "names a host"},
+		{"http without a port", func(s *shoalv1.ServiceSpec) { hc(s).Test, hc(s).Http = nil, "http:///health" }, "service.health_http", "no port"},
+		{"http port 0", func(s *shoalv1.ServiceSpec) { hc(s).Test, hc(s).Http = nil, "http://:0/" }, "service.health_http", "no port"},
+		{"http port too big", func(s *shoalv1.ServiceSpec) { hc(s).Test, hc(s).Http = nil, "http://:65536/" }, "service.health_http", "no port"},
+		{"tcp port too big", func(s *shoalv1.ServiceSpec) { hc(s).Test, hc(s).TcpPort = nil, 65536 }, "service.health_tcp", "1 to 65535, got 65536"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := deploySpec()
