@@ -126,7 +126,6 @@ func ValidateServiceSpec(s *shoalv1.ServiceSpec) error {
 	}
 	validateTask(&f, s.GetTask())
 	validateEndpoint(&f, s.GetEndpoint())
-	validateHealthConfig(&f, s.GetTask().GetContainer().GetHealthcheck())
 	seen := map[string]bool{}
 	for i, n := range s.GetNetworks() {
 		field := fmt.Sprintf("service.networks[%d]", i)
@@ -142,6 +141,7 @@ func ValidateServiceSpec(s *shoalv1.ServiceSpec) error {
 			}
 		}
 	}
+	validateHealthConfig(&f, s.GetTask().GetContainer().GetHealthcheck())
 	return f.err()
 }
 
