@@ -87,7 +87,12 @@ type convergence struct {
 	// it: the same status seen again is not news of this change (a scale
 	// that starts no update leaves the last update's COMPLETED there).
 	prior    *shoalv1.UpdateStatus
-	rollback bool   // the tasks are being rolled back
+	rollback bool // the tasks are being rolled back
+	// rolling: the manager is still rolling the service (UPDATING,
+	// ROLLBACK_STARTED). It has not converged whatever the tasks show: a
+	// stop-first update leaves a slot or node without a task for a
+	// moment.
+	rolling  bool
 	rollLine string // docker's "rollback: <message>", shown from the start of a rollback
 	closing  string // shown after the service converged: a completed rollback's message
 	allReady bool   // every slot was ready at the last look
@@ -123,7 +128,8 @@ func ready(t *shoalv1.Task) bool {
 // updateStatus reads the service's update status as docker's progress
 // does: a paused update or rollback ends the wait with an error, a
 // rollback changes the overall line and is announced, an update the
-// manager completed before every task ran ends the wait.
+// manager completed before every task ran ends the wait. Beyond docker,
+// the verify window starts only once the manager has finished rolling.
 func (c *convergence) updateStatus(st *shoalv1.UpdateStatus) (done bool, err error) {
 	if st == nil || proto.Equal(st, c.prior) {
 		return false, nil
@@ -131,8 +137,9 @@ func (c *convergence) updateStatus(st *shoalv1.UpdateStatus) (done bool, err err
 	msg := st.GetMessage()
 	switch st.GetState() {
 	case shoalv1.UpdateState_UPDATE_STATE_UPDATING:
-		c.rollback = false
+		c.rollback, c.rolling = false, true
 	case shoalv1.UpdateState_UPDATE_STATE_COMPLETED:
+		c.rolling = false
 		return !c.allReady, nil
 	case shoalv1.UpdateState_UPDATE_STATE_PAUSED:
 		return false, fmt.Errorf("service update paused: %s", msg)
@@ -140,14 +147,14 @@ func (c *convergence) updateStatus(st *shoalv1.UpdateStatus) (done bool, err err
 		if !c.rollback && msg != "" {
 			c.rollLine = msg
 		}
-		c.rollback = true
+		c.rollback, c.rolling = true, true
 	case shoalv1.UpdateState_UPDATE_STATE_ROLLBACK_PAUSED:
 		return false, fmt.Errorf("service rollback paused: %s", msg)
 	case shoalv1.UpdateState_UPDATE_STATE_ROLLBACK_COMPLETED:
 		if msg != "" {
 			c.closing = msg
 		}
-		c.rollback = true
+		c.rollback, c.rolling = true, false
 	}
 	return false, nil
 }
@@ -208,7 +215,7 @@ func (c *convergence) step(l serviceLook) progressFrame {
 		}
 	}
 	c.allReady = !waiting && extra == 0 && running == want
-	if v, ok := c.verify(c.allReady, marks, l.now); ok {
+	if v, ok := c.verify(c.allReady && !c.rolling, marks, l.now); ok {
 		f.lines = append(f.lines, v)
 	}
 	f.converged = !c.since.IsZero() && l.now.Sub(c.since) >= c.monitor

@@ -54,11 +54,19 @@ func TestConvergenceDeploys(t *testing.T) {
 		prior *shoalv1.UpdateStatus
 		looks []deployLook
 	}{
-		{"the verify window is the update config's monitor", monitors(2*time.Second, 9*time.Second), nil, []deployLook{
-			{ms: 0, status: updStatus(updating, "update in progress"), tasks: two, want: []string{"overall progress: 2 out of 2 tasks", "1/2: running (9)", "2/2: running (9)",
+		{"the verify window, once the manager has rolled every task, is the update config's monitor", monitors(2*time.Second, 9*time.Second), nil, []deployLook{
+			{ms: 0, status: updStatus(updating, "update in progress"), tasks: two, want: []string{"overall progress: 2 out of 2 tasks", "1/2: running (9)", "2/2: running (9)"}},
+			{ms: 5000, status: updStatus(updating, "update in progress"), tasks: two, want: []string{"overall progress: 2 out of 2 tasks", "1/2: running (9)", "2/2: running (9)"}},
+			{ms: 6000, status: done, tasks: two, want: []string{"overall progress: 2 out of 2 tasks", "1/2: running (9)", "2/2: running (9)",
 				"verify: Waiting 2 seconds to verify that tasks are stable..."}},
-			{ms: 2000, status: updStatus(updating, "update in progress"), tasks: two, want: []string{"overall progress: 2 out of 2 tasks", "1/2: running (9)", "2/2: running (9)",
+			{ms: 8000, status: done, tasks: two, want: []string{"overall progress: 2 out of 2 tasks", "1/2: running (9)", "2/2: running (9)",
 				"verify: Service converged"}, converged: true},
+		}},
+		{"global stop-first update: every node running is not converged while the update is in progress", globalSvc(), nil, []deployLook{
+			{ms: 0, status: updStatus(updating, ""), tasks: []tk{{id: "a2", node: "aaa", state: tsRunning}, {id: "b2", node: "bbb", state: tsRunning}},
+				want: []string{"overall progress: 2 out of 2 tasks", "aaa: running (9)", "bbb: running (9)"}},
+			{ms: 5400, status: updStatus(updating, ""), tasks: []tk{{id: "a2", node: "aaa", state: tsRunning}, {id: "b2", node: "bbb", state: tsRunning}},
+				want: []string{"overall progress: 2 out of 2 tasks", "aaa: running (9)", "bbb: running (9)"}},
 		}},
 		{"a paused update ends the wait with docker's error", replicatedSvc(2), nil, []deployLook{
 			{ms: 0, status: updStatus(updating, "update in progress"), tasks: []tk{{id: "a", slot: 1, state: tsStarting}},
@@ -72,13 +80,16 @@ func TestConvergenceDeploys(t *testing.T) {
 					"overall progress: rolling back update: 1 out of 2 tasks", "1/2: running (9)", "2/2: "}},
 			{ms: 500, status: updStatus(rbStarted, "update rolled back due to failure or early termination of task x"), tasks: two,
 				want: []string{"rollback: update rolled back due to failure or early termination of task x",
-					"overall progress: rolling back update: 2 out of 2 tasks", "1/2: running (9)", "2/2: running (9)",
-					"verify: Waiting 3 seconds to verify that tasks are stable..."}},
+					"overall progress: rolling back update: 2 out of 2 tasks", "1/2: running (9)", "2/2: running (9)"}},
 			{ms: 1000, status: updStatus(rbDone, "rollback completed"), tasks: two,
 				want: []string{"rollback: update rolled back due to failure or early termination of task x",
 					"overall progress: rolling back update: 2 out of 2 tasks", "1/2: running (9)", "2/2: running (9)",
 					"verify: Waiting 3 seconds to verify that tasks are stable..."}},
 			{ms: 3500, status: updStatus(rbDone, "rollback completed"), tasks: two,
+				want: []string{"rollback: update rolled back due to failure or early termination of task x",
+					"overall progress: rolling back update: 2 out of 2 tasks", "1/2: running (9)", "2/2: running (9)",
+					"verify: Waiting 1 second to verify that tasks are stable..."}},
+			{ms: 4000, status: updStatus(rbDone, "rollback completed"), tasks: two,
 				want: []string{"rollback: update rolled back due to failure or early termination of task x",
 					"overall progress: rolling back update: 2 out of 2 tasks", "1/2: running (9)", "2/2: running (9)",
 					"verify: Service converged", "rollback: rollback completed"}, converged: true},
