@@ -244,14 +244,21 @@ func (r *Runtime) runExec(ctx context.Context, c *ctr, st State, nsenter string,
 		}
 	}
 	if !ready {
-		if c.snapshot().Status != Running {
-			return res, fmt.Errorf("container %s is not running: %w", st.ID[:12], errdefs.ErrFailedPrecond)
+		// The output is the helpers' (nsenter's, or a Go runtime's
+		// crash with its stacks), not the command's: the error says
+		// what matters in one line.
+		out := string(res.Output)
+		switch {
+		case c.snapshot().Status != Running:
+			return ExecResult{}, fmt.Errorf("container %s is not running: %w", st.ID[:12], errdefs.ErrFailedPrecond)
+		case st.PidsLimit > 0 && (strings.Contains(out, "failed to create new OS thread") || strings.Contains(out, "Resource temporarily unavailable")):
+			return ExecResult{}, fmt.Errorf("exec in container %s: its pids limit (%d) leaves no room to start another process; raise the limit: %w", st.ID[:12], st.PidsLimit, errdefs.ErrFailedPrecond)
 		}
-		msg := strings.TrimSpace(string(res.Output))
+		msg, _, _ := strings.Cut(strings.TrimSpace(out), "\n")
 		if msg == "" {
 			msg = fmt.Sprintf("the exec helper exited with code %d", code)
 		}
-		return res, fmt.Errorf("exec in container %s: could not enter the container: %s", st.ID[:12], oneLine(msg))
+		return ExecResult{}, fmt.Errorf("exec in container %s: could not enter the container: %s", st.ID[:12], msg)
 	}
 	return res, nil
 }
@@ -269,8 +276,6 @@ func exitCode(ps *os.ProcessState) int {
 	}
 	return ws.ExitStatus()
 }
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // capped keeps the first max bytes written to it and counts the rest.
 type capped struct {

@@ -297,6 +297,13 @@ func TestExecRefused(t *testing.T) {
 			}
 		})
 	}
+	// A pids limit with no room left for the exec's helpers is named,
+	// without the Go runtime's stacks.
+	tight := startLong(t, r, imgs, Spec{PidsLimit: 3})
+	_, err = r.Exec(ctx, tight.ID, ExecSpec{Args: []string{"true"}})
+	if !errors.Is(err, errdefs.ErrFailedPrecond) || !strings.Contains(err.Error(), "its pids limit (3) leaves no room") || strings.Contains(err.Error(), "goroutine") {
+		t.Fatalf("exec under a full pids limit: %v", err)
+	}
 	// A container stopped under a running exec ends it.
 	done := make(chan error, 1)
 	go func() {
