@@ -304,17 +304,26 @@ func (w *capped) result(code int) ExecResult {
 }
 
 // killSession SIGKILLs every live process of session sid, again until
-// none is left (one may fork while the others are killed). The session
-// leader is not reaped yet, so its PID, the session ID, cannot have been
-// reused.
+// none is left (one may fork while the others are killed), waiting a
+// little when only processes already killed remain, until they are gone
+// (at most about a second). The session leader is not reaped yet, so its
+// PID, the session ID, cannot have been reused.
 func killSession(sid int) {
-	for i := 0; i < 100; i++ {
+	killed := map[int]bool{}
+	for i := 0; i < 1000; i++ {
 		pids := sessionMembers(sid)
 		if len(pids) == 0 {
 			return
 		}
+		fresh := false
 		for _, p := range pids {
+			if !killed[p] {
+				killed[p], fresh = true, true
+			}
 			_ = unix.Kill(p, unix.SIGKILL)
+		}
+		if !fresh {
+			time.Sleep(time.Millisecond)
 		}
 	}
 }
