@@ -67,6 +67,9 @@ type ExecResult struct {
 // runtime/shim/exec.go; they need util-linux nsenter on the node and a
 // static shim binary (make build gives one).
 func (r *Runtime) Exec(ctx context.Context, ref string, p ExecSpec) (ExecResult, error) {
+	if err := ctx.Err(); err != nil {
+		return ExecResult{}, err
+	}
 	c, err := r.find(ref)
 	if err != nil {
 		return ExecResult{}, err
