@@ -55,7 +55,7 @@ func TestServiceScaleRefusesBeforeChanging(t *testing.T) {
 		{[]string{"web=3", "db=-1"}, `"db=-1": invalid replicas value "-1"`, nil},
 		{[]string{"web=3", "db"}, `"db": use SERVICE=REPLICAS, e.g. web=5`, nil},
 		{[]string{"web=3", "=2"}, `"=2": use SERVICE=REPLICAS`, nil},
-		{[]string{"web=3", "agent=2"}, "service agent is global: only replicated services can be scaled", nil},
+		{[]string{"web=3", "agent=2"}, "service agent is global: scale can only be used with replicated or replicated-job mode", nil},
 		{[]string{"web=3", "nosuch=2"}, `service "nosuch" not found`, nil},
 	} {
 		srv := &scaleServices{svcs: map[string]*shoalv1.Service{}}
