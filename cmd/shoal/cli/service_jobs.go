@@ -325,3 +325,34 @@ func (g *globals) waitJob(ctx context.Context, c shoalv1.ControlServiceClient, r
 		}
 	}
 }
+
+// prettyMode is the mode block of service inspect --pretty: docker's
+// "Service Mode:" lines for replicated and global services, and for jobs
+// (which docker's template leaves blank) the mode, its counts and the
+// current run. Lines are tab-separated as docker's template writes them.
+func prettyMode(svc *shoalv1.Service) string {
+	var b strings.Builder
+	spec := svc.GetSpec()
+	switch {
+	case spec.GetGlobal() != nil:
+		b.WriteString("Service Mode:\tGlobal\n")
+	case spec.GetReplicatedJob() != nil:
+		j := spec.GetReplicatedJob()
+		concurrent := j.GetMaxConcurrent()
+		if concurrent == 0 {
+			concurrent = j.GetTotalCompletions()
+		}
+		fmt.Fprintf(&b, "Service Mode:\tReplicated Job\n Max Concurrent:\t%d\n Total Completions:\t%d\n", concurrent, j.GetTotalCompletions())
+	case spec.GetGlobalJob() != nil:
+		b.WriteString("Service Mode:\tGlobal Job\n")
+	default:
+		fmt.Fprintf(&b, "Service Mode:\tReplicated\n Replicas:\t%d\n", spec.GetReplicated().GetReplicas())
+	}
+	if js := svc.GetJobStatus(); js != nil {
+		fmt.Fprintf(&b, "Job Status:\n Iteration:\t%d\n", js.GetIteration())
+		if js.GetLastExecution() != nil {
+			fmt.Fprintf(&b, " Last Execution:\t%s\n", js.GetLastExecution().AsTime().UTC().Format(time.RFC3339Nano))
+		}
+	}
+	return b.String()
+}

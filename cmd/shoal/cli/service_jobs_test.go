@@ -208,3 +208,26 @@ func TestJobFrame(t *testing.T) {
 		t.Errorf("global job half done: %q done %v", frameText(f), done)
 	}
 }
+
+// service inspect --pretty's mode block: docker's for services, and for
+// jobs their counts and current run.
+func TestPrettyMode(t *testing.T) {
+	at := time.Date(2026, 12, 2, 14, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		svc  *shoalv1.Service
+		want string
+	}{
+		{&shoalv1.Service{Spec: &shoalv1.ServiceSpec{Mode: &shoalv1.ServiceSpec_Replicated{Replicated: &shoalv1.ReplicatedService{Replicas: 3}}}},
+			"Service Mode:\tReplicated\n Replicas:\t3\n"},
+		{&shoalv1.Service{Spec: &shoalv1.ServiceSpec{Mode: &shoalv1.ServiceSpec_Global{Global: &shoalv1.GlobalService{}}}}, "Service Mode:\tGlobal\n"},
+		{&shoalv1.Service{Spec: &shoalv1.ServiceSpec{Mode: &shoalv1.ServiceSpec_ReplicatedJob{ReplicatedJob: &shoalv1.ReplicatedJob{TotalCompletions: 10, MaxConcurrent: 3}}},
+			JobStatus: &shoalv1.JobStatus{Iteration: 2, LastExecution: timestamppb.New(at)}},
+			"Service Mode:\tReplicated Job\n Max Concurrent:\t3\n Total Completions:\t10\nJob Status:\n Iteration:\t2\n Last Execution:\t2026-12-02T14:00:00Z\n"},
+		{&shoalv1.Service{Spec: &shoalv1.ServiceSpec{Mode: &shoalv1.ServiceSpec_GlobalJob{GlobalJob: &shoalv1.GlobalJob{}}}, JobStatus: &shoalv1.JobStatus{}},
+			"Service Mode:\tGlobal Job\nJob Status:\n Iteration:\t0\n"},
+	} {
+		if got := prettyMode(tc.svc); got != tc.want {
+			t.Errorf("prettyMode(%v) = %q; want %q", tc.svc.GetSpec().GetMode(), got, tc.want)
+		}
+	}
+}
