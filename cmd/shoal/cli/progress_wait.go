@@ -20,6 +20,9 @@ const progressPoll = 200 * time.Millisecond
 // is the service's update status before the command changed it (nil for
 // a new service).
 func (g *globals) waitConverged(ctx context.Context, c shoalv1.ControlServiceClient, ref string, quiet bool, prior *shoalv1.UpdateStatus) error {
+	if job, err := g.waitJob(ctx, c, ref, quiet); job { // service_jobs.go
+		return err
+	}
 	out := newProgressOutput(g.out, quiet)
 	conv := newConvergence(prior)
 	tick := time.NewTicker(progressPoll)

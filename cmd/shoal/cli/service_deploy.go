@@ -392,6 +392,9 @@ func (d *deployFlags) apply(fs *pflag.FlagSet, spec *shoalv1.ServiceSpec, create
 	if err := d.health.apply(fs, spec.GetTask().GetContainer()); err != nil {
 		return err
 	}
+	if isJobSpec(spec) {
+		return nil // a job has no rolling update (checkJobFlags refuses the flags)
+	}
 	d.update.apply(fs, &spec.Update, create)
 	d.rollback.apply(fs, &spec.Rollback, create)
 	return nil

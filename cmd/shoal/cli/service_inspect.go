@@ -117,15 +117,7 @@ func prettyService(w *strings.Builder, s *shoalv1.Service, nets map[string]strin
 			}
 		}
 	}
-	switch {
-	case spec.GetGlobal() != nil:
-		p("Service Mode:\tGlobal")
-	case spec.GetReplicated() != nil:
-		p("Service Mode:\tReplicated")
-		p(" Replicas:\t%d", spec.GetReplicated().GetReplicas())
-	default:
-		p("Service Mode:")
-	}
+	w.WriteString(prettyMode(s)) // service_jobs.go: the four modes, and a job's run
 	if st := s.GetUpdateStatus(); st.GetState() != shoalv1.UpdateState_UPDATE_STATE_UNSPECIFIED {
 		p("UpdateStatus:")
 		p(" State:\t\t%s", updateStateName(st.GetState()))
