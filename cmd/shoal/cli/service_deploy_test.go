@@ -340,3 +340,18 @@ func TestServiceUpdateRequests(t *testing.T) {
 		}
 	}
 }
+
+// A job takes a health check but no rolling update: create leaves its
+// update and rollback configs unset, as docker's.
+func TestCreateJobDeployFlags(t *testing.T) {
+	spec, err := deploySpecOf(t, newSpec(), true, "--mode", "replicated-job", "--health-cmd", "true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.GetUpdate() != nil || spec.GetRollback() != nil {
+		t.Errorf("a job's create set update %s, rollback %s; want none", text(spec.GetUpdate()), text(spec.GetRollback()))
+	}
+	if got := spec.GetTask().GetContainer().GetHealthcheck().GetTest(); len(got) != 2 || got[1] != "true" {
+		t.Errorf("a job's health check = %q; want CMD-SHELL true", got)
+	}
+}
