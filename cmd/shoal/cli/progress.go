@@ -176,6 +176,7 @@ func (c *convergence) step(l serviceLook) progressFrame {
 		extra   int // active slots beyond the replicas asked for
 		waiting bool
 	)
+	l.tasks = sinceUpdate(l.tasks, l.service.GetUpdateStatus())
 	if l.service.GetSpec().GetGlobal() != nil {
 		slots = c.globalSlots(l)
 		want = len(slots)
@@ -300,17 +301,42 @@ func slotLine(s progressSlot) progressLine {
 	return line
 }
 
-// current picks the task that stands for a slot or node: the newest one
-// (the orchestrator replaces a slot's task with a newer one), leaving out
-// tasks on nodes that are down and tasks being removed (scaled down,
-// drained).
+// sinceUpdate leaves out the tasks an update or rollback has already
+// stopped: tasks of the current spec made before it started and no longer
+// meant to run. After a rollback those are the tasks the update replaced,
+// whose spec is current again; they are history, not the rollback's
+// progress.
+func sinceUpdate(tasks []*shoalv1.Task, st *shoalv1.UpdateStatus) []*shoalv1.Task {
+	if st.GetStartedAt() == nil {
+		return tasks
+	}
+	started := st.GetStartedAt().AsTime()
+	out := tasks[:0:0]
+	for _, t := range tasks {
+		if t.GetDesiredState() > shoalv1.TaskState_TASK_STATE_RUNNING && t.GetMeta().GetCreatedAt().AsTime().Before(started) {
+			continue
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// current picks the task that stands for a slot or node: as docker's,
+// the one with the lowest desired state (a task meant to run before one
+// being shut down: a rollback's slots hold shut-down tasks of the spec
+// rolled back to), then the newest (the orchestrator replaces a slot's
+// task with a newer one), leaving out tasks on nodes that are down and
+// tasks being removed (scaled down, drained).
 func current(tasks []*shoalv1.Task, down map[string]bool) *shoalv1.Task {
 	var best *shoalv1.Task
 	for _, t := range tasks {
 		if down[t.GetNodeId()] && t.GetNodeId() != "" {
 			continue
 		}
-		if best == nil || newerTask(t, best) {
+		switch {
+		case best == nil, t.GetDesiredState() < best.GetDesiredState():
+			best = t
+		case t.GetDesiredState() == best.GetDesiredState() && newerTask(t, best):
 			best = t
 		}
 	}

@@ -94,6 +94,16 @@ func TestConvergenceDeploys(t *testing.T) {
 					"overall progress: rolling back update: 2 out of 2 tasks", "1/2: running (9)", "2/2: running (9)",
 					"verify: Service converged", "rollback: rollback completed"}, converged: true},
 		}},
+		{"a rollback's slots: the tasks it stopped before it started are history; a task meant to run stands for its slot", replicatedSvc(2), nil, []deployLook{
+			{ms: 0, status: updStatus(rbStarted, "manually requested rollback"), tasks: []tk{
+				{id: "old1", slot: 1, state: tsShutdown, desired: tsShutdown, made: -60}, {id: "old2", slot: 2, state: tsShutdown, desired: tsShutdown, made: -60}},
+				want: []string{"rollback: manually requested rollback", "overall progress: rolling back update: 0 out of 2 tasks", "1/2: ", "2/2: "}},
+			{ms: 1000, status: updStatus(rbStarted, "manually requested rollback"), tasks: []tk{
+				{id: "old1", slot: 1, state: tsShutdown, desired: tsShutdown, made: -60}, {id: "new1", slot: 1, state: tsStarting, made: 1},
+				// Newer but being shut down: the one meant to run stands for the slot.
+				{id: "new2", slot: 2, state: tsRunning, made: 0}, {id: "x2", slot: 2, state: tsRunning, desired: tsShutdown, made: 1}},
+				want: []string{"rollback: manually requested rollback", "overall progress: rolling back update: 1 out of 2 tasks", "1/2: starting (8)", "2/2: running (9)"}},
+		}},
 		{"a paused rollback ends the wait", replicatedSvc(2), nil, []deployLook{
 			{ms: 0, status: updStatus(rbPaused, "rollback paused due to failure or early termination of task b"),
 				err: "service rollback paused: rollback paused due to failure or early termination of task b"},
