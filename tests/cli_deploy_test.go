@@ -168,4 +168,24 @@ func TestCLIDeployFlags(t *testing.T) {
 			t.Errorf("rollback returned with %d of 4 containers running", got)
 		}
 	})
+
+	t.Run("paused update", func(t *testing.T) {
+		state := cli(t, "service", "inspect", "--format", "{{with .UpdateStatus}}{{.State}}{{end}}", "web")
+		if s := strings.TrimSpace(state); s == "" || s == shoalv1.UpdateState_UPDATE_STATE_UNSPECIFIED.String() {
+			t.Skip("the manager keeps no update status yet (branch updater)")
+		}
+		// An image that cannot be pulled: the first new task fails, the
+		// update pauses, and the waiting command fails with its message.
+		out, err := m.CLI("service", "update", "--update-failure-action", "pause", "--image", unreachableImage, "web")
+		if err == nil || !strings.Contains(err.Error(), "exit status 1: Error: service update paused: update paused due to failure or early termination of task ") {
+			t.Fatalf("update to an image that cannot be pulled = %v; want docker's paused error, exit status 1\n%s", err, out)
+		}
+		pretty := cli(t, "service", "inspect", "--pretty", "web")
+		if !strings.Contains(pretty, "\nUpdateStatus:\n State:\t\tpaused\n Started:\t") || !strings.Contains(pretty, "\n Message:\tupdate paused due to failure or early termination of task ") {
+			t.Errorf("inspect --pretty of a paused update:\n%s", pretty)
+		}
+		if got := len(serviceContainers(c, "web")); got < 3 {
+			t.Errorf("%d containers of web running while the update is paused; want the old ones serving", got)
+		}
+	})
 }
