@@ -132,7 +132,7 @@ var healthSettingFlags = []string{"health-cmd", "health-http", "health-tcp", "he
 
 func (h *healthFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&h.cmd, "health-cmd", "", "Command to run to check health")
-	fs.StringVar(&h.http, "health-http", "", "Check health with an HTTP GET the node sends into the task's network namespace: [http|https://]:PORT/PATH (2xx and 3xx are healthy)")
+	fs.StringVar(&h.http, "health-http", "", "Check health with an HTTP GET the node sends into the task's network namespace: [http://|https://]:PORT/PATH (2xx and 3xx are healthy)")
 	fs.Var(portNumber{&h.tcp}, "health-tcp", "Check health by connecting to this TCP port inside the task's network namespace")
 	fs.Var(positiveDuration{&h.interval}, "health-interval", "Time between running the check (ms|s|m|h)")
 	fs.Var(positiveDuration{&h.timeout}, "health-timeout", "Maximum time to allow one check to run (ms|s|m|h)")
