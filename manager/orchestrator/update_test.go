@@ -140,7 +140,9 @@ func (s *sim) alive() []*shoalv1.Task {
 	return out
 }
 
-func key(t *shoalv1.Task) string { return fmt.Sprintf("%d/%s", t.GetSlot(), map[bool]string{true: t.GetNodeId()}[t.GetSlot() == 0]) }
+func key(t *shoalv1.Task) string {
+	return fmt.Sprintf("%d/%s", t.GetSlot(), map[bool]string{true: t.GetNodeId()}[t.GetSlot() == 0])
+}
 
 // check holds after every pass: no slot has two tasks of the same
 // spec active; under stop-first no slot has an old and a new task alive.
