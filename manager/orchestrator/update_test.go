@@ -163,8 +163,15 @@ func (s *sim) check() {
 				cur++
 			}
 		}
-		if cur > 1 || len(ts)-cur > 1 || (len(ts) > 1 && !cfg.startFirst && cur == 1 && s.aliveBoth(k)) {
+		if cur > 1 || len(ts)-cur > 1 {
 			s.t.Fatalf("at +%v slot %s has active tasks %v", s.now.Sub(t0), k, taskStates(ts))
+		}
+	}
+	if !cfg.startFirst {
+		for _, t := range s.in.Tasks {
+			if s.aliveBoth(key(t)) {
+				s.t.Fatalf("stop-first: at +%v slot %s has an old and a new task alive: %v", s.now.Sub(t0), key(t), taskStates(s.alive()))
+			}
 		}
 	}
 	if n := s.inFlight(); n > s.maxInFlight {
