@@ -718,3 +718,35 @@ func TestUpdateProperty(t *testing.T) {
 		}
 	}
 }
+
+// A global service rolls start-first node by node: each node runs its old
+// task until the new one beside it is healthy.
+func TestUpdateGlobalStartFirst(t *testing.T) {
+	g := global("agent")
+	g.Spec.Update = &shoalv1.UpdateConfig{Parallelism: 1, Order: shoalv1.UpdateOrder_UPDATE_ORDER_START_FIRST, Monitor: durationpb.New(time.Second)}
+	s := newSim(t, g, ready("n1"), ready("n2"))
+	s.update(image("img:2"))
+	for i := 0; i < 2; i++ {
+		p := s.pass()
+		if len(p.Create) != 1 || len(p.Update) != 0 {
+			t.Fatalf("node %d: created %v stopped %v; want a new task beside the old one", i, p.Create, idsOf(p.Update))
+		}
+		fresh := s.in.Tasks[len(s.in.Tasks)-1]
+		s.startOnly()
+		fresh.Status.Health = &shoalv1.TaskHealth{State: shoalv1.HealthState_HEALTH_STATE_STARTING}
+		if p := s.pass(); len(p.Update) != 0 {
+			t.Fatalf("node %d: new task not healthy yet, stopped %v", i, idsOf(p.Update))
+		}
+		fresh.Status.Health = &shoalv1.TaskHealth{State: shoalv1.HealthState_HEALTH_STATE_HEALTHY, Since: timestamppb.New(s.now)}
+		p = s.pass()
+		if len(p.Update) != 1 || p.Update[0].Task.GetNodeId() != fresh.GetNodeId() || specCurrent(s.svc(), p.Update[0].Task) {
+			t.Fatalf("node %d: new task healthy: stopped %v; want the old task on %s", i, idsOf(p.Update), fresh.GetNodeId())
+		}
+		s.runAll()
+		s.now = s.now.Add(time.Second)
+	}
+	s.pass()
+	if cur, old := s.counts(); cur != 2 || old != 0 || s.state() != usCompleted {
+		t.Fatalf("global start-first: %d new %d old, %v; want 2, 0, completed", cur, old, s.state())
+	}
+}
