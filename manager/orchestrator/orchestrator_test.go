@@ -453,3 +453,46 @@ func TestOrchestratorUpdateRollsBack(t *testing.T) {
 		t.Fatalf("%d active tasks after the rollback; want 2", active)
 	}
 }
+
+// An automatic rollback to a spec on another network gives the service
+// that network's VIP again, in the same write as the spec.
+func TestOrchestratorRollbackRestoresEndpoint(t *testing.T) {
+	st := store.New()
+	d := &direct{storetest.Direct{Store: st}}
+	clk := clock.NewFake(t0)
+	o := &Orchestrator{Store: st, Raft: d, Clock: clk, NewID: ids(), Log: zap.NewNop()}
+	app := &shoalv1.Network{Id: "app", Spec: &shoalv1.NetworkSpec{Name: "app"}, Allocation: &shoalv1.NetworkAllocation{Vni: 4097, Subnet: "10.0.1.0/29", Gateway: "10.0.1.1"}}
+	app2 := &shoalv1.Network{Id: "app2", Spec: &shoalv1.NetworkSpec{Name: "app2"}, Allocation: &shoalv1.NetworkAllocation{Vni: 4098, Subnet: "10.0.2.0/29", Gateway: "10.0.2.1"}}
+	d.put(t, capacity(ready("n1")), app, app2)
+	v1 := svc("web", 1).Spec
+	v1.Networks = []*shoalv1.NetworkAttachment{{Target: "app"}}
+	web := svc("web", 1)
+	web.Spec.Networks = []*shoalv1.NetworkAttachment{{Target: "app2"}}
+	web.Spec.Update = &shoalv1.UpdateConfig{FailureAction: actRollback}
+	web.PreviousSpec = v1
+	web.Endpoint = &shoalv1.ServiceEndpoint{VirtualIps: []*shoalv1.VirtualIP{{NetworkId: "app2", Addr: "10.0.2.2/29"}}}
+	web.UpdateStatus = &shoalv1.UpdateStatus{State: usUpdating, StartedAt: timestamppb.New(t0.Add(-time.Minute))}
+	d.put(t, web)
+	failed := task("b", web, 1, "n1", stRunning, stFailed, t0, t0)
+	failed.Networks = []*shoalv1.TaskNetwork{{NetworkId: "app2", Vip: "10.0.2.2/29", Addr: "10.0.2.3/29"}}
+	d.put(t, failed)
+	if _, err := o.Pass(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := serviceOf(st, "web")
+	if got.GetUpdateStatus().GetState() != usRollbackStarted || got.GetSpec().GetNetworks()[0].GetTarget() != "app" {
+		t.Fatalf("after the failure: %v on %v; want rolled back to app", got.GetUpdateStatus(), got.GetSpec().GetNetworks())
+	}
+	if vips := got.GetEndpoint().GetVirtualIps(); len(vips) != 1 || vips[0].GetNetworkId() != "app" || !strings.HasPrefix(vips[0].GetAddr(), "10.0.1.") {
+		t.Fatalf("endpoint after the rollback %v; want a VIP on app (10.0.1.0/29)", got.GetEndpoint())
+	}
+	// The next pass makes the slot's task on app.
+	if _, err := o.Pass(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, tk := range tasksOf(st) {
+		if tk.GetDesiredState() == stRunning && (tk.GetId() == "b" || tk.GetNetworks()[0].GetNetworkId() != "app") {
+			t.Fatalf("task %s active on %v after the rollback", tk.GetId(), tk.GetNetworks())
+		}
+	}
+}
