@@ -155,6 +155,7 @@ func (s *Server) CreateService(ctx context.Context, req *shoalv1.CreateServiceRe
 	}
 	now := timestamppb.New(s.Clock.Now())
 	svc := &shoalv1.Service{Id: store.NewID(), Meta: &shoalv1.Meta{CreatedAt: now, UpdatedAt: now}, Spec: spec, Endpoint: ep}
+	startJob(svc, now.AsTime())
 	idx, err := s.propose(ctx, create(svc))
 	if err != nil {
 		return nil, err
@@ -174,6 +175,7 @@ func applyServiceDefaults(spec *shoalv1.ServiceSpec) {
 	if spec.Task.Restart == nil {
 		spec.Task.Restart = &shoalv1.RestartPolicy{}
 	}
+	jobDefaults(spec)
 	if spec.Task.Restart.Condition == shoalv1.RestartCondition_RESTART_CONDITION_UNSPECIFIED {
 		spec.Task.Restart.Condition = shoalv1.RestartCondition_RESTART_CONDITION_ANY
 	}
@@ -246,7 +248,10 @@ func (s *Server) UpdateService(ctx context.Context, req *shoalv1.UpdateServiceRe
 	if spec.GetName() != cur.GetSpec().GetName() {
 		return nil, fmt.Errorf("service.name: renaming a service is not supported (%q to %q); create a new service: %w", cur.GetSpec().GetName(), spec.GetName(), errdefs.ErrInvalid)
 	}
-	if _, wasGlobal := cur.GetSpec().GetMode().(*shoalv1.ServiceSpec_Global); wasGlobal != (spec.GetGlobal() != nil) {
+	if from, to := modeName(cur.GetSpec()), modeName(spec); from != to {
+		if isJob(cur.GetSpec()) || isJob(spec) {
+			return nil, fmt.Errorf("service.mode: a %s service cannot become %s; create a new service: %w", from, to, errdefs.ErrInvalid)
+		}
 		return nil, fmt.Errorf("service.mode: a service cannot change between replicated and global; create a new service: %w", errdefs.ErrInvalid)
 	}
 	ep, release, err := s.prepareEndpoint(spec, cur)
@@ -263,6 +268,7 @@ func (s *Server) UpdateService(ctx context.Context, req *shoalv1.UpdateServiceRe
 	next.Endpoint = ep
 	next.UpdateStatus = nextUpdateStatus(cur, next, req.GetRollback(), now)
 	next.Meta.UpdatedAt = timestamppb.New(now)
+	nextJobRun(next, cur, now)
 	idx, err := s.propose(ctx, update(next, req.GetVersion()))
 	if err != nil {
 		return nil, err

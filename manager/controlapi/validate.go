@@ -120,9 +120,11 @@ func ValidateServiceSpec(s *shoalv1.ServiceSpec) error {
 		if r := m.Replicated.GetReplicas(); r < 0 {
 			f.add("service.replicas", "must be >= 0, got %d", r)
 		}
-	case *shoalv1.ServiceSpec_Global:
+	case *shoalv1.ServiceSpec_Global, *shoalv1.ServiceSpec_GlobalJob:
+	case *shoalv1.ServiceSpec_ReplicatedJob:
+		validateJob(&f, m.ReplicatedJob) // jobs.go
 	default:
-		f.add("service.mode", "must be replicated or global")
+		f.add("service.mode", "must be replicated, global, replicated-job or global-job")
 	}
 	validateTask(&f, s.GetTask())
 	validateEndpoint(&f, s.GetEndpoint())

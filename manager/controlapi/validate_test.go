@@ -161,7 +161,7 @@ func TestValidateServiceSpecOneBadField(t *testing.T) {
 			s.Task.Container.Env = []string{"BIG=" + strings.Repeat("x", MaxServiceSpecBytes)}
 		}, "service", "over the limit of 256 KiB"},
 		{"negative replicas", func(s *shoalv1.ServiceSpec) { s.GetReplicated().Replicas = -1 }, "service.replicas", "must be >= 0, got -1"},
-		{"no mode", func(s *shoalv1.ServiceSpec) { s.Mode = nil }, "service.mode", "replicated or global"},
+		{"no mode", func(s *shoalv1.ServiceSpec) { s.Mode = nil }, "service.mode", "replicated, global, replicated-job or global-job"},
 		{"empty name", func(s *shoalv1.ServiceSpec) { s.Name = "" }, "service.name", "is required"},
 		{"long name", func(s *shoalv1.ServiceSpec) { s.Name = strings.Repeat("a", 64) }, "service.name", "at most 63 characters, got 64"},
 		{"name with slash", func(s *shoalv1.ServiceSpec) { s.Name = "a/b" }, "service.name", `"a/b" may only contain`},

@@ -201,6 +201,10 @@ func Reconcile(in Input, now time.Time, newID func() string) Plan {
 		switch tasks := byService[svc.GetId()]; {
 		case svc.GetSpec().GetGlobal() != nil:
 			r.global(svc, tasks)
+		case svc.GetSpec().GetReplicatedJob() != nil:
+			r.replicatedJob(svc, tasks) // jobs.go
+		case svc.GetSpec().GetGlobalJob() != nil:
+			r.globalJob(svc, tasks)
 		default:
 			r.replicated(svc, tasks)
 		}

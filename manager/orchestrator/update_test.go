@@ -15,9 +15,9 @@ import (
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
-// sim is a store as Reconcile's plans and the workers' reports would make
+// rollSim is a store as Reconcile's plans and the workers' reports would make
 // it evolve, step by step, with a fixed clock the test moves.
-type sim struct {
+type rollSim struct {
 	t     *testing.T
 	in    Input
 	now   time.Time
@@ -27,9 +27,9 @@ type sim struct {
 	maxInFlight int
 }
 
-func newSim(t *testing.T, s *shoalv1.Service, nodes ...*shoalv1.Node) *sim {
+func newRollSim(t *testing.T, s *shoalv1.Service, nodes ...*shoalv1.Node) *rollSim {
 	t.Helper()
-	sm := &sim{t: t, now: t0, newID: ids(), in: Input{Services: []*shoalv1.Service{s}, Nodes: nodes}}
+	sm := &rollSim{t: t, now: t0, newID: ids(), in: Input{Services: []*shoalv1.Service{s}, Nodes: nodes}}
 	// Bring the service up and settled on its first spec.
 	for i := 0; i < 5; i++ {
 		sm.pass()
@@ -41,11 +41,11 @@ func newSim(t *testing.T, s *shoalv1.Service, nodes ...*shoalv1.Node) *sim {
 	return sm
 }
 
-func (s *sim) svc() *shoalv1.Service { return s.in.Services[0] }
+func (s *rollSim) svc() *shoalv1.Service { return s.in.Services[0] }
 
 // pass runs one reconciliation and applies its plan, placing new tasks on
 // the first ready node as the scheduler would (assigned).
-func (s *sim) pass() Plan {
+func (s *rollSim) pass() Plan {
 	s.t.Helper()
 	p := Reconcile(s.in, s.now, s.newID)
 	s.last = p
@@ -81,7 +81,7 @@ func (s *sim) pass() Plan {
 	return p
 }
 
-func (s *sim) placeOn(t *shoalv1.Task) string {
+func (s *rollSim) placeOn(t *shoalv1.Task) string {
 	for _, n := range s.in.Nodes {
 		if n.GetStatus().GetState() == shoalv1.NodeState_NODE_STATE_READY && n.GetSpec().GetAvailability() == shoalv1.NodeAvailability_NODE_AVAILABILITY_ACTIVE {
 			return n.GetId()
@@ -90,19 +90,19 @@ func (s *sim) placeOn(t *shoalv1.Task) string {
 	return ""
 }
 
-func (s *sim) set(t *shoalv1.Task, state shoalv1.TaskState) {
+func (s *rollSim) set(t *shoalv1.Task, state shoalv1.TaskState) {
 	t.Status.State, t.Status.Timestamp = state, timestamppb.New(s.now)
 	t.Meta.Version++
 }
 
 // runAll is the workers: assigned tasks start, tasks told to stop exit.
-func (s *sim) runAll() {
+func (s *rollSim) runAll() {
 	for _, t := range s.in.Tasks {
 		s.work(t)
 	}
 }
 
-func (s *sim) work(t *shoalv1.Task) {
+func (s *rollSim) work(t *shoalv1.Task) {
 	switch st := t.GetStatus().GetState(); {
 	case t.GetDesiredState() == stRunning && st == stAssigned:
 		s.set(t, stRunning)
@@ -113,7 +113,7 @@ func (s *sim) work(t *shoalv1.Task) {
 
 // startOnly starts assigned tasks but leaves stopping ones running (a
 // workload that ignores SIGTERM, for its grace period).
-func (s *sim) startOnly() {
+func (s *rollSim) startOnly() {
 	for _, t := range s.in.Tasks {
 		if t.GetDesiredState() == stRunning && t.GetStatus().GetState() == stAssigned {
 			s.set(t, stRunning)
@@ -121,7 +121,7 @@ func (s *sim) startOnly() {
 	}
 }
 
-func (s *sim) stopOnly() {
+func (s *rollSim) stopOnly() {
 	for _, t := range s.in.Tasks {
 		if t.GetDesiredState() > stRunning && !Terminal(t.GetStatus().GetState()) {
 			s.set(t, stShutdown)
@@ -130,7 +130,7 @@ func (s *sim) stopOnly() {
 }
 
 // alive are the tasks whose workload may be running: started, not ended.
-func (s *sim) alive() []*shoalv1.Task {
+func (s *rollSim) alive() []*shoalv1.Task {
 	var out []*shoalv1.Task
 	for _, t := range s.in.Tasks {
 		if st := t.GetStatus().GetState(); st >= stAssigned && !Terminal(st) {
@@ -146,7 +146,7 @@ func key(t *shoalv1.Task) string {
 
 // check holds after every pass: no slot has two tasks of the same
 // spec active; under stop-first no slot has an old and a new task alive.
-func (s *sim) check() {
+func (s *rollSim) check() {
 	s.t.Helper()
 	svc := s.svc()
 	cfg := configFor(svc)
@@ -179,7 +179,7 @@ func (s *sim) check() {
 	}
 }
 
-func (s *sim) aliveBoth(k string) bool {
+func (s *rollSim) aliveBoth(k string) bool {
 	var old, cur bool
 	up := map[string]bool{}
 	for _, n := range s.in.Nodes {
@@ -199,7 +199,7 @@ func (s *sim) aliveBoth(k string) bool {
 
 // inFlight counts the slots between their old task being stopped (or a
 // new task made) and the new task having settled.
-func (s *sim) inFlight() int {
+func (s *rollSim) inFlight() int {
 	svc := s.svc()
 	cfg := configFor(svc)
 	bySlot := map[string][]*shoalv1.Task{}
@@ -233,7 +233,7 @@ func (s *sim) inFlight() int {
 	return n
 }
 
-func (s *sim) settled(t *shoalv1.Task) bool {
+func (s *rollSim) settled(t *shoalv1.Task) bool {
 	at, ok := readyAt(t)
 	return ok && !s.now.Before(at.Add(configFor(s.svc()).monitor))
 }
@@ -247,7 +247,7 @@ func taskStates(ts []*shoalv1.Task) string {
 }
 
 // update changes the service's spec as the control API does.
-func (s *sim) update(edit func(*shoalv1.ServiceSpec)) {
+func (s *rollSim) update(edit func(*shoalv1.ServiceSpec)) {
 	cur := s.svc()
 	next := proto.Clone(cur).(*shoalv1.Service)
 	next.PreviousSpec = cur.GetSpec()
@@ -259,7 +259,7 @@ func (s *sim) update(edit func(*shoalv1.ServiceSpec)) {
 }
 
 // counts are the active tasks of the new and the old spec.
-func (s *sim) counts() (cur, old int) {
+func (s *rollSim) counts() (cur, old int) {
 	for _, t := range s.in.Tasks {
 		if t.GetDesiredState() != stRunning {
 			continue
@@ -273,7 +273,7 @@ func (s *sim) counts() (cur, old int) {
 	return cur, old
 }
 
-func (s *sim) state() updateState { return s.svc().GetUpdateStatus().GetState() }
+func (s *rollSim) state() updateState { return s.svc().GetUpdateStatus().GetState() }
 
 func withUpdate(s *shoalv1.Service, c *shoalv1.UpdateConfig) *shoalv1.Service {
 	s.Spec.Update = c
@@ -288,7 +288,7 @@ func image(img string) func(*shoalv1.ServiceSpec) {
 // is made, the next slot goes only once the new task has run for the
 // monitor period, and the update completes.
 func TestUpdateStopFirst(t *testing.T) {
-	s := newSim(t, svc("web", 3), ready("n1"))
+	s := newRollSim(t, svc("web", 3), ready("n1"))
 	s.update(image("img:2"))
 	for slot := 1; slot <= 3; slot++ {
 		p := s.pass()
@@ -324,7 +324,7 @@ func TestUpdateStopFirst(t *testing.T) {
 // Start-first: the new task is made at once, the old one keeps running
 // until the new one is healthy, then stops.
 func TestUpdateStartFirst(t *testing.T) {
-	s := newSim(t, withUpdate(svc("web", 2), &shoalv1.UpdateConfig{Parallelism: 1, Order: shoalv1.UpdateOrder_UPDATE_ORDER_START_FIRST, Monitor: durationpb.New(time.Second)}), ready("n1"))
+	s := newRollSim(t, withUpdate(svc("web", 2), &shoalv1.UpdateConfig{Parallelism: 1, Order: shoalv1.UpdateOrder_UPDATE_ORDER_START_FIRST, Monitor: durationpb.New(time.Second)}), ready("n1"))
 	s.update(image("img:2"))
 	for slot := 1; slot <= 2; slot++ {
 		p := s.pass()
@@ -358,7 +358,7 @@ func TestUpdateStartFirst(t *testing.T) {
 // If the new task of a start-first pair fails before it is ready, the old
 // one keeps serving; its retries (never healthy) do not stop it either.
 func TestUpdateStartFirstFailureKeepsOld(t *testing.T) {
-	s := newSim(t, withUpdate(svc("web", 2), &shoalv1.UpdateConfig{Parallelism: 1, Order: shoalv1.UpdateOrder_UPDATE_ORDER_START_FIRST}), ready("n1"))
+	s := newRollSim(t, withUpdate(svc("web", 2), &shoalv1.UpdateConfig{Parallelism: 1, Order: shoalv1.UpdateOrder_UPDATE_ORDER_START_FIRST}), ready("n1"))
 	s.update(image("bad"))
 	start := func() {
 		for _, tk := range s.in.Tasks {
@@ -390,7 +390,7 @@ func TestUpdateStartFirstFailureKeepsOld(t *testing.T) {
 // Parallelism 2 of 6 never has more than 2 slots in flight, and a delay
 // spaces the batches (Wake set for it).
 func TestUpdateParallelismAndDelay(t *testing.T) {
-	s := newSim(t, withUpdate(svc("web", 6), &shoalv1.UpdateConfig{Parallelism: 2, Delay: durationpb.New(3 * time.Second), Monitor: durationpb.New(time.Second)}), ready("n1"))
+	s := newRollSim(t, withUpdate(svc("web", 6), &shoalv1.UpdateConfig{Parallelism: 2, Delay: durationpb.New(3 * time.Second), Monitor: durationpb.New(time.Second)}), ready("n1"))
 	s.update(image("img:2"))
 	p := s.pass()
 	if len(p.Update) != 2 {
@@ -417,14 +417,14 @@ func TestUpdateParallelismAndDelay(t *testing.T) {
 		t.Fatalf("status %v, at most %d in flight; want completed with 2", s.state(), s.maxInFlight)
 	}
 	// Parallelism 0 is all at once.
-	s = newSim(t, withUpdate(svc("web", 6), &shoalv1.UpdateConfig{Parallelism: 0}), ready("n1"))
+	s = newRollSim(t, withUpdate(svc("web", 6), &shoalv1.UpdateConfig{Parallelism: 0}), ready("n1"))
 	s.update(image("img:2"))
 	if p := s.pass(); len(p.Update) != 6 {
 		t.Fatalf("parallelism 0: stopped %d; want 6", len(p.Update))
 	}
 }
 
-func failOnStart(s *sim, img string) {
+func failOnStart(s *rollSim, img string) {
 	for _, t := range s.in.Tasks {
 		if t.GetSpec().GetContainer().GetImage() == img && t.GetStatus().GetState() == stRunning && t.GetDesiredState() == stRunning {
 			s.set(t, stFailed)
@@ -445,7 +445,7 @@ func TestUpdateFailureActions(t *testing.T) {
 		{actRollback, usRollbackCompleted, "rollback completed"},
 	} {
 		t.Run(tc.action.String(), func(t *testing.T) {
-			s := newSim(t, withUpdate(svc("web", 3), &shoalv1.UpdateConfig{Parallelism: 1, FailureAction: tc.action, Monitor: durationpb.New(time.Second)}), ready("n1"))
+			s := newRollSim(t, withUpdate(svc("web", 3), &shoalv1.UpdateConfig{Parallelism: 1, FailureAction: tc.action, Monitor: durationpb.New(time.Second)}), ready("n1"))
 			s.update(image("bad"))
 			var sawRollback bool
 			for i := 0; i < 60; i++ {
@@ -488,7 +488,7 @@ func TestUpdateFailureActions(t *testing.T) {
 
 // The message of an automatic rollback names the task, in docker's words.
 func TestUpdateAutoRollbackStatus(t *testing.T) {
-	s := newSim(t, withUpdate(svc("web", 2), &shoalv1.UpdateConfig{Parallelism: 1, FailureAction: actRollback}), ready("n1"))
+	s := newRollSim(t, withUpdate(svc("web", 2), &shoalv1.UpdateConfig{Parallelism: 1, FailureAction: actRollback}), ready("n1"))
 	s.update(image("bad"))
 	s.pass()
 	s.runAll()
@@ -521,7 +521,7 @@ func TestUpdateAutoRollbackStatus(t *testing.T) {
 // A paused update makes no new replacements; resumed (status updating
 // again, as the control API sets it), it goes on.
 func TestUpdateResumeFromPause(t *testing.T) {
-	s := newSim(t, withUpdate(svc("web", 3), &shoalv1.UpdateConfig{Parallelism: 1, Monitor: durationpb.New(time.Second)}), ready("n1"))
+	s := newRollSim(t, withUpdate(svc("web", 3), &shoalv1.UpdateConfig{Parallelism: 1, Monitor: durationpb.New(time.Second)}), ready("n1"))
 	s.update(image("img:2"))
 	s.pass()
 	s.svc().UpdateStatus.State = usPaused
@@ -546,7 +546,7 @@ func TestUpdateResumeFromPause(t *testing.T) {
 
 // --force (a raised force_update) replaces every task with the same spec.
 func TestUpdateForce(t *testing.T) {
-	s := newSim(t, svc("web", 2), ready("n1"))
+	s := newRollSim(t, svc("web", 2), ready("n1"))
 	before := map[string]bool{}
 	for _, t := range s.in.Tasks {
 		before[t.GetId()] = true
@@ -571,7 +571,7 @@ func TestUpdateForce(t *testing.T) {
 // same and makes no duplicate: every pass of the update run twice.
 func TestUpdateNewLeaderNoDuplicate(t *testing.T) {
 	for _, order := range []shoalv1.UpdateOrder{shoalv1.UpdateOrder_UPDATE_ORDER_STOP_FIRST, shoalv1.UpdateOrder_UPDATE_ORDER_START_FIRST} {
-		s := newSim(t, withUpdate(svc("web", 3), &shoalv1.UpdateConfig{Parallelism: 2, Order: order}), ready("n1"))
+		s := newRollSim(t, withUpdate(svc("web", 3), &shoalv1.UpdateConfig{Parallelism: 2, Order: order}), ready("n1"))
 		s.update(image("img:2"))
 		for i := 0; i < 40 && s.state() != usCompleted; i++ {
 			first := Reconcile(s.in, s.now, ids())
@@ -598,7 +598,7 @@ func TestUpdateNewLeaderNoDuplicate(t *testing.T) {
 // Scaling during an update: new slots get the new spec, the update still
 // completes with exactly the replicas asked for.
 func TestUpdateWhileScaling(t *testing.T) {
-	s := newSim(t, withUpdate(svc("web", 3), &shoalv1.UpdateConfig{Parallelism: 1, Monitor: durationpb.New(time.Second)}), ready("n1"))
+	s := newRollSim(t, withUpdate(svc("web", 3), &shoalv1.UpdateConfig{Parallelism: 1, Monitor: durationpb.New(time.Second)}), ready("n1"))
 	s.update(image("img:2"))
 	s.pass()
 	s.svc().Spec.GetReplicated().Replicas = 5
@@ -642,7 +642,7 @@ func TestUpdateProperty(t *testing.T) {
 		sv := withUpdate(svc("web", int64(replicas)), cfg)
 		sv.Spec.Rollback = proto.Clone(cfg).(*shoalv1.UpdateConfig)
 		sv.Spec.Rollback.FailureAction = actPause
-		s := newSim(t, sv, nodes...)
+		s := newRollSim(t, sv, nodes...)
 		badness := rng.Float64() * 0.5
 		s.update(image("img:2"))
 		for step := 0; step < 200; step++ {
@@ -724,7 +724,7 @@ func TestUpdateProperty(t *testing.T) {
 func TestUpdateGlobalStartFirst(t *testing.T) {
 	g := global("agent")
 	g.Spec.Update = &shoalv1.UpdateConfig{Parallelism: 1, Order: shoalv1.UpdateOrder_UPDATE_ORDER_START_FIRST, Monitor: durationpb.New(time.Second)}
-	s := newSim(t, g, ready("n1"), ready("n2"))
+	s := newRollSim(t, g, ready("n1"), ready("n2"))
 	s.update(image("img:2"))
 	for i := 0; i < 2; i++ {
 		p := s.pass()
