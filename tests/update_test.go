@@ -18,7 +18,8 @@ import (
 // A rolling update of workloads that ignore SIGTERM (each old container
 // lives its whole stop grace period), watched in /proc: stop-first never
 // has more than 3 workload processes alive and takes down one slot at a
-// time; start-first never has fewer than 3 running. The update config is
+// time; start-first never has fewer than 3 running. Then an update to an
+// image that cannot be pulled rolls back by itself. The update config is
 // set through the control API.
 func TestRollingUpdateOrder(t *testing.T) {
 	needRoot(t)
@@ -60,6 +61,57 @@ func TestRollingUpdateOrder(t *testing.T) {
 	if !strings.Contains(out, "update completed") {
 		t.Fatalf("service inspect after the update lacks its status:\n%s", out)
 	}
+
+	// An image that cannot be pulled, with --update-failure-action
+	// rollback: the first new task is rejected, the orchestrator rolls
+	// the service back by itself, and the old spec runs on every slot.
+	setUpdateConfig(t, m, &shoalv1.UpdateConfig{Parallelism: 1, Monitor: durationpb.New(time.Second),
+		FailureAction: shoalv1.UpdateFailureAction_UPDATE_FAILURE_ACTION_ROLLBACK})
+	before := imageOf(t, m)
+	m.MustCLI("service", "update", "-d", "--image", "127.0.0.1:1/nosuch:1", "slow")
+	var svc *shoalv1.Service
+	harness.Eventually(t, 60*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		got, err := m.Control().GetService(ctx, &shoalv1.GetServiceRequest{ServiceId: "slow"})
+		if err != nil {
+			return err
+		}
+		svc = got.GetService()
+		if st := svc.GetUpdateStatus(); st.GetState() != shoalv1.UpdateState_UPDATE_STATE_ROLLBACK_COMPLETED {
+			return fmt.Errorf("update status %v", st)
+		}
+		n := 0
+		for _, node := range c.Nodes() {
+			for _, ct := range harness.Of("slow", node.RunningContainers()) {
+				if !hasEnv(ct.Env, "V=3") {
+					return fmt.Errorf("container %s (task %s) runs without V=3", ct.ID, ct.Task)
+				}
+				n++
+			}
+		}
+		if n != 3 {
+			return fmt.Errorf("%d workloads alive; want 3", n)
+		}
+		return nil
+	})
+	if img := svc.GetSpec().GetTask().GetContainer().GetImage(); img != before || svc.GetPreviousSpec().GetTask().GetContainer().GetImage() != "127.0.0.1:1/nosuch:1" {
+		t.Fatalf("after the automatic rollback the spec runs %s (previous %s); want the old image back", img, svc.GetPreviousSpec().GetTask().GetContainer().GetImage())
+	}
+	if ps := m.MustCLI("service", "inspect", "slow"); !strings.Contains(ps, "rollback completed") {
+		t.Fatalf("service inspect after the rollback lacks its status:\n%s", ps)
+	}
+}
+
+func imageOf(t *testing.T, m *harness.Node) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	got, err := m.Control().GetService(ctx, &shoalv1.GetServiceRequest{ServiceId: "slow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got.GetService().GetSpec().GetTask().GetContainer().GetImage()
 }
 
 // setUpdateConfig sets the service's update config through the control
