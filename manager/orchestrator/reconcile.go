@@ -562,7 +562,6 @@ func (r *reconciler) replicated(svc *shoalv1.Service, tasks []*shoalv1.Task) {
 		return // rolled back: the next pass works on the stored spec
 	}
 	want := int(svc.GetSpec().GetReplicated().GetReplicas())
-	u.total = want
 	bySlot := map[uint64][]*shoalv1.Task{}
 	for _, t := range tasks {
 		bySlot[t.GetSlot()] = append(bySlot[t.GetSlot()], t)

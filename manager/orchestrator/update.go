@@ -2,7 +2,6 @@ package orchestrator
 
 import (
 	"cmp"
-	"fmt"
 	"math"
 	"sort"
 	"strings"
@@ -162,9 +161,7 @@ type rollout struct {
 	started time.Time
 	cfg     updateConfig
 	// failed are the new tasks of this update that failed.
-	failed map[string]bool
-	// total is the number of slots the failure ratio is taken of.
-	total      int
+	failed     map[string]bool
 	inFlight   int
 	outdated   []*shoalv1.Task // active tasks of an older spec, to replace
 	lastSettle time.Time       // when the latest new task settled
@@ -415,9 +412,4 @@ func (u *rollout) finish(r *reconciler, svc *shoalv1.Service, makeNew func(old *
 			u.setStatus(svc, usCompleted, msgUpdateCompleted, false)
 		}
 	}
-}
-
-// String is for test failures.
-func (u *rollout) String() string {
-	return fmt.Sprintf("%v in flight %d outdated %d", u.state, u.inFlight, len(u.outdated))
 }
