@@ -140,7 +140,12 @@ func readyAt(t *shoalv1.Task) (time.Time, bool) {
 func isReady(t *shoalv1.Task) bool { _, ok := readyAt(t); return ok }
 
 // failedTask reports whether a task shows a failure: it ended failed or
-// rejected, or it runs but restarted in place or turned unhealthy.
+// rejected, or it runs but restarted in place or turned unhealthy. The
+// store does not say whether a task that ended had settled before it
+// failed (its status time is then the failure's), so a failure of one of
+// the update's new tasks counts whenever it happens while the update is
+// in progress: a settled task that fails later is rare within an update,
+// and counting it errs on the side of stopping a bad rollout.
 func failedTask(t *shoalv1.Task) bool {
 	if t.GetDesiredState() == stRemove {
 		return false
@@ -168,7 +173,6 @@ type rollout struct {
 	wake       []time.Time     // when new tasks settle
 	next       *shoalv1.Service
 	reason     string
-	respec     bool
 	// hold: the pass only writes the service (it swapped the spec; the
 	// next pass works on the spec as stored, with its endpoint).
 	hold bool
@@ -238,7 +242,7 @@ func (r *reconciler) rollout(svc *shoalv1.Service, tasks []*shoalv1.Task) (*shoa
 	case u.cfg.action == actRollback && svc.GetPreviousSpec() != nil:
 		u.setStatus(svc, usRollbackStarted, "update rolled back due to failure or early termination of task "+culprit.GetId(), true)
 		u.next.Spec, u.next.PreviousSpec = proto.Clone(svc.GetPreviousSpec()).(*shoalv1.ServiceSpec), proto.Clone(svc.GetSpec()).(*shoalv1.ServiceSpec)
-		u.respec, u.hold = true, true
+		u.hold = true
 		r.plan.Services = append(r.plan.Services, ServiceChange{Service: u.next, Reason: u.reason, Respec: true})
 		return u.next, u
 	default:
