@@ -31,7 +31,7 @@ func TestRollingUpdateOrder(t *testing.T) {
 
 	setUpdateConfig(t, m, &shoalv1.UpdateConfig{Parallelism: 1, Monitor: durationpb.New(time.Second),
 		Order: shoalv1.UpdateOrder_UPDATE_ORDER_STOP_FIRST})
-	w := watchWorkloads(c, "slow")
+	w := watchWorkloads(t, c, "slow")
 	m.MustCLI("service", "update", "-d", "--env-add", "V=2", "slow")
 	waitUpdated(t, c, m, "V=2")
 	lo, hi, steps := w.stop()
@@ -44,7 +44,7 @@ func TestRollingUpdateOrder(t *testing.T) {
 
 	setUpdateConfig(t, m, &shoalv1.UpdateConfig{Parallelism: 1, Monitor: durationpb.New(time.Second),
 		Order: shoalv1.UpdateOrder_UPDATE_ORDER_START_FIRST})
-	w = watchWorkloads(c, "slow")
+	w = watchWorkloads(t, c, "slow")
 	m.MustCLI("service", "update", "-d", "--env-add", "V=3", "slow")
 	waitUpdated(t, c, m, "V=3")
 	lo, hi, steps = w.stop()
@@ -175,13 +175,15 @@ func hasEnv(env []string, kv string) bool {
 // node until stopped.
 type watch struct {
 	done     chan struct{}
+	once     sync.Once
 	wg       sync.WaitGroup
 	min, max int
 	steps    []string
 }
 
-func watchWorkloads(c *harness.Cluster, svc string) *watch {
+func watchWorkloads(t *testing.T, c *harness.Cluster, svc string) *watch {
 	w := &watch{done: make(chan struct{}), min: 1 << 30}
+	t.Cleanup(func() { w.stop() }) // also when the test fails first
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
@@ -209,7 +211,7 @@ func watchWorkloads(c *harness.Cluster, svc string) *watch {
 }
 
 func (w *watch) stop() (min, max int, steps string) {
-	close(w.done)
+	w.once.Do(func() { close(w.done) })
 	w.wg.Wait()
 	return w.min, w.max, strings.Join(w.steps, "\n")
 }
