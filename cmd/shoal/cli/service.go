@@ -363,11 +363,11 @@ func newServiceUpdateCmd(g *globals) *cobra.Command {
 			}
 			svc := cur.GetService()
 			spec := proto.Clone(svc.GetSpec()).(*shoalv1.ServiceSpec)
-			if f.force {
-				spec.Task.ForceUpdate++
-			}
 			if err := f.apply(cmd.Flags(), spec, false); err != nil {
 				return err
+			}
+			if f.force {
+				spec.Task.ForceUpdate++ // docker's: every task replaced, even with no change
 			}
 			ct := spec.Task.Container
 			if f.image != "" {
