@@ -9,7 +9,6 @@
 package clock
 
 import (
-	"context"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -34,9 +33,3 @@ func Real() Clock { return clockwork.NewRealClock() }
 
 // NewFake is a fake clock that starts at t.
 func NewFake(t time.Time) *Fake { return clockwork.NewFakeClockAt(t) }
-
-// WithTimeout is context.WithTimeout on clk: with a Fake, the context
-// ends when the test advances the clock past the deadline.
-func WithTimeout(parent context.Context, clk Clock, d time.Duration) (context.Context, context.CancelFunc) {
-	return clockwork.WithTimeout(parent, clk, d)
-}
