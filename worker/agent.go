@@ -22,6 +22,7 @@ import (
 
 	"github.com/shoal-run/shoal/internal/clock"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+	"github.com/shoal-run/shoal/worker/health"
 )
 
 // Exit is how a container ended.
@@ -52,6 +53,16 @@ type Executor interface {
 	// (re-announcing its network endpoints) before the worker waits on
 	// it.
 	Adopt(ctx context.Context, t *shoalv1.Task, id string) error
+	// HealthCheck is the health check of the task's container id (the
+	// task's own, else its image's HEALTHCHECK); ok is false when none
+	// applies. A task with one is announced to the load balancers only
+	// through Ready.
+	HealthCheck(t *shoalv1.Task, id string) (c health.Config, ok bool)
+	// Probe runs one probe of check c on container id, within ctx.
+	Probe(ctx context.Context, id string, c health.Config) (exitCode int, output string, err error)
+	// Ready puts the task's network endpoints in the VIPs, DNS and the
+	// routing mesh (it turned healthy) or takes them out (unhealthy).
+	Ready(t *shoalv1.Task, ready bool)
 	// Prune removes what the node keeps for tasks it no longer has (the
 	// devices of networks none of assigned is on), after a full
 	// assignment: the leftovers of tasks that went while the daemon was

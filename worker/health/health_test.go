@@ -215,13 +215,16 @@ type loop struct {
 }
 
 // start runs the loop and returns what stops it.
-func start(t *testing.T, cfg Config, p *fakeProbe) (*loop, func()) {
+func start(t *testing.T, cfg Config, p *fakeProbe) (*loop, func()) { return startLoop(cfg, p, false) }
+
+func startLoop(cfg Config, p *fakeProbe, atOnce bool) (*loop, func()) {
 	l := &loop{clk: clock.NewFake(t0), ch: make(chan Status, 100), parked: make(chan struct{}, 100)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		run(ctx, l.clk, cfg, l.clk.Now(), p.probe, func(s Status) { l.ch <- s }, func() { l.parked <- struct{}{} })
+		Loop{Clock: l.clk, Config: cfg, Started: l.clk.Now(), AtOnce: atOnce, Probe: p.probe,
+			Changed: func(s Status) { l.ch <- s }, parked: func() { l.parked <- struct{}{} }}.Run(ctx)
 	}()
 	return l, func() { cancel(); <-done }
 }
@@ -323,5 +326,15 @@ func TestRunProbeError(t *testing.T) {
 	l.advance(t, time.Second)
 	if s := next(t, l.ch); s.State != Unhealthy || s.ExitCode != -1 || s.Output != "no more codes" {
 		t.Fatalf("%+v; want unhealthy with the error as output", s)
+	}
+}
+
+func TestRunAtOnce(t *testing.T) {
+	p := &fakeProbe{codes: []int{0}}
+	l, stop := startLoop(Config{Interval: time.Hour}, p, true)
+	defer stop()
+	next(t, l.ch)
+	if s := next(t, l.ch); s.State != Healthy || !s.Since.Equal(t0) {
+		t.Fatalf("%+v; want healthy at once, with no time passed", s)
 	}
 }

@@ -13,41 +13,54 @@ import (
 // could not run: a failure whose output is the error.
 type Probe func(ctx context.Context) (exitCode int, output string, err error)
 
-// Run probes a container that started at started per cfg, on clk, until
-// ctx ends, and calls changed with the status at the start (starting)
-// and each time its state changes (not on every probe). The first probe
-// runs one interval (start_interval within the start period) after the
-// start, as docker's. changed runs on Run's goroutine; the next probe
-// waits for it.
-func Run(ctx context.Context, clk clock.Clock, cfg Config, started time.Time, probe Probe, changed func(Status)) {
-	run(ctx, clk, cfg, started, probe, changed, nil)
+// Loop probes one container.
+type Loop struct {
+	Clock  clock.Clock
+	Config Config
+	// Started is when the container started: the start period counts
+	// from it.
+	Started time.Time
+	// AtOnce runs the first probe at once (a container taken over after
+	// a daemon restart, whose state was lost) instead of one interval
+	// (start_interval within the start period) after Started, docker's.
+	AtOnce bool
+	Probe  Probe
+	// Changed is called with the status at the start (starting) and each
+	// time its state changes (not on every probe), on Run's goroutine:
+	// the next probe waits for it.
+	Changed func(Status)
+
+	parked func() // tests: called each time the loop waits with no probe in flight
 }
 
-// run is Run; parked, for tests, is called each time the loop waits for
-// its next probe with no probe in flight.
-func run(ctx context.Context, clk clock.Clock, cfg Config, started time.Time, probe Probe, changed func(Status), parked func()) {
-	m := NewMachine(cfg, started)
-	cfg = m.cfg
-	changed(m.Status())
-	t := clk.NewTimer(max(0, m.Next(clk.Now())-clk.Since(started)))
+// Run probes until ctx ends.
+func (l Loop) Run(ctx context.Context) {
+	m := NewMachine(l.Config, l.Started)
+	cfg := m.cfg
+	l.Changed(m.Status())
+	first := max(0, m.Next(l.Clock.Now())-l.Clock.Since(l.Started))
+	if l.AtOnce {
+		first = 0
+	}
+	t := l.Clock.NewTimer(first)
 	defer t.Stop()
 	for {
-		if parked != nil {
-			parked()
+		if l.parked != nil {
+			l.parked()
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.Chan():
 		}
-		r := once(ctx, clk, cfg.Timeout, probe)
+		r := once(ctx, l.Clock, cfg.Timeout, l.Probe)
 		if ctx.Err() != nil {
 			return
 		}
 		if m.Observe(r) {
-			changed(m.Status())
+			l.Changed(m.Status())
 		}
-		t.Reset(m.Next(clk.Now()))
+		t.Reset(m.Next(l.Clock.Now()))
 	}
 }
 
