@@ -206,7 +206,7 @@ func (e *RuntimeExecutor) Probe(ctx context.Context, id string, c health.Config)
 		})
 		return c, err
 	}
-	exec := func(ctx context.Context, args []string) (int, []byte, error) { return e.execIn(ctx, id, args) }
+	exec := func(ctx context.Context, args []string) (int, []byte, error) { return e.Exec(ctx, id, args) }
 	probe, err := health.ProbeOf(c, exec, dial)
 	if err != nil {
 		return -1, "", err
@@ -339,7 +339,13 @@ func (e *RuntimeExecutor) Containers() map[string]Existing {
 	return out
 }
 
-// execIn runs a health check's command inside the container.
-func (e *RuntimeExecutor) execIn(ctx context.Context, id string, args []string) (int, []byte, error) {
-	return -1, nil, fmt.Errorf("health check commands need exec in containers, which this build lacks")
+// Exec runs args inside the task container containerID, with the
+// container's user, environment and working directory, as a CMD or
+// CMD-SHELL health check does: exitCode and output (stdout and stderr
+// together, at most container.MaxExecOutput bytes) when the command ran,
+// err when it could not (or ctx ended first: ctx's error). Its timeout is
+// ctx's deadline.
+func (e *RuntimeExecutor) Exec(ctx context.Context, containerID string, args []string) (exitCode int, output []byte, err error) {
+	res, err := e.Runtime.Exec(ctx, containerID, container.ExecSpec{Args: args})
+	return res.ExitCode, res.Output, err
 }
