@@ -333,3 +333,49 @@ func TestExecNeedsStaticShim(t *testing.T) {
 		t.Fatalf("checkStatic(%s) = %v", dynamic, err)
 	}
 }
+
+// The image's HEALTHCHECK is kept with each container created from it
+// (a copy: a later image config does not change it) and survives a daemon
+// restart; an image without one gives nil; its test runs with Exec.
+func TestHealthcheckKeptWithContainer(t *testing.T) {
+	r, imgs := newRuntime(t)
+	ctx := context.Background()
+	hc := &Healthcheck{Test: []string{"CMD-SHELL", "test -f /tmp/only-here"}, Interval: 2 * time.Second,
+		Timeout: time.Second, StartPeriod: 3 * time.Second, StartInterval: 500 * time.Millisecond, Retries: 4}
+	want := *hc
+	want.Test = append([]string(nil), hc.Test...)
+	plain, err := r.Create(ctx, Spec{Image: "test:1", Cmd: []string{"true"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.Healthcheck != nil {
+		t.Fatalf("a container of an image without HEALTHCHECK has %+v", plain.Healthcheck)
+	}
+	imgs.img.Config.Healthcheck = hc
+	st := startLong(t, r, imgs, Spec{})
+	hc.Test[1], hc.Retries = "changed", 9 // the image store's copy, not the container's
+	if st.Healthcheck == nil || !reflectEqual(*st.Healthcheck, want) {
+		t.Fatalf("State.Healthcheck = %+v; want %+v", st.Healthcheck, want)
+	}
+	st.Healthcheck.Test[0] = "CMD" // a caller's copy, not the runtime's
+	r2, err := Open(Options{Root: r.opts.Root, CgroupParent: r.opts.CgroupParent, ShimBinary: shimBinary, Images: imgs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := r2.Get(st.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Healthcheck == nil || !reflectEqual(*got.Healthcheck, want) {
+		t.Fatalf("after a restart State.Healthcheck = %+v; want %+v", got.Healthcheck, want)
+	}
+	res := execOK(t, r2, st.ID, ExecSpec{Args: []string{"/bin/sh", "-c", got.Healthcheck.Test[1]}})
+	if res.ExitCode != 0 {
+		t.Fatalf("the image's check in its container: exit %d %q", res.ExitCode, res.Output)
+	}
+}
+
+func reflectEqual(a, b Healthcheck) bool {
+	return strings.Join(a.Test, "\x00") == strings.Join(b.Test, "\x00") && a.Interval == b.Interval && a.Timeout == b.Timeout &&
+		a.StartPeriod == b.StartPeriod && a.StartInterval == b.StartInterval && a.Retries == b.Retries
+}
