@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+	"github.com/shoal-run/shoal/runtime/container"
 	"github.com/shoal-run/shoal/runtime/image"
 	"github.com/shoal-run/shoal/worker/health"
 )
@@ -35,7 +36,18 @@ func ImageHealthCheck(img *image.Image) *health.Config {
 		return nil
 	}
 	h := img.Config.Healthcheck
-	return &health.Config{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod, Retries: h.Retries}
+	return &health.Config{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod,
+		StartInterval: h.StartInterval, Retries: h.Retries}
+}
+
+// containerHealthCheck is the HEALTHCHECK a container keeps from its
+// image; nil when it has none.
+func containerHealthCheck(h *container.Healthcheck) *health.Config {
+	if h == nil {
+		return nil
+	}
+	return &health.Config{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod,
+		StartInterval: h.StartInterval, Retries: h.Retries}
 }
 
 // taskHealth is a check's status as the task reports it.

@@ -175,14 +175,14 @@ func (e *RuntimeExecutor) imageCheck(ref string) *health.Config {
 	return ImageHealthCheck(img)
 }
 
-// HealthCheck implements Executor: the task's check over its container's
-// image's.
+// HealthCheck implements Executor: the task's check over the one its
+// container keeps from its image.
 func (e *RuntimeExecutor) HealthCheck(t *shoalv1.Task, id string) (health.Config, bool) {
-	ref := t.GetSpec().GetContainer().GetImage()
-	if st, err := e.Runtime.Get(id); err == nil && st.ImageID != "" {
-		ref = st.ImageID
+	var img *health.Config
+	if st, err := e.Runtime.Get(id); err == nil {
+		img = containerHealthCheck(st.Healthcheck)
 	}
-	return health.Effective(TaskHealthCheck(t), e.imageCheck(ref))
+	return health.Effective(TaskHealthCheck(t), img)
 }
 
 // Probe implements Executor: a command runs inside the container; HTTP

@@ -1,0 +1,231 @@
+package tests
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+	"github.com/shoal-run/shoal/tests/faults"
+	"github.com/shoal-run/shoal/tests/harness"
+)
+
+// unhealthyFile is the file whoami's /health answers 500 for, made and
+// removed from outside through the container process's root.
+func unhealthyFile(pid int) string { return fmt.Sprintf("/proc/%d/root/tmp/unhealthy", pid) }
+
+// taskHealth is the health a task reports, by task ID.
+func taskHealths(t *testing.T, e *faults.Env, svc string) map[string]*shoalv1.Task {
+	t.Helper()
+	tasks, err := e.Tasks(svc)
+	if err != nil {
+		return nil
+	}
+	out := map[string]*shoalv1.Task{}
+	for _, tk := range tasks {
+		out[tk.GetId()] = tk
+	}
+	return out
+}
+
+// A service with an HTTP health check: its tasks take traffic (the VIP,
+// DNS) only once healthy; one whose check starts failing while it runs is
+// out of the VIP and DNS within about its retries of intervals, seen from
+// a container on another host, and is stopped and started again; the new
+// container gets no traffic while it is starting (held there by the same
+// failing check, which does not count in the start period) though it
+// serves, and gets it once healthy. Who answers is what the requests
+// say (whoami's hostname), not what the store says.
+func TestHealthCheckGatesTraffic(t *testing.T) {
+	needRoot(t)
+	e := faults.Start(t, 1, 2)
+	m := e.C.Managers[0]
+	m.MustCLI("network", "create", "app")
+	m.MustCLI("service", "create", "-d", "--name", "client", "--replicas", "1", "--network", "app", e.Image)
+	spec := e.Spec("web", 3)
+	spec.Networks = []*shoalv1.NetworkAttachment{{Target: "app"}}
+	// Within the start period (an hour: all of this test) probes run
+	// every 3 s and failures do not count; once healthy, every second,
+	// and two failures in a row make it unhealthy.
+	spec.Task.Container.Healthcheck = &shoalv1.HealthConfig{Http: "http://:80/health", Interval: durationpb.New(time.Second),
+		Retries: 2, StartPeriod: durationpb.New(time.Hour), StartInterval: durationpb.New(3 * time.Second)}
+	e.Create(spec)
+	e.Eventually(60*time.Second, func() error { return e.Converged("client", 1) })
+	client := overlayTasks(t, e, "client", "app")[0]
+	vip := e.ServiceVIP("web", "app")
+
+	// Every replica healthy, in DNS and answering through the VIP.
+	var web []overlayTask
+	hostname := map[string]string{} // task ID → the hostname it answers with
+	e.Eventually(60*time.Second, func() error {
+		web = overlayTasks(t, e, "web", "app")
+		if len(web) != 3 {
+			return fmt.Errorf("%d web containers run", len(web))
+		}
+		tasks := taskHealths(t, e, "web")
+		for _, w := range web {
+			if s := tasks[w.id].GetStatus().GetHealth().GetState(); s != shoalv1.HealthState_HEALTH_STATE_HEALTHY {
+				return fmt.Errorf("task %s reports health %v", w.id, s)
+			}
+			h, err := get(client, w.addr)
+			if err != nil {
+				return fmt.Errorf("task %s at %s: %v", w.id, w.addr, err)
+			}
+			hostname[w.id] = h
+		}
+		answered, err := answeredBy(client, vip, 30)
+		if err != nil || len(answered) != 3 {
+			return fmt.Errorf("30 requests through the VIP answered by %v (%v); want all 3 replicas", answered, err)
+		}
+		return nil
+	})
+
+	// The check of a replica on another host than the client's starts
+	// failing.
+	var victim overlayTask
+	for _, w := range web {
+		if w.host != client.host {
+			victim = w
+		}
+	}
+	if victim.id == "" {
+		t.Fatalf("no web replica runs on another host than the client's (%s): %v", client.host, web)
+	}
+	if err := os.WriteFile(unhealthyFile(victim.pid), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	failing := time.Now()
+	e.Eventually(20*time.Second, func() error {
+		addrs, err := lookup(client, "tasks.web")
+		if err != nil || slices.Contains(addrs, victim.addr.String()) {
+			return fmt.Errorf("tasks.web resolves to %v (%v); want it without the unhealthy %s", addrs, err, victim.addr)
+		}
+		answered, err := answeredBy(client, vip, 12)
+		if err != nil || answered[hostname[victim.id]] > 0 || len(answered) != 2 {
+			return fmt.Errorf("12 requests through the VIP answered by %v (%v); want the 2 healthy replicas only", answered, err)
+		}
+		return nil
+	})
+	t.Logf("the unhealthy replica was out of DNS and the VIP (seen from another host) %v after its check began to fail (interval 1s, retries 2)",
+		time.Since(failing).Round(10*time.Millisecond))
+
+	// It is stopped and its slot runs a new container; hold that one
+	// starting with the same failing check (not counted in the start
+	// period).
+	var fresh overlayTask
+	e.Eventually(30*time.Second, func() error {
+		for _, w := range overlayTasks(t, e, "web", "app") {
+			if !slices.ContainsFunc(web, func(o overlayTask) bool { return o.pid == w.pid }) {
+				fresh = w
+				return nil
+			}
+		}
+		return fmt.Errorf("no new web container yet")
+	})
+	if err := os.WriteFile(unhealthyFile(fresh.pid), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", victim.pid)); err == nil && slices.ContainsFunc(overlayTasks(t, e, "web", "app"), func(o overlayTask) bool { return o.pid == victim.pid }) {
+		t.Errorf("the unhealthy container (pid %d) still runs", victim.pid)
+	}
+	tk := taskHealths(t, e, "web")[fresh.id]
+	if fresh.id == victim.id && tk.GetStatus().GetRestarts() < 1 {
+		t.Errorf("the unhealthy task runs a new container but reports %d restarts", tk.GetStatus().GetRestarts())
+	}
+	var freshHost string
+	e.Eventually(10*time.Second, func() error {
+		var err error
+		freshHost, err = get(client, fresh.addr) // it serves: only the balancers leave it out
+		return err
+	})
+	deadline := time.Now().Add(6 * time.Second)
+	requests := 0
+	for time.Now().Before(deadline) {
+		addrs, err := lookup(client, "tasks.web")
+		if err != nil || slices.Contains(addrs, fresh.addr.String()) {
+			t.Fatalf("tasks.web resolves to %v (%v) while %s is starting", addrs, err, fresh.addr)
+		}
+		answered, err := answeredBy(client, vip, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		requests += sum(answered)
+		if answered[freshHost] > 0 {
+			t.Fatalf("the starting replica %s answered %d of 10 requests through the VIP", freshHost, answered[freshHost])
+		}
+	}
+	if s := taskHealths(t, e, "web")[fresh.id].GetStatus().GetHealth().GetState(); s != shoalv1.HealthState_HEALTH_STATE_STARTING {
+		t.Fatalf("the held replica reports health %v; want starting (the proof above needs it)", s)
+	}
+	t.Logf("%d requests through the VIP while the new replica was starting: none reached it", requests)
+
+	// Once its check passes it takes traffic.
+	if err := os.Remove(unhealthyFile(fresh.pid)); err != nil {
+		t.Fatal(err)
+	}
+	e.Eventually(20*time.Second, func() error {
+		addrs, err := lookup(client, "tasks.web")
+		if err != nil || !slices.Contains(addrs, fresh.addr.String()) {
+			return fmt.Errorf("tasks.web resolves to %v (%v); want it with the healthy %s", addrs, err, fresh.addr)
+		}
+		answered, err := answeredBy(client, vip, 30)
+		if err != nil || answered[freshHost] == 0 || len(answered) != 3 {
+			return fmt.Errorf("30 requests through the VIP answered by %v (%v); want all 3, %s included", answered, err, freshHost)
+		}
+		return nil
+	})
+}
+
+// A CMD-SHELL check runs inside the container (it sees the container's
+// own /tmp): failing, the task is stopped and, with no restarts, fails
+// with the probe's output; the manager then replaces it.
+func TestHealthCheckCommand(t *testing.T) {
+	needRoot(t)
+	e := faults.Start(t, 1, 0)
+	spec := e.Spec("cmd", 1)
+	spec.Task.Restart = &shoalv1.RestartPolicy{Condition: shoalv1.RestartCondition_RESTART_CONDITION_NONE}
+	spec.Task.Container.Healthcheck = &shoalv1.HealthConfig{Test: []string{"CMD-SHELL", "if [ -e /tmp/unhealthy ]; then echo sick of $(hostname); exit 3; fi"},
+		Interval: durationpb.New(time.Second), Retries: 1}
+	e.Create(spec)
+	var first harness.Container
+	e.Eventually(30*time.Second, func() error {
+		cs := harness.Of("cmd", e.C.Managers[0].RunningContainers())
+		if len(cs) != 1 {
+			return fmt.Errorf("%d containers run", len(cs))
+		}
+		first = cs[0]
+		if s := taskHealths(t, e, "cmd")[first.Task].GetStatus().GetHealth().GetState(); s != shoalv1.HealthState_HEALTH_STATE_HEALTHY {
+			return fmt.Errorf("health %v", s)
+		}
+		return nil
+	})
+	host, err := os.ReadFile(fmt.Sprintf("/proc/%d/root/etc/hostname", first.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(unhealthyFile(first.Pid), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := "container is unhealthy: sick of " + strings.TrimSpace(string(host))
+	e.Eventually(30*time.Second, func() error {
+		tk := taskHealths(t, e, "cmd")[first.Task]
+		st := tk.GetStatus()
+		if st.GetState() != shoalv1.TaskState_TASK_STATE_FAILED || st.GetErr() != want ||
+			st.GetHealth().GetState() != shoalv1.HealthState_HEALTH_STATE_UNHEALTHY || st.GetHealth().GetExitCode() != 3 {
+			return fmt.Errorf("the task is %v, err %q, health %v; want failed, %q, unhealthy with exit 3", st.GetState(), st.GetErr(), st.GetHealth(), want)
+		}
+		return nil
+	})
+	e.Eventually(30*time.Second, func() error {
+		cs := harness.Of("cmd", e.C.Managers[0].RunningContainers())
+		if len(cs) != 1 || cs[0].Task == first.Task || cs[0].Pid == first.Pid {
+			return fmt.Errorf("containers %v; want one of a replacement task", cs)
+		}
+		return nil
+	})
+}
