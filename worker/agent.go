@@ -217,6 +217,35 @@ func (a *Agent) applyLocked(t *shoalv1.Task) {
 	}()
 }
 
+// ContainerHealth is the health check state ("starting", "healthy",
+// "unhealthy") of the task container id; "" when it is no running task's
+// or has no check.
+func (a *Agent) ContainerHealth(id string) string {
+	a.mu.Lock()
+	runners := make([]*runner, 0, len(a.runners))
+	for _, r := range a.runners {
+		runners = append(runners, r)
+	}
+	a.mu.Unlock()
+	for _, r := range runners {
+		r.mu.Lock()
+		cid, h := r.containerID, r.health
+		r.mu.Unlock()
+		if cid != id || h == nil {
+			continue
+		}
+		switch h.GetState() {
+		case shoalv1.HealthState_HEALTH_STATE_STARTING:
+			return health.Starting.String()
+		case shoalv1.HealthState_HEALTH_STATE_HEALTHY:
+			return health.Healthy.String()
+		case shoalv1.HealthState_HEALTH_STATE_UNHEALTHY:
+			return health.Unhealthy.String()
+		}
+	}
+	return ""
+}
+
 func (a *Agent) newRunner(t *shoalv1.Task, register bool) *runner {
 	ctx, cancel := context.WithCancel(a.ctx)
 	r := &runner{a: a, task: proto.Clone(t).(*shoalv1.Task), ctx: ctx, cancel: cancel, stopped: make(chan struct{})}
