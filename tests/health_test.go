@@ -100,6 +100,35 @@ func TestHealthCheckGatesTraffic(t *testing.T) {
 		t.Fatal(err)
 	}
 	failing := time.Now()
+	// Its own node's DNS (its container's resolver) drops it the moment
+	// the worker takes it out; the client's node, on another host, once
+	// gossip tells it, and its VIP a moment later (nftables rules): the
+	// difference is how long a drain must wait before the stop signal.
+	var local, remote, lastVIP time.Duration
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
+		if local == 0 {
+			if addrs, err := lookup(victim, "tasks.web"); err == nil && !slices.Contains(addrs, victim.addr.String()) {
+				local = time.Since(failing)
+			}
+		}
+		if remote == 0 {
+			if addrs, err := lookup(client, "tasks.web"); err == nil && !slices.Contains(addrs, victim.addr.String()) {
+				remote = time.Since(failing)
+			}
+		}
+		if h, err := get(client, vip); err == nil && h == hostname[victim.id] {
+			lastVIP = time.Since(failing)
+		}
+		if local != 0 && remote != 0 && time.Since(failing) > local+3*time.Second {
+			break
+		}
+	}
+	if local == 0 || remote == 0 {
+		t.Fatalf("the unhealthy replica still in DNS 20s after its check began to fail: on its own host %v, on the client's %v", local == 0, remote == 0)
+	}
+	t.Logf("the unhealthy replica left DNS on its own host %v, on another host %v after its check began to fail (interval 1s, retries 2); "+
+		"it last answered through that host's VIP %v after it left its own host's DNS",
+		local.Round(time.Millisecond), remote.Round(time.Millisecond), (lastVIP - local).Round(time.Millisecond))
 	e.Eventually(20*time.Second, func() error {
 		addrs, err := lookup(client, "tasks.web")
 		if err != nil || slices.Contains(addrs, victim.addr.String()) {
