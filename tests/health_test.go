@@ -268,3 +268,62 @@ func TestHealthCheckCommand(t *testing.T) {
 		return nil
 	})
 }
+
+// Tasks scaled away leave the load balancers of every node before their
+// workload gets SIGTERM (the drain delay covers gossip): a client on
+// another host sending request after request through the VIP while the
+// service scales from 3 replicas to 1 sees no request fail.
+func TestDrainBeforeStop(t *testing.T) {
+	needRoot(t)
+	e := faults.Start(t, 1, 2)
+	m := e.C.Managers[0]
+	m.MustCLI("network", "create", "app")
+	m.MustCLI("service", "create", "-d", "--name", "client", "--replicas", "1", "--network", "app", e.Image)
+	m.MustCLI("service", "create", "-d", "--name", "web", "--replicas", "3", "--network", "app", e.Image)
+	spread(t, e, "web", "app", 3)
+	e.Eventually(60*time.Second, func() error { return e.Converged("client", 1) })
+	client := overlayTasks(t, e, "client", "app")[0]
+	vip := e.ServiceVIP("web", "app")
+	e.Eventually(20*time.Second, func() error {
+		answered, err := answeredBy(client, vip, 30)
+		if err != nil || len(answered) != 3 {
+			return fmt.Errorf("30 requests through the VIP answered by %v (%v); want all 3 replicas", answered, err)
+		}
+		return nil
+	})
+	stop := make(chan struct{})
+	type result struct {
+		answered map[string]int
+		failed   []string
+	}
+	done := make(chan result)
+	go func() {
+		r := result{answered: map[string]int{}}
+		for {
+			select {
+			case <-stop:
+				done <- r
+				return
+			default:
+			}
+			h, err := get(client, vip)
+			if err != nil {
+				r.failed = append(r.failed, fmt.Sprintf("%s: %v", time.Now().Format("15:04:05.000"), err))
+				continue
+			}
+			r.answered[h]++
+		}
+	}()
+	m.MustCLI("service", "update", "-d", "--replicas", "1", "web")
+	e.Eventually(60*time.Second, func() error { return e.Converged("web", 1) })
+	time.Sleep(2 * time.Second) // requests after the last stop too
+	close(stop)
+	r := <-done
+	t.Logf("%d requests through the VIP while 2 of 3 replicas stopped: answered by %v, %d failed", sum(r.answered)+len(r.failed), r.answered, len(r.failed))
+	if len(r.failed) > 0 {
+		t.Errorf("%d requests failed while replicas stopped; first: %v", len(r.failed), r.failed[:min(5, len(r.failed))])
+	}
+	if len(r.answered) != 3 {
+		t.Errorf("answered by %v; want all 3 replicas (2 of them until they stopped)", r.answered)
+	}
+}
