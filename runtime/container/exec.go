@@ -67,6 +67,9 @@ type ExecResult struct {
 // runtime/shim/exec.go; they need util-linux nsenter on the node and a
 // static shim binary (make build gives one).
 func (r *Runtime) Exec(ctx context.Context, ref string, p ExecSpec) (ExecResult, error) {
+	if err := ctx.Err(); err != nil {
+		return ExecResult{}, err
+	}
 	c, err := r.find(ref)
 	if err != nil {
 		return ExecResult{}, err
@@ -244,14 +247,21 @@ func (r *Runtime) runExec(ctx context.Context, c *ctr, st State, nsenter string,
 		}
 	}
 	if !ready {
-		if c.snapshot().Status != Running {
-			return res, fmt.Errorf("container %s is not running: %w", st.ID[:12], errdefs.ErrFailedPrecond)
+		// The output is the helpers' (nsenter's, or a Go runtime's
+		// crash with its stacks), not the command's: the error says
+		// what matters in one line.
+		out := string(res.Output)
+		switch {
+		case c.snapshot().Status != Running:
+			return ExecResult{}, fmt.Errorf("container %s is not running: %w", st.ID[:12], errdefs.ErrFailedPrecond)
+		case st.PidsLimit > 0 && (strings.Contains(out, "failed to create new OS thread") || strings.Contains(out, "Resource temporarily unavailable")):
+			return ExecResult{}, fmt.Errorf("exec in container %s: its pids limit (%d) leaves no room to start another process; raise the limit: %w", st.ID[:12], st.PidsLimit, errdefs.ErrFailedPrecond)
 		}
-		msg := strings.TrimSpace(string(res.Output))
+		msg, _, _ := strings.Cut(strings.TrimSpace(out), "\n")
 		if msg == "" {
 			msg = fmt.Sprintf("the exec helper exited with code %d", code)
 		}
-		return res, fmt.Errorf("exec in container %s: could not enter the container: %s", st.ID[:12], oneLine(msg))
+		return ExecResult{}, fmt.Errorf("exec in container %s: could not enter the container: %s", st.ID[:12], msg)
 	}
 	return res, nil
 }
@@ -269,8 +279,6 @@ func exitCode(ps *os.ProcessState) int {
 	}
 	return ws.ExitStatus()
 }
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // capped keeps the first max bytes written to it and counts the rest.
 type capped struct {
@@ -299,17 +307,26 @@ func (w *capped) result(code int) ExecResult {
 }
 
 // killSession SIGKILLs every live process of session sid, again until
-// none is left (one may fork while the others are killed). The session
-// leader is not reaped yet, so its PID, the session ID, cannot have been
-// reused.
+// none is left (one may fork while the others are killed), waiting a
+// little when only processes already killed remain, until they are gone
+// (at most about a second). The session leader is not reaped yet, so its
+// PID, the session ID, cannot have been reused.
 func killSession(sid int) {
-	for i := 0; i < 100; i++ {
+	killed := map[int]bool{}
+	for i := 0; i < 1000; i++ {
 		pids := sessionMembers(sid)
 		if len(pids) == 0 {
 			return
 		}
+		fresh := false
 		for _, p := range pids {
+			if !killed[p] {
+				killed[p], fresh = true, true
+			}
 			_ = unix.Kill(p, unix.SIGKILL)
+		}
+		if !fresh {
+			time.Sleep(time.Millisecond)
 		}
 	}
 }

@@ -297,6 +297,13 @@ func TestExecRefused(t *testing.T) {
 			}
 		})
 	}
+	// A pids limit with no room left for the exec's helpers is named,
+	// without the Go runtime's stacks.
+	tight := startLong(t, r, imgs, Spec{PidsLimit: 3})
+	_, err = r.Exec(ctx, tight.ID, ExecSpec{Args: []string{"true"}})
+	if !errors.Is(err, errdefs.ErrFailedPrecond) || !strings.Contains(err.Error(), "its pids limit (3) leaves no room") || strings.Contains(err.Error(), "goroutine") {
+		t.Fatalf("exec under a full pids limit: %v", err)
+	}
 	// A container stopped under a running exec ends it.
 	done := make(chan error, 1)
 	go func() {
@@ -378,4 +385,34 @@ func TestHealthcheckKeptWithContainer(t *testing.T) {
 func reflectEqual(a, b Healthcheck) bool {
 	return strings.Join(a.Test, "\x00") == strings.Join(b.Test, "\x00") && a.Interval == b.Interval && a.Timeout == b.Timeout &&
 		a.StartPeriod == b.StartPeriod && a.StartInterval == b.StartInterval && a.Retries == b.Retries
+}
+
+func TestCappedOutput(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		writes    []string
+		max       int
+		want      string
+		truncated bool
+	}{
+		{"nothing", nil, 4, "", false},
+		{"under", []string{"ab"}, 4, "ab", false},
+		{"exactly", []string{"ab", "cd"}, 4, "abcd", false},
+		{"over in one write", []string{"abcdef"}, 4, "abcd", true},
+		{"over across writes", []string{"abc", "def", "g"}, 4, "abcd", true},
+		{"full, then more", []string{"abcd", "e"}, 4, "abcd", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := &capped{max: tc.max}
+			for _, s := range tc.writes {
+				if n, err := w.Write([]byte(s)); n != len(s) || err != nil {
+					t.Fatalf("Write(%q) = %d, %v; want all of it taken", s, n, err)
+				}
+			}
+			res := w.result(3)
+			if string(res.Output) != tc.want || res.Truncated != tc.truncated || res.ExitCode != 3 {
+				t.Fatalf("result = %q truncated %v code %d; want %q truncated %v", res.Output, res.Truncated, res.ExitCode, tc.want, tc.truncated)
+			}
+		})
+	}
 }

@@ -73,7 +73,7 @@ func TestImageHealthcheck(t *testing.T) {
 				if err != nil || len(imgs) != 1 {
 					t.Fatalf("load the %s: %d images, %v", write.how, len(imgs), err)
 				}
-				check("loaded from an "+write.how, imgs[0])
+				check("loaded from the "+write.how, imgs[0])
 			}
 
 			reopened := reopen(t, s)

@@ -87,7 +87,10 @@ func ExecMain(pid, nsenter string) int {
 		return 125
 	}
 	unix.CloseOnExec(execGoFd)
-	err := unix.Exec(nsenter, nsenterArgs(pid), []string{})
+	// nsenter hands its environment to the exec init (the command gets
+	// the container's): one P keeps the Go runtime's threads, which the
+	// container's pids limit counts, few.
+	err := unix.Exec(nsenter, nsenterArgs(pid), []string{"GOMAXPROCS=1"})
 	fmt.Fprintf(os.Stderr, "exec %s: %v\n", nsenter, err)
 	return 125
 }
