@@ -157,3 +157,34 @@ func TestUnhealthyError(t *testing.T) {
 		t.Errorf("a long output is kept whole in the error (%d bytes)", len(got))
 	}
 }
+
+// A container taken over after a daemon restart is probed again at once,
+// from starting, and announced once healthy.
+func TestReAdoptedProbedAtOnce(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	a, f, r, _, stop := newAgentClock(t)
+	defer stop()
+	f.check = &health.Config{HTTP: "http://:80/health", Interval: time.Hour}
+	f.mu.Lock()
+	f.exits["c9"] = make(chan Exit, 1)
+	f.running["c9"] = "t1"
+	f.mu.Unlock()
+	tk := task("t1", shoalv1.TaskState_TASK_STATE_RUNNING, shoalv1.RestartCondition_RESTART_CONDITION_ANY)
+	tk.Status.State = shoalv1.TaskState_TASK_STATE_RUNNING
+	a.Update(true, []*shoalv1.Task{tk}, nil)
+	r.waitHealth(t, "t1", shoalv1.HealthState_HEALTH_STATE_STARTING, 0)
+	select {
+	case f.probes <- 0: // no clock moved: at once
+	case <-time.After(10 * time.Second):
+		t.Fatal("the re-adopted container was not probed at once")
+	}
+	r.waitHealth(t, "t1", shoalv1.HealthState_HEALTH_STATE_HEALTHY, 0)
+	if got := f.readyCalls("t1"); !slices.Equal(got, []bool{true}) {
+		t.Fatalf("Ready calls %v; want [true] once healthy", got)
+	}
+	select {
+	case id := <-f.started:
+		t.Fatalf("started a new container %s instead of taking c9 over", id)
+	default:
+	}
+}
