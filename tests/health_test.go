@@ -327,3 +327,77 @@ func TestDrainBeforeStop(t *testing.T) {
 		t.Errorf("answered by %v; want all 3 replicas (2 of them until they stopped)", r.answered)
 	}
 }
+
+// A worker daemon restarted under a running task with a health check
+// takes its container over (the same process), probes it again and puts
+// it back in DNS and the VIP once healthy; held failing, it stays out.
+func TestHealthCheckAfterDaemonRestart(t *testing.T) {
+	needRoot(t)
+	e := faults.Start(t, 1, 1)
+	m, w := e.C.Managers[0], e.C.Workers[0]
+	m.MustCLI("network", "create", "app")
+	m.MustCLI("service", "create", "-d", "--name", "client", "--replicas", "1", "--network", "app", "--constraint", "node.role==manager", e.Image)
+	spec := e.Spec("web", 1)
+	spec.Networks = []*shoalv1.NetworkAttachment{{Target: "app"}}
+	spec.Task.Placement = &shoalv1.Placement{Constraints: []string{"node.role==worker"}}
+	spec.Task.Container.Healthcheck = &shoalv1.HealthConfig{Http: "http://:80/health", Interval: durationpb.New(time.Second), Retries: 3,
+		StartPeriod: durationpb.New(time.Hour)}
+	e.Create(spec)
+	e.Eventually(60*time.Second, func() error { return e.Converged("client", 1) })
+	client := overlayTasks(t, e, "client", "app")[0]
+	vip := e.ServiceVIP("web", "app")
+	var web overlayTask
+	e.Eventually(30*time.Second, func() error {
+		ws := overlayTasks(t, e, "web", "app")
+		if len(ws) != 1 || ws[0].host != w.Name {
+			return fmt.Errorf("web runs as %v; want one replica on %s", ws, w.Name)
+		}
+		web = ws[0]
+		if _, err := get(client, vip); err != nil {
+			return fmt.Errorf("through the VIP: %v", err)
+		}
+		return nil
+	})
+	// Failing (not counted: the start period is an hour, and the check
+	// restarts from starting) while the daemon restarts.
+	if err := os.WriteFile(unhealthyFile(web.pid), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.Stop()
+	w.Start()
+	e.Eventually(30*time.Second, func() error {
+		if s := taskHealths(t, e, "web")[web.id].GetStatus().GetHealth().GetState(); s != shoalv1.HealthState_HEALTH_STATE_STARTING {
+			return fmt.Errorf("the re-adopted task reports health %v; want starting", s)
+		}
+		return nil
+	})
+	for i := 0; i < 5; i++ {
+		// No endpoint: the node's DNS knows no tasks.web (an error).
+		if addrs, _ := lookup(client, "tasks.web"); len(addrs) != 0 {
+			t.Fatalf("tasks.web resolves to %v while the re-adopted task is starting; want nothing", addrs)
+		}
+		if h, err := get(client, vip); err == nil {
+			t.Fatalf("the VIP answered (%s) while its only task is starting", h)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := get(client, web.addr); err != nil {
+		t.Fatalf("the re-adopted container does not serve: %v", err)
+	}
+	if err := os.Remove(unhealthyFile(web.pid)); err != nil {
+		t.Fatal(err)
+	}
+	e.Eventually(20*time.Second, func() error {
+		addrs, err := lookup(client, "tasks.web")
+		if err != nil || !slices.Equal(addrs, []string{web.addr.String()}) {
+			return fmt.Errorf("tasks.web resolves to %v (%v); want %s", addrs, err, web.addr)
+		}
+		if _, err := get(client, vip); err != nil {
+			return fmt.Errorf("through the VIP: %v", err)
+		}
+		return nil
+	})
+	if ws := overlayTasks(t, e, "web", "app"); len(ws) != 1 || ws[0].pid != web.pid {
+		t.Errorf("web runs as %v; want the same process %d, taken over", ws, web.pid)
+	}
+}
