@@ -13,6 +13,7 @@ import (
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 	"github.com/shoal-run/shoal/tests/faults"
 	"github.com/shoal-run/shoal/tests/harness"
+	"github.com/shoal-run/shoal/tests/testimage"
 )
 
 // unhealthyFile is the file whoami's /health answers 500 for, made and
@@ -400,4 +401,59 @@ func TestHealthCheckAfterDaemonRestart(t *testing.T) {
 	if ws := overlayTasks(t, e, "web", "app"); len(ws) != 1 || ws[0].pid != web.pid {
 		t.Errorf("web runs as %v; want the same process %d, taken over", ws, web.pid)
 	}
+}
+
+// The image's HEALTHCHECK applies when the service sets none, and
+// ["NONE"] turns it off; `shoal ps` shows the state as docker does.
+func TestImageHealthCheck(t *testing.T) {
+	needRoot(t)
+	e := faults.Start(t, 1, 0)
+	m := e.C.Managers[0]
+	img := e.Net.ServeImage(testimage.Options{Tag: "hc", Healthcheck: &testimage.Healthcheck{
+		Test: []string{"CMD-SHELL", "test ! -e /tmp/unhealthy"}, Interval: time.Second, Retries: 1}})
+	checked := e.Spec("checked", 1)
+	checked.Task.Container.Image = img
+	e.Create(checked)
+	off := e.Spec("off", 1)
+	off.Task.Container.Image = img
+	off.Task.Container.Healthcheck = &shoalv1.HealthConfig{Test: []string{"NONE"}}
+	e.Create(off)
+	status := func(svc string) string {
+		for _, l := range strings.Split(m.MustCLI("ps", "--format", "{{.Names}}\t{{.Status}}"), "\n") {
+			if name, st, ok := strings.Cut(l, "\t"); ok && strings.HasPrefix(name, svc+".") {
+				return st
+			}
+		}
+		return ""
+	}
+	e.Eventually(30*time.Second, func() error {
+		if st := status("checked"); !strings.HasSuffix(st, " (healthy)") {
+			return fmt.Errorf("ps shows checked as %q; want Up … (healthy)", st)
+		}
+		return nil
+	})
+	if st := status("off"); !strings.HasPrefix(st, "Up ") || strings.Contains(st, "health") {
+		t.Errorf("ps shows off (NONE) as %q; want Up with no health", st)
+	}
+	for _, tk := range taskHealths(t, e, "off") {
+		if h := tk.GetStatus().GetHealth(); h != nil {
+			t.Errorf("a task whose check is NONE reports health %v", h)
+		}
+	}
+	// Failing, the image's check restarts it in place.
+	first := harness.Of("checked", m.RunningContainers())
+	if len(first) != 1 {
+		t.Fatalf("checked runs as %v", first)
+	}
+	if err := os.WriteFile(unhealthyFile(first[0].Pid), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.Eventually(30*time.Second, func() error {
+		cs := harness.Of("checked", m.RunningContainers())
+		tk := taskHealths(t, e, "checked")[first[0].Task]
+		if len(cs) != 1 || cs[0].Pid == first[0].Pid || cs[0].Task != first[0].Task || tk.GetStatus().GetRestarts() < 1 {
+			return fmt.Errorf("checked runs as %v, %d restarts; want its task restarted in place", cs, tk.GetStatus().GetRestarts())
+		}
+		return nil
+	})
 }

@@ -140,14 +140,17 @@ func (e *RuntimeExecutor) Start(ctx context.Context, t *shoalv1.Task) (string, e
 		hook = func(pid int) error { return e.Net.Attach(t, netoverlay.ProcNetns(pid)) }
 	}
 	spec := Spec(t)
-	_, checked := health.Effective(TaskHealthCheck(t), e.imageCheck(t.GetSpec().GetContainer().GetImage()))
-	if checked {
+	// The label (for a daemon restarting under the container) from the
+	// image store; whether to announce it now from what the container
+	// keeps of its image.
+	if _, ok := health.Effective(TaskHealthCheck(t), e.imageCheck(t.GetSpec().GetContainer().GetImage())); ok {
 		spec.Labels[LabelHealthCheck] = "true"
 	}
 	st, err := e.Runtime.Create(ctx, spec)
 	if err != nil {
 		return "", err
 	}
+	_, checked := health.Effective(TaskHealthCheck(t), containerHealthCheck(st.Healthcheck))
 	if _, err := e.Runtime.Start(ctx, st.ID, hook); err != nil {
 		if e.Net != nil && hook != nil {
 			_ = e.Net.Detach(t.GetId())
