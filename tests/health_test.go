@@ -457,3 +457,45 @@ func TestImageHealthCheck(t *testing.T) {
 		return nil
 	})
 }
+
+// A probe that outlives its timeout fails with docker's words; a TCP check connects inside the container's own
+// network namespace (no overlay network: only its loopback).
+func TestHealthCheckTimeoutAndTCP(t *testing.T) {
+	needRoot(t)
+	e := faults.Start(t, 1, 0)
+	none := &shoalv1.RestartPolicy{Condition: shoalv1.RestartCondition_RESTART_CONDITION_NONE}
+	slow := e.Spec("slow", 1)
+	slow.Task.Restart = none
+	slow.Task.Container.Healthcheck = &shoalv1.HealthConfig{Test: []string{"CMD", "sleep", "100"},
+		Interval: durationpb.New(time.Second), Timeout: durationpb.New(time.Second), Retries: 1}
+	e.Create(slow)
+	tcp := e.Spec("tcp", 1)
+	tcp.Task.Container.Healthcheck = &shoalv1.HealthConfig{TcpPort: 80, Interval: durationpb.New(time.Second)}
+	e.Create(tcp)
+	closed := e.Spec("closed", 1)
+	closed.Task.Restart = none
+	closed.Task.Container.Healthcheck = &shoalv1.HealthConfig{TcpPort: 81, Interval: durationpb.New(time.Second), Retries: 1}
+	e.Create(closed)
+	failed := func(svc, want string) error {
+		for _, tk := range taskHealths(t, e, svc) {
+			if st := tk.GetStatus(); st.GetState() != shoalv1.TaskState_TASK_STATE_FAILED || !strings.HasPrefix(st.GetErr(), want) {
+				return fmt.Errorf("%s: task %v, err %q; want failed, %q", svc, st.GetState(), st.GetErr(), want)
+			}
+		}
+		return nil
+	}
+	e.Eventually(30*time.Second, func() error {
+		if err := failed("slow", "container is unhealthy: Health check exceeded timeout (1s)"); err != nil {
+			return err
+		}
+		if err := failed("closed", "container is unhealthy: connect to port 81:"); err != nil {
+			return err
+		}
+		for _, tk := range taskHealths(t, e, "tcp") {
+			if h := tk.GetStatus().GetHealth(); h.GetState() != shoalv1.HealthState_HEALTH_STATE_HEALTHY || h.GetOutput() != "connected to port 80" {
+				return fmt.Errorf("tcp reports health %v", h)
+			}
+		}
+		return nil
+	})
+}
