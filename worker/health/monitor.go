@@ -59,6 +59,9 @@ func (l Loop) Run(ctx context.Context) {
 		}
 		if m.Observe(r) {
 			l.Changed(m.Status())
+			if ctx.Err() != nil {
+				return // Changed ended it (the container is stopped)
+			}
 		}
 		t.Reset(m.Next(l.Clock.Now()))
 	}
