@@ -74,11 +74,20 @@ func TestUnhealthyTaskStoppedAndRestarted(t *testing.T) {
 	if got := f.readyCalls("t1"); len(got) != 0 {
 		t.Fatalf("announced before its first probe: %v", got)
 	}
+	if h := a.ContainerHealth(first); h != "starting" {
+		t.Errorf("ContainerHealth(%s) = %q; want starting", first, h)
+	}
 	probe(t, clk, f, time.Second, 1) // a failure while starting (no start period: counts)
 	probe(t, clk, f, time.Second, 0)
 	r.waitHealth(t, "t1", shoalv1.HealthState_HEALTH_STATE_HEALTHY, 0)
 	if got := f.readyCalls("t1"); !slices.Equal(got, []bool{true}) {
 		t.Fatalf("Ready calls %v once healthy; want [true]", got)
+	}
+	if h := a.ContainerHealth(first); h != "healthy" {
+		t.Errorf("ContainerHealth(%s) = %q; want healthy", first, h)
+	}
+	if h := a.ContainerHealth("nobody"); h != "" {
+		t.Errorf("ContainerHealth of no task's container = %q; want none", h)
 	}
 	probe(t, clk, f, time.Second, 1)
 	probe(t, clk, f, time.Second, 0) // resets the streak
