@@ -202,8 +202,9 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		_, err := rt.Images.Pull(ctx, ref, progress)
 		return err
-	}, Net: d.overlay}
+	}, Net: d.overlay, Image: rt.Images.Get, Clock: clk}
 	d.agent = worker.NewAgent(workCtx, clk, exec, d.session.Report, d.log)
+	rt.Health = d.agent.ContainerHealth
 	d.att = worker.NewAttachments(ctx, worker.AttachmentsConfig{Containers: rt.Containers, Net: d.overlay,
 		Dispatch: d.session.Dispatch, NewID: store.NewID, Log: d.log})
 	rt.Net = d.att

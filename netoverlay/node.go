@@ -307,20 +307,26 @@ func (n *Node) syncMeshLocked() {
 }
 
 // SetReady puts a local task's endpoints into the VIPs, DNS and the mesh
-// (its workload started) or takes them out (it is about to stop), leaving
-// it reachable for the connections it has. Unknown tasks are ignored.
-func (n *Node) SetReady(taskID string, ready bool) {
+// (its workload started, and passed its health check if it has one) or
+// takes them out (it is about to stop, or failed its check), leaving it
+// reachable for the connections it has. It says whether the task was
+// ready before (false for unknown tasks, which are ignored).
+func (n *Node) SetReady(taskID string, ready bool) (was bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	lt, ok := n.local[taskID]
-	if !ok || lt.ready == ready {
-		return
+	if !ok {
+		return false
+	}
+	if was = lt.ready; was == ready {
+		return was
 	}
 	lt.ready = ready
 	n.local[taskID] = lt
 	n.announceLocked()
 	n.syncLBLocked()
 	n.syncMeshLocked()
+	return was
 }
 
 // Prune removes the bridge and VXLAN device of every network on the node

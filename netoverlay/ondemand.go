@@ -161,13 +161,14 @@ func (o *OnDemand) Attach(t *shoalv1.Task, ns string) error {
 }
 
 // Ready implements worker.Networker.
-func (o *OnDemand) Ready(taskID string, ready bool) {
+func (o *OnDemand) Ready(taskID string, ready bool) (was bool) {
 	o.mu.Lock()
 	n := o.node
 	o.mu.Unlock()
 	if n != nil {
-		n.SetReady(taskID, ready)
+		return n.SetReady(taskID, ready)
 	}
+	return false
 }
 
 // Prune implements worker.Networker: the overlay is made first (a node

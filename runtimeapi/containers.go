@@ -30,6 +30,10 @@ type Server struct {
 	// Net connects containers to attachable overlay networks; nil on a
 	// node that has none.
 	Net Networks
+	// Health is the health check state of a task container ("starting",
+	// "healthy", "unhealthy"; "" without a check), from the worker that
+	// probes it; nil: none shown.
+	Health func(containerID string) string
 }
 
 // Networks connects standalone containers to attachable overlay
@@ -66,12 +70,16 @@ func ts(t time.Time) *timestamppb.Timestamp {
 	return timestamppb.New(t)
 }
 
-func toProto(s container.State) *shoalv1.Container {
-	return &shoalv1.Container{
+func (srv *Server) toProto(s container.State) *shoalv1.Container {
+	c := &shoalv1.Container{
 		Id: s.ID, Name: s.Name, Image: s.Image, ImageId: s.ImageID, Command: s.Args, Status: string(s.Status),
 		CreatedAt: ts(s.CreatedAt), StartedAt: ts(s.StartedAt), FinishedAt: ts(s.FinishedAt),
 		ExitCode: int32(s.ExitCode), Signal: s.Signal, OomKilled: s.OOMKilled, Error: s.Error, Pid: int32(s.Pid), Labels: s.Labels,
 	}
+	if srv.Health != nil && s.Status == container.Running {
+		c.Health = srv.Health(s.ID)
+	}
+	return c
 }
 
 func specFrom(c *shoalv1.ContainerConfig) container.Spec {
@@ -127,13 +135,13 @@ func (s *Server) CreateContainer(ctx context.Context, req *shoalv1.CreateContain
 		if err != nil {
 			return nil, err
 		}
-		return &shoalv1.CreateContainerResponse{Container: toProto(st)}, nil
+		return &shoalv1.CreateContainerResponse{Container: s.toProto(st)}, nil
 	}
 	st, err := s.Containers.Create(ctx, spec)
 	if err != nil {
 		return nil, err
 	}
-	return &shoalv1.CreateContainerResponse{Container: toProto(st)}, nil
+	return &shoalv1.CreateContainerResponse{Container: s.toProto(st)}, nil
 }
 
 // StartContainer starts a created container; one on an overlay network is
@@ -152,7 +160,7 @@ func (s *Server) StartContainer(ctx context.Context, req *shoalv1.StartContainer
 	if hook != nil {
 		s.Net.Running(st.ID, labels)
 	}
-	return &shoalv1.StartContainerResponse{Container: toProto(st)}, nil
+	return &shoalv1.StartContainerResponse{Container: s.toProto(st)}, nil
 }
 
 // WaitContainer blocks until the container exits.
@@ -161,7 +169,7 @@ func (s *Server) WaitContainer(ctx context.Context, req *shoalv1.WaitContainerRe
 	if err != nil {
 		return nil, err
 	}
-	return &shoalv1.WaitContainerResponse{Container: toProto(st)}, nil
+	return &shoalv1.WaitContainerResponse{Container: s.toProto(st)}, nil
 }
 
 // StopContainer stops a container gracefully.
@@ -174,7 +182,7 @@ func (s *Server) StopContainer(ctx context.Context, req *shoalv1.StopContainerRe
 	if err != nil {
 		return nil, err
 	}
-	return &shoalv1.StopContainerResponse{Container: toProto(st)}, nil
+	return &shoalv1.StopContainerResponse{Container: s.toProto(st)}, nil
 }
 
 // KillContainer sends a signal.
@@ -210,7 +218,7 @@ func (s *Server) ListContainers(ctx context.Context, req *shoalv1.ListContainers
 	var out []*shoalv1.Container
 	for _, st := range s.Containers.List() {
 		if req.GetAll() || st.Status == container.Running {
-			out = append(out, toProto(st))
+			out = append(out, s.toProto(st))
 		}
 	}
 	return &shoalv1.ListContainersResponse{Containers: out}, nil

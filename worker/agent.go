@@ -22,6 +22,7 @@ import (
 
 	"github.com/shoal-run/shoal/internal/clock"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+	"github.com/shoal-run/shoal/worker/health"
 )
 
 // Exit is how a container ended.
@@ -52,6 +53,16 @@ type Executor interface {
 	// (re-announcing its network endpoints) before the worker waits on
 	// it.
 	Adopt(ctx context.Context, t *shoalv1.Task, id string) error
+	// HealthCheck is the health check of the task's container id (the
+	// task's own, else its image's HEALTHCHECK); ok is false when none
+	// applies. A task with one is announced to the load balancers only
+	// through Ready.
+	HealthCheck(t *shoalv1.Task, id string) (c health.Config, ok bool)
+	// Probe runs one probe of check c on container id, within ctx.
+	Probe(ctx context.Context, id string, c health.Config) (exitCode int, output string, err error)
+	// Ready puts the task's network endpoints in the VIPs, DNS and the
+	// routing mesh (it turned healthy) or takes them out (unhealthy).
+	Ready(t *shoalv1.Task, ready bool)
 	// Prune removes what the node keeps for tasks it no longer has (the
 	// devices of networks none of assigned is on), after a full
 	// assignment: the leftovers of tasks that went while the daemon was
@@ -205,6 +216,35 @@ func (a *Agent) applyLocked(t *shoalv1.Task) {
 		}
 		a.mu.Unlock()
 	}()
+}
+
+// ContainerHealth is the health check state ("starting", "healthy",
+// "unhealthy") of the task container id; "" when it is no running task's
+// or has no check.
+func (a *Agent) ContainerHealth(id string) string {
+	a.mu.Lock()
+	runners := make([]*runner, 0, len(a.runners))
+	for _, r := range a.runners {
+		runners = append(runners, r)
+	}
+	a.mu.Unlock()
+	for _, r := range runners {
+		r.mu.Lock()
+		cid, h := r.containerID, r.health
+		r.mu.Unlock()
+		if cid != id || h == nil {
+			continue
+		}
+		switch h.GetState() {
+		case shoalv1.HealthState_HEALTH_STATE_STARTING:
+			return health.Starting.String()
+		case shoalv1.HealthState_HEALTH_STATE_HEALTHY:
+			return health.Healthy.String()
+		case shoalv1.HealthState_HEALTH_STATE_UNHEALTHY:
+			return health.Unhealthy.String()
+		}
+	}
+	return ""
 }
 
 func (a *Agent) newRunner(t *shoalv1.Task, register bool) *runner {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/shoal-run/shoal/internal/clock"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+	"github.com/shoal-run/shoal/worker/health"
 )
 
 // fakeExec is a controller whose containers exit when the test says.
@@ -30,10 +31,16 @@ type fakeExec struct {
 	startErr     error
 	stopped      []string
 	started      chan string
+	// check is every container's health check, if set; Probe takes
+	// each probe's exit code from probes.
+	check  *health.Config
+	probes chan int
+	ready  map[string][]bool // task -> its Ready calls
 }
 
 func newFake() *fakeExec {
-	return &fakeExec{exits: map[string]chan Exit{}, running: map[string]string{}, exited: map[string]string{}, started: make(chan string, 100)}
+	return &fakeExec{exits: map[string]chan Exit{}, running: map[string]string{}, exited: map[string]string{}, started: make(chan string, 100),
+		probes: make(chan int), ready: map[string][]bool{}}
 }
 
 func (f *fakeExec) Pull(ctx context.Context, t *shoalv1.Task, progress func(string)) error {
@@ -82,8 +89,42 @@ func (f *fakeExec) Stop(ctx context.Context, id string, grace time.Duration) err
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.stopped = append(f.stopped, id)
+	if _, ok := f.running[id]; ok {
+		select {
+		case f.exits[id] <- Exit{Code: 143}: // SIGTERM ends it, as a real one
+		default:
+		}
+	}
 	delete(f.running, id)
 	return nil
+}
+
+func (f *fakeExec) HealthCheck(*shoalv1.Task, string) (health.Config, bool) {
+	if f.check == nil {
+		return health.Config{}, false
+	}
+	return health.Effective(f.check, nil)
+}
+
+func (f *fakeExec) Probe(ctx context.Context, id string, c health.Config) (int, string, error) {
+	select {
+	case code := <-f.probes:
+		return code, fmt.Sprintf("probe of %s: exit %d", id, code), nil
+	case <-ctx.Done():
+		return -1, "", ctx.Err()
+	}
+}
+
+func (f *fakeExec) Ready(t *shoalv1.Task, ready bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ready[t.GetId()] = append(f.ready[t.GetId()], ready)
+}
+
+func (f *fakeExec) readyCalls(task string) []bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.ready[task])
 }
 
 func (f *fakeExec) Remove(ctx context.Context, id string) error {

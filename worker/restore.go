@@ -12,7 +12,9 @@ import (
 // a manager (there may be none answering), from the networks its labels
 // carry: task containers through net, standalone ones through att (which
 // withdraws them when they exit). The assignments, once a leader sends
-// them, change only what they disagree with.
+// them, change only what they disagree with. A task container with a
+// health check is plugged in but not announced: its runner probes it
+// again and announces it once healthy.
 func RestoreNetworks(containers []container.State, net Networker, att *Attachments, log *zap.Logger) {
 	for _, c := range containers {
 		v, ok := c.Labels[netoverlay.LabelNetworks]
@@ -31,6 +33,9 @@ func RestoreNetworks(containers []container.State, net Networker, att *Attachmen
 		if c.Labels[netoverlay.LabelAttachment] != "" {
 			att.Running(c.ID, c.Labels) // and withdrawn when it exits
 			continue
+		}
+		if c.Labels[LabelHealthCheck] != "" {
+			continue // announced once its check passes again (the runner's)
 		}
 		net.Ready(t.GetId(), true)
 	}

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+	"github.com/shoal-run/shoal/worker/health"
 )
 
 // runner drives one task.
@@ -24,6 +25,9 @@ type runner struct {
 	stopOnce    sync.Once
 	stopped     chan struct{}
 	stopping    bool
+	// health is the check's status, sent with every report from the
+	// start of a container with a check on; nil without one.
+	health *shoalv1.TaskHealth
 }
 
 func (r *runner) shuttingDown() bool {
@@ -52,6 +56,7 @@ func (r *runner) report(s shoalv1.TaskState, msg, errText string, code int) {
 	}
 	st := r.a.status(s, msg, errText, int32(code), int32(r.restarts.Count()))
 	st.RestartTimes = shoalv1.Timestamps(r.restarts.Times())
+	st.Health = r.health
 	r.a.report(r.task.GetId(), st)
 }
 
@@ -156,10 +161,13 @@ func (r *runner) run() {
 				return
 			}
 		}
+		reAdopted := adopted != ""
 		adopted = ""
 		first = false
+		watch := r.watchHealth(id, reAdopted)
 		r.report(shoalv1.TaskState_TASK_STATE_RUNNING, "running", "", 0)
 		exit, err := r.a.exec.Wait(r.ctx, id)
+		unhealthy, probeOutput := watch.stop()
 		if r.ctx.Err() != nil {
 			return // shut down: stop() reports
 		}
@@ -168,17 +176,23 @@ func (r *runner) run() {
 			r.report(shoalv1.TaskState_TASK_STATE_FAILED, "failed", err.Error(), 0)
 			return
 		}
-		again, delay := r.restarts.Decide(exit.Code, started, r.a.clock.Now())
-		errText := exitError(exit)
+		code, errText := exit.Code, exitError(exit)
+		if unhealthy {
+			// Stopped for failing its check: a failure whatever the
+			// workload's exit code on SIGTERM, as in Swarm.
+			errText = unhealthyError(probeOutput)
+			code = max(code, 1)
+		}
+		again, delay := r.restarts.Decide(code, started, r.a.clock.Now())
 		if !again {
 			state, msg := shoalv1.TaskState_TASK_STATE_COMPLETE, "finished"
-			if exit.Code != 0 || exit.OOMKilled {
+			if code != 0 || exit.OOMKilled {
 				state, msg = shoalv1.TaskState_TASK_STATE_FAILED, "failed: the restart policy gave up"
 			}
 			r.report(state, msg, errText, exit.Code)
 			return
 		}
-		log.Info("restarting task", zap.Int("exit_code", exit.Code), zap.Duration("delay", delay), zap.Int("restarts", r.restarts.Count()))
+		log.Info("restarting task", zap.Int("exit_code", exit.Code), zap.Bool("unhealthy", unhealthy), zap.Duration("delay", delay), zap.Int("restarts", r.restarts.Count()))
 		_ = r.a.exec.Remove(context.Background(), id)
 		r.mu.Lock()
 		r.containerID = ""
@@ -205,4 +219,92 @@ func exitError(e Exit) string {
 		return fmt.Sprintf("task: non-zero exit (%d)", e.Code)
 	}
 	return ""
+}
+
+// healthWatch is the health check of one container run.
+type healthWatch struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	mu     sync.Mutex
+	failed bool   // it turned unhealthy, and the container was stopped
+	output string // the last probe's output then
+}
+
+// stop ends the probing and says whether the container was stopped for
+// turning unhealthy. A nil watch (no check) says no.
+func (w *healthWatch) stop() (unhealthy bool, output string) {
+	if w == nil {
+		return false, ""
+	}
+	w.cancel()
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.failed, w.output
+}
+
+// watchHealth starts the health check of the task's container id, if it
+// has one: reported starting now; once healthy, its endpoints join the
+// load balancers; once unhealthy, they leave, that is reported, and the
+// container is stopped (its end is then a failure: the run loop restarts
+// it per the restart policy, or the manager replaces it). reAdopted
+// (taken over after a daemon restart) probes at once. Without a check it
+// returns nil.
+func (r *runner) watchHealth(id string, reAdopted bool) *healthWatch {
+	r.mu.Lock()
+	t := r.task
+	r.mu.Unlock()
+	cfg, ok := r.a.exec.HealthCheck(t, id)
+	if !ok {
+		r.mu.Lock()
+		r.health = nil
+		r.mu.Unlock()
+		return nil
+	}
+	ctx, cancel := context.WithCancel(r.ctx)
+	w := &healthWatch{cancel: cancel, done: make(chan struct{})}
+	started := r.a.clock.Now()
+	r.mu.Lock()
+	r.health = taskHealth(health.Status{State: health.Starting, Since: started})
+	r.mu.Unlock()
+	changed := func(s health.Status) {
+		switch s.State {
+		case health.Healthy:
+			r.mu.Lock()
+			if !r.stopping && ctx.Err() == nil {
+				// Under mu: a shutdown under way has taken it out
+				// already, and must not see it put back.
+				r.a.exec.Ready(t, true)
+			}
+			r.mu.Unlock()
+		case health.Unhealthy:
+			r.a.exec.Ready(t, false)
+		default:
+			return // starting: the run loop's report carries it
+		}
+		r.mu.Lock()
+		r.health = taskHealth(s)
+		r.mu.Unlock()
+		r.report(shoalv1.TaskState_TASK_STATE_RUNNING, "running", "", 0)
+		if s.State != health.Unhealthy {
+			return
+		}
+		r.a.log.Info("task container is unhealthy: stopping it", zap.String("task", t.GetId()), zap.String("output", s.Output))
+		w.mu.Lock()
+		w.failed, w.output = true, s.Output
+		w.mu.Unlock()
+		cancel()
+		sctx, scancel := context.WithTimeout(r.ctx, r.grace()+30*time.Second)
+		defer scancel()
+		if err := r.a.exec.Stop(sctx, id, r.grace()); err != nil && r.ctx.Err() == nil {
+			r.a.log.Warn("stop an unhealthy task container", zap.String("task", t.GetId()), zap.Error(err))
+		}
+	}
+	loop := health.Loop{Clock: r.a.clock, Config: cfg, Started: started, AtOnce: reAdopted, Changed: changed,
+		Probe: func(ctx context.Context) (int, string, error) { return r.a.exec.Probe(ctx, id, cfg) }}
+	go func() {
+		defer close(w.done)
+		loop.Run(ctx)
+	}()
+	return w
 }

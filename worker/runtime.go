@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"time"
+
+	"github.com/shoal-run/shoal/internal/clock"
 
 	"github.com/shoal-run/shoal/netoverlay"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 	"github.com/shoal-run/shoal/runtime/container"
 	"github.com/shoal-run/shoal/runtime/image"
+	"github.com/shoal-run/shoal/worker/health"
 )
 
 // Labels the worker puts on task containers.
@@ -27,6 +31,15 @@ type RuntimeExecutor struct {
 	// Net plugs containers of tasks on overlay networks into them; nil
 	// on a node without overlay networking, which refuses such tasks.
 	Net Networker
+	// Image looks a local image up (by reference or ID), for its
+	// HEALTHCHECK; nil: only the tasks' own checks apply.
+	Image func(ref string) (*image.Image, error)
+	// DrainDelay is how long a ready task with network endpoints is out
+	// of the load balancers before its workload gets the stop signal
+	// (0: DefaultDrainDelay; negative: none).
+	DrainDelay time.Duration
+	// Clock times the drain delay (nil: the wall clock).
+	Clock clock.Clock
 }
 
 // Networker plugs task containers into their overlay networks.
@@ -36,9 +49,11 @@ type Networker interface {
 	Attach(t *shoalv1.Task, ns string) error
 	// Detach forgets a task whose container is gone.
 	Detach(taskID string) error
-	// Ready announces the task's endpoints once its workload runs, or
-	// withdraws them before it stops.
-	Ready(taskID string, ready bool)
+	// Ready announces the task's endpoints once its workload runs (and
+	// passed its health check, if it has one), or withdraws them before
+	// it stops or once it fails its check; it says whether they were
+	// announced before.
+	Ready(taskID string, ready bool) (was bool)
 	// Prune removes the devices of networks none of keep is on.
 	Prune(keep []string)
 }
@@ -124,10 +139,18 @@ func (e *RuntimeExecutor) Start(ctx context.Context, t *shoalv1.Task) (string, e
 		}
 		hook = func(pid int) error { return e.Net.Attach(t, netoverlay.ProcNetns(pid)) }
 	}
-	st, err := e.Runtime.Create(ctx, Spec(t))
+	spec := Spec(t)
+	// The label (for a daemon restarting under the container) from the
+	// image store; whether to announce it now from what the container
+	// keeps of its image.
+	if _, ok := health.Effective(TaskHealthCheck(t), e.imageCheck(t.GetSpec().GetContainer().GetImage())); ok {
+		spec.Labels[LabelHealthCheck] = "true"
+	}
+	st, err := e.Runtime.Create(ctx, spec)
 	if err != nil {
 		return "", err
 	}
+	_, checked := health.Effective(TaskHealthCheck(t), containerHealthCheck(st.Healthcheck))
 	if _, err := e.Runtime.Start(ctx, st.ID, hook); err != nil {
 		if e.Net != nil && hook != nil {
 			_ = e.Net.Detach(t.GetId())
@@ -135,10 +158,70 @@ func (e *RuntimeExecutor) Start(ctx context.Context, t *shoalv1.Task) (string, e
 		_ = e.Runtime.Delete(context.Background(), st.ID, true)
 		return "", err
 	}
-	if hook != nil {
+	if hook != nil && !checked {
+		// With a health check, the runner announces it once healthy.
 		e.Net.Ready(t.GetId(), true)
 	}
 	return st.ID, nil
+}
+
+// imageCheck is the HEALTHCHECK of a local image; nil when it has none
+// (or is not found).
+func (e *RuntimeExecutor) imageCheck(ref string) *health.Config {
+	if e.Image == nil || ref == "" {
+		return nil
+	}
+	img, err := e.Image(ref)
+	if err != nil {
+		return nil
+	}
+	return ImageHealthCheck(img)
+}
+
+// HealthCheck implements Executor: the task's check over the one its
+// container keeps from its image.
+func (e *RuntimeExecutor) HealthCheck(t *shoalv1.Task, id string) (health.Config, bool) {
+	var img *health.Config
+	if st, err := e.Runtime.Get(id); err == nil {
+		img = containerHealthCheck(st.Healthcheck)
+	}
+	return health.Effective(TaskHealthCheck(t), img)
+}
+
+// Probe implements Executor: a command runs inside the container; HTTP
+// and TCP probes are made by the node with sockets in the container's
+// network namespace.
+func (e *RuntimeExecutor) Probe(ctx context.Context, id string, c health.Config) (int, string, error) {
+	st, err := e.Runtime.Get(id)
+	if err != nil {
+		return -1, "", err
+	}
+	if st.Status != container.Running || st.Pid <= 0 {
+		return -1, "", fmt.Errorf("container %s is not running", id)
+	}
+	ns := netoverlay.ProcNetns(st.Pid)
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var c net.Conn
+		err := netoverlay.InNetns(ns, func() error {
+			var err error
+			c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
+			return err
+		})
+		return c, err
+	}
+	exec := func(ctx context.Context, args []string) (int, []byte, error) { return e.Exec(ctx, id, args) }
+	probe, err := health.ProbeOf(c, exec, dial)
+	if err != nil {
+		return -1, "", err
+	}
+	return probe(ctx)
+}
+
+// Ready implements Executor.
+func (e *RuntimeExecutor) Ready(t *shoalv1.Task, ready bool) {
+	if e.Net != nil && len(t.GetNetworks()) > 0 {
+		e.Net.Ready(t.GetId(), ready)
+	}
 }
 
 // Wait implements Executor.
@@ -155,16 +238,41 @@ func (e *RuntimeExecutor) Wait(ctx context.Context, id string) (Exit, error) {
 	return Exit{Code: st.ExitCode, OOMKilled: st.OOMKilled, Err: st.Error}, nil
 }
 
-// Stop implements Executor.
+// Stop implements Executor: a task that takes connections leaves the
+// VIPs, DNS and the mesh first, here at once and on the other nodes once
+// gossip tells them, so its workload gets SIGTERM only after DrainDelay
+// (none for a task that was not ready: nothing sends to it).
 func (e *RuntimeExecutor) Stop(ctx context.Context, id string, grace time.Duration) error {
 	if e.Net != nil {
-		// Out of the VIPs and the mesh before the workload gets SIGTERM.
-		if st, err := e.Runtime.Get(id); err == nil && st.Labels[LabelTask] != "" {
-			e.Net.Ready(st.Labels[LabelTask], false)
+		if st, err := e.Runtime.Get(id); err == nil && st.Labels[LabelTask] != "" && st.Status == container.Running {
+			if e.Net.Ready(st.Labels[LabelTask], false) {
+				e.drain(ctx)
+			}
 		}
 	}
 	_, err := e.Runtime.Stop(ctx, id, grace)
 	return err
+}
+
+// drain waits out the drain delay, or until ctx ends.
+func (e *RuntimeExecutor) drain(ctx context.Context) {
+	d := e.DrainDelay
+	if d == 0 {
+		d = DefaultDrainDelay
+	}
+	if d < 0 {
+		return
+	}
+	clk := e.Clock
+	if clk == nil {
+		clk = clock.Real()
+	}
+	t := clk.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.Chan():
+	case <-ctx.Done():
+	}
 }
 
 // Adopt implements Executor: a re-adopted container's interfaces are
@@ -182,6 +290,11 @@ func (e *RuntimeExecutor) Adopt(ctx context.Context, t *shoalv1.Task, id string)
 	}
 	if err := e.Net.Attach(t, netoverlay.ProcNetns(st.Pid)); err != nil {
 		return err
+	}
+	if _, checked := e.HealthCheck(t, id); checked {
+		// Probed again from starting: announced once healthy.
+		e.Net.Ready(t.GetId(), false)
+		return nil
 	}
 	e.Net.Ready(t.GetId(), st.Status == container.Running)
 	return nil

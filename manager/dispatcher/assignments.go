@@ -155,7 +155,8 @@ func (d *Dispatcher) UpdateTaskStatus(ctx context.Context, req *shoalv1.UpdateTa
 }
 
 // advances reports whether next is news over cur: a later state, or the
-// same state with a different restart count, exit code or error.
+// same state with a different restart count, exit code, error or health
+// state (a running task turning healthy or unhealthy).
 func advances(cur, next *shoalv1.TaskStatus) bool {
 	if next == nil {
 		return false
@@ -163,5 +164,6 @@ func advances(cur, next *shoalv1.TaskStatus) bool {
 	if next.GetState() != cur.GetState() {
 		return next.GetState() > cur.GetState() && !orchestrator.Terminal(cur.GetState())
 	}
-	return next.GetRestarts() != cur.GetRestarts() || next.GetExitCode() != cur.GetExitCode() || next.GetErr() != cur.GetErr() || next.GetMessage() != cur.GetMessage()
+	return next.GetRestarts() != cur.GetRestarts() || next.GetExitCode() != cur.GetExitCode() || next.GetErr() != cur.GetErr() || next.GetMessage() != cur.GetMessage() ||
+		next.GetHealth().GetState() != cur.GetHealth().GetState()
 }

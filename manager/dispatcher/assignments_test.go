@@ -6,6 +6,11 @@ import (
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
+func healthy(st *shoalv1.TaskStatus, h shoalv1.HealthState) *shoalv1.TaskStatus {
+	st.Health = &shoalv1.TaskHealth{State: h}
+	return st
+}
+
 func TestAdvances(t *testing.T) {
 	st := func(s shoalv1.TaskState, restarts int32) *shoalv1.TaskStatus {
 		return &shoalv1.TaskStatus{State: s, Restarts: restarts}
@@ -21,6 +26,11 @@ func TestAdvances(t *testing.T) {
 		{st(shoalv1.TaskState_TASK_STATE_FAILED, 2), st(shoalv1.TaskState_TASK_STATE_REJECTED, 2), false},
 		{st(shoalv1.TaskState_TASK_STATE_SHUTDOWN, 0), st(shoalv1.TaskState_TASK_STATE_FAILED, 0), false},
 		{st(shoalv1.TaskState_TASK_STATE_RUNNING, 0), nil, false},
+		// A running task's health changing is news; the same health is not.
+		{st(shoalv1.TaskState_TASK_STATE_RUNNING, 0), healthy(st(shoalv1.TaskState_TASK_STATE_RUNNING, 0), shoalv1.HealthState_HEALTH_STATE_STARTING), true},
+		{healthy(st(shoalv1.TaskState_TASK_STATE_RUNNING, 0), shoalv1.HealthState_HEALTH_STATE_STARTING), healthy(st(shoalv1.TaskState_TASK_STATE_RUNNING, 0), shoalv1.HealthState_HEALTH_STATE_HEALTHY), true},
+		{healthy(st(shoalv1.TaskState_TASK_STATE_RUNNING, 0), shoalv1.HealthState_HEALTH_STATE_HEALTHY), healthy(st(shoalv1.TaskState_TASK_STATE_RUNNING, 0), shoalv1.HealthState_HEALTH_STATE_UNHEALTHY), true},
+		{healthy(st(shoalv1.TaskState_TASK_STATE_RUNNING, 0), shoalv1.HealthState_HEALTH_STATE_HEALTHY), healthy(st(shoalv1.TaskState_TASK_STATE_RUNNING, 0), shoalv1.HealthState_HEALTH_STATE_HEALTHY), false},
 	} {
 		if got := advances(tc.cur, tc.next); got != tc.want {
 			t.Errorf("advances(%v, %v) = %v; want %v", tc.cur, tc.next, got, tc.want)

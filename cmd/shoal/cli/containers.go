@@ -15,7 +15,15 @@ import (
 func containerStatus(c *shoalv1.Container, now time.Time) string {
 	switch c.GetStatus() {
 	case "running":
-		return "Up " + humanDuration(now.Sub(c.GetStartedAt().AsTime()))
+		s := "Up " + humanDuration(now.Sub(c.GetStartedAt().AsTime()))
+		switch h := c.GetHealth(); h {
+		case "starting":
+			s += " (health: starting)"
+		case "":
+		default:
+			s += " (" + h + ")"
+		}
+		return s
 	case "exited":
 		s := fmt.Sprintf("Exited (%d) %s ago", c.GetExitCode(), humanDuration(now.Sub(c.GetFinishedAt().AsTime())))
 		if c.GetOomKilled() {

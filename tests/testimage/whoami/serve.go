@@ -24,7 +24,8 @@ import (
 // request line and the headers. UDP datagrams to the same port are
 // answered with the Hostname line.
 //
-//	/health     200 "ok"
+//	/health     200 "ok", or 500 "unhealthy" while /tmp/unhealthy exists
+//	            (health check tests make the file from outside)
 //	/hostname   the hostname alone
 //	/env        the environment, one variable per line, sorted
 //	/crash      answer, then exit with ?code=N (default 1)
@@ -86,6 +87,9 @@ func serve(args []string) int {
 	}
 }
 
+// UnhealthyFile makes /health answer 500 while it exists.
+const UnhealthyFile = "/tmp/unhealthy"
+
 // defaultPort is WHOAMI_PORT, else PORT, else 80.
 func defaultPort() int {
 	for _, k := range []string{"WHOAMI_PORT", "PORT"} {
@@ -116,6 +120,11 @@ func handler(name string, crash chan<- int) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if _, err := os.Stat(UnhealthyFile); err == nil {
+			w.WriteHeader(http.StatusInternalServerError)
+			io.WriteString(w, "unhealthy: "+UnhealthyFile+" exists")
+			return
+		}
 		io.WriteString(w, "ok")
 	})
 	// /bytes?mb=N streams N MiB (default 1, at most 4096) of zeros: bulk
