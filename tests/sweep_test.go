@@ -38,23 +38,27 @@ func TestSweepRemovesWhatAKilledTestLeft(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	var daemonPid, ctrPid int
-	var cgParent, rootfs, netns string
+	var daemonPid, ctrPid, devPid, devCtrPid int
+	var cgParent, rootfs, netns, devParent, devDir string
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
-		if _, err := fmt.Sscanf(strings.TrimSpace(sc.Text()), "LEFT %d %d %s %s %s", &daemonPid, &ctrPid, &cgParent, &rootfs, &netns); err == nil {
+		line := strings.TrimSpace(sc.Text())
+		if _, err := fmt.Sscanf(line, "DEV %d %d %s %s", &devPid, &devCtrPid, &devParent, &devDir); err == nil {
+			continue
+		}
+		if _, err := fmt.Sscanf(line, "LEFT %d %d %s %s %s", &daemonPid, &ctrPid, &cgParent, &rootfs, &netns); err == nil {
 			break
 		}
 		t.Logf("victim: %s", sc.Text())
 	}
-	if daemonPid == 0 {
-		t.Fatal("the victim test did not start its node")
+	if daemonPid == 0 || devPid == 0 {
+		t.Fatal("the victim test did not start its node and its shoal dev")
 	}
 	// The victim dies without cleaning up; what it started runs on.
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
 	go func() { _, _ = bufio.NewReader(out).WriteTo(os.Stderr) }()
-	for _, pid := range []int{daemonPid, ctrPid} {
+	for _, pid := range []int{daemonPid, ctrPid, devPid, devCtrPid} {
 		if syscall.Kill(pid, 0) != nil {
 			t.Fatalf("pid %d died with the test process; the sweep would prove nothing", pid)
 		}
@@ -66,15 +70,20 @@ func TestSweepRemovesWhatAKilledTestLeft(t *testing.T) {
 	harness.SweepStale()
 
 	harness.Eventually(t, 10*time.Second, func() error {
-		for _, pid := range []int{daemonPid, ctrPid} {
+		for _, pid := range []int{daemonPid, ctrPid, devPid, devCtrPid} {
 			if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !strings.Contains(string(data), ") Z") {
 				return fmt.Errorf("pid %d still runs", pid)
 			}
 		}
 		return nil
 	})
-	if dirs := cgroup.ParentDirs(cgParent); len(dirs) != 0 {
-		t.Errorf("cgroups left: %v", dirs)
+	for _, p := range []string{cgParent, devParent} {
+		if dirs := cgroup.ParentDirs(p); len(dirs) != 0 {
+			t.Errorf("cgroups left: %v", dirs)
+		}
+	}
+	if _, err := os.Stat(devDir); err == nil {
+		t.Errorf("the shoal dev directory is left: %s", devDir)
 	}
 	if mounted(rootfs) {
 		t.Errorf("rootfs still mounted: %s", rootfs)
@@ -104,6 +113,19 @@ func sweepVictim(t *testing.T) {
 		return nil
 	})
 	rootfs := filepath.Join(n.Dir, "data", "runtime", "containers", cs[0].ID, "rootfs")
+	// shoal dev too (tests/worker_test.go runs one), with a container.
+	dev := harness.StartDev(t)
+	if _, err := dev.CLI("run", "-d", img.Ref, "sleep", "1h"); err != nil {
+		t.Fatal(err)
+	}
+	var dcs []harness.Container
+	harness.Eventually(t, 30*time.Second, func() error {
+		if dcs = dev.Running(); len(dcs) != 1 {
+			return fmt.Errorf("%d containers run in shoal dev", len(dcs))
+		}
+		return nil
+	})
+	fmt.Printf("DEV %d %d %s %s\n", dev.PID(), dcs[0].Pid, dev.CgroupParent, dev.Dir)
 	fmt.Printf("LEFT %d %d %s %s %s\n", n.PID(), cs[0].Pid, n.CgroupParent, rootfs, h.NS)
 	select {}
 }

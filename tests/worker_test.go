@@ -1,11 +1,8 @@
 package tests
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -22,52 +19,8 @@ import (
 func startDev(t *testing.T) (cli func(args ...string) (string, error), running func() []harness.Container) {
 	t.Helper()
 	needRoot(t)
-	bin := harness.Binary(t)
-	cmd := exec.Command(bin, "dev", "--listen-addr", fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)))
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-	})
-	sockRE := regexp.MustCompile(`SHOAL_HOST=(unix://\S+)`)
-	sc := bufio.NewScanner(out)
-	host := ""
-	for sc.Scan() {
-		if m := sockRE.FindStringSubmatch(sc.Text()); m != nil {
-			host = m[1]
-			break
-		}
-	}
-	if host == "" {
-		t.Fatal("shoal dev printed no SHOAL_HOST")
-	}
-	go func() {
-		for sc.Scan() {
-		}
-	}()
-	// shoal dev keeps its data in the socket's directory and names its
-	// cgroup parent after it.
-	dir := filepath.Dir(strings.TrimPrefix(host, "unix://"))
-	running = func() []harness.Container {
-		return harness.RunningIn(filepath.Join(dir, "data"), "shoal-dev-"+filepath.Base(dir))
-	}
-	cli = func(args ...string) (string, error) {
-		c := exec.Command(bin, append([]string{"-H", host}, args...)...)
-		var o, e strings.Builder
-		c.Stdout, c.Stderr = &o, &e
-		if err := c.Run(); err != nil {
-			return o.String(), fmt.Errorf("shoal %s: %v: %s", strings.Join(args, " "), err, e.String())
-		}
-		return o.String(), nil
-	}
-	return cli, running
+	d := harness.StartDev(t)
+	return d.CLI, d.Running
 }
 
 // replaceDelay is the manager's delay before it replaces a task that

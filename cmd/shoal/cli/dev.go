@@ -19,8 +19,8 @@ import (
 )
 
 type devFlags struct {
-	listen, logLevel string
-	keep             bool
+	listen, logLevel, cgroupParent string
+	keep                           bool
 }
 
 func newDevCmd(g *globals) *cobra.Command {
@@ -42,13 +42,17 @@ func newDevCmd(g *globals) *cobra.Command {
 				return err
 			}
 			sock := filepath.Join(dir, "shoal.sock")
+			parent := f.cgroupParent
+			if parent == "" {
+				parent = "shoal-dev-" + filepath.Base(dir)
+			}
 			// The daemon outlives Ctrl-C long enough to stop the tasks.
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			errc := make(chan error, 1)
 			go func() {
 				errc <- daemon.Run(ctx, daemon.Config{DataDir: filepath.Join(dir, "data"), Socket: sock, ListenAddr: f.listen,
-					RaftAddr: portAfter(f.listen, 1), GossipAddr: portAfter(f.listen, 2), AdvertiseAddr: f.listen, Log: log, CgroupParent: "shoal-dev-" + filepath.Base(dir), RemoveCgroupParent: true})
+					RaftAddr: portAfter(f.listen, 1), GossipAddr: portAfter(f.listen, 2), AdvertiseAddr: f.listen, Log: log, CgroupParent: parent, RemoveCgroupParent: true})
 			}()
 			conn, err := waitSocket(ctx, sock, errc)
 			if err != nil {
@@ -80,6 +84,7 @@ func newDevCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&f.listen, "listen-addr", "127.0.0.1:4242", "gRPC address of the dev manager")
 	cmd.Flags().StringVar(&f.logLevel, "log-level", "warn", "debug, info, warn or error")
 	cmd.Flags().BoolVar(&f.keep, "keep", false, "keep the data dir on exit")
+	cmd.Flags().StringVar(&f.cgroupParent, "cgroup-parent", "", "cgroup parent of the cluster's containers (default shoal-dev-<data dir name>)")
 	return cmd
 }
 
