@@ -18,7 +18,11 @@ type Result struct {
 	Took      time.Duration // the update call to its final state
 	VIP, Mesh testimage.LoadReport
 	Samples   int
-	Err       error
+	// Answered is who answered either client; Tasks maps each container
+	// seen (by hostname) to its task ID.
+	Answered map[string]testimage.LoadAnswer
+	Tasks    map[string]string
+	Err      error
 }
 
 // Failed is the failed requests of both clients.
@@ -77,6 +81,7 @@ func (e *Env) RollUnderLoad(name, fromTag, toImage, toTag string, replicas int, 
 	samples := w.Samples()
 	r.Samples = len(samples)
 	answered, _ := loads.Answered()
+	r.Answered, r.Tasks = answered, tasksOf(samples)
 	switch order {
 	case shoalv1.UpdateOrder_UPDATE_ORDER_START_FIRST:
 		if err := CheckStartFirst(samples, answered, fromTag, toTag, replicas); err != nil {
@@ -283,9 +288,23 @@ func (e *Env) LeaderKillMidUpdate(name, fromTag, toImage, toTag string, replicas
 	return r
 }
 
-// waitState is WaitUpdateState returning an error instead of failing.
+// tasksOf maps every container hostname seen to its task ID.
+func tasksOf(samples []Sample) map[string]string {
+	out := map[string]string{}
+	for _, s := range samples {
+		for _, c := range s.Containers {
+			out[Hostname(c)] = c.Task
+		}
+	}
+	return out
+}
+
+// waitState is WaitUpdateState returning an error instead of failing. A
+// status still unset 30 s after the call is an error at once: nothing
+// is tracking the update.
 func (e *Env) waitState(name string, state shoalv1.UpdateState, timeout time.Duration) error {
 	var last string
+	begun := time.Now()
 	err := e.within(timeout, func() error {
 		s, err := e.Service(name)
 		if err != nil {
@@ -294,12 +313,17 @@ func (e *Env) waitState(name string, state shoalv1.UpdateState, timeout time.Dur
 		st := s.GetUpdateStatus()
 		last = fmt.Sprintf("%s (%q)", st.GetState(), st.GetMessage())
 		if st.GetState() != state {
+			if st.GetState() == shoalv1.UpdateState_UPDATE_STATE_UNSPECIFIED && time.Since(begun) > 30*time.Second {
+				return errUnset
+			}
 			return fmt.Errorf("update status of %s is %s; want %s", name, last, state)
 		}
 		return nil
 	})
 	return err
 }
+
+var errUnset = errors.New("the service's update status is still unset 30s after the update: nothing tracks the update")
 
 // within retries fn until nil or timeout; the last error if it never is.
 func (e *Env) within(timeout time.Duration, fn func() error) error {
@@ -308,6 +332,9 @@ func (e *Env) within(timeout time.Duration, fn func() error) error {
 		err := fn()
 		if err == nil {
 			return nil
+		}
+		if errors.Is(err, errUnset) {
+			return err
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("not within %s: %w", timeout, err)
