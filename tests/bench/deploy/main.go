@@ -105,11 +105,13 @@ func main() {
 	r := &Result{Replicas: *replicas, Parallelism: *parallelism, HealthInterval: *interval,
 		Summaries: map[string]benchkit.Summary{}, FailedTotal: map[string]int{}, RequestsTotal: map[string]int{}}
 	figures := map[string][]time.Duration{}
+	// The binary lives in a TB of its own for the whole run: each trial's
+	// TB removes its directory when the trial ends.
+	outer := benchkit.NewTB(*verbose)
+	defer outer.Close()
+	r.Machine, r.Version = benchkit.DescribeMachine(), benchkit.BinaryVersion(outer.BuildBinary())
 	for i := 0; i < *trials; i++ {
 		t := benchkit.NewTB(*verbose)
-		if r.Version == "" {
-			r.Machine, r.Version = benchkit.DescribeMachine(), benchkit.BinaryVersion(t.BuildBinary())
-		}
 		progress("trial %d/%d: starting 1 manager + 3 workers", i+1, *trials)
 		r.Trials = append(r.Trials, trial(t, *replicas, uint64(*parallelism), *interval, *unhealthy, figures))
 		t.Close()
@@ -124,6 +126,7 @@ func main() {
 			r.RequestsTotal[k] += s.Requests
 		}
 	}
+	outer.Close()
 	if *asJSON {
 		benchkit.PrintJSON(r)
 		return
