@@ -158,7 +158,7 @@ func handler(name string, health healthCheck, crash chan<- int) http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if why := health.check(); why != "" {
 			w.WriteHeader(http.StatusInternalServerError)
-			io.WriteString(w, why+"\n")
+			io.WriteString(w, why)
 			return
 		}
 		io.WriteString(w, "ok")
