@@ -3,6 +3,7 @@ package deploy
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -320,10 +321,44 @@ func (e *Env) waitState(name string, state shoalv1.UpdateState, timeout time.Dur
 		}
 		return nil
 	})
-	return err
+	if err != nil {
+		return fmt.Errorf("%w; its tasks:\n%s", err, e.TaskSummary(name))
+	}
+	return nil
 }
 
 var errUnset = errors.New("the service's update status is still unset 30s after the update: nothing tracks the update")
+
+// TaskSummary is one line per task of name, as the cluster reports them:
+// slot, ID, desired and observed state, health, image, and any error.
+func (e *Env) TaskSummary(name string) string {
+	tasks, err := e.Tasks(name)
+	if err != nil {
+		return "  (tasks: " + err.Error() + ")"
+	}
+	sort.Slice(tasks, func(i, j int) bool {
+		if tasks[i].GetSlot() != tasks[j].GetSlot() {
+			return tasks[i].GetSlot() < tasks[j].GetSlot()
+		}
+		return tasks[i].GetMeta().GetCreatedAt().AsTime().Before(tasks[j].GetMeta().GetCreatedAt().AsTime())
+	})
+	var b strings.Builder
+	for _, t := range tasks {
+		st := t.GetStatus()
+		h := "no health"
+		if hh := st.GetHealth(); hh != nil {
+			h = fmt.Sprintf("%s since %s streak %d", hh.GetState(), hh.GetSince().AsTime().Format("15:04:05.000"), hh.GetFailingStreak())
+		}
+		img := t.GetSpec().GetContainer().GetImage()
+		if i := strings.LastIndex(img, ":"); i >= 0 {
+			img = img[i+1:]
+		}
+		fmt.Fprintf(&b, "  slot %d %s desired %s state %s (%s) %s image %s restarts %d %s\n", t.GetSlot(), t.GetId(),
+			strings.TrimPrefix(t.GetDesiredState().String(), "TASK_STATE_"), strings.TrimPrefix(st.GetState().String(), "TASK_STATE_"),
+			st.GetTimestamp().AsTime().Format("15:04:05.000"), h, img, st.GetRestarts(), st.GetErr())
+	}
+	return b.String()
+}
 
 // within retries fn until nil or timeout; the last error if it never is.
 func (e *Env) within(timeout time.Duration, fn func() error) error {
