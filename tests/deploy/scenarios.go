@@ -185,7 +185,23 @@ func (e *Env) BadImage(name, fromTag string, replicas int, order shoalv1.UpdateO
 		e.T.Fatalf("BadImage: failure action %s", onFailure)
 	}
 	w.Stop()
-	r.Samples = len(w.Samples())
+	samples := w.Samples()
+	r.Samples = len(samples)
+	// A task whose check never passed never joined a load balancer.
+	answered, _ := loads.Answered()
+	bad := map[string]string{} // hostname → task, of the bad image's containers
+	for _, s := range samples {
+		for _, c := range s.Containers {
+			if Tag(c) == "bad" {
+				bad[Hostname(c)] = c.Task
+			}
+		}
+	}
+	for host, task := range bad {
+		if n := answered[host].N; n > 0 {
+			errs = append(errs, fmt.Errorf("container %s of task %s (the image whose health check never passes) answered %d requests; want none", host, task, n))
+		}
+	}
 	r.VIP, r.Mesh = loads.Stop()
 	if err := loads.NoFailures(); err != nil {
 		errs = append(errs, err)

@@ -68,7 +68,7 @@ func StartLoad(t TB, spec LoadSpec) *Load {
 		t.Fatal("StartLoad: give Host or Pid, one of them")
 	}
 	if spec.Every == 0 {
-		spec.Every = 20 * time.Millisecond
+		spec.Every = 10 * time.Millisecond
 	}
 	if spec.Timeout == 0 {
 		spec.Timeout = 2 * time.Second
