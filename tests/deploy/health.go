@@ -9,8 +9,8 @@ import (
 	"github.com/shoal-run/shoal/tests/harness"
 )
 
-// HealthyToTraffic is, for every task of name that its worker reported
-// healthy and that answered one of the load clients in r, the time from
+// HealthyToTraffic is, for every task of the new image of r's update that
+// its worker reported healthy and that answered one of r's load clients, the time from
 // the health state's since (when it turned healthy) to the first request
 // it answered. A task that answered before it was healthy gives a
 // negative figure.
@@ -26,7 +26,7 @@ func (e *Env) HealthyToTraffic(name string, r Result) ([]time.Duration, error) {
 		}
 	}
 	var out []time.Duration
-	for host, task := range r.Tasks {
+	for host, task := range r.NewTasks {
 		since, ok := healthy[task]
 		a, answered := r.Answered[host]
 		if ok && answered && a.N > 0 {

@@ -19,10 +19,10 @@ type Result struct {
 	Took      time.Duration // the update call to its final state
 	VIP, Mesh testimage.LoadReport
 	Samples   int
-	// Answered is who answered either client; Tasks maps each container
-	// seen (by hostname) to its task ID.
+	// Answered is who answered either client; NewTasks maps each
+	// container of the new image seen (by hostname) to its task ID.
 	Answered map[string]testimage.LoadAnswer
-	Tasks    map[string]string
+	NewTasks map[string]string
 	Err      error
 }
 
@@ -82,7 +82,7 @@ func (e *Env) RollUnderLoad(name, fromTag, toImage, toTag string, replicas int, 
 	samples := w.Samples()
 	r.Samples = len(samples)
 	answered, _ := loads.Answered()
-	r.Answered, r.Tasks = answered, tasksOf(samples)
+	r.Answered, r.NewTasks = answered, tasksOf(samples, toTag)
 	switch order {
 	case shoalv1.UpdateOrder_UPDATE_ORDER_START_FIRST:
 		if err := CheckStartFirst(samples, answered, fromTag, toTag, replicas); err != nil {
@@ -95,7 +95,7 @@ func (e *Env) RollUnderLoad(name, fromTag, toImage, toTag string, replicas int, 
 	}
 	r.VIP, r.Mesh = loads.Stop()
 	if err := loads.NoFailures(); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, fmt.Errorf("%w\n%s", err, Nearby(append(r.VIP.Failures, r.Mesh.Failures...), samples)))
 	}
 	r.Err = errors.Join(errs...)
 	e.logf("%s update %s → %s (parallelism %d): %s, %d requests, %d failed, %d samples", order, fromTag, toTag, parallelism, r.Took.Round(time.Millisecond), r.Requests(), r.Failed(), r.Samples)
@@ -204,7 +204,7 @@ func (e *Env) BadImage(name, fromTag string, replicas int, order shoalv1.UpdateO
 	}
 	r.VIP, r.Mesh = loads.Stop()
 	if err := loads.NoFailures(); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, fmt.Errorf("%w\n%s", err, Nearby(append(r.VIP.Failures, r.Mesh.Failures...), samples)))
 	}
 	r.Err = errors.Join(errs...)
 	e.logf("bad image, %s, %s: %s, %d requests, %d failed", onFailure, order, r.Took.Round(time.Millisecond), r.Requests(), r.Failed())
@@ -218,6 +218,7 @@ func (e *Env) BadImage(name, fromTag string, replicas int, order shoalv1.UpdateO
 func (e *Env) RollbackUnderLoad(name, toTag string, replicas int) Result {
 	e.T.Helper()
 	loads := e.StartLoads(name)
+	w := e.Watch(name)
 	start := e.Rollback(name)
 	var errs []error
 	var r Result
@@ -228,9 +229,11 @@ func (e *Env) RollbackUnderLoad(name, toTag string, replicas int) Result {
 	if err := e.waitState(name, shoalv1.UpdateState_UPDATE_STATE_ROLLBACK_COMPLETED, 60*time.Second); err != nil {
 		errs = append(errs, err)
 	}
+	w.Stop()
+	r.Samples = len(w.Samples())
 	r.VIP, r.Mesh = loads.Stop()
 	if err := loads.NoFailures(); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, fmt.Errorf("%w\n%s", err, Nearby(append(r.VIP.Failures, r.Mesh.Failures...), w.Samples())))
 	}
 	r.Err = errors.Join(errs...)
 	e.logf("rollback to %s: %s, %d requests, %d failed", toTag, r.Took.Round(time.Millisecond), r.Requests(), r.Failed())
@@ -305,15 +308,64 @@ func (e *Env) LeaderKillMidUpdate(name, fromTag, toImage, toTag string, replicas
 	return r
 }
 
-// tasksOf maps every container hostname seen to its task ID.
-func tasksOf(samples []Sample) map[string]string {
+// tasksOf maps the hostname of every container of image tag seen to its
+// task ID.
+func tasksOf(samples []Sample, tag string) map[string]string {
 	out := map[string]string{}
 	for _, s := range samples {
 		for _, c := range s.Containers {
-			out[Hostname(c)] = c.Task
+			if Tag(c) == tag {
+				out[Hostname(c)] = c.Task
+			}
 		}
 	}
 	return out
+}
+
+// Nearby describes, for each failed request, the containers that
+// appeared or were gone within 3 s of it, from the samples: which task's
+// start or stop it came with, if any.
+func Nearby(failures []testimage.LoadFail, samples []Sample) string {
+	type change struct {
+		at   time.Time
+		what string
+	}
+	var changes []change
+	for i := 1; i < len(samples); i++ {
+		prev, cur := map[string]harness.Container{}, map[string]harness.Container{}
+		for _, c := range samples[i-1].Containers {
+			prev[c.ID] = c
+		}
+		for _, c := range samples[i].Containers {
+			cur[c.ID] = c
+		}
+		for id, c := range cur {
+			if _, ok := prev[id]; !ok {
+				changes = append(changes, change{samples[i].At, fmt.Sprintf("%s (slot %d, image %s) appeared", Hostname(c), Slot(c), Tag(c))})
+			}
+		}
+		for id, c := range prev {
+			if _, ok := cur[id]; !ok {
+				changes = append(changes, change{samples[i].At, fmt.Sprintf("%s (slot %d, image %s) gone", Hostname(c), Slot(c), Tag(c))})
+			}
+		}
+	}
+	var b strings.Builder
+	for _, f := range failures {
+		fmt.Fprintf(&b, "  failure at %s (%s):", f.Time.Format("15:04:05.000"), f.Target)
+		n := 0
+		for _, ch := range changes {
+			if d := ch.at.Sub(f.Time); d > -3*time.Second && d < 3*time.Second {
+				fmt.Fprintf(&b, " %s at %+dms;", ch.what, d.Milliseconds())
+				n++
+			}
+		}
+		if n == 0 {
+			b.WriteString(" no container appeared or went within 3 s")
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
 }
 
 // waitState is WaitUpdateState returning an error instead of failing. A

@@ -13,8 +13,9 @@
 //     the time from the UpdateService call to the update status
 //     COMPLETED, and the failed requests meanwhile;
 //  2. stop-first, the same otherwise (image 2 → 3);
-//  3. `service rollback` (UpdateService with rollback set): the time from
-//     the call to every container running image 2 again, converged;
+//  3. `service rollback` (UpdateService with rollback set) under the
+//     rollback config start-first, -parallelism, monitor 1 s: the time
+//     from the call to every container running image 2 again, converged;
 //  4. from the tasks of steps 1 and 2: the time from a task's health
 //     turning healthy (as its worker reported, TaskStatus.health.since)
 //     to the first request it answered;
@@ -158,7 +159,11 @@ func trial(t *benchkit.TB, replicas int, parallelism uint64, interval time.Durat
 	var tr Trial
 	e := deploy.Start(t, 1, 3, "--log-level", "info")
 	e.Logf = func(format string, args ...any) { progress(format, args...) }
-	e.CreateService(e.Spec("web", int64(replicas), e.V1, interval, nil))
+	// The rollback config: start-first with the updates' parallelism and
+	// monitor (docker's default would be one at a time, stop-first, 5 s).
+	spec := e.Spec("web", int64(replicas), e.V1, interval, nil)
+	spec.Rollback = deploy.Update(parallelism, shoalv1.UpdateOrder_UPDATE_ORDER_START_FIRST, shoalv1.UpdateFailureAction_UPDATE_FAILURE_ACTION_PAUSE, time.Second)
+	e.CreateService(spec)
 	progress("web: %d replicas healthy and answering", replicas)
 
 	start := e.RollUnderLoad("web", "1", e.V2, "2", replicas, shoalv1.UpdateOrder_UPDATE_ORDER_START_FIRST, parallelism)
