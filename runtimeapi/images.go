@@ -148,9 +148,14 @@ func (a ImageSource) Resolve(ref string) (*container.Image, error) {
 		return nil, err
 	}
 	c := img.Config
-	return &container.Image{ID: img.ID, Ref: ref, LayerDirs: dirs, Config: container.ImageConfig{
+	out := &container.Image{ID: img.ID, Ref: ref, LayerDirs: dirs, Config: container.ImageConfig{
 		Entrypoint: c.Entrypoint, Cmd: c.Cmd, Env: c.Env, WorkingDir: c.WorkingDir, User: c.User, StopSignal: c.StopSignal,
-	}}, nil
+	}}
+	if h := c.Healthcheck; h != nil {
+		out.Config.Healthcheck = &container.Healthcheck{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout,
+			StartPeriod: h.StartPeriod, StartInterval: h.StartInterval, Retries: h.Retries}
+	}
+	return out, nil
 }
 
 // Lease keeps the image while owner uses it.

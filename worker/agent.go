@@ -121,7 +121,7 @@ func (a *Agent) Update(full bool, tasks []*shoalv1.Task, removed []string) {
 	}
 	var keep []*shoalv1.Task
 	for _, t := range tasks {
-		if t.GetDesiredState() == shoalv1.TaskState_TASK_STATE_RUNNING {
+		if shoalv1.Runnable(t.GetDesiredState()) {
 			keep = append(keep, t)
 		}
 	}
@@ -154,8 +154,9 @@ func (a *Agent) discard(taskID, containerID string) {
 
 func (a *Agent) applyLocked(t *shoalv1.Task) {
 	r := a.runners[t.GetId()]
-	desired := t.GetDesiredState()
-	if desired != shoalv1.TaskState_TASK_STATE_RUNNING {
+	// A job's task is desired COMPLETE: it runs as a service's does, until
+	// it exits 0 (policyOf).
+	if !shoalv1.Runnable(t.GetDesiredState()) {
 		if r != nil {
 			r.shutdown()
 			return
@@ -229,6 +230,12 @@ func policyOf(t *shoalv1.Task) Policy {
 		p.Condition = Never
 	case shoalv1.RestartCondition_RESTART_CONDITION_ON_FAILURE:
 		p.Condition = OnFailure
+	default:
+		// A job's task (desired COMPLETE) that exits 0 is done: ANY is
+		// ON_FAILURE for it, as in Swarm.
+		if t.GetDesiredState() == shoalv1.TaskState_TASK_STATE_COMPLETE {
+			p.Condition = OnFailure
+		}
 	}
 	return p
 }

@@ -420,3 +420,32 @@ func TestEndedTaskKeepsItsContainerUntilRemoved(t *testing.T) {
 		}
 	}
 }
+
+// A job's task (desired COMPLETE) runs like a service's; exiting 0 is its
+// end even under restart condition ANY (Swarm's jobs), and a failure is
+// restarted in place as for a service.
+func TestJobTaskRunsToCompletion(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	a, f, r, clk, stop := newAgentClock(t)
+	defer stop()
+	a.Update(true, []*shoalv1.Task{task("j1", shoalv1.TaskState_TASK_STATE_COMPLETE, shoalv1.RestartCondition_RESTART_CONDITION_ANY)}, nil)
+	r.waitFor(t, "j1", shoalv1.TaskState_TASK_STATE_RUNNING, 0)
+	f.exit(<-f.started, 1)
+	afterBackoff(t, clk, time.Millisecond)
+	r.waitFor(t, "j1", shoalv1.TaskState_TASK_STATE_RUNNING, 1)
+	f.exit(<-f.started, 0)
+	r.waitFor(t, "j1", shoalv1.TaskState_TASK_STATE_COMPLETE, 1)
+	// The assignment set keeps it (finished history): it is not run again.
+	runners := func() int { a.mu.Lock(); defer a.mu.Unlock(); return len(a.runners) }
+	for deadline := time.Now().Add(5 * time.Second); runners() != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the completed task's runner never ended")
+		}
+	}
+	done := task("j1", shoalv1.TaskState_TASK_STATE_COMPLETE, shoalv1.RestartCondition_RESTART_CONDITION_ANY)
+	done.Status = r.last("j1")
+	a.Update(true, []*shoalv1.Task{done}, nil)
+	if n := runners(); n != 0 {
+		t.Fatalf("%d runners after the completed job task came back; want none (it is not run again)", n)
+	}
+}

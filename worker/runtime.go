@@ -228,3 +228,14 @@ func (e *RuntimeExecutor) Containers() map[string]Existing {
 	}
 	return out
 }
+
+// Exec runs args inside the task container containerID, with the
+// container's user, environment and working directory, as a CMD or
+// CMD-SHELL health check does: exitCode and output (stdout and stderr
+// together, at most container.MaxExecOutput bytes) when the command ran,
+// err when it could not (or ctx ended first: ctx's error). Its timeout is
+// ctx's deadline.
+func (e *RuntimeExecutor) Exec(ctx context.Context, containerID string, args []string) (exitCode int, output []byte, err error) {
+	res, err := e.Runtime.Exec(ctx, containerID, container.ExecSpec{Args: args})
+	return res.ExitCode, res.Output, err
+}

@@ -23,7 +23,7 @@ func TaskHolds(t *shoalv1.Task) bool {
 		shoalv1.TaskState_TASK_STATE_REJECTED, shoalv1.TaskState_TASK_STATE_ORPHANED, shoalv1.TaskState_TASK_STATE_REMOVE:
 		return false
 	}
-	if st < shoalv1.TaskState_TASK_STATE_ACCEPTED && t.GetDesiredState() != shoalv1.TaskState_TASK_STATE_RUNNING {
+	if st < shoalv1.TaskState_TASK_STATE_ACCEPTED && !shoalv1.Runnable(t.GetDesiredState()) {
 		return false
 	}
 	return true

@@ -155,6 +155,7 @@ func (s *Server) CreateService(ctx context.Context, req *shoalv1.CreateServiceRe
 	}
 	now := timestamppb.New(s.Clock.Now())
 	svc := &shoalv1.Service{Id: store.NewID(), Meta: &shoalv1.Meta{CreatedAt: now, UpdatedAt: now}, Spec: spec, Endpoint: ep}
+	startJob(svc, now.AsTime())
 	idx, err := s.propose(ctx, create(svc))
 	if err != nil {
 		return nil, err
@@ -174,6 +175,7 @@ func applyServiceDefaults(spec *shoalv1.ServiceSpec) {
 	if spec.Task.Restart == nil {
 		spec.Task.Restart = &shoalv1.RestartPolicy{}
 	}
+	jobDefaults(spec)
 	if spec.Task.Restart.Condition == shoalv1.RestartCondition_RESTART_CONDITION_UNSPECIFIED {
 		spec.Task.Restart.Condition = shoalv1.RestartCondition_RESTART_CONDITION_ANY
 	}
@@ -217,7 +219,10 @@ func (s *Server) ListServices(ctx context.Context, _ *shoalv1.ListServicesReques
 }
 
 // UpdateService replaces a service's spec if nobody changed it since the
-// caller read version.
+// caller read version, or with rollback returns it to its previous spec.
+// A change that needs new tasks starts a rolling update (the
+// orchestrator carries it out); an update that changes nothing resumes a
+// paused one.
 func (s *Server) UpdateService(ctx context.Context, req *shoalv1.UpdateServiceRequest) (*shoalv1.UpdateServiceResponse, error) {
 	if req.GetVersion() == 0 {
 		return nil, fmt.Errorf("service.version: is required: read the service (inspect) and send the version you read: %w", errdefs.ErrInvalid)
@@ -227,6 +232,12 @@ func (s *Server) UpdateService(ctx context.Context, req *shoalv1.UpdateServiceRe
 		return nil, err
 	}
 	spec := clone(req.GetSpec())
+	if req.GetRollback() {
+		if cur.GetPreviousSpec() == nil {
+			return nil, fmt.Errorf("service %s has no previous spec to roll back to: %w", cur.GetSpec().GetName(), errdefs.ErrFailedPrecond)
+		}
+		spec = clone(cur.GetPreviousSpec())
+	}
 	if spec == nil {
 		return nil, fmt.Errorf("service.spec: is required: %w", errdefs.ErrInvalid)
 	}
@@ -237,7 +248,10 @@ func (s *Server) UpdateService(ctx context.Context, req *shoalv1.UpdateServiceRe
 	if spec.GetName() != cur.GetSpec().GetName() {
 		return nil, fmt.Errorf("service.name: renaming a service is not supported (%q to %q); create a new service: %w", cur.GetSpec().GetName(), spec.GetName(), errdefs.ErrInvalid)
 	}
-	if _, wasGlobal := cur.GetSpec().GetMode().(*shoalv1.ServiceSpec_Global); wasGlobal != (spec.GetGlobal() != nil) {
+	if from, to := modeName(cur.GetSpec()), modeName(spec); from != to {
+		if isJob(cur.GetSpec()) || isJob(spec) {
+			return nil, fmt.Errorf("service.mode: a %s service cannot become %s; create a new service: %w", from, to, errdefs.ErrInvalid)
+		}
 		return nil, fmt.Errorf("service.mode: a service cannot change between replicated and global; create a new service: %w", errdefs.ErrInvalid)
 	}
 	ep, release, err := s.prepareEndpoint(spec, cur)
@@ -245,17 +259,64 @@ func (s *Server) UpdateService(ctx context.Context, req *shoalv1.UpdateServiceRe
 	if err != nil {
 		return nil, err
 	}
+	now := s.Clock.Now()
 	next := clone(cur)
-	next.PreviousSpec = cur.GetSpec()
+	if !proto.Equal(spec, cur.GetSpec()) {
+		next.PreviousSpec = cur.GetSpec()
+	}
 	next.Spec = spec
 	next.Endpoint = ep
-	next.Meta.UpdatedAt = timestamppb.New(s.Clock.Now())
+	next.UpdateStatus = nextUpdateStatus(cur, next, req.GetRollback(), now)
+	next.Meta.UpdatedAt = timestamppb.New(now)
+	nextJobRun(next, cur, now)
 	idx, err := s.propose(ctx, update(next, req.GetVersion()))
 	if err != nil {
 		return nil, err
 	}
 	next.Meta.Version = idx
 	return &shoalv1.UpdateServiceResponse{Service: next}, nil
+}
+
+// nextUpdateStatus is the update status a service change leaves: a
+// rollback or a change that needs new tasks starts one, an update that
+// changes nothing resumes a paused one, any other change (replicas,
+// labels) keeps the status as it is.
+func nextUpdateStatus(cur, next *shoalv1.Service, rollback bool, now time.Time) *shoalv1.UpdateStatus {
+	start := func(state shoalv1.UpdateState, msg string) *shoalv1.UpdateStatus {
+		return &shoalv1.UpdateStatus{State: state, StartedAt: timestamppb.New(now), Message: msg}
+	}
+	st := cur.GetUpdateStatus()
+	switch {
+	case rollback:
+		return start(shoalv1.UpdateState_UPDATE_STATE_ROLLBACK_STARTED, "manually requested rollback")
+	case next.GetSpec().GetReplicatedJob() != nil || next.GetSpec().GetGlobalJob() != nil:
+		return st // a job's runs are counted by its own status
+	case tasksOutdated(cur, next):
+		return start(shoalv1.UpdateState_UPDATE_STATE_UPDATING, "update in progress")
+	case !proto.Equal(cur.GetSpec(), next.GetSpec()):
+		return st
+	case st.GetState() == shoalv1.UpdateState_UPDATE_STATE_PAUSED:
+		return start(shoalv1.UpdateState_UPDATE_STATE_UPDATING, "update resumed")
+	case st.GetState() == shoalv1.UpdateState_UPDATE_STATE_ROLLBACK_PAUSED:
+		return start(shoalv1.UpdateState_UPDATE_STATE_ROLLBACK_STARTED, "rollback resumed")
+	}
+	return st
+}
+
+// tasksOutdated reports whether a change makes the service's tasks
+// outdated (the orchestrator's own test: their task spec, endpoint,
+// networks or VIPs differ), so that it rolls them.
+func tasksOutdated(cur, next *shoalv1.Service) bool {
+	if !proto.Equal(cur.GetSpec().GetTask(), next.GetSpec().GetTask()) || !proto.Equal(cur.GetSpec().GetEndpoint(), next.GetSpec().GetEndpoint()) ||
+		len(cur.GetSpec().GetNetworks()) != len(next.GetSpec().GetNetworks()) {
+		return true
+	}
+	for i, n := range cur.GetSpec().GetNetworks() {
+		if !proto.Equal(n, next.GetSpec().GetNetworks()[i]) {
+			return true
+		}
+	}
+	return !proto.Equal(cur.GetEndpoint(), next.GetEndpoint())
 }
 
 // RemoveService deletes a service.

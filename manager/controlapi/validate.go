@@ -120,12 +120,16 @@ func ValidateServiceSpec(s *shoalv1.ServiceSpec) error {
 		if r := m.Replicated.GetReplicas(); r < 0 {
 			f.add("service.replicas", "must be >= 0, got %d", r)
 		}
-	case *shoalv1.ServiceSpec_Global:
+	case *shoalv1.ServiceSpec_Global, *shoalv1.ServiceSpec_GlobalJob:
+	case *shoalv1.ServiceSpec_ReplicatedJob:
+		validateJob(&f, m.ReplicatedJob) // jobs.go
 	default:
-		f.add("service.mode", "must be replicated or global")
+		f.add("service.mode", "must be replicated, global, replicated-job or global-job")
 	}
 	validateTask(&f, s.GetTask())
 	validateEndpoint(&f, s.GetEndpoint())
+	validateUpdateConfig(&f, "update", s.GetUpdate())
+	validateUpdateConfig(&f, "rollback", s.GetRollback())
 	seen := map[string]bool{}
 	for i, n := range s.GetNetworks() {
 		field := fmt.Sprintf("service.networks[%d]", i)
@@ -259,6 +263,34 @@ func validateEndpoint(f *fieldErrors, e *shoalv1.EndpointSpec) {
 				f.add(fmt.Sprintf("service.publish[%d]", i), "endpoint mode dnsrr cannot publish in ingress mode; use mode=host")
 			}
 		}
+	}
+}
+
+// validateUpdateConfig checks a service's update or rollback config
+// (which names the field: service.update_delay, service.rollback_delay,
+// as the --update-* and --rollback-* flags).
+func validateUpdateConfig(f *fieldErrors, which string, c *shoalv1.UpdateConfig) {
+	if c == nil {
+		return
+	}
+	field := func(name string) string { return "service." + which + "_" + name }
+	if d := c.GetDelay(); d != nil && d.AsDuration() < 0 {
+		f.add(field("delay"), "must be >= 0, got %s", d.AsDuration())
+	}
+	if m := c.GetMonitor(); m != nil && m.AsDuration() < 0 {
+		f.add(field("monitor"), "must be >= 0, got %s", m.AsDuration())
+	}
+	if r := c.GetMaxFailureRatio(); !(r >= 0 && r <= 1) {
+		f.add(field("max_failure_ratio"), "must be between 0 and 1, got %v", r)
+	}
+	switch a := c.GetFailureAction(); {
+	case a == shoalv1.UpdateFailureAction_UPDATE_FAILURE_ACTION_ROLLBACK && which == "rollback":
+		f.add(field("failure_action"), "a rollback cannot roll back; use pause or continue")
+	case shoalv1.UpdateFailureAction_name[int32(a)] == "":
+		f.add(field("failure_action"), "unknown action %d; use pause, continue or rollback", a)
+	}
+	if o := c.GetOrder(); shoalv1.UpdateOrder_name[int32(o)] == "" {
+		f.add(field("order"), "unknown order %d; use stop-first or start-first", o)
 	}
 }
 

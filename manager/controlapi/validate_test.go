@@ -64,6 +64,10 @@ func fullSpec() *shoalv1.ServiceSpec {
 			{Target: "frontend", Aliases: []string{"web", "web.internal"}},
 			{Target: "backend"},
 		},
+		Update: &shoalv1.UpdateConfig{Parallelism: 2, Delay: durationpb.New(time.Second), FailureAction: shoalv1.UpdateFailureAction_UPDATE_FAILURE_ACTION_ROLLBACK,
+			Monitor: durationpb.New(5 * time.Second), MaxFailureRatio: 1, Order: shoalv1.UpdateOrder_UPDATE_ORDER_START_FIRST},
+		Rollback: &shoalv1.UpdateConfig{Parallelism: 0, FailureAction: shoalv1.UpdateFailureAction_UPDATE_FAILURE_ACTION_CONTINUE,
+			Monitor: durationpb.New(0), Order: shoalv1.UpdateOrder_UPDATE_ORDER_STOP_FIRST},
 	}
 }
 
@@ -157,7 +161,7 @@ func TestValidateServiceSpecOneBadField(t *testing.T) {
 			s.Task.Container.Env = []string{"BIG=" + strings.Repeat("x", MaxServiceSpecBytes)}
 		}, "service", "over the limit of 256 KiB"},
 		{"negative replicas", func(s *shoalv1.ServiceSpec) { s.GetReplicated().Replicas = -1 }, "service.replicas", "must be >= 0, got -1"},
-		{"no mode", func(s *shoalv1.ServiceSpec) { s.Mode = nil }, "service.mode", "replicated or global"},
+		{"no mode", func(s *shoalv1.ServiceSpec) { s.Mode = nil }, "service.mode", "replicated, global, replicated-job or global-job"},
 		{"empty name", func(s *shoalv1.ServiceSpec) { s.Name = "" }, "service.name", "is required"},
 		{"long name", func(s *shoalv1.ServiceSpec) { s.Name = strings.Repeat("a", 64) }, "service.name", "at most 63 characters, got 64"},
 		{"name with slash", func(s *shoalv1.ServiceSpec) { s.Name = "a/b" }, "service.name", `"a/b" may only contain`},
@@ -195,6 +199,15 @@ func TestValidateServiceSpecOneBadField(t *testing.T) {
 		{"negative restart delay", func(s *shoalv1.ServiceSpec) { s.Task.Restart.Delay = dur(-time.Millisecond) }, "service.restart_delay", "must be >= 0, got -1ms"},
 		{"negative restart window", func(s *shoalv1.ServiceSpec) { s.Task.Restart.Window = dur(-time.Minute) }, "service.restart_window", "must be >= 0, got -1m0s"},
 		{"negative max attempts", func(s *shoalv1.ServiceSpec) { s.Task.Restart.MaxAttempts = -1 }, "service.restart_max_attempts", "got -1"},
+		{"negative update delay", func(s *shoalv1.ServiceSpec) { s.Update = &shoalv1.UpdateConfig{Delay: dur(-time.Second)} }, "service.update_delay", "must be >= 0, got -1s"},
+		{"negative update monitor", func(s *shoalv1.ServiceSpec) { s.Update = &shoalv1.UpdateConfig{Monitor: dur(-time.Second)} }, "service.update_monitor", "must be >= 0, got -1s"},
+		{"update ratio above 1", func(s *shoalv1.ServiceSpec) { s.Update = &shoalv1.UpdateConfig{MaxFailureRatio: 1.5} }, "service.update_max_failure_ratio", "must be between 0 and 1, got 1.5"},
+		{"negative rollback ratio", func(s *shoalv1.ServiceSpec) { s.Rollback = &shoalv1.UpdateConfig{MaxFailureRatio: -0.1} }, "service.rollback_max_failure_ratio", "must be between 0 and 1, got -0.1"},
+		{"rollback of a rollback", func(s *shoalv1.ServiceSpec) {
+			s.Rollback = &shoalv1.UpdateConfig{FailureAction: shoalv1.UpdateFailureAction_UPDATE_FAILURE_ACTION_ROLLBACK}
+		}, "service.rollback_failure_action", "a rollback cannot roll back; use pause or continue"},
+		{"unknown update action", func(s *shoalv1.ServiceSpec) { s.Update = &shoalv1.UpdateConfig{FailureAction: 9} }, "service.update_failure_action", "unknown action 9"},
+		{"unknown rollback order", func(s *shoalv1.ServiceSpec) { s.Rollback = &shoalv1.UpdateConfig{Order: 7} }, "service.rollback_order", "unknown order 7; use stop-first or start-first"},
 		{"constraint without operator", func(s *shoalv1.ServiceSpec) {
 			s.Task.Placement.Constraints = []string{"node.role==worker", "node.role=worker"}
 		}, "service.constraints[1]", "no == or != operator"},

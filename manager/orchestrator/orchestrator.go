@@ -128,6 +128,8 @@ func (o *Orchestrator) Pass(ctx context.Context) (time.Time, error) {
 	if err != nil {
 		o.Log.Warn("network addresses for new tasks", zap.Error(err))
 	}
+	releaseEndpoints := o.respec(&plan)
+	defer releaseEndpoints()
 	nodeActions, releaseNodes, err := o.allocateNodes(in)
 	defer releaseNodes()
 	if err != nil {
@@ -161,6 +163,13 @@ func (o *Orchestrator) Pass(ctx context.Context) (time.Time, error) {
 		versions[t.GetId()] = t.GetMeta().GetVersion()
 	}
 	var actions []*shoalv1.StoreAction
+	// Service writes first, in the first batch with the task writes
+	// decided with them: a service changed meanwhile refuses the batch,
+	// and the next pass decides again.
+	for _, c := range plan.Services {
+		actions = append(actions, &shoalv1.StoreAction{Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_UPDATE,
+			Object: store.Wrap(c.Service), ExpectedVersion: c.Service.GetMeta().GetVersion()})
+	}
 	for _, c := range plan.Create {
 		actions = append(actions, &shoalv1.StoreAction{Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_CREATE, Object: store.Wrap(c.Task)})
 	}
@@ -177,6 +186,10 @@ func (o *Orchestrator) Pass(ctx context.Context) (time.Time, error) {
 
 	o.computed = o.Clock.Since(start)
 	if len(actions) > 0 {
+		for _, c := range plan.Services {
+			o.Log.Info("service update status", zap.String("service", c.Service.GetSpec().GetName()),
+				zap.String("state", c.Service.GetUpdateStatus().GetState().String()), zap.String("message", c.Reason))
+		}
 		o.Log.Debug("orchestration", zap.Int("create", len(plan.Create)), zap.Int("update", len(plan.Update)),
 			zap.Int("placed", len(sched)), zap.Int("delete", len(plan.Delete)))
 	}
@@ -276,6 +289,80 @@ func (o *Orchestrator) allocate(in Input, plan *Plan) (release func(), err error
 		return nil
 	})
 	return release, errors.Join(append(failed, err)...)
+}
+
+// respec gives the services an automatic rollback returns to their
+// previous spec the endpoint of that spec (its VIPs and published ports,
+// kept where they are the same). A rollback that cannot have them is not
+// written: the next pass tries again.
+func (o *Orchestrator) respec(plan *Plan) (release func()) {
+	var releases []func()
+	kept := plan.Services[:0]
+	for _, c := range plan.Services {
+		if !c.Respec {
+			kept = append(kept, c)
+			continue
+		}
+		spec, old := c.Service.GetSpec(), c.Service.GetPreviousSpec()
+		if proto.Equal(spec.GetEndpoint(), old.GetEndpoint()) && sameNetworks(spec, old) {
+			kept = append(kept, c)
+			continue
+		}
+		if len(spec.GetNetworks()) == 0 && !allocator.Publishes(spec) {
+			ep := &shoalv1.ServiceEndpoint{}
+			for _, p := range spec.GetEndpoint().GetPorts() {
+				ep.Ports = append(ep.Ports, proto.Clone(p).(*shoalv1.PortConfig))
+			}
+			c.Service.Endpoint = ep
+			kept = append(kept, c)
+			continue
+		}
+		if o.Book == nil {
+			o.Book = &allocator.Book{}
+		}
+		rel, err := o.Book.Do(func(h *allocator.Held) (err error) {
+			in := allocator.Endpoint{Spec: spec, Current: c.Service, Networks: map[string]*shoalv1.Network{}}
+			o.Store.View(func(r store.ReadTx) {
+				for _, n := range store.List[*shoalv1.Network](r, store.TableNetwork) {
+					in.Networks[n.GetId()] = n
+					if n.GetSpec().GetIngress() {
+						in.Ingress = n
+					}
+				}
+				in.Used = func(network string, a netip.Addr) bool { return store.AddrInUse(r, network, a) }
+				in.PortInUse = func(key string) bool { return store.PortInUse(r, key, c.Service.GetId()) }
+				var ep *shoalv1.ServiceEndpoint
+				if ep, err = allocator.AllocateEndpoint(in, h); err == nil {
+					c.Service.Endpoint = ep
+				}
+			})
+			return err
+		})
+		if err != nil {
+			o.Log.Warn("rolling back: the previous spec's endpoint", zap.String("service", spec.GetName()), zap.Error(err))
+			continue
+		}
+		releases = append(releases, rel)
+		kept = append(kept, c)
+	}
+	plan.Services = kept
+	return func() {
+		for _, r := range releases {
+			r()
+		}
+	}
+}
+
+func sameNetworks(a, b *shoalv1.ServiceSpec) bool {
+	if len(a.GetNetworks()) != len(b.GetNetworks()) {
+		return false
+	}
+	for i := range a.GetNetworks() {
+		if !proto.Equal(a.GetNetworks()[i], b.GetNetworks()[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // allocateNodes gives every node without one its own address on the

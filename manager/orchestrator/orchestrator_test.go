@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shoal-run/shoal/internal/clock"
 	"github.com/shoal-run/shoal/manager/store"
@@ -352,5 +353,146 @@ func TestOrchestratorRunsGlobalTasks(t *testing.T) {
 	after := byNode()["n3"]
 	if after.GetId() != got["n3"].GetId() || after.GetStatus().GetState() != stAssigned || after.GetStatus().GetErr() != "" {
 		t.Fatalf("after n3 grew: task %s %v %q; want %s assigned", after.GetId(), after.GetStatus().GetState(), after.GetStatus().GetErr(), got["n3"].GetId())
+	}
+}
+
+// report writes tasks as their workers' status reports would.
+func report(t *testing.T, d *direct, tasks ...*shoalv1.Task) {
+	t.Helper()
+	var b shoalv1.StoreBatch
+	for _, tk := range tasks {
+		b.Actions = append(b.Actions, &shoalv1.StoreAction{Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_UPDATE, Object: store.Wrap(tk)})
+	}
+	if _, err := d.Propose(context.Background(), &b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func serviceOf(s *store.Store, id string) *shoalv1.Service {
+	var out *shoalv1.Service
+	s.View(func(r store.ReadTx) { out = store.Get[*shoalv1.Service](r, store.TableService, id) })
+	return out
+}
+
+// The loop writes the update's status, and an automatic rollback's spec
+// swap, to the store: an update to a failing image rolls back by itself
+// and completes on the old spec.
+func TestOrchestratorUpdateRollsBack(t *testing.T) {
+	st := store.New()
+	d := &direct{storetest.Direct{Store: st}}
+	clk := clock.NewFake(t0)
+	o := &Orchestrator{Store: st, Raft: d, Clock: clk, NewID: ids(), Log: zap.NewNop()}
+	web := svc("web", 2)
+	web.Spec.Update = &shoalv1.UpdateConfig{Parallelism: 1, FailureAction: actRollback, Monitor: durationpb.New(time.Second)}
+	d.put(t, capacity(ready("n1")), web)
+	// workers: start what is assigned, stop what is told to, fail "bad".
+	work := func() {
+		var changed []*shoalv1.Task
+		for _, tk := range tasksOf(st) {
+			n := proto.Clone(tk).(*shoalv1.Task)
+			switch s := tk.GetStatus().GetState(); {
+			case tk.GetDesiredState() == stRunning && s == stAssigned:
+				n.Status.State = stRunning
+				if tk.GetSpec().GetContainer().GetImage() == "bad" {
+					n.Status.State = stFailed
+				}
+			case tk.GetDesiredState() > stRunning && !Terminal(s):
+				n.Status.State = stShutdown
+			default:
+				continue
+			}
+			n.Status.Timestamp = timestamppb.New(clk.Now())
+			changed = append(changed, n)
+		}
+		if len(changed) > 0 {
+			report(t, d, changed...)
+		}
+	}
+	pass := func() {
+		t.Helper()
+		if _, err := o.Pass(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		work()
+	}
+	pass()
+	clk.Advance(time.Minute)
+	pass()
+	cur := serviceOf(st, "web")
+	next := proto.Clone(cur).(*shoalv1.Service)
+	next.PreviousSpec = cur.GetSpec()
+	next.Spec = proto.Clone(cur.GetSpec()).(*shoalv1.ServiceSpec)
+	next.Spec.Task.Container.Image = "bad"
+	next.UpdateStatus = &shoalv1.UpdateStatus{State: usUpdating, StartedAt: timestamppb.New(clk.Now()), Message: msgUpdating}
+	d.put(t, next)
+	var states []string
+	for i := 0; i < 30; i++ {
+		pass()
+		if s := serviceOf(st, "web").GetUpdateStatus().GetState().String(); len(states) == 0 || states[len(states)-1] != s {
+			states = append(states, s)
+		}
+		clk.Advance(500 * time.Millisecond)
+	}
+	final := serviceOf(st, "web")
+	if got := strings.Join(states, " "); got != "UPDATE_STATE_UPDATING UPDATE_STATE_ROLLBACK_STARTED UPDATE_STATE_ROLLBACK_COMPLETED" {
+		t.Fatalf("update states %s; want updating, rollback started, rollback completed", got)
+	}
+	if final.GetSpec().GetTask().GetContainer().GetImage() != "img:1" || final.GetPreviousSpec().GetTask().GetContainer().GetImage() != "bad" {
+		t.Fatalf("after the rollback: spec %v previous %v; want img:1 back", final.GetSpec(), final.GetPreviousSpec())
+	}
+	active := 0
+	for _, tk := range tasksOf(st) {
+		if tk.GetDesiredState() == stRunning {
+			active++
+			if tk.GetSpec().GetContainer().GetImage() != "img:1" || tk.GetStatus().GetState() != stRunning {
+				t.Fatalf("task %s runs %s (%v) after the rollback", tk.GetId(), tk.GetSpec().GetContainer().GetImage(), tk.GetStatus().GetState())
+			}
+		}
+	}
+	if active != 2 {
+		t.Fatalf("%d active tasks after the rollback; want 2", active)
+	}
+}
+
+// An automatic rollback to a spec on another network gives the service
+// that network's VIP again, in the same write as the spec.
+func TestOrchestratorRollbackRestoresEndpoint(t *testing.T) {
+	st := store.New()
+	d := &direct{storetest.Direct{Store: st}}
+	clk := clock.NewFake(t0)
+	o := &Orchestrator{Store: st, Raft: d, Clock: clk, NewID: ids(), Log: zap.NewNop()}
+	app := &shoalv1.Network{Id: "app", Spec: &shoalv1.NetworkSpec{Name: "app"}, Allocation: &shoalv1.NetworkAllocation{Vni: 4097, Subnet: "10.0.1.0/29", Gateway: "10.0.1.1"}}
+	app2 := &shoalv1.Network{Id: "app2", Spec: &shoalv1.NetworkSpec{Name: "app2"}, Allocation: &shoalv1.NetworkAllocation{Vni: 4098, Subnet: "10.0.2.0/29", Gateway: "10.0.2.1"}}
+	d.put(t, capacity(ready("n1")), app, app2)
+	v1 := svc("web", 1).Spec
+	v1.Networks = []*shoalv1.NetworkAttachment{{Target: "app"}}
+	web := svc("web", 1)
+	web.Spec.Networks = []*shoalv1.NetworkAttachment{{Target: "app2"}}
+	web.Spec.Update = &shoalv1.UpdateConfig{FailureAction: actRollback}
+	web.PreviousSpec = v1
+	web.Endpoint = &shoalv1.ServiceEndpoint{VirtualIps: []*shoalv1.VirtualIP{{NetworkId: "app2", Addr: "10.0.2.2/29"}}}
+	web.UpdateStatus = &shoalv1.UpdateStatus{State: usUpdating, StartedAt: timestamppb.New(t0.Add(-time.Minute))}
+	d.put(t, web)
+	failed := task("b", web, 1, "n1", stRunning, stFailed, t0, t0)
+	failed.Networks = []*shoalv1.TaskNetwork{{NetworkId: "app2", Vip: "10.0.2.2/29", Addr: "10.0.2.3/29"}}
+	d.put(t, failed)
+	if _, err := o.Pass(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := serviceOf(st, "web")
+	if got.GetUpdateStatus().GetState() != usRollbackStarted || got.GetSpec().GetNetworks()[0].GetTarget() != "app" {
+		t.Fatalf("after the failure: %v on %v; want rolled back to app", got.GetUpdateStatus(), got.GetSpec().GetNetworks())
+	}
+	if vips := got.GetEndpoint().GetVirtualIps(); len(vips) != 1 || vips[0].GetNetworkId() != "app" || !strings.HasPrefix(vips[0].GetAddr(), "10.0.1.") {
+		t.Fatalf("endpoint after the rollback %v; want a VIP on app (10.0.1.0/29)", got.GetEndpoint())
+	}
+	// The next pass makes the slot's task on app.
+	if _, err := o.Pass(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, tk := range tasksOf(st) {
+		if tk.GetDesiredState() == stRunning && (tk.GetId() == "b" || tk.GetNetworks()[0].GetNetworkId() != "app") {
+			t.Fatalf("task %s active on %v after the rollback", tk.GetId(), tk.GetNetworks())
+		}
 	}
 }

@@ -51,12 +51,17 @@ type Plan struct {
 	Create []Change
 	Update []Change
 	Delete []Change
+	// Services are service writes (a rolling update's status, the spec
+	// swap of an automatic rollback), each guarded by the version read.
+	Services []ServiceChange
 	// Wake is when a delayed replacement falls due (zero: none).
 	Wake time.Time
 }
 
 // Empty reports whether the plan changes nothing.
-func (p *Plan) Empty() bool { return len(p.Create)+len(p.Update)+len(p.Delete) == 0 }
+func (p *Plan) Empty() bool {
+	return len(p.Create)+len(p.Update)+len(p.Delete)+len(p.Services) == 0
+}
 
 func (p *Plan) wakeAt(t time.Time) {
 	if p.Wake.IsZero() || t.Before(p.Wake) {
@@ -196,6 +201,10 @@ func Reconcile(in Input, now time.Time, newID func() string) Plan {
 		switch tasks := byService[svc.GetId()]; {
 		case svc.GetSpec().GetGlobal() != nil:
 			r.global(svc, tasks)
+		case svc.GetSpec().GetReplicatedJob() != nil:
+			r.replicatedJob(svc, tasks) // jobs.go
+		case svc.GetSpec().GetGlobalJob() != nil:
+			r.globalJob(svc, tasks)
 		default:
 			r.replicated(svc, tasks)
 		}
@@ -299,17 +308,56 @@ func (r *reconciler) replaceDelay(svc *shoalv1.Service, history []*shoalv1.Task)
 	return d
 }
 
-// newest sorts a slot's tasks newest first and returns the newest. Extra
-// active tasks in one slot (a leader change mid-way could leave them)
-// are shut down: the newest is kept.
-func (r *reconciler) newest(tasks []*shoalv1.Task) *shoalv1.Task {
+// pick sorts a slot's tasks newest first and returns its primary task
+// (the one the slot is judged by: the newest, or an older task that runs
+// the service's current spec again after a rollback) and, during a
+// start-first replacement, the old task kept running until the new one is
+// ready. Other active tasks of the slot (a leader change mid-way could
+// leave them) are shut down.
+func (r *reconciler) pick(svc *shoalv1.Service, tasks []*shoalv1.Task) (primary, held *shoalv1.Task) {
 	sort.Slice(tasks, func(i, j int) bool { return newer(tasks[i], tasks[j]) })
-	for _, t := range tasks[1:] {
-		if t.GetDesiredState() == stRunning {
-			r.update(t, stShutdown, "superseded by a newer task of the same slot")
+	primary = tasks[0]
+	var cur, old *shoalv1.Task // the newest active task of the current spec, of an older one
+	for _, t := range tasks {
+		if t.GetDesiredState() != stRunning {
+			continue
+		}
+		if specCurrent(svc, t) {
+			if cur == nil {
+				cur = t
+			}
+		} else if old == nil {
+			old = t
 		}
 	}
-	return tasks[0]
+	if cur != nil && !specCurrent(svc, primary) {
+		primary = cur // rolled back: the older task is what the slot wants
+	}
+	if old != nil && old != primary && specCurrent(svc, primary) && newer(primary, old) {
+		// A start-first pair: the old task serves until the new one is
+		// ready, unless it is gone itself.
+		v, ok := r.nodes[old.GetNodeId()]
+		switch {
+		case Terminal(old.GetStatus().GetState()):
+			r.update(old, stShutdown, "task ended: "+old.GetStatus().GetState().String())
+		case old.GetNodeId() != "" && (!ok || !v.usable):
+			r.update(old, stShutdown, cmp.Or(v.problem, "node was removed"))
+		case primary.GetDesiredState() == stRunning && isReady(primary):
+			r.update(old, stShutdown, "service updated: its replacement is ready")
+		default:
+			held = old
+		}
+	}
+	for _, t := range tasks {
+		if t != primary && t != held && t.GetDesiredState() == stRunning {
+			why := "superseded by a newer task of the same slot"
+			if newer(t, primary) {
+				why = "superseded by a task of the service's current spec"
+			}
+			r.update(t, stShutdown, why)
+		}
+	}
+	return primary, held
 }
 
 // stoppedByManager reports whether a task was stopped because the
@@ -333,10 +381,10 @@ const (
 )
 
 // slot judges one slot (a replica number, or a node for global services)
-// from its tasks, newest first, and makes the changes it needs. makeNew
+// by its primary task latest (see pick), with its tasks newest first, and
+// makes the changes it needs. makeNew
 // creates a replacement that inherits the slot's restart history.
-func (r *reconciler) slot(svc *shoalv1.Service, tasks []*shoalv1.Task, makeNew func(reason string, history []time.Time)) (slotState, *shoalv1.Task) {
-	latest := r.newest(tasks)
+func (r *reconciler) slot(svc *shoalv1.Service, latest *shoalv1.Task, tasks []*shoalv1.Task, makeNew func(reason string, history []time.Time)) (slotState, *shoalv1.Task) {
 	cond := svc.GetSpec().GetTask().GetRestart().GetCondition()
 	if latest.GetDesiredState() == stRemove {
 		return slotGone, nil
@@ -505,66 +553,15 @@ func unplaced(t *shoalv1.Task) bool {
 	return t.GetStatus().GetState() == stPending && t.GetStatus().GetErr() != ""
 }
 
-// rollOne replaces one outdated running task (stop-first, one at a time:
-// not while another new task of the service is still starting). Outdated
-// tasks still waiting for the scheduler are replaced at once: nothing
-// runs to keep, and the new spec may fit where the old did not. A new
-// task the scheduler cannot place holds the update up only if it
-// replaced one that ran without error; one that replaced nothing
-// running (a node that never could take the service) says why it waits
-// and the update goes on around it. previous gives the task before t in its slot (or on its
-// node, for a global service), nil if none.
-func (r *reconciler) rollOne(svc *shoalv1.Service, running []*shoalv1.Task, previous func(t *shoalv1.Task) *shoalv1.Task, makeNew func(t *shoalv1.Task)) {
-	var outdated []*shoalv1.Task
-	busy := false
-	for _, t := range running {
-		current := specCurrent(svc, t)
-		switch {
-		case !current && needsPlacement(t):
-			r.update(t, stShutdown, "service updated")
-			makeNew(t)
-		case !current:
-			outdated = append(outdated, t)
-		case t.GetStatus().GetState() >= stRunning:
-		case !unplaced(t):
-			busy = true // an update is in progress
-		default:
-			// Unplaced: it holds the update up if it replaced a task
-			// that ran without error (stopping more would take down
-			// more), not one that had failed or waited unplaced too.
-			if p := previous(t); p != nil && p.GetStatus().GetErr() == "" {
-				busy = true
-			}
-		}
-	}
-	if len(outdated) == 0 || busy {
-		return
-	}
-	sort.Slice(outdated, func(i, j int) bool {
-		a, b := outdated[i], outdated[j]
-		return cmp.Or(cmp.Compare(a.GetSlot(), b.GetSlot()), strings.Compare(a.GetNodeId(), b.GetNodeId())) < 0
-	})
-	t := outdated[0]
-	r.update(t, stShutdown, "service updated")
-	makeNew(t)
-}
-
-// previousIn returns the task before the newest of a group sorted newest
-// first (by newest), for rollOne.
-func previousIn(group func(t *shoalv1.Task) []*shoalv1.Task) func(t *shoalv1.Task) *shoalv1.Task {
-	return func(t *shoalv1.Task) *shoalv1.Task {
-		if ts := group(t); len(ts) > 1 && ts[0] == t {
-			return ts[1]
-		}
-		return nil
-	}
-}
-
 func (r *reconciler) replicated(svc *shoalv1.Service, tasks []*shoalv1.Task) {
-	want := int(svc.GetSpec().GetReplicated().GetReplicas())
-	if want == 0 && len(tasks) == 0 {
+	if svc.GetSpec().GetReplicated().GetReplicas() == 0 && len(tasks) == 0 {
 		return // nothing to run, nothing to stop
 	}
+	svc, u := r.rollout(svc, tasks)
+	if u.hold {
+		return // rolled back: the next pass works on the stored spec
+	}
+	want := int(svc.GetSpec().GetReplicated().GetReplicas())
 	bySlot := map[uint64][]*shoalv1.Task{}
 	for _, t := range tasks {
 		bySlot[t.GetSlot()] = append(bySlot[t.GetSlot()], t)
@@ -582,9 +579,26 @@ func (r *reconciler) replicated(svc *shoalv1.Service, tasks []*shoalv1.Task) {
 	used := map[uint64]bool{}
 	for _, s := range slots {
 		slot := s
-		state, t := r.slot(svc, bySlot[s], func(reason string, history []time.Time) {
+		ts := bySlot[s]
+		primary, _ := r.pick(svc, ts)
+		if primary.GetDesiredState() == stRemove {
+			continue
+		}
+		used[s] = true
+		if u.stopping(svc, primary) {
+			// A stop-first replacement: the new task once the old one
+			// has exited.
+			occupied = append(occupied, s)
+			u.inFlight++
+			if u.exited(r, primary) {
+				r.newTask(svc, slot, "", "service updated")
+			}
+			continue
+		}
+		state, t := r.slot(svc, primary, ts, func(reason string, history []time.Time) {
 			r.newTask(svc, slot, "", reason).RestartHistory = shoalv1.Timestamps(history)
 		})
+		u.observe(svc, state, t, ts, true)
 		switch state {
 		case slotRunning:
 			running = append(running, t)
@@ -595,12 +609,10 @@ func (r *reconciler) replicated(svc *shoalv1.Service, tasks []*shoalv1.Task) {
 			waiting = append(waiting, s)
 			occupied = append(occupied, s)
 		}
-		if state != slotGone {
-			used[s] = true
-		}
 	}
 	if surplus := len(occupied) - want; surplus > 0 {
 		r.scaleDown(svc, bySlot, waiting, running, surplus)
+		u.finish(r, svc, nil)
 		return
 	}
 	for next := uint64(1); len(occupied) < want; next++ {
@@ -610,9 +622,9 @@ func (r *reconciler) replicated(svc *shoalv1.Service, tasks []*shoalv1.Task) {
 		used[next] = true
 		occupied = append(occupied, next)
 		r.newTask(svc, next, "", "service wants "+fmt.Sprint(want)+" replicas")
+		u.added()
 	}
-	r.rollOne(svc, running, previousIn(func(t *shoalv1.Task) []*shoalv1.Task { return bySlot[t.GetSlot()] }),
-		func(t *shoalv1.Task) { r.newTask(svc, t.GetSlot(), "", "service updated") })
+	u.finish(r, svc, func(t *shoalv1.Task) { r.newTask(svc, t.GetSlot(), "", "service updated") })
 }
 
 // scaleDown retires surplus slots: those waiting for a replacement first,
@@ -657,11 +669,14 @@ func (r *reconciler) scaleDown(svc *shoalv1.Service, bySlot map[uint64][]*shoalv
 }
 
 func (r *reconciler) global(svc *shoalv1.Service, tasks []*shoalv1.Task) {
+	svc, u := r.rollout(svc, tasks)
+	if u.hold {
+		return // rolled back: the next pass works on the stored spec
+	}
 	byNode := map[string][]*shoalv1.Task{}
 	for _, t := range tasks {
 		byNode[t.GetNodeId()] = append(byNode[t.GetNodeId()], t)
 	}
-	var running []*shoalv1.Task
 	nodeIDs := make([]string, 0, len(r.nodes))
 	for id := range r.nodes {
 		nodeIDs = append(nodeIDs, id)
@@ -687,6 +702,7 @@ func (r *reconciler) global(svc *shoalv1.Service, tasks []*shoalv1.Task) {
 		if len(ts) == 0 {
 			if eligible {
 				r.newTask(svc, 0, id, "global service: one task per node")
+				u.added()
 			}
 			continue
 		}
@@ -699,17 +715,31 @@ func (r *reconciler) global(svc *shoalv1.Service, tasks []*shoalv1.Task) {
 			}
 			continue
 		}
+		latest, _ := r.pick(svc, ts)
+		if u.stopping(svc, latest) {
+			// A stop-first replacement on this node, once the old task
+			// has exited (a node that is down holds it up, but not the
+			// update: its task returns with it).
+			if v.newOK {
+				u.inFlight++
+				if u.exited(r, latest) {
+					r.newTask(svc, 0, id, "service updated")
+				}
+			}
+			continue
+		}
 		// A task the manager stopped (its node was drained, lost or
 		// ineligible) is followed by a new one once the node can take
 		// it again; a task that ended by itself follows the restart
 		// policy below.
-		if latest := r.newest(ts); stoppedByManager(latest) {
+		if stoppedByManager(latest) {
 			if eligible {
 				r.newTask(svc, 0, id, "node is available again").RestartHistory = shoalv1.Timestamps(slotRestarts(svc, latest, r.now))
+				u.added()
 			}
 			continue
 		}
-		state, t := r.slot(svc, ts, func(reason string, history []time.Time) {
+		state, t := r.slot(svc, latest, ts, func(reason string, history []time.Time) {
 			// A global task never moves to another node: it returns
 			// when its node does.
 			if v.newOK {
@@ -719,12 +749,9 @@ func (r *reconciler) global(svc *shoalv1.Service, tasks []*shoalv1.Task) {
 		// A paused node keeps its task as it is: an update would stop
 		// it for a replacement the node may not take. It is rolled once
 		// the node is active again.
-		if state == slotRunning && v.newOK {
-			running = append(running, t)
-		}
+		u.observe(svc, state, t, ts, v.newOK)
 	}
-	r.rollOne(svc, running, previousIn(func(t *shoalv1.Task) []*shoalv1.Task { return byNode[t.GetNodeId()] }),
-		func(t *shoalv1.Task) { r.newTask(svc, 0, t.GetNodeId(), "service updated") })
+	u.finish(r, svc, func(t *shoalv1.Task) { r.newTask(svc, 0, t.GetNodeId(), "service updated") })
 }
 
 // trimHistory deletes finished tasks beyond the history limit of each

@@ -281,29 +281,6 @@ func TestHistoryTrimming(t *testing.T) {
 	}
 }
 
-func TestRollingUpdateOneAtATime(t *testing.T) {
-	s := svc("web", 3)
-	tasks := []*shoalv1.Task{running("a", s, 1, "n1"), running("b", s, 2, "n1"), running("c", s, 3, "n1")}
-	s2 := proto.Clone(s).(*shoalv1.Service)
-	s2.Spec.Task.Container.Image = "img:2"
-	in := Input{Services: []*shoalv1.Service{s2}, Nodes: []*shoalv1.Node{ready("n1")}, Tasks: tasks}
-	p := Reconcile(in, t0, ids())
-	if len(p.Update) != 1 || len(p.Create) != 1 || p.Create[0].Task.GetSpec().GetContainer().GetImage() != "img:2" || p.Create[0].Task.GetSlot() != p.Update[0].Task.GetSlot() {
-		t.Fatalf("update: %d stopped, %d created; want one slot replaced with the new image", len(p.Update), len(p.Create))
-	}
-	// While the new task is starting, no other slot moves.
-	in.Tasks = []*shoalv1.Task{p.Update[0].Task, p.Create[0].Task, tasks[1], tasks[2]}
-	p.Create[0].Task.NodeId, p.Create[0].Task.Status.State = "n1", stAssigned
-	if p := Reconcile(in, t0, ids()); !p.Empty() {
-		t.Fatalf("during a slot's update: %+v; want nothing", p)
-	}
-	// Once it runs, the next slot goes.
-	p.Create[0].Task.Status.State = stRunning
-	if p := Reconcile(in, t0, ids()); len(p.Update) != 1 || len(p.Create) != 1 {
-		t.Fatalf("after the first slot runs: %d/%d; want the next slot", len(p.Update), len(p.Create))
-	}
-}
-
 // A leader that dies half-way through applying a plan leaves a store in
 // which the next leader's reconciliation finishes the job without
 // duplicating anything.
@@ -415,32 +392,56 @@ func TestGlobalTaskReturns(t *testing.T) {
 	}
 }
 
-// A global service rolls node by node, each node's new task on that
-// node, the next one only once the last runs.
+// A global service rolls node by node (stop-first: each node's new task
+// once its old one has exited, on that node), the next node only once
+// the last new task has settled.
 func TestGlobalRollingUpdate(t *testing.T) {
 	g := global("agent")
 	tasks := []*shoalv1.Task{running("a", g, 0, "n1"), running("b", g, 0, "n2"), running("c", g, 0, "n3")}
 	g2 := proto.Clone(g).(*shoalv1.Service)
 	g2.Spec.Task.Container.Env = []string{"V=2"}
 	in := Input{Services: []*shoalv1.Service{g2}, Nodes: []*shoalv1.Node{ready("n1"), ready("n2"), ready("n3")}, Tasks: tasks}
+	now := t0
 	for i, want := range []string{"n1", "n2", "n3"} {
-		p := Reconcile(in, t0, ids())
-		if len(p.Update) != 1 || len(p.Create) != 1 || p.Update[0].Task.GetNodeId() != want || p.Create[0].Task.GetNodeId() != want ||
-			p.Update[0].Task.GetDesiredState() != stShutdown || fmt.Sprint(p.Create[0].Task.GetSpec().GetContainer().GetEnv()) != "[V=2]" {
-			t.Fatalf("step %d: updates %v creates %v; want %s's task stopped and replaced on %s with the new spec", i, p.Update, p.Create, want, want)
+		p := Reconcile(in, now, ids())
+		if len(p.Update) != 1 || len(p.Create) != 0 || p.Update[0].Task.GetNodeId() != want || p.Update[0].Task.GetDesiredState() != stShutdown {
+			t.Fatalf("step %d: updates %v creates %v; want %s's task stopped, nothing made yet", i, p.Update, p.Create, want)
+		}
+		in.Services = []*shoalv1.Service{withStatus(p, g2)}
+		old := p.Update[0].Task
+		in.Tasks = replaced(in.Tasks, old)
+		if p := Reconcile(in, now, ids()); len(p.Create) != 0 {
+			t.Fatalf("step %d: a new task while the old one still runs: %v", i, p.Create)
+		}
+		old.Status.State = stShutdown
+		p = Reconcile(in, now, ids())
+		if len(p.Create) != 1 || p.Create[0].Task.GetNodeId() != want || fmt.Sprint(p.Create[0].Task.GetSpec().GetContainer().GetEnv()) != "[V=2]" {
+			t.Fatalf("step %d: old task exited: created %v; want the new spec on %s", i, p.Create, want)
 		}
 		// While the new task starts, nothing else moves.
 		fresh := p.Create[0].Task
 		fresh.Status.State = stAssigned
-		in.Tasks = append(replaced(in.Tasks, p.Update[0].Task), fresh)
-		if p := Reconcile(in, t0, ids()); !p.Empty() {
+		in.Tasks = append(in.Tasks, fresh)
+		if p := Reconcile(in, now, ids()); len(p.Create)+len(p.Update) != 0 {
 			t.Fatalf("step %d, new task assigned: %+v; want nothing", i, p)
 		}
-		fresh.Status.State = stRunning
+		fresh.Status.State, fresh.Status.Timestamp = stRunning, timestamppb.New(now)
+		now = now.Add(DefaultUpdateMonitor)
 	}
-	if p := Reconcile(in, t0, ids()); !p.Empty() {
-		t.Fatalf("after the update: %+v; want nothing", p)
+	p := Reconcile(in, now, ids())
+	if len(p.Create)+len(p.Update) != 0 || len(p.Services) != 1 || p.Services[0].Service.GetUpdateStatus().GetState() != usCompleted {
+		t.Fatalf("after the update: %+v; want nothing but the update completed", p)
 	}
+}
+
+// withStatus is svc as the plan's service write leaves it.
+func withStatus(p Plan, svc *shoalv1.Service) *shoalv1.Service {
+	for _, c := range p.Services {
+		if c.Service.GetId() == svc.GetId() {
+			return c.Service
+		}
+	}
+	return svc
 }
 
 // replaced returns tasks with the task of n's ID replaced by n.
@@ -468,30 +469,36 @@ func TestRollingUpdateAroundUnplaceable(t *testing.T) {
 	nodes := []*shoalv1.Node{ready("n1"), ready("n2"), ready("n3")}
 	in := Input{Services: []*shoalv1.Service{g2}, Nodes: nodes, Tasks: []*shoalv1.Task{running("a", g, 0, "n1"), running("b", g, 0, "n2"), waiting}}
 	p := Reconcile(in, t0, ids())
-	if fmt.Sprint(idsOf(p.Update)) != "[a w]" || len(p.Create) != 2 {
-		t.Fatalf("update with n3 waiting: stopped %v, %d new; want a (rolled) and w (replaced at once), 2 new", idsOf(p.Update), len(p.Create))
+	if fmt.Sprint(idsOf(p.Update)) != "[a w]" || len(p.Create) != 1 || p.Create[0].Task.GetNodeId() != "n3" {
+		t.Fatalf("update with n3 waiting: stopped %v, created %v; want a (rolled, stop-first) and w (replaced at once) stopped, n3's new task", idsOf(p.Update), p.Create)
 	}
-	var onN1, onN3 *shoalv1.Task
-	for _, c := range p.Create {
-		switch c.Task.GetNodeId() {
-		case "n1":
-			onN1 = c.Task
-		case "n3":
-			onN3 = c.Task
-		}
+	in.Services = []*shoalv1.Service{withStatus(p, g2)}
+	onN3 := p.Create[0].Task
+	stoppedA := p.Update[0].Task
+	if stoppedA.GetId() != "a" {
+		stoppedA = p.Update[1].Task
 	}
+	stoppedA.Status.State = stShutdown
+	in.Tasks = []*shoalv1.Task{stoppedA, in.Tasks[1], waiting, onN3}
+	p = Reconcile(in, t0, ids())
+	if len(p.Create) != 1 || p.Create[0].Task.GetNodeId() != "n1" {
+		t.Fatalf("a exited: created %v; want n1's new task", p.Create)
+	}
+	onN1 := p.Create[0].Task
 	// n3's new task cannot be placed either; n1's runs: n2 goes next.
 	onN3.Status.State, onN3.Status.Err = stPending, "node n3 lacks 6 GiB of memory"
 	onN1.Status.State = stRunning
-	in.Tasks = append(in.Tasks[:0:0], p.Update[0].Task, p.Update[1].Task, in.Tasks[1], onN1, onN3)
-	p = Reconcile(in, t0, ids())
-	if fmt.Sprint(idsOf(p.Update)) != "[b]" || len(p.Create) != 1 || p.Create[0].Task.GetNodeId() != "n2" {
+	w := proto.Clone(waiting).(*shoalv1.Task)
+	w.DesiredState, w.Status.State = stShutdown, stShutdown
+	in.Tasks = []*shoalv1.Task{stoppedA, w, in.Tasks[1], onN1, onN3}
+	p = Reconcile(in, t0.Add(DefaultUpdateMonitor), ids())
+	if fmt.Sprint(idsOf(p.Update)) != "[b]" || len(p.Create) != 0 {
 		t.Fatalf("n3 still waiting: stopped %v, created %v; want b rolled on n2", idsOf(p.Update), p.Create)
 	}
 	// But a new task that replaced a running one and cannot be placed
 	// holds the update: stopping more would take down every node.
 	onN1.Status.State, onN1.Status.Err = stPending, "node n1 lacks 6 GiB of memory"
-	if p := Reconcile(in, t0, ids()); !p.Empty() {
+	if p := Reconcile(in, t0.Add(DefaultUpdateMonitor), ids()); len(p.Create)+len(p.Update) != 0 {
 		t.Fatalf("n1's replacement unplaceable: %+v; want the update held", p)
 	}
 }
@@ -512,7 +519,13 @@ func TestGlobalUpdateSkipsPausedNodes(t *testing.T) {
 	}
 	in.Nodes[0] = ready("n1")
 	p := Reconcile(in, t0, ids())
-	if fmt.Sprint(idsOf(p.Update)) != "[a]" || len(p.Create) != 1 || p.Create[0].Task.GetNodeId() != "n1" {
-		t.Fatalf("n1 active again: stopped %v, created %v; want a rolled on n1", idsOf(p.Update), p.Create)
+	if fmt.Sprint(idsOf(p.Update)) != "[a]" || len(p.Create) != 0 || p.Update[0].Task.GetDesiredState() != stShutdown {
+		t.Fatalf("n1 active again: stopped %v, created %v; want a stopped for its replacement", idsOf(p.Update), p.Create)
+	}
+	a := p.Update[0].Task
+	a.Status.State = stShutdown
+	in.Tasks[0] = a
+	if p := Reconcile(in, t0, ids()); len(p.Create) != 1 || p.Create[0].Task.GetNodeId() != "n1" {
+		t.Fatalf("a exited: created %v; want its replacement on n1", p.Create)
 	}
 }

@@ -16,11 +16,11 @@ import (
 const recentFailureWindow = 5 * time.Minute
 
 // needsPlacement reports whether a task waits for the scheduler: meant
-// to run and not assigned yet. A task made for its node (a global
+// to run (or, a job's, to run to completion) and not assigned yet. A task made for its node (a global
 // service's) waits too: the scheduler checks that its node can take it.
 func needsPlacement(t *shoalv1.Task) bool {
 	s := t.GetStatus().GetState()
-	return t.GetDesiredState() == stRunning && (s == stNew || s == stPending)
+	return shoalv1.Runnable(t.GetDesiredState()) && (s == stNew || s == stPending)
 }
 
 func hostPorts(e *shoalv1.EndpointSpec) []string {
@@ -70,7 +70,7 @@ func schedulerNodes(nodes []*shoalv1.Node, tasks []*shoalv1.Task, now time.Time)
 		if (s == stFailed || s == stRejected) && now.Sub(statusTime(t)) < recentFailureWindow {
 			n.RecentFailures[t.GetServiceId()]++
 		}
-		if t.GetDesiredState() != stRunning || Terminal(s) || needsPlacement(t) {
+		if !shoalv1.Runnable(t.GetDesiredState()) || Terminal(s) || needsPlacement(t) {
 			continue // not on the node (a task waiting for it is the batch's)
 		}
 		n.Tasks++

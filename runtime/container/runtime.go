@@ -62,6 +62,11 @@ func (c *ctr) snapshot() State {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := c.state
+	if h := s.Healthcheck; h != nil {
+		hc := *h
+		hc.Test = append([]string(nil), h.Test...)
+		s.Healthcheck = &hc
+	}
 	return s
 }
 
@@ -315,6 +320,11 @@ func (r *Runtime) Create(ctx context.Context, spec Spec) (State, error) {
 	c.state = State{ID: id, Name: spec.Name, Image: spec.Image, ImageID: img.ID, Args: args, Labels: spec.Labels,
 		Status: Created, CreatedAt: time.Now().UTC(), StopSignal: stopSignal, StopTimeout: spec.StopTimeout,
 		AutoRemove: spec.AutoRemove, LogPath: filepath.Join(dir, "container.log"), LogMaxFiles: spec.LogMaxFiles}
+	if h := img.Config.Healthcheck; h != nil && len(h.Test) > 0 {
+		hc := *h
+		hc.Test = append([]string(nil), h.Test...)
+		c.state.Healthcheck = &hc
+	}
 	if c.state.StopTimeout == 0 {
 		c.state.StopTimeout = 10 * time.Second
 	}

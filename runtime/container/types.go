@@ -17,6 +17,25 @@ type ImageConfig struct {
 	Entrypoint, Cmd, Env []string
 	WorkingDir, User     string
 	StopSignal           string
+	// Healthcheck is the image's HEALTHCHECK; nil when it has none.
+	Healthcheck *Healthcheck
+}
+
+// Healthcheck is an image's HEALTHCHECK in docker's JSON shape
+// (config.Healthcheck of the image config; durations in nanoseconds).
+// The runtime runs no checks: it keeps the image's for whoever does (the
+// worker's health prober reads State.Healthcheck and runs the test with
+// Runtime.Exec).
+type Healthcheck struct {
+	// Test is ["NONE"] (checks disabled), ["CMD", args...] or
+	// ["CMD-SHELL", command]; never empty.
+	Test []string `json:"Test"`
+	// Zero durations and retries mean docker's defaults.
+	Interval      time.Duration `json:"Interval,omitempty"`
+	Timeout       time.Duration `json:"Timeout,omitempty"`
+	StartPeriod   time.Duration `json:"StartPeriod,omitempty"`
+	StartInterval time.Duration `json:"StartInterval,omitempty"`
+	Retries       int           `json:"Retries,omitempty"`
 }
 
 // Image is a resolved local image.
@@ -104,4 +123,9 @@ type State struct {
 	PidsLimit   int64             `json:"pids_limit,omitempty"`
 	LogPath     string            `json:"log_path"`
 	LogMaxFiles int               `json:"log_max_files"`
+	// Healthcheck is the HEALTHCHECK of the image the container was
+	// created from (a copy, kept with the container, so it survives a
+	// daemon restart and a later change of the image's tag); nil when the
+	// image has none.
+	Healthcheck *Healthcheck `json:"healthcheck,omitempty"`
 }

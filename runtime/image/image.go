@@ -1,6 +1,7 @@
 package image
 
 import (
+	"encoding/json"
 	"sort"
 	"time"
 
@@ -32,13 +33,42 @@ type Config struct {
 	Healthcheck  *Healthcheck // nil when the image defines none
 }
 
-// Healthcheck is an image's HEALTHCHECK.
+// Healthcheck is an image's HEALTHCHECK, in docker's JSON shape (the
+// image config's config.Healthcheck; durations in nanoseconds). Zero
+// durations and retries mean docker's defaults.
 type Healthcheck struct {
-	Test        []string // ["NONE"], ["CMD", args...] or ["CMD-SHELL", command]
-	Interval    time.Duration
-	Timeout     time.Duration
-	StartPeriod time.Duration
-	Retries     int
+	// Test is ["NONE"] (checks disabled), ["CMD", args...] or
+	// ["CMD-SHELL", command].
+	Test          []string      `json:"Test,omitempty"`
+	Interval      time.Duration `json:"Interval,omitempty"`
+	Timeout       time.Duration `json:"Timeout,omitempty"`
+	StartPeriod   time.Duration `json:"StartPeriod,omitempty"`
+	StartInterval time.Duration `json:"StartInterval,omitempty"`
+	Retries       int           `json:"Retries,omitempty"`
+}
+
+// imageHealthcheck reads config.Healthcheck from an image's raw config
+// (go-containerregistry's ConfigFile has no StartInterval): nil when the
+// image has none. Negative values, which docker build refuses, count as
+// unset.
+func imageHealthcheck(raw []byte) *Healthcheck {
+	var doc struct {
+		Config struct {
+			Healthcheck *Healthcheck `json:"Healthcheck"`
+		} `json:"config"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return nil
+	}
+	h := doc.Config.Healthcheck
+	if h == nil || len(h.Test) == 0 {
+		return nil
+	}
+	for _, d := range []*time.Duration{&h.Interval, &h.Timeout, &h.StartPeriod, &h.StartInterval} {
+		*d = max(*d, 0)
+	}
+	h.Retries = max(h.Retries, 0)
+	return h
 }
 
 // imageRecord is an image as persisted; names live in the state's name
@@ -53,7 +83,9 @@ type imageRecord struct {
 	Platform string    `json:"platform,omitempty"`
 }
 
-func newRecord(id, digest string, cf *v1.ConfigFile) *imageRecord {
+// newRecord makes the record of the image whose config is raw, parsed as
+// cf.
+func newRecord(id, digest string, cf *v1.ConfigFile, raw []byte) *imageRecord {
 	c := cf.Config
 	cfg := Config{
 		Entrypoint: c.Entrypoint,
@@ -68,9 +100,7 @@ func newRecord(id, digest string, cf *v1.ConfigFile) *imageRecord {
 		cfg.ExposedPorts = append(cfg.ExposedPorts, p)
 	}
 	sort.Strings(cfg.ExposedPorts)
-	if h := c.Healthcheck; h != nil && len(h.Test) > 0 {
-		cfg.Healthcheck = &Healthcheck{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod, Retries: h.Retries}
-	}
+	cfg.Healthcheck = imageHealthcheck(raw)
 	rec := &imageRecord{ID: id, Digest: digest, Config: cfg, Created: cf.Created.Time}
 	for _, d := range cf.RootFS.DiffIDs {
 		rec.Layers = append(rec.Layers, d.String())

@@ -141,7 +141,7 @@ func dockerArchiveItems(a *archive) ([]loadItem, error) {
 		if len(cf.RootFS.DiffIDs) != len(e.Layers) {
 			return nil, fmt.Errorf("%s: manifest.json lists %d layers but the config has %d diffIDs: %w", label, len(e.Layers), len(cf.RootFS.DiffIDs), errdefs.ErrInvalid)
 		}
-		it := loadItem{label: label, rec: newRecord(id, "", cf), blobs: map[string][]byte{id: rawConfig}}
+		it := loadItem{label: label, rec: newRecord(id, "", cf, rawConfig), blobs: map[string][]byte{id: rawConfig}}
 		for _, t := range e.RepoTags {
 			n, err := NormalizeRef(t)
 			if err != nil {
@@ -255,7 +255,7 @@ func ociImageItem(a *archive, desc v1.Descriptor, label string, names []string) 
 	if len(cf.RootFS.DiffIDs) != len(m.Layers) {
 		return loadItem{}, fmt.Errorf("%s: manifest has %d layers but the config has %d diffIDs: %w", label, len(m.Layers), len(cf.RootFS.DiffIDs), errdefs.ErrInvalid)
 	}
-	rec := newRecord(m.Config.Digest.String(), desc.Digest.String(), cf)
+	rec := newRecord(m.Config.Digest.String(), desc.Digest.String(), cf, rawConfig)
 	it := loadItem{label: label, rec: rec, names: names, blobs: map[string][]byte{rec.ID: rawConfig, rec.Digest: rawManifest}}
 	for i, l := range m.Layers {
 		if !l.MediaType.IsLayer() {

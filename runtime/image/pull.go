@@ -69,7 +69,7 @@ func (s *Store) Pull(ctx context.Context, ref string, progress func(Progress)) (
 	if len(cf.RootFS.DiffIDs) != len(m.Layers) {
 		return nil, fmt.Errorf("image %q: manifest has %d layers but config has %d diffIDs: %w", normalized, len(m.Layers), len(cf.RootFS.DiffIDs), errdefs.ErrInvalid)
 	}
-	rec := newRecord(m.Config.Digest.String(), sha256Digest(rawManifest), cf)
+	rec := newRecord(m.Config.Digest.String(), sha256Digest(rawManifest), cf, rawConfig)
 	sources := make([]layerSource, len(m.Layers))
 	for i, l := range m.Layers {
 		if !l.MediaType.IsLayer() {

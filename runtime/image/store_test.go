@@ -348,7 +348,7 @@ func TestIngestRefusesBadLayers(t *testing.T) {
 			}
 			src := testSource(tt.blob, tt.diffID, digest, size)
 			cf := &v1.ConfigFile{RootFS: v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{mustHash(t, tt.diffID)}}}
-			rec := newRecord(sha256Digest([]byte(tt.name)), "", cf)
+			rec := newRecord(sha256Digest([]byte(tt.name)), "", cf, nil)
 			_, err := s.ingest(context.Background(), rec, []layerSource{src}, []string{"docker.io/library/x:1"}, nil, 1, nil)
 			if err == nil {
 				t.Fatal("ingest succeeded")

@@ -5,7 +5,8 @@
 // namespaces, prepares the root filesystem and the process's identity and
 // then execs the workload. Both run from the shoal binary (re-executed
 // with a hidden first argument) and depend only on the standard library,
-// x/sys and runtime/logs, so they stay small.
+// x/sys and runtime/logs, so they stay small. So do the two helpers of an
+// exec, a second process run in a running container (exec.go).
 package shim
 
 import (

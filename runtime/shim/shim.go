@@ -184,17 +184,18 @@ func initExec(setup *bufio.Reader) string {
 	return fmt.Sprintf("the container init said %q after %q, not an error or nothing", m, Go)
 }
 
-// Dispatch runs the shim or the init when args (os.Args) ask for one of
-// them, and reports whether it did and the exit code.
+// Dispatch runs the shim, the init or an exec helper when args (os.Args)
+// ask for one of them, and reports whether it did and the exit code.
 func Dispatch(args []string) (code int, ok bool) {
-	if len(args) != 3 {
-		return 0, false
-	}
-	switch args[1] {
-	case ShimArg:
+	switch {
+	case len(args) == 3 && args[1] == ShimArg:
 		return Main(args[2]), true
-	case InitArg:
+	case len(args) == 3 && args[1] == InitArg:
 		return InitMain(args[2]), true
+	case len(args) == 4 && args[1] == ExecArg:
+		return ExecMain(args[2], args[3]), true
+	case len(args) == 2 && args[1] == ExecInitArg:
+		return ExecInitMain(), true
 	}
 	return 0, false
 }

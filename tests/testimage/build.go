@@ -57,6 +57,11 @@ type Options struct {
 	// Busybox is the static busybox copied to /bin/busybox; default
 	// DefaultBusybox.
 	Busybox string
+
+	// Healthcheck, when not nil, is the image's HEALTHCHECK
+	// (config.Healthcheck of its config), e.g. {Test: ["NONE"]} or
+	// {Test: ["CMD-SHELL", "wget -q -O- http://127.0.0.1/ || exit 1"], Interval: time.Second}.
+	Healthcheck *Healthcheck
 }
 
 // Built is a built image.
@@ -139,6 +144,11 @@ func Build(dir string, opts Options) (Built, error) {
 	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {
 		return Built{}, fmt.Errorf("testimage: %w", err)
+	}
+	if opts.Healthcheck != nil {
+		if img, err = withHealthcheck(img, opts.Healthcheck); err != nil {
+			return Built{}, fmt.Errorf("testimage: healthcheck: %w", err)
+		}
 	}
 
 	b := Built{Image: img, Tag: opts.Tag, Binary: bin}

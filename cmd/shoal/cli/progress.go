@@ -132,7 +132,12 @@ func (c *convergence) step(l serviceLook) progressFrame {
 			f.lines = append(f.lines, slotLine(s))
 		}
 	}
-	if v, ok := c.verify(!waiting && extra == 0 && running == want, marks, l.now); ok {
+	// While the orchestrator still rolls the service (a stop-first
+	// update leaves a node without a task for a moment), it has not
+	// converged whatever the tasks show.
+	st := l.service.GetUpdateStatus().GetState()
+	rolling := st == shoalv1.UpdateState_UPDATE_STATE_UPDATING || st == shoalv1.UpdateState_UPDATE_STATE_ROLLBACK_STARTED
+	if v, ok := c.verify(!waiting && extra == 0 && running == want && !rolling, marks, l.now); ok {
 		f.lines = append(f.lines, v)
 	}
 	f.converged = !c.since.IsZero() && l.now.Sub(c.since) >= c.monitor

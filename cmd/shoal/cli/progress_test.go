@@ -56,6 +56,11 @@ func replicatedSvc(n int64) *shoalv1.Service {
 	return &shoalv1.Service{Id: "svc1", Spec: &shoalv1.ServiceSpec{Name: "web", Mode: &shoalv1.ServiceSpec_Replicated{Replicated: &shoalv1.ReplicatedService{Replicas: n}}}}
 }
 
+func updating(s *shoalv1.Service) *shoalv1.Service {
+	s.UpdateStatus = &shoalv1.UpdateStatus{State: shoalv1.UpdateState_UPDATE_STATE_UPDATING}
+	return s
+}
+
 func globalSvc() *shoalv1.Service {
 	return &shoalv1.Service{Id: "svc1", Spec: &shoalv1.ServiceSpec{Name: "agent", Mode: &shoalv1.ServiceSpec_Global{Global: &shoalv1.GlobalService{}}}}
 }
@@ -181,6 +186,12 @@ func TestConvergence(t *testing.T) {
 				want: []string{"overall progress: 1 out of 2 tasks", "aaa: running (9)", "bbb: "}},
 			{ms: 5600, tasks: []tk{{id: "a2", node: "aaa", state: tsRunning}, {id: "b2", node: "bbb", state: tsStarting}}, active: []string{"aaa", "bbb"},
 				want: []string{"overall progress: 1 out of 2 tasks", "aaa: running (9)", "bbb: starting (8)"}},
+		}},
+		{"global stop-first update: all nodes running is not converged while the update is in progress", updating(globalSvc()), []look{
+			{ms: 0, tasks: []tk{{id: "a2", node: "aaa", state: tsRunning}, {id: "b2", node: "bbb", state: tsRunning}},
+				want: []string{"overall progress: 2 out of 2 tasks", "aaa: running (9)", "bbb: running (9)"}},
+			{ms: 5400, tasks: []tk{{id: "a2", node: "aaa", state: tsRunning}, {id: "b2", node: "bbb", state: tsRunning}},
+				want: []string{"overall progress: 2 out of 2 tasks", "aaa: running (9)", "bbb: running (9)"}},
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -18,6 +18,9 @@ const progressPoll = 200 * time.Millisecond
 // service as it is, says so and succeeds, as docker does; quiet shows
 // nothing while it waits.
 func (g *globals) waitConverged(ctx context.Context, c shoalv1.ControlServiceClient, ref string, quiet bool) error {
+	if job, err := g.waitJob(ctx, c, ref, quiet); job { // service_jobs.go
+		return err
+	}
 	out := newProgressOutput(g.out, quiet)
 	conv := newConvergence(defaultMonitor)
 	tick := time.NewTicker(progressPoll)

@@ -31,6 +31,7 @@ type specFlags struct {
 	restartCond                              string
 	restartDelay, restartWindow, stopGrace   time.Duration
 	restartMax                               int64
+	maxConcurrent                            int64
 	maxPerNode                               int64
 	endpointMode, strategy                   string
 	env, labels, containerLabels             []string
@@ -38,7 +39,8 @@ type specFlags struct {
 }
 
 func (f *specFlags) register(fs *pflag.FlagSet, create bool) {
-	fs.Int64Var(&f.replicas, "replicas", 1, "number of tasks (replicated mode)")
+	fs.Int64Var(&f.replicas, "replicas", 1, "number of tasks (replicated mode), or of completions (replicated-job mode)")
+	fs.Int64Var(&f.maxConcurrent, "max-concurrent", 0, "number of job tasks to run concurrently (replicated-job mode; default equal to --replicas)")
 	fs.StringVar(&f.workdir, "workdir", "", "working directory inside the container")
 	fs.StringVarP(&f.user, "user", "u", "", "USER[:GROUP] to run as")
 	fs.StringVar(&f.host, "hostname", "", "container hostname")
@@ -56,7 +58,7 @@ func (f *specFlags) register(fs *pflag.FlagSet, create bool) {
 	fs.StringVar(&f.strategy, "placement-strategy", "spread", "spread (even over nodes) or binpack (fill nodes first)")
 	fs.StringVar(&f.entrypoint, "entrypoint", "", "override the image's entrypoint")
 	if create {
-		fs.StringVar(&f.mode, "mode", "replicated", "replicated or global")
+		fs.StringVar(&f.mode, "mode", "replicated", "replicated, global, replicated-job or global-job")
 		fs.StringArrayVarP(&f.env, "env", "e", nil, "environment variable KEY=VALUE")
 		fs.StringArrayVarP(&f.labels, "label", "l", nil, "service label key=value")
 		fs.StringArrayVar(&f.containerLabels, "container-label", nil, "container label key=value")
@@ -78,24 +80,8 @@ func (f *specFlags) apply(fs *pflag.FlagSet, spec *shoalv1.ServiceSpec, create b
 		t.Container = &shoalv1.ContainerSpec{}
 	}
 	c := t.Container
-	if create {
-		switch f.mode {
-		case "replicated":
-			spec.Mode = &shoalv1.ServiceSpec_Replicated{Replicated: &shoalv1.ReplicatedService{Replicas: f.replicas}}
-		case "global":
-			if fs.Changed("replicas") {
-				return fmt.Errorf("--replicas can only be used with replicated mode")
-			}
-			spec.Mode = &shoalv1.ServiceSpec_Global{Global: &shoalv1.GlobalService{}}
-		default:
-			return fmt.Errorf("--mode %q: use replicated or global", f.mode)
-		}
-	} else if fs.Changed("replicas") {
-		r := spec.GetReplicated()
-		if r == nil {
-			return fmt.Errorf("--replicas can only be used with replicated mode")
-		}
-		r.Replicas = f.replicas
+	if err := f.applyMode(fs, spec, create); err != nil { // service_jobs.go
+		return err
 	}
 	if fs.Changed("entrypoint") {
 		c.Command = strings.Fields(f.entrypoint)
@@ -158,6 +144,9 @@ func (f *specFlags) apply(fs *pflag.FlagSet, spec *shoalv1.ServiceSpec, create b
 	}
 	if changed("restart-max-attempts") {
 		t.Restart.MaxAttempts = f.restartMax
+	}
+	if err := checkJobFlags(fs, spec, create); err != nil {
+		return err
 	}
 	if t.Placement == nil {
 		t.Placement = &shoalv1.Placement{}
@@ -270,7 +259,10 @@ func randomName() string {
 	return adj[n%int64(len(adj))] + "_" + fish[(n/7)%int64(len(fish))]
 }
 
-func replicasColumn(s *shoalv1.Service, counts map[string][2]int) (mode, replicas string) {
+func replicasColumn(s *shoalv1.Service, counts map[string][2]int, jobs map[string]jobCount) (mode, replicas string) {
+	if isJobSpec(s.GetSpec()) {
+		return jobColumn(s, jobs[s.GetId()])
+	}
 	c := counts[s.GetId()]
 	if s.GetSpec().GetGlobal() != nil {
 		return "global", fmt.Sprintf("%d/%d", c[0], c[1])
@@ -279,12 +271,12 @@ func replicasColumn(s *shoalv1.Service, counts map[string][2]int) (mode, replica
 }
 
 // serviceColumns are service ls's template fields, docker's.
-func serviceColumns(counts map[string][2]int) []column[*shoalv1.Service] {
+func serviceColumns(counts map[string][2]int, jobs map[string]jobCount) []column[*shoalv1.Service] {
 	return []column[*shoalv1.Service]{
 		{"ID", "ID", func(s *shoalv1.Service) any { return shortID(s.GetId()) }},
 		{"Name", "NAME", func(s *shoalv1.Service) any { return s.GetSpec().GetName() }},
-		{"Mode", "MODE", func(s *shoalv1.Service) any { m, _ := replicasColumn(s, counts); return m }},
-		{"Replicas", "REPLICAS", func(s *shoalv1.Service) any { _, r := replicasColumn(s, counts); return r }},
+		{"Mode", "MODE", func(s *shoalv1.Service) any { m, _ := replicasColumn(s, counts, jobs); return m }},
+		{"Replicas", "REPLICAS", func(s *shoalv1.Service) any { _, r := replicasColumn(s, counts, jobs); return r }},
 		{"Image", "IMAGE", func(s *shoalv1.Service) any { return s.GetSpec().GetTask().GetContainer().GetImage() }},
 		{"Ports", "PORTS", func(s *shoalv1.Service) any { return formatPorts(s.GetSpec().GetEndpoint().GetPorts()) }},
 	}
@@ -317,11 +309,11 @@ func newServiceLsCmd(g *globals) *cobra.Command {
 			case f.format == "json":
 				return writeJSON(g.out, svcs)
 			}
-			counts, err := replicaCounts(cmd.Context(), c, svcs)
+			counts, jobs, err := replicaCounts(cmd.Context(), c, svcs)
 			if err != nil {
 				return err
 			}
-			return printRows(g.out, f.format, "table {{.ID}}\t{{.Name}}\t{{.Mode}}\t{{.Replicas}}\t{{.Image}}\t{{.Ports}}", serviceColumns(counts), svcs)
+			return printRows(g.out, f.format, "table {{.ID}}\t{{.Name}}\t{{.Mode}}\t{{.Replicas}}\t{{.Image}}\t{{.Ports}}", serviceColumns(counts, jobs), svcs)
 		},
 	}
 	f.register(cmd.Flags(), "print IDs only")
@@ -454,15 +446,23 @@ func newServiceScaleCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if cur.GetService().GetSpec().GetReplicated() == nil {
-					return fmt.Errorf("service %s is global: only replicated services can be scaled", sc.name)
+				if sp := cur.GetService().GetSpec(); sp.GetReplicated() == nil && sp.GetReplicatedJob() == nil {
+					mode := "global"
+					if isJobSpec(sp) {
+						mode = "a global job"
+					}
+					return fmt.Errorf("service %s is %s: scale can only be used with replicated or replicated-job mode", sc.name, mode)
 				}
 				svcs[i] = cur.GetService()
 			}
 			for i, sc := range scales {
 				svc := svcs[i]
 				spec := proto.Clone(svc.GetSpec()).(*shoalv1.ServiceSpec)
-				spec.GetReplicated().Replicas = sc.replicas
+				if j := spec.GetReplicatedJob(); j != nil {
+					j.TotalCompletions = sc.replicas // a new run of the job, as docker's
+				} else {
+					spec.GetReplicated().Replicas = sc.replicas
+				}
 				if _, err := c.UpdateService(ctx, &shoalv1.UpdateServiceRequest{ServiceId: svc.GetId(), Version: svc.GetMeta().GetVersion(), Spec: spec}); err != nil {
 					return err
 				}

@@ -150,11 +150,12 @@ func (g *globals) hostnames(ctx context.Context, c shoalv1.ControlServiceClient)
 	return out
 }
 
-// replicaCounts returns running and desired counts per service ID.
-func replicaCounts(ctx context.Context, c shoalv1.ControlServiceClient, svcs []*shoalv1.Service) (map[string][2]int, error) {
+// replicaCounts returns running and desired counts per service ID, and
+// the counts of jobs' current runs (service_jobs.go).
+func replicaCounts(ctx context.Context, c shoalv1.ControlServiceClient, svcs []*shoalv1.Service) (map[string][2]int, map[string]jobCount, error) {
 	resp, err := c.ListTasks(ctx, &shoalv1.ListTasksRequest{})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := map[string][2]int{}
 	for _, s := range svcs {
@@ -179,5 +180,5 @@ func replicaCounts(ctx context.Context, c shoalv1.ControlServiceClient, svcs []*
 		}
 		out[t.GetServiceId()] = v
 	}
-	return out, nil
+	return out, jobCounts(svcs, resp.GetTasks()), nil
 }

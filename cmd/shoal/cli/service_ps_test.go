@@ -34,7 +34,7 @@ func TestTaskNamesAndReplicas(t *testing.T) {
 		{global, "global", "2/3"},
 		{repl, "replicated", "4/5"},
 	} {
-		if mode, reps := replicasColumn(tc.svc, counts); mode != tc.mode || reps != tc.replicas {
+		if mode, reps := replicasColumn(tc.svc, counts, nil); mode != tc.mode || reps != tc.replicas {
 			t.Errorf("replicasColumn(%s) = %q, %q; want %q, %q", tc.svc.GetId(), mode, reps, tc.mode, tc.replicas)
 		}
 	}

@@ -55,7 +55,7 @@ func TestServiceScaleRefusesBeforeChanging(t *testing.T) {
 		{[]string{"web=3", "db=-1"}, `"db=-1": invalid replicas value "-1"`, nil},
 		{[]string{"web=3", "db"}, `"db": use SERVICE=REPLICAS, e.g. web=5`, nil},
 		{[]string{"web=3", "=2"}, `"=2": use SERVICE=REPLICAS`, nil},
-		{[]string{"web=3", "agent=2"}, "service agent is global: only replicated services can be scaled", nil},
+		{[]string{"web=3", "agent=2"}, "service agent is global: scale can only be used with replicated or replicated-job mode", nil},
 		{[]string{"web=3", "nosuch=2"}, `service "nosuch" not found`, nil},
 	} {
 		srv := &scaleServices{svcs: map[string]*shoalv1.Service{}}
@@ -80,5 +80,29 @@ func TestServiceScaleRefusesBeforeChanging(t *testing.T) {
 		if tc.wantErr == "" && srv.svcs["web"].GetSpec().GetReplicated().GetReplicas() != 3 {
 			t.Errorf("service scale %q: web has %d replicas; want 3", tc.args, srv.svcs["web"].GetSpec().GetReplicated().GetReplicas())
 		}
+	}
+}
+
+// Scaling a replicated job sets its completions (a new run of the job,
+// as docker's scale does); a global job cannot be scaled, in docker's
+// words.
+func TestServiceScaleJobs(t *testing.T) {
+	srv := &scaleServices{svcs: map[string]*shoalv1.Service{
+		"batch": {Id: "batch", Meta: &shoalv1.Meta{Version: 1}, Spec: &shoalv1.ServiceSpec{Name: "batch",
+			Mode: &shoalv1.ServiceSpec_ReplicatedJob{ReplicatedJob: &shoalv1.ReplicatedJob{TotalCompletions: 2, MaxConcurrent: 2}}}},
+		"once": {Id: "once", Meta: &shoalv1.Meta{Version: 1}, Spec: &shoalv1.ServiceSpec{Name: "once",
+			Mode: &shoalv1.ServiceSpec_GlobalJob{GlobalJob: &shoalv1.GlobalJob{}}}},
+	}}
+	host := serveControl(t, srv)
+	var out, errOut bytes.Buffer
+	if err := Run(context.Background(), []string{"-H", host, "service", "scale", "-d", "batch=4"}, &out, &errOut); err != nil {
+		t.Fatalf("service scale batch=4: %v", err)
+	}
+	if j := srv.svcs["batch"].GetSpec().GetReplicatedJob(); j.GetTotalCompletions() != 4 || j.GetMaxConcurrent() != 2 {
+		t.Fatalf("after scale batch=4: %v; want 4 completions, still 2 at a time", j)
+	}
+	err := Run(context.Background(), []string{"-H", host, "service", "scale", "-d", "once=2"}, &out, &errOut)
+	if want := "service once is a global job: scale can only be used with replicated or replicated-job mode"; err == nil || !strings.Contains(Message(err), want) {
+		t.Fatalf("service scale once=2: %v; want %q", err, want)
 	}
 }
