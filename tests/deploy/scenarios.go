@@ -214,9 +214,15 @@ func (e *Env) BadImage(name, fromTag string, replicas int, order shoalv1.UpdateO
 // RollbackUnderLoad is `service rollback` of name (replicas tasks of tag
 // fromTag, whose previous spec runs toTag) under the two load clients: it
 // measures the time from the call to every container running toTag,
-// converged, and checks that the rollback completes and no request fails.
+// converged, and checks that the rollback completes with the previous
+// spec's image in the spec and that no request fails.
 func (e *Env) RollbackUnderLoad(name, toTag string, replicas int) Result {
 	e.T.Helper()
+	before, err := e.Service(name)
+	if err != nil {
+		e.T.Fatalf("%v", err)
+	}
+	want := before.GetPreviousSpec().GetTask().GetContainer().GetImage()
 	loads := e.StartLoads(name)
 	w := e.Watch(name)
 	start := e.Rollback(name)
@@ -228,6 +234,11 @@ func (e *Env) RollbackUnderLoad(name, toTag string, replicas int) Result {
 	r.Took = time.Since(start)
 	if err := e.waitState(name, shoalv1.UpdateState_UPDATE_STATE_ROLLBACK_COMPLETED, 60*time.Second); err != nil {
 		errs = append(errs, err)
+	}
+	if s, err := e.Service(name); err != nil {
+		errs = append(errs, err)
+	} else if img := s.GetSpec().GetTask().GetContainer().GetImage(); img != want {
+		errs = append(errs, fmt.Errorf("after service rollback the spec's image is %s; want the previous spec's %s", img, want))
 	}
 	w.Stop()
 	r.Samples = len(w.Samples())
