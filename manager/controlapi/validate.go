@@ -145,6 +145,7 @@ func ValidateServiceSpec(s *shoalv1.ServiceSpec) error {
 			}
 		}
 	}
+	validateHealthConfig(&f, s.GetTask().GetContainer().GetHealthcheck())
 	return f.err()
 }
 

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
@@ -18,9 +20,6 @@ import (
 // without a task replaced or restarted. progress_wait.go polls and prints.
 
 const (
-	// defaultMonitor is how long tasks must stay running before the
-	// service counts as converged: docker's --update-monitor default.
-	defaultMonitor = 5 * time.Second
 	// maxProgressBars: with more tasks than this, docker shows only the
 	// overall line.
 	maxProgressBars = 20
@@ -54,6 +53,8 @@ type progressLine struct {
 type progressFrame struct {
 	lines     []progressLine
 	converged bool
+	// err ends the wait with a failure: the update or rollback paused.
+	err error
 }
 
 // serviceLook is one look at a service.
@@ -82,10 +83,80 @@ type convergence struct {
 	since   time.Time      // when the tasks were first seen converged (zero: not)
 	marks   map[string]taskMark
 	failed  bool // a converged state was lost
+	// prior is the service's update status before the command changed
+	// it: the same status seen again is not news of this change (a scale
+	// that starts no update leaves the last update's COMPLETED there).
+	prior    *shoalv1.UpdateStatus
+	rollback bool // the tasks are being rolled back
+	// rolling: the manager is still rolling the service (UPDATING,
+	// ROLLBACK_STARTED). It has not converged whatever the tasks show: a
+	// stop-first update leaves a slot or node without a task for a
+	// moment.
+	rolling  bool
+	rollLine string // docker's "rollback: <message>", shown from the start of a rollback
+	closing  string // shown after the service converged: a completed rollback's message
+	allReady bool   // every slot was ready at the last look
 }
 
-func newConvergence(monitor time.Duration) *convergence {
-	return &convergence{monitor: monitor, display: map[uint64]int{}}
+func newConvergence(prior *shoalv1.UpdateStatus) *convergence {
+	return &convergence{monitor: defaultMonitor, display: map[uint64]int{}, prior: prior}
+}
+
+// monitorOf is the verify window: the update config's monitor, or the
+// rollback config's while rolling back (docker's default when unset).
+func monitorOf(spec *shoalv1.ServiceSpec, rollback bool) time.Duration {
+	cfg := spec.GetUpdate()
+	if rollback {
+		cfg = spec.GetRollback()
+	}
+	if m := cfg.GetMonitor(); m != nil && m.AsDuration() >= 0 {
+		return m.AsDuration()
+	}
+	return defaultMonitor
+}
+
+// ready is whether a task counts as running: running and, when it has a
+// health check (its worker reports health), healthy.
+func ready(t *shoalv1.Task) bool {
+	st := t.GetStatus()
+	if t.GetDesiredState() != shoalv1.TaskState_TASK_STATE_RUNNING || st.GetState() != shoalv1.TaskState_TASK_STATE_RUNNING {
+		return false
+	}
+	return st.GetHealth() == nil || st.GetHealth().GetState() == shoalv1.HealthState_HEALTH_STATE_HEALTHY
+}
+
+// updateStatus reads the service's update status as docker's progress
+// does: a paused update or rollback ends the wait with an error, a
+// rollback changes the overall line and is announced, an update the
+// manager completed before every task ran ends the wait. Beyond docker,
+// the verify window starts only once the manager has finished rolling.
+func (c *convergence) updateStatus(st *shoalv1.UpdateStatus) (done bool, err error) {
+	if st == nil || proto.Equal(st, c.prior) {
+		return false, nil
+	}
+	msg := st.GetMessage()
+	switch st.GetState() {
+	case shoalv1.UpdateState_UPDATE_STATE_UPDATING:
+		c.rollback, c.rolling = false, true
+	case shoalv1.UpdateState_UPDATE_STATE_COMPLETED:
+		c.rolling = false
+		return !c.allReady, nil
+	case shoalv1.UpdateState_UPDATE_STATE_PAUSED:
+		return false, fmt.Errorf("service update paused: %s", msg)
+	case shoalv1.UpdateState_UPDATE_STATE_ROLLBACK_STARTED:
+		if !c.rollback && msg != "" {
+			c.rollLine = msg
+		}
+		c.rollback, c.rolling = true, true
+	case shoalv1.UpdateState_UPDATE_STATE_ROLLBACK_PAUSED:
+		return false, fmt.Errorf("service rollback paused: %s", msg)
+	case shoalv1.UpdateState_UPDATE_STATE_ROLLBACK_COMPLETED:
+		if msg != "" {
+			c.closing = msg
+		}
+		c.rollback, c.rolling = true, false
+	}
+	return false, nil
 }
 
 // progressSlot is one slot (replicated) or node (global) and the task
@@ -105,6 +176,7 @@ func (c *convergence) step(l serviceLook) progressFrame {
 		extra   int // active slots beyond the replicas asked for
 		waiting bool
 	)
+	l.tasks = sinceUpdate(l.tasks, l.service.GetUpdateStatus())
 	if l.service.GetSpec().GetGlobal() != nil {
 		slots = c.globalSlots(l)
 		want = len(slots)
@@ -113,34 +185,44 @@ func (c *convergence) step(l serviceLook) progressFrame {
 		want = int(l.service.GetSpec().GetReplicated().GetReplicas())
 		slots, extra = c.replicatedSlots(l, want)
 	}
+	done, err := c.updateStatus(l.service.GetUpdateStatus())
+	if err != nil || done {
+		f.err, f.converged = err, done
+		return f
+	}
+	c.monitor = monitorOf(l.service.GetSpec(), c.rollback)
 	running := 0
 	marks := map[string]taskMark{}
 	for _, s := range slots {
-		if s.task != nil && s.task.GetDesiredState() == shoalv1.TaskState_TASK_STATE_RUNNING &&
-			s.task.GetStatus().GetState() == shoalv1.TaskState_TASK_STATE_RUNNING {
+		if s.task != nil && ready(s.task) {
 			running++
 			marks[s.key] = taskMark{task: s.task.GetId(), restarts: s.task.GetStatus().GetRestarts()}
 		}
 	}
-	if waiting {
-		f.lines = append(f.lines, progressLine{id: "overall progress", text: "waiting for new tasks"})
-	} else {
-		f.lines = append(f.lines, progressLine{id: "overall progress", text: fmt.Sprintf("%d out of %d tasks", running, want)})
+	if c.rollLine != "" {
+		f.lines = append(f.lines, progressLine{id: "rollback", text: c.rollLine})
 	}
+	overall := progressLine{id: "overall progress", text: fmt.Sprintf("%d out of %d tasks", running, want)}
+	switch {
+	case waiting:
+		overall.text = "waiting for new tasks"
+	case c.rollback:
+		overall.text = "rolling back update: " + overall.text
+	}
+	f.lines = append(f.lines, overall)
 	if len(slots) <= maxProgressBars {
 		for _, s := range slots {
 			f.lines = append(f.lines, slotLine(s))
 		}
 	}
-	// While the orchestrator still rolls the service (a stop-first
-	// update leaves a node without a task for a moment), it has not
-	// converged whatever the tasks show.
-	st := l.service.GetUpdateStatus().GetState()
-	rolling := st == shoalv1.UpdateState_UPDATE_STATE_UPDATING || st == shoalv1.UpdateState_UPDATE_STATE_ROLLBACK_STARTED
-	if v, ok := c.verify(!waiting && extra == 0 && running == want && !rolling, marks, l.now); ok {
+	c.allReady = !waiting && extra == 0 && running == want
+	if v, ok := c.verify(c.allReady && !c.rolling, marks, l.now); ok {
 		f.lines = append(f.lines, v)
 	}
 	f.converged = !c.since.IsZero() && l.now.Sub(c.since) >= c.monitor
+	if f.converged && c.closing != "" {
+		f.lines = append(f.lines, progressLine{id: "rollback", text: c.closing})
+	}
 	return f
 }
 
@@ -206,20 +288,55 @@ func slotLine(s progressSlot) progressLine {
 	if s.task.GetDesiredState() == shoalv1.TaskState_TASK_STATE_RUNNING {
 		line.step = stateSteps[st.GetState()]
 	}
+	if st.GetState() == shoalv1.TaskState_TASK_STATE_RUNNING && !ready(s.task) && st.GetHealth() != nil {
+		// Running, but not yet (or no longer) healthy: a step short.
+		switch st.GetHealth().GetState() {
+		case shoalv1.HealthState_HEALTH_STATE_UNHEALTHY:
+			line.text += " (unhealthy)"
+		default:
+			line.text += " (health: starting)"
+		}
+		line.step = stateSteps[shoalv1.TaskState_TASK_STATE_STARTING]
+	}
 	return line
 }
 
-// current picks the task that stands for a slot or node: the newest one
-// (the orchestrator replaces a slot's task with a newer one), leaving out
-// tasks on nodes that are down and tasks being removed (scaled down,
-// drained).
+// sinceUpdate leaves out the tasks an update or rollback has already
+// stopped: tasks of the current spec made before it started and no longer
+// meant to run. After a rollback those are the tasks the update replaced,
+// whose spec is current again; they are history, not the rollback's
+// progress.
+func sinceUpdate(tasks []*shoalv1.Task, st *shoalv1.UpdateStatus) []*shoalv1.Task {
+	if st.GetStartedAt() == nil {
+		return tasks
+	}
+	started := st.GetStartedAt().AsTime()
+	out := tasks[:0:0]
+	for _, t := range tasks {
+		if t.GetDesiredState() > shoalv1.TaskState_TASK_STATE_RUNNING && t.GetMeta().GetCreatedAt().AsTime().Before(started) {
+			continue
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// current picks the task that stands for a slot or node: as docker's,
+// the one with the lowest desired state (a task meant to run before one
+// being shut down: a rollback's slots hold shut-down tasks of the spec
+// rolled back to), then the newest (the orchestrator replaces a slot's
+// task with a newer one), leaving out tasks on nodes that are down and
+// tasks being removed (scaled down, drained).
 func current(tasks []*shoalv1.Task, down map[string]bool) *shoalv1.Task {
 	var best *shoalv1.Task
 	for _, t := range tasks {
 		if down[t.GetNodeId()] && t.GetNodeId() != "" {
 			continue
 		}
-		if best == nil || newerTask(t, best) {
+		switch {
+		case best == nil, t.GetDesiredState() < best.GetDesiredState():
+			best = t
+		case t.GetDesiredState() == best.GetDesiredState() && newerTask(t, best):
 			best = t
 		}
 	}

@@ -195,7 +195,7 @@ func TestConvergence(t *testing.T) {
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			conv := newConvergence(defaultMonitor)
+			conv := newConvergence(nil)
 			for i, l := range c.looks {
 				var tasks []*shoalv1.Task
 				for _, k := range l.tasks {

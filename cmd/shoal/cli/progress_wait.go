@@ -16,13 +16,15 @@ const progressPoll = 200 * time.Millisecond
 // waitConverged shows the progress of service ref (an ID or name) until
 // it has converged (see progress.go). Interrupted (Ctrl-C), it leaves the
 // service as it is, says so and succeeds, as docker does; quiet shows
-// nothing while it waits.
-func (g *globals) waitConverged(ctx context.Context, c shoalv1.ControlServiceClient, ref string, quiet bool) error {
+// nothing while it waits. A paused update or rollback is an error. prior
+// is the service's update status before the command changed it (nil for
+// a new service).
+func (g *globals) waitConverged(ctx context.Context, c shoalv1.ControlServiceClient, ref string, quiet bool, prior *shoalv1.UpdateStatus) error {
 	if job, err := g.waitJob(ctx, c, ref, quiet); job { // service_jobs.go
 		return err
 	}
 	out := newProgressOutput(g.out, quiet)
-	conv := newConvergence(defaultMonitor)
+	conv := newConvergence(prior)
 	tick := time.NewTicker(progressPoll)
 	defer tick.Stop()
 	for {
@@ -37,8 +39,8 @@ func (g *globals) waitConverged(ctx context.Context, c shoalv1.ControlServiceCli
 		}
 		f := conv.step(look)
 		out.show(f)
-		if f.converged {
-			return nil
+		if f.err != nil || f.converged {
+			return f.err
 		}
 		select {
 		case <-ctx.Done():

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -18,7 +17,7 @@ import (
 func newServiceCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "service", Short: "Manage services"}
 	cmd.AddCommand(newServiceCreateCmd(g), newServiceLsCmd(g), newServiceInspectCmd(g), newServicePsCmd(g),
-		newServiceUpdateCmd(g), newServiceScaleCmd(g), newServiceRmCmd(g))
+		newServiceUpdateCmd(g), newServiceRollbackCmd(g), newServiceScaleCmd(g), newServiceRmCmd(g))
 	return cmd
 }
 
@@ -36,6 +35,7 @@ type specFlags struct {
 	endpointMode, strategy                   string
 	env, labels, containerLabels             []string
 	constraints, prefs, publish, networks    []string
+	deploy                                   deployFlags // health, --update-*, --rollback-*
 }
 
 func (f *specFlags) register(fs *pflag.FlagSet, create bool) {
@@ -57,6 +57,7 @@ func (f *specFlags) register(fs *pflag.FlagSet, create bool) {
 	fs.StringVar(&f.endpointMode, "endpoint-mode", "vip", "vip or dnsrr")
 	fs.StringVar(&f.strategy, "placement-strategy", "spread", "spread (even over nodes) or binpack (fill nodes first)")
 	fs.StringVar(&f.entrypoint, "entrypoint", "", "override the image's entrypoint")
+	f.deploy.register(fs, create)
 	if create {
 		fs.StringVar(&f.mode, "mode", "replicated", "replicated, global, replicated-job or global-job")
 		fs.StringArrayVarP(&f.env, "env", "e", nil, "environment variable KEY=VALUE")
@@ -177,7 +178,7 @@ func (f *specFlags) apply(fs *pflag.FlagSet, spec *shoalv1.ServiceSpec, create b
 			return fmt.Errorf("--endpoint-mode %q: use vip or dnsrr", f.endpointMode)
 		}
 	}
-	return nil
+	return f.deploy.apply(fs, spec, create)
 }
 
 func setPrefs(p *shoalv1.Placement, prefs []string) error {
@@ -239,7 +240,7 @@ func newServiceCreateCmd(g *globals) *cobra.Command {
 			if f.detach {
 				return nil
 			}
-			return g.waitConverged(cmd.Context(), cl, resp.GetService().GetId(), f.quiet)
+			return g.waitConverged(cmd.Context(), cl, resp.GetService().GetId(), f.quiet, nil)
 		},
 	}
 	fs := cmd.Flags()
@@ -320,14 +321,6 @@ func newServiceLsCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func newServiceInspectCmd(g *globals) *cobra.Command {
-	return newInspectCmd(g, "inspect SERVICE [SERVICE...]", "Show services in detail (JSON)",
-		func(ctx context.Context, c shoalv1.ControlServiceClient, ref string) (*shoalv1.Service, error) {
-			resp, err := c.GetService(ctx, &shoalv1.GetServiceRequest{ServiceId: ref})
-			return resp.GetService(), err
-		})
-}
-
 type serviceUpdateFlags struct {
 	specFlags
 	quiet                            bool
@@ -339,6 +332,7 @@ type serviceUpdateFlags struct {
 	networkAdd, networkRm            []string
 	prefAdd, prefRm                  []string
 	detach                           bool
+	force, rollback                  bool
 }
 
 func newServiceUpdateCmd(g *globals) *cobra.Command {
@@ -348,6 +342,15 @@ func newServiceUpdateCmd(g *globals) *cobra.Command {
 		Short: "Change a service",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.rollback {
+				if err := rollbackAlone(cmd.LocalFlags()); err != nil {
+					return err
+				}
+				return g.rollback(cmd.Context(), args[0], f.detach, f.quiet)
+			}
+			if err := f.deploy.check(cmd.Flags()); err != nil {
+				return err
+			}
 			c, done, err := g.control()
 			if err != nil {
 				return err
@@ -362,6 +365,9 @@ func newServiceUpdateCmd(g *globals) *cobra.Command {
 			spec := proto.Clone(svc.GetSpec()).(*shoalv1.ServiceSpec)
 			if err := f.apply(cmd.Flags(), spec, false); err != nil {
 				return err
+			}
+			if f.force {
+				spec.Task.ForceUpdate++ // docker's: every task replaced, even with no change
 			}
 			ct := spec.Task.Container
 			if f.image != "" {
@@ -397,11 +403,13 @@ func newServiceUpdateCmd(g *globals) *cobra.Command {
 			if f.detach {
 				return nil
 			}
-			return g.waitConverged(ctx, c, args[0], f.quiet)
+			return g.waitConverged(ctx, c, args[0], f.quiet, svc.GetUpdateStatus())
 		},
 	}
 	fs := cmd.Flags()
 	f.register(fs, false)
+	fs.BoolVar(&f.force, "force", false, "Force update even if no changes require it")
+	fs.BoolVar(&f.rollback, "rollback", false, "Rollback to previous specification")
 	fs.StringVar(&f.image, "image", "", "new image")
 	fs.StringVar(&f.args, "args", "", "new command arguments")
 	fs.StringArrayVar(&f.envAdd, "env-add", nil, "add or change an environment variable")
@@ -468,11 +476,11 @@ func newServiceScaleCmd(g *globals) *cobra.Command {
 				}
 				fmt.Fprintf(g.out, "%s scaled to %d\n", sc.name, sc.replicas)
 			}
-			for _, sc := range scales {
+			for i, sc := range scales {
 				if detach || ctx.Err() != nil {
 					break
 				}
-				if err := g.waitConverged(ctx, c, sc.name, false); err != nil {
+				if err := g.waitConverged(ctx, c, sc.name, false, svcs[i].GetUpdateStatus()); err != nil {
 					return err
 				}
 			}

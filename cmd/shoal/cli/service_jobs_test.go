@@ -18,9 +18,6 @@ func parseSpec(t *testing.T, create bool, spec *shoalv1.ServiceSpec, args ...str
 	var f specFlags
 	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
 	f.register(fs, create)
-	// Stand-ins for the rolling update flags (another file's).
-	fs.Uint64("update-parallelism", 1, "")
-	fs.String("rollback-order", "", "")
 	if err := fs.Parse(args); err != nil {
 		t.Fatalf("parse %q: %v", args, err)
 	}

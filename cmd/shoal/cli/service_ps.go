@@ -24,18 +24,55 @@ func taskState(s shoalv1.TaskState) string {
 	return titleCase(enumName(s.String(), "TASK_STATE_"))
 }
 
-// currentState is docker's "Running 3 seconds ago", with the task's
-// in-place restarts after it: "Running 3 seconds ago (2 restarts)".
+// currentState is docker's "Running 3 seconds ago", with a running
+// task's health and its in-place restarts after it: "Running 3 seconds
+// ago (healthy)", "Running 3 seconds ago (unhealthy, 2 restarts)".
 // Docker shows a row per restart, each a new task; a Shoal worker
 // restarts a task in place, in a new container of the same task, so the
 // count stands where docker's rows would be.
 func currentState(t *shoalv1.Task, now time.Time) string {
 	st := t.GetStatus()
 	s := taskState(st.GetState()) + " " + humanDuration(now.Sub(st.GetTimestamp().AsTime())) + " ago"
+	var notes []string
+	if h := healthName(t); h != "" {
+		notes = append(notes, h)
+	}
 	if n := st.GetRestarts(); n > 0 {
-		s += " (" + plural(int(n), "restart") + ")"
+		notes = append(notes, plural(int(n), "restart"))
+	}
+	if len(notes) > 0 {
+		s += " (" + strings.Join(notes, ", ") + ")"
 	}
 	return s
+}
+
+// healthName is a running task's health as docker's ps shows it:
+// starting, healthy or unhealthy; "" with no check or when not running.
+func healthName(t *shoalv1.Task) string {
+	h := t.GetStatus().GetHealth()
+	if h == nil || h.GetState() == shoalv1.HealthState_HEALTH_STATE_UNSPECIFIED || t.GetStatus().GetState() != shoalv1.TaskState_TASK_STATE_RUNNING {
+		return ""
+	}
+	return enumName(h.GetState().String(), "HEALTH_STATE_")
+}
+
+// taskError is the ERROR column: the task's error; with noTrunc, for a
+// task running unhealthy with no error yet, its last probe's output
+// (docker keeps that for inspect; a table is where an operator looks).
+func taskError(t *shoalv1.Task, noTrunc bool) string {
+	e := t.GetStatus().GetErr()
+	if e == "" && noTrunc && healthName(t) == "unhealthy" {
+		if out := strings.TrimSpace(t.GetStatus().GetHealth().GetOutput()); out != "" {
+			e = "health check: " + strings.Join(strings.Fields(out), " ")
+		}
+	}
+	if !noTrunc {
+		e = truncate(e, 60)
+	}
+	if e != "" {
+		e = fmt.Sprintf("%q", e)
+	}
+	return e
 }
 
 // taskColumns are service ps's template fields, docker's. Like docker's
@@ -62,16 +99,7 @@ func taskColumns(hosts map[string]string, now time.Time, noTrunc bool) []column[
 		{"Node", "NODE", func(t *shoalv1.Task) any { return hosts[t.GetNodeId()] }},
 		{"DesiredState", "DESIRED STATE", func(t *shoalv1.Task) any { return taskState(t.GetDesiredState()) }},
 		{"CurrentState", "CURRENT STATE", func(t *shoalv1.Task) any { return currentState(t, now) }},
-		{"Error", "ERROR", func(t *shoalv1.Task) any {
-			e := t.GetStatus().GetErr()
-			if !noTrunc {
-				e = truncate(e, 60)
-			}
-			if e != "" {
-				e = fmt.Sprintf("%q", e)
-			}
-			return e
-		}},
+		{"Error", "ERROR", func(t *shoalv1.Task) any { return taskError(t, noTrunc) }},
 		{"Ports", "PORTS", func(t *shoalv1.Task) any {
 			var host []*shoalv1.PortConfig
 			for _, p := range t.GetEndpoint().GetPorts() {
@@ -124,7 +152,7 @@ func newServicePsCmd(g *globals) *cobra.Command {
 		},
 	}
 	f.register(cmd.Flags(), "print task IDs only")
-	cmd.Flags().BoolVar(&f.noTrunc, "no-trunc", false, "do not truncate IDs and errors")
+	cmd.Flags().BoolVar(&f.noTrunc, "no-trunc", false, "do not truncate IDs and errors; show an unhealthy task's last health check output")
 	return cmd
 }
 

@@ -31,10 +31,14 @@ func dockerKeys(v any, md protoreflect.MessageDescriptor) any {
 		if fd == nil {
 			fd = md.Fields().ByJSONName(k)
 		}
+		name := fieldName(k)
 		if fd != nil {
 			val = dockerKeysField(val, fd)
+			if n, ok := dockerFieldNames[fd.FullName()]; ok {
+				name = n
+			}
 		}
-		out[fieldName(k)] = val
+		out[name] = val
 	}
 	return out
 }
@@ -65,11 +69,19 @@ func dockerKeysField(v any, fd protoreflect.FieldDescriptor) any {
 	return v
 }
 
+// dockerFieldNames are the fields docker names otherwise than their
+// words: a service spec's update and rollback configs are docker's
+// Spec.UpdateConfig and Spec.RollbackConfig.
+var dockerFieldNames = map[protoreflect.FullName]string{
+	"shoal.v1.ServiceSpec.update":   "UpdateConfig",
+	"shoal.v1.ServiceSpec.rollback": "RollbackConfig",
+}
+
 // initialisms are the words docker's Go field names write in capitals.
 var initialisms = map[string]string{
 	"id": "ID", "ids": "IDs", "ip": "IP", "ips": "IPs", "vip": "VIP", "vips": "VIPs",
 	"dns": "DNS", "ca": "CA", "tls": "TLS", "cpu": "CPU", "cpus": "CPUs", "url": "URL",
-	"vni": "VNI", "ttl": "TTL", "pem": "PEM", "uid": "UID", "gid": "GID", "tcp": "TCP", "udp": "UDP",
+	"vni": "VNI", "ttl": "TTL", "pem": "PEM", "uid": "UID", "gid": "GID", "tcp": "TCP", "udp": "UDP", "http": "HTTP",
 }
 
 // fieldName turns a proto field name (snake_case) or JSON name

@@ -14,7 +14,10 @@ func TestUsageErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"rollback"}, 1, "shoal: unknown command: shoal rollback\n\nRun 'shoal --help' for more information"},
-		{[]string{"service", "rollback", "web"}, 1, "shoal: unknown command: shoal service rollback\n\nUsage:  shoal service\n\nRun 'shoal service --help' for more information"},
+		{[]string{"service", "logs", "web"}, 1, "shoal: unknown command: shoal service logs\n\nUsage:  shoal service\n\nRun 'shoal service --help' for more information"},
+		{[]string{"service", "rollback"}, 1, "shoal: 'shoal service rollback' requires 1 argument\n\nUsage:  shoal service rollback [OPTIONS] SERVICE\n\nRun 'shoal service rollback --help' for more information"},
+		{[]string{"service", "rollback", "a", "b"}, 1, "shoal: 'shoal service rollback' requires 1 argument"},
+		{[]string{"service", "rollback", "--bogus", "web"}, 125, "unknown flag: --bogus\n\nUsage:  shoal service rollback [OPTIONS] SERVICE"},
 		{[]string{"node", "ps"}, 1, "shoal: unknown command: shoal node ps\n\nUsage:  shoal node\n\nRun 'shoal node --help' for more information"},
 		{[]string{"image", "build", "."}, 1, "shoal: unknown command: shoal image build\n\nUsage:  shoal image\n\nRun 'shoal image --help' for more information"},
 		{[]string{"swarm", "unlock"}, 1, "shoal: unknown command: shoal swarm unlock\n\nUsage:  shoal swarm\n\nRun 'shoal swarm --help' for more information"},
