@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -40,7 +41,16 @@ type proc struct {
 
 func start(t *testing.T, args ...string) *proc {
 	t.Helper()
+	return startEnv(t, nil, args...)
+}
+
+// startEnv is start with extra environment variables.
+func startEnv(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
 	p := &proc{cmd: exec.Command(whoamiBin(t), args...), lines: make(chan string, 1024), exited: make(chan struct{})}
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -321,5 +331,205 @@ func TestAnswerHostname(t *testing.T) {
 		if got, ok := AnswerHostname([]byte(tc.body)); got != tc.want || ok != tc.ok {
 			t.Errorf("AnswerHostname(%q) = %q, %v; want %q, %v", tc.body, got, ok, tc.want, tc.ok)
 		}
+	}
+}
+
+// SIGTERM while a request is in flight: whoami stops accepting at once,
+// answers the request in flight, and exits 0.
+func TestWhoamiGracefulShutdown(t *testing.T) {
+	t.Parallel()
+	p := start(t, "serve", "-listen", "127.0.0.1:0")
+	l := p.waitLine(t, "listening on ")
+	addr := strings.TrimSpace(l[strings.Index(l, "listening on ")+len("listening on "):])
+	type answer struct {
+		code int
+		body string
+		err  error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		c := &http.Client{Timeout: 10 * time.Second, Transport: direct}
+		resp, err := c.Get("http://" + addr + "/slow?ms=2000")
+		if err != nil {
+			got <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		got <- answer{resp.StatusCode, string(body), err}
+	}()
+	p.waitLine(t, "GET /slow?ms=2000")
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	p.waitLine(t, "shutting down")
+	// The listener closes: a new connection is refused while the slow
+	// answer is still under way.
+	refused := false
+	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			refused = true
+			break
+		}
+		c.Close()
+	}
+	if !refused {
+		t.Error("whoami still accepted connections 1s after SIGTERM")
+	}
+	select {
+	case a := <-got:
+		t.Fatalf("the slow request ended before the listener closed: %+v", a)
+	default:
+	}
+	a := <-got
+	if a.err != nil || a.code != 200 || !strings.Contains(a.body, "Hostname: ") {
+		t.Errorf("the request in flight at SIGTERM got %d %q, %v; want whoami's answer", a.code, a.body, a.err)
+	}
+	if code := p.wait(t); code != 0 {
+		t.Errorf("after SIGTERM whoami exited %d, want 0", code)
+	}
+}
+
+// /health answers 200 until the unhealthy file exists, 500 while it does;
+// with -health fail (or WHOAMI_HEALTH=fail) always 500.
+func TestWhoamiHealth(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "unhealthy")
+	p := start(t, "serve", "-listen", "127.0.0.1:0", "-unhealthy-file", file)
+	l := p.waitLine(t, "listening on ")
+	base := "http://" + strings.TrimSpace(l[strings.Index(l, "listening on ")+len("listening on "):])
+	if code, body := get(t, base+"/health"); code != 200 || body != "ok" {
+		t.Errorf("GET /health = %d %q; want 200 ok", code, body)
+	}
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get(t, base+"/health"); code != 500 || !strings.Contains(body, file+" exists") {
+		t.Errorf("GET /health with %s = %d %q; want 500 saying it exists", file, code, body)
+	}
+	if code, _ := get(t, base+"/"); code != 200 {
+		t.Errorf("GET / while unhealthy = %d; want 200 (only /health fails)", code)
+	}
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := get(t, base+"/health"); code != 200 {
+		t.Errorf("GET /health after removing %s = %d; want 200", file, code)
+	}
+
+	for _, args := range [][]string{{"serve", "-listen", "127.0.0.1:0", "-health", "fail"}, {"env:WHOAMI_HEALTH=fail"}} {
+		var f *proc
+		if strings.HasPrefix(args[0], "env:") {
+			f = startEnv(t, []string{strings.TrimPrefix(args[0], "env:")}, "serve", "-listen", "127.0.0.1:0")
+		} else {
+			f = start(t, args...)
+		}
+		l := f.waitLine(t, "listening on ")
+		base := "http://" + strings.TrimSpace(l[strings.Index(l, "listening on ")+len("listening on "):])
+		if code, body := get(t, base+"/health"); code != 500 || !strings.Contains(body, "-health fail") {
+			t.Errorf("%v: GET /health = %d %q; want 500", args, code, body)
+		}
+	}
+	bad := start(t, "serve", "-listen", "127.0.0.1:0", "-health", "sometimes")
+	if code := bad.wait(t); code != 2 {
+		t.Errorf("-health sometimes exited %d; want 2", code)
+	}
+}
+
+// load counts every request to each URL: a server's answers as ok with
+// who answered, a closed port's as failures with their errors; on SIGTERM
+// it prints the final totals, writes them to -out and exits 0.
+func TestWhoamiLoad(t *testing.T) {
+	t.Parallel()
+	srv := start(t, "serve", "-listen", "127.0.0.1:0")
+	l := srv.waitLine(t, "listening on ")
+	up := "http://" + strings.TrimSpace(l[strings.Index(l, "listening on ")+len("listening on "):]) + "/"
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "http://" + ln.Addr().String() + "/"
+	ln.Close()                 // nothing listens there now: connections are refused
+	notFound := up + "env"     // a 200 that is not whoami's answer
+	bad := up + "crash?code=x" // a 400
+	out := filepath.Join(t.TempDir(), "load.json")
+	p := start(t, "load", "-every", "5ms", "-timeout", "1s", "-out", out, up, down, notFound, bad)
+
+	var live LoadReport
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if data, err := os.ReadFile(out); err == nil {
+			if live, err = ParseLoadReport(data); err != nil {
+				t.Fatal(err)
+			}
+			if live.Target(up).OK >= 5 && live.Target(down).Failed >= 5 && live.Target(bad).Failed >= 1 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no 5 answers and 5 failures in %s after 20s:\n%s", out, live.Summary())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if live.Final {
+		t.Error("a report written while running says final")
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("load exited %d after SIGTERM; stderr %s", code, p.stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(p.stdout()), "\n")
+	final, err := ParseLoadReport([]byte(lines[len(lines)-1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(out)
+	onDisk, err := ParseLoadReport(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !final.Final || !onDisk.Final || onDisk.OK() != final.OK() || onDisk.Failed() != final.Failed() {
+		t.Errorf("final on stdout: %v %d/%d; on disk: %v %d/%d", final.Final, final.OK(), final.Failed(), onDisk.Final, onDisk.OK(), onDisk.Failed())
+	}
+	host, _ := os.Hostname()
+	u := final.Target(up)
+	if u.Failed != 0 || u.OK < live.Target(up).OK || u.Answered[host] == nil || u.Answered[host].N != u.OK {
+		t.Errorf("%s: %+v; want only ok answers, all by %s", up, u, host)
+	}
+	if d := final.Target(down); d.OK != 0 || d.Failed < 5 {
+		t.Errorf("%s: %+v; want only failures", down, d)
+	}
+	if n := final.Target(notFound); n.OK == 0 || n.Failed != 0 || n.Answered[""] == nil {
+		t.Errorf("%s: %+v; want only ok, by no one known", notFound, n)
+	}
+	if b := final.Target(bad); b.OK != 0 || b.Failed == 0 {
+		t.Errorf("%s: %+v; want only failures (400)", bad, b)
+	}
+	if len(final.Failures) != final.Failed()-final.FailuresDropped {
+		t.Errorf("%d failures kept of %d, %d dropped", len(final.Failures), final.Failed(), final.FailuresDropped)
+	}
+	var refused, status400 bool
+	for _, f := range final.Failures {
+		if f.Time.Before(final.Started) || f.Time.After(final.Written) {
+			t.Errorf("failure at %s outside the run %s..%s", f.Time, final.Started, final.Written)
+		}
+		switch {
+		case f.Target == down && strings.Contains(f.Error, "connection refused"):
+			refused = true
+		case f.Target == bad && strings.Contains(f.Error, "400 Bad Request"):
+			status400 = true
+		}
+	}
+	if !refused || !status400 {
+		t.Errorf("failures do not say connection refused (%v) and 400 (%v):\n%s", refused, status400, final.Summary())
+	}
+	if code := start(t, "load").wait(t); code != 2 {
+		t.Errorf("load with no URL exited %d; want 2", code)
+	}
+	if code := start(t, "load", "ftp://x/").wait(t); code != 2 {
+		t.Errorf("load ftp://x/ exited %d; want 2", code)
 	}
 }

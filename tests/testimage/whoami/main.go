@@ -19,6 +19,7 @@
 //	write PATH    create PATH; print "ok", or "error: ..." and exit 1
 //	logspam N     write N lines of 100 bytes to stdout
 //	hang          ignore SIGTERM and SIGINT and never exit (stop timeouts)
+//	load URL...   HTTP client counting ok and failed requests, see load.go
 //
 // Output of ids and caps is one "key=value" or /proc line per line so tests
 // can parse it. Unknown modes print the usage and exit 2.
@@ -31,7 +32,8 @@ import (
 
 const usage = `usage: whoami [mode [args]]
 modes: serve [-port N] [-name NAME] | exit N | sleep D | crashloop | echo ARGS... |
-       stderr TEXT | ids | caps | alloc MB | fork N | write PATH | logspam N | hang`
+       stderr TEXT | ids | caps | alloc MB | fork N | write PATH | logspam N | hang |
+       load [-every D] [-timeout D] [-out FILE] URL...`
 
 func main() {
 	os.Exit(run(os.Args[1:]))
@@ -70,6 +72,8 @@ func run(args []string) int {
 		return logspam(rest)
 	case "hang":
 		return hang()
+	case "load":
+		return load(rest)
 	case "-h", "-help", "--help", "help":
 		fmt.Println(usage)
 		return 0

@@ -24,11 +24,17 @@ import (
 // request line and the headers. UDP datagrams to the same port are
 // answered with the Hostname line.
 //
-//	/health     200 "ok", or 500 "unhealthy" while /tmp/unhealthy exists
-//	            (health check tests make the file from outside)
+//	/health     200 "ok"; 500 "unhealthy: ..." while the file -unhealthy-file
+//	            (default /tmp/unhealthy) exists, or always when started with
+//	            -health fail (env WHOAMI_HEALTH=fail): an image whose health
+//	            check never passes
 //	/hostname   the hostname alone
+//	/slow       the whoami answer after ?ms=N milliseconds (default 1000)
 //	/env        the environment, one variable per line, sorted
 //	/crash      answer, then exit with ?code=N (default 1)
+//
+// On SIGTERM it shuts down gracefully: it stops accepting (the listener
+// closes), lets the requests in flight finish (up to 5 s) and exits 0.
 //
 // It prints "listening on ADDR" to stdout once the socket is open, so a
 // caller that passes -listen 127.0.0.1:0 learns the port.
@@ -37,7 +43,13 @@ func serve(args []string) int {
 	port := fs.Int("port", defaultPort(), "TCP port to listen on, on every address")
 	listen := fs.String("listen", "", "listen address host:port; overrides -port")
 	name := fs.String("name", os.Getenv("WHOAMI_NAME"), "name printed first in every answer")
+	health := fs.String("health", envOr("WHOAMI_HEALTH", "ok"), "ok: /health follows -unhealthy-file; fail: /health always answers 500")
+	unhealthyFile := fs.String("unhealthy-file", envOr("WHOAMI_UNHEALTHY_FILE", "/tmp/unhealthy"), "while this file exists /health answers 500")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *health != "ok" && *health != "fail" {
+		fmt.Fprintf(os.Stderr, "whoami: serve: -health must be ok or fail, got %q\n", *health)
 		return 2
 	}
 	addr := *listen
@@ -66,7 +78,7 @@ func serve(args []string) int {
 
 	crash := make(chan int, 1)
 	srv := &http.Server{
-		Handler:           logRequests(logger, handler(*name, crash)),
+		Handler:           logRequests(logger, handler(*name, healthCheck{fail: *health == "fail", file: *unhealthyFile}, crash)),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	served := make(chan error, 1)
@@ -87,8 +99,32 @@ func serve(args []string) int {
 	}
 }
 
-// UnhealthyFile makes /health answer 500 while it exists.
-const UnhealthyFile = "/tmp/unhealthy"
+// envOr is the environment variable k, or def when it is unset or empty.
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// healthCheck decides what /health answers.
+type healthCheck struct {
+	fail bool   // always unhealthy
+	file string // unhealthy while it exists
+}
+
+// check returns "" when healthy, else why not.
+func (h healthCheck) check() string {
+	if h.fail {
+		return "unhealthy: started with -health fail"
+	}
+	if h.file != "" {
+		if _, err := os.Stat(h.file); err == nil {
+			return "unhealthy: " + h.file + " exists"
+		}
+	}
+	return ""
+}
 
 // defaultPort is WHOAMI_PORT, else PORT, else 80.
 func defaultPort() int {
@@ -116,13 +152,13 @@ func logRequests(logger *log.Logger, h http.Handler) http.Handler {
 	})
 }
 
-func handler(name string, crash chan<- int) http.Handler {
+func handler(name string, health healthCheck, crash chan<- int) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if _, err := os.Stat(UnhealthyFile); err == nil {
+		if why := health.check(); why != "" {
 			w.WriteHeader(http.StatusInternalServerError)
-			io.WriteString(w, "unhealthy: "+UnhealthyFile+" exists")
+			io.WriteString(w, why)
 			return
 		}
 		io.WriteString(w, "ok")
@@ -147,6 +183,20 @@ func handler(name string, crash chan<- int) http.Handler {
 				return
 			}
 		}
+	})
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		ms := 1000
+		if s := r.URL.Query().Get("ms"); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 || n > 600000 {
+				http.Error(w, "ms must be an integer in [0, 600000]", http.StatusBadRequest)
+				return
+			}
+			ms = n
+		}
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		writeWhoami(w, name, r)
 	})
 	mux.HandleFunc("/hostname", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -1,0 +1,133 @@
+package testimage
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// LoadReport is what `whoami load` writes: per URL the requests answered
+// 2xx and the others, who answered, and every failure (the first -keep of
+// them) with its time and error. whoami/load.go writes the same JSON.
+type LoadReport struct {
+	Started         time.Time    `json:"started"`
+	Written         time.Time    `json:"written"`
+	Final           bool         `json:"final"` // written at SIGTERM, after the last request
+	Targets         []LoadTarget `json:"targets"`
+	Failures        []LoadFail   `json:"failures"`
+	FailuresDropped int          `json:"failures_dropped"`
+}
+
+// LoadTarget is one URL's totals.
+type LoadTarget struct {
+	URL    string `json:"url"`
+	OK     int    `json:"ok"`
+	Failed int    `json:"failed"`
+	// Answered is keyed by the answer's Hostname line (a container's
+	// hostname, by default the first 12 characters of its ID).
+	Answered map[string]*LoadAnswer `json:"answered"`
+}
+
+// LoadAnswer is how often one replica answered, and when first and last
+// (the time each of those requests was sent).
+type LoadAnswer struct {
+	N     int       `json:"n"`
+	First time.Time `json:"first"`
+	Last  time.Time `json:"last"`
+}
+
+// LoadFail is one failed request: when it was sent, to which URL, and why.
+type LoadFail struct {
+	Time   time.Time `json:"time"`
+	Target string    `json:"target"`
+	Error  string    `json:"error"`
+}
+
+// ParseLoadReport reads a report.
+func ParseLoadReport(data []byte) (LoadReport, error) {
+	var r LoadReport
+	if err := json.Unmarshal(data, &r); err != nil {
+		return LoadReport{}, fmt.Errorf("load report %.80q: %w", data, err)
+	}
+	return r, nil
+}
+
+// OK is the requests answered 2xx, over every URL.
+func (r LoadReport) OK() int {
+	n := 0
+	for _, t := range r.Targets {
+		n += t.OK
+	}
+	return n
+}
+
+// Failed is the requests that failed, over every URL.
+func (r LoadReport) Failed() int {
+	n := 0
+	for _, t := range r.Targets {
+		n += t.Failed
+	}
+	return n
+}
+
+// Target is the totals of the URL u; the zero LoadTarget if the client
+// has no such URL.
+func (r LoadReport) Target(u string) LoadTarget {
+	for _, t := range r.Targets {
+		if t.URL == u {
+			return t
+		}
+	}
+	return LoadTarget{}
+}
+
+// Answerers is who answered any URL, with the first and last time over
+// all URLs.
+func (r LoadReport) Answerers() map[string]LoadAnswer {
+	out := map[string]LoadAnswer{}
+	for _, t := range r.Targets {
+		for h, a := range t.Answered {
+			cur, ok := out[h]
+			if !ok {
+				out[h] = *a
+				continue
+			}
+			cur.N += a.N
+			if a.First.Before(cur.First) {
+				cur.First = a.First
+			}
+			if a.Last.After(cur.Last) {
+				cur.Last = a.Last
+			}
+			out[h] = cur
+		}
+	}
+	return out
+}
+
+// Summary is one line per URL ("URL: 812 ok, 0 failed, answered by 6")
+// and one per failure kept, the first 50 of them.
+func (r LoadReport) Summary() string {
+	var b strings.Builder
+	for _, t := range r.Targets {
+		hosts := make([]string, 0, len(t.Answered))
+		for h, a := range t.Answered {
+			hosts = append(hosts, fmt.Sprintf("%s×%d", h, a.N))
+		}
+		sort.Strings(hosts)
+		fmt.Fprintf(&b, "%s: %d ok, %d failed, answered by %d: %s\n", t.URL, t.OK, t.Failed, len(t.Answered), strings.Join(hosts, " "))
+	}
+	for i, f := range r.Failures {
+		if i == 50 {
+			fmt.Fprintf(&b, "  and %d more failures\n", len(r.Failures)-50)
+			break
+		}
+		fmt.Fprintf(&b, "  failed %s %s: %s\n", f.Time.Format("15:04:05.000"), f.Target, f.Error)
+	}
+	if r.FailuresDropped > 0 {
+		fmt.Fprintf(&b, "  and %d failures not kept\n", r.FailuresDropped)
+	}
+	return b.String()
+}
