@@ -226,7 +226,8 @@ func run(ctx context.Context, t *tb, nrep int, wait bool) {
 	show(m, "node", "ls")
 
 	step("Deploying the web service: %d replicas of real containers, spread over the hosts", nrep)
-	show(m, "service", "create", "--name", "web", "--replicas", fmt.Sprint(nrep), "--publish", "8080:80", img)
+	show(m, "service", "create", "--name", "web", "--replicas", fmt.Sprint(nrep), "--publish", "8080:80",
+		"--health-http", ":80/health", "--health-interval", "1s", img)
 	running := func() error {
 		if got := len(replicas(c, "web")); got != nrep {
 			return fmt.Errorf("%d of %d replicas run", got, nrep)
@@ -261,6 +262,28 @@ func run(ctx context.Context, t *tb, nrep int, wait bool) {
 	client := net.AddHost("client")
 	step("Sending requests from a client (%s) to port 8080 of each host in turn: the routing mesh answers on every host", client.IP)
 	requests(c, client, nodes, 2*nrep)
+
+	step("A zero-downtime rolling update to image 2: start-first, two at a time, each new replica in the mesh only once its health check passes, while the client keeps asking every host")
+	img2 := net.ServeImage(testimage.Options{Tag: "2"})
+	var urls []string
+	for _, n := range nodes {
+		urls = append(urls, "http://"+n.Host.IP+":8080/")
+	}
+	load := harness.StartLoad(t, harness.LoadSpec{Host: client, URLs: urls, Every: 20 * time.Millisecond})
+	old := map[int]bool{}
+	for _, r := range replicas(c, "web") {
+		old[r.pid] = true
+	}
+	show(m, "service", "update", "--image", img2, "--update-order", "start-first", "--update-parallelism", "2", "--update-monitor", "1s", "web")
+	rep := load.Stop()
+	replaced := 0
+	for _, r := range replicas(c, "web") {
+		if !old[r.pid] {
+			replaced++
+		}
+	}
+	fmt.Printf("    %d requests during the update, %d failed; %d of %d replicas are new containers\n", rep.OK()+rep.Failed(), rep.Failed(), replaced, nrep)
+	show(m, "service", "ps", "web")
 
 	victim := nodes[2]
 	lost := 0
