@@ -117,19 +117,8 @@ func (r *reconciler) jobSlot(svc *shoalv1.Service, tasks []*shoalv1.Task, makeNe
 		}
 		return jobGaveUp
 	}
-	if node := latest.GetNodeId(); node != "" && !Terminal(s) {
-		v, ok := r.nodes[node]
-		if !ok || !v.usable {
-			why := v.problem
-			if !ok {
-				why = "node was removed"
-			}
-			r.update(latest, stShutdown, why)
-			// Moving a task off a lost node is the manager's doing, not a
-			// restart: the slot's history goes with it, nothing is added.
-			makeNew("replaces a task on a lost node: "+why, slotRestarts(svc, latest, r.now))
-			return jobActive
-		}
+	if !Terminal(s) && r.offLostNode(svc, latest, func(reason string, history []time.Time) { makeNew(reason, history) }) {
+		return jobActive
 	}
 	if !Terminal(s) {
 		return jobActive

@@ -360,6 +360,28 @@ func (r *reconciler) pick(svc *shoalv1.Service, tasks []*shoalv1.Task) (primary,
 	return primary, held
 }
 
+// offLostNode shuts a task whose node is down, drained or gone and makes
+// its replacement, and reports whether it did. Moving a task off a lost
+// node is the manager's doing, not a restart: the replacement inherits
+// the slot's restart history and adds nothing to it.
+func (r *reconciler) offLostNode(svc *shoalv1.Service, latest *shoalv1.Task, makeNew func(reason string, history []time.Time)) bool {
+	node := latest.GetNodeId()
+	if node == "" {
+		return false
+	}
+	v, ok := r.nodes[node]
+	if ok && v.usable {
+		return false
+	}
+	why := v.problem
+	if !ok {
+		why = "node was removed"
+	}
+	r.update(latest, stShutdown, why)
+	makeNew("replaces a task on a lost node: "+why, slotRestarts(svc, latest, r.now))
+	return true
+}
+
 // stoppedByManager reports whether a task was stopped because the
 // manager wanted it stopped (its node drained, lost or no longer
 // eligible), not because it ended by itself: desired shut down, and
@@ -390,20 +412,8 @@ func (r *reconciler) slot(svc *shoalv1.Service, latest *shoalv1.Task, tasks []*s
 		return slotGone, nil
 	}
 	if latest.GetDesiredState() == stRunning {
-		if node := latest.GetNodeId(); node != "" {
-			v, ok := r.nodes[node]
-			if !ok || !v.usable {
-				why := v.problem
-				if !ok {
-					why = "node was removed"
-				}
-				r.update(latest, stShutdown, why)
-				// Moving a task off a lost node is the manager's doing,
-				// not a restart: it inherits the slot's history, adds
-				// nothing to it.
-				makeNew("replaces a task on a lost node: "+why, slotRestarts(svc, latest, r.now))
-				return slotReplaced, nil
-			}
+		if r.offLostNode(svc, latest, makeNew) {
+			return slotReplaced, nil
 		}
 		s := latest.GetStatus().GetState()
 		if !Terminal(s) {

@@ -9,6 +9,7 @@ package container
 import (
 	"time"
 
+	"github.com/shoal-run/shoal/runtime/image"
 	"github.com/shoal-run/shoal/runtime/shim"
 )
 
@@ -21,22 +22,11 @@ type ImageConfig struct {
 	Healthcheck *Healthcheck
 }
 
-// Healthcheck is an image's HEALTHCHECK in docker's JSON shape
-// (config.Healthcheck of the image config; durations in nanoseconds).
-// The runtime runs no checks: it keeps the image's for whoever does (the
-// worker's health prober reads State.Healthcheck and runs the test with
-// Runtime.Exec).
-type Healthcheck struct {
-	// Test is ["NONE"] (checks disabled), ["CMD", args...] or
-	// ["CMD-SHELL", command]; never empty.
-	Test []string `json:"Test"`
-	// Zero durations and retries mean docker's defaults.
-	Interval      time.Duration `json:"Interval,omitempty"`
-	Timeout       time.Duration `json:"Timeout,omitempty"`
-	StartPeriod   time.Duration `json:"StartPeriod,omitempty"`
-	StartInterval time.Duration `json:"StartInterval,omitempty"`
-	Retries       int           `json:"Retries,omitempty"`
-}
+// Healthcheck is the image's HEALTHCHECK (image.Healthcheck, docker's
+// JSON shape). The runtime runs no checks: it keeps the image's for
+// whoever does (the worker's health prober reads State.Healthcheck and
+// runs the test with Runtime.Exec).
+type Healthcheck = image.Healthcheck
 
 // Image is a resolved local image.
 type Image struct {
