@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -136,15 +137,33 @@ func (n *Node) Attach(t *shoalv1.Task, ns string) error {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	// A container that is gone (a re-plug after a restart racing its
+	// task's removal) makes no devices: they would outlive it.
+	if _, err := os.Stat(ns); err != nil {
+		return fmt.Errorf("the container's network namespace: %w", err)
+	}
+	had := map[string]bool{}
+	if ids, err := n.plane.Networks(); err == nil {
+		for _, id := range ids {
+			had[id] = true
+		}
+	}
 	for i, tn := range nets {
 		c, addr, err := n.config(tn)
 		if err != nil {
 			return err
 		}
-		if err := n.plane.EnsureNetwork(c); err != nil {
-			return fmt.Errorf("network %s: %w", tn.GetNetworkName(), err)
+		err = n.plane.EnsureNetwork(c)
+		if err == nil {
+			err = n.plane.Attach(c.ID, ns, fmt.Sprintf("eth%d", i), addr, MAC(addr.Addr()), i == route)
 		}
-		if err := n.plane.Attach(c.ID, ns, fmt.Sprintf("eth%d", i), addr, MAC(addr.Addr()), i == route); err != nil {
+		if err != nil {
+			// Devices this call made, for it alone, go again.
+			for _, made := range nets[:i+1] {
+				if id := made.GetNetworkId(); !had[id] && !n.usedLocked(id) {
+					_ = n.plane.RemoveNetwork(id)
+				}
+			}
 			return fmt.Errorf("network %s: %w", tn.GetNetworkName(), err)
 		}
 	}

@@ -38,7 +38,13 @@ func sampleJob(c *harness.Cluster, svc string) *jobSampler {
 				for _, ct := range harness.Of(svc, node.RunningContainers()) {
 					n++
 					s.mu.Lock()
-					s.tasks[ct.Task] = ct.Env
+					// A process that is exiting reads as an empty
+					// environment: keep what it showed while it ran.
+					env := ct.Env
+					if prev, ok := s.tasks[ct.Task]; ok && strings.Join(env, "") == "" {
+						env = prev
+					}
+					s.tasks[ct.Task] = env
 					s.mu.Unlock()
 				}
 			}
