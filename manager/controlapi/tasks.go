@@ -75,7 +75,9 @@ func (s *Server) ListTasks(ctx context.Context, req *shoalv1.ListTasksRequest) (
 		if a.GetSlot() != b.GetSlot() {
 			return a.GetSlot() < b.GetSlot()
 		}
-		if a.GetNodeId() != b.GetNodeId() {
+		// A global service's slot is its node; a replica's tasks are one
+		// slot wherever they ran: newest first, as docker's service ps.
+		if a.GetSlot() == 0 && a.GetNodeId() != b.GetNodeId() {
 			return a.GetNodeId() < b.GetNodeId()
 		}
 		return a.GetMeta().GetCreatedAt().AsTime().After(b.GetMeta().GetCreatedAt().AsTime())
