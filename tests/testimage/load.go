@@ -18,6 +18,20 @@ type LoadReport struct {
 	Targets         []LoadTarget `json:"targets"`
 	Failures        []LoadFail   `json:"failures"`
 	FailuresDropped int          `json:"failures_dropped"`
+	// SlowDials are the dials that took 500 ms or more (a SYN or SYN-ACK
+	// lost costs the kernel's 1 s retransmission), kept even when they
+	// completed after their request gave up.
+	SlowDials []LoadSlowDial `json:"slow_dials"`
+}
+
+// LoadSlowDial is one slow dial: when it started, how long it took, from
+// which local address, or its error.
+type LoadSlowDial struct {
+	Start  time.Time `json:"start"`
+	MS     float64   `json:"ms"`
+	Local  string    `json:"local,omitempty"`
+	Remote string    `json:"remote"`
+	Error  string    `json:"error,omitempty"`
 }
 
 // LoadTarget is one URL's totals.
@@ -193,6 +207,9 @@ func (r LoadReport) Summary() string {
 	}
 	if r.FailuresDropped > 0 {
 		fmt.Fprintf(&b, "  and %d failures not kept\n", r.FailuresDropped)
+	}
+	for _, d := range r.SlowDials {
+		fmt.Fprintf(&b, "  slow dial %s %s->%s: %.0fms %s\n", d.Start.Format("15:04:05.000"), d.Local, d.Remote, d.MS, d.Error)
 	}
 	return b.String()
 }

@@ -159,12 +159,13 @@ func getOnce(c *http.Client, u string, tr *reqTrace) (string, error) {
 // The report's JSON, mirrored by testimage.LoadReport.
 type (
 	loadReport struct {
-		Started         time.Time    `json:"started"`
-		Written         time.Time    `json:"written"`
-		Final           bool         `json:"final"`
-		Targets         []loadTarget `json:"targets"`
-		Failures        []loadFail   `json:"failures"`
-		FailuresDropped int          `json:"failures_dropped"`
+		Started         time.Time     `json:"started"`
+		Written         time.Time     `json:"written"`
+		Final           bool          `json:"final"`
+		Targets         []loadTarget  `json:"targets"`
+		Failures        []loadFail    `json:"failures"`
+		FailuresDropped int           `json:"failures_dropped"`
+		SlowDials       []slowDialRec `json:"slow_dials"`
 	}
 	loadTarget struct {
 		URL      string                 `json:"url"`
@@ -228,6 +229,7 @@ func (st *loadState) report(final bool) loadReport {
 	defer st.mu.Unlock()
 	r := st.r
 	r.Written, r.Final = time.Now(), final
+	r.SlowDials = slowDialsNow()
 	r.Failures = append([]loadFail{}, st.r.Failures...)
 	r.Targets = make([]loadTarget, len(st.r.Targets))
 	for i, t := range st.r.Targets {

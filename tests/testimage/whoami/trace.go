@@ -136,7 +136,21 @@ var dialer = &net.Dialer{Timeout: 30 * time.Second, KeepAlive: -1}
 // tracedDial dials as the default transport does and wraps the connection
 // so its TCP_INFO is read just before it is closed.
 func tracedDial(ctx context.Context, network, addr string) (net.Conn, error) {
+	start := time.Now()
 	c, err := dialer.DialContext(ctx, network, addr)
+	if d := time.Since(start); d >= slowDial {
+		sd := slowDialRec{Start: start, MS: float64(d.Microseconds()) / 1000, Remote: addr}
+		if err != nil {
+			sd.Error = err.Error()
+		} else {
+			sd.Local = c.LocalAddr().String()
+		}
+		slowDials.Lock()
+		if len(slowDials.l) < 1000 {
+			slowDials.l = append(slowDials.l, sd)
+		}
+		slowDials.Unlock()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -205,4 +219,32 @@ func readTCPInfo(c *net.TCPConn) *tcpInfo {
 		}
 	})
 	return info
+}
+
+// slowDial is how long a dial takes to be kept in the report's slow
+// dials: a connection whose SYN or SYN-ACK was lost completes after the
+// kernel's first retransmission, 1 s later.
+const slowDial = 500 * time.Millisecond
+
+// slowDialRec is one dial that took slowDial or more, kept even when it
+// completed after its request had given up (the transport lets a dial
+// finish): when it started, how long it took, from which local address
+// (the backend it was DNATed to is in conntrack) or its error.
+type slowDialRec struct {
+	Start  time.Time `json:"start"`
+	MS     float64   `json:"ms"`
+	Local  string    `json:"local,omitempty"`
+	Remote string    `json:"remote"`
+	Error  string    `json:"error,omitempty"`
+}
+
+var slowDials struct {
+	sync.Mutex
+	l []slowDialRec
+}
+
+func slowDialsNow() []slowDialRec {
+	slowDials.Lock()
+	defer slowDials.Unlock()
+	return append([]slowDialRec{}, slowDials.l...)
 }
