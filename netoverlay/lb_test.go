@@ -1,9 +1,11 @@
 package netoverlay
 
 import (
+	"net"
 	"net/netip"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/google/nftables"
 )
@@ -127,4 +129,56 @@ func TestSetVIPsChurnLosesNoConnection(t *testing.T) {
 		t.Fatalf("%d of %d connections failed while the rules were replaced %d times: %v", len(failed), conns, n, kinds)
 	}
 	t.Logf("%d connections, all answered, while the rules were replaced %d times", conns, n)
+}
+
+// A connection to a VIP opened while the VIP had no rule (no backend yet,
+// or not yet known on the node) goes out untranslated and fails, but its
+// conntrack entry stays (SYN_SENT, 2 minutes). A later connection that
+// reuses the source port, once the VIP has backends, would match that
+// entry and go out untranslated too, to an address nobody answers: the
+// rare dropped request of rolling updates (no route to host after 3 s of
+// ARP). SetVIPs removes such entries, so the second connection, from the
+// same port, reaches the backend.
+func TestSetVIPsForgetsUntranslatedConnections(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("namespaces need root")
+	}
+	l := newLab(t)
+	l.ensure("n1", 4302, 1)
+	a := l.A().container("a", "n1", "10.77.1.2")
+	b := l.B().container("b", "n1", "10.77.1.3")
+	l.setPeers("n1", a, b)
+	b.echo(7100)
+	vip := netip.MustParseAddr("10.77.1.200")
+	target := netip.AddrPortFrom(vip, 7100).String()
+	from := &net.TCPAddr{IP: a.ip.Addr().AsSlice(), Port: 41999}
+	dialFrom := func(timeout time.Duration) (net.Conn, error) {
+		var conn net.Conn
+		err := inNetns(a.ns, func() (err error) {
+			d := net.Dialer{LocalAddr: from, Timeout: timeout}
+			conn, err = d.Dial("tcp", target)
+			return err
+		})
+		return conn, err
+	}
+
+	// Another service's VIP has a backend, so the table is there and
+	// conntrack tracks a's connections, as in a container on a network
+	// with several services. vip has no backend: no rule, the SYN goes
+	// to the VIP itself and is lost.
+	other := VIP{Addr: netip.MustParseAddr("10.77.1.201"), Backends: []netip.Addr{b.ip.Addr()}}
+	must(t, SetVIPs(a.ns, []VIP{other, {Addr: vip}}))
+	if conn, err := dialFrom(300 * time.Millisecond); err == nil {
+		conn.Close()
+		t.Fatalf("connected to %s with no backend", target)
+	}
+	must(t, SetVIPs(a.ns, []VIP{other, {Addr: vip, Backends: []netip.Addr{b.ip.Addr()}}}))
+	conn, err := dialFrom(2 * time.Second)
+	if err == nil {
+		err = exchange(conn, 10)
+		conn.Close()
+	}
+	if err != nil {
+		t.Fatalf("from %s, once %s has backend %s: %v", from, target, b.ip.Addr(), err)
+	}
 }

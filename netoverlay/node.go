@@ -589,6 +589,7 @@ func (n *Node) syncLBLocked() {
 			n.log.Warn("overlay: load balancer", zap.String("task", id), zap.Error(err))
 			continue
 		}
+		n.log.Debug("overlay: load balancer set", zap.String("task", id), zap.String("vips", key))
 		lt.lb = key
 		n.local[id] = lt
 	}

@@ -46,6 +46,9 @@ type Env struct {
 	// MeshNode runs no replica of the services Spec makes (they are
 	// constrained to workers): the mesh load asks its address.
 	MeshNode *harness.Node
+	// LoadTimeout bounds each request of the load clients (0: the
+	// harness's 2 s); a smaller one makes rarer stalls visible.
+	LoadTimeout time.Duration
 }
 
 // Start forms a cluster of managers and workers (workers >= 1) and makes
@@ -275,8 +278,8 @@ func (e *Env) StartLoads(name string) *Loads {
 	e.T.Helper()
 	vip, mesh := e.URLs(name)
 	l := &Loads{
-		VIP:  harness.StartLoad(e.T, harness.LoadSpec{Pid: e.ClientPid(), URLs: []string{vip}}),
-		Mesh: harness.StartLoad(e.T, harness.LoadSpec{Host: e.Outside, URLs: []string{mesh}}),
+		VIP:  harness.StartLoad(e.T, harness.LoadSpec{Pid: e.ClientPid(), URLs: []string{vip}, Timeout: e.LoadTimeout}),
+		Mesh: harness.StartLoad(e.T, harness.LoadSpec{Host: e.Outside, URLs: []string{mesh}, Timeout: e.LoadTimeout}),
 	}
 	l.VIP.WaitFlowing(30*time.Second, 20)
 	l.Mesh.WaitFlowing(30*time.Second, 20)

@@ -95,7 +95,7 @@ func (e *Env) RollUnderLoad(name, fromTag, toImage, toTag string, replicas int, 
 	}
 	r.VIP, r.Mesh = loads.Stop()
 	if err := loads.NoFailures(); err != nil {
-		errs = append(errs, fmt.Errorf("%w\n%s", err, Nearby(append(r.VIP.Failures, r.Mesh.Failures...), samples)))
+		errs = append(errs, fmt.Errorf("%w\n%s%s", err, Nearby(append(r.VIP.Failures, r.Mesh.Failures...), samples), e.Explain(r.VIP)))
 	}
 	r.Err = errors.Join(errs...)
 	e.logf("%s update %s → %s (parallelism %d): %s, %d requests, %d failed, %d samples", order, fromTag, toTag, parallelism, r.Took.Round(time.Millisecond), r.Requests(), r.Failed(), r.Samples)
@@ -204,7 +204,7 @@ func (e *Env) BadImage(name, fromTag string, replicas int, order shoalv1.UpdateO
 	}
 	r.VIP, r.Mesh = loads.Stop()
 	if err := loads.NoFailures(); err != nil {
-		errs = append(errs, fmt.Errorf("%w\n%s", err, Nearby(append(r.VIP.Failures, r.Mesh.Failures...), samples)))
+		errs = append(errs, fmt.Errorf("%w\n%s%s", err, Nearby(append(r.VIP.Failures, r.Mesh.Failures...), samples), e.Explain(r.VIP)))
 	}
 	r.Err = errors.Join(errs...)
 	e.logf("bad image, %s, %s: %s, %d requests, %d failed", onFailure, order, r.Took.Round(time.Millisecond), r.Requests(), r.Failed())

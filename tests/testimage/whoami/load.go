@@ -110,10 +110,16 @@ func loadLoop(ctx context.Context, st *loadState, i int, u string, every, timeou
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+	client.Transport.(*http.Transport).DialContext = tracedDial
 	for ctx.Err() == nil {
 		start := time.Now()
-		host, err := getOnce(client, u)
-		st.record(i, start, host, err)
+		tr := newReqTrace(start)
+		host, err := getOnce(client, u, tr)
+		var why *loadTrace
+		if err != nil {
+			why = tr.done()
+		}
+		st.record(i, start, host, err, why)
 		if every > 0 {
 			select {
 			case <-ctx.Done():
@@ -125,8 +131,12 @@ func loadLoop(ctx context.Context, st *loadState, i int, u string, every, timeou
 
 // getOnce sends one GET and reads the whole answer; a non-2xx status is
 // an error.
-func getOnce(c *http.Client, u string) (string, error) {
-	resp, err := c.Get(u)
+func getOnce(c *http.Client, u string, tr *reqTrace) (string, error) {
+	req, err := http.NewRequestWithContext(tr.context(context.Background()), http.MethodGet, u, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		return "", err
 	}
@@ -149,12 +159,13 @@ func getOnce(c *http.Client, u string) (string, error) {
 // The report's JSON, mirrored by testimage.LoadReport.
 type (
 	loadReport struct {
-		Started         time.Time    `json:"started"`
-		Written         time.Time    `json:"written"`
-		Final           bool         `json:"final"`
-		Targets         []loadTarget `json:"targets"`
-		Failures        []loadFail   `json:"failures"`
-		FailuresDropped int          `json:"failures_dropped"`
+		Started         time.Time     `json:"started"`
+		Written         time.Time     `json:"written"`
+		Final           bool          `json:"final"`
+		Targets         []loadTarget  `json:"targets"`
+		Failures        []loadFail    `json:"failures"`
+		FailuresDropped int           `json:"failures_dropped"`
+		SlowDials       []slowDialRec `json:"slow_dials"`
 	}
 	loadTarget struct {
 		URL      string                 `json:"url"`
@@ -168,9 +179,10 @@ type (
 		Last  time.Time `json:"last"`
 	}
 	loadFail struct {
-		Time   time.Time `json:"time"`
-		Target string    `json:"target"`
-		Error  string    `json:"error"`
+		Time   time.Time  `json:"time"`
+		Target string     `json:"target"`
+		Error  string     `json:"error"`
+		Trace  *loadTrace `json:"trace,omitempty"`
 	}
 )
 
@@ -188,14 +200,14 @@ func newLoadState(urls []string, keep int) *loadState {
 	return st
 }
 
-func (st *loadState) record(i int, at time.Time, host string, err error) {
+func (st *loadState) record(i int, at time.Time, host string, err error, why *loadTrace) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	t := &st.r.Targets[i]
 	if err != nil {
 		t.Failed++
 		if len(st.r.Failures) < st.keep {
-			st.r.Failures = append(st.r.Failures, loadFail{Time: at, Target: t.URL, Error: err.Error()})
+			st.r.Failures = append(st.r.Failures, loadFail{Time: at, Target: t.URL, Error: err.Error(), Trace: why})
 		} else {
 			st.r.FailuresDropped++
 		}
@@ -217,6 +229,7 @@ func (st *loadState) report(final bool) loadReport {
 	defer st.mu.Unlock()
 	r := st.r
 	r.Written, r.Final = time.Now(), final
+	r.SlowDials = slowDialsNow()
 	r.Failures = append([]loadFail{}, st.r.Failures...)
 	r.Targets = make([]loadTarget, len(st.r.Targets))
 	for i, t := range st.r.Targets {
