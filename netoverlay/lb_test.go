@@ -33,21 +33,28 @@ func lbTableExists(t *testing.T, ns string) bool {
 	return false
 }
 
-// Connections to a VIP from a container reach its backends, across hosts
-// and on the same host; an emptied VIP removes the table.
-func TestSetVIPs(t *testing.T) {
+// vipLab is a network with VNI vni: container a on one host, b and c,
+// which echo on port 7100, on another, and the VIP the tests balance.
+func vipLab(t *testing.T, vni uint32) (a, b, c *ctr, vip netip.Addr) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("namespaces need root")
 	}
 	l := newLab(t)
-	l.ensure("n1", 4300, 1)
-	a := l.A().container("a", "n1", "10.77.1.2")
-	b := l.B().container("b", "n1", "10.77.1.3")
-	c := l.B().container("c", "n1", "10.77.1.4")
+	l.ensure("n1", vni, 1)
+	a = l.A().container("a", "n1", "10.77.1.2")
+	b = l.B().container("b", "n1", "10.77.1.3")
+	c = l.B().container("c", "n1", "10.77.1.4")
 	l.setPeers("n1", a, b, c)
 	b.echo(7100)
 	c.echo(7100)
-	vip := netip.MustParseAddr("10.77.1.200")
+	return a, b, c, netip.MustParseAddr("10.77.1.200")
+}
+
+// Connections to a VIP from a container reach its backends, across hosts
+// and on the same host; an emptied VIP removes the table.
+func TestSetVIPs(t *testing.T) {
+	a, b, c, vip := vipLab(t, 4300)
 	must(t, SetVIPs(a.ns, []VIP{{Addr: vip, Backends: []netip.Addr{b.ip.Addr(), c.ip.Addr()}}}))
 	if !lbTableExists(t, a.ns) {
 		t.Fatal("no table after SetVIPs")
@@ -70,18 +77,7 @@ func TestSetVIPs(t *testing.T) {
 // slips through untranslated, to the VIP itself, where nothing answers.
 // (20,000 connections across 2,087 replacements lost none here.)
 func TestSetVIPsChurnLosesNoConnection(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("namespaces need root")
-	}
-	l := newLab(t)
-	l.ensure("n1", 4301, 1)
-	a := l.A().container("a", "n1", "10.77.1.2")
-	b := l.B().container("b", "n1", "10.77.1.3")
-	c := l.B().container("c", "n1", "10.77.1.4")
-	l.setPeers("n1", a, b, c)
-	b.echo(7100)
-	c.echo(7100)
-	vip := netip.MustParseAddr("10.77.1.200")
+	a, b, c, vip := vipLab(t, 4301)
 	both := []VIP{{Addr: vip, Backends: []netip.Addr{b.ip.Addr(), c.ip.Addr()}}}
 	one := []VIP{{Addr: vip, Backends: []netip.Addr{b.ip.Addr()}}}
 	must(t, SetVIPs(a.ns, both))
