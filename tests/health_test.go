@@ -382,16 +382,16 @@ func TestHealthCheckAfterDaemonRestart(t *testing.T) {
 		}
 		return nil
 	})
-	for i := 0; i < 5; i++ {
+	harness.Holds(t, 500*time.Millisecond, func() error {
 		// No endpoint: the node's DNS knows no tasks.web (an error).
 		if addrs, _ := lookup(client, "tasks.web"); len(addrs) != 0 {
-			t.Fatalf("tasks.web resolves to %v while the re-adopted task is starting; want nothing", addrs)
+			return fmt.Errorf("tasks.web resolves to %v while the re-adopted task is starting; want nothing", addrs)
 		}
 		if h, err := get(client, vip); err == nil {
-			t.Fatalf("the VIP answered (%s) while its only task is starting", h)
+			return fmt.Errorf("the VIP answered (%s) while its only task is starting", h)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 	if _, err := get(client, web.addr); err != nil {
 		t.Fatalf("the re-adopted container does not serve: %v", err)
 	}

@@ -7,7 +7,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
-	"github.com/shoal-run/shoal/runtime/container"
 	"github.com/shoal-run/shoal/runtime/image"
 	"github.com/shoal-run/shoal/worker/health"
 )
@@ -30,19 +29,9 @@ func TaskHealthCheck(t *shoalv1.Task) *health.Config {
 	}
 }
 
-// ImageHealthCheck is an image's HEALTHCHECK; nil when it has none.
-func ImageHealthCheck(img *image.Image) *health.Config {
-	if img == nil || img.Config.Healthcheck == nil {
-		return nil
-	}
-	h := img.Config.Healthcheck
-	return &health.Config{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod,
-		StartInterval: h.StartInterval, Retries: h.Retries}
-}
-
-// containerHealthCheck is the HEALTHCHECK a container keeps from its
-// image; nil when it has none.
-func containerHealthCheck(h *container.Healthcheck) *health.Config {
+// imageHealthCheck is an image's HEALTHCHECK (which a container keeps
+// from its image); nil when it has none.
+func imageHealthCheck(h *image.Healthcheck) *health.Config {
 	if h == nil {
 		return nil
 	}

@@ -150,7 +150,7 @@ func (e *RuntimeExecutor) Start(ctx context.Context, t *shoalv1.Task) (string, e
 	if err != nil {
 		return "", err
 	}
-	_, checked := health.Effective(TaskHealthCheck(t), containerHealthCheck(st.Healthcheck))
+	_, checked := health.Effective(TaskHealthCheck(t), imageHealthCheck(st.Healthcheck))
 	if _, err := e.Runtime.Start(ctx, st.ID, hook); err != nil {
 		if e.Net != nil && hook != nil {
 			_ = e.Net.Detach(t.GetId())
@@ -175,7 +175,7 @@ func (e *RuntimeExecutor) imageCheck(ref string) *health.Config {
 	if err != nil {
 		return nil
 	}
-	return ImageHealthCheck(img)
+	return imageHealthCheck(img.Config.Healthcheck)
 }
 
 // HealthCheck implements Executor: the task's check over the one its
@@ -183,7 +183,7 @@ func (e *RuntimeExecutor) imageCheck(ref string) *health.Config {
 func (e *RuntimeExecutor) HealthCheck(t *shoalv1.Task, id string) (health.Config, bool) {
 	var img *health.Config
 	if st, err := e.Runtime.Get(id); err == nil {
-		img = containerHealthCheck(st.Healthcheck)
+		img = imageHealthCheck(st.Healthcheck)
 	}
 	return health.Effective(TaskHealthCheck(t), img)
 }
