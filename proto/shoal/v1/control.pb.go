@@ -108,8 +108,11 @@ type UpdateClusterRequest struct {
 	Spec               *ClusterSpec           `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
 	RotateWorkerToken  bool                   `protobuf:"varint,3,opt,name=rotate_worker_token,json=rotateWorkerToken,proto3" json:"rotate_worker_token,omitempty"`
 	RotateManagerToken bool                   `protobuf:"varint,4,opt,name=rotate_manager_token,json=rotateManagerToken,proto3" json:"rotate_manager_token,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// rotate_unlock_key makes a new unlock key (autolock must be on, or
+	// turned on by spec); every manager re-wraps its keys with it.
+	RotateUnlockKey bool `protobuf:"varint,5,opt,name=rotate_unlock_key,json=rotateUnlockKey,proto3" json:"rotate_unlock_key,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *UpdateClusterRequest) Reset() {
@@ -166,6 +169,13 @@ func (x *UpdateClusterRequest) GetRotateWorkerToken() bool {
 func (x *UpdateClusterRequest) GetRotateManagerToken() bool {
 	if x != nil {
 		return x.RotateManagerToken
+	}
+	return false
+}
+
+func (x *UpdateClusterRequest) GetRotateUnlockKey() bool {
+	if x != nil {
+		return x.RotateUnlockKey
 	}
 	return false
 }
@@ -1570,6 +1580,982 @@ func (*RemoveNetworkResponse) Descriptor() ([]byte, []int) {
 	return file_shoal_v1_control_proto_rawDescGZIP(), []int{33}
 }
 
+type GetUnlockKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUnlockKeyRequest) Reset() {
+	*x = GetUnlockKeyRequest{}
+	mi := &file_shoal_v1_control_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUnlockKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUnlockKeyRequest) ProtoMessage() {}
+
+func (x *GetUnlockKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUnlockKeyRequest.ProtoReflect.Descriptor instead.
+func (*GetUnlockKeyRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{34}
+}
+
+type GetUnlockKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// unlock_key is empty when autolock is off.
+	UnlockKey string `protobuf:"bytes,1,opt,name=unlock_key,json=unlockKey,proto3" json:"unlock_key,omitempty"`
+	// version is the cluster object's meta.version it was read at.
+	Version       uint64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUnlockKeyResponse) Reset() {
+	*x = GetUnlockKeyResponse{}
+	mi := &file_shoal_v1_control_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUnlockKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUnlockKeyResponse) ProtoMessage() {}
+
+func (x *GetUnlockKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUnlockKeyResponse.ProtoReflect.Descriptor instead.
+func (*GetUnlockKeyResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *GetUnlockKeyResponse) GetUnlockKey() string {
+	if x != nil {
+		return x.UnlockKey
+	}
+	return ""
+}
+
+func (x *GetUnlockKeyResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type CreateSecretRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Spec          *SecretSpec            `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSecretRequest) Reset() {
+	*x = CreateSecretRequest{}
+	mi := &file_shoal_v1_control_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSecretRequest) ProtoMessage() {}
+
+func (x *CreateSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSecretRequest.ProtoReflect.Descriptor instead.
+func (*CreateSecretRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *CreateSecretRequest) GetSpec() *SecretSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+type CreateSecretResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// secret is returned without its data.
+	Secret        *Secret `protobuf:"bytes,1,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSecretResponse) Reset() {
+	*x = CreateSecretResponse{}
+	mi := &file_shoal_v1_control_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSecretResponse) ProtoMessage() {}
+
+func (x *CreateSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSecretResponse.ProtoReflect.Descriptor instead.
+func (*CreateSecretResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *CreateSecretResponse) GetSecret() *Secret {
+	if x != nil {
+		return x.Secret
+	}
+	return nil
+}
+
+type GetSecretRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// secret_id is an ID, a name or a unique ID prefix.
+	SecretId      string `protobuf:"bytes,1,opt,name=secret_id,json=secretId,proto3" json:"secret_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSecretRequest) Reset() {
+	*x = GetSecretRequest{}
+	mi := &file_shoal_v1_control_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSecretRequest) ProtoMessage() {}
+
+func (x *GetSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSecretRequest.ProtoReflect.Descriptor instead.
+func (*GetSecretRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *GetSecretRequest) GetSecretId() string {
+	if x != nil {
+		return x.SecretId
+	}
+	return ""
+}
+
+type GetSecretResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Secret        *Secret                `protobuf:"bytes,1,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSecretResponse) Reset() {
+	*x = GetSecretResponse{}
+	mi := &file_shoal_v1_control_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSecretResponse) ProtoMessage() {}
+
+func (x *GetSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSecretResponse.ProtoReflect.Descriptor instead.
+func (*GetSecretResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *GetSecretResponse) GetSecret() *Secret {
+	if x != nil {
+		return x.Secret
+	}
+	return nil
+}
+
+type ListSecretsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSecretsRequest) Reset() {
+	*x = ListSecretsRequest{}
+	mi := &file_shoal_v1_control_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSecretsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSecretsRequest) ProtoMessage() {}
+
+func (x *ListSecretsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSecretsRequest.ProtoReflect.Descriptor instead.
+func (*ListSecretsRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{40}
+}
+
+type ListSecretsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Secrets       []*Secret              `protobuf:"bytes,1,rep,name=secrets,proto3" json:"secrets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSecretsResponse) Reset() {
+	*x = ListSecretsResponse{}
+	mi := &file_shoal_v1_control_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSecretsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSecretsResponse) ProtoMessage() {}
+
+func (x *ListSecretsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSecretsResponse.ProtoReflect.Descriptor instead.
+func (*ListSecretsResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *ListSecretsResponse) GetSecrets() []*Secret {
+	if x != nil {
+		return x.Secrets
+	}
+	return nil
+}
+
+type UpdateSecretRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	SecretId string                 `protobuf:"bytes,1,opt,name=secret_id,json=secretId,proto3" json:"secret_id,omitempty"`
+	Version  uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// spec may change only labels; name and data must be the stored ones
+	// (data may be left empty).
+	Spec          *SecretSpec `protobuf:"bytes,3,opt,name=spec,proto3" json:"spec,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateSecretRequest) Reset() {
+	*x = UpdateSecretRequest{}
+	mi := &file_shoal_v1_control_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateSecretRequest) ProtoMessage() {}
+
+func (x *UpdateSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateSecretRequest.ProtoReflect.Descriptor instead.
+func (*UpdateSecretRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *UpdateSecretRequest) GetSecretId() string {
+	if x != nil {
+		return x.SecretId
+	}
+	return ""
+}
+
+func (x *UpdateSecretRequest) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *UpdateSecretRequest) GetSpec() *SecretSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+type UpdateSecretResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Secret        *Secret                `protobuf:"bytes,1,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateSecretResponse) Reset() {
+	*x = UpdateSecretResponse{}
+	mi := &file_shoal_v1_control_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateSecretResponse) ProtoMessage() {}
+
+func (x *UpdateSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateSecretResponse.ProtoReflect.Descriptor instead.
+func (*UpdateSecretResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *UpdateSecretResponse) GetSecret() *Secret {
+	if x != nil {
+		return x.Secret
+	}
+	return nil
+}
+
+type RemoveSecretRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SecretId      string                 `protobuf:"bytes,1,opt,name=secret_id,json=secretId,proto3" json:"secret_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveSecretRequest) Reset() {
+	*x = RemoveSecretRequest{}
+	mi := &file_shoal_v1_control_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveSecretRequest) ProtoMessage() {}
+
+func (x *RemoveSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveSecretRequest.ProtoReflect.Descriptor instead.
+func (*RemoveSecretRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *RemoveSecretRequest) GetSecretId() string {
+	if x != nil {
+		return x.SecretId
+	}
+	return ""
+}
+
+type RemoveSecretResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveSecretResponse) Reset() {
+	*x = RemoveSecretResponse{}
+	mi := &file_shoal_v1_control_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveSecretResponse) ProtoMessage() {}
+
+func (x *RemoveSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveSecretResponse.ProtoReflect.Descriptor instead.
+func (*RemoveSecretResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{45}
+}
+
+type CreateConfigRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Spec          *ConfigSpec            `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateConfigRequest) Reset() {
+	*x = CreateConfigRequest{}
+	mi := &file_shoal_v1_control_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateConfigRequest) ProtoMessage() {}
+
+func (x *CreateConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateConfigRequest.ProtoReflect.Descriptor instead.
+func (*CreateConfigRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *CreateConfigRequest) GetSpec() *ConfigSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+type CreateConfigResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Config        *Config                `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateConfigResponse) Reset() {
+	*x = CreateConfigResponse{}
+	mi := &file_shoal_v1_control_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateConfigResponse) ProtoMessage() {}
+
+func (x *CreateConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateConfigResponse.ProtoReflect.Descriptor instead.
+func (*CreateConfigResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *CreateConfigResponse) GetConfig() *Config {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+type GetConfigRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// config_id is an ID, a name or a unique ID prefix.
+	ConfigId      string `protobuf:"bytes,1,opt,name=config_id,json=configId,proto3" json:"config_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetConfigRequest) Reset() {
+	*x = GetConfigRequest{}
+	mi := &file_shoal_v1_control_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetConfigRequest) ProtoMessage() {}
+
+func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetConfigRequest.ProtoReflect.Descriptor instead.
+func (*GetConfigRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *GetConfigRequest) GetConfigId() string {
+	if x != nil {
+		return x.ConfigId
+	}
+	return ""
+}
+
+type GetConfigResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Config        *Config                `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetConfigResponse) Reset() {
+	*x = GetConfigResponse{}
+	mi := &file_shoal_v1_control_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetConfigResponse) ProtoMessage() {}
+
+func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetConfigResponse.ProtoReflect.Descriptor instead.
+func (*GetConfigResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *GetConfigResponse) GetConfig() *Config {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+type ListConfigsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConfigsRequest) Reset() {
+	*x = ListConfigsRequest{}
+	mi := &file_shoal_v1_control_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConfigsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConfigsRequest) ProtoMessage() {}
+
+func (x *ListConfigsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConfigsRequest.ProtoReflect.Descriptor instead.
+func (*ListConfigsRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{50}
+}
+
+type ListConfigsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Configs       []*Config              `protobuf:"bytes,1,rep,name=configs,proto3" json:"configs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConfigsResponse) Reset() {
+	*x = ListConfigsResponse{}
+	mi := &file_shoal_v1_control_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConfigsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConfigsResponse) ProtoMessage() {}
+
+func (x *ListConfigsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConfigsResponse.ProtoReflect.Descriptor instead.
+func (*ListConfigsResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *ListConfigsResponse) GetConfigs() []*Config {
+	if x != nil {
+		return x.Configs
+	}
+	return nil
+}
+
+type UpdateConfigRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ConfigId string                 `protobuf:"bytes,1,opt,name=config_id,json=configId,proto3" json:"config_id,omitempty"`
+	Version  uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// spec may change only labels, as UpdateSecretRequest's.
+	Spec          *ConfigSpec `protobuf:"bytes,3,opt,name=spec,proto3" json:"spec,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateConfigRequest) Reset() {
+	*x = UpdateConfigRequest{}
+	mi := &file_shoal_v1_control_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateConfigRequest) ProtoMessage() {}
+
+func (x *UpdateConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateConfigRequest.ProtoReflect.Descriptor instead.
+func (*UpdateConfigRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *UpdateConfigRequest) GetConfigId() string {
+	if x != nil {
+		return x.ConfigId
+	}
+	return ""
+}
+
+func (x *UpdateConfigRequest) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *UpdateConfigRequest) GetSpec() *ConfigSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+type UpdateConfigResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Config        *Config                `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateConfigResponse) Reset() {
+	*x = UpdateConfigResponse{}
+	mi := &file_shoal_v1_control_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateConfigResponse) ProtoMessage() {}
+
+func (x *UpdateConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateConfigResponse.ProtoReflect.Descriptor instead.
+func (*UpdateConfigResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *UpdateConfigResponse) GetConfig() *Config {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+type RemoveConfigRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ConfigId      string                 `protobuf:"bytes,1,opt,name=config_id,json=configId,proto3" json:"config_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveConfigRequest) Reset() {
+	*x = RemoveConfigRequest{}
+	mi := &file_shoal_v1_control_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveConfigRequest) ProtoMessage() {}
+
+func (x *RemoveConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveConfigRequest.ProtoReflect.Descriptor instead.
+func (*RemoveConfigRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *RemoveConfigRequest) GetConfigId() string {
+	if x != nil {
+		return x.ConfigId
+	}
+	return ""
+}
+
+type RemoveConfigResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveConfigResponse) Reset() {
+	*x = RemoveConfigResponse{}
+	mi := &file_shoal_v1_control_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveConfigResponse) ProtoMessage() {}
+
+func (x *RemoveConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveConfigResponse.ProtoReflect.Descriptor instead.
+func (*RemoveConfigResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{55}
+}
+
 var File_shoal_v1_control_proto protoreflect.FileDescriptor
 
 const file_shoal_v1_control_proto_rawDesc = "" +
@@ -1577,12 +2563,13 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"\x16shoal/v1/control.proto\x12\bshoal.v1\x1a\x16shoal/v1/objects.proto\"\x13\n" +
 	"\x11GetClusterRequest\"A\n" +
 	"\x12GetClusterResponse\x12+\n" +
-	"\acluster\x18\x01 \x01(\v2\x11.shoal.v1.ClusterR\acluster\"\xbd\x01\n" +
+	"\acluster\x18\x01 \x01(\v2\x11.shoal.v1.ClusterR\acluster\"\xe9\x01\n" +
 	"\x14UpdateClusterRequest\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12)\n" +
 	"\x04spec\x18\x02 \x01(\v2\x15.shoal.v1.ClusterSpecR\x04spec\x12.\n" +
 	"\x13rotate_worker_token\x18\x03 \x01(\bR\x11rotateWorkerToken\x120\n" +
-	"\x14rotate_manager_token\x18\x04 \x01(\bR\x12rotateManagerToken\"D\n" +
+	"\x14rotate_manager_token\x18\x04 \x01(\bR\x12rotateManagerToken\x12*\n" +
+	"\x11rotate_unlock_key\x18\x05 \x01(\bR\x0frotateUnlockKey\"D\n" +
 	"\x15UpdateClusterResponse\x12+\n" +
 	"\acluster\x18\x01 \x01(\v2\x11.shoal.v1.ClusterR\acluster\"\x12\n" +
 	"\x10ListNodesRequest\"9\n" +
@@ -1654,8 +2641,52 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"\x14RemoveNetworkRequest\x12\x1d\n" +
 	"\n" +
 	"network_id\x18\x01 \x01(\tR\tnetworkId\"\x17\n" +
-	"\x15RemoveNetworkResponse2\x93\n" +
+	"\x15RemoveNetworkResponse\"\x15\n" +
+	"\x13GetUnlockKeyRequest\"O\n" +
+	"\x14GetUnlockKeyResponse\x12\x1d\n" +
 	"\n" +
+	"unlock_key\x18\x01 \x01(\tR\tunlockKey\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\"?\n" +
+	"\x13CreateSecretRequest\x12(\n" +
+	"\x04spec\x18\x01 \x01(\v2\x14.shoal.v1.SecretSpecR\x04spec\"@\n" +
+	"\x14CreateSecretResponse\x12(\n" +
+	"\x06secret\x18\x01 \x01(\v2\x10.shoal.v1.SecretR\x06secret\"/\n" +
+	"\x10GetSecretRequest\x12\x1b\n" +
+	"\tsecret_id\x18\x01 \x01(\tR\bsecretId\"=\n" +
+	"\x11GetSecretResponse\x12(\n" +
+	"\x06secret\x18\x01 \x01(\v2\x10.shoal.v1.SecretR\x06secret\"\x14\n" +
+	"\x12ListSecretsRequest\"A\n" +
+	"\x13ListSecretsResponse\x12*\n" +
+	"\asecrets\x18\x01 \x03(\v2\x10.shoal.v1.SecretR\asecrets\"v\n" +
+	"\x13UpdateSecretRequest\x12\x1b\n" +
+	"\tsecret_id\x18\x01 \x01(\tR\bsecretId\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\x12(\n" +
+	"\x04spec\x18\x03 \x01(\v2\x14.shoal.v1.SecretSpecR\x04spec\"@\n" +
+	"\x14UpdateSecretResponse\x12(\n" +
+	"\x06secret\x18\x01 \x01(\v2\x10.shoal.v1.SecretR\x06secret\"2\n" +
+	"\x13RemoveSecretRequest\x12\x1b\n" +
+	"\tsecret_id\x18\x01 \x01(\tR\bsecretId\"\x16\n" +
+	"\x14RemoveSecretResponse\"?\n" +
+	"\x13CreateConfigRequest\x12(\n" +
+	"\x04spec\x18\x01 \x01(\v2\x14.shoal.v1.ConfigSpecR\x04spec\"@\n" +
+	"\x14CreateConfigResponse\x12(\n" +
+	"\x06config\x18\x01 \x01(\v2\x10.shoal.v1.ConfigR\x06config\"/\n" +
+	"\x10GetConfigRequest\x12\x1b\n" +
+	"\tconfig_id\x18\x01 \x01(\tR\bconfigId\"=\n" +
+	"\x11GetConfigResponse\x12(\n" +
+	"\x06config\x18\x01 \x01(\v2\x10.shoal.v1.ConfigR\x06config\"\x14\n" +
+	"\x12ListConfigsRequest\"A\n" +
+	"\x13ListConfigsResponse\x12*\n" +
+	"\aconfigs\x18\x01 \x03(\v2\x10.shoal.v1.ConfigR\aconfigs\"v\n" +
+	"\x13UpdateConfigRequest\x12\x1b\n" +
+	"\tconfig_id\x18\x01 \x01(\tR\bconfigId\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\x12(\n" +
+	"\x04spec\x18\x03 \x01(\v2\x14.shoal.v1.ConfigSpecR\x04spec\"@\n" +
+	"\x14UpdateConfigResponse\x12(\n" +
+	"\x06config\x18\x01 \x01(\v2\x10.shoal.v1.ConfigR\x06config\"2\n" +
+	"\x13RemoveConfigRequest\x12\x1b\n" +
+	"\tconfig_id\x18\x01 \x01(\tR\bconfigId\"\x16\n" +
+	"\x14RemoveConfigResponse2\xe0\x10\n" +
 	"\x0eControlService\x12G\n" +
 	"\n" +
 	"GetCluster\x12\x1b.shoal.v1.GetClusterRequest\x1a\x1c.shoal.v1.GetClusterResponse\x12P\n" +
@@ -1678,7 +2709,18 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"\n" +
 	"GetNetwork\x12\x1b.shoal.v1.GetNetworkRequest\x1a\x1c.shoal.v1.GetNetworkResponse\x12M\n" +
 	"\fListNetworks\x12\x1d.shoal.v1.ListNetworksRequest\x1a\x1e.shoal.v1.ListNetworksResponse\x12P\n" +
-	"\rRemoveNetwork\x12\x1e.shoal.v1.RemoveNetworkRequest\x1a\x1f.shoal.v1.RemoveNetworkResponseB3Z1github.com/shoal-run/shoal/proto/shoal/v1;shoalv1b\x06proto3"
+	"\rRemoveNetwork\x12\x1e.shoal.v1.RemoveNetworkRequest\x1a\x1f.shoal.v1.RemoveNetworkResponse\x12M\n" +
+	"\fGetUnlockKey\x12\x1d.shoal.v1.GetUnlockKeyRequest\x1a\x1e.shoal.v1.GetUnlockKeyResponse\x12M\n" +
+	"\fCreateSecret\x12\x1d.shoal.v1.CreateSecretRequest\x1a\x1e.shoal.v1.CreateSecretResponse\x12D\n" +
+	"\tGetSecret\x12\x1a.shoal.v1.GetSecretRequest\x1a\x1b.shoal.v1.GetSecretResponse\x12J\n" +
+	"\vListSecrets\x12\x1c.shoal.v1.ListSecretsRequest\x1a\x1d.shoal.v1.ListSecretsResponse\x12M\n" +
+	"\fUpdateSecret\x12\x1d.shoal.v1.UpdateSecretRequest\x1a\x1e.shoal.v1.UpdateSecretResponse\x12M\n" +
+	"\fRemoveSecret\x12\x1d.shoal.v1.RemoveSecretRequest\x1a\x1e.shoal.v1.RemoveSecretResponse\x12M\n" +
+	"\fCreateConfig\x12\x1d.shoal.v1.CreateConfigRequest\x1a\x1e.shoal.v1.CreateConfigResponse\x12D\n" +
+	"\tGetConfig\x12\x1a.shoal.v1.GetConfigRequest\x1a\x1b.shoal.v1.GetConfigResponse\x12J\n" +
+	"\vListConfigs\x12\x1c.shoal.v1.ListConfigsRequest\x1a\x1d.shoal.v1.ListConfigsResponse\x12M\n" +
+	"\fUpdateConfig\x12\x1d.shoal.v1.UpdateConfigRequest\x1a\x1e.shoal.v1.UpdateConfigResponse\x12M\n" +
+	"\fRemoveConfig\x12\x1d.shoal.v1.RemoveConfigRequest\x1a\x1e.shoal.v1.RemoveConfigResponseB3Z1github.com/shoal-run/shoal/proto/shoal/v1;shoalv1b\x06proto3"
 
 var (
 	file_shoal_v1_control_proto_rawDescOnce sync.Once
@@ -1692,7 +2734,7 @@ func file_shoal_v1_control_proto_rawDescGZIP() []byte {
 	return file_shoal_v1_control_proto_rawDescData
 }
 
-var file_shoal_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_shoal_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_shoal_v1_control_proto_goTypes = []any{
 	(*GetClusterRequest)(nil),     // 0: shoal.v1.GetClusterRequest
 	(*GetClusterResponse)(nil),    // 1: shoal.v1.GetClusterResponse
@@ -1728,75 +2770,135 @@ var file_shoal_v1_control_proto_goTypes = []any{
 	(*ListNetworksResponse)(nil),  // 31: shoal.v1.ListNetworksResponse
 	(*RemoveNetworkRequest)(nil),  // 32: shoal.v1.RemoveNetworkRequest
 	(*RemoveNetworkResponse)(nil), // 33: shoal.v1.RemoveNetworkResponse
-	(*Cluster)(nil),               // 34: shoal.v1.Cluster
-	(*ClusterSpec)(nil),           // 35: shoal.v1.ClusterSpec
-	(*Node)(nil),                  // 36: shoal.v1.Node
-	(*NodeSpec)(nil),              // 37: shoal.v1.NodeSpec
-	(*ServiceSpec)(nil),           // 38: shoal.v1.ServiceSpec
-	(*Service)(nil),               // 39: shoal.v1.Service
-	(*Task)(nil),                  // 40: shoal.v1.Task
-	(*NetworkSpec)(nil),           // 41: shoal.v1.NetworkSpec
-	(*Network)(nil),               // 42: shoal.v1.Network
+	(*GetUnlockKeyRequest)(nil),   // 34: shoal.v1.GetUnlockKeyRequest
+	(*GetUnlockKeyResponse)(nil),  // 35: shoal.v1.GetUnlockKeyResponse
+	(*CreateSecretRequest)(nil),   // 36: shoal.v1.CreateSecretRequest
+	(*CreateSecretResponse)(nil),  // 37: shoal.v1.CreateSecretResponse
+	(*GetSecretRequest)(nil),      // 38: shoal.v1.GetSecretRequest
+	(*GetSecretResponse)(nil),     // 39: shoal.v1.GetSecretResponse
+	(*ListSecretsRequest)(nil),    // 40: shoal.v1.ListSecretsRequest
+	(*ListSecretsResponse)(nil),   // 41: shoal.v1.ListSecretsResponse
+	(*UpdateSecretRequest)(nil),   // 42: shoal.v1.UpdateSecretRequest
+	(*UpdateSecretResponse)(nil),  // 43: shoal.v1.UpdateSecretResponse
+	(*RemoveSecretRequest)(nil),   // 44: shoal.v1.RemoveSecretRequest
+	(*RemoveSecretResponse)(nil),  // 45: shoal.v1.RemoveSecretResponse
+	(*CreateConfigRequest)(nil),   // 46: shoal.v1.CreateConfigRequest
+	(*CreateConfigResponse)(nil),  // 47: shoal.v1.CreateConfigResponse
+	(*GetConfigRequest)(nil),      // 48: shoal.v1.GetConfigRequest
+	(*GetConfigResponse)(nil),     // 49: shoal.v1.GetConfigResponse
+	(*ListConfigsRequest)(nil),    // 50: shoal.v1.ListConfigsRequest
+	(*ListConfigsResponse)(nil),   // 51: shoal.v1.ListConfigsResponse
+	(*UpdateConfigRequest)(nil),   // 52: shoal.v1.UpdateConfigRequest
+	(*UpdateConfigResponse)(nil),  // 53: shoal.v1.UpdateConfigResponse
+	(*RemoveConfigRequest)(nil),   // 54: shoal.v1.RemoveConfigRequest
+	(*RemoveConfigResponse)(nil),  // 55: shoal.v1.RemoveConfigResponse
+	(*Cluster)(nil),               // 56: shoal.v1.Cluster
+	(*ClusterSpec)(nil),           // 57: shoal.v1.ClusterSpec
+	(*Node)(nil),                  // 58: shoal.v1.Node
+	(*NodeSpec)(nil),              // 59: shoal.v1.NodeSpec
+	(*ServiceSpec)(nil),           // 60: shoal.v1.ServiceSpec
+	(*Service)(nil),               // 61: shoal.v1.Service
+	(*Task)(nil),                  // 62: shoal.v1.Task
+	(*NetworkSpec)(nil),           // 63: shoal.v1.NetworkSpec
+	(*Network)(nil),               // 64: shoal.v1.Network
+	(*SecretSpec)(nil),            // 65: shoal.v1.SecretSpec
+	(*Secret)(nil),                // 66: shoal.v1.Secret
+	(*ConfigSpec)(nil),            // 67: shoal.v1.ConfigSpec
+	(*Config)(nil),                // 68: shoal.v1.Config
 }
 var file_shoal_v1_control_proto_depIdxs = []int32{
-	34, // 0: shoal.v1.GetClusterResponse.cluster:type_name -> shoal.v1.Cluster
-	35, // 1: shoal.v1.UpdateClusterRequest.spec:type_name -> shoal.v1.ClusterSpec
-	34, // 2: shoal.v1.UpdateClusterResponse.cluster:type_name -> shoal.v1.Cluster
-	36, // 3: shoal.v1.ListNodesResponse.nodes:type_name -> shoal.v1.Node
-	36, // 4: shoal.v1.GetNodeResponse.node:type_name -> shoal.v1.Node
-	37, // 5: shoal.v1.UpdateNodeRequest.spec:type_name -> shoal.v1.NodeSpec
-	36, // 6: shoal.v1.UpdateNodeResponse.node:type_name -> shoal.v1.Node
-	38, // 7: shoal.v1.CreateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
-	39, // 8: shoal.v1.CreateServiceResponse.service:type_name -> shoal.v1.Service
-	39, // 9: shoal.v1.GetServiceResponse.service:type_name -> shoal.v1.Service
-	39, // 10: shoal.v1.ListServicesResponse.services:type_name -> shoal.v1.Service
-	38, // 11: shoal.v1.UpdateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
-	39, // 12: shoal.v1.UpdateServiceResponse.service:type_name -> shoal.v1.Service
-	40, // 13: shoal.v1.ListTasksResponse.tasks:type_name -> shoal.v1.Task
-	40, // 14: shoal.v1.GetTaskResponse.task:type_name -> shoal.v1.Task
-	41, // 15: shoal.v1.CreateNetworkRequest.spec:type_name -> shoal.v1.NetworkSpec
-	42, // 16: shoal.v1.CreateNetworkResponse.network:type_name -> shoal.v1.Network
-	42, // 17: shoal.v1.GetNetworkResponse.network:type_name -> shoal.v1.Network
-	42, // 18: shoal.v1.ListNetworksResponse.networks:type_name -> shoal.v1.Network
-	0,  // 19: shoal.v1.ControlService.GetCluster:input_type -> shoal.v1.GetClusterRequest
-	2,  // 20: shoal.v1.ControlService.UpdateCluster:input_type -> shoal.v1.UpdateClusterRequest
-	4,  // 21: shoal.v1.ControlService.ListNodes:input_type -> shoal.v1.ListNodesRequest
-	6,  // 22: shoal.v1.ControlService.GetNode:input_type -> shoal.v1.GetNodeRequest
-	8,  // 23: shoal.v1.ControlService.UpdateNode:input_type -> shoal.v1.UpdateNodeRequest
-	10, // 24: shoal.v1.ControlService.RemoveNode:input_type -> shoal.v1.RemoveNodeRequest
-	12, // 25: shoal.v1.ControlService.CreateService:input_type -> shoal.v1.CreateServiceRequest
-	14, // 26: shoal.v1.ControlService.GetService:input_type -> shoal.v1.GetServiceRequest
-	16, // 27: shoal.v1.ControlService.ListServices:input_type -> shoal.v1.ListServicesRequest
-	18, // 28: shoal.v1.ControlService.UpdateService:input_type -> shoal.v1.UpdateServiceRequest
-	20, // 29: shoal.v1.ControlService.RemoveService:input_type -> shoal.v1.RemoveServiceRequest
-	22, // 30: shoal.v1.ControlService.ListTasks:input_type -> shoal.v1.ListTasksRequest
-	24, // 31: shoal.v1.ControlService.GetTask:input_type -> shoal.v1.GetTaskRequest
-	26, // 32: shoal.v1.ControlService.CreateNetwork:input_type -> shoal.v1.CreateNetworkRequest
-	28, // 33: shoal.v1.ControlService.GetNetwork:input_type -> shoal.v1.GetNetworkRequest
-	30, // 34: shoal.v1.ControlService.ListNetworks:input_type -> shoal.v1.ListNetworksRequest
-	32, // 35: shoal.v1.ControlService.RemoveNetwork:input_type -> shoal.v1.RemoveNetworkRequest
-	1,  // 36: shoal.v1.ControlService.GetCluster:output_type -> shoal.v1.GetClusterResponse
-	3,  // 37: shoal.v1.ControlService.UpdateCluster:output_type -> shoal.v1.UpdateClusterResponse
-	5,  // 38: shoal.v1.ControlService.ListNodes:output_type -> shoal.v1.ListNodesResponse
-	7,  // 39: shoal.v1.ControlService.GetNode:output_type -> shoal.v1.GetNodeResponse
-	9,  // 40: shoal.v1.ControlService.UpdateNode:output_type -> shoal.v1.UpdateNodeResponse
-	11, // 41: shoal.v1.ControlService.RemoveNode:output_type -> shoal.v1.RemoveNodeResponse
-	13, // 42: shoal.v1.ControlService.CreateService:output_type -> shoal.v1.CreateServiceResponse
-	15, // 43: shoal.v1.ControlService.GetService:output_type -> shoal.v1.GetServiceResponse
-	17, // 44: shoal.v1.ControlService.ListServices:output_type -> shoal.v1.ListServicesResponse
-	19, // 45: shoal.v1.ControlService.UpdateService:output_type -> shoal.v1.UpdateServiceResponse
-	21, // 46: shoal.v1.ControlService.RemoveService:output_type -> shoal.v1.RemoveServiceResponse
-	23, // 47: shoal.v1.ControlService.ListTasks:output_type -> shoal.v1.ListTasksResponse
-	25, // 48: shoal.v1.ControlService.GetTask:output_type -> shoal.v1.GetTaskResponse
-	27, // 49: shoal.v1.ControlService.CreateNetwork:output_type -> shoal.v1.CreateNetworkResponse
-	29, // 50: shoal.v1.ControlService.GetNetwork:output_type -> shoal.v1.GetNetworkResponse
-	31, // 51: shoal.v1.ControlService.ListNetworks:output_type -> shoal.v1.ListNetworksResponse
-	33, // 52: shoal.v1.ControlService.RemoveNetwork:output_type -> shoal.v1.RemoveNetworkResponse
-	36, // [36:53] is the sub-list for method output_type
-	19, // [19:36] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	56, // 0: shoal.v1.GetClusterResponse.cluster:type_name -> shoal.v1.Cluster
+	57, // 1: shoal.v1.UpdateClusterRequest.spec:type_name -> shoal.v1.ClusterSpec
+	56, // 2: shoal.v1.UpdateClusterResponse.cluster:type_name -> shoal.v1.Cluster
+	58, // 3: shoal.v1.ListNodesResponse.nodes:type_name -> shoal.v1.Node
+	58, // 4: shoal.v1.GetNodeResponse.node:type_name -> shoal.v1.Node
+	59, // 5: shoal.v1.UpdateNodeRequest.spec:type_name -> shoal.v1.NodeSpec
+	58, // 6: shoal.v1.UpdateNodeResponse.node:type_name -> shoal.v1.Node
+	60, // 7: shoal.v1.CreateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
+	61, // 8: shoal.v1.CreateServiceResponse.service:type_name -> shoal.v1.Service
+	61, // 9: shoal.v1.GetServiceResponse.service:type_name -> shoal.v1.Service
+	61, // 10: shoal.v1.ListServicesResponse.services:type_name -> shoal.v1.Service
+	60, // 11: shoal.v1.UpdateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
+	61, // 12: shoal.v1.UpdateServiceResponse.service:type_name -> shoal.v1.Service
+	62, // 13: shoal.v1.ListTasksResponse.tasks:type_name -> shoal.v1.Task
+	62, // 14: shoal.v1.GetTaskResponse.task:type_name -> shoal.v1.Task
+	63, // 15: shoal.v1.CreateNetworkRequest.spec:type_name -> shoal.v1.NetworkSpec
+	64, // 16: shoal.v1.CreateNetworkResponse.network:type_name -> shoal.v1.Network
+	64, // 17: shoal.v1.GetNetworkResponse.network:type_name -> shoal.v1.Network
+	64, // 18: shoal.v1.ListNetworksResponse.networks:type_name -> shoal.v1.Network
+	65, // 19: shoal.v1.CreateSecretRequest.spec:type_name -> shoal.v1.SecretSpec
+	66, // 20: shoal.v1.CreateSecretResponse.secret:type_name -> shoal.v1.Secret
+	66, // 21: shoal.v1.GetSecretResponse.secret:type_name -> shoal.v1.Secret
+	66, // 22: shoal.v1.ListSecretsResponse.secrets:type_name -> shoal.v1.Secret
+	65, // 23: shoal.v1.UpdateSecretRequest.spec:type_name -> shoal.v1.SecretSpec
+	66, // 24: shoal.v1.UpdateSecretResponse.secret:type_name -> shoal.v1.Secret
+	67, // 25: shoal.v1.CreateConfigRequest.spec:type_name -> shoal.v1.ConfigSpec
+	68, // 26: shoal.v1.CreateConfigResponse.config:type_name -> shoal.v1.Config
+	68, // 27: shoal.v1.GetConfigResponse.config:type_name -> shoal.v1.Config
+	68, // 28: shoal.v1.ListConfigsResponse.configs:type_name -> shoal.v1.Config
+	67, // 29: shoal.v1.UpdateConfigRequest.spec:type_name -> shoal.v1.ConfigSpec
+	68, // 30: shoal.v1.UpdateConfigResponse.config:type_name -> shoal.v1.Config
+	0,  // 31: shoal.v1.ControlService.GetCluster:input_type -> shoal.v1.GetClusterRequest
+	2,  // 32: shoal.v1.ControlService.UpdateCluster:input_type -> shoal.v1.UpdateClusterRequest
+	4,  // 33: shoal.v1.ControlService.ListNodes:input_type -> shoal.v1.ListNodesRequest
+	6,  // 34: shoal.v1.ControlService.GetNode:input_type -> shoal.v1.GetNodeRequest
+	8,  // 35: shoal.v1.ControlService.UpdateNode:input_type -> shoal.v1.UpdateNodeRequest
+	10, // 36: shoal.v1.ControlService.RemoveNode:input_type -> shoal.v1.RemoveNodeRequest
+	12, // 37: shoal.v1.ControlService.CreateService:input_type -> shoal.v1.CreateServiceRequest
+	14, // 38: shoal.v1.ControlService.GetService:input_type -> shoal.v1.GetServiceRequest
+	16, // 39: shoal.v1.ControlService.ListServices:input_type -> shoal.v1.ListServicesRequest
+	18, // 40: shoal.v1.ControlService.UpdateService:input_type -> shoal.v1.UpdateServiceRequest
+	20, // 41: shoal.v1.ControlService.RemoveService:input_type -> shoal.v1.RemoveServiceRequest
+	22, // 42: shoal.v1.ControlService.ListTasks:input_type -> shoal.v1.ListTasksRequest
+	24, // 43: shoal.v1.ControlService.GetTask:input_type -> shoal.v1.GetTaskRequest
+	26, // 44: shoal.v1.ControlService.CreateNetwork:input_type -> shoal.v1.CreateNetworkRequest
+	28, // 45: shoal.v1.ControlService.GetNetwork:input_type -> shoal.v1.GetNetworkRequest
+	30, // 46: shoal.v1.ControlService.ListNetworks:input_type -> shoal.v1.ListNetworksRequest
+	32, // 47: shoal.v1.ControlService.RemoveNetwork:input_type -> shoal.v1.RemoveNetworkRequest
+	34, // 48: shoal.v1.ControlService.GetUnlockKey:input_type -> shoal.v1.GetUnlockKeyRequest
+	36, // 49: shoal.v1.ControlService.CreateSecret:input_type -> shoal.v1.CreateSecretRequest
+	38, // 50: shoal.v1.ControlService.GetSecret:input_type -> shoal.v1.GetSecretRequest
+	40, // 51: shoal.v1.ControlService.ListSecrets:input_type -> shoal.v1.ListSecretsRequest
+	42, // 52: shoal.v1.ControlService.UpdateSecret:input_type -> shoal.v1.UpdateSecretRequest
+	44, // 53: shoal.v1.ControlService.RemoveSecret:input_type -> shoal.v1.RemoveSecretRequest
+	46, // 54: shoal.v1.ControlService.CreateConfig:input_type -> shoal.v1.CreateConfigRequest
+	48, // 55: shoal.v1.ControlService.GetConfig:input_type -> shoal.v1.GetConfigRequest
+	50, // 56: shoal.v1.ControlService.ListConfigs:input_type -> shoal.v1.ListConfigsRequest
+	52, // 57: shoal.v1.ControlService.UpdateConfig:input_type -> shoal.v1.UpdateConfigRequest
+	54, // 58: shoal.v1.ControlService.RemoveConfig:input_type -> shoal.v1.RemoveConfigRequest
+	1,  // 59: shoal.v1.ControlService.GetCluster:output_type -> shoal.v1.GetClusterResponse
+	3,  // 60: shoal.v1.ControlService.UpdateCluster:output_type -> shoal.v1.UpdateClusterResponse
+	5,  // 61: shoal.v1.ControlService.ListNodes:output_type -> shoal.v1.ListNodesResponse
+	7,  // 62: shoal.v1.ControlService.GetNode:output_type -> shoal.v1.GetNodeResponse
+	9,  // 63: shoal.v1.ControlService.UpdateNode:output_type -> shoal.v1.UpdateNodeResponse
+	11, // 64: shoal.v1.ControlService.RemoveNode:output_type -> shoal.v1.RemoveNodeResponse
+	13, // 65: shoal.v1.ControlService.CreateService:output_type -> shoal.v1.CreateServiceResponse
+	15, // 66: shoal.v1.ControlService.GetService:output_type -> shoal.v1.GetServiceResponse
+	17, // 67: shoal.v1.ControlService.ListServices:output_type -> shoal.v1.ListServicesResponse
+	19, // 68: shoal.v1.ControlService.UpdateService:output_type -> shoal.v1.UpdateServiceResponse
+	21, // 69: shoal.v1.ControlService.RemoveService:output_type -> shoal.v1.RemoveServiceResponse
+	23, // 70: shoal.v1.ControlService.ListTasks:output_type -> shoal.v1.ListTasksResponse
+	25, // 71: shoal.v1.ControlService.GetTask:output_type -> shoal.v1.GetTaskResponse
+	27, // 72: shoal.v1.ControlService.CreateNetwork:output_type -> shoal.v1.CreateNetworkResponse
+	29, // 73: shoal.v1.ControlService.GetNetwork:output_type -> shoal.v1.GetNetworkResponse
+	31, // 74: shoal.v1.ControlService.ListNetworks:output_type -> shoal.v1.ListNetworksResponse
+	33, // 75: shoal.v1.ControlService.RemoveNetwork:output_type -> shoal.v1.RemoveNetworkResponse
+	35, // 76: shoal.v1.ControlService.GetUnlockKey:output_type -> shoal.v1.GetUnlockKeyResponse
+	37, // 77: shoal.v1.ControlService.CreateSecret:output_type -> shoal.v1.CreateSecretResponse
+	39, // 78: shoal.v1.ControlService.GetSecret:output_type -> shoal.v1.GetSecretResponse
+	41, // 79: shoal.v1.ControlService.ListSecrets:output_type -> shoal.v1.ListSecretsResponse
+	43, // 80: shoal.v1.ControlService.UpdateSecret:output_type -> shoal.v1.UpdateSecretResponse
+	45, // 81: shoal.v1.ControlService.RemoveSecret:output_type -> shoal.v1.RemoveSecretResponse
+	47, // 82: shoal.v1.ControlService.CreateConfig:output_type -> shoal.v1.CreateConfigResponse
+	49, // 83: shoal.v1.ControlService.GetConfig:output_type -> shoal.v1.GetConfigResponse
+	51, // 84: shoal.v1.ControlService.ListConfigs:output_type -> shoal.v1.ListConfigsResponse
+	53, // 85: shoal.v1.ControlService.UpdateConfig:output_type -> shoal.v1.UpdateConfigResponse
+	55, // 86: shoal.v1.ControlService.RemoveConfig:output_type -> shoal.v1.RemoveConfigResponse
+	59, // [59:87] is the sub-list for method output_type
+	31, // [31:59] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_control_proto_init() }
@@ -1811,7 +2913,7 @@ func file_shoal_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_v1_control_proto_rawDesc), len(file_shoal_v1_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   34,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -590,12 +590,21 @@ func (*AssignmentsRequest) Descriptor() ([]byte, []int) {
 
 type AssignmentsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// full is true when tasks is the whole set (and removed is empty).
-	Full          bool     `protobuf:"varint,1,opt,name=full,proto3" json:"full,omitempty"`
-	Tasks         []*Task  `protobuf:"bytes,2,rep,name=tasks,proto3" json:"tasks,omitempty"`
-	Removed       []string `protobuf:"bytes,3,rep,name=removed,proto3" json:"removed,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// full is true when tasks, secrets and configs are the whole sets (and
+	// the removed lists are empty).
+	Full    bool     `protobuf:"varint,1,opt,name=full,proto3" json:"full,omitempty"`
+	Tasks   []*Task  `protobuf:"bytes,2,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	Removed []string `protobuf:"bytes,3,rep,name=removed,proto3" json:"removed,omitempty"`
+	// secrets and configs are those the node's tasks that have not ended
+	// reference, and nothing else: a secret is sent before (or with) the
+	// first task that needs it and removed (removed_secrets, by ID) when
+	// the last such task ends or goes.
+	Secrets        []*Secret `protobuf:"bytes,4,rep,name=secrets,proto3" json:"secrets,omitempty"`
+	Configs        []*Config `protobuf:"bytes,5,rep,name=configs,proto3" json:"configs,omitempty"`
+	RemovedSecrets []string  `protobuf:"bytes,6,rep,name=removed_secrets,json=removedSecrets,proto3" json:"removed_secrets,omitempty"`
+	RemovedConfigs []string  `protobuf:"bytes,7,rep,name=removed_configs,json=removedConfigs,proto3" json:"removed_configs,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *AssignmentsResponse) Reset() {
@@ -645,6 +654,34 @@ func (x *AssignmentsResponse) GetTasks() []*Task {
 func (x *AssignmentsResponse) GetRemoved() []string {
 	if x != nil {
 		return x.Removed
+	}
+	return nil
+}
+
+func (x *AssignmentsResponse) GetSecrets() []*Secret {
+	if x != nil {
+		return x.Secrets
+	}
+	return nil
+}
+
+func (x *AssignmentsResponse) GetConfigs() []*Config {
+	if x != nil {
+		return x.Configs
+	}
+	return nil
+}
+
+func (x *AssignmentsResponse) GetRemovedSecrets() []string {
+	if x != nil {
+		return x.RemovedSecrets
+	}
+	return nil
+}
+
+func (x *AssignmentsResponse) GetRemovedConfigs() []string {
+	if x != nil {
+		return x.RemovedConfigs
 	}
 	return nil
 }
@@ -1498,11 +1535,15 @@ const file_shoal_v1_node_proto_rawDesc = "" +
 	"\x14DetachNetworkRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x17\n" +
 	"\x15DetachNetworkResponse\"\x14\n" +
-	"\x12AssignmentsRequest\"i\n" +
+	"\x12AssignmentsRequest\"\x93\x02\n" +
 	"\x13AssignmentsResponse\x12\x12\n" +
 	"\x04full\x18\x01 \x01(\bR\x04full\x12$\n" +
 	"\x05tasks\x18\x02 \x03(\v2\x0e.shoal.v1.TaskR\x05tasks\x12\x18\n" +
-	"\aremoved\x18\x03 \x03(\tR\aremoved\"Y\n" +
+	"\aremoved\x18\x03 \x03(\tR\aremoved\x12*\n" +
+	"\asecrets\x18\x04 \x03(\v2\x10.shoal.v1.SecretR\asecrets\x12*\n" +
+	"\aconfigs\x18\x05 \x03(\v2\x10.shoal.v1.ConfigR\aconfigs\x12'\n" +
+	"\x0fremoved_secrets\x18\x06 \x03(\tR\x0eremovedSecrets\x12'\n" +
+	"\x0fremoved_configs\x18\a \x03(\tR\x0eremovedConfigs\"Y\n" +
 	"\x10TaskStatusUpdate\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12,\n" +
 	"\x06status\x18\x02 \x01(\v2\x14.shoal.v1.TaskStatusR\x06status\"O\n" +
@@ -1615,9 +1656,11 @@ var file_shoal_v1_node_proto_goTypes = []any{
 	(NodeRole)(0),                        // 27: shoal.v1.NodeRole
 	(*ContainerAttachment)(nil),          // 28: shoal.v1.ContainerAttachment
 	(*Task)(nil),                         // 29: shoal.v1.Task
-	(*TaskStatus)(nil),                   // 30: shoal.v1.TaskStatus
-	(*TaskNetwork)(nil),                  // 31: shoal.v1.TaskNetwork
-	(*PortConfig)(nil),                   // 32: shoal.v1.PortConfig
+	(*Secret)(nil),                       // 30: shoal.v1.Secret
+	(*Config)(nil),                       // 31: shoal.v1.Config
+	(*TaskStatus)(nil),                   // 32: shoal.v1.TaskStatus
+	(*TaskNetwork)(nil),                  // 33: shoal.v1.TaskNetwork
+	(*PortConfig)(nil),                   // 34: shoal.v1.PortConfig
 }
 var file_shoal_v1_node_proto_depIdxs = []int32{
 	26, // 0: shoal.v1.IssueNodeCertificateRequest.description:type_name -> shoal.v1.NodeDescription
@@ -1625,40 +1668,42 @@ var file_shoal_v1_node_proto_depIdxs = []int32{
 	27, // 2: shoal.v1.RenewNodeCertificateResponse.role:type_name -> shoal.v1.NodeRole
 	28, // 3: shoal.v1.AttachNetworkResponse.attachment:type_name -> shoal.v1.ContainerAttachment
 	29, // 4: shoal.v1.AssignmentsResponse.tasks:type_name -> shoal.v1.Task
-	30, // 5: shoal.v1.TaskStatusUpdate.status:type_name -> shoal.v1.TaskStatus
-	12, // 6: shoal.v1.UpdateTaskStatusRequest.updates:type_name -> shoal.v1.TaskStatusUpdate
-	26, // 7: shoal.v1.HeartbeatRequest.description:type_name -> shoal.v1.NodeDescription
-	27, // 8: shoal.v1.HeartbeatResponse.desired_role:type_name -> shoal.v1.NodeRole
-	31, // 9: shoal.v1.HeartbeatResponse.ingress:type_name -> shoal.v1.TaskNetwork
-	27, // 10: shoal.v1.GossipMeta.role:type_name -> shoal.v1.NodeRole
-	18, // 11: shoal.v1.GossipRecords.records:type_name -> shoal.v1.GossipRecord
-	32, // 12: shoal.v1.OverlayEndpoint.ports:type_name -> shoal.v1.PortConfig
-	20, // 13: shoal.v1.OverlayEndpoints.endpoints:type_name -> shoal.v1.OverlayEndpoint
-	0,  // 14: shoal.v1.CAService.GetRootCACertificate:input_type -> shoal.v1.GetRootCACertificateRequest
-	2,  // 15: shoal.v1.CAService.IssueNodeCertificate:input_type -> shoal.v1.IssueNodeCertificateRequest
-	4,  // 16: shoal.v1.CAService.RenewNodeCertificate:input_type -> shoal.v1.RenewNodeCertificateRequest
-	15, // 17: shoal.v1.DispatcherService.Heartbeat:input_type -> shoal.v1.HeartbeatRequest
-	10, // 18: shoal.v1.DispatcherService.Assignments:input_type -> shoal.v1.AssignmentsRequest
-	13, // 19: shoal.v1.DispatcherService.UpdateTaskStatus:input_type -> shoal.v1.UpdateTaskStatusRequest
-	6,  // 20: shoal.v1.DispatcherService.AttachNetwork:input_type -> shoal.v1.AttachNetworkRequest
-	8,  // 21: shoal.v1.DispatcherService.DetachNetwork:input_type -> shoal.v1.DetachNetworkRequest
-	22, // 22: shoal.v1.RaftService.JoinRaft:input_type -> shoal.v1.JoinRaftRequest
-	24, // 23: shoal.v1.RaftService.LeaveRaft:input_type -> shoal.v1.LeaveRaftRequest
-	1,  // 24: shoal.v1.CAService.GetRootCACertificate:output_type -> shoal.v1.GetRootCACertificateResponse
-	3,  // 25: shoal.v1.CAService.IssueNodeCertificate:output_type -> shoal.v1.IssueNodeCertificateResponse
-	5,  // 26: shoal.v1.CAService.RenewNodeCertificate:output_type -> shoal.v1.RenewNodeCertificateResponse
-	16, // 27: shoal.v1.DispatcherService.Heartbeat:output_type -> shoal.v1.HeartbeatResponse
-	11, // 28: shoal.v1.DispatcherService.Assignments:output_type -> shoal.v1.AssignmentsResponse
-	14, // 29: shoal.v1.DispatcherService.UpdateTaskStatus:output_type -> shoal.v1.UpdateTaskStatusResponse
-	7,  // 30: shoal.v1.DispatcherService.AttachNetwork:output_type -> shoal.v1.AttachNetworkResponse
-	9,  // 31: shoal.v1.DispatcherService.DetachNetwork:output_type -> shoal.v1.DetachNetworkResponse
-	23, // 32: shoal.v1.RaftService.JoinRaft:output_type -> shoal.v1.JoinRaftResponse
-	25, // 33: shoal.v1.RaftService.LeaveRaft:output_type -> shoal.v1.LeaveRaftResponse
-	24, // [24:34] is the sub-list for method output_type
-	14, // [14:24] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	30, // 5: shoal.v1.AssignmentsResponse.secrets:type_name -> shoal.v1.Secret
+	31, // 6: shoal.v1.AssignmentsResponse.configs:type_name -> shoal.v1.Config
+	32, // 7: shoal.v1.TaskStatusUpdate.status:type_name -> shoal.v1.TaskStatus
+	12, // 8: shoal.v1.UpdateTaskStatusRequest.updates:type_name -> shoal.v1.TaskStatusUpdate
+	26, // 9: shoal.v1.HeartbeatRequest.description:type_name -> shoal.v1.NodeDescription
+	27, // 10: shoal.v1.HeartbeatResponse.desired_role:type_name -> shoal.v1.NodeRole
+	33, // 11: shoal.v1.HeartbeatResponse.ingress:type_name -> shoal.v1.TaskNetwork
+	27, // 12: shoal.v1.GossipMeta.role:type_name -> shoal.v1.NodeRole
+	18, // 13: shoal.v1.GossipRecords.records:type_name -> shoal.v1.GossipRecord
+	34, // 14: shoal.v1.OverlayEndpoint.ports:type_name -> shoal.v1.PortConfig
+	20, // 15: shoal.v1.OverlayEndpoints.endpoints:type_name -> shoal.v1.OverlayEndpoint
+	0,  // 16: shoal.v1.CAService.GetRootCACertificate:input_type -> shoal.v1.GetRootCACertificateRequest
+	2,  // 17: shoal.v1.CAService.IssueNodeCertificate:input_type -> shoal.v1.IssueNodeCertificateRequest
+	4,  // 18: shoal.v1.CAService.RenewNodeCertificate:input_type -> shoal.v1.RenewNodeCertificateRequest
+	15, // 19: shoal.v1.DispatcherService.Heartbeat:input_type -> shoal.v1.HeartbeatRequest
+	10, // 20: shoal.v1.DispatcherService.Assignments:input_type -> shoal.v1.AssignmentsRequest
+	13, // 21: shoal.v1.DispatcherService.UpdateTaskStatus:input_type -> shoal.v1.UpdateTaskStatusRequest
+	6,  // 22: shoal.v1.DispatcherService.AttachNetwork:input_type -> shoal.v1.AttachNetworkRequest
+	8,  // 23: shoal.v1.DispatcherService.DetachNetwork:input_type -> shoal.v1.DetachNetworkRequest
+	22, // 24: shoal.v1.RaftService.JoinRaft:input_type -> shoal.v1.JoinRaftRequest
+	24, // 25: shoal.v1.RaftService.LeaveRaft:input_type -> shoal.v1.LeaveRaftRequest
+	1,  // 26: shoal.v1.CAService.GetRootCACertificate:output_type -> shoal.v1.GetRootCACertificateResponse
+	3,  // 27: shoal.v1.CAService.IssueNodeCertificate:output_type -> shoal.v1.IssueNodeCertificateResponse
+	5,  // 28: shoal.v1.CAService.RenewNodeCertificate:output_type -> shoal.v1.RenewNodeCertificateResponse
+	16, // 29: shoal.v1.DispatcherService.Heartbeat:output_type -> shoal.v1.HeartbeatResponse
+	11, // 30: shoal.v1.DispatcherService.Assignments:output_type -> shoal.v1.AssignmentsResponse
+	14, // 31: shoal.v1.DispatcherService.UpdateTaskStatus:output_type -> shoal.v1.UpdateTaskStatusResponse
+	7,  // 32: shoal.v1.DispatcherService.AttachNetwork:output_type -> shoal.v1.AttachNetworkResponse
+	9,  // 33: shoal.v1.DispatcherService.DetachNetwork:output_type -> shoal.v1.DetachNetworkResponse
+	23, // 34: shoal.v1.RaftService.JoinRaft:output_type -> shoal.v1.JoinRaftResponse
+	25, // 35: shoal.v1.RaftService.LeaveRaft:output_type -> shoal.v1.LeaveRaftResponse
+	26, // [26:36] is the sub-list for method output_type
+	16, // [16:26] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_node_proto_init() }

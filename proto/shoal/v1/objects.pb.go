@@ -843,7 +843,14 @@ type Cluster struct {
 	// gossip_keys encrypt the memberlist gossip among nodes (AES-256, 32
 	// bytes each); the first is the primary, the others are still accepted
 	// after a rotation. Never returned by the control API.
-	GossipKeys    [][]byte `protobuf:"bytes,6,rep,name=gossip_keys,json=gossipKeys,proto3" json:"gossip_keys,omitempty"`
+	GossipKeys [][]byte `protobuf:"bytes,6,rep,name=gossip_keys,json=gossipKeys,proto3" json:"gossip_keys,omitempty"`
+	// unlock_key is the managers' unlock key ("SHOALKEY-1-..."), set
+	// while spec.encryption.auto_lock_managers is on: each manager wraps
+	// the data key of its Raft log and snapshots (and its TLS key) with a
+	// key derived from it, so a restarted manager serves nothing until an
+	// operator gives it back (swarm unlock). Never returned by GetCluster;
+	// only GetUnlockKey shows it.
+	UnlockKey     string `protobuf:"bytes,7,opt,name=unlock_key,json=unlockKey,proto3" json:"unlock_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -920,6 +927,13 @@ func (x *Cluster) GetGossipKeys() [][]byte {
 	return nil
 }
 
+func (x *Cluster) GetUnlockKey() string {
+	if x != nil {
+		return x.UnlockKey
+	}
+	return ""
+}
+
 type ClusterSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -931,7 +945,8 @@ type ClusterSpec struct {
 	// from when a network names none (default 10.0.0.0/8).
 	DefaultAddrPools []string `protobuf:"bytes,4,rep,name=default_addr_pools,json=defaultAddrPools,proto3" json:"default_addr_pools,omitempty"`
 	// subnet_size is the prefix length of those subnets (default 24).
-	SubnetSize    uint32 `protobuf:"varint,5,opt,name=subnet_size,json=subnetSize,proto3" json:"subnet_size,omitempty"`
+	SubnetSize    uint32            `protobuf:"varint,5,opt,name=subnet_size,json=subnetSize,proto3" json:"subnet_size,omitempty"`
+	Encryption    *EncryptionConfig `protobuf:"bytes,6,opt,name=encryption,proto3" json:"encryption,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1001,6 +1016,60 @@ func (x *ClusterSpec) GetSubnetSize() uint32 {
 	return 0
 }
 
+func (x *ClusterSpec) GetEncryption() *EncryptionConfig {
+	if x != nil {
+		return x.Encryption
+	}
+	return nil
+}
+
+// EncryptionConfig is docker's swarm --autolock.
+type EncryptionConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// auto_lock_managers makes every manager need the unlock key when it
+	// restarts.
+	AutoLockManagers bool `protobuf:"varint,1,opt,name=auto_lock_managers,json=autoLockManagers,proto3" json:"auto_lock_managers,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *EncryptionConfig) Reset() {
+	*x = EncryptionConfig{}
+	mi := &file_shoal_v1_objects_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EncryptionConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EncryptionConfig) ProtoMessage() {}
+
+func (x *EncryptionConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_objects_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EncryptionConfig.ProtoReflect.Descriptor instead.
+func (*EncryptionConfig) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *EncryptionConfig) GetAutoLockManagers() bool {
+	if x != nil {
+		return x.AutoLockManagers
+	}
+	return false
+}
+
 type RootCA struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	CertPem []byte                 `protobuf:"bytes,1,opt,name=cert_pem,json=certPem,proto3" json:"cert_pem,omitempty"`
@@ -1014,7 +1083,7 @@ type RootCA struct {
 
 func (x *RootCA) Reset() {
 	*x = RootCA{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[3]
+	mi := &file_shoal_v1_objects_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1026,7 +1095,7 @@ func (x *RootCA) String() string {
 func (*RootCA) ProtoMessage() {}
 
 func (x *RootCA) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[3]
+	mi := &file_shoal_v1_objects_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1039,7 +1108,7 @@ func (x *RootCA) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RootCA.ProtoReflect.Descriptor instead.
 func (*RootCA) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{3}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RootCA) GetCertPem() []byte {
@@ -1073,7 +1142,7 @@ type JoinTokens struct {
 
 func (x *JoinTokens) Reset() {
 	*x = JoinTokens{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[4]
+	mi := &file_shoal_v1_objects_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1085,7 +1154,7 @@ func (x *JoinTokens) String() string {
 func (*JoinTokens) ProtoMessage() {}
 
 func (x *JoinTokens) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[4]
+	mi := &file_shoal_v1_objects_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1098,7 +1167,7 @@ func (x *JoinTokens) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinTokens.ProtoReflect.Descriptor instead.
 func (*JoinTokens) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{4}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *JoinTokens) GetWorker() string {
@@ -1139,7 +1208,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[5]
+	mi := &file_shoal_v1_objects_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1151,7 +1220,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[5]
+	mi := &file_shoal_v1_objects_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1164,7 +1233,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{5}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Node) GetId() string {
@@ -1245,7 +1314,7 @@ type ContainerAttachment struct {
 
 func (x *ContainerAttachment) Reset() {
 	*x = ContainerAttachment{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[6]
+	mi := &file_shoal_v1_objects_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1257,7 +1326,7 @@ func (x *ContainerAttachment) String() string {
 func (*ContainerAttachment) ProtoMessage() {}
 
 func (x *ContainerAttachment) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[6]
+	mi := &file_shoal_v1_objects_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1270,7 +1339,7 @@ func (x *ContainerAttachment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerAttachment.ProtoReflect.Descriptor instead.
 func (*ContainerAttachment) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{6}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ContainerAttachment) GetId() string {
@@ -1312,7 +1381,7 @@ type NodeAttachment struct {
 
 func (x *NodeAttachment) Reset() {
 	*x = NodeAttachment{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[7]
+	mi := &file_shoal_v1_objects_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1324,7 +1393,7 @@ func (x *NodeAttachment) String() string {
 func (*NodeAttachment) ProtoMessage() {}
 
 func (x *NodeAttachment) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[7]
+	mi := &file_shoal_v1_objects_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1337,7 +1406,7 @@ func (x *NodeAttachment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeAttachment.ProtoReflect.Descriptor instead.
 func (*NodeAttachment) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{7}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *NodeAttachment) GetNetworkId() string {
@@ -1365,7 +1434,7 @@ type NodeSpec struct {
 
 func (x *NodeSpec) Reset() {
 	*x = NodeSpec{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[8]
+	mi := &file_shoal_v1_objects_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1377,7 +1446,7 @@ func (x *NodeSpec) String() string {
 func (*NodeSpec) ProtoMessage() {}
 
 func (x *NodeSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[8]
+	mi := &file_shoal_v1_objects_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1390,7 +1459,7 @@ func (x *NodeSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeSpec.ProtoReflect.Descriptor instead.
 func (*NodeSpec) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{8}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *NodeSpec) GetLabels() map[string]string {
@@ -1424,7 +1493,7 @@ type Platform struct {
 
 func (x *Platform) Reset() {
 	*x = Platform{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[9]
+	mi := &file_shoal_v1_objects_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1436,7 +1505,7 @@ func (x *Platform) String() string {
 func (*Platform) ProtoMessage() {}
 
 func (x *Platform) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[9]
+	mi := &file_shoal_v1_objects_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1449,7 +1518,7 @@ func (x *Platform) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Platform.ProtoReflect.Descriptor instead.
 func (*Platform) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{9}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Platform) GetOs() string {
@@ -1476,7 +1545,7 @@ type Resources struct {
 
 func (x *Resources) Reset() {
 	*x = Resources{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[10]
+	mi := &file_shoal_v1_objects_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1488,7 +1557,7 @@ func (x *Resources) String() string {
 func (*Resources) ProtoMessage() {}
 
 func (x *Resources) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[10]
+	mi := &file_shoal_v1_objects_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1501,7 +1570,7 @@ func (x *Resources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resources.ProtoReflect.Descriptor instead.
 func (*Resources) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{10}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Resources) GetNanoCpus() int64 {
@@ -1531,7 +1600,7 @@ type NodeDescription struct {
 
 func (x *NodeDescription) Reset() {
 	*x = NodeDescription{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[11]
+	mi := &file_shoal_v1_objects_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1543,7 +1612,7 @@ func (x *NodeDescription) String() string {
 func (*NodeDescription) ProtoMessage() {}
 
 func (x *NodeDescription) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[11]
+	mi := &file_shoal_v1_objects_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1556,7 +1625,7 @@ func (x *NodeDescription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeDescription.ProtoReflect.Descriptor instead.
 func (*NodeDescription) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{11}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *NodeDescription) GetHostname() string {
@@ -1608,7 +1677,7 @@ type NodeStatus struct {
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[12]
+	mi := &file_shoal_v1_objects_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1620,7 +1689,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[12]
+	mi := &file_shoal_v1_objects_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1633,7 +1702,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{12}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *NodeStatus) GetState() NodeState {
@@ -1679,7 +1748,7 @@ type ManagerStatus struct {
 
 func (x *ManagerStatus) Reset() {
 	*x = ManagerStatus{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[13]
+	mi := &file_shoal_v1_objects_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1691,7 +1760,7 @@ func (x *ManagerStatus) String() string {
 func (*ManagerStatus) ProtoMessage() {}
 
 func (x *ManagerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[13]
+	mi := &file_shoal_v1_objects_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1704,7 +1773,7 @@ func (x *ManagerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManagerStatus.ProtoReflect.Descriptor instead.
 func (*ManagerStatus) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{13}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ManagerStatus) GetAddr() string {
@@ -1756,7 +1825,7 @@ type Service struct {
 
 func (x *Service) Reset() {
 	*x = Service{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[14]
+	mi := &file_shoal_v1_objects_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1768,7 +1837,7 @@ func (x *Service) String() string {
 func (*Service) ProtoMessage() {}
 
 func (x *Service) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[14]
+	mi := &file_shoal_v1_objects_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1781,7 +1850,7 @@ func (x *Service) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Service.ProtoReflect.Descriptor instead.
 func (*Service) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{14}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Service) GetId() string {
@@ -1849,7 +1918,7 @@ type UpdateStatus struct {
 
 func (x *UpdateStatus) Reset() {
 	*x = UpdateStatus{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[15]
+	mi := &file_shoal_v1_objects_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1861,7 +1930,7 @@ func (x *UpdateStatus) String() string {
 func (*UpdateStatus) ProtoMessage() {}
 
 func (x *UpdateStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[15]
+	mi := &file_shoal_v1_objects_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1874,7 +1943,7 @@ func (x *UpdateStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateStatus.ProtoReflect.Descriptor instead.
 func (*UpdateStatus) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{15}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UpdateStatus) GetState() UpdateState {
@@ -1917,7 +1986,7 @@ type JobStatus struct {
 
 func (x *JobStatus) Reset() {
 	*x = JobStatus{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[16]
+	mi := &file_shoal_v1_objects_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1929,7 +1998,7 @@ func (x *JobStatus) String() string {
 func (*JobStatus) ProtoMessage() {}
 
 func (x *JobStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[16]
+	mi := &file_shoal_v1_objects_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1942,7 +2011,7 @@ func (x *JobStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobStatus.ProtoReflect.Descriptor instead.
 func (*JobStatus) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{16}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *JobStatus) GetIteration() uint64 {
@@ -1971,7 +2040,7 @@ type ServiceEndpoint struct {
 
 func (x *ServiceEndpoint) Reset() {
 	*x = ServiceEndpoint{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[17]
+	mi := &file_shoal_v1_objects_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1983,7 +2052,7 @@ func (x *ServiceEndpoint) String() string {
 func (*ServiceEndpoint) ProtoMessage() {}
 
 func (x *ServiceEndpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[17]
+	mi := &file_shoal_v1_objects_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1996,7 +2065,7 @@ func (x *ServiceEndpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceEndpoint.ProtoReflect.Descriptor instead.
 func (*ServiceEndpoint) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{17}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ServiceEndpoint) GetVirtualIps() []*VirtualIP {
@@ -2024,7 +2093,7 @@ type VirtualIP struct {
 
 func (x *VirtualIP) Reset() {
 	*x = VirtualIP{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[18]
+	mi := &file_shoal_v1_objects_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2036,7 +2105,7 @@ func (x *VirtualIP) String() string {
 func (*VirtualIP) ProtoMessage() {}
 
 func (x *VirtualIP) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[18]
+	mi := &file_shoal_v1_objects_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2049,7 +2118,7 @@ func (x *VirtualIP) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VirtualIP.ProtoReflect.Descriptor instead.
 func (*VirtualIP) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{18}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *VirtualIP) GetNetworkId() string {
@@ -2092,7 +2161,7 @@ type ServiceSpec struct {
 
 func (x *ServiceSpec) Reset() {
 	*x = ServiceSpec{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[19]
+	mi := &file_shoal_v1_objects_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2104,7 +2173,7 @@ func (x *ServiceSpec) String() string {
 func (*ServiceSpec) ProtoMessage() {}
 
 func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[19]
+	mi := &file_shoal_v1_objects_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2117,7 +2186,7 @@ func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSpec.ProtoReflect.Descriptor instead.
 func (*ServiceSpec) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{19}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ServiceSpec) GetName() string {
@@ -2249,7 +2318,7 @@ type ReplicatedService struct {
 
 func (x *ReplicatedService) Reset() {
 	*x = ReplicatedService{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[20]
+	mi := &file_shoal_v1_objects_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2261,7 +2330,7 @@ func (x *ReplicatedService) String() string {
 func (*ReplicatedService) ProtoMessage() {}
 
 func (x *ReplicatedService) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[20]
+	mi := &file_shoal_v1_objects_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2274,7 +2343,7 @@ func (x *ReplicatedService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicatedService.ProtoReflect.Descriptor instead.
 func (*ReplicatedService) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{20}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ReplicatedService) GetReplicas() int64 {
@@ -2292,7 +2361,7 @@ type GlobalService struct {
 
 func (x *GlobalService) Reset() {
 	*x = GlobalService{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[21]
+	mi := &file_shoal_v1_objects_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2304,7 +2373,7 @@ func (x *GlobalService) String() string {
 func (*GlobalService) ProtoMessage() {}
 
 func (x *GlobalService) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[21]
+	mi := &file_shoal_v1_objects_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2317,7 +2386,7 @@ func (x *GlobalService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GlobalService.ProtoReflect.Descriptor instead.
 func (*GlobalService) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{21}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{22}
 }
 
 // ReplicatedJob runs total_completions successful tasks, at most
@@ -2332,7 +2401,7 @@ type ReplicatedJob struct {
 
 func (x *ReplicatedJob) Reset() {
 	*x = ReplicatedJob{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[22]
+	mi := &file_shoal_v1_objects_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2344,7 +2413,7 @@ func (x *ReplicatedJob) String() string {
 func (*ReplicatedJob) ProtoMessage() {}
 
 func (x *ReplicatedJob) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[22]
+	mi := &file_shoal_v1_objects_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2357,7 +2426,7 @@ func (x *ReplicatedJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicatedJob.ProtoReflect.Descriptor instead.
 func (*ReplicatedJob) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{22}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ReplicatedJob) GetMaxConcurrent() int64 {
@@ -2383,7 +2452,7 @@ type GlobalJob struct {
 
 func (x *GlobalJob) Reset() {
 	*x = GlobalJob{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[23]
+	mi := &file_shoal_v1_objects_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2395,7 +2464,7 @@ func (x *GlobalJob) String() string {
 func (*GlobalJob) ProtoMessage() {}
 
 func (x *GlobalJob) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[23]
+	mi := &file_shoal_v1_objects_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2408,7 +2477,7 @@ func (x *GlobalJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GlobalJob.ProtoReflect.Descriptor instead.
 func (*GlobalJob) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{23}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{24}
 }
 
 // UpdateConfig is docker's --update-* (or --rollback-*) settings.
@@ -2435,7 +2504,7 @@ type UpdateConfig struct {
 
 func (x *UpdateConfig) Reset() {
 	*x = UpdateConfig{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[24]
+	mi := &file_shoal_v1_objects_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2447,7 +2516,7 @@ func (x *UpdateConfig) String() string {
 func (*UpdateConfig) ProtoMessage() {}
 
 func (x *UpdateConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[24]
+	mi := &file_shoal_v1_objects_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2460,7 +2529,7 @@ func (x *UpdateConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConfig.ProtoReflect.Descriptor instead.
 func (*UpdateConfig) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{24}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *UpdateConfig) GetParallelism() uint64 {
@@ -2516,7 +2585,7 @@ type NetworkAttachment struct {
 
 func (x *NetworkAttachment) Reset() {
 	*x = NetworkAttachment{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[25]
+	mi := &file_shoal_v1_objects_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2528,7 +2597,7 @@ func (x *NetworkAttachment) String() string {
 func (*NetworkAttachment) ProtoMessage() {}
 
 func (x *NetworkAttachment) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[25]
+	mi := &file_shoal_v1_objects_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2541,7 +2610,7 @@ func (x *NetworkAttachment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkAttachment.ProtoReflect.Descriptor instead.
 func (*NetworkAttachment) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{25}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *NetworkAttachment) GetTarget() string {
@@ -2573,7 +2642,7 @@ type TaskSpec struct {
 
 func (x *TaskSpec) Reset() {
 	*x = TaskSpec{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[26]
+	mi := &file_shoal_v1_objects_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2585,7 +2654,7 @@ func (x *TaskSpec) String() string {
 func (*TaskSpec) ProtoMessage() {}
 
 func (x *TaskSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[26]
+	mi := &file_shoal_v1_objects_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2598,7 +2667,7 @@ func (x *TaskSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskSpec.ProtoReflect.Descriptor instead.
 func (*TaskSpec) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{26}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *TaskSpec) GetContainer() *ContainerSpec {
@@ -2649,14 +2718,20 @@ type ContainerSpec struct {
 	StopGracePeriod *durationpb.Duration   `protobuf:"bytes,9,opt,name=stop_grace_period,json=stopGracePeriod,proto3" json:"stop_grace_period,omitempty"`
 	// healthcheck overrides the image's HEALTHCHECK; unset means the
 	// image's.
-	Healthcheck   *HealthConfig `protobuf:"bytes,10,opt,name=healthcheck,proto3" json:"healthcheck,omitempty"`
+	Healthcheck *HealthConfig `protobuf:"bytes,10,opt,name=healthcheck,proto3" json:"healthcheck,omitempty"`
+	// secrets are mounted read-only under /run/secrets/ (a relative
+	// file name) or at an absolute path, each on a tmpfs.
+	Secrets []*SecretReference `protobuf:"bytes,11,rep,name=secrets,proto3" json:"secrets,omitempty"`
+	// configs are mounted read-only at their target (default /<name>),
+	// each on a tmpfs.
+	Configs       []*ConfigReference `protobuf:"bytes,12,rep,name=configs,proto3" json:"configs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ContainerSpec) Reset() {
 	*x = ContainerSpec{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[27]
+	mi := &file_shoal_v1_objects_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2668,7 +2743,7 @@ func (x *ContainerSpec) String() string {
 func (*ContainerSpec) ProtoMessage() {}
 
 func (x *ContainerSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[27]
+	mi := &file_shoal_v1_objects_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2681,7 +2756,7 @@ func (x *ContainerSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerSpec.ProtoReflect.Descriptor instead.
 func (*ContainerSpec) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{27}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ContainerSpec) GetImage() string {
@@ -2754,6 +2829,219 @@ func (x *ContainerSpec) GetHealthcheck() *HealthConfig {
 	return nil
 }
 
+func (x *ContainerSpec) GetSecrets() []*SecretReference {
+	if x != nil {
+		return x.Secrets
+	}
+	return nil
+}
+
+func (x *ContainerSpec) GetConfigs() []*ConfigReference {
+	if x != nil {
+		return x.Configs
+	}
+	return nil
+}
+
+// SecretReference is a task's use of a secret. The control API resolves
+// the name (or ID) a request gives into both, so a task names the exact
+// immutable object it was made with.
+type SecretReference struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SecretId      string                 `protobuf:"bytes,1,opt,name=secret_id,json=secretId,proto3" json:"secret_id,omitempty"`
+	SecretName    string                 `protobuf:"bytes,2,opt,name=secret_name,json=secretName,proto3" json:"secret_name,omitempty"`
+	File          *FileTarget            `protobuf:"bytes,3,opt,name=file,proto3" json:"file,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SecretReference) Reset() {
+	*x = SecretReference{}
+	mi := &file_shoal_v1_objects_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecretReference) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecretReference) ProtoMessage() {}
+
+func (x *SecretReference) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_objects_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecretReference.ProtoReflect.Descriptor instead.
+func (*SecretReference) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *SecretReference) GetSecretId() string {
+	if x != nil {
+		return x.SecretId
+	}
+	return ""
+}
+
+func (x *SecretReference) GetSecretName() string {
+	if x != nil {
+		return x.SecretName
+	}
+	return ""
+}
+
+func (x *SecretReference) GetFile() *FileTarget {
+	if x != nil {
+		return x.File
+	}
+	return nil
+}
+
+// ConfigReference is a task's use of a config, as SecretReference.
+type ConfigReference struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ConfigId      string                 `protobuf:"bytes,1,opt,name=config_id,json=configId,proto3" json:"config_id,omitempty"`
+	ConfigName    string                 `protobuf:"bytes,2,opt,name=config_name,json=configName,proto3" json:"config_name,omitempty"`
+	File          *FileTarget            `protobuf:"bytes,3,opt,name=file,proto3" json:"file,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigReference) Reset() {
+	*x = ConfigReference{}
+	mi := &file_shoal_v1_objects_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigReference) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigReference) ProtoMessage() {}
+
+func (x *ConfigReference) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_objects_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigReference.ProtoReflect.Descriptor instead.
+func (*ConfigReference) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ConfigReference) GetConfigId() string {
+	if x != nil {
+		return x.ConfigId
+	}
+	return ""
+}
+
+func (x *ConfigReference) GetConfigName() string {
+	if x != nil {
+		return x.ConfigName
+	}
+	return ""
+}
+
+func (x *ConfigReference) GetFile() *FileTarget {
+	if x != nil {
+		return x.File
+	}
+	return nil
+}
+
+// FileTarget is where, as whom and with what mode a secret or config
+// appears in the container.
+type FileTarget struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the path: for a secret, relative to /run/secrets/ unless
+	// absolute (default: the secret's name); for a config, absolute
+	// (default: /<config name>).
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// uid and gid own the file (numeric, default "0").
+	Uid string `protobuf:"bytes,2,opt,name=uid,proto3" json:"uid,omitempty"`
+	Gid string `protobuf:"bytes,3,opt,name=gid,proto3" json:"gid,omitempty"`
+	// mode is the file's permission bits (default 0444).
+	Mode          uint32 `protobuf:"varint,4,opt,name=mode,proto3" json:"mode,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FileTarget) Reset() {
+	*x = FileTarget{}
+	mi := &file_shoal_v1_objects_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FileTarget) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FileTarget) ProtoMessage() {}
+
+func (x *FileTarget) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_objects_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FileTarget.ProtoReflect.Descriptor instead.
+func (*FileTarget) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *FileTarget) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *FileTarget) GetUid() string {
+	if x != nil {
+		return x.Uid
+	}
+	return ""
+}
+
+func (x *FileTarget) GetGid() string {
+	if x != nil {
+		return x.Gid
+	}
+	return ""
+}
+
+func (x *FileTarget) GetMode() uint32 {
+	if x != nil {
+		return x.Mode
+	}
+	return 0
+}
+
 // HealthConfig is docker's healthcheck, plus probes the node makes from
 // outside the container (for images with no shell or curl). At most one
 // of test (a CMD or CMD-SHELL), http and tcp_port is set.
@@ -2786,7 +3074,7 @@ type HealthConfig struct {
 
 func (x *HealthConfig) Reset() {
 	*x = HealthConfig{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[28]
+	mi := &file_shoal_v1_objects_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2798,7 +3086,7 @@ func (x *HealthConfig) String() string {
 func (*HealthConfig) ProtoMessage() {}
 
 func (x *HealthConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[28]
+	mi := &file_shoal_v1_objects_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2811,7 +3099,7 @@ func (x *HealthConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthConfig.ProtoReflect.Descriptor instead.
 func (*HealthConfig) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{28}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *HealthConfig) GetTest() []string {
@@ -2880,7 +3168,7 @@ type ResourceRequirements struct {
 
 func (x *ResourceRequirements) Reset() {
 	*x = ResourceRequirements{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[29]
+	mi := &file_shoal_v1_objects_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2892,7 +3180,7 @@ func (x *ResourceRequirements) String() string {
 func (*ResourceRequirements) ProtoMessage() {}
 
 func (x *ResourceRequirements) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[29]
+	mi := &file_shoal_v1_objects_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2905,7 +3193,7 @@ func (x *ResourceRequirements) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceRequirements.ProtoReflect.Descriptor instead.
 func (*ResourceRequirements) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{29}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ResourceRequirements) GetLimits() *Resources {
@@ -2935,7 +3223,7 @@ type RestartPolicy struct {
 
 func (x *RestartPolicy) Reset() {
 	*x = RestartPolicy{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[30]
+	mi := &file_shoal_v1_objects_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2947,7 +3235,7 @@ func (x *RestartPolicy) String() string {
 func (*RestartPolicy) ProtoMessage() {}
 
 func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[30]
+	mi := &file_shoal_v1_objects_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2960,7 +3248,7 @@ func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartPolicy.ProtoReflect.Descriptor instead.
 func (*RestartPolicy) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{30}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RestartPolicy) GetCondition() RestartCondition {
@@ -3004,7 +3292,7 @@ type Placement struct {
 
 func (x *Placement) Reset() {
 	*x = Placement{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[31]
+	mi := &file_shoal_v1_objects_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3016,7 +3304,7 @@ func (x *Placement) String() string {
 func (*Placement) ProtoMessage() {}
 
 func (x *Placement) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[31]
+	mi := &file_shoal_v1_objects_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3029,7 +3317,7 @@ func (x *Placement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Placement.ProtoReflect.Descriptor instead.
 func (*Placement) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{31}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Placement) GetConstraints() []string {
@@ -3070,7 +3358,7 @@ type PlacementPreference struct {
 
 func (x *PlacementPreference) Reset() {
 	*x = PlacementPreference{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[32]
+	mi := &file_shoal_v1_objects_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3082,7 +3370,7 @@ func (x *PlacementPreference) String() string {
 func (*PlacementPreference) ProtoMessage() {}
 
 func (x *PlacementPreference) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[32]
+	mi := &file_shoal_v1_objects_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3095,7 +3383,7 @@ func (x *PlacementPreference) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlacementPreference.ProtoReflect.Descriptor instead.
 func (*PlacementPreference) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{32}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PlacementPreference) GetSpreadDescriptor() string {
@@ -3118,7 +3406,7 @@ type PortConfig struct {
 
 func (x *PortConfig) Reset() {
 	*x = PortConfig{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[33]
+	mi := &file_shoal_v1_objects_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3130,7 +3418,7 @@ func (x *PortConfig) String() string {
 func (*PortConfig) ProtoMessage() {}
 
 func (x *PortConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[33]
+	mi := &file_shoal_v1_objects_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3143,7 +3431,7 @@ func (x *PortConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortConfig.ProtoReflect.Descriptor instead.
 func (*PortConfig) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{33}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *PortConfig) GetName() string {
@@ -3191,7 +3479,7 @@ type EndpointSpec struct {
 
 func (x *EndpointSpec) Reset() {
 	*x = EndpointSpec{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[34]
+	mi := &file_shoal_v1_objects_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3203,7 +3491,7 @@ func (x *EndpointSpec) String() string {
 func (*EndpointSpec) ProtoMessage() {}
 
 func (x *EndpointSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[34]
+	mi := &file_shoal_v1_objects_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3216,7 +3504,7 @@ func (x *EndpointSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointSpec.ProtoReflect.Descriptor instead.
 func (*EndpointSpec) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{34}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *EndpointSpec) GetMode() EndpointMode {
@@ -3268,7 +3556,7 @@ type Task struct {
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[35]
+	mi := &file_shoal_v1_objects_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3280,7 +3568,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[35]
+	mi := &file_shoal_v1_objects_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3293,7 +3581,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{35}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Task) GetId() string {
@@ -3411,7 +3699,7 @@ type TaskNetwork struct {
 
 func (x *TaskNetwork) Reset() {
 	*x = TaskNetwork{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[36]
+	mi := &file_shoal_v1_objects_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3423,7 +3711,7 @@ func (x *TaskNetwork) String() string {
 func (*TaskNetwork) ProtoMessage() {}
 
 func (x *TaskNetwork) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[36]
+	mi := &file_shoal_v1_objects_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3436,7 +3724,7 @@ func (x *TaskNetwork) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskNetwork.ProtoReflect.Descriptor instead.
 func (*TaskNetwork) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{36}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *TaskNetwork) GetNetworkId() string {
@@ -3525,7 +3813,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[37]
+	mi := &file_shoal_v1_objects_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3537,7 +3825,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[37]
+	mi := &file_shoal_v1_objects_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3550,7 +3838,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{37}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *TaskStatus) GetState() TaskState {
@@ -3625,7 +3913,7 @@ type TaskHealth struct {
 
 func (x *TaskHealth) Reset() {
 	*x = TaskHealth{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[38]
+	mi := &file_shoal_v1_objects_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3637,7 +3925,7 @@ func (x *TaskHealth) String() string {
 func (*TaskHealth) ProtoMessage() {}
 
 func (x *TaskHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[38]
+	mi := &file_shoal_v1_objects_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3650,7 +3938,7 @@ func (x *TaskHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskHealth.ProtoReflect.Descriptor instead.
 func (*TaskHealth) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{38}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *TaskHealth) GetState() HealthState {
@@ -3700,7 +3988,7 @@ type Network struct {
 
 func (x *Network) Reset() {
 	*x = Network{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[39]
+	mi := &file_shoal_v1_objects_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3712,7 +4000,7 @@ func (x *Network) String() string {
 func (*Network) ProtoMessage() {}
 
 func (x *Network) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[39]
+	mi := &file_shoal_v1_objects_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3725,7 +4013,7 @@ func (x *Network) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Network.ProtoReflect.Descriptor instead.
 func (*Network) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{39}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *Network) GetId() string {
@@ -3769,7 +4057,7 @@ type NetworkAllocation struct {
 
 func (x *NetworkAllocation) Reset() {
 	*x = NetworkAllocation{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[40]
+	mi := &file_shoal_v1_objects_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3781,7 +4069,7 @@ func (x *NetworkAllocation) String() string {
 func (*NetworkAllocation) ProtoMessage() {}
 
 func (x *NetworkAllocation) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[40]
+	mi := &file_shoal_v1_objects_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3794,7 +4082,7 @@ func (x *NetworkAllocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkAllocation.ProtoReflect.Descriptor instead.
 func (*NetworkAllocation) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{40}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *NetworkAllocation) GetVni() uint32 {
@@ -3833,7 +4121,7 @@ type NetworkSpec struct {
 
 func (x *NetworkSpec) Reset() {
 	*x = NetworkSpec{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[41]
+	mi := &file_shoal_v1_objects_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3845,7 +4133,7 @@ func (x *NetworkSpec) String() string {
 func (*NetworkSpec) ProtoMessage() {}
 
 func (x *NetworkSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[41]
+	mi := &file_shoal_v1_objects_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3858,7 +4146,7 @@ func (x *NetworkSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkSpec.ProtoReflect.Descriptor instead.
 func (*NetworkSpec) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{41}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *NetworkSpec) GetName() string {
@@ -3921,7 +4209,7 @@ type Secret struct {
 
 func (x *Secret) Reset() {
 	*x = Secret{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[42]
+	mi := &file_shoal_v1_objects_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3933,7 +4221,7 @@ func (x *Secret) String() string {
 func (*Secret) ProtoMessage() {}
 
 func (x *Secret) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[42]
+	mi := &file_shoal_v1_objects_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3946,7 +4234,7 @@ func (x *Secret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Secret.ProtoReflect.Descriptor instead.
 func (*Secret) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{42}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *Secret) GetId() string {
@@ -3971,17 +4259,21 @@ func (x *Secret) GetSpec() *SecretSpec {
 }
 
 type SecretSpec struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Labels        map[string]string      `protobuf:"bytes,2,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Data          []byte                 `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Name   string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Labels map[string]string      `protobuf:"bytes,2,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// data is the secret's value (at most 500 KiB). It is kept in the
+	// Raft log and snapshots only encrypted (manager/raftnode), reaches a
+	// worker only while a task there uses it, and is never returned by the
+	// control API.
+	Data          []byte `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SecretSpec) Reset() {
 	*x = SecretSpec{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[43]
+	mi := &file_shoal_v1_objects_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3993,7 +4285,7 @@ func (x *SecretSpec) String() string {
 func (*SecretSpec) ProtoMessage() {}
 
 func (x *SecretSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[43]
+	mi := &file_shoal_v1_objects_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4006,7 +4298,7 @@ func (x *SecretSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecretSpec.ProtoReflect.Descriptor instead.
 func (*SecretSpec) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{43}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *SecretSpec) GetName() string {
@@ -4041,7 +4333,7 @@ type Config struct {
 
 func (x *Config) Reset() {
 	*x = Config{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[44]
+	mi := &file_shoal_v1_objects_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4053,7 +4345,7 @@ func (x *Config) String() string {
 func (*Config) ProtoMessage() {}
 
 func (x *Config) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[44]
+	mi := &file_shoal_v1_objects_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4066,7 +4358,7 @@ func (x *Config) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Config.ProtoReflect.Descriptor instead.
 func (*Config) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{44}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *Config) GetId() string {
@@ -4101,7 +4393,7 @@ type ConfigSpec struct {
 
 func (x *ConfigSpec) Reset() {
 	*x = ConfigSpec{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[45]
+	mi := &file_shoal_v1_objects_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4113,7 +4405,7 @@ func (x *ConfigSpec) String() string {
 func (*ConfigSpec) ProtoMessage() {}
 
 func (x *ConfigSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[45]
+	mi := &file_shoal_v1_objects_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4126,7 +4418,7 @@ func (x *ConfigSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigSpec.ProtoReflect.Descriptor instead.
 func (*ConfigSpec) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{45}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ConfigSpec) GetName() string {
@@ -4160,7 +4452,7 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xeb\x01\n" +
+	"updated_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\x8a\x02\n" +
 	"\aCluster\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\"\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0e.shoal.v1.MetaR\x04meta\x12)\n" +
@@ -4169,14 +4461,21 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\vjoin_tokens\x18\x05 \x01(\v2\x14.shoal.v1.JoinTokensR\n" +
 	"joinTokens\x12\x1f\n" +
 	"\vgossip_keys\x18\x06 \x03(\fR\n" +
-	"gossipKeys\"\xe3\x01\n" +
+	"gossipKeys\x12\x1d\n" +
+	"\n" +
+	"unlock_key\x18\a \x01(\tR\tunlockKey\"\x9f\x02\n" +
 	"\vClusterSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12,\n" +
 	"\x12task_history_limit\x18\x02 \x01(\x03R\x10taskHistoryLimit\x12C\n" +
 	"\x10node_cert_expiry\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x0enodeCertExpiry\x12,\n" +
 	"\x12default_addr_pools\x18\x04 \x03(\tR\x10defaultAddrPools\x12\x1f\n" +
 	"\vsubnet_size\x18\x05 \x01(\rR\n" +
-	"subnetSize\"T\n" +
+	"subnetSize\x12:\n" +
+	"\n" +
+	"encryption\x18\x06 \x01(\v2\x1a.shoal.v1.EncryptionConfigR\n" +
+	"encryption\"@\n" +
+	"\x10EncryptionConfig\x12,\n" +
+	"\x12auto_lock_managers\x18\x01 \x01(\bR\x10autoLockManagers\"T\n" +
 	"\x06RootCA\x12\x19\n" +
 	"\bcert_pem\x18\x01 \x01(\fR\acertPem\x12\x17\n" +
 	"\akey_pem\x18\x02 \x01(\fR\x06keyPem\x12\x16\n" +
@@ -4307,7 +4606,7 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\tresources\x18\x02 \x01(\v2\x1e.shoal.v1.ResourceRequirementsR\tresources\x121\n" +
 	"\arestart\x18\x03 \x01(\v2\x17.shoal.v1.RestartPolicyR\arestart\x121\n" +
 	"\tplacement\x18\x04 \x01(\v2\x13.shoal.v1.PlacementR\tplacement\x12!\n" +
-	"\fforce_update\x18\x05 \x01(\x04R\vforceUpdate\"\xa0\x03\n" +
+	"\fforce_update\x18\x05 \x01(\x04R\vforceUpdate\"\x8a\x04\n" +
 	"\rContainerSpec\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12\x18\n" +
 	"\acommand\x18\x02 \x03(\tR\acommand\x12\x12\n" +
@@ -4319,10 +4618,28 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\bhostname\x18\b \x01(\tR\bhostname\x12E\n" +
 	"\x11stop_grace_period\x18\t \x01(\v2\x19.google.protobuf.DurationR\x0fstopGracePeriod\x128\n" +
 	"\vhealthcheck\x18\n" +
-	" \x01(\v2\x16.shoal.v1.HealthConfigR\vhealthcheck\x1a9\n" +
+	" \x01(\v2\x16.shoal.v1.HealthConfigR\vhealthcheck\x123\n" +
+	"\asecrets\x18\v \x03(\v2\x19.shoal.v1.SecretReferenceR\asecrets\x123\n" +
+	"\aconfigs\x18\f \x03(\v2\x19.shoal.v1.ConfigReferenceR\aconfigs\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd7\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"y\n" +
+	"\x0fSecretReference\x12\x1b\n" +
+	"\tsecret_id\x18\x01 \x01(\tR\bsecretId\x12\x1f\n" +
+	"\vsecret_name\x18\x02 \x01(\tR\n" +
+	"secretName\x12(\n" +
+	"\x04file\x18\x03 \x01(\v2\x14.shoal.v1.FileTargetR\x04file\"y\n" +
+	"\x0fConfigReference\x12\x1b\n" +
+	"\tconfig_id\x18\x01 \x01(\tR\bconfigId\x12\x1f\n" +
+	"\vconfig_name\x18\x02 \x01(\tR\n" +
+	"configName\x12(\n" +
+	"\x04file\x18\x03 \x01(\v2\x14.shoal.v1.FileTargetR\x04file\"X\n" +
+	"\n" +
+	"FileTarget\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03uid\x18\x02 \x01(\tR\x03uid\x12\x10\n" +
+	"\x03gid\x18\x03 \x01(\tR\x03gid\x12\x12\n" +
+	"\x04mode\x18\x04 \x01(\rR\x04mode\"\xd7\x02\n" +
 	"\fHealthConfig\x12\x12\n" +
 	"\x04test\x18\x01 \x03(\tR\x04test\x125\n" +
 	"\binterval\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\binterval\x123\n" +
@@ -4541,7 +4858,7 @@ func file_shoal_v1_objects_proto_rawDescGZIP() []byte {
 }
 
 var file_shoal_v1_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 14)
-var file_shoal_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_shoal_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
 var file_shoal_v1_objects_proto_goTypes = []any{
 	(NodeRole)(0),                 // 0: shoal.v1.NodeRole
 	(NodeAvailability)(0),         // 1: shoal.v1.NodeAvailability
@@ -4560,162 +4877,171 @@ var file_shoal_v1_objects_proto_goTypes = []any{
 	(*Meta)(nil),                  // 14: shoal.v1.Meta
 	(*Cluster)(nil),               // 15: shoal.v1.Cluster
 	(*ClusterSpec)(nil),           // 16: shoal.v1.ClusterSpec
-	(*RootCA)(nil),                // 17: shoal.v1.RootCA
-	(*JoinTokens)(nil),            // 18: shoal.v1.JoinTokens
-	(*Node)(nil),                  // 19: shoal.v1.Node
-	(*ContainerAttachment)(nil),   // 20: shoal.v1.ContainerAttachment
-	(*NodeAttachment)(nil),        // 21: shoal.v1.NodeAttachment
-	(*NodeSpec)(nil),              // 22: shoal.v1.NodeSpec
-	(*Platform)(nil),              // 23: shoal.v1.Platform
-	(*Resources)(nil),             // 24: shoal.v1.Resources
-	(*NodeDescription)(nil),       // 25: shoal.v1.NodeDescription
-	(*NodeStatus)(nil),            // 26: shoal.v1.NodeStatus
-	(*ManagerStatus)(nil),         // 27: shoal.v1.ManagerStatus
-	(*Service)(nil),               // 28: shoal.v1.Service
-	(*UpdateStatus)(nil),          // 29: shoal.v1.UpdateStatus
-	(*JobStatus)(nil),             // 30: shoal.v1.JobStatus
-	(*ServiceEndpoint)(nil),       // 31: shoal.v1.ServiceEndpoint
-	(*VirtualIP)(nil),             // 32: shoal.v1.VirtualIP
-	(*ServiceSpec)(nil),           // 33: shoal.v1.ServiceSpec
-	(*ReplicatedService)(nil),     // 34: shoal.v1.ReplicatedService
-	(*GlobalService)(nil),         // 35: shoal.v1.GlobalService
-	(*ReplicatedJob)(nil),         // 36: shoal.v1.ReplicatedJob
-	(*GlobalJob)(nil),             // 37: shoal.v1.GlobalJob
-	(*UpdateConfig)(nil),          // 38: shoal.v1.UpdateConfig
-	(*NetworkAttachment)(nil),     // 39: shoal.v1.NetworkAttachment
-	(*TaskSpec)(nil),              // 40: shoal.v1.TaskSpec
-	(*ContainerSpec)(nil),         // 41: shoal.v1.ContainerSpec
-	(*HealthConfig)(nil),          // 42: shoal.v1.HealthConfig
-	(*ResourceRequirements)(nil),  // 43: shoal.v1.ResourceRequirements
-	(*RestartPolicy)(nil),         // 44: shoal.v1.RestartPolicy
-	(*Placement)(nil),             // 45: shoal.v1.Placement
-	(*PlacementPreference)(nil),   // 46: shoal.v1.PlacementPreference
-	(*PortConfig)(nil),            // 47: shoal.v1.PortConfig
-	(*EndpointSpec)(nil),          // 48: shoal.v1.EndpointSpec
-	(*Task)(nil),                  // 49: shoal.v1.Task
-	(*TaskNetwork)(nil),           // 50: shoal.v1.TaskNetwork
-	(*TaskStatus)(nil),            // 51: shoal.v1.TaskStatus
-	(*TaskHealth)(nil),            // 52: shoal.v1.TaskHealth
-	(*Network)(nil),               // 53: shoal.v1.Network
-	(*NetworkAllocation)(nil),     // 54: shoal.v1.NetworkAllocation
-	(*NetworkSpec)(nil),           // 55: shoal.v1.NetworkSpec
-	(*Secret)(nil),                // 56: shoal.v1.Secret
-	(*SecretSpec)(nil),            // 57: shoal.v1.SecretSpec
-	(*Config)(nil),                // 58: shoal.v1.Config
-	(*ConfigSpec)(nil),            // 59: shoal.v1.ConfigSpec
-	nil,                           // 60: shoal.v1.NodeSpec.LabelsEntry
-	nil,                           // 61: shoal.v1.NodeDescription.EngineLabelsEntry
-	nil,                           // 62: shoal.v1.ServiceSpec.LabelsEntry
-	nil,                           // 63: shoal.v1.ContainerSpec.LabelsEntry
-	nil,                           // 64: shoal.v1.NetworkSpec.LabelsEntry
-	nil,                           // 65: shoal.v1.SecretSpec.LabelsEntry
-	nil,                           // 66: shoal.v1.ConfigSpec.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 67: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 68: google.protobuf.Duration
+	(*EncryptionConfig)(nil),      // 17: shoal.v1.EncryptionConfig
+	(*RootCA)(nil),                // 18: shoal.v1.RootCA
+	(*JoinTokens)(nil),            // 19: shoal.v1.JoinTokens
+	(*Node)(nil),                  // 20: shoal.v1.Node
+	(*ContainerAttachment)(nil),   // 21: shoal.v1.ContainerAttachment
+	(*NodeAttachment)(nil),        // 22: shoal.v1.NodeAttachment
+	(*NodeSpec)(nil),              // 23: shoal.v1.NodeSpec
+	(*Platform)(nil),              // 24: shoal.v1.Platform
+	(*Resources)(nil),             // 25: shoal.v1.Resources
+	(*NodeDescription)(nil),       // 26: shoal.v1.NodeDescription
+	(*NodeStatus)(nil),            // 27: shoal.v1.NodeStatus
+	(*ManagerStatus)(nil),         // 28: shoal.v1.ManagerStatus
+	(*Service)(nil),               // 29: shoal.v1.Service
+	(*UpdateStatus)(nil),          // 30: shoal.v1.UpdateStatus
+	(*JobStatus)(nil),             // 31: shoal.v1.JobStatus
+	(*ServiceEndpoint)(nil),       // 32: shoal.v1.ServiceEndpoint
+	(*VirtualIP)(nil),             // 33: shoal.v1.VirtualIP
+	(*ServiceSpec)(nil),           // 34: shoal.v1.ServiceSpec
+	(*ReplicatedService)(nil),     // 35: shoal.v1.ReplicatedService
+	(*GlobalService)(nil),         // 36: shoal.v1.GlobalService
+	(*ReplicatedJob)(nil),         // 37: shoal.v1.ReplicatedJob
+	(*GlobalJob)(nil),             // 38: shoal.v1.GlobalJob
+	(*UpdateConfig)(nil),          // 39: shoal.v1.UpdateConfig
+	(*NetworkAttachment)(nil),     // 40: shoal.v1.NetworkAttachment
+	(*TaskSpec)(nil),              // 41: shoal.v1.TaskSpec
+	(*ContainerSpec)(nil),         // 42: shoal.v1.ContainerSpec
+	(*SecretReference)(nil),       // 43: shoal.v1.SecretReference
+	(*ConfigReference)(nil),       // 44: shoal.v1.ConfigReference
+	(*FileTarget)(nil),            // 45: shoal.v1.FileTarget
+	(*HealthConfig)(nil),          // 46: shoal.v1.HealthConfig
+	(*ResourceRequirements)(nil),  // 47: shoal.v1.ResourceRequirements
+	(*RestartPolicy)(nil),         // 48: shoal.v1.RestartPolicy
+	(*Placement)(nil),             // 49: shoal.v1.Placement
+	(*PlacementPreference)(nil),   // 50: shoal.v1.PlacementPreference
+	(*PortConfig)(nil),            // 51: shoal.v1.PortConfig
+	(*EndpointSpec)(nil),          // 52: shoal.v1.EndpointSpec
+	(*Task)(nil),                  // 53: shoal.v1.Task
+	(*TaskNetwork)(nil),           // 54: shoal.v1.TaskNetwork
+	(*TaskStatus)(nil),            // 55: shoal.v1.TaskStatus
+	(*TaskHealth)(nil),            // 56: shoal.v1.TaskHealth
+	(*Network)(nil),               // 57: shoal.v1.Network
+	(*NetworkAllocation)(nil),     // 58: shoal.v1.NetworkAllocation
+	(*NetworkSpec)(nil),           // 59: shoal.v1.NetworkSpec
+	(*Secret)(nil),                // 60: shoal.v1.Secret
+	(*SecretSpec)(nil),            // 61: shoal.v1.SecretSpec
+	(*Config)(nil),                // 62: shoal.v1.Config
+	(*ConfigSpec)(nil),            // 63: shoal.v1.ConfigSpec
+	nil,                           // 64: shoal.v1.NodeSpec.LabelsEntry
+	nil,                           // 65: shoal.v1.NodeDescription.EngineLabelsEntry
+	nil,                           // 66: shoal.v1.ServiceSpec.LabelsEntry
+	nil,                           // 67: shoal.v1.ContainerSpec.LabelsEntry
+	nil,                           // 68: shoal.v1.NetworkSpec.LabelsEntry
+	nil,                           // 69: shoal.v1.SecretSpec.LabelsEntry
+	nil,                           // 70: shoal.v1.ConfigSpec.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 71: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 72: google.protobuf.Duration
 }
 var file_shoal_v1_objects_proto_depIdxs = []int32{
-	67, // 0: shoal.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
-	67, // 1: shoal.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
-	14, // 2: shoal.v1.Cluster.meta:type_name -> shoal.v1.Meta
-	16, // 3: shoal.v1.Cluster.spec:type_name -> shoal.v1.ClusterSpec
-	17, // 4: shoal.v1.Cluster.root_ca:type_name -> shoal.v1.RootCA
-	18, // 5: shoal.v1.Cluster.join_tokens:type_name -> shoal.v1.JoinTokens
-	68, // 6: shoal.v1.ClusterSpec.node_cert_expiry:type_name -> google.protobuf.Duration
-	14, // 7: shoal.v1.Node.meta:type_name -> shoal.v1.Meta
-	22, // 8: shoal.v1.Node.spec:type_name -> shoal.v1.NodeSpec
-	25, // 9: shoal.v1.Node.description:type_name -> shoal.v1.NodeDescription
-	26, // 10: shoal.v1.Node.status:type_name -> shoal.v1.NodeStatus
-	0,  // 11: shoal.v1.Node.role:type_name -> shoal.v1.NodeRole
-	27, // 12: shoal.v1.Node.manager_status:type_name -> shoal.v1.ManagerStatus
-	21, // 13: shoal.v1.Node.ingress:type_name -> shoal.v1.NodeAttachment
-	20, // 14: shoal.v1.Node.attachments:type_name -> shoal.v1.ContainerAttachment
-	50, // 15: shoal.v1.ContainerAttachment.network:type_name -> shoal.v1.TaskNetwork
-	67, // 16: shoal.v1.ContainerAttachment.created_at:type_name -> google.protobuf.Timestamp
-	60, // 17: shoal.v1.NodeSpec.labels:type_name -> shoal.v1.NodeSpec.LabelsEntry
-	0,  // 18: shoal.v1.NodeSpec.desired_role:type_name -> shoal.v1.NodeRole
-	1,  // 19: shoal.v1.NodeSpec.availability:type_name -> shoal.v1.NodeAvailability
-	23, // 20: shoal.v1.NodeDescription.platform:type_name -> shoal.v1.Platform
-	24, // 21: shoal.v1.NodeDescription.resources:type_name -> shoal.v1.Resources
-	61, // 22: shoal.v1.NodeDescription.engine_labels:type_name -> shoal.v1.NodeDescription.EngineLabelsEntry
-	2,  // 23: shoal.v1.NodeStatus.state:type_name -> shoal.v1.NodeState
-	3,  // 24: shoal.v1.ManagerStatus.reachability:type_name -> shoal.v1.Reachability
-	14, // 25: shoal.v1.Service.meta:type_name -> shoal.v1.Meta
-	33, // 26: shoal.v1.Service.spec:type_name -> shoal.v1.ServiceSpec
-	33, // 27: shoal.v1.Service.previous_spec:type_name -> shoal.v1.ServiceSpec
-	31, // 28: shoal.v1.Service.endpoint:type_name -> shoal.v1.ServiceEndpoint
-	29, // 29: shoal.v1.Service.update_status:type_name -> shoal.v1.UpdateStatus
-	30, // 30: shoal.v1.Service.job_status:type_name -> shoal.v1.JobStatus
-	4,  // 31: shoal.v1.UpdateStatus.state:type_name -> shoal.v1.UpdateState
-	67, // 32: shoal.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
-	67, // 33: shoal.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
-	67, // 34: shoal.v1.JobStatus.last_execution:type_name -> google.protobuf.Timestamp
-	32, // 35: shoal.v1.ServiceEndpoint.virtual_ips:type_name -> shoal.v1.VirtualIP
-	47, // 36: shoal.v1.ServiceEndpoint.ports:type_name -> shoal.v1.PortConfig
-	62, // 37: shoal.v1.ServiceSpec.labels:type_name -> shoal.v1.ServiceSpec.LabelsEntry
-	40, // 38: shoal.v1.ServiceSpec.task:type_name -> shoal.v1.TaskSpec
-	34, // 39: shoal.v1.ServiceSpec.replicated:type_name -> shoal.v1.ReplicatedService
-	35, // 40: shoal.v1.ServiceSpec.global:type_name -> shoal.v1.GlobalService
-	36, // 41: shoal.v1.ServiceSpec.replicated_job:type_name -> shoal.v1.ReplicatedJob
-	37, // 42: shoal.v1.ServiceSpec.global_job:type_name -> shoal.v1.GlobalJob
-	48, // 43: shoal.v1.ServiceSpec.endpoint:type_name -> shoal.v1.EndpointSpec
-	39, // 44: shoal.v1.ServiceSpec.networks:type_name -> shoal.v1.NetworkAttachment
-	38, // 45: shoal.v1.ServiceSpec.update:type_name -> shoal.v1.UpdateConfig
-	38, // 46: shoal.v1.ServiceSpec.rollback:type_name -> shoal.v1.UpdateConfig
-	68, // 47: shoal.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
-	5,  // 48: shoal.v1.UpdateConfig.failure_action:type_name -> shoal.v1.UpdateFailureAction
-	68, // 49: shoal.v1.UpdateConfig.monitor:type_name -> google.protobuf.Duration
-	6,  // 50: shoal.v1.UpdateConfig.order:type_name -> shoal.v1.UpdateOrder
-	41, // 51: shoal.v1.TaskSpec.container:type_name -> shoal.v1.ContainerSpec
-	43, // 52: shoal.v1.TaskSpec.resources:type_name -> shoal.v1.ResourceRequirements
-	44, // 53: shoal.v1.TaskSpec.restart:type_name -> shoal.v1.RestartPolicy
-	45, // 54: shoal.v1.TaskSpec.placement:type_name -> shoal.v1.Placement
-	63, // 55: shoal.v1.ContainerSpec.labels:type_name -> shoal.v1.ContainerSpec.LabelsEntry
-	68, // 56: shoal.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
-	42, // 57: shoal.v1.ContainerSpec.healthcheck:type_name -> shoal.v1.HealthConfig
-	68, // 58: shoal.v1.HealthConfig.interval:type_name -> google.protobuf.Duration
-	68, // 59: shoal.v1.HealthConfig.timeout:type_name -> google.protobuf.Duration
-	68, // 60: shoal.v1.HealthConfig.start_period:type_name -> google.protobuf.Duration
-	68, // 61: shoal.v1.HealthConfig.start_interval:type_name -> google.protobuf.Duration
-	24, // 62: shoal.v1.ResourceRequirements.limits:type_name -> shoal.v1.Resources
-	24, // 63: shoal.v1.ResourceRequirements.reservations:type_name -> shoal.v1.Resources
-	7,  // 64: shoal.v1.RestartPolicy.condition:type_name -> shoal.v1.RestartCondition
-	68, // 65: shoal.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
-	68, // 66: shoal.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
-	46, // 67: shoal.v1.Placement.preferences:type_name -> shoal.v1.PlacementPreference
-	8,  // 68: shoal.v1.Placement.strategy:type_name -> shoal.v1.PlacementStrategy
-	9,  // 69: shoal.v1.PortConfig.protocol:type_name -> shoal.v1.PortProtocol
-	10, // 70: shoal.v1.PortConfig.publish_mode:type_name -> shoal.v1.PublishMode
-	11, // 71: shoal.v1.EndpointSpec.mode:type_name -> shoal.v1.EndpointMode
-	47, // 72: shoal.v1.EndpointSpec.ports:type_name -> shoal.v1.PortConfig
-	14, // 73: shoal.v1.Task.meta:type_name -> shoal.v1.Meta
-	40, // 74: shoal.v1.Task.spec:type_name -> shoal.v1.TaskSpec
-	12, // 75: shoal.v1.Task.desired_state:type_name -> shoal.v1.TaskState
-	51, // 76: shoal.v1.Task.status:type_name -> shoal.v1.TaskStatus
-	48, // 77: shoal.v1.Task.endpoint:type_name -> shoal.v1.EndpointSpec
-	50, // 78: shoal.v1.Task.networks:type_name -> shoal.v1.TaskNetwork
-	67, // 79: shoal.v1.Task.restart_history:type_name -> google.protobuf.Timestamp
-	47, // 80: shoal.v1.TaskNetwork.ports:type_name -> shoal.v1.PortConfig
-	12, // 81: shoal.v1.TaskStatus.state:type_name -> shoal.v1.TaskState
-	67, // 82: shoal.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
-	67, // 83: shoal.v1.TaskStatus.restart_times:type_name -> google.protobuf.Timestamp
-	52, // 84: shoal.v1.TaskStatus.health:type_name -> shoal.v1.TaskHealth
-	13, // 85: shoal.v1.TaskHealth.state:type_name -> shoal.v1.HealthState
-	67, // 86: shoal.v1.TaskHealth.since:type_name -> google.protobuf.Timestamp
-	14, // 87: shoal.v1.Network.meta:type_name -> shoal.v1.Meta
-	55, // 88: shoal.v1.Network.spec:type_name -> shoal.v1.NetworkSpec
-	54, // 89: shoal.v1.Network.allocation:type_name -> shoal.v1.NetworkAllocation
-	64, // 90: shoal.v1.NetworkSpec.labels:type_name -> shoal.v1.NetworkSpec.LabelsEntry
-	14, // 91: shoal.v1.Secret.meta:type_name -> shoal.v1.Meta
-	57, // 92: shoal.v1.Secret.spec:type_name -> shoal.v1.SecretSpec
-	65, // 93: shoal.v1.SecretSpec.labels:type_name -> shoal.v1.SecretSpec.LabelsEntry
-	14, // 94: shoal.v1.Config.meta:type_name -> shoal.v1.Meta
-	59, // 95: shoal.v1.Config.spec:type_name -> shoal.v1.ConfigSpec
-	66, // 96: shoal.v1.ConfigSpec.labels:type_name -> shoal.v1.ConfigSpec.LabelsEntry
-	97, // [97:97] is the sub-list for method output_type
-	97, // [97:97] is the sub-list for method input_type
-	97, // [97:97] is the sub-list for extension type_name
-	97, // [97:97] is the sub-list for extension extendee
-	0,  // [0:97] is the sub-list for field type_name
+	71,  // 0: shoal.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
+	71,  // 1: shoal.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
+	14,  // 2: shoal.v1.Cluster.meta:type_name -> shoal.v1.Meta
+	16,  // 3: shoal.v1.Cluster.spec:type_name -> shoal.v1.ClusterSpec
+	18,  // 4: shoal.v1.Cluster.root_ca:type_name -> shoal.v1.RootCA
+	19,  // 5: shoal.v1.Cluster.join_tokens:type_name -> shoal.v1.JoinTokens
+	72,  // 6: shoal.v1.ClusterSpec.node_cert_expiry:type_name -> google.protobuf.Duration
+	17,  // 7: shoal.v1.ClusterSpec.encryption:type_name -> shoal.v1.EncryptionConfig
+	14,  // 8: shoal.v1.Node.meta:type_name -> shoal.v1.Meta
+	23,  // 9: shoal.v1.Node.spec:type_name -> shoal.v1.NodeSpec
+	26,  // 10: shoal.v1.Node.description:type_name -> shoal.v1.NodeDescription
+	27,  // 11: shoal.v1.Node.status:type_name -> shoal.v1.NodeStatus
+	0,   // 12: shoal.v1.Node.role:type_name -> shoal.v1.NodeRole
+	28,  // 13: shoal.v1.Node.manager_status:type_name -> shoal.v1.ManagerStatus
+	22,  // 14: shoal.v1.Node.ingress:type_name -> shoal.v1.NodeAttachment
+	21,  // 15: shoal.v1.Node.attachments:type_name -> shoal.v1.ContainerAttachment
+	54,  // 16: shoal.v1.ContainerAttachment.network:type_name -> shoal.v1.TaskNetwork
+	71,  // 17: shoal.v1.ContainerAttachment.created_at:type_name -> google.protobuf.Timestamp
+	64,  // 18: shoal.v1.NodeSpec.labels:type_name -> shoal.v1.NodeSpec.LabelsEntry
+	0,   // 19: shoal.v1.NodeSpec.desired_role:type_name -> shoal.v1.NodeRole
+	1,   // 20: shoal.v1.NodeSpec.availability:type_name -> shoal.v1.NodeAvailability
+	24,  // 21: shoal.v1.NodeDescription.platform:type_name -> shoal.v1.Platform
+	25,  // 22: shoal.v1.NodeDescription.resources:type_name -> shoal.v1.Resources
+	65,  // 23: shoal.v1.NodeDescription.engine_labels:type_name -> shoal.v1.NodeDescription.EngineLabelsEntry
+	2,   // 24: shoal.v1.NodeStatus.state:type_name -> shoal.v1.NodeState
+	3,   // 25: shoal.v1.ManagerStatus.reachability:type_name -> shoal.v1.Reachability
+	14,  // 26: shoal.v1.Service.meta:type_name -> shoal.v1.Meta
+	34,  // 27: shoal.v1.Service.spec:type_name -> shoal.v1.ServiceSpec
+	34,  // 28: shoal.v1.Service.previous_spec:type_name -> shoal.v1.ServiceSpec
+	32,  // 29: shoal.v1.Service.endpoint:type_name -> shoal.v1.ServiceEndpoint
+	30,  // 30: shoal.v1.Service.update_status:type_name -> shoal.v1.UpdateStatus
+	31,  // 31: shoal.v1.Service.job_status:type_name -> shoal.v1.JobStatus
+	4,   // 32: shoal.v1.UpdateStatus.state:type_name -> shoal.v1.UpdateState
+	71,  // 33: shoal.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
+	71,  // 34: shoal.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
+	71,  // 35: shoal.v1.JobStatus.last_execution:type_name -> google.protobuf.Timestamp
+	33,  // 36: shoal.v1.ServiceEndpoint.virtual_ips:type_name -> shoal.v1.VirtualIP
+	51,  // 37: shoal.v1.ServiceEndpoint.ports:type_name -> shoal.v1.PortConfig
+	66,  // 38: shoal.v1.ServiceSpec.labels:type_name -> shoal.v1.ServiceSpec.LabelsEntry
+	41,  // 39: shoal.v1.ServiceSpec.task:type_name -> shoal.v1.TaskSpec
+	35,  // 40: shoal.v1.ServiceSpec.replicated:type_name -> shoal.v1.ReplicatedService
+	36,  // 41: shoal.v1.ServiceSpec.global:type_name -> shoal.v1.GlobalService
+	37,  // 42: shoal.v1.ServiceSpec.replicated_job:type_name -> shoal.v1.ReplicatedJob
+	38,  // 43: shoal.v1.ServiceSpec.global_job:type_name -> shoal.v1.GlobalJob
+	52,  // 44: shoal.v1.ServiceSpec.endpoint:type_name -> shoal.v1.EndpointSpec
+	40,  // 45: shoal.v1.ServiceSpec.networks:type_name -> shoal.v1.NetworkAttachment
+	39,  // 46: shoal.v1.ServiceSpec.update:type_name -> shoal.v1.UpdateConfig
+	39,  // 47: shoal.v1.ServiceSpec.rollback:type_name -> shoal.v1.UpdateConfig
+	72,  // 48: shoal.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
+	5,   // 49: shoal.v1.UpdateConfig.failure_action:type_name -> shoal.v1.UpdateFailureAction
+	72,  // 50: shoal.v1.UpdateConfig.monitor:type_name -> google.protobuf.Duration
+	6,   // 51: shoal.v1.UpdateConfig.order:type_name -> shoal.v1.UpdateOrder
+	42,  // 52: shoal.v1.TaskSpec.container:type_name -> shoal.v1.ContainerSpec
+	47,  // 53: shoal.v1.TaskSpec.resources:type_name -> shoal.v1.ResourceRequirements
+	48,  // 54: shoal.v1.TaskSpec.restart:type_name -> shoal.v1.RestartPolicy
+	49,  // 55: shoal.v1.TaskSpec.placement:type_name -> shoal.v1.Placement
+	67,  // 56: shoal.v1.ContainerSpec.labels:type_name -> shoal.v1.ContainerSpec.LabelsEntry
+	72,  // 57: shoal.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	46,  // 58: shoal.v1.ContainerSpec.healthcheck:type_name -> shoal.v1.HealthConfig
+	43,  // 59: shoal.v1.ContainerSpec.secrets:type_name -> shoal.v1.SecretReference
+	44,  // 60: shoal.v1.ContainerSpec.configs:type_name -> shoal.v1.ConfigReference
+	45,  // 61: shoal.v1.SecretReference.file:type_name -> shoal.v1.FileTarget
+	45,  // 62: shoal.v1.ConfigReference.file:type_name -> shoal.v1.FileTarget
+	72,  // 63: shoal.v1.HealthConfig.interval:type_name -> google.protobuf.Duration
+	72,  // 64: shoal.v1.HealthConfig.timeout:type_name -> google.protobuf.Duration
+	72,  // 65: shoal.v1.HealthConfig.start_period:type_name -> google.protobuf.Duration
+	72,  // 66: shoal.v1.HealthConfig.start_interval:type_name -> google.protobuf.Duration
+	25,  // 67: shoal.v1.ResourceRequirements.limits:type_name -> shoal.v1.Resources
+	25,  // 68: shoal.v1.ResourceRequirements.reservations:type_name -> shoal.v1.Resources
+	7,   // 69: shoal.v1.RestartPolicy.condition:type_name -> shoal.v1.RestartCondition
+	72,  // 70: shoal.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
+	72,  // 71: shoal.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
+	50,  // 72: shoal.v1.Placement.preferences:type_name -> shoal.v1.PlacementPreference
+	8,   // 73: shoal.v1.Placement.strategy:type_name -> shoal.v1.PlacementStrategy
+	9,   // 74: shoal.v1.PortConfig.protocol:type_name -> shoal.v1.PortProtocol
+	10,  // 75: shoal.v1.PortConfig.publish_mode:type_name -> shoal.v1.PublishMode
+	11,  // 76: shoal.v1.EndpointSpec.mode:type_name -> shoal.v1.EndpointMode
+	51,  // 77: shoal.v1.EndpointSpec.ports:type_name -> shoal.v1.PortConfig
+	14,  // 78: shoal.v1.Task.meta:type_name -> shoal.v1.Meta
+	41,  // 79: shoal.v1.Task.spec:type_name -> shoal.v1.TaskSpec
+	12,  // 80: shoal.v1.Task.desired_state:type_name -> shoal.v1.TaskState
+	55,  // 81: shoal.v1.Task.status:type_name -> shoal.v1.TaskStatus
+	52,  // 82: shoal.v1.Task.endpoint:type_name -> shoal.v1.EndpointSpec
+	54,  // 83: shoal.v1.Task.networks:type_name -> shoal.v1.TaskNetwork
+	71,  // 84: shoal.v1.Task.restart_history:type_name -> google.protobuf.Timestamp
+	51,  // 85: shoal.v1.TaskNetwork.ports:type_name -> shoal.v1.PortConfig
+	12,  // 86: shoal.v1.TaskStatus.state:type_name -> shoal.v1.TaskState
+	71,  // 87: shoal.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	71,  // 88: shoal.v1.TaskStatus.restart_times:type_name -> google.protobuf.Timestamp
+	56,  // 89: shoal.v1.TaskStatus.health:type_name -> shoal.v1.TaskHealth
+	13,  // 90: shoal.v1.TaskHealth.state:type_name -> shoal.v1.HealthState
+	71,  // 91: shoal.v1.TaskHealth.since:type_name -> google.protobuf.Timestamp
+	14,  // 92: shoal.v1.Network.meta:type_name -> shoal.v1.Meta
+	59,  // 93: shoal.v1.Network.spec:type_name -> shoal.v1.NetworkSpec
+	58,  // 94: shoal.v1.Network.allocation:type_name -> shoal.v1.NetworkAllocation
+	68,  // 95: shoal.v1.NetworkSpec.labels:type_name -> shoal.v1.NetworkSpec.LabelsEntry
+	14,  // 96: shoal.v1.Secret.meta:type_name -> shoal.v1.Meta
+	61,  // 97: shoal.v1.Secret.spec:type_name -> shoal.v1.SecretSpec
+	69,  // 98: shoal.v1.SecretSpec.labels:type_name -> shoal.v1.SecretSpec.LabelsEntry
+	14,  // 99: shoal.v1.Config.meta:type_name -> shoal.v1.Meta
+	63,  // 100: shoal.v1.Config.spec:type_name -> shoal.v1.ConfigSpec
+	70,  // 101: shoal.v1.ConfigSpec.labels:type_name -> shoal.v1.ConfigSpec.LabelsEntry
+	102, // [102:102] is the sub-list for method output_type
+	102, // [102:102] is the sub-list for method input_type
+	102, // [102:102] is the sub-list for extension type_name
+	102, // [102:102] is the sub-list for extension extendee
+	0,   // [0:102] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_objects_proto_init() }
@@ -4723,7 +5049,7 @@ func file_shoal_v1_objects_proto_init() {
 	if File_shoal_v1_objects_proto != nil {
 		return
 	}
-	file_shoal_v1_objects_proto_msgTypes[19].OneofWrappers = []any{
+	file_shoal_v1_objects_proto_msgTypes[20].OneofWrappers = []any{
 		(*ServiceSpec_Replicated)(nil),
 		(*ServiceSpec_Global)(nil),
 		(*ServiceSpec_ReplicatedJob)(nil),
@@ -4735,7 +5061,7 @@ func file_shoal_v1_objects_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_v1_objects_proto_rawDesc), len(file_shoal_v1_objects_proto_rawDesc)),
 			NumEnums:      14,
-			NumMessages:   53,
+			NumMessages:   57,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

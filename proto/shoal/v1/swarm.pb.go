@@ -22,6 +22,86 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type UnlockRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UnlockKey     string                 `protobuf:"bytes,1,opt,name=unlock_key,json=unlockKey,proto3" json:"unlock_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnlockRequest) Reset() {
+	*x = UnlockRequest{}
+	mi := &file_shoal_v1_swarm_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnlockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnlockRequest) ProtoMessage() {}
+
+func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_swarm_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnlockRequest.ProtoReflect.Descriptor instead.
+func (*UnlockRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_swarm_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *UnlockRequest) GetUnlockKey() string {
+	if x != nil {
+		return x.UnlockKey
+	}
+	return ""
+}
+
+type UnlockResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnlockResponse) Reset() {
+	*x = UnlockResponse{}
+	mi := &file_shoal_v1_swarm_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnlockResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnlockResponse) ProtoMessage() {}
+
+func (x *UnlockResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_swarm_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnlockResponse.ProtoReflect.Descriptor instead.
+func (*UnlockResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_swarm_proto_rawDescGZIP(), []int{1}
+}
+
 type InitRequest struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	AdvertiseAddr    string                 `protobuf:"bytes,1,opt,name=advertise_addr,json=advertiseAddr,proto3" json:"advertise_addr,omitempty"`
@@ -31,13 +111,15 @@ type InitRequest struct {
 	// default_addr_pools and subnet_size go to the cluster spec.
 	DefaultAddrPools []string `protobuf:"bytes,5,rep,name=default_addr_pools,json=defaultAddrPools,proto3" json:"default_addr_pools,omitempty"`
 	SubnetSize       uint32   `protobuf:"varint,6,opt,name=subnet_size,json=subnetSize,proto3" json:"subnet_size,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// autolock turns on spec.encryption.auto_lock_managers.
+	Autolock      bool `protobuf:"varint,7,opt,name=autolock,proto3" json:"autolock,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *InitRequest) Reset() {
 	*x = InitRequest{}
-	mi := &file_shoal_v1_swarm_proto_msgTypes[0]
+	mi := &file_shoal_v1_swarm_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -49,7 +131,7 @@ func (x *InitRequest) String() string {
 func (*InitRequest) ProtoMessage() {}
 
 func (x *InitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_swarm_proto_msgTypes[0]
+	mi := &file_shoal_v1_swarm_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -62,7 +144,7 @@ func (x *InitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InitRequest.ProtoReflect.Descriptor instead.
 func (*InitRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_swarm_proto_rawDescGZIP(), []int{0}
+	return file_shoal_v1_swarm_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *InitRequest) GetAdvertiseAddr() string {
@@ -107,20 +189,29 @@ func (x *InitRequest) GetSubnetSize() uint32 {
 	return 0
 }
 
+func (x *InitRequest) GetAutolock() bool {
+	if x != nil {
+		return x.Autolock
+	}
+	return false
+}
+
 type InitResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	ClusterId     string                 `protobuf:"bytes,2,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
-	WorkerToken   string                 `protobuf:"bytes,3,opt,name=worker_token,json=workerToken,proto3" json:"worker_token,omitempty"`
-	ManagerToken  string                 `protobuf:"bytes,4,opt,name=manager_token,json=managerToken,proto3" json:"manager_token,omitempty"`
-	Addr          string                 `protobuf:"bytes,5,opt,name=addr,proto3" json:"addr,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	NodeId       string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	ClusterId    string                 `protobuf:"bytes,2,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	WorkerToken  string                 `protobuf:"bytes,3,opt,name=worker_token,json=workerToken,proto3" json:"worker_token,omitempty"`
+	ManagerToken string                 `protobuf:"bytes,4,opt,name=manager_token,json=managerToken,proto3" json:"manager_token,omitempty"`
+	Addr         string                 `protobuf:"bytes,5,opt,name=addr,proto3" json:"addr,omitempty"`
+	// unlock_key is set when the cluster was made with autolock.
+	UnlockKey     string `protobuf:"bytes,6,opt,name=unlock_key,json=unlockKey,proto3" json:"unlock_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *InitResponse) Reset() {
 	*x = InitResponse{}
-	mi := &file_shoal_v1_swarm_proto_msgTypes[1]
+	mi := &file_shoal_v1_swarm_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -132,7 +223,7 @@ func (x *InitResponse) String() string {
 func (*InitResponse) ProtoMessage() {}
 
 func (x *InitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_swarm_proto_msgTypes[1]
+	mi := &file_shoal_v1_swarm_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -145,7 +236,7 @@ func (x *InitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InitResponse.ProtoReflect.Descriptor instead.
 func (*InitResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_swarm_proto_rawDescGZIP(), []int{1}
+	return file_shoal_v1_swarm_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *InitResponse) GetNodeId() string {
@@ -183,6 +274,13 @@ func (x *InitResponse) GetAddr() string {
 	return ""
 }
 
+func (x *InitResponse) GetUnlockKey() string {
+	if x != nil {
+		return x.UnlockKey
+	}
+	return ""
+}
+
 type JoinRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
@@ -194,7 +292,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_shoal_v1_swarm_proto_msgTypes[2]
+	mi := &file_shoal_v1_swarm_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -206,7 +304,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_swarm_proto_msgTypes[2]
+	mi := &file_shoal_v1_swarm_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -219,7 +317,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_swarm_proto_rawDescGZIP(), []int{2}
+	return file_shoal_v1_swarm_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *JoinRequest) GetToken() string {
@@ -253,7 +351,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_shoal_v1_swarm_proto_msgTypes[3]
+	mi := &file_shoal_v1_swarm_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -265,7 +363,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_swarm_proto_msgTypes[3]
+	mi := &file_shoal_v1_swarm_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -278,7 +376,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_swarm_proto_rawDescGZIP(), []int{3}
+	return file_shoal_v1_swarm_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *JoinResponse) GetNodeId() string {
@@ -304,7 +402,7 @@ type LeaveRequest struct {
 
 func (x *LeaveRequest) Reset() {
 	*x = LeaveRequest{}
-	mi := &file_shoal_v1_swarm_proto_msgTypes[4]
+	mi := &file_shoal_v1_swarm_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -316,7 +414,7 @@ func (x *LeaveRequest) String() string {
 func (*LeaveRequest) ProtoMessage() {}
 
 func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_swarm_proto_msgTypes[4]
+	mi := &file_shoal_v1_swarm_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -329,7 +427,7 @@ func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRequest.ProtoReflect.Descriptor instead.
 func (*LeaveRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_swarm_proto_rawDescGZIP(), []int{4}
+	return file_shoal_v1_swarm_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *LeaveRequest) GetForce() bool {
@@ -347,7 +445,7 @@ type LeaveResponse struct {
 
 func (x *LeaveResponse) Reset() {
 	*x = LeaveResponse{}
-	mi := &file_shoal_v1_swarm_proto_msgTypes[5]
+	mi := &file_shoal_v1_swarm_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -359,7 +457,7 @@ func (x *LeaveResponse) String() string {
 func (*LeaveResponse) ProtoMessage() {}
 
 func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_swarm_proto_msgTypes[5]
+	mi := &file_shoal_v1_swarm_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -372,7 +470,7 @@ func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveResponse.ProtoReflect.Descriptor instead.
 func (*LeaveResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_swarm_proto_rawDescGZIP(), []int{5}
+	return file_shoal_v1_swarm_proto_rawDescGZIP(), []int{7}
 }
 
 type InfoRequest struct {
@@ -383,7 +481,7 @@ type InfoRequest struct {
 
 func (x *InfoRequest) Reset() {
 	*x = InfoRequest{}
-	mi := &file_shoal_v1_swarm_proto_msgTypes[6]
+	mi := &file_shoal_v1_swarm_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -395,7 +493,7 @@ func (x *InfoRequest) String() string {
 func (*InfoRequest) ProtoMessage() {}
 
 func (x *InfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_swarm_proto_msgTypes[6]
+	mi := &file_shoal_v1_swarm_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -408,12 +506,13 @@ func (x *InfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoRequest.ProtoReflect.Descriptor instead.
 func (*InfoRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_swarm_proto_rawDescGZIP(), []int{6}
+	return file_shoal_v1_swarm_proto_rawDescGZIP(), []int{8}
 }
 
 type InfoResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// state is "inactive", "active" or "pending".
+	// state is "inactive", "active", "pending" or "locked" (a manager
+	// restarted under autolock, waiting for swarm unlock).
 	State         string   `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
 	NodeId        string   `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	ClusterId     string   `protobuf:"bytes,3,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
@@ -426,7 +525,7 @@ type InfoResponse struct {
 
 func (x *InfoResponse) Reset() {
 	*x = InfoResponse{}
-	mi := &file_shoal_v1_swarm_proto_msgTypes[7]
+	mi := &file_shoal_v1_swarm_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -438,7 +537,7 @@ func (x *InfoResponse) String() string {
 func (*InfoResponse) ProtoMessage() {}
 
 func (x *InfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_swarm_proto_msgTypes[7]
+	mi := &file_shoal_v1_swarm_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -451,7 +550,7 @@ func (x *InfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
 func (*InfoResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_swarm_proto_rawDescGZIP(), []int{7}
+	return file_shoal_v1_swarm_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *InfoResponse) GetState() string {
@@ -500,7 +599,11 @@ var File_shoal_v1_swarm_proto protoreflect.FileDescriptor
 
 const file_shoal_v1_swarm_proto_rawDesc = "" +
 	"\n" +
-	"\x14shoal/v1/swarm.proto\x12\bshoal.v1\x1a\x1egoogle/protobuf/duration.proto\"\x99\x02\n" +
+	"\x14shoal/v1/swarm.proto\x12\bshoal.v1\x1a\x1egoogle/protobuf/duration.proto\".\n" +
+	"\rUnlockRequest\x12\x1d\n" +
+	"\n" +
+	"unlock_key\x18\x01 \x01(\tR\tunlockKey\"\x10\n" +
+	"\x0eUnlockResponse\"\xb5\x02\n" +
 	"\vInitRequest\x12%\n" +
 	"\x0eadvertise_addr\x18\x01 \x01(\tR\radvertiseAddr\x12*\n" +
 	"\x11force_new_cluster\x18\x02 \x01(\bR\x0fforceNewCluster\x12,\n" +
@@ -509,14 +612,17 @@ const file_shoal_v1_swarm_proto_rawDesc = "" +
 	"certExpiry\x12,\n" +
 	"\x12default_addr_pools\x18\x05 \x03(\tR\x10defaultAddrPools\x12\x1f\n" +
 	"\vsubnet_size\x18\x06 \x01(\rR\n" +
-	"subnetSize\"\xa2\x01\n" +
+	"subnetSize\x12\x1a\n" +
+	"\bautolock\x18\a \x01(\bR\bautolock\"\xc1\x01\n" +
 	"\fInitResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x02 \x01(\tR\tclusterId\x12!\n" +
 	"\fworker_token\x18\x03 \x01(\tR\vworkerToken\x12#\n" +
 	"\rmanager_token\x18\x04 \x01(\tR\fmanagerToken\x12\x12\n" +
-	"\x04addr\x18\x05 \x01(\tR\x04addr\"k\n" +
+	"\x04addr\x18\x05 \x01(\tR\x04addr\x12\x1d\n" +
+	"\n" +
+	"unlock_key\x18\x06 \x01(\tR\tunlockKey\"k\n" +
 	"\vJoinRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x1f\n" +
 	"\vremote_addr\x18\x02 \x01(\tR\n" +
@@ -536,12 +642,13 @@ const file_shoal_v1_swarm_proto_rawDesc = "" +
 	"cluster_id\x18\x03 \x01(\tR\tclusterId\x12\x18\n" +
 	"\amanager\x18\x04 \x01(\bR\amanager\x12\x12\n" +
 	"\x04addr\x18\x05 \x01(\tR\x04addr\x12\x1a\n" +
-	"\bmanagers\x18\x06 \x03(\tR\bmanagers2\xed\x01\n" +
+	"\bmanagers\x18\x06 \x03(\tR\bmanagers2\xaa\x02\n" +
 	"\fSwarmService\x125\n" +
 	"\x04Init\x12\x15.shoal.v1.InitRequest\x1a\x16.shoal.v1.InitResponse\x125\n" +
 	"\x04Join\x12\x15.shoal.v1.JoinRequest\x1a\x16.shoal.v1.JoinResponse\x128\n" +
 	"\x05Leave\x12\x16.shoal.v1.LeaveRequest\x1a\x17.shoal.v1.LeaveResponse\x125\n" +
-	"\x04Info\x12\x15.shoal.v1.InfoRequest\x1a\x16.shoal.v1.InfoResponseB3Z1github.com/shoal-run/shoal/proto/shoal/v1;shoalv1b\x06proto3"
+	"\x04Info\x12\x15.shoal.v1.InfoRequest\x1a\x16.shoal.v1.InfoResponse\x12;\n" +
+	"\x06Unlock\x12\x17.shoal.v1.UnlockRequest\x1a\x18.shoal.v1.UnlockResponseB3Z1github.com/shoal-run/shoal/proto/shoal/v1;shoalv1b\x06proto3"
 
 var (
 	file_shoal_v1_swarm_proto_rawDescOnce sync.Once
@@ -555,33 +662,37 @@ func file_shoal_v1_swarm_proto_rawDescGZIP() []byte {
 	return file_shoal_v1_swarm_proto_rawDescData
 }
 
-var file_shoal_v1_swarm_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_shoal_v1_swarm_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_shoal_v1_swarm_proto_goTypes = []any{
-	(*InitRequest)(nil),         // 0: shoal.v1.InitRequest
-	(*InitResponse)(nil),        // 1: shoal.v1.InitResponse
-	(*JoinRequest)(nil),         // 2: shoal.v1.JoinRequest
-	(*JoinResponse)(nil),        // 3: shoal.v1.JoinResponse
-	(*LeaveRequest)(nil),        // 4: shoal.v1.LeaveRequest
-	(*LeaveResponse)(nil),       // 5: shoal.v1.LeaveResponse
-	(*InfoRequest)(nil),         // 6: shoal.v1.InfoRequest
-	(*InfoResponse)(nil),        // 7: shoal.v1.InfoResponse
-	(*durationpb.Duration)(nil), // 8: google.protobuf.Duration
+	(*UnlockRequest)(nil),       // 0: shoal.v1.UnlockRequest
+	(*UnlockResponse)(nil),      // 1: shoal.v1.UnlockResponse
+	(*InitRequest)(nil),         // 2: shoal.v1.InitRequest
+	(*InitResponse)(nil),        // 3: shoal.v1.InitResponse
+	(*JoinRequest)(nil),         // 4: shoal.v1.JoinRequest
+	(*JoinResponse)(nil),        // 5: shoal.v1.JoinResponse
+	(*LeaveRequest)(nil),        // 6: shoal.v1.LeaveRequest
+	(*LeaveResponse)(nil),       // 7: shoal.v1.LeaveResponse
+	(*InfoRequest)(nil),         // 8: shoal.v1.InfoRequest
+	(*InfoResponse)(nil),        // 9: shoal.v1.InfoResponse
+	(*durationpb.Duration)(nil), // 10: google.protobuf.Duration
 }
 var file_shoal_v1_swarm_proto_depIdxs = []int32{
-	8, // 0: shoal.v1.InitRequest.cert_expiry:type_name -> google.protobuf.Duration
-	0, // 1: shoal.v1.SwarmService.Init:input_type -> shoal.v1.InitRequest
-	2, // 2: shoal.v1.SwarmService.Join:input_type -> shoal.v1.JoinRequest
-	4, // 3: shoal.v1.SwarmService.Leave:input_type -> shoal.v1.LeaveRequest
-	6, // 4: shoal.v1.SwarmService.Info:input_type -> shoal.v1.InfoRequest
-	1, // 5: shoal.v1.SwarmService.Init:output_type -> shoal.v1.InitResponse
-	3, // 6: shoal.v1.SwarmService.Join:output_type -> shoal.v1.JoinResponse
-	5, // 7: shoal.v1.SwarmService.Leave:output_type -> shoal.v1.LeaveResponse
-	7, // 8: shoal.v1.SwarmService.Info:output_type -> shoal.v1.InfoResponse
-	5, // [5:9] is the sub-list for method output_type
-	1, // [1:5] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	10, // 0: shoal.v1.InitRequest.cert_expiry:type_name -> google.protobuf.Duration
+	2,  // 1: shoal.v1.SwarmService.Init:input_type -> shoal.v1.InitRequest
+	4,  // 2: shoal.v1.SwarmService.Join:input_type -> shoal.v1.JoinRequest
+	6,  // 3: shoal.v1.SwarmService.Leave:input_type -> shoal.v1.LeaveRequest
+	8,  // 4: shoal.v1.SwarmService.Info:input_type -> shoal.v1.InfoRequest
+	0,  // 5: shoal.v1.SwarmService.Unlock:input_type -> shoal.v1.UnlockRequest
+	3,  // 6: shoal.v1.SwarmService.Init:output_type -> shoal.v1.InitResponse
+	5,  // 7: shoal.v1.SwarmService.Join:output_type -> shoal.v1.JoinResponse
+	7,  // 8: shoal.v1.SwarmService.Leave:output_type -> shoal.v1.LeaveResponse
+	9,  // 9: shoal.v1.SwarmService.Info:output_type -> shoal.v1.InfoResponse
+	1,  // 10: shoal.v1.SwarmService.Unlock:output_type -> shoal.v1.UnlockResponse
+	6,  // [6:11] is the sub-list for method output_type
+	1,  // [1:6] is the sub-list for method input_type
+	1,  // [1:1] is the sub-list for extension type_name
+	1,  // [1:1] is the sub-list for extension extendee
+	0,  // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_swarm_proto_init() }
@@ -595,7 +706,7 @@ func file_shoal_v1_swarm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_v1_swarm_proto_rawDesc), len(file_shoal_v1_swarm_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,10 +19,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SwarmService_Init_FullMethodName  = "/shoal.v1.SwarmService/Init"
-	SwarmService_Join_FullMethodName  = "/shoal.v1.SwarmService/Join"
-	SwarmService_Leave_FullMethodName = "/shoal.v1.SwarmService/Leave"
-	SwarmService_Info_FullMethodName  = "/shoal.v1.SwarmService/Info"
+	SwarmService_Init_FullMethodName   = "/shoal.v1.SwarmService/Init"
+	SwarmService_Join_FullMethodName   = "/shoal.v1.SwarmService/Join"
+	SwarmService_Leave_FullMethodName  = "/shoal.v1.SwarmService/Leave"
+	SwarmService_Info_FullMethodName   = "/shoal.v1.SwarmService/Info"
+	SwarmService_Unlock_FullMethodName = "/shoal.v1.SwarmService/Unlock"
 )
 
 // SwarmServiceClient is the client API for SwarmService service.
@@ -36,6 +37,9 @@ type SwarmServiceClient interface {
 	Join(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*JoinResponse, error)
 	Leave(ctx context.Context, in *LeaveRequest, opts ...grpc.CallOption) (*LeaveResponse, error)
 	Info(ctx context.Context, in *InfoRequest, opts ...grpc.CallOption) (*InfoResponse, error)
+	// Unlock gives a locked manager (autolock, restarted) its unlock key;
+	// a wrong key is refused and changes nothing.
+	Unlock(ctx context.Context, in *UnlockRequest, opts ...grpc.CallOption) (*UnlockResponse, error)
 }
 
 type swarmServiceClient struct {
@@ -86,6 +90,16 @@ func (c *swarmServiceClient) Info(ctx context.Context, in *InfoRequest, opts ...
 	return out, nil
 }
 
+func (c *swarmServiceClient) Unlock(ctx context.Context, in *UnlockRequest, opts ...grpc.CallOption) (*UnlockResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UnlockResponse)
+	err := c.cc.Invoke(ctx, SwarmService_Unlock_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SwarmServiceServer is the server API for SwarmService service.
 // All implementations must embed UnimplementedSwarmServiceServer
 // for forward compatibility.
@@ -97,6 +111,9 @@ type SwarmServiceServer interface {
 	Join(context.Context, *JoinRequest) (*JoinResponse, error)
 	Leave(context.Context, *LeaveRequest) (*LeaveResponse, error)
 	Info(context.Context, *InfoRequest) (*InfoResponse, error)
+	// Unlock gives a locked manager (autolock, restarted) its unlock key;
+	// a wrong key is refused and changes nothing.
+	Unlock(context.Context, *UnlockRequest) (*UnlockResponse, error)
 	mustEmbedUnimplementedSwarmServiceServer()
 }
 
@@ -118,6 +135,9 @@ func (UnimplementedSwarmServiceServer) Leave(context.Context, *LeaveRequest) (*L
 }
 func (UnimplementedSwarmServiceServer) Info(context.Context, *InfoRequest) (*InfoResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Info not implemented")
+}
+func (UnimplementedSwarmServiceServer) Unlock(context.Context, *UnlockRequest) (*UnlockResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Unlock not implemented")
 }
 func (UnimplementedSwarmServiceServer) mustEmbedUnimplementedSwarmServiceServer() {}
 func (UnimplementedSwarmServiceServer) testEmbeddedByValue()                      {}
@@ -212,6 +232,24 @@ func _SwarmService_Info_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SwarmService_Unlock_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnlockRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SwarmServiceServer).Unlock(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SwarmService_Unlock_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SwarmServiceServer).Unlock(ctx, req.(*UnlockRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SwarmService_ServiceDesc is the grpc.ServiceDesc for SwarmService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -234,6 +272,10 @@ var SwarmService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Info",
 			Handler:    _SwarmService_Info_Handler,
+		},
+		{
+			MethodName: "Unlock",
+			Handler:    _SwarmService_Unlock_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
