@@ -28,30 +28,35 @@ func assigned(t *shoalv1.Task, node string) bool {
 	return t.GetDesiredState() != shoalv1.TaskState_TASK_STATE_REMOVE || !orchestrator.Terminal(t.GetStatus().GetState())
 }
 
-// Assignments streams a node's tasks: the full set, then changes.
+// Assignments streams a node's tasks, and the secrets and configs those
+// that have not ended reference (and no others): the full sets, then
+// changes. The node is the caller's certificate's.
 func (d *Dispatcher) Assignments(_ *shoalv1.AssignmentsRequest, stream grpc.ServerStreamingServer[shoalv1.AssignmentsResponse]) error {
 	caller, _ := auth.From(stream.Context())
 	node := caller.NodeID
 	ctx := stream.Context()
 	for {
 		events, cancel := d.cfg.Store.Watch()
-		var full []*shoalv1.Task
+		full := &shoalv1.AssignmentsResponse{Full: true}
+		files := newNodeFiles(node)
 		d.cfg.Store.View(func(r store.ReadTx) {
 			for _, t := range store.ListBy[*shoalv1.Task](r, store.TableTask, "node", node) {
 				if assigned(t, node) {
-					full = append(full, t)
+					full.Tasks = append(full.Tasks, t)
 				}
+				files.task(t, false)
 			}
+			files.sync(r, full)
 		})
-		if err := stream.Send(&shoalv1.AssignmentsResponse{Full: true, Tasks: full}); err != nil {
+		if err := stream.Send(full); err != nil {
 			cancel()
 			return err
 		}
 		sent := map[string]bool{}
-		for _, t := range full {
+		for _, t := range full.GetTasks() {
 			sent[t.GetId()] = true
 		}
-		err := d.followAssignments(ctx, stream, events, node, sent)
+		err := d.followAssignments(ctx, stream, events, node, sent, files)
 		cancel()
 		if err != nil {
 			return err
@@ -61,11 +66,12 @@ func (d *Dispatcher) Assignments(_ *shoalv1.AssignmentsRequest, stream grpc.Serv
 	}
 }
 
-func (d *Dispatcher) followAssignments(ctx context.Context, stream grpc.ServerStreamingServer[shoalv1.AssignmentsResponse], events <-chan *shoalv1.StoreEvent, node string, sent map[string]bool) error {
+func (d *Dispatcher) followAssignments(ctx context.Context, stream grpc.ServerStreamingServer[shoalv1.AssignmentsResponse], events <-chan *shoalv1.StoreEvent, node string, sent map[string]bool, files *nodeFiles) error {
 	leader := d.cfg.Clock.NewTicker(500 * time.Millisecond)
 	defer leader.Stop()
 	for {
 		var msg shoalv1.AssignmentsResponse
+		filesChanged := false
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -78,7 +84,7 @@ func (d *Dispatcher) followAssignments(ctx context.Context, stream grpc.ServerSt
 			if !ok {
 				return nil
 			}
-			d.collect(&msg, ev, node, sent)
+			filesChanged = d.collect(&msg, ev, node, sent, files) || filesChanged
 		}
 		// Take whatever else is queued into the same message.
 	more:
@@ -88,12 +94,15 @@ func (d *Dispatcher) followAssignments(ctx context.Context, stream grpc.ServerSt
 				if !ok {
 					break more
 				}
-				d.collect(&msg, ev, node, sent)
+				filesChanged = d.collect(&msg, ev, node, sent, files) || filesChanged
 			default:
 				break more
 			}
 		}
-		if len(msg.Tasks)+len(msg.Removed) == 0 {
+		if filesChanged {
+			d.cfg.Store.View(func(r store.ReadTx) { files.sync(r, &msg) })
+		}
+		if len(msg.Tasks)+len(msg.Removed)+len(msg.Secrets)+len(msg.Configs)+len(msg.RemovedSecrets)+len(msg.RemovedConfigs) == 0 {
 			continue
 		}
 		if err := stream.Send(&msg); err != nil {
@@ -102,12 +111,19 @@ func (d *Dispatcher) followAssignments(ctx context.Context, stream grpc.ServerSt
 	}
 }
 
-func (d *Dispatcher) collect(msg *shoalv1.AssignmentsResponse, ev *shoalv1.StoreEvent, node string, sent map[string]bool) {
+// collect adds a store event's news for node to msg; it reports whether
+// the secrets and configs the node needs may have changed (a task of the
+// node changed, or a secret or config was written or deleted).
+func (d *Dispatcher) collect(msg *shoalv1.AssignmentsResponse, ev *shoalv1.StoreEvent, node string, sent map[string]bool, files *nodeFiles) bool {
+	deleted := ev.GetKind() == shoalv1.StoreActionKind_STORE_ACTION_KIND_DELETE
+	if ev.GetObject().GetSecret() != nil || ev.GetObject().GetConfig() != nil {
+		return true
+	}
 	t := ev.GetObject().GetTask()
 	if t == nil {
-		return
+		return false
 	}
-	keep := ev.GetKind() != shoalv1.StoreActionKind_STORE_ACTION_KIND_DELETE && assigned(t, node)
+	keep := !deleted && assigned(t, node)
 	switch {
 	case keep:
 		msg.Tasks = append(msg.Tasks, t)
@@ -116,6 +132,7 @@ func (d *Dispatcher) collect(msg *shoalv1.AssignmentsResponse, ev *shoalv1.Store
 		msg.Removed = append(msg.Removed, t.GetId())
 		delete(sent, t.GetId())
 	}
+	return files.task(t, deleted)
 }
 
 // UpdateTaskStatus records what a worker reports about its tasks. States
