@@ -44,7 +44,10 @@ import (
 
 // Config configures the daemon; the CLI flags map onto it.
 type Config struct {
-	DataDir       string
+	DataDir string
+	// ExecRoot holds the tasks' secrets and configs, each task's on a
+	// tmpfs of its own (daemon --exec-root); never under DataDir.
+	ExecRoot      string
 	Socket        string
 	ListenAddr    string
 	RaftAddr      string // bind address for Raft; port 4243 on the listen host by default
@@ -146,6 +149,9 @@ func (c *Config) defaults() {
 	if c.Socket == "" {
 		c.Socket = defaults.Socket
 	}
+	if c.ExecRoot == "" {
+		c.ExecRoot = defaults.ExecRoot
+	}
 	if c.ListenAddr == "" {
 		c.ListenAddr = defaults.ListenAddr
 	}
@@ -202,8 +208,19 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		_, err := rt.Images.Pull(ctx, ref, progress)
 		return err
-	}, Net: d.overlay, Image: rt.Images.Get, Clock: clk}
+	}, Net: d.overlay, Image: rt.Images.Get, Clock: clk, ExecRoot: cfg.ExecRoot}
 	d.agent = worker.NewAgent(workCtx, clk, exec, d.session.Report, d.log)
+	exec.Files = d.agent.Files()
+	// The secrets and configs of tasks whose container is gone (removed,
+	// or it exited while the daemon was down) leave the node now; a
+	// running one keeps its files for a restart in place.
+	running := map[string]bool{}
+	for task, c := range exec.Containers() {
+		running[task] = c.Running
+	}
+	if gone := exec.PruneFiles(running); len(gone) > 0 {
+		d.log.Info("removed the secrets and configs of tasks no longer here", zap.Strings("tasks", gone))
+	}
 	rt.Health = d.agent.ContainerHealth
 	d.att = worker.NewAttachments(ctx, worker.AttachmentsConfig{Containers: rt.Containers, Net: d.overlay,
 		Dispatch: d.session.Dispatch, NewID: store.NewID, Log: d.log})

@@ -68,6 +68,13 @@ type Executor interface {
 	// assignment: the leftovers of tasks that went while the daemon was
 	// down.
 	Prune(assigned []*shoalv1.Task)
+	// PrepareFiles puts the task's secrets and configs where its
+	// containers will find them; a *MissingFileError when one is not
+	// here yet (the runner waits for it), another error when the task's
+	// references are wrong (it is rejected).
+	PrepareFiles(t *shoalv1.Task) error
+	// ReleaseFiles removes them: the task ended or went.
+	ReleaseFiles(taskID string)
 }
 
 // Existing is a container found on the node.
@@ -86,7 +93,9 @@ type Agent struct {
 	log    *zap.Logger
 	clock  clock.Clock // restart back-off, pull report spacing, timestamps
 
-	ctx     context.Context
+	ctx   context.Context
+	files *Files
+
 	mu      sync.Mutex
 	runners map[string]*runner
 	// ended holds the tasks whose runner ended by itself (complete,
@@ -99,7 +108,18 @@ type Agent struct {
 // NewAgent makes an agent whose timers run on clk; its task runners live
 // until ctx ends (Wait waits for them).
 func NewAgent(ctx context.Context, clk clock.Clock, exec Executor, report Reporter, log *zap.Logger) *Agent {
-	return &Agent{exec: exec, report: report, log: log.Named("worker"), clock: clk, ctx: ctx, runners: map[string]*runner{}, ended: map[string]bool{}}
+	return &Agent{exec: exec, report: report, log: log.Named("worker"), clock: clk, ctx: ctx, files: NewFiles(), runners: map[string]*runner{}, ended: map[string]bool{}}
+}
+
+// Files is the agent's store of the secrets and configs its tasks use,
+// for the executor to read.
+func (a *Agent) Files() *Files { return a.files }
+
+// UpdateFiles applies an assignment message's secrets and configs; the
+// session calls it before Update with the same message's tasks, so a
+// task finds what it needs.
+func (a *Agent) UpdateFiles(full bool, secrets []*shoalv1.Secret, configs []*shoalv1.Config, removedSecrets, removedConfigs []string) {
+	a.files.Update(full, secrets, configs, removedSecrets, removedConfigs)
 }
 
 // Wait waits for the runners after the agent's context ended.
@@ -160,6 +180,7 @@ func (a *Agent) discard(taskID, containerID string) {
 		defer cancel()
 		_ = a.exec.Stop(ctx, containerID, 10*time.Second)
 		_ = a.exec.Remove(ctx, containerID)
+		a.exec.ReleaseFiles(taskID)
 	}()
 }
 
@@ -206,6 +227,12 @@ func (a *Agent) applyLocked(t *shoalv1.Task) {
 		r.run()
 		if r.shuttingDown() {
 			<-r.stopped // keep it known until its container is gone
+		}
+		if !r.shuttingDown() && a.ctx.Err() == nil {
+			// It ended by itself (complete, failed, rejected): its
+			// container exited for good. (Shut down, stop released them;
+			// the daemon stopping leaves them to the running container.)
+			a.exec.ReleaseFiles(t.GetId())
 		}
 		a.mu.Lock()
 		if a.runners[t.GetId()] == r {

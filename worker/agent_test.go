@@ -36,11 +36,16 @@ type fakeExec struct {
 	check  *health.Config
 	probes chan int
 	ready  map[string][]bool // task -> its Ready calls
+	// files is the agent's store; onTmpfs, the tasks whose files were
+	// prepared and not released; released, the tasks released.
+	files    *Files
+	onTmpfs  map[string]bool
+	released []string
 }
 
 func newFake() *fakeExec {
 	return &fakeExec{exits: map[string]chan Exit{}, running: map[string]string{}, exited: map[string]string{}, started: make(chan string, 100),
-		probes: make(chan int), ready: map[string][]bool{}}
+		probes: make(chan int), ready: map[string][]bool{}, onTmpfs: map[string]bool{}}
 }
 
 func (f *fakeExec) Pull(ctx context.Context, t *shoalv1.Task, progress func(string)) error {
@@ -146,6 +151,46 @@ func (f *fakeExec) Adopt(context.Context, *shoalv1.Task, string) error { return 
 
 func (f *fakeExec) Prune([]*shoalv1.Task) {}
 
+// PrepareFiles is the real executor's bookkeeping without the tmpfs: a
+// task's files are found in the agent's store, or left from its earlier
+// run until released.
+func (f *fakeExec) PrepareFiles(t *shoalv1.Task) error {
+	plan, err := PlanFiles(t)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, p := range plan {
+		get := f.files.Config
+		if p.Kind == KindSecret {
+			get = f.files.Secret
+		}
+		if _, ok := get(p.ID); !ok && !f.onTmpfs[t.GetId()] {
+			return &MissingFileError{Kind: p.Kind, Name: p.Name}
+		}
+	}
+	if len(plan) > 0 {
+		f.onTmpfs[t.GetId()] = true
+	}
+	return nil
+}
+
+func (f *fakeExec) ReleaseFiles(taskID string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.onTmpfs[taskID] {
+		f.released = append(f.released, taskID)
+	}
+	delete(f.onTmpfs, taskID)
+}
+
+func (f *fakeExec) releasedOnes() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.released)
+}
+
 func (f *fakeExec) Containers() map[string]Existing {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -220,6 +265,7 @@ func newAgentClock(t *testing.T) (*Agent, *fakeExec, *reports, *clock.Fake, func
 	ctx, cancel := context.WithCancel(context.Background())
 	f, r, clk := newFake(), newReports(), clock.NewFake(t0)
 	a := NewAgent(ctx, clk, f, r.report, zap.NewNop())
+	f.files = a.Files()
 	return a, f, r, clk, func() { cancel(); a.Wait() }
 }
 

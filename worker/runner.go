@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -94,7 +95,43 @@ func (r *runner) stop() {
 		}
 		_ = r.a.exec.Remove(ctx, id)
 	}
+	r.a.exec.ReleaseFiles(r.id())
 	r.report(shoalv1.TaskState_TASK_STATE_SHUTDOWN, "shut down", "", 0)
+}
+
+// awaitFiles makes the task's secrets and configs ready for a start,
+// waiting (reported in state, "waiting for secret NAME from a manager")
+// for any not here yet; false when the task was rejected for bad
+// references or shut down meanwhile.
+func (r *runner) awaitFiles(state shoalv1.TaskState) bool {
+	waiting := ""
+	for {
+		changed := r.a.files.Changed()
+		r.mu.Lock()
+		t := r.task
+		r.mu.Unlock()
+		err := r.a.exec.PrepareFiles(t)
+		var missing *MissingFileError
+		switch {
+		case err == nil:
+			return true
+		case errors.As(err, &missing):
+			if msg := missing.Error(); msg != waiting {
+				waiting = msg
+				r.report(state, msg, "", 0)
+			}
+			select {
+			case <-r.ctx.Done():
+				return false
+			case <-changed:
+			}
+		default:
+			if r.ctx.Err() == nil {
+				r.report(shoalv1.TaskState_TASK_STATE_REJECTED, "preparing failed", err.Error(), 0)
+			}
+			return false
+		}
+	}
 }
 
 // pullReportEvery spaces the progress reports of an image pull.
@@ -124,6 +161,9 @@ func (r *runner) run() {
 			r.report(shoalv1.TaskState_TASK_STATE_REJECTED, "preparing failed", err.Error(), 0)
 			return
 		}
+		if !r.awaitFiles(shoalv1.TaskState_TASK_STATE_PREPARING) {
+			return
+		}
 	}
 	if adopted != "" {
 		if err := r.a.exec.Adopt(r.ctx, r.task, adopted); err != nil {
@@ -137,6 +177,10 @@ func (r *runner) run() {
 		if id == "" {
 			if first {
 				r.report(shoalv1.TaskState_TASK_STATE_STARTING, "starting", "", 0)
+			} else if !r.awaitFiles(shoalv1.TaskState_TASK_STATE_RUNNING) {
+				// A restart in place: the files are still on the task's
+				// tmpfs, or come from a manager.
+				return
 			}
 			var err error
 			id, err = r.a.exec.Start(r.ctx, r.task)

@@ -40,6 +40,12 @@ type RuntimeExecutor struct {
 	DrainDelay time.Duration
 	// Clock times the drain delay (nil: the wall clock).
 	Clock clock.Clock
+	// ExecRoot holds the tasks' secrets and configs, each task's on a
+	// tmpfs of its own under ExecRoot/secrets (daemon --exec-root);
+	// Files holds their values, in memory. Without them, tasks using
+	// secrets or configs are refused.
+	ExecRoot string
+	Files    *Files
 }
 
 // Networker plugs task containers into their overlay networks.
@@ -140,6 +146,11 @@ func (e *RuntimeExecutor) Start(ctx context.Context, t *shoalv1.Task) (string, e
 		hook = func(pid int) error { return e.Net.Attach(t, netoverlay.ProcNetns(pid)) }
 	}
 	spec := Spec(t)
+	files, err := e.prepareFiles(t)
+	if err != nil {
+		return "", err
+	}
+	spec.Mounts = append(spec.Mounts, files...)
 	// The label (for a daemon restarting under the container) from the
 	// image store; whether to announce it now from what the container
 	// keeps of its image.

@@ -16,9 +16,13 @@ const (
 
 // Paths and addresses of a node.
 const (
-	DataDir    = "/var/lib/shoal"
-	CertDir    = DataDir + "/certificates"
-	Socket     = "/run/shoal/shoal.sock"
+	DataDir = "/var/lib/shoal"
+	CertDir = DataDir + "/certificates"
+	Socket  = "/run/shoal/shoal.sock"
+	// ExecRoot holds a node's execution state that must not outlive a
+	// reboot nor reach a disk: the tmpfs of the tasks' secrets and
+	// configs (docker's --exec-root).
+	ExecRoot   = "/run/shoal"
 	ListenAddr = "0.0.0.0:" + APIPort
 )
 

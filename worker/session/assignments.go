@@ -14,8 +14,10 @@ import (
 )
 
 // Assignments takes the leader's assignment messages: the task agent
-// (worker.Agent).
+// (worker.Agent). UpdateFiles gets a message's secrets and configs
+// before Update gets its tasks.
 type Assignments interface {
+	UpdateFiles(full bool, secrets []*shoalv1.Secret, configs []*shoalv1.Config, removedSecrets, removedConfigs []string)
 	Update(full bool, tasks []*shoalv1.Task, removed []string)
 }
 
@@ -81,6 +83,8 @@ func (s *Session) follow(ctx context.Context, addr string, conn *grpc.ClientConn
 			}
 			return leader, err
 		}
+		// Never log msg: it may hold secret values.
+		a.UpdateFiles(msg.GetFull(), msg.GetSecrets(), msg.GetConfigs(), msg.GetRemovedSecrets(), msg.GetRemovedConfigs())
 		a.Update(msg.GetFull(), msg.GetTasks(), msg.GetRemoved())
 	}
 }

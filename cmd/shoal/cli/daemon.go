@@ -15,16 +15,16 @@ import (
 )
 
 type daemonFlags struct {
-	dataDir, socket, listen, raftAddr, advertise, logLevel string
-	forceNewCluster                                        bool
-	snapshotThreshold, trailingLogs                        uint64
-	snapshotInterval, heartbeatPeriod, raftHeartbeat       time.Duration
-	insecureRegistries                                     []string
-	maxImageSize                                           string
-	cgroupParent, shimBinary, gossipAddr, hostname         string
-	dnsUpstream                                            []string
-	labels                                                 []string
-	debugAddr                                              string
+	dataDir, execRoot, socket, listen, raftAddr, advertise, logLevel string
+	forceNewCluster                                                  bool
+	snapshotThreshold, trailingLogs                                  uint64
+	snapshotInterval, heartbeatPeriod, raftHeartbeat                 time.Duration
+	insecureRegistries                                               []string
+	maxImageSize                                                     string
+	cgroupParent, shimBinary, gossipAddr, hostname                   string
+	dnsUpstream                                                      []string
+	labels                                                           []string
+	debugAddr                                                        string
 }
 
 func newDaemonCmd(g *globals) *cobra.Command {
@@ -60,7 +60,7 @@ func newDaemonCmd(g *globals) *cobra.Command {
 				defer stop()
 			}
 			return daemon.Run(cmd.Context(), daemon.Config{
-				DataDir: f.dataDir, Socket: f.socket, ListenAddr: f.listen, RaftAddr: f.raftAddr, AdvertiseAddr: f.advertise,
+				DataDir: f.dataDir, ExecRoot: f.execRoot, Socket: f.socket, ListenAddr: f.listen, RaftAddr: f.raftAddr, AdvertiseAddr: f.advertise,
 				GossipAddr: f.gossipAddr, EngineLabels: labels, Hostname: f.hostname, DNSUpstream: f.dnsUpstream,
 				Log: log, ForceNewCluster: f.forceNewCluster, SnapshotThreshold: f.snapshotThreshold,
 				SnapshotInterval: f.snapshotInterval, TrailingLogs: f.trailingLogs, RaftHeartbeat: f.raftHeartbeat, HeartbeatPeriod: f.heartbeatPeriod,
@@ -70,6 +70,7 @@ func newDaemonCmd(g *globals) *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.dataDir, "data-dir", defaults.DataDir, "where the node keeps its state")
+	fl.StringVar(&f.execRoot, "exec-root", defaults.ExecRoot, "root directory for execution state files: the tmpfs holding the tasks' secrets and configs")
 	fl.StringVar(&f.socket, "socket", DefaultSocket, "local control socket (mode 0600)")
 	fl.StringVar(&f.listen, "listen-addr", defaults.ListenAddr, "gRPC listen address (managers)")
 	fl.StringVar(&f.raftAddr, "raft-addr", "", "Raft listen address (default port 4243 on the listen host)")

@@ -51,7 +51,7 @@ func newDevCmd(g *globals) *cobra.Command {
 			defer cancel()
 			errc := make(chan error, 1)
 			go func() {
-				errc <- daemon.Run(ctx, daemon.Config{DataDir: filepath.Join(dir, "data"), Socket: sock, ListenAddr: f.listen,
+				errc <- daemon.Run(ctx, daemon.Config{DataDir: filepath.Join(dir, "data"), ExecRoot: filepath.Join(dir, "exec"), Socket: sock, ListenAddr: f.listen,
 					RaftAddr: portAfter(f.listen, 1), GossipAddr: portAfter(f.listen, 2), AdvertiseAddr: f.listen, Log: log, CgroupParent: parent, RemoveCgroupParent: true})
 			}()
 			conn, err := waitSocket(ctx, sock, errc)
