@@ -133,10 +133,14 @@ func FreeAddr(t TB) string {
 
 // Node is one daemon process.
 type Node struct {
-	t          TB
-	Name       string
-	Bin        string
-	Dir        string
+	t    TB
+	Name string
+	Bin  string
+	Dir  string
+	// ExecRoot is the daemon's --exec-root, in Dir and not in its data
+	// dir: the tmpfs of its tasks' secrets and configs are mounted under
+	// ExecRoot/secrets.
+	ExecRoot   string
 	Socket     string
 	Addr       string // gRPC address
 	RaftAddr   string
@@ -169,6 +173,7 @@ func NewNode(t TB, name string, args ...string) *Node {
 		t: t, Name: name, Bin: Binary(t), Dir: dir,
 		CgroupParent: fmt.Sprintf("%s%d-%s-%d", cgroupPrefix, os.Getpid(), name, time.Now().UnixNano()%1e9),
 		Socket:       filepath.Join(dir, "shoal.sock"),
+		ExecRoot:     filepath.Join(dir, "exec"),
 		Addr:         fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
 		RaftAddr:     fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
 		GossipAddr:   FreeAddr(t),
@@ -223,6 +228,11 @@ func (n *Node) reapContainers() {
 			}
 		}
 		_ = syscall.Unmount(filepath.Join(root, d.Name(), "rootfs"), syscall.MNT_DETACH)
+	}
+	// The tmpfs of its tasks' secrets and configs.
+	tmpfs, _ := filepath.Glob(filepath.Join(n.ExecRoot, "secrets", "*"))
+	for _, p := range tmpfs {
+		_ = syscall.Unmount(p, syscall.MNT_DETACH)
 	}
 	// The groups empty as the processes die.
 	deadline := time.Now().Add(5 * time.Second)
@@ -281,7 +291,7 @@ func (n *Node) StartErr(extra ...string) error {
 			return fmt.Errorf("%s already running", n.Name)
 		}
 	}
-	args := append([]string{"daemon", "--data-dir", filepath.Join(n.Dir, "data"), "--socket", n.Socket,
+	args := append([]string{"daemon", "--data-dir", filepath.Join(n.Dir, "data"), "--exec-root", n.ExecRoot, "--socket", n.Socket,
 		"--listen-addr", n.Addr, "--raft-addr", n.RaftAddr, "--gossip-addr", n.GossipAddr, "--log-level", "debug", "--cgroup-parent", n.CgroupParent}, n.Args...)
 	args = append(args, extra...)
 	var cmd *exec.Cmd

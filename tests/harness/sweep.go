@@ -129,7 +129,8 @@ func alive(pid int) bool {
 	return err == nil
 }
 
-// unmountStale detaches container root filesystems in node directories
+// unmountStale detaches container root filesystems and the tmpfs of
+// tasks' secrets and configs in node directories
 // whose owner file names a process that no longer runs.
 func unmountStale() {
 	f, err := os.Open("/proc/self/mountinfo")
@@ -147,7 +148,10 @@ func unmountStale() {
 		mp := fields[4]
 		i := strings.Index(mp, "/data/runtime/containers/")
 		if i < 0 || !strings.HasSuffix(mp, "/rootfs") {
-			continue
+			// or a task's tmpfs of secrets and configs
+			if i = strings.Index(mp, "/exec/secrets/"); i < 0 {
+				continue
+			}
 		}
 		pid, err := strconv.Atoi(strings.TrimSpace(readFile(filepath.Join(mp[:i], ownerFile))))
 		if err == nil && pid != os.Getpid() && !alive(pid) {
