@@ -246,6 +246,9 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("rejoin cluster %s: %w", st.ClusterID, err)
 		}
 		d.restoreDataPlane(st, rt.Containers)
+		// Its running task containers are watched and restarted in place
+		// from now, whether a manager answers or not.
+		d.agent.Resume(worker.Records(rt.Containers.List()))
 	} else if cfg.ForceNewCluster {
 		ln.Close()
 		return fmt.Errorf("--force-new-cluster: %s holds no cluster state", cfg.DataDir)

@@ -102,7 +102,10 @@ type Agent struct {
 	// failed, rejected): a task runs once, and an assignment sent before
 	// the manager had the final report must not start it again.
 	ended map[string]bool
-	wg    sync.WaitGroup
+	// fullSeen: a full assignment set was applied, so what runs here is
+	// the leader's to say, not the containers' records (Resume).
+	fullSeen bool
+	wg       sync.WaitGroup
 }
 
 // NewAgent makes an agent whose timers run on clk; its task runners live
@@ -145,6 +148,7 @@ func (a *Agent) Update(full bool, tasks []*shoalv1.Task, removed []string) {
 	if !full {
 		return
 	}
+	a.fullSeen = true
 	for id := range a.ended {
 		if !seen[id] {
 			delete(a.ended, id)
@@ -217,10 +221,37 @@ func (a *Agent) applyLocked(t *shoalv1.Task) {
 	if st := t.GetStatus().GetState(); st > shoalv1.TaskState_TASK_STATE_RUNNING || a.ended[t.GetId()] {
 		return // finished; the orchestrator decides what next
 	}
-	r = a.newRunner(t, true)
+	containerID := ""
 	if c, ok := a.exec.Containers()[t.GetId()]; ok && c.Running {
-		r.containerID = c.ID // re-adopt after a daemon restart
+		containerID = c.ID // re-adopt after a daemon restart
 	}
+	a.startLocked(t, containerID)
+}
+
+// Resume takes over the task containers that run here after a daemon
+// restart, before (or without) a manager's assignments: each is watched
+// and restarted in place per its task's restart policy. The first full
+// assignment set then stops whatever the leader no longer assigns here.
+func (a *Agent) Resume(records []Record) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.fullSeen {
+		return // the leader answered first: its set decided
+	}
+	for _, rec := range records {
+		t := rec.Task
+		if a.runners[t.GetId()] != nil || !shoalv1.Runnable(t.GetDesiredState()) {
+			continue
+		}
+		a.log.Info("resuming a task container that survived the daemon's restart", zap.String("task", t.GetId()))
+		a.startLocked(t, rec.ContainerID)
+	}
+}
+
+// startLocked runs a runner for t, taking over containerID if not "".
+func (a *Agent) startLocked(t *shoalv1.Task, containerID string) {
+	r := a.newRunner(t, true)
+	r.containerID = containerID
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()

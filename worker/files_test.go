@@ -342,3 +342,48 @@ func fileIDsOf(st os.FileInfo) (uid, gid int) {
 	s := st.Sys().(*syscall.Stat_t)
 	return int(s.Uid), int(s.Gid)
 }
+
+// After a daemon restart with no manager answering, the agent takes the
+// running task containers over from their records and restarts one in
+// place when it exits; once a full assignment set came, the records say
+// nothing.
+func TestResumeRestartsInPlaceWithoutAManager(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	a, f, r, clk, stop := newAgentClock(t)
+	defer stop()
+	f.mu.Lock()
+	f.exits["c9"] = make(chan Exit, 1)
+	f.running["c9"] = "t1"
+	f.onTmpfs["t1"] = true // its files, left on its tmpfs
+	f.mu.Unlock()
+	t1 := withFiles(task("t1", shoalv1.TaskState_TASK_STATE_RUNNING, shoalv1.RestartCondition_RESTART_CONDITION_ANY),
+		[]*shoalv1.SecretReference{secretRef("s1", "db", nil)}, nil)
+	t1.Status.State = shoalv1.TaskState_TASK_STATE_RUNNING
+	a.Resume([]Record{{Task: t1, ContainerID: "c9"}})
+	r.waitFor(t, "t1", shoalv1.TaskState_TASK_STATE_RUNNING, 0)
+	f.exit("c9", 137)
+	afterBackoff(t, clk, time.Millisecond)
+	r.waitFor(t, "t1", shoalv1.TaskState_TASK_STATE_RUNNING, 1)
+	if id := <-f.started; id == "c9" {
+		t.Fatal("no new container")
+	}
+
+	// A full set that does not list t1 stops it; a later Resume does
+	// not bring it back.
+	a.Update(true, nil, nil)
+	r.waitFor(t, "t1", shoalv1.TaskState_TASK_STATE_SHUTDOWN, 1)
+	runners := func() int {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return len(a.runners)
+	}
+	for deadline := time.Now().Add(5 * time.Second); runners() != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the stopped runner never went")
+		}
+	}
+	a.Resume([]Record{{Task: t1, ContainerID: "c9"}})
+	if n := runners(); n != 0 {
+		t.Fatalf("%d runners after Resume following a full set; want 0", n)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
 
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 	"github.com/shoal-run/shoal/worker/health"
@@ -44,6 +45,21 @@ func (r *runner) setTask(t *shoalv1.Task) {
 }
 
 func (r *runner) id() string { return r.task.GetId() }
+
+// recordNow is the task with its restarts so far, for its container to
+// keep (LabelTaskRecord): a daemon restarting under it resumes the count.
+func (r *runner) recordNow() *shoalv1.Task {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := proto.Clone(r.task).(*shoalv1.Task)
+	if t.Status == nil {
+		t.Status = &shoalv1.TaskStatus{}
+	}
+	t.Status.State = shoalv1.TaskState_TASK_STATE_RUNNING
+	t.Status.Restarts = int32(r.restarts.Count())
+	t.Status.RestartTimes = shoalv1.Timestamps(r.restarts.Times())
+	return t
+}
 
 // report sends a status. Once the task is shutting down only stop's
 // final report goes out: the run loop may still be between steps (a pull
@@ -183,7 +199,7 @@ func (r *runner) run() {
 				return
 			}
 			var err error
-			id, err = r.a.exec.Start(r.ctx, r.task)
+			id, err = r.a.exec.Start(r.ctx, r.recordNow())
 			if err != nil {
 				if r.ctx.Err() != nil {
 					return

@@ -7,6 +7,8 @@ import (
 	"net"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protojson"
+
 	"github.com/shoal-run/shoal/internal/clock"
 
 	"github.com/shoal-run/shoal/netoverlay"
@@ -21,6 +23,11 @@ const (
 	LabelTask        = "shoal.task.id"
 	LabelService     = "shoal.service.id"
 	LabelServiceName = "shoal.service.name"
+	// LabelTaskRecord holds the task (protojson) a container runs, with
+	// references to its secrets and configs but never their values: a
+	// daemon restarted with no manager answering takes its running task
+	// containers over from it (Resume), and restarts them in place.
+	LabelTaskRecord = "shoal.task.record"
 )
 
 // RuntimeExecutor runs tasks as containers of this node's runtime.
@@ -115,6 +122,9 @@ func Spec(t *shoalv1.Task) container.Spec {
 		name = fmt.Sprintf("%s.%s.%s", t.GetServiceName(), t.GetNodeId(), t.GetId())
 	}
 	labels := map[string]string{LabelTask: t.GetId(), LabelService: t.GetServiceId(), LabelServiceName: t.GetServiceName()}
+	if rec, err := protojson.Marshal(t); err == nil {
+		labels[LabelTaskRecord] = string(rec)
+	}
 	for k, v := range c.GetLabels() {
 		labels[k] = v
 	}
@@ -337,6 +347,30 @@ func (e *RuntimeExecutor) Remove(ctx context.Context, id string) error {
 		err = errors.Join(err, e.Net.Detach(task))
 	}
 	return err
+}
+
+// Records are the tasks of this node's running task containers, from
+// what each container keeps of its task (LabelTaskRecord).
+func Records(containers []container.State) []Record {
+	var out []Record
+	for _, c := range containers {
+		v, ok := c.Labels[LabelTaskRecord]
+		if !ok || c.Status != container.Running {
+			continue
+		}
+		var t shoalv1.Task
+		if protojson.Unmarshal([]byte(v), &t) != nil || t.GetId() != c.Labels[LabelTask] {
+			continue
+		}
+		out = append(out, Record{Task: &t, ContainerID: c.ID})
+	}
+	return out
+}
+
+// Record is a running task container found on the node.
+type Record struct {
+	Task        *shoalv1.Task
+	ContainerID string
 }
 
 // Containers implements Executor.
