@@ -1,0 +1,391 @@
+package tests
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+	"github.com/shoal-run/shoal/tests/faults"
+	"github.com/shoal-run/shoal/tests/harness"
+)
+
+// Secret values in these tests are random, never printed: a failure
+// names the file that holds one, not the value.
+
+func secretValue(t *testing.T, prefix string) []byte {
+	t.Helper()
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return []byte(prefix + hex.EncodeToString(b))
+}
+
+func ctl(t *testing.T, e *faults.Env) (shoalv1.ControlServiceClient, context.Context) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return e.C.Leader(20 * time.Second).Control(), ctx
+}
+
+func createSecret(t *testing.T, e *faults.Env, name string, data []byte) string {
+	t.Helper()
+	c, ctx := ctl(t, e)
+	resp, err := c.CreateSecret(ctx, &shoalv1.CreateSecretRequest{Spec: &shoalv1.SecretSpec{Name: name, Data: data}})
+	if err != nil {
+		t.Fatalf("create secret %s: %v", name, err)
+	}
+	return resp.GetSecret().GetId()
+}
+
+func createConfig(t *testing.T, e *faults.Env, name string, data []byte) string {
+	t.Helper()
+	c, ctx := ctl(t, e)
+	resp, err := c.CreateConfig(ctx, &shoalv1.CreateConfigRequest{Spec: &shoalv1.ConfigSpec{Name: name, Data: data}})
+	if err != nil {
+		t.Fatalf("create config %s: %v", name, err)
+	}
+	return resp.GetConfig().GetId()
+}
+
+// updateService reads the service, lets change edit its spec, and
+// writes it back.
+func updateService(t *testing.T, e *faults.Env, name string, change func(*shoalv1.ServiceSpec)) {
+	t.Helper()
+	c, ctx := ctl(t, e)
+	got, err := c.GetService(ctx, &shoalv1.GetServiceRequest{ServiceId: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := got.GetService()
+	change(s.GetSpec())
+	if _, err := c.UpdateService(ctx, &shoalv1.UpdateServiceRequest{ServiceId: s.GetId(), Version: s.GetMeta().GetVersion(), Spec: s.GetSpec()}); err != nil {
+		t.Fatalf("update service %s: %v", name, err)
+	}
+}
+
+// containerFile is what a container sees of one file: read through
+// /proc/PID/root, and the file system of its mount point from
+// /proc/PID/mountinfo.
+type containerFile struct {
+	data       []byte
+	uid, gid   uint32
+	mode       os.FileMode
+	fstype     string
+	mountFlags string
+}
+
+func readContainerFile(pid int, target string) (containerFile, error) {
+	p := fmt.Sprintf("/proc/%d/root%s", pid, target)
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return containerFile{}, err
+	}
+	st, err := os.Stat(p)
+	if err != nil {
+		return containerFile{}, err
+	}
+	sys := st.Sys().(*syscall.Stat_t)
+	f := containerFile{data: data, uid: sys.Uid, gid: sys.Gid, mode: st.Mode().Perm()}
+	mi, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
+	if err != nil {
+		return containerFile{}, err
+	}
+	for _, l := range strings.Split(string(mi), "\n") {
+		fields := strings.Fields(l)
+		if len(fields) < 10 || fields[4] != target {
+			continue
+		}
+		for i, x := range fields {
+			if x == "-" && i+1 < len(fields) {
+				f.fstype, f.mountFlags = fields[i+1], fields[5] // the last mount on the target wins
+			}
+		}
+	}
+	return f, nil
+}
+
+// checkContainerFile checks one secret or config file in a container.
+func checkContainerFile(pid int, target string, want []byte, uid, gid uint32, mode os.FileMode) error {
+	f, err := readContainerFile(pid, target)
+	if err != nil {
+		return fmt.Errorf("container pid %d: %v", pid, err)
+	}
+	switch {
+	case !bytes.Equal(f.data, want):
+		return fmt.Errorf("container pid %d: %s holds %d bytes, not the %d of the value given", pid, target, len(f.data), len(want))
+	case f.uid != uid || f.gid != gid:
+		return fmt.Errorf("container pid %d: %s is owned by %d:%d; want %d:%d", pid, target, f.uid, f.gid, uid, gid)
+	case f.mode != mode:
+		return fmt.Errorf("container pid %d: %s has mode %#o; want %#o", pid, target, f.mode, mode)
+	case f.fstype != "tmpfs":
+		return fmt.Errorf("container pid %d: %s is on %q in its mountinfo; want tmpfs", pid, target, f.fstype)
+	case !strings.HasPrefix(f.mountFlags, "ro"):
+		return fmt.Errorf("container pid %d: %s is mounted %s; want read-only", pid, target, f.mountFlags)
+	}
+	return nil
+}
+
+// secretMounts are the tmpfs mounted under the node's exec root (ours),
+// from the host's mountinfo (the daemons share its mount namespace).
+func secretMounts(t *testing.T, n *harness.Node) []string {
+	t.Helper()
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 4 && strings.HasPrefix(fields[4], n.ExecRoot+"/") {
+			out = append(out, fields[4])
+		}
+	}
+	return out
+}
+
+// filesHolding lists the regular files under dir whose bytes contain
+// needle (without following symlinks or crossing into /proc).
+func filesHolding(dir string, needle []byte) []string {
+	var out []string
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil
+		}
+		if data, err := os.ReadFile(p); err == nil && bytes.Contains(data, needle) {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out
+}
+
+// leaks says where on node n a value is found: its data dir, its log,
+// and (unless allowTmpfs) its tasks' tmpfs.
+func leaks(n *harness.Node, value []byte, allowTmpfs bool) []string {
+	out := filesHolding(filepath.Join(n.Dir, "data"), value)
+	if bytes.Contains([]byte(n.DaemonLog()), value) {
+		out = append(out, filepath.Join(n.Dir, "daemon.log"))
+	}
+	if !allowTmpfs {
+		out = append(out, filesHolding(n.ExecRoot, value)...)
+	}
+	return out
+}
+
+func onlyContainer(n *harness.Node, svc string) (harness.Container, error) {
+	cs := harness.Of(svc, n.RunningContainers())
+	if len(cs) != 1 {
+		return harness.Container{}, fmt.Errorf("%s runs %d containers of %s; want 1", n.Name, len(cs), svc)
+	}
+	return cs[0], nil
+}
+
+// A service with a secret and a config on 2 of 3 workers: in each of its
+// containers the files have their content, owner and mode, read-only on
+// tmpfs; the third worker has no copy anywhere (data dir, tmpfs, log),
+// nor do the two others' data dirs and logs, nor the manager's log.
+// Rotation by a service update puts the new value in every task, the old
+// secret can then be removed and is gone from every node. Scaled to 0,
+// the nodes keep no tmpfs of ours.
+func TestSecretsDeliveredOnlyWhereNeeded(t *testing.T) {
+	needRoot(t)
+	e := faults.Start(t, 1, 3)
+	m, w1, w2, w3 := e.C.Managers[0], e.C.Workers[0], e.C.Workers[1], e.C.Workers[2]
+	old, conf := secretValue(t, "db-v1-"), append([]byte("listen = 80\n# "), secretValue(t, "conf-")...)
+	createSecret(t, e, "db_v1", old)
+	createConfig(t, e, "app.conf", conf)
+
+	spec := e.Spec("app", 2)
+	spec.Task.Placement = &shoalv1.Placement{Constraints: []string{"node.role==worker", "node.id!=" + w3.ID()}, MaxReplicas: 1}
+	spec.Task.Container.Secrets = []*shoalv1.SecretReference{{SecretName: "db_v1",
+		File: &shoalv1.FileTarget{Name: "db_password", Uid: "1000", Gid: "1000", Mode: 0o400}}}
+	spec.Task.Container.Configs = []*shoalv1.ConfigReference{{ConfigName: "app.conf"}}
+	e.Create(spec)
+
+	for _, n := range []*harness.Node{w1, w2} {
+		c, err := onlyContainer(n, "app")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := checkContainerFile(c.Pid, "/run/secrets/db_password", old, 1000, 1000, 0o400); err != nil {
+			t.Errorf("%s: %v", n.Name, err)
+		}
+		if err := checkContainerFile(c.Pid, "/app.conf", conf, 0, 0, 0o444); err != nil {
+			t.Errorf("%s: %v", n.Name, err)
+		}
+		if ms := secretMounts(t, n); len(ms) != 1 || ms[0] != filepath.Join(n.ExecRoot, "secrets", c.Task) {
+			t.Errorf("%s has tmpfs of ours at %v; want one, for task %s", n.Name, ms, c.Task)
+		}
+		if l := leaks(n, old, true); len(l) > 0 {
+			t.Errorf("%s: the secret's value is in %v", n.Name, l)
+		}
+	}
+	if cs := harness.Of("app", w3.RunningContainers()); len(cs) != 0 {
+		t.Fatalf("%s runs %d containers of app; want none", w3.Name, len(cs))
+	}
+	if ms := secretMounts(t, w3); len(ms) != 0 {
+		t.Errorf("%s, which runs no task of app, has tmpfs of ours at %v", w3.Name, ms)
+	}
+	for _, v := range [][]byte{old, conf} {
+		if l := leaks(w3, v, false); len(l) > 0 {
+			t.Errorf("%s, which runs no task of app, holds a value in %v", w3.Name, l)
+		}
+	}
+	if bytes.Contains([]byte(m.DaemonLog()), old) {
+		t.Errorf("the manager's log holds the secret's value")
+	}
+	if t.Failed() {
+		return
+	}
+
+	// Rotation.
+	before := map[string]bool{}
+	tasks, err := e.Tasks("app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tk := range tasks {
+		before[tk.GetId()] = true
+	}
+	next := secretValue(t, "db-v2-")
+	createSecret(t, e, "db_v2", next)
+	updateService(t, e, "app", func(s *shoalv1.ServiceSpec) {
+		s.Task.Container.Secrets = []*shoalv1.SecretReference{{SecretName: "db_v2",
+			File: &shoalv1.FileTarget{Name: "db_password", Uid: "1000", Gid: "1000", Mode: 0o400}}}
+	})
+	e.Eventually(90*time.Second, func() error {
+		if err := e.Converged("app", 2); err != nil {
+			return err
+		}
+		for _, n := range []*harness.Node{w1, w2} {
+			c, err := onlyContainer(n, "app")
+			if err != nil {
+				return err
+			}
+			if before[c.Task] {
+				return fmt.Errorf("%s still runs task %s from before the update", n.Name, c.Task)
+			}
+			if err := checkContainerFile(c.Pid, "/run/secrets/db_password", next, 1000, 1000, 0o400); err != nil {
+				return fmt.Errorf("%s: %v", n.Name, err)
+			}
+		}
+		return nil
+	})
+	e.Eventually(30*time.Second, func() error {
+		c, ctx := ctl(t, e)
+		_, err := c.RemoveSecret(ctx, &shoalv1.RemoveSecretRequest{SecretId: "db_v1"})
+		return err
+	})
+	e.Eventually(30*time.Second, func() error {
+		for _, n := range e.C.Nodes() {
+			for _, mp := range secretMounts(t, n) {
+				if before[filepath.Base(mp)] {
+					return fmt.Errorf("%s: the tmpfs of task %s from before the update is still mounted", n.Name, filepath.Base(mp))
+				}
+			}
+			if l := filesHolding(n.ExecRoot, old); len(l) > 0 {
+				return fmt.Errorf("%s: the old value is still in %v", n.Name, l)
+			}
+			if n != m {
+				if l := leaks(n, old, false); len(l) > 0 {
+					return fmt.Errorf("%s: the old value is in %v", n.Name, l)
+				}
+			}
+		}
+		return nil
+	})
+
+	// Every task ends: no tmpfs of ours is left on any node.
+	m.MustCLI("service", "scale", "-d", "app=0")
+	e.Eventually(60*time.Second, func() error {
+		for _, n := range e.C.Nodes() {
+			if ms := secretMounts(t, n); len(ms) > 0 {
+				return fmt.Errorf("%s: tmpfs of ours still mounted at %v after scaling to 0", n.Name, ms)
+			}
+			if ents, _ := os.ReadDir(filepath.Join(n.ExecRoot, "secrets")); len(ents) > 0 {
+				return fmt.Errorf("%s: %d task directories left under %s/secrets", n.Name, len(ents), n.ExecRoot)
+			}
+		}
+		return nil
+	})
+	for _, n := range e.C.Nodes() {
+		if bytes.Contains([]byte(n.DaemonLog()), next) || bytes.Contains([]byte(n.DaemonLog()), old) {
+			t.Errorf("%s's log holds a secret's value", n.Name)
+		}
+	}
+}
+
+// A worker restarted while the managers are stopped keeps its task's
+// files: the container it took over still has them, and so does the new
+// container it starts in place when the workload dies, from the task's
+// tmpfs (the restarted daemon holds no secret in memory).
+func TestSecretsSurviveDaemonRestartWithoutManagers(t *testing.T) {
+	needRoot(t)
+	e := faults.Start(t, 1, 1)
+	m, w := e.C.Managers[0], e.C.Workers[0]
+	value, conf := secretValue(t, "pw-"), []byte("mode = restart\n")
+	createSecret(t, e, "pw", value)
+	createConfig(t, e, "app.conf", conf)
+	spec := e.Spec("app", 1)
+	spec.Task.Placement = &shoalv1.Placement{Constraints: []string{"node.role==worker"}}
+	spec.Task.Container.Secrets = []*shoalv1.SecretReference{{SecretName: "pw", File: &shoalv1.FileTarget{Mode: 0o440, Gid: "1000"}}}
+	spec.Task.Container.Configs = []*shoalv1.ConfigReference{{ConfigName: "app.conf", File: &shoalv1.FileTarget{Name: "/etc/app.conf"}}}
+	e.Create(spec)
+	c, err := onlyContainer(w, "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(pid int) error {
+		if err := checkContainerFile(pid, "/run/secrets/pw", value, 0, 1000, 0o440); err != nil {
+			return err
+		}
+		return checkContainerFile(pid, "/etc/app.conf", conf, 0, 0, 0o444)
+	}
+	if err := check(c.Pid); err != nil {
+		t.Fatal(err)
+	}
+
+	m.Stop()
+	w.Stop()
+	w.Start()
+	after, err := onlyContainer(w, "app")
+	if err != nil || after.Pid != c.Pid {
+		t.Fatalf("after the daemon restart: %v, %v; want the same container (pid %d) running", after, err, c.Pid)
+	}
+	if err := check(after.Pid); err != nil {
+		t.Fatalf("the re-adopted container: %v", err)
+	}
+	if err := syscall.Kill(c.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	e.Eventually(30*time.Second, func() error {
+		n, err := onlyContainer(w, "app")
+		if err != nil {
+			return err
+		}
+		if n.Pid == c.Pid || n.Task != c.Task {
+			return fmt.Errorf("task %s's container is pid %d; want a new one of task %s", n.Task, n.Pid, c.Task)
+		}
+		return check(n.Pid)
+	})
+	if m.Running() {
+		t.Fatal("the manager runs: the restart in place was not without managers")
+	}
+	if l := leaks(w, value, true); len(l) > 0 {
+		t.Errorf("the secret's value is in %v", l)
+	}
+}
