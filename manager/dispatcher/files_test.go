@@ -272,6 +272,9 @@ func TestAssignmentsCarryTheNodesFiles(t *testing.T) {
 	// Another node's secret, written: nothing for n1.
 	put(t, d, create, secretObj("s9", "nine"))
 	s.none(t)
+	// Another node's new task, naming it: still nothing.
+	put(t, d, create, fileTask("t6", "n2", shoalv1.TaskState_TASK_STATE_ASSIGNED, []string{"s9"}, nil))
+	s.none(t)
 
 	// Being stopped, t1 still needs its files; ended, it does not.
 	t1 := fileTask("t1", "n1", run, []string{"s1"}, []string{"c1"})
