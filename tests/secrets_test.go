@@ -23,7 +23,7 @@ import (
 // Secret values in these tests are random, never printed: a failure
 // names the file that holds one, not the value.
 
-func secretValue(t *testing.T, prefix string) []byte {
+func randomSecret(t *testing.T, prefix string) []byte {
 	t.Helper()
 	b := make([]byte, 16)
 	if _, err := rand.Read(b); err != nil {
@@ -57,22 +57,6 @@ func createConfig(t *testing.T, e *faults.Env, name string, data []byte) string 
 		t.Fatalf("create config %s: %v", name, err)
 	}
 	return resp.GetConfig().GetId()
-}
-
-// updateService reads the service, lets change edit its spec, and
-// writes it back.
-func updateService(t *testing.T, e *faults.Env, name string, change func(*shoalv1.ServiceSpec)) {
-	t.Helper()
-	c, ctx := ctl(t, e)
-	got, err := c.GetService(ctx, &shoalv1.GetServiceRequest{ServiceId: name})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := got.GetService()
-	change(s.GetSpec())
-	if _, err := c.UpdateService(ctx, &shoalv1.UpdateServiceRequest{ServiceId: s.GetId(), Version: s.GetMeta().GetVersion(), Spec: s.GetSpec()}); err != nil {
-		t.Fatalf("update service %s: %v", name, err)
-	}
 }
 
 // containerFile is what a container sees of one file: read through
@@ -205,7 +189,7 @@ func TestSecretsDeliveredOnlyWhereNeeded(t *testing.T) {
 	needRoot(t)
 	e := faults.Start(t, 1, 3)
 	m, w1, w2, w3 := e.C.Managers[0], e.C.Workers[0], e.C.Workers[1], e.C.Workers[2]
-	old, conf := secretValue(t, "db-v1-"), append([]byte("listen = 80\n# "), secretValue(t, "conf-")...)
+	old, conf := randomSecret(t, "db-v1-"), append([]byte("listen = 80\n# "), randomSecret(t, "conf-")...)
 	createSecret(t, e, "db_v1", old)
 	createConfig(t, e, "app.conf", conf)
 
@@ -261,12 +245,9 @@ func TestSecretsDeliveredOnlyWhereNeeded(t *testing.T) {
 	for _, tk := range tasks {
 		before[tk.GetId()] = true
 	}
-	next := secretValue(t, "db-v2-")
+	next := randomSecret(t, "db-v2-")
 	createSecret(t, e, "db_v2", next)
-	updateService(t, e, "app", func(s *shoalv1.ServiceSpec) {
-		s.Task.Container.Secrets = []*shoalv1.SecretReference{{SecretName: "db_v2",
-			File: &shoalv1.FileTarget{Name: "db_password", Uid: "1000", Gid: "1000", Mode: 0o400}}}
-	})
+	m.MustCLI("service", "update", "-d", "--secret-rm", "db_v1", "--secret-add", "source=db_v2,target=db_password,uid=1000,gid=1000,mode=0400", "app")
 	e.Eventually(90*time.Second, func() error {
 		if err := e.Converged("app", 2); err != nil {
 			return err
@@ -285,11 +266,9 @@ func TestSecretsDeliveredOnlyWhereNeeded(t *testing.T) {
 		}
 		return nil
 	})
-	e.Eventually(30*time.Second, func() error {
-		c, ctx := ctl(t, e)
-		_, err := c.RemoveSecret(ctx, &shoalv1.RemoveSecretRequest{SecretId: "db_v1"})
-		return err
-	})
+	if out, err := m.CLI("secret", "rm", "db_v1"); err != nil || out != "db_v1\n" {
+		t.Fatalf("secret rm db_v1 after the rotation: %q, %v", out, err)
+	}
 	e.Eventually(30*time.Second, func() error {
 		for _, n := range e.C.Nodes() {
 			for _, mp := range secretMounts(t, n) {
@@ -337,7 +316,7 @@ func TestSecretsSurviveDaemonRestartWithoutManagers(t *testing.T) {
 	needRoot(t)
 	e := faults.Start(t, 1, 1)
 	m, w := e.C.Managers[0], e.C.Workers[0]
-	value, conf := secretValue(t, "pw-"), []byte("mode = restart\n")
+	value, conf := randomSecret(t, "pw-"), []byte("mode = restart\n")
 	createSecret(t, e, "pw", value)
 	createConfig(t, e, "app.conf", conf)
 	spec := e.Spec("app", 1)
