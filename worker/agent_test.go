@@ -38,14 +38,15 @@ type fakeExec struct {
 	ready  map[string][]bool // task -> its Ready calls
 	// files is the agent's store; onTmpfs, the tasks whose files were
 	// prepared and not released; released, the tasks released.
-	files    *Files
-	onTmpfs  map[string]bool
-	released []string
+	files      *Files
+	onTmpfs    map[string]bool
+	released   []string
+	releasedCh chan string
 }
 
 func newFake() *fakeExec {
 	return &fakeExec{exits: map[string]chan Exit{}, running: map[string]string{}, exited: map[string]string{}, started: make(chan string, 100),
-		probes: make(chan int), ready: map[string][]bool{}, onTmpfs: map[string]bool{}}
+		probes: make(chan int), ready: map[string][]bool{}, onTmpfs: map[string]bool{}, releasedCh: make(chan string, 100)}
 }
 
 func (f *fakeExec) Pull(ctx context.Context, t *shoalv1.Task, progress func(string)) error {
@@ -181,6 +182,7 @@ func (f *fakeExec) ReleaseFiles(taskID string) {
 	defer f.mu.Unlock()
 	if f.onTmpfs[taskID] {
 		f.released = append(f.released, taskID)
+		f.releasedCh <- taskID
 	}
 	delete(f.onTmpfs, taskID)
 }

@@ -210,12 +210,13 @@ func TestTaskWithBadFileRejected(t *testing.T) {
 
 func waitReleased(t *testing.T, f *fakeExec, task string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.After(5 * time.Second)
 	for !slices.Contains(f.releasedOnes(), task) {
-		if time.Now().After(deadline) {
+		select {
+		case <-f.releasedCh:
+		case <-deadline:
 			t.Fatalf("task %s's files were never released (released: %v)", task, f.releasedOnes())
 		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -372,18 +373,14 @@ func TestResumeRestartsInPlaceWithoutAManager(t *testing.T) {
 	// not bring it back.
 	a.Update(true, nil, nil)
 	r.waitFor(t, "t1", shoalv1.TaskState_TASK_STATE_SHUTDOWN, 1)
-	runners := func() int {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		return len(a.runners)
-	}
-	for deadline := time.Now().Add(5 * time.Second); runners() != 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the stopped runner never went")
-		}
-	}
+	a.mu.Lock()
+	prev := a.runners["t1"] // the stopped one, until it is gone
+	a.mu.Unlock()
 	a.Resume([]Record{{Task: t1, ContainerID: "c9"}})
-	if n := runners(); n != 0 {
-		t.Fatalf("%d runners after Resume following a full set; want 0", n)
+	a.mu.Lock()
+	now := a.runners["t1"]
+	a.mu.Unlock()
+	if now != nil && now != prev {
+		t.Fatal("Resume after a full set started a runner")
 	}
 }
