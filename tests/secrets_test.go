@@ -311,10 +311,17 @@ func TestSecretsDeliveredOnlyWhereNeeded(t *testing.T) {
 // A worker restarted while the managers are stopped keeps its task's
 // files: the container it took over still has them, and so does the new
 // container it starts in place when the workload dies, from the task's
-// tmpfs (the restarted daemon holds no secret in memory).
+// tmpfs (the restarted daemon holds no secret in memory). With the tmpfs
+// gone too, the next restart waits for a manager, and starts once one
+// answers with the secret.
 func TestSecretsSurviveDaemonRestartWithoutManagers(t *testing.T) {
 	needRoot(t)
-	e := faults.Start(t, 1, 1)
+	// A leader gives nodes three heartbeat periods from its start; a
+	// worker whose connection backs off for longer (gRPC's reconnect
+	// back-off grows while the only manager is down) is marked down and
+	// its task replaced. This test is about the worker: 3 s periods give
+	// it 9 s to reconnect, so the task that waited is the one that runs.
+	e := faults.Start(t, 1, 1, "--heartbeat-period", "3s")
 	m, w := e.C.Managers[0], e.C.Workers[0]
 	value, conf := randomSecret(t, "pw-"), []byte("mode = restart\n")
 	createSecret(t, e, "pw", value)
@@ -340,7 +347,15 @@ func TestSecretsSurviveDaemonRestartWithoutManagers(t *testing.T) {
 
 	m.Stop()
 	w.Stop()
+	started := w.LogCount(`"daemon started"`)
 	w.Start()
+	// Up (its containers taken over), not just listening on its socket.
+	e.Eventually(30*time.Second, func() error {
+		if w.LogCount(`"daemon started"`) == started {
+			return fmt.Errorf("%s has not finished starting", w.Name)
+		}
+		return nil
+	})
 	after, err := onlyContainer(w, "app")
 	if err != nil || after.Pid != c.Pid {
 		t.Fatalf("after the daemon restart: %v, %v; want the same container (pid %d) running", after, err, c.Pid)
@@ -363,6 +378,58 @@ func TestSecretsSurviveDaemonRestartWithoutManagers(t *testing.T) {
 	})
 	if m.Running() {
 		t.Fatal("the manager runs: the restart in place was not without managers")
+	}
+
+	// The tmpfs lost too (unmounted behind the daemon's back), the next
+	// restart in place has the secret nowhere: the task waits, with no
+	// container, until a manager answers and sends it.
+	dir := filepath.Join(w.ExecRoot, "secrets", c.Task)
+	if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	cur, err := onlyContainer(w, "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(cur.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	e.Eventually(10*time.Second, func() error {
+		if cs := harness.Of("app", w.RunningContainers()); len(cs) > 0 && cs[0].Pid == cur.Pid {
+			return fmt.Errorf("the killed workload (pid %d) is still there", cur.Pid)
+		}
+		return nil
+	})
+	harness.Holds(t, 3*time.Second, func() error {
+		if cs := harness.Of("app", w.RunningContainers()); len(cs) != 0 {
+			return fmt.Errorf("a container of app (pid %d) started with its secret nowhere on the node", cs[0].Pid)
+		}
+		return nil
+	})
+	m.Start()
+	e.Eventually(60*time.Second, func() error {
+		n, err := onlyContainer(w, "app")
+		if err != nil {
+			return err
+		}
+		if n.Task != c.Task {
+			tasks, _ := e.Tasks("app")
+			var states []string
+			for _, tk := range tasks {
+				states = append(states, fmt.Sprintf("%s desired %s is %s (%s; %s; restarts %d)", tk.GetId(), tk.GetDesiredState(), tk.GetStatus().GetState(),
+					tk.GetStatus().GetMessage(), tk.GetStatus().GetErr(), tk.GetStatus().GetRestarts()))
+			}
+			return fmt.Errorf("task %s runs; want %s, restarted in place; tasks: %s", n.Task, c.Task, strings.Join(states, "; "))
+		}
+		return check(n.Pid)
+	})
+	for _, n := range []*harness.Node{m, w} {
+		if bytes.Contains([]byte(n.DaemonLog()), value) {
+			t.Errorf("%s's log holds the secret's value", n.Name)
+		}
 	}
 	if l := leaks(w, value, true); len(l) > 0 {
 		t.Errorf("the secret's value is in %v", l)
