@@ -39,7 +39,23 @@ var ErrWrongKey = errors.New("sealed with another data encryption key")
 // plaintext written by an older Shoal, or garbage.
 var ErrNotSealed = errors.New("not encrypted (no Shoal encryption header)")
 
-func corrupt(cause error) error { return fmt.Errorf("%w: %w", cause, errdefs.ErrFailedPrecond) }
+// corrupt gives cause the category errdefs.ErrFailedPrecond without
+// adding the category's words to its message.
+func corrupt(cause error) error { return WithCategory(cause, errdefs.ErrFailedPrecond) }
+
+// WithCategory returns err, whose message it keeps, as an error of
+// category cat too (errors.Is finds both).
+func WithCategory(err, cat error) error {
+	if err == nil || errors.Is(err, cat) {
+		return err
+	}
+	return &categorized{err: err, cat: cat}
+}
+
+type categorized struct{ err, cat error }
+
+func (e *categorized) Error() string   { return e.err.Error() }
+func (e *categorized) Unwrap() []error { return []error{e.err, e.cat} }
 
 // recordHeader is version ‖ key ID.
 const recordHeader = 1 + 4
@@ -146,7 +162,8 @@ func chunkNonce(n uint64, last bool) []byte {
 
 // NewWriter returns a writer that seals what is written to it onto w. It
 // holds at most one chunk in memory. Close writes the last chunk; it does
-// not close w. Without Close the stream is incomplete and will not open.
+// not close w, and closing again does nothing. Without Close the stream is
+// incomplete and will not open.
 func (c *Cipher) NewWriter(w io.Writer) (io.WriteCloser, error) {
 	header := make([]byte, streamHeader)
 	header[0] = FormatV1
@@ -172,6 +189,7 @@ type streamWriter struct {
 	out    []byte
 	n      uint64 // chunks written
 	err    error
+	closed bool
 }
 
 func (s *streamWriter) Write(p []byte) (int, error) {
@@ -207,12 +225,15 @@ func (s *streamWriter) flush(last bool) error {
 }
 
 func (s *streamWriter) Close() error {
+	if s.closed {
+		return nil
+	}
 	if s.err != nil {
 		return s.err
 	}
 	err := s.flush(true)
 	if err == nil {
-		s.err = errors.New("write to a closed encrypted stream")
+		s.closed, s.err = true, errors.New("write to a closed encrypted stream")
 	}
 	return err
 }

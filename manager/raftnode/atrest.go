@@ -169,10 +169,13 @@ type sealedSink struct {
 	w    io.WriteCloser
 }
 
+
 func (s *sealedSink) Write(p []byte) (int, error) { return s.w.Write(p) }
 func (s *sealedSink) ID() string                  { return s.disk.ID() }
 func (s *sealedSink) Cancel() error               { return s.disk.Cancel() }
 
+// Close seals the last chunk and closes the sink on disk; raft may call
+// it again after the FSM's Persist did, as the file store allows.
 func (s *sealedSink) Close() error {
 	if err := s.w.Close(); err != nil {
 		_ = s.disk.Cancel()
@@ -248,7 +251,7 @@ func checkAtRest(dir string, disk *raftboltdb.BoltStore, snaps raft.SnapshotStor
 			if errors.Is(err, raft.ErrLogNotFound) {
 				continue
 			}
-			return fmt.Errorf("%s: %w; the raft log in %s cannot be trusted: move the directory away and join this node to the swarm again", filepath.Join(dir, "raft.db"), err, dir)
+			return keys.WithCategory(fmt.Errorf("%s: %w; the raft log in %s cannot be trusted: move the directory away and join this node to the swarm again", filepath.Join(dir, "raft.db"), err, dir), errdefs.ErrFailedPrecond)
 		}
 	}
 	return nil
@@ -267,7 +270,7 @@ func checkNewestSnapshot(dir string, snaps raft.SnapshotStore) error {
 		rc.Close()
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w; the snapshot cannot be trusted: move the raft directory %s away and join this node to the swarm again", filepath.Join(dir, "snapshots"), err, dir)
+		return keys.WithCategory(fmt.Errorf("%s: %w; the snapshot cannot be trusted: move the raft directory %s away and join this node to the swarm again", filepath.Join(dir, "snapshots"), err, dir), errdefs.ErrFailedPrecond)
 	}
 	return nil
 }
