@@ -219,8 +219,9 @@ func checkAtRest(dir string, disk *raftboltdb.BoltStore, snaps raft.SnapshotStor
 			return err
 		}
 		if has {
-			return fmt.Errorf("the raft data in %s is not encrypted (written by a Shoal without encryption at rest); it cannot be used as it is: "+
-				"move %s away and start the daemon again, then join this node to the swarm again (or, on the last manager, restore a backup made by a current Shoal): %w",
+			return fmt.Errorf("the raft data in %s is not encrypted (written by a Shoal without encryption at rest) and is not read as it is: "+
+				"move %s away, start the daemon and join this node to the swarm again as a manager, to get the cluster's state from the other managers "+
+				"(a swarm whose only manager this is must be made again with `shoal swarm init`): %w",
 				dir, dir, errdefs.ErrFailedPrecond)
 		}
 		return disk.Set(atRestKey, atRestMarker(c))
