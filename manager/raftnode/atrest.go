@@ -169,7 +169,6 @@ type sealedSink struct {
 	w    io.WriteCloser
 }
 
-
 func (s *sealedSink) Write(p []byte) (int, error) { return s.w.Write(p) }
 func (s *sealedSink) ID() string                  { return s.disk.ID() }
 func (s *sealedSink) Cancel() error               { return s.disk.Cancel() }

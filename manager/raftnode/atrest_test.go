@@ -315,7 +315,7 @@ func TestTamperedRaftDataIsDetected(t *testing.T) {
 		index, sealed := sealedEntry(t, m.dir)
 		flipIn(t, filepath.Join(m.dir, "raft.db"), func(db []byte) int {
 			at := bytes.Index(db, sealed)
-			if at < 0 || bytes.Index(db[at+1:], sealed) >= 0 {
+			if at < 0 || bytes.Contains(db[at+1:], sealed) {
 				return -1 // not found once: the test would prove nothing
 			}
 			return at + len(sealed)/2
