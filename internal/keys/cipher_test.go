@@ -120,7 +120,16 @@ func TestStreamTamperFails(t *testing.T) {
 			bit := rapid.IntRange(0, len(sealed)*8-1).Draw(t, "bit")
 			bad[bit/8] ^= 1 << (bit % 8)
 		case "truncate":
-			bad = bad[:rapid.IntRange(0, len(sealed)-1).Draw(t, "keep")]
+			// Anywhere, or exactly at a chunk boundary (what only the
+			// last-chunk flag catches).
+			keep := rapid.IntRange(0, len(sealed)-1).Draw(t, "keep")
+			if chunks := (len(sealed) - streamHeader) / sealedChunk; chunks > 0 && rapid.Bool().Draw(t, "at a boundary") {
+				keep = streamHeader + sealedChunk*rapid.IntRange(0, chunks).Draw(t, "chunks kept")
+				if keep >= len(sealed) {
+					keep = streamHeader
+				}
+			}
+			bad = bad[:keep]
 		case "append":
 			bad = append(bad, rapid.Byte().Draw(t, "extra"))
 		}
@@ -155,6 +164,21 @@ func TestStreamReorderFails(t *testing.T) {
 	dropped := append(append([]byte(nil), sealed[:streamHeader+sealedChunk]...), body[2*sealedChunk:]...)
 	if _, err := open(c, dropped); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("dropped chunk: %v; want ErrCorrupt", err)
+	}
+}
+
+// A stream cut at any chunk boundary fails: every chunk but the last is
+// sealed as not the last.
+func TestStreamCutAtChunkBoundaryFails(t *testing.T) {
+	c := newTestCipher(t)
+	for _, n := range []int{StreamChunk + 1, 2 * StreamChunk, 3*StreamChunk + 5, 4 * StreamChunk} {
+		plain := make([]byte, n)
+		sealed := seal(t, c, plain, nil)
+		for keep := streamHeader; keep < len(sealed); keep += sealedChunk {
+			if got, err := open(c, sealed[:keep]); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("a %d-byte stream cut to its first %d chunks: %d bytes, %v; want ErrCorrupt", n, (keep-streamHeader)/sealedChunk, len(got), err)
+			}
+		}
 	}
 }
 
