@@ -133,12 +133,10 @@ func (s *sealedSnapshots) List() ([]*raft.SnapshotMeta, error) {
 	}
 	out := make([]*raft.SnapshotMeta, 0, len(metas))
 	for _, m := range metas {
-		size, err := keys.PlainSize(m.Size)
-		if err != nil {
-			continue // not a sealed snapshot: Open says why
-		}
 		c := *m
-		c.Size = size
+		// One too short to be sealed stays listed, of size 0: Open says
+		// what is wrong with it.
+		c.Size, _ = keys.PlainSize(m.Size)
 		out = append(out, &c)
 	}
 	return out, nil
@@ -149,12 +147,12 @@ func (s *sealedSnapshots) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, er
 	if err != nil {
 		return nil, nil, fmt.Errorf("raft snapshot %s: %w", id, err)
 	}
-	size, err := keys.PlainSize(meta.Size)
+	r, err := s.cipher.NewReader(rc)
 	if err != nil {
 		rc.Close()
 		return nil, nil, fmt.Errorf("raft snapshot %s: %w", id, err)
 	}
-	r, err := s.cipher.NewReader(rc)
+	size, err := keys.PlainSize(meta.Size)
 	if err != nil {
 		rc.Close()
 		return nil, nil, fmt.Errorf("raft snapshot %s: %w", id, err)

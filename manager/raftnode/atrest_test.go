@@ -337,12 +337,13 @@ func TestTamperedRaftDataIsDetected(t *testing.T) {
 		flipIn(t, state, func(b []byte) int { return len(b) / 2 })
 		startFails(t, m, "snapshot", "CRC mismatch")
 	})
-	t.Run("snapshot with its CRC fixed", func(t *testing.T) {
-		m := newMember(t, root, "m0")
-		writeSome(t, m)
-		state, meta := snapshotFile(t, m)
-		flipIn(t, state, func(b []byte) int { return len(b) / 2 })
-		data, _ := os.ReadFile(state)
+	// rewrite replaces a snapshot's state and fixes its CRC and size, so
+	// that only the encryption can tell.
+	rewrite := func(t *testing.T, state, meta string, data []byte) {
+		t.Helper()
+		if err := os.WriteFile(state, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
 		h := crc64.New(crc64.MakeTable(crc64.ECMA))
 		h.Write(data)
 		var mj map[string]any
@@ -350,12 +351,44 @@ func TestTamperedRaftDataIsDetected(t *testing.T) {
 		if err := json.Unmarshal(raw, &mj); err != nil {
 			t.Fatal(err)
 		}
-		mj["CRC"] = h.Sum(nil)
+		mj["CRC"], mj["Size"] = h.Sum(nil), len(data)
 		raw, _ = json.Marshal(mj)
 		if err := os.WriteFile(meta, raw, 0o600); err != nil {
 			t.Fatal(err)
 		}
+	}
+	t.Run("snapshot with its CRC fixed", func(t *testing.T) {
+		m := newMember(t, root, "m0")
+		writeSome(t, m)
+		state, meta := snapshotFile(t, m)
+		flipIn(t, state, func(b []byte) int { return len(b) / 2 })
+		data, _ := os.ReadFile(state)
+		rewrite(t, state, meta, data)
 		startFails(t, m, "snapshot", "failed authentication")
+	})
+	t.Run("snapshot in the clear", func(t *testing.T) {
+		m := newMember(t, root, "m0")
+		writeSome(t, m)
+		state, meta := snapshotFile(t, m)
+		// What the FSM persists, unsealed.
+		plain := &store.FSM{Store: store.New()}
+		data, err := store.EncodeBatch(createSecret("s1", []byte("v1")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res := plain.Apply(&raft.Log{Index: 2, Type: raft.LogCommand, Data: data}); res != nil {
+			t.Fatal(res)
+		}
+		snap, err := plain.Snapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf plainSink
+		if err := snap.Persist(&buf); err != nil {
+			t.Fatal(err)
+		}
+		rewrite(t, state, meta, buf.Bytes())
+		startFails(t, m, "snapshot", "not encrypted")
 	})
 }
 
@@ -465,3 +498,10 @@ func TestFollowerInstallsSnapshot(t *testing.T) {
 		return bytes.Equal(secretData(follower.store, "s1"), secret) && follower.store.Index() >= leader.store.Index()
 	})
 }
+
+// plainSink is a raft.SnapshotSink in memory.
+type plainSink struct{ bytes.Buffer }
+
+func (*plainSink) ID() string    { return "plain" }
+func (*plainSink) Cancel() error { return nil }
+func (*plainSink) Close() error  { return nil }
