@@ -200,9 +200,9 @@ func configIDs(c *shoalv1.ContainerSpec) []string {
 
 // inUse refuses the removal of a secret or config (kind) with id while a
 // service's spec references it (swarmkit's rule and words), or while a
-// task that is meant to run and has not ended still does: a rolling
-// update that has not replaced it yet (or a rollback to it) needs the
-// object to start that task again.
+// task of a service that still exists, meant to run and not ended, still
+// does: a rolling update that has not replaced it yet (or a rollback to
+// it) needs the object to start that task again.
 func (s *Server) inUse(kind, id, name string, refs func(*shoalv1.ContainerSpec) []string) error {
 	uses := func(c *shoalv1.ContainerSpec) bool {
 		for _, r := range refs(c) {
@@ -223,11 +223,10 @@ func (s *Server) inUse(kind, id, name string, refs func(*shoalv1.ContainerSpec) 
 			}
 		}
 		for _, t := range store.List[*shoalv1.Task](r, store.TableTask) {
-			if t.GetDesiredState() <= shoalv1.TaskState_TASK_STATE_RUNNING && !orchestrator.Terminal(t.GetStatus().GetState()) && uses(t.GetSpec().GetContainer()) {
-				n := names[t.GetServiceId()]
-				if n == "" {
-					n = t.GetServiceName()
-				}
+			// A removed service's tasks are on their way out: no update
+			// or rollback will start them again.
+			n, ok := names[t.GetServiceId()]
+			if ok && t.GetDesiredState() <= shoalv1.TaskState_TASK_STATE_RUNNING && !orchestrator.Terminal(t.GetStatus().GetState()) && uses(t.GetSpec().GetContainer()) {
 				running[n]++
 			}
 		}

@@ -409,3 +409,20 @@ func TestRemoveSecretWaitsForServiceUsingIt(t *testing.T) {
 		t.Fatalf("RemoveSecret during CreateService = %v; want refused as in use by web", err)
 	}
 }
+
+// The tasks of a removed service do not hold its secrets: they are being
+// stopped, and nothing will start them again.
+func TestRemoveSecretAfterItsService(t *testing.T) {
+	s, r := newTestServer(t)
+	ctx := context.Background()
+	mustCreateSecret(t, s, "pw", marker)
+	web := mustCreate(t, s, withSecrets(minimalSpec("web"), secretRef("pw")))
+	seed(t, r, &shoalv1.Task{Id: "t1", ServiceId: web.GetId(), ServiceName: "web", Slot: 1, Spec: web.GetSpec().GetTask(),
+		DesiredState: shoalv1.TaskState_TASK_STATE_RUNNING, Status: &shoalv1.TaskStatus{State: shoalv1.TaskState_TASK_STATE_RUNNING}})
+	if _, err := s.RemoveService(ctx, &shoalv1.RemoveServiceRequest{ServiceId: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RemoveSecret(ctx, &shoalv1.RemoveSecretRequest{SecretId: "pw"}); err != nil {
+		t.Fatalf("RemoveSecret after its service was removed = %v", err)
+	}
+}
