@@ -141,9 +141,9 @@ func secretMounts(t *testing.T, n *harness.Node) []string {
 	return out
 }
 
-// filesHolding lists the regular files under dir whose bytes contain
+// filesWith lists the regular files under dir whose bytes contain
 // needle (without following symlinks or crossing into /proc).
-func filesHolding(dir string, needle []byte) []string {
+func filesWith(dir string, needle []byte) []string {
 	var out []string
 	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || !d.Type().IsRegular() {
@@ -160,12 +160,12 @@ func filesHolding(dir string, needle []byte) []string {
 // leaks says where on node n a value is found: its data dir, its log,
 // and (unless allowTmpfs) its tasks' tmpfs.
 func leaks(n *harness.Node, value []byte, allowTmpfs bool) []string {
-	out := filesHolding(filepath.Join(n.Dir, "data"), value)
+	out := filesWith(filepath.Join(n.Dir, "data"), value)
 	if bytes.Contains([]byte(n.DaemonLog()), value) {
 		out = append(out, filepath.Join(n.Dir, "daemon.log"))
 	}
 	if !allowTmpfs {
-		out = append(out, filesHolding(n.ExecRoot, value)...)
+		out = append(out, filesWith(n.ExecRoot, value)...)
 	}
 	return out
 }
@@ -276,7 +276,7 @@ func TestSecretsDeliveredOnlyWhereNeeded(t *testing.T) {
 					return fmt.Errorf("%s: the tmpfs of task %s from before the update is still mounted", n.Name, filepath.Base(mp))
 				}
 			}
-			if l := filesHolding(n.ExecRoot, old); len(l) > 0 {
+			if l := filesWith(n.ExecRoot, old); len(l) > 0 {
 				return fmt.Errorf("%s: the old value is still in %v", n.Name, l)
 			}
 			if n != m {
