@@ -132,4 +132,3 @@ func mustKey(t *testing.T) string {
 	}
 	return k
 }
-
