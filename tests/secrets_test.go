@@ -317,12 +317,10 @@ func TestSecretsDeliveredOnlyWhereNeeded(t *testing.T) {
 // answers with the secret.
 func TestSecretsSurviveDaemonRestartWithoutManagers(t *testing.T) {
 	needRoot(t)
-	// A leader gives nodes three heartbeat periods from its start; a
-	// worker whose connection backs off for longer (gRPC's reconnect
-	// back-off grows while the only manager is down) is marked down and
-	// its task replaced. This test is about the worker: 3 s periods give
-	// it 9 s to reconnect, so the task that waited is the one that runs.
-	e := faults.Start(t, 1, 1, "--heartbeat-period", "3s")
+	// Default heartbeats: the worker must be back in touch within the
+	// restarted leader's three periods (its reconnect back-off is bounded),
+	// so the task that waited is the one that runs.
+	e := faults.Start(t, 1, 1)
 	m, w := e.C.Managers[0], e.C.Workers[0]
 	value, conf := randomSecret(t, "pw-"), []byte("mode = restart\n")
 	createSecret(t, e, "pw", value)

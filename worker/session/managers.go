@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
@@ -18,6 +19,15 @@ import (
 // callTimeout bounds one call to one manager before the next is tried.
 const callTimeout = 3 * time.Second
 
+// reconnect bounds gRPC's reconnect back-off (by default it grows to two
+// minutes): a manager back after a few seconds down must hear from its
+// nodes again within its heartbeat deadline (three periods), or it takes
+// them for down and moves their tasks.
+var reconnect = grpc.ConnectParams{
+	Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 500 * time.Millisecond},
+	MinConnectTimeout: 2 * time.Second,
+}
+
 // conn is a connection to the manager at addr presenting id, made once.
 func (s *Session) conn(addr string, id *tlsutil.Identity) (*grpc.ClientConn, error) {
 	s.connMu.Lock()
@@ -25,7 +35,7 @@ func (s *Session) conn(addr string, id *tlsutil.Identity) (*grpc.ClientConn, err
 	if c, ok := s.conns[addr]; ok {
 		return c, nil
 	}
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(id.ClientConfig())))
+	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(id.ClientConfig())), grpc.WithConnectParams(reconnect))
 	if err != nil {
 		return nil, err
 	}
