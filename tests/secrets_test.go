@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io/fs"
@@ -432,5 +433,64 @@ func TestSecretsSurviveDaemonRestartWithoutManagers(t *testing.T) {
 	}
 	if l := leaks(w, value, true); len(l) > 0 {
 		t.Errorf("the secret's value is in %v", l)
+	}
+}
+
+// Three managers, snapshots every few entries: a secret's value — raw, in
+// base64 (protojson's form of bytes) or in hex — is in no file of any
+// manager's test directory (data dir with its Raft log and snapshots,
+// certificates, exec root, daemon log), though every manager's snapshots
+// hold the store that holds it and every manager serves it to its
+// tasks' nodes from memory.
+func TestSecretsNotInAnyManagersRaftData(t *testing.T) {
+	needRoot(t)
+	c := harness.StartCluster(t, 3, 0, "--raft-snapshot-threshold", "8", "--raft-snapshot-interval", "200ms", "--raft-trailing-logs", "4")
+	value := randomSecret(t, "raft-")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ctlc := c.Leader(20 * time.Second).Control()
+	if _, err := ctlc.CreateSecret(ctx, &shoalv1.CreateSecretRequest{Spec: &shoalv1.SecretSpec{Name: "db", Data: value}}); err != nil {
+		t.Fatalf("create secret: %v", err)
+	}
+	// Enough later entries for every manager to snapshot (and compact)
+	// past the one that created the secret.
+	for i := 0; i < 30; i++ {
+		if _, err := ctlc.CreateConfig(ctx, &shoalv1.CreateConfigRequest{Spec: &shoalv1.ConfigSpec{Name: fmt.Sprintf("c%d", i), Data: []byte("x")}}); err != nil {
+			t.Fatalf("create config %d: %v", i, err)
+		}
+	}
+	harness.Eventually(t, 30*time.Second, func() error {
+		for _, m := range c.Managers {
+			// raft's file store keeps them in a snapshots/ of its own.
+			snaps, _ := filepath.Glob(filepath.Join(m.Dir, "data", "raft", "snapshots", "snapshots", "*", "state.bin"))
+			if len(snaps) == 0 {
+				return fmt.Errorf("%s has no snapshot yet", m.Name)
+			}
+		}
+		return nil
+	})
+	// Every manager holds the secret (it answers for it by name), so the
+	// search below looks where it would be if it were written in clear.
+	for _, m := range c.Managers {
+		resp, err := m.Control().GetSecret(ctx, &shoalv1.GetSecretRequest{SecretId: "db"})
+		if err != nil || resp.GetSecret().GetSpec().GetName() != "db" {
+			t.Fatalf("%s: get secret db: %v", m.Name, err)
+		}
+		if len(resp.GetSecret().GetSpec().GetData()) != 0 {
+			t.Fatalf("%s: GetSecret returned the secret's data", m.Name)
+		}
+	}
+	needles := map[string][]byte{
+		"raw":       value,
+		"base64":    []byte(base64.StdEncoding.EncodeToString(value)),
+		"base64url": []byte(base64.RawURLEncoding.EncodeToString(value)),
+		"hex":       []byte(hex.EncodeToString(value)),
+	}
+	for _, m := range c.Managers {
+		for form, needle := range needles {
+			if l := filesWith(m.Dir, needle); len(l) > 0 {
+				t.Errorf("%s: the secret's value (%s) is in %v", m.Name, form, l)
+			}
+		}
 	}
 }
