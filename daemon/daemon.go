@@ -27,6 +27,7 @@ import (
 	"github.com/shoal-run/shoal/internal/defaults"
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/internal/errgrpc"
+	"github.com/shoal-run/shoal/internal/keys"
 	"github.com/shoal-run/shoal/internal/shimbin"
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	"github.com/shoal-run/shoal/manager"
@@ -96,6 +97,7 @@ type Daemon struct {
 	mu   sync.Mutex // serializes membership changes; guards the fields below
 	st   *state
 	id   *tlsutil.Identity
+	keys *keys.Material // a manager's key material (keys.go); nil on a worker
 	mgr  *mgrRun
 	agt  *loop // heartbeats
 	sess *loop // the assignment stream
@@ -331,13 +333,13 @@ func (d *Daemon) restoreDataPlane(st *state, rt *container.Runtime) {
 
 // resume brings back a node that was in a cluster when it stopped.
 func (d *Daemon) resume(st *state) error {
-	id, err := d.certs().Load()
+	id, mat, err := d.certs().LoadSet("")
 	if err != nil {
 		return fmt.Errorf("load certificates: %w", err)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.st, d.id = st, id
+	d.st, d.id, d.keys = st, id, mat
 	if id.Role() == tlsutil.RoleManager {
 		if err := d.startManager(false, d.cfg.ForceNewCluster); err != nil {
 			return err
@@ -357,10 +359,14 @@ func (d *Daemon) startManager(bootstrap, forceNew bool) error {
 	if d.mgr != nil {
 		return nil
 	}
+	dek, err := d.managerDEK()
+	if err != nil {
+		return err
+	}
 	m, err := manager.New(manager.Config{
 		NodeID: d.st.NodeID, ClusterID: d.st.ClusterID, Addr: d.st.Addr,
 		RaftBind: d.raftBind(), RaftAdvertise: d.st.RaftAddr, Dir: d.raftDir(),
-		Identity: d.id, Log: d.log, Timing: raftnode.TimingFor(d.cfg.RaftHeartbeat),
+		Identity: d.id, DEK: dek, Log: d.log, Timing: raftnode.TimingFor(d.cfg.RaftHeartbeat),
 		SnapshotThreshold: d.cfg.SnapshotThreshold, SnapshotInterval: d.cfg.SnapshotInterval, TrailingLogs: d.cfg.TrailingLogs,
 		Bootstrap: bootstrap, ForceNewCluster: forceNew, HeartbeatPeriod: d.cfg.HeartbeatPeriod,
 		Gossip: d.gsp,

@@ -126,7 +126,7 @@ func (d *Daemon) reconcile(ctx context.Context, resp *shoalv1.HeartbeatResponse)
 		d.stopManager()
 		d.gsp.Stop(true)
 		d.session.CloseConns()
-		d.st, d.id = nil, nil
+		d.st, d.id, d.keys = nil, nil, nil
 		_ = d.wipeState()
 		return true
 	}
@@ -163,6 +163,8 @@ func (d *Daemon) reconcile(ctx context.Context, resp *shoalv1.HeartbeatResponse)
 		d.stopManager()
 		if err := os.RemoveAll(d.raftDir()); err != nil {
 			d.log.Warn("remove raft data", zap.Error(err))
+		} else if err := d.dropKeys(); err != nil {
+			d.log.Warn("remove the manager's key material", zap.Error(err))
 		}
 	}
 	return false
@@ -212,12 +214,17 @@ func (d *Daemon) renewLocked(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	mat, err := d.keysForRole(resp.GetRole())
+	if err != nil {
+		return err
+	}
 	if err := d.id.Set(resp.GetCertPem(), keyPEM); err != nil {
 		return err
 	}
-	if err := d.certs().Save(d.id.CAPEM, resp.GetCertPem(), keyPEM); err != nil {
+	if err := d.certs().Save(d.id.CAPEM, resp.GetCertPem(), keyPEM, mat); err != nil {
 		return err
 	}
+	d.keys = mat
 	if d.st.RaftAddr != raftAddr {
 		d.st.RaftAddr = raftAddr
 		_ = d.saveState(d.st)

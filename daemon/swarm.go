@@ -16,6 +16,7 @@ import (
 	"github.com/shoal-run/shoal/internal/defaults"
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/internal/errgrpc"
+	"github.com/shoal-run/shoal/internal/keys"
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	"github.com/shoal-run/shoal/manager/bootstrap"
 	"github.com/shoal-run/shoal/manager/ca"
@@ -61,14 +62,18 @@ func (s *swarmServer) Init(ctx context.Context, req *shoalv1.InitRequest) (*shoa
 	if err != nil {
 		return nil, err
 	}
-	if err := d.certs().Save(cluster.GetRootCa().GetCertPem(), b.CertPEM, b.KeyPEM); err != nil {
+	mat, err := keys.New()
+	if err != nil {
+		return nil, err
+	}
+	if err := d.certs().Save(cluster.GetRootCa().GetCertPem(), b.CertPEM, b.KeyPEM, mat); err != nil {
 		return nil, err
 	}
 	st := &state{ClusterID: clusterID, NodeID: nodeID, Addr: adv, RaftAddr: self.GetManagerStatus().GetRaftAddr(), Managers: []string{adv}}
-	d.st, d.id = st, id
+	d.st, d.id, d.keys = st, id, mat
 	fail := func(err error) (*shoalv1.InitResponse, error) {
 		d.stopManager()
-		d.st, d.id = nil, nil
+		d.st, d.id, d.keys = nil, nil, nil
 		_ = d.wipeState()
 		return nil, err
 	}
@@ -166,7 +171,14 @@ func (s *swarmServer) Join(ctx context.Context, req *shoalv1.JoinRequest) (*shoa
 	if err != nil {
 		return nil, err
 	}
-	if err := d.certs().Save(caPEM, resp.GetCertPem(), keyPEM); err != nil {
+	// A manager gets its key material with its first certificate set.
+	var mat *keys.Material
+	if resp.GetRole() == shoalv1.NodeRole_NODE_ROLE_MANAGER {
+		if mat, err = keys.New(); err != nil {
+			return nil, err
+		}
+	}
+	if err := d.certs().Save(caPEM, resp.GetCertPem(), keyPEM, mat); err != nil {
 		return nil, err
 	}
 	managers := resp.GetManagers()
@@ -174,7 +186,7 @@ func (s *swarmServer) Join(ctx context.Context, req *shoalv1.JoinRequest) (*shoa
 		managers = append(managers, remote)
 	}
 	st := &state{ClusterID: resp.GetClusterId(), NodeID: resp.GetNodeId(), Addr: adv, RaftAddr: raftAdv, Managers: managers}
-	d.st, d.id = st, id
+	d.st, d.id, d.keys = st, id, mat
 	if err := d.saveState(st); err != nil {
 		return nil, err
 	}
@@ -218,7 +230,7 @@ func (s *swarmServer) Leave(ctx context.Context, req *shoalv1.LeaveRequest) (*sh
 	d.stopManager()
 	d.gsp.Stop(true)
 	d.session.CloseConns()
-	d.st, d.id = nil, nil
+	d.st, d.id, d.keys = nil, nil, nil
 	if err := d.wipeState(); err != nil {
 		d.log.Debug("wipe state", zap.Error(err))
 	}

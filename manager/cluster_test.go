@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/shoal-run/shoal/internal/keys"
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	"github.com/shoal-run/shoal/manager/ca"
 	"github.com/shoal-run/shoal/manager/raftnode"
@@ -97,7 +98,7 @@ func startTestCluster(t *testing.T, n int) *testCluster {
 		tm := &testManager{id: id, proxy: newBlackhole(t, ln.Addr().String()), done: make(chan struct{})}
 		tm.m, err = New(Config{
 			NodeID: id, ClusterID: testClusterID, Addr: tm.proxy.addr(), RaftBind: raftAddr, RaftAdvertise: raftAddr,
-			Dir: t.TempDir(), Identity: ident, Log: zap.NewNop(), Bootstrap: i == 0,
+			Dir: t.TempDir(), Identity: ident, DEK: testDEK(t), Log: zap.NewNop(), Bootstrap: i == 0,
 			Timing: raftnode.Timing{Heartbeat: 200 * time.Millisecond, Election: 200 * time.Millisecond, LeaderLease: 150 * time.Millisecond},
 		})
 		if err != nil {
@@ -386,4 +387,18 @@ func (b *blackhole) close() {
 	b.ln.Close()
 	b.mu.Unlock()
 	b.wg.Wait()
+}
+
+// testDEK is a manager's data encryption key, made as the daemon makes it.
+func testDEK(t *testing.T) []byte {
+	t.Helper()
+	m, err := keys.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dek, err := m.DEK()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dek
 }

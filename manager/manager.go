@@ -50,8 +50,11 @@ type Config struct {
 	RaftAdvertise string
 	Dir           string // Raft state
 	Identity      *tlsutil.Identity
-	Log           *zap.Logger
-	Timing        raftnode.Timing
+	// DEK is the manager's data encryption key: its Raft log and
+	// snapshots are sealed with it (internal/keys). Required.
+	DEK    []byte
+	Log    *zap.Logger
+	Timing raftnode.Timing
 
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
@@ -109,7 +112,7 @@ func New(cfg Config) (*Manager, error) {
 	st := store.New()
 	r, err := raftnode.Start(raftnode.Config{
 		NodeID: cfg.NodeID, BindAddr: cfg.RaftBind, AdvertiseAddr: cfg.RaftAdvertise, Dir: cfg.Dir,
-		Identity: cfg.Identity, FSM: &store.FSM{Store: st, Log: cfg.Log.Named("store")}, Log: cfg.Log,
+		Identity: cfg.Identity, DEK: cfg.DEK, FSM: &store.FSM{Store: st, Log: cfg.Log.Named("store")}, Log: cfg.Log,
 		Timing: cfg.Timing, SnapshotThreshold: cfg.SnapshotThreshold, SnapshotInterval: cfg.SnapshotInterval,
 		TrailingLogs: cfg.TrailingLogs, Bootstrap: cfg.Bootstrap, ForceNewCluster: cfg.ForceNewCluster,
 	})

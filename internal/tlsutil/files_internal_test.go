@@ -71,10 +71,10 @@ func TestSaveCrashLeavesAMatchingSet(t *testing.T) {
 		t.Run(tc.step, func(t *testing.T) {
 			f := Files{Dir: filepath.Join(t.TempDir(), "certificates")}
 			old, next := newTestSet(t, "old"), newTestSet(t, "new")
-			if err := f.Save(old.ca, old.cert, old.key); err != nil {
+			if err := f.Save(old.ca, old.cert, old.key, nil); err != nil {
 				t.Fatal(err)
 			}
-			if err := f.save(next.ca, next.cert, next.key, func(s string) bool { return s == tc.step }); err != nil {
+			if err := f.save(next.ca, next.cert, next.key, nil, func(s string) bool { return s == tc.step }); err != nil {
 				t.Fatal(err)
 			}
 			id, err := f.Load()
@@ -85,7 +85,7 @@ func TestSaveCrashLeavesAMatchingSet(t *testing.T) {
 				t.Errorf("Load after a crash at %s = node %q; want %q", tc.step, id.NodeID(), tc.want)
 			}
 			third := newTestSet(t, "third")
-			if err := f.Save(third.ca, third.cert, third.key); err != nil {
+			if err := f.Save(third.ca, third.cert, third.key, nil); err != nil {
 				t.Fatalf("Save after the crash: %v", err)
 			}
 			if id, err := f.Load(); err != nil || id.NodeID() != "third" {
@@ -111,14 +111,14 @@ func TestSaveCrashLeavesAMatchingSet(t *testing.T) {
 func TestLoadSeesOneSet(t *testing.T) {
 	f := Files{Dir: filepath.Join(t.TempDir(), "certificates")}
 	sets := []testSet{newTestSet(t, "a"), newTestSet(t, "b")}
-	if err := f.Save(sets[0].ca, sets[0].cert, sets[0].key); err != nil {
+	if err := f.Save(sets[0].ca, sets[0].cert, sets[0].key, nil); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error)
 	go func() {
 		for i := range 200 {
 			s := sets[i%2]
-			if err := f.Save(s.ca, s.cert, s.key); err != nil {
+			if err := f.Save(s.ca, s.cert, s.key, nil); err != nil {
 				done <- err
 				return
 			}

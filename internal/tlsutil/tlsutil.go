@@ -118,7 +118,13 @@ func PoolOf(caPEM []byte) (*x509.CertPool, error) {
 type Identity struct {
 	CAPEM []byte
 	Pool  *x509.CertPool
-	cert  atomic.Pointer[tls.Certificate]
+	cert  atomic.Pointer[keyPair]
+}
+
+// keyPair is a certificate with the PEM it was made from.
+type keyPair struct {
+	tls             tls.Certificate
+	certPEM, keyPEM []byte
 }
 
 // NewIdentity builds an identity from PEM data.
@@ -148,15 +154,23 @@ func (id *Identity) Set(certPEM, keyPEM []byte) error {
 	if _, err := c.Leaf.Verify(x509.VerifyOptions{Roots: id.Pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
 		return fmt.Errorf("node certificate is not signed by the cluster CA: %w", err)
 	}
-	id.cert.Store(&c)
+	id.cert.Store(&keyPair{tls: c, certPEM: certPEM, keyPEM: keyPEM})
 	return nil
 }
 
 // Cert returns the current certificate.
-func (id *Identity) Cert() *tls.Certificate { return id.cert.Load() }
+func (id *Identity) Cert() *tls.Certificate { return &id.cert.Load().tls }
+
+// PEM returns the current certificate and its private key as PEM, the
+// key in the clear: what Files.Save takes to store the set again (with
+// re-wrapped key material, say).
+func (id *Identity) PEM() (certPEM, keyPEM []byte) {
+	p := id.cert.Load()
+	return p.certPEM, p.keyPEM
+}
 
 // Leaf returns the parsed current certificate.
-func (id *Identity) Leaf() *x509.Certificate { return id.cert.Load().Leaf }
+func (id *Identity) Leaf() *x509.Certificate { return id.cert.Load().tls.Leaf }
 
 // NodeID is the node ID written in the certificate.
 func (id *Identity) NodeID() string { return id.Leaf().Subject.CommonName }

@@ -442,7 +442,7 @@ func TestFilesSaveLoad(t *testing.T) {
 	}
 
 	certPEM, keyPEM := c.issue("n1", manager)
-	if err := f.Save(c.root.CertPEM, certPEM, keyPEM); err != nil {
+	if err := f.Save(c.root.CertPEM, certPEM, keyPEM, nil); err != nil {
 		t.Fatalf("Save: %v", err)
 	}
 	if !f.Exists() {
@@ -487,7 +487,7 @@ func TestFilesSaveLoad(t *testing.T) {
 	// Saving again (a renewal) replaces the files and leaves no temporary
 	// files behind.
 	certPEM2, keyPEM2 := c.issue("n1", worker)
-	if err := f.Save(c.root.CertPEM, certPEM2, keyPEM2); err != nil {
+	if err := f.Save(c.root.CertPEM, certPEM2, keyPEM2, nil); err != nil {
 		t.Fatalf("Save again: %v", err)
 	}
 	id, err = f.Load()

@@ -1,8 +1,9 @@
 // Package raftnode runs a manager's Raft member: hashicorp/raft with a
 // raft-boltdb log and stable store, a file snapshot store and a mutual-TLS
-// transport. It proposes store batches, changes membership, tracks which
-// followers the leader can reach and tells when the leader changes. It
-// knows nothing of the API.
+// transport; log entries and snapshots are encrypted at rest with the
+// member's data key (atrest.go). It proposes store batches, changes
+// membership, tracks which followers the leader can reach and tells when
+// the leader changes. It knows nothing of the API.
 package raftnode
 
 import (
@@ -20,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/internal/keys"
 	"github.com/shoal-run/shoal/internal/logging"
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	"github.com/shoal-run/shoal/manager/store"
@@ -56,7 +58,10 @@ type Config struct {
 	Identity      *tlsutil.Identity
 	FSM           *store.FSM
 	Log           *zap.Logger
-	Timing        Timing
+	// DEK is the member's data encryption key (internal/keys): its Raft
+	// log entries and snapshots are sealed with it on disk. Required.
+	DEK    []byte
+	Timing Timing
 
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
@@ -98,6 +103,10 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.Timing == (Timing{}) {
 		cfg.Timing = DefaultTiming
 	}
+	cipher, err := keys.NewCipher(cfg.DEK)
+	if err != nil {
+		return nil, fmt.Errorf("raft: the manager's data encryption key: %w", err)
+	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -120,32 +129,40 @@ func Start(cfg Config) (*Node, error) {
 		rc.TrailingLogs = cfg.TrailingLogs
 	}
 
-	logs, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")})
+	disk, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")})
 	if err != nil {
 		return nil, fmt.Errorf("open raft log %s: %w", cfg.Dir, err)
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.Dir, "snapshots"), 2, rc.Logger)
+	diskSnaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.Dir, "snapshots"), 2, rc.Logger)
 	if err != nil {
-		logs.Close()
+		disk.Close()
+		return nil, err
+	}
+	// What raft is given: plaintext above, sealed on disk (atrest.go).
+	var logs raft.LogStore = &sealedLogs{disk: disk, cipher: cipher}
+	var stable raft.StableStore = disk
+	var snaps raft.SnapshotStore = &sealedSnapshots{disk: diskSnaps, cipher: cipher}
+	if err := checkAtRest(cfg.Dir, disk, snaps, cipher); err != nil {
+		disk.Close()
 		return nil, err
 	}
 	adv, err := net.ResolveTCPAddr("tcp", cfg.AdvertiseAddr)
 	if err != nil {
-		logs.Close()
+		disk.Close()
 		return nil, fmt.Errorf("raft advertise address %q: %w", cfg.AdvertiseAddr, err)
 	}
 	stream, err := newTLSStream(cfg.BindAddr, adv, cfg.Identity)
 	if err != nil {
-		logs.Close()
+		disk.Close()
 		return nil, fmt.Errorf("raft listen on %s: %w", cfg.BindAddr, err)
 	}
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: stream, MaxPool: 3, Timeout: 2 * time.Second, Logger: rc.Logger,
 	})
-	closeAll := func() { trans.Close(); logs.Close() }
+	closeAll := func() { trans.Close(); disk.Close() }
 
 	self := raft.Server{Suffrage: raft.Voter, ID: rc.LocalID, Address: raft.ServerAddress(cfg.AdvertiseAddr)}
-	has, err := raft.HasExistingState(logs, logs, snaps)
+	has, err := raft.HasExistingState(logs, stable, snaps)
 	if err != nil {
 		closeAll()
 		return nil, err
@@ -156,24 +173,24 @@ func Start(cfg Config) (*Node, error) {
 			closeAll()
 			return nil, fmt.Errorf("--force-new-cluster: no raft state in %s to recover from: %w", cfg.Dir, errdefs.ErrFailedPrecond)
 		}
-		if err := raft.RecoverCluster(rc, cfg.FSM, logs, logs, snaps, trans, raft.Configuration{Servers: []raft.Server{self}}); err != nil {
+		if err := raft.RecoverCluster(rc, cfg.FSM, logs, stable, snaps, trans, raft.Configuration{Servers: []raft.Server{self}}); err != nil {
 			closeAll()
 			return nil, fmt.Errorf("force new cluster: %w", err)
 		}
 		// RecoverCluster replayed the log into the FSM; NewRaft restores
 		// it again from the snapshot it wrote.
 	case cfg.Bootstrap && !has:
-		if err := raft.BootstrapCluster(rc, logs, logs, snaps, trans, raft.Configuration{Servers: []raft.Server{self}}); err != nil {
+		if err := raft.BootstrapCluster(rc, logs, stable, snaps, trans, raft.Configuration{Servers: []raft.Server{self}}); err != nil {
 			closeAll()
 			return nil, fmt.Errorf("bootstrap raft: %w", err)
 		}
 	}
-	r, err := raft.NewRaft(rc, cfg.FSM, logs, logs, snaps, trans)
+	r, err := raft.NewRaft(rc, cfg.FSM, logs, stable, snaps, trans)
 	if err != nil {
 		closeAll()
 		return nil, err
 	}
-	n := &Node{cfg: cfg, raft: r, trans: trans, logs: logs, stop: make(chan struct{}), failed: map[raft.ServerID]bool{},
+	n := &Node{cfg: cfg, raft: r, trans: trans, logs: disk, stop: make(chan struct{}), failed: map[raft.ServerID]bool{},
 		obsCh: make(chan raft.Observation, 64), changed: make(chan struct{})}
 	n.obs = raft.NewObserver(n.obsCh, false, func(o *raft.Observation) bool {
 		switch o.Data.(type) {

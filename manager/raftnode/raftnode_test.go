@@ -2,6 +2,7 @@ package raftnode
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"net"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
+	"github.com/shoal-run/shoal/internal/keys"
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	"github.com/shoal-run/shoal/manager/ca"
 	"github.com/shoal-run/shoal/manager/store"
@@ -31,8 +33,11 @@ type member struct {
 	addr  string
 	dir   string
 	ident *tlsutil.Identity
-	store *store.Store
-	node  *Node
+	dek   []byte
+	// snapThreshold and trailing are Config's (0: raft's defaults).
+	snapThreshold, trailing uint64
+	store                   *store.Store
+	node                    *Node
 }
 
 func identity(t *testing.T, root *ca.RootCA, id string, role shoalv1.NodeRole) *tlsutil.Identity {
@@ -53,17 +58,28 @@ func identity(t *testing.T, root *ca.RootCA, id string, role shoalv1.NodeRole) *
 
 func (m *member) start(t *testing.T, bootstrap bool) {
 	t.Helper()
-	m.store = store.New()
-	n, err := Start(Config{
-		NodeID: m.id, BindAddr: m.addr, AdvertiseAddr: m.addr, Dir: m.dir, Identity: m.ident,
-		FSM: &store.FSM{Store: m.store, Log: zap.NewNop()}, Log: zap.NewNop(),
-		Timing:    Timing{Heartbeat: 200 * time.Millisecond, Election: 200 * time.Millisecond, LeaderLease: 150 * time.Millisecond},
-		Bootstrap: bootstrap,
-	})
+	n, err := m.try(bootstrap)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m.node = n
+}
+
+// try starts the member, with a DEK of its own unless it has one.
+func (m *member) try(bootstrap bool) (*Node, error) {
+	if m.dek == nil {
+		m.dek = make([]byte, keys.KeySize)
+		if _, err := rand.Read(m.dek); err != nil {
+			return nil, err
+		}
+	}
+	m.store = store.New()
+	return Start(Config{
+		NodeID: m.id, BindAddr: m.addr, AdvertiseAddr: m.addr, Dir: m.dir, Identity: m.ident, DEK: m.dek,
+		FSM: &store.FSM{Store: m.store, Log: zap.NewNop()}, Log: zap.NewNop(),
+		Timing:    Timing{Heartbeat: 200 * time.Millisecond, Election: 200 * time.Millisecond, LeaderLease: 150 * time.Millisecond},
+		Bootstrap: bootstrap, SnapshotThreshold: m.snapThreshold, TrailingLogs: m.trailing,
+	})
 }
 
 func waitFor(t *testing.T, what string, fn func() bool) {
