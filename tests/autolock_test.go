@@ -26,7 +26,7 @@ import (
 
 // lockedMsg is what every call to a locked manager answers (docker's
 // wording).
-const lockedMsg = "Swarm is encrypted and needs to be unlocked before it can be used. Please use `shoal swarm unlock` to unlock it."
+const lockedMsg = "Swarm is encrypted and needs to be unlocked before it can be used. Please use `shoal swarm unlock` to unlock it"
 
 var unlockKeyRE = regexp.MustCompile(`SHOALKEY-1-[A-Za-z0-9+/]{43}`)
 
