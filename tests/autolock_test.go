@@ -371,7 +371,7 @@ func processAlive(pid int) bool {
 // keep taking writes; unlocked, it catches up and serves as a voter.
 func TestAutolockThreeManagers(t *testing.T) {
 	needRoot(t)
-	c := harness.StartCluster(t, 3, 0)
+	c := harness.StartCluster(t, 2, 1)
 	m1 := c.Managers[0]
 	before := map[*harness.Node]keySet{}
 	for _, m := range c.Managers {
@@ -386,6 +386,37 @@ func TestAutolockThreeManagers(t *testing.T) {
 	// too.
 	for _, m := range c.Managers {
 		waitKeySet(t, m, true, before[m].material)
+	}
+	// A worker promoted now gets material and wraps it with the current
+	// key as soon as it has the cluster object.
+	promoted := c.Workers[0]
+	if _, err := os.Stat(filepath.Join(promoted.CertDir(), "manager.keys")); err == nil {
+		t.Fatal("a worker holds manager key material")
+	}
+	m1.MustCLI("node", "promote", promoted.ID())
+	harness.Eventually(t, 30*time.Second, func() error {
+		if _, err := os.Stat(filepath.Join(promoted.CertDir(), "manager.keys")); err != nil {
+			return fmt.Errorf("the promoted node has no key material yet: %v", err)
+		}
+		return nil
+	})
+	waitKeySet(t, promoted, true, "")
+	c.Managers, c.Workers = append(c.Managers, promoted), nil
+	harness.Eventually(t, 30*time.Second, func() error {
+		ls, err := m1.CLI("node", "ls")
+		if err != nil {
+			return err
+		}
+		if strings.Count(ls, "Reachable")+strings.Count(ls, "Leader") != 3 {
+			return fmt.Errorf("not three reachable managers yet:\n%s", ls)
+		}
+		return nil
+	})
+	if out := m1.MustCLI("swarm", "update", "--autolock=true"); out != "Swarm updated.\n" {
+		t.Fatalf("swarm update --autolock=true with autolock on already printed:\n%s", out)
+	}
+	if got := strings.TrimSpace(m1.MustCLI("swarm", "unlock-key", "-q")); got != key {
+		t.Fatal("turning autolock on again changed the key")
 	}
 	// Images nobody serves (loopback port 1): the writes are the point,
 	// not containers.
