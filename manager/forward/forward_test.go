@@ -33,6 +33,7 @@ func TestRetryFor(t *testing.T) {
 		"/shoal.v1.ControlService/GetTask":       retryRead,
 		"/shoal.v1.ControlService/GetNetwork":    retryRead,
 		"/shoal.v1.ControlService/ListNetworks":  retryRead,
+		"/shoal.v1.ControlService/GetUnlockKey":  retryRead,
 		"/shoal.v1.ControlService/CreateService": retryGuarded, // names are unique
 		"/shoal.v1.ControlService/CreateNetwork": retryGuarded,
 		"/shoal.v1.ControlService/UpdateService": retryGuarded, // the version read is required
