@@ -467,12 +467,14 @@ func TestAutolockThreeManagers(t *testing.T) {
 		}
 		return nil
 	})
-	// It is a voter again: with the leader of the meantime stopped, it
-	// and the third manager still serve, with every write.
-	leader := c.Leader(10 * time.Second)
-	if leader != victim {
-		leader.Stop()
+	// It is a voter again: with another manager stopped (the leader of
+	// the meantime, unless the unlocked one leads again), it and the
+	// third manager still serve, with every write.
+	down := c.Leader(10 * time.Second)
+	if down == victim {
+		down = others[1]
 	}
+	down.Stop()
 	harness.Eventually(t, 30*time.Second, func() error {
 		out, err := victim.CLI("service", "inspect", "web")
 		if err != nil {
@@ -483,7 +485,43 @@ func TestAutolockThreeManagers(t *testing.T) {
 		}
 		return nil
 	})
+
+	// The key is rotated while that manager is down: it is unlocked with
+	// the key its disk was sealed with, then re-wraps with the new one.
+	up := c.Except(down)
+	sealedWith := readKeySet(t, down)
+	for _, m := range up {
+		before[m] = readKeySet(t, m)
+	}
+	out = victim.MustCLI("swarm", "unlock-key", "--rotate")
+	newKey := unlockNote(t, out)
+	for _, m := range up {
+		waitKeySet(t, m, true, before[m].material)
+	}
+	down.Start()
+	mustBeLocked(t, down)
+	if _, err := unlockCLI(down, newKey); err == nil || !strings.Contains(err.Error(), "invalid key") {
+		t.Fatalf("unlock of a manager that was down during the rotation with the new key = %v; want invalid key", err)
+	}
+	if _, err := unlockCLI(down, key); err != nil {
+		t.Fatalf("unlock of a manager that was down during the rotation with the old key: %v", err)
+	}
+	waitKeySet(t, down, true, sealedWith.material)
+	down.Stop()
+	down.Start()
+	mustBeLocked(t, down)
+	if _, err := unlockCLI(down, key); err == nil || !strings.Contains(err.Error(), "invalid key") {
+		t.Fatalf("unlock with the old key after the catch-up = %v; want invalid key", err)
+	}
+	if _, err := unlockCLI(down, newKey); err != nil {
+		t.Fatal(err)
+	}
+	harness.Eventually(t, 30*time.Second, func() error {
+		_, err := down.CLI("service", "ls")
+		return err
+	})
 	for _, m := range c.Managers {
 		noKeyAnywhere(t, m, key)
+		noKeyAnywhere(t, m, newKey)
 	}
 }
