@@ -39,7 +39,23 @@ var ErrWrongKey = errors.New("sealed with another data encryption key")
 // plaintext written by an older Shoal, or garbage.
 var ErrNotSealed = errors.New("not encrypted (no Shoal encryption header)")
 
-func corrupt(cause error) error { return fmt.Errorf("%w: %w", cause, errdefs.ErrFailedPrecond) }
+// corrupt gives cause the category errdefs.ErrFailedPrecond without
+// adding the category's words to its message.
+func corrupt(cause error) error { return WithCategory(cause, errdefs.ErrFailedPrecond) }
+
+// WithCategory returns err, whose message it keeps, as an error of
+// category cat too (errors.Is finds both).
+func WithCategory(err, cat error) error {
+	if err == nil || errors.Is(err, cat) {
+		return err
+	}
+	return &categorized{err: err, cat: cat}
+}
+
+type categorized struct{ err, cat error }
+
+func (e *categorized) Error() string   { return e.err.Error() }
+func (e *categorized) Unwrap() []error { return []error{e.err, e.cat} }
 
 // recordHeader is version ‖ key ID.
 const recordHeader = 1 + 4
@@ -107,7 +123,8 @@ func (c *Cipher) checkHeader(h []byte) error {
 	return nil
 }
 
-// Streams: a header, then the plaintext in chunks of StreamChunk bytes
+// Streams: a header (a magic string, the format version, the DEK's ID and
+// a random salt), then the plaintext in chunks of StreamChunk bytes
 // (the last one shorter, possibly empty), each sealed on its own with
 // AES-256-GCM under a key derived from the DEK and the stream's random
 // salt. A chunk's nonce is its number and whether it is the last, so
@@ -118,10 +135,15 @@ const (
 	// StreamChunk is the plaintext size of every chunk but the last.
 	StreamChunk   = 64 << 10
 	streamSalt    = 32
-	streamHeader  = recordHeader + streamSalt
+	streamHeader  = 8 + recordHeader + streamSalt // 8: len(streamMagic)
 	chunkOverhead = 16 // the GCM tag
 	sealedChunk   = StreamChunk + chunkOverhead
 )
+
+// streamMagic starts every sealed stream, so that plaintext (a snapshot
+// of an older Shoal, whose own first byte may equal a format version) is
+// told from a stream of another key.
+const streamMagic = "SHOALENC"
 
 func (c *Cipher) streamAEAD(salt []byte) (cipher.AEAD, error) {
 	key, err := hkdf.Key(sha256.New, c.dek, salt, "shoal stream v1", KeySize)
@@ -146,15 +168,18 @@ func chunkNonce(n uint64, last bool) []byte {
 
 // NewWriter returns a writer that seals what is written to it onto w. It
 // holds at most one chunk in memory. Close writes the last chunk; it does
-// not close w. Without Close the stream is incomplete and will not open.
+// not close w, and closing again does nothing. Without Close the stream is
+// incomplete and will not open.
 func (c *Cipher) NewWriter(w io.Writer) (io.WriteCloser, error) {
 	header := make([]byte, streamHeader)
-	header[0] = FormatV1
-	copy(header[1:5], c.id[:])
-	if _, err := rand.Read(header[recordHeader:]); err != nil {
+	n := copy(header, streamMagic)
+	header[n] = FormatV1
+	copy(header[n+1:n+recordHeader], c.id[:])
+	salt := header[n+recordHeader:]
+	if _, err := rand.Read(salt); err != nil {
 		return nil, err
 	}
-	aead, err := c.streamAEAD(header[recordHeader:])
+	aead, err := c.streamAEAD(salt)
 	if err != nil {
 		return nil, err
 	}
@@ -172,6 +197,7 @@ type streamWriter struct {
 	out    []byte
 	n      uint64 // chunks written
 	err    error
+	closed bool
 }
 
 func (s *streamWriter) Write(p []byte) (int, error) {
@@ -207,12 +233,15 @@ func (s *streamWriter) flush(last bool) error {
 }
 
 func (s *streamWriter) Close() error {
+	if s.closed {
+		return nil
+	}
 	if s.err != nil {
 		return s.err
 	}
 	err := s.flush(true)
 	if err == nil {
-		s.err = errors.New("write to a closed encrypted stream")
+		s.closed, s.err = true, errors.New("write to a closed encrypted stream")
 	}
 	return err
 }
@@ -232,10 +261,13 @@ func (c *Cipher) NewReader(r io.Reader) (io.Reader, error) {
 		}
 		return nil, err
 	}
-	if err := c.checkHeader(header); err != nil {
+	if string(header[:len(streamMagic)]) != streamMagic {
+		return nil, corrupt(ErrNotSealed)
+	}
+	if err := c.checkHeader(header[len(streamMagic):]); err != nil {
 		return nil, err
 	}
-	aead, err := c.streamAEAD(header[recordHeader:])
+	aead, err := c.streamAEAD(header[len(streamMagic)+recordHeader:])
 	if err != nil {
 		return nil, err
 	}

@@ -48,7 +48,9 @@ const KeySize = 32
 // is autolocked and was not unlocked in this process (and by
 // tlsutil.Files when the node key is sealed). Test for it with errors.Is;
 // its category is errdefs.ErrFailedPrecond. The wording is docker's.
-var ErrLocked = fmt.Errorf("Swarm is encrypted and needs to be unlocked before it can be used. Please use `shoal swarm unlock` to unlock it: %w", errdefs.ErrFailedPrecond) //nolint:staticcheck // docker's wording, capitalized
+//
+//lint:ignore ST1005 docker's wording, capitalized as docker writes it
+var ErrLocked = fmt.Errorf("Swarm is encrypted and needs to be unlocked before it can be used. Please use `shoal swarm unlock` to unlock it: %w", errdefs.ErrFailedPrecond)
 
 // ErrInvalidKey is returned by Unlock for a well-formed unlock key that does
 // not unwrap the material: it is not the key this manager's DEK was wrapped

@@ -100,6 +100,10 @@ func (f Files) load(unlockKey string) (id *Identity, m *keys.Material, retired b
 	data, err := root.ReadFile(materialFile)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+		// No material, or a save is removing the directory read.
+		if f.replaced(root) {
+			return nil, nil, true, fmt.Errorf("read %s: %w", f.Material(), err)
+		}
 	case err != nil:
 		return nil, nil, false, fmt.Errorf("read %s: %w", f.Material(), err)
 	default:

@@ -133,12 +133,10 @@ func (s *sealedSnapshots) List() ([]*raft.SnapshotMeta, error) {
 	}
 	out := make([]*raft.SnapshotMeta, 0, len(metas))
 	for _, m := range metas {
-		size, err := keys.PlainSize(m.Size)
-		if err != nil {
-			continue // not a sealed snapshot: Open says why
-		}
 		c := *m
-		c.Size = size
+		// One too short to be sealed stays listed, of size 0: Open says
+		// what is wrong with it.
+		c.Size, _ = keys.PlainSize(m.Size)
 		out = append(out, &c)
 	}
 	return out, nil
@@ -149,12 +147,12 @@ func (s *sealedSnapshots) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, er
 	if err != nil {
 		return nil, nil, fmt.Errorf("raft snapshot %s: %w", id, err)
 	}
-	size, err := keys.PlainSize(meta.Size)
+	r, err := s.cipher.NewReader(rc)
 	if err != nil {
 		rc.Close()
 		return nil, nil, fmt.Errorf("raft snapshot %s: %w", id, err)
 	}
-	r, err := s.cipher.NewReader(rc)
+	size, err := keys.PlainSize(meta.Size)
 	if err != nil {
 		rc.Close()
 		return nil, nil, fmt.Errorf("raft snapshot %s: %w", id, err)
@@ -173,6 +171,8 @@ func (s *sealedSink) Write(p []byte) (int, error) { return s.w.Write(p) }
 func (s *sealedSink) ID() string                  { return s.disk.ID() }
 func (s *sealedSink) Cancel() error               { return s.disk.Cancel() }
 
+// Close seals the last chunk and closes the sink on disk; raft may call
+// it again after the FSM's Persist did, as the file store allows.
 func (s *sealedSink) Close() error {
 	if err := s.w.Close(); err != nil {
 		_ = s.disk.Cancel()
@@ -216,8 +216,9 @@ func checkAtRest(dir string, disk *raftboltdb.BoltStore, snaps raft.SnapshotStor
 			return err
 		}
 		if has {
-			return fmt.Errorf("the raft data in %s is not encrypted (written by a Shoal without encryption at rest); it cannot be used as it is: "+
-				"move %s away and start the daemon again, then join this node to the swarm again (or, on the last manager, restore a backup made by a current Shoal): %w",
+			return fmt.Errorf("the raft data in %s is not encrypted (written by a Shoal without encryption at rest) and is not read as it is: "+
+				"move %s away, start the daemon and join this node to the swarm again as a manager, to get the cluster's state from the other managers "+
+				"(a swarm whose only manager this is must be made again with `shoal swarm init`): %w",
 				dir, dir, errdefs.ErrFailedPrecond)
 		}
 		return disk.Set(atRestKey, atRestMarker(c))
@@ -248,7 +249,7 @@ func checkAtRest(dir string, disk *raftboltdb.BoltStore, snaps raft.SnapshotStor
 			if errors.Is(err, raft.ErrLogNotFound) {
 				continue
 			}
-			return fmt.Errorf("%s: %w; the raft log in %s cannot be trusted: move the directory away and join this node to the swarm again", filepath.Join(dir, "raft.db"), err, dir)
+			return keys.WithCategory(fmt.Errorf("%s: %w; the raft log in %s cannot be trusted: move the directory away and join this node to the swarm again", filepath.Join(dir, "raft.db"), err, dir), errdefs.ErrFailedPrecond)
 		}
 	}
 	return nil
@@ -267,7 +268,7 @@ func checkNewestSnapshot(dir string, snaps raft.SnapshotStore) error {
 		rc.Close()
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w; the snapshot cannot be trusted: move the raft directory %s away and join this node to the swarm again", filepath.Join(dir, "snapshots"), err, dir)
+		return keys.WithCategory(fmt.Errorf("%s: %w; the snapshot cannot be trusted: move the raft directory %s away and join this node to the swarm again", filepath.Join(dir, "snapshots"), err, dir), errdefs.ErrFailedPrecond)
 	}
 	return nil
 }
