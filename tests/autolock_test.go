@@ -357,7 +357,30 @@ func TestAutolockSingleManager(t *testing.T) {
 	if _, err := unlockCLI(m, newKey); err == nil || !strings.Contains(err.Error(), "swarm is not locked") {
 		t.Fatalf("unlock with autolock off = %v; want swarm is not locked", err)
 	}
-	for _, k := range []string{key, newKey} {
+
+	// On again: a new key; a locked manager leaves only with --force.
+	third := unlockNote(t, m.MustCLI("swarm", "update", "--autolock=true"))
+	if third == key || third == newKey {
+		t.Fatal("autolock turned on again reused an old key")
+	}
+	waitKeySet(t, m, true, "")
+	m.Stop()
+	m.Start()
+	mustBeLocked(t, m)
+	if out, err := m.CLI("swarm", "leave"); err == nil || !strings.Contains(err.Error(), "locked manager") {
+		t.Fatalf("leave of a locked manager without --force = %q, %v", out, err)
+	}
+	mustBeLocked(t, m)
+	if out := m.MustCLI("swarm", "leave", "--force"); out != "Node left the swarm.\n" {
+		t.Fatalf("leave --force of a locked manager:\n%s", out)
+	}
+	if s := swarmState(t, m); s != "inactive" {
+		t.Fatalf("after leave --force Info state = %q; want inactive", s)
+	}
+	if _, err := os.Stat(m.CertDir()); err == nil {
+		t.Fatal("the certificates are still there after leave --force")
+	}
+	for _, k := range []string{key, newKey, third} {
 		noKeyAnywhere(t, m, k)
 	}
 }
