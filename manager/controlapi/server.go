@@ -42,6 +42,10 @@ type Server struct {
 	// Book holds allocations in flight; the orchestrator shares it.
 	Book     *allocator.Book
 	bookOnce sync.Once
+	// refsMu makes the check that a secret or config exists, and the
+	// write of the service that references it, one step against its
+	// removal (whose check and delete are one step too).
+	refsMu sync.Mutex
 }
 
 func (s *Server) book() *allocator.Book {
@@ -155,6 +159,13 @@ func (s *Server) CreateService(ctx context.Context, req *shoalv1.CreateServiceRe
 	if err := ValidateServiceSpec(spec); err != nil {
 		return nil, err
 	}
+	if hasReferences(spec) {
+		s.refsMu.Lock()
+		defer s.refsMu.Unlock()
+	}
+	if err := s.resolveServiceReferences(spec); err != nil {
+		return nil, err
+	}
 	ep, release, err := s.prepareEndpoint(spec, nil)
 	defer release()
 	if err != nil {
@@ -260,6 +271,13 @@ func (s *Server) UpdateService(ctx context.Context, req *shoalv1.UpdateServiceRe
 			return nil, fmt.Errorf("service.mode: a %s service cannot become %s; create a new service: %w", from, to, errdefs.ErrInvalid)
 		}
 		return nil, fmt.Errorf("service.mode: a service cannot change between replicated and global; create a new service: %w", errdefs.ErrInvalid)
+	}
+	if hasReferences(spec) {
+		s.refsMu.Lock()
+		defer s.refsMu.Unlock()
+	}
+	if err := s.resolveServiceReferences(spec); err != nil {
+		return nil, err
 	}
 	ep, release, err := s.prepareEndpoint(spec, cur)
 	defer release()

@@ -180,6 +180,10 @@ var guardedWrites = map[string]bool{
 	"/shoal.v1.ControlService/UpdateService": true,
 	"/shoal.v1.ControlService/UpdateNode":    true,
 	"/shoal.v1.ControlService/UpdateCluster": true,
+	"/shoal.v1.ControlService/CreateSecret":  true,
+	"/shoal.v1.ControlService/CreateConfig":  true,
+	"/shoal.v1.ControlService/UpdateSecret":  true,
+	"/shoal.v1.ControlService/UpdateConfig":  true,
 }
 
 // isRead reports whether method only reads the store.

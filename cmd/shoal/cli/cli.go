@@ -31,6 +31,14 @@ type globals struct {
 	certDir string
 	out     io.Writer
 	errOut  io.Writer
+	in      io.Reader // standard input; nil is os.Stdin
+}
+
+func (g *globals) stdin() io.Reader {
+	if g.in == nil {
+		return os.Stdin
+	}
+	return g.in
 }
 
 // exitError carries a process exit code.
@@ -60,7 +68,12 @@ func ExitCode(err error) int {
 
 // Run runs the command line args.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	g := &globals{out: stdout, errOut: stderr}
+	return runWithStdin(ctx, args, os.Stdin, stdout, stderr)
+}
+
+// runWithStdin is Run with its standard input given.
+func runWithStdin(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	g := &globals{out: stdout, errOut: stderr, in: stdin}
 	root := &cobra.Command{
 		Use:           "shoal",
 		Short:         "Shoal: a clustered container runtime",
@@ -71,7 +84,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVarP(&g.host, "host", "H", os.Getenv("SHOAL_HOST"), "daemon to talk to: unix:///path or tcp://HOST:PORT (env SHOAL_HOST)")
 	root.PersistentFlags().StringVar(&g.certDir, "cert-dir", envOr("SHOAL_CERT_PATH", defaults.CertDir), "directory with ca.crt, node.crt and node.key of a manager, for tcp:// hosts (env SHOAL_CERT_PATH)")
-	root.AddCommand(newDaemonCmd(g), newSwarmCmd(g), newNodeCmd(g), newServiceCmd(g), newNetworkCmd(g), newVersionCmd(g),
+	root.AddCommand(newDaemonCmd(g), newSwarmCmd(g), newNodeCmd(g), newServiceCmd(g), newNetworkCmd(g), newSecretCmd(g), newConfigCmd(g), newVersionCmd(g),
 		newDevCmd(g), newRunCmd(g), newPsCmd(g), newStopCmd(g), newKillCmd(g), newRmCmd(g), newLogsCmd(g), newImageCmd(g))
 	strictUsage(root)
 	root.SetArgs(args)

@@ -35,6 +35,7 @@ type specFlags struct {
 	endpointMode, strategy                   string
 	env, labels, containerLabels             []string
 	constraints, prefs, publish, networks    []string
+	secrets, configs                         []string    // service_secrets.go
 	deploy                                   deployFlags // health, --update-*, --rollback-*
 }
 
@@ -67,6 +68,8 @@ func (f *specFlags) register(fs *pflag.FlagSet, create bool) {
 		fs.StringArrayVar(&f.prefs, "placement-pref", nil, "placement preference (spread=node.labels.zone)")
 		fs.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port: 8080:80 or published=8080,target=80[,protocol=udp][,mode=host]")
 		fs.StringArrayVar(&f.networks, "network", nil, "attach to a network")
+		fs.StringArrayVar(&f.secrets, "secret", nil, "Specify secrets to expose to the service: NAME or source=NAME[,target=PATH][,uid=0][,gid=0][,mode=0444]")
+		fs.StringArrayVar(&f.configs, "config", nil, "Specify configurations to expose to the service: NAME or source=NAME[,target=/PATH][,uid=0][,gid=0][,mode=0444]")
 	}
 }
 
@@ -224,6 +227,12 @@ func newServiceCreateCmd(g *globals) *cobra.Command {
 			for _, n := range f.networks {
 				spec.Networks = append(spec.Networks, &shoalv1.NetworkAttachment{Target: n})
 			}
+			if c.Secrets, err = parseSecretFlags("--secret", f.secrets); err != nil {
+				return err
+			}
+			if c.Configs, err = parseConfigFlags("--config", f.configs); err != nil {
+				return err
+			}
 			if spec.Name == "" {
 				spec.Name = randomName()
 			}
@@ -330,6 +339,8 @@ type serviceUpdateFlags struct {
 	constraintAdd, constraintRm      []string
 	publishAdd, publishRm            []string
 	networkAdd, networkRm            []string
+	secretAdd, secretRm              []string
+	configAdd, configRm              []string
 	prefAdd, prefRm                  []string
 	detach                           bool
 	force, rollback                  bool
@@ -396,6 +407,24 @@ func newServiceUpdateCmd(g *globals) *cobra.Command {
 			}); err != nil {
 				return err
 			}
+			if ct.Secrets, err = updateSecrets(ct.Secrets, f.secretAdd, f.secretRm, func(ref string) (objectRef, error) {
+				resp, err := c.GetSecret(ctx, &shoalv1.GetSecretRequest{SecretId: ref})
+				if err != nil {
+					return objectRef{}, cleanError(err)
+				}
+				return objectRef{resp.GetSecret().GetId(), resp.GetSecret().GetSpec().GetName()}, nil
+			}); err != nil {
+				return err
+			}
+			if ct.Configs, err = updateConfigs(ct.Configs, f.configAdd, f.configRm, func(ref string) (objectRef, error) {
+				resp, err := c.GetConfig(ctx, &shoalv1.GetConfigRequest{ConfigId: ref})
+				if err != nil {
+					return objectRef{}, cleanError(err)
+				}
+				return objectRef{resp.GetConfig().GetId(), resp.GetConfig().GetSpec().GetName()}, nil
+			}); err != nil {
+				return err
+			}
 			if _, err := c.UpdateService(ctx, &shoalv1.UpdateServiceRequest{ServiceId: svc.GetId(), Version: svc.GetMeta().GetVersion(), Spec: spec}); err != nil {
 				return err
 			}
@@ -424,6 +453,10 @@ func newServiceUpdateCmd(g *globals) *cobra.Command {
 	fs.StringArrayVar(&f.publishRm, "publish-rm", nil, "unpublish a port by its target port: 80, 80/udp, 8080:80 or published=8080,target=80[,mode=host]")
 	fs.StringArrayVar(&f.networkAdd, "network-add", nil, "attach a network (name or ID)")
 	fs.StringArrayVar(&f.networkRm, "network-rm", nil, "detach a network (name or ID)")
+	fs.StringArrayVar(&f.secretAdd, "secret-add", nil, "Add or update a secret on a service: NAME or source=NAME[,target=PATH][,uid=0][,gid=0][,mode=0444]")
+	fs.StringArrayVar(&f.secretRm, "secret-rm", nil, "Remove a secret (name or ID)")
+	fs.StringArrayVar(&f.configAdd, "config-add", nil, "Add or update a config file on a service: NAME or source=NAME[,target=/PATH][,uid=0][,gid=0][,mode=0444]")
+	fs.StringArrayVar(&f.configRm, "config-rm", nil, "Remove a configuration file (name or ID)")
 	fs.BoolVarP(&f.detach, "detach", "d", false, "return at once instead of waiting for the service to converge")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "suppress progress output")
 	return cmd

@@ -161,6 +161,20 @@ func prettyService(w *strings.Builder, s *shoalv1.Service, nets map[string]strin
 	if c.GetUser() != "" {
 		p(" User: %s", c.GetUser())
 	}
+	if len(c.GetConfigs()) > 0 {
+		p("Configs:")
+		for _, r := range c.GetConfigs() {
+			p(" Target:\t%s", r.GetFile().GetName())
+			p("  Source:\t%s", r.GetConfigName())
+		}
+	}
+	if len(c.GetSecrets()) > 0 {
+		p("Secrets:")
+		for _, r := range c.GetSecrets() {
+			p(" Target:\t%s", r.GetFile().GetName())
+			p("  Source:\t%s", r.GetSecretName())
+		}
+	}
 	res := spec.GetTask().GetResources()
 	rsv, lim := res.GetReservations(), res.GetLimits()
 	hasRsv := rsv.GetNanoCpus() > 0 || rsv.GetMemoryBytes() > 0

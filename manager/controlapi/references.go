@@ -1,0 +1,242 @@
+package controlapi
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/manager/store"
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+)
+
+// A service's secret and config references, as a request gives them
+// (each naming its object by name, ID or ID prefix, its file target
+// optional) and as they are stored: both the exact ID and the name of
+// the immutable object, and a complete file target. Swarm's CLI does
+// this resolution on the client; here the control API does it, so every
+// client gets the same rules.
+
+// SecretsDir is where a secret with a relative target appears in the
+// container.
+const SecretsDir = "/run/secrets"
+
+// defaultFileMode is docker's mode of a secret or config file.
+const defaultFileMode = 0o444
+
+// refObject is a secret or config as a reference resolves to it.
+type refObject struct{ id, name string }
+
+// lookupRef finds a secret or config by ID, name or ID prefix; an error
+// of category ErrNotFound means there is none.
+type lookupRef func(ref string) (refObject, error)
+
+// resolveReferences resolves and completes the secret and config
+// references of c in place, checking each: the object exists (swarm's
+// "secret not found: NAME"), the target is a clean path, owner and
+// mode are sane, and no two files land on the same path. It reports
+// every problem at once, field by field; on error c may be half done and
+// must be dropped.
+func resolveReferences(c *shoalv1.ContainerSpec, secrets, configs lookupRef) error {
+	var f fieldErrors
+	targets := map[string]string{} // container path → the reference that has it
+	var missingSecrets, missingConfigs []string
+	for i, r := range c.GetSecrets() {
+		field := fmt.Sprintf("service.secrets[%d]", i)
+		obj, ok := resolveOne(&f, field, "secret", r.GetSecretId(), r.GetSecretName(), secrets, &missingSecrets)
+		if !ok {
+			continue
+		}
+		r.SecretId, r.SecretName = obj.id, obj.name
+		if r.File == nil {
+			r.File = &shoalv1.FileTarget{}
+		}
+		if r.File.Name == "" {
+			r.File.Name = obj.name
+		}
+		p, ok := checkTarget(&f, field, r.File, false)
+		if !ok {
+			continue
+		}
+		checkOwner(&f, field, r.File)
+		claim(&f, field, targets, p, fmt.Sprintf("secret '%s'", obj.name))
+	}
+	for i, r := range c.GetConfigs() {
+		field := fmt.Sprintf("service.configs[%d]", i)
+		obj, ok := resolveOne(&f, field, "config", r.GetConfigId(), r.GetConfigName(), configs, &missingConfigs)
+		if !ok {
+			continue
+		}
+		r.ConfigId, r.ConfigName = obj.id, obj.name
+		if r.File == nil {
+			r.File = &shoalv1.FileTarget{}
+		}
+		if r.File.Name == "" {
+			r.File.Name = "/" + obj.name
+		}
+		p, ok := checkTarget(&f, field, r.File, true)
+		if !ok {
+			continue
+		}
+		checkOwner(&f, field, r.File)
+		claim(&f, field, targets, p, fmt.Sprintf("config '%s'", obj.name))
+	}
+	// Swarm's words first, then the field-precise details.
+	var head []string
+	if len(missingSecrets) > 0 {
+		head = append(head, notFound("secret", missingSecrets))
+	}
+	if len(missingConfigs) > 0 {
+		head = append(head, notFound("config", missingConfigs))
+	}
+	if len(head) > 0 {
+		f = append(fieldErrors{strings.Join(head, "; ")}, f...)
+	}
+	return f.err()
+}
+
+func notFound(kind string, names []string) string {
+	word := kind
+	if len(names) > 1 {
+		word += "s"
+	}
+	return fmt.Sprintf("%s not found: %s", word, strings.Join(names, ", "))
+}
+
+// resolveOne finds the object a reference names: by its ID when it has
+// one (and then the name, if given, must be that object's), else by its
+// name.
+func resolveOne(f *fieldErrors, field, kind, id, name string, lookup lookupRef, missing *[]string) (refObject, bool) {
+	ref := id
+	if ref == "" {
+		ref = name
+	}
+	if strings.TrimSpace(ref) == "" {
+		f.add(field, "names no %s: give its name or ID (source=NAME)", kind)
+		return refObject{}, false
+	}
+	obj, err := lookup(ref)
+	switch {
+	case errors.Is(err, errdefs.ErrNotFound):
+		shown := ref
+		if name != "" {
+			shown = name // swarmkit names the missing object by its name
+		}
+		*missing = append(*missing, shown)
+		if id != "" {
+			f.add(field, "%s %s (%s) does not exist any more: it was removed; give another %s", kind, shown, id, kind)
+		} else {
+			f.add(field, "%s %q does not exist: create it first (shoal %s create %s FILE)", kind, ref, kind, ref)
+		}
+		return refObject{}, false
+	case err != nil:
+		f.add(field, "%v", err)
+		return refObject{}, false
+	case id != "" && name != "" && name != obj.name:
+		f.add(field, "%s_id %s is %s %q, not %q: give one of them, or both of the same %s", kind, id, kind, obj.name, name, kind)
+		return refObject{}, false
+	}
+	return obj, true
+}
+
+// checkTarget cleans a reference's file name and returns the path it
+// has in the container. A secret's relative name is under /run/secrets;
+// a config's is made absolute (docker mounts it relative to /).
+func checkTarget(f *fieldErrors, field string, t *shoalv1.FileTarget, config bool) (string, bool) {
+	name := t.GetName()
+	switch {
+	case strings.TrimSpace(name) == "":
+		f.add(field, "target %q is blank: give a file name, or leave target out for the default", name)
+		return "", false
+	case strings.ContainsRune(name, 0):
+		f.add(field, "target %q contains a NUL byte", name)
+		return "", false
+	}
+	for _, el := range strings.Split(name, "/") {
+		if el == ".." {
+			f.add(field, "target %q must not contain '..': give a path inside the container without going up", name)
+			return "", false
+		}
+	}
+	clean := path.Clean(name)
+	if config && !path.IsAbs(clean) {
+		clean = "/" + clean
+	}
+	full := clean
+	if !path.IsAbs(full) {
+		full = path.Join(SecretsDir, clean)
+	}
+	if clean == "." || full == "/" || full == SecretsDir {
+		f.add(field, "target %q is a directory, not a file name: give a file name (e.g. target=db_password)", name)
+		return "", false
+	}
+	t.Name = clean
+	return full, true
+}
+
+// checkOwner fills and checks a file's owner and mode: uid and gid are
+// numeric ("0" unless given), the mode is permission bits (0444 unless
+// given).
+func checkOwner(f *fieldErrors, field string, t *shoalv1.FileTarget) {
+	for _, id := range []struct {
+		what string
+		v    *string
+	}{{"uid", &t.Uid}, {"gid", &t.Gid}} {
+		if *id.v == "" {
+			*id.v = "0"
+		}
+		if _, err := strconv.ParseUint(*id.v, 10, 32); err != nil {
+			f.add(field, "%s %q must be a number (a numeric ID such as 1000; names are not looked up)", id.what, *id.v)
+		}
+	}
+	if t.Mode == 0 {
+		t.Mode = defaultFileMode
+	}
+	if t.Mode&^0o777 != 0 {
+		f.add(field, "mode %#o has bits other than the permission bits 0777 (e.g. mode=0440)", t.Mode)
+	}
+}
+
+// claim records that the reference at field puts a file at p, refusing
+// a path already taken, in swarmkit's words.
+func claim(f *fieldErrors, field string, targets map[string]string, p, who string) {
+	if prev, ok := targets[p]; ok {
+		f.add(field, "%s and %s have a conflicting target: '%s'", prev, who, p)
+		return
+	}
+	targets[p] = who
+}
+
+// storeLookup resolves references against the store.
+func storeLookup(r store.ReadTx, table string) lookupRef {
+	return func(ref string) (refObject, error) {
+		switch table {
+		case store.TableSecret:
+			o, err := store.Find[*shoalv1.Secret](r, table, ref, "secret")
+			return refObject{o.GetId(), o.GetSpec().GetName()}, err
+		default:
+			o, err := store.Find[*shoalv1.Config](r, table, ref, "config")
+			return refObject{o.GetId(), o.GetSpec().GetName()}, err
+		}
+	}
+}
+
+// hasReferences reports whether spec uses any secret or config.
+func hasReferences(spec *shoalv1.ServiceSpec) bool {
+	c := spec.GetTask().GetContainer()
+	return len(c.GetSecrets()) > 0 || len(c.GetConfigs()) > 0
+}
+
+// resolveServiceReferences resolves spec's references against the store.
+func (s *Server) resolveServiceReferences(spec *shoalv1.ServiceSpec) error {
+	if !hasReferences(spec) {
+		return nil
+	}
+	var err error
+	s.Store.View(func(r store.ReadTx) {
+		err = resolveReferences(spec.GetTask().GetContainer(), storeLookup(r, store.TableSecret), storeLookup(r, store.TableConfig))
+	})
+	return err
+}
