@@ -254,6 +254,9 @@ func TestAutolockSingleManager(t *testing.T) {
 	// From init on, the node key is sealed and the data key wrapped by the
 	// unlock key.
 	ks := waitKeySet(t, m, true, "")
+	if out, err := m.CLI("-H", "tcp://"+m.Addr, "--cert-dir", m.CertDir(), "node", "ls"); err == nil || !strings.Contains(err.Error(), "is sealed with the swarm's unlock key") {
+		t.Fatalf("node ls over tcp with the manager's sealed certificate set = %q, %v; want an error saying the key is sealed", out, err)
+	}
 
 	m.MustCLI("service", "create", "--name", "web", img.Ref)
 	var pid int
