@@ -393,11 +393,14 @@ func processAlive(pid int) bool {
 	return err == nil
 }
 
-// Three managers under autolock: one restarts locked while the other two
-// keep taking writes; unlocked, it catches up and serves as a voter.
+// Three managers under autolock (the first turns it on; a promoted worker
+// and a joined manager wrap with its key as soon as they have the cluster
+// object): one restarts locked while the other two keep taking writes;
+// unlocked, it catches up and serves as a voter. One that was down during
+// a rotation unlocks with the key from before it, then re-wraps.
 func TestAutolockThreeManagers(t *testing.T) {
 	needRoot(t)
-	c := harness.StartCluster(t, 2, 1)
+	c := harness.StartCluster(t, 1, 1)
 	m1 := c.Managers[0]
 	before := map[*harness.Node]keySet{}
 	for _, m := range c.Managers {
@@ -427,7 +430,13 @@ func TestAutolockThreeManagers(t *testing.T) {
 		return nil
 	})
 	waitKeySet(t, promoted, true, "")
-	c.Managers, c.Workers = append(c.Managers, promoted), nil
+	// So does a manager that joins now.
+	joined := harness.NewNode(t, "manager3")
+	joined.Start()
+	tok := strings.TrimSpace(m1.MustCLI("swarm", "join-token", "-q", "manager"))
+	joined.MustCLI("swarm", "join", "--token", tok, "--advertise-addr", joined.Addr, m1.Addr)
+	waitKeySet(t, joined, true, "")
+	c.Managers, c.Workers = append(c.Managers, promoted, joined), nil
 	harness.Eventually(t, 30*time.Second, func() error {
 		ls, err := m1.CLI("node", "ls")
 		if err != nil {
