@@ -246,7 +246,7 @@ func (m *Manager) Run(ctx context.Context) {
 		rdone := make(chan struct{})
 		go func() {
 			defer close(rdone)
-			rewrap.Run(rctx, rewrap.Config{Store: m.store, Material: m.cfg.Keys, Clock: m.cfg.Clock, Log: m.log.Named("rewrap")})
+			rewrap.Run(rctx, rewrap.Config{Store: m.store, Material: m.cfg.Keys, CaughtUp: m.raft.CaughtUp, Clock: m.cfg.Clock, Log: m.log.Named("rewrap")})
 		}()
 		defer func() { rcancel(); <-rdone }()
 	}

@@ -291,6 +291,17 @@ func TestAutolockSingleManager(t *testing.T) {
 	if s := swarmState(t, m); s != "active" {
 		t.Fatalf("after unlock Info state = %q; want active", s)
 	}
+	// The ports the locked manager kept closed open again.
+	harness.Eventually(t, 20*time.Second, func() error {
+		for name, addr := range map[string]string{"grpc": m.Addr, "raft": m.RaftAddr, "gossip": m.GossipAddr} {
+			c, err := net.DialTimeout("tcp", addr, time.Second)
+			if err != nil {
+				return fmt.Errorf("after unlock the %s port: %v", name, err)
+			}
+			c.Close()
+		}
+		return nil
+	})
 	harness.Eventually(t, 20*time.Second, func() error {
 		out, err := m.CLI("service", "ls")
 		if err != nil {

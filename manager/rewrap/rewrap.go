@@ -39,16 +39,23 @@ type Store interface {
 }
 
 // Retry bounds: a failed re-wrap is tried again after MinRetry, doubling
-// up to MaxRetry.
+// up to MaxRetry. A store still catching up is looked at again every
+// CatchUpPoll.
 const (
-	MinRetry = time.Second
-	MaxRetry = 30 * time.Second
+	MinRetry    = time.Second
+	MaxRetry    = 30 * time.Second
+	CatchUpPoll = 250 * time.Millisecond
 )
 
 // Config configures the loop.
 type Config struct {
 	Store    Store
 	Material Material
+	// CaughtUp reports whether the store holds the cluster's present
+	// state: a manager replaying its log, or catching up after being
+	// down, passes through old cluster objects (old keys, autolock on and
+	// off), and must not wrap with those. nil: always.
+	CaughtUp func() bool
 	Clock    clock.Clock
 	Log      *zap.Logger
 }
@@ -125,9 +132,16 @@ func (l *loop) cluster() *shoalv1.Cluster {
 	return cs[0]
 }
 
-// sync re-wraps the material if the cluster asks for another key. A
-// failure is retried later; the key itself is never logged.
+// sync re-wraps the material if the cluster asks for another key, once
+// the store has caught up. A failure is retried later; the key itself is
+// never logged.
 func (l *loop) sync() {
+	if l.cfg.CaughtUp != nil && !l.cfg.CaughtUp() {
+		if l.timer == nil {
+			l.timer = l.cfg.Clock.NewTimer(CatchUpPoll)
+		}
+		return
+	}
 	want, ok := Want(l.cluster())
 	if !ok || l.cfg.Material.WrappedWith(want) {
 		l.stopTimer()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,6 +77,10 @@ type env struct {
 }
 
 func start(t *testing.T, m *material, c *shoalv1.Cluster) *env {
+	return startCaughtUp(t, m, c, nil)
+}
+
+func startCaughtUp(t *testing.T, m *material, c *shoalv1.Cluster, caughtUp func() bool) *env {
 	t.Helper()
 	e := &env{t: t, st: store.New(), clk: clock.NewFake(time.Unix(1e9, 0)), m: m}
 	if c != nil {
@@ -83,7 +88,7 @@ func start(t *testing.T, m *material, c *shoalv1.Cluster) *env {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); Run(ctx, Config{Store: e.st, Material: m, Clock: e.clk, Log: zap.NewNop()}) }()
+	go func() { defer close(done); Run(ctx, Config{Store: e.st, Material: m, CaughtUp: caughtUp, Clock: e.clk, Log: zap.NewNop()}) }()
 	e.stop = func() { cancel(); <-done }
 	t.Cleanup(e.stop)
 	var tcancel context.CancelFunc
@@ -231,4 +236,33 @@ func TestRewrapAfterRestore(t *testing.T) {
 	e.next("SHOALKEY-1-two")
 	e.setCluster(false, "")
 	e.next("")
+}
+
+// A store replaying its log (or catching up after the manager was down)
+// passes through old cluster objects: nothing is wrapped with those, only
+// with the present one once the store has caught up.
+func TestRewrapWaitsUntilCaughtUp(t *testing.T) {
+	var caughtUp atomic.Bool
+	e := startCaughtUp(t, newMaterial(""), cluster(true, "SHOALKEY-1-old"), caughtUp.Load)
+	if err := e.clk.BlockUntilContext(e.ctx, 1); err != nil {
+		t.Fatalf("no catch-up poll: %v", err)
+	}
+	e.setCluster(true, "SHOALKEY-1-older")
+	e.setCluster(false, "")
+	e.setCluster(true, "SHOALKEY-1-now")
+	for i := 0; i < 3; i++ {
+		e.clk.Advance(CatchUpPoll)
+		if err := e.clk.BlockUntilContext(e.ctx, 1); err != nil {
+			t.Fatalf("poll %d: no next catch-up poll: %v", i, err)
+		}
+	}
+	select {
+	case got := <-e.m.rewraps:
+		t.Fatalf("re-wrapped with %q before the store caught up", got)
+	default:
+	}
+	caughtUp.Store(true)
+	e.clk.Advance(CatchUpPoll)
+	e.next("SHOALKEY-1-now")
+	e.none()
 }
