@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/internal/keys"
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	"github.com/shoal-run/shoal/manager/ca"
@@ -137,13 +138,9 @@ func startTestCluster(t *testing.T, n int) *testCluster {
 			}
 			err = tm.m.Bootstrap(ctx, cluster, node)
 		} else {
-			m0 := c.managers[0].m
-			_, err = m0.raft.Propose(ctx, &shoalv1.StoreBatch{Actions: []*shoalv1.StoreAction{
-				{Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_CREATE, Object: store.Wrap(node)},
-			}})
-			if err == nil {
-				err = m0.raft.AddVoter(ctx, id, raftAddr)
-			}
+			// Through whichever manager leads now: on a loaded machine
+			// the first may lose its lead while the others join.
+			err = c.addManager(ctx, node, id, raftAddr)
 		}
 		cancel()
 		if err != nil {
@@ -162,6 +159,41 @@ func startTestCluster(t *testing.T, n int) *testCluster {
 		return nil
 	})
 	return c
+}
+
+// addManager writes node and adds it as a voter through the current
+// leader, trying again (until ctx ends) when leadership moves meanwhile.
+func (c *testCluster) addManager(ctx context.Context, node *shoalv1.Node, id, raftAddr string) error {
+	created := false
+	for {
+		var err error
+		for _, tm := range c.managers[:len(c.managers)-1] {
+			if !tm.m.raft.IsLeader() {
+				continue
+			}
+			if !created {
+				_, err = tm.m.raft.Propose(ctx, &shoalv1.StoreBatch{Actions: []*shoalv1.StoreAction{
+					{Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_CREATE, Object: store.Wrap(node)},
+				}})
+				// A create whose answer was lost may have applied.
+				created = err == nil || errdefs.Is(err, errdefs.ErrAlreadyExists) || errdefs.Is(err, errdefs.ErrConflict)
+			}
+			if created {
+				if err = tm.m.raft.AddVoter(ctx, id, raftAddr); err == nil {
+					return nil
+				}
+			}
+			break
+		}
+		select {
+		case <-ctx.Done():
+			if err == nil {
+				err = ctx.Err()
+			}
+			return err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // waitFor retries fn until it returns nil, failing the test after 15 s.

@@ -136,7 +136,7 @@ const (
 	StreamChunk   = 64 << 10
 	streamSalt    = 32
 	streamHeader  = 8 + recordHeader + streamSalt // 8: len(streamMagic)
-	chunkOverhead = 16 // the GCM tag
+	chunkOverhead = 16                            // the GCM tag
 	sealedChunk   = StreamChunk + chunkOverhead
 )
 
