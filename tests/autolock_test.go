@@ -571,3 +571,46 @@ func TestAutolockThreeManagers(t *testing.T) {
 		noKeyAnywhere(t, m, newKey)
 	}
 }
+
+// Certificate renewals under autolock keep the set sealed with the
+// current key, rotations between them included: after several of each,
+// a restart is locked and the last key unlocks it.
+func TestAutolockCertificateRenewal(t *testing.T) {
+	needRoot(t)
+	m := harness.NewNode(t, "manager1")
+	m.Start()
+	key := unlockNote(t, m.MustCLI("swarm", "init", "--autolock", "--advertise-addr", m.Addr, "--cert-expiry", "6s"))
+	certOf := func() string {
+		data, err := os.ReadFile(filepath.Join(m.CertDir(), "node.crt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data)
+	}
+	for i := 0; i < 3; i++ {
+		cert := certOf()
+		harness.Eventually(t, 20*time.Second, func() error {
+			if certOf() == cert {
+				return fmt.Errorf("renewal %d: the certificate was not renewed yet", i+1)
+			}
+			return nil
+		})
+		if ks := readKeySet(t, m); !ks.autolock || !ks.sealed {
+			t.Fatalf("after renewal %d the key set is autolock=%v sealed=%v; want both", i+1, ks.autolock, ks.sealed)
+		}
+		before := readKeySet(t, m).material
+		key = unlockNote(t, m.MustCLI("swarm", "unlock-key", "--rotate"))
+		waitKeySet(t, m, true, before)
+	}
+	m.Stop()
+	m.Start()
+	mustBeLocked(t, m)
+	if _, err := unlockCLI(m, key); err != nil {
+		t.Fatal(err)
+	}
+	harness.Eventually(t, 20*time.Second, func() error {
+		_, err := m.CLI("node", "ls")
+		return err
+	})
+	noKeyAnywhere(t, m, key)
+}
