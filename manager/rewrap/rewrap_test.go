@@ -88,7 +88,10 @@ func startCaughtUp(t *testing.T, m *material, c *shoalv1.Cluster, caughtUp func(
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); Run(ctx, Config{Store: e.st, Material: m, CaughtUp: caughtUp, Clock: e.clk, Log: zap.NewNop()}) }()
+	go func() {
+		defer close(done)
+		Run(ctx, Config{Store: e.st, Material: m, CaughtUp: caughtUp, Clock: e.clk, Log: zap.NewNop()})
+	}()
 	e.stop = func() { cancel(); <-done }
 	t.Cleanup(e.stop)
 	var tcancel context.CancelFunc
