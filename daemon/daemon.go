@@ -10,6 +10,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -97,13 +98,23 @@ type Daemon struct {
 	log *zap.Logger
 	ctx context.Context // the daemon's lifetime
 
-	mu   sync.Mutex // serializes membership changes; guards the fields below
-	st   *state
-	id   *tlsutil.Identity
-	keys *keys.Material // a manager's key material (keys.go); nil on a worker
-	mgr  *mgrRun
-	agt  *loop // heartbeats
-	sess *loop // the assignment stream
+	mu sync.Mutex // serializes membership changes; guards the fields below
+	st *state
+	id *tlsutil.Identity
+	// locked: a manager restarted under autolock, waiting for swarm
+	// unlock (locked.go): st and keys (locked) are set, id is nil, and
+	// nothing of the cluster runs.
+	locked bool
+	rt     *container.Runtime // for the data plane restored at unlock
+
+	// keysMu guards keys and every save of the certificate set that
+	// holds them; the rewrap loop takes it without d.mu. Lock order:
+	// d.mu, then keysMu.
+	keysMu sync.Mutex
+	keys   *keys.Material // a manager's key material (keys.go); nil on a worker
+	mgr    *mgrRun
+	agt    *loop // heartbeats
+	sess   *loop // the assignment stream
 
 	session *session.Session
 	agent   *worker.Agent
@@ -226,7 +237,8 @@ func Run(ctx context.Context, cfg Config) error {
 	rt.Health = d.agent.ContainerHealth
 	d.att = worker.NewAttachments(ctx, worker.AttachmentsConfig{Containers: rt.Containers, Net: d.overlay,
 		Dispatch: d.session.Dispatch, NewID: store.NewID, Log: d.log})
-	rt.Net = d.att
+	rt.Net = lockGuard{Networks: d.att, d: d}
+	d.rt = rt.Containers
 	sendDone := make(chan struct{})
 	go func() { d.session.SendReports(workCtx); close(sendDone) }()
 	defer func() {
@@ -243,14 +255,14 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	if st != nil {
-		if err := d.resume(st); err != nil {
+		locked, err := d.resume(st)
+		if err != nil {
 			ln.Close()
 			return fmt.Errorf("rejoin cluster %s: %w", st.ClusterID, err)
 		}
-		d.restoreDataPlane(st, rt.Containers)
-		// Its running task containers are watched and restarted in place
-		// from now, whether a manager answers or not.
-		d.agent.Resume(worker.Records(rt.Containers.List()))
+		if !locked {
+			d.restoreDataPlane(st, rt.Containers)
+		}
 	} else if cfg.ForceNewCluster {
 		ln.Close()
 		return fmt.Errorf("--force-new-cluster: %s holds no cluster state", cfg.DataDir)
@@ -349,17 +361,33 @@ func (d *Daemon) restoreDataPlane(st *state, rt *container.Runtime) {
 		d.overlay.SetIngress(in)
 	}
 	worker.RestoreNetworks(rt.List(), d.overlay, d.att, d.log)
+	// Its running task containers are watched and restarted in place
+	// from now, whether a manager answers or not.
+	d.agent.Resume(worker.Records(rt.List()))
 }
 
-// resume brings back a node that was in a cluster when it stopped.
-func (d *Daemon) resume(st *state) error {
+// resume brings back a node that was in a cluster when it stopped. A
+// manager whose keys are autolocked is left locked (locked.go): nothing
+// starts until swarm unlock.
+func (d *Daemon) resume(st *state) (locked bool, err error) {
 	id, mat, err := d.certs().LoadSet("")
+	if errors.Is(err, keys.ErrLocked) {
+		d.lock(st, mat)
+		return true, nil
+	}
 	if err != nil {
-		return fmt.Errorf("load certificates: %w", err)
+		return false, fmt.Errorf("load certificates: %w", err)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.st, d.id, d.keys = st, id, mat
+	return false, d.start(st, id, mat)
+}
+
+// start runs a node of a cluster from its state and certificate set: the
+// manager when the certificate says so, and the agent. Callers hold d.mu.
+func (d *Daemon) start(st *state, id *tlsutil.Identity, mat *keys.Material) error {
+	d.st, d.id = st, id
+	d.setKeys(mat)
 	if id.Role() == tlsutil.RoleManager {
 		if err := d.startManager(false, d.cfg.ForceNewCluster); err != nil {
 			return err
@@ -389,7 +417,7 @@ func (d *Daemon) startManager(bootstrap, forceNew bool) error {
 		Identity: d.id, DEK: dek, Log: d.log, Timing: raftnode.TimingFor(d.cfg.RaftHeartbeat),
 		SnapshotThreshold: d.cfg.SnapshotThreshold, SnapshotInterval: d.cfg.SnapshotInterval, TrailingLogs: d.cfg.TrailingLogs,
 		Bootstrap: bootstrap, ForceNewCluster: forceNew, HeartbeatPeriod: d.cfg.HeartbeatPeriod,
-		Gossip: d.gsp,
+		Gossip: d.gsp, Keys: &managerKeys{d: d, id: d.id}, NewUnlockKey: keys.NewUnlockKey,
 	})
 	if err != nil {
 		return err
@@ -447,8 +475,11 @@ func (d *Daemon) stopManager() {
 // managerConn dials this node's own manager API with its certificate.
 func (d *Daemon) managerConn() (*grpc.ClientConn, error) {
 	d.mu.Lock()
-	st, id, isMgr := d.st, d.id, d.mgr != nil
+	st, id, isMgr, locked := d.st, d.id, d.mgr != nil, d.locked
 	d.mu.Unlock()
+	if locked {
+		return nil, keys.ErrLocked
+	}
 	if st == nil {
 		return nil, fmt.Errorf("this node is not part of a swarm; run `shoal swarm init` or `shoal swarm join`: %w", errdefs.ErrFailedPrecond)
 	}

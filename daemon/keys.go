@@ -19,6 +19,8 @@ import (
 // predates it). Material that is locked (autolock) gives keys.ErrLocked.
 // Callers hold d.mu.
 func (d *Daemon) managerDEK() ([]byte, error) {
+	d.keysMu.Lock()
+	defer d.keysMu.Unlock()
 	if d.keys == nil {
 		mat, err := keys.New()
 		if err != nil {
@@ -39,7 +41,7 @@ func (d *Daemon) managerDEK() ([]byte, error) {
 // read it without the material it was sealed with, and the node joins
 // Raft afresh); none for a worker, unless its manager still runs (a
 // demoted manager keeps its Raft data until it has left the Raft group).
-// Callers hold d.mu.
+// Callers hold d.mu and d.keysMu.
 func (d *Daemon) keysForRole(role shoalv1.NodeRole) (*keys.Material, error) {
 	switch {
 	case role == shoalv1.NodeRole_NODE_ROLE_MANAGER && d.keys == nil:
@@ -58,6 +60,8 @@ func (d *Daemon) keysForRole(role shoalv1.NodeRole) (*keys.Material, error) {
 // dropKeys saves the certificate set without material, once the Raft
 // data it sealed is gone. Callers hold d.mu.
 func (d *Daemon) dropKeys() error {
+	d.keysMu.Lock()
+	defer d.keysMu.Unlock()
 	if d.keys == nil {
 		return nil
 	}

@@ -126,7 +126,8 @@ func (d *Daemon) reconcile(ctx context.Context, resp *shoalv1.HeartbeatResponse)
 		d.stopManager()
 		d.gsp.Stop(true)
 		d.session.CloseConns()
-		d.st, d.id, d.keys = nil, nil, nil
+		d.st, d.id = nil, nil
+		d.setKeys(nil)
 		_ = d.wipeState()
 		return true
 	}
@@ -214,17 +215,23 @@ func (d *Daemon) renewLocked(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The material and the set are changed together, never between a
+	// re-wrap's read and save (manager/rewrap runs without d.mu).
+	d.keysMu.Lock()
 	mat, err := d.keysForRole(resp.GetRole())
+	if err == nil {
+		err = d.id.Set(resp.GetCertPem(), keyPEM)
+	}
+	if err == nil {
+		err = d.certs().Save(d.id.CAPEM, resp.GetCertPem(), keyPEM, mat)
+	}
+	if err == nil {
+		d.keys = mat
+	}
+	d.keysMu.Unlock()
 	if err != nil {
 		return err
 	}
-	if err := d.id.Set(resp.GetCertPem(), keyPEM); err != nil {
-		return err
-	}
-	if err := d.certs().Save(d.id.CAPEM, resp.GetCertPem(), keyPEM, mat); err != nil {
-		return err
-	}
-	d.keys = mat
 	if d.st.RaftAddr != raftAddr {
 		d.st.RaftAddr = raftAddr
 		_ = d.saveState(d.st)

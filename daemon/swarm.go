@@ -40,15 +40,26 @@ func (s *swarmServer) Init(ctx context.Context, req *shoalv1.InitRequest) (*shoa
 	d := s.d
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.locked {
+		return nil, keys.ErrLocked
+	}
 	if d.st != nil {
 		return nil, errInSwarm
+	}
+	unlockKey := ""
+	if req.GetAutolock() {
+		k, err := keys.NewUnlockKey()
+		if err != nil {
+			return nil, err
+		}
+		unlockKey = k
 	}
 	adv, err := chooseAdvertise(req.GetAdvertiseAddr(), d.cfg.AdvertiseAddr, d.cfg.ListenAddr)
 	if err != nil {
 		return nil, err
 	}
 	b, err := bootstrap.New(bootstrap.Config{Request: req, Addr: adv, RaftAddr: d.raftAdvertise(adv), Host: hostOfAddr(adv),
-		Description: d.describe(), Now: time.Now()})
+		Description: d.describe(), Now: time.Now(), UnlockKey: unlockKey})
 	if err != nil {
 		return nil, err
 	}
@@ -63,6 +74,11 @@ func (s *swarmServer) Init(ctx context.Context, req *shoalv1.InitRequest) (*shoa
 		return nil, err
 	}
 	mat, err := keys.New()
+	if err == nil && unlockKey != "" {
+		// Sealed from the start: the disk never holds this manager's keys
+		// unprotected.
+		mat, err = mat.Rewrap(unlockKey)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -70,10 +86,12 @@ func (s *swarmServer) Init(ctx context.Context, req *shoalv1.InitRequest) (*shoa
 		return nil, err
 	}
 	st := &state{ClusterID: clusterID, NodeID: nodeID, Addr: adv, RaftAddr: self.GetManagerStatus().GetRaftAddr(), Managers: []string{adv}}
-	d.st, d.id, d.keys = st, id, mat
+	d.st, d.id = st, id
+	d.setKeys(mat)
 	fail := func(err error) (*shoalv1.InitResponse, error) {
 		d.stopManager()
-		d.st, d.id, d.keys = nil, nil, nil
+		d.st, d.id = nil, nil
+		d.setKeys(nil)
 		_ = d.wipeState()
 		return nil, err
 	}
@@ -90,7 +108,8 @@ func (s *swarmServer) Init(ctx context.Context, req *shoalv1.InitRequest) (*shoa
 	}
 	d.startAgent()
 	d.log.Info("swarm initialized", zap.String("cluster", clusterID), zap.String("node", nodeID), zap.String("addr", adv))
-	return &shoalv1.InitResponse{NodeId: nodeID, ClusterId: clusterID, WorkerToken: cluster.JoinTokens.Worker, ManagerToken: cluster.JoinTokens.Manager, Addr: adv}, nil
+	return &shoalv1.InitResponse{NodeId: nodeID, ClusterId: clusterID, WorkerToken: cluster.JoinTokens.Worker, ManagerToken: cluster.JoinTokens.Manager, Addr: adv,
+		UnlockKey: unlockKey}, nil
 }
 
 // fetchRootCA asks a manager for its root certificate and accepts it only
@@ -120,6 +139,9 @@ func (s *swarmServer) Join(ctx context.Context, req *shoalv1.JoinRequest) (*shoa
 	d := s.d
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.locked {
+		return nil, keys.ErrLocked
+	}
 	if d.st != nil {
 		return nil, errInSwarm
 	}
@@ -186,7 +208,8 @@ func (s *swarmServer) Join(ctx context.Context, req *shoalv1.JoinRequest) (*shoa
 		managers = append(managers, remote)
 	}
 	st := &state{ClusterID: resp.GetClusterId(), NodeID: resp.GetNodeId(), Addr: adv, RaftAddr: raftAdv, Managers: managers}
-	d.st, d.id, d.keys = st, id, mat
+	d.st, d.id = st, id
+	d.setKeys(mat)
 	if err := d.saveState(st); err != nil {
 		return nil, err
 	}
@@ -212,6 +235,20 @@ func (s *swarmServer) Leave(ctx context.Context, req *shoalv1.LeaveRequest) (*sh
 	if d.st == nil {
 		return nil, fmt.Errorf("%v: %w", worker.ErrNotInSwarm, errdefs.ErrFailedPrecond)
 	}
+	if d.locked {
+		if !req.GetForce() {
+			return nil, fmt.Errorf("this node is a locked manager: unlock it first (`shoal swarm unlock`) and demote it, or leave with --force, "+
+				"which removes it from the swarm without telling the other managers: %w", errdefs.ErrFailedPrecond)
+		}
+		d.st, d.locked = nil, false
+		d.setKeys(nil)
+		if err := d.wipeState(); err != nil {
+			d.log.Debug("wipe state", zap.Error(err))
+		}
+		d.agent.Update(true, nil, nil)
+		d.log.Info("left swarm while locked")
+		return &shoalv1.LeaveResponse{}, nil
+	}
 	if d.id.Role() == tlsutil.RoleManager {
 		if !req.GetForce() {
 			d.startAgent()
@@ -230,7 +267,8 @@ func (s *swarmServer) Leave(ctx context.Context, req *shoalv1.LeaveRequest) (*sh
 	d.stopManager()
 	d.gsp.Stop(true)
 	d.session.CloseConns()
-	d.st, d.id, d.keys = nil, nil, nil
+	d.st, d.id = nil, nil
+	d.setKeys(nil)
 	if err := d.wipeState(); err != nil {
 		d.log.Debug("wipe state", zap.Error(err))
 	}
@@ -246,6 +284,10 @@ func (s *swarmServer) Info(ctx context.Context, _ *shoalv1.InfoRequest) (*shoalv
 	defer d.mu.Unlock()
 	if d.st == nil {
 		return &shoalv1.InfoResponse{State: "inactive"}, nil
+	}
+	if d.locked {
+		return &shoalv1.InfoResponse{State: "locked", NodeId: d.st.NodeID, ClusterId: d.st.ClusterID,
+			Manager: true, Addr: d.st.Addr, Managers: d.st.Managers}, nil
 	}
 	return &shoalv1.InfoResponse{State: "active", NodeId: d.st.NodeID, ClusterId: d.st.ClusterID,
 		Manager: d.mgr != nil, Addr: d.st.Addr, Managers: d.st.Managers}, nil

@@ -36,6 +36,7 @@ import (
 	"github.com/shoal-run/shoal/manager/membership"
 	"github.com/shoal-run/shoal/manager/orchestrator"
 	"github.com/shoal-run/shoal/manager/raftnode"
+	"github.com/shoal-run/shoal/manager/rewrap"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
@@ -71,6 +72,12 @@ type Config struct {
 	// Clock times the manager's loops (heartbeat expiry, node-down
 	// detection, orchestration); nil is the wall clock.
 	Clock clock.Clock
+	// Keys is this manager's key material, kept wrapped with the key
+	// the cluster object asks for (manager/rewrap); nil runs no such
+	// loop.
+	Keys rewrap.Material
+	// NewUnlockKey makes the unlock keys the control API hands out.
+	NewUnlockKey func() (string, error)
 }
 
 // GossipView is what the manager needs of the node's gossip membership:
@@ -120,7 +127,8 @@ func New(cfg Config) (*Manager, error) {
 		Store: st, Raft: r, Clock: cfg.Clock, Log: m.log.Named("dispatcher"), HeartbeatPeriod: cfg.HeartbeatPeriod,
 		Gossip: cfg.Gossip, Book: m.book, Managers: m.managerAddrs, Leading: m.IsReadyLeader,
 	})
-	m.control = &controlapi.Server{Store: st, Raft: r, Clock: cfg.Clock, NewToken: func(d string) string { return ca.NewToken(d).String() }, Book: m.book}
+	m.control = &controlapi.Server{Store: st, Raft: r, Clock: cfg.Clock, NewToken: func(d string) string { return ca.NewToken(d).String() },
+		NewUnlockKey: cfg.NewUnlockKey, Book: m.book}
 	return m, nil
 }
 
@@ -232,6 +240,16 @@ func (m *Manager) Run(ctx context.Context) {
 		loops.Wait()
 	}
 	defer stopLoops()
+	if m.cfg.Keys != nil {
+		// Every manager, leader or not, wraps its own keys.
+		rctx, rcancel := context.WithCancel(ctx)
+		rdone := make(chan struct{})
+		go func() {
+			defer close(rdone)
+			rewrap.Run(rctx, rewrap.Config{Store: m.store, Material: m.cfg.Keys, CaughtUp: m.raft.CaughtUp, Clock: m.cfg.Clock, Log: m.log.Named("rewrap")})
+		}()
+		defer func() { rcancel(); <-rdone }()
+	}
 	ch := m.raft.LeaderCh()
 	check := m.cfg.Clock.NewTicker(time.Second)
 	defer check.Stop()

@@ -34,6 +34,9 @@ type Config struct {
 	// Description is the first manager's node description.
 	Description *shoalv1.NodeDescription
 	Now         time.Time
+	// UnlockKey, when set, makes the cluster autolocked with that key
+	// (swarm init --autolock).
+	UnlockKey string
 }
 
 // Cluster is a new cluster, not written anywhere yet.
@@ -86,10 +89,14 @@ func New(cfg Config) (*Cluster, error) {
 			DefaultAddrPools: req.GetDefaultAddrPools(), SubnetSize: req.GetSubnetSize()},
 		RootCa:     &shoalv1.RootCA{CertPem: root.CertPEM, KeyPem: rootKey, Digest: root.Digest},
 		GossipKeys: [][]byte{manager.NewGossipKey()},
+		UnlockKey:  cfg.UnlockKey,
 		JoinTokens: &shoalv1.JoinTokens{
 			Worker:  ca.NewToken(root.Digest).String(),
 			Manager: ca.NewToken(root.Digest).String(),
 		},
+	}
+	if cfg.UnlockKey != "" {
+		cluster.Spec.Encryption = &shoalv1.EncryptionConfig{AutoLockManagers: true}
 	}
 	self := &shoalv1.Node{
 		Id:            nodeID,

@@ -130,6 +130,11 @@ func newTestServer(t *testing.T) (*Server, *fakeRaft) {
 			return fmt.Sprintf("SWMTKN-1-%s-new%d", digest, tokens)
 		},
 	}
+	unlockKeys := 0
+	s.NewUnlockKey = func() (string, error) {
+		unlockKeys++
+		return fmt.Sprintf("SHOALKEY-1-test%d", unlockKeys), nil
+	}
 	// Every cluster has its ingress network from swarm init on.
 	if err := st.Apply(&shoalv1.StoreBatch{Actions: []*shoalv1.StoreAction{create(testIngress())}}, 1); err != nil {
 		t.Fatal(err)

@@ -37,6 +37,8 @@ type Server struct {
 	Clock clock.Clock // stamps created_at and updated_at
 	// NewToken makes a fresh join token for the cluster's CA digest.
 	NewToken func(digest string) string
+	// NewUnlockKey makes a fresh managers' unlock key (autolock).
+	NewUnlockKey func() (string, error)
 	// Book holds allocations in flight; the orchestrator shares it.
 	Book     *allocator.Book
 	bookOnce sync.Once
@@ -85,7 +87,8 @@ func (s *Server) cluster() (*shoalv1.Cluster, error) {
 	return cs[0], nil
 }
 
-// GetCluster returns the cluster without the CA key and gossip keys.
+// GetCluster returns the cluster without the CA key, gossip keys and
+// unlock key.
 func (s *Server) GetCluster(ctx context.Context, _ *shoalv1.GetClusterRequest) (*shoalv1.GetClusterResponse, error) {
 	c, err := s.cluster()
 	if err != nil {
@@ -100,6 +103,7 @@ func redact(c *shoalv1.Cluster) *shoalv1.Cluster {
 		c.RootCa.KeyPem = nil
 	}
 	c.GossipKeys = nil
+	c.UnlockKey = ""
 	return c
 }
 
@@ -132,6 +136,9 @@ func (s *Server) UpdateCluster(ctx context.Context, req *shoalv1.UpdateClusterRe
 	}
 	if req.GetRotateManagerToken() {
 		next.JoinTokens.Manager = s.NewToken(cur.GetRootCa().GetDigest())
+	}
+	if err := s.nextUnlockKey(next, req.GetRotateUnlockKey()); err != nil {
+		return nil, err
 	}
 	next.Meta.UpdatedAt = timestamppb.New(s.Clock.Now())
 	idx, err := s.propose(ctx, update(next, req.GetVersion()))

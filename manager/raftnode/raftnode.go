@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -286,6 +287,17 @@ func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 func (n *Node) Leader() string {
 	_, id := n.raft.LeaderWithID()
 	return string(id)
+}
+
+// CaughtUp reports whether this member follows a leader and has applied
+// every entry it knows to be committed: its store is then the cluster's
+// present, not a replay of its past.
+func (n *Node) CaughtUp() bool {
+	if n.Leader() == "" {
+		return false
+	}
+	commit, err := strconv.ParseUint(n.raft.Stats()["commit_index"], 10, 64)
+	return err == nil && commit > 0 && n.raft.AppliedIndex() >= commit
 }
 
 // LeaderCh signals leadership gained (true) and lost (false).

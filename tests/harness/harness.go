@@ -434,14 +434,22 @@ func (n *Node) ID() string {
 func (n *Node) CertDir() string { return filepath.Join(n.Dir, "data", "certificates") }
 
 // Conn dials the node's gRPC address with its own certificate, or, for a
-// node in a network namespace the test process cannot route to, its local
-// socket, which relays to the same API.
+// node in a network namespace the test process cannot route to or one
+// whose key is sealed (autolock), its local socket, which relays to the
+// same API.
 func (n *Node) Conn() *grpc.ClientConn {
 	n.t.Helper()
-	if n.Host != nil {
+	if n.Host != nil || n.keySealed() {
 		return n.LocalConn()
 	}
 	return n.DialWithCert(n.Addr)
+}
+
+// keySealed reports whether the node's TLS key is sealed (autolock): only
+// its daemon can open it, so the test reaches the node through its local
+// socket.
+func (n *Node) keySealed() bool {
+	return strings.Contains(readFile(filepath.Join(n.CertDir(), "node.key")), "SEALED PRIVATE KEY")
 }
 
 // LocalConn dials the node's local socket, as the CLI does by default.

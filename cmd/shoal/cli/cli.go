@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/shoal-run/shoal/internal/defaults"
+	"github.com/shoal-run/shoal/internal/keys"
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
@@ -130,6 +131,9 @@ func (g *globals) dial() (*grpc.ClientConn, error) {
 	case strings.HasPrefix(host, "tcp://"):
 		files := tlsutil.Files{Dir: g.certDir}
 		id, err := files.Load()
+		if errors.Is(err, keys.ErrLocked) {
+			return nil, fmt.Errorf("the key in %s is sealed with the swarm's unlock key (autolock) and only its daemon can use it: run the command on that manager, through its local socket", g.certDir)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("tcp hosts need a manager certificate: %v (set --cert-dir or SHOAL_CERT_PATH to a directory with ca.crt, node.crt and node.key)", err)
 		}

@@ -14,7 +14,8 @@ import (
 
 func newSwarmCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "swarm", Short: "Manage cluster membership"}
-	cmd.AddCommand(newSwarmInitCmd(g), newSwarmJoinCmd(g), newSwarmLeaveCmd(g), newJoinTokenCmd(g), newSwarmUpdateCmd(g))
+	cmd.AddCommand(newSwarmInitCmd(g), newSwarmJoinCmd(g), newSwarmLeaveCmd(g), newJoinTokenCmd(g), newSwarmUpdateCmd(g),
+		newUnlockKeyCmd(g), newSwarmUnlockCmd(g))
 	return cmd
 }
 
@@ -24,6 +25,7 @@ type swarmInitFlags struct {
 	certExpiry time.Duration
 	pools      []string
 	poolMask   uint32
+	autolock   bool
 }
 
 func newSwarmInitCmd(g *globals) *cobra.Command {
@@ -38,7 +40,7 @@ func newSwarmInitCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer done()
-			req := &shoalv1.InitRequest{AdvertiseAddr: f.advertise, TaskHistoryLimit: f.history, DefaultAddrPools: f.pools, SubnetSize: f.poolMask}
+			req := &shoalv1.InitRequest{AdvertiseAddr: f.advertise, TaskHistoryLimit: f.history, DefaultAddrPools: f.pools, SubnetSize: f.poolMask, Autolock: f.autolock}
 			if f.certExpiry > 0 {
 				req.CertExpiry = durationpb.New(f.certExpiry)
 			}
@@ -48,7 +50,8 @@ func newSwarmInitCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(g.out, "Swarm initialized: current node (%s) is now a manager.\n\n", resp.GetNodeId())
 			fmt.Fprintf(g.out, "To add a worker to this swarm, run the following command:\n\n    shoal swarm join --token %s %s\n\n", resp.GetWorkerToken(), resp.GetAddr())
-			fmt.Fprintln(g.out, "To add a manager to this swarm, run 'shoal swarm join-token manager' and follow the instructions.")
+			fmt.Fprint(g.out, "To add a manager to this swarm, run 'shoal swarm join-token manager' and follow the instructions.\n\n")
+			printUnlockCommand(g.out, resp.GetUnlockKey())
 			return nil
 		},
 	}
@@ -57,6 +60,7 @@ func newSwarmInitCmd(g *globals) *cobra.Command {
 	cmd.Flags().DurationVar(&f.certExpiry, "cert-expiry", 90*24*time.Hour, "validity of node certificates")
 	cmd.Flags().StringArrayVar(&f.pools, "default-addr-pool", nil, "CIDR that network subnets are carved from (repeatable; default 10.0.0.0/8)")
 	cmd.Flags().Uint32Var(&f.poolMask, "default-addr-pool-mask-length", 24, "prefix length of the subnets carved from the pools")
+	cmd.Flags().BoolVar(&f.autolock, "autolock", false, "enable manager autolocking (requiring an unlock key to start a stopped manager)")
 	return cmd
 }
 
@@ -185,12 +189,13 @@ func newJoinTokenCmd(g *globals) *cobra.Command {
 type swarmUpdateFlags struct {
 	history    int64
 	certExpiry time.Duration
+	autolock   bool
 }
 
 func newSwarmUpdateCmd(g *globals) *cobra.Command {
 	f := &swarmUpdateFlags{}
 	cmd := &cobra.Command{
-		Use:   "update [--task-history-limit N] [--cert-expiry D]",
+		Use:   "update [--task-history-limit N] [--cert-expiry D] [--autolock=true|false]",
 		Short: "Change cluster settings",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -211,14 +216,26 @@ func newSwarmUpdateCmd(g *globals) *cobra.Command {
 			if cmd.Flags().Changed("cert-expiry") {
 				spec.NodeCertExpiry = durationpb.New(f.certExpiry)
 			}
+			wasLocked := spec.GetEncryption().GetAutoLockManagers()
+			if cmd.Flags().Changed("autolock") {
+				spec.Encryption = &shoalv1.EncryptionConfig{AutoLockManagers: f.autolock}
+			}
 			if _, err := c.UpdateCluster(ctx, &shoalv1.UpdateClusterRequest{Version: cur.GetCluster().GetMeta().GetVersion(), Spec: spec}); err != nil {
 				return err
 			}
 			fmt.Fprintln(g.out, "Swarm updated.")
+			if spec.GetEncryption().GetAutoLockManagers() && !wasLocked {
+				key, err := c.GetUnlockKey(ctx, &shoalv1.GetUnlockKeyRequest{})
+				if err != nil {
+					return fmt.Errorf("could not fetch unlock key: %w", err)
+				}
+				printUnlockCommand(g.out, key.GetUnlockKey())
+			}
 			return nil
 		},
 	}
 	cmd.Flags().Int64Var(&f.history, "task-history-limit", 5, "finished tasks kept per slot")
 	cmd.Flags().DurationVar(&f.certExpiry, "cert-expiry", 90*24*time.Hour, "validity of node certificates")
+	cmd.Flags().BoolVar(&f.autolock, "autolock", false, "change manager autolocking setting (true|false)")
 	return cmd
 }
