@@ -498,7 +498,8 @@ func (d *Daemon) dialLocal(addr string, id *tlsutil.Identity) (*grpc.ClientConn,
 	if d.localConn != nil {
 		d.localConn.Close()
 	}
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(id.ClientConfig())))
+	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(id.ClientConfig())),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(defaults.MaxRecvMsgSize)))
 	if err != nil {
 		return nil, err
 	}

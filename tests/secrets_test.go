@@ -494,3 +494,45 @@ func TestSecretsNotInAnyManagersRaftData(t *testing.T) {
 		}
 	}
 }
+
+// Past gRPC's 4 MiB default message size: a task with twelve secrets of
+// 450 KiB gets them all (the node's full assignment set is over 5 MiB),
+// and `config ls` lists six configs of 900 KiB.
+func TestLargeSecretsAndConfigs(t *testing.T) {
+	needRoot(t)
+	e := faults.Start(t, 1, 1)
+	m, w := e.C.Managers[0], e.C.Workers[0]
+	spec := e.Spec("big", 1)
+	spec.Task.Placement = &shoalv1.Placement{Constraints: []string{"node.role==worker"}}
+	values := map[string][]byte{}
+	for i := 0; i < 12; i++ {
+		name := fmt.Sprintf("big%d", i)
+		v := append(randomSecret(t, name+"-"), bytes.Repeat([]byte{'x'}, 450<<10)...)
+		values[name] = v
+		createSecret(t, e, name, v)
+		spec.Task.Container.Secrets = append(spec.Task.Container.Secrets, &shoalv1.SecretReference{SecretName: name})
+	}
+	for i := 0; i < 6; i++ {
+		createConfig(t, e, fmt.Sprintf("conf%d", i), bytes.Repeat([]byte{'c'}, 900<<10))
+	}
+	e.Create(spec)
+	e.Eventually(60*time.Second, func() error {
+		c, err := onlyContainer(w, "big")
+		if err != nil {
+			return err
+		}
+		for name, v := range values {
+			if err := checkContainerFile(c.Pid, "/run/secrets/"+name, v, 0, 0, 0o444); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	out, err := m.CLI("config", "ls", "--format", "{{.Name}}")
+	if err != nil {
+		t.Fatalf("config ls: %v", err)
+	}
+	if n := len(strings.Fields(out)); n != 6 {
+		t.Fatalf("config ls lists %d configs; want 6", n)
+	}
+}

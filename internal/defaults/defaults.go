@@ -32,3 +32,9 @@ const HeartbeatPeriod = 500 * time.Millisecond
 
 // TaskHistoryLimit is how many finished tasks a slot keeps, as Docker.
 const TaskHistoryLimit = 5
+
+// MaxRecvMsgSize is the largest gRPC message a client of the cluster
+// takes (gRPC's default is 4 MiB): a node's full assignment set carries
+// its tasks' secrets and configs (up to 500 KiB and 1000 KiB each) and
+// `config ls` every config's data.
+const MaxRecvMsgSize = 64 << 20

@@ -23,6 +23,10 @@ import (
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
+// recvLimit lets answers past gRPC's 4 MiB default through (config ls
+// returns every config's data).
+var recvLimit = grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(defaults.MaxRecvMsgSize))
+
 // DefaultSocket is where the daemon serves its local socket.
 const DefaultSocket = defaults.Socket
 
@@ -127,7 +131,7 @@ func (g *globals) dial() (*grpc.ClientConn, error) {
 		if _, err := os.Stat(path); err != nil {
 			return nil, fmt.Errorf("cannot reach the daemon at %s: %v; is `shoal daemon` running? (choose another with -H or SHOAL_HOST)", path, err)
 		}
-		return grpc.NewClient("unix://"+path, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		return grpc.NewClient("unix://"+path, grpc.WithTransportCredentials(insecure.NewCredentials()), recvLimit)
 	case strings.HasPrefix(host, "tcp://"):
 		files := tlsutil.Files{Dir: g.certDir}
 		id, err := files.Load()
@@ -138,7 +142,7 @@ func (g *globals) dial() (*grpc.ClientConn, error) {
 			return nil, fmt.Errorf("tcp hosts need a manager certificate: %v (set --cert-dir or SHOAL_CERT_PATH to a directory with ca.crt, node.crt and node.key)", err)
 		}
 		cfg := id.ClientConfig()
-		return grpc.NewClient(strings.TrimPrefix(host, "tcp://"), grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+		return grpc.NewClient(strings.TrimPrefix(host, "tcp://"), grpc.WithTransportCredentials(credentials.NewTLS(cfg)), recvLimit)
 	}
 	return nil, fmt.Errorf("host %q: use unix:///path or tcp://HOST:PORT", host)
 }
