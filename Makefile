@@ -49,7 +49,7 @@ unit:
 
 # e2e: real daemons (and, with later issues, namespaces and containers).
 e2e:
-	$(GO) test -count=1 -timeout 15m ./tests/...
+	$(GO) test -count=1 -timeout 25m ./tests/...
 
 # test is what CI runs: lint, unit tests, end-to-end tests.
 test: lint unit e2e

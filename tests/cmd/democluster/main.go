@@ -13,11 +13,14 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -160,6 +163,29 @@ func replicas(c *harness.Cluster, svc string) []replica {
 	return out
 }
 
+// describeFile says what a file in a container's root is: its mode,
+// size and file system, never its content.
+func describeFile(pid int, path string) string {
+	p := fmt.Sprintf("/proc/%d/root%s", pid, path)
+	st, err := os.Stat(p)
+	if err != nil {
+		return path + ": " + err.Error()
+	}
+	fs := "not tmpfs"
+	var sfs syscall.Statfs_t
+	if syscall.Statfs(p, &sfs) == nil && sfs.Type == 0x01021994 { // TMPFS_MAGIC
+		fs = "tmpfs"
+	}
+	return fmt.Sprintf("%s %04o %d bytes on %s", path, st.Mode().Perm(), st.Size(), fs)
+}
+
+// randomWord is a throw-away password for the demo's secret.
+func randomWord() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
 // hostOf says which host runs the container whose hostname (its ID's
 // first 12 characters) answered.
 func hostOf(c *harness.Cluster, hostname string) string {
@@ -225,9 +251,22 @@ func run(ctx context.Context, t *tb, nrep int, wait bool) {
 	})
 	show(m, "node", "ls")
 
+	step("A secret and a config for it: stored encrypted by the managers, handed only to the hosts that run its tasks")
+	secretFile, confFile := filepath.Join(t.TempDir(), "db_password"), filepath.Join(t.TempDir(), "web.conf")
+	if err := os.WriteFile(secretFile, []byte(randomWord()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(confFile, []byte("greeting = hello\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	show(m, "secret", "create", "db_password", secretFile)
+	show(m, "config", "create", "web.conf", confFile)
+	show(m, "secret", "ls")
+
 	step("Deploying the web service: %d replicas of real containers, spread over the hosts", nrep)
 	show(m, "service", "create", "--name", "web", "--replicas", fmt.Sprint(nrep), "--publish", "8080:80",
-		"--health-http", ":80/health", "--health-interval", "1s", img)
+		"--health-http", ":80/health", "--health-interval", "1s",
+		"--secret", "db_password", "--config", "source=web.conf,target=/etc/web.conf", img)
 	running := func() error {
 		if got := len(replicas(c, "web")); got != nrep {
 			return fmt.Errorf("%d of %d replicas run", got, nrep)
@@ -241,6 +280,10 @@ func run(ctx context.Context, t *tb, nrep int, wait bool) {
 	harness.Eventually(t, 60*time.Second, running)
 	show(m, "service", "ls")
 	show(m, "service", "ps", "web")
+	fmt.Println("    in each replica (read through /proc/PID/root; the secret's value is not printed):")
+	for _, r := range replicas(c, "web") {
+		fmt.Printf("    %-6s %s  %s  %s\n", r.host, r.task[:12], describeFile(r.pid, "/run/secrets/db_password"), describeFile(r.pid, "/etc/web.conf"))
+	}
 
 	step("Deploying a global service: one agent container on every host, following hosts as they come and go")
 	show(m, "service", "create", "--name", "agent", "--mode", "global", img)
