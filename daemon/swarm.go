@@ -245,7 +245,7 @@ func (s *swarmServer) Leave(ctx context.Context, req *shoalv1.LeaveRequest) (*sh
 		if err := d.wipeState(); err != nil {
 			d.log.Debug("wipe state", zap.Error(err))
 		}
-		d.agent.Update(true, nil, nil)
+		d.agent.Leave()
 		d.log.Info("left swarm while locked")
 		return &shoalv1.LeaveResponse{}, nil
 	}
@@ -273,7 +273,7 @@ func (s *swarmServer) Leave(ctx context.Context, req *shoalv1.LeaveRequest) (*sh
 		d.log.Debug("wipe state", zap.Error(err))
 	}
 	// A node outside any cluster runs no tasks.
-	d.agent.Update(true, nil, nil)
+	d.agent.Leave()
 	d.log.Info("left swarm")
 	return &shoalv1.LeaveResponse{}, nil
 }

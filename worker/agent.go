@@ -125,6 +125,15 @@ func (a *Agent) UpdateFiles(full bool, secrets []*shoalv1.Secret, configs []*sho
 	a.files.Update(full, secrets, configs, removedSecrets, removedConfigs)
 }
 
+// Leave is what a node that leaves its swarm does with its tasks: every
+// one is stopped and its container removed (and its files with it), and
+// the secrets and configs held in memory are forgotten at once: a node
+// outside any cluster runs no tasks and holds no secret.
+func (a *Agent) Leave() {
+	a.Update(true, nil, nil)
+	a.files.Update(true, nil, nil, nil, nil)
+}
+
 // Wait waits for the runners after the agent's context ended.
 func (a *Agent) Wait() { a.wg.Wait() }
 

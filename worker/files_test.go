@@ -384,3 +384,25 @@ func TestResumeRestartsInPlaceWithoutAManager(t *testing.T) {
 		t.Fatal("Resume after a full set started a runner")
 	}
 }
+
+// A node that leaves its swarm stops its tasks, and forgets the secrets
+// and configs it held for them: none stays in its memory, though no
+// manager will ever say to drop them.
+func TestLeaveForgetsFiles(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	a, f, r, stop := newAgent(t)
+	defer stop()
+	t1 := withFiles(task("t1", shoalv1.TaskState_TASK_STATE_RUNNING, shoalv1.RestartCondition_RESTART_CONDITION_ANY),
+		[]*shoalv1.SecretReference{secretRef("s1", "db", nil)}, []*shoalv1.ConfigReference{configRef("c1", "app", nil)})
+	a.UpdateFiles(true, []*shoalv1.Secret{{Id: "s1", Spec: &shoalv1.SecretSpec{Data: []byte("pw")}}},
+		[]*shoalv1.Config{{Id: "c1", Spec: &shoalv1.ConfigSpec{Data: []byte("x")}}}, nil, nil)
+	a.Update(true, []*shoalv1.Task{t1}, nil)
+	r.waitFor(t, "t1", shoalv1.TaskState_TASK_STATE_RUNNING, 0)
+	<-f.started
+	a.Leave()
+	r.waitFor(t, "t1", shoalv1.TaskState_TASK_STATE_SHUTDOWN, 0)
+	waitReleased(t, f, "t1")
+	if s, c := a.Files().Held(); len(s)+len(c) != 0 {
+		t.Fatalf("after leaving the swarm the node still holds secrets %v and configs %v", s, c)
+	}
+}
