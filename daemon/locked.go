@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -79,6 +80,11 @@ func (s *swarmServer) Unlock(ctx context.Context, req *shoalv1.UnlockRequest) (*
 	if err := d.start(st, id, mat); err != nil {
 		d.stopManager()
 		d.st, d.id, d.locked = st, nil, true
+		// Back to the sealed material: the unlocked data key does not stay
+		// in memory of a node that stays locked.
+		if _, sealed, lerr := d.certs().LoadSet(""); errors.Is(lerr, keys.ErrLocked) && sealed != nil {
+			d.setKeys(sealed)
+		}
 		d.mu.Unlock()
 		return nil, fmt.Errorf("unlocked, but the manager did not start (it stays locked): %w", err)
 	}
