@@ -209,20 +209,6 @@ func claim(f *fieldErrors, field string, targets map[string]string, p, who strin
 	targets[p] = who
 }
 
-// storeLookup resolves references against the store.
-func storeLookup(r store.ReadTx, table string) lookupRef {
-	return func(ref string) (refObject, error) {
-		switch table {
-		case store.TableSecret:
-			o, err := store.Find[*shoalv1.Secret](r, table, ref, "secret")
-			return refObject{o.GetId(), o.GetSpec().GetName()}, err
-		default:
-			o, err := store.Find[*shoalv1.Config](r, table, ref, "config")
-			return refObject{o.GetId(), o.GetSpec().GetName()}, err
-		}
-	}
-}
-
 // hasReferences reports whether spec uses any secret or config.
 func hasReferences(spec *shoalv1.ServiceSpec) bool {
 	c := spec.GetTask().GetContainer()
@@ -236,7 +222,7 @@ func (s *Server) resolveServiceReferences(spec *shoalv1.ServiceSpec) error {
 	}
 	var err error
 	s.Store.View(func(r store.ReadTx) {
-		err = resolveReferences(spec.GetTask().GetContainer(), storeLookup(r, store.TableSecret), storeLookup(r, store.TableConfig))
+		err = resolveReferences(spec.GetTask().GetContainer(), secretKind.lookup(r), configKind.lookup(r))
 	})
 	return err
 }

@@ -2,13 +2,10 @@ package controlapi
 
 import (
 	"context"
-	"crypto/subtle"
 	"fmt"
 	"regexp"
 	"sort"
 	"strings"
-
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/manager/orchestrator"
@@ -52,18 +49,21 @@ func validData(f *fieldErrors, kind string, n, max int) {
 	}
 }
 
-// ValidateSecretSpec checks a secret spec.
-func ValidateSecretSpec(s *shoalv1.SecretSpec) error {
-	var f fieldErrors
-	if s == nil {
-		f.add("secret", "a spec is required")
-		return f.err()
-	}
-	validSecretName(&f, "secret.name", s.GetName())
-	validLabels(&f, "secret.labels", s.GetLabels())
-	validData(&f, "secret", len(s.GetData()), MaxSecretSize)
-	return f.err()
+// secretKind is secrets to the shared code of fileobjects.go.
+var secretKind = &fileKind[*shoalv1.Secret, *shoalv1.SecretSpec]{
+	table:   store.TableSecret,
+	word:    "secret",
+	maxSize: MaxSecretSize,
+	newObject: func(id string, meta *shoalv1.Meta, spec *shoalv1.SecretSpec) *shoalv1.Secret {
+		return &shoalv1.Secret{Id: id, Meta: meta, Spec: spec}
+	},
+	setLabels: func(o *shoalv1.Secret, labels map[string]string) { o.Spec.Labels = labels },
+	answer:    withoutData,
+	refs:      secretIDs,
 }
+
+// ValidateSecretSpec checks a secret spec.
+func ValidateSecretSpec(s *shoalv1.SecretSpec) error { return secretKind.validate(s) }
 
 // withoutData is a copy of sec without its data: what every response
 // carries.
@@ -77,105 +77,41 @@ func withoutData(sec *shoalv1.Secret) *shoalv1.Secret {
 
 // CreateSecret stores a new secret; the response has no data.
 func (s *Server) CreateSecret(ctx context.Context, req *shoalv1.CreateSecretRequest) (*shoalv1.CreateSecretResponse, error) {
-	spec := clone(req.GetSpec())
-	if err := ValidateSecretSpec(spec); err != nil {
-		return nil, err
-	}
-	var taken bool
-	s.Store.View(func(r store.ReadTx) {
-		taken = len(store.ByName[*shoalv1.Secret](r, store.TableSecret, spec.GetName())) > 0
-	})
-	if taken {
-		return nil, fmt.Errorf("secret %s already exists: choose another name, or remove it first (shoal secret rm %s): %w", spec.GetName(), spec.GetName(), errdefs.ErrAlreadyExists)
-	}
-	now := timestamppb.New(s.Clock.Now())
-	sec := &shoalv1.Secret{Id: store.NewID(), Meta: &shoalv1.Meta{CreatedAt: now, UpdatedAt: now}, Spec: spec}
-	idx, err := s.propose(ctx, create(sec))
+	sec, err := secretKind.createObject(ctx, s, req.GetSpec())
 	if err != nil {
 		return nil, err
 	}
-	sec.Meta.Version = idx
-	return &shoalv1.CreateSecretResponse{Secret: withoutData(sec)}, nil
-}
-
-func (s *Server) findSecret(ref string) (*shoalv1.Secret, error) {
-	var sec *shoalv1.Secret
-	var err error
-	s.Store.View(func(r store.ReadTx) { sec, err = store.Find[*shoalv1.Secret](r, store.TableSecret, ref, "secret") })
-	return sec, err
+	return &shoalv1.CreateSecretResponse{Secret: sec}, nil
 }
 
 // GetSecret returns a secret, without its data, by ID, name or ID prefix.
 func (s *Server) GetSecret(ctx context.Context, req *shoalv1.GetSecretRequest) (*shoalv1.GetSecretResponse, error) {
-	sec, err := s.findSecret(req.GetSecretId())
+	sec, err := secretKind.getObject(s, req.GetSecretId())
 	if err != nil {
 		return nil, err
 	}
-	return &shoalv1.GetSecretResponse{Secret: withoutData(sec)}, nil
+	return &shoalv1.GetSecretResponse{Secret: sec}, nil
 }
 
 // ListSecrets returns every secret, without data, by name.
 func (s *Server) ListSecrets(ctx context.Context, _ *shoalv1.ListSecretsRequest) (*shoalv1.ListSecretsResponse, error) {
-	var all []*shoalv1.Secret
-	s.Store.View(func(r store.ReadTx) { all = store.List[*shoalv1.Secret](r, store.TableSecret) })
-	out := make([]*shoalv1.Secret, 0, len(all))
-	for _, sec := range all {
-		out = append(out, withoutData(sec))
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].GetSpec().GetName() < out[j].GetSpec().GetName() })
-	return &shoalv1.ListSecretsResponse{Secrets: out}, nil
+	return &shoalv1.ListSecretsResponse{Secrets: secretKind.listObjects(s)}, nil
 }
 
 // UpdateSecret changes a secret's labels, and nothing else: its name and
 // data must be the stored ones (the data may be left out).
 func (s *Server) UpdateSecret(ctx context.Context, req *shoalv1.UpdateSecretRequest) (*shoalv1.UpdateSecretResponse, error) {
-	if req.GetVersion() == 0 {
-		return nil, fmt.Errorf("secret.version: is required: read the secret (inspect) and send the version you read: %w", errdefs.ErrInvalid)
-	}
-	cur, err := s.findSecret(req.GetSecretId())
+	sec, err := secretKind.updateObject(ctx, s, req.GetSecretId(), req.GetVersion(), req.GetSpec())
 	if err != nil {
 		return nil, err
 	}
-	spec := req.GetSpec()
-	if spec == nil {
-		return nil, fmt.Errorf("secret.spec: is required: %w", errdefs.ErrInvalid)
-	}
-	// Constant time: how long the refusal takes says nothing of how
-	// much of the data matched.
-	if spec.GetName() != cur.GetSpec().GetName() ||
-		(len(spec.GetData()) > 0 && subtle.ConstantTimeCompare(spec.GetData(), cur.GetSpec().GetData()) != 1) {
-		return nil, fmt.Errorf("only updates to Labels are allowed: secrets are immutable; create a new secret and swap it in with service update --secret-rm %s --secret-add NEW: %w",
-			cur.GetSpec().GetName(), errdefs.ErrInvalid)
-	}
-	var f fieldErrors
-	validLabels(&f, "secret.labels", spec.GetLabels())
-	if err := f.err(); err != nil {
-		return nil, err
-	}
-	next := clone(cur)
-	next.Spec.Labels = clone(spec).GetLabels()
-	next.Meta.UpdatedAt = timestamppb.New(s.Clock.Now())
-	idx, err := s.propose(ctx, update(next, req.GetVersion()))
-	if err != nil {
-		return nil, err
-	}
-	next.Meta.Version = idx
-	return &shoalv1.UpdateSecretResponse{Secret: withoutData(next)}, nil
+	return &shoalv1.UpdateSecretResponse{Secret: sec}, nil
 }
 
 // RemoveSecret deletes a secret that no service's spec uses and no task
 // that is meant to run still uses.
 func (s *Server) RemoveSecret(ctx context.Context, req *shoalv1.RemoveSecretRequest) (*shoalv1.RemoveSecretResponse, error) {
-	sec, err := s.findSecret(req.GetSecretId())
-	if err != nil {
-		return nil, err
-	}
-	s.refsMu.Lock()
-	defer s.refsMu.Unlock()
-	if err := s.inUse("secret", sec.GetId(), sec.GetSpec().GetName(), secretIDs); err != nil {
-		return nil, err
-	}
-	if _, err := s.propose(ctx, remove(sec, sec.GetMeta().GetVersion())); err != nil {
+	if err := secretKind.removeObject(ctx, s, req.GetSecretId()); err != nil {
 		return nil, err
 	}
 	return &shoalv1.RemoveSecretResponse{}, nil
