@@ -42,59 +42,61 @@ type lookupRef func(ref string) (refObject, error)
 func resolveReferences(c *shoalv1.ContainerSpec, secrets, configs lookupRef) error {
 	var f fieldErrors
 	targets := map[string]string{} // container path → the reference that has it
-	var missingSecrets, missingConfigs []string
+	sk := &refKind{word: "secret", lookup: secrets}
+	ck := &refKind{word: "config", lookup: configs, config: true}
 	for i, r := range c.GetSecrets() {
-		field := fmt.Sprintf("service.secrets[%d]", i)
-		obj, ok := resolveOne(&f, field, "secret", r.GetSecretId(), r.GetSecretName(), secrets, &missingSecrets)
-		if !ok {
-			continue
+		if obj, ok := sk.resolve(&f, fmt.Sprintf("service.secrets[%d]", i), r.GetSecretId(), r.GetSecretName(), &r.File, targets); ok {
+			r.SecretId, r.SecretName = obj.id, obj.name
 		}
-		r.SecretId, r.SecretName = obj.id, obj.name
-		if r.File == nil {
-			r.File = &shoalv1.FileTarget{}
-		}
-		if r.File.Name == "" {
-			r.File.Name = obj.name
-		}
-		p, ok := checkTarget(&f, field, r.File, false)
-		if !ok {
-			continue
-		}
-		checkOwner(&f, field, r.File)
-		claim(&f, field, targets, p, fmt.Sprintf("secret '%s'", obj.name))
 	}
 	for i, r := range c.GetConfigs() {
-		field := fmt.Sprintf("service.configs[%d]", i)
-		obj, ok := resolveOne(&f, field, "config", r.GetConfigId(), r.GetConfigName(), configs, &missingConfigs)
-		if !ok {
-			continue
+		if obj, ok := ck.resolve(&f, fmt.Sprintf("service.configs[%d]", i), r.GetConfigId(), r.GetConfigName(), &r.File, targets); ok {
+			r.ConfigId, r.ConfigName = obj.id, obj.name
 		}
-		r.ConfigId, r.ConfigName = obj.id, obj.name
-		if r.File == nil {
-			r.File = &shoalv1.FileTarget{}
-		}
-		if r.File.Name == "" {
-			r.File.Name = "/" + obj.name
-		}
-		p, ok := checkTarget(&f, field, r.File, true)
-		if !ok {
-			continue
-		}
-		checkOwner(&f, field, r.File)
-		claim(&f, field, targets, p, fmt.Sprintf("config '%s'", obj.name))
 	}
 	// Swarm's words first, then the field-precise details.
 	var head []string
-	if len(missingSecrets) > 0 {
-		head = append(head, notFound("secret", missingSecrets))
-	}
-	if len(missingConfigs) > 0 {
-		head = append(head, notFound("config", missingConfigs))
+	for _, k := range []*refKind{sk, ck} {
+		if len(k.missing) > 0 {
+			head = append(head, notFound(k.word, k.missing))
+		}
 	}
 	if len(head) > 0 {
 		f = append(fieldErrors{strings.Join(head, "; ")}, f...)
 	}
 	return f.err()
+}
+
+// refKind is what resolving a reference needs of secrets or of configs.
+type refKind struct {
+	word   string // "secret" or "config"
+	lookup lookupRef
+	// config: a relative target is made absolute (docker mounts a
+	// config relative to /, so its default target is /NAME), where a
+	// secret's is under /run/secrets (its default /run/secrets/NAME).
+	config  bool
+	missing []string // the references that name no object, as named
+}
+
+// resolve resolves the reference at field (id, name, file) and
+// completes its file target, checking it: ok says the object was found
+// (the caller records it in the reference); every problem goes to f.
+func (k *refKind) resolve(f *fieldErrors, field, id, name string, file **shoalv1.FileTarget, targets map[string]string) (refObject, bool) {
+	obj, ok := resolveOne(f, field, k.word, id, name, k.lookup, &k.missing)
+	if !ok {
+		return refObject{}, false
+	}
+	if *file == nil {
+		*file = &shoalv1.FileTarget{}
+	}
+	if (*file).Name == "" {
+		(*file).Name = obj.name // a config's is made /NAME by checkTarget
+	}
+	if p, ok := checkTarget(f, field, *file, k.config); ok {
+		checkOwner(f, field, *file)
+		claim(f, field, targets, p, fmt.Sprintf("%s '%s'", k.word, obj.name))
+	}
+	return obj, true
 }
 
 func notFound(kind string, names []string) string {
