@@ -88,36 +88,33 @@ func (f *nodeFiles) task(t *shoalv1.Task, deleted bool) bool {
 // records them as sent.
 func (f *nodeFiles) sync(r store.ReadTx, msg *shoalv1.AssignmentsResponse) {
 	wantS, wantC := fileIDs(f.live)
-	presentS := map[string]bool{}
-	secrets := map[string]*shoalv1.Secret{}
-	for id := range wantS {
-		if s := store.Get[*shoalv1.Secret](r, store.TableSecret, id); s != nil {
-			presentS[id], secrets[id] = true, s
+	secrets, removedSecrets := syncKind[*shoalv1.Secret](r, store.TableSecret, f.secrets, wantS)
+	configs, removedConfigs := syncKind[*shoalv1.Config](r, store.TableConfig, f.configs, wantC)
+	msg.Secrets = append(msg.Secrets, secrets...)
+	msg.RemovedSecrets = append(msg.RemovedSecrets, removedSecrets...)
+	msg.Configs = append(msg.Configs, configs...)
+	msg.RemovedConfigs = append(msg.RemovedConfigs, removedConfigs...)
+}
+
+// syncKind does sync's work for one kind of file (table): it returns
+// the objects of want that exist and were not sent, and the IDs of the
+// sent ones no longer wanted or no longer there, both by ID, and records
+// them in sent.
+func syncKind[T store.Object](r store.ReadTx, table string, sent, want map[string]bool) (add []T, remove []string) {
+	present := map[string]bool{}
+	objs := map[string]T{}
+	for id := range want {
+		if o := store.Get[T](r, table, id); o.GetId() != "" {
+			present[id], objs[id] = true, o
 		}
 	}
-	presentC := map[string]bool{}
-	configs := map[string]*shoalv1.Config{}
-	for id := range wantC {
-		if c := store.Get[*shoalv1.Config](r, store.TableConfig, id); c != nil {
-			presentC[id], configs[id] = true, c
-		}
-	}
-	add, remove := fileDiff(f.secrets, wantS, presentS)
-	for _, id := range add {
-		msg.Secrets = append(msg.Secrets, secrets[id])
-		f.secrets[id] = true
+	addIDs, remove := fileDiff(sent, want, present)
+	for _, id := range addIDs {
+		add = append(add, objs[id])
+		sent[id] = true
 	}
 	for _, id := range remove {
-		msg.RemovedSecrets = append(msg.RemovedSecrets, id)
-		delete(f.secrets, id)
+		delete(sent, id)
 	}
-	add, remove = fileDiff(f.configs, wantC, presentC)
-	for _, id := range add {
-		msg.Configs = append(msg.Configs, configs[id])
-		f.configs[id] = true
-	}
-	for _, id := range remove {
-		msg.RemovedConfigs = append(msg.RemovedConfigs, id)
-		delete(f.configs, id)
-	}
+	return add, remove
 }
