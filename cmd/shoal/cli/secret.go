@@ -70,6 +70,18 @@ var secretKind = objectKind[*shoalv1.Secret]{
 	pretty: prettySecret,
 }
 
+// resolver resolves a reference to an object of k through c: its ID
+// and name, or why not.
+func (k objectKind[T]) resolver(ctx context.Context, c shoalv1.ControlServiceClient) func(ref string) (objectRef, error) {
+	return func(ref string) (objectRef, error) {
+		o, err := k.get(ctx, c, ref)
+		if err != nil {
+			return objectRef{}, cleanError(err)
+		}
+		return objectRef{k.id(o), k.name(o)}, nil
+	}
+}
+
 func newSecretCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "secret", Short: "Manage secrets"}
 	cmd.AddCommand(newObjectCreateCmd(g, secretKind), newObjectLsCmd(g, secretKind, secretColumns),

@@ -227,10 +227,10 @@ func newServiceCreateCmd(g *globals) *cobra.Command {
 			for _, n := range f.networks {
 				spec.Networks = append(spec.Networks, &shoalv1.NetworkAttachment{Target: n})
 			}
-			if c.Secrets, err = parseSecretFlags("--secret", f.secrets); err != nil {
+			if c.Secrets, err = secretRefs.parse("--secret", f.secrets); err != nil {
 				return err
 			}
-			if c.Configs, err = parseConfigFlags("--config", f.configs); err != nil {
+			if c.Configs, err = configRefs.parse("--config", f.configs); err != nil {
 				return err
 			}
 			if spec.Name == "" {
@@ -398,31 +398,19 @@ func newServiceUpdateCmd(g *globals) *cobra.Command {
 			if err := updatePorts(spec.Endpoint, f.publishAdd, f.publishRm); err != nil {
 				return err
 			}
-			if spec.Networks, err = updateNetworks(spec.Networks, f.networkAdd, f.networkRm, func(ref string) (networkRef, error) {
+			if spec.Networks, err = updateNetworks(spec.Networks, f.networkAdd, f.networkRm, func(ref string) (objectRef, error) {
 				resp, err := c.GetNetwork(ctx, &shoalv1.GetNetworkRequest{NetworkId: ref})
 				if err != nil {
-					return networkRef{}, cleanError(err)
+					return objectRef{}, cleanError(err)
 				}
-				return networkRef{resp.GetNetwork().GetId(), resp.GetNetwork().GetSpec().GetName()}, nil
+				return objectRef{resp.GetNetwork().GetId(), resp.GetNetwork().GetSpec().GetName()}, nil
 			}); err != nil {
 				return err
 			}
-			if ct.Secrets, err = updateSecrets(ct.Secrets, f.secretAdd, f.secretRm, func(ref string) (objectRef, error) {
-				resp, err := c.GetSecret(ctx, &shoalv1.GetSecretRequest{SecretId: ref})
-				if err != nil {
-					return objectRef{}, cleanError(err)
-				}
-				return objectRef{resp.GetSecret().GetId(), resp.GetSecret().GetSpec().GetName()}, nil
-			}); err != nil {
+			if ct.Secrets, err = updateSecrets(ct.Secrets, f.secretAdd, f.secretRm, secretKind.resolver(ctx, c)); err != nil {
 				return err
 			}
-			if ct.Configs, err = updateConfigs(ct.Configs, f.configAdd, f.configRm, func(ref string) (objectRef, error) {
-				resp, err := c.GetConfig(ctx, &shoalv1.GetConfigRequest{ConfigId: ref})
-				if err != nil {
-					return objectRef{}, cleanError(err)
-				}
-				return objectRef{resp.GetConfig().GetId(), resp.GetConfig().GetSpec().GetName()}, nil
-			}); err != nil {
+			if ct.Configs, err = updateConfigs(ct.Configs, f.configAdd, f.configRm, configKind.resolver(ctx, c)); err != nil {
 				return err
 			}
 			if _, err := c.UpdateService(ctx, &shoalv1.UpdateServiceRequest{ServiceId: svc.GetId(), Version: svc.GetMeta().GetVersion(), Spec: spec}); err != nil {

@@ -71,17 +71,14 @@ func portKey(p *shoalv1.PortConfig) string {
 	return fmt.Sprintf("%d:%d/%v/%v", p.GetPublishedPort(), p.GetTargetPort(), protocolOf(p), modeOf(p))
 }
 
-// networkRef is a network as the server names it.
-type networkRef struct{ id, name string }
-
 // updateNetworks detaches the networks --network-rm names and attaches
 // those of --network-add. The server stores attachments by network ID
 // while a user names networks by name, ID or ID prefix, so each is
 // resolved first; as with docker, removing a network that exists but is
 // not attached changes nothing, and adding one already attached is an
 // error. Kept attachments keep their aliases.
-func updateNetworks(nets []*shoalv1.NetworkAttachment, add, rm []string, resolve func(ref string) (networkRef, error)) ([]*shoalv1.NetworkAttachment, error) {
-	var drop []networkRef
+func updateNetworks(nets []*shoalv1.NetworkAttachment, add, rm []string, resolve func(ref string) (objectRef, error)) ([]*shoalv1.NetworkAttachment, error) {
+	var drop []objectRef
 	for _, ref := range rm {
 		n, err := resolve(ref)
 		if err != nil {
@@ -89,12 +86,12 @@ func updateNetworks(nets []*shoalv1.NetworkAttachment, add, rm []string, resolve
 		}
 		drop = append(drop, n)
 	}
-	matches := func(a *shoalv1.NetworkAttachment, n networkRef) bool {
+	matches := func(a *shoalv1.NetworkAttachment, n objectRef) bool {
 		return a.GetTarget() == n.id || a.GetTarget() == n.name
 	}
 	var out []*shoalv1.NetworkAttachment
 	for _, a := range nets {
-		if !slices.ContainsFunc(drop, func(n networkRef) bool { return matches(a, n) }) {
+		if !slices.ContainsFunc(drop, func(n objectRef) bool { return matches(a, n) }) {
 			out = append(out, a)
 		}
 	}

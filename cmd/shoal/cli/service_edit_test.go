@@ -86,13 +86,13 @@ func TestUpdatePortsErrors(t *testing.T) {
 }
 
 // fakeNetworks resolves like the server's store.Find: ID, name or ID prefix.
-func fakeNetworks(ref string) (networkRef, error) {
-	for _, n := range []networkRef{{"n1aaaa", "app"}, {"n2bbbb", "db"}, {"n3cccc", "123"}} {
+func fakeNetworks(ref string) (objectRef, error) {
+	for _, n := range []objectRef{{"n1aaaa", "app"}, {"n2bbbb", "db"}, {"n3cccc", "123"}} {
 		if ref == n.id || ref == n.name || (len(ref) >= 3 && strings.HasPrefix(n.id, ref)) {
 			return n, nil
 		}
 	}
-	return networkRef{}, errors.New(`network "` + ref + `": not found`)
+	return objectRef{}, errors.New(`network "` + ref + `": not found`)
 }
 
 func targets(nets []*shoalv1.NetworkAttachment) string {

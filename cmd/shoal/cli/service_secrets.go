@@ -87,31 +87,45 @@ func parseFileRef(flag, kind, value string) (fileRef, error) {
 	return out, nil
 }
 
-func parseSecretFlags(flag string, values []string) ([]*shoalv1.SecretReference, error) {
-	var out []*shoalv1.SecretReference
+// refKind is what the flags need of secret or config references.
+type refKind[R any] struct {
+	kind  string                                       // "secret" or "config"
+	flag  string                                       // "--secret" or "--config"
+	make  func(source string, f *shoalv1.FileTarget) R // a reference by name
+	names func(R) (id, name string)                    // what a reference names
+}
+
+var (
+	secretRefs = refKind[*shoalv1.SecretReference]{
+		kind: "secret", flag: "--secret",
+		make: func(source string, f *shoalv1.FileTarget) *shoalv1.SecretReference {
+			return &shoalv1.SecretReference{SecretName: source, File: f}
+		},
+		names: func(r *shoalv1.SecretReference) (string, string) { return r.GetSecretId(), r.GetSecretName() },
+	}
+	configRefs = refKind[*shoalv1.ConfigReference]{
+		kind: "config", flag: "--config",
+		make: func(source string, f *shoalv1.FileTarget) *shoalv1.ConfigReference {
+			return &shoalv1.ConfigReference{ConfigName: source, File: f}
+		},
+		names: func(r *shoalv1.ConfigReference) (string, string) { return r.GetConfigId(), r.GetConfigName() },
+	}
+)
+
+// parse reads the values of flag, each a reference.
+func (k refKind[R]) parse(flag string, values []string) ([]R, error) {
+	var out []R
 	for _, v := range values {
-		r, err := parseFileRef(flag, "secret", v)
+		r, err := parseFileRef(flag, k.kind, v)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, &shoalv1.SecretReference{SecretName: r.source, File: r.file})
+		out = append(out, k.make(r.source, r.file))
 	}
 	return out, nil
 }
 
-func parseConfigFlags(flag string, values []string) ([]*shoalv1.ConfigReference, error) {
-	var out []*shoalv1.ConfigReference
-	for _, v := range values {
-		r, err := parseFileRef(flag, "config", v)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, &shoalv1.ConfigReference{ConfigName: r.source, File: r.file})
-	}
-	return out, nil
-}
-
-// objectRef is a secret or config as the manager names it.
+// objectRef is a secret, config or network as the manager names it.
 type objectRef struct{ id, name string }
 
 // dropRefs is what --secret-rm and --config-rm do, as docker's: every
@@ -134,18 +148,18 @@ func dropRefs(flag string, rm []string, uses func(ref string) bool, resolve func
 	return func(id, name string) bool { return names[id] || names[name] }, nil
 }
 
-// updateSecrets removes the references --secret-rm names, then appends
-// those of --secret-add: docker's order, so that
+// update removes the references --KIND-rm names, then appends those of
+// --KIND-add: docker's order, so that
 // `--secret-rm old --secret-add source=new,target=old` swaps a value in
 // at the same path.
-func updateSecrets(refs []*shoalv1.SecretReference, add, rm []string, resolve func(ref string) (objectRef, error)) ([]*shoalv1.SecretReference, error) {
-	added, err := parseSecretFlags("--secret-add", add)
+func (k refKind[R]) update(refs []R, add, rm []string, resolve func(ref string) (objectRef, error)) ([]R, error) {
+	added, err := k.parse(k.flag+"-add", add)
 	if err != nil {
 		return nil, err
 	}
-	drop, err := dropRefs("--secret-rm", rm, func(ref string) bool {
+	drop, err := dropRefs(k.flag+"-rm", rm, func(ref string) bool {
 		for _, r := range refs {
-			if r.GetSecretName() == ref || r.GetSecretId() == ref {
+			if id, name := k.names(r); name == ref || id == ref {
 				return true
 			}
 		}
@@ -154,37 +168,21 @@ func updateSecrets(refs []*shoalv1.SecretReference, add, rm []string, resolve fu
 	if err != nil {
 		return nil, err
 	}
-	var out []*shoalv1.SecretReference
+	var out []R
 	for _, r := range refs {
-		if !drop(r.GetSecretId(), r.GetSecretName()) {
+		if !drop(k.names(r)) {
 			out = append(out, r)
 		}
 	}
 	return append(out, added...), nil
 }
 
-// updateConfigs is updateSecrets for --config-add and --config-rm.
+// updateSecrets is update for --secret-add and --secret-rm.
+func updateSecrets(refs []*shoalv1.SecretReference, add, rm []string, resolve func(ref string) (objectRef, error)) ([]*shoalv1.SecretReference, error) {
+	return secretRefs.update(refs, add, rm, resolve)
+}
+
+// updateConfigs is update for --config-add and --config-rm.
 func updateConfigs(refs []*shoalv1.ConfigReference, add, rm []string, resolve func(ref string) (objectRef, error)) ([]*shoalv1.ConfigReference, error) {
-	added, err := parseConfigFlags("--config-add", add)
-	if err != nil {
-		return nil, err
-	}
-	drop, err := dropRefs("--config-rm", rm, func(ref string) bool {
-		for _, r := range refs {
-			if r.GetConfigName() == ref || r.GetConfigId() == ref {
-				return true
-			}
-		}
-		return false
-	}, resolve)
-	if err != nil {
-		return nil, err
-	}
-	var out []*shoalv1.ConfigReference
-	for _, r := range refs {
-		if !drop(r.GetConfigId(), r.GetConfigName()) {
-			out = append(out, r)
-		}
-	}
-	return append(out, added...), nil
+	return configRefs.update(refs, add, rm, resolve)
 }
