@@ -62,38 +62,18 @@ func newNetworkCreateCmd(g *globals) *cobra.Command {
 }
 
 func newNetworkLsCmd(g *globals) *cobra.Command {
-	f := &listFlags{}
-	cmd := &cobra.Command{
-		Use:     "ls",
-		Aliases: []string{"list"},
-		Short:   "List networks",
-		Args:    noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.check(); err != nil {
-				return err
-			}
-			c, done, err := g.control()
-			if err != nil {
-				return err
-			}
-			defer done()
-			resp, err := c.ListNetworks(cmd.Context(), &shoalv1.ListNetworksRequest{})
-			if err != nil {
-				return err
-			}
+	return newLsCmd(g, lsCmd[*shoalv1.Network]{
+		use: "ls", short: "List networks", quietHelp: "print IDs only",
+		list: func(ctx context.Context, c shoalv1.ControlServiceClient) ([]*shoalv1.Network, error) {
+			resp, err := c.ListNetworks(ctx, &shoalv1.ListNetworksRequest{})
 			nets := resp.GetNetworks()
 			sort.Slice(nets, func(i, j int) bool { return nets[i].GetSpec().GetName() < nets[j].GetSpec().GetName() })
-			switch {
-			case f.quiet:
-				return printIDs(g.out, nets, (*shoalv1.Network).GetId)
-			case f.format == "json":
-				return writeJSON(g.out, nets)
-			}
-			return printRows(g.out, f.format, "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}\t{{.Subnet}}\t{{.Gateway}}", networkColumns, nets)
+			return nets, err
 		},
-	}
-	f.register(cmd.Flags(), "print IDs only")
-	return cmd
+		id:   (*shoalv1.Network).GetId,
+		def:  "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}\t{{.Subnet}}\t{{.Gateway}}",
+		cols: fixedColumns(networkColumns),
+	})
 }
 
 // networkColumns are network ls's template fields: docker's, and the

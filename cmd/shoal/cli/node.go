@@ -52,38 +52,18 @@ func managerStatus(n *shoalv1.Node) string {
 }
 
 func newNodeLsCmd(g *globals) *cobra.Command {
-	f := &listFlags{}
-	cmd := &cobra.Command{
-		Use:     "ls",
-		Aliases: []string{"list"},
-		Short:   "List nodes",
-		Args:    noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.check(); err != nil {
-				return err
-			}
-			c, done, err := g.control()
-			if err != nil {
-				return err
-			}
-			defer done()
-			resp, err := c.ListNodes(cmd.Context(), &shoalv1.ListNodesRequest{})
-			if err != nil {
-				return err
-			}
-			nodes := resp.GetNodes()
-			switch {
-			case f.quiet:
-				return printIDs(g.out, nodes, (*shoalv1.Node).GetId)
-			case f.format == "json":
-				return writeJSON(g.out, nodes)
-			}
-			return printRows(g.out, f.format, "table {{.ID}} {{if .Self}}*{{else}} {{end}}\t{{.Hostname}}\t{{.Status}}\t{{.Availability}}\t{{.ManagerStatus}}\t{{.EngineVersion}}",
-				nodeColumns(g.selfID(cmd.Context())), nodes)
+	return newLsCmd(g, lsCmd[*shoalv1.Node]{
+		use: "ls", short: "List nodes", quietHelp: "print IDs only",
+		list: func(ctx context.Context, c shoalv1.ControlServiceClient) ([]*shoalv1.Node, error) {
+			resp, err := c.ListNodes(ctx, &shoalv1.ListNodesRequest{})
+			return resp.GetNodes(), err
 		},
-	}
-	f.register(cmd.Flags(), "print IDs only")
-	return cmd
+		id:  (*shoalv1.Node).GetId,
+		def: "table {{.ID}} {{if .Self}}*{{else}} {{end}}\t{{.Hostname}}\t{{.Status}}\t{{.Availability}}\t{{.ManagerStatus}}\t{{.EngineVersion}}",
+		cols: func(ctx context.Context, _ shoalv1.ControlServiceClient, _ []*shoalv1.Node) ([]column[*shoalv1.Node], error) {
+			return nodeColumns(g.selfID(ctx)), nil
+		},
+	})
 }
 
 // nodeColumns are node ls's template fields, docker's; Self is whether

@@ -225,41 +225,19 @@ func newObjectCreateCmd[T proto.Message](g *globals, k objectKind[T]) *cobra.Com
 }
 
 func newObjectLsCmd[T proto.Message](g *globals, k objectKind[T], cols []column[T]) *cobra.Command {
-	f := &listFlags{}
-	cmd := &cobra.Command{
-		Use:     "ls [OPTIONS]",
-		Aliases: []string{"list"},
-		Short:   "List " + k.kind + "s",
-		Args:    noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.check(); err != nil {
-				return err
-			}
-			c, done, err := g.control()
-			if err != nil {
-				return err
-			}
-			defer done()
-			items, err := k.list(cmd.Context(), c)
-			if err != nil {
-				return err
-			}
-			slices.SortStableFunc(items, func(a, b T) int { return strings.Compare(k.name(a), k.name(b)) })
-			switch {
-			case f.quiet:
-				return printIDs(g.out, items, k.id)
-			case f.format == "json":
-				return writeJSON(g.out, items)
-			}
-			def := "table {{.ID}}\t{{.Name}}\t{{.CreatedAt}}\t{{.UpdatedAt}}"
-			if k.kind == "secret" {
-				def = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.CreatedAt}}\t{{.UpdatedAt}}"
-			}
-			return printRows(g.out, f.format, def, cols, items)
-		},
+	def := "table {{.ID}}\t{{.Name}}\t{{.CreatedAt}}\t{{.UpdatedAt}}"
+	if k.kind == "secret" {
+		def = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.CreatedAt}}\t{{.UpdatedAt}}"
 	}
-	f.register(cmd.Flags(), "Only display IDs")
-	return cmd
+	return newLsCmd(g, lsCmd[T]{
+		use: "ls [OPTIONS]", short: "List " + k.kind + "s", quietHelp: "Only display IDs",
+		list: func(ctx context.Context, c shoalv1.ControlServiceClient) ([]T, error) {
+			items, err := k.list(ctx, c)
+			slices.SortStableFunc(items, func(a, b T) int { return strings.Compare(k.name(a), k.name(b)) })
+			return items, err
+		},
+		id: k.id, def: def, cols: fixedColumns(cols),
+	})
 }
 
 func newObjectInspectCmd[T proto.Message](g *globals, k objectKind[T]) *cobra.Command {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -293,41 +294,19 @@ func serviceColumns(counts map[string][2]int, jobs map[string]jobCount) []column
 }
 
 func newServiceLsCmd(g *globals) *cobra.Command {
-	f := &listFlags{}
-	cmd := &cobra.Command{
-		Use:     "ls",
-		Aliases: []string{"list"},
-		Short:   "List services",
-		Args:    noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.check(); err != nil {
-				return err
-			}
-			c, done, err := g.control()
-			if err != nil {
-				return err
-			}
-			defer done()
-			resp, err := c.ListServices(cmd.Context(), &shoalv1.ListServicesRequest{})
-			if err != nil {
-				return err
-			}
-			svcs := resp.GetServices()
-			switch {
-			case f.quiet:
-				return printIDs(g.out, svcs, (*shoalv1.Service).GetId)
-			case f.format == "json":
-				return writeJSON(g.out, svcs)
-			}
-			counts, jobs, err := replicaCounts(cmd.Context(), c, svcs)
-			if err != nil {
-				return err
-			}
-			return printRows(g.out, f.format, "table {{.ID}}\t{{.Name}}\t{{.Mode}}\t{{.Replicas}}\t{{.Image}}\t{{.Ports}}", serviceColumns(counts, jobs), svcs)
+	return newLsCmd(g, lsCmd[*shoalv1.Service]{
+		use: "ls", short: "List services", quietHelp: "print IDs only",
+		list: func(ctx context.Context, c shoalv1.ControlServiceClient) ([]*shoalv1.Service, error) {
+			resp, err := c.ListServices(ctx, &shoalv1.ListServicesRequest{})
+			return resp.GetServices(), err
 		},
-	}
-	f.register(cmd.Flags(), "print IDs only")
-	return cmd
+		id:  (*shoalv1.Service).GetId,
+		def: "table {{.ID}}\t{{.Name}}\t{{.Mode}}\t{{.Replicas}}\t{{.Image}}\t{{.Ports}}",
+		cols: func(ctx context.Context, c shoalv1.ControlServiceClient, svcs []*shoalv1.Service) ([]column[*shoalv1.Service], error) {
+			counts, jobs, err := replicaCounts(ctx, c, svcs)
+			return serviceColumns(counts, jobs), err
+		},
+	})
 }
 
 type serviceUpdateFlags struct {

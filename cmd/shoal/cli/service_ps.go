@@ -141,14 +141,11 @@ func newServicePsCmd(g *globals) *cobra.Command {
 				}
 				tasks = append(tasks, resp.GetTasks()...)
 			}
-			switch {
-			case f.quiet:
-				return printIDs(g.out, tasks, (*shoalv1.Task).GetId)
-			case f.format == "json":
-				return writeJSON(g.out, tasks)
-			}
-			return printRows(g.out, f.format, "table {{.ID}}\t{{.Name}}\t{{.Image}}\t{{.Node}}\t{{.DesiredState}}\t{{.CurrentState}}\t{{.Error}}\t{{.Ports}}",
-				taskColumns(g.hostnames(ctx, c), time.Now(), f.noTrunc), tasks)
+			return printList(g.out, &f.listFlags, tasks, (*shoalv1.Task).GetId,
+				"table {{.ID}}\t{{.Name}}\t{{.Image}}\t{{.Node}}\t{{.DesiredState}}\t{{.CurrentState}}\t{{.Error}}\t{{.Ports}}",
+				func() ([]column[*shoalv1.Task], error) {
+					return taskColumns(g.hostnames(ctx, c), time.Now(), f.noTrunc), nil
+				})
 		},
 	}
 	f.register(cmd.Flags(), "print task IDs only")
