@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -187,7 +188,7 @@ func inspectTemplate(format string) (*outputTemplate, error) {
 // into maps, lists, strings, numbers and booleans (what `{{json .}}`
 // prints back), with the field names written as docker's are:
 // {{.Spec.Name}}, {{.ID}}, {{.Meta.Version}} (see templateValue).
-func newInspectCmd[T proto.Message](g *globals, use, short string, get func(ctx context.Context, c shoalv1.ControlServiceClient, ref string) (T, error)) *cobra.Command {
+func newInspectCmd[T proto.Message](g *globals, use, short string, get getter[T]) *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
 		Use:   use,
@@ -203,13 +204,9 @@ func newInspectCmd[T proto.Message](g *globals, use, short string, get func(ctx 
 				return err
 			}
 			defer done()
-			var out []T
-			for _, ref := range args {
-				o, err := get(cmd.Context(), c, ref)
-				if err != nil {
-					return err
-				}
-				out = append(out, o)
+			out, err := getAll(cmd.Context(), c, get, args)
+			if err != nil {
+				return err
 			}
 			if t == nil {
 				return writeJSON(g.out, out)
@@ -230,6 +227,57 @@ func newInspectCmd[T proto.Message](g *globals, use, short string, get func(ctx 
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "json", inspectFormatHelp)
 	return cmd
+}
+
+// getter fetches one object by ID, name or ID prefix.
+type getter[T any] func(ctx context.Context, c shoalv1.ControlServiceClient, ref string) (T, error)
+
+// getAll fetches the objects refs name, in order; the first error ends
+// it.
+func getAll[T any](ctx context.Context, c shoalv1.ControlServiceClient, get getter[T], refs []string) ([]T, error) {
+	var out []T
+	for _, ref := range refs {
+		o, err := get(ctx, c, ref)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+// withPretty gives inspect command cmd (newInspectCmd's) docker's
+// --pretty: the objects named, fetched with get, written by pretty into
+// one buffer, printed once all are. --format with --pretty is refused
+// in the words conflict (docker's differ from command to command).
+func withPretty[T any](g *globals, cmd *cobra.Command, conflict string, get getter[T],
+	pretty func(ctx context.Context, c shoalv1.ControlServiceClient, w *strings.Builder, objs []T) error) {
+	var on bool
+	cmd.Flags().BoolVar(&on, "pretty", false, "Print the information in a human friendly format")
+	asJSON := cmd.RunE
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if !on {
+			return asJSON(cmd, args)
+		}
+		if cmd.Flags().Changed("format") {
+			return errors.New(conflict)
+		}
+		c, done, err := g.control()
+		if err != nil {
+			return err
+		}
+		defer done()
+		objs, err := getAll(cmd.Context(), c, get, args)
+		if err != nil {
+			return err
+		}
+		var b strings.Builder
+		if err := pretty(cmd.Context(), c, &b, objs); err != nil {
+			return err
+		}
+		_, err = io.WriteString(g.out, b.String())
+		return err
+	}
 }
 
 // jsonValue is m's JSON, unset fields included, as Go values; numbers

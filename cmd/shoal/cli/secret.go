@@ -39,7 +39,7 @@ type objectKind[T proto.Message] struct {
 	id      func(T) string
 	name    func(T) string
 	create  func(ctx context.Context, c shoalv1.ControlServiceClient, name string, labels map[string]string, data []byte) (T, error)
-	get     func(ctx context.Context, c shoalv1.ControlServiceClient, ref string) (T, error)
+	get     getter[T]
 	list    func(ctx context.Context, c shoalv1.ControlServiceClient) ([]T, error)
 	remove  func(ctx context.Context, c shoalv1.ControlServiceClient, ref string) error
 	// pretty writes docker's inspect --pretty of one object.
@@ -243,37 +243,18 @@ func newObjectLsCmd[T proto.Message](g *globals, k objectKind[T], cols []column[
 func newObjectInspectCmd[T proto.Message](g *globals, k objectKind[T]) *cobra.Command {
 	kind := strings.ToUpper(k.kind)
 	cmd := newInspectCmd(g, "inspect [OPTIONS] "+kind+" ["+kind+"...]", fmt.Sprintf("Display detailed information on one or more %ss", k.kind), k.get)
-	var pretty bool
-	cmd.Flags().BoolVar(&pretty, "pretty", false, "Print the information in a human friendly format")
-	asJSON := cmd.RunE
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if !pretty {
-			return asJSON(cmd, args)
-		}
-		if cmd.Flags().Changed("format") {
-			return errors.New("cannot supply extra formatting options to the pretty template")
-		}
-		c, done, err := g.control()
-		if err != nil {
-			return err
-		}
-		defer done()
-		var b strings.Builder
-		for i, ref := range args {
-			o, err := k.get(cmd.Context(), c, ref)
-			if err != nil {
-				return err
+	withPretty(g, cmd, "cannot supply extra formatting options to the pretty template", k.get,
+		func(_ context.Context, _ shoalv1.ControlServiceClient, w *strings.Builder, objs []T) error {
+			for i, o := range objs {
+				if i > 0 {
+					w.WriteString("\n")
+				}
+				if err := k.pretty(w, o); err != nil {
+					return err
+				}
 			}
-			if i > 0 {
-				b.WriteString("\n")
-			}
-			if err := k.pretty(&b, o); err != nil {
-				return err
-			}
-		}
-		_, err = io.WriteString(g.out, b.String())
-		return err
-	}
+			return nil
+		})
 	return cmd
 }
 

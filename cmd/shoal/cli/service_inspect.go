@@ -2,9 +2,7 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"slices"
 	"strconv"
@@ -27,44 +25,20 @@ func newServiceInspectCmd(g *globals) *cobra.Command {
 		return resp.GetService(), err
 	}
 	cmd := newInspectCmd(g, "inspect SERVICE [SERVICE...]", "Show services in detail (JSON)", get)
-	var pretty bool
-	cmd.Flags().BoolVar(&pretty, "pretty", false, "Print the information in a human friendly format")
-	asJSON := cmd.RunE
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if !pretty {
-			return asJSON(cmd, args)
-		}
-		if cmd.Flags().Changed("format") {
-			return errors.New("--format is incompatible with human friendly format")
-		}
-		c, done, err := g.control()
-		if err != nil {
-			return err
-		}
-		defer done()
-		ctx := cmd.Context()
-		var svcs []*shoalv1.Service
-		for _, ref := range args {
-			s, err := get(ctx, c, ref)
-			if err != nil {
-				return err
-			}
-			svcs = append(svcs, s)
-		}
-		var b strings.Builder
-		now := time.Now()
-		for _, s := range svcs {
-			nets := map[string]string{}
-			for _, n := range s.GetSpec().GetNetworks() {
-				if resp, err := c.GetNetwork(ctx, &shoalv1.GetNetworkRequest{NetworkId: n.GetTarget()}); err == nil {
-					nets[n.GetTarget()] = resp.GetNetwork().GetSpec().GetName()
+	withPretty(g, cmd, "--format is incompatible with human friendly format", get,
+		func(ctx context.Context, c shoalv1.ControlServiceClient, w *strings.Builder, svcs []*shoalv1.Service) error {
+			now := time.Now()
+			for _, s := range svcs {
+				nets := map[string]string{}
+				for _, n := range s.GetSpec().GetNetworks() {
+					if resp, err := c.GetNetwork(ctx, &shoalv1.GetNetworkRequest{NetworkId: n.GetTarget()}); err == nil {
+						nets[n.GetTarget()] = resp.GetNetwork().GetSpec().GetName()
+					}
 				}
+				prettyService(w, s, nets, now)
 			}
-			prettyService(&b, s, nets, now)
-		}
-		_, err = io.WriteString(g.out, b.String())
-		return err
-	}
+			return nil
+		})
 	return cmd
 }
 
