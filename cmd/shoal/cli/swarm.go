@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -123,12 +126,35 @@ func newSwarmLeaveCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-type joinTokenFlags struct {
+// quietRotateFlags are the flags of join-token and unlock-key:
+// docker's -q and --rotate.
+type quietRotateFlags struct {
 	quiet, rotate bool
 }
 
+func (f *quietRotateFlags) register(fs *pflag.FlagSet, quietHelp, rotateHelp string) {
+	fs.BoolVarP(&f.quiet, "quiet", "q", false, quietHelp)
+	fs.BoolVar(&f.rotate, "rotate", false, rotateHelp)
+}
+
+// rotateCluster sends req, a rotation, against cluster cur's version,
+// and says "Successfully rotated WHAT." unless -q; it returns the
+// cluster as updated.
+func (f *quietRotateFlags) rotateCluster(ctx context.Context, c shoalv1.ControlServiceClient, out io.Writer, cur *shoalv1.Cluster,
+	req *shoalv1.UpdateClusterRequest, what string) (*shoalv1.Cluster, error) {
+	req.Version = cur.GetMeta().GetVersion()
+	resp, err := c.UpdateCluster(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if !f.quiet {
+		fmt.Fprintf(out, "Successfully rotated %s.\n\n", what)
+	}
+	return resp.GetCluster(), nil
+}
+
 func newJoinTokenCmd(g *globals) *cobra.Command {
-	f := &joinTokenFlags{}
+	f := &quietRotateFlags{}
 	cmd := &cobra.Command{
 		Use:   "join-token [-q] [--rotate] worker|manager",
 		Short: "Print or rotate a join token",
@@ -150,15 +176,9 @@ func newJoinTokenCmd(g *globals) *cobra.Command {
 			}
 			cluster := cl.GetCluster()
 			if f.rotate {
-				resp, err := c.UpdateCluster(ctx, &shoalv1.UpdateClusterRequest{
-					Version: cluster.GetMeta().GetVersion(), RotateWorkerToken: role == "worker", RotateManagerToken: role == "manager",
-				})
-				if err != nil {
+				req := &shoalv1.UpdateClusterRequest{RotateWorkerToken: role == "worker", RotateManagerToken: role == "manager"}
+				if cluster, err = f.rotateCluster(ctx, c, g.out, cluster, req, role+" join token"); err != nil {
 					return err
-				}
-				cluster = resp.GetCluster()
-				if !f.quiet {
-					fmt.Fprintf(g.out, "Successfully rotated %s join token.\n\n", role)
 				}
 			}
 			tok := cluster.GetJoinTokens().GetWorker()
@@ -181,8 +201,7 @@ func newJoinTokenCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print the token only")
-	cmd.Flags().BoolVar(&f.rotate, "rotate", false, "replace the token; the old one stops working")
+	f.register(cmd.Flags(), "print the token only", "replace the token; the old one stops working")
 	return cmd
 }
 

@@ -24,12 +24,8 @@ func printUnlockCommand(out io.Writer, key string) {
 		"Please remember to store this key in a password manager, since without it you\nwill not be able to restart the manager.\n", key)
 }
 
-type unlockKeyFlags struct {
-	quiet, rotate bool
-}
-
 func newUnlockKeyCmd(g *globals) *cobra.Command {
-	f := &unlockKeyFlags{}
+	f := &quietRotateFlags{}
 	cmd := &cobra.Command{
 		Use:   "unlock-key [-q] [--rotate]",
 		Short: "Manage the unlock key",
@@ -49,11 +45,8 @@ func newUnlockKeyCmd(g *globals) *cobra.Command {
 				if !cur.GetCluster().GetSpec().GetEncryption().GetAutoLockManagers() {
 					return errors.New("cannot rotate because autolock is not turned on (shoal swarm update --autolock=true turns it on)")
 				}
-				if _, err := c.UpdateCluster(ctx, &shoalv1.UpdateClusterRequest{Version: cur.GetCluster().GetMeta().GetVersion(), RotateUnlockKey: true}); err != nil {
+				if _, err := f.rotateCluster(ctx, c, g.out, cur.GetCluster(), &shoalv1.UpdateClusterRequest{RotateUnlockKey: true}, "manager unlock key"); err != nil {
 					return err
-				}
-				if !f.quiet {
-					fmt.Fprint(g.out, "Successfully rotated manager unlock key.\n\n")
 				}
 			}
 			resp, err := c.GetUnlockKey(ctx, &shoalv1.GetUnlockKeyRequest{})
@@ -72,8 +65,7 @@ func newUnlockKeyCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "only display the key")
-	cmd.Flags().BoolVar(&f.rotate, "rotate", false, "rotate the unlock key; every manager re-wraps its keys with the new one")
+	f.register(cmd.Flags(), "only display the key", "rotate the unlock key; every manager re-wraps its keys with the new one")
 	return cmd
 }
 
