@@ -4,15 +4,14 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/shoal-run/shoal/internal/filescan"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 	"github.com/shoal-run/shoal/tests/harness"
 )
@@ -20,36 +19,16 @@ import (
 // filesHolding lists the files under dir that hold marker.
 func filesHolding(t *testing.T, dir string, marker []byte) []string {
 	t.Helper()
-	var found []string
-	n := 0
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil // removed while walking (a snapshot reaped)
-			}
-			return err
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		data, err := os.ReadFile(path)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		n++
-		if bytes.Contains(data, marker) {
-			found = append(found, path)
-		}
-		return nil
-	})
+	hits, read, err := filescan.Scan([][]byte{marker}, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n == 0 {
+	if read == 0 {
 		t.Fatalf("no files under %s: nothing was checked", dir)
+	}
+	var found []string
+	for _, h := range hits {
+		found = append(found, h.Path)
 	}
 	return found
 }

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc64"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/internal/filescan"
 	"github.com/shoal-run/shoal/internal/keys"
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	"github.com/shoal-run/shoal/manager/ca"
@@ -45,31 +45,16 @@ func marker(t *testing.T, what string) []byte {
 // filesHolding lists the files under dirs that hold any of markers.
 func filesHolding(t *testing.T, markers [][]byte, dirs ...string) []string {
 	t.Helper()
-	var found []string
-	n := 0
-	for _, dir := range dirs {
-		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			data, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			n++
-			for _, m := range markers {
-				if bytes.Contains(data, m) {
-					found = append(found, fmt.Sprintf("%s holds %.12s…", path, m))
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+	hits, read, err := filescan.Scan(markers, dirs...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if n == 0 {
+	if read == 0 {
 		t.Fatalf("no files under %v: nothing was checked", dirs)
+	}
+	var found []string
+	for _, h := range hits {
+		found = append(found, fmt.Sprintf("%s holds %.12s…", h.Path, markers[h.Needle]))
 	}
 	return found
 }
