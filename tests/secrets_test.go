@@ -270,6 +270,19 @@ func TestSecretsDeliveredOnlyWhereNeeded(t *testing.T) {
 		}
 		return nil
 	})
+	// Until the update completes (its monitor period), it may still roll
+	// back to db_v1, whose removal is refused meanwhile.
+	e.Eventually(30*time.Second, func() error {
+		c, ctx := ctl(t, e)
+		resp, err := c.GetService(ctx, &shoalv1.GetServiceRequest{ServiceId: "app"})
+		if err != nil {
+			return err
+		}
+		if st := resp.GetService().GetUpdateStatus().GetState(); st != shoalv1.UpdateState_UPDATE_STATE_COMPLETED {
+			return fmt.Errorf("app's update is %v", st)
+		}
+		return nil
+	})
 	if out, err := m.CLI("secret", "rm", "db_v1"); err != nil || out != "db_v1\n" {
 		t.Fatalf("secret rm db_v1 after the rotation: %q, %v", out, err)
 	}

@@ -242,7 +242,14 @@ func TestServiceReferences(t *testing.T) {
 		t.Error("a refused update changed the service")
 	}
 
-	// With old removed, a rollback to the spec that used it is refused.
+	// Once the update completed (the orchestrator's word), old may go;
+	// a rollback by hand to the spec that used it is then refused.
+	done := clone(cur)
+	done.UpdateStatus.State = shoalv1.UpdateState_UPDATE_STATE_COMPLETED
+	if _, err := r.Propose(ctx, &shoalv1.StoreBatch{Actions: []*shoalv1.StoreAction{update(done, 0)}}); err != nil {
+		t.Fatal(err)
+	}
+	cur = getService(t, s, svc.GetId())
 	if _, err := s.RemoveSecret(ctx, &shoalv1.RemoveSecretRequest{SecretId: "old"}); err != nil {
 		t.Fatal(err)
 	}

@@ -148,7 +148,7 @@ func (s *Server) inUse(kind, id, name string, refs func(*shoalv1.ContainerSpec) 
 		}
 		return false
 	}
-	var services []string
+	var services, rollback []string
 	running := map[string]int{}
 	s.Store.View(func(r store.ReadTx) {
 		names := map[string]string{}
@@ -156,6 +156,8 @@ func (s *Server) inUse(kind, id, name string, refs func(*shoalv1.ContainerSpec) 
 			names[svc.GetId()] = svc.GetSpec().GetName()
 			if uses(svc.GetSpec().GetTask().GetContainer()) {
 				services = append(services, svc.GetSpec().GetName())
+			} else if updating(svc) && uses(svc.GetPreviousSpec().GetTask().GetContainer()) {
+				rollback = append(rollback, svc.GetSpec().GetName())
 			}
 		}
 		for _, t := range store.List[*shoalv1.Task](r, store.TableTask) {
@@ -188,7 +190,23 @@ func (s *Server) inUse(kind, id, name string, refs func(*shoalv1.ContainerSpec) 
 		return fmt.Errorf("%s '%s' is still used by %s that an update has not replaced yet: wait for the update to finish (service ps), then remove it: %w",
 			kind, name, strings.Join(parts, ", "), errdefs.ErrFailedPrecond)
 	}
+	if len(rollback) > 0 {
+		sort.Strings(rollback)
+		return fmt.Errorf("%s '%s' is used by the previous spec of %s, whose update can still roll back to it: wait for the update to complete (service inspect shows its state), then remove it: %w",
+			kind, name, strings.Join(rollback, ", "), errdefs.ErrFailedPrecond)
+	}
 	return nil
+}
+
+// updating reports whether a service's update (or rollback) is still in
+// progress: its monitor may yet roll it back (or it is paused, and may be
+// rolled back by hand) to the previous spec.
+func updating(svc *shoalv1.Service) bool {
+	switch svc.GetUpdateStatus().GetState() {
+	case shoalv1.UpdateState_UPDATE_STATE_UPDATING, shoalv1.UpdateState_UPDATE_STATE_PAUSED:
+		return true
+	}
+	return false
 }
 
 func sortedKeys(m map[string]int) []string {

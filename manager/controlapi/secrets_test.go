@@ -355,6 +355,20 @@ func TestRemoveSecretInUse(t *testing.T) {
 	if _, err := r.Propose(ctx, &shoalv1.StoreBatch{Actions: []*shoalv1.StoreAction{update(stopped, 0)}}); err != nil {
 		t.Fatal(err)
 	}
+	// While the update may still roll back to it (its monitor runs), the
+	// previous spec holds it.
+	if err := rm(); !errdefs.Is(err, errdefs.ErrFailedPrecond) || !strings.Contains(err.Error(), "secret 'old' is used by the previous spec of web, whose update can still roll back to it") {
+		t.Fatalf("RemoveSecret(during the update) = %v", err)
+	}
+	web = getService(t, s, web.GetId())
+	if web.GetUpdateStatus().GetState() != shoalv1.UpdateState_UPDATE_STATE_UPDATING {
+		t.Fatalf("web's update is %v; want updating", web.GetUpdateStatus().GetState())
+	}
+	done := clone(web)
+	done.UpdateStatus.State = shoalv1.UpdateState_UPDATE_STATE_COMPLETED
+	if _, err := r.Propose(ctx, &shoalv1.StoreBatch{Actions: []*shoalv1.StoreAction{update(done, 0)}}); err != nil {
+		t.Fatal(err)
+	}
 	if err := rm(); err != nil {
 		t.Fatalf("RemoveSecret(no longer used) = %v", err)
 	}
