@@ -121,12 +121,16 @@ func Spec(t *shoalv1.Task) container.Spec {
 	if t.GetSlot() == 0 {
 		name = fmt.Sprintf("%s.%s.%s", t.GetServiceName(), t.GetNodeId(), t.GetId())
 	}
-	labels := map[string]string{LabelTask: t.GetId(), LabelService: t.GetServiceId(), LabelServiceName: t.GetServiceName()}
-	if rec, err := protojson.Marshal(t); err == nil {
-		labels[LabelTaskRecord] = string(rec)
-	}
+	// The service's labels first: the node's own (which task, which
+	// service, the task record, the networks) win over a user's label of
+	// the same name.
+	labels := map[string]string{}
 	for k, v := range c.GetLabels() {
 		labels[k] = v
+	}
+	labels[LabelTask], labels[LabelService], labels[LabelServiceName] = t.GetId(), t.GetServiceId(), t.GetServiceName()
+	if rec, err := protojson.Marshal(t); err == nil {
+		labels[LabelTaskRecord] = string(rec)
 	}
 	s := container.Spec{
 		Name: name, Image: c.GetImage(), Cmd: c.GetArgs(), Env: c.GetEnv(), WorkingDir: c.GetDir(), User: c.GetUser(),

@@ -3,6 +3,8 @@ package worker
 import (
 	"testing"
 
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+	"github.com/shoal-run/shoal/runtime/container"
 	"github.com/shoal-run/shoal/runtime/image"
 )
 
@@ -23,5 +25,24 @@ func TestPullProgress(t *testing.T) {
 		if got != tc.want || ok != tc.wantOK {
 			t.Errorf("Add(%+v) = %q, %v; want %q, %v", tc.ev, got, ok, tc.want, tc.wantOK)
 		}
+	}
+}
+
+// A service's labels reach the container, but cannot take the names the
+// node keeps its own facts under (which task, which service, the task
+// record a restart without a manager resumes from).
+func TestSpecLabelsKeepTheNodesOwn(t *testing.T) {
+	task := &shoalv1.Task{Id: "t1", ServiceId: "s1", ServiceName: "web", Slot: 1, Spec: &shoalv1.TaskSpec{Container: &shoalv1.ContainerSpec{
+		Image: "img", Labels: map[string]string{"app": "web", LabelTask: "forged", LabelService: "forged", LabelServiceName: "forged", LabelTaskRecord: "forged"},
+	}}}
+	l := Spec(task).Labels
+	if l["app"] != "web" {
+		t.Errorf("the service's label app = %q; want web", l["app"])
+	}
+	if l[LabelTask] != "t1" || l[LabelService] != "s1" || l[LabelServiceName] != "web" {
+		t.Errorf("task labels %q %q %q; want t1 s1 web", l[LabelTask], l[LabelService], l[LabelServiceName])
+	}
+	if recs := Records([]container.State{{ID: "c1", Labels: l, Status: container.Running}}); len(recs) != 1 || recs[0].Task.GetId() != "t1" {
+		t.Errorf("the task record does not read back as task t1: %+v", recs)
 	}
 }
