@@ -1,19 +1,12 @@
 package worker
 
 import (
+	"errors"
 	"fmt"
-	"path"
-	"strconv"
-	"strings"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/internal/filetarget"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
-)
-
-// Where secrets go in a container, and a file's default mode.
-const (
-	SecretsDir      = "/run/secrets"
-	DefaultFileMode = 0o444
 )
 
 // FileKind is a secret or a config.
@@ -82,12 +75,9 @@ func PlanFiles(t *shoalv1.Task) ([]TaskFile, error) {
 		if err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
-		mode := f.GetMode()
-		if mode == 0 {
-			mode = DefaultFileMode
-		}
-		if mode&^0o777 != 0 {
-			return fmt.Errorf("%s: mode %#o has bits other than permissions; give one from 0000 to 0777: %w", what, mode, errdefs.ErrInvalid)
+		mode, err := filetarget.Mode(f.GetMode())
+		if err != nil {
+			return fmt.Errorf("%s: mode %#o has bits other than permissions; give one from 0000 to 0777: %w", what, f.GetMode(), errdefs.ErrInvalid)
 		}
 		if other, ok := targets[target]; ok {
 			return fmt.Errorf("%s: target %s is also %s's; give each a target of its own: %w", what, target, other, errdefs.ErrInvalid)
@@ -111,43 +101,35 @@ func PlanFiles(t *shoalv1.Task) ([]TaskFile, error) {
 }
 
 // fileTarget is the absolute path of a secret's or config's file in the
-// container.
+// container (filetarget's rules; the default is the object's name).
 func fileTarget(kind FileKind, name, target string) (string, error) {
 	if target == "" {
 		target = name
 	}
-	if target == "" {
+	_, full, err := filetarget.Path(target, kind == KindConfig)
+	switch {
+	case errors.Is(err, filetarget.ErrBlank):
 		return "", fmt.Errorf("no target and no name: %w", errdefs.ErrInvalid)
-	}
-	for _, el := range strings.Split(target, "/") {
-		if el == ".." {
-			return "", fmt.Errorf("target %q has a \"..\" element: it must stay under %s; give a plain file name: %w", target, dirOf(kind), errdefs.ErrInvalid)
-		}
-	}
-	p := target
-	if !path.IsAbs(p) {
-		p = path.Join(dirOf(kind), p)
-	}
-	p = path.Clean(p)
-	if p == "/" || p == SecretsDir {
+	case errors.Is(err, filetarget.ErrParent):
+		return "", fmt.Errorf("target %q has a \"..\" element: it must stay under %s; give a plain file name: %w", target, dirOf(kind), errdefs.ErrInvalid)
+	case errors.Is(err, filetarget.ErrDirectory):
 		return "", fmt.Errorf("target %q is a directory, not a file: %w", target, errdefs.ErrInvalid)
+	case err != nil:
+		return "", fmt.Errorf("target %q: %v: %w", target, err, errdefs.ErrInvalid)
 	}
-	return p, nil
+	return full, nil
 }
 
 func dirOf(kind FileKind) string {
 	if kind == KindSecret {
-		return SecretsDir
+		return filetarget.SecretsDir
 	}
 	return "/"
 }
 
 // fileOwner parses a numeric uid or gid ("" is 0).
 func fileOwner(what, v string) (int, error) {
-	if v == "" {
-		return 0, nil
-	}
-	n, err := strconv.ParseUint(v, 10, 32)
+	n, err := filetarget.Owner(v)
 	if err != nil {
 		return 0, fmt.Errorf("%s %q is not numeric; give a number (names are not resolved): %w", what, v, errdefs.ErrInvalid)
 	}

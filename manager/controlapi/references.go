@@ -3,11 +3,10 @@ package controlapi
 import (
 	"errors"
 	"fmt"
-	"path"
-	"strconv"
 	"strings"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/internal/filetarget"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
@@ -18,13 +17,6 @@ import (
 // the immutable object, and a complete file target. Swarm's CLI does
 // this resolution on the client; here the control API does it, so every
 // client gets the same rules.
-
-// SecretsDir is where a secret with a relative target appears in the
-// container.
-const SecretsDir = "/run/secrets"
-
-// defaultFileMode is docker's mode of a secret or config file.
-const defaultFileMode = 0o444
 
 // refObject is a secret or config as a reference resolves to it.
 type refObject struct{ id, name string }
@@ -144,34 +136,22 @@ func resolveOne(f *fieldErrors, field, kind, id, name string, lookup lookupRef, 
 }
 
 // checkTarget cleans a reference's file name and returns the path it
-// has in the container. A secret's relative name is under /run/secrets;
-// a config's is made absolute (docker mounts it relative to /).
+// has in the container (filetarget's rules), saying what is wrong in the
+// control API's words.
 func checkTarget(f *fieldErrors, field string, t *shoalv1.FileTarget, config bool) (string, bool) {
 	name := t.GetName()
+	clean, full, err := filetarget.Path(name, config)
 	switch {
-	case strings.TrimSpace(name) == "":
+	case errors.Is(err, filetarget.ErrBlank):
 		f.add(field, "target %q is blank: give a file name, or leave target out for the default", name)
-		return "", false
-	case strings.ContainsRune(name, 0):
+	case errors.Is(err, filetarget.ErrNUL):
 		f.add(field, "target %q contains a NUL byte", name)
-		return "", false
-	}
-	for _, el := range strings.Split(name, "/") {
-		if el == ".." {
-			f.add(field, "target %q must not contain '..': give a path inside the container without going up", name)
-			return "", false
-		}
-	}
-	clean := path.Clean(name)
-	if config && !path.IsAbs(clean) {
-		clean = "/" + clean
-	}
-	full := clean
-	if !path.IsAbs(full) {
-		full = path.Join(SecretsDir, clean)
-	}
-	if clean == "." || full == "/" || full == SecretsDir {
+	case errors.Is(err, filetarget.ErrParent):
+		f.add(field, "target %q must not contain '..': give a path inside the container without going up", name)
+	case errors.Is(err, filetarget.ErrDirectory):
 		f.add(field, "target %q is a directory, not a file name: give a file name (e.g. target=db_password)", name)
+	}
+	if err != nil {
 		return "", false
 	}
 	t.Name = clean
@@ -189,16 +169,16 @@ func checkOwner(f *fieldErrors, field string, t *shoalv1.FileTarget) {
 		if *id.v == "" {
 			*id.v = "0"
 		}
-		if _, err := strconv.ParseUint(*id.v, 10, 32); err != nil {
+		if _, err := filetarget.Owner(*id.v); err != nil {
 			f.add(field, "%s %q must be a number (a numeric ID such as 1000; names are not looked up)", id.what, *id.v)
 		}
 	}
-	if t.Mode == 0 {
-		t.Mode = defaultFileMode
-	}
-	if t.Mode&^0o777 != 0 {
+	mode, err := filetarget.Mode(t.Mode)
+	if err != nil {
 		f.add(field, "mode %#o has bits other than the permission bits 0777 (e.g. mode=0440)", t.Mode)
+		return
 	}
+	t.Mode = mode
 }
 
 // claim records that the reference at field puts a file at p, refusing
