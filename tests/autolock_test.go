@@ -214,6 +214,19 @@ func startWriter(via func(args ...string) (string, error), svc string) *writer {
 	return w
 }
 
+// more waits until n more writes than now have succeeded (a write that
+// fails ends the wait, for finish to report).
+func (w *writer) more(t *testing.T, n int64) {
+	t.Helper()
+	want := w.ok.Load() + n
+	harness.Eventually(t, 30*time.Second, func() error {
+		if w.failed.Load() > 0 || w.ok.Load() >= want {
+			return nil
+		}
+		return fmt.Errorf("%d writes done; waiting for %d", w.ok.Load(), want)
+	})
+}
+
 func (w *writer) finish(t *testing.T, what string) {
 	t.Helper()
 	close(w.stop)
@@ -318,7 +331,7 @@ func TestAutolockSingleManager(t *testing.T) {
 
 	// Rotation while writes go on: none fails.
 	w := startWriter(m.CLI, "web")
-	time.Sleep(500 * time.Millisecond)
+	w.more(t, 3)
 	out = m.MustCLI("swarm", "unlock-key", "--rotate")
 	if !strings.HasPrefix(out, "Successfully rotated manager unlock key.\n\n") {
 		t.Fatalf("unlock-key --rotate:\n%s", out)
@@ -328,7 +341,7 @@ func TestAutolockSingleManager(t *testing.T) {
 		t.Fatal("rotation kept the key")
 	}
 	ks = waitKeySet(t, m, true, ks.material)
-	time.Sleep(500 * time.Millisecond)
+	w.more(t, 3) // and writes go on after it
 	w.finish(t, "during the rotation")
 	if got := strings.TrimSpace(m.MustCLI("swarm", "unlock-key", "-q")); got != newKey {
 		t.Fatalf("unlock-key -q after rotation = %q; want the new key", got)
@@ -485,7 +498,7 @@ func TestAutolockThreeManagers(t *testing.T) {
 	// version conflicts, rightly).
 	w := startWriter(via.CLI, "web")
 	via.MustCLI("service", "create", "-d", "--name", "meanwhile", "--replicas", "0", "127.0.0.1:1/busybox:1")
-	time.Sleep(time.Second)
+	w.more(t, 5)
 	w.finish(t, "while a manager is locked")
 	mustBeLocked(t, victim)
 
