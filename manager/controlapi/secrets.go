@@ -2,13 +2,8 @@ package controlapi
 
 import (
 	"context"
-	"fmt"
 	"regexp"
-	"sort"
-	"strings"
 
-	"github.com/shoal-run/shoal/internal/errdefs"
-	"github.com/shoal-run/shoal/manager/orchestrator"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
@@ -134,86 +129,3 @@ func configIDs(c *shoalv1.ContainerSpec) []string {
 	return ids
 }
 
-// inUse refuses the removal of a secret or config (kind) with id while a
-// service's spec references it (swarmkit's rule and words), or while a
-// task of a service that still exists, meant to run and not ended, still
-// does: a rolling update that has not replaced it yet (or a rollback to
-// it) needs the object to start that task again.
-func (s *Server) inUse(kind, id, name string, refs func(*shoalv1.ContainerSpec) []string) error {
-	uses := func(c *shoalv1.ContainerSpec) bool {
-		for _, r := range refs(c) {
-			if r == id {
-				return true
-			}
-		}
-		return false
-	}
-	var services, rollback []string
-	running := map[string]int{}
-	s.Store.View(func(r store.ReadTx) {
-		names := map[string]string{}
-		for _, svc := range store.List[*shoalv1.Service](r, store.TableService) {
-			names[svc.GetId()] = svc.GetSpec().GetName()
-			if uses(svc.GetSpec().GetTask().GetContainer()) {
-				services = append(services, svc.GetSpec().GetName())
-			} else if updating(svc) && uses(svc.GetPreviousSpec().GetTask().GetContainer()) {
-				rollback = append(rollback, svc.GetSpec().GetName())
-			}
-		}
-		for _, t := range store.List[*shoalv1.Task](r, store.TableTask) {
-			// A removed service's tasks are on their way out: no update
-			// or rollback will start them again.
-			n, ok := names[t.GetServiceId()]
-			if ok && t.GetDesiredState() <= shoalv1.TaskState_TASK_STATE_RUNNING && !orchestrator.Terminal(t.GetStatus().GetState()) && uses(t.GetSpec().GetContainer()) {
-				running[n]++
-			}
-		}
-	})
-	if len(services) > 0 {
-		sort.Strings(services)
-		word := "services"
-		if len(services) == 1 {
-			word = "service"
-		}
-		return fmt.Errorf("%s '%s' is in use by the following %s: %s: remove it from them first (service update --%s-rm %s): %w",
-			kind, name, word, strings.Join(services, ", "), kind, name, errdefs.ErrFailedPrecond)
-	}
-	if len(running) > 0 {
-		var parts []string
-		for _, n := range sortedKeys(running) {
-			word := "tasks"
-			if running[n] == 1 {
-				word = "task"
-			}
-			parts = append(parts, fmt.Sprintf("%d %s of service %s", running[n], word, n))
-		}
-		return fmt.Errorf("%s '%s' is still used by %s that an update has not replaced yet: wait for the update to finish (service ps), then remove it: %w",
-			kind, name, strings.Join(parts, ", "), errdefs.ErrFailedPrecond)
-	}
-	if len(rollback) > 0 {
-		sort.Strings(rollback)
-		return fmt.Errorf("%s '%s' is used by the previous spec of %s, whose update can still roll back to it: wait for the update to complete (service inspect shows its state), then remove it: %w",
-			kind, name, strings.Join(rollback, ", "), errdefs.ErrFailedPrecond)
-	}
-	return nil
-}
-
-// updating reports whether a service's update (or rollback) is still in
-// progress: its monitor may yet roll it back (or it is paused, and may be
-// rolled back by hand) to the previous spec.
-func updating(svc *shoalv1.Service) bool {
-	switch svc.GetUpdateStatus().GetState() {
-	case shoalv1.UpdateState_UPDATE_STATE_UPDATING, shoalv1.UpdateState_UPDATE_STATE_PAUSED:
-		return true
-	}
-	return false
-}
-
-func sortedKeys(m map[string]int) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
