@@ -128,4 +128,3 @@ func configIDs(c *shoalv1.ContainerSpec) []string {
 	}
 	return ids
 }
-
