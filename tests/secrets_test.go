@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-run/shoal/internal/filescan"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 	"github.com/shoal-run/shoal/tests/faults"
 	"github.com/shoal-run/shoal/tests/harness"
@@ -143,30 +143,36 @@ func secretMounts(t *testing.T, n *harness.Node) []string {
 }
 
 // filesWith lists the regular files under dir whose bytes contain
-// needle (without following symlinks or crossing into /proc).
-func filesWith(dir string, needle []byte) []string {
+// needle (filescan: without following symlinks). A scan that fails, or
+// that read no file where some must be (populated: a data dir), fails
+// the test: finding nothing must mean the value is not there, not that
+// nothing was looked at.
+func filesWith(t *testing.T, dir string, needle []byte, populated bool) []string {
+	t.Helper()
+	hits, read, err := filescan.Scan([][]byte{needle}, dir)
+	if err != nil {
+		t.Fatalf("scan %s: %v", dir, err)
+	}
+	if populated && read == 0 {
+		t.Fatalf("scan %s read no file", dir)
+	}
 	var out []string
-	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return nil
-		}
-		if data, err := os.ReadFile(p); err == nil && bytes.Contains(data, needle) {
-			out = append(out, p)
-		}
-		return nil
-	})
+	for _, h := range hits {
+		out = append(out, h.Path)
+	}
 	return out
 }
 
 // leaks says where on node n a value is found: its data dir, its log,
 // and (unless allowTmpfs) its tasks' tmpfs.
-func leaks(n *harness.Node, value []byte, allowTmpfs bool) []string {
-	out := filesWith(filepath.Join(n.Dir, "data"), value)
+func leaks(t *testing.T, n *harness.Node, value []byte, allowTmpfs bool) []string {
+	t.Helper()
+	out := filesWith(t, filepath.Join(n.Dir, "data"), value, true)
 	if bytes.Contains([]byte(n.DaemonLog()), value) {
 		out = append(out, filepath.Join(n.Dir, "daemon.log"))
 	}
 	if !allowTmpfs {
-		out = append(out, filesWith(n.ExecRoot, value)...)
+		out = append(out, filesWith(t, n.ExecRoot, value, false)...)
 	}
 	return out
 }
@@ -216,7 +222,7 @@ func TestSecretsDeliveredOnlyWhereNeeded(t *testing.T) {
 		if ms := secretMounts(t, n); len(ms) != 1 || ms[0] != filepath.Join(n.ExecRoot, "secrets", c.Task) {
 			t.Errorf("%s has tmpfs of ours at %v; want one, for task %s", n.Name, ms, c.Task)
 		}
-		if l := leaks(n, old, true); len(l) > 0 {
+		if l := leaks(t, n, old, true); len(l) > 0 {
 			t.Errorf("%s: the secret's value is in %v", n.Name, l)
 		}
 	}
@@ -227,13 +233,13 @@ func TestSecretsDeliveredOnlyWhereNeeded(t *testing.T) {
 		t.Errorf("%s, which runs no task of app, has tmpfs of ours at %v", w3.Name, ms)
 	}
 	for _, v := range [][]byte{old, conf} {
-		if l := leaks(w3, v, false); len(l) > 0 {
+		if l := leaks(t, w3, v, false); len(l) > 0 {
 			t.Errorf("%s, which runs no task of app, holds a value in %v", w3.Name, l)
 		}
 	}
 	// The manager keeps it in its Raft log and snapshots, encrypted at
 	// rest: not one plain byte of it in its data dir or its log.
-	if l := leaks(m, old, false); len(l) > 0 {
+	if l := leaks(t, m, old, false); len(l) > 0 {
 		t.Errorf("the manager holds the secret's value in %v", l)
 	}
 	if t.Failed() {
@@ -293,10 +299,10 @@ func TestSecretsDeliveredOnlyWhereNeeded(t *testing.T) {
 					return fmt.Errorf("%s: the tmpfs of task %s from before the update is still mounted", n.Name, filepath.Base(mp))
 				}
 			}
-			if l := filesWith(n.ExecRoot, old); len(l) > 0 {
+			if l := filesWith(t, n.ExecRoot, old, false); len(l) > 0 {
 				return fmt.Errorf("%s: the old value is still in %v", n.Name, l)
 			}
-			if l := leaks(n, old, false); len(l) > 0 {
+			if l := leaks(t, n, old, false); len(l) > 0 {
 				return fmt.Errorf("%s: the old value is in %v", n.Name, l)
 			}
 		}
@@ -444,7 +450,7 @@ func TestSecretsSurviveDaemonRestartWithoutManagers(t *testing.T) {
 			t.Errorf("%s's log holds the secret's value", n.Name)
 		}
 	}
-	if l := leaks(w, value, true); len(l) > 0 {
+	if l := leaks(t, w, value, true); len(l) > 0 {
 		t.Errorf("the secret's value is in %v", l)
 	}
 }
@@ -501,7 +507,7 @@ func TestSecretsNotInAnyManagersRaftData(t *testing.T) {
 	}
 	for _, m := range c.Managers {
 		for form, needle := range needles {
-			if l := filesWith(m.Dir, needle); len(l) > 0 {
+			if l := filesWith(t, m.Dir, needle, true); len(l) > 0 {
 				t.Errorf("%s: the secret's value (%s) is in %v", m.Name, form, l)
 			}
 		}
