@@ -105,32 +105,6 @@ func RemoveBinary() {
 	}
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
-func FreePort(t TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// FreeAddr returns a loopback address whose port is free for both tcp and
-// udp (gossip needs both).
-func FreeAddr(t TB) string {
-	t.Helper()
-	for range 50 {
-		addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
-		if u, err := net.ListenPacket("udp", addr); err == nil {
-			u.Close()
-			return addr
-		}
-	}
-	t.Fatal("no loopback port free for tcp and udp")
-	return ""
-}
-
 // Node is one daemon process.
 type Node struct {
 	t    TB
