@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/shoal-run/shoal/containerspec"
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/netoverlay"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
@@ -76,6 +77,9 @@ func (srv *Server) toProto(s container.State) *shoalv1.Container {
 		CreatedAt: ts(s.CreatedAt), StartedAt: ts(s.StartedAt), FinishedAt: ts(s.FinishedAt),
 		ExitCode: int32(s.ExitCode), Signal: s.Signal, OomKilled: s.OOMKilled, Error: s.Error, Pid: int32(s.Pid), Labels: s.Labels,
 	}
+	for _, m := range s.Mounts {
+		c.Mounts = append(c.Mounts, containerspec.MountTo(m))
+	}
 	if srv.Health != nil && s.Status == container.Running {
 		c.Health = srv.Health(s.ID)
 	}
@@ -88,6 +92,9 @@ func specFrom(c *shoalv1.ContainerConfig) container.Spec {
 		User: c.GetUser(), Hostname: c.GetHostname(), Labels: c.GetLabels(), MemoryBytes: c.GetMemoryBytes(),
 		NanoCPUs: c.GetNanoCpus(), PidsLimit: c.GetPidsLimit(), ReadOnly: c.GetReadOnly(), Init: c.GetInit(),
 		Network: c.GetNetwork(), StopSignal: c.GetStopSignal(), StopTimeout: c.GetStopTimeout().AsDuration(), AutoRemove: c.GetAutoRemove(),
+		Mounts: containerspec.MountsFrom(c.GetMounts()), Tty: c.GetTty(), CapAdd: c.GetCapAdd(), CapDrop: c.GetCapDrop(), Sysctls: c.GetSysctls(),
+		Ulimits: containerspec.UlimitsFrom(c.GetUlimits()), DNS: containerspec.DNSFrom(c.GetDnsConfig()), ExtraHosts: c.GetHosts(), Groups: c.GetGroups(),
+		LogMaxSize: c.GetLogMaxSize(), LogMaxFiles: int(c.GetLogMaxFiles()),
 	}
 	if c.GetEntrypointSet() {
 		s.Entrypoint = append([]string{}, c.GetEntrypoint()...)

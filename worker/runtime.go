@@ -11,6 +11,7 @@ import (
 
 	"github.com/shoal-run/shoal/internal/clock"
 
+	"github.com/shoal-run/shoal/containerspec"
 	"github.com/shoal-run/shoal/netoverlay"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 	"github.com/shoal-run/shoal/runtime/container"
@@ -136,6 +137,10 @@ func Spec(t *shoalv1.Task) container.Spec {
 		Name: name, Image: c.GetImage(), Cmd: c.GetArgs(), Env: c.GetEnv(), WorkingDir: c.GetDir(), User: c.GetUser(),
 		Hostname: c.GetHostname(), Labels: labels, MemoryBytes: lim.GetMemoryBytes(), NanoCPUs: lim.GetNanoCpus(),
 		StopTimeout: c.GetStopGracePeriod().AsDuration(), Network: "none",
+		PidsLimit: lim.GetPids(), ReadOnly: c.GetReadOnly(), Init: c.GetInit(), StopSignal: c.GetStopSignal(),
+		Mounts: containerspec.MountsFrom(c.GetMounts()), Tty: c.GetTty(), CapAdd: c.GetCapAdd(), CapDrop: c.GetCapDrop(),
+		Sysctls: c.GetSysctls(), Ulimits: containerspec.UlimitsFrom(c.GetUlimits()), DNS: containerspec.DNSFrom(c.GetDnsConfig()),
+		ExtraHosts: c.GetHosts(), Groups: c.GetGroups(),
 	}
 	if len(t.GetNetworks()) > 0 {
 		s.Network = "" // a namespace of its own, wired before the workload starts
@@ -144,8 +149,8 @@ func Spec(t *shoalv1.Task) container.Spec {
 			labels[netoverlay.LabelNetworks] = v
 		}
 	}
-	if len(c.GetCommand()) > 0 {
-		s.Entrypoint = c.GetCommand()
+	if len(c.GetCommand()) > 0 || c.GetCommandSet() {
+		s.Entrypoint = append([]string{}, c.GetCommand()...)
 	}
 	return s
 }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/shoal-run/shoal/internal/errdefs"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
-	"github.com/shoal-run/shoal/runtime/shim"
+	"github.com/shoal-run/shoal/runtime/container"
 )
 
 // A task's secrets and configs live on a tmpfs of its own on the host,
@@ -43,7 +43,7 @@ func (e *RuntimeExecutor) PrepareFiles(t *shoalv1.Task) error {
 // and returns the bind mounts of its files into the container. A file
 // neither held in memory nor left on the tmpfs is a *MissingFileError;
 // a bad reference fails before anything is mounted.
-func (e *RuntimeExecutor) prepareFiles(t *shoalv1.Task) ([]shim.Mount, error) {
+func (e *RuntimeExecutor) prepareFiles(t *shoalv1.Task) ([]container.Mount, error) {
 	plan, err := PlanFiles(t)
 	if err != nil || len(plan) == 0 {
 		return nil, err
@@ -80,7 +80,7 @@ func (e *RuntimeExecutor) prepareFiles(t *shoalv1.Task) ([]shim.Mount, error) {
 			return nil, fmt.Errorf("mount a tmpfs for the task's secrets and configs: %w", err)
 		}
 	}
-	mounts := make([]shim.Mount, 0, len(plan))
+	mounts := make([]container.Mount, 0, len(plan))
 	for i, f := range plan {
 		p := filepath.Join(dir, f.HostName)
 		if data[i] != nil {
@@ -88,7 +88,7 @@ func (e *RuntimeExecutor) prepareFiles(t *shoalv1.Task) ([]shim.Mount, error) {
 				return nil, fmt.Errorf("%s %s: %w", f.Kind, f.Name, err)
 			}
 		}
-		mounts = append(mounts, shim.Mount{Source: p, Target: f.Target, ReadOnly: true})
+		mounts = append(mounts, container.Mount{Type: container.MountBind, Source: p, Target: f.Target, ReadOnly: true})
 	}
 	return mounts, nil
 }

@@ -36,7 +36,10 @@ type Options struct {
 	// executable.
 	ShimBinary string
 	Images     Images
-	Log        *zap.Logger
+	// Volumes holds named and anonymous volumes; nil: volume mounts are
+	// refused.
+	Volumes Volumes
+	Log     *zap.Logger
 }
 
 // Runtime runs containers.
@@ -405,7 +408,11 @@ func (r *Runtime) prepare(c *ctr, spec Spec, img *Image, args []string) error {
 		}
 		mounts = append(mounts, shim.Mount{Source: p, Target: "/etc/" + name})
 	}
-	mounts = append(mounts, spec.Mounts...)
+	extra, err := r.containerMounts(c, spec, img)
+	if err != nil {
+		return err
+	}
+	mounts = append(mounts, extra...)
 	cg, err := cgroup.New(r.opts.CgroupParent, st.ID, cgroup.Resources{MemoryBytes: spec.MemoryBytes, NanoCPUs: spec.NanoCPUs})
 	if err != nil {
 		return err

@@ -7,10 +7,10 @@
 package container
 
 import (
+	"os"
 	"time"
 
 	"github.com/shoal-run/shoal/runtime/image"
-	"github.com/shoal-run/shoal/runtime/shim"
 )
 
 // ImageConfig is what a container takes from its image.
@@ -64,9 +64,25 @@ type Spec struct {
 	Network     string // "", "none" or "host"
 	// ResolvConf, when not empty, is the container's /etc/resolv.conf
 	// (an overlay container's points at the node's DNS server); otherwise
-	// it is the host's with the host network and empty without.
+	// it is the host's with the host network and empty without. DNS
+	// overrides its nameservers, search domains and options.
 	ResolvConf string
-	Mounts     []shim.Mount
+	DNS        DNSConfig
+	// ExtraHosts are lines appended to /etc/hosts, "IP HOSTNAME...".
+	ExtraHosts []string
+	// Mounts are made in order, after the root filesystem's own.
+	Mounts []Mount
+	Tty    bool
+	// CapAdd and CapDrop change docker's default capability set
+	// ("CAP_NET_ADMIN" or "ALL").
+	CapAdd, CapDrop []string
+	// Sysctls are set inside the container's namespaces; only namespaced
+	// ones are accepted.
+	Sysctls map[string]string
+	Ulimits []Ulimit
+	// Groups are supplementary groups, names from the image's /etc/group
+	// or numbers.
+	Groups []string
 
 	StopSignal  string
 	StopTimeout time.Duration
@@ -74,6 +90,63 @@ type Spec struct {
 
 	LogMaxSize  int64
 	LogMaxFiles int
+}
+
+// Mount types.
+const (
+	MountBind   = "bind"
+	MountVolume = "volume"
+	MountTmpfs  = "tmpfs"
+)
+
+// Mount is docker's --mount, made inside the container's mount
+// namespace; a target never resolves outside the root filesystem.
+type Mount struct {
+	Type     string `json:"type"`
+	Source   string `json:"source,omitempty"` // host path (bind) or volume name ("" for an anonymous volume)
+	Target   string `json:"target"`
+	ReadOnly bool   `json:"read_only,omitempty"`
+	// Propagation of a bind mount: rprivate (default), private, rshared,
+	// shared, rslave, slave.
+	Propagation string `json:"propagation,omitempty"`
+	// NoCopy leaves a new volume empty instead of copying the image's
+	// content at Target into it.
+	NoCopy bool `json:"no_copy,omitempty"`
+	// VolumeLabels, VolumeDriver and VolumeOptions create a volume that
+	// does not exist yet.
+	VolumeLabels  map[string]string `json:"volume_labels,omitempty"`
+	VolumeDriver  string            `json:"volume_driver,omitempty"`
+	VolumeOptions map[string]string `json:"volume_options,omitempty"`
+	// TmpfsSize (bytes, 0: the kernel's default) and TmpfsMode (0: 01777).
+	TmpfsSize int64       `json:"tmpfs_size,omitempty"`
+	TmpfsMode os.FileMode `json:"tmpfs_mode,omitempty"`
+}
+
+// Ulimit is an RLIMIT_ by docker's name (nofile, nproc, core, ...).
+type Ulimit struct {
+	Name       string `json:"name"`
+	Soft, Hard int64
+}
+
+// DNSConfig overrides parts of /etc/resolv.conf.
+type DNSConfig struct {
+	Nameservers, Search, Options []string
+}
+
+// Volumes is what the runtime needs of the node's volume store.
+type Volumes interface {
+	// Use gives container id the host directory of the volume m names,
+	// creating the volume (with m's labels, driver and options) when it
+	// does not exist; an empty m.Source creates an anonymous volume,
+	// whose name is returned. populate is true while the volume has never
+	// been populated: the runtime then copies the image's content at the
+	// target into it (unless m.NoCopy) and calls Populated.
+	Use(id string, m Mount) (name, path string, populate bool, err error)
+	// Populated records that the volume got its first content.
+	Populated(name string) error
+	// Release ends every use of container id; its anonymous volumes are
+	// removed when remove is true (the container was removed).
+	Release(id string, remove bool) error
 }
 
 // Status of a container.
@@ -118,4 +191,7 @@ type State struct {
 	// daemon restart and a later change of the image's tag); nil when the
 	// image has none.
 	Healthcheck *Healthcheck `json:"healthcheck,omitempty"`
+	// Mounts are the container's mounts as made: a volume's Source is
+	// its name (an anonymous one's too).
+	Mounts []Mount `json:"mounts,omitempty"`
 }

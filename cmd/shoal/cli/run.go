@@ -40,6 +40,7 @@ type runFlags struct {
 	pidsLimit                     int64
 	stopTimeout                   int
 	env, envFiles                 []string
+	volumes, mounts, tmpfs        []string // mounts.go
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -82,6 +83,9 @@ func newRunCmd(g *globals) *cobra.Command {
 	fs.StringVar(&f.network, "network", "none", "none (loopback only), host, or an attachable overlay network of the node's swarm")
 	fs.StringVar(&f.stopSignal, "stop-signal", "", "signal to stop the container (default: the image's, or SIGTERM)")
 	fs.IntVar(&f.stopTimeout, "stop-timeout", 10, "seconds to wait after the stop signal before killing")
+	fs.StringArrayVarP(&f.volumes, "volume", "v", nil, "bind mount a volume: [SOURCE:]TARGET[:ro|rw|nocopy|PROPAGATION] (an absolute SOURCE is a host path, another a named volume)")
+	fs.StringArrayVar(&f.mounts, "mount", nil, "attach a filesystem mount: type=bind|volume|tmpfs,source=...,target=...[,readonly]...")
+	fs.StringArrayVar(&f.tmpfs, "tmpfs", nil, "mount a tmpfs: TARGET[:size=64m,mode=1777]")
 	return cmd
 }
 
@@ -113,6 +117,17 @@ func (f *runFlags) config(cmd *cobra.Command, args []string) (*shoalv1.Container
 		if cfg.NanoCpus, err = parseCPUs(f.cpus); err != nil {
 			return nil, fmt.Errorf("--cpus: %w", err)
 		}
+	}
+	for _, group := range []struct {
+		flag  string
+		in    []string
+		parse func(string) (*shoalv1.Mount, error)
+	}{{"--volume", f.volumes, parseVolumeFlag}, {"--mount", f.mounts, parseMount}, {"--tmpfs", f.tmpfs, parseTmpfsFlag}} {
+		ms, err := parseMounts(group.flag, group.in, group.parse)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Mounts = append(cfg.Mounts, ms...)
 	}
 	for _, path := range f.envFiles {
 		vars, err := readEnvFile(path)

@@ -36,8 +36,10 @@ type specFlags struct {
 	endpointMode, strategy                   string
 	env, labels, containerLabels             []string
 	constraints, prefs, publish, networks    []string
-	secrets, configs                         []string    // service_secrets.go
-	deploy                                   deployFlags // health, --update-*, --rollback-*
+	secrets, configs                         []string       // service_secrets.go
+	deploy                                   deployFlags    // health, --update-*, --rollback-*
+	container                                containerFlags // service_container.go: mounts and the rest of the container spec
+	image                                    imageFlags     // service_image.go: digest pinning, registry auth
 }
 
 func (f *specFlags) register(fs *pflag.FlagSet, create bool) {
@@ -60,6 +62,8 @@ func (f *specFlags) register(fs *pflag.FlagSet, create bool) {
 	fs.StringVar(&f.strategy, "placement-strategy", "spread", "spread (even over nodes) or binpack (fill nodes first)")
 	fs.StringVar(&f.entrypoint, "entrypoint", "", "override the image's entrypoint")
 	f.deploy.register(fs, create)
+	f.container.register(fs, create)
+	f.image.register(fs, create)
 	if create {
 		fs.StringVar(&f.mode, "mode", "replicated", "replicated, global, replicated-job or global-job")
 		fs.StringArrayVarP(&f.env, "env", "e", nil, "environment variable KEY=VALUE")
@@ -70,6 +74,7 @@ func (f *specFlags) register(fs *pflag.FlagSet, create bool) {
 		fs.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port: 8080:80 or published=8080,target=80[,protocol=udp][,mode=host]")
 		fs.StringArrayVar(&f.networks, "network", nil, "attach to a network")
 		fs.StringArrayVar(&f.secrets, "secret", nil, "Specify secrets to expose to the service: NAME or source=NAME[,target=PATH][,uid=0][,gid=0][,mode=0444]")
+		fs.StringArrayVar(&f.container.mounts, "mount", nil, "Attach a filesystem mount to the service: type=bind|volume|tmpfs,source=...,target=...[,readonly][,volume-nocopy][,volume-label=k=v][,volume-opt=k=v][,tmpfs-size=...][,tmpfs-mode=...][,bind-propagation=...]")
 		fs.StringArrayVar(&f.configs, "config", nil, "Specify configurations to expose to the service: NAME or source=NAME[,target=/PATH][,uid=0][,gid=0][,mode=0444]")
 	}
 }
@@ -102,6 +107,9 @@ func (f *specFlags) apply(fs *pflag.FlagSet, spec *shoalv1.ServiceSpec, create b
 	}
 	if changed("stop-grace-period") {
 		c.StopGracePeriod = durationpb.New(f.stopGrace)
+	}
+	if err := f.container.apply(fs, t, create); err != nil {
+		return err
 	}
 	if t.Resources == nil {
 		t.Resources = &shoalv1.ResourceRequirements{}

@@ -2556,6 +2556,205 @@ func (*RemoveConfigResponse) Descriptor() ([]byte, []int) {
 	return file_shoal_v1_control_proto_rawDescGZIP(), []int{55}
 }
 
+type ListNodeVolumesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// node_id keeps only one node's (an ID, a hostname or a unique ID
+	// prefix); empty: all.
+	NodeId        string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNodeVolumesRequest) Reset() {
+	*x = ListNodeVolumesRequest{}
+	mi := &file_shoal_v1_control_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNodeVolumesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNodeVolumesRequest) ProtoMessage() {}
+
+func (x *ListNodeVolumesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNodeVolumesRequest.ProtoReflect.Descriptor instead.
+func (*ListNodeVolumesRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *ListNodeVolumesRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+type ListNodeVolumesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// volumes carry the node_id of their node.
+	Volumes       []*Volume `protobuf:"bytes,1,rep,name=volumes,proto3" json:"volumes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNodeVolumesResponse) Reset() {
+	*x = ListNodeVolumesResponse{}
+	mi := &file_shoal_v1_control_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNodeVolumesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNodeVolumesResponse) ProtoMessage() {}
+
+func (x *ListNodeVolumesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNodeVolumesResponse.ProtoReflect.Descriptor instead.
+func (*ListNodeVolumesResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *ListNodeVolumesResponse) GetVolumes() []*Volume {
+	if x != nil {
+		return x.Volumes
+	}
+	return nil
+}
+
+type ResolveImageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Image string                 `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
+	// registry_auth is as PullOptions.registry_auth; empty: the manager's
+	// own credentials, or none.
+	RegistryAuth  string `protobuf:"bytes,2,opt,name=registry_auth,json=registryAuth,proto3" json:"registry_auth,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResolveImageRequest) Reset() {
+	*x = ResolveImageRequest{}
+	mi := &file_shoal_v1_control_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResolveImageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResolveImageRequest) ProtoMessage() {}
+
+func (x *ResolveImageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResolveImageRequest.ProtoReflect.Descriptor instead.
+func (*ResolveImageRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *ResolveImageRequest) GetImage() string {
+	if x != nil {
+		return x.Image
+	}
+	return ""
+}
+
+func (x *ResolveImageRequest) GetRegistryAuth() string {
+	if x != nil {
+		return x.RegistryAuth
+	}
+	return ""
+}
+
+type ResolveImageResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// image is the reference pinned: "NAME:TAG@sha256:..." (the tag kept
+	// for people to read, the digest for the nodes).
+	Image         string `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
+	Digest        string `protobuf:"bytes,2,opt,name=digest,proto3" json:"digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResolveImageResponse) Reset() {
+	*x = ResolveImageResponse{}
+	mi := &file_shoal_v1_control_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResolveImageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResolveImageResponse) ProtoMessage() {}
+
+func (x *ResolveImageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResolveImageResponse.ProtoReflect.Descriptor instead.
+func (*ResolveImageResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *ResolveImageResponse) GetImage() string {
+	if x != nil {
+		return x.Image
+	}
+	return ""
+}
+
+func (x *ResolveImageResponse) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
 var File_shoal_v1_control_proto protoreflect.FileDescriptor
 
 const file_shoal_v1_control_proto_rawDesc = "" +
@@ -2686,7 +2885,17 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"\x06config\x18\x01 \x01(\v2\x10.shoal.v1.ConfigR\x06config\"2\n" +
 	"\x13RemoveConfigRequest\x12\x1b\n" +
 	"\tconfig_id\x18\x01 \x01(\tR\bconfigId\"\x16\n" +
-	"\x14RemoveConfigResponse2\xe0\x10\n" +
+	"\x14RemoveConfigResponse\"1\n" +
+	"\x16ListNodeVolumesRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"E\n" +
+	"\x17ListNodeVolumesResponse\x12*\n" +
+	"\avolumes\x18\x01 \x03(\v2\x10.shoal.v1.VolumeR\avolumes\"P\n" +
+	"\x13ResolveImageRequest\x12\x14\n" +
+	"\x05image\x18\x01 \x01(\tR\x05image\x12#\n" +
+	"\rregistry_auth\x18\x02 \x01(\tR\fregistryAuth\"D\n" +
+	"\x14ResolveImageResponse\x12\x14\n" +
+	"\x05image\x18\x01 \x01(\tR\x05image\x12\x16\n" +
+	"\x06digest\x18\x02 \x01(\tR\x06digest2\x87\x12\n" +
 	"\x0eControlService\x12G\n" +
 	"\n" +
 	"GetCluster\x12\x1b.shoal.v1.GetClusterRequest\x1a\x1c.shoal.v1.GetClusterResponse\x12P\n" +
@@ -2720,7 +2929,9 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"\tGetConfig\x12\x1a.shoal.v1.GetConfigRequest\x1a\x1b.shoal.v1.GetConfigResponse\x12J\n" +
 	"\vListConfigs\x12\x1c.shoal.v1.ListConfigsRequest\x1a\x1d.shoal.v1.ListConfigsResponse\x12M\n" +
 	"\fUpdateConfig\x12\x1d.shoal.v1.UpdateConfigRequest\x1a\x1e.shoal.v1.UpdateConfigResponse\x12M\n" +
-	"\fRemoveConfig\x12\x1d.shoal.v1.RemoveConfigRequest\x1a\x1e.shoal.v1.RemoveConfigResponseB3Z1github.com/shoal-run/shoal/proto/shoal/v1;shoalv1b\x06proto3"
+	"\fRemoveConfig\x12\x1d.shoal.v1.RemoveConfigRequest\x1a\x1e.shoal.v1.RemoveConfigResponse\x12V\n" +
+	"\x0fListNodeVolumes\x12 .shoal.v1.ListNodeVolumesRequest\x1a!.shoal.v1.ListNodeVolumesResponse\x12M\n" +
+	"\fResolveImage\x12\x1d.shoal.v1.ResolveImageRequest\x1a\x1e.shoal.v1.ResolveImageResponseB3Z1github.com/shoal-run/shoal/proto/shoal/v1;shoalv1b\x06proto3"
 
 var (
 	file_shoal_v1_control_proto_rawDescOnce sync.Once
@@ -2734,171 +2945,181 @@ func file_shoal_v1_control_proto_rawDescGZIP() []byte {
 	return file_shoal_v1_control_proto_rawDescData
 }
 
-var file_shoal_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
+var file_shoal_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
 var file_shoal_v1_control_proto_goTypes = []any{
-	(*GetClusterRequest)(nil),     // 0: shoal.v1.GetClusterRequest
-	(*GetClusterResponse)(nil),    // 1: shoal.v1.GetClusterResponse
-	(*UpdateClusterRequest)(nil),  // 2: shoal.v1.UpdateClusterRequest
-	(*UpdateClusterResponse)(nil), // 3: shoal.v1.UpdateClusterResponse
-	(*ListNodesRequest)(nil),      // 4: shoal.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),     // 5: shoal.v1.ListNodesResponse
-	(*GetNodeRequest)(nil),        // 6: shoal.v1.GetNodeRequest
-	(*GetNodeResponse)(nil),       // 7: shoal.v1.GetNodeResponse
-	(*UpdateNodeRequest)(nil),     // 8: shoal.v1.UpdateNodeRequest
-	(*UpdateNodeResponse)(nil),    // 9: shoal.v1.UpdateNodeResponse
-	(*RemoveNodeRequest)(nil),     // 10: shoal.v1.RemoveNodeRequest
-	(*RemoveNodeResponse)(nil),    // 11: shoal.v1.RemoveNodeResponse
-	(*CreateServiceRequest)(nil),  // 12: shoal.v1.CreateServiceRequest
-	(*CreateServiceResponse)(nil), // 13: shoal.v1.CreateServiceResponse
-	(*GetServiceRequest)(nil),     // 14: shoal.v1.GetServiceRequest
-	(*GetServiceResponse)(nil),    // 15: shoal.v1.GetServiceResponse
-	(*ListServicesRequest)(nil),   // 16: shoal.v1.ListServicesRequest
-	(*ListServicesResponse)(nil),  // 17: shoal.v1.ListServicesResponse
-	(*UpdateServiceRequest)(nil),  // 18: shoal.v1.UpdateServiceRequest
-	(*UpdateServiceResponse)(nil), // 19: shoal.v1.UpdateServiceResponse
-	(*RemoveServiceRequest)(nil),  // 20: shoal.v1.RemoveServiceRequest
-	(*RemoveServiceResponse)(nil), // 21: shoal.v1.RemoveServiceResponse
-	(*ListTasksRequest)(nil),      // 22: shoal.v1.ListTasksRequest
-	(*ListTasksResponse)(nil),     // 23: shoal.v1.ListTasksResponse
-	(*GetTaskRequest)(nil),        // 24: shoal.v1.GetTaskRequest
-	(*GetTaskResponse)(nil),       // 25: shoal.v1.GetTaskResponse
-	(*CreateNetworkRequest)(nil),  // 26: shoal.v1.CreateNetworkRequest
-	(*CreateNetworkResponse)(nil), // 27: shoal.v1.CreateNetworkResponse
-	(*GetNetworkRequest)(nil),     // 28: shoal.v1.GetNetworkRequest
-	(*GetNetworkResponse)(nil),    // 29: shoal.v1.GetNetworkResponse
-	(*ListNetworksRequest)(nil),   // 30: shoal.v1.ListNetworksRequest
-	(*ListNetworksResponse)(nil),  // 31: shoal.v1.ListNetworksResponse
-	(*RemoveNetworkRequest)(nil),  // 32: shoal.v1.RemoveNetworkRequest
-	(*RemoveNetworkResponse)(nil), // 33: shoal.v1.RemoveNetworkResponse
-	(*GetUnlockKeyRequest)(nil),   // 34: shoal.v1.GetUnlockKeyRequest
-	(*GetUnlockKeyResponse)(nil),  // 35: shoal.v1.GetUnlockKeyResponse
-	(*CreateSecretRequest)(nil),   // 36: shoal.v1.CreateSecretRequest
-	(*CreateSecretResponse)(nil),  // 37: shoal.v1.CreateSecretResponse
-	(*GetSecretRequest)(nil),      // 38: shoal.v1.GetSecretRequest
-	(*GetSecretResponse)(nil),     // 39: shoal.v1.GetSecretResponse
-	(*ListSecretsRequest)(nil),    // 40: shoal.v1.ListSecretsRequest
-	(*ListSecretsResponse)(nil),   // 41: shoal.v1.ListSecretsResponse
-	(*UpdateSecretRequest)(nil),   // 42: shoal.v1.UpdateSecretRequest
-	(*UpdateSecretResponse)(nil),  // 43: shoal.v1.UpdateSecretResponse
-	(*RemoveSecretRequest)(nil),   // 44: shoal.v1.RemoveSecretRequest
-	(*RemoveSecretResponse)(nil),  // 45: shoal.v1.RemoveSecretResponse
-	(*CreateConfigRequest)(nil),   // 46: shoal.v1.CreateConfigRequest
-	(*CreateConfigResponse)(nil),  // 47: shoal.v1.CreateConfigResponse
-	(*GetConfigRequest)(nil),      // 48: shoal.v1.GetConfigRequest
-	(*GetConfigResponse)(nil),     // 49: shoal.v1.GetConfigResponse
-	(*ListConfigsRequest)(nil),    // 50: shoal.v1.ListConfigsRequest
-	(*ListConfigsResponse)(nil),   // 51: shoal.v1.ListConfigsResponse
-	(*UpdateConfigRequest)(nil),   // 52: shoal.v1.UpdateConfigRequest
-	(*UpdateConfigResponse)(nil),  // 53: shoal.v1.UpdateConfigResponse
-	(*RemoveConfigRequest)(nil),   // 54: shoal.v1.RemoveConfigRequest
-	(*RemoveConfigResponse)(nil),  // 55: shoal.v1.RemoveConfigResponse
-	(*Cluster)(nil),               // 56: shoal.v1.Cluster
-	(*ClusterSpec)(nil),           // 57: shoal.v1.ClusterSpec
-	(*Node)(nil),                  // 58: shoal.v1.Node
-	(*NodeSpec)(nil),              // 59: shoal.v1.NodeSpec
-	(*ServiceSpec)(nil),           // 60: shoal.v1.ServiceSpec
-	(*Service)(nil),               // 61: shoal.v1.Service
-	(*Task)(nil),                  // 62: shoal.v1.Task
-	(*NetworkSpec)(nil),           // 63: shoal.v1.NetworkSpec
-	(*Network)(nil),               // 64: shoal.v1.Network
-	(*SecretSpec)(nil),            // 65: shoal.v1.SecretSpec
-	(*Secret)(nil),                // 66: shoal.v1.Secret
-	(*ConfigSpec)(nil),            // 67: shoal.v1.ConfigSpec
-	(*Config)(nil),                // 68: shoal.v1.Config
+	(*GetClusterRequest)(nil),       // 0: shoal.v1.GetClusterRequest
+	(*GetClusterResponse)(nil),      // 1: shoal.v1.GetClusterResponse
+	(*UpdateClusterRequest)(nil),    // 2: shoal.v1.UpdateClusterRequest
+	(*UpdateClusterResponse)(nil),   // 3: shoal.v1.UpdateClusterResponse
+	(*ListNodesRequest)(nil),        // 4: shoal.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),       // 5: shoal.v1.ListNodesResponse
+	(*GetNodeRequest)(nil),          // 6: shoal.v1.GetNodeRequest
+	(*GetNodeResponse)(nil),         // 7: shoal.v1.GetNodeResponse
+	(*UpdateNodeRequest)(nil),       // 8: shoal.v1.UpdateNodeRequest
+	(*UpdateNodeResponse)(nil),      // 9: shoal.v1.UpdateNodeResponse
+	(*RemoveNodeRequest)(nil),       // 10: shoal.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),      // 11: shoal.v1.RemoveNodeResponse
+	(*CreateServiceRequest)(nil),    // 12: shoal.v1.CreateServiceRequest
+	(*CreateServiceResponse)(nil),   // 13: shoal.v1.CreateServiceResponse
+	(*GetServiceRequest)(nil),       // 14: shoal.v1.GetServiceRequest
+	(*GetServiceResponse)(nil),      // 15: shoal.v1.GetServiceResponse
+	(*ListServicesRequest)(nil),     // 16: shoal.v1.ListServicesRequest
+	(*ListServicesResponse)(nil),    // 17: shoal.v1.ListServicesResponse
+	(*UpdateServiceRequest)(nil),    // 18: shoal.v1.UpdateServiceRequest
+	(*UpdateServiceResponse)(nil),   // 19: shoal.v1.UpdateServiceResponse
+	(*RemoveServiceRequest)(nil),    // 20: shoal.v1.RemoveServiceRequest
+	(*RemoveServiceResponse)(nil),   // 21: shoal.v1.RemoveServiceResponse
+	(*ListTasksRequest)(nil),        // 22: shoal.v1.ListTasksRequest
+	(*ListTasksResponse)(nil),       // 23: shoal.v1.ListTasksResponse
+	(*GetTaskRequest)(nil),          // 24: shoal.v1.GetTaskRequest
+	(*GetTaskResponse)(nil),         // 25: shoal.v1.GetTaskResponse
+	(*CreateNetworkRequest)(nil),    // 26: shoal.v1.CreateNetworkRequest
+	(*CreateNetworkResponse)(nil),   // 27: shoal.v1.CreateNetworkResponse
+	(*GetNetworkRequest)(nil),       // 28: shoal.v1.GetNetworkRequest
+	(*GetNetworkResponse)(nil),      // 29: shoal.v1.GetNetworkResponse
+	(*ListNetworksRequest)(nil),     // 30: shoal.v1.ListNetworksRequest
+	(*ListNetworksResponse)(nil),    // 31: shoal.v1.ListNetworksResponse
+	(*RemoveNetworkRequest)(nil),    // 32: shoal.v1.RemoveNetworkRequest
+	(*RemoveNetworkResponse)(nil),   // 33: shoal.v1.RemoveNetworkResponse
+	(*GetUnlockKeyRequest)(nil),     // 34: shoal.v1.GetUnlockKeyRequest
+	(*GetUnlockKeyResponse)(nil),    // 35: shoal.v1.GetUnlockKeyResponse
+	(*CreateSecretRequest)(nil),     // 36: shoal.v1.CreateSecretRequest
+	(*CreateSecretResponse)(nil),    // 37: shoal.v1.CreateSecretResponse
+	(*GetSecretRequest)(nil),        // 38: shoal.v1.GetSecretRequest
+	(*GetSecretResponse)(nil),       // 39: shoal.v1.GetSecretResponse
+	(*ListSecretsRequest)(nil),      // 40: shoal.v1.ListSecretsRequest
+	(*ListSecretsResponse)(nil),     // 41: shoal.v1.ListSecretsResponse
+	(*UpdateSecretRequest)(nil),     // 42: shoal.v1.UpdateSecretRequest
+	(*UpdateSecretResponse)(nil),    // 43: shoal.v1.UpdateSecretResponse
+	(*RemoveSecretRequest)(nil),     // 44: shoal.v1.RemoveSecretRequest
+	(*RemoveSecretResponse)(nil),    // 45: shoal.v1.RemoveSecretResponse
+	(*CreateConfigRequest)(nil),     // 46: shoal.v1.CreateConfigRequest
+	(*CreateConfigResponse)(nil),    // 47: shoal.v1.CreateConfigResponse
+	(*GetConfigRequest)(nil),        // 48: shoal.v1.GetConfigRequest
+	(*GetConfigResponse)(nil),       // 49: shoal.v1.GetConfigResponse
+	(*ListConfigsRequest)(nil),      // 50: shoal.v1.ListConfigsRequest
+	(*ListConfigsResponse)(nil),     // 51: shoal.v1.ListConfigsResponse
+	(*UpdateConfigRequest)(nil),     // 52: shoal.v1.UpdateConfigRequest
+	(*UpdateConfigResponse)(nil),    // 53: shoal.v1.UpdateConfigResponse
+	(*RemoveConfigRequest)(nil),     // 54: shoal.v1.RemoveConfigRequest
+	(*RemoveConfigResponse)(nil),    // 55: shoal.v1.RemoveConfigResponse
+	(*ListNodeVolumesRequest)(nil),  // 56: shoal.v1.ListNodeVolumesRequest
+	(*ListNodeVolumesResponse)(nil), // 57: shoal.v1.ListNodeVolumesResponse
+	(*ResolveImageRequest)(nil),     // 58: shoal.v1.ResolveImageRequest
+	(*ResolveImageResponse)(nil),    // 59: shoal.v1.ResolveImageResponse
+	(*Cluster)(nil),                 // 60: shoal.v1.Cluster
+	(*ClusterSpec)(nil),             // 61: shoal.v1.ClusterSpec
+	(*Node)(nil),                    // 62: shoal.v1.Node
+	(*NodeSpec)(nil),                // 63: shoal.v1.NodeSpec
+	(*ServiceSpec)(nil),             // 64: shoal.v1.ServiceSpec
+	(*Service)(nil),                 // 65: shoal.v1.Service
+	(*Task)(nil),                    // 66: shoal.v1.Task
+	(*NetworkSpec)(nil),             // 67: shoal.v1.NetworkSpec
+	(*Network)(nil),                 // 68: shoal.v1.Network
+	(*SecretSpec)(nil),              // 69: shoal.v1.SecretSpec
+	(*Secret)(nil),                  // 70: shoal.v1.Secret
+	(*ConfigSpec)(nil),              // 71: shoal.v1.ConfigSpec
+	(*Config)(nil),                  // 72: shoal.v1.Config
+	(*Volume)(nil),                  // 73: shoal.v1.Volume
 }
 var file_shoal_v1_control_proto_depIdxs = []int32{
-	56, // 0: shoal.v1.GetClusterResponse.cluster:type_name -> shoal.v1.Cluster
-	57, // 1: shoal.v1.UpdateClusterRequest.spec:type_name -> shoal.v1.ClusterSpec
-	56, // 2: shoal.v1.UpdateClusterResponse.cluster:type_name -> shoal.v1.Cluster
-	58, // 3: shoal.v1.ListNodesResponse.nodes:type_name -> shoal.v1.Node
-	58, // 4: shoal.v1.GetNodeResponse.node:type_name -> shoal.v1.Node
-	59, // 5: shoal.v1.UpdateNodeRequest.spec:type_name -> shoal.v1.NodeSpec
-	58, // 6: shoal.v1.UpdateNodeResponse.node:type_name -> shoal.v1.Node
-	60, // 7: shoal.v1.CreateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
-	61, // 8: shoal.v1.CreateServiceResponse.service:type_name -> shoal.v1.Service
-	61, // 9: shoal.v1.GetServiceResponse.service:type_name -> shoal.v1.Service
-	61, // 10: shoal.v1.ListServicesResponse.services:type_name -> shoal.v1.Service
-	60, // 11: shoal.v1.UpdateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
-	61, // 12: shoal.v1.UpdateServiceResponse.service:type_name -> shoal.v1.Service
-	62, // 13: shoal.v1.ListTasksResponse.tasks:type_name -> shoal.v1.Task
-	62, // 14: shoal.v1.GetTaskResponse.task:type_name -> shoal.v1.Task
-	63, // 15: shoal.v1.CreateNetworkRequest.spec:type_name -> shoal.v1.NetworkSpec
-	64, // 16: shoal.v1.CreateNetworkResponse.network:type_name -> shoal.v1.Network
-	64, // 17: shoal.v1.GetNetworkResponse.network:type_name -> shoal.v1.Network
-	64, // 18: shoal.v1.ListNetworksResponse.networks:type_name -> shoal.v1.Network
-	65, // 19: shoal.v1.CreateSecretRequest.spec:type_name -> shoal.v1.SecretSpec
-	66, // 20: shoal.v1.CreateSecretResponse.secret:type_name -> shoal.v1.Secret
-	66, // 21: shoal.v1.GetSecretResponse.secret:type_name -> shoal.v1.Secret
-	66, // 22: shoal.v1.ListSecretsResponse.secrets:type_name -> shoal.v1.Secret
-	65, // 23: shoal.v1.UpdateSecretRequest.spec:type_name -> shoal.v1.SecretSpec
-	66, // 24: shoal.v1.UpdateSecretResponse.secret:type_name -> shoal.v1.Secret
-	67, // 25: shoal.v1.CreateConfigRequest.spec:type_name -> shoal.v1.ConfigSpec
-	68, // 26: shoal.v1.CreateConfigResponse.config:type_name -> shoal.v1.Config
-	68, // 27: shoal.v1.GetConfigResponse.config:type_name -> shoal.v1.Config
-	68, // 28: shoal.v1.ListConfigsResponse.configs:type_name -> shoal.v1.Config
-	67, // 29: shoal.v1.UpdateConfigRequest.spec:type_name -> shoal.v1.ConfigSpec
-	68, // 30: shoal.v1.UpdateConfigResponse.config:type_name -> shoal.v1.Config
-	0,  // 31: shoal.v1.ControlService.GetCluster:input_type -> shoal.v1.GetClusterRequest
-	2,  // 32: shoal.v1.ControlService.UpdateCluster:input_type -> shoal.v1.UpdateClusterRequest
-	4,  // 33: shoal.v1.ControlService.ListNodes:input_type -> shoal.v1.ListNodesRequest
-	6,  // 34: shoal.v1.ControlService.GetNode:input_type -> shoal.v1.GetNodeRequest
-	8,  // 35: shoal.v1.ControlService.UpdateNode:input_type -> shoal.v1.UpdateNodeRequest
-	10, // 36: shoal.v1.ControlService.RemoveNode:input_type -> shoal.v1.RemoveNodeRequest
-	12, // 37: shoal.v1.ControlService.CreateService:input_type -> shoal.v1.CreateServiceRequest
-	14, // 38: shoal.v1.ControlService.GetService:input_type -> shoal.v1.GetServiceRequest
-	16, // 39: shoal.v1.ControlService.ListServices:input_type -> shoal.v1.ListServicesRequest
-	18, // 40: shoal.v1.ControlService.UpdateService:input_type -> shoal.v1.UpdateServiceRequest
-	20, // 41: shoal.v1.ControlService.RemoveService:input_type -> shoal.v1.RemoveServiceRequest
-	22, // 42: shoal.v1.ControlService.ListTasks:input_type -> shoal.v1.ListTasksRequest
-	24, // 43: shoal.v1.ControlService.GetTask:input_type -> shoal.v1.GetTaskRequest
-	26, // 44: shoal.v1.ControlService.CreateNetwork:input_type -> shoal.v1.CreateNetworkRequest
-	28, // 45: shoal.v1.ControlService.GetNetwork:input_type -> shoal.v1.GetNetworkRequest
-	30, // 46: shoal.v1.ControlService.ListNetworks:input_type -> shoal.v1.ListNetworksRequest
-	32, // 47: shoal.v1.ControlService.RemoveNetwork:input_type -> shoal.v1.RemoveNetworkRequest
-	34, // 48: shoal.v1.ControlService.GetUnlockKey:input_type -> shoal.v1.GetUnlockKeyRequest
-	36, // 49: shoal.v1.ControlService.CreateSecret:input_type -> shoal.v1.CreateSecretRequest
-	38, // 50: shoal.v1.ControlService.GetSecret:input_type -> shoal.v1.GetSecretRequest
-	40, // 51: shoal.v1.ControlService.ListSecrets:input_type -> shoal.v1.ListSecretsRequest
-	42, // 52: shoal.v1.ControlService.UpdateSecret:input_type -> shoal.v1.UpdateSecretRequest
-	44, // 53: shoal.v1.ControlService.RemoveSecret:input_type -> shoal.v1.RemoveSecretRequest
-	46, // 54: shoal.v1.ControlService.CreateConfig:input_type -> shoal.v1.CreateConfigRequest
-	48, // 55: shoal.v1.ControlService.GetConfig:input_type -> shoal.v1.GetConfigRequest
-	50, // 56: shoal.v1.ControlService.ListConfigs:input_type -> shoal.v1.ListConfigsRequest
-	52, // 57: shoal.v1.ControlService.UpdateConfig:input_type -> shoal.v1.UpdateConfigRequest
-	54, // 58: shoal.v1.ControlService.RemoveConfig:input_type -> shoal.v1.RemoveConfigRequest
-	1,  // 59: shoal.v1.ControlService.GetCluster:output_type -> shoal.v1.GetClusterResponse
-	3,  // 60: shoal.v1.ControlService.UpdateCluster:output_type -> shoal.v1.UpdateClusterResponse
-	5,  // 61: shoal.v1.ControlService.ListNodes:output_type -> shoal.v1.ListNodesResponse
-	7,  // 62: shoal.v1.ControlService.GetNode:output_type -> shoal.v1.GetNodeResponse
-	9,  // 63: shoal.v1.ControlService.UpdateNode:output_type -> shoal.v1.UpdateNodeResponse
-	11, // 64: shoal.v1.ControlService.RemoveNode:output_type -> shoal.v1.RemoveNodeResponse
-	13, // 65: shoal.v1.ControlService.CreateService:output_type -> shoal.v1.CreateServiceResponse
-	15, // 66: shoal.v1.ControlService.GetService:output_type -> shoal.v1.GetServiceResponse
-	17, // 67: shoal.v1.ControlService.ListServices:output_type -> shoal.v1.ListServicesResponse
-	19, // 68: shoal.v1.ControlService.UpdateService:output_type -> shoal.v1.UpdateServiceResponse
-	21, // 69: shoal.v1.ControlService.RemoveService:output_type -> shoal.v1.RemoveServiceResponse
-	23, // 70: shoal.v1.ControlService.ListTasks:output_type -> shoal.v1.ListTasksResponse
-	25, // 71: shoal.v1.ControlService.GetTask:output_type -> shoal.v1.GetTaskResponse
-	27, // 72: shoal.v1.ControlService.CreateNetwork:output_type -> shoal.v1.CreateNetworkResponse
-	29, // 73: shoal.v1.ControlService.GetNetwork:output_type -> shoal.v1.GetNetworkResponse
-	31, // 74: shoal.v1.ControlService.ListNetworks:output_type -> shoal.v1.ListNetworksResponse
-	33, // 75: shoal.v1.ControlService.RemoveNetwork:output_type -> shoal.v1.RemoveNetworkResponse
-	35, // 76: shoal.v1.ControlService.GetUnlockKey:output_type -> shoal.v1.GetUnlockKeyResponse
-	37, // 77: shoal.v1.ControlService.CreateSecret:output_type -> shoal.v1.CreateSecretResponse
-	39, // 78: shoal.v1.ControlService.GetSecret:output_type -> shoal.v1.GetSecretResponse
-	41, // 79: shoal.v1.ControlService.ListSecrets:output_type -> shoal.v1.ListSecretsResponse
-	43, // 80: shoal.v1.ControlService.UpdateSecret:output_type -> shoal.v1.UpdateSecretResponse
-	45, // 81: shoal.v1.ControlService.RemoveSecret:output_type -> shoal.v1.RemoveSecretResponse
-	47, // 82: shoal.v1.ControlService.CreateConfig:output_type -> shoal.v1.CreateConfigResponse
-	49, // 83: shoal.v1.ControlService.GetConfig:output_type -> shoal.v1.GetConfigResponse
-	51, // 84: shoal.v1.ControlService.ListConfigs:output_type -> shoal.v1.ListConfigsResponse
-	53, // 85: shoal.v1.ControlService.UpdateConfig:output_type -> shoal.v1.UpdateConfigResponse
-	55, // 86: shoal.v1.ControlService.RemoveConfig:output_type -> shoal.v1.RemoveConfigResponse
-	59, // [59:87] is the sub-list for method output_type
-	31, // [31:59] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	60, // 0: shoal.v1.GetClusterResponse.cluster:type_name -> shoal.v1.Cluster
+	61, // 1: shoal.v1.UpdateClusterRequest.spec:type_name -> shoal.v1.ClusterSpec
+	60, // 2: shoal.v1.UpdateClusterResponse.cluster:type_name -> shoal.v1.Cluster
+	62, // 3: shoal.v1.ListNodesResponse.nodes:type_name -> shoal.v1.Node
+	62, // 4: shoal.v1.GetNodeResponse.node:type_name -> shoal.v1.Node
+	63, // 5: shoal.v1.UpdateNodeRequest.spec:type_name -> shoal.v1.NodeSpec
+	62, // 6: shoal.v1.UpdateNodeResponse.node:type_name -> shoal.v1.Node
+	64, // 7: shoal.v1.CreateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
+	65, // 8: shoal.v1.CreateServiceResponse.service:type_name -> shoal.v1.Service
+	65, // 9: shoal.v1.GetServiceResponse.service:type_name -> shoal.v1.Service
+	65, // 10: shoal.v1.ListServicesResponse.services:type_name -> shoal.v1.Service
+	64, // 11: shoal.v1.UpdateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
+	65, // 12: shoal.v1.UpdateServiceResponse.service:type_name -> shoal.v1.Service
+	66, // 13: shoal.v1.ListTasksResponse.tasks:type_name -> shoal.v1.Task
+	66, // 14: shoal.v1.GetTaskResponse.task:type_name -> shoal.v1.Task
+	67, // 15: shoal.v1.CreateNetworkRequest.spec:type_name -> shoal.v1.NetworkSpec
+	68, // 16: shoal.v1.CreateNetworkResponse.network:type_name -> shoal.v1.Network
+	68, // 17: shoal.v1.GetNetworkResponse.network:type_name -> shoal.v1.Network
+	68, // 18: shoal.v1.ListNetworksResponse.networks:type_name -> shoal.v1.Network
+	69, // 19: shoal.v1.CreateSecretRequest.spec:type_name -> shoal.v1.SecretSpec
+	70, // 20: shoal.v1.CreateSecretResponse.secret:type_name -> shoal.v1.Secret
+	70, // 21: shoal.v1.GetSecretResponse.secret:type_name -> shoal.v1.Secret
+	70, // 22: shoal.v1.ListSecretsResponse.secrets:type_name -> shoal.v1.Secret
+	69, // 23: shoal.v1.UpdateSecretRequest.spec:type_name -> shoal.v1.SecretSpec
+	70, // 24: shoal.v1.UpdateSecretResponse.secret:type_name -> shoal.v1.Secret
+	71, // 25: shoal.v1.CreateConfigRequest.spec:type_name -> shoal.v1.ConfigSpec
+	72, // 26: shoal.v1.CreateConfigResponse.config:type_name -> shoal.v1.Config
+	72, // 27: shoal.v1.GetConfigResponse.config:type_name -> shoal.v1.Config
+	72, // 28: shoal.v1.ListConfigsResponse.configs:type_name -> shoal.v1.Config
+	71, // 29: shoal.v1.UpdateConfigRequest.spec:type_name -> shoal.v1.ConfigSpec
+	72, // 30: shoal.v1.UpdateConfigResponse.config:type_name -> shoal.v1.Config
+	73, // 31: shoal.v1.ListNodeVolumesResponse.volumes:type_name -> shoal.v1.Volume
+	0,  // 32: shoal.v1.ControlService.GetCluster:input_type -> shoal.v1.GetClusterRequest
+	2,  // 33: shoal.v1.ControlService.UpdateCluster:input_type -> shoal.v1.UpdateClusterRequest
+	4,  // 34: shoal.v1.ControlService.ListNodes:input_type -> shoal.v1.ListNodesRequest
+	6,  // 35: shoal.v1.ControlService.GetNode:input_type -> shoal.v1.GetNodeRequest
+	8,  // 36: shoal.v1.ControlService.UpdateNode:input_type -> shoal.v1.UpdateNodeRequest
+	10, // 37: shoal.v1.ControlService.RemoveNode:input_type -> shoal.v1.RemoveNodeRequest
+	12, // 38: shoal.v1.ControlService.CreateService:input_type -> shoal.v1.CreateServiceRequest
+	14, // 39: shoal.v1.ControlService.GetService:input_type -> shoal.v1.GetServiceRequest
+	16, // 40: shoal.v1.ControlService.ListServices:input_type -> shoal.v1.ListServicesRequest
+	18, // 41: shoal.v1.ControlService.UpdateService:input_type -> shoal.v1.UpdateServiceRequest
+	20, // 42: shoal.v1.ControlService.RemoveService:input_type -> shoal.v1.RemoveServiceRequest
+	22, // 43: shoal.v1.ControlService.ListTasks:input_type -> shoal.v1.ListTasksRequest
+	24, // 44: shoal.v1.ControlService.GetTask:input_type -> shoal.v1.GetTaskRequest
+	26, // 45: shoal.v1.ControlService.CreateNetwork:input_type -> shoal.v1.CreateNetworkRequest
+	28, // 46: shoal.v1.ControlService.GetNetwork:input_type -> shoal.v1.GetNetworkRequest
+	30, // 47: shoal.v1.ControlService.ListNetworks:input_type -> shoal.v1.ListNetworksRequest
+	32, // 48: shoal.v1.ControlService.RemoveNetwork:input_type -> shoal.v1.RemoveNetworkRequest
+	34, // 49: shoal.v1.ControlService.GetUnlockKey:input_type -> shoal.v1.GetUnlockKeyRequest
+	36, // 50: shoal.v1.ControlService.CreateSecret:input_type -> shoal.v1.CreateSecretRequest
+	38, // 51: shoal.v1.ControlService.GetSecret:input_type -> shoal.v1.GetSecretRequest
+	40, // 52: shoal.v1.ControlService.ListSecrets:input_type -> shoal.v1.ListSecretsRequest
+	42, // 53: shoal.v1.ControlService.UpdateSecret:input_type -> shoal.v1.UpdateSecretRequest
+	44, // 54: shoal.v1.ControlService.RemoveSecret:input_type -> shoal.v1.RemoveSecretRequest
+	46, // 55: shoal.v1.ControlService.CreateConfig:input_type -> shoal.v1.CreateConfigRequest
+	48, // 56: shoal.v1.ControlService.GetConfig:input_type -> shoal.v1.GetConfigRequest
+	50, // 57: shoal.v1.ControlService.ListConfigs:input_type -> shoal.v1.ListConfigsRequest
+	52, // 58: shoal.v1.ControlService.UpdateConfig:input_type -> shoal.v1.UpdateConfigRequest
+	54, // 59: shoal.v1.ControlService.RemoveConfig:input_type -> shoal.v1.RemoveConfigRequest
+	56, // 60: shoal.v1.ControlService.ListNodeVolumes:input_type -> shoal.v1.ListNodeVolumesRequest
+	58, // 61: shoal.v1.ControlService.ResolveImage:input_type -> shoal.v1.ResolveImageRequest
+	1,  // 62: shoal.v1.ControlService.GetCluster:output_type -> shoal.v1.GetClusterResponse
+	3,  // 63: shoal.v1.ControlService.UpdateCluster:output_type -> shoal.v1.UpdateClusterResponse
+	5,  // 64: shoal.v1.ControlService.ListNodes:output_type -> shoal.v1.ListNodesResponse
+	7,  // 65: shoal.v1.ControlService.GetNode:output_type -> shoal.v1.GetNodeResponse
+	9,  // 66: shoal.v1.ControlService.UpdateNode:output_type -> shoal.v1.UpdateNodeResponse
+	11, // 67: shoal.v1.ControlService.RemoveNode:output_type -> shoal.v1.RemoveNodeResponse
+	13, // 68: shoal.v1.ControlService.CreateService:output_type -> shoal.v1.CreateServiceResponse
+	15, // 69: shoal.v1.ControlService.GetService:output_type -> shoal.v1.GetServiceResponse
+	17, // 70: shoal.v1.ControlService.ListServices:output_type -> shoal.v1.ListServicesResponse
+	19, // 71: shoal.v1.ControlService.UpdateService:output_type -> shoal.v1.UpdateServiceResponse
+	21, // 72: shoal.v1.ControlService.RemoveService:output_type -> shoal.v1.RemoveServiceResponse
+	23, // 73: shoal.v1.ControlService.ListTasks:output_type -> shoal.v1.ListTasksResponse
+	25, // 74: shoal.v1.ControlService.GetTask:output_type -> shoal.v1.GetTaskResponse
+	27, // 75: shoal.v1.ControlService.CreateNetwork:output_type -> shoal.v1.CreateNetworkResponse
+	29, // 76: shoal.v1.ControlService.GetNetwork:output_type -> shoal.v1.GetNetworkResponse
+	31, // 77: shoal.v1.ControlService.ListNetworks:output_type -> shoal.v1.ListNetworksResponse
+	33, // 78: shoal.v1.ControlService.RemoveNetwork:output_type -> shoal.v1.RemoveNetworkResponse
+	35, // 79: shoal.v1.ControlService.GetUnlockKey:output_type -> shoal.v1.GetUnlockKeyResponse
+	37, // 80: shoal.v1.ControlService.CreateSecret:output_type -> shoal.v1.CreateSecretResponse
+	39, // 81: shoal.v1.ControlService.GetSecret:output_type -> shoal.v1.GetSecretResponse
+	41, // 82: shoal.v1.ControlService.ListSecrets:output_type -> shoal.v1.ListSecretsResponse
+	43, // 83: shoal.v1.ControlService.UpdateSecret:output_type -> shoal.v1.UpdateSecretResponse
+	45, // 84: shoal.v1.ControlService.RemoveSecret:output_type -> shoal.v1.RemoveSecretResponse
+	47, // 85: shoal.v1.ControlService.CreateConfig:output_type -> shoal.v1.CreateConfigResponse
+	49, // 86: shoal.v1.ControlService.GetConfig:output_type -> shoal.v1.GetConfigResponse
+	51, // 87: shoal.v1.ControlService.ListConfigs:output_type -> shoal.v1.ListConfigsResponse
+	53, // 88: shoal.v1.ControlService.UpdateConfig:output_type -> shoal.v1.UpdateConfigResponse
+	55, // 89: shoal.v1.ControlService.RemoveConfig:output_type -> shoal.v1.RemoveConfigResponse
+	57, // 90: shoal.v1.ControlService.ListNodeVolumes:output_type -> shoal.v1.ListNodeVolumesResponse
+	59, // 91: shoal.v1.ControlService.ResolveImage:output_type -> shoal.v1.ResolveImageResponse
+	62, // [62:92] is the sub-list for method output_type
+	32, // [32:62] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_control_proto_init() }
@@ -2913,7 +3134,7 @@ func file_shoal_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_v1_control_proto_rawDesc), len(file_shoal_v1_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   56,
+			NumMessages:   60,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,34 +19,36 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ControlService_GetCluster_FullMethodName    = "/shoal.v1.ControlService/GetCluster"
-	ControlService_UpdateCluster_FullMethodName = "/shoal.v1.ControlService/UpdateCluster"
-	ControlService_ListNodes_FullMethodName     = "/shoal.v1.ControlService/ListNodes"
-	ControlService_GetNode_FullMethodName       = "/shoal.v1.ControlService/GetNode"
-	ControlService_UpdateNode_FullMethodName    = "/shoal.v1.ControlService/UpdateNode"
-	ControlService_RemoveNode_FullMethodName    = "/shoal.v1.ControlService/RemoveNode"
-	ControlService_CreateService_FullMethodName = "/shoal.v1.ControlService/CreateService"
-	ControlService_GetService_FullMethodName    = "/shoal.v1.ControlService/GetService"
-	ControlService_ListServices_FullMethodName  = "/shoal.v1.ControlService/ListServices"
-	ControlService_UpdateService_FullMethodName = "/shoal.v1.ControlService/UpdateService"
-	ControlService_RemoveService_FullMethodName = "/shoal.v1.ControlService/RemoveService"
-	ControlService_ListTasks_FullMethodName     = "/shoal.v1.ControlService/ListTasks"
-	ControlService_GetTask_FullMethodName       = "/shoal.v1.ControlService/GetTask"
-	ControlService_CreateNetwork_FullMethodName = "/shoal.v1.ControlService/CreateNetwork"
-	ControlService_GetNetwork_FullMethodName    = "/shoal.v1.ControlService/GetNetwork"
-	ControlService_ListNetworks_FullMethodName  = "/shoal.v1.ControlService/ListNetworks"
-	ControlService_RemoveNetwork_FullMethodName = "/shoal.v1.ControlService/RemoveNetwork"
-	ControlService_GetUnlockKey_FullMethodName  = "/shoal.v1.ControlService/GetUnlockKey"
-	ControlService_CreateSecret_FullMethodName  = "/shoal.v1.ControlService/CreateSecret"
-	ControlService_GetSecret_FullMethodName     = "/shoal.v1.ControlService/GetSecret"
-	ControlService_ListSecrets_FullMethodName   = "/shoal.v1.ControlService/ListSecrets"
-	ControlService_UpdateSecret_FullMethodName  = "/shoal.v1.ControlService/UpdateSecret"
-	ControlService_RemoveSecret_FullMethodName  = "/shoal.v1.ControlService/RemoveSecret"
-	ControlService_CreateConfig_FullMethodName  = "/shoal.v1.ControlService/CreateConfig"
-	ControlService_GetConfig_FullMethodName     = "/shoal.v1.ControlService/GetConfig"
-	ControlService_ListConfigs_FullMethodName   = "/shoal.v1.ControlService/ListConfigs"
-	ControlService_UpdateConfig_FullMethodName  = "/shoal.v1.ControlService/UpdateConfig"
-	ControlService_RemoveConfig_FullMethodName  = "/shoal.v1.ControlService/RemoveConfig"
+	ControlService_GetCluster_FullMethodName      = "/shoal.v1.ControlService/GetCluster"
+	ControlService_UpdateCluster_FullMethodName   = "/shoal.v1.ControlService/UpdateCluster"
+	ControlService_ListNodes_FullMethodName       = "/shoal.v1.ControlService/ListNodes"
+	ControlService_GetNode_FullMethodName         = "/shoal.v1.ControlService/GetNode"
+	ControlService_UpdateNode_FullMethodName      = "/shoal.v1.ControlService/UpdateNode"
+	ControlService_RemoveNode_FullMethodName      = "/shoal.v1.ControlService/RemoveNode"
+	ControlService_CreateService_FullMethodName   = "/shoal.v1.ControlService/CreateService"
+	ControlService_GetService_FullMethodName      = "/shoal.v1.ControlService/GetService"
+	ControlService_ListServices_FullMethodName    = "/shoal.v1.ControlService/ListServices"
+	ControlService_UpdateService_FullMethodName   = "/shoal.v1.ControlService/UpdateService"
+	ControlService_RemoveService_FullMethodName   = "/shoal.v1.ControlService/RemoveService"
+	ControlService_ListTasks_FullMethodName       = "/shoal.v1.ControlService/ListTasks"
+	ControlService_GetTask_FullMethodName         = "/shoal.v1.ControlService/GetTask"
+	ControlService_CreateNetwork_FullMethodName   = "/shoal.v1.ControlService/CreateNetwork"
+	ControlService_GetNetwork_FullMethodName      = "/shoal.v1.ControlService/GetNetwork"
+	ControlService_ListNetworks_FullMethodName    = "/shoal.v1.ControlService/ListNetworks"
+	ControlService_RemoveNetwork_FullMethodName   = "/shoal.v1.ControlService/RemoveNetwork"
+	ControlService_GetUnlockKey_FullMethodName    = "/shoal.v1.ControlService/GetUnlockKey"
+	ControlService_CreateSecret_FullMethodName    = "/shoal.v1.ControlService/CreateSecret"
+	ControlService_GetSecret_FullMethodName       = "/shoal.v1.ControlService/GetSecret"
+	ControlService_ListSecrets_FullMethodName     = "/shoal.v1.ControlService/ListSecrets"
+	ControlService_UpdateSecret_FullMethodName    = "/shoal.v1.ControlService/UpdateSecret"
+	ControlService_RemoveSecret_FullMethodName    = "/shoal.v1.ControlService/RemoveSecret"
+	ControlService_CreateConfig_FullMethodName    = "/shoal.v1.ControlService/CreateConfig"
+	ControlService_GetConfig_FullMethodName       = "/shoal.v1.ControlService/GetConfig"
+	ControlService_ListConfigs_FullMethodName     = "/shoal.v1.ControlService/ListConfigs"
+	ControlService_UpdateConfig_FullMethodName    = "/shoal.v1.ControlService/UpdateConfig"
+	ControlService_RemoveConfig_FullMethodName    = "/shoal.v1.ControlService/RemoveConfig"
+	ControlService_ListNodeVolumes_FullMethodName = "/shoal.v1.ControlService/ListNodeVolumes"
+	ControlService_ResolveImage_FullMethodName    = "/shoal.v1.ControlService/ResolveImage"
 )
 
 // ControlServiceClient is the client API for ControlService service.
@@ -88,6 +90,12 @@ type ControlServiceClient interface {
 	ListConfigs(ctx context.Context, in *ListConfigsRequest, opts ...grpc.CallOption) (*ListConfigsResponse, error)
 	UpdateConfig(ctx context.Context, in *UpdateConfigRequest, opts ...grpc.CallOption) (*UpdateConfigResponse, error)
 	RemoveConfig(ctx context.Context, in *RemoveConfigRequest, opts ...grpc.CallOption) (*RemoveConfigResponse, error)
+	// ListNodeVolumes is every node's local volumes, as the nodes last
+	// reported them.
+	ListNodeVolumes(ctx context.Context, in *ListNodeVolumesRequest, opts ...grpc.CallOption) (*ListNodeVolumesResponse, error)
+	// ResolveImage pins an image reference to the digest its tag names now
+	// in its registry (service create/update, unless --no-resolve-image).
+	ResolveImage(ctx context.Context, in *ResolveImageRequest, opts ...grpc.CallOption) (*ResolveImageResponse, error)
 }
 
 type controlServiceClient struct {
@@ -378,6 +386,26 @@ func (c *controlServiceClient) RemoveConfig(ctx context.Context, in *RemoveConfi
 	return out, nil
 }
 
+func (c *controlServiceClient) ListNodeVolumes(ctx context.Context, in *ListNodeVolumesRequest, opts ...grpc.CallOption) (*ListNodeVolumesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListNodeVolumesResponse)
+	err := c.cc.Invoke(ctx, ControlService_ListNodeVolumes_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlServiceClient) ResolveImage(ctx context.Context, in *ResolveImageRequest, opts ...grpc.CallOption) (*ResolveImageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResolveImageResponse)
+	err := c.cc.Invoke(ctx, ControlService_ResolveImage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ControlServiceServer is the server API for ControlService service.
 // All implementations must embed UnimplementedControlServiceServer
 // for forward compatibility.
@@ -417,6 +445,12 @@ type ControlServiceServer interface {
 	ListConfigs(context.Context, *ListConfigsRequest) (*ListConfigsResponse, error)
 	UpdateConfig(context.Context, *UpdateConfigRequest) (*UpdateConfigResponse, error)
 	RemoveConfig(context.Context, *RemoveConfigRequest) (*RemoveConfigResponse, error)
+	// ListNodeVolumes is every node's local volumes, as the nodes last
+	// reported them.
+	ListNodeVolumes(context.Context, *ListNodeVolumesRequest) (*ListNodeVolumesResponse, error)
+	// ResolveImage pins an image reference to the digest its tag names now
+	// in its registry (service create/update, unless --no-resolve-image).
+	ResolveImage(context.Context, *ResolveImageRequest) (*ResolveImageResponse, error)
 	mustEmbedUnimplementedControlServiceServer()
 }
 
@@ -510,6 +544,12 @@ func (UnimplementedControlServiceServer) UpdateConfig(context.Context, *UpdateCo
 }
 func (UnimplementedControlServiceServer) RemoveConfig(context.Context, *RemoveConfigRequest) (*RemoveConfigResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RemoveConfig not implemented")
+}
+func (UnimplementedControlServiceServer) ListNodeVolumes(context.Context, *ListNodeVolumesRequest) (*ListNodeVolumesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListNodeVolumes not implemented")
+}
+func (UnimplementedControlServiceServer) ResolveImage(context.Context, *ResolveImageRequest) (*ResolveImageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResolveImage not implemented")
 }
 func (UnimplementedControlServiceServer) mustEmbedUnimplementedControlServiceServer() {}
 func (UnimplementedControlServiceServer) testEmbeddedByValue()                        {}
@@ -1036,6 +1076,42 @@ func _ControlService_RemoveConfig_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ControlService_ListNodeVolumes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListNodeVolumesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServiceServer).ListNodeVolumes(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControlService_ListNodeVolumes_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServiceServer).ListNodeVolumes(ctx, req.(*ListNodeVolumesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ControlService_ResolveImage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResolveImageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServiceServer).ResolveImage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControlService_ResolveImage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServiceServer).ResolveImage(ctx, req.(*ResolveImageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ControlService_ServiceDesc is the grpc.ServiceDesc for ControlService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1154,6 +1230,14 @@ var ControlService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RemoveConfig",
 			Handler:    _ControlService_RemoveConfig_Handler,
+		},
+		{
+			MethodName: "ListNodeVolumes",
+			Handler:    _ControlService_ListNodeVolumes_Handler,
+		},
+		{
+			MethodName: "ResolveImage",
+			Handler:    _ControlService_ResolveImage_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

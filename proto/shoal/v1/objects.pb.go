@@ -387,6 +387,58 @@ func (UpdateOrder) EnumDescriptor() ([]byte, []int) {
 	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{6}
 }
 
+type MountType int32
+
+const (
+	MountType_MOUNT_TYPE_UNSPECIFIED MountType = 0
+	MountType_MOUNT_TYPE_BIND        MountType = 1
+	MountType_MOUNT_TYPE_VOLUME      MountType = 2
+	MountType_MOUNT_TYPE_TMPFS       MountType = 3
+)
+
+// Enum value maps for MountType.
+var (
+	MountType_name = map[int32]string{
+		0: "MOUNT_TYPE_UNSPECIFIED",
+		1: "MOUNT_TYPE_BIND",
+		2: "MOUNT_TYPE_VOLUME",
+		3: "MOUNT_TYPE_TMPFS",
+	}
+	MountType_value = map[string]int32{
+		"MOUNT_TYPE_UNSPECIFIED": 0,
+		"MOUNT_TYPE_BIND":        1,
+		"MOUNT_TYPE_VOLUME":      2,
+		"MOUNT_TYPE_TMPFS":       3,
+	}
+)
+
+func (x MountType) Enum() *MountType {
+	p := new(MountType)
+	*p = x
+	return p
+}
+
+func (x MountType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (MountType) Descriptor() protoreflect.EnumDescriptor {
+	return file_shoal_v1_objects_proto_enumTypes[7].Descriptor()
+}
+
+func (MountType) Type() protoreflect.EnumType {
+	return &file_shoal_v1_objects_proto_enumTypes[7]
+}
+
+func (x MountType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use MountType.Descriptor instead.
+func (MountType) EnumDescriptor() ([]byte, []int) {
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{7}
+}
+
 type RestartCondition int32
 
 const (
@@ -423,11 +475,11 @@ func (x RestartCondition) String() string {
 }
 
 func (RestartCondition) Descriptor() protoreflect.EnumDescriptor {
-	return file_shoal_v1_objects_proto_enumTypes[7].Descriptor()
+	return file_shoal_v1_objects_proto_enumTypes[8].Descriptor()
 }
 
 func (RestartCondition) Type() protoreflect.EnumType {
-	return &file_shoal_v1_objects_proto_enumTypes[7]
+	return &file_shoal_v1_objects_proto_enumTypes[8]
 }
 
 func (x RestartCondition) Number() protoreflect.EnumNumber {
@@ -436,7 +488,7 @@ func (x RestartCondition) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RestartCondition.Descriptor instead.
 func (RestartCondition) EnumDescriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{7}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{8}
 }
 
 type PlacementStrategy int32
@@ -472,11 +524,11 @@ func (x PlacementStrategy) String() string {
 }
 
 func (PlacementStrategy) Descriptor() protoreflect.EnumDescriptor {
-	return file_shoal_v1_objects_proto_enumTypes[8].Descriptor()
+	return file_shoal_v1_objects_proto_enumTypes[9].Descriptor()
 }
 
 func (PlacementStrategy) Type() protoreflect.EnumType {
-	return &file_shoal_v1_objects_proto_enumTypes[8]
+	return &file_shoal_v1_objects_proto_enumTypes[9]
 }
 
 func (x PlacementStrategy) Number() protoreflect.EnumNumber {
@@ -485,7 +537,7 @@ func (x PlacementStrategy) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PlacementStrategy.Descriptor instead.
 func (PlacementStrategy) EnumDescriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{8}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{9}
 }
 
 type PortProtocol int32
@@ -521,11 +573,11 @@ func (x PortProtocol) String() string {
 }
 
 func (PortProtocol) Descriptor() protoreflect.EnumDescriptor {
-	return file_shoal_v1_objects_proto_enumTypes[9].Descriptor()
+	return file_shoal_v1_objects_proto_enumTypes[10].Descriptor()
 }
 
 func (PortProtocol) Type() protoreflect.EnumType {
-	return &file_shoal_v1_objects_proto_enumTypes[9]
+	return &file_shoal_v1_objects_proto_enumTypes[10]
 }
 
 func (x PortProtocol) Number() protoreflect.EnumNumber {
@@ -534,7 +586,7 @@ func (x PortProtocol) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PortProtocol.Descriptor instead.
 func (PortProtocol) EnumDescriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{9}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{10}
 }
 
 type PublishMode int32
@@ -570,11 +622,11 @@ func (x PublishMode) String() string {
 }
 
 func (PublishMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_shoal_v1_objects_proto_enumTypes[10].Descriptor()
+	return file_shoal_v1_objects_proto_enumTypes[11].Descriptor()
 }
 
 func (PublishMode) Type() protoreflect.EnumType {
-	return &file_shoal_v1_objects_proto_enumTypes[10]
+	return &file_shoal_v1_objects_proto_enumTypes[11]
 }
 
 func (x PublishMode) Number() protoreflect.EnumNumber {
@@ -583,7 +635,7 @@ func (x PublishMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PublishMode.Descriptor instead.
 func (PublishMode) EnumDescriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{10}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{11}
 }
 
 type EndpointMode int32
@@ -619,11 +671,11 @@ func (x EndpointMode) String() string {
 }
 
 func (EndpointMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_shoal_v1_objects_proto_enumTypes[11].Descriptor()
+	return file_shoal_v1_objects_proto_enumTypes[12].Descriptor()
 }
 
 func (EndpointMode) Type() protoreflect.EnumType {
-	return &file_shoal_v1_objects_proto_enumTypes[11]
+	return &file_shoal_v1_objects_proto_enumTypes[12]
 }
 
 func (x EndpointMode) Number() protoreflect.EnumNumber {
@@ -632,7 +684,7 @@ func (x EndpointMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use EndpointMode.Descriptor instead.
 func (EndpointMode) EnumDescriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{11}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{12}
 }
 
 type TaskState int32
@@ -701,11 +753,11 @@ func (x TaskState) String() string {
 }
 
 func (TaskState) Descriptor() protoreflect.EnumDescriptor {
-	return file_shoal_v1_objects_proto_enumTypes[12].Descriptor()
+	return file_shoal_v1_objects_proto_enumTypes[13].Descriptor()
 }
 
 func (TaskState) Type() protoreflect.EnumType {
-	return &file_shoal_v1_objects_proto_enumTypes[12]
+	return &file_shoal_v1_objects_proto_enumTypes[13]
 }
 
 func (x TaskState) Number() protoreflect.EnumNumber {
@@ -714,7 +766,7 @@ func (x TaskState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TaskState.Descriptor instead.
 func (TaskState) EnumDescriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{12}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{13}
 }
 
 type HealthState int32
@@ -753,11 +805,11 @@ func (x HealthState) String() string {
 }
 
 func (HealthState) Descriptor() protoreflect.EnumDescriptor {
-	return file_shoal_v1_objects_proto_enumTypes[13].Descriptor()
+	return file_shoal_v1_objects_proto_enumTypes[14].Descriptor()
 }
 
 func (HealthState) Type() protoreflect.EnumType {
-	return &file_shoal_v1_objects_proto_enumTypes[13]
+	return &file_shoal_v1_objects_proto_enumTypes[14]
 }
 
 func (x HealthState) Number() protoreflect.EnumNumber {
@@ -766,7 +818,7 @@ func (x HealthState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use HealthState.Descriptor instead.
 func (HealthState) EnumDescriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{13}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{14}
 }
 
 // Meta is carried by every stored object.
@@ -1536,9 +1588,12 @@ func (x *Platform) GetArchitecture() string {
 }
 
 type Resources struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NanoCpus      int64                  `protobuf:"varint,1,opt,name=nano_cpus,json=nanoCpus,proto3" json:"nano_cpus,omitempty"`
-	MemoryBytes   int64                  `protobuf:"varint,2,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	NanoCpus    int64                  `protobuf:"varint,1,opt,name=nano_cpus,json=nanoCpus,proto3" json:"nano_cpus,omitempty"`
+	MemoryBytes int64                  `protobuf:"varint,2,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
+	// pids is the most processes the task may run (limits only; 0:
+	// unlimited), docker's --limit-pids.
+	Pids          int64 `protobuf:"varint,3,opt,name=pids,proto3" json:"pids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1587,13 +1642,23 @@ func (x *Resources) GetMemoryBytes() int64 {
 	return 0
 }
 
+func (x *Resources) GetPids() int64 {
+	if x != nil {
+		return x.Pids
+	}
+	return 0
+}
+
 type NodeDescription struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Hostname      string                 `protobuf:"bytes,1,opt,name=hostname,proto3" json:"hostname,omitempty"`
-	Platform      *Platform              `protobuf:"bytes,2,opt,name=platform,proto3" json:"platform,omitempty"`
-	Resources     *Resources             `protobuf:"bytes,3,opt,name=resources,proto3" json:"resources,omitempty"`
-	EngineLabels  map[string]string      `protobuf:"bytes,4,rep,name=engine_labels,json=engineLabels,proto3" json:"engine_labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Version       string                 `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Hostname     string                 `protobuf:"bytes,1,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	Platform     *Platform              `protobuf:"bytes,2,opt,name=platform,proto3" json:"platform,omitempty"`
+	Resources    *Resources             `protobuf:"bytes,3,opt,name=resources,proto3" json:"resources,omitempty"`
+	EngineLabels map[string]string      `protobuf:"bytes,4,rep,name=engine_labels,json=engineLabels,proto3" json:"engine_labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Version      string                 `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"`
+	// volumes are the node's local volumes, as it reports them (volume ls
+	// through the managers shows them per node).
+	Volumes       []*Volume `protobuf:"bytes,6,rep,name=volumes,proto3" json:"volumes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1661,6 +1726,13 @@ func (x *NodeDescription) GetVersion() string {
 		return x.Version
 	}
 	return ""
+}
+
+func (x *NodeDescription) GetVolumes() []*Volume {
+	if x != nil {
+		return x.Volumes
+	}
+	return nil
 }
 
 type NodeStatus struct {
@@ -2635,7 +2707,10 @@ type TaskSpec struct {
 	Placement *Placement             `protobuf:"bytes,4,opt,name=placement,proto3" json:"placement,omitempty"`
 	// force_update is raised by service update --force: a changed value
 	// makes every task outdated, so all are replaced with the same spec.
-	ForceUpdate   uint64 `protobuf:"varint,5,opt,name=force_update,json=forceUpdate,proto3" json:"force_update,omitempty"`
+	ForceUpdate uint64 `protobuf:"varint,5,opt,name=force_update,json=forceUpdate,proto3" json:"force_update,omitempty"`
+	// log_driver is how the task's output is kept: only "json-file" (the
+	// default) with options max-size and max-file, as docker's --log-opt.
+	LogDriver     *Driver `protobuf:"bytes,6,opt,name=log_driver,json=logDriver,proto3" json:"log_driver,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2705,6 +2780,13 @@ func (x *TaskSpec) GetForceUpdate() uint64 {
 	return 0
 }
 
+func (x *TaskSpec) GetLogDriver() *Driver {
+	if x != nil {
+		return x.LogDriver
+	}
+	return nil
+}
+
 type ContainerSpec struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Image           string                 `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
@@ -2724,7 +2806,38 @@ type ContainerSpec struct {
 	Secrets []*SecretReference `protobuf:"bytes,11,rep,name=secrets,proto3" json:"secrets,omitempty"`
 	// configs are mounted read-only at their target (default /<name>),
 	// each on a tmpfs.
-	Configs       []*ConfigReference `protobuf:"bytes,12,rep,name=configs,proto3" json:"configs,omitempty"`
+	Configs []*ConfigReference `protobuf:"bytes,12,rep,name=configs,proto3" json:"configs,omitempty"`
+	// mounts, in order: bind, volume and tmpfs, as docker's --mount.
+	Mounts []*Mount `protobuf:"bytes,13,rep,name=mounts,proto3" json:"mounts,omitempty"`
+	// init runs a minimal init as PID 1 that forwards signals and reaps.
+	Init bool `protobuf:"varint,14,opt,name=init,proto3" json:"init,omitempty"`
+	// read_only mounts the root filesystem read-only.
+	ReadOnly bool `protobuf:"varint,15,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
+	// stop_signal stops the task (default: the image's, or SIGTERM).
+	StopSignal string `protobuf:"bytes,16,opt,name=stop_signal,json=stopSignal,proto3" json:"stop_signal,omitempty"`
+	// tty gives the workload a pseudo-terminal as stdin, stdout, stderr.
+	Tty bool `protobuf:"varint,17,opt,name=tty,proto3" json:"tty,omitempty"`
+	// command_set says command replaces the image's entrypoint even when
+	// it is empty (docker's --entrypoint "").
+	CommandSet bool `protobuf:"varint,18,opt,name=command_set,json=commandSet,proto3" json:"command_set,omitempty"`
+	// cap_add and cap_drop change docker's default capability set; names
+	// are CAP_-prefixed and upper case once validated, or "ALL".
+	CapAdd  []string `protobuf:"bytes,19,rep,name=cap_add,json=capAdd,proto3" json:"cap_add,omitempty"`
+	CapDrop []string `protobuf:"bytes,20,rep,name=cap_drop,json=capDrop,proto3" json:"cap_drop,omitempty"`
+	// sysctls are set in the task's namespaces; only namespaced ones.
+	Sysctls map[string]string `protobuf:"bytes,21,rep,name=sysctls,proto3" json:"sysctls,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Ulimits []*Ulimit         `protobuf:"bytes,22,rep,name=ulimits,proto3" json:"ulimits,omitempty"`
+	// dns_config is the task's /etc/resolv.conf, over the node's default.
+	DnsConfig *DNSConfig `protobuf:"bytes,23,opt,name=dns_config,json=dnsConfig,proto3" json:"dns_config,omitempty"`
+	// hosts are extra /etc/hosts lines, "IP HOSTNAME [ALIAS...]" (the
+	// CLI's --host HOST:IP becomes "IP HOST").
+	Hosts []string `protobuf:"bytes,24,rep,name=hosts,proto3" json:"hosts,omitempty"`
+	// groups are supplementary groups (names from the image or numbers).
+	Groups []string `protobuf:"bytes,25,rep,name=groups,proto3" json:"groups,omitempty"`
+	// pull_options carry the credentials the image is pulled with (service
+	// create --with-registry-auth); they are never shown in an answer of
+	// the control API, and a node keeps them in memory only.
+	PullOptions   *PullOptions `protobuf:"bytes,26,opt,name=pull_options,json=pullOptions,proto3" json:"pull_options,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2843,6 +2956,703 @@ func (x *ContainerSpec) GetConfigs() []*ConfigReference {
 	return nil
 }
 
+func (x *ContainerSpec) GetMounts() []*Mount {
+	if x != nil {
+		return x.Mounts
+	}
+	return nil
+}
+
+func (x *ContainerSpec) GetInit() bool {
+	if x != nil {
+		return x.Init
+	}
+	return false
+}
+
+func (x *ContainerSpec) GetReadOnly() bool {
+	if x != nil {
+		return x.ReadOnly
+	}
+	return false
+}
+
+func (x *ContainerSpec) GetStopSignal() string {
+	if x != nil {
+		return x.StopSignal
+	}
+	return ""
+}
+
+func (x *ContainerSpec) GetTty() bool {
+	if x != nil {
+		return x.Tty
+	}
+	return false
+}
+
+func (x *ContainerSpec) GetCommandSet() bool {
+	if x != nil {
+		return x.CommandSet
+	}
+	return false
+}
+
+func (x *ContainerSpec) GetCapAdd() []string {
+	if x != nil {
+		return x.CapAdd
+	}
+	return nil
+}
+
+func (x *ContainerSpec) GetCapDrop() []string {
+	if x != nil {
+		return x.CapDrop
+	}
+	return nil
+}
+
+func (x *ContainerSpec) GetSysctls() map[string]string {
+	if x != nil {
+		return x.Sysctls
+	}
+	return nil
+}
+
+func (x *ContainerSpec) GetUlimits() []*Ulimit {
+	if x != nil {
+		return x.Ulimits
+	}
+	return nil
+}
+
+func (x *ContainerSpec) GetDnsConfig() *DNSConfig {
+	if x != nil {
+		return x.DnsConfig
+	}
+	return nil
+}
+
+func (x *ContainerSpec) GetHosts() []string {
+	if x != nil {
+		return x.Hosts
+	}
+	return nil
+}
+
+func (x *ContainerSpec) GetGroups() []string {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+func (x *ContainerSpec) GetPullOptions() *PullOptions {
+	if x != nil {
+		return x.PullOptions
+	}
+	return nil
+}
+
+// Mount is one of docker's --mount kinds.
+type Mount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Type  MountType              `protobuf:"varint,1,opt,name=type,proto3,enum=shoal.v1.MountType" json:"type,omitempty"`
+	// source is a host path (bind; absolute, must exist), a volume name
+	// (volume; empty for an anonymous volume), or empty (tmpfs).
+	Source string `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	// target is the absolute path inside the container.
+	Target        string         `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
+	ReadOnly      bool           `protobuf:"varint,4,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
+	BindOptions   *BindOptions   `protobuf:"bytes,5,opt,name=bind_options,json=bindOptions,proto3" json:"bind_options,omitempty"`
+	VolumeOptions *VolumeOptions `protobuf:"bytes,6,opt,name=volume_options,json=volumeOptions,proto3" json:"volume_options,omitempty"`
+	TmpfsOptions  *TmpfsOptions  `protobuf:"bytes,7,opt,name=tmpfs_options,json=tmpfsOptions,proto3" json:"tmpfs_options,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Mount) Reset() {
+	*x = Mount{}
+	mi := &file_shoal_v1_objects_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Mount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Mount) ProtoMessage() {}
+
+func (x *Mount) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_objects_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Mount.ProtoReflect.Descriptor instead.
+func (*Mount) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *Mount) GetType() MountType {
+	if x != nil {
+		return x.Type
+	}
+	return MountType_MOUNT_TYPE_UNSPECIFIED
+}
+
+func (x *Mount) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *Mount) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *Mount) GetReadOnly() bool {
+	if x != nil {
+		return x.ReadOnly
+	}
+	return false
+}
+
+func (x *Mount) GetBindOptions() *BindOptions {
+	if x != nil {
+		return x.BindOptions
+	}
+	return nil
+}
+
+func (x *Mount) GetVolumeOptions() *VolumeOptions {
+	if x != nil {
+		return x.VolumeOptions
+	}
+	return nil
+}
+
+func (x *Mount) GetTmpfsOptions() *TmpfsOptions {
+	if x != nil {
+		return x.TmpfsOptions
+	}
+	return nil
+}
+
+type BindOptions struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// propagation is rprivate (the default), private, rshared, shared,
+	// rslave or slave.
+	Propagation   string `protobuf:"bytes,1,opt,name=propagation,proto3" json:"propagation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BindOptions) Reset() {
+	*x = BindOptions{}
+	mi := &file_shoal_v1_objects_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BindOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BindOptions) ProtoMessage() {}
+
+func (x *BindOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_objects_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BindOptions.ProtoReflect.Descriptor instead.
+func (*BindOptions) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *BindOptions) GetPropagation() string {
+	if x != nil {
+		return x.Propagation
+	}
+	return ""
+}
+
+type VolumeOptions struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// no_copy leaves a new volume empty instead of copying the image's
+	// content at the target into it.
+	NoCopy bool `protobuf:"varint,1,opt,name=no_copy,json=noCopy,proto3" json:"no_copy,omitempty"`
+	// labels are set on a volume the mount creates.
+	Labels map[string]string `protobuf:"bytes,2,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// driver_config is the driver (only "local") and its options for a
+	// volume the mount creates: type (tmpfs, none, ...), device, o.
+	DriverConfig  *Driver `protobuf:"bytes,3,opt,name=driver_config,json=driverConfig,proto3" json:"driver_config,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VolumeOptions) Reset() {
+	*x = VolumeOptions{}
+	mi := &file_shoal_v1_objects_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VolumeOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VolumeOptions) ProtoMessage() {}
+
+func (x *VolumeOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_objects_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VolumeOptions.ProtoReflect.Descriptor instead.
+func (*VolumeOptions) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *VolumeOptions) GetNoCopy() bool {
+	if x != nil {
+		return x.NoCopy
+	}
+	return false
+}
+
+func (x *VolumeOptions) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *VolumeOptions) GetDriverConfig() *Driver {
+	if x != nil {
+		return x.DriverConfig
+	}
+	return nil
+}
+
+type TmpfsOptions struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// size_bytes caps the tmpfs (0: the kernel's default, half of RAM).
+	SizeBytes int64 `protobuf:"varint,1,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// mode is the permission bits of its root (0: 01777).
+	Mode          uint32 `protobuf:"varint,2,opt,name=mode,proto3" json:"mode,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TmpfsOptions) Reset() {
+	*x = TmpfsOptions{}
+	mi := &file_shoal_v1_objects_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TmpfsOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TmpfsOptions) ProtoMessage() {}
+
+func (x *TmpfsOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_objects_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TmpfsOptions.ProtoReflect.Descriptor instead.
+func (*TmpfsOptions) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *TmpfsOptions) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *TmpfsOptions) GetMode() uint32 {
+	if x != nil {
+		return x.Mode
+	}
+	return 0
+}
+
+// Driver is a named driver with options (a volume driver, a log driver).
+type Driver struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Options       map[string]string      `protobuf:"bytes,2,rep,name=options,proto3" json:"options,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Driver) Reset() {
+	*x = Driver{}
+	mi := &file_shoal_v1_objects_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Driver) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Driver) ProtoMessage() {}
+
+func (x *Driver) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_objects_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Driver.ProtoReflect.Descriptor instead.
+func (*Driver) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *Driver) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Driver) GetOptions() map[string]string {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+// Ulimit is one resource limit, docker's --ulimit name=soft[:hard].
+type Ulimit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name without RLIMIT_, lower case: nofile, nproc, core, ...
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Soft          int64  `protobuf:"varint,2,opt,name=soft,proto3" json:"soft,omitempty"`
+	Hard          int64  `protobuf:"varint,3,opt,name=hard,proto3" json:"hard,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Ulimit) Reset() {
+	*x = Ulimit{}
+	mi := &file_shoal_v1_objects_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Ulimit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Ulimit) ProtoMessage() {}
+
+func (x *Ulimit) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_objects_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Ulimit.ProtoReflect.Descriptor instead.
+func (*Ulimit) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *Ulimit) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Ulimit) GetSoft() int64 {
+	if x != nil {
+		return x.Soft
+	}
+	return 0
+}
+
+func (x *Ulimit) GetHard() int64 {
+	if x != nil {
+		return x.Hard
+	}
+	return 0
+}
+
+type DNSConfig struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Nameservers   []string               `protobuf:"bytes,1,rep,name=nameservers,proto3" json:"nameservers,omitempty"`
+	Search        []string               `protobuf:"bytes,2,rep,name=search,proto3" json:"search,omitempty"`
+	Options       []string               `protobuf:"bytes,3,rep,name=options,proto3" json:"options,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DNSConfig) Reset() {
+	*x = DNSConfig{}
+	mi := &file_shoal_v1_objects_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DNSConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DNSConfig) ProtoMessage() {}
+
+func (x *DNSConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_objects_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DNSConfig.ProtoReflect.Descriptor instead.
+func (*DNSConfig) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *DNSConfig) GetNameservers() []string {
+	if x != nil {
+		return x.Nameservers
+	}
+	return nil
+}
+
+func (x *DNSConfig) GetSearch() []string {
+	if x != nil {
+		return x.Search
+	}
+	return nil
+}
+
+func (x *DNSConfig) GetOptions() []string {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+type PullOptions struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// registry_auth is docker's X-Registry-Auth: base64url of the JSON
+	// {"username","password","auth","serveraddress","identitytoken",
+	// "registrytoken"} for the image's registry.
+	RegistryAuth  string `protobuf:"bytes,1,opt,name=registry_auth,json=registryAuth,proto3" json:"registry_auth,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PullOptions) Reset() {
+	*x = PullOptions{}
+	mi := &file_shoal_v1_objects_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PullOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PullOptions) ProtoMessage() {}
+
+func (x *PullOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_objects_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PullOptions.ProtoReflect.Descriptor instead.
+func (*PullOptions) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *PullOptions) GetRegistryAuth() string {
+	if x != nil {
+		return x.RegistryAuth
+	}
+	return ""
+}
+
+// Volume is a node-local volume.
+type Volume struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// driver is "local".
+	Driver string `protobuf:"bytes,2,opt,name=driver,proto3" json:"driver,omitempty"`
+	// mountpoint is its directory on the node.
+	Mountpoint string            `protobuf:"bytes,3,opt,name=mountpoint,proto3" json:"mountpoint,omitempty"`
+	Labels     map[string]string `protobuf:"bytes,4,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// options are the driver's (type, device, o).
+	Options   map[string]string      `protobuf:"bytes,5,rep,name=options,proto3" json:"options,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// anonymous is true for a volume made for an image's VOLUME or a
+	// --mount without a source; it goes with its container.
+	Anonymous bool `protobuf:"varint,7,opt,name=anonymous,proto3" json:"anonymous,omitempty"`
+	// containers are the IDs of the containers that use it now.
+	Containers []string `protobuf:"bytes,8,rep,name=containers,proto3" json:"containers,omitempty"`
+	// node_id is the node it lives on (filled in by the managers).
+	NodeId        string `protobuf:"bytes,9,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Volume) Reset() {
+	*x = Volume{}
+	mi := &file_shoal_v1_objects_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Volume) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Volume) ProtoMessage() {}
+
+func (x *Volume) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_objects_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Volume.ProtoReflect.Descriptor instead.
+func (*Volume) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *Volume) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Volume) GetDriver() string {
+	if x != nil {
+		return x.Driver
+	}
+	return ""
+}
+
+func (x *Volume) GetMountpoint() string {
+	if x != nil {
+		return x.Mountpoint
+	}
+	return ""
+}
+
+func (x *Volume) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *Volume) GetOptions() map[string]string {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+func (x *Volume) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Volume) GetAnonymous() bool {
+	if x != nil {
+		return x.Anonymous
+	}
+	return false
+}
+
+func (x *Volume) GetContainers() []string {
+	if x != nil {
+		return x.Containers
+	}
+	return nil
+}
+
+func (x *Volume) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
 // SecretReference is a task's use of a secret. The control API resolves
 // the name (or ID) a request gives into both, so a task names the exact
 // immutable object it was made with.
@@ -2857,7 +3667,7 @@ type SecretReference struct {
 
 func (x *SecretReference) Reset() {
 	*x = SecretReference{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[29]
+	mi := &file_shoal_v1_objects_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2869,7 +3679,7 @@ func (x *SecretReference) String() string {
 func (*SecretReference) ProtoMessage() {}
 
 func (x *SecretReference) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[29]
+	mi := &file_shoal_v1_objects_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2882,7 +3692,7 @@ func (x *SecretReference) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecretReference.ProtoReflect.Descriptor instead.
 func (*SecretReference) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{29}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SecretReference) GetSecretId() string {
@@ -2918,7 +3728,7 @@ type ConfigReference struct {
 
 func (x *ConfigReference) Reset() {
 	*x = ConfigReference{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[30]
+	mi := &file_shoal_v1_objects_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2930,7 +3740,7 @@ func (x *ConfigReference) String() string {
 func (*ConfigReference) ProtoMessage() {}
 
 func (x *ConfigReference) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[30]
+	mi := &file_shoal_v1_objects_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2943,7 +3753,7 @@ func (x *ConfigReference) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigReference.ProtoReflect.Descriptor instead.
 func (*ConfigReference) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{30}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ConfigReference) GetConfigId() string {
@@ -2986,7 +3796,7 @@ type FileTarget struct {
 
 func (x *FileTarget) Reset() {
 	*x = FileTarget{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[31]
+	mi := &file_shoal_v1_objects_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2998,7 +3808,7 @@ func (x *FileTarget) String() string {
 func (*FileTarget) ProtoMessage() {}
 
 func (x *FileTarget) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[31]
+	mi := &file_shoal_v1_objects_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3011,7 +3821,7 @@ func (x *FileTarget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileTarget.ProtoReflect.Descriptor instead.
 func (*FileTarget) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{31}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *FileTarget) GetName() string {
@@ -3074,7 +3884,7 @@ type HealthConfig struct {
 
 func (x *HealthConfig) Reset() {
 	*x = HealthConfig{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[32]
+	mi := &file_shoal_v1_objects_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3086,7 +3896,7 @@ func (x *HealthConfig) String() string {
 func (*HealthConfig) ProtoMessage() {}
 
 func (x *HealthConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[32]
+	mi := &file_shoal_v1_objects_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3099,7 +3909,7 @@ func (x *HealthConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthConfig.ProtoReflect.Descriptor instead.
 func (*HealthConfig) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{32}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *HealthConfig) GetTest() []string {
@@ -3168,7 +3978,7 @@ type ResourceRequirements struct {
 
 func (x *ResourceRequirements) Reset() {
 	*x = ResourceRequirements{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[33]
+	mi := &file_shoal_v1_objects_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3180,7 +3990,7 @@ func (x *ResourceRequirements) String() string {
 func (*ResourceRequirements) ProtoMessage() {}
 
 func (x *ResourceRequirements) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[33]
+	mi := &file_shoal_v1_objects_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3193,7 +4003,7 @@ func (x *ResourceRequirements) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceRequirements.ProtoReflect.Descriptor instead.
 func (*ResourceRequirements) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{33}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ResourceRequirements) GetLimits() *Resources {
@@ -3223,7 +4033,7 @@ type RestartPolicy struct {
 
 func (x *RestartPolicy) Reset() {
 	*x = RestartPolicy{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[34]
+	mi := &file_shoal_v1_objects_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3235,7 +4045,7 @@ func (x *RestartPolicy) String() string {
 func (*RestartPolicy) ProtoMessage() {}
 
 func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[34]
+	mi := &file_shoal_v1_objects_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3248,7 +4058,7 @@ func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartPolicy.ProtoReflect.Descriptor instead.
 func (*RestartPolicy) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{34}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RestartPolicy) GetCondition() RestartCondition {
@@ -3292,7 +4102,7 @@ type Placement struct {
 
 func (x *Placement) Reset() {
 	*x = Placement{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[35]
+	mi := &file_shoal_v1_objects_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3304,7 +4114,7 @@ func (x *Placement) String() string {
 func (*Placement) ProtoMessage() {}
 
 func (x *Placement) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[35]
+	mi := &file_shoal_v1_objects_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3317,7 +4127,7 @@ func (x *Placement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Placement.ProtoReflect.Descriptor instead.
 func (*Placement) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{35}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *Placement) GetConstraints() []string {
@@ -3358,7 +4168,7 @@ type PlacementPreference struct {
 
 func (x *PlacementPreference) Reset() {
 	*x = PlacementPreference{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[36]
+	mi := &file_shoal_v1_objects_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3370,7 +4180,7 @@ func (x *PlacementPreference) String() string {
 func (*PlacementPreference) ProtoMessage() {}
 
 func (x *PlacementPreference) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[36]
+	mi := &file_shoal_v1_objects_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3383,7 +4193,7 @@ func (x *PlacementPreference) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlacementPreference.ProtoReflect.Descriptor instead.
 func (*PlacementPreference) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{36}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *PlacementPreference) GetSpreadDescriptor() string {
@@ -3406,7 +4216,7 @@ type PortConfig struct {
 
 func (x *PortConfig) Reset() {
 	*x = PortConfig{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[37]
+	mi := &file_shoal_v1_objects_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3418,7 +4228,7 @@ func (x *PortConfig) String() string {
 func (*PortConfig) ProtoMessage() {}
 
 func (x *PortConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[37]
+	mi := &file_shoal_v1_objects_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3431,7 +4241,7 @@ func (x *PortConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortConfig.ProtoReflect.Descriptor instead.
 func (*PortConfig) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{37}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *PortConfig) GetName() string {
@@ -3479,7 +4289,7 @@ type EndpointSpec struct {
 
 func (x *EndpointSpec) Reset() {
 	*x = EndpointSpec{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[38]
+	mi := &file_shoal_v1_objects_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3491,7 +4301,7 @@ func (x *EndpointSpec) String() string {
 func (*EndpointSpec) ProtoMessage() {}
 
 func (x *EndpointSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[38]
+	mi := &file_shoal_v1_objects_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3504,7 +4314,7 @@ func (x *EndpointSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointSpec.ProtoReflect.Descriptor instead.
 func (*EndpointSpec) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{38}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *EndpointSpec) GetMode() EndpointMode {
@@ -3556,7 +4366,7 @@ type Task struct {
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[39]
+	mi := &file_shoal_v1_objects_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3568,7 +4378,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[39]
+	mi := &file_shoal_v1_objects_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3581,7 +4391,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{39}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *Task) GetId() string {
@@ -3699,7 +4509,7 @@ type TaskNetwork struct {
 
 func (x *TaskNetwork) Reset() {
 	*x = TaskNetwork{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[40]
+	mi := &file_shoal_v1_objects_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3711,7 +4521,7 @@ func (x *TaskNetwork) String() string {
 func (*TaskNetwork) ProtoMessage() {}
 
 func (x *TaskNetwork) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[40]
+	mi := &file_shoal_v1_objects_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3724,7 +4534,7 @@ func (x *TaskNetwork) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskNetwork.ProtoReflect.Descriptor instead.
 func (*TaskNetwork) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{40}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *TaskNetwork) GetNetworkId() string {
@@ -3813,7 +4623,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[41]
+	mi := &file_shoal_v1_objects_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3825,7 +4635,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[41]
+	mi := &file_shoal_v1_objects_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3838,7 +4648,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{41}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *TaskStatus) GetState() TaskState {
@@ -3913,7 +4723,7 @@ type TaskHealth struct {
 
 func (x *TaskHealth) Reset() {
 	*x = TaskHealth{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[42]
+	mi := &file_shoal_v1_objects_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3925,7 +4735,7 @@ func (x *TaskHealth) String() string {
 func (*TaskHealth) ProtoMessage() {}
 
 func (x *TaskHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[42]
+	mi := &file_shoal_v1_objects_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3938,7 +4748,7 @@ func (x *TaskHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskHealth.ProtoReflect.Descriptor instead.
 func (*TaskHealth) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{42}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *TaskHealth) GetState() HealthState {
@@ -3988,7 +4798,7 @@ type Network struct {
 
 func (x *Network) Reset() {
 	*x = Network{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[43]
+	mi := &file_shoal_v1_objects_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4000,7 +4810,7 @@ func (x *Network) String() string {
 func (*Network) ProtoMessage() {}
 
 func (x *Network) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[43]
+	mi := &file_shoal_v1_objects_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4013,7 +4823,7 @@ func (x *Network) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Network.ProtoReflect.Descriptor instead.
 func (*Network) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{43}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *Network) GetId() string {
@@ -4057,7 +4867,7 @@ type NetworkAllocation struct {
 
 func (x *NetworkAllocation) Reset() {
 	*x = NetworkAllocation{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[44]
+	mi := &file_shoal_v1_objects_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4069,7 +4879,7 @@ func (x *NetworkAllocation) String() string {
 func (*NetworkAllocation) ProtoMessage() {}
 
 func (x *NetworkAllocation) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[44]
+	mi := &file_shoal_v1_objects_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4082,7 +4892,7 @@ func (x *NetworkAllocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkAllocation.ProtoReflect.Descriptor instead.
 func (*NetworkAllocation) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{44}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *NetworkAllocation) GetVni() uint32 {
@@ -4121,7 +4931,7 @@ type NetworkSpec struct {
 
 func (x *NetworkSpec) Reset() {
 	*x = NetworkSpec{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[45]
+	mi := &file_shoal_v1_objects_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4133,7 +4943,7 @@ func (x *NetworkSpec) String() string {
 func (*NetworkSpec) ProtoMessage() {}
 
 func (x *NetworkSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[45]
+	mi := &file_shoal_v1_objects_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4146,7 +4956,7 @@ func (x *NetworkSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkSpec.ProtoReflect.Descriptor instead.
 func (*NetworkSpec) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{45}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *NetworkSpec) GetName() string {
@@ -4209,7 +5019,7 @@ type Secret struct {
 
 func (x *Secret) Reset() {
 	*x = Secret{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[46]
+	mi := &file_shoal_v1_objects_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4221,7 +5031,7 @@ func (x *Secret) String() string {
 func (*Secret) ProtoMessage() {}
 
 func (x *Secret) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[46]
+	mi := &file_shoal_v1_objects_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4234,7 +5044,7 @@ func (x *Secret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Secret.ProtoReflect.Descriptor instead.
 func (*Secret) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{46}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *Secret) GetId() string {
@@ -4273,7 +5083,7 @@ type SecretSpec struct {
 
 func (x *SecretSpec) Reset() {
 	*x = SecretSpec{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[47]
+	mi := &file_shoal_v1_objects_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4285,7 +5095,7 @@ func (x *SecretSpec) String() string {
 func (*SecretSpec) ProtoMessage() {}
 
 func (x *SecretSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[47]
+	mi := &file_shoal_v1_objects_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4298,7 +5108,7 @@ func (x *SecretSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecretSpec.ProtoReflect.Descriptor instead.
 func (*SecretSpec) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{47}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *SecretSpec) GetName() string {
@@ -4333,7 +5143,7 @@ type Config struct {
 
 func (x *Config) Reset() {
 	*x = Config{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[48]
+	mi := &file_shoal_v1_objects_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4345,7 +5155,7 @@ func (x *Config) String() string {
 func (*Config) ProtoMessage() {}
 
 func (x *Config) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[48]
+	mi := &file_shoal_v1_objects_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4358,7 +5168,7 @@ func (x *Config) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Config.ProtoReflect.Descriptor instead.
 func (*Config) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{48}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *Config) GetId() string {
@@ -4393,7 +5203,7 @@ type ConfigSpec struct {
 
 func (x *ConfigSpec) Reset() {
 	*x = ConfigSpec{}
-	mi := &file_shoal_v1_objects_proto_msgTypes[49]
+	mi := &file_shoal_v1_objects_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4405,7 +5215,7 @@ func (x *ConfigSpec) String() string {
 func (*ConfigSpec) ProtoMessage() {}
 
 func (x *ConfigSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_objects_proto_msgTypes[49]
+	mi := &file_shoal_v1_objects_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4418,7 +5228,7 @@ func (x *ConfigSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigSpec.ProtoReflect.Descriptor instead.
 func (*ConfigSpec) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{49}
+	return file_shoal_v1_objects_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ConfigSpec) GetName() string {
@@ -4513,16 +5323,18 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\">\n" +
 	"\bPlatform\x12\x0e\n" +
 	"\x02os\x18\x01 \x01(\tR\x02os\x12\"\n" +
-	"\farchitecture\x18\x02 \x01(\tR\farchitecture\"K\n" +
+	"\farchitecture\x18\x02 \x01(\tR\farchitecture\"_\n" +
 	"\tResources\x12\x1b\n" +
 	"\tnano_cpus\x18\x01 \x01(\x03R\bnanoCpus\x12!\n" +
-	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\"\xbd\x02\n" +
+	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\x12\x12\n" +
+	"\x04pids\x18\x03 \x01(\x03R\x04pids\"\xe9\x02\n" +
 	"\x0fNodeDescription\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12.\n" +
 	"\bplatform\x18\x02 \x01(\v2\x12.shoal.v1.PlatformR\bplatform\x121\n" +
 	"\tresources\x18\x03 \x01(\v2\x13.shoal.v1.ResourcesR\tresources\x12P\n" +
 	"\rengine_labels\x18\x04 \x03(\v2+.shoal.v1.NodeDescription.EngineLabelsEntryR\fengineLabels\x12\x18\n" +
-	"\aversion\x18\x05 \x01(\tR\aversion\x1a?\n" +
+	"\aversion\x18\x05 \x01(\tR\aversion\x12*\n" +
+	"\avolumes\x18\x06 \x03(\v2\x10.shoal.v1.VolumeR\avolumes\x1a?\n" +
 	"\x11EngineLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x86\x01\n" +
@@ -4600,13 +5412,15 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\x05order\x18\x06 \x01(\x0e2\x15.shoal.v1.UpdateOrderR\x05order\"E\n" +
 	"\x11NetworkAttachment\x12\x16\n" +
 	"\x06target\x18\x01 \x01(\tR\x06target\x12\x18\n" +
-	"\aaliases\x18\x02 \x03(\tR\aaliases\"\x88\x02\n" +
+	"\aaliases\x18\x02 \x03(\tR\aaliases\"\xb9\x02\n" +
 	"\bTaskSpec\x125\n" +
 	"\tcontainer\x18\x01 \x01(\v2\x17.shoal.v1.ContainerSpecR\tcontainer\x12<\n" +
 	"\tresources\x18\x02 \x01(\v2\x1e.shoal.v1.ResourceRequirementsR\tresources\x121\n" +
 	"\arestart\x18\x03 \x01(\v2\x17.shoal.v1.RestartPolicyR\arestart\x121\n" +
 	"\tplacement\x18\x04 \x01(\v2\x13.shoal.v1.PlacementR\tplacement\x12!\n" +
-	"\fforce_update\x18\x05 \x01(\x04R\vforceUpdate\"\x8a\x04\n" +
+	"\fforce_update\x18\x05 \x01(\x04R\vforceUpdate\x12/\n" +
+	"\n" +
+	"log_driver\x18\x06 \x01(\v2\x10.shoal.v1.DriverR\tlogDriver\"\xb0\b\n" +
 	"\rContainerSpec\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12\x18\n" +
 	"\acommand\x18\x02 \x03(\tR\acommand\x12\x12\n" +
@@ -4620,8 +5434,86 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\vhealthcheck\x18\n" +
 	" \x01(\v2\x16.shoal.v1.HealthConfigR\vhealthcheck\x123\n" +
 	"\asecrets\x18\v \x03(\v2\x19.shoal.v1.SecretReferenceR\asecrets\x123\n" +
-	"\aconfigs\x18\f \x03(\v2\x19.shoal.v1.ConfigReferenceR\aconfigs\x1a9\n" +
+	"\aconfigs\x18\f \x03(\v2\x19.shoal.v1.ConfigReferenceR\aconfigs\x12'\n" +
+	"\x06mounts\x18\r \x03(\v2\x0f.shoal.v1.MountR\x06mounts\x12\x12\n" +
+	"\x04init\x18\x0e \x01(\bR\x04init\x12\x1b\n" +
+	"\tread_only\x18\x0f \x01(\bR\breadOnly\x12\x1f\n" +
+	"\vstop_signal\x18\x10 \x01(\tR\n" +
+	"stopSignal\x12\x10\n" +
+	"\x03tty\x18\x11 \x01(\bR\x03tty\x12\x1f\n" +
+	"\vcommand_set\x18\x12 \x01(\bR\n" +
+	"commandSet\x12\x17\n" +
+	"\acap_add\x18\x13 \x03(\tR\x06capAdd\x12\x19\n" +
+	"\bcap_drop\x18\x14 \x03(\tR\acapDrop\x12>\n" +
+	"\asysctls\x18\x15 \x03(\v2$.shoal.v1.ContainerSpec.SysctlsEntryR\asysctls\x12*\n" +
+	"\aulimits\x18\x16 \x03(\v2\x10.shoal.v1.UlimitR\aulimits\x122\n" +
+	"\n" +
+	"dns_config\x18\x17 \x01(\v2\x13.shoal.v1.DNSConfigR\tdnsConfig\x12\x14\n" +
+	"\x05hosts\x18\x18 \x03(\tR\x05hosts\x12\x16\n" +
+	"\x06groups\x18\x19 \x03(\tR\x06groups\x128\n" +
+	"\fpull_options\x18\x1a \x01(\v2\x15.shoal.v1.PullOptionsR\vpullOptions\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
+	"\fSysctlsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb4\x02\n" +
+	"\x05Mount\x12'\n" +
+	"\x04type\x18\x01 \x01(\x0e2\x13.shoal.v1.MountTypeR\x04type\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\x12\x16\n" +
+	"\x06target\x18\x03 \x01(\tR\x06target\x12\x1b\n" +
+	"\tread_only\x18\x04 \x01(\bR\breadOnly\x128\n" +
+	"\fbind_options\x18\x05 \x01(\v2\x15.shoal.v1.BindOptionsR\vbindOptions\x12>\n" +
+	"\x0evolume_options\x18\x06 \x01(\v2\x17.shoal.v1.VolumeOptionsR\rvolumeOptions\x12;\n" +
+	"\rtmpfs_options\x18\a \x01(\v2\x16.shoal.v1.TmpfsOptionsR\ftmpfsOptions\"/\n" +
+	"\vBindOptions\x12 \n" +
+	"\vpropagation\x18\x01 \x01(\tR\vpropagation\"\xd7\x01\n" +
+	"\rVolumeOptions\x12\x17\n" +
+	"\ano_copy\x18\x01 \x01(\bR\x06noCopy\x12;\n" +
+	"\x06labels\x18\x02 \x03(\v2#.shoal.v1.VolumeOptions.LabelsEntryR\x06labels\x125\n" +
+	"\rdriver_config\x18\x03 \x01(\v2\x10.shoal.v1.DriverR\fdriverConfig\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"A\n" +
+	"\fTmpfsOptions\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x01 \x01(\x03R\tsizeBytes\x12\x12\n" +
+	"\x04mode\x18\x02 \x01(\rR\x04mode\"\x91\x01\n" +
+	"\x06Driver\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x127\n" +
+	"\aoptions\x18\x02 \x03(\v2\x1d.shoal.v1.Driver.OptionsEntryR\aoptions\x1a:\n" +
+	"\fOptionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"D\n" +
+	"\x06Ulimit\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04soft\x18\x02 \x01(\x03R\x04soft\x12\x12\n" +
+	"\x04hard\x18\x03 \x01(\x03R\x04hard\"_\n" +
+	"\tDNSConfig\x12 \n" +
+	"\vnameservers\x18\x01 \x03(\tR\vnameservers\x12\x16\n" +
+	"\x06search\x18\x02 \x03(\tR\x06search\x12\x18\n" +
+	"\aoptions\x18\x03 \x03(\tR\aoptions\"2\n" +
+	"\vPullOptions\x12#\n" +
+	"\rregistry_auth\x18\x01 \x01(\tR\fregistryAuth\"\xcc\x03\n" +
+	"\x06Volume\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06driver\x18\x02 \x01(\tR\x06driver\x12\x1e\n" +
+	"\n" +
+	"mountpoint\x18\x03 \x01(\tR\n" +
+	"mountpoint\x124\n" +
+	"\x06labels\x18\x04 \x03(\v2\x1c.shoal.v1.Volume.LabelsEntryR\x06labels\x127\n" +
+	"\aoptions\x18\x05 \x03(\v2\x1d.shoal.v1.Volume.OptionsEntryR\aoptions\x129\n" +
+	"\n" +
+	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1c\n" +
+	"\tanonymous\x18\a \x01(\bR\tanonymous\x12\x1e\n" +
+	"\n" +
+	"containers\x18\b \x03(\tR\n" +
+	"containers\x12\x17\n" +
+	"\anode_id\x18\t \x01(\tR\x06nodeId\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
+	"\fOptionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"y\n" +
 	"\x0fSecretReference\x12\x1b\n" +
@@ -4801,7 +5693,12 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\vUpdateOrder\x12\x1c\n" +
 	"\x18UPDATE_ORDER_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17UPDATE_ORDER_STOP_FIRST\x10\x01\x12\x1c\n" +
-	"\x18UPDATE_ORDER_START_FIRST\x10\x02*\x8e\x01\n" +
+	"\x18UPDATE_ORDER_START_FIRST\x10\x02*i\n" +
+	"\tMountType\x12\x1a\n" +
+	"\x16MOUNT_TYPE_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fMOUNT_TYPE_BIND\x10\x01\x12\x15\n" +
+	"\x11MOUNT_TYPE_VOLUME\x10\x02\x12\x14\n" +
+	"\x10MOUNT_TYPE_TMPFS\x10\x03*\x8e\x01\n" +
 	"\x10RestartCondition\x12!\n" +
 	"\x1dRESTART_CONDITION_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16RESTART_CONDITION_NONE\x10\x01\x12 \n" +
@@ -4857,8 +5754,8 @@ func file_shoal_v1_objects_proto_rawDescGZIP() []byte {
 	return file_shoal_v1_objects_proto_rawDescData
 }
 
-var file_shoal_v1_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 14)
-var file_shoal_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
+var file_shoal_v1_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 15)
+var file_shoal_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 71)
 var file_shoal_v1_objects_proto_goTypes = []any{
 	(NodeRole)(0),                 // 0: shoal.v1.NodeRole
 	(NodeAvailability)(0),         // 1: shoal.v1.NodeAvailability
@@ -4867,181 +5764,213 @@ var file_shoal_v1_objects_proto_goTypes = []any{
 	(UpdateState)(0),              // 4: shoal.v1.UpdateState
 	(UpdateFailureAction)(0),      // 5: shoal.v1.UpdateFailureAction
 	(UpdateOrder)(0),              // 6: shoal.v1.UpdateOrder
-	(RestartCondition)(0),         // 7: shoal.v1.RestartCondition
-	(PlacementStrategy)(0),        // 8: shoal.v1.PlacementStrategy
-	(PortProtocol)(0),             // 9: shoal.v1.PortProtocol
-	(PublishMode)(0),              // 10: shoal.v1.PublishMode
-	(EndpointMode)(0),             // 11: shoal.v1.EndpointMode
-	(TaskState)(0),                // 12: shoal.v1.TaskState
-	(HealthState)(0),              // 13: shoal.v1.HealthState
-	(*Meta)(nil),                  // 14: shoal.v1.Meta
-	(*Cluster)(nil),               // 15: shoal.v1.Cluster
-	(*ClusterSpec)(nil),           // 16: shoal.v1.ClusterSpec
-	(*EncryptionConfig)(nil),      // 17: shoal.v1.EncryptionConfig
-	(*RootCA)(nil),                // 18: shoal.v1.RootCA
-	(*JoinTokens)(nil),            // 19: shoal.v1.JoinTokens
-	(*Node)(nil),                  // 20: shoal.v1.Node
-	(*ContainerAttachment)(nil),   // 21: shoal.v1.ContainerAttachment
-	(*NodeAttachment)(nil),        // 22: shoal.v1.NodeAttachment
-	(*NodeSpec)(nil),              // 23: shoal.v1.NodeSpec
-	(*Platform)(nil),              // 24: shoal.v1.Platform
-	(*Resources)(nil),             // 25: shoal.v1.Resources
-	(*NodeDescription)(nil),       // 26: shoal.v1.NodeDescription
-	(*NodeStatus)(nil),            // 27: shoal.v1.NodeStatus
-	(*ManagerStatus)(nil),         // 28: shoal.v1.ManagerStatus
-	(*Service)(nil),               // 29: shoal.v1.Service
-	(*UpdateStatus)(nil),          // 30: shoal.v1.UpdateStatus
-	(*JobStatus)(nil),             // 31: shoal.v1.JobStatus
-	(*ServiceEndpoint)(nil),       // 32: shoal.v1.ServiceEndpoint
-	(*VirtualIP)(nil),             // 33: shoal.v1.VirtualIP
-	(*ServiceSpec)(nil),           // 34: shoal.v1.ServiceSpec
-	(*ReplicatedService)(nil),     // 35: shoal.v1.ReplicatedService
-	(*GlobalService)(nil),         // 36: shoal.v1.GlobalService
-	(*ReplicatedJob)(nil),         // 37: shoal.v1.ReplicatedJob
-	(*GlobalJob)(nil),             // 38: shoal.v1.GlobalJob
-	(*UpdateConfig)(nil),          // 39: shoal.v1.UpdateConfig
-	(*NetworkAttachment)(nil),     // 40: shoal.v1.NetworkAttachment
-	(*TaskSpec)(nil),              // 41: shoal.v1.TaskSpec
-	(*ContainerSpec)(nil),         // 42: shoal.v1.ContainerSpec
-	(*SecretReference)(nil),       // 43: shoal.v1.SecretReference
-	(*ConfigReference)(nil),       // 44: shoal.v1.ConfigReference
-	(*FileTarget)(nil),            // 45: shoal.v1.FileTarget
-	(*HealthConfig)(nil),          // 46: shoal.v1.HealthConfig
-	(*ResourceRequirements)(nil),  // 47: shoal.v1.ResourceRequirements
-	(*RestartPolicy)(nil),         // 48: shoal.v1.RestartPolicy
-	(*Placement)(nil),             // 49: shoal.v1.Placement
-	(*PlacementPreference)(nil),   // 50: shoal.v1.PlacementPreference
-	(*PortConfig)(nil),            // 51: shoal.v1.PortConfig
-	(*EndpointSpec)(nil),          // 52: shoal.v1.EndpointSpec
-	(*Task)(nil),                  // 53: shoal.v1.Task
-	(*TaskNetwork)(nil),           // 54: shoal.v1.TaskNetwork
-	(*TaskStatus)(nil),            // 55: shoal.v1.TaskStatus
-	(*TaskHealth)(nil),            // 56: shoal.v1.TaskHealth
-	(*Network)(nil),               // 57: shoal.v1.Network
-	(*NetworkAllocation)(nil),     // 58: shoal.v1.NetworkAllocation
-	(*NetworkSpec)(nil),           // 59: shoal.v1.NetworkSpec
-	(*Secret)(nil),                // 60: shoal.v1.Secret
-	(*SecretSpec)(nil),            // 61: shoal.v1.SecretSpec
-	(*Config)(nil),                // 62: shoal.v1.Config
-	(*ConfigSpec)(nil),            // 63: shoal.v1.ConfigSpec
-	nil,                           // 64: shoal.v1.NodeSpec.LabelsEntry
-	nil,                           // 65: shoal.v1.NodeDescription.EngineLabelsEntry
-	nil,                           // 66: shoal.v1.ServiceSpec.LabelsEntry
-	nil,                           // 67: shoal.v1.ContainerSpec.LabelsEntry
-	nil,                           // 68: shoal.v1.NetworkSpec.LabelsEntry
-	nil,                           // 69: shoal.v1.SecretSpec.LabelsEntry
-	nil,                           // 70: shoal.v1.ConfigSpec.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 71: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 72: google.protobuf.Duration
+	(MountType)(0),                // 7: shoal.v1.MountType
+	(RestartCondition)(0),         // 8: shoal.v1.RestartCondition
+	(PlacementStrategy)(0),        // 9: shoal.v1.PlacementStrategy
+	(PortProtocol)(0),             // 10: shoal.v1.PortProtocol
+	(PublishMode)(0),              // 11: shoal.v1.PublishMode
+	(EndpointMode)(0),             // 12: shoal.v1.EndpointMode
+	(TaskState)(0),                // 13: shoal.v1.TaskState
+	(HealthState)(0),              // 14: shoal.v1.HealthState
+	(*Meta)(nil),                  // 15: shoal.v1.Meta
+	(*Cluster)(nil),               // 16: shoal.v1.Cluster
+	(*ClusterSpec)(nil),           // 17: shoal.v1.ClusterSpec
+	(*EncryptionConfig)(nil),      // 18: shoal.v1.EncryptionConfig
+	(*RootCA)(nil),                // 19: shoal.v1.RootCA
+	(*JoinTokens)(nil),            // 20: shoal.v1.JoinTokens
+	(*Node)(nil),                  // 21: shoal.v1.Node
+	(*ContainerAttachment)(nil),   // 22: shoal.v1.ContainerAttachment
+	(*NodeAttachment)(nil),        // 23: shoal.v1.NodeAttachment
+	(*NodeSpec)(nil),              // 24: shoal.v1.NodeSpec
+	(*Platform)(nil),              // 25: shoal.v1.Platform
+	(*Resources)(nil),             // 26: shoal.v1.Resources
+	(*NodeDescription)(nil),       // 27: shoal.v1.NodeDescription
+	(*NodeStatus)(nil),            // 28: shoal.v1.NodeStatus
+	(*ManagerStatus)(nil),         // 29: shoal.v1.ManagerStatus
+	(*Service)(nil),               // 30: shoal.v1.Service
+	(*UpdateStatus)(nil),          // 31: shoal.v1.UpdateStatus
+	(*JobStatus)(nil),             // 32: shoal.v1.JobStatus
+	(*ServiceEndpoint)(nil),       // 33: shoal.v1.ServiceEndpoint
+	(*VirtualIP)(nil),             // 34: shoal.v1.VirtualIP
+	(*ServiceSpec)(nil),           // 35: shoal.v1.ServiceSpec
+	(*ReplicatedService)(nil),     // 36: shoal.v1.ReplicatedService
+	(*GlobalService)(nil),         // 37: shoal.v1.GlobalService
+	(*ReplicatedJob)(nil),         // 38: shoal.v1.ReplicatedJob
+	(*GlobalJob)(nil),             // 39: shoal.v1.GlobalJob
+	(*UpdateConfig)(nil),          // 40: shoal.v1.UpdateConfig
+	(*NetworkAttachment)(nil),     // 41: shoal.v1.NetworkAttachment
+	(*TaskSpec)(nil),              // 42: shoal.v1.TaskSpec
+	(*ContainerSpec)(nil),         // 43: shoal.v1.ContainerSpec
+	(*Mount)(nil),                 // 44: shoal.v1.Mount
+	(*BindOptions)(nil),           // 45: shoal.v1.BindOptions
+	(*VolumeOptions)(nil),         // 46: shoal.v1.VolumeOptions
+	(*TmpfsOptions)(nil),          // 47: shoal.v1.TmpfsOptions
+	(*Driver)(nil),                // 48: shoal.v1.Driver
+	(*Ulimit)(nil),                // 49: shoal.v1.Ulimit
+	(*DNSConfig)(nil),             // 50: shoal.v1.DNSConfig
+	(*PullOptions)(nil),           // 51: shoal.v1.PullOptions
+	(*Volume)(nil),                // 52: shoal.v1.Volume
+	(*SecretReference)(nil),       // 53: shoal.v1.SecretReference
+	(*ConfigReference)(nil),       // 54: shoal.v1.ConfigReference
+	(*FileTarget)(nil),            // 55: shoal.v1.FileTarget
+	(*HealthConfig)(nil),          // 56: shoal.v1.HealthConfig
+	(*ResourceRequirements)(nil),  // 57: shoal.v1.ResourceRequirements
+	(*RestartPolicy)(nil),         // 58: shoal.v1.RestartPolicy
+	(*Placement)(nil),             // 59: shoal.v1.Placement
+	(*PlacementPreference)(nil),   // 60: shoal.v1.PlacementPreference
+	(*PortConfig)(nil),            // 61: shoal.v1.PortConfig
+	(*EndpointSpec)(nil),          // 62: shoal.v1.EndpointSpec
+	(*Task)(nil),                  // 63: shoal.v1.Task
+	(*TaskNetwork)(nil),           // 64: shoal.v1.TaskNetwork
+	(*TaskStatus)(nil),            // 65: shoal.v1.TaskStatus
+	(*TaskHealth)(nil),            // 66: shoal.v1.TaskHealth
+	(*Network)(nil),               // 67: shoal.v1.Network
+	(*NetworkAllocation)(nil),     // 68: shoal.v1.NetworkAllocation
+	(*NetworkSpec)(nil),           // 69: shoal.v1.NetworkSpec
+	(*Secret)(nil),                // 70: shoal.v1.Secret
+	(*SecretSpec)(nil),            // 71: shoal.v1.SecretSpec
+	(*Config)(nil),                // 72: shoal.v1.Config
+	(*ConfigSpec)(nil),            // 73: shoal.v1.ConfigSpec
+	nil,                           // 74: shoal.v1.NodeSpec.LabelsEntry
+	nil,                           // 75: shoal.v1.NodeDescription.EngineLabelsEntry
+	nil,                           // 76: shoal.v1.ServiceSpec.LabelsEntry
+	nil,                           // 77: shoal.v1.ContainerSpec.LabelsEntry
+	nil,                           // 78: shoal.v1.ContainerSpec.SysctlsEntry
+	nil,                           // 79: shoal.v1.VolumeOptions.LabelsEntry
+	nil,                           // 80: shoal.v1.Driver.OptionsEntry
+	nil,                           // 81: shoal.v1.Volume.LabelsEntry
+	nil,                           // 82: shoal.v1.Volume.OptionsEntry
+	nil,                           // 83: shoal.v1.NetworkSpec.LabelsEntry
+	nil,                           // 84: shoal.v1.SecretSpec.LabelsEntry
+	nil,                           // 85: shoal.v1.ConfigSpec.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 86: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 87: google.protobuf.Duration
 }
 var file_shoal_v1_objects_proto_depIdxs = []int32{
-	71,  // 0: shoal.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
-	71,  // 1: shoal.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
-	14,  // 2: shoal.v1.Cluster.meta:type_name -> shoal.v1.Meta
-	16,  // 3: shoal.v1.Cluster.spec:type_name -> shoal.v1.ClusterSpec
-	18,  // 4: shoal.v1.Cluster.root_ca:type_name -> shoal.v1.RootCA
-	19,  // 5: shoal.v1.Cluster.join_tokens:type_name -> shoal.v1.JoinTokens
-	72,  // 6: shoal.v1.ClusterSpec.node_cert_expiry:type_name -> google.protobuf.Duration
-	17,  // 7: shoal.v1.ClusterSpec.encryption:type_name -> shoal.v1.EncryptionConfig
-	14,  // 8: shoal.v1.Node.meta:type_name -> shoal.v1.Meta
-	23,  // 9: shoal.v1.Node.spec:type_name -> shoal.v1.NodeSpec
-	26,  // 10: shoal.v1.Node.description:type_name -> shoal.v1.NodeDescription
-	27,  // 11: shoal.v1.Node.status:type_name -> shoal.v1.NodeStatus
+	86,  // 0: shoal.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
+	86,  // 1: shoal.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
+	15,  // 2: shoal.v1.Cluster.meta:type_name -> shoal.v1.Meta
+	17,  // 3: shoal.v1.Cluster.spec:type_name -> shoal.v1.ClusterSpec
+	19,  // 4: shoal.v1.Cluster.root_ca:type_name -> shoal.v1.RootCA
+	20,  // 5: shoal.v1.Cluster.join_tokens:type_name -> shoal.v1.JoinTokens
+	87,  // 6: shoal.v1.ClusterSpec.node_cert_expiry:type_name -> google.protobuf.Duration
+	18,  // 7: shoal.v1.ClusterSpec.encryption:type_name -> shoal.v1.EncryptionConfig
+	15,  // 8: shoal.v1.Node.meta:type_name -> shoal.v1.Meta
+	24,  // 9: shoal.v1.Node.spec:type_name -> shoal.v1.NodeSpec
+	27,  // 10: shoal.v1.Node.description:type_name -> shoal.v1.NodeDescription
+	28,  // 11: shoal.v1.Node.status:type_name -> shoal.v1.NodeStatus
 	0,   // 12: shoal.v1.Node.role:type_name -> shoal.v1.NodeRole
-	28,  // 13: shoal.v1.Node.manager_status:type_name -> shoal.v1.ManagerStatus
-	22,  // 14: shoal.v1.Node.ingress:type_name -> shoal.v1.NodeAttachment
-	21,  // 15: shoal.v1.Node.attachments:type_name -> shoal.v1.ContainerAttachment
-	54,  // 16: shoal.v1.ContainerAttachment.network:type_name -> shoal.v1.TaskNetwork
-	71,  // 17: shoal.v1.ContainerAttachment.created_at:type_name -> google.protobuf.Timestamp
-	64,  // 18: shoal.v1.NodeSpec.labels:type_name -> shoal.v1.NodeSpec.LabelsEntry
+	29,  // 13: shoal.v1.Node.manager_status:type_name -> shoal.v1.ManagerStatus
+	23,  // 14: shoal.v1.Node.ingress:type_name -> shoal.v1.NodeAttachment
+	22,  // 15: shoal.v1.Node.attachments:type_name -> shoal.v1.ContainerAttachment
+	64,  // 16: shoal.v1.ContainerAttachment.network:type_name -> shoal.v1.TaskNetwork
+	86,  // 17: shoal.v1.ContainerAttachment.created_at:type_name -> google.protobuf.Timestamp
+	74,  // 18: shoal.v1.NodeSpec.labels:type_name -> shoal.v1.NodeSpec.LabelsEntry
 	0,   // 19: shoal.v1.NodeSpec.desired_role:type_name -> shoal.v1.NodeRole
 	1,   // 20: shoal.v1.NodeSpec.availability:type_name -> shoal.v1.NodeAvailability
-	24,  // 21: shoal.v1.NodeDescription.platform:type_name -> shoal.v1.Platform
-	25,  // 22: shoal.v1.NodeDescription.resources:type_name -> shoal.v1.Resources
-	65,  // 23: shoal.v1.NodeDescription.engine_labels:type_name -> shoal.v1.NodeDescription.EngineLabelsEntry
-	2,   // 24: shoal.v1.NodeStatus.state:type_name -> shoal.v1.NodeState
-	3,   // 25: shoal.v1.ManagerStatus.reachability:type_name -> shoal.v1.Reachability
-	14,  // 26: shoal.v1.Service.meta:type_name -> shoal.v1.Meta
-	34,  // 27: shoal.v1.Service.spec:type_name -> shoal.v1.ServiceSpec
-	34,  // 28: shoal.v1.Service.previous_spec:type_name -> shoal.v1.ServiceSpec
-	32,  // 29: shoal.v1.Service.endpoint:type_name -> shoal.v1.ServiceEndpoint
-	30,  // 30: shoal.v1.Service.update_status:type_name -> shoal.v1.UpdateStatus
-	31,  // 31: shoal.v1.Service.job_status:type_name -> shoal.v1.JobStatus
-	4,   // 32: shoal.v1.UpdateStatus.state:type_name -> shoal.v1.UpdateState
-	71,  // 33: shoal.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
-	71,  // 34: shoal.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
-	71,  // 35: shoal.v1.JobStatus.last_execution:type_name -> google.protobuf.Timestamp
-	33,  // 36: shoal.v1.ServiceEndpoint.virtual_ips:type_name -> shoal.v1.VirtualIP
-	51,  // 37: shoal.v1.ServiceEndpoint.ports:type_name -> shoal.v1.PortConfig
-	66,  // 38: shoal.v1.ServiceSpec.labels:type_name -> shoal.v1.ServiceSpec.LabelsEntry
-	41,  // 39: shoal.v1.ServiceSpec.task:type_name -> shoal.v1.TaskSpec
-	35,  // 40: shoal.v1.ServiceSpec.replicated:type_name -> shoal.v1.ReplicatedService
-	36,  // 41: shoal.v1.ServiceSpec.global:type_name -> shoal.v1.GlobalService
-	37,  // 42: shoal.v1.ServiceSpec.replicated_job:type_name -> shoal.v1.ReplicatedJob
-	38,  // 43: shoal.v1.ServiceSpec.global_job:type_name -> shoal.v1.GlobalJob
-	52,  // 44: shoal.v1.ServiceSpec.endpoint:type_name -> shoal.v1.EndpointSpec
-	40,  // 45: shoal.v1.ServiceSpec.networks:type_name -> shoal.v1.NetworkAttachment
-	39,  // 46: shoal.v1.ServiceSpec.update:type_name -> shoal.v1.UpdateConfig
-	39,  // 47: shoal.v1.ServiceSpec.rollback:type_name -> shoal.v1.UpdateConfig
-	72,  // 48: shoal.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
-	5,   // 49: shoal.v1.UpdateConfig.failure_action:type_name -> shoal.v1.UpdateFailureAction
-	72,  // 50: shoal.v1.UpdateConfig.monitor:type_name -> google.protobuf.Duration
-	6,   // 51: shoal.v1.UpdateConfig.order:type_name -> shoal.v1.UpdateOrder
-	42,  // 52: shoal.v1.TaskSpec.container:type_name -> shoal.v1.ContainerSpec
-	47,  // 53: shoal.v1.TaskSpec.resources:type_name -> shoal.v1.ResourceRequirements
-	48,  // 54: shoal.v1.TaskSpec.restart:type_name -> shoal.v1.RestartPolicy
-	49,  // 55: shoal.v1.TaskSpec.placement:type_name -> shoal.v1.Placement
-	67,  // 56: shoal.v1.ContainerSpec.labels:type_name -> shoal.v1.ContainerSpec.LabelsEntry
-	72,  // 57: shoal.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
-	46,  // 58: shoal.v1.ContainerSpec.healthcheck:type_name -> shoal.v1.HealthConfig
-	43,  // 59: shoal.v1.ContainerSpec.secrets:type_name -> shoal.v1.SecretReference
-	44,  // 60: shoal.v1.ContainerSpec.configs:type_name -> shoal.v1.ConfigReference
-	45,  // 61: shoal.v1.SecretReference.file:type_name -> shoal.v1.FileTarget
-	45,  // 62: shoal.v1.ConfigReference.file:type_name -> shoal.v1.FileTarget
-	72,  // 63: shoal.v1.HealthConfig.interval:type_name -> google.protobuf.Duration
-	72,  // 64: shoal.v1.HealthConfig.timeout:type_name -> google.protobuf.Duration
-	72,  // 65: shoal.v1.HealthConfig.start_period:type_name -> google.protobuf.Duration
-	72,  // 66: shoal.v1.HealthConfig.start_interval:type_name -> google.protobuf.Duration
-	25,  // 67: shoal.v1.ResourceRequirements.limits:type_name -> shoal.v1.Resources
-	25,  // 68: shoal.v1.ResourceRequirements.reservations:type_name -> shoal.v1.Resources
-	7,   // 69: shoal.v1.RestartPolicy.condition:type_name -> shoal.v1.RestartCondition
-	72,  // 70: shoal.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
-	72,  // 71: shoal.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
-	50,  // 72: shoal.v1.Placement.preferences:type_name -> shoal.v1.PlacementPreference
-	8,   // 73: shoal.v1.Placement.strategy:type_name -> shoal.v1.PlacementStrategy
-	9,   // 74: shoal.v1.PortConfig.protocol:type_name -> shoal.v1.PortProtocol
-	10,  // 75: shoal.v1.PortConfig.publish_mode:type_name -> shoal.v1.PublishMode
-	11,  // 76: shoal.v1.EndpointSpec.mode:type_name -> shoal.v1.EndpointMode
-	51,  // 77: shoal.v1.EndpointSpec.ports:type_name -> shoal.v1.PortConfig
-	14,  // 78: shoal.v1.Task.meta:type_name -> shoal.v1.Meta
-	41,  // 79: shoal.v1.Task.spec:type_name -> shoal.v1.TaskSpec
-	12,  // 80: shoal.v1.Task.desired_state:type_name -> shoal.v1.TaskState
-	55,  // 81: shoal.v1.Task.status:type_name -> shoal.v1.TaskStatus
-	52,  // 82: shoal.v1.Task.endpoint:type_name -> shoal.v1.EndpointSpec
-	54,  // 83: shoal.v1.Task.networks:type_name -> shoal.v1.TaskNetwork
-	71,  // 84: shoal.v1.Task.restart_history:type_name -> google.protobuf.Timestamp
-	51,  // 85: shoal.v1.TaskNetwork.ports:type_name -> shoal.v1.PortConfig
-	12,  // 86: shoal.v1.TaskStatus.state:type_name -> shoal.v1.TaskState
-	71,  // 87: shoal.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
-	71,  // 88: shoal.v1.TaskStatus.restart_times:type_name -> google.protobuf.Timestamp
-	56,  // 89: shoal.v1.TaskStatus.health:type_name -> shoal.v1.TaskHealth
-	13,  // 90: shoal.v1.TaskHealth.state:type_name -> shoal.v1.HealthState
-	71,  // 91: shoal.v1.TaskHealth.since:type_name -> google.protobuf.Timestamp
-	14,  // 92: shoal.v1.Network.meta:type_name -> shoal.v1.Meta
-	59,  // 93: shoal.v1.Network.spec:type_name -> shoal.v1.NetworkSpec
-	58,  // 94: shoal.v1.Network.allocation:type_name -> shoal.v1.NetworkAllocation
-	68,  // 95: shoal.v1.NetworkSpec.labels:type_name -> shoal.v1.NetworkSpec.LabelsEntry
-	14,  // 96: shoal.v1.Secret.meta:type_name -> shoal.v1.Meta
-	61,  // 97: shoal.v1.Secret.spec:type_name -> shoal.v1.SecretSpec
-	69,  // 98: shoal.v1.SecretSpec.labels:type_name -> shoal.v1.SecretSpec.LabelsEntry
-	14,  // 99: shoal.v1.Config.meta:type_name -> shoal.v1.Meta
-	63,  // 100: shoal.v1.Config.spec:type_name -> shoal.v1.ConfigSpec
-	70,  // 101: shoal.v1.ConfigSpec.labels:type_name -> shoal.v1.ConfigSpec.LabelsEntry
-	102, // [102:102] is the sub-list for method output_type
-	102, // [102:102] is the sub-list for method input_type
-	102, // [102:102] is the sub-list for extension type_name
-	102, // [102:102] is the sub-list for extension extendee
-	0,   // [0:102] is the sub-list for field type_name
+	25,  // 21: shoal.v1.NodeDescription.platform:type_name -> shoal.v1.Platform
+	26,  // 22: shoal.v1.NodeDescription.resources:type_name -> shoal.v1.Resources
+	75,  // 23: shoal.v1.NodeDescription.engine_labels:type_name -> shoal.v1.NodeDescription.EngineLabelsEntry
+	52,  // 24: shoal.v1.NodeDescription.volumes:type_name -> shoal.v1.Volume
+	2,   // 25: shoal.v1.NodeStatus.state:type_name -> shoal.v1.NodeState
+	3,   // 26: shoal.v1.ManagerStatus.reachability:type_name -> shoal.v1.Reachability
+	15,  // 27: shoal.v1.Service.meta:type_name -> shoal.v1.Meta
+	35,  // 28: shoal.v1.Service.spec:type_name -> shoal.v1.ServiceSpec
+	35,  // 29: shoal.v1.Service.previous_spec:type_name -> shoal.v1.ServiceSpec
+	33,  // 30: shoal.v1.Service.endpoint:type_name -> shoal.v1.ServiceEndpoint
+	31,  // 31: shoal.v1.Service.update_status:type_name -> shoal.v1.UpdateStatus
+	32,  // 32: shoal.v1.Service.job_status:type_name -> shoal.v1.JobStatus
+	4,   // 33: shoal.v1.UpdateStatus.state:type_name -> shoal.v1.UpdateState
+	86,  // 34: shoal.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
+	86,  // 35: shoal.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
+	86,  // 36: shoal.v1.JobStatus.last_execution:type_name -> google.protobuf.Timestamp
+	34,  // 37: shoal.v1.ServiceEndpoint.virtual_ips:type_name -> shoal.v1.VirtualIP
+	61,  // 38: shoal.v1.ServiceEndpoint.ports:type_name -> shoal.v1.PortConfig
+	76,  // 39: shoal.v1.ServiceSpec.labels:type_name -> shoal.v1.ServiceSpec.LabelsEntry
+	42,  // 40: shoal.v1.ServiceSpec.task:type_name -> shoal.v1.TaskSpec
+	36,  // 41: shoal.v1.ServiceSpec.replicated:type_name -> shoal.v1.ReplicatedService
+	37,  // 42: shoal.v1.ServiceSpec.global:type_name -> shoal.v1.GlobalService
+	38,  // 43: shoal.v1.ServiceSpec.replicated_job:type_name -> shoal.v1.ReplicatedJob
+	39,  // 44: shoal.v1.ServiceSpec.global_job:type_name -> shoal.v1.GlobalJob
+	62,  // 45: shoal.v1.ServiceSpec.endpoint:type_name -> shoal.v1.EndpointSpec
+	41,  // 46: shoal.v1.ServiceSpec.networks:type_name -> shoal.v1.NetworkAttachment
+	40,  // 47: shoal.v1.ServiceSpec.update:type_name -> shoal.v1.UpdateConfig
+	40,  // 48: shoal.v1.ServiceSpec.rollback:type_name -> shoal.v1.UpdateConfig
+	87,  // 49: shoal.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
+	5,   // 50: shoal.v1.UpdateConfig.failure_action:type_name -> shoal.v1.UpdateFailureAction
+	87,  // 51: shoal.v1.UpdateConfig.monitor:type_name -> google.protobuf.Duration
+	6,   // 52: shoal.v1.UpdateConfig.order:type_name -> shoal.v1.UpdateOrder
+	43,  // 53: shoal.v1.TaskSpec.container:type_name -> shoal.v1.ContainerSpec
+	57,  // 54: shoal.v1.TaskSpec.resources:type_name -> shoal.v1.ResourceRequirements
+	58,  // 55: shoal.v1.TaskSpec.restart:type_name -> shoal.v1.RestartPolicy
+	59,  // 56: shoal.v1.TaskSpec.placement:type_name -> shoal.v1.Placement
+	48,  // 57: shoal.v1.TaskSpec.log_driver:type_name -> shoal.v1.Driver
+	77,  // 58: shoal.v1.ContainerSpec.labels:type_name -> shoal.v1.ContainerSpec.LabelsEntry
+	87,  // 59: shoal.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	56,  // 60: shoal.v1.ContainerSpec.healthcheck:type_name -> shoal.v1.HealthConfig
+	53,  // 61: shoal.v1.ContainerSpec.secrets:type_name -> shoal.v1.SecretReference
+	54,  // 62: shoal.v1.ContainerSpec.configs:type_name -> shoal.v1.ConfigReference
+	44,  // 63: shoal.v1.ContainerSpec.mounts:type_name -> shoal.v1.Mount
+	78,  // 64: shoal.v1.ContainerSpec.sysctls:type_name -> shoal.v1.ContainerSpec.SysctlsEntry
+	49,  // 65: shoal.v1.ContainerSpec.ulimits:type_name -> shoal.v1.Ulimit
+	50,  // 66: shoal.v1.ContainerSpec.dns_config:type_name -> shoal.v1.DNSConfig
+	51,  // 67: shoal.v1.ContainerSpec.pull_options:type_name -> shoal.v1.PullOptions
+	7,   // 68: shoal.v1.Mount.type:type_name -> shoal.v1.MountType
+	45,  // 69: shoal.v1.Mount.bind_options:type_name -> shoal.v1.BindOptions
+	46,  // 70: shoal.v1.Mount.volume_options:type_name -> shoal.v1.VolumeOptions
+	47,  // 71: shoal.v1.Mount.tmpfs_options:type_name -> shoal.v1.TmpfsOptions
+	79,  // 72: shoal.v1.VolumeOptions.labels:type_name -> shoal.v1.VolumeOptions.LabelsEntry
+	48,  // 73: shoal.v1.VolumeOptions.driver_config:type_name -> shoal.v1.Driver
+	80,  // 74: shoal.v1.Driver.options:type_name -> shoal.v1.Driver.OptionsEntry
+	81,  // 75: shoal.v1.Volume.labels:type_name -> shoal.v1.Volume.LabelsEntry
+	82,  // 76: shoal.v1.Volume.options:type_name -> shoal.v1.Volume.OptionsEntry
+	86,  // 77: shoal.v1.Volume.created_at:type_name -> google.protobuf.Timestamp
+	55,  // 78: shoal.v1.SecretReference.file:type_name -> shoal.v1.FileTarget
+	55,  // 79: shoal.v1.ConfigReference.file:type_name -> shoal.v1.FileTarget
+	87,  // 80: shoal.v1.HealthConfig.interval:type_name -> google.protobuf.Duration
+	87,  // 81: shoal.v1.HealthConfig.timeout:type_name -> google.protobuf.Duration
+	87,  // 82: shoal.v1.HealthConfig.start_period:type_name -> google.protobuf.Duration
+	87,  // 83: shoal.v1.HealthConfig.start_interval:type_name -> google.protobuf.Duration
+	26,  // 84: shoal.v1.ResourceRequirements.limits:type_name -> shoal.v1.Resources
+	26,  // 85: shoal.v1.ResourceRequirements.reservations:type_name -> shoal.v1.Resources
+	8,   // 86: shoal.v1.RestartPolicy.condition:type_name -> shoal.v1.RestartCondition
+	87,  // 87: shoal.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
+	87,  // 88: shoal.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
+	60,  // 89: shoal.v1.Placement.preferences:type_name -> shoal.v1.PlacementPreference
+	9,   // 90: shoal.v1.Placement.strategy:type_name -> shoal.v1.PlacementStrategy
+	10,  // 91: shoal.v1.PortConfig.protocol:type_name -> shoal.v1.PortProtocol
+	11,  // 92: shoal.v1.PortConfig.publish_mode:type_name -> shoal.v1.PublishMode
+	12,  // 93: shoal.v1.EndpointSpec.mode:type_name -> shoal.v1.EndpointMode
+	61,  // 94: shoal.v1.EndpointSpec.ports:type_name -> shoal.v1.PortConfig
+	15,  // 95: shoal.v1.Task.meta:type_name -> shoal.v1.Meta
+	42,  // 96: shoal.v1.Task.spec:type_name -> shoal.v1.TaskSpec
+	13,  // 97: shoal.v1.Task.desired_state:type_name -> shoal.v1.TaskState
+	65,  // 98: shoal.v1.Task.status:type_name -> shoal.v1.TaskStatus
+	62,  // 99: shoal.v1.Task.endpoint:type_name -> shoal.v1.EndpointSpec
+	64,  // 100: shoal.v1.Task.networks:type_name -> shoal.v1.TaskNetwork
+	86,  // 101: shoal.v1.Task.restart_history:type_name -> google.protobuf.Timestamp
+	61,  // 102: shoal.v1.TaskNetwork.ports:type_name -> shoal.v1.PortConfig
+	13,  // 103: shoal.v1.TaskStatus.state:type_name -> shoal.v1.TaskState
+	86,  // 104: shoal.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	86,  // 105: shoal.v1.TaskStatus.restart_times:type_name -> google.protobuf.Timestamp
+	66,  // 106: shoal.v1.TaskStatus.health:type_name -> shoal.v1.TaskHealth
+	14,  // 107: shoal.v1.TaskHealth.state:type_name -> shoal.v1.HealthState
+	86,  // 108: shoal.v1.TaskHealth.since:type_name -> google.protobuf.Timestamp
+	15,  // 109: shoal.v1.Network.meta:type_name -> shoal.v1.Meta
+	69,  // 110: shoal.v1.Network.spec:type_name -> shoal.v1.NetworkSpec
+	68,  // 111: shoal.v1.Network.allocation:type_name -> shoal.v1.NetworkAllocation
+	83,  // 112: shoal.v1.NetworkSpec.labels:type_name -> shoal.v1.NetworkSpec.LabelsEntry
+	15,  // 113: shoal.v1.Secret.meta:type_name -> shoal.v1.Meta
+	71,  // 114: shoal.v1.Secret.spec:type_name -> shoal.v1.SecretSpec
+	84,  // 115: shoal.v1.SecretSpec.labels:type_name -> shoal.v1.SecretSpec.LabelsEntry
+	15,  // 116: shoal.v1.Config.meta:type_name -> shoal.v1.Meta
+	73,  // 117: shoal.v1.Config.spec:type_name -> shoal.v1.ConfigSpec
+	85,  // 118: shoal.v1.ConfigSpec.labels:type_name -> shoal.v1.ConfigSpec.LabelsEntry
+	119, // [119:119] is the sub-list for method output_type
+	119, // [119:119] is the sub-list for method input_type
+	119, // [119:119] is the sub-list for extension type_name
+	119, // [119:119] is the sub-list for extension extendee
+	0,   // [0:119] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_objects_proto_init() }
@@ -5060,8 +5989,8 @@ func file_shoal_v1_objects_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_v1_objects_proto_rawDesc), len(file_shoal_v1_objects_proto_rawDesc)),
-			NumEnums:      14,
-			NumMessages:   57,
+			NumEnums:      15,
+			NumMessages:   71,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -933,10 +933,25 @@ type ContainerConfig struct {
 	Init          bool              `protobuf:"varint,15,opt,name=init,proto3" json:"init,omitempty"`
 	// network is "" (a new namespace the node wires), "none", "host", or
 	// the name or ID of an attachable overlay network of the node's cluster.
-	Network       string               `protobuf:"bytes,16,opt,name=network,proto3" json:"network,omitempty"`
-	StopSignal    string               `protobuf:"bytes,17,opt,name=stop_signal,json=stopSignal,proto3" json:"stop_signal,omitempty"`
-	StopTimeout   *durationpb.Duration `protobuf:"bytes,18,opt,name=stop_timeout,json=stopTimeout,proto3" json:"stop_timeout,omitempty"`
-	AutoRemove    bool                 `protobuf:"varint,19,opt,name=auto_remove,json=autoRemove,proto3" json:"auto_remove,omitempty"`
+	Network     string               `protobuf:"bytes,16,opt,name=network,proto3" json:"network,omitempty"`
+	StopSignal  string               `protobuf:"bytes,17,opt,name=stop_signal,json=stopSignal,proto3" json:"stop_signal,omitempty"`
+	StopTimeout *durationpb.Duration `protobuf:"bytes,18,opt,name=stop_timeout,json=stopTimeout,proto3" json:"stop_timeout,omitempty"`
+	AutoRemove  bool                 `protobuf:"varint,19,opt,name=auto_remove,json=autoRemove,proto3" json:"auto_remove,omitempty"`
+	// mounts as a service's (docker's -v, --mount, --tmpfs).
+	Mounts    []*Mount          `protobuf:"bytes,20,rep,name=mounts,proto3" json:"mounts,omitempty"`
+	Tty       bool              `protobuf:"varint,21,opt,name=tty,proto3" json:"tty,omitempty"`
+	CapAdd    []string          `protobuf:"bytes,22,rep,name=cap_add,json=capAdd,proto3" json:"cap_add,omitempty"`
+	CapDrop   []string          `protobuf:"bytes,23,rep,name=cap_drop,json=capDrop,proto3" json:"cap_drop,omitempty"`
+	Sysctls   map[string]string `protobuf:"bytes,24,rep,name=sysctls,proto3" json:"sysctls,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Ulimits   []*Ulimit         `protobuf:"bytes,25,rep,name=ulimits,proto3" json:"ulimits,omitempty"`
+	DnsConfig *DNSConfig        `protobuf:"bytes,26,opt,name=dns_config,json=dnsConfig,proto3" json:"dns_config,omitempty"`
+	// hosts are extra /etc/hosts lines, "IP HOSTNAME [ALIAS...]".
+	Hosts  []string `protobuf:"bytes,27,rep,name=hosts,proto3" json:"hosts,omitempty"`
+	Groups []string `protobuf:"bytes,28,rep,name=groups,proto3" json:"groups,omitempty"`
+	// log_max_size (bytes) and log_max_files cap the JSON-lines log
+	// (--log-opt max-size, max-file; 0: the node's defaults).
+	LogMaxSize    int64 `protobuf:"varint,29,opt,name=log_max_size,json=logMaxSize,proto3" json:"log_max_size,omitempty"`
+	LogMaxFiles   int32 `protobuf:"varint,30,opt,name=log_max_files,json=logMaxFiles,proto3" json:"log_max_files,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1104,6 +1119,83 @@ func (x *ContainerConfig) GetAutoRemove() bool {
 	return false
 }
 
+func (x *ContainerConfig) GetMounts() []*Mount {
+	if x != nil {
+		return x.Mounts
+	}
+	return nil
+}
+
+func (x *ContainerConfig) GetTty() bool {
+	if x != nil {
+		return x.Tty
+	}
+	return false
+}
+
+func (x *ContainerConfig) GetCapAdd() []string {
+	if x != nil {
+		return x.CapAdd
+	}
+	return nil
+}
+
+func (x *ContainerConfig) GetCapDrop() []string {
+	if x != nil {
+		return x.CapDrop
+	}
+	return nil
+}
+
+func (x *ContainerConfig) GetSysctls() map[string]string {
+	if x != nil {
+		return x.Sysctls
+	}
+	return nil
+}
+
+func (x *ContainerConfig) GetUlimits() []*Ulimit {
+	if x != nil {
+		return x.Ulimits
+	}
+	return nil
+}
+
+func (x *ContainerConfig) GetDnsConfig() *DNSConfig {
+	if x != nil {
+		return x.DnsConfig
+	}
+	return nil
+}
+
+func (x *ContainerConfig) GetHosts() []string {
+	if x != nil {
+		return x.Hosts
+	}
+	return nil
+}
+
+func (x *ContainerConfig) GetGroups() []string {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+func (x *ContainerConfig) GetLogMaxSize() int64 {
+	if x != nil {
+		return x.LogMaxSize
+	}
+	return 0
+}
+
+func (x *ContainerConfig) GetLogMaxFiles() int32 {
+	if x != nil {
+		return x.LogMaxFiles
+	}
+	return 0
+}
+
 type Container struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1124,7 +1216,10 @@ type Container struct {
 	// health is a task container's health check state as the node's worker
 	// sees it: "starting", "healthy" or "unhealthy"; empty when it has no
 	// check (or is no task's).
-	Health        string `protobuf:"bytes,16,opt,name=health,proto3" json:"health,omitempty"`
+	Health string `protobuf:"bytes,16,opt,name=health,proto3" json:"health,omitempty"`
+	// mounts as made: a volume's source is its name, an anonymous one's
+	// the name it was given.
+	Mounts        []*Mount `protobuf:"bytes,17,rep,name=mounts,proto3" json:"mounts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1269,6 +1364,13 @@ func (x *Container) GetHealth() string {
 		return x.Health
 	}
 	return ""
+}
+
+func (x *Container) GetMounts() []*Mount {
+	if x != nil {
+		return x.Mounts
+	}
+	return nil
 }
 
 type CreateContainerRequest struct {
@@ -2008,11 +2110,490 @@ func (x *ContainerLogsResponse) GetTime() *timestamppb.Timestamp {
 	return nil
 }
 
+type CreateVolumeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name may be empty: a random one is chosen.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// driver is "local" (the default and the only one).
+	Driver string            `protobuf:"bytes,2,opt,name=driver,proto3" json:"driver,omitempty"`
+	Labels map[string]string `protobuf:"bytes,3,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// options are the local driver's: type, device, o (as docker's).
+	Options       map[string]string `protobuf:"bytes,4,rep,name=options,proto3" json:"options,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateVolumeRequest) Reset() {
+	*x = CreateVolumeRequest{}
+	mi := &file_shoal_v1_runtime_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateVolumeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateVolumeRequest) ProtoMessage() {}
+
+func (x *CreateVolumeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_runtime_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateVolumeRequest.ProtoReflect.Descriptor instead.
+func (*CreateVolumeRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *CreateVolumeRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateVolumeRequest) GetDriver() string {
+	if x != nil {
+		return x.Driver
+	}
+	return ""
+}
+
+func (x *CreateVolumeRequest) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *CreateVolumeRequest) GetOptions() map[string]string {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+type CreateVolumeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Volume        *Volume                `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateVolumeResponse) Reset() {
+	*x = CreateVolumeResponse{}
+	mi := &file_shoal_v1_runtime_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateVolumeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateVolumeResponse) ProtoMessage() {}
+
+func (x *CreateVolumeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_runtime_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateVolumeResponse.ProtoReflect.Descriptor instead.
+func (*CreateVolumeResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *CreateVolumeResponse) GetVolume() *Volume {
+	if x != nil {
+		return x.Volume
+	}
+	return nil
+}
+
+type ListVolumesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListVolumesRequest) Reset() {
+	*x = ListVolumesRequest{}
+	mi := &file_shoal_v1_runtime_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListVolumesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListVolumesRequest) ProtoMessage() {}
+
+func (x *ListVolumesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_runtime_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListVolumesRequest.ProtoReflect.Descriptor instead.
+func (*ListVolumesRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{36}
+}
+
+type ListVolumesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Volumes       []*Volume              `protobuf:"bytes,1,rep,name=volumes,proto3" json:"volumes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListVolumesResponse) Reset() {
+	*x = ListVolumesResponse{}
+	mi := &file_shoal_v1_runtime_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListVolumesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListVolumesResponse) ProtoMessage() {}
+
+func (x *ListVolumesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_runtime_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListVolumesResponse.ProtoReflect.Descriptor instead.
+func (*ListVolumesResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ListVolumesResponse) GetVolumes() []*Volume {
+	if x != nil {
+		return x.Volumes
+	}
+	return nil
+}
+
+type InspectVolumeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InspectVolumeRequest) Reset() {
+	*x = InspectVolumeRequest{}
+	mi := &file_shoal_v1_runtime_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InspectVolumeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InspectVolumeRequest) ProtoMessage() {}
+
+func (x *InspectVolumeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_runtime_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InspectVolumeRequest.ProtoReflect.Descriptor instead.
+func (*InspectVolumeRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *InspectVolumeRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type InspectVolumeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Volume        *Volume                `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InspectVolumeResponse) Reset() {
+	*x = InspectVolumeResponse{}
+	mi := &file_shoal_v1_runtime_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InspectVolumeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InspectVolumeResponse) ProtoMessage() {}
+
+func (x *InspectVolumeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_runtime_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InspectVolumeResponse.ProtoReflect.Descriptor instead.
+func (*InspectVolumeResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *InspectVolumeResponse) GetVolume() *Volume {
+	if x != nil {
+		return x.Volume
+	}
+	return nil
+}
+
+type RemoveVolumeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// force removes a volume that does not exist without an error (it
+	// never removes one in use).
+	Force         bool `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveVolumeRequest) Reset() {
+	*x = RemoveVolumeRequest{}
+	mi := &file_shoal_v1_runtime_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveVolumeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveVolumeRequest) ProtoMessage() {}
+
+func (x *RemoveVolumeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_runtime_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveVolumeRequest.ProtoReflect.Descriptor instead.
+func (*RemoveVolumeRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *RemoveVolumeRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RemoveVolumeRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
+type RemoveVolumeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveVolumeResponse) Reset() {
+	*x = RemoveVolumeResponse{}
+	mi := &file_shoal_v1_runtime_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveVolumeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveVolumeResponse) ProtoMessage() {}
+
+func (x *RemoveVolumeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_runtime_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveVolumeResponse.ProtoReflect.Descriptor instead.
+func (*RemoveVolumeResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{41}
+}
+
+type PruneVolumesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// all prunes unused named volumes too, not only anonymous ones.
+	All bool `protobuf:"varint,1,opt,name=all,proto3" json:"all,omitempty"`
+	// labels keep only volumes with these labels ("key" or "key=value").
+	Labels        []string `protobuf:"bytes,2,rep,name=labels,proto3" json:"labels,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PruneVolumesRequest) Reset() {
+	*x = PruneVolumesRequest{}
+	mi := &file_shoal_v1_runtime_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PruneVolumesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PruneVolumesRequest) ProtoMessage() {}
+
+func (x *PruneVolumesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_runtime_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PruneVolumesRequest.ProtoReflect.Descriptor instead.
+func (*PruneVolumesRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *PruneVolumesRequest) GetAll() bool {
+	if x != nil {
+		return x.All
+	}
+	return false
+}
+
+func (x *PruneVolumesRequest) GetLabels() []string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+type PruneVolumesResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Removed        []string               `protobuf:"bytes,1,rep,name=removed,proto3" json:"removed,omitempty"`
+	SpaceReclaimed uint64                 `protobuf:"varint,2,opt,name=space_reclaimed,json=spaceReclaimed,proto3" json:"space_reclaimed,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *PruneVolumesResponse) Reset() {
+	*x = PruneVolumesResponse{}
+	mi := &file_shoal_v1_runtime_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PruneVolumesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PruneVolumesResponse) ProtoMessage() {}
+
+func (x *PruneVolumesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_runtime_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PruneVolumesResponse.ProtoReflect.Descriptor instead.
+func (*PruneVolumesResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *PruneVolumesResponse) GetRemoved() []string {
+	if x != nil {
+		return x.Removed
+	}
+	return nil
+}
+
+func (x *PruneVolumesResponse) GetSpaceReclaimed() uint64 {
+	if x != nil {
+		return x.SpaceReclaimed
+	}
+	return 0
+}
+
 var File_shoal_v1_runtime_proto protoreflect.FileDescriptor
 
 const file_shoal_v1_runtime_proto_rawDesc = "" +
 	"\n" +
-	"\x16shoal/v1/runtime.proto\x12\bshoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb3\x02\n" +
+	"\x16shoal/v1/runtime.proto\x12\bshoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16shoal/v1/objects.proto\"\xb3\x02\n" +
 	"\n" +
 	"LocalImage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
@@ -2078,7 +2659,7 @@ const file_shoal_v1_runtime_proto_rawDesc = "" +
 	"\x13InspectImageRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\"B\n" +
 	"\x14InspectImageResponse\x12*\n" +
-	"\x05image\x18\x01 \x01(\v2\x14.shoal.v1.LocalImageR\x05image\"\x9b\x05\n" +
+	"\x05image\x18\x01 \x01(\v2\x14.shoal.v1.LocalImageR\x05image\"\xdc\b\n" +
 	"\x0fContainerConfig\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12\x1e\n" +
@@ -2105,10 +2686,26 @@ const file_shoal_v1_runtime_proto_rawDesc = "" +
 	"stopSignal\x12<\n" +
 	"\fstop_timeout\x18\x12 \x01(\v2\x19.google.protobuf.DurationR\vstopTimeout\x12\x1f\n" +
 	"\vauto_remove\x18\x13 \x01(\bR\n" +
-	"autoRemove\x1a9\n" +
+	"autoRemove\x12'\n" +
+	"\x06mounts\x18\x14 \x03(\v2\x0f.shoal.v1.MountR\x06mounts\x12\x10\n" +
+	"\x03tty\x18\x15 \x01(\bR\x03tty\x12\x17\n" +
+	"\acap_add\x18\x16 \x03(\tR\x06capAdd\x12\x19\n" +
+	"\bcap_drop\x18\x17 \x03(\tR\acapDrop\x12@\n" +
+	"\asysctls\x18\x18 \x03(\v2&.shoal.v1.ContainerConfig.SysctlsEntryR\asysctls\x12*\n" +
+	"\aulimits\x18\x19 \x03(\v2\x10.shoal.v1.UlimitR\aulimits\x122\n" +
+	"\n" +
+	"dns_config\x18\x1a \x01(\v2\x13.shoal.v1.DNSConfigR\tdnsConfig\x12\x14\n" +
+	"\x05hosts\x18\x1b \x03(\tR\x05hosts\x12\x16\n" +
+	"\x06groups\x18\x1c \x03(\tR\x06groups\x12 \n" +
+	"\flog_max_size\x18\x1d \x01(\x03R\n" +
+	"logMaxSize\x12\"\n" +
+	"\rlog_max_files\x18\x1e \x01(\x05R\vlogMaxFiles\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcd\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
+	"\fSysctlsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf6\x04\n" +
 	"\tContainer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -2130,7 +2727,8 @@ const file_shoal_v1_runtime_proto_rawDesc = "" +
 	"\x05error\x18\r \x01(\tR\x05error\x12\x10\n" +
 	"\x03pid\x18\x0e \x01(\x05R\x03pid\x127\n" +
 	"\x06labels\x18\x0f \x03(\v2\x1f.shoal.v1.Container.LabelsEntryR\x06labels\x12\x16\n" +
-	"\x06health\x18\x10 \x01(\tR\x06health\x1a9\n" +
+	"\x06health\x18\x10 \x01(\tR\x06health\x12'\n" +
+	"\x06mounts\x18\x11 \x03(\v2\x0f.shoal.v1.MountR\x06mounts\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"K\n" +
@@ -2171,7 +2769,37 @@ const file_shoal_v1_runtime_proto_rawDesc = "" +
 	"\x15ContainerLogsResponse\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x12\n" +
 	"\x04line\x18\x02 \x01(\fR\x04line\x12.\n" +
-	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time2\xb7\t\n" +
+	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xc1\x02\n" +
+	"\x13CreateVolumeRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06driver\x18\x02 \x01(\tR\x06driver\x12A\n" +
+	"\x06labels\x18\x03 \x03(\v2).shoal.v1.CreateVolumeRequest.LabelsEntryR\x06labels\x12D\n" +
+	"\aoptions\x18\x04 \x03(\v2*.shoal.v1.CreateVolumeRequest.OptionsEntryR\aoptions\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
+	"\fOptionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"@\n" +
+	"\x14CreateVolumeResponse\x12(\n" +
+	"\x06volume\x18\x01 \x01(\v2\x10.shoal.v1.VolumeR\x06volume\"\x14\n" +
+	"\x12ListVolumesRequest\"A\n" +
+	"\x13ListVolumesResponse\x12*\n" +
+	"\avolumes\x18\x01 \x03(\v2\x10.shoal.v1.VolumeR\avolumes\"*\n" +
+	"\x14InspectVolumeRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"A\n" +
+	"\x15InspectVolumeResponse\x12(\n" +
+	"\x06volume\x18\x01 \x01(\v2\x10.shoal.v1.VolumeR\x06volume\"?\n" +
+	"\x13RemoveVolumeRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05force\x18\x02 \x01(\bR\x05force\"\x16\n" +
+	"\x14RemoveVolumeResponse\"?\n" +
+	"\x13PruneVolumesRequest\x12\x10\n" +
+	"\x03all\x18\x01 \x01(\bR\x03all\x12\x16\n" +
+	"\x06labels\x18\x02 \x03(\tR\x06labels\"Y\n" +
+	"\x14PruneVolumesResponse\x12\x18\n" +
+	"\aremoved\x18\x01 \x03(\tR\aremoved\x12'\n" +
+	"\x0fspace_reclaimed\x18\x02 \x01(\x04R\x0espaceReclaimed2\xc2\f\n" +
 	"\x0eRuntimeService\x12F\n" +
 	"\tPullImage\x12\x1a.shoal.v1.PullImageRequest\x1a\x1b.shoal.v1.PullImageResponse0\x01\x12F\n" +
 	"\tLoadImage\x12\x1a.shoal.v1.LoadImageRequest\x1a\x1b.shoal.v1.LoadImageResponse(\x01\x12G\n" +
@@ -2188,7 +2816,12 @@ const file_shoal_v1_runtime_proto_rawDesc = "" +
 	"\rKillContainer\x12\x1e.shoal.v1.KillContainerRequest\x1a\x1f.shoal.v1.KillContainerResponse\x12V\n" +
 	"\x0fRemoveContainer\x12 .shoal.v1.RemoveContainerRequest\x1a!.shoal.v1.RemoveContainerResponse\x12S\n" +
 	"\x0eListContainers\x12\x1f.shoal.v1.ListContainersRequest\x1a .shoal.v1.ListContainersResponse\x12R\n" +
-	"\rContainerLogs\x12\x1e.shoal.v1.ContainerLogsRequest\x1a\x1f.shoal.v1.ContainerLogsResponse0\x01B3Z1github.com/shoal-run/shoal/proto/shoal/v1;shoalv1b\x06proto3"
+	"\rContainerLogs\x12\x1e.shoal.v1.ContainerLogsRequest\x1a\x1f.shoal.v1.ContainerLogsResponse0\x01\x12M\n" +
+	"\fCreateVolume\x12\x1d.shoal.v1.CreateVolumeRequest\x1a\x1e.shoal.v1.CreateVolumeResponse\x12J\n" +
+	"\vListVolumes\x12\x1c.shoal.v1.ListVolumesRequest\x1a\x1d.shoal.v1.ListVolumesResponse\x12P\n" +
+	"\rInspectVolume\x12\x1e.shoal.v1.InspectVolumeRequest\x1a\x1f.shoal.v1.InspectVolumeResponse\x12M\n" +
+	"\fRemoveVolume\x12\x1d.shoal.v1.RemoveVolumeRequest\x1a\x1e.shoal.v1.RemoveVolumeResponse\x12M\n" +
+	"\fPruneVolumes\x12\x1d.shoal.v1.PruneVolumesRequest\x1a\x1e.shoal.v1.PruneVolumesResponseB3Z1github.com/shoal-run/shoal/proto/shoal/v1;shoalv1b\x06proto3"
 
 var (
 	file_shoal_v1_runtime_proto_rawDescOnce sync.Once
@@ -2202,7 +2835,7 @@ func file_shoal_v1_runtime_proto_rawDescGZIP() []byte {
 	return file_shoal_v1_runtime_proto_rawDescData
 }
 
-var file_shoal_v1_runtime_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_shoal_v1_runtime_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_shoal_v1_runtime_proto_goTypes = []any{
 	(*LocalImage)(nil),              // 0: shoal.v1.LocalImage
 	(*LocalImageConfig)(nil),        // 1: shoal.v1.LocalImageConfig
@@ -2238,70 +2871,107 @@ var file_shoal_v1_runtime_proto_goTypes = []any{
 	(*ListContainersResponse)(nil),  // 31: shoal.v1.ListContainersResponse
 	(*ContainerLogsRequest)(nil),    // 32: shoal.v1.ContainerLogsRequest
 	(*ContainerLogsResponse)(nil),   // 33: shoal.v1.ContainerLogsResponse
-	nil,                             // 34: shoal.v1.LocalImageConfig.LabelsEntry
-	nil,                             // 35: shoal.v1.ContainerConfig.LabelsEntry
-	nil,                             // 36: shoal.v1.Container.LabelsEntry
-	(*timestamppb.Timestamp)(nil),   // 37: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),     // 38: google.protobuf.Duration
+	(*CreateVolumeRequest)(nil),     // 34: shoal.v1.CreateVolumeRequest
+	(*CreateVolumeResponse)(nil),    // 35: shoal.v1.CreateVolumeResponse
+	(*ListVolumesRequest)(nil),      // 36: shoal.v1.ListVolumesRequest
+	(*ListVolumesResponse)(nil),     // 37: shoal.v1.ListVolumesResponse
+	(*InspectVolumeRequest)(nil),    // 38: shoal.v1.InspectVolumeRequest
+	(*InspectVolumeResponse)(nil),   // 39: shoal.v1.InspectVolumeResponse
+	(*RemoveVolumeRequest)(nil),     // 40: shoal.v1.RemoveVolumeRequest
+	(*RemoveVolumeResponse)(nil),    // 41: shoal.v1.RemoveVolumeResponse
+	(*PruneVolumesRequest)(nil),     // 42: shoal.v1.PruneVolumesRequest
+	(*PruneVolumesResponse)(nil),    // 43: shoal.v1.PruneVolumesResponse
+	nil,                             // 44: shoal.v1.LocalImageConfig.LabelsEntry
+	nil,                             // 45: shoal.v1.ContainerConfig.LabelsEntry
+	nil,                             // 46: shoal.v1.ContainerConfig.SysctlsEntry
+	nil,                             // 47: shoal.v1.Container.LabelsEntry
+	nil,                             // 48: shoal.v1.CreateVolumeRequest.LabelsEntry
+	nil,                             // 49: shoal.v1.CreateVolumeRequest.OptionsEntry
+	(*timestamppb.Timestamp)(nil),   // 50: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),     // 51: google.protobuf.Duration
+	(*Mount)(nil),                   // 52: shoal.v1.Mount
+	(*Ulimit)(nil),                  // 53: shoal.v1.Ulimit
+	(*DNSConfig)(nil),               // 54: shoal.v1.DNSConfig
+	(*Volume)(nil),                  // 55: shoal.v1.Volume
 }
 var file_shoal_v1_runtime_proto_depIdxs = []int32{
-	37, // 0: shoal.v1.LocalImage.created_at:type_name -> google.protobuf.Timestamp
+	50, // 0: shoal.v1.LocalImage.created_at:type_name -> google.protobuf.Timestamp
 	1,  // 1: shoal.v1.LocalImage.config:type_name -> shoal.v1.LocalImageConfig
-	34, // 2: shoal.v1.LocalImageConfig.labels:type_name -> shoal.v1.LocalImageConfig.LabelsEntry
+	44, // 2: shoal.v1.LocalImageConfig.labels:type_name -> shoal.v1.LocalImageConfig.LabelsEntry
 	0,  // 3: shoal.v1.PullImageResponse.image:type_name -> shoal.v1.LocalImage
 	0,  // 4: shoal.v1.LoadImageResponse.images:type_name -> shoal.v1.LocalImage
 	0,  // 5: shoal.v1.ListImagesResponse.images:type_name -> shoal.v1.LocalImage
 	0,  // 6: shoal.v1.TagImageResponse.image:type_name -> shoal.v1.LocalImage
 	0,  // 7: shoal.v1.InspectImageResponse.image:type_name -> shoal.v1.LocalImage
-	35, // 8: shoal.v1.ContainerConfig.labels:type_name -> shoal.v1.ContainerConfig.LabelsEntry
-	38, // 9: shoal.v1.ContainerConfig.stop_timeout:type_name -> google.protobuf.Duration
-	37, // 10: shoal.v1.Container.created_at:type_name -> google.protobuf.Timestamp
-	37, // 11: shoal.v1.Container.started_at:type_name -> google.protobuf.Timestamp
-	37, // 12: shoal.v1.Container.finished_at:type_name -> google.protobuf.Timestamp
-	36, // 13: shoal.v1.Container.labels:type_name -> shoal.v1.Container.LabelsEntry
-	16, // 14: shoal.v1.CreateContainerRequest.config:type_name -> shoal.v1.ContainerConfig
-	17, // 15: shoal.v1.CreateContainerResponse.container:type_name -> shoal.v1.Container
-	17, // 16: shoal.v1.StartContainerResponse.container:type_name -> shoal.v1.Container
-	17, // 17: shoal.v1.WaitContainerResponse.container:type_name -> shoal.v1.Container
-	38, // 18: shoal.v1.StopContainerRequest.timeout:type_name -> google.protobuf.Duration
-	17, // 19: shoal.v1.StopContainerResponse.container:type_name -> shoal.v1.Container
-	17, // 20: shoal.v1.ListContainersResponse.containers:type_name -> shoal.v1.Container
-	37, // 21: shoal.v1.ContainerLogsResponse.time:type_name -> google.protobuf.Timestamp
-	2,  // 22: shoal.v1.RuntimeService.PullImage:input_type -> shoal.v1.PullImageRequest
-	4,  // 23: shoal.v1.RuntimeService.LoadImage:input_type -> shoal.v1.LoadImageRequest
-	6,  // 24: shoal.v1.RuntimeService.ListImages:input_type -> shoal.v1.ListImagesRequest
-	8,  // 25: shoal.v1.RuntimeService.RemoveImage:input_type -> shoal.v1.RemoveImageRequest
-	10, // 26: shoal.v1.RuntimeService.PruneImages:input_type -> shoal.v1.PruneImagesRequest
-	12, // 27: shoal.v1.RuntimeService.TagImage:input_type -> shoal.v1.TagImageRequest
-	14, // 28: shoal.v1.RuntimeService.InspectImage:input_type -> shoal.v1.InspectImageRequest
-	18, // 29: shoal.v1.RuntimeService.CreateContainer:input_type -> shoal.v1.CreateContainerRequest
-	20, // 30: shoal.v1.RuntimeService.StartContainer:input_type -> shoal.v1.StartContainerRequest
-	22, // 31: shoal.v1.RuntimeService.WaitContainer:input_type -> shoal.v1.WaitContainerRequest
-	24, // 32: shoal.v1.RuntimeService.StopContainer:input_type -> shoal.v1.StopContainerRequest
-	26, // 33: shoal.v1.RuntimeService.KillContainer:input_type -> shoal.v1.KillContainerRequest
-	28, // 34: shoal.v1.RuntimeService.RemoveContainer:input_type -> shoal.v1.RemoveContainerRequest
-	30, // 35: shoal.v1.RuntimeService.ListContainers:input_type -> shoal.v1.ListContainersRequest
-	32, // 36: shoal.v1.RuntimeService.ContainerLogs:input_type -> shoal.v1.ContainerLogsRequest
-	3,  // 37: shoal.v1.RuntimeService.PullImage:output_type -> shoal.v1.PullImageResponse
-	5,  // 38: shoal.v1.RuntimeService.LoadImage:output_type -> shoal.v1.LoadImageResponse
-	7,  // 39: shoal.v1.RuntimeService.ListImages:output_type -> shoal.v1.ListImagesResponse
-	9,  // 40: shoal.v1.RuntimeService.RemoveImage:output_type -> shoal.v1.RemoveImageResponse
-	11, // 41: shoal.v1.RuntimeService.PruneImages:output_type -> shoal.v1.PruneImagesResponse
-	13, // 42: shoal.v1.RuntimeService.TagImage:output_type -> shoal.v1.TagImageResponse
-	15, // 43: shoal.v1.RuntimeService.InspectImage:output_type -> shoal.v1.InspectImageResponse
-	19, // 44: shoal.v1.RuntimeService.CreateContainer:output_type -> shoal.v1.CreateContainerResponse
-	21, // 45: shoal.v1.RuntimeService.StartContainer:output_type -> shoal.v1.StartContainerResponse
-	23, // 46: shoal.v1.RuntimeService.WaitContainer:output_type -> shoal.v1.WaitContainerResponse
-	25, // 47: shoal.v1.RuntimeService.StopContainer:output_type -> shoal.v1.StopContainerResponse
-	27, // 48: shoal.v1.RuntimeService.KillContainer:output_type -> shoal.v1.KillContainerResponse
-	29, // 49: shoal.v1.RuntimeService.RemoveContainer:output_type -> shoal.v1.RemoveContainerResponse
-	31, // 50: shoal.v1.RuntimeService.ListContainers:output_type -> shoal.v1.ListContainersResponse
-	33, // 51: shoal.v1.RuntimeService.ContainerLogs:output_type -> shoal.v1.ContainerLogsResponse
-	37, // [37:52] is the sub-list for method output_type
-	22, // [22:37] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	45, // 8: shoal.v1.ContainerConfig.labels:type_name -> shoal.v1.ContainerConfig.LabelsEntry
+	51, // 9: shoal.v1.ContainerConfig.stop_timeout:type_name -> google.protobuf.Duration
+	52, // 10: shoal.v1.ContainerConfig.mounts:type_name -> shoal.v1.Mount
+	46, // 11: shoal.v1.ContainerConfig.sysctls:type_name -> shoal.v1.ContainerConfig.SysctlsEntry
+	53, // 12: shoal.v1.ContainerConfig.ulimits:type_name -> shoal.v1.Ulimit
+	54, // 13: shoal.v1.ContainerConfig.dns_config:type_name -> shoal.v1.DNSConfig
+	50, // 14: shoal.v1.Container.created_at:type_name -> google.protobuf.Timestamp
+	50, // 15: shoal.v1.Container.started_at:type_name -> google.protobuf.Timestamp
+	50, // 16: shoal.v1.Container.finished_at:type_name -> google.protobuf.Timestamp
+	47, // 17: shoal.v1.Container.labels:type_name -> shoal.v1.Container.LabelsEntry
+	52, // 18: shoal.v1.Container.mounts:type_name -> shoal.v1.Mount
+	16, // 19: shoal.v1.CreateContainerRequest.config:type_name -> shoal.v1.ContainerConfig
+	17, // 20: shoal.v1.CreateContainerResponse.container:type_name -> shoal.v1.Container
+	17, // 21: shoal.v1.StartContainerResponse.container:type_name -> shoal.v1.Container
+	17, // 22: shoal.v1.WaitContainerResponse.container:type_name -> shoal.v1.Container
+	51, // 23: shoal.v1.StopContainerRequest.timeout:type_name -> google.protobuf.Duration
+	17, // 24: shoal.v1.StopContainerResponse.container:type_name -> shoal.v1.Container
+	17, // 25: shoal.v1.ListContainersResponse.containers:type_name -> shoal.v1.Container
+	50, // 26: shoal.v1.ContainerLogsResponse.time:type_name -> google.protobuf.Timestamp
+	48, // 27: shoal.v1.CreateVolumeRequest.labels:type_name -> shoal.v1.CreateVolumeRequest.LabelsEntry
+	49, // 28: shoal.v1.CreateVolumeRequest.options:type_name -> shoal.v1.CreateVolumeRequest.OptionsEntry
+	55, // 29: shoal.v1.CreateVolumeResponse.volume:type_name -> shoal.v1.Volume
+	55, // 30: shoal.v1.ListVolumesResponse.volumes:type_name -> shoal.v1.Volume
+	55, // 31: shoal.v1.InspectVolumeResponse.volume:type_name -> shoal.v1.Volume
+	2,  // 32: shoal.v1.RuntimeService.PullImage:input_type -> shoal.v1.PullImageRequest
+	4,  // 33: shoal.v1.RuntimeService.LoadImage:input_type -> shoal.v1.LoadImageRequest
+	6,  // 34: shoal.v1.RuntimeService.ListImages:input_type -> shoal.v1.ListImagesRequest
+	8,  // 35: shoal.v1.RuntimeService.RemoveImage:input_type -> shoal.v1.RemoveImageRequest
+	10, // 36: shoal.v1.RuntimeService.PruneImages:input_type -> shoal.v1.PruneImagesRequest
+	12, // 37: shoal.v1.RuntimeService.TagImage:input_type -> shoal.v1.TagImageRequest
+	14, // 38: shoal.v1.RuntimeService.InspectImage:input_type -> shoal.v1.InspectImageRequest
+	18, // 39: shoal.v1.RuntimeService.CreateContainer:input_type -> shoal.v1.CreateContainerRequest
+	20, // 40: shoal.v1.RuntimeService.StartContainer:input_type -> shoal.v1.StartContainerRequest
+	22, // 41: shoal.v1.RuntimeService.WaitContainer:input_type -> shoal.v1.WaitContainerRequest
+	24, // 42: shoal.v1.RuntimeService.StopContainer:input_type -> shoal.v1.StopContainerRequest
+	26, // 43: shoal.v1.RuntimeService.KillContainer:input_type -> shoal.v1.KillContainerRequest
+	28, // 44: shoal.v1.RuntimeService.RemoveContainer:input_type -> shoal.v1.RemoveContainerRequest
+	30, // 45: shoal.v1.RuntimeService.ListContainers:input_type -> shoal.v1.ListContainersRequest
+	32, // 46: shoal.v1.RuntimeService.ContainerLogs:input_type -> shoal.v1.ContainerLogsRequest
+	34, // 47: shoal.v1.RuntimeService.CreateVolume:input_type -> shoal.v1.CreateVolumeRequest
+	36, // 48: shoal.v1.RuntimeService.ListVolumes:input_type -> shoal.v1.ListVolumesRequest
+	38, // 49: shoal.v1.RuntimeService.InspectVolume:input_type -> shoal.v1.InspectVolumeRequest
+	40, // 50: shoal.v1.RuntimeService.RemoveVolume:input_type -> shoal.v1.RemoveVolumeRequest
+	42, // 51: shoal.v1.RuntimeService.PruneVolumes:input_type -> shoal.v1.PruneVolumesRequest
+	3,  // 52: shoal.v1.RuntimeService.PullImage:output_type -> shoal.v1.PullImageResponse
+	5,  // 53: shoal.v1.RuntimeService.LoadImage:output_type -> shoal.v1.LoadImageResponse
+	7,  // 54: shoal.v1.RuntimeService.ListImages:output_type -> shoal.v1.ListImagesResponse
+	9,  // 55: shoal.v1.RuntimeService.RemoveImage:output_type -> shoal.v1.RemoveImageResponse
+	11, // 56: shoal.v1.RuntimeService.PruneImages:output_type -> shoal.v1.PruneImagesResponse
+	13, // 57: shoal.v1.RuntimeService.TagImage:output_type -> shoal.v1.TagImageResponse
+	15, // 58: shoal.v1.RuntimeService.InspectImage:output_type -> shoal.v1.InspectImageResponse
+	19, // 59: shoal.v1.RuntimeService.CreateContainer:output_type -> shoal.v1.CreateContainerResponse
+	21, // 60: shoal.v1.RuntimeService.StartContainer:output_type -> shoal.v1.StartContainerResponse
+	23, // 61: shoal.v1.RuntimeService.WaitContainer:output_type -> shoal.v1.WaitContainerResponse
+	25, // 62: shoal.v1.RuntimeService.StopContainer:output_type -> shoal.v1.StopContainerResponse
+	27, // 63: shoal.v1.RuntimeService.KillContainer:output_type -> shoal.v1.KillContainerResponse
+	29, // 64: shoal.v1.RuntimeService.RemoveContainer:output_type -> shoal.v1.RemoveContainerResponse
+	31, // 65: shoal.v1.RuntimeService.ListContainers:output_type -> shoal.v1.ListContainersResponse
+	33, // 66: shoal.v1.RuntimeService.ContainerLogs:output_type -> shoal.v1.ContainerLogsResponse
+	35, // 67: shoal.v1.RuntimeService.CreateVolume:output_type -> shoal.v1.CreateVolumeResponse
+	37, // 68: shoal.v1.RuntimeService.ListVolumes:output_type -> shoal.v1.ListVolumesResponse
+	39, // 69: shoal.v1.RuntimeService.InspectVolume:output_type -> shoal.v1.InspectVolumeResponse
+	41, // 70: shoal.v1.RuntimeService.RemoveVolume:output_type -> shoal.v1.RemoveVolumeResponse
+	43, // 71: shoal.v1.RuntimeService.PruneVolumes:output_type -> shoal.v1.PruneVolumesResponse
+	52, // [52:72] is the sub-list for method output_type
+	32, // [32:52] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_runtime_proto_init() }
@@ -2309,13 +2979,14 @@ func file_shoal_v1_runtime_proto_init() {
 	if File_shoal_v1_runtime_proto != nil {
 		return
 	}
+	file_shoal_v1_objects_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_v1_runtime_proto_rawDesc), len(file_shoal_v1_runtime_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   37,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
