@@ -1,7 +1,10 @@
 package container
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/runtime/shim"
@@ -36,9 +39,29 @@ func (r *Runtime) containerMounts(c *ctr, spec Spec, img *Image) ([]shim.Mount, 
 }
 
 func bindMount(m Mount) (shim.Mount, error) {
-	return shim.Mount{Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly}, nil
+	if !filepath.IsAbs(m.Source) {
+		return shim.Mount{}, fmt.Errorf("invalid mount config for type \"bind\": invalid mount path: '%s' mount path must be absolute: %w", m.Source, errdefs.ErrInvalid)
+	}
+	if _, err := os.Stat(m.Source); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return shim.Mount{}, fmt.Errorf("invalid mount config for type \"bind\": bind source path does not exist: %s: %w", m.Source, errdefs.ErrInvalid)
+		}
+		return shim.Mount{}, fmt.Errorf("invalid mount config for type \"bind\": %w", err)
+	}
+	switch m.Propagation {
+	case "", "rprivate", "private", "rshared", "shared", "rslave", "slave":
+	default:
+		return shim.Mount{}, fmt.Errorf("invalid mount config for type \"bind\": invalid propagation %q: use rprivate, private, rshared, shared, rslave or slave: %w", m.Propagation, errdefs.ErrInvalid)
+	}
+	return shim.Mount{Kind: shim.KindBind, Source: filepath.Clean(m.Source), Target: m.Target, ReadOnly: m.ReadOnly, Propagation: m.Propagation}, nil
 }
 
 func tmpfsMount(m Mount) (shim.Mount, error) {
-	return shim.Mount{}, fmt.Errorf("tmpfs mounts are not built yet: %w", errdefs.ErrFailedPrecond)
+	if m.Source != "" {
+		return shim.Mount{}, fmt.Errorf("invalid mount config for type \"tmpfs\": field Source must not be specified: %w", errdefs.ErrInvalid)
+	}
+	if m.TmpfsSize < 0 {
+		return shim.Mount{}, fmt.Errorf("invalid mount config for type \"tmpfs\": size %d is negative: %w", m.TmpfsSize, errdefs.ErrInvalid)
+	}
+	return shim.Mount{Kind: shim.KindTmpfs, Target: m.Target, ReadOnly: m.ReadOnly, Data: tmpfsData(m.TmpfsSize, m.TmpfsMode)}, nil
 }

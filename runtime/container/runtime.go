@@ -307,6 +307,9 @@ func (r *Runtime) Create(ctx context.Context, spec Spec) (State, error) {
 	if spec.Network != shim.NetworkDefault && spec.Network != shim.NetworkNone && spec.Network != shim.NetworkHost {
 		return State{}, fmt.Errorf("network %q: use none or host: %w", spec.Network, errdefs.ErrInvalid)
 	}
+	if err := checkSpec(spec); err != nil {
+		return State{}, err
+	}
 	id := newID()
 	r.mu.Lock()
 	if spec.Name == "" {
@@ -389,10 +392,11 @@ func (r *Runtime) prepare(c *ctr, spec Spec, img *Image, args []string) error {
 	if hostname == "" {
 		hostname = st.ID[:12]
 	}
-	files := map[string]string{
-		"hostname": hostname + "\n",
-		"hosts":    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + hostname + "\n",
+	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + hostname + "\n"
+	for _, l := range spec.ExtraHosts {
+		hosts += l + "\n"
 	}
+	files := map[string]string{"hostname": hostname + "\n", "hosts": hosts}
 	if spec.ResolvConf != "" {
 		files["resolv.conf"] = spec.ResolvConf
 	} else if resolv, err := os.ReadFile("/etc/resolv.conf"); err == nil && spec.Network == shim.NetworkHost {
@@ -400,6 +404,7 @@ func (r *Runtime) prepare(c *ctr, spec Spec, img *Image, args []string) error {
 	} else {
 		files["resolv.conf"] = ""
 	}
+	files["resolv.conf"] = resolvConf(files["resolv.conf"], spec.DNS)
 	var mounts []shim.Mount
 	for name, content := range files {
 		p := filepath.Join(c.dir, name)
@@ -432,10 +437,18 @@ func (r *Runtime) prepare(c *ctr, spec Spec, img *Image, args []string) error {
 	if user == "" {
 		user = img.Config.User
 	}
+	caps, err := Capabilities(spec.CapAdd, spec.CapDrop)
+	if err != nil {
+		return err
+	}
+	limits, err := shimRlimits(spec.Ulimits)
+	if err != nil {
+		return err
+	}
 	cfg := &shim.Config{
 		ID: st.ID, Rootfs: filepath.Join(c.dir, "rootfs"), Args: args, Env: mergeEnv(img.Config.Env, spec.Env),
 		Cwd: cwd, User: user, Hostname: hostname, ReadOnly: spec.ReadOnly, Init: spec.Init, Network: spec.Network,
-		Mounts: mounts, Caps: shim.DefaultCaps,
+		Mounts: mounts, Caps: caps, Sysctls: spec.Sysctls, Rlimits: limits, Groups: spec.Groups, Tty: spec.Tty,
 		Log: shim.LogConfig{Path: st.LogPath, MaxSize: spec.LogMaxSize, MaxFiles: spec.LogMaxFiles},
 	}
 	if err := shim.WriteJSON(filepath.Join(c.dir, shim.ConfigFile), cfg); err != nil {

@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-var applets = []string{"sh", "cat", "echo", "id", "hostname", "sleep", "true", "false", "env", "ls", "dd", "touch", "kill", "pwd", "grep", "head", "wc", "seq", "trap", "mount"}
+var applets = []string{"sh", "cat", "echo", "id", "hostname", "sleep", "true", "false", "env", "ls", "dd", "touch", "kill", "pwd", "grep", "head", "wc", "seq", "trap", "mount", "test"}
 
 // busyboxLayer makes an image layer directory from the host's static
 // busybox.

@@ -24,11 +24,31 @@ const (
 	NetworkHost    = "host" // the node's namespace
 )
 
-// Mount is a bind mount into the container.
+// Mount kinds.
+const (
+	KindBind  = ""      // Source (a host path) bound on Target
+	KindTmpfs = "tmpfs" // a tmpfs with Data's options (size=, mode=)
+)
+
+// Mount is a mount into the container. Targets resolve inside the
+// container's root: a symlink in the image cannot point one elsewhere.
 type Mount struct {
+	Kind     string `json:"kind,omitempty"`
 	Source   string `json:"source"`
 	Target   string `json:"target"`
 	ReadOnly bool   `json:"read_only,omitempty"`
+	// Propagation of a bind: rprivate (default), private, rshared,
+	// shared, rslave, slave.
+	Propagation string `json:"propagation,omitempty"`
+	// Data are a tmpfs's mount options.
+	Data string `json:"data,omitempty"`
+}
+
+// Rlimit is one resource limit (Resource is RLIMIT_*).
+type Rlimit struct {
+	Resource int    `json:"resource"`
+	Soft     uint64 `json:"soft"`
+	Hard     uint64 `json:"hard"`
 }
 
 // LogConfig says where output goes and how much is kept.
@@ -54,6 +74,14 @@ type Config struct {
 	Mounts   []Mount   `json:"mounts,omitempty"`
 	Caps     []string  `json:"caps"`
 	Log      LogConfig `json:"log"`
+	// Sysctls are written under /proc/sys before the workload starts.
+	Sysctls map[string]string `json:"sysctls,omitempty"`
+	Rlimits []Rlimit          `json:"rlimits,omitempty"`
+	// Groups are supplementary groups: names from the image's /etc/group
+	// or numbers.
+	Groups []string `json:"groups,omitempty"`
+	// Tty gives the workload a pseudo-terminal as fds 0-2.
+	Tty bool `json:"tty,omitempty"`
 }
 
 // Exit is how the workload ended, written by the shim to exit.json.

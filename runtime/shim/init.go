@@ -54,6 +54,9 @@ func InitMain(dir string) int {
 	if err != nil {
 		return fail(125, err)
 	}
+	if id, err = withGroups(id, cfg.Groups); err != nil {
+		return fail(125, err)
+	}
 	env := withDefaults(cfg.Env, cfg.Hostname, id.home)
 	cwd := cfg.Cwd
 	if cwd == "" {
@@ -87,6 +90,9 @@ func InitMain(dir string) int {
 	// A cgroup namespace rooted at the cgroup we were moved into.
 	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil && !errors.Is(err, unix.EINVAL) {
 		return fail(125, fmt.Errorf("cgroup namespace: %w", err))
+	}
+	if err := setRlimits(cfg.Rlimits); err != nil {
+		return fail(125, err)
 	}
 	if err := dropPrivileges(id, cfg.Caps); err != nil {
 		return fail(125, err)
@@ -160,9 +166,15 @@ func setupRootfs(cfg *Config) error {
 		return err
 	}
 	for _, m := range cfg.Mounts {
-		if err := bindInto(oldRoot+m.Source, m.Target, m.ReadOnly); err != nil {
+		if err := userMount(m); err != nil {
+			if m.Kind == KindTmpfs {
+				return fmt.Errorf("mount tmpfs on %s: %w", m.Target, err)
+			}
 			return fmt.Errorf("mount %s on %s: %w", m.Source, m.Target, err)
 		}
+	}
+	if err := setSysctls(cfg.Sysctls); err != nil {
+		return err
 	}
 	if err := unix.Unmount(oldRoot, unix.MNT_DETACH); err != nil {
 		return fmt.Errorf("detach the host root: %w", err)

@@ -78,11 +78,27 @@ func Main(dir string) int {
 	cmd.ExtraFiles = []*os.File{goR, setupW}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: flags, Setsid: true}
 	cmd.Env = []string{}
+	var terminal *os.File
+	if cfg.Tty {
+		// The terminal is stdin, stdout and stderr, and the controlling
+		// terminal of the new session; its other end replaces the stdout
+		// pipe (a terminal has one stream), and stderr's pipe stays empty.
+		var controller *os.File
+		if controller, terminal, err = openPty(); err != nil {
+			return fail(err)
+		}
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = terminal, terminal, terminal
+		cmd.SysProcAttr.Setctty, cmd.SysProcAttr.Ctty = true, 0
+		outR.Close()
+		outR = controller
+	}
 	if err := cmd.Start(); err != nil {
 		return fail(fmt.Errorf("start container init: %w", err))
 	}
-	for _, f := range []*os.File{outW, errW, goR, setupW, devnull} {
-		f.Close()
+	for _, f := range []*os.File{outW, errW, goR, setupW, devnull, terminal} {
+		if f != nil {
+			f.Close()
+		}
 	}
 	report(PidMessage(cmd.Process.Pid))
 

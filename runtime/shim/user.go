@@ -161,6 +161,53 @@ func lookupUser(spec string, users []passwdEntry, groups []groupEntry) (identity
 	return id, nil
 }
 
+// withGroups adds supplementary groups, names looked up in the image's
+// /etc/group or numbers, as docker's --group-add.
+func withGroups(id identity, extra []string) (identity, error) {
+	if len(extra) == 0 {
+		return id, nil
+	}
+	var groups []groupEntry
+	readLines("/etc/group", func(r io.Reader) { groups = parseGroup(r) })
+	return addGroups(id, extra, groups)
+}
+
+func addGroups(id identity, extra []string, groups []groupEntry) (identity, error) {
+	seen := map[uint32]bool{}
+	for _, g := range id.groups {
+		seen[g] = true
+	}
+	for _, e := range extra {
+		gid, err := strconv.ParseUint(e, 10, 32)
+		if err != nil {
+			found := false
+			for _, g := range groups {
+				if g.name == e {
+					gid, found = uint64(g.gid), true
+					break
+				}
+			}
+			if !found {
+				return id, fmt.Errorf("unable to find group %s: no matching entries in the image's /etc/group", e)
+			}
+		}
+		if !seen[uint32(gid)] {
+			id.groups = append(id.groups, uint32(gid))
+			seen[uint32(gid)] = true
+		}
+	}
+	return id, nil
+}
+
+// AllCaps are the names of every capability this build knows.
+func AllCaps() []string {
+	out := make([]string, 0, len(capNames))
+	for n := range capNames {
+		out = append(out, n)
+	}
+	return out
+}
+
 // capNames maps the names Docker uses to capability numbers.
 var capNames = map[string]int{
 	"CAP_CHOWN": unix.CAP_CHOWN, "CAP_DAC_OVERRIDE": unix.CAP_DAC_OVERRIDE, "CAP_FSETID": unix.CAP_FSETID,
