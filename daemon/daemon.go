@@ -39,6 +39,7 @@ import (
 	"github.com/shoal-run/shoal/runtime/cgroup"
 	"github.com/shoal-run/shoal/runtime/container"
 	"github.com/shoal-run/shoal/runtime/image"
+	"github.com/shoal-run/shoal/runtime/volume"
 	"github.com/shoal-run/shoal/runtimeapi"
 	"github.com/shoal-run/shoal/worker"
 	"github.com/shoal-run/shoal/worker/session"
@@ -106,6 +107,7 @@ type Daemon struct {
 	// nothing of the cluster runs.
 	locked bool
 	rt     *container.Runtime // for the data plane restored at unlock
+	vols   *volume.Store      // reported in the node's description
 
 	// keysMu guards keys and every save of the certificate set that
 	// holds them; the rewrap loop takes it without d.mu. Lock order:
@@ -239,6 +241,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Dispatch: d.session.Dispatch, NewID: store.NewID, Log: d.log})
 	rt.Net = lockGuard{Networks: d.att, d: d}
 	d.rt = rt.Containers
+	d.vols = rt.Volumes
 	sendDone := make(chan struct{})
 	go func() { d.session.SendReports(workCtx); close(sendDone) }()
 	defer func() {
@@ -323,9 +326,14 @@ func openRuntime(cfg Config) (*runtimeapi.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open image store: %w", err)
 	}
+	vols, err := volume.Open(filepath.Join(cfg.DataDir, "runtime", "volumes"))
+	if err != nil {
+		images.Close()
+		return nil, fmt.Errorf("open volume store: %w", err)
+	}
 	rt, err := container.Open(container.Options{
 		Root: filepath.Join(cfg.DataDir, "runtime", "containers"), CgroupParent: cfg.CgroupParent,
-		ShimBinary: cfg.ShimBinary, Images: runtimeapi.ImageSource{Store: images}, Log: cfg.Log,
+		ShimBinary: cfg.ShimBinary, Images: runtimeapi.ImageSource{Store: images}, Volumes: vols, Log: cfg.Log,
 	})
 	if err != nil {
 		images.Close()
@@ -345,7 +353,7 @@ func openRuntime(cfg Config) (*runtimeapi.Server, error) {
 			_ = images.Release(owner)
 		}
 	}
-	return &runtimeapi.Server{Images: images, Containers: rt}, nil
+	return &runtimeapi.Server{Images: images, Containers: rt, Volumes: vols}, nil
 }
 
 // restoreDataPlane brings back the data plane of a node restarted in a

@@ -21,6 +21,7 @@ import (
 	"github.com/shoal-run/shoal/manager/bootstrap"
 	"github.com/shoal-run/shoal/manager/ca"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
+	"github.com/shoal-run/shoal/runtimeapi"
 	"github.com/shoal-run/shoal/worker"
 )
 
@@ -296,7 +297,13 @@ func (s *swarmServer) Info(ctx context.Context, _ *shoalv1.InfoRequest) (*shoalv
 // describe is the node description reported at join and in every
 // heartbeat.
 func (d *Daemon) describe() *shoalv1.NodeDescription {
-	return worker.Describe(d.cfg.Hostname, d.cfg.EngineLabels, Version)
+	desc := worker.Describe(d.cfg.Hostname, d.cfg.EngineLabels, Version)
+	if d.vols != nil {
+		for _, v := range d.vols.List() {
+			desc.Volumes = append(desc.Volumes, runtimeapi.VolumeToProto(v))
+		}
+	}
+	return desc
 }
 
 // Version is set at build time.

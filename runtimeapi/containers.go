@@ -21,6 +21,7 @@ import (
 	"github.com/shoal-run/shoal/runtime/container"
 	"github.com/shoal-run/shoal/runtime/image"
 	"github.com/shoal-run/shoal/runtime/logs"
+	"github.com/shoal-run/shoal/runtime/volume"
 )
 
 // Server implements shoalv1.RuntimeServiceServer.
@@ -28,6 +29,8 @@ type Server struct {
 	shoalv1.UnimplementedRuntimeServiceServer
 	Images     *image.Store
 	Containers *container.Runtime
+	// Volumes are the node's local volumes.
+	Volumes *volume.Store
 	// Net connects containers to attachable overlay networks; nil on a
 	// node that has none.
 	Net Networks

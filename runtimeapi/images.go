@@ -150,6 +150,7 @@ func (a ImageSource) Resolve(ref string) (*container.Image, error) {
 	c := img.Config
 	out := &container.Image{ID: img.ID, Ref: ref, LayerDirs: dirs, Config: container.ImageConfig{
 		Entrypoint: c.Entrypoint, Cmd: c.Cmd, Env: c.Env, WorkingDir: c.WorkingDir, User: c.User, StopSignal: c.StopSignal,
+		Volumes: c.Volumes,
 	}}
 	if h := c.Healthcheck; h != nil {
 		out.Config.Healthcheck = &container.Healthcheck{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout,

@@ -35,6 +35,23 @@ func (r *Runtime) containerMounts(c *ctr, spec Spec, img *Image) ([]shim.Mount, 
 		out = append(out, sm)
 		c.state.Mounts = append(c.state.Mounts, m)
 	}
+	// The image's VOLUMEs not covered by a mount get anonymous volumes.
+	covered := map[string]bool{}
+	for _, m := range spec.Mounts {
+		covered[filepath.Clean(m.Target)] = true
+	}
+	for _, target := range img.Config.Volumes {
+		if covered[filepath.Clean(target)] || !filepath.IsAbs(target) {
+			continue
+		}
+		covered[filepath.Clean(target)] = true
+		sm, m, err := r.volumeMount(c, Mount{Type: MountVolume, Target: filepath.Clean(target)}, img)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sm)
+		c.state.Mounts = append(c.state.Mounts, m)
+	}
 	return out, nil
 }
 

@@ -113,6 +113,9 @@ func Open(opts Options) (*Runtime, error) {
 		c.cg, _ = cgroup.Load(opts.CgroupParent, c.state.ID)
 		c.pids = c.state.PidsLimit
 		r.containers[c.state.ID] = c
+		if opts.Volumes != nil {
+			opts.Volumes.Adopt(c.state.ID, volumeNames(c.state.Mounts))
+		}
 		r.adopt(c)
 	}
 	return r, nil
@@ -489,6 +492,11 @@ func (r *Runtime) teardown(c *ctr) {
 	}
 	if err := r.opts.Images.Release(c.state.ID); err != nil {
 		r.log.Debug("release image", zap.Error(err))
+	}
+	if r.opts.Volumes != nil {
+		if err := r.opts.Volumes.Release(c.state.ID, true); err != nil {
+			r.log.Warn("release volumes", zap.String("container", c.state.ID), zap.Error(err))
+		}
 	}
 	cleanupDir(c.dir)
 }

@@ -20,6 +20,9 @@ type ImageConfig struct {
 	StopSignal           string
 	// Healthcheck is the image's HEALTHCHECK; nil when it has none.
 	Healthcheck *Healthcheck
+	// Volumes are the image's VOLUME paths: each gets an anonymous
+	// volume unless a mount covers it.
+	Volumes []string
 }
 
 // Healthcheck is the image's HEALTHCHECK (image.Healthcheck, docker's
@@ -147,6 +150,9 @@ type Volumes interface {
 	// Release ends every use of container id; its anonymous volumes are
 	// removed when remove is true (the container was removed).
 	Release(id string, remove bool) error
+	// Adopt records the uses of a container found on disk when the
+	// runtime opens (a daemon restarted under it).
+	Adopt(id string, names []string)
 }
 
 // Status of a container.

@@ -31,6 +31,7 @@ type Config struct {
 	Labels       map[string]string
 	ExposedPorts []string     // "80/tcp", sorted
 	Healthcheck  *Healthcheck // nil when the image defines none
+	Volumes      []string     // VOLUME paths, sorted
 }
 
 // Healthcheck is an image's HEALTHCHECK, in docker's JSON shape (the
@@ -100,6 +101,10 @@ func newRecord(id, digest string, cf *v1.ConfigFile, raw []byte) *imageRecord {
 		cfg.ExposedPorts = append(cfg.ExposedPorts, p)
 	}
 	sort.Strings(cfg.ExposedPorts)
+	for p := range c.Volumes {
+		cfg.Volumes = append(cfg.Volumes, p)
+	}
+	sort.Strings(cfg.Volumes)
 	cfg.Healthcheck = imageHealthcheck(raw)
 	rec := &imageRecord{ID: id, Digest: digest, Config: cfg, Created: cf.Created.Time}
 	for _, d := range cf.RootFS.DiffIDs {
@@ -128,6 +133,7 @@ func (rec *imageRecord) image(names []string) *Image {
 	c.Cmd = append([]string(nil), c.Cmd...)
 	c.Env = append([]string(nil), c.Env...)
 	c.ExposedPorts = append([]string(nil), c.ExposedPorts...)
+	c.Volumes = append([]string(nil), c.Volumes...)
 	if c.Labels != nil {
 		l := make(map[string]string, len(c.Labels))
 		for k, v := range c.Labels {

@@ -62,6 +62,9 @@ type Options struct {
 	// (config.Healthcheck of its config), e.g. {Test: ["NONE"]} or
 	// {Test: ["CMD-SHELL", "wget -q -O- http://127.0.0.1/ || exit 1"], Interval: time.Second}.
 	Healthcheck *Healthcheck
+
+	// Volumes are the image's VOLUME paths.
+	Volumes []string
 }
 
 // Built is a built image.
@@ -194,6 +197,12 @@ func config(opts Options) v1.Config {
 	}
 	for k, v := range opts.Labels {
 		c.Labels[k] = v
+	}
+	if len(opts.Volumes) > 0 {
+		c.Volumes = map[string]struct{}{}
+		for _, v := range opts.Volumes {
+			c.Volumes[v] = struct{}{}
+		}
 	}
 	return c
 }
