@@ -188,7 +188,9 @@ var guardedWrites = map[string]bool{
 
 // isRead reports whether method only reads the store.
 func isRead(method string) bool {
-	return strings.HasPrefix(method, "/shoal.v1.ControlService/Get") || strings.HasPrefix(method, "/shoal.v1.ControlService/List")
+	return strings.HasPrefix(method, "/shoal.v1.ControlService/Get") || strings.HasPrefix(method, "/shoal.v1.ControlService/List") ||
+		// Asks a registry; changes nothing in the cluster.
+		method == "/shoal.v1.ControlService/ResolveImage"
 }
 
 func retryFor(method string) retry {

@@ -24,31 +24,33 @@ func TestRetryFor(t *testing.T) {
 	// deposed or unreachable. A new method fails here until it is given a
 	// rule on purpose.
 	want := map[string]retry{
-		"/shoal.v1.ControlService/GetCluster":    retryRead,
-		"/shoal.v1.ControlService/ListNodes":     retryRead,
-		"/shoal.v1.ControlService/GetNode":       retryRead,
-		"/shoal.v1.ControlService/GetService":    retryRead,
-		"/shoal.v1.ControlService/ListServices":  retryRead,
-		"/shoal.v1.ControlService/ListTasks":     retryRead,
-		"/shoal.v1.ControlService/GetTask":       retryRead,
-		"/shoal.v1.ControlService/GetNetwork":    retryRead,
-		"/shoal.v1.ControlService/ListNetworks":  retryRead,
-		"/shoal.v1.ControlService/CreateService": retryGuarded, // names are unique
-		"/shoal.v1.ControlService/CreateNetwork": retryGuarded,
-		"/shoal.v1.ControlService/UpdateService": retryGuarded, // the version read is required
-		"/shoal.v1.ControlService/UpdateNode":    retryGuarded,
-		"/shoal.v1.ControlService/UpdateCluster": retryGuarded,
-		"/shoal.v1.ControlService/GetUnlockKey":  retryRead,
-		"/shoal.v1.ControlService/GetSecret":     retryRead,
-		"/shoal.v1.ControlService/ListSecrets":   retryRead,
-		"/shoal.v1.ControlService/GetConfig":     retryRead,
-		"/shoal.v1.ControlService/ListConfigs":   retryRead,
-		"/shoal.v1.ControlService/CreateSecret":  retryGuarded, // names are unique
-		"/shoal.v1.ControlService/CreateConfig":  retryGuarded,
-		"/shoal.v1.ControlService/UpdateSecret":  retryGuarded, // the version read is required
-		"/shoal.v1.ControlService/UpdateConfig":  retryGuarded,
-		"/shoal.v1.ControlService/RemoveSecret":  retryNever,
-		"/shoal.v1.ControlService/RemoveConfig":  retryNever,
+		"/shoal.v1.ControlService/GetCluster":      retryRead,
+		"/shoal.v1.ControlService/ListNodes":       retryRead,
+		"/shoal.v1.ControlService/GetNode":         retryRead,
+		"/shoal.v1.ControlService/GetService":      retryRead,
+		"/shoal.v1.ControlService/ListServices":    retryRead,
+		"/shoal.v1.ControlService/ListTasks":       retryRead,
+		"/shoal.v1.ControlService/GetTask":         retryRead,
+		"/shoal.v1.ControlService/GetNetwork":      retryRead,
+		"/shoal.v1.ControlService/ListNetworks":    retryRead,
+		"/shoal.v1.ControlService/CreateService":   retryGuarded, // names are unique
+		"/shoal.v1.ControlService/CreateNetwork":   retryGuarded,
+		"/shoal.v1.ControlService/UpdateService":   retryGuarded, // the version read is required
+		"/shoal.v1.ControlService/UpdateNode":      retryGuarded,
+		"/shoal.v1.ControlService/UpdateCluster":   retryGuarded,
+		"/shoal.v1.ControlService/GetUnlockKey":    retryRead,
+		"/shoal.v1.ControlService/GetSecret":       retryRead,
+		"/shoal.v1.ControlService/ListSecrets":     retryRead,
+		"/shoal.v1.ControlService/GetConfig":       retryRead,
+		"/shoal.v1.ControlService/ListConfigs":     retryRead,
+		"/shoal.v1.ControlService/ListNodeVolumes": retryRead,
+		"/shoal.v1.ControlService/ResolveImage":    retryRead,
+		"/shoal.v1.ControlService/CreateSecret":    retryGuarded, // names are unique
+		"/shoal.v1.ControlService/CreateConfig":    retryGuarded,
+		"/shoal.v1.ControlService/UpdateSecret":    retryGuarded, // the version read is required
+		"/shoal.v1.ControlService/UpdateConfig":    retryGuarded,
+		"/shoal.v1.ControlService/RemoveSecret":    retryNever,
+		"/shoal.v1.ControlService/RemoveConfig":    retryNever,
 		// By name, a second copy could remove an object made since.
 		"/shoal.v1.ControlService/RemoveService": retryNever,
 		"/shoal.v1.ControlService/RemoveNetwork": retryNever,
