@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/shoal-run/shoal/internal/ctrspec"
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/runtime/cgroup"
 	"github.com/shoal-run/shoal/runtime/logs"
@@ -728,17 +729,11 @@ func (r *Runtime) Done(ref string) (<-chan struct{}, error) {
 
 // ParseSignal reads SIGTERM, TERM, term or 15.
 func ParseSignal(s string) (unix.Signal, error) {
-	if n, err := strconv.Atoi(s); err == nil && n > 0 && n < 65 {
-		return unix.Signal(n), nil
+	sig, err := ctrspec.ParseSignal(s)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", err, errdefs.ErrInvalid)
 	}
-	name := strings.ToUpper(s)
-	if !strings.HasPrefix(name, "SIG") {
-		name = "SIG" + name
-	}
-	if sig := unix.SignalNum(name); sig != 0 {
-		return sig, nil
-	}
-	return 0, fmt.Errorf("unknown signal %q (e.g. SIGTERM, KILL or 9): %w", s, errdefs.ErrInvalid)
+	return sig, nil
 }
 
 // Signal sends sig to the container's init. It uses a pidfd so that a

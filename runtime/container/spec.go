@@ -8,21 +8,10 @@ import (
 	"sort"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/shoal-run/shoal/internal/ctrspec"
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/runtime/shim"
 )
-
-// NormalizeCap spells a capability as the kernel's headers do
-// ("net_admin" → "CAP_NET_ADMIN"); "ALL" stays.
-func NormalizeCap(c string) string {
-	c = strings.ToUpper(strings.TrimSpace(c))
-	if c == "ALL" || strings.HasPrefix(c, "CAP_") {
-		return c
-	}
-	return "CAP_" + c
-}
 
 // Capabilities is docker's default set changed by add and drop, with
 // docker's rules: add ALL grants every capability but the dropped ones;
@@ -36,10 +25,10 @@ func Capabilities(add, drop []string) ([]string, error) {
 	norm := func(list []string) (map[string]bool, error) {
 		out := map[string]bool{}
 		for _, c := range list {
-			n := NormalizeCap(c)
-			if n != "ALL" && !known[n] {
-				return nil, fmt.Errorf("unknown capability: %q: %w", c, errdefs.ErrInvalid)
+			if err := ctrspec.CheckCap(c); err != nil {
+				return nil, fmt.Errorf("%w: %w", err, errdefs.ErrInvalid)
 			}
+			n := ctrspec.NormalizeCap(c)
 			out[n] = true
 		}
 		return out, nil
@@ -82,70 +71,14 @@ func Capabilities(add, drop []string) ([]string, error) {
 	return out, nil
 }
 
-// namespacedSysctls are the IPC sysctls a container's namespaces own, as
-// docker (runc) allows them; net.* are the network namespace's.
-var namespacedSysctls = map[string]bool{
-	"kernel.msgmax": true, "kernel.msgmnb": true, "kernel.msgmni": true, "kernel.sem": true,
-	"kernel.shmall": true, "kernel.shmmax": true, "kernel.shmmni": true, "kernel.shm_rmid_forced": true,
-}
-
-// CheckSysctl refuses a sysctl a container cannot own: only the IPC ones
-// and, with a network namespace of its own, net.*.
-func CheckSysctl(key, network string) error {
-	switch {
-	case namespacedSysctls[key], strings.HasPrefix(key, "fs.mqueue.") && len(key) > len("fs.mqueue."):
-		return nil
-	case strings.HasPrefix(key, "net.") && len(key) > len("net."):
-		if network == shim.NetworkHost {
-			return fmt.Errorf("sysctl %q is not allowed in the host's network namespace: %w", key, errdefs.ErrInvalid)
-		}
-		return nil
-	}
-	return fmt.Errorf("sysctl %q is not allowed: it is not namespaced; only IPC (kernel.msgmax, kernel.msgmnb, kernel.msgmni, kernel.sem, kernel.shmall, kernel.shmmax, kernel.shmmni, kernel.shm_rmid_forced, fs.mqueue.*) and network (net.*) sysctls can be set per container: %w", key, errdefs.ErrInvalid)
-}
-
-// rlimits are docker's --ulimit names.
-var rlimits = map[string]int{
-	"as": unix.RLIMIT_AS, "core": unix.RLIMIT_CORE, "cpu": unix.RLIMIT_CPU, "data": unix.RLIMIT_DATA,
-	"fsize": unix.RLIMIT_FSIZE, "locks": unix.RLIMIT_LOCKS, "memlock": unix.RLIMIT_MEMLOCK,
-	"msgqueue": unix.RLIMIT_MSGQUEUE, "nice": unix.RLIMIT_NICE, "nofile": unix.RLIMIT_NOFILE,
-	"nproc": unix.RLIMIT_NPROC, "rss": unix.RLIMIT_RSS, "rtprio": unix.RLIMIT_RTPRIO,
-	"rttime": unix.RLIMIT_RTTIME, "sigpending": unix.RLIMIT_SIGPENDING, "stack": unix.RLIMIT_STACK,
-}
-
-// UlimitNames are the names --ulimit takes.
-func UlimitNames() []string {
-	out := make([]string, 0, len(rlimits))
-	for n := range rlimits {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
-}
-
 // shimRlimits checks ulimits and turns them into the init's.
 func shimRlimits(us []Ulimit) ([]shim.Rlimit, error) {
-	var out []shim.Rlimit
-	seen := map[string]bool{}
+	if err := ctrspec.CheckUlimits(us); err != nil {
+		return nil, fmt.Errorf("%w: %w", err, errdefs.ErrInvalid)
+	}
+	out := make([]shim.Rlimit, 0, len(us))
 	for _, u := range us {
-		r, ok := rlimits[u.Name]
-		if !ok {
-			return nil, fmt.Errorf("ulimit %q: unknown; use one of %s: %w", u.Name, strings.Join(UlimitNames(), ", "), errdefs.ErrInvalid)
-		}
-		if seen[u.Name] {
-			return nil, fmt.Errorf("ulimit %q: given twice: %w", u.Name, errdefs.ErrInvalid)
-		}
-		seen[u.Name] = true
-		soft, hard := uint64(u.Soft), uint64(u.Hard)
-		if u.Soft < 0 {
-			soft = unix.RLIM_INFINITY
-		}
-		if u.Hard < 0 {
-			hard = unix.RLIM_INFINITY
-		}
-		if soft > hard {
-			return nil, fmt.Errorf("ulimit %s: soft limit %d is above the hard limit %d: %w", u.Name, u.Soft, u.Hard, errdefs.ErrInvalid)
-		}
+		r, soft, hard := ctrspec.Rlimit(u)
 		out = append(out, shim.Rlimit{Resource: r, Soft: soft, Hard: hard})
 	}
 	return out, nil
@@ -188,9 +121,8 @@ func resolvConf(base string, dns DNSConfig) string {
 // checkExtraHosts wants "IP NAME [ALIAS...]" lines.
 func checkExtraHosts(lines []string) error {
 	for _, l := range lines {
-		f := strings.Fields(l)
-		if len(f) < 2 || net.ParseIP(f[0]) == nil || strings.ContainsAny(l, "\n\r") {
-			return fmt.Errorf("extra host %q: want \"IP HOSTNAME [ALIAS...]\": %w", l, errdefs.ErrInvalid)
+		if err := ctrspec.CheckHostLine(l); err != nil {
+			return fmt.Errorf("%w: %w", err, errdefs.ErrInvalid)
 		}
 	}
 	return nil
@@ -199,8 +131,8 @@ func checkExtraHosts(lines []string) error {
 // checkSpec refuses what the init could not do, before anything is made.
 func checkSpec(spec Spec) error {
 	for k := range spec.Sysctls {
-		if err := CheckSysctl(k, spec.Network); err != nil {
-			return err
+		if err := ctrspec.CheckSysctl(k, spec.Network == shim.NetworkHost); err != nil {
+			return fmt.Errorf("%w: %w", err, errdefs.ErrInvalid)
 		}
 	}
 	if _, err := shimRlimits(spec.Ulimits); err != nil {

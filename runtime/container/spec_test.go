@@ -63,23 +63,6 @@ func capNamesForTest() []string {
 	return all
 }
 
-func TestCheckSysctl(t *testing.T) {
-	for _, tc := range []struct {
-		key, network string
-		ok           bool
-	}{
-		{"kernel.shmmni", "", true}, {"kernel.msgmax", "", true}, {"fs.mqueue.msg_max", "", true},
-		{"net.ipv4.ip_forward", "", true}, {"net.core.somaxconn", "none", true},
-		{"net.ipv4.ip_forward", "host", false}, {"vm.swappiness", "", false}, {"kernel.hostname", "", false},
-		{"fs.mqueue.", "", false}, {"net.", "", false}, {"kernel.pid_max", "", false},
-	} {
-		err := CheckSysctl(tc.key, tc.network)
-		if (err == nil) != tc.ok {
-			t.Errorf("%s (network %q): error %v, want ok=%v", tc.key, tc.network, err, tc.ok)
-		}
-	}
-}
-
 func TestShimRlimits(t *testing.T) {
 	got, err := shimRlimits([]Ulimit{{Name: "nofile", Soft: 100, Hard: 200}, {Name: "core", Soft: -1, Hard: -1}})
 	if err != nil {

@@ -7,6 +7,8 @@
 package container
 
 import (
+	"github.com/shoal-run/shoal/internal/ctrspec"
+
 	"os"
 	"time"
 
@@ -126,10 +128,7 @@ type Mount struct {
 }
 
 // Ulimit is an RLIMIT_ by docker's name (nofile, nproc, core, ...).
-type Ulimit struct {
-	Name       string `json:"name"`
-	Soft, Hard int64
-}
+type Ulimit = ctrspec.Ulimit
 
 // DNSConfig overrides parts of /etc/resolv.conf.
 type DNSConfig struct {

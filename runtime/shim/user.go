@@ -9,6 +9,8 @@ import (
 	"strings"
 	"unsafe"
 
+	"github.com/shoal-run/shoal/internal/ctrspec"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -201,39 +203,21 @@ func addGroups(id identity, extra []string, groups []groupEntry) (identity, erro
 
 // AllCaps are the names of every capability this build knows.
 func AllCaps() []string {
-	out := make([]string, 0, len(capNames))
-	for n := range capNames {
+	out := make([]string, 0, len(ctrspec.Caps))
+	for n := range ctrspec.Caps {
 		out = append(out, n)
 	}
 	return out
 }
 
-// capNames maps the names Docker uses to capability numbers.
-var capNames = map[string]int{
-	"CAP_CHOWN": unix.CAP_CHOWN, "CAP_DAC_OVERRIDE": unix.CAP_DAC_OVERRIDE, "CAP_FSETID": unix.CAP_FSETID,
-	"CAP_FOWNER": unix.CAP_FOWNER, "CAP_MKNOD": unix.CAP_MKNOD, "CAP_NET_RAW": unix.CAP_NET_RAW,
-	"CAP_SETGID": unix.CAP_SETGID, "CAP_SETUID": unix.CAP_SETUID, "CAP_SETFCAP": unix.CAP_SETFCAP,
-	"CAP_SETPCAP": unix.CAP_SETPCAP, "CAP_NET_BIND_SERVICE": unix.CAP_NET_BIND_SERVICE,
-	"CAP_SYS_CHROOT": unix.CAP_SYS_CHROOT, "CAP_KILL": unix.CAP_KILL, "CAP_AUDIT_WRITE": unix.CAP_AUDIT_WRITE,
-	"CAP_NET_ADMIN": unix.CAP_NET_ADMIN, "CAP_SYS_ADMIN": unix.CAP_SYS_ADMIN, "CAP_SYS_PTRACE": unix.CAP_SYS_PTRACE,
-	"CAP_IPC_LOCK": unix.CAP_IPC_LOCK, "CAP_SYS_RESOURCE": unix.CAP_SYS_RESOURCE, "CAP_SYS_TIME": unix.CAP_SYS_TIME,
-	"CAP_SYS_NICE": unix.CAP_SYS_NICE, "CAP_DAC_READ_SEARCH": unix.CAP_DAC_READ_SEARCH, "CAP_LINUX_IMMUTABLE": unix.CAP_LINUX_IMMUTABLE,
-	"CAP_NET_BROADCAST": unix.CAP_NET_BROADCAST, "CAP_IPC_OWNER": unix.CAP_IPC_OWNER, "CAP_SYS_MODULE": unix.CAP_SYS_MODULE,
-	"CAP_SYS_RAWIO": unix.CAP_SYS_RAWIO, "CAP_SYS_PACCT": unix.CAP_SYS_PACCT, "CAP_SYS_BOOT": unix.CAP_SYS_BOOT,
-	"CAP_LEASE": unix.CAP_LEASE, "CAP_AUDIT_CONTROL": unix.CAP_AUDIT_CONTROL, "CAP_MAC_OVERRIDE": unix.CAP_MAC_OVERRIDE,
-	"CAP_MAC_ADMIN": unix.CAP_MAC_ADMIN, "CAP_SYSLOG": unix.CAP_SYSLOG, "CAP_WAKE_ALARM": unix.CAP_WAKE_ALARM,
-	"CAP_BLOCK_SUSPEND": unix.CAP_BLOCK_SUSPEND, "CAP_AUDIT_READ": unix.CAP_AUDIT_READ, "CAP_SYS_TTY_CONFIG": unix.CAP_SYS_TTY_CONFIG,
-}
-
 // DefaultCaps is Docker's default capability set.
-var DefaultCaps = []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
-	"CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"}
+var DefaultCaps = ctrspec.DefaultCaps
 
 // CapMask turns capability names into a bit mask.
 func CapMask(names []string) (uint64, error) {
 	var m uint64
 	for _, n := range names {
-		c, ok := capNames[strings.ToUpper(n)]
+		c, ok := ctrspec.Caps[strings.ToUpper(n)]
 		if !ok {
 			return 0, fmt.Errorf("unknown capability %q", n)
 		}

@@ -7,37 +7,13 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/shoal-run/shoal/internal/ctrspec"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
 // parseBytes reads sizes like docker: 512, 64k, 64m, 1g, 1.5GiB, 100MB
 // (binary units throughout).
-func parseBytes(s string) (int64, error) {
-	t := strings.ToLower(strings.TrimSpace(s))
-	if t == "" {
-		return 0, fmt.Errorf("empty size")
-	}
-	mult := float64(1)
-	for _, u := range []struct {
-		suffix string
-		mult   float64
-	}{{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"tib", 1 << 40},
-		{"kb", 1 << 10}, {"mb", 1 << 20}, {"gb", 1 << 30}, {"tb", 1 << 40},
-		{"k", 1 << 10}, {"m", 1 << 20}, {"g", 1 << 30}, {"t", 1 << 40}, {"b", 1}} {
-		if strings.HasSuffix(t, u.suffix) {
-			t, mult = strings.TrimSuffix(t, u.suffix), u.mult
-			break
-		}
-	}
-	v, err := strconv.ParseFloat(strings.TrimSpace(t), 64)
-	if err != nil || v < 0 || math.IsInf(v, 0) || math.IsNaN(v) {
-		return 0, fmt.Errorf("%q is not a size (e.g. 512m, 1g)", s)
-	}
-	if v*mult >= math.MaxInt64 {
-		return 0, fmt.Errorf("%q is too large", s)
-	}
-	return int64(v * mult), nil
-}
+func parseBytes(s string) (int64, error) { return ctrspec.ParseSize(s) }
 
 // parseCPUs reads a decimal CPU count (0.5) as nano-CPUs.
 func parseCPUs(s string) (int64, error) {
