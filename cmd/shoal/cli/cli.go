@@ -84,6 +84,9 @@ func runWithStdin(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		Short:         "Shoal: a clustered container runtime",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// The global flags are parsed before the command's, as docker's:
+		// service create's --host (an /etc/hosts line) is not -H.
+		TraverseChildren: true,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/shoal-run/shoal/internal/ctrspec"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
@@ -34,6 +36,12 @@ func (g *globals) runtimeClient() (shoalv1.RuntimeServiceClient, func(), error) 
 
 type runFlags struct {
 	rm, detach, readOnly, init    bool
+	tty                           bool
+	capAdd, capDrop, sysctls      []string
+	ulimits, dns, dnsSearch       []string
+	dnsOptions, addHosts, groups  []string
+	logDriver                     string
+	logOpts                       []string
 	name, workdir, user, hostname string
 	entrypoint, memory, cpus      string
 	network, stopSignal           string
@@ -86,6 +94,18 @@ func newRunCmd(g *globals) *cobra.Command {
 	fs.StringArrayVarP(&f.volumes, "volume", "v", nil, "bind mount a volume: [SOURCE:]TARGET[:ro|rw|nocopy|PROPAGATION] (an absolute SOURCE is a host path, another a named volume)")
 	fs.StringArrayVar(&f.mounts, "mount", nil, "attach a filesystem mount: type=bind|volume|tmpfs,source=...,target=...[,readonly]...")
 	fs.StringArrayVar(&f.tmpfs, "tmpfs", nil, "mount a tmpfs: TARGET[:size=64m,mode=1777]")
+	fs.BoolVarP(&f.tty, "tty", "t", false, "allocate a pseudo-TTY")
+	fs.StringArrayVar(&f.capAdd, "cap-add", nil, "add Linux capabilities")
+	fs.StringArrayVar(&f.capDrop, "cap-drop", nil, "drop Linux capabilities")
+	fs.StringArrayVar(&f.sysctls, "sysctl", nil, "sysctl options KEY=VALUE (namespaced ones only)")
+	fs.StringArrayVar(&f.ulimits, "ulimit", nil, "ulimit options NAME=SOFT[:HARD]")
+	fs.StringArrayVar(&f.dns, "dns", nil, "set custom DNS servers")
+	fs.StringArrayVar(&f.dnsSearch, "dns-search", nil, "set custom DNS search domains")
+	fs.StringArrayVar(&f.dnsOptions, "dns-option", nil, "set DNS options")
+	fs.StringArrayVar(&f.addHosts, "add-host", nil, "add a custom host-to-IP mapping (host:ip)")
+	fs.StringArrayVar(&f.groups, "group-add", nil, "add additional groups to join")
+	fs.StringVar(&f.logDriver, "log-driver", "", "logging driver (json-file, the default and only one)")
+	fs.StringArrayVar(&f.logOpts, "log-opt", nil, "log driver options: max-size=SIZE, max-file=N")
 	return cmd
 }
 
@@ -104,8 +124,14 @@ func (f *runFlags) config(cmd *cobra.Command, args []string) (*shoalv1.Container
 		cfg.Network = f.network // none, host, or an overlay network the daemon asks the cluster for
 	}
 	if cmd.Flags().Changed("entrypoint") {
+		// One executable, as docker run's; "" clears the image's.
 		cfg.EntrypointSet = true
-		cfg.Entrypoint = strings.Fields(f.entrypoint)
+		if f.entrypoint != "" {
+			cfg.Entrypoint = []string{f.entrypoint}
+		}
+	}
+	if err := f.containerSpec(cfg); err != nil {
+		return nil, err
 	}
 	var err error
 	if f.memory != "" {
@@ -147,6 +173,45 @@ func (f *runFlags) config(cmd *cobra.Command, args []string) (*shoalv1.Container
 		cfg.Env = append(cfg.Env, e)
 	}
 	return cfg, nil
+}
+
+// containerSpec sets the rest of docker run's container surface.
+func (f *runFlags) containerSpec(cfg *shoalv1.ContainerConfig) error {
+	cfg.Tty, cfg.CapAdd, cfg.CapDrop, cfg.Groups = f.tty, normalizeCaps(f.capAdd), normalizeCaps(f.capDrop), f.groups
+	var err error
+	if cfg.Sysctls, err = applyKV(nil, f.sysctls, nil, "--sysctl"); err != nil {
+		return err
+	}
+	ul, err := updateUlimits(nil, &listFlag{create: f.ulimits}, true)
+	if err != nil {
+		return err
+	}
+	cfg.Ulimits = ul
+	for _, s := range f.dns {
+		if net.ParseIP(s) == nil {
+			return fmt.Errorf("--dns: IP address is not correctly formatted: %s", s)
+		}
+	}
+	if len(f.dns)+len(f.dnsSearch)+len(f.dnsOptions) > 0 {
+		cfg.DnsConfig = &shoalv1.DNSConfig{Nameservers: f.dns, Search: f.dnsSearch, Options: f.dnsOptions}
+	}
+	for _, h := range f.addHosts {
+		line, err := hostLine(h)
+		if err != nil {
+			return fmt.Errorf("--add-host: %w", err)
+		}
+		cfg.Hosts = append(cfg.Hosts, line)
+	}
+	opts, err := applyKV(nil, f.logOpts, nil, "--log-opt")
+	if err != nil {
+		return err
+	}
+	size, files, err := ctrspec.LogOptions(f.logDriver, opts)
+	if err != nil {
+		return err
+	}
+	cfg.LogMaxSize, cfg.LogMaxFiles = size, int32(files)
+	return nil
 }
 
 // readEnvFile reads KEY=VALUE lines, skipping blanks and # comments.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/shlex"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"google.golang.org/protobuf/proto"
@@ -45,7 +46,7 @@ type specFlags struct {
 func (f *specFlags) register(fs *pflag.FlagSet, create bool) {
 	fs.Int64Var(&f.replicas, "replicas", 1, "number of tasks (replicated mode), or of completions (replicated-job mode)")
 	fs.Int64Var(&f.maxConcurrent, "max-concurrent", 0, "number of job tasks to run concurrently (replicated-job mode; default equal to --replicas)")
-	fs.StringVar(&f.workdir, "workdir", "", "working directory inside the container")
+	fs.StringVarP(&f.workdir, "workdir", "w", "", "working directory inside the container")
 	fs.StringVarP(&f.user, "user", "u", "", "USER[:GROUP] to run as")
 	fs.StringVar(&f.host, "hostname", "", "container hostname")
 	fs.StringVar(&f.reserveCPU, "reserve-cpu", "", "CPUs to reserve (e.g. 0.5)")
@@ -60,7 +61,7 @@ func (f *specFlags) register(fs *pflag.FlagSet, create bool) {
 	fs.Int64Var(&f.maxPerNode, "replicas-max-per-node", 0, "maximum tasks per node (0: unlimited)")
 	fs.StringVar(&f.endpointMode, "endpoint-mode", "vip", "vip or dnsrr")
 	fs.StringVar(&f.strategy, "placement-strategy", "spread", "spread (even over nodes) or binpack (fill nodes first)")
-	fs.StringVar(&f.entrypoint, "entrypoint", "", "override the image's entrypoint")
+	fs.StringVar(&f.entrypoint, "entrypoint", "", "Overwrite the default ENTRYPOINT of the image (shell-quoted words; \"\" for none)")
 	f.deploy.register(fs, create)
 	f.container.register(fs, create)
 	f.image.register(fs, create)
@@ -94,7 +95,11 @@ func (f *specFlags) apply(fs *pflag.FlagSet, spec *shoalv1.ServiceSpec, create b
 		return err
 	}
 	if fs.Changed("entrypoint") {
-		c.Command = strings.Fields(f.entrypoint)
+		words, err := parseEntrypoint(f.entrypoint)
+		if err != nil {
+			return err
+		}
+		c.Command, c.CommandSet = words, true
 	}
 	if changed("workdir") {
 		c.Dir = f.workdir
@@ -218,7 +223,7 @@ func newServiceCreateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			c := spec.Task.Container
-			c.Env = f.env
+			c.Env = append(c.Env, f.env...) // after --env-file's, as docker's
 			var err error
 			if spec.Labels, err = applyKV(nil, f.labels, nil, "--label"); err != nil {
 				return err
@@ -372,7 +377,9 @@ func newServiceUpdateCmd(g *globals) *cobra.Command {
 				ct.Image = f.image
 			}
 			if cmd.Flags().Changed("args") {
-				ct.Args = strings.Fields(f.args)
+				if ct.Args, err = shlex.Split(f.args); err != nil {
+					return fmt.Errorf("--args %q: %w", f.args, err)
+				}
 			}
 			ct.Env = updateEnv(ct.Env, f.envAdd, f.envRm)
 			if spec.Labels, err = applyKV(spec.Labels, f.labelAdd, f.labelRm, "--label-add"); err != nil {
