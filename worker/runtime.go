@@ -54,6 +54,8 @@ type RuntimeExecutor struct {
 	// secrets or configs are refused.
 	ExecRoot string
 	Files    *Files
+	// Hostname is the node's, for templates ({{.Node.Hostname}}).
+	Hostname string
 }
 
 // Networker plugs task containers into their overlay networks.
@@ -165,6 +167,9 @@ func (e *RuntimeExecutor) Start(ctx context.Context, t *shoalv1.Task) (string, e
 		hook = func(pid int) error { return e.Net.Attach(t, netoverlay.ProcNetns(pid)) }
 	}
 	spec := Spec(t)
+	if err := applyTaskOptions(t, e.Hostname, &spec); err != nil {
+		return "", err
+	}
 	files, err := e.prepareFiles(t)
 	if err != nil {
 		return "", err

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"path"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -266,4 +268,50 @@ func LogOptions(driver string, opts map[string]string) (maxSize int64, maxFiles 
 		}
 	}
 	return maxSize, maxFiles, nil
+}
+
+var volumeNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+
+// CheckVolumeName refuses a name the local driver cannot take, in docker's
+// words.
+func CheckVolumeName(name string) error {
+	if !volumeNameRE.MatchString(name) {
+		return fmt.Errorf("%q includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path", name)
+	}
+	return nil
+}
+
+// CheckVolumeOptions validates the local driver's options, docker's
+// volume-opt: type, device and o.
+func CheckVolumeOptions(opts map[string]string) error {
+	for k := range opts {
+		switch k {
+		case "type", "device", "o":
+		default:
+			return fmt.Errorf("invalid option: %q (the local driver takes type, device and o)", k)
+		}
+	}
+	t, dev := opts["type"], opts["device"]
+	switch {
+	case len(opts) == 0:
+		return nil
+	case t == "":
+		return fmt.Errorf("missing required option: \"type\" (e.g. type=tmpfs or type=none with device=/path,o=bind)")
+	case dev == "":
+		return fmt.Errorf("missing required option: \"device\"")
+	case t == "none" && !hasOpt(opts["o"], "bind") && !hasOpt(opts["o"], "rbind"):
+		return fmt.Errorf("type=none needs o=bind (a bind of device, a host directory)")
+	case t == "none" && !path.IsAbs(dev):
+		return fmt.Errorf("device %q: a bind needs an absolute host path", dev)
+	}
+	return nil
+}
+
+func hasOpt(o, want string) bool {
+	for _, f := range strings.Split(o, ",") {
+		if f == want {
+			return true
+		}
+	}
+	return false
 }

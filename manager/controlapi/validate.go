@@ -170,7 +170,7 @@ func validateTask(f *fieldErrors, t *shoalv1.TaskSpec) {
 	if u := c.GetUser(); u != "" && !userRE.MatchString(u) {
 		f.add("service.user", "%q must be USER or USER:GROUP (names or numeric IDs)", u)
 	}
-	if h := c.GetHostname(); h != "" && (len(h) > 63 || !hostnameRE.MatchString(h)) {
+	if h := c.GetHostname(); h != "" && !strings.Contains(h, "{{") && (len(h) > 63 || !hostnameRE.MatchString(h)) {
 		f.add("service.hostname", "%q is not a valid hostname", h)
 	}
 	if g := c.GetStopGracePeriod(); g != nil && g.AsDuration() < 0 {
@@ -229,6 +229,7 @@ func validateTask(f *fieldErrors, t *shoalv1.TaskSpec) {
 	if n := p.GetMaxReplicas(); n < 0 {
 		f.add("service.replicas_max_per_node", "must be >= 0 (0 is unlimited), got %d", n)
 	}
+	validateContainer(f, t) // validate_container.go
 }
 
 func validateEndpoint(f *fieldErrors, e *shoalv1.EndpointSpec) {

@@ -9,6 +9,7 @@ package orchestrator
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -265,16 +266,18 @@ func (r *reconciler) removeAll(tasks []*shoalv1.Task, reason string) {
 
 func (r *reconciler) newTask(svc *shoalv1.Service, slot uint64, node, reason string) *shoalv1.Task {
 	t := &shoalv1.Task{
-		Id:           r.newID(),
-		Meta:         &shoalv1.Meta{CreatedAt: r.ts, UpdatedAt: r.ts},
-		ServiceId:    svc.GetId(),
-		ServiceName:  svc.GetSpec().GetName(),
-		Slot:         slot,
-		NodeId:       node,
-		Spec:         proto.Clone(svc.GetSpec().GetTask()).(*shoalv1.TaskSpec),
-		Endpoint:     proto.Clone(svc.GetSpec().GetEndpoint()).(*shoalv1.EndpointSpec),
-		DesiredState: stRunning,
-		Status:       &shoalv1.TaskStatus{State: stNew, Timestamp: r.ts, Message: reason},
+		Id:          r.newID(),
+		Meta:        &shoalv1.Meta{CreatedAt: r.ts, UpdatedAt: r.ts},
+		ServiceId:   svc.GetId(),
+		ServiceName: svc.GetSpec().GetName(),
+		// Copied for the task's templates, as swarmkit's annotations.
+		ServiceLabels: maps.Clone(svc.GetSpec().GetLabels()),
+		Slot:          slot,
+		NodeId:        node,
+		Spec:          proto.Clone(svc.GetSpec().GetTask()).(*shoalv1.TaskSpec),
+		Endpoint:      proto.Clone(svc.GetSpec().GetEndpoint()).(*shoalv1.EndpointSpec),
+		DesiredState:  stRunning,
+		Status:        &shoalv1.TaskStatus{State: stNew, Timestamp: r.ts, Message: reason},
 	}
 	r.plan.Create = append(r.plan.Create, Change{Task: t, Reason: reason})
 	return t

@@ -15,7 +15,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -24,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/shoal-run/shoal/internal/atomicfile"
+	"github.com/shoal-run/shoal/internal/ctrspec"
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/runtime/container"
 )
@@ -59,8 +59,6 @@ type Store struct {
 	// their directory now.
 	mounted map[string]bool
 }
-
-var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
 
 const metaFile = "meta.json"
 
@@ -133,44 +131,18 @@ func sameMap(a, b map[string]string) bool {
 
 // CheckName refuses what docker refuses as a volume name.
 func CheckName(name string) error {
-	if !validName.MatchString(name) {
-		return fmt.Errorf("%q includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path: %w", name, errdefs.ErrInvalid)
+	if err := ctrspec.CheckVolumeName(name); err != nil {
+		return fmt.Errorf("%w: %w", err, errdefs.ErrInvalid)
 	}
 	return nil
 }
 
 // checkOptions validates the local driver's options: type, device, o.
 func checkOptions(opts map[string]string) error {
-	for k := range opts {
-		switch k {
-		case "type", "device", "o":
-		default:
-			return fmt.Errorf("invalid option: %q (the local driver takes type, device and o): %w", k, errdefs.ErrInvalid)
-		}
-	}
-	t, dev := opts["type"], opts["device"]
-	switch {
-	case len(opts) == 0:
-		return nil
-	case t == "":
-		return fmt.Errorf("missing required option: \"type\" (e.g. type=tmpfs or type=none with device=/path,o=bind): %w", errdefs.ErrInvalid)
-	case dev == "":
-		return fmt.Errorf("missing required option: \"device\": %w", errdefs.ErrInvalid)
-	case t == "none" && !hasOpt(opts["o"], "bind") && !hasOpt(opts["o"], "rbind"):
-		return fmt.Errorf("type=none needs o=bind (a bind of device, a host directory): %w", errdefs.ErrInvalid)
-	case t == "none" && !filepath.IsAbs(dev):
-		return fmt.Errorf("device %q: a bind needs an absolute host path: %w", dev, errdefs.ErrInvalid)
+	if err := ctrspec.CheckVolumeOptions(opts); err != nil {
+		return fmt.Errorf("%w: %w", err, errdefs.ErrInvalid)
 	}
 	return nil
-}
-
-func hasOpt(o, want string) bool {
-	for _, f := range strings.Split(o, ",") {
-		if f == want {
-			return true
-		}
-	}
-	return false
 }
 
 func randomName() string {

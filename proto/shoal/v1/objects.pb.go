@@ -4359,7 +4359,10 @@ type Task struct {
 	RestartHistory []*timestamppb.Timestamp `protobuf:"bytes,12,rep,name=restart_history,json=restartHistory,proto3" json:"restart_history,omitempty"`
 	// job_iteration is, for a job's task, the run of the job it belongs
 	// to (Service.job_status.iteration when it was made).
-	JobIteration  uint64 `protobuf:"varint,13,opt,name=job_iteration,json=jobIteration,proto3" json:"job_iteration,omitempty"`
+	JobIteration uint64 `protobuf:"varint,13,opt,name=job_iteration,json=jobIteration,proto3" json:"job_iteration,omitempty"`
+	// service_labels are the service's labels when the task was made, for
+	// templates ({{.Service.Labels}}).
+	ServiceLabels map[string]string `protobuf:"bytes,14,rep,name=service_labels,json=serviceLabels,proto3" json:"service_labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4483,6 +4486,13 @@ func (x *Task) GetJobIteration() uint64 {
 		return x.JobIteration
 	}
 	return 0
+}
+
+func (x *Task) GetServiceLabels() map[string]string {
+	if x != nil {
+		return x.ServiceLabels
+	}
+	return nil
 }
 
 // TaskNetwork is everything a worker needs to plug a task into one
@@ -5566,7 +5576,7 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\fpublish_mode\x18\x05 \x01(\x0e2\x15.shoal.v1.PublishModeR\vpublishMode\"f\n" +
 	"\fEndpointSpec\x12*\n" +
 	"\x04mode\x18\x01 \x01(\x0e2\x16.shoal.v1.EndpointModeR\x04mode\x12*\n" +
-	"\x05ports\x18\x02 \x03(\v2\x14.shoal.v1.PortConfigR\x05ports\"\x8a\x04\n" +
+	"\x05ports\x18\x02 \x03(\v2\x14.shoal.v1.PortConfigR\x05ports\"\x96\x05\n" +
 	"\x04Task\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\"\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0e.shoal.v1.MetaR\x04meta\x12\x1d\n" +
@@ -5582,7 +5592,11 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	" \x01(\v2\x16.shoal.v1.EndpointSpecR\bendpoint\x121\n" +
 	"\bnetworks\x18\v \x03(\v2\x15.shoal.v1.TaskNetworkR\bnetworks\x12C\n" +
 	"\x0frestart_history\x18\f \x03(\v2\x1a.google.protobuf.TimestampR\x0erestartHistory\x12#\n" +
-	"\rjob_iteration\x18\r \x01(\x04R\fjobIteration\"\x81\x02\n" +
+	"\rjob_iteration\x18\r \x01(\x04R\fjobIteration\x12H\n" +
+	"\x0eservice_labels\x18\x0e \x03(\v2!.shoal.v1.Task.ServiceLabelsEntryR\rserviceLabels\x1a@\n" +
+	"\x12ServiceLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x81\x02\n" +
 	"\vTaskNetwork\x12\x1d\n" +
 	"\n" +
 	"network_id\x18\x01 \x01(\tR\tnetworkId\x12!\n" +
@@ -5755,7 +5769,7 @@ func file_shoal_v1_objects_proto_rawDescGZIP() []byte {
 }
 
 var file_shoal_v1_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 15)
-var file_shoal_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 71)
+var file_shoal_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
 var file_shoal_v1_objects_proto_goTypes = []any{
 	(NodeRole)(0),                 // 0: shoal.v1.NodeRole
 	(NodeAvailability)(0),         // 1: shoal.v1.NodeAvailability
@@ -5840,20 +5854,21 @@ var file_shoal_v1_objects_proto_goTypes = []any{
 	nil,                           // 80: shoal.v1.Driver.OptionsEntry
 	nil,                           // 81: shoal.v1.Volume.LabelsEntry
 	nil,                           // 82: shoal.v1.Volume.OptionsEntry
-	nil,                           // 83: shoal.v1.NetworkSpec.LabelsEntry
-	nil,                           // 84: shoal.v1.SecretSpec.LabelsEntry
-	nil,                           // 85: shoal.v1.ConfigSpec.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 86: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 87: google.protobuf.Duration
+	nil,                           // 83: shoal.v1.Task.ServiceLabelsEntry
+	nil,                           // 84: shoal.v1.NetworkSpec.LabelsEntry
+	nil,                           // 85: shoal.v1.SecretSpec.LabelsEntry
+	nil,                           // 86: shoal.v1.ConfigSpec.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 87: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 88: google.protobuf.Duration
 }
 var file_shoal_v1_objects_proto_depIdxs = []int32{
-	86,  // 0: shoal.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
-	86,  // 1: shoal.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
+	87,  // 0: shoal.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
+	87,  // 1: shoal.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
 	15,  // 2: shoal.v1.Cluster.meta:type_name -> shoal.v1.Meta
 	17,  // 3: shoal.v1.Cluster.spec:type_name -> shoal.v1.ClusterSpec
 	19,  // 4: shoal.v1.Cluster.root_ca:type_name -> shoal.v1.RootCA
 	20,  // 5: shoal.v1.Cluster.join_tokens:type_name -> shoal.v1.JoinTokens
-	87,  // 6: shoal.v1.ClusterSpec.node_cert_expiry:type_name -> google.protobuf.Duration
+	88,  // 6: shoal.v1.ClusterSpec.node_cert_expiry:type_name -> google.protobuf.Duration
 	18,  // 7: shoal.v1.ClusterSpec.encryption:type_name -> shoal.v1.EncryptionConfig
 	15,  // 8: shoal.v1.Node.meta:type_name -> shoal.v1.Meta
 	24,  // 9: shoal.v1.Node.spec:type_name -> shoal.v1.NodeSpec
@@ -5864,7 +5879,7 @@ var file_shoal_v1_objects_proto_depIdxs = []int32{
 	23,  // 14: shoal.v1.Node.ingress:type_name -> shoal.v1.NodeAttachment
 	22,  // 15: shoal.v1.Node.attachments:type_name -> shoal.v1.ContainerAttachment
 	64,  // 16: shoal.v1.ContainerAttachment.network:type_name -> shoal.v1.TaskNetwork
-	86,  // 17: shoal.v1.ContainerAttachment.created_at:type_name -> google.protobuf.Timestamp
+	87,  // 17: shoal.v1.ContainerAttachment.created_at:type_name -> google.protobuf.Timestamp
 	74,  // 18: shoal.v1.NodeSpec.labels:type_name -> shoal.v1.NodeSpec.LabelsEntry
 	0,   // 19: shoal.v1.NodeSpec.desired_role:type_name -> shoal.v1.NodeRole
 	1,   // 20: shoal.v1.NodeSpec.availability:type_name -> shoal.v1.NodeAvailability
@@ -5881,9 +5896,9 @@ var file_shoal_v1_objects_proto_depIdxs = []int32{
 	31,  // 31: shoal.v1.Service.update_status:type_name -> shoal.v1.UpdateStatus
 	32,  // 32: shoal.v1.Service.job_status:type_name -> shoal.v1.JobStatus
 	4,   // 33: shoal.v1.UpdateStatus.state:type_name -> shoal.v1.UpdateState
-	86,  // 34: shoal.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
-	86,  // 35: shoal.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
-	86,  // 36: shoal.v1.JobStatus.last_execution:type_name -> google.protobuf.Timestamp
+	87,  // 34: shoal.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
+	87,  // 35: shoal.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
+	87,  // 36: shoal.v1.JobStatus.last_execution:type_name -> google.protobuf.Timestamp
 	34,  // 37: shoal.v1.ServiceEndpoint.virtual_ips:type_name -> shoal.v1.VirtualIP
 	61,  // 38: shoal.v1.ServiceEndpoint.ports:type_name -> shoal.v1.PortConfig
 	76,  // 39: shoal.v1.ServiceSpec.labels:type_name -> shoal.v1.ServiceSpec.LabelsEntry
@@ -5896,9 +5911,9 @@ var file_shoal_v1_objects_proto_depIdxs = []int32{
 	41,  // 46: shoal.v1.ServiceSpec.networks:type_name -> shoal.v1.NetworkAttachment
 	40,  // 47: shoal.v1.ServiceSpec.update:type_name -> shoal.v1.UpdateConfig
 	40,  // 48: shoal.v1.ServiceSpec.rollback:type_name -> shoal.v1.UpdateConfig
-	87,  // 49: shoal.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
+	88,  // 49: shoal.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
 	5,   // 50: shoal.v1.UpdateConfig.failure_action:type_name -> shoal.v1.UpdateFailureAction
-	87,  // 51: shoal.v1.UpdateConfig.monitor:type_name -> google.protobuf.Duration
+	88,  // 51: shoal.v1.UpdateConfig.monitor:type_name -> google.protobuf.Duration
 	6,   // 52: shoal.v1.UpdateConfig.order:type_name -> shoal.v1.UpdateOrder
 	43,  // 53: shoal.v1.TaskSpec.container:type_name -> shoal.v1.ContainerSpec
 	57,  // 54: shoal.v1.TaskSpec.resources:type_name -> shoal.v1.ResourceRequirements
@@ -5906,7 +5921,7 @@ var file_shoal_v1_objects_proto_depIdxs = []int32{
 	59,  // 56: shoal.v1.TaskSpec.placement:type_name -> shoal.v1.Placement
 	48,  // 57: shoal.v1.TaskSpec.log_driver:type_name -> shoal.v1.Driver
 	77,  // 58: shoal.v1.ContainerSpec.labels:type_name -> shoal.v1.ContainerSpec.LabelsEntry
-	87,  // 59: shoal.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	88,  // 59: shoal.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
 	56,  // 60: shoal.v1.ContainerSpec.healthcheck:type_name -> shoal.v1.HealthConfig
 	53,  // 61: shoal.v1.ContainerSpec.secrets:type_name -> shoal.v1.SecretReference
 	54,  // 62: shoal.v1.ContainerSpec.configs:type_name -> shoal.v1.ConfigReference
@@ -5924,18 +5939,18 @@ var file_shoal_v1_objects_proto_depIdxs = []int32{
 	80,  // 74: shoal.v1.Driver.options:type_name -> shoal.v1.Driver.OptionsEntry
 	81,  // 75: shoal.v1.Volume.labels:type_name -> shoal.v1.Volume.LabelsEntry
 	82,  // 76: shoal.v1.Volume.options:type_name -> shoal.v1.Volume.OptionsEntry
-	86,  // 77: shoal.v1.Volume.created_at:type_name -> google.protobuf.Timestamp
+	87,  // 77: shoal.v1.Volume.created_at:type_name -> google.protobuf.Timestamp
 	55,  // 78: shoal.v1.SecretReference.file:type_name -> shoal.v1.FileTarget
 	55,  // 79: shoal.v1.ConfigReference.file:type_name -> shoal.v1.FileTarget
-	87,  // 80: shoal.v1.HealthConfig.interval:type_name -> google.protobuf.Duration
-	87,  // 81: shoal.v1.HealthConfig.timeout:type_name -> google.protobuf.Duration
-	87,  // 82: shoal.v1.HealthConfig.start_period:type_name -> google.protobuf.Duration
-	87,  // 83: shoal.v1.HealthConfig.start_interval:type_name -> google.protobuf.Duration
+	88,  // 80: shoal.v1.HealthConfig.interval:type_name -> google.protobuf.Duration
+	88,  // 81: shoal.v1.HealthConfig.timeout:type_name -> google.protobuf.Duration
+	88,  // 82: shoal.v1.HealthConfig.start_period:type_name -> google.protobuf.Duration
+	88,  // 83: shoal.v1.HealthConfig.start_interval:type_name -> google.protobuf.Duration
 	26,  // 84: shoal.v1.ResourceRequirements.limits:type_name -> shoal.v1.Resources
 	26,  // 85: shoal.v1.ResourceRequirements.reservations:type_name -> shoal.v1.Resources
 	8,   // 86: shoal.v1.RestartPolicy.condition:type_name -> shoal.v1.RestartCondition
-	87,  // 87: shoal.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
-	87,  // 88: shoal.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
+	88,  // 87: shoal.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
+	88,  // 88: shoal.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
 	60,  // 89: shoal.v1.Placement.preferences:type_name -> shoal.v1.PlacementPreference
 	9,   // 90: shoal.v1.Placement.strategy:type_name -> shoal.v1.PlacementStrategy
 	10,  // 91: shoal.v1.PortConfig.protocol:type_name -> shoal.v1.PortProtocol
@@ -5948,29 +5963,30 @@ var file_shoal_v1_objects_proto_depIdxs = []int32{
 	65,  // 98: shoal.v1.Task.status:type_name -> shoal.v1.TaskStatus
 	62,  // 99: shoal.v1.Task.endpoint:type_name -> shoal.v1.EndpointSpec
 	64,  // 100: shoal.v1.Task.networks:type_name -> shoal.v1.TaskNetwork
-	86,  // 101: shoal.v1.Task.restart_history:type_name -> google.protobuf.Timestamp
-	61,  // 102: shoal.v1.TaskNetwork.ports:type_name -> shoal.v1.PortConfig
-	13,  // 103: shoal.v1.TaskStatus.state:type_name -> shoal.v1.TaskState
-	86,  // 104: shoal.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
-	86,  // 105: shoal.v1.TaskStatus.restart_times:type_name -> google.protobuf.Timestamp
-	66,  // 106: shoal.v1.TaskStatus.health:type_name -> shoal.v1.TaskHealth
-	14,  // 107: shoal.v1.TaskHealth.state:type_name -> shoal.v1.HealthState
-	86,  // 108: shoal.v1.TaskHealth.since:type_name -> google.protobuf.Timestamp
-	15,  // 109: shoal.v1.Network.meta:type_name -> shoal.v1.Meta
-	69,  // 110: shoal.v1.Network.spec:type_name -> shoal.v1.NetworkSpec
-	68,  // 111: shoal.v1.Network.allocation:type_name -> shoal.v1.NetworkAllocation
-	83,  // 112: shoal.v1.NetworkSpec.labels:type_name -> shoal.v1.NetworkSpec.LabelsEntry
-	15,  // 113: shoal.v1.Secret.meta:type_name -> shoal.v1.Meta
-	71,  // 114: shoal.v1.Secret.spec:type_name -> shoal.v1.SecretSpec
-	84,  // 115: shoal.v1.SecretSpec.labels:type_name -> shoal.v1.SecretSpec.LabelsEntry
-	15,  // 116: shoal.v1.Config.meta:type_name -> shoal.v1.Meta
-	73,  // 117: shoal.v1.Config.spec:type_name -> shoal.v1.ConfigSpec
-	85,  // 118: shoal.v1.ConfigSpec.labels:type_name -> shoal.v1.ConfigSpec.LabelsEntry
-	119, // [119:119] is the sub-list for method output_type
-	119, // [119:119] is the sub-list for method input_type
-	119, // [119:119] is the sub-list for extension type_name
-	119, // [119:119] is the sub-list for extension extendee
-	0,   // [0:119] is the sub-list for field type_name
+	87,  // 101: shoal.v1.Task.restart_history:type_name -> google.protobuf.Timestamp
+	83,  // 102: shoal.v1.Task.service_labels:type_name -> shoal.v1.Task.ServiceLabelsEntry
+	61,  // 103: shoal.v1.TaskNetwork.ports:type_name -> shoal.v1.PortConfig
+	13,  // 104: shoal.v1.TaskStatus.state:type_name -> shoal.v1.TaskState
+	87,  // 105: shoal.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	87,  // 106: shoal.v1.TaskStatus.restart_times:type_name -> google.protobuf.Timestamp
+	66,  // 107: shoal.v1.TaskStatus.health:type_name -> shoal.v1.TaskHealth
+	14,  // 108: shoal.v1.TaskHealth.state:type_name -> shoal.v1.HealthState
+	87,  // 109: shoal.v1.TaskHealth.since:type_name -> google.protobuf.Timestamp
+	15,  // 110: shoal.v1.Network.meta:type_name -> shoal.v1.Meta
+	69,  // 111: shoal.v1.Network.spec:type_name -> shoal.v1.NetworkSpec
+	68,  // 112: shoal.v1.Network.allocation:type_name -> shoal.v1.NetworkAllocation
+	84,  // 113: shoal.v1.NetworkSpec.labels:type_name -> shoal.v1.NetworkSpec.LabelsEntry
+	15,  // 114: shoal.v1.Secret.meta:type_name -> shoal.v1.Meta
+	71,  // 115: shoal.v1.Secret.spec:type_name -> shoal.v1.SecretSpec
+	85,  // 116: shoal.v1.SecretSpec.labels:type_name -> shoal.v1.SecretSpec.LabelsEntry
+	15,  // 117: shoal.v1.Config.meta:type_name -> shoal.v1.Meta
+	73,  // 118: shoal.v1.Config.spec:type_name -> shoal.v1.ConfigSpec
+	86,  // 119: shoal.v1.ConfigSpec.labels:type_name -> shoal.v1.ConfigSpec.LabelsEntry
+	120, // [120:120] is the sub-list for method output_type
+	120, // [120:120] is the sub-list for method input_type
+	120, // [120:120] is the sub-list for extension type_name
+	120, // [120:120] is the sub-list for extension extendee
+	0,   // [0:120] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_objects_proto_init() }
@@ -5990,7 +6006,7 @@ func file_shoal_v1_objects_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_v1_objects_proto_rawDesc), len(file_shoal_v1_objects_proto_rawDesc)),
 			NumEnums:      15,
-			NumMessages:   71,
+			NumMessages:   72,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
