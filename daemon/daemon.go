@@ -29,6 +29,7 @@ import (
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/internal/errgrpc"
 	"github.com/shoal-run/shoal/internal/keys"
+	"github.com/shoal-run/shoal/internal/regauth"
 	"github.com/shoal-run/shoal/internal/shimbin"
 	"github.com/shoal-run/shoal/internal/tlsutil"
 	"github.com/shoal-run/shoal/manager"
@@ -107,6 +108,7 @@ type Daemon struct {
 	// nothing of the cluster runs.
 	locked bool
 	rt     *container.Runtime // for the data plane restored at unlock
+	images *image.Store       // resolves image references for the control API
 	vols   *volume.Store      // reported in the node's description
 
 	// keysMu guards keys and every save of the certificate set that
@@ -217,11 +219,15 @@ func Run(ctx context.Context, cfg Config) error {
 	defer rt.Images.Close()
 	shoalv1.RegisterRuntimeServiceServer(local, rt)
 	workCtx, stopWork := context.WithCancel(ctx)
-	exec := &worker.RuntimeExecutor{Runtime: rt.Containers, PullImage: func(ctx context.Context, ref string, progress func(image.Progress)) error {
+	exec := &worker.RuntimeExecutor{Runtime: rt.Containers, PullImage: func(ctx context.Context, ref, registryAuth string, progress func(image.Progress)) error {
 		if _, err := rt.Images.Get(ref); err == nil {
 			return nil
 		}
-		_, err := rt.Images.Pull(ctx, ref, progress)
+		auth, err := regauth.Authenticator(registryAuth)
+		if err != nil {
+			return err
+		}
+		_, err = rt.Images.PullAuth(ctx, ref, auth, progress)
 		return err
 	}, Net: d.overlay, Image: rt.Images.Get, Clock: clk, ExecRoot: cfg.ExecRoot,
 		Hostname: worker.Describe(cfg.Hostname, nil, "").GetHostname()}
@@ -242,6 +248,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Dispatch: d.session.Dispatch, NewID: store.NewID, Log: d.log})
 	rt.Net = lockGuard{Networks: d.att, d: d}
 	d.rt = rt.Containers
+	d.images = rt.Images
 	d.vols = rt.Volumes
 	sendDone := make(chan struct{})
 	go func() { d.session.SendReports(workCtx); close(sendDone) }()
@@ -427,6 +434,7 @@ func (d *Daemon) startManager(bootstrap, forceNew bool) error {
 		SnapshotThreshold: d.cfg.SnapshotThreshold, SnapshotInterval: d.cfg.SnapshotInterval, TrailingLogs: d.cfg.TrailingLogs,
 		Bootstrap: bootstrap, ForceNewCluster: forceNew, HeartbeatPeriod: d.cfg.HeartbeatPeriod,
 		Gossip: d.gsp, Keys: &managerKeys{d: d, id: d.id}, NewUnlockKey: keys.NewUnlockKey,
+		Images: imageResolver{d.images},
 	})
 	if err != nil {
 		return err

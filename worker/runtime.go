@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-run/shoal/internal/clock"
 
@@ -34,8 +35,10 @@ const (
 // RuntimeExecutor runs tasks as containers of this node's runtime.
 type RuntimeExecutor struct {
 	Runtime *container.Runtime
-	// PullImage pulls an image unless it is already here.
-	PullImage func(ctx context.Context, ref string, progress func(image.Progress)) error
+	// PullImage pulls an image unless it is already here, with the
+	// service's registry credentials (docker's X-Registry-Auth; "": the
+	// node's own).
+	PullImage func(ctx context.Context, ref, registryAuth string, progress func(image.Progress)) error
 	// Net plugs containers of tasks on overlay networks into them; nil
 	// on a node without overlay networking, which refuses such tasks.
 	Net Networker
@@ -79,7 +82,8 @@ var _ Executor = (*RuntimeExecutor)(nil)
 // Pull implements Executor.
 func (e *RuntimeExecutor) Pull(ctx context.Context, t *shoalv1.Task, progress func(string)) error {
 	var p PullProgress
-	return e.PullImage(ctx, t.GetSpec().GetContainer().GetImage(), func(ev image.Progress) {
+	c := t.GetSpec().GetContainer()
+	return e.PullImage(ctx, c.GetImage(), c.GetPullOptions().GetRegistryAuth(), func(ev image.Progress) {
 		if msg, ok := p.Add(ev); ok {
 			progress(msg)
 		}
@@ -116,6 +120,17 @@ func (p *PullProgress) Add(ev image.Progress) (msg string, ok bool) {
 	return fmt.Sprintf("pulling image: %d of %d layers, %.1f of %.1f MB", done, len(p.layers), float64(cur)/1e6, float64(total)/1e6), true
 }
 
+// recordOf is the task as its container's label keeps it, on the node's
+// disk: without its registry credentials.
+func recordOf(t *shoalv1.Task) *shoalv1.Task {
+	if t.GetSpec().GetContainer().GetPullOptions() == nil {
+		return t
+	}
+	out := proto.Clone(t).(*shoalv1.Task)
+	out.Spec.Container.PullOptions = nil
+	return out
+}
+
 // Spec translates a task into a container spec.
 func Spec(t *shoalv1.Task) container.Spec {
 	c := t.GetSpec().GetContainer()
@@ -132,7 +147,7 @@ func Spec(t *shoalv1.Task) container.Spec {
 		labels[k] = v
 	}
 	labels[LabelTask], labels[LabelService], labels[LabelServiceName] = t.GetId(), t.GetServiceId(), t.GetServiceName()
-	if rec, err := protojson.Marshal(t); err == nil {
+	if rec, err := protojson.Marshal(recordOf(t)); err == nil {
 		labels[LabelTaskRecord] = string(rec)
 	}
 	s := container.Spec{

@@ -13,7 +13,7 @@ func TestApplyTaskOptions(t *testing.T) {
 		Spec: &shoalv1.TaskSpec{
 			Container: &shoalv1.ContainerSpec{
 				Image: "img", Hostname: "{{.Service.Name}}-{{.Task.Slot}}",
-				Env: []string{"NODE={{.Node.Hostname}}", "TASK={{.Task.Name}}", "TIER={{.Service.Labels.tier}}", "PLAIN=x"},
+				Env:    []string{"NODE={{.Node.Hostname}}", "TASK={{.Task.Name}}", "TIER={{.Service.Labels.tier}}", "PLAIN=x"},
 				Mounts: []*shoalv1.Mount{{Type: shoalv1.MountType_MOUNT_TYPE_VOLUME, Source: "data-{{.Task.Slot}}", Target: "/data/{{.Node.ID}}"}},
 			},
 			LogDriver: &shoalv1.Driver{Name: "json-file", Options: map[string]string{"max-size": "64k", "max-file": "2"}},
@@ -49,5 +49,19 @@ func TestApplyTaskOptions(t *testing.T) {
 	s = Spec(bad)
 	if err := applyTaskOptions(bad, "h", &s); err == nil || !strings.Contains(err.Error(), "env A") {
 		t.Errorf("a bad template: %v", err)
+	}
+}
+
+// The task record a container's label keeps on the node's disk has no
+// registry credentials.
+func TestTaskRecordWithoutRegistryAuth(t *testing.T) {
+	task := &shoalv1.Task{Id: "t1", ServiceName: "web", Slot: 1, Spec: &shoalv1.TaskSpec{Container: &shoalv1.ContainerSpec{
+		Image: "img", PullOptions: &shoalv1.PullOptions{RegistryAuth: "c2VjcmV0LW1hcmtlcg=="}}}}
+	s := Spec(task)
+	if rec := s.Labels[LabelTaskRecord]; rec == "" || strings.Contains(rec, "c2VjcmV0LW1hcmtlcg") || strings.Contains(rec, "pull") {
+		t.Fatalf("task record %q", rec)
+	}
+	if task.GetSpec().GetContainer().GetPullOptions() == nil {
+		t.Fatal("the task itself lost its credentials")
 	}
 }

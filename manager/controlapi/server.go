@@ -42,6 +42,9 @@ type Server struct {
 	// Book holds allocations in flight; the orchestrator shares it.
 	Book     *allocator.Book
 	bookOnce sync.Once
+	// Images resolves image references to digests (ResolveImage); nil:
+	// refused.
+	Images ImageResolver
 	// refsMu makes the check that a secret or config exists, and the
 	// write of the service that references it, one step against its
 	// removal (whose check and delete are one step too).
@@ -179,7 +182,7 @@ func (s *Server) CreateService(ctx context.Context, req *shoalv1.CreateServiceRe
 		return nil, err
 	}
 	svc.Meta.Version = idx
-	return &shoalv1.CreateServiceResponse{Service: svc}, nil
+	return &shoalv1.CreateServiceResponse{Service: redactService(svc)}, nil
 }
 
 // applyServiceDefaults fills what Docker fills when a field is left out.
@@ -226,13 +229,16 @@ func (s *Server) GetService(ctx context.Context, req *shoalv1.GetServiceRequest)
 	if err != nil {
 		return nil, err
 	}
-	return &shoalv1.GetServiceResponse{Service: svc}, nil
+	return &shoalv1.GetServiceResponse{Service: redactService(svc)}, nil
 }
 
 // ListServices returns every service.
 func (s *Server) ListServices(ctx context.Context, _ *shoalv1.ListServicesRequest) (*shoalv1.ListServicesResponse, error) {
 	var out []*shoalv1.Service
 	s.Store.View(func(r store.ReadTx) { out = store.List[*shoalv1.Service](r, store.TableService) })
+	for i, svc := range out {
+		out[i] = redactService(svc)
+	}
 	return &shoalv1.ListServicesResponse{Services: out}, nil
 }
 
@@ -258,6 +264,9 @@ func (s *Server) UpdateService(ctx context.Context, req *shoalv1.UpdateServiceRe
 	}
 	if spec == nil {
 		return nil, fmt.Errorf("service.spec: is required: %w", errdefs.ErrInvalid)
+	}
+	if !req.GetRollback() {
+		keepRegistryAuth(spec, cur)
 	}
 	applyServiceDefaults(spec)
 	if err := ValidateServiceSpec(spec); err != nil {
@@ -299,7 +308,7 @@ func (s *Server) UpdateService(ctx context.Context, req *shoalv1.UpdateServiceRe
 		return nil, err
 	}
 	next.Meta.Version = idx
-	return &shoalv1.UpdateServiceResponse{Service: next}, nil
+	return &shoalv1.UpdateServiceResponse{Service: redactService(next)}, nil
 }
 
 // nextUpdateStatus is the update status a service change leaves: a

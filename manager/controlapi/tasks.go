@@ -82,6 +82,9 @@ func (s *Server) ListTasks(ctx context.Context, req *shoalv1.ListTasksRequest) (
 		}
 		return a.GetMeta().GetCreatedAt().AsTime().After(b.GetMeta().GetCreatedAt().AsTime())
 	})
+	for i, t := range tasks {
+		tasks[i] = redactTask(t)
+	}
 	return &shoalv1.ListTasksResponse{Tasks: tasks}, nil
 }
 
@@ -95,5 +98,5 @@ func (s *Server) GetTask(ctx context.Context, req *shoalv1.GetTaskRequest) (*sho
 	if err != nil {
 		return nil, err
 	}
-	return &shoalv1.GetTaskResponse{Task: t}, nil
+	return &shoalv1.GetTaskResponse{Task: redactTask(t)}, nil
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/shoal-run/shoal/internal/ctrspec"
+	"github.com/shoal-run/shoal/internal/regauth"
 	"github.com/shoal-run/shoal/internal/tasktmpl"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
@@ -90,6 +91,11 @@ func validateContainer(f *fieldErrors, t *shoalv1.TaskSpec) {
 	}
 	if p := t.GetResources().GetReservations().GetPids(); p != 0 {
 		f.add("service.reserve_pids", "cannot be reserved, only limited (--limit-pids)")
+	}
+	if a := c.GetPullOptions().GetRegistryAuth(); a != "" {
+		if _, err := regauth.Decode(a); err != nil {
+			f.add("service.registry_auth", "%v", err) // never the value
+		}
 	}
 	if ld := t.GetLogDriver(); ld != nil {
 		if _, _, err := ctrspec.LogOptions(ld.GetName(), ld.GetOptions()); err != nil {

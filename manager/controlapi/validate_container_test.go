@@ -44,21 +44,27 @@ func TestValidateContainer(t *testing.T) {
 			t.Container.Mounts = []*shoalv1.Mount{{Type: tmpfs, Target: "/a"}, {Type: vol, Source: "v1", Target: "/a/"}}
 		}, "duplicate mount point: /a"},
 		{"bind without source", func(t *shoalv1.TaskSpec) { t.Container.Mounts = []*shoalv1.Mount{{Type: bind, Target: "/a"}} }, "source is required"},
-		{"relative bind source", func(t *shoalv1.TaskSpec) { t.Container.Mounts = []*shoalv1.Mount{{Type: bind, Source: "srv", Target: "/a"}} }, "must be an absolute path on the node"},
+		{"relative bind source", func(t *shoalv1.TaskSpec) {
+			t.Container.Mounts = []*shoalv1.Mount{{Type: bind, Source: "srv", Target: "/a"}}
+		}, "must be an absolute path on the node"},
 		{"bad propagation", func(t *shoalv1.TaskSpec) {
 			t.Container.Mounts = []*shoalv1.Mount{{Type: bind, Source: "/srv", Target: "/a", BindOptions: &shoalv1.BindOptions{Propagation: "up"}}}
 		}, "invalid bind-propagation"},
 		{"bind with volume options", func(t *shoalv1.TaskSpec) {
 			t.Container.Mounts = []*shoalv1.Mount{{Type: bind, Source: "/srv", Target: "/a", VolumeOptions: &shoalv1.VolumeOptions{}}}
 		}, "cannot mix"},
-		{"bad volume name", func(t *shoalv1.TaskSpec) { t.Container.Mounts = []*shoalv1.Mount{{Type: vol, Source: "a b", Target: "/a"}} }, "invalid characters for a local volume name"},
+		{"bad volume name", func(t *shoalv1.TaskSpec) {
+			t.Container.Mounts = []*shoalv1.Mount{{Type: vol, Source: "a b", Target: "/a"}}
+		}, "invalid characters for a local volume name"},
 		{"other volume driver", func(t *shoalv1.TaskSpec) {
 			t.Container.Mounts = []*shoalv1.Mount{{Type: vol, Source: "v1", Target: "/a", VolumeOptions: &shoalv1.VolumeOptions{DriverConfig: &shoalv1.Driver{Name: "nfs"}}}}
 		}, `volume driver "nfs" is not supported`},
 		{"bad volume-opt", func(t *shoalv1.TaskSpec) {
 			t.Container.Mounts = []*shoalv1.Mount{{Type: vol, Source: "v1", Target: "/a", VolumeOptions: &shoalv1.VolumeOptions{DriverConfig: &shoalv1.Driver{Options: map[string]string{"size": "1"}}}}}
 		}, "invalid option"},
-		{"tmpfs with source", func(t *shoalv1.TaskSpec) { t.Container.Mounts = []*shoalv1.Mount{{Type: tmpfs, Source: "x", Target: "/a"}} }, "takes no source"},
+		{"tmpfs with source", func(t *shoalv1.TaskSpec) {
+			t.Container.Mounts = []*shoalv1.Mount{{Type: tmpfs, Source: "x", Target: "/a"}}
+		}, "takes no source"},
 		{"no mount type", func(t *shoalv1.TaskSpec) { t.Container.Mounts = []*shoalv1.Mount{{Target: "/a"}} }, "invalid mount type"},
 		{"unknown capability", func(t *shoalv1.TaskSpec) { t.Container.CapAdd = []string{"CAP_FLY"} }, "service.cap_add[0]"},
 		{"host sysctl", func(t *shoalv1.TaskSpec) { t.Container.Sysctls = map[string]string{"vm.swappiness": "1"} }, "not namespaced"},

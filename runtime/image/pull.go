@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -22,20 +23,21 @@ const pullJobs = 3
 // form. Layers already stored are not fetched again; a layer another pull
 // is fetching is waited for. On error nothing of the image is recorded.
 func (s *Store) Pull(ctx context.Context, ref string, progress func(Progress)) (*Image, error) {
-	normalized, r, err := parseRef(ref)
+	return s.PullAuth(ctx, ref, nil, progress)
+}
+
+// PullAuth is Pull with auth's credentials for the registry (nil: the
+// node's own, from its keychain).
+func (s *Store) PullAuth(ctx context.Context, ref string, auth authn.Authenticator, progress func(Progress)) (*Image, error) {
+	normalized, r, err := s.remoteRef(ref)
 	if err != nil {
 		return nil, err
 	}
 	reg := registryName(r.Context().Registry)
-	if plainHTTPAllowed(r.Context().RegistryStr(), s.insecure) {
-		if r, err = name.ParseReference(ref, name.Insecure); err != nil {
-			return nil, fmt.Errorf("invalid image reference %q: %v: %w", ref, err, errdefs.ErrInvalid)
-		}
-	}
 	rep := newReporter(normalized, progress)
 	rep.report(Progress{Status: StatusResolving})
 
-	desc, err := remote.Get(r, s.remoteOptions(ctx)...)
+	desc, err := remote.Get(r, s.remoteOptions(ctx, auth)...)
 	if err != nil {
 		return nil, registryError(normalized, reg, "", err)
 	}
@@ -98,10 +100,46 @@ func (s *Store) Pull(ctx context.Context, ref string, progress func(Progress)) (
 
 func sha256Digest(b []byte) string { return fmt.Sprintf("sha256:%x", sha256.Sum256(b)) }
 
-func (s *Store) remoteOptions(ctx context.Context) []remote.Option {
+// remoteRef parses ref for the registry: plain HTTP where allowed.
+func (s *Store) remoteRef(ref string) (string, name.Reference, error) {
+	normalized, r, err := parseRef(ref)
+	if err != nil {
+		return "", nil, err
+	}
+	if plainHTTPAllowed(r.Context().RegistryStr(), s.insecure) {
+		if r, err = name.ParseReference(ref, name.Insecure); err != nil {
+			return "", nil, fmt.Errorf("invalid image reference %q: %v: %w", ref, err, errdefs.ErrInvalid)
+		}
+	}
+	return normalized, r, nil
+}
+
+// Resolve is the digest of the manifest (or index) ref names in its
+// registry now, asked with auth's credentials (nil: the node's own). A
+// reference with a digest is its own answer.
+func (s *Store) Resolve(ctx context.Context, ref string, auth authn.Authenticator) (string, error) {
+	normalized, r, err := s.remoteRef(ref)
+	if err != nil {
+		return "", err
+	}
+	if d, ok := r.(name.Digest); ok {
+		return d.DigestStr(), nil
+	}
+	desc, err := remote.Head(r, s.remoteOptions(ctx, auth)...)
+	if err != nil {
+		return "", registryError(normalized, registryName(r.Context().Registry), "", err)
+	}
+	return desc.Digest.String(), nil
+}
+
+func (s *Store) remoteOptions(ctx context.Context, auth authn.Authenticator) []remote.Option {
+	authOpt := remote.WithAuthFromKeychain(s.keychain)
+	if auth != nil {
+		authOpt = remote.WithAuth(auth)
+	}
 	opts := []remote.Option{
 		remote.WithContext(ctx),
-		remote.WithAuthFromKeychain(s.keychain),
+		authOpt,
 		remote.WithTransport(s.transport),
 		remote.WithPlatform(s.platform),
 		remote.WithUserAgent("shoal"),

@@ -255,6 +255,9 @@ func newServiceCreateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer done()
+			if err := f.image.prepare(cmd.Context(), cl, spec, true, g.errOut); err != nil { // service_image.go
+				return err
+			}
 			resp, err := cl.CreateService(cmd.Context(), &shoalv1.CreateServiceRequest{Spec: spec})
 			if err != nil {
 				return err
@@ -301,7 +304,7 @@ func serviceColumns(counts map[string][2]int, jobs map[string]jobCount) []column
 		{"Name", "NAME", func(s *shoalv1.Service) any { return s.GetSpec().GetName() }},
 		{"Mode", "MODE", func(s *shoalv1.Service) any { m, _ := replicasColumn(s, counts, jobs); return m }},
 		{"Replicas", "REPLICAS", func(s *shoalv1.Service) any { _, r := replicasColumn(s, counts, jobs); return r }},
-		{"Image", "IMAGE", func(s *shoalv1.Service) any { return s.GetSpec().GetTask().GetContainer().GetImage() }},
+		{"Image", "IMAGE", func(s *shoalv1.Service) any { return displayImage(s.GetSpec().GetTask().GetContainer().GetImage()) }},
 		{"Ports", "PORTS", func(s *shoalv1.Service) any { return formatPorts(s.GetSpec().GetEndpoint().GetPorts()) }},
 	}
 }
@@ -405,6 +408,9 @@ func newServiceUpdateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if ct.Configs, err = updateConfigs(ct.Configs, f.configAdd, f.configRm, configKind.resolver(ctx, c)); err != nil {
+				return err
+			}
+			if err := f.specFlags.image.prepare(ctx, c, spec, f.image != "", g.errOut); err != nil { // service_image.go
 				return err
 			}
 			if _, err := c.UpdateService(ctx, &shoalv1.UpdateServiceRequest{ServiceId: svc.GetId(), Version: svc.GetMeta().GetVersion(), Spec: spec}); err != nil {

@@ -141,3 +141,18 @@ func TestContainerFlagsRefused(t *testing.T) {
 		}
 	}
 }
+
+func TestDisplayImage(t *testing.T) {
+	d := "@sha256:" + strings.Repeat("a", 64)
+	for _, tc := range []struct{ in, want string }{
+		{"nginx:1.25", "nginx:1.25"},
+		{"nginx:1.25" + d, "nginx:1.25"},
+		{"127.0.0.1:5000/app:v1" + d, "127.0.0.1:5000/app:v1"},
+		{"127.0.0.1:5000/app" + d, "127.0.0.1:5000/app" + d},
+		{"nginx" + d, "nginx" + d},
+	} {
+		if got := displayImage(tc.in); got != tc.want {
+			t.Errorf("displayImage(%q) = %q; want %q", tc.in, got, tc.want)
+		}
+	}
+}

@@ -95,7 +95,12 @@ func taskColumns(hosts map[string]string, now time.Time, noTrunc bool) []column[
 			prevSlot = name
 			return name
 		}},
-		{"Image", "IMAGE", func(t *shoalv1.Task) any { return t.GetSpec().GetContainer().GetImage() }},
+		{"Image", "IMAGE", func(t *shoalv1.Task) any {
+			if noTrunc {
+				return t.GetSpec().GetContainer().GetImage()
+			}
+			return displayImage(t.GetSpec().GetContainer().GetImage())
+		}},
 		{"Node", "NODE", func(t *shoalv1.Task) any { return hosts[t.GetNodeId()] }},
 		{"DesiredState", "DESIRED STATE", func(t *shoalv1.Task) any { return taskState(t.GetDesiredState()) }},
 		{"CurrentState", "CURRENT STATE", func(t *shoalv1.Task) any { return currentState(t, now) }},
