@@ -372,16 +372,21 @@ func (n *Node) sendOnly(sig syscall.Signal) {
 
 // CLI runs a shoal command against this node's socket.
 func (n *Node) CLI(args ...string) (string, error) {
+	out, _, err := n.CLIOut(args...)
+	return out, err
+}
+
+// CLIOut is CLI with the command's standard error apart too.
+func (n *Node) CLIOut(args ...string) (stdout, stderr string, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, n.Bin, append([]string{"-H", "unix://" + n.Socket}, args...)...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	if err != nil {
-		return out.String(), fmt.Errorf("shoal %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
+	if err := cmd.Run(); err != nil {
+		return out.String(), errb.String(), fmt.Errorf("shoal %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
 	}
-	return out.String(), nil
+	return out.String(), errb.String(), nil
 }
 
 // MustCLI is CLI failing the test on error.

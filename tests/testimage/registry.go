@@ -2,6 +2,7 @@ package testimage
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -21,6 +23,7 @@ import (
 // Registry is an OCI distribution registry (go-containerregistry's, blobs
 // in memory unless RegistryOptions.BlobDir) served over plain HTTP.
 type Registry struct {
+	auth   authn.Authenticator // Push's credentials; anonymous for a public one
 	srv    *http.Server
 	ln     net.Listener
 	served chan error
@@ -39,6 +42,10 @@ type RegistryOptions struct {
 	// BlobDir, when set, keeps blobs on disk there instead of in memory
 	// (uploads in flight stay in memory).
 	BlobDir string
+	// User and Password, when set, make it a private registry: every
+	// request needs them by HTTP basic auth (a 401 with a Basic
+	// challenge otherwise, as docker's registry with htpasswd).
+	User, Password string
 }
 
 // StartRegistry serves a registry on a free loopback port.
@@ -65,9 +72,16 @@ func ListenRegistry(o RegistryOptions) (*Registry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("testimage: registry: %w", err)
 	}
+	var h http.Handler = registry.New(ropts...)
+	auth := authn.Anonymous
+	if o.User != "" {
+		h = basicAuth(h, o.User, o.Password)
+		auth = &authn.Basic{Username: o.User, Password: o.Password}
+	}
 	r := &Registry{
+		auth: auth,
 		srv: &http.Server{
-			Handler:           registry.New(ropts...),
+			Handler:           h,
 			ReadHeaderTimeout: 30 * time.Second,
 		},
 		ln:     ln,
@@ -92,10 +106,24 @@ func (r *Registry) PushContext(ctx context.Context, img v1.Image, repoTag string
 	if err != nil {
 		return "", fmt.Errorf("testimage: push %q: %w", repoTag, err)
 	}
-	if err := remote.Write(tag, img, remote.WithContext(ctx), remote.WithTransport(direct)); err != nil {
+	if err := remote.Write(tag, img, remote.WithContext(ctx), remote.WithTransport(direct), remote.WithAuth(r.auth)); err != nil {
 		return "", fmt.Errorf("testimage: push %s: %w", tag.Name(), err)
 	}
 	return tag.Name(), nil
+}
+
+// basicAuth serves h only to requests with user's password.
+func basicAuth(h http.Handler, user, password string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		u, p, ok := req.BasicAuth()
+		if !ok || subtle.ConstantTimeCompare([]byte(u), []byte(user)) != 1 || subtle.ConstantTimeCompare([]byte(p), []byte(password)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Basic realm="testimage"`)
+			w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+			http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`, http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, req)
+	})
 }
 
 // direct is the transport of Push and Pull: never through a proxy, as the

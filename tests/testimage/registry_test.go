@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -324,5 +325,34 @@ func TestRegistryCommand(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("still running 30s after SIGTERM")
+	}
+}
+
+func TestPrivateRegistry(t *testing.T) {
+	b := build(t, Options{Tag: "priv"})
+	reg, err := ListenRegistry(RegistryOptions{User: "alice", Password: "s3cret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	ref, err := reg.Push(b.Image, "whoami:priv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Pull(ref); err == nil || !strings.Contains(err.Error(), "UNAUTHORIZED") {
+		t.Fatalf("an anonymous pull: %v; want UNAUTHORIZED", err)
+	}
+	pr, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		auth authn.Authenticator
+		ok   bool
+	}{{&authn.Basic{Username: "alice", Password: "s3cret"}, true}, {&authn.Basic{Username: "alice", Password: "wrong"}, false}} {
+		_, err := remote.Image(pr, remote.WithTransport(direct), remote.WithAuth(tc.auth))
+		if (err == nil) != tc.ok {
+			t.Errorf("pull with %v: %v; want ok=%v", tc.auth, err, tc.ok)
+		}
 	}
 }
