@@ -191,6 +191,19 @@ func TestServiceContainerSpec(t *testing.T) {
 		}
 	}
 
+	// --entrypoint "" clears the image's (/whoami): the arguments are the
+	// command. A template in a mount's source names the volume per slot.
+	cleared := t.TempDir()
+	m.MustCLI("service", "create", "-d", "--name", "noentry", "--constraint", "node.id=="+wid, "--entrypoint", "",
+		"--mount", "type=bind,source="+cleared+",target=/out", "--mount", "type=volume,source=data-{{.Task.Slot}},target=/data",
+		img.Ref, "/bin/sh", "-c", "echo cleared > /out/ready; exec sleep 1000")
+	if got := facts(t, cleared)["ready"]; got != "cleared\n" {
+		t.Errorf("--entrypoint \"\": the workload wrote %q", got)
+	}
+	if vols := w.MustCLI("volume", "ls", "-q"); !strings.Contains("\n"+vols, "\ndata-1\n") {
+		t.Errorf("the mount source template made no volume data-1 on the node: %q", vols)
+	}
+
 	// An update changes the lists by -add and -rm; the replacement shows it.
 	for _, name := range []string{"ready", "status", "limits"} {
 		os.Remove(filepath.Join(out, name))
@@ -296,4 +309,55 @@ func TestServiceContainerSpecRefused(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// shoal run takes the same container flags, with docker run's names.
+func TestRunContainerSpec(t *testing.T) {
+	needRoot(t)
+	n, img := runtimeNode(t)
+	script := `grep -E '^(CapEff|Groups):' /proc/self/status; grep 'Max open files' /proc/self/limits
+echo somaxconn=$(cat /proc/sys/net/core/somaxconn); echo pid1=$(cat /proc/1/comm)
+cat /etc/resolv.conf /etc/hosts; touch /x 2>&1; [ -t 1 ] && echo tty=yes; true`
+	out := n.MustCLI("run", "--rm", "--cap-add", "NET_ADMIN", "--cap-drop", "CHOWN", "--sysctl", "net.core.somaxconn=1111",
+		"--ulimit", "nofile=50:60", "--dns", "10.1.1.1", "--dns-search", "x.example", "--dns-option", "ndots:4",
+		"--add-host", "db:10.0.0.7", "--group-add", "777", "--init", "--read-only", "-t",
+		"--entrypoint", "/bin/sh", img.Ref, "-c", script)
+	var capEff string
+	for _, l := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
+			capEff = strings.TrimSpace(v)
+		}
+	}
+	if capEff == "" || !capSet(t, capEff, 12) || capSet(t, capEff, 0) {
+		t.Errorf("--cap-add NET_ADMIN --cap-drop CHOWN: CapEff %q", capEff)
+	}
+	words := " " + strings.Join(strings.Fields(out), " ") + " " // the tty's \r\n and tabs as spaces
+	for _, want := range []string{"somaxconn=1111", "nameserver 10.1.1.1", "search x.example", "options ndots:4", " 10.0.0.7 db ", "Read-only file system", "tty=yes"} {
+		if !strings.Contains(words, want) {
+			t.Errorf("run output lacks %q:\n%s", want, out)
+		}
+	}
+	if l := limitLine(strings.ReplaceAll(out, "\r", ""), "Max open files"); l != "50 60" {
+		t.Errorf("--ulimit nofile=50:60: %q", l)
+	}
+	if !strings.Contains(out, "777") {
+		t.Errorf("--group-add 777: %s", out)
+	}
+	if strings.Contains(out, "pid1=sh") {
+		t.Errorf("--init: PID 1 is the workload:\n%s", out)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--sysctl", "vm.swappiness=1"}, "not namespaced"},
+		{[]string{"--ulimit", "nofile"}, "NAME=SOFT[:HARD]"},
+		{[]string{"--add-host", "db"}, "want HOST:IP"},
+		{[]string{"--log-opt", "max-file=x"}, "max-file"},
+		{[]string{"--cap-add", "FLY"}, "unknown capability"},
+	} {
+		if _, err := n.CLI(append(append([]string{"run", "--rm"}, tc.args...), img.Ref, "true")...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("run %v: %v; want %q", tc.args, err, tc.want)
+		}
+	}
 }
