@@ -260,4 +260,13 @@ func TestVolumeRunMounts(t *testing.T) {
 	if got := n.MustCLI("volume", "ls", "-q"); strings.Contains(got, "bad") {
 		t.Errorf("a refused run made a volume: %q", got)
 	}
+
+	// The local driver's options, as docker's: a bind of a host directory
+	// (type=none,o=bind) and a tmpfs volume.
+	n.MustCLI("volume", "create", "--opt", "type=none", "--opt", "device="+host, "--opt", "o=bind", "bound")
+	out = n.MustCLI("run", "--rm", "-v", "bound:/b", "--mount", "type=volume,source=fast,target=/f,volume-opt=type=tmpfs,volume-opt=device=tmpfs",
+		"--entrypoint", "/bin/sh", img.Ref, "-c", "cat /b/in; grep ' /f ' /proc/mounts")
+	if !strings.Contains(out, "host file") || !strings.Contains(out, "tmpfs /f tmpfs") {
+		t.Errorf("volume-opt volumes: the container shows\n%s", out)
+	}
 }
