@@ -279,6 +279,7 @@ func run(ctx context.Context, t *tb, nrep int, wait bool) {
 	}
 	harness.Eventually(t, 60*time.Second, running)
 	show(m, "service", "ls")
+	show(m, "service", "inspect", "--format", "pinned to {{.Spec.Task.Container.Image}}", "web")
 	show(m, "service", "ps", "web")
 	fmt.Println("    in each replica (read through /proc/PID/root; the secret's value is not printed):")
 	for _, r := range replicas(c, "web") {
@@ -301,6 +302,39 @@ func run(ctx context.Context, t *tb, nrep int, wait bool) {
 	}
 	harness.Eventually(t, 60*time.Second, func() error { return agentOnEvery(nodes) })
 	show(m, "service", "ps", "agent")
+
+	step("A stateful service: a named volume on host2, the service pinned there by a placement constraint; the data outlives its container")
+	show(m, "service", "create", "-d", "--name", "notes", "--constraint", "node.id=="+nodes[1].ID(),
+		"--mount", "type=volume,source=notes,target=/data", "--entrypoint", "/bin/sh", img,
+		"-c", `echo "container $(hostname) started" >> /data/log; exec sleep 1000000`)
+	var first replica
+	harness.Eventually(t, 60*time.Second, func() error {
+		rs := replicas(c, "notes")
+		if len(rs) != 1 {
+			return fmt.Errorf("%d notes containers", len(rs))
+		}
+		first = rs[0]
+		return nil
+	})
+	fmt.Printf("    kill -9 of its process %d; the task that replaces it gets the same volume:\n", first.pid)
+	_ = syscall.Kill(first.pid, syscall.SIGKILL)
+	var log string
+	harness.Eventually(t, 60*time.Second, func() error {
+		rs := replicas(c, "notes")
+		if len(rs) != 1 || rs[0].pid == first.pid {
+			return errors.New("not restarted yet")
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/root/data/log", rs[0].pid))
+		if err != nil || strings.Count(string(b), "started") != 2 {
+			return fmt.Errorf("/data/log: %q %v", b, err)
+		}
+		log = string(b)
+		return nil
+	})
+	for _, l := range strings.Split(strings.TrimSpace(log), "\n") {
+		fmt.Printf("    /data/log: %s\n", l)
+	}
+	show(nodes[1], "volume", "ls")
 
 	client := net.AddHost("client")
 	step("Sending requests from a client (%s) to port 8080 of each host in turn: the routing mesh answers on every host", client.IP)
