@@ -434,7 +434,7 @@ func (d *Daemon) startManager(bootstrap, forceNew bool) error {
 		SnapshotThreshold: d.cfg.SnapshotThreshold, SnapshotInterval: d.cfg.SnapshotInterval, TrailingLogs: d.cfg.TrailingLogs,
 		Bootstrap: bootstrap, ForceNewCluster: forceNew, HeartbeatPeriod: d.cfg.HeartbeatPeriod,
 		Gossip: d.gsp, Keys: &managerKeys{d: d, id: d.id}, NewUnlockKey: keys.NewUnlockKey,
-		Images: imageResolver{d.images},
+		ResolveDigest: imageResolver{d.images}.Resolve,
 	})
 	if err != nil {
 		return err

@@ -78,9 +78,9 @@ type Config struct {
 	Keys rewrap.Material
 	// NewUnlockKey makes the unlock keys the control API hands out.
 	NewUnlockKey func() (string, error)
-	// Images resolves image references to digests for clients
+	// ResolveDigest resolves image references to digests for clients
 	// (ResolveImage): the node's image store, with its registries' rules.
-	Images controlapi.ImageResolver
+	ResolveDigest func(ctx context.Context, ref, registryAuth string) (string, error)
 }
 
 // GossipView is what the manager needs of the node's gossip membership:
@@ -131,7 +131,7 @@ func New(cfg Config) (*Manager, error) {
 		Gossip: cfg.Gossip, Book: m.book, Managers: m.managerAddrs, Leading: m.IsReadyLeader,
 	})
 	m.control = &controlapi.Server{Store: st, Raft: r, Clock: cfg.Clock, NewToken: func(d string) string { return ca.NewToken(d).String() },
-		NewUnlockKey: cfg.NewUnlockKey, Book: m.book, Images: cfg.Images}
+		NewUnlockKey: cfg.NewUnlockKey, Book: m.book, ResolveDigest: cfg.ResolveDigest}
 	return m, nil
 }
 

@@ -11,13 +11,6 @@ import (
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
-// ImageResolver asks an image's registry for the digest its reference
-// names now, with registryAuth's credentials (docker's X-Registry-Auth;
-// "": the manager node's own). The daemon gives its node's image store.
-type ImageResolver interface {
-	Resolve(ctx context.Context, ref, registryAuth string) (digest string, err error)
-}
-
 // ResolveImage pins an image reference to the digest its tag names now:
 // "NAME:TAG@sha256:...", the tag kept for people to read and the digest
 // for the nodes, as docker's service create does.
@@ -26,10 +19,10 @@ func (s *Server) ResolveImage(ctx context.Context, req *shoalv1.ResolveImageRequ
 	if ref == "" || !imageRE.MatchString(ref) {
 		return nil, fmt.Errorf("image %q is not a valid image reference (e.g. nginx:1.25 or registry.local:5000/team/app): %w", ref, errdefs.ErrInvalid)
 	}
-	if s.Images == nil {
+	if s.ResolveDigest == nil {
 		return nil, fmt.Errorf("this manager cannot reach registries: %w", errdefs.ErrUnavailable)
 	}
-	digest, err := s.Images.Resolve(ctx, ref, req.GetRegistryAuth())
+	digest, err := s.ResolveDigest(ctx, ref, req.GetRegistryAuth())
 	if err != nil {
 		return nil, err
 	}

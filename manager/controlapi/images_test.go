@@ -43,7 +43,7 @@ func TestResolveImage(t *testing.T) {
 		t.Error("a manager without a resolver answered")
 	}
 	r := &fakeResolver{digest: "sha256:" + strings.Repeat("d", 64)}
-	s.Images = r
+	s.ResolveDigest = r.Resolve
 	resp, err := s.ResolveImage(ctx, &shoalv1.ResolveImageRequest{Image: "reg.local:5000/app:v1", RegistryAuth: "e30="})
 	if err != nil || resp.GetImage() != "reg.local:5000/app:v1@"+r.digest || resp.GetDigest() != r.digest || r.auth != "e30=" {
 		t.Fatalf("ResolveImage = %v, %v (auth passed %q)", resp, err, r.auth)
@@ -74,7 +74,9 @@ func TestRegistryAuthNeverReturned(t *testing.T) {
 	}
 	stored := func() *shoalv1.Service {
 		var svc *shoalv1.Service
-		s.Store.View(func(r store.ReadTx) { svc = store.Get[*shoalv1.Service](r, store.TableService, created.GetService().GetId()) })
+		s.Store.View(func(r store.ReadTx) {
+			svc = store.Get[*shoalv1.Service](r, store.TableService, created.GetService().GetId())
+		})
 		return svc
 	}
 	if stored().GetSpec().GetTask().GetContainer().GetPullOptions().GetRegistryAuth() != auth {

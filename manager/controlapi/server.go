@@ -42,9 +42,11 @@ type Server struct {
 	// Book holds allocations in flight; the orchestrator shares it.
 	Book     *allocator.Book
 	bookOnce sync.Once
-	// Images resolves image references to digests (ResolveImage); nil:
-	// refused.
-	Images ImageResolver
+	// ResolveDigest asks an image's registry for the digest its
+	// reference names now, with registryAuth's credentials (docker's
+	// X-Registry-Auth; "": the node's own), for ResolveImage; nil:
+	// refused. The daemon gives its node's image store.
+	ResolveDigest func(ctx context.Context, ref, registryAuth string) (digest string, err error)
 	// refsMu makes the check that a secret or config exists, and the
 	// write of the service that references it, one step against its
 	// removal (whose check and delete are one step too).
