@@ -51,7 +51,8 @@ func TestCLIDeployFlags(t *testing.T) {
 		"\nService Mode:\tReplicated\n Replicas:\t4\n",
 		"\nUpdateConfig:\n Parallelism:\t1\n Delay:\t\t1s\n On failure:\trollback\n Monitoring Period: 2s\n Max failure ratio: 0\n Update order:      start-first\n",
 		"\nRollbackConfig:\n Parallelism:\t3\n On failure:\tpause\n Monitoring Period: 3s\n Max failure ratio: 0\n Rollback order:    stop-first\n",
-		"\nContainerSpec:\n Image:\t\t" + img.Ref + "\n",
+		"\nContainerSpec:\n Image:\t\t" + img.Ref + "@sha256:", // pinned at create
+
 		"\n Healthcheck:\n  Interval = 1s\n  Retries = 2\n",
 		"\n  Tests:\n\t Test = CMD-SHELL\n\t Test = true\n",
 	} {
@@ -177,7 +178,9 @@ func TestCLIDeployFlags(t *testing.T) {
 		// An image that cannot be pulled: the first new task fails, the
 		// update pauses, and the waiting command fails with its message.
 		out, err := m.CLI("service", "update", "--update-failure-action", "pause", "--image", unreachableImage, "web")
-		if err == nil || !strings.Contains(err.Error(), "exit status 1: Error: service update paused: update paused due to failure or early termination of task ") {
+		// The unreachable registry gives docker's warning first, on stderr.
+		if err == nil || !strings.Contains(err.Error(), "exit status 1: ") || !strings.Contains(err.Error(), "could not be accessed on a registry to record") ||
+			!strings.Contains(err.Error(), "\nError: service update paused: update paused due to failure or early termination of task ") {
 			t.Fatalf("update to an image that cannot be pulled = %v; want docker's paused error, exit status 1\n%s", err, out)
 		}
 		pretty := cli(t, "service", "inspect", "--pretty", "web")

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+
+	"github.com/shoal-run/shoal/internal/regauth"
 	"github.com/shoal-run/shoal/tests/harness"
 	"github.com/shoal-run/shoal/tests/testimage"
 )
@@ -178,20 +181,25 @@ func TestServiceWithRegistryAuth(t *testing.T) {
 		return nil
 	})
 
-	// Never shown, logged or on disk, as given or as docker's login keeps it.
+	// Never shown, logged or on disk: as given, as docker's login keeps
+	// it, or as the CLI sends it (X-Registry-Auth).
+	sent, err := regauth.FromKeychain(authn.DefaultKeychain, reg.Addr())
+	if err != nil || sent == "" {
+		t.Fatalf("the client's credentials: %q, %v", sent, err)
+	}
 	for _, args := range [][]string{
 		{"service", "inspect", "priv"}, {"service", "inspect", "--format", "{{json .}}", "priv"}, {"service", "inspect", "--pretty", "priv"},
 		{"service", "ps", "--no-trunc", "--format", "json", "priv"}, {"service", "ls", "--format", "json"},
 	} {
 		out := m.MustCLI(args...)
-		if strings.Contains(out, password) || strings.Contains(out, encoded) || strings.Contains(out, "registry_auth") || strings.Contains(out, "RegistryAuth") {
+		if strings.Contains(out, password) || strings.Contains(out, encoded) || strings.Contains(out, sent) || strings.Contains(out, "registry_auth") || strings.Contains(out, "RegistryAuth") {
 			t.Errorf("%v shows the registry credentials:\n%s", args, out)
 		}
 	}
 	// The manager's Raft log and snapshots are encrypted at rest, so no
 	// node, manager or worker, has them in the clear on its disk.
 	for _, n := range append(append([]*harness.Node{}, c.Managers...), c.Workers...) {
-		for _, needle := range []string{password, encoded} {
+		for _, needle := range []string{password, encoded, sent} {
 			if hits := filesWith(t, filepath.Join(n.Dir, "data"), []byte(needle), true); len(hits) > 0 {
 				t.Errorf("%s holds the credentials on disk: %q", n.Name, hits)
 			}
