@@ -45,8 +45,12 @@ func (s *Server) GetConfig(ctx context.Context, req *shoalv1.GetConfigRequest) (
 }
 
 // ListConfigs returns every config by name.
-func (s *Server) ListConfigs(ctx context.Context, _ *shoalv1.ListConfigsRequest) (*shoalv1.ListConfigsResponse, error) {
-	return &shoalv1.ListConfigsResponse{Configs: configKind.listObjects(s)}, nil
+func (s *Server) ListConfigs(ctx context.Context, req *shoalv1.ListConfigsRequest) (*shoalv1.ListConfigsResponse, error) {
+	out, err := configKind.listObjects(s, req.GetFilters())
+	if err != nil {
+		return nil, err
+	}
+	return &shoalv1.ListConfigsResponse{Configs: out}, nil
 }
 
 // UpdateConfig changes a config's labels, and nothing else.

@@ -115,16 +115,22 @@ func (k *fileKind[O, S]) getObject(s *Server, ref string) (O, error) {
 	return k.answer(o), nil
 }
 
-// listObjects answers for every object, by name.
-func (k *fileKind[O, S]) listObjects(s *Server) []O {
+// listObjects answers for every object the filters keep, by name.
+func (k *fileKind[O, S]) listObjects(s *Server, in []*shoalv1.Filter) ([]O, error) {
+	f, err := parseFilters(in, fileFilters...)
+	if err != nil {
+		return nil, err
+	}
 	var all []O
 	s.Store.View(func(r store.ReadTx) { all = store.List[O](r, k.table) })
 	out := make([]O, 0, len(all))
 	for _, o := range all {
-		out = append(out, k.answer(o))
+		if f.file(o.GetId(), o.GetSpec().GetName(), o.GetSpec().GetLabels()) {
+			out = append(out, k.answer(o))
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].GetSpec().GetName() < out[j].GetSpec().GetName() })
-	return out
+	return out, nil
 }
 
 // updateObject changes an object's labels, and nothing else: the name

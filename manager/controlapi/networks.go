@@ -134,10 +134,14 @@ func (s *Server) GetNetwork(ctx context.Context, req *shoalv1.GetNetworkRequest)
 }
 
 // ListNetworks returns every network.
-func (s *Server) ListNetworks(ctx context.Context, _ *shoalv1.ListNetworksRequest) (*shoalv1.ListNetworksResponse, error) {
-	var out []*shoalv1.Network
-	s.Store.View(func(r store.ReadTx) { out = store.List[*shoalv1.Network](r, store.TableNetwork) })
-	return &shoalv1.ListNetworksResponse{Networks: out}, nil
+func (s *Server) ListNetworks(ctx context.Context, req *shoalv1.ListNetworksRequest) (*shoalv1.ListNetworksResponse, error) {
+	f, err := parseFilters(req.GetFilters(), networkFilters...)
+	if err != nil {
+		return nil, err
+	}
+	var all []*shoalv1.Network
+	s.Store.View(func(r store.ReadTx) { all = store.List[*shoalv1.Network](r, store.TableNetwork) })
+	return &shoalv1.ListNetworksResponse{Networks: keep(all, f.network)}, nil
 }
 
 // RemoveNetwork deletes a network no service uses and no task is still

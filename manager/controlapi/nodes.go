@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/manager/auth"
 	"github.com/shoal-run/shoal/manager/quorum"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
@@ -43,9 +44,13 @@ func (s *Server) memberSet() map[string]bool {
 }
 
 // ListNodes returns every node, managers decorated with their reachability.
-func (s *Server) ListNodes(ctx context.Context, _ *shoalv1.ListNodesRequest) (*shoalv1.ListNodesResponse, error) {
+func (s *Server) ListNodes(ctx context.Context, req *shoalv1.ListNodesRequest) (*shoalv1.ListNodesResponse, error) {
+	f, err := parseFilters(req.GetFilters(), nodeFilters...)
+	if err != nil {
+		return nil, err
+	}
 	var nodes []*shoalv1.Node
-	s.Store.View(func(r store.ReadTx) { nodes = store.List[*shoalv1.Node](r, store.TableNode) })
+	s.Store.View(func(r store.ReadTx) { nodes = keep(store.List[*shoalv1.Node](r, store.TableNode), f.node) })
 	set, leader := s.memberSet(), s.Raft.Leader()
 	for i, n := range nodes {
 		nodes[i] = s.decorate(n, set, leader)
@@ -54,6 +59,18 @@ func (s *Server) ListNodes(ctx context.Context, _ *shoalv1.ListNodesRequest) (*s
 		return nodes[i].GetDescription().GetHostname()+nodes[i].GetId() < nodes[j].GetDescription().GetHostname()+nodes[j].GetId()
 	})
 	return &shoalv1.ListNodesResponse{Nodes: nodes}, nil
+}
+
+// selfRef is docker's "self": the node making the call (the local
+// daemon for the CLI on its socket, the manager itself over tcp://).
+func selfRef(ctx context.Context, ref string) string {
+	if ref != "self" {
+		return ref
+	}
+	if c, ok := auth.From(ctx); ok && c.NodeID != "" {
+		return c.NodeID
+	}
+	return ref
 }
 
 func (s *Server) findNode(ref string) (*shoalv1.Node, error) {
@@ -65,7 +82,7 @@ func (s *Server) findNode(ref string) (*shoalv1.Node, error) {
 
 // GetNode returns one node by ID, hostname or ID prefix.
 func (s *Server) GetNode(ctx context.Context, req *shoalv1.GetNodeRequest) (*shoalv1.GetNodeResponse, error) {
-	n, err := s.findNode(req.GetNodeId())
+	n, err := s.findNode(selfRef(ctx, req.GetNodeId()))
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +98,7 @@ func (s *Server) UpdateNode(ctx context.Context, req *shoalv1.UpdateNodeRequest)
 	if req.GetVersion() == 0 {
 		return nil, fmt.Errorf("node.version: is required: read the node (inspect) and send the version you read: %w", errdefs.ErrInvalid)
 	}
-	cur, err := s.findNode(req.GetNodeId())
+	cur, err := s.findNode(selfRef(ctx, req.GetNodeId()))
 	if err != nil {
 		return nil, err
 	}

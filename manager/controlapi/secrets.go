@@ -89,8 +89,12 @@ func (s *Server) GetSecret(ctx context.Context, req *shoalv1.GetSecretRequest) (
 }
 
 // ListSecrets returns every secret, without data, by name.
-func (s *Server) ListSecrets(ctx context.Context, _ *shoalv1.ListSecretsRequest) (*shoalv1.ListSecretsResponse, error) {
-	return &shoalv1.ListSecretsResponse{Secrets: secretKind.listObjects(s)}, nil
+func (s *Server) ListSecrets(ctx context.Context, req *shoalv1.ListSecretsRequest) (*shoalv1.ListSecretsResponse, error) {
+	out, err := secretKind.listObjects(s, req.GetFilters())
+	if err != nil {
+		return nil, err
+	}
+	return &shoalv1.ListSecretsResponse{Secrets: out}, nil
 }
 
 // UpdateSecret changes a secret's labels, and nothing else: its name and

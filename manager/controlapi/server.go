@@ -235,9 +235,13 @@ func (s *Server) GetService(ctx context.Context, req *shoalv1.GetServiceRequest)
 }
 
 // ListServices returns every service.
-func (s *Server) ListServices(ctx context.Context, _ *shoalv1.ListServicesRequest) (*shoalv1.ListServicesResponse, error) {
+func (s *Server) ListServices(ctx context.Context, req *shoalv1.ListServicesRequest) (*shoalv1.ListServicesResponse, error) {
+	f, err := parseFilters(req.GetFilters(), serviceFilters...)
+	if err != nil {
+		return nil, err
+	}
 	var out []*shoalv1.Service
-	s.Store.View(func(r store.ReadTx) { out = store.List[*shoalv1.Service](r, store.TableService) })
+	s.Store.View(func(r store.ReadTx) { out = keep(store.List[*shoalv1.Service](r, store.TableService), f.service) })
 	for i, svc := range out {
 		out[i] = redactService(svc)
 	}

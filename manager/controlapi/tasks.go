@@ -13,10 +13,15 @@ import (
 // prefix) and, with up_to_date, to those made from their service's
 // current spec, ordered by service, slot and age.
 func (s *Server) ListTasks(ctx context.Context, req *shoalv1.ListTasksRequest) (*shoalv1.ListTasksResponse, error) {
+	f, err := parseFilters(req.GetFilters(), taskFilters...)
+	if err != nil {
+		return nil, err
+	}
+	nodeRef := selfRef(ctx, req.GetNodeId())
 	var (
 		tasks    []*shoalv1.Task
 		services map[string]*shoalv1.Service
-		err      error
+		hosts    map[string]string
 	)
 	s.Store.View(func(r store.ReadTx) {
 		services = map[string]*shoalv1.Service{}
@@ -29,11 +34,17 @@ func (s *Server) ListTasks(ctx context.Context, req *shoalv1.ListTasksRequest) (
 			}
 		case req.GetNodeId() != "":
 			var n *shoalv1.Node
-			if n, err = store.Find[*shoalv1.Node](r, store.TableNode, req.GetNodeId(), "node"); err == nil {
+			if n, err = store.Find[*shoalv1.Node](r, store.TableNode, nodeRef, "node"); err == nil {
 				tasks = store.ListBy[*shoalv1.Task](r, store.TableTask, "node", n.GetId())
 			}
 		default:
 			tasks = store.List[*shoalv1.Task](r, store.TableTask)
+		}
+		if _, ok := f["node"]; ok {
+			hosts = map[string]string{}
+			for _, n := range store.List[*shoalv1.Node](r, store.TableNode) {
+				hosts[n.GetId()] = n.GetDescription().GetHostname()
+			}
 		}
 		if req.GetUpToDate() && req.GetServiceId() == "" {
 			for _, svc := range store.List[*shoalv1.Service](r, store.TableService) {
@@ -46,7 +57,7 @@ func (s *Server) ListTasks(ctx context.Context, req *shoalv1.ListTasksRequest) (
 	}
 	if req.GetServiceId() != "" && req.GetNodeId() != "" {
 		var n *shoalv1.Node
-		s.Store.View(func(r store.ReadTx) { n, err = store.Find[*shoalv1.Node](r, store.TableNode, req.GetNodeId(), "node") })
+		s.Store.View(func(r store.ReadTx) { n, err = store.Find[*shoalv1.Node](r, store.TableNode, nodeRef, "node") })
 		if err != nil {
 			return nil, err
 		}
@@ -67,6 +78,7 @@ func (s *Server) ListTasks(ctx context.Context, req *shoalv1.ListTasksRequest) (
 		}
 		tasks = kept
 	}
+	tasks = keep(tasks, func(t *shoalv1.Task) bool { return f.task(t, func(id string) string { return hosts[id] }) })
 	sort.Slice(tasks, func(i, j int) bool {
 		a, b := tasks[i], tasks[j]
 		if a.GetServiceName() != b.GetServiceName() {

@@ -26,8 +26,8 @@ var configKind = objectKind[*shoalv1.Config]{
 		resp, err := c.GetConfig(ctx, &shoalv1.GetConfigRequest{ConfigId: ref})
 		return resp.GetConfig(), err
 	},
-	list: func(ctx context.Context, c shoalv1.ControlServiceClient) ([]*shoalv1.Config, error) {
-		resp, err := c.ListConfigs(ctx, &shoalv1.ListConfigsRequest{})
+	list: func(ctx context.Context, c shoalv1.ControlServiceClient, filters []*shoalv1.Filter) ([]*shoalv1.Config, error) {
+		resp, err := c.ListConfigs(ctx, &shoalv1.ListConfigsRequest{Filters: filters})
 		return resp.GetConfigs(), err
 	},
 	remove: func(ctx context.Context, c shoalv1.ControlServiceClient, ref string) error {

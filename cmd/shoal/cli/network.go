@@ -64,8 +64,9 @@ func newNetworkCreateCmd(g *globals) *cobra.Command {
 func newNetworkLsCmd(g *globals) *cobra.Command {
 	return newLsCmd(g, lsCmd[*shoalv1.Network]{
 		use: "ls", short: "List networks", quietHelp: "print IDs only",
-		list: func(ctx context.Context, c shoalv1.ControlServiceClient) ([]*shoalv1.Network, error) {
-			resp, err := c.ListNetworks(ctx, &shoalv1.ListNetworksRequest{})
+		filterHelp: "driver, id, label, name, scope (swarm), type (custom or builtin)",
+		list: func(ctx context.Context, c shoalv1.ControlServiceClient, filters []*shoalv1.Filter) ([]*shoalv1.Network, error) {
+			resp, err := c.ListNetworks(ctx, &shoalv1.ListNetworksRequest{Filters: filters})
 			nets := resp.GetNetworks()
 			sort.Slice(nets, func(i, j int) bool { return nets[i].GetSpec().GetName() < nets[j].GetSpec().GetName() })
 			return nets, err

@@ -15,7 +15,7 @@ import (
 
 func newNodeCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "node", Short: "Manage nodes"}
-	cmd.AddCommand(newNodeLsCmd(g), newNodeInspectCmd(g), newNodeUpdateCmd(g),
+	cmd.AddCommand(newNodeLsCmd(g), newNodeInspectCmd(g), newNodeUpdateCmd(g), newNodePsCmd(g),
 		newNodeRoleCmd(g, "promote", shoalv1.NodeRole_NODE_ROLE_MANAGER),
 		newNodeRoleCmd(g, "demote", shoalv1.NodeRole_NODE_ROLE_WORKER), newNodeRmCmd(g))
 	return cmd
@@ -54,8 +54,9 @@ func managerStatus(n *shoalv1.Node) string {
 func newNodeLsCmd(g *globals) *cobra.Command {
 	return newLsCmd(g, lsCmd[*shoalv1.Node]{
 		use: "ls", short: "List nodes", quietHelp: "print IDs only",
-		list: func(ctx context.Context, c shoalv1.ControlServiceClient) ([]*shoalv1.Node, error) {
-			resp, err := c.ListNodes(ctx, &shoalv1.ListNodesRequest{})
+		filterHelp: "id, label (engine labels), node.label, membership (accepted or pending), name (hostname), role (manager or worker)",
+		list: func(ctx context.Context, c shoalv1.ControlServiceClient, filters []*shoalv1.Filter) ([]*shoalv1.Node, error) {
+			resp, err := c.ListNodes(ctx, &shoalv1.ListNodesRequest{Filters: filters})
 			return resp.GetNodes(), err
 		},
 		id:  (*shoalv1.Node).GetId,

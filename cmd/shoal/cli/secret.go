@@ -40,7 +40,7 @@ type objectKind[T proto.Message] struct {
 	name    func(T) string
 	create  func(ctx context.Context, c shoalv1.ControlServiceClient, name string, labels map[string]string, data []byte) (T, error)
 	get     getter[T]
-	list    func(ctx context.Context, c shoalv1.ControlServiceClient) ([]T, error)
+	list    func(ctx context.Context, c shoalv1.ControlServiceClient, filters []*shoalv1.Filter) ([]T, error)
 	remove  func(ctx context.Context, c shoalv1.ControlServiceClient, ref string) error
 	// pretty writes docker's inspect --pretty of one object.
 	pretty func(w io.Writer, o T) error
@@ -59,8 +59,8 @@ var secretKind = objectKind[*shoalv1.Secret]{
 		resp, err := c.GetSecret(ctx, &shoalv1.GetSecretRequest{SecretId: ref})
 		return resp.GetSecret(), err
 	},
-	list: func(ctx context.Context, c shoalv1.ControlServiceClient) ([]*shoalv1.Secret, error) {
-		resp, err := c.ListSecrets(ctx, &shoalv1.ListSecretsRequest{})
+	list: func(ctx context.Context, c shoalv1.ControlServiceClient, filters []*shoalv1.Filter) ([]*shoalv1.Secret, error) {
+		resp, err := c.ListSecrets(ctx, &shoalv1.ListSecretsRequest{Filters: filters})
 		return resp.GetSecrets(), err
 	},
 	remove: func(ctx context.Context, c shoalv1.ControlServiceClient, ref string) error {
@@ -231,8 +231,9 @@ func newObjectLsCmd[T proto.Message](g *globals, k objectKind[T], cols []column[
 	}
 	return newLsCmd(g, lsCmd[T]{
 		use: "ls [OPTIONS]", short: "List " + k.kind + "s", quietHelp: "Only display IDs",
-		list: func(ctx context.Context, c shoalv1.ControlServiceClient) ([]T, error) {
-			items, err := k.list(ctx, c)
+		filterHelp: "id, label, name",
+		list: func(ctx context.Context, c shoalv1.ControlServiceClient, filters []*shoalv1.Filter) ([]T, error) {
+			items, err := k.list(ctx, c, filters)
 			slices.SortStableFunc(items, func(a, b T) int { return strings.Compare(k.name(a), k.name(b)) })
 			return items, err
 		},

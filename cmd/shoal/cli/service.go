@@ -312,8 +312,9 @@ func serviceColumns(counts map[string][2]int, jobs map[string]jobCount) []column
 func newServiceLsCmd(g *globals) *cobra.Command {
 	return newLsCmd(g, lsCmd[*shoalv1.Service]{
 		use: "ls", short: "List services", quietHelp: "print IDs only",
-		list: func(ctx context.Context, c shoalv1.ControlServiceClient) ([]*shoalv1.Service, error) {
-			resp, err := c.ListServices(ctx, &shoalv1.ListServicesRequest{})
+		filterHelp: "id, label, mode (replicated, global, replicated-job or global-job), name",
+		list: func(ctx context.Context, c shoalv1.ControlServiceClient, filters []*shoalv1.Filter) ([]*shoalv1.Service, error) {
+			resp, err := c.ListServices(ctx, &shoalv1.ListServicesRequest{Filters: filters})
 			return resp.GetServices(), err
 		},
 		id:  (*shoalv1.Service).GetId,

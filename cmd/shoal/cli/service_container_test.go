@@ -156,3 +156,18 @@ func TestDisplayImage(t *testing.T) {
 		}
 	}
 }
+
+func TestFilterFlag(t *testing.T) {
+	got, err := filterFlag{"name=web", "label=a=b", "Name=api"}.parse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Key != "name" || strings.Join(got[0].Values, ",") != "web,api" || got[1].Key != "label" || got[1].Values[0] != "a=b" {
+		t.Fatalf("parse = %v", got)
+	}
+	for _, bad := range []string{"name", "=x"} {
+		if _, err := (filterFlag{bad}).parse(); err == nil || !strings.Contains(err.Error(), "expected name=value") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}

@@ -117,20 +117,43 @@ func taskColumns(hosts map[string]string, now time.Time, noTrunc bool) []column[
 	}
 }
 
-type servicePsFlags struct {
+type taskPsFlags struct {
 	listFlags
+	filter  filterFlag
 	noTrunc bool
 }
 
+// taskFilterHelp is what service ps and node ps take for --filter.
+const taskFilterHelp = "desired-state (running, shutdown or accepted), id, name (service.slot), node (ID or hostname), service, label"
+
 func newServicePsCmd(g *globals) *cobra.Command {
-	f := &servicePsFlags{}
+	return newTaskPsCmd(g, "ps SERVICE [SERVICE...]", "List the tasks of one or more services", minArgs(1),
+		func(ref string) *shoalv1.ListTasksRequest { return &shoalv1.ListTasksRequest{ServiceId: ref} })
+}
+
+func newNodePsCmd(g *globals) *cobra.Command {
+	return newTaskPsCmd(g, "ps [NODE...]", "List tasks running on one or more nodes, defaults to current node", cobra.ArbitraryArgs,
+		func(ref string) *shoalv1.ListTasksRequest { return &shoalv1.ListTasksRequest{NodeId: ref} })
+}
+
+// newTaskPsCmd is service ps and node ps: the tasks of each argument
+// (node ps: "self", this node, when none), filtered by the managers.
+func newTaskPsCmd(g *globals, use, short string, args cobra.PositionalArgs, request func(ref string) *shoalv1.ListTasksRequest) *cobra.Command {
+	f := &taskPsFlags{}
 	cmd := &cobra.Command{
-		Use:   "ps SERVICE [SERVICE...]",
-		Short: "List the tasks of services",
-		Args:  minArgs(1),
+		Use:   use,
+		Short: short,
+		Args:  args,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.check(); err != nil {
 				return err
+			}
+			filters, err := f.filter.parse()
+			if err != nil {
+				return err
+			}
+			if len(args) == 0 {
+				args = []string{"self"}
 			}
 			c, done, err := g.control()
 			if err != nil {
@@ -139,8 +162,10 @@ func newServicePsCmd(g *globals) *cobra.Command {
 			defer done()
 			ctx := cmd.Context()
 			var tasks []*shoalv1.Task
-			for _, s := range args {
-				resp, err := c.ListTasks(ctx, &shoalv1.ListTasksRequest{ServiceId: s})
+			for _, ref := range args {
+				req := request(ref)
+				req.Filters = filters
+				resp, err := c.ListTasks(ctx, req)
 				if err != nil {
 					return err
 				}
@@ -154,6 +179,7 @@ func newServicePsCmd(g *globals) *cobra.Command {
 		},
 	}
 	f.register(cmd.Flags(), "print task IDs only")
+	f.filter.register(cmd.Flags(), taskFilterHelp)
 	cmd.Flags().BoolVar(&f.noTrunc, "no-trunc", false, "do not truncate IDs and errors; show an unhealthy task's last health check output")
 	return cmd
 }

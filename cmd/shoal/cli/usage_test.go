@@ -18,7 +18,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"service", "rollback"}, 1, "shoal: 'shoal service rollback' requires 1 argument\n\nUsage:  shoal service rollback [OPTIONS] SERVICE\n\nRun 'shoal service rollback --help' for more information"},
 		{[]string{"service", "rollback", "a", "b"}, 1, "shoal: 'shoal service rollback' requires 1 argument"},
 		{[]string{"service", "rollback", "--bogus", "web"}, 125, "unknown flag: --bogus\n\nUsage:  shoal service rollback [OPTIONS] SERVICE"},
-		{[]string{"node", "ps"}, 1, "shoal: unknown command: shoal node ps\n\nUsage:  shoal node\n\nRun 'shoal node --help' for more information"},
+		{[]string{"node", "frobnicate"}, 1, "shoal: unknown command: shoal node frobnicate\n\nUsage:  shoal node\n\nRun 'shoal node --help' for more information"},
 		{[]string{"image", "build", "."}, 1, "shoal: unknown command: shoal image build\n\nUsage:  shoal image\n\nRun 'shoal image --help' for more information"},
 		{[]string{"swarm", "unlock", "SHOALKEY-1-x"}, 1, "shoal: 'shoal swarm unlock' accepts no arguments\n\nUsage:  shoal swarm unlock\n\nRun 'shoal swarm unlock --help' for more information"},
 		{[]string{"swarm", "unlock-key", "--rotate=maybe"}, 125, `invalid argument "maybe" for "--rotate" flag`},

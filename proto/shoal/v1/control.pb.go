@@ -21,6 +21,61 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Filter is one key of docker's --filter with every value given for it:
+// an object matches when it matches any of the values of each key given.
+// The keys each list takes are docker's; another is refused.
+type Filter struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Values        []string               `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Filter) Reset() {
+	*x = Filter{}
+	mi := &file_shoal_v1_control_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Filter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Filter) ProtoMessage() {}
+
+func (x *Filter) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Filter.ProtoReflect.Descriptor instead.
+func (*Filter) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *Filter) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *Filter) GetValues() []string {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
 type GetClusterRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -29,7 +84,7 @@ type GetClusterRequest struct {
 
 func (x *GetClusterRequest) Reset() {
 	*x = GetClusterRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[0]
+	mi := &file_shoal_v1_control_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -41,7 +96,7 @@ func (x *GetClusterRequest) String() string {
 func (*GetClusterRequest) ProtoMessage() {}
 
 func (x *GetClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[0]
+	mi := &file_shoal_v1_control_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -54,7 +109,7 @@ func (x *GetClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterRequest.ProtoReflect.Descriptor instead.
 func (*GetClusterRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{0}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{1}
 }
 
 type GetClusterResponse struct {
@@ -67,7 +122,7 @@ type GetClusterResponse struct {
 
 func (x *GetClusterResponse) Reset() {
 	*x = GetClusterResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[1]
+	mi := &file_shoal_v1_control_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -79,7 +134,7 @@ func (x *GetClusterResponse) String() string {
 func (*GetClusterResponse) ProtoMessage() {}
 
 func (x *GetClusterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[1]
+	mi := &file_shoal_v1_control_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -92,7 +147,7 @@ func (x *GetClusterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterResponse.ProtoReflect.Descriptor instead.
 func (*GetClusterResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{1}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *GetClusterResponse) GetCluster() *Cluster {
@@ -117,7 +172,7 @@ type UpdateClusterRequest struct {
 
 func (x *UpdateClusterRequest) Reset() {
 	*x = UpdateClusterRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[2]
+	mi := &file_shoal_v1_control_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -129,7 +184,7 @@ func (x *UpdateClusterRequest) String() string {
 func (*UpdateClusterRequest) ProtoMessage() {}
 
 func (x *UpdateClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[2]
+	mi := &file_shoal_v1_control_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -142,7 +197,7 @@ func (x *UpdateClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateClusterRequest.ProtoReflect.Descriptor instead.
 func (*UpdateClusterRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{2}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *UpdateClusterRequest) GetVersion() uint64 {
@@ -189,7 +244,7 @@ type UpdateClusterResponse struct {
 
 func (x *UpdateClusterResponse) Reset() {
 	*x = UpdateClusterResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[3]
+	mi := &file_shoal_v1_control_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -201,7 +256,7 @@ func (x *UpdateClusterResponse) String() string {
 func (*UpdateClusterResponse) ProtoMessage() {}
 
 func (x *UpdateClusterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[3]
+	mi := &file_shoal_v1_control_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -214,7 +269,7 @@ func (x *UpdateClusterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateClusterResponse.ProtoReflect.Descriptor instead.
 func (*UpdateClusterResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{3}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *UpdateClusterResponse) GetCluster() *Cluster {
@@ -225,14 +280,16 @@ func (x *UpdateClusterResponse) GetCluster() *Cluster {
 }
 
 type ListNodesRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// filters are docker's --filter: see Filter.
+	Filters       []*Filter `protobuf:"bytes,1,rep,name=filters,proto3" json:"filters,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[4]
+	mi := &file_shoal_v1_control_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -244,7 +301,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[4]
+	mi := &file_shoal_v1_control_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -257,7 +314,14 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{4}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ListNodesRequest) GetFilters() []*Filter {
+	if x != nil {
+		return x.Filters
+	}
+	return nil
 }
 
 type ListNodesResponse struct {
@@ -269,7 +333,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[5]
+	mi := &file_shoal_v1_control_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -281,7 +345,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[5]
+	mi := &file_shoal_v1_control_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -294,7 +358,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{5}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListNodesResponse) GetNodes() []*Node {
@@ -314,7 +378,7 @@ type GetNodeRequest struct {
 
 func (x *GetNodeRequest) Reset() {
 	*x = GetNodeRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[6]
+	mi := &file_shoal_v1_control_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -326,7 +390,7 @@ func (x *GetNodeRequest) String() string {
 func (*GetNodeRequest) ProtoMessage() {}
 
 func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[6]
+	mi := &file_shoal_v1_control_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -339,7 +403,7 @@ func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeRequest.ProtoReflect.Descriptor instead.
 func (*GetNodeRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{6}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetNodeRequest) GetNodeId() string {
@@ -358,7 +422,7 @@ type GetNodeResponse struct {
 
 func (x *GetNodeResponse) Reset() {
 	*x = GetNodeResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[7]
+	mi := &file_shoal_v1_control_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -370,7 +434,7 @@ func (x *GetNodeResponse) String() string {
 func (*GetNodeResponse) ProtoMessage() {}
 
 func (x *GetNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[7]
+	mi := &file_shoal_v1_control_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -383,7 +447,7 @@ func (x *GetNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeResponse.ProtoReflect.Descriptor instead.
 func (*GetNodeResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{7}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetNodeResponse) GetNode() *Node {
@@ -407,7 +471,7 @@ type UpdateNodeRequest struct {
 
 func (x *UpdateNodeRequest) Reset() {
 	*x = UpdateNodeRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[8]
+	mi := &file_shoal_v1_control_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -419,7 +483,7 @@ func (x *UpdateNodeRequest) String() string {
 func (*UpdateNodeRequest) ProtoMessage() {}
 
 func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[8]
+	mi := &file_shoal_v1_control_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -432,7 +496,7 @@ func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateNodeRequest.ProtoReflect.Descriptor instead.
 func (*UpdateNodeRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{8}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *UpdateNodeRequest) GetNodeId() string {
@@ -472,7 +536,7 @@ type UpdateNodeResponse struct {
 
 func (x *UpdateNodeResponse) Reset() {
 	*x = UpdateNodeResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[9]
+	mi := &file_shoal_v1_control_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -484,7 +548,7 @@ func (x *UpdateNodeResponse) String() string {
 func (*UpdateNodeResponse) ProtoMessage() {}
 
 func (x *UpdateNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[9]
+	mi := &file_shoal_v1_control_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -497,7 +561,7 @@ func (x *UpdateNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateNodeResponse.ProtoReflect.Descriptor instead.
 func (*UpdateNodeResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{9}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *UpdateNodeResponse) GetNode() *Node {
@@ -517,7 +581,7 @@ type RemoveNodeRequest struct {
 
 func (x *RemoveNodeRequest) Reset() {
 	*x = RemoveNodeRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[10]
+	mi := &file_shoal_v1_control_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -529,7 +593,7 @@ func (x *RemoveNodeRequest) String() string {
 func (*RemoveNodeRequest) ProtoMessage() {}
 
 func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[10]
+	mi := &file_shoal_v1_control_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -542,7 +606,7 @@ func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{10}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RemoveNodeRequest) GetNodeId() string {
@@ -567,7 +631,7 @@ type RemoveNodeResponse struct {
 
 func (x *RemoveNodeResponse) Reset() {
 	*x = RemoveNodeResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[11]
+	mi := &file_shoal_v1_control_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -579,7 +643,7 @@ func (x *RemoveNodeResponse) String() string {
 func (*RemoveNodeResponse) ProtoMessage() {}
 
 func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[11]
+	mi := &file_shoal_v1_control_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -592,7 +656,7 @@ func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeResponse.ProtoReflect.Descriptor instead.
 func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{11}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{12}
 }
 
 type CreateServiceRequest struct {
@@ -604,7 +668,7 @@ type CreateServiceRequest struct {
 
 func (x *CreateServiceRequest) Reset() {
 	*x = CreateServiceRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[12]
+	mi := &file_shoal_v1_control_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -616,7 +680,7 @@ func (x *CreateServiceRequest) String() string {
 func (*CreateServiceRequest) ProtoMessage() {}
 
 func (x *CreateServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[12]
+	mi := &file_shoal_v1_control_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -629,7 +693,7 @@ func (x *CreateServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateServiceRequest.ProtoReflect.Descriptor instead.
 func (*CreateServiceRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{12}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreateServiceRequest) GetSpec() *ServiceSpec {
@@ -648,7 +712,7 @@ type CreateServiceResponse struct {
 
 func (x *CreateServiceResponse) Reset() {
 	*x = CreateServiceResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[13]
+	mi := &file_shoal_v1_control_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -660,7 +724,7 @@ func (x *CreateServiceResponse) String() string {
 func (*CreateServiceResponse) ProtoMessage() {}
 
 func (x *CreateServiceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[13]
+	mi := &file_shoal_v1_control_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -673,7 +737,7 @@ func (x *CreateServiceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateServiceResponse.ProtoReflect.Descriptor instead.
 func (*CreateServiceResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{13}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CreateServiceResponse) GetService() *Service {
@@ -693,7 +757,7 @@ type GetServiceRequest struct {
 
 func (x *GetServiceRequest) Reset() {
 	*x = GetServiceRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[14]
+	mi := &file_shoal_v1_control_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -705,7 +769,7 @@ func (x *GetServiceRequest) String() string {
 func (*GetServiceRequest) ProtoMessage() {}
 
 func (x *GetServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[14]
+	mi := &file_shoal_v1_control_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -718,7 +782,7 @@ func (x *GetServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceRequest.ProtoReflect.Descriptor instead.
 func (*GetServiceRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{14}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetServiceRequest) GetServiceId() string {
@@ -737,7 +801,7 @@ type GetServiceResponse struct {
 
 func (x *GetServiceResponse) Reset() {
 	*x = GetServiceResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[15]
+	mi := &file_shoal_v1_control_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -749,7 +813,7 @@ func (x *GetServiceResponse) String() string {
 func (*GetServiceResponse) ProtoMessage() {}
 
 func (x *GetServiceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[15]
+	mi := &file_shoal_v1_control_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -762,7 +826,7 @@ func (x *GetServiceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceResponse.ProtoReflect.Descriptor instead.
 func (*GetServiceResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{15}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetServiceResponse) GetService() *Service {
@@ -773,14 +837,16 @@ func (x *GetServiceResponse) GetService() *Service {
 }
 
 type ListServicesRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// filters are docker's --filter: see Filter.
+	Filters       []*Filter `protobuf:"bytes,1,rep,name=filters,proto3" json:"filters,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListServicesRequest) Reset() {
 	*x = ListServicesRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[16]
+	mi := &file_shoal_v1_control_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -792,7 +858,7 @@ func (x *ListServicesRequest) String() string {
 func (*ListServicesRequest) ProtoMessage() {}
 
 func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[16]
+	mi := &file_shoal_v1_control_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -805,7 +871,14 @@ func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesRequest.ProtoReflect.Descriptor instead.
 func (*ListServicesRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{16}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ListServicesRequest) GetFilters() []*Filter {
+	if x != nil {
+		return x.Filters
+	}
+	return nil
 }
 
 type ListServicesResponse struct {
@@ -817,7 +890,7 @@ type ListServicesResponse struct {
 
 func (x *ListServicesResponse) Reset() {
 	*x = ListServicesResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[17]
+	mi := &file_shoal_v1_control_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -829,7 +902,7 @@ func (x *ListServicesResponse) String() string {
 func (*ListServicesResponse) ProtoMessage() {}
 
 func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[17]
+	mi := &file_shoal_v1_control_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -842,7 +915,7 @@ func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesResponse.ProtoReflect.Descriptor instead.
 func (*ListServicesResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{17}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListServicesResponse) GetServices() []*Service {
@@ -866,7 +939,7 @@ type UpdateServiceRequest struct {
 
 func (x *UpdateServiceRequest) Reset() {
 	*x = UpdateServiceRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[18]
+	mi := &file_shoal_v1_control_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -878,7 +951,7 @@ func (x *UpdateServiceRequest) String() string {
 func (*UpdateServiceRequest) ProtoMessage() {}
 
 func (x *UpdateServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[18]
+	mi := &file_shoal_v1_control_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -891,7 +964,7 @@ func (x *UpdateServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateServiceRequest.ProtoReflect.Descriptor instead.
 func (*UpdateServiceRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{18}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UpdateServiceRequest) GetServiceId() string {
@@ -931,7 +1004,7 @@ type UpdateServiceResponse struct {
 
 func (x *UpdateServiceResponse) Reset() {
 	*x = UpdateServiceResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[19]
+	mi := &file_shoal_v1_control_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -943,7 +1016,7 @@ func (x *UpdateServiceResponse) String() string {
 func (*UpdateServiceResponse) ProtoMessage() {}
 
 func (x *UpdateServiceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[19]
+	mi := &file_shoal_v1_control_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -956,7 +1029,7 @@ func (x *UpdateServiceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateServiceResponse.ProtoReflect.Descriptor instead.
 func (*UpdateServiceResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{19}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UpdateServiceResponse) GetService() *Service {
@@ -975,7 +1048,7 @@ type RemoveServiceRequest struct {
 
 func (x *RemoveServiceRequest) Reset() {
 	*x = RemoveServiceRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[20]
+	mi := &file_shoal_v1_control_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -987,7 +1060,7 @@ func (x *RemoveServiceRequest) String() string {
 func (*RemoveServiceRequest) ProtoMessage() {}
 
 func (x *RemoveServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[20]
+	mi := &file_shoal_v1_control_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1000,7 +1073,7 @@ func (x *RemoveServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServiceRequest.ProtoReflect.Descriptor instead.
 func (*RemoveServiceRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{20}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RemoveServiceRequest) GetServiceId() string {
@@ -1018,7 +1091,7 @@ type RemoveServiceResponse struct {
 
 func (x *RemoveServiceResponse) Reset() {
 	*x = RemoveServiceResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[21]
+	mi := &file_shoal_v1_control_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1030,7 +1103,7 @@ func (x *RemoveServiceResponse) String() string {
 func (*RemoveServiceResponse) ProtoMessage() {}
 
 func (x *RemoveServiceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[21]
+	mi := &file_shoal_v1_control_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1043,7 +1116,7 @@ func (x *RemoveServiceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServiceResponse.ProtoReflect.Descriptor instead.
 func (*RemoveServiceResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{21}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{22}
 }
 
 type ListTasksRequest struct {
@@ -1055,14 +1128,17 @@ type ListTasksRequest struct {
 	// up_to_date keeps only the tasks made from their service's current
 	// spec: what a rolling update converges to (docker's _up-to-date task
 	// filter, which `service create/update/scale` use to show progress).
-	UpToDate      bool `protobuf:"varint,3,opt,name=up_to_date,json=upToDate,proto3" json:"up_to_date,omitempty"`
+	UpToDate bool `protobuf:"varint,3,opt,name=up_to_date,json=upToDate,proto3" json:"up_to_date,omitempty"`
+	// filters are docker's service ps / node ps --filter: id, name, node,
+	// desired-state (running, shutdown, accepted), label.
+	Filters       []*Filter `protobuf:"bytes,4,rep,name=filters,proto3" json:"filters,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListTasksRequest) Reset() {
 	*x = ListTasksRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[22]
+	mi := &file_shoal_v1_control_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1074,7 +1150,7 @@ func (x *ListTasksRequest) String() string {
 func (*ListTasksRequest) ProtoMessage() {}
 
 func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[22]
+	mi := &file_shoal_v1_control_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1087,7 +1163,7 @@ func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksRequest.ProtoReflect.Descriptor instead.
 func (*ListTasksRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{22}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListTasksRequest) GetServiceId() string {
@@ -1111,6 +1187,13 @@ func (x *ListTasksRequest) GetUpToDate() bool {
 	return false
 }
 
+func (x *ListTasksRequest) GetFilters() []*Filter {
+	if x != nil {
+		return x.Filters
+	}
+	return nil
+}
+
 type ListTasksResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Tasks         []*Task                `protobuf:"bytes,1,rep,name=tasks,proto3" json:"tasks,omitempty"`
@@ -1120,7 +1203,7 @@ type ListTasksResponse struct {
 
 func (x *ListTasksResponse) Reset() {
 	*x = ListTasksResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[23]
+	mi := &file_shoal_v1_control_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1132,7 +1215,7 @@ func (x *ListTasksResponse) String() string {
 func (*ListTasksResponse) ProtoMessage() {}
 
 func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[23]
+	mi := &file_shoal_v1_control_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1145,7 +1228,7 @@ func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksResponse.ProtoReflect.Descriptor instead.
 func (*ListTasksResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{23}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListTasksResponse) GetTasks() []*Task {
@@ -1164,7 +1247,7 @@ type GetTaskRequest struct {
 
 func (x *GetTaskRequest) Reset() {
 	*x = GetTaskRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[24]
+	mi := &file_shoal_v1_control_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1176,7 +1259,7 @@ func (x *GetTaskRequest) String() string {
 func (*GetTaskRequest) ProtoMessage() {}
 
 func (x *GetTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[24]
+	mi := &file_shoal_v1_control_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1189,7 +1272,7 @@ func (x *GetTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTaskRequest.ProtoReflect.Descriptor instead.
 func (*GetTaskRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{24}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetTaskRequest) GetTaskId() string {
@@ -1208,7 +1291,7 @@ type GetTaskResponse struct {
 
 func (x *GetTaskResponse) Reset() {
 	*x = GetTaskResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[25]
+	mi := &file_shoal_v1_control_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1220,7 +1303,7 @@ func (x *GetTaskResponse) String() string {
 func (*GetTaskResponse) ProtoMessage() {}
 
 func (x *GetTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[25]
+	mi := &file_shoal_v1_control_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1233,7 +1316,7 @@ func (x *GetTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTaskResponse.ProtoReflect.Descriptor instead.
 func (*GetTaskResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{25}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetTaskResponse) GetTask() *Task {
@@ -1252,7 +1335,7 @@ type CreateNetworkRequest struct {
 
 func (x *CreateNetworkRequest) Reset() {
 	*x = CreateNetworkRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[26]
+	mi := &file_shoal_v1_control_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1264,7 +1347,7 @@ func (x *CreateNetworkRequest) String() string {
 func (*CreateNetworkRequest) ProtoMessage() {}
 
 func (x *CreateNetworkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[26]
+	mi := &file_shoal_v1_control_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1277,7 +1360,7 @@ func (x *CreateNetworkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateNetworkRequest.ProtoReflect.Descriptor instead.
 func (*CreateNetworkRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{26}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreateNetworkRequest) GetSpec() *NetworkSpec {
@@ -1296,7 +1379,7 @@ type CreateNetworkResponse struct {
 
 func (x *CreateNetworkResponse) Reset() {
 	*x = CreateNetworkResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[27]
+	mi := &file_shoal_v1_control_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1308,7 +1391,7 @@ func (x *CreateNetworkResponse) String() string {
 func (*CreateNetworkResponse) ProtoMessage() {}
 
 func (x *CreateNetworkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[27]
+	mi := &file_shoal_v1_control_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1321,7 +1404,7 @@ func (x *CreateNetworkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateNetworkResponse.ProtoReflect.Descriptor instead.
 func (*CreateNetworkResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{27}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CreateNetworkResponse) GetNetwork() *Network {
@@ -1341,7 +1424,7 @@ type GetNetworkRequest struct {
 
 func (x *GetNetworkRequest) Reset() {
 	*x = GetNetworkRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[28]
+	mi := &file_shoal_v1_control_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1353,7 +1436,7 @@ func (x *GetNetworkRequest) String() string {
 func (*GetNetworkRequest) ProtoMessage() {}
 
 func (x *GetNetworkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[28]
+	mi := &file_shoal_v1_control_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1366,7 +1449,7 @@ func (x *GetNetworkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNetworkRequest.ProtoReflect.Descriptor instead.
 func (*GetNetworkRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{28}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetNetworkRequest) GetNetworkId() string {
@@ -1385,7 +1468,7 @@ type GetNetworkResponse struct {
 
 func (x *GetNetworkResponse) Reset() {
 	*x = GetNetworkResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[29]
+	mi := &file_shoal_v1_control_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1397,7 +1480,7 @@ func (x *GetNetworkResponse) String() string {
 func (*GetNetworkResponse) ProtoMessage() {}
 
 func (x *GetNetworkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[29]
+	mi := &file_shoal_v1_control_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1410,7 +1493,7 @@ func (x *GetNetworkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNetworkResponse.ProtoReflect.Descriptor instead.
 func (*GetNetworkResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{29}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetNetworkResponse) GetNetwork() *Network {
@@ -1421,14 +1504,16 @@ func (x *GetNetworkResponse) GetNetwork() *Network {
 }
 
 type ListNetworksRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// filters are docker's --filter: see Filter.
+	Filters       []*Filter `protobuf:"bytes,1,rep,name=filters,proto3" json:"filters,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListNetworksRequest) Reset() {
 	*x = ListNetworksRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[30]
+	mi := &file_shoal_v1_control_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1440,7 +1525,7 @@ func (x *ListNetworksRequest) String() string {
 func (*ListNetworksRequest) ProtoMessage() {}
 
 func (x *ListNetworksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[30]
+	mi := &file_shoal_v1_control_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1453,7 +1538,14 @@ func (x *ListNetworksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNetworksRequest.ProtoReflect.Descriptor instead.
 func (*ListNetworksRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{30}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ListNetworksRequest) GetFilters() []*Filter {
+	if x != nil {
+		return x.Filters
+	}
+	return nil
 }
 
 type ListNetworksResponse struct {
@@ -1465,7 +1557,7 @@ type ListNetworksResponse struct {
 
 func (x *ListNetworksResponse) Reset() {
 	*x = ListNetworksResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[31]
+	mi := &file_shoal_v1_control_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1477,7 +1569,7 @@ func (x *ListNetworksResponse) String() string {
 func (*ListNetworksResponse) ProtoMessage() {}
 
 func (x *ListNetworksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[31]
+	mi := &file_shoal_v1_control_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1490,7 +1582,7 @@ func (x *ListNetworksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNetworksResponse.ProtoReflect.Descriptor instead.
 func (*ListNetworksResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{31}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListNetworksResponse) GetNetworks() []*Network {
@@ -1509,7 +1601,7 @@ type RemoveNetworkRequest struct {
 
 func (x *RemoveNetworkRequest) Reset() {
 	*x = RemoveNetworkRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[32]
+	mi := &file_shoal_v1_control_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1521,7 +1613,7 @@ func (x *RemoveNetworkRequest) String() string {
 func (*RemoveNetworkRequest) ProtoMessage() {}
 
 func (x *RemoveNetworkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[32]
+	mi := &file_shoal_v1_control_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1534,7 +1626,7 @@ func (x *RemoveNetworkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNetworkRequest.ProtoReflect.Descriptor instead.
 func (*RemoveNetworkRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{32}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RemoveNetworkRequest) GetNetworkId() string {
@@ -1552,7 +1644,7 @@ type RemoveNetworkResponse struct {
 
 func (x *RemoveNetworkResponse) Reset() {
 	*x = RemoveNetworkResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[33]
+	mi := &file_shoal_v1_control_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1564,7 +1656,7 @@ func (x *RemoveNetworkResponse) String() string {
 func (*RemoveNetworkResponse) ProtoMessage() {}
 
 func (x *RemoveNetworkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[33]
+	mi := &file_shoal_v1_control_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1577,7 +1669,7 @@ func (x *RemoveNetworkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNetworkResponse.ProtoReflect.Descriptor instead.
 func (*RemoveNetworkResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{33}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{34}
 }
 
 type GetUnlockKeyRequest struct {
@@ -1588,7 +1680,7 @@ type GetUnlockKeyRequest struct {
 
 func (x *GetUnlockKeyRequest) Reset() {
 	*x = GetUnlockKeyRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[34]
+	mi := &file_shoal_v1_control_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1600,7 +1692,7 @@ func (x *GetUnlockKeyRequest) String() string {
 func (*GetUnlockKeyRequest) ProtoMessage() {}
 
 func (x *GetUnlockKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[34]
+	mi := &file_shoal_v1_control_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1613,7 +1705,7 @@ func (x *GetUnlockKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUnlockKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetUnlockKeyRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{34}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{35}
 }
 
 type GetUnlockKeyResponse struct {
@@ -1628,7 +1720,7 @@ type GetUnlockKeyResponse struct {
 
 func (x *GetUnlockKeyResponse) Reset() {
 	*x = GetUnlockKeyResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[35]
+	mi := &file_shoal_v1_control_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1640,7 +1732,7 @@ func (x *GetUnlockKeyResponse) String() string {
 func (*GetUnlockKeyResponse) ProtoMessage() {}
 
 func (x *GetUnlockKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[35]
+	mi := &file_shoal_v1_control_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1653,7 +1745,7 @@ func (x *GetUnlockKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUnlockKeyResponse.ProtoReflect.Descriptor instead.
 func (*GetUnlockKeyResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{35}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetUnlockKeyResponse) GetUnlockKey() string {
@@ -1679,7 +1771,7 @@ type CreateSecretRequest struct {
 
 func (x *CreateSecretRequest) Reset() {
 	*x = CreateSecretRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[36]
+	mi := &file_shoal_v1_control_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1691,7 +1783,7 @@ func (x *CreateSecretRequest) String() string {
 func (*CreateSecretRequest) ProtoMessage() {}
 
 func (x *CreateSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[36]
+	mi := &file_shoal_v1_control_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1704,7 +1796,7 @@ func (x *CreateSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSecretRequest.ProtoReflect.Descriptor instead.
 func (*CreateSecretRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{36}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CreateSecretRequest) GetSpec() *SecretSpec {
@@ -1724,7 +1816,7 @@ type CreateSecretResponse struct {
 
 func (x *CreateSecretResponse) Reset() {
 	*x = CreateSecretResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[37]
+	mi := &file_shoal_v1_control_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1736,7 +1828,7 @@ func (x *CreateSecretResponse) String() string {
 func (*CreateSecretResponse) ProtoMessage() {}
 
 func (x *CreateSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[37]
+	mi := &file_shoal_v1_control_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1749,7 +1841,7 @@ func (x *CreateSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSecretResponse.ProtoReflect.Descriptor instead.
 func (*CreateSecretResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{37}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CreateSecretResponse) GetSecret() *Secret {
@@ -1769,7 +1861,7 @@ type GetSecretRequest struct {
 
 func (x *GetSecretRequest) Reset() {
 	*x = GetSecretRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[38]
+	mi := &file_shoal_v1_control_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1781,7 +1873,7 @@ func (x *GetSecretRequest) String() string {
 func (*GetSecretRequest) ProtoMessage() {}
 
 func (x *GetSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[38]
+	mi := &file_shoal_v1_control_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1794,7 +1886,7 @@ func (x *GetSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSecretRequest.ProtoReflect.Descriptor instead.
 func (*GetSecretRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{38}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetSecretRequest) GetSecretId() string {
@@ -1813,7 +1905,7 @@ type GetSecretResponse struct {
 
 func (x *GetSecretResponse) Reset() {
 	*x = GetSecretResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[39]
+	mi := &file_shoal_v1_control_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1825,7 +1917,7 @@ func (x *GetSecretResponse) String() string {
 func (*GetSecretResponse) ProtoMessage() {}
 
 func (x *GetSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[39]
+	mi := &file_shoal_v1_control_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1838,7 +1930,7 @@ func (x *GetSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSecretResponse.ProtoReflect.Descriptor instead.
 func (*GetSecretResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{39}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetSecretResponse) GetSecret() *Secret {
@@ -1849,14 +1941,16 @@ func (x *GetSecretResponse) GetSecret() *Secret {
 }
 
 type ListSecretsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// filters are docker's --filter: see Filter.
+	Filters       []*Filter `protobuf:"bytes,1,rep,name=filters,proto3" json:"filters,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListSecretsRequest) Reset() {
 	*x = ListSecretsRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[40]
+	mi := &file_shoal_v1_control_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1868,7 +1962,7 @@ func (x *ListSecretsRequest) String() string {
 func (*ListSecretsRequest) ProtoMessage() {}
 
 func (x *ListSecretsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[40]
+	mi := &file_shoal_v1_control_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1881,7 +1975,14 @@ func (x *ListSecretsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSecretsRequest.ProtoReflect.Descriptor instead.
 func (*ListSecretsRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{40}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *ListSecretsRequest) GetFilters() []*Filter {
+	if x != nil {
+		return x.Filters
+	}
+	return nil
 }
 
 type ListSecretsResponse struct {
@@ -1893,7 +1994,7 @@ type ListSecretsResponse struct {
 
 func (x *ListSecretsResponse) Reset() {
 	*x = ListSecretsResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[41]
+	mi := &file_shoal_v1_control_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1905,7 +2006,7 @@ func (x *ListSecretsResponse) String() string {
 func (*ListSecretsResponse) ProtoMessage() {}
 
 func (x *ListSecretsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[41]
+	mi := &file_shoal_v1_control_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1918,7 +2019,7 @@ func (x *ListSecretsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSecretsResponse.ProtoReflect.Descriptor instead.
 func (*ListSecretsResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{41}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListSecretsResponse) GetSecrets() []*Secret {
@@ -1941,7 +2042,7 @@ type UpdateSecretRequest struct {
 
 func (x *UpdateSecretRequest) Reset() {
 	*x = UpdateSecretRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[42]
+	mi := &file_shoal_v1_control_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1953,7 +2054,7 @@ func (x *UpdateSecretRequest) String() string {
 func (*UpdateSecretRequest) ProtoMessage() {}
 
 func (x *UpdateSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[42]
+	mi := &file_shoal_v1_control_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1966,7 +2067,7 @@ func (x *UpdateSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSecretRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSecretRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{42}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *UpdateSecretRequest) GetSecretId() string {
@@ -1999,7 +2100,7 @@ type UpdateSecretResponse struct {
 
 func (x *UpdateSecretResponse) Reset() {
 	*x = UpdateSecretResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[43]
+	mi := &file_shoal_v1_control_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2011,7 +2112,7 @@ func (x *UpdateSecretResponse) String() string {
 func (*UpdateSecretResponse) ProtoMessage() {}
 
 func (x *UpdateSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[43]
+	mi := &file_shoal_v1_control_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2024,7 +2125,7 @@ func (x *UpdateSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSecretResponse.ProtoReflect.Descriptor instead.
 func (*UpdateSecretResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{43}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *UpdateSecretResponse) GetSecret() *Secret {
@@ -2043,7 +2144,7 @@ type RemoveSecretRequest struct {
 
 func (x *RemoveSecretRequest) Reset() {
 	*x = RemoveSecretRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[44]
+	mi := &file_shoal_v1_control_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2055,7 +2156,7 @@ func (x *RemoveSecretRequest) String() string {
 func (*RemoveSecretRequest) ProtoMessage() {}
 
 func (x *RemoveSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[44]
+	mi := &file_shoal_v1_control_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2068,7 +2169,7 @@ func (x *RemoveSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveSecretRequest.ProtoReflect.Descriptor instead.
 func (*RemoveSecretRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{44}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *RemoveSecretRequest) GetSecretId() string {
@@ -2086,7 +2187,7 @@ type RemoveSecretResponse struct {
 
 func (x *RemoveSecretResponse) Reset() {
 	*x = RemoveSecretResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[45]
+	mi := &file_shoal_v1_control_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2098,7 +2199,7 @@ func (x *RemoveSecretResponse) String() string {
 func (*RemoveSecretResponse) ProtoMessage() {}
 
 func (x *RemoveSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[45]
+	mi := &file_shoal_v1_control_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2111,7 +2212,7 @@ func (x *RemoveSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveSecretResponse.ProtoReflect.Descriptor instead.
 func (*RemoveSecretResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{45}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{46}
 }
 
 type CreateConfigRequest struct {
@@ -2123,7 +2224,7 @@ type CreateConfigRequest struct {
 
 func (x *CreateConfigRequest) Reset() {
 	*x = CreateConfigRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[46]
+	mi := &file_shoal_v1_control_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2135,7 +2236,7 @@ func (x *CreateConfigRequest) String() string {
 func (*CreateConfigRequest) ProtoMessage() {}
 
 func (x *CreateConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[46]
+	mi := &file_shoal_v1_control_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2148,7 +2249,7 @@ func (x *CreateConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConfigRequest.ProtoReflect.Descriptor instead.
 func (*CreateConfigRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{46}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CreateConfigRequest) GetSpec() *ConfigSpec {
@@ -2167,7 +2268,7 @@ type CreateConfigResponse struct {
 
 func (x *CreateConfigResponse) Reset() {
 	*x = CreateConfigResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[47]
+	mi := &file_shoal_v1_control_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2179,7 +2280,7 @@ func (x *CreateConfigResponse) String() string {
 func (*CreateConfigResponse) ProtoMessage() {}
 
 func (x *CreateConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[47]
+	mi := &file_shoal_v1_control_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2192,7 +2293,7 @@ func (x *CreateConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConfigResponse.ProtoReflect.Descriptor instead.
 func (*CreateConfigResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{47}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *CreateConfigResponse) GetConfig() *Config {
@@ -2212,7 +2313,7 @@ type GetConfigRequest struct {
 
 func (x *GetConfigRequest) Reset() {
 	*x = GetConfigRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[48]
+	mi := &file_shoal_v1_control_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2224,7 +2325,7 @@ func (x *GetConfigRequest) String() string {
 func (*GetConfigRequest) ProtoMessage() {}
 
 func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[48]
+	mi := &file_shoal_v1_control_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2237,7 +2338,7 @@ func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{48}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *GetConfigRequest) GetConfigId() string {
@@ -2256,7 +2357,7 @@ type GetConfigResponse struct {
 
 func (x *GetConfigResponse) Reset() {
 	*x = GetConfigResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[49]
+	mi := &file_shoal_v1_control_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2268,7 +2369,7 @@ func (x *GetConfigResponse) String() string {
 func (*GetConfigResponse) ProtoMessage() {}
 
 func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[49]
+	mi := &file_shoal_v1_control_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2281,7 +2382,7 @@ func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigResponse.ProtoReflect.Descriptor instead.
 func (*GetConfigResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{49}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *GetConfigResponse) GetConfig() *Config {
@@ -2292,14 +2393,16 @@ func (x *GetConfigResponse) GetConfig() *Config {
 }
 
 type ListConfigsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// filters are docker's --filter: see Filter.
+	Filters       []*Filter `protobuf:"bytes,1,rep,name=filters,proto3" json:"filters,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListConfigsRequest) Reset() {
 	*x = ListConfigsRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[50]
+	mi := &file_shoal_v1_control_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2311,7 +2414,7 @@ func (x *ListConfigsRequest) String() string {
 func (*ListConfigsRequest) ProtoMessage() {}
 
 func (x *ListConfigsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[50]
+	mi := &file_shoal_v1_control_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2324,7 +2427,14 @@ func (x *ListConfigsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigsRequest.ProtoReflect.Descriptor instead.
 func (*ListConfigsRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{50}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *ListConfigsRequest) GetFilters() []*Filter {
+	if x != nil {
+		return x.Filters
+	}
+	return nil
 }
 
 type ListConfigsResponse struct {
@@ -2336,7 +2446,7 @@ type ListConfigsResponse struct {
 
 func (x *ListConfigsResponse) Reset() {
 	*x = ListConfigsResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[51]
+	mi := &file_shoal_v1_control_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2348,7 +2458,7 @@ func (x *ListConfigsResponse) String() string {
 func (*ListConfigsResponse) ProtoMessage() {}
 
 func (x *ListConfigsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[51]
+	mi := &file_shoal_v1_control_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2361,7 +2471,7 @@ func (x *ListConfigsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigsResponse.ProtoReflect.Descriptor instead.
 func (*ListConfigsResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{51}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ListConfigsResponse) GetConfigs() []*Config {
@@ -2383,7 +2493,7 @@ type UpdateConfigRequest struct {
 
 func (x *UpdateConfigRequest) Reset() {
 	*x = UpdateConfigRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[52]
+	mi := &file_shoal_v1_control_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2395,7 +2505,7 @@ func (x *UpdateConfigRequest) String() string {
 func (*UpdateConfigRequest) ProtoMessage() {}
 
 func (x *UpdateConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[52]
+	mi := &file_shoal_v1_control_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2408,7 +2518,7 @@ func (x *UpdateConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConfigRequest.ProtoReflect.Descriptor instead.
 func (*UpdateConfigRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{52}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *UpdateConfigRequest) GetConfigId() string {
@@ -2441,7 +2551,7 @@ type UpdateConfigResponse struct {
 
 func (x *UpdateConfigResponse) Reset() {
 	*x = UpdateConfigResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[53]
+	mi := &file_shoal_v1_control_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2453,7 +2563,7 @@ func (x *UpdateConfigResponse) String() string {
 func (*UpdateConfigResponse) ProtoMessage() {}
 
 func (x *UpdateConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[53]
+	mi := &file_shoal_v1_control_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2466,7 +2576,7 @@ func (x *UpdateConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConfigResponse.ProtoReflect.Descriptor instead.
 func (*UpdateConfigResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{53}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *UpdateConfigResponse) GetConfig() *Config {
@@ -2485,7 +2595,7 @@ type RemoveConfigRequest struct {
 
 func (x *RemoveConfigRequest) Reset() {
 	*x = RemoveConfigRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[54]
+	mi := &file_shoal_v1_control_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2497,7 +2607,7 @@ func (x *RemoveConfigRequest) String() string {
 func (*RemoveConfigRequest) ProtoMessage() {}
 
 func (x *RemoveConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[54]
+	mi := &file_shoal_v1_control_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2510,7 +2620,7 @@ func (x *RemoveConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveConfigRequest.ProtoReflect.Descriptor instead.
 func (*RemoveConfigRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{54}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *RemoveConfigRequest) GetConfigId() string {
@@ -2528,7 +2638,7 @@ type RemoveConfigResponse struct {
 
 func (x *RemoveConfigResponse) Reset() {
 	*x = RemoveConfigResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[55]
+	mi := &file_shoal_v1_control_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2540,7 +2650,7 @@ func (x *RemoveConfigResponse) String() string {
 func (*RemoveConfigResponse) ProtoMessage() {}
 
 func (x *RemoveConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[55]
+	mi := &file_shoal_v1_control_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2553,7 +2663,7 @@ func (x *RemoveConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveConfigResponse.ProtoReflect.Descriptor instead.
 func (*RemoveConfigResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{55}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{56}
 }
 
 type ListNodeVolumesRequest struct {
@@ -2567,7 +2677,7 @@ type ListNodeVolumesRequest struct {
 
 func (x *ListNodeVolumesRequest) Reset() {
 	*x = ListNodeVolumesRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[56]
+	mi := &file_shoal_v1_control_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2579,7 +2689,7 @@ func (x *ListNodeVolumesRequest) String() string {
 func (*ListNodeVolumesRequest) ProtoMessage() {}
 
 func (x *ListNodeVolumesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[56]
+	mi := &file_shoal_v1_control_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2592,7 +2702,7 @@ func (x *ListNodeVolumesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodeVolumesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodeVolumesRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{56}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListNodeVolumesRequest) GetNodeId() string {
@@ -2612,7 +2722,7 @@ type ListNodeVolumesResponse struct {
 
 func (x *ListNodeVolumesResponse) Reset() {
 	*x = ListNodeVolumesResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[57]
+	mi := &file_shoal_v1_control_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2624,7 +2734,7 @@ func (x *ListNodeVolumesResponse) String() string {
 func (*ListNodeVolumesResponse) ProtoMessage() {}
 
 func (x *ListNodeVolumesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[57]
+	mi := &file_shoal_v1_control_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2637,7 +2747,7 @@ func (x *ListNodeVolumesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodeVolumesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodeVolumesResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{57}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ListNodeVolumesResponse) GetVolumes() []*Volume {
@@ -2659,7 +2769,7 @@ type ResolveImageRequest struct {
 
 func (x *ResolveImageRequest) Reset() {
 	*x = ResolveImageRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[58]
+	mi := &file_shoal_v1_control_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2671,7 +2781,7 @@ func (x *ResolveImageRequest) String() string {
 func (*ResolveImageRequest) ProtoMessage() {}
 
 func (x *ResolveImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[58]
+	mi := &file_shoal_v1_control_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2684,7 +2794,7 @@ func (x *ResolveImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveImageRequest.ProtoReflect.Descriptor instead.
 func (*ResolveImageRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{58}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ResolveImageRequest) GetImage() string {
@@ -2713,7 +2823,7 @@ type ResolveImageResponse struct {
 
 func (x *ResolveImageResponse) Reset() {
 	*x = ResolveImageResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[59]
+	mi := &file_shoal_v1_control_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2725,7 +2835,7 @@ func (x *ResolveImageResponse) String() string {
 func (*ResolveImageResponse) ProtoMessage() {}
 
 func (x *ResolveImageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[59]
+	mi := &file_shoal_v1_control_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2738,7 +2848,7 @@ func (x *ResolveImageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveImageResponse.ProtoReflect.Descriptor instead.
 func (*ResolveImageResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{59}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ResolveImageResponse) GetImage() string {
@@ -2759,7 +2869,10 @@ var File_shoal_v1_control_proto protoreflect.FileDescriptor
 
 const file_shoal_v1_control_proto_rawDesc = "" +
 	"\n" +
-	"\x16shoal/v1/control.proto\x12\bshoal.v1\x1a\x16shoal/v1/objects.proto\"\x13\n" +
+	"\x16shoal/v1/control.proto\x12\bshoal.v1\x1a\x16shoal/v1/objects.proto\"2\n" +
+	"\x06Filter\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x16\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\"\x13\n" +
 	"\x11GetClusterRequest\"A\n" +
 	"\x12GetClusterResponse\x12+\n" +
 	"\acluster\x18\x01 \x01(\v2\x11.shoal.v1.ClusterR\acluster\"\xe9\x01\n" +
@@ -2770,8 +2883,9 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"\x14rotate_manager_token\x18\x04 \x01(\bR\x12rotateManagerToken\x12*\n" +
 	"\x11rotate_unlock_key\x18\x05 \x01(\bR\x0frotateUnlockKey\"D\n" +
 	"\x15UpdateClusterResponse\x12+\n" +
-	"\acluster\x18\x01 \x01(\v2\x11.shoal.v1.ClusterR\acluster\"\x12\n" +
-	"\x10ListNodesRequest\"9\n" +
+	"\acluster\x18\x01 \x01(\v2\x11.shoal.v1.ClusterR\acluster\">\n" +
+	"\x10ListNodesRequest\x12*\n" +
+	"\afilters\x18\x01 \x03(\v2\x10.shoal.v1.FilterR\afilters\"9\n" +
 	"\x11ListNodesResponse\x12$\n" +
 	"\x05nodes\x18\x01 \x03(\v2\x0e.shoal.v1.NodeR\x05nodes\")\n" +
 	"\x0eGetNodeRequest\x12\x17\n" +
@@ -2797,8 +2911,9 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"\n" +
 	"service_id\x18\x01 \x01(\tR\tserviceId\"A\n" +
 	"\x12GetServiceResponse\x12+\n" +
-	"\aservice\x18\x01 \x01(\v2\x11.shoal.v1.ServiceR\aservice\"\x15\n" +
-	"\x13ListServicesRequest\"E\n" +
+	"\aservice\x18\x01 \x01(\v2\x11.shoal.v1.ServiceR\aservice\"A\n" +
+	"\x13ListServicesRequest\x12*\n" +
+	"\afilters\x18\x01 \x03(\v2\x10.shoal.v1.FilterR\afilters\"E\n" +
 	"\x14ListServicesResponse\x12-\n" +
 	"\bservices\x18\x01 \x03(\v2\x11.shoal.v1.ServiceR\bservices\"\x96\x01\n" +
 	"\x14UpdateServiceRequest\x12\x1d\n" +
@@ -2812,13 +2927,14 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"\x14RemoveServiceRequest\x12\x1d\n" +
 	"\n" +
 	"service_id\x18\x01 \x01(\tR\tserviceId\"\x17\n" +
-	"\x15RemoveServiceResponse\"h\n" +
+	"\x15RemoveServiceResponse\"\x94\x01\n" +
 	"\x10ListTasksRequest\x12\x1d\n" +
 	"\n" +
 	"service_id\x18\x01 \x01(\tR\tserviceId\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x1c\n" +
 	"\n" +
-	"up_to_date\x18\x03 \x01(\bR\bupToDate\"9\n" +
+	"up_to_date\x18\x03 \x01(\bR\bupToDate\x12*\n" +
+	"\afilters\x18\x04 \x03(\v2\x10.shoal.v1.FilterR\afilters\"9\n" +
 	"\x11ListTasksResponse\x12$\n" +
 	"\x05tasks\x18\x01 \x03(\v2\x0e.shoal.v1.TaskR\x05tasks\")\n" +
 	"\x0eGetTaskRequest\x12\x17\n" +
@@ -2833,8 +2949,9 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"\n" +
 	"network_id\x18\x01 \x01(\tR\tnetworkId\"A\n" +
 	"\x12GetNetworkResponse\x12+\n" +
-	"\anetwork\x18\x01 \x01(\v2\x11.shoal.v1.NetworkR\anetwork\"\x15\n" +
-	"\x13ListNetworksRequest\"E\n" +
+	"\anetwork\x18\x01 \x01(\v2\x11.shoal.v1.NetworkR\anetwork\"A\n" +
+	"\x13ListNetworksRequest\x12*\n" +
+	"\afilters\x18\x01 \x03(\v2\x10.shoal.v1.FilterR\afilters\"E\n" +
 	"\x14ListNetworksResponse\x12-\n" +
 	"\bnetworks\x18\x01 \x03(\v2\x11.shoal.v1.NetworkR\bnetworks\"5\n" +
 	"\x14RemoveNetworkRequest\x12\x1d\n" +
@@ -2853,8 +2970,9 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"\x10GetSecretRequest\x12\x1b\n" +
 	"\tsecret_id\x18\x01 \x01(\tR\bsecretId\"=\n" +
 	"\x11GetSecretResponse\x12(\n" +
-	"\x06secret\x18\x01 \x01(\v2\x10.shoal.v1.SecretR\x06secret\"\x14\n" +
-	"\x12ListSecretsRequest\"A\n" +
+	"\x06secret\x18\x01 \x01(\v2\x10.shoal.v1.SecretR\x06secret\"@\n" +
+	"\x12ListSecretsRequest\x12*\n" +
+	"\afilters\x18\x01 \x03(\v2\x10.shoal.v1.FilterR\afilters\"A\n" +
 	"\x13ListSecretsResponse\x12*\n" +
 	"\asecrets\x18\x01 \x03(\v2\x10.shoal.v1.SecretR\asecrets\"v\n" +
 	"\x13UpdateSecretRequest\x12\x1b\n" +
@@ -2873,8 +2991,9 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"\x10GetConfigRequest\x12\x1b\n" +
 	"\tconfig_id\x18\x01 \x01(\tR\bconfigId\"=\n" +
 	"\x11GetConfigResponse\x12(\n" +
-	"\x06config\x18\x01 \x01(\v2\x10.shoal.v1.ConfigR\x06config\"\x14\n" +
-	"\x12ListConfigsRequest\"A\n" +
+	"\x06config\x18\x01 \x01(\v2\x10.shoal.v1.ConfigR\x06config\"@\n" +
+	"\x12ListConfigsRequest\x12*\n" +
+	"\afilters\x18\x01 \x03(\v2\x10.shoal.v1.FilterR\afilters\"A\n" +
 	"\x13ListConfigsResponse\x12*\n" +
 	"\aconfigs\x18\x01 \x03(\v2\x10.shoal.v1.ConfigR\aconfigs\"v\n" +
 	"\x13UpdateConfigRequest\x12\x1b\n" +
@@ -2945,181 +3064,188 @@ func file_shoal_v1_control_proto_rawDescGZIP() []byte {
 	return file_shoal_v1_control_proto_rawDescData
 }
 
-var file_shoal_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
+var file_shoal_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
 var file_shoal_v1_control_proto_goTypes = []any{
-	(*GetClusterRequest)(nil),       // 0: shoal.v1.GetClusterRequest
-	(*GetClusterResponse)(nil),      // 1: shoal.v1.GetClusterResponse
-	(*UpdateClusterRequest)(nil),    // 2: shoal.v1.UpdateClusterRequest
-	(*UpdateClusterResponse)(nil),   // 3: shoal.v1.UpdateClusterResponse
-	(*ListNodesRequest)(nil),        // 4: shoal.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),       // 5: shoal.v1.ListNodesResponse
-	(*GetNodeRequest)(nil),          // 6: shoal.v1.GetNodeRequest
-	(*GetNodeResponse)(nil),         // 7: shoal.v1.GetNodeResponse
-	(*UpdateNodeRequest)(nil),       // 8: shoal.v1.UpdateNodeRequest
-	(*UpdateNodeResponse)(nil),      // 9: shoal.v1.UpdateNodeResponse
-	(*RemoveNodeRequest)(nil),       // 10: shoal.v1.RemoveNodeRequest
-	(*RemoveNodeResponse)(nil),      // 11: shoal.v1.RemoveNodeResponse
-	(*CreateServiceRequest)(nil),    // 12: shoal.v1.CreateServiceRequest
-	(*CreateServiceResponse)(nil),   // 13: shoal.v1.CreateServiceResponse
-	(*GetServiceRequest)(nil),       // 14: shoal.v1.GetServiceRequest
-	(*GetServiceResponse)(nil),      // 15: shoal.v1.GetServiceResponse
-	(*ListServicesRequest)(nil),     // 16: shoal.v1.ListServicesRequest
-	(*ListServicesResponse)(nil),    // 17: shoal.v1.ListServicesResponse
-	(*UpdateServiceRequest)(nil),    // 18: shoal.v1.UpdateServiceRequest
-	(*UpdateServiceResponse)(nil),   // 19: shoal.v1.UpdateServiceResponse
-	(*RemoveServiceRequest)(nil),    // 20: shoal.v1.RemoveServiceRequest
-	(*RemoveServiceResponse)(nil),   // 21: shoal.v1.RemoveServiceResponse
-	(*ListTasksRequest)(nil),        // 22: shoal.v1.ListTasksRequest
-	(*ListTasksResponse)(nil),       // 23: shoal.v1.ListTasksResponse
-	(*GetTaskRequest)(nil),          // 24: shoal.v1.GetTaskRequest
-	(*GetTaskResponse)(nil),         // 25: shoal.v1.GetTaskResponse
-	(*CreateNetworkRequest)(nil),    // 26: shoal.v1.CreateNetworkRequest
-	(*CreateNetworkResponse)(nil),   // 27: shoal.v1.CreateNetworkResponse
-	(*GetNetworkRequest)(nil),       // 28: shoal.v1.GetNetworkRequest
-	(*GetNetworkResponse)(nil),      // 29: shoal.v1.GetNetworkResponse
-	(*ListNetworksRequest)(nil),     // 30: shoal.v1.ListNetworksRequest
-	(*ListNetworksResponse)(nil),    // 31: shoal.v1.ListNetworksResponse
-	(*RemoveNetworkRequest)(nil),    // 32: shoal.v1.RemoveNetworkRequest
-	(*RemoveNetworkResponse)(nil),   // 33: shoal.v1.RemoveNetworkResponse
-	(*GetUnlockKeyRequest)(nil),     // 34: shoal.v1.GetUnlockKeyRequest
-	(*GetUnlockKeyResponse)(nil),    // 35: shoal.v1.GetUnlockKeyResponse
-	(*CreateSecretRequest)(nil),     // 36: shoal.v1.CreateSecretRequest
-	(*CreateSecretResponse)(nil),    // 37: shoal.v1.CreateSecretResponse
-	(*GetSecretRequest)(nil),        // 38: shoal.v1.GetSecretRequest
-	(*GetSecretResponse)(nil),       // 39: shoal.v1.GetSecretResponse
-	(*ListSecretsRequest)(nil),      // 40: shoal.v1.ListSecretsRequest
-	(*ListSecretsResponse)(nil),     // 41: shoal.v1.ListSecretsResponse
-	(*UpdateSecretRequest)(nil),     // 42: shoal.v1.UpdateSecretRequest
-	(*UpdateSecretResponse)(nil),    // 43: shoal.v1.UpdateSecretResponse
-	(*RemoveSecretRequest)(nil),     // 44: shoal.v1.RemoveSecretRequest
-	(*RemoveSecretResponse)(nil),    // 45: shoal.v1.RemoveSecretResponse
-	(*CreateConfigRequest)(nil),     // 46: shoal.v1.CreateConfigRequest
-	(*CreateConfigResponse)(nil),    // 47: shoal.v1.CreateConfigResponse
-	(*GetConfigRequest)(nil),        // 48: shoal.v1.GetConfigRequest
-	(*GetConfigResponse)(nil),       // 49: shoal.v1.GetConfigResponse
-	(*ListConfigsRequest)(nil),      // 50: shoal.v1.ListConfigsRequest
-	(*ListConfigsResponse)(nil),     // 51: shoal.v1.ListConfigsResponse
-	(*UpdateConfigRequest)(nil),     // 52: shoal.v1.UpdateConfigRequest
-	(*UpdateConfigResponse)(nil),    // 53: shoal.v1.UpdateConfigResponse
-	(*RemoveConfigRequest)(nil),     // 54: shoal.v1.RemoveConfigRequest
-	(*RemoveConfigResponse)(nil),    // 55: shoal.v1.RemoveConfigResponse
-	(*ListNodeVolumesRequest)(nil),  // 56: shoal.v1.ListNodeVolumesRequest
-	(*ListNodeVolumesResponse)(nil), // 57: shoal.v1.ListNodeVolumesResponse
-	(*ResolveImageRequest)(nil),     // 58: shoal.v1.ResolveImageRequest
-	(*ResolveImageResponse)(nil),    // 59: shoal.v1.ResolveImageResponse
-	(*Cluster)(nil),                 // 60: shoal.v1.Cluster
-	(*ClusterSpec)(nil),             // 61: shoal.v1.ClusterSpec
-	(*Node)(nil),                    // 62: shoal.v1.Node
-	(*NodeSpec)(nil),                // 63: shoal.v1.NodeSpec
-	(*ServiceSpec)(nil),             // 64: shoal.v1.ServiceSpec
-	(*Service)(nil),                 // 65: shoal.v1.Service
-	(*Task)(nil),                    // 66: shoal.v1.Task
-	(*NetworkSpec)(nil),             // 67: shoal.v1.NetworkSpec
-	(*Network)(nil),                 // 68: shoal.v1.Network
-	(*SecretSpec)(nil),              // 69: shoal.v1.SecretSpec
-	(*Secret)(nil),                  // 70: shoal.v1.Secret
-	(*ConfigSpec)(nil),              // 71: shoal.v1.ConfigSpec
-	(*Config)(nil),                  // 72: shoal.v1.Config
-	(*Volume)(nil),                  // 73: shoal.v1.Volume
+	(*Filter)(nil),                  // 0: shoal.v1.Filter
+	(*GetClusterRequest)(nil),       // 1: shoal.v1.GetClusterRequest
+	(*GetClusterResponse)(nil),      // 2: shoal.v1.GetClusterResponse
+	(*UpdateClusterRequest)(nil),    // 3: shoal.v1.UpdateClusterRequest
+	(*UpdateClusterResponse)(nil),   // 4: shoal.v1.UpdateClusterResponse
+	(*ListNodesRequest)(nil),        // 5: shoal.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),       // 6: shoal.v1.ListNodesResponse
+	(*GetNodeRequest)(nil),          // 7: shoal.v1.GetNodeRequest
+	(*GetNodeResponse)(nil),         // 8: shoal.v1.GetNodeResponse
+	(*UpdateNodeRequest)(nil),       // 9: shoal.v1.UpdateNodeRequest
+	(*UpdateNodeResponse)(nil),      // 10: shoal.v1.UpdateNodeResponse
+	(*RemoveNodeRequest)(nil),       // 11: shoal.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),      // 12: shoal.v1.RemoveNodeResponse
+	(*CreateServiceRequest)(nil),    // 13: shoal.v1.CreateServiceRequest
+	(*CreateServiceResponse)(nil),   // 14: shoal.v1.CreateServiceResponse
+	(*GetServiceRequest)(nil),       // 15: shoal.v1.GetServiceRequest
+	(*GetServiceResponse)(nil),      // 16: shoal.v1.GetServiceResponse
+	(*ListServicesRequest)(nil),     // 17: shoal.v1.ListServicesRequest
+	(*ListServicesResponse)(nil),    // 18: shoal.v1.ListServicesResponse
+	(*UpdateServiceRequest)(nil),    // 19: shoal.v1.UpdateServiceRequest
+	(*UpdateServiceResponse)(nil),   // 20: shoal.v1.UpdateServiceResponse
+	(*RemoveServiceRequest)(nil),    // 21: shoal.v1.RemoveServiceRequest
+	(*RemoveServiceResponse)(nil),   // 22: shoal.v1.RemoveServiceResponse
+	(*ListTasksRequest)(nil),        // 23: shoal.v1.ListTasksRequest
+	(*ListTasksResponse)(nil),       // 24: shoal.v1.ListTasksResponse
+	(*GetTaskRequest)(nil),          // 25: shoal.v1.GetTaskRequest
+	(*GetTaskResponse)(nil),         // 26: shoal.v1.GetTaskResponse
+	(*CreateNetworkRequest)(nil),    // 27: shoal.v1.CreateNetworkRequest
+	(*CreateNetworkResponse)(nil),   // 28: shoal.v1.CreateNetworkResponse
+	(*GetNetworkRequest)(nil),       // 29: shoal.v1.GetNetworkRequest
+	(*GetNetworkResponse)(nil),      // 30: shoal.v1.GetNetworkResponse
+	(*ListNetworksRequest)(nil),     // 31: shoal.v1.ListNetworksRequest
+	(*ListNetworksResponse)(nil),    // 32: shoal.v1.ListNetworksResponse
+	(*RemoveNetworkRequest)(nil),    // 33: shoal.v1.RemoveNetworkRequest
+	(*RemoveNetworkResponse)(nil),   // 34: shoal.v1.RemoveNetworkResponse
+	(*GetUnlockKeyRequest)(nil),     // 35: shoal.v1.GetUnlockKeyRequest
+	(*GetUnlockKeyResponse)(nil),    // 36: shoal.v1.GetUnlockKeyResponse
+	(*CreateSecretRequest)(nil),     // 37: shoal.v1.CreateSecretRequest
+	(*CreateSecretResponse)(nil),    // 38: shoal.v1.CreateSecretResponse
+	(*GetSecretRequest)(nil),        // 39: shoal.v1.GetSecretRequest
+	(*GetSecretResponse)(nil),       // 40: shoal.v1.GetSecretResponse
+	(*ListSecretsRequest)(nil),      // 41: shoal.v1.ListSecretsRequest
+	(*ListSecretsResponse)(nil),     // 42: shoal.v1.ListSecretsResponse
+	(*UpdateSecretRequest)(nil),     // 43: shoal.v1.UpdateSecretRequest
+	(*UpdateSecretResponse)(nil),    // 44: shoal.v1.UpdateSecretResponse
+	(*RemoveSecretRequest)(nil),     // 45: shoal.v1.RemoveSecretRequest
+	(*RemoveSecretResponse)(nil),    // 46: shoal.v1.RemoveSecretResponse
+	(*CreateConfigRequest)(nil),     // 47: shoal.v1.CreateConfigRequest
+	(*CreateConfigResponse)(nil),    // 48: shoal.v1.CreateConfigResponse
+	(*GetConfigRequest)(nil),        // 49: shoal.v1.GetConfigRequest
+	(*GetConfigResponse)(nil),       // 50: shoal.v1.GetConfigResponse
+	(*ListConfigsRequest)(nil),      // 51: shoal.v1.ListConfigsRequest
+	(*ListConfigsResponse)(nil),     // 52: shoal.v1.ListConfigsResponse
+	(*UpdateConfigRequest)(nil),     // 53: shoal.v1.UpdateConfigRequest
+	(*UpdateConfigResponse)(nil),    // 54: shoal.v1.UpdateConfigResponse
+	(*RemoveConfigRequest)(nil),     // 55: shoal.v1.RemoveConfigRequest
+	(*RemoveConfigResponse)(nil),    // 56: shoal.v1.RemoveConfigResponse
+	(*ListNodeVolumesRequest)(nil),  // 57: shoal.v1.ListNodeVolumesRequest
+	(*ListNodeVolumesResponse)(nil), // 58: shoal.v1.ListNodeVolumesResponse
+	(*ResolveImageRequest)(nil),     // 59: shoal.v1.ResolveImageRequest
+	(*ResolveImageResponse)(nil),    // 60: shoal.v1.ResolveImageResponse
+	(*Cluster)(nil),                 // 61: shoal.v1.Cluster
+	(*ClusterSpec)(nil),             // 62: shoal.v1.ClusterSpec
+	(*Node)(nil),                    // 63: shoal.v1.Node
+	(*NodeSpec)(nil),                // 64: shoal.v1.NodeSpec
+	(*ServiceSpec)(nil),             // 65: shoal.v1.ServiceSpec
+	(*Service)(nil),                 // 66: shoal.v1.Service
+	(*Task)(nil),                    // 67: shoal.v1.Task
+	(*NetworkSpec)(nil),             // 68: shoal.v1.NetworkSpec
+	(*Network)(nil),                 // 69: shoal.v1.Network
+	(*SecretSpec)(nil),              // 70: shoal.v1.SecretSpec
+	(*Secret)(nil),                  // 71: shoal.v1.Secret
+	(*ConfigSpec)(nil),              // 72: shoal.v1.ConfigSpec
+	(*Config)(nil),                  // 73: shoal.v1.Config
+	(*Volume)(nil),                  // 74: shoal.v1.Volume
 }
 var file_shoal_v1_control_proto_depIdxs = []int32{
-	60, // 0: shoal.v1.GetClusterResponse.cluster:type_name -> shoal.v1.Cluster
-	61, // 1: shoal.v1.UpdateClusterRequest.spec:type_name -> shoal.v1.ClusterSpec
-	60, // 2: shoal.v1.UpdateClusterResponse.cluster:type_name -> shoal.v1.Cluster
-	62, // 3: shoal.v1.ListNodesResponse.nodes:type_name -> shoal.v1.Node
-	62, // 4: shoal.v1.GetNodeResponse.node:type_name -> shoal.v1.Node
-	63, // 5: shoal.v1.UpdateNodeRequest.spec:type_name -> shoal.v1.NodeSpec
-	62, // 6: shoal.v1.UpdateNodeResponse.node:type_name -> shoal.v1.Node
-	64, // 7: shoal.v1.CreateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
-	65, // 8: shoal.v1.CreateServiceResponse.service:type_name -> shoal.v1.Service
-	65, // 9: shoal.v1.GetServiceResponse.service:type_name -> shoal.v1.Service
-	65, // 10: shoal.v1.ListServicesResponse.services:type_name -> shoal.v1.Service
-	64, // 11: shoal.v1.UpdateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
-	65, // 12: shoal.v1.UpdateServiceResponse.service:type_name -> shoal.v1.Service
-	66, // 13: shoal.v1.ListTasksResponse.tasks:type_name -> shoal.v1.Task
-	66, // 14: shoal.v1.GetTaskResponse.task:type_name -> shoal.v1.Task
-	67, // 15: shoal.v1.CreateNetworkRequest.spec:type_name -> shoal.v1.NetworkSpec
-	68, // 16: shoal.v1.CreateNetworkResponse.network:type_name -> shoal.v1.Network
-	68, // 17: shoal.v1.GetNetworkResponse.network:type_name -> shoal.v1.Network
-	68, // 18: shoal.v1.ListNetworksResponse.networks:type_name -> shoal.v1.Network
-	69, // 19: shoal.v1.CreateSecretRequest.spec:type_name -> shoal.v1.SecretSpec
-	70, // 20: shoal.v1.CreateSecretResponse.secret:type_name -> shoal.v1.Secret
-	70, // 21: shoal.v1.GetSecretResponse.secret:type_name -> shoal.v1.Secret
-	70, // 22: shoal.v1.ListSecretsResponse.secrets:type_name -> shoal.v1.Secret
-	69, // 23: shoal.v1.UpdateSecretRequest.spec:type_name -> shoal.v1.SecretSpec
-	70, // 24: shoal.v1.UpdateSecretResponse.secret:type_name -> shoal.v1.Secret
-	71, // 25: shoal.v1.CreateConfigRequest.spec:type_name -> shoal.v1.ConfigSpec
-	72, // 26: shoal.v1.CreateConfigResponse.config:type_name -> shoal.v1.Config
-	72, // 27: shoal.v1.GetConfigResponse.config:type_name -> shoal.v1.Config
-	72, // 28: shoal.v1.ListConfigsResponse.configs:type_name -> shoal.v1.Config
-	71, // 29: shoal.v1.UpdateConfigRequest.spec:type_name -> shoal.v1.ConfigSpec
-	72, // 30: shoal.v1.UpdateConfigResponse.config:type_name -> shoal.v1.Config
-	73, // 31: shoal.v1.ListNodeVolumesResponse.volumes:type_name -> shoal.v1.Volume
-	0,  // 32: shoal.v1.ControlService.GetCluster:input_type -> shoal.v1.GetClusterRequest
-	2,  // 33: shoal.v1.ControlService.UpdateCluster:input_type -> shoal.v1.UpdateClusterRequest
-	4,  // 34: shoal.v1.ControlService.ListNodes:input_type -> shoal.v1.ListNodesRequest
-	6,  // 35: shoal.v1.ControlService.GetNode:input_type -> shoal.v1.GetNodeRequest
-	8,  // 36: shoal.v1.ControlService.UpdateNode:input_type -> shoal.v1.UpdateNodeRequest
-	10, // 37: shoal.v1.ControlService.RemoveNode:input_type -> shoal.v1.RemoveNodeRequest
-	12, // 38: shoal.v1.ControlService.CreateService:input_type -> shoal.v1.CreateServiceRequest
-	14, // 39: shoal.v1.ControlService.GetService:input_type -> shoal.v1.GetServiceRequest
-	16, // 40: shoal.v1.ControlService.ListServices:input_type -> shoal.v1.ListServicesRequest
-	18, // 41: shoal.v1.ControlService.UpdateService:input_type -> shoal.v1.UpdateServiceRequest
-	20, // 42: shoal.v1.ControlService.RemoveService:input_type -> shoal.v1.RemoveServiceRequest
-	22, // 43: shoal.v1.ControlService.ListTasks:input_type -> shoal.v1.ListTasksRequest
-	24, // 44: shoal.v1.ControlService.GetTask:input_type -> shoal.v1.GetTaskRequest
-	26, // 45: shoal.v1.ControlService.CreateNetwork:input_type -> shoal.v1.CreateNetworkRequest
-	28, // 46: shoal.v1.ControlService.GetNetwork:input_type -> shoal.v1.GetNetworkRequest
-	30, // 47: shoal.v1.ControlService.ListNetworks:input_type -> shoal.v1.ListNetworksRequest
-	32, // 48: shoal.v1.ControlService.RemoveNetwork:input_type -> shoal.v1.RemoveNetworkRequest
-	34, // 49: shoal.v1.ControlService.GetUnlockKey:input_type -> shoal.v1.GetUnlockKeyRequest
-	36, // 50: shoal.v1.ControlService.CreateSecret:input_type -> shoal.v1.CreateSecretRequest
-	38, // 51: shoal.v1.ControlService.GetSecret:input_type -> shoal.v1.GetSecretRequest
-	40, // 52: shoal.v1.ControlService.ListSecrets:input_type -> shoal.v1.ListSecretsRequest
-	42, // 53: shoal.v1.ControlService.UpdateSecret:input_type -> shoal.v1.UpdateSecretRequest
-	44, // 54: shoal.v1.ControlService.RemoveSecret:input_type -> shoal.v1.RemoveSecretRequest
-	46, // 55: shoal.v1.ControlService.CreateConfig:input_type -> shoal.v1.CreateConfigRequest
-	48, // 56: shoal.v1.ControlService.GetConfig:input_type -> shoal.v1.GetConfigRequest
-	50, // 57: shoal.v1.ControlService.ListConfigs:input_type -> shoal.v1.ListConfigsRequest
-	52, // 58: shoal.v1.ControlService.UpdateConfig:input_type -> shoal.v1.UpdateConfigRequest
-	54, // 59: shoal.v1.ControlService.RemoveConfig:input_type -> shoal.v1.RemoveConfigRequest
-	56, // 60: shoal.v1.ControlService.ListNodeVolumes:input_type -> shoal.v1.ListNodeVolumesRequest
-	58, // 61: shoal.v1.ControlService.ResolveImage:input_type -> shoal.v1.ResolveImageRequest
-	1,  // 62: shoal.v1.ControlService.GetCluster:output_type -> shoal.v1.GetClusterResponse
-	3,  // 63: shoal.v1.ControlService.UpdateCluster:output_type -> shoal.v1.UpdateClusterResponse
-	5,  // 64: shoal.v1.ControlService.ListNodes:output_type -> shoal.v1.ListNodesResponse
-	7,  // 65: shoal.v1.ControlService.GetNode:output_type -> shoal.v1.GetNodeResponse
-	9,  // 66: shoal.v1.ControlService.UpdateNode:output_type -> shoal.v1.UpdateNodeResponse
-	11, // 67: shoal.v1.ControlService.RemoveNode:output_type -> shoal.v1.RemoveNodeResponse
-	13, // 68: shoal.v1.ControlService.CreateService:output_type -> shoal.v1.CreateServiceResponse
-	15, // 69: shoal.v1.ControlService.GetService:output_type -> shoal.v1.GetServiceResponse
-	17, // 70: shoal.v1.ControlService.ListServices:output_type -> shoal.v1.ListServicesResponse
-	19, // 71: shoal.v1.ControlService.UpdateService:output_type -> shoal.v1.UpdateServiceResponse
-	21, // 72: shoal.v1.ControlService.RemoveService:output_type -> shoal.v1.RemoveServiceResponse
-	23, // 73: shoal.v1.ControlService.ListTasks:output_type -> shoal.v1.ListTasksResponse
-	25, // 74: shoal.v1.ControlService.GetTask:output_type -> shoal.v1.GetTaskResponse
-	27, // 75: shoal.v1.ControlService.CreateNetwork:output_type -> shoal.v1.CreateNetworkResponse
-	29, // 76: shoal.v1.ControlService.GetNetwork:output_type -> shoal.v1.GetNetworkResponse
-	31, // 77: shoal.v1.ControlService.ListNetworks:output_type -> shoal.v1.ListNetworksResponse
-	33, // 78: shoal.v1.ControlService.RemoveNetwork:output_type -> shoal.v1.RemoveNetworkResponse
-	35, // 79: shoal.v1.ControlService.GetUnlockKey:output_type -> shoal.v1.GetUnlockKeyResponse
-	37, // 80: shoal.v1.ControlService.CreateSecret:output_type -> shoal.v1.CreateSecretResponse
-	39, // 81: shoal.v1.ControlService.GetSecret:output_type -> shoal.v1.GetSecretResponse
-	41, // 82: shoal.v1.ControlService.ListSecrets:output_type -> shoal.v1.ListSecretsResponse
-	43, // 83: shoal.v1.ControlService.UpdateSecret:output_type -> shoal.v1.UpdateSecretResponse
-	45, // 84: shoal.v1.ControlService.RemoveSecret:output_type -> shoal.v1.RemoveSecretResponse
-	47, // 85: shoal.v1.ControlService.CreateConfig:output_type -> shoal.v1.CreateConfigResponse
-	49, // 86: shoal.v1.ControlService.GetConfig:output_type -> shoal.v1.GetConfigResponse
-	51, // 87: shoal.v1.ControlService.ListConfigs:output_type -> shoal.v1.ListConfigsResponse
-	53, // 88: shoal.v1.ControlService.UpdateConfig:output_type -> shoal.v1.UpdateConfigResponse
-	55, // 89: shoal.v1.ControlService.RemoveConfig:output_type -> shoal.v1.RemoveConfigResponse
-	57, // 90: shoal.v1.ControlService.ListNodeVolumes:output_type -> shoal.v1.ListNodeVolumesResponse
-	59, // 91: shoal.v1.ControlService.ResolveImage:output_type -> shoal.v1.ResolveImageResponse
-	62, // [62:92] is the sub-list for method output_type
-	32, // [32:62] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	61, // 0: shoal.v1.GetClusterResponse.cluster:type_name -> shoal.v1.Cluster
+	62, // 1: shoal.v1.UpdateClusterRequest.spec:type_name -> shoal.v1.ClusterSpec
+	61, // 2: shoal.v1.UpdateClusterResponse.cluster:type_name -> shoal.v1.Cluster
+	0,  // 3: shoal.v1.ListNodesRequest.filters:type_name -> shoal.v1.Filter
+	63, // 4: shoal.v1.ListNodesResponse.nodes:type_name -> shoal.v1.Node
+	63, // 5: shoal.v1.GetNodeResponse.node:type_name -> shoal.v1.Node
+	64, // 6: shoal.v1.UpdateNodeRequest.spec:type_name -> shoal.v1.NodeSpec
+	63, // 7: shoal.v1.UpdateNodeResponse.node:type_name -> shoal.v1.Node
+	65, // 8: shoal.v1.CreateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
+	66, // 9: shoal.v1.CreateServiceResponse.service:type_name -> shoal.v1.Service
+	66, // 10: shoal.v1.GetServiceResponse.service:type_name -> shoal.v1.Service
+	0,  // 11: shoal.v1.ListServicesRequest.filters:type_name -> shoal.v1.Filter
+	66, // 12: shoal.v1.ListServicesResponse.services:type_name -> shoal.v1.Service
+	65, // 13: shoal.v1.UpdateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
+	66, // 14: shoal.v1.UpdateServiceResponse.service:type_name -> shoal.v1.Service
+	0,  // 15: shoal.v1.ListTasksRequest.filters:type_name -> shoal.v1.Filter
+	67, // 16: shoal.v1.ListTasksResponse.tasks:type_name -> shoal.v1.Task
+	67, // 17: shoal.v1.GetTaskResponse.task:type_name -> shoal.v1.Task
+	68, // 18: shoal.v1.CreateNetworkRequest.spec:type_name -> shoal.v1.NetworkSpec
+	69, // 19: shoal.v1.CreateNetworkResponse.network:type_name -> shoal.v1.Network
+	69, // 20: shoal.v1.GetNetworkResponse.network:type_name -> shoal.v1.Network
+	0,  // 21: shoal.v1.ListNetworksRequest.filters:type_name -> shoal.v1.Filter
+	69, // 22: shoal.v1.ListNetworksResponse.networks:type_name -> shoal.v1.Network
+	70, // 23: shoal.v1.CreateSecretRequest.spec:type_name -> shoal.v1.SecretSpec
+	71, // 24: shoal.v1.CreateSecretResponse.secret:type_name -> shoal.v1.Secret
+	71, // 25: shoal.v1.GetSecretResponse.secret:type_name -> shoal.v1.Secret
+	0,  // 26: shoal.v1.ListSecretsRequest.filters:type_name -> shoal.v1.Filter
+	71, // 27: shoal.v1.ListSecretsResponse.secrets:type_name -> shoal.v1.Secret
+	70, // 28: shoal.v1.UpdateSecretRequest.spec:type_name -> shoal.v1.SecretSpec
+	71, // 29: shoal.v1.UpdateSecretResponse.secret:type_name -> shoal.v1.Secret
+	72, // 30: shoal.v1.CreateConfigRequest.spec:type_name -> shoal.v1.ConfigSpec
+	73, // 31: shoal.v1.CreateConfigResponse.config:type_name -> shoal.v1.Config
+	73, // 32: shoal.v1.GetConfigResponse.config:type_name -> shoal.v1.Config
+	0,  // 33: shoal.v1.ListConfigsRequest.filters:type_name -> shoal.v1.Filter
+	73, // 34: shoal.v1.ListConfigsResponse.configs:type_name -> shoal.v1.Config
+	72, // 35: shoal.v1.UpdateConfigRequest.spec:type_name -> shoal.v1.ConfigSpec
+	73, // 36: shoal.v1.UpdateConfigResponse.config:type_name -> shoal.v1.Config
+	74, // 37: shoal.v1.ListNodeVolumesResponse.volumes:type_name -> shoal.v1.Volume
+	1,  // 38: shoal.v1.ControlService.GetCluster:input_type -> shoal.v1.GetClusterRequest
+	3,  // 39: shoal.v1.ControlService.UpdateCluster:input_type -> shoal.v1.UpdateClusterRequest
+	5,  // 40: shoal.v1.ControlService.ListNodes:input_type -> shoal.v1.ListNodesRequest
+	7,  // 41: shoal.v1.ControlService.GetNode:input_type -> shoal.v1.GetNodeRequest
+	9,  // 42: shoal.v1.ControlService.UpdateNode:input_type -> shoal.v1.UpdateNodeRequest
+	11, // 43: shoal.v1.ControlService.RemoveNode:input_type -> shoal.v1.RemoveNodeRequest
+	13, // 44: shoal.v1.ControlService.CreateService:input_type -> shoal.v1.CreateServiceRequest
+	15, // 45: shoal.v1.ControlService.GetService:input_type -> shoal.v1.GetServiceRequest
+	17, // 46: shoal.v1.ControlService.ListServices:input_type -> shoal.v1.ListServicesRequest
+	19, // 47: shoal.v1.ControlService.UpdateService:input_type -> shoal.v1.UpdateServiceRequest
+	21, // 48: shoal.v1.ControlService.RemoveService:input_type -> shoal.v1.RemoveServiceRequest
+	23, // 49: shoal.v1.ControlService.ListTasks:input_type -> shoal.v1.ListTasksRequest
+	25, // 50: shoal.v1.ControlService.GetTask:input_type -> shoal.v1.GetTaskRequest
+	27, // 51: shoal.v1.ControlService.CreateNetwork:input_type -> shoal.v1.CreateNetworkRequest
+	29, // 52: shoal.v1.ControlService.GetNetwork:input_type -> shoal.v1.GetNetworkRequest
+	31, // 53: shoal.v1.ControlService.ListNetworks:input_type -> shoal.v1.ListNetworksRequest
+	33, // 54: shoal.v1.ControlService.RemoveNetwork:input_type -> shoal.v1.RemoveNetworkRequest
+	35, // 55: shoal.v1.ControlService.GetUnlockKey:input_type -> shoal.v1.GetUnlockKeyRequest
+	37, // 56: shoal.v1.ControlService.CreateSecret:input_type -> shoal.v1.CreateSecretRequest
+	39, // 57: shoal.v1.ControlService.GetSecret:input_type -> shoal.v1.GetSecretRequest
+	41, // 58: shoal.v1.ControlService.ListSecrets:input_type -> shoal.v1.ListSecretsRequest
+	43, // 59: shoal.v1.ControlService.UpdateSecret:input_type -> shoal.v1.UpdateSecretRequest
+	45, // 60: shoal.v1.ControlService.RemoveSecret:input_type -> shoal.v1.RemoveSecretRequest
+	47, // 61: shoal.v1.ControlService.CreateConfig:input_type -> shoal.v1.CreateConfigRequest
+	49, // 62: shoal.v1.ControlService.GetConfig:input_type -> shoal.v1.GetConfigRequest
+	51, // 63: shoal.v1.ControlService.ListConfigs:input_type -> shoal.v1.ListConfigsRequest
+	53, // 64: shoal.v1.ControlService.UpdateConfig:input_type -> shoal.v1.UpdateConfigRequest
+	55, // 65: shoal.v1.ControlService.RemoveConfig:input_type -> shoal.v1.RemoveConfigRequest
+	57, // 66: shoal.v1.ControlService.ListNodeVolumes:input_type -> shoal.v1.ListNodeVolumesRequest
+	59, // 67: shoal.v1.ControlService.ResolveImage:input_type -> shoal.v1.ResolveImageRequest
+	2,  // 68: shoal.v1.ControlService.GetCluster:output_type -> shoal.v1.GetClusterResponse
+	4,  // 69: shoal.v1.ControlService.UpdateCluster:output_type -> shoal.v1.UpdateClusterResponse
+	6,  // 70: shoal.v1.ControlService.ListNodes:output_type -> shoal.v1.ListNodesResponse
+	8,  // 71: shoal.v1.ControlService.GetNode:output_type -> shoal.v1.GetNodeResponse
+	10, // 72: shoal.v1.ControlService.UpdateNode:output_type -> shoal.v1.UpdateNodeResponse
+	12, // 73: shoal.v1.ControlService.RemoveNode:output_type -> shoal.v1.RemoveNodeResponse
+	14, // 74: shoal.v1.ControlService.CreateService:output_type -> shoal.v1.CreateServiceResponse
+	16, // 75: shoal.v1.ControlService.GetService:output_type -> shoal.v1.GetServiceResponse
+	18, // 76: shoal.v1.ControlService.ListServices:output_type -> shoal.v1.ListServicesResponse
+	20, // 77: shoal.v1.ControlService.UpdateService:output_type -> shoal.v1.UpdateServiceResponse
+	22, // 78: shoal.v1.ControlService.RemoveService:output_type -> shoal.v1.RemoveServiceResponse
+	24, // 79: shoal.v1.ControlService.ListTasks:output_type -> shoal.v1.ListTasksResponse
+	26, // 80: shoal.v1.ControlService.GetTask:output_type -> shoal.v1.GetTaskResponse
+	28, // 81: shoal.v1.ControlService.CreateNetwork:output_type -> shoal.v1.CreateNetworkResponse
+	30, // 82: shoal.v1.ControlService.GetNetwork:output_type -> shoal.v1.GetNetworkResponse
+	32, // 83: shoal.v1.ControlService.ListNetworks:output_type -> shoal.v1.ListNetworksResponse
+	34, // 84: shoal.v1.ControlService.RemoveNetwork:output_type -> shoal.v1.RemoveNetworkResponse
+	36, // 85: shoal.v1.ControlService.GetUnlockKey:output_type -> shoal.v1.GetUnlockKeyResponse
+	38, // 86: shoal.v1.ControlService.CreateSecret:output_type -> shoal.v1.CreateSecretResponse
+	40, // 87: shoal.v1.ControlService.GetSecret:output_type -> shoal.v1.GetSecretResponse
+	42, // 88: shoal.v1.ControlService.ListSecrets:output_type -> shoal.v1.ListSecretsResponse
+	44, // 89: shoal.v1.ControlService.UpdateSecret:output_type -> shoal.v1.UpdateSecretResponse
+	46, // 90: shoal.v1.ControlService.RemoveSecret:output_type -> shoal.v1.RemoveSecretResponse
+	48, // 91: shoal.v1.ControlService.CreateConfig:output_type -> shoal.v1.CreateConfigResponse
+	50, // 92: shoal.v1.ControlService.GetConfig:output_type -> shoal.v1.GetConfigResponse
+	52, // 93: shoal.v1.ControlService.ListConfigs:output_type -> shoal.v1.ListConfigsResponse
+	54, // 94: shoal.v1.ControlService.UpdateConfig:output_type -> shoal.v1.UpdateConfigResponse
+	56, // 95: shoal.v1.ControlService.RemoveConfig:output_type -> shoal.v1.RemoveConfigResponse
+	58, // 96: shoal.v1.ControlService.ListNodeVolumes:output_type -> shoal.v1.ListNodeVolumesResponse
+	60, // 97: shoal.v1.ControlService.ResolveImage:output_type -> shoal.v1.ResolveImageResponse
+	68, // [68:98] is the sub-list for method output_type
+	38, // [38:68] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_control_proto_init() }
@@ -3134,7 +3260,7 @@ func file_shoal_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_v1_control_proto_rawDesc), len(file_shoal_v1_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   60,
+			NumMessages:   61,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
