@@ -25,8 +25,8 @@ type lsCmd[T proto.Message] struct {
 	list func(ctx context.Context, c shoalv1.ControlServiceClient, filters []*shoalv1.Filter) ([]T, error)
 	// filterHelp says what --filter takes (docker's keys).
 	filterHelp string
-	id   func(T) string // what --quiet prints
-	def  string         // the default table
+	id         func(T) string // what --quiet prints
+	def        string         // the default table
 	// cols are the rows' fields, asked for only when rows are printed
 	// (some ask the manager more).
 	cols func(ctx context.Context, c shoalv1.ControlServiceClient, items []T) ([]column[T], error)
