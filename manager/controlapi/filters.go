@@ -141,7 +141,9 @@ func (f filters) file(id, name string, labels map[string]string) bool {
 func (f filters) task(t *shoalv1.Task, hostOf func(string) string) bool {
 	name := taskName(t)
 	return f.any("id", prefix(t.GetId())) && f.any("name", prefix(name)) &&
-		f.any("node", func(v string) bool { return v == t.GetNodeId() || v == hostOf(t.GetNodeId()) || strings.HasPrefix(t.GetNodeId(), v) && len(v) >= 5 }) &&
+		f.any("node", func(v string) bool {
+			return v == t.GetNodeId() || v == hostOf(t.GetNodeId()) || strings.HasPrefix(t.GetNodeId(), v) && len(v) >= 5
+		}) &&
 		f.any("service", func(v string) bool { return v == t.GetServiceName() || strings.HasPrefix(t.GetServiceId(), v) }) &&
 		f.any("desired-state", func(v string) bool { return desiredWord(t.GetDesiredState()) == v }) &&
 		f.any("label", labelMatch(t.GetSpec().GetContainer().GetLabels()))
