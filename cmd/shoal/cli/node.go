@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -86,11 +88,72 @@ func nodeColumns(self string) []column[*shoalv1.Node] {
 }
 
 func newNodeInspectCmd(g *globals) *cobra.Command {
-	return newInspectCmd(g, "inspect NODE [NODE...]", "Show nodes in detail (JSON)",
-		func(ctx context.Context, c shoalv1.ControlServiceClient, ref string) (*shoalv1.Node, error) {
-			resp, err := c.GetNode(ctx, &shoalv1.GetNodeRequest{NodeId: ref})
-			return resp.GetNode(), err
+	get := func(ctx context.Context, c shoalv1.ControlServiceClient, ref string) (*shoalv1.Node, error) {
+		resp, err := c.GetNode(ctx, &shoalv1.GetNodeRequest{NodeId: ref}) // "self": the calling node
+		return resp.GetNode(), err
+	}
+	cmd := newInspectCmd(g, "inspect [OPTIONS] self|NODE [NODE...]", "Display detailed information on one or more nodes", get)
+	withPretty(g, cmd, "--format is incompatible with human friendly format", get,
+		func(_ context.Context, _ shoalv1.ControlServiceClient, w *strings.Builder, nodes []*shoalv1.Node) error {
+			for i, n := range nodes {
+				if i > 0 {
+					w.WriteString("\n\n")
+				}
+				prettyNode(w, n)
+			}
+			return nil
 		})
+	return cmd
+}
+
+// prettyNode is docker's node inspect --pretty.
+func prettyNode(w *strings.Builder, n *shoalv1.Node) {
+	p := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
+	labels := func(title string, m map[string]string) {
+		if len(m) == 0 {
+			return
+		}
+		p("%s:", title)
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			if v := m[k]; v != "" {
+				p(" - %s=%s", k, v)
+			} else {
+				p(" - %s", k)
+			}
+		}
+	}
+	d, st := n.GetDescription(), n.GetStatus()
+	p("ID:\t\t\t%s", n.GetId())
+	labels("Labels", n.GetSpec().GetLabels())
+	p("Hostname:              \t%s", d.GetHostname())
+	p("Joined at:             \t%s", n.GetMeta().GetCreatedAt().AsTime().Format("2006-01-02 15:04:05.999999999 -0700 MST"))
+	p("Status:")
+	p(" State:\t\t\t%s", titleCase(enumName(st.GetState().String(), "NODE_STATE_")))
+	if st.GetMessage() != "" {
+		p(" Message:              \t%s", st.GetMessage())
+	}
+	p(" Availability:         \t%s", titleCase(enumName(n.GetSpec().GetAvailability().String(), "NODE_AVAILABILITY_")))
+	if st.GetAddr() != "" {
+		p(" Address:\t\t%s", st.GetAddr())
+	}
+	if ms := n.GetManagerStatus(); ms != nil {
+		p("Manager Status:")
+		p(" Address:\t\t%s", ms.GetAddr())
+		p(" Raft Status:\t\t%s", titleCase(enumName(ms.GetReachability().String(), "REACHABILITY_")))
+		leader := "No"
+		if ms.GetLeader() {
+			leader = "Yes"
+		}
+		p(" Leader:\t\t%s", leader)
+	}
+	p("Platform:")
+	p(" Operating System:\t%s", d.GetPlatform().GetOs())
+	p(" Architecture:\t\t%s", d.GetPlatform().GetArchitecture())
+	p("Resources:")
+	p(" CPUs:\t\t\t%d", d.GetResources().GetNanoCpus()/1e9)
+	p(" Memory:\t\t%s", bytesSize(d.GetResources().GetMemoryBytes()))
+	p("Engine Version:\t\t%s", d.GetVersion())
+	labels("Engine Labels", d.GetEngineLabels())
 }
 
 // updateNode reads a node, changes its spec with fn and writes it back

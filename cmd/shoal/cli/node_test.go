@@ -5,13 +5,16 @@ import (
 	"context"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
@@ -96,6 +99,28 @@ func TestNodeUpdateRetriesAConflict(t *testing.T) {
 		}
 		if l := srv.node.GetSpec().GetLabels(); l["zone"] != "eu" || l["keep"] != "1" {
 			t.Errorf("%d racing writes: labels %v; want zone=eu and keep=1", tc.races, l)
+		}
+	}
+}
+
+func TestPrettyNode(t *testing.T) {
+	n := &shoalv1.Node{Id: "n1", Meta: &shoalv1.Meta{CreatedAt: timestamppb.New(time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC))},
+		Spec:          &shoalv1.NodeSpec{Labels: map[string]string{"zone": "a", "ssd": ""}, Availability: shoalv1.NodeAvailability_NODE_AVAILABILITY_ACTIVE},
+		Status:        &shoalv1.NodeStatus{State: shoalv1.NodeState_NODE_STATE_READY, Addr: "10.0.0.1"},
+		ManagerStatus: &shoalv1.ManagerStatus{Addr: "10.0.0.1:4242", Leader: true, Reachability: shoalv1.Reachability_REACHABILITY_REACHABLE},
+		Description: &shoalv1.NodeDescription{Hostname: "host1", Version: "dev", Platform: &shoalv1.Platform{Os: "linux", Architecture: "amd64"},
+			Resources: &shoalv1.Resources{NanoCpus: 2e9, MemoryBytes: 3 << 30}},
+	}
+	var b strings.Builder
+	prettyNode(&b, n)
+	for _, want := range []string{
+		"ID:\t\t\tn1\n", "Labels:\n - ssd\n - zone=a\n", "Hostname:              \thost1\n", "Joined at:             \t2026-12-03 09:00:00 +0000 UTC\n",
+		"Status:\n State:\t\t\tReady\n Availability:         \tActive\n Address:\t\t10.0.0.1\n",
+		"Manager Status:\n Address:\t\t10.0.0.1:4242\n Raft Status:\t\tReachable\n Leader:\t\tYes\n",
+		"Platform:\n Operating System:\tlinux\n Architecture:\t\tamd64\n", "Resources:\n CPUs:\t\t\t2\n Memory:\t\t3GiB\n", "Engine Version:\t\tdev\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("pretty lacks %q:\n%s", want, b.String())
 		}
 	}
 }
