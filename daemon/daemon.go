@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -51,9 +52,11 @@ type Config struct {
 	DataDir string
 	// ExecRoot holds the tasks' secrets and configs, each task's on a
 	// tmpfs of its own (daemon --exec-root); never under DataDir.
-	ExecRoot      string
-	Socket        string
-	ListenAddr    string
+	ExecRoot   string
+	Socket     string
+	ListenAddr string
+	// MetricsAddr serves Prometheus metrics at /metrics (off when empty).
+	MetricsAddr   string
 	RaftAddr      string // bind address for Raft; port 4243 on the listen host by default
 	AdvertiseAddr string
 	// GossipAddr is the host:port gossip listens on; port 7946 on the
@@ -117,8 +120,12 @@ type Daemon struct {
 	keysMu sync.Mutex
 	keys   *keys.Material // a manager's key material (keys.go); nil on a worker
 	mgr    *mgrRun
-	agt    *loop // heartbeats
-	sess   *loop // the assignment stream
+	// metrics are served by --metrics-addr (metrics.go); metricsMgr is
+	// the running manager they read, without d.mu.
+	metrics    *daemonMetrics
+	metricsMgr atomic.Pointer[manager.Manager]
+	agt        *loop // heartbeats
+	sess       *loop // the assignment stream
 
 	session *session.Session
 	agent   *worker.Agent
@@ -217,6 +224,15 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer rt.Images.Close()
+	d.metrics = newDaemonMetrics(d, rt.Containers)
+	if cfg.MetricsAddr != "" {
+		stopMetrics, err := d.metrics.serve(cfg.MetricsAddr)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stopMetrics()
+	}
 	shoalv1.RegisterRuntimeServiceServer(local, rt)
 	workCtx, stopWork := context.WithCancel(ctx)
 	exec := &worker.RuntimeExecutor{Runtime: rt.Containers, PullImage: func(ctx context.Context, ref, registryAuth string, progress func(image.Progress)) error {
@@ -446,8 +462,8 @@ func (d *Daemon) startManager(bootstrap, forceNew bool) error {
 	}
 	srv := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(d.id.ServerConfig())),
-		grpc.ChainUnaryInterceptor(errgrpc.UnaryServerInterceptor, m.Interceptor),
-		grpc.ChainStreamInterceptor(errgrpc.StreamServerInterceptor, m.StreamInterceptor),
+		grpc.ChainUnaryInterceptor(d.metrics.api.Unary, errgrpc.UnaryServerInterceptor, m.Interceptor),
+		grpc.ChainStreamInterceptor(d.metrics.api.Stream, errgrpc.StreamServerInterceptor, m.StreamInterceptor),
 		grpc.MaxRecvMsgSize(4<<20),
 		grpc.KeepaliveEnforcementPolicy(manager.KeepaliveEnforcement),
 	)
@@ -463,6 +479,7 @@ func (d *Daemon) startManager(bootstrap, forceNew bool) error {
 		wg.Wait()
 	}()
 	d.mgr = run
+	d.metricsMgr.Store(m)
 	d.log.Info("manager started", zap.String("addr", d.st.Addr), zap.String("raft_addr", d.st.RaftAddr))
 	return nil
 }
@@ -474,6 +491,7 @@ func (d *Daemon) stopManager() {
 		return
 	}
 	d.mgr = nil
+	d.metricsMgr.Store(nil)
 	stopped := make(chan struct{})
 	go func() { run.srv.GracefulStop(); close(stopped) }()
 	select {

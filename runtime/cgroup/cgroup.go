@@ -63,6 +63,15 @@ type Cgroup interface {
 	Path() string
 	// SetPidsLimit limits the number of tasks (threads included).
 	SetPidsLimit(n int64) error
+	// Usage is what the group has used: CPU time since it was made, and
+	// memory now. It reads two files, not every file of every hierarchy.
+	Usage() Usage
+}
+
+// Usage is a group's CPU time and memory in use.
+type Usage struct {
+	CPUNanos    uint64
+	MemoryBytes uint64
 }
 
 // V2 reports whether this host uses the unified hierarchy only.
@@ -127,6 +136,33 @@ func (g *v1) OOMKilled() bool {
 	return false
 }
 
+func (g *v1) Usage() Usage {
+	var u Usage
+	for _, s := range g.c.Subsystems() {
+		p, ok := s.(interface{ Path(string) string })
+		if !ok {
+			continue
+		}
+		switch s.Name() {
+		case cgroup1.Cpuacct:
+			u.CPUNanos = number(filepath.Join(p.Path(g.path), "cpuacct.usage"))
+		case cgroup1.Memory:
+			u.MemoryBytes = number(filepath.Join(p.Path(g.path), "memory.usage_in_bytes"))
+		}
+	}
+	return u
+}
+
+// number reads a cgroup file holding one number; 0 when it cannot.
+func number(file string) uint64 {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.ParseUint(strings.TrimSpace(string(data)), 10, 64)
+	return n
+}
+
 // counter reads "name N" from a flat-keyed cgroup file.
 func counter(file, name string) uint64 {
 	data, err := os.ReadFile(file)
@@ -186,6 +222,11 @@ func (g *v2) SetPidsLimit(n int64) error {
 
 func (g *v2) OOMKilled() bool {
 	return counter(filepath.Join("/sys/fs/cgroup", g.path, "memory.events"), "oom_kill") > 0
+}
+
+func (g *v2) Usage() Usage {
+	dir := filepath.Join("/sys/fs/cgroup", g.path)
+	return Usage{CPUNanos: counter(filepath.Join(dir, "cpu.stat"), "usage_usec") * 1000, MemoryBytes: number(filepath.Join(dir, "memory.current"))}
 }
 
 func (g *v2) Delete() error {

@@ -282,6 +282,25 @@ func (r *Runtime) List() []State {
 	return out
 }
 
+// Usage is a running container's CPU time and memory in use, read from
+// its cgroup (opened afresh: the container's own handle is its loops');
+// false when it is not running or has no group.
+func (r *Runtime) Usage(ref string) (cgroup.Usage, bool) {
+	c, err := r.find(ref)
+	if err != nil {
+		return cgroup.Usage{}, false
+	}
+	st := c.snapshot()
+	if st.Status != Running {
+		return cgroup.Usage{}, false
+	}
+	cg, err := cgroup.Load(r.opts.CgroupParent, st.ID)
+	if err != nil {
+		return cgroup.Usage{}, false
+	}
+	return cg.Usage(), true
+}
+
 func (c *ctr) save() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -25,6 +25,7 @@ type daemonFlags struct {
 	dnsUpstream                                                      []string
 	labels                                                           []string
 	debugAddr                                                        string
+	metricsAddr                                                      string
 }
 
 func newDaemonCmd(g *globals) *cobra.Command {
@@ -60,7 +61,7 @@ func newDaemonCmd(g *globals) *cobra.Command {
 				defer stop()
 			}
 			return daemon.Run(cmd.Context(), daemon.Config{
-				DataDir: f.dataDir, ExecRoot: f.execRoot, Socket: f.socket, ListenAddr: f.listen, RaftAddr: f.raftAddr, AdvertiseAddr: f.advertise,
+				DataDir: f.dataDir, ExecRoot: f.execRoot, Socket: f.socket, ListenAddr: f.listen, MetricsAddr: f.metricsAddr, RaftAddr: f.raftAddr, AdvertiseAddr: f.advertise,
 				GossipAddr: f.gossipAddr, EngineLabels: labels, Hostname: f.hostname, DNSUpstream: f.dnsUpstream,
 				Log: log, ForceNewCluster: f.forceNewCluster, SnapshotThreshold: f.snapshotThreshold,
 				SnapshotInterval: f.snapshotInterval, TrailingLogs: f.trailingLogs, RaftHeartbeat: f.raftHeartbeat, HeartbeatPeriod: f.heartbeatPeriod,
@@ -90,6 +91,7 @@ func newDaemonCmd(g *globals) *cobra.Command {
 	fl.StringVar(&f.maxImageSize, "max-image-size", fmt.Sprintf("%dg", daemon.DefaultMaxImageSize>>30), "most bytes one image pull or load may unpack into new layers (e.g. 512m, 64g), so a decompression bomb cannot fill the disk; 0 for no limit")
 	fl.StringVar(&f.cgroupParent, "cgroup-parent", "shoal", "cgroup under which containers' groups are made")
 	fl.StringVar(&f.shimBinary, "shim-binary", "", "program run as each container's shim and init (default: this binary)")
+	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics on this address, e.g. 127.0.0.1:9323 (off by default; no authentication)")
 	fl.StringVar(&f.debugAddr, "debug-addr", "", "serve Go's runtime profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; no authentication, keep it on loopback")
 	return cmd
 }

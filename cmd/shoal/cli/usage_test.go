@@ -34,7 +34,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"service", "create"}, 1, "shoal: 'shoal service create' requires at least 1 argument\n\nUsage:  shoal service create [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nRun 'shoal service create --help' for more information"},
 		{[]string{"service", "update"}, 1, "shoal: 'shoal service update' requires 1 argument\n\nUsage:  shoal service update [OPTIONS] SERVICE\n\nRun 'shoal service update --help' for more information"},
 		{[]string{"service", "update", "a", "b"}, 1, "shoal: 'shoal service update' requires 1 argument"},
-		{[]string{"node", "inspect"}, 1, "shoal: 'shoal node inspect' requires at least 1 argument\n\nUsage:  shoal node inspect [OPTIONS] NODE [NODE...]"},
+		{[]string{"node", "inspect"}, 1, "shoal: 'shoal node inspect' requires at least 1 argument\n\nUsage:  shoal node inspect [OPTIONS] self|NODE [NODE...]"},
 		{[]string{"node", "ls", "extra"}, 1, "shoal: 'shoal node ls' accepts no arguments\n\nUsage:  shoal node ls [OPTIONS]\n\nRun 'shoal node ls --help' for more information"},
 		{[]string{"network", "create"}, 1, "shoal: 'shoal network create' requires 1 argument"},
 		{[]string{"swarm", "join"}, 1, "shoal: 'shoal swarm join' requires 1 argument"},

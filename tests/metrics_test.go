@@ -1,0 +1,138 @@
+package tests
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/shoal-run/shoal/tests/harness"
+	"github.com/shoal-run/shoal/tests/testimage"
+)
+
+// scrape reads addr's /metrics with Prometheus' own text parser.
+func scrape(t *testing.T, addr string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil}}).Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatalf("parse /metrics of %s: %v\n%s", addr, err, body)
+	}
+	return fams
+}
+
+// value sums the family's series whose labels include want.
+func value(fams map[string]*dto.MetricFamily, name string, want map[string]string) (float64, int) {
+	f := fams[name]
+	if f == nil {
+		return 0, 0
+	}
+	var sum float64
+	n := 0
+series:
+	for _, m := range f.GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		for k, v := range want {
+			if labels[k] != v {
+				continue series
+			}
+		}
+		n++
+		switch {
+		case m.GetGauge() != nil:
+			sum += m.GetGauge().GetValue()
+		case m.GetCounter() != nil:
+			sum += m.GetCounter().GetValue()
+		case m.GetUntyped() != nil:
+			sum += m.GetUntyped().GetValue()
+		}
+	}
+	return sum, n
+}
+
+// --metrics-addr serves Prometheus metrics that match the cluster: the
+// manager's nodes, tasks, Raft state and API calls; the worker's
+// containers and each task's CPU and memory from its cgroup.
+func TestMetrics(t *testing.T) {
+	needRoot(t)
+	img := testimage.Serve(t, testimage.Options{Tag: "metrics"})
+	mAddr := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
+	wAddr := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
+	m := harness.NewNode(t, "manager1", "--metrics-addr", mAddr)
+	m.Start()
+	w := harness.NewNode(t, "worker1", "--metrics-addr", wAddr)
+	w.Start()
+	harness.NewCluster(t, []*harness.Node{m}, []*harness.Node{w})
+	m.MustCLI("service", "create", "--name", "web", "--replicas", "3", "--constraint", "node.role==worker", img.Ref)
+
+	harness.Eventually(t, 30*time.Second, func() error {
+		fams := scrape(t, mAddr)
+		if v, _ := value(fams, "shoal_manager_tasks", map[string]string{"state": "running", "desired_state": "running"}); v != 3 {
+			return fmt.Errorf("manager: %v tasks running; want 3", v)
+		}
+		if v, _ := value(fams, "shoal_manager_nodes", map[string]string{"state": "ready"}); v != 2 {
+			return fmt.Errorf("manager: %v nodes ready; want 2", v)
+		}
+		if v, _ := value(fams, "shoal_manager_raft_state", map[string]string{"state": "leader"}); v != 1 {
+			return fmt.Errorf("manager: raft leader gauge %v; want 1", v)
+		}
+		if v, _ := value(fams, "shoal_manager_store_objects", map[string]string{"type": "service"}); v != 1 {
+			return fmt.Errorf("manager: %v services in the store; want 1", v)
+		}
+		if v, _ := value(fams, "shoal_manager_api_requests_total", map[string]string{"method": "/shoal.v1.ControlService/CreateService", "code": "OK"}); v != 1 {
+			return fmt.Errorf("manager: %v CreateService calls counted; want 1", v)
+		}
+		if _, n := value(fams, "shoal_manager_api_request_duration_seconds", nil); n == 0 {
+			return fmt.Errorf("manager: no API latency histogram")
+		}
+		if _, n := value(fams, "process_resident_memory_bytes", nil); n != 1 {
+			return fmt.Errorf("manager: no process metrics")
+		}
+		return nil
+	})
+	// The worker: its own containers, and each task's usage.
+	harness.Eventually(t, 30*time.Second, func() error {
+		fams := scrape(t, wAddr)
+		if v, _ := value(fams, "shoal_node_containers", map[string]string{"state": "running"}); v != 3 {
+			return fmt.Errorf("worker: %v containers running; want 3", v)
+		}
+		wid := nodeID(t, w)
+		mem, n := value(fams, "shoal_task_memory_usage_bytes", map[string]string{"service": "web", "node": wid})
+		if n != 3 || mem <= 0 {
+			return fmt.Errorf("worker: %d task memory series of web on %s (%v bytes); want 3, above 0", n, wid, mem)
+		}
+		if cpu, n := value(fams, "shoal_task_cpu_usage_seconds_total", map[string]string{"service": "web"}); n != 3 || cpu <= 0 {
+			return fmt.Errorf("worker: %d task CPU series (%v s); want 3, above 0", n, cpu)
+		}
+		if _, n := value(fams, "shoal_manager_tasks", nil); n != 0 {
+			return fmt.Errorf("the worker serves manager metrics")
+		}
+		return nil
+	})
+	// A refused call is counted with its code.
+	if _, err := m.CLI("service", "inspect", "nosuch"); err == nil {
+		t.Fatal("inspect of a missing service worked")
+	}
+	fams := scrape(t, mAddr)
+	if v, _ := value(fams, "shoal_manager_api_requests_total", map[string]string{"method": "/shoal.v1.ControlService/GetService", "code": "NotFound"}); v < 1 {
+		t.Errorf("GetService NotFound counted %v times; want at least 1", v)
+	}
+}
