@@ -93,7 +93,7 @@ func TestCLIOutputFormats(t *testing.T) {
 		{[]string{"service", "ls", "--format", "{{.Name"}, "exit status 1: Error: template parsing error: template: :1: unclosed action"},
 		{[]string{"service", "inspect", "--format", "{{.Spec.Nmae}}", "web"}, `map has no entry for key "Nmae"`},
 		{[]string{"service", "logs", "web"}, "exit status 1: shoal: unknown command: shoal service logs\n\nUsage:  shoal service\n\nRun 'shoal service --help' for more information"},
-		{[]string{"node", "ps"}, "exit status 1: shoal: unknown command: shoal node ps"},
+		{[]string{"node", "frobnicate"}, "exit status 1: shoal: unknown command: shoal node frobnicate"},
 		{[]string{"service", "ls", "--bogus"}, "exit status 125: unknown flag: --bogus"},
 		{[]string{"service", "update"}, "exit status 1: shoal: 'shoal service update' requires 1 argument"},
 	} {

@@ -45,6 +45,22 @@ func inside(t *testing.T, c harness.Container, path string) string {
 	return string(b)
 }
 
+// insideBecomes waits until a file of a running container holds want:
+// the container's process is alive before its first write lands.
+func insideBecomes(t *testing.T, c harness.Container, path, want, when string) {
+	t.Helper()
+	harness.Eventually(t, 10*time.Second, func() error {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/root%s", c.Pid, path))
+		if err != nil {
+			return fmt.Errorf("read %s in %s %s: %v", path, c.Name, when, err)
+		}
+		if string(b) != want {
+			return fmt.Errorf("%s = %q %s; want %q", path, b, when, want)
+		}
+		return nil
+	})
+}
+
 type volumeJSON struct {
 	Name       string            `json:"name"`
 	Mountpoint string            `json:"mountpoint"`
@@ -78,9 +94,7 @@ func TestVolumeService(t *testing.T) {
 	m.MustCLI("service", "create", "-d", "--name", "db", "--constraint", "node.id=="+wid,
 		"--mount", "type=volume,source=dbdata,target=/data", "--entrypoint", "/bin/sh", img.Ref, "-c", script)
 	first := oneContainer(t, w, "db")
-	if got := inside(t, first, "/data/log"); got != "start\n" {
-		t.Fatalf("/data/log = %q after the first start", got)
-	}
+	insideBecomes(t, first, "/data/log", "start\n", "after the first start")
 	vols := volumes(t, w)
 	var db volumeJSON
 	for _, v := range vols {
@@ -100,12 +114,7 @@ func TestVolumeService(t *testing.T) {
 		t.Fatal(err)
 	}
 	second := oneContainer(t, w, "db", first.Pid)
-	harness.Eventually(t, 10*time.Second, func() error {
-		if got := inside(t, second, "/data/log"); got != "start\nstart\n" {
-			return fmt.Errorf("/data/log = %q after a kill -9", got)
-		}
-		return nil
-	})
+	insideBecomes(t, second, "/data/log", "start\nstart\n", "after a kill -9")
 	// Kill the node's daemon and start it again: the data is there.
 	w.Kill()
 	w.Start()
@@ -113,12 +122,7 @@ func TestVolumeService(t *testing.T) {
 		t.Fatal(err)
 	}
 	third := oneContainer(t, w, "db", second.Pid)
-	harness.Eventually(t, 10*time.Second, func() error {
-		if got := inside(t, third, "/data/log"); got != "start\nstart\nstart\n" {
-			return fmt.Errorf("/data/log = %q after the daemon's restart", got)
-		}
-		return nil
-	})
+	insideBecomes(t, third, "/data/log", "start\nstart\nstart\n", "after the daemon's restart")
 	// Scale to zero and back on the same node: the same volume.
 	m.MustCLI("service", "scale", "db=0")
 	harness.Eventually(t, 30*time.Second, func() error {
@@ -129,12 +133,7 @@ func TestVolumeService(t *testing.T) {
 	})
 	m.MustCLI("service", "scale", "db=1")
 	fourth := oneContainer(t, w, "db", third.Pid)
-	harness.Eventually(t, 10*time.Second, func() error {
-		if got := inside(t, fourth, "/data/log"); got != "start\nstart\nstart\nstart\n" {
-			return fmt.Errorf("/data/log = %q after scaling to 0 and back", got)
-		}
-		return nil
-	})
+	insideBecomes(t, fourth, "/data/log", "start\nstart\nstart\nstart\n", "after scaling to 0 and back")
 
 	// In use: refused, naming the container; nothing removed.
 	out, err := w.CLI("volume", "rm", "dbdata")
