@@ -246,7 +246,7 @@ func Run(ctx context.Context, cfg Config) error {
 		_, err = rt.Images.PullAuth(ctx, ref, auth, progress)
 		return err
 	}, Net: d.overlay, Image: rt.Images.Get, Clock: clk, ExecRoot: cfg.ExecRoot,
-		Hostname: worker.Describe(cfg.Hostname, nil, "").GetHostname()}
+		Hostname: worker.Describe(cfg.Hostname, nil, "").GetHostname(), Metrics: d.metrics.exec}
 	d.agent = worker.NewAgent(workCtx, clk, exec, d.session.Report, d.log)
 	exec.Files = d.agent.Files()
 	// The secrets and configs of tasks whose container is gone (removed,

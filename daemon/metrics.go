@@ -20,15 +20,17 @@ import (
 // runtime, the node's containers and tasks, the manager's Raft and store
 // while this node is one, and the manager API's calls.
 type daemonMetrics struct {
-	reg *prometheus.Registry
-	api *grpcmetrics.Server
+	reg  *prometheus.Registry
+	api  *grpcmetrics.Server
+	exec *worker.ExecutorMetrics
 }
 
 func newDaemonMetrics(d *Daemon, rt *container.Runtime) *daemonMetrics {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector(),
 		&worker.NodeCollector{Runtime: rt, NodeID: func() string { id, _, _ := d.self(); return id }}, managerCollector{d})
-	return &daemonMetrics{reg: reg, api: grpcmetrics.New(reg, "shoal_manager_api", "manager's API (control, dispatcher, CA, Raft)")}
+	return &daemonMetrics{reg: reg, api: grpcmetrics.New(reg, "shoal_manager_api", "manager's API (control, dispatcher, CA, Raft)"),
+		exec: worker.NewExecutorMetrics(reg)}
 }
 
 // serve serves /metrics on addr until stop.

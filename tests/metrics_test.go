@@ -68,9 +68,19 @@ series:
 	return sum, n
 }
 
+// histogram is the family's one histogram (nil if none).
+func histogram(fams map[string]*dto.MetricFamily, name string) *dto.Histogram {
+	f := fams[name]
+	if f == nil || len(f.GetMetric()) != 1 {
+		return nil
+	}
+	return f.GetMetric()[0].GetHistogram()
+}
+
 // --metrics-addr serves Prometheus metrics that match the cluster: the
 // manager's nodes, tasks, Raft state and API calls; the worker's
-// containers and each task's CPU and memory from its cgroup.
+// containers, each task's CPU and memory from its cgroup, its image
+// pulls, container starts and OOM kills.
 func TestMetrics(t *testing.T) {
 	needRoot(t)
 	img := testimage.Serve(t, testimage.Options{Tag: "metrics"})
@@ -124,6 +134,29 @@ func TestMetrics(t *testing.T) {
 		}
 		if _, n := value(fams, "shoal_manager_tasks", nil); n != 0 {
 			return fmt.Errorf("the worker serves manager metrics")
+		}
+		// The image was pulled from the registry (at least once: three
+		// tasks may pull it side by side) and three containers started.
+		if v, _ := value(fams, "shoal_node_image_pulls_total", map[string]string{"result": "ok"}); v < 1 {
+			return fmt.Errorf("worker: %v image pulls counted; want at least 1", v)
+		}
+		if v, _ := value(fams, "shoal_node_image_pull_bytes_total", nil); v <= 0 {
+			return fmt.Errorf("worker: %v bytes pulled; want above 0", v)
+		}
+		if v, _ := value(fams, "shoal_node_container_starts_total", map[string]string{"result": "ok"}); v != 3 {
+			return fmt.Errorf("worker: %v container starts; want 3", v)
+		}
+		if h := histogram(fams, "shoal_node_container_start_duration_seconds"); h.GetSampleCount() != 3 || h.GetSampleSum() <= 0 {
+			return fmt.Errorf("worker: start latency histogram %v; want 3 samples", h)
+		}
+		return nil
+	})
+	// A task that runs out of memory is counted as an OOM kill.
+	m.MustCLI("service", "create", "-d", "--name", "hog", "--limit-memory", "16m", "--restart-condition", "none",
+		"--constraint", "node.role==worker", img.Ref, "alloc", "64")
+	harness.Eventually(t, 30*time.Second, func() error {
+		if v, _ := value(scrape(t, wAddr), "shoal_node_container_oom_kills_total", nil); v != 1 {
+			return fmt.Errorf("worker: %v OOM kills counted; want 1", v)
 		}
 		return nil
 	})

@@ -1,9 +1,12 @@
 package worker
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shoal-run/shoal/runtime/container"
+	"github.com/shoal-run/shoal/runtime/image"
 )
 
 // NodeCollector is a node's Prometheus collector: its containers by
@@ -49,5 +52,72 @@ func (c *NodeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for s, n := range byState {
 		ch <- prometheus.MustNewConstMetric(containersDesc, prometheus.GaugeValue, float64(n), string(s))
+	}
+}
+
+// ExecutorMetrics count what the node's executor does: image pulls and
+// their bytes, container starts and their latency, OOM kills.
+type ExecutorMetrics struct {
+	pulls        *prometheus.CounterVec
+	pullBytes    prometheus.Counter
+	starts       *prometheus.CounterVec
+	startSeconds prometheus.Histogram
+	oomKills     prometheus.Counter
+}
+
+// NewExecutorMetrics registers the executor's metrics with reg.
+func NewExecutorMetrics(reg prometheus.Registerer) *ExecutorMetrics {
+	m := &ExecutorMetrics{
+		pulls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shoal_node_image_pulls_total",
+			Help: "Image pulls for tasks that fetched from a registry, by result (ok, error)."}, []string{"result"}),
+		pullBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "shoal_node_image_pull_bytes_total",
+			Help: "Compressed layer bytes fetched from registries for tasks."}),
+		starts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shoal_node_container_starts_total",
+			Help: "Task containers created and started, restarts in place included, by result (ok, error)."}, []string{"result"}),
+		startSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "shoal_node_container_start_duration_seconds",
+			Help: "Time to create and start a task's container (the image already here).", Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}),
+		oomKills: prometheus.NewCounter(prometheus.CounterOpts{Name: "shoal_node_container_oom_kills_total",
+			Help: "Task containers the kernel killed for running out of memory."}),
+	}
+	for _, r := range []string{"ok", "error"} {
+		m.pulls.WithLabelValues(r)
+		m.starts.WithLabelValues(r)
+	}
+	reg.MustRegister(m.pulls, m.pullBytes, m.starts, m.startSeconds, m.oomKills)
+	return m
+}
+
+func result(err error) string {
+	if err != nil {
+		return "error"
+	}
+	return "ok"
+}
+
+func (m *ExecutorMetrics) pulled(p *PullProgress, err error) {
+	if m == nil || (err == nil && len(p.layers) == 0) {
+		return // the image was here: no pull
+	}
+	m.pulls.WithLabelValues(result(err)).Inc()
+	for _, l := range p.layers {
+		if l.Status == image.StatusDone {
+			m.pullBytes.Add(float64(l.Total))
+		}
+	}
+}
+
+func (m *ExecutorMetrics) started(d time.Duration, err error) {
+	if m == nil {
+		return
+	}
+	m.starts.WithLabelValues(result(err)).Inc()
+	if err == nil {
+		m.startSeconds.Observe(d.Seconds())
+	}
+}
+
+func (m *ExecutorMetrics) exited(oom bool) {
+	if m != nil && oom {
+		m.oomKills.Inc()
 	}
 }

@@ -59,6 +59,8 @@ type RuntimeExecutor struct {
 	Files    *Files
 	// Hostname is the node's, for templates ({{.Node.Hostname}}).
 	Hostname string
+	// Metrics count pulls, starts and OOM kills (nil: none).
+	Metrics *ExecutorMetrics
 }
 
 // Networker plugs task containers into their overlay networks.
@@ -83,11 +85,13 @@ var _ Executor = (*RuntimeExecutor)(nil)
 func (e *RuntimeExecutor) Pull(ctx context.Context, t *shoalv1.Task, progress func(string)) error {
 	var p PullProgress
 	c := t.GetSpec().GetContainer()
-	return e.PullImage(ctx, c.GetImage(), c.GetPullOptions().GetRegistryAuth(), func(ev image.Progress) {
+	err := e.PullImage(ctx, c.GetImage(), c.GetPullOptions().GetRegistryAuth(), func(ev image.Progress) {
 		if msg, ok := p.Add(ev); ok {
 			progress(msg)
 		}
 	})
+	e.Metrics.pulled(&p, err)
+	return err
 }
 
 // PullProgress sums an image pull's per-layer progress into one line.
@@ -103,6 +107,11 @@ func (p *PullProgress) Add(ev image.Progress) (msg string, ok bool) {
 	}
 	if p.layers == nil {
 		p.layers = map[string]image.Progress{}
+	}
+	// A layer's last events (verifying, done) carry no byte counts: keep
+	// what its download said.
+	if prev, ok := p.layers[ev.Layer]; ok && ev.Total == 0 && ev.Current == 0 {
+		ev.Current, ev.Total = prev.Current, prev.Total
 	}
 	p.layers[ev.Layer] = ev
 	var cur, total int64
@@ -174,6 +183,13 @@ func Spec(t *shoalv1.Task) container.Spec {
 
 // Start implements Executor.
 func (e *RuntimeExecutor) Start(ctx context.Context, t *shoalv1.Task) (string, error) {
+	begin := time.Now()
+	id, err := e.start(ctx, t)
+	e.Metrics.started(time.Since(begin), err)
+	return id, err
+}
+
+func (e *RuntimeExecutor) start(ctx context.Context, t *shoalv1.Task) (string, error) {
 	var hook func(pid int) error
 	if len(t.GetNetworks()) > 0 {
 		if e.Net == nil {
@@ -285,6 +301,7 @@ func (e *RuntimeExecutor) Wait(ctx context.Context, id string) (Exit, error) {
 		// not when a manager gets round to it (there may be none).
 		e.Net.Ready(st.Labels[LabelTask], false)
 	}
+	e.Metrics.exited(st.OOMKilled)
 	return Exit{Code: st.ExitCode, OOMKilled: st.OOMKilled, Err: st.Error}, nil
 }
 
