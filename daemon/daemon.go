@@ -126,6 +126,8 @@ type Daemon struct {
 	metricsMgr atomic.Pointer[manager.Manager]
 	agt        *loop // heartbeats
 	sess       *loop // the assignment stream
+	logSubs    *loop // the log subscriptions stream
+	logPub     *worker.LogPublisher
 
 	session *session.Session
 	agent   *worker.Agent
@@ -248,6 +250,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}, Net: d.overlay, Image: rt.Images.Get, Clock: clk, ExecRoot: cfg.ExecRoot,
 		Hostname: worker.Describe(cfg.Hostname, nil, "").GetHostname(), Metrics: d.metrics.exec}
 	d.agent = worker.NewAgent(workCtx, clk, exec, d.session.Report, d.log)
+	d.logPub = &worker.LogPublisher{Source: rt.Containers, Clock: clk, Log: d.log.Named("logs"), Ctx: workCtx}
 	exec.Files = d.agent.Files()
 	// The secrets and configs of tasks whose container is gone (removed,
 	// or it exited while the daemon was down) leave the node now; a

@@ -33,17 +33,19 @@ import (
 func (d *Daemon) startAgent() {
 	d.agt = startLoop(d.ctx, func(ctx context.Context) { d.session.Heartbeats(ctx, d.cfg.HeartbeatPeriod, d) })
 	d.sess = startLoop(d.ctx, func(ctx context.Context) { d.session.FollowAssignments(ctx, d.agent) })
+	d.logSubs = startLoop(d.ctx, func(ctx context.Context) { d.session.FollowLogSubscriptions(ctx, d.logPub) })
 }
 
 // stopAgent stops them and waits. Callers must not hold d.mu: the loops
 // may be waiting for it.
 func (d *Daemon) stopAgent() {
 	d.mu.Lock()
-	a, s := d.agt, d.sess
-	d.agt, d.sess = nil, nil
+	a, s, l := d.agt, d.sess, d.logSubs
+	d.agt, d.sess, d.logSubs = nil, nil, nil
 	d.mu.Unlock()
 	a.stop()
 	s.stop()
+	l.stop()
 }
 
 // Request implements session.Beat.

@@ -33,6 +33,7 @@ import (
 	"github.com/shoal-run/shoal/manager/controlapi"
 	"github.com/shoal-run/shoal/manager/dispatcher"
 	"github.com/shoal-run/shoal/manager/forward"
+	"github.com/shoal-run/shoal/manager/logbroker"
 	"github.com/shoal-run/shoal/manager/membership"
 	"github.com/shoal-run/shoal/manager/orchestrator"
 	"github.com/shoal-run/shoal/manager/raftnode"
@@ -99,6 +100,7 @@ type Manager struct {
 	// API and the orchestrator.
 	book    *allocator.Book
 	disp    *dispatcher.Dispatcher
+	logs    *logbroker.Broker
 	members *membership.Membership
 	ready   atomic.Bool // leader with every committed entry applied
 }
@@ -126,12 +128,15 @@ func New(cfg Config) (*Manager, error) {
 	m.fwd = forward.New(forward.Config{NodeID: cfg.NodeID, Identity: cfg.Identity, Store: st, Raft: r, Ready: m.IsReadyLeader})
 	m.book = &allocator.Book{}
 	m.members = membership.New(membership.Config{NodeID: cfg.NodeID, Store: st, Raft: r, Clock: cfg.Clock, Log: m.log.Named("membership")})
+	m.logs = logbroker.New(st, m.log.Named("logs"), store.NewID)
 	m.disp = dispatcher.New(dispatcher.Config{
 		Store: st, Raft: r, Clock: cfg.Clock, Log: m.log.Named("dispatcher"), HeartbeatPeriod: cfg.HeartbeatPeriod,
-		Gossip: cfg.Gossip, Book: m.book, Managers: m.managerAddrs, Leading: m.IsReadyLeader,
+		Gossip: cfg.Gossip, Book: m.book, Managers: m.managerAddrs, Leading: m.IsReadyLeader, Logs: m.logs,
 	})
 	m.control = &controlapi.Server{Store: st, Raft: r, Clock: cfg.Clock, NewToken: func(d string) string { return ca.NewToken(d).String() },
-		NewUnlockKey: cfg.NewUnlockKey, Book: m.book, ResolveDigest: cfg.ResolveDigest}
+		NewUnlockKey: cfg.NewUnlockKey, Book: m.book, ResolveDigest: cfg.ResolveDigest,
+		Logs: m.logs, Leading: m.IsReadyLeader}
+	m.control.ForwardLogs = m.forwardLogs
 	return m, nil
 }
 
@@ -195,7 +200,7 @@ func (m *Manager) StreamInterceptor(srv any, ss grpc.ServerStream, info *grpc.St
 	if err != nil {
 		return err
 	}
-	if !m.ready.Load() {
+	if !m.ready.Load() && info.FullMethod != subscribeLogs {
 		addr, err := m.fwd.LeaderAddr()
 		if err != nil {
 			return err
@@ -294,8 +299,10 @@ func (m *Manager) Run(ctx context.Context) {
 		lctx, lcancel := context.WithCancel(ctx)
 		cancel = lcancel
 		m.disp.Lead(m.cfg.Clock.Now())
+		m.logs.Lead()
 		m.ready.Store(true)
-		loops.Add(3)
+		loops.Add(4)
+		go func() { defer loops.Done(); m.logs.Run(lctx) }()
 		go func() { defer loops.Done(); m.disp.RunNodeStatus(lctx) }()
 		go func() { defer loops.Done(); m.members.RunRoles(lctx) }()
 		orch := &orchestrator.Orchestrator{Store: m.store, Raft: m.raft, Clock: m.cfg.Clock, NewID: store.NewID, Log: m.log.Named("orchestrator"), Book: m.book}

@@ -92,7 +92,8 @@ func TestCLIOutputFormats(t *testing.T) {
 	}{
 		{[]string{"service", "ls", "--format", "{{.Name"}, "exit status 1: Error: template parsing error: template: :1: unclosed action"},
 		{[]string{"service", "inspect", "--format", "{{.Spec.Nmae}}", "web"}, `map has no entry for key "Nmae"`},
-		{[]string{"service", "logs", "web"}, "exit status 1: shoal: unknown command: shoal service logs\n\nUsage:  shoal service\n\nRun 'shoal service --help' for more information"},
+		{[]string{"service", "frobnicate", "web"}, "exit status 1: shoal: unknown command: shoal service frobnicate\n\nUsage:  shoal service\n\nRun 'shoal service --help' for more information"},
+		{[]string{"service", "logs", "nosuch"}, "no such task or service: nosuch"},
 		{[]string{"node", "frobnicate"}, "exit status 1: shoal: unknown command: shoal node frobnicate"},
 		{[]string{"service", "ls", "--bogus"}, "exit status 125: unknown flag: --bogus"},
 		{[]string{"service", "update"}, "exit status 1: shoal: 'shoal service update' requires 1 argument"},

@@ -43,8 +43,11 @@ func TestAccessFor(t *testing.T) {
 		"/shoal.v1.DispatcherService/UpdateTaskStatus": accessNode,
 		"/shoal.v1.DispatcherService/AttachNetwork":    accessNode, // for its own containers only
 		"/shoal.v1.DispatcherService/DetachNetwork":    accessNode,
-		"/shoal.v1.RaftService/JoinRaft":               accessManager,
-		"/shoal.v1.RaftService/LeaveRaft":              accessManager,
+		// A node's own log subscriptions; the broker checks each publish.
+		"/shoal.v1.DispatcherService/ListenLogSubscriptions": accessNode,
+		"/shoal.v1.DispatcherService/PublishLogs":            accessNode,
+		"/shoal.v1.RaftService/JoinRaft":                     accessManager,
+		"/shoal.v1.RaftService/LeaveRaft":                    accessManager,
 	}
 	for _, m := range methodtest.Of(t, "shoal.v1.ControlService") {
 		want[m] = accessManager

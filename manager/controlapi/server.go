@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -47,6 +48,12 @@ type Server struct {
 	// X-Registry-Auth; "": the node's own), for ResolveImage; nil:
 	// refused. The daemon gives its node's image store.
 	ResolveDigest func(ctx context.Context, ref, registryAuth string) (digest string, err error)
+	// Logs is the log broker SubscribeLogs uses while Leading; nil:
+	// refused. A follower relays the call from the leader with
+	// ForwardLogs.
+	Logs        LogBroker
+	Leading     func() bool
+	ForwardLogs func(req *shoalv1.SubscribeLogsRequest, stream grpc.ServerStreamingServer[shoalv1.SubscribeLogsResponse]) error
 	// refsMu makes the check that a secret or config exists, and the
 	// write of the service that references it, one step against its
 	// removal (whose check and delete are one step too).

@@ -62,6 +62,9 @@ type Config struct {
 	Managers func() []string
 	// Leading reports whether this manager is the ready leader.
 	Leading func() bool
+	// Logs is the log broker nodes listen and publish to; nil relays
+	// none.
+	Logs Logs
 }
 
 // Dispatcher serves shoalv1.DispatcherService and runs the node status

@@ -2,6 +2,7 @@ package forward
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -66,8 +67,11 @@ func TestRetryFor(t *testing.T) {
 		"/shoal.v1.RaftService/LeaveRaft":              retryNever,
 	}
 	methodtest.Covers(t, want, func(m string) bool {
-		// Answered by any manager, or a stream (not forwarded).
-		return auth.LeaderOnly(m) && m != "/shoal.v1.DispatcherService/Assignments"
+		// Answered by any manager, or a stream (not forwarded: nodes go
+		// to the leader; a follower relays SubscribeLogs itself).
+		return auth.LeaderOnly(m) && !slices.Contains([]string{"/shoal.v1.DispatcherService/Assignments",
+			"/shoal.v1.DispatcherService/ListenLogSubscriptions", "/shoal.v1.DispatcherService/PublishLogs",
+			"/shoal.v1.ControlService/SubscribeLogs"}, m)
 	}, retryFor)
 }
 

@@ -844,6 +844,11 @@ func (r *Runtime) Delete(ctx context.Context, ref string, force bool) error {
 // Logs reads a container's output; with follow it waits for more until
 // the container exits or ctx ends.
 func (r *Runtime) Logs(ctx context.Context, ref string, follow bool, fn func(logs.Entry) error) error {
+	return r.ReadLogs(ctx, ref, follow, logs.All, fn)
+}
+
+// ReadLogs is Logs with a tail, a time window and word of lost lines.
+func (r *Runtime) ReadLogs(ctx context.Context, ref string, follow bool, o logs.Options, fn func(logs.Entry) error) error {
 	c, err := r.find(ref)
 	if err != nil {
 		return err
@@ -853,5 +858,5 @@ func (r *Runtime) Logs(ctx context.Context, ref string, follow bool, fn func(log
 	if follow {
 		f = &logs.Follow{Done: c.done, Stop: ctx.Done()}
 	}
-	return logs.Read(st.LogPath, st.LogMaxFiles, f, fn)
+	return logs.ReadWith(st.LogPath, st.LogMaxFiles, f, o, fn)
 }

@@ -159,15 +159,99 @@ type Follow struct {
 	Poll time.Duration
 }
 
+// Options choose which entries a read passes on.
+type Options struct {
+	// Tail passes only the last Tail entries written before the read
+	// began, then (following) every new one; negative passes them all.
+	Tail int
+	// Since and Until bound the entries' times; zero is unbounded. A
+	// follower stops at the first entry after Until.
+	Since, Until time.Time
+	// Lost is told when entries were rotated away before they were read
+	// (a follower fell behind): after is the time of the last entry read
+	// before them.
+	Lost func(after time.Time)
+}
+
+// All is Options that pass every entry.
+var All = Options{Tail: -1}
+
+// errUntil ends a read at the first entry after Options.Until.
+var errUntil = errors.New("past until")
+
+// reader applies Options between the files and fn.
+type reader struct {
+	o       Options
+	fn      func(Entry) error
+	ring    []Entry // the backlog's last Tail entries, until caught up
+	backlog bool
+	last    time.Time
+}
+
+func (r *reader) entry(e Entry) error {
+	r.last = e.Time
+	if !r.o.Since.IsZero() && e.Time.Before(r.o.Since) {
+		return nil
+	}
+	if !r.o.Until.IsZero() && e.Time.After(r.o.Until) {
+		return errUntil
+	}
+	if !r.backlog || r.o.Tail < 0 {
+		return r.fn(e)
+	}
+	if r.o.Tail == 0 {
+		return nil
+	}
+	if len(r.ring) == r.o.Tail {
+		copy(r.ring, r.ring[1:])
+		r.ring = r.ring[:len(r.ring)-1]
+	}
+	r.ring = append(r.ring, e)
+	return nil
+}
+
+// caughtUp ends the backlog: the tail goes out, then every entry.
+func (r *reader) caughtUp() error {
+	if !r.backlog {
+		return nil
+	}
+	r.backlog = false
+	ring := r.ring
+	r.ring = nil
+	for _, e := range ring {
+		if err := r.fn(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Read calls fn for each entry of the log at path, oldest first. With
 // follow it then waits for new lines, across rotations.
 func Read(path string, maxFiles int, follow *Follow, fn func(Entry) error) error {
+	return ReadWith(path, maxFiles, follow, All, fn)
+}
+
+// ReadWith is Read with Options.
+func ReadWith(path string, maxFiles int, follow *Follow, o Options, fn func(Entry) error) error {
+	r := &reader{o: o, fn: fn, backlog: true}
+	err := r.read(path, maxFiles, follow)
+	if errors.Is(err, errUntil) {
+		err = nil
+	}
+	if err == nil {
+		err = r.caughtUp()
+	}
+	return err
+}
+
+func (r *reader) read(path string, maxFiles int, follow *Follow) error {
 	if maxFiles <= 0 {
 		maxFiles = DefaultMaxFiles
 	}
 	files := Files(path, maxFiles)
 	for _, p := range files[:len(files)-1] {
-		if err := readFile(p, fn); err != nil {
+		if err := readFile(p, r.entry); err != nil {
 			return err
 		}
 	}
@@ -202,7 +286,7 @@ func Read(path string, maxFiles int, follow *Follow, fn func(Entry) error) error
 	for {
 		line, err := br.ReadBytes('\n')
 		if err == nil {
-			if err := emit(append(partial, line...), fn); err != nil {
+			if err := emit(append(partial, line...), r.entry); err != nil {
 				return err
 			}
 			partial = nil
@@ -212,18 +296,41 @@ func Read(path string, maxFiles int, follow *Follow, fn func(Entry) error) error
 			return err
 		}
 		partial = append(partial, line...)
+		if err := r.caughtUp(); err != nil {
+			return err
+		}
 		if follow == nil {
 			return nil
 		}
 		// At the end of the file: a rotation moved it away, the
 		// container ended, or more output will come.
 		if rotated(f, path) {
+			newer, lost := newerFiles(f, path, maxFiles)
+			if lost && r.o.Lost != nil {
+				r.o.Lost(r.last)
+			}
+			for _, p := range newer {
+				if err := readFile(p, r.entry); err != nil {
+					return err
+				}
+			}
 			nf, err := os.Open(path)
 			if err == nil {
 				f.Close()
 				f, br, partial = nf, bufio.NewReader(nf), nil
 				continue
 			}
+		} else if truncated(f) {
+			// One file only: the writer emptied it in place.
+			if r.o.Lost != nil {
+				r.o.Lost(r.last)
+			}
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				return err
+			}
+			br.Reset(f)
+			partial = nil
+			continue
 		}
 		select {
 		case <-follow.Stop:
@@ -232,7 +339,7 @@ func Read(path string, maxFiles int, follow *Follow, fn func(Entry) error) error
 			// Drain what the writer flushed before it ended.
 			rest, _ := io.ReadAll(br)
 			for _, l := range splitLines(append(partial, rest...)) {
-				if err := emit(l, fn); err != nil {
+				if err := emit(l, r.entry); err != nil {
 					return err
 				}
 			}
@@ -240,6 +347,42 @@ func Read(path string, maxFiles int, follow *Follow, fn func(Entry) error) error
 		case <-time.After(poll):
 		}
 	}
+}
+
+// newerFiles lists the rotated files written after f (now one of them,
+// or gone), oldest first; lost is set when f left the files altogether,
+// so that some written after it may be gone too.
+func newerFiles(f *os.File, path string, maxFiles int) (newer []string, lost bool) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, true
+	}
+	for i := 1; i < maxFiles; i++ {
+		p := fmt.Sprintf("%s.%d", path, i)
+		if o, err := os.Stat(p); err == nil && os.SameFile(o, st) {
+			for j := i - 1; j >= 1; j-- {
+				newer = append(newer, fmt.Sprintf("%s.%d", path, j))
+			}
+			return newer, false
+		}
+	}
+	for i := maxFiles - 1; i >= 1; i-- {
+		p := fmt.Sprintf("%s.%d", path, i)
+		if _, err := os.Stat(p); err == nil {
+			newer = append(newer, p)
+		}
+	}
+	return newer, true
+}
+
+// truncated reports whether f is now shorter than where it was read to.
+func truncated(f *os.File) bool {
+	pos, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Size() < pos
 }
 
 func rotated(f *os.File, path string) bool {

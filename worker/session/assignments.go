@@ -27,6 +27,15 @@ const roundPause = 100 * time.Millisecond
 // FollowAssignments follows the assignment stream of whichever manager
 // leads into a, until ctx ends or the node is in no cluster.
 func (s *Session) FollowAssignments(ctx context.Context, a Assignments) {
+	s.followLeader(ctx, "assignment stream", func(ctx context.Context, addr string, conn *grpc.ClientConn) (string, error) {
+		return s.follow(ctx, addr, conn, a)
+	})
+}
+
+// followLeader runs stream against whichever manager leads until ctx
+// ends or the node is in no cluster: it tries the node's targets in
+// turn, going next to the leader a follower names.
+func (s *Session) followLeader(ctx context.Context, what string, stream func(ctx context.Context, addr string, conn *grpc.ClientConn) (leader string, err error)) {
 	for ctx.Err() == nil {
 		targets, id := s.node.Targets()
 		if id == nil {
@@ -43,9 +52,9 @@ func (s *Session) FollowAssignments(ctx context.Context, a Assignments) {
 			if err != nil {
 				continue
 			}
-			leader, err := s.follow(ctx, addr, conn, a)
+			leader, err := stream(ctx, addr, conn)
 			if err != nil {
-				s.log.Debug("assignment stream", zap.String("manager", addr), zap.Error(err))
+				s.log.Debug(what, zap.String("manager", addr), zap.Error(err))
 			}
 			// A follower names the leader: go there next (once a round).
 			if leader != "" && !tried[leader] {

@@ -14,7 +14,8 @@ func TestUsageErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"rollback"}, 1, "shoal: unknown command: shoal rollback\n\nRun 'shoal --help' for more information"},
-		{[]string{"service", "logs", "web"}, 1, "shoal: unknown command: shoal service logs\n\nUsage:  shoal service\n\nRun 'shoal service --help' for more information"},
+		{[]string{"service", "frobnicate", "web"}, 1, "shoal: unknown command: shoal service frobnicate\n\nUsage:  shoal service\n\nRun 'shoal service --help' for more information"},
+		{[]string{"service", "logs"}, 1, "shoal: 'shoal service logs' requires 1 argument\n\nUsage:  shoal service logs [OPTIONS] SERVICE|TASK"},
 		{[]string{"service", "rollback"}, 1, "shoal: 'shoal service rollback' requires 1 argument\n\nUsage:  shoal service rollback [OPTIONS] SERVICE\n\nRun 'shoal service rollback --help' for more information"},
 		{[]string{"service", "rollback", "a", "b"}, 1, "shoal: 'shoal service rollback' requires 1 argument"},
 		{[]string{"service", "rollback", "--bogus", "web"}, 125, "unknown flag: --bogus\n\nUsage:  shoal service rollback [OPTIONS] SERVICE"},

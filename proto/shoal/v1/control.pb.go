@@ -2869,7 +2869,7 @@ var File_shoal_v1_control_proto protoreflect.FileDescriptor
 
 const file_shoal_v1_control_proto_rawDesc = "" +
 	"\n" +
-	"\x16shoal/v1/control.proto\x12\bshoal.v1\x1a\x16shoal/v1/objects.proto\"2\n" +
+	"\x16shoal/v1/control.proto\x12\bshoal.v1\x1a\x13shoal/v1/logs.proto\x1a\x16shoal/v1/objects.proto\"2\n" +
 	"\x06Filter\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x16\n" +
 	"\x06values\x18\x02 \x03(\tR\x06values\"\x13\n" +
@@ -3014,7 +3014,7 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"\rregistry_auth\x18\x02 \x01(\tR\fregistryAuth\"D\n" +
 	"\x14ResolveImageResponse\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12\x16\n" +
-	"\x06digest\x18\x02 \x01(\tR\x06digest2\x87\x12\n" +
+	"\x06digest\x18\x02 \x01(\tR\x06digest2\xdb\x12\n" +
 	"\x0eControlService\x12G\n" +
 	"\n" +
 	"GetCluster\x12\x1b.shoal.v1.GetClusterRequest\x1a\x1c.shoal.v1.GetClusterResponse\x12P\n" +
@@ -3050,7 +3050,8 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"\fUpdateConfig\x12\x1d.shoal.v1.UpdateConfigRequest\x1a\x1e.shoal.v1.UpdateConfigResponse\x12M\n" +
 	"\fRemoveConfig\x12\x1d.shoal.v1.RemoveConfigRequest\x1a\x1e.shoal.v1.RemoveConfigResponse\x12V\n" +
 	"\x0fListNodeVolumes\x12 .shoal.v1.ListNodeVolumesRequest\x1a!.shoal.v1.ListNodeVolumesResponse\x12M\n" +
-	"\fResolveImage\x12\x1d.shoal.v1.ResolveImageRequest\x1a\x1e.shoal.v1.ResolveImageResponseB3Z1github.com/shoal-run/shoal/proto/shoal/v1;shoalv1b\x06proto3"
+	"\fResolveImage\x12\x1d.shoal.v1.ResolveImageRequest\x1a\x1e.shoal.v1.ResolveImageResponse\x12R\n" +
+	"\rSubscribeLogs\x12\x1e.shoal.v1.SubscribeLogsRequest\x1a\x1f.shoal.v1.SubscribeLogsResponse0\x01B3Z1github.com/shoal-run/shoal/proto/shoal/v1;shoalv1b\x06proto3"
 
 var (
 	file_shoal_v1_control_proto_rawDescOnce sync.Once
@@ -3141,6 +3142,8 @@ var file_shoal_v1_control_proto_goTypes = []any{
 	(*ConfigSpec)(nil),              // 72: shoal.v1.ConfigSpec
 	(*Config)(nil),                  // 73: shoal.v1.Config
 	(*Volume)(nil),                  // 74: shoal.v1.Volume
+	(*SubscribeLogsRequest)(nil),    // 75: shoal.v1.SubscribeLogsRequest
+	(*SubscribeLogsResponse)(nil),   // 76: shoal.v1.SubscribeLogsResponse
 }
 var file_shoal_v1_control_proto_depIdxs = []int32{
 	61, // 0: shoal.v1.GetClusterResponse.cluster:type_name -> shoal.v1.Cluster
@@ -3211,38 +3214,40 @@ var file_shoal_v1_control_proto_depIdxs = []int32{
 	55, // 65: shoal.v1.ControlService.RemoveConfig:input_type -> shoal.v1.RemoveConfigRequest
 	57, // 66: shoal.v1.ControlService.ListNodeVolumes:input_type -> shoal.v1.ListNodeVolumesRequest
 	59, // 67: shoal.v1.ControlService.ResolveImage:input_type -> shoal.v1.ResolveImageRequest
-	2,  // 68: shoal.v1.ControlService.GetCluster:output_type -> shoal.v1.GetClusterResponse
-	4,  // 69: shoal.v1.ControlService.UpdateCluster:output_type -> shoal.v1.UpdateClusterResponse
-	6,  // 70: shoal.v1.ControlService.ListNodes:output_type -> shoal.v1.ListNodesResponse
-	8,  // 71: shoal.v1.ControlService.GetNode:output_type -> shoal.v1.GetNodeResponse
-	10, // 72: shoal.v1.ControlService.UpdateNode:output_type -> shoal.v1.UpdateNodeResponse
-	12, // 73: shoal.v1.ControlService.RemoveNode:output_type -> shoal.v1.RemoveNodeResponse
-	14, // 74: shoal.v1.ControlService.CreateService:output_type -> shoal.v1.CreateServiceResponse
-	16, // 75: shoal.v1.ControlService.GetService:output_type -> shoal.v1.GetServiceResponse
-	18, // 76: shoal.v1.ControlService.ListServices:output_type -> shoal.v1.ListServicesResponse
-	20, // 77: shoal.v1.ControlService.UpdateService:output_type -> shoal.v1.UpdateServiceResponse
-	22, // 78: shoal.v1.ControlService.RemoveService:output_type -> shoal.v1.RemoveServiceResponse
-	24, // 79: shoal.v1.ControlService.ListTasks:output_type -> shoal.v1.ListTasksResponse
-	26, // 80: shoal.v1.ControlService.GetTask:output_type -> shoal.v1.GetTaskResponse
-	28, // 81: shoal.v1.ControlService.CreateNetwork:output_type -> shoal.v1.CreateNetworkResponse
-	30, // 82: shoal.v1.ControlService.GetNetwork:output_type -> shoal.v1.GetNetworkResponse
-	32, // 83: shoal.v1.ControlService.ListNetworks:output_type -> shoal.v1.ListNetworksResponse
-	34, // 84: shoal.v1.ControlService.RemoveNetwork:output_type -> shoal.v1.RemoveNetworkResponse
-	36, // 85: shoal.v1.ControlService.GetUnlockKey:output_type -> shoal.v1.GetUnlockKeyResponse
-	38, // 86: shoal.v1.ControlService.CreateSecret:output_type -> shoal.v1.CreateSecretResponse
-	40, // 87: shoal.v1.ControlService.GetSecret:output_type -> shoal.v1.GetSecretResponse
-	42, // 88: shoal.v1.ControlService.ListSecrets:output_type -> shoal.v1.ListSecretsResponse
-	44, // 89: shoal.v1.ControlService.UpdateSecret:output_type -> shoal.v1.UpdateSecretResponse
-	46, // 90: shoal.v1.ControlService.RemoveSecret:output_type -> shoal.v1.RemoveSecretResponse
-	48, // 91: shoal.v1.ControlService.CreateConfig:output_type -> shoal.v1.CreateConfigResponse
-	50, // 92: shoal.v1.ControlService.GetConfig:output_type -> shoal.v1.GetConfigResponse
-	52, // 93: shoal.v1.ControlService.ListConfigs:output_type -> shoal.v1.ListConfigsResponse
-	54, // 94: shoal.v1.ControlService.UpdateConfig:output_type -> shoal.v1.UpdateConfigResponse
-	56, // 95: shoal.v1.ControlService.RemoveConfig:output_type -> shoal.v1.RemoveConfigResponse
-	58, // 96: shoal.v1.ControlService.ListNodeVolumes:output_type -> shoal.v1.ListNodeVolumesResponse
-	60, // 97: shoal.v1.ControlService.ResolveImage:output_type -> shoal.v1.ResolveImageResponse
-	68, // [68:98] is the sub-list for method output_type
-	38, // [38:68] is the sub-list for method input_type
+	75, // 68: shoal.v1.ControlService.SubscribeLogs:input_type -> shoal.v1.SubscribeLogsRequest
+	2,  // 69: shoal.v1.ControlService.GetCluster:output_type -> shoal.v1.GetClusterResponse
+	4,  // 70: shoal.v1.ControlService.UpdateCluster:output_type -> shoal.v1.UpdateClusterResponse
+	6,  // 71: shoal.v1.ControlService.ListNodes:output_type -> shoal.v1.ListNodesResponse
+	8,  // 72: shoal.v1.ControlService.GetNode:output_type -> shoal.v1.GetNodeResponse
+	10, // 73: shoal.v1.ControlService.UpdateNode:output_type -> shoal.v1.UpdateNodeResponse
+	12, // 74: shoal.v1.ControlService.RemoveNode:output_type -> shoal.v1.RemoveNodeResponse
+	14, // 75: shoal.v1.ControlService.CreateService:output_type -> shoal.v1.CreateServiceResponse
+	16, // 76: shoal.v1.ControlService.GetService:output_type -> shoal.v1.GetServiceResponse
+	18, // 77: shoal.v1.ControlService.ListServices:output_type -> shoal.v1.ListServicesResponse
+	20, // 78: shoal.v1.ControlService.UpdateService:output_type -> shoal.v1.UpdateServiceResponse
+	22, // 79: shoal.v1.ControlService.RemoveService:output_type -> shoal.v1.RemoveServiceResponse
+	24, // 80: shoal.v1.ControlService.ListTasks:output_type -> shoal.v1.ListTasksResponse
+	26, // 81: shoal.v1.ControlService.GetTask:output_type -> shoal.v1.GetTaskResponse
+	28, // 82: shoal.v1.ControlService.CreateNetwork:output_type -> shoal.v1.CreateNetworkResponse
+	30, // 83: shoal.v1.ControlService.GetNetwork:output_type -> shoal.v1.GetNetworkResponse
+	32, // 84: shoal.v1.ControlService.ListNetworks:output_type -> shoal.v1.ListNetworksResponse
+	34, // 85: shoal.v1.ControlService.RemoveNetwork:output_type -> shoal.v1.RemoveNetworkResponse
+	36, // 86: shoal.v1.ControlService.GetUnlockKey:output_type -> shoal.v1.GetUnlockKeyResponse
+	38, // 87: shoal.v1.ControlService.CreateSecret:output_type -> shoal.v1.CreateSecretResponse
+	40, // 88: shoal.v1.ControlService.GetSecret:output_type -> shoal.v1.GetSecretResponse
+	42, // 89: shoal.v1.ControlService.ListSecrets:output_type -> shoal.v1.ListSecretsResponse
+	44, // 90: shoal.v1.ControlService.UpdateSecret:output_type -> shoal.v1.UpdateSecretResponse
+	46, // 91: shoal.v1.ControlService.RemoveSecret:output_type -> shoal.v1.RemoveSecretResponse
+	48, // 92: shoal.v1.ControlService.CreateConfig:output_type -> shoal.v1.CreateConfigResponse
+	50, // 93: shoal.v1.ControlService.GetConfig:output_type -> shoal.v1.GetConfigResponse
+	52, // 94: shoal.v1.ControlService.ListConfigs:output_type -> shoal.v1.ListConfigsResponse
+	54, // 95: shoal.v1.ControlService.UpdateConfig:output_type -> shoal.v1.UpdateConfigResponse
+	56, // 96: shoal.v1.ControlService.RemoveConfig:output_type -> shoal.v1.RemoveConfigResponse
+	58, // 97: shoal.v1.ControlService.ListNodeVolumes:output_type -> shoal.v1.ListNodeVolumesResponse
+	60, // 98: shoal.v1.ControlService.ResolveImage:output_type -> shoal.v1.ResolveImageResponse
+	76, // 99: shoal.v1.ControlService.SubscribeLogs:output_type -> shoal.v1.SubscribeLogsResponse
+	69, // [69:100] is the sub-list for method output_type
+	38, // [38:69] is the sub-list for method input_type
 	38, // [38:38] is the sub-list for extension type_name
 	38, // [38:38] is the sub-list for extension extendee
 	0,  // [0:38] is the sub-list for field type_name
@@ -3253,6 +3258,7 @@ func file_shoal_v1_control_proto_init() {
 	if File_shoal_v1_control_proto != nil {
 		return
 	}
+	file_shoal_v1_logs_proto_init()
 	file_shoal_v1_objects_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -49,6 +49,7 @@ const (
 	ControlService_RemoveConfig_FullMethodName    = "/shoal.v1.ControlService/RemoveConfig"
 	ControlService_ListNodeVolumes_FullMethodName = "/shoal.v1.ControlService/ListNodeVolumes"
 	ControlService_ResolveImage_FullMethodName    = "/shoal.v1.ControlService/ResolveImage"
+	ControlService_SubscribeLogs_FullMethodName   = "/shoal.v1.ControlService/SubscribeLogs"
 )
 
 // ControlServiceClient is the client API for ControlService service.
@@ -96,6 +97,11 @@ type ControlServiceClient interface {
 	// ResolveImage pins an image reference to the digest its tag names now
 	// in its registry (service create/update, unless --no-resolve-image).
 	ResolveImage(ctx context.Context, in *ResolveImageRequest, opts ...grpc.CallOption) (*ResolveImageResponse, error)
+	// SubscribeLogs streams the output of a service's or tasks' containers
+	// from every node that runs them, through the leader; a follower
+	// forwards the stream. Without follow it ends once every node has sent
+	// what it has.
+	SubscribeLogs(ctx context.Context, in *SubscribeLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SubscribeLogsResponse], error)
 }
 
 type controlServiceClient struct {
@@ -406,6 +412,25 @@ func (c *controlServiceClient) ResolveImage(ctx context.Context, in *ResolveImag
 	return out, nil
 }
 
+func (c *controlServiceClient) SubscribeLogs(ctx context.Context, in *SubscribeLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SubscribeLogsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ControlService_ServiceDesc.Streams[0], ControlService_SubscribeLogs_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SubscribeLogsRequest, SubscribeLogsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ControlService_SubscribeLogsClient = grpc.ServerStreamingClient[SubscribeLogsResponse]
+
 // ControlServiceServer is the server API for ControlService service.
 // All implementations must embed UnimplementedControlServiceServer
 // for forward compatibility.
@@ -451,6 +476,11 @@ type ControlServiceServer interface {
 	// ResolveImage pins an image reference to the digest its tag names now
 	// in its registry (service create/update, unless --no-resolve-image).
 	ResolveImage(context.Context, *ResolveImageRequest) (*ResolveImageResponse, error)
+	// SubscribeLogs streams the output of a service's or tasks' containers
+	// from every node that runs them, through the leader; a follower
+	// forwards the stream. Without follow it ends once every node has sent
+	// what it has.
+	SubscribeLogs(*SubscribeLogsRequest, grpc.ServerStreamingServer[SubscribeLogsResponse]) error
 	mustEmbedUnimplementedControlServiceServer()
 }
 
@@ -550,6 +580,9 @@ func (UnimplementedControlServiceServer) ListNodeVolumes(context.Context, *ListN
 }
 func (UnimplementedControlServiceServer) ResolveImage(context.Context, *ResolveImageRequest) (*ResolveImageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ResolveImage not implemented")
+}
+func (UnimplementedControlServiceServer) SubscribeLogs(*SubscribeLogsRequest, grpc.ServerStreamingServer[SubscribeLogsResponse]) error {
+	return status.Error(codes.Unimplemented, "method SubscribeLogs not implemented")
 }
 func (UnimplementedControlServiceServer) mustEmbedUnimplementedControlServiceServer() {}
 func (UnimplementedControlServiceServer) testEmbeddedByValue()                        {}
@@ -1112,6 +1145,17 @@ func _ControlService_ResolveImage_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ControlService_SubscribeLogs_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(SubscribeLogsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ControlServiceServer).SubscribeLogs(m, &grpc.GenericServerStream[SubscribeLogsRequest, SubscribeLogsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ControlService_SubscribeLogsServer = grpc.ServerStreamingServer[SubscribeLogsResponse]
+
 // ControlService_ServiceDesc is the grpc.ServiceDesc for ControlService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1240,6 +1284,12 @@ var ControlService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _ControlService_ResolveImage_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "SubscribeLogs",
+			Handler:       _ControlService_SubscribeLogs_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "shoal/v1/control.proto",
 }

@@ -1500,7 +1500,7 @@ var File_shoal_v1_node_proto protoreflect.FileDescriptor
 
 const file_shoal_v1_node_proto_rawDesc = "" +
 	"\n" +
-	"\x13shoal/v1/node.proto\x12\bshoal.v1\x1a\x16shoal/v1/objects.proto\"\x1d\n" +
+	"\x13shoal/v1/node.proto\x12\bshoal.v1\x1a\x13shoal/v1/logs.proto\x1a\x16shoal/v1/objects.proto\"\x1d\n" +
 	"\x1bGetRootCACertificateRequest\"9\n" +
 	"\x1cGetRootCACertificateResponse\x12\x19\n" +
 	"\bcert_pem\x18\x01 \x01(\fR\acertPem\"\xba\x01\n" +
@@ -1601,13 +1601,15 @@ const file_shoal_v1_node_proto_rawDesc = "" +
 	"\tCAService\x12e\n" +
 	"\x14GetRootCACertificate\x12%.shoal.v1.GetRootCACertificateRequest\x1a&.shoal.v1.GetRootCACertificateResponse\x12e\n" +
 	"\x14IssueNodeCertificate\x12%.shoal.v1.IssueNodeCertificateRequest\x1a&.shoal.v1.IssueNodeCertificateResponse\x12e\n" +
-	"\x14RenewNodeCertificate\x12%.shoal.v1.RenewNodeCertificateRequest\x1a&.shoal.v1.RenewNodeCertificateResponse2\xa6\x03\n" +
+	"\x14RenewNodeCertificate\x12%.shoal.v1.RenewNodeCertificateRequest\x1a&.shoal.v1.RenewNodeCertificateResponse2\xe3\x04\n" +
 	"\x11DispatcherService\x12D\n" +
 	"\tHeartbeat\x12\x1a.shoal.v1.HeartbeatRequest\x1a\x1b.shoal.v1.HeartbeatResponse\x12L\n" +
 	"\vAssignments\x12\x1c.shoal.v1.AssignmentsRequest\x1a\x1d.shoal.v1.AssignmentsResponse0\x01\x12Y\n" +
 	"\x10UpdateTaskStatus\x12!.shoal.v1.UpdateTaskStatusRequest\x1a\".shoal.v1.UpdateTaskStatusResponse\x12P\n" +
 	"\rAttachNetwork\x12\x1e.shoal.v1.AttachNetworkRequest\x1a\x1f.shoal.v1.AttachNetworkResponse\x12P\n" +
-	"\rDetachNetwork\x12\x1e.shoal.v1.DetachNetworkRequest\x1a\x1f.shoal.v1.DetachNetworkResponse2\x96\x01\n" +
+	"\rDetachNetwork\x12\x1e.shoal.v1.DetachNetworkRequest\x1a\x1f.shoal.v1.DetachNetworkResponse\x12m\n" +
+	"\x16ListenLogSubscriptions\x12'.shoal.v1.ListenLogSubscriptionsRequest\x1a(.shoal.v1.ListenLogSubscriptionsResponse0\x01\x12L\n" +
+	"\vPublishLogs\x12\x1c.shoal.v1.PublishLogsRequest\x1a\x1d.shoal.v1.PublishLogsResponse(\x012\x96\x01\n" +
 	"\vRaftService\x12A\n" +
 	"\bJoinRaft\x12\x19.shoal.v1.JoinRaftRequest\x1a\x1a.shoal.v1.JoinRaftResponse\x12D\n" +
 	"\tLeaveRaft\x12\x1a.shoal.v1.LeaveRaftRequest\x1a\x1b.shoal.v1.LeaveRaftResponseB3Z1github.com/shoal-run/shoal/proto/shoal/v1;shoalv1b\x06proto3"
@@ -1626,41 +1628,45 @@ func file_shoal_v1_node_proto_rawDescGZIP() []byte {
 
 var file_shoal_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_shoal_v1_node_proto_goTypes = []any{
-	(*GetRootCACertificateRequest)(nil),  // 0: shoal.v1.GetRootCACertificateRequest
-	(*GetRootCACertificateResponse)(nil), // 1: shoal.v1.GetRootCACertificateResponse
-	(*IssueNodeCertificateRequest)(nil),  // 2: shoal.v1.IssueNodeCertificateRequest
-	(*IssueNodeCertificateResponse)(nil), // 3: shoal.v1.IssueNodeCertificateResponse
-	(*RenewNodeCertificateRequest)(nil),  // 4: shoal.v1.RenewNodeCertificateRequest
-	(*RenewNodeCertificateResponse)(nil), // 5: shoal.v1.RenewNodeCertificateResponse
-	(*AttachNetworkRequest)(nil),         // 6: shoal.v1.AttachNetworkRequest
-	(*AttachNetworkResponse)(nil),        // 7: shoal.v1.AttachNetworkResponse
-	(*DetachNetworkRequest)(nil),         // 8: shoal.v1.DetachNetworkRequest
-	(*DetachNetworkResponse)(nil),        // 9: shoal.v1.DetachNetworkResponse
-	(*AssignmentsRequest)(nil),           // 10: shoal.v1.AssignmentsRequest
-	(*AssignmentsResponse)(nil),          // 11: shoal.v1.AssignmentsResponse
-	(*TaskStatusUpdate)(nil),             // 12: shoal.v1.TaskStatusUpdate
-	(*UpdateTaskStatusRequest)(nil),      // 13: shoal.v1.UpdateTaskStatusRequest
-	(*UpdateTaskStatusResponse)(nil),     // 14: shoal.v1.UpdateTaskStatusResponse
-	(*HeartbeatRequest)(nil),             // 15: shoal.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),            // 16: shoal.v1.HeartbeatResponse
-	(*GossipMeta)(nil),                   // 17: shoal.v1.GossipMeta
-	(*GossipRecord)(nil),                 // 18: shoal.v1.GossipRecord
-	(*GossipRecords)(nil),                // 19: shoal.v1.GossipRecords
-	(*OverlayEndpoint)(nil),              // 20: shoal.v1.OverlayEndpoint
-	(*OverlayEndpoints)(nil),             // 21: shoal.v1.OverlayEndpoints
-	(*JoinRaftRequest)(nil),              // 22: shoal.v1.JoinRaftRequest
-	(*JoinRaftResponse)(nil),             // 23: shoal.v1.JoinRaftResponse
-	(*LeaveRaftRequest)(nil),             // 24: shoal.v1.LeaveRaftRequest
-	(*LeaveRaftResponse)(nil),            // 25: shoal.v1.LeaveRaftResponse
-	(*NodeDescription)(nil),              // 26: shoal.v1.NodeDescription
-	(NodeRole)(0),                        // 27: shoal.v1.NodeRole
-	(*ContainerAttachment)(nil),          // 28: shoal.v1.ContainerAttachment
-	(*Task)(nil),                         // 29: shoal.v1.Task
-	(*Secret)(nil),                       // 30: shoal.v1.Secret
-	(*Config)(nil),                       // 31: shoal.v1.Config
-	(*TaskStatus)(nil),                   // 32: shoal.v1.TaskStatus
-	(*TaskNetwork)(nil),                  // 33: shoal.v1.TaskNetwork
-	(*PortConfig)(nil),                   // 34: shoal.v1.PortConfig
+	(*GetRootCACertificateRequest)(nil),    // 0: shoal.v1.GetRootCACertificateRequest
+	(*GetRootCACertificateResponse)(nil),   // 1: shoal.v1.GetRootCACertificateResponse
+	(*IssueNodeCertificateRequest)(nil),    // 2: shoal.v1.IssueNodeCertificateRequest
+	(*IssueNodeCertificateResponse)(nil),   // 3: shoal.v1.IssueNodeCertificateResponse
+	(*RenewNodeCertificateRequest)(nil),    // 4: shoal.v1.RenewNodeCertificateRequest
+	(*RenewNodeCertificateResponse)(nil),   // 5: shoal.v1.RenewNodeCertificateResponse
+	(*AttachNetworkRequest)(nil),           // 6: shoal.v1.AttachNetworkRequest
+	(*AttachNetworkResponse)(nil),          // 7: shoal.v1.AttachNetworkResponse
+	(*DetachNetworkRequest)(nil),           // 8: shoal.v1.DetachNetworkRequest
+	(*DetachNetworkResponse)(nil),          // 9: shoal.v1.DetachNetworkResponse
+	(*AssignmentsRequest)(nil),             // 10: shoal.v1.AssignmentsRequest
+	(*AssignmentsResponse)(nil),            // 11: shoal.v1.AssignmentsResponse
+	(*TaskStatusUpdate)(nil),               // 12: shoal.v1.TaskStatusUpdate
+	(*UpdateTaskStatusRequest)(nil),        // 13: shoal.v1.UpdateTaskStatusRequest
+	(*UpdateTaskStatusResponse)(nil),       // 14: shoal.v1.UpdateTaskStatusResponse
+	(*HeartbeatRequest)(nil),               // 15: shoal.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),              // 16: shoal.v1.HeartbeatResponse
+	(*GossipMeta)(nil),                     // 17: shoal.v1.GossipMeta
+	(*GossipRecord)(nil),                   // 18: shoal.v1.GossipRecord
+	(*GossipRecords)(nil),                  // 19: shoal.v1.GossipRecords
+	(*OverlayEndpoint)(nil),                // 20: shoal.v1.OverlayEndpoint
+	(*OverlayEndpoints)(nil),               // 21: shoal.v1.OverlayEndpoints
+	(*JoinRaftRequest)(nil),                // 22: shoal.v1.JoinRaftRequest
+	(*JoinRaftResponse)(nil),               // 23: shoal.v1.JoinRaftResponse
+	(*LeaveRaftRequest)(nil),               // 24: shoal.v1.LeaveRaftRequest
+	(*LeaveRaftResponse)(nil),              // 25: shoal.v1.LeaveRaftResponse
+	(*NodeDescription)(nil),                // 26: shoal.v1.NodeDescription
+	(NodeRole)(0),                          // 27: shoal.v1.NodeRole
+	(*ContainerAttachment)(nil),            // 28: shoal.v1.ContainerAttachment
+	(*Task)(nil),                           // 29: shoal.v1.Task
+	(*Secret)(nil),                         // 30: shoal.v1.Secret
+	(*Config)(nil),                         // 31: shoal.v1.Config
+	(*TaskStatus)(nil),                     // 32: shoal.v1.TaskStatus
+	(*TaskNetwork)(nil),                    // 33: shoal.v1.TaskNetwork
+	(*PortConfig)(nil),                     // 34: shoal.v1.PortConfig
+	(*ListenLogSubscriptionsRequest)(nil),  // 35: shoal.v1.ListenLogSubscriptionsRequest
+	(*PublishLogsRequest)(nil),             // 36: shoal.v1.PublishLogsRequest
+	(*ListenLogSubscriptionsResponse)(nil), // 37: shoal.v1.ListenLogSubscriptionsResponse
+	(*PublishLogsResponse)(nil),            // 38: shoal.v1.PublishLogsResponse
 }
 var file_shoal_v1_node_proto_depIdxs = []int32{
 	26, // 0: shoal.v1.IssueNodeCertificateRequest.description:type_name -> shoal.v1.NodeDescription
@@ -1687,20 +1693,24 @@ var file_shoal_v1_node_proto_depIdxs = []int32{
 	13, // 21: shoal.v1.DispatcherService.UpdateTaskStatus:input_type -> shoal.v1.UpdateTaskStatusRequest
 	6,  // 22: shoal.v1.DispatcherService.AttachNetwork:input_type -> shoal.v1.AttachNetworkRequest
 	8,  // 23: shoal.v1.DispatcherService.DetachNetwork:input_type -> shoal.v1.DetachNetworkRequest
-	22, // 24: shoal.v1.RaftService.JoinRaft:input_type -> shoal.v1.JoinRaftRequest
-	24, // 25: shoal.v1.RaftService.LeaveRaft:input_type -> shoal.v1.LeaveRaftRequest
-	1,  // 26: shoal.v1.CAService.GetRootCACertificate:output_type -> shoal.v1.GetRootCACertificateResponse
-	3,  // 27: shoal.v1.CAService.IssueNodeCertificate:output_type -> shoal.v1.IssueNodeCertificateResponse
-	5,  // 28: shoal.v1.CAService.RenewNodeCertificate:output_type -> shoal.v1.RenewNodeCertificateResponse
-	16, // 29: shoal.v1.DispatcherService.Heartbeat:output_type -> shoal.v1.HeartbeatResponse
-	11, // 30: shoal.v1.DispatcherService.Assignments:output_type -> shoal.v1.AssignmentsResponse
-	14, // 31: shoal.v1.DispatcherService.UpdateTaskStatus:output_type -> shoal.v1.UpdateTaskStatusResponse
-	7,  // 32: shoal.v1.DispatcherService.AttachNetwork:output_type -> shoal.v1.AttachNetworkResponse
-	9,  // 33: shoal.v1.DispatcherService.DetachNetwork:output_type -> shoal.v1.DetachNetworkResponse
-	23, // 34: shoal.v1.RaftService.JoinRaft:output_type -> shoal.v1.JoinRaftResponse
-	25, // 35: shoal.v1.RaftService.LeaveRaft:output_type -> shoal.v1.LeaveRaftResponse
-	26, // [26:36] is the sub-list for method output_type
-	16, // [16:26] is the sub-list for method input_type
+	35, // 24: shoal.v1.DispatcherService.ListenLogSubscriptions:input_type -> shoal.v1.ListenLogSubscriptionsRequest
+	36, // 25: shoal.v1.DispatcherService.PublishLogs:input_type -> shoal.v1.PublishLogsRequest
+	22, // 26: shoal.v1.RaftService.JoinRaft:input_type -> shoal.v1.JoinRaftRequest
+	24, // 27: shoal.v1.RaftService.LeaveRaft:input_type -> shoal.v1.LeaveRaftRequest
+	1,  // 28: shoal.v1.CAService.GetRootCACertificate:output_type -> shoal.v1.GetRootCACertificateResponse
+	3,  // 29: shoal.v1.CAService.IssueNodeCertificate:output_type -> shoal.v1.IssueNodeCertificateResponse
+	5,  // 30: shoal.v1.CAService.RenewNodeCertificate:output_type -> shoal.v1.RenewNodeCertificateResponse
+	16, // 31: shoal.v1.DispatcherService.Heartbeat:output_type -> shoal.v1.HeartbeatResponse
+	11, // 32: shoal.v1.DispatcherService.Assignments:output_type -> shoal.v1.AssignmentsResponse
+	14, // 33: shoal.v1.DispatcherService.UpdateTaskStatus:output_type -> shoal.v1.UpdateTaskStatusResponse
+	7,  // 34: shoal.v1.DispatcherService.AttachNetwork:output_type -> shoal.v1.AttachNetworkResponse
+	9,  // 35: shoal.v1.DispatcherService.DetachNetwork:output_type -> shoal.v1.DetachNetworkResponse
+	37, // 36: shoal.v1.DispatcherService.ListenLogSubscriptions:output_type -> shoal.v1.ListenLogSubscriptionsResponse
+	38, // 37: shoal.v1.DispatcherService.PublishLogs:output_type -> shoal.v1.PublishLogsResponse
+	23, // 38: shoal.v1.RaftService.JoinRaft:output_type -> shoal.v1.JoinRaftResponse
+	25, // 39: shoal.v1.RaftService.LeaveRaft:output_type -> shoal.v1.LeaveRaftResponse
+	28, // [28:40] is the sub-list for method output_type
+	16, // [16:28] is the sub-list for method input_type
 	16, // [16:16] is the sub-list for extension type_name
 	16, // [16:16] is the sub-list for extension extendee
 	0,  // [0:16] is the sub-list for field type_name
@@ -1711,6 +1721,7 @@ func file_shoal_v1_node_proto_init() {
 	if File_shoal_v1_node_proto != nil {
 		return
 	}
+	file_shoal_v1_logs_proto_init()
 	file_shoal_v1_objects_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -209,11 +209,13 @@ var CAService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	DispatcherService_Heartbeat_FullMethodName        = "/shoal.v1.DispatcherService/Heartbeat"
-	DispatcherService_Assignments_FullMethodName      = "/shoal.v1.DispatcherService/Assignments"
-	DispatcherService_UpdateTaskStatus_FullMethodName = "/shoal.v1.DispatcherService/UpdateTaskStatus"
-	DispatcherService_AttachNetwork_FullMethodName    = "/shoal.v1.DispatcherService/AttachNetwork"
-	DispatcherService_DetachNetwork_FullMethodName    = "/shoal.v1.DispatcherService/DetachNetwork"
+	DispatcherService_Heartbeat_FullMethodName              = "/shoal.v1.DispatcherService/Heartbeat"
+	DispatcherService_Assignments_FullMethodName            = "/shoal.v1.DispatcherService/Assignments"
+	DispatcherService_UpdateTaskStatus_FullMethodName       = "/shoal.v1.DispatcherService/UpdateTaskStatus"
+	DispatcherService_AttachNetwork_FullMethodName          = "/shoal.v1.DispatcherService/AttachNetwork"
+	DispatcherService_DetachNetwork_FullMethodName          = "/shoal.v1.DispatcherService/DetachNetwork"
+	DispatcherService_ListenLogSubscriptions_FullMethodName = "/shoal.v1.DispatcherService/ListenLogSubscriptions"
+	DispatcherService_PublishLogs_FullMethodName            = "/shoal.v1.DispatcherService/PublishLogs"
 )
 
 // DispatcherServiceClient is the client API for DispatcherService service.
@@ -238,6 +240,11 @@ type DispatcherServiceClient interface {
 	// DetachNetwork gives an attachment's address back; an unknown ID is
 	// not an error.
 	DetachNetwork(ctx context.Context, in *DetachNetworkRequest, opts ...grpc.CallOption) (*DetachNetworkResponse, error)
+	// ListenLogSubscriptions streams the log subscriptions the calling node
+	// has a part in (the leader only, as Assignments).
+	ListenLogSubscriptions(ctx context.Context, in *ListenLogSubscriptionsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ListenLogSubscriptionsResponse], error)
+	// PublishLogs carries the calling node's lines for one subscription.
+	PublishLogs(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[PublishLogsRequest, PublishLogsResponse], error)
 }
 
 type dispatcherServiceClient struct {
@@ -307,6 +314,38 @@ func (c *dispatcherServiceClient) DetachNetwork(ctx context.Context, in *DetachN
 	return out, nil
 }
 
+func (c *dispatcherServiceClient) ListenLogSubscriptions(ctx context.Context, in *ListenLogSubscriptionsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ListenLogSubscriptionsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &DispatcherService_ServiceDesc.Streams[1], DispatcherService_ListenLogSubscriptions_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ListenLogSubscriptionsRequest, ListenLogSubscriptionsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DispatcherService_ListenLogSubscriptionsClient = grpc.ServerStreamingClient[ListenLogSubscriptionsResponse]
+
+func (c *dispatcherServiceClient) PublishLogs(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[PublishLogsRequest, PublishLogsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &DispatcherService_ServiceDesc.Streams[2], DispatcherService_PublishLogs_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PublishLogsRequest, PublishLogsResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DispatcherService_PublishLogsClient = grpc.ClientStreamingClient[PublishLogsRequest, PublishLogsResponse]
+
 // DispatcherServiceServer is the server API for DispatcherService service.
 // All implementations must embed UnimplementedDispatcherServiceServer
 // for forward compatibility.
@@ -329,6 +368,11 @@ type DispatcherServiceServer interface {
 	// DetachNetwork gives an attachment's address back; an unknown ID is
 	// not an error.
 	DetachNetwork(context.Context, *DetachNetworkRequest) (*DetachNetworkResponse, error)
+	// ListenLogSubscriptions streams the log subscriptions the calling node
+	// has a part in (the leader only, as Assignments).
+	ListenLogSubscriptions(*ListenLogSubscriptionsRequest, grpc.ServerStreamingServer[ListenLogSubscriptionsResponse]) error
+	// PublishLogs carries the calling node's lines for one subscription.
+	PublishLogs(grpc.ClientStreamingServer[PublishLogsRequest, PublishLogsResponse]) error
 	mustEmbedUnimplementedDispatcherServiceServer()
 }
 
@@ -353,6 +397,12 @@ func (UnimplementedDispatcherServiceServer) AttachNetwork(context.Context, *Atta
 }
 func (UnimplementedDispatcherServiceServer) DetachNetwork(context.Context, *DetachNetworkRequest) (*DetachNetworkResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DetachNetwork not implemented")
+}
+func (UnimplementedDispatcherServiceServer) ListenLogSubscriptions(*ListenLogSubscriptionsRequest, grpc.ServerStreamingServer[ListenLogSubscriptionsResponse]) error {
+	return status.Error(codes.Unimplemented, "method ListenLogSubscriptions not implemented")
+}
+func (UnimplementedDispatcherServiceServer) PublishLogs(grpc.ClientStreamingServer[PublishLogsRequest, PublishLogsResponse]) error {
+	return status.Error(codes.Unimplemented, "method PublishLogs not implemented")
 }
 func (UnimplementedDispatcherServiceServer) mustEmbedUnimplementedDispatcherServiceServer() {}
 func (UnimplementedDispatcherServiceServer) testEmbeddedByValue()                           {}
@@ -458,6 +508,24 @@ func _DispatcherService_DetachNetwork_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DispatcherService_ListenLogSubscriptions_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ListenLogSubscriptionsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(DispatcherServiceServer).ListenLogSubscriptions(m, &grpc.GenericServerStream[ListenLogSubscriptionsRequest, ListenLogSubscriptionsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DispatcherService_ListenLogSubscriptionsServer = grpc.ServerStreamingServer[ListenLogSubscriptionsResponse]
+
+func _DispatcherService_PublishLogs_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(DispatcherServiceServer).PublishLogs(&grpc.GenericServerStream[PublishLogsRequest, PublishLogsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DispatcherService_PublishLogsServer = grpc.ClientStreamingServer[PublishLogsRequest, PublishLogsResponse]
+
 // DispatcherService_ServiceDesc is the grpc.ServiceDesc for DispatcherService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -487,6 +555,16 @@ var DispatcherService_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "Assignments",
 			Handler:       _DispatcherService_Assignments_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "ListenLogSubscriptions",
+			Handler:       _DispatcherService_ListenLogSubscriptions_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "PublishLogs",
+			Handler:       _DispatcherService_PublishLogs_Handler,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "shoal/v1/node.proto",

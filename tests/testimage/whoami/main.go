@@ -18,6 +18,7 @@
 //	fork N        start N children (`whoami sleep 10s`), print how many started
 //	write PATH    create PATH; print "ok", or "error: ..." and exit 1
 //	logspam N     write N lines of 100 bytes to stdout
+//	lograte N     write N lines a second to stdout, numbered, for ever
 //	hang          ignore SIGTERM and SIGINT and never exit (stop timeouts)
 //	load URL...   HTTP client counting ok and failed requests, see load.go
 //
@@ -32,7 +33,7 @@ import (
 
 const usage = `usage: whoami [mode [args]]
 modes: serve [-port N] [-name NAME] | exit N | sleep D | crashloop | echo ARGS... |
-       stderr TEXT | ids | caps | alloc MB | fork N | write PATH | logspam N | hang |
+       stderr TEXT | ids | caps | alloc MB | fork N | write PATH | logspam N | lograte N | hang |
        load [-every D] [-timeout D] [-out FILE] URL...`
 
 func main() {
@@ -70,6 +71,8 @@ func run(args []string) int {
 		return write(rest)
 	case "logspam":
 		return logspam(rest)
+	case "lograte":
+		return lograte(rest)
 	case "hang":
 		return hang()
 	case "load":

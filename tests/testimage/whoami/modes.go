@@ -222,6 +222,35 @@ func logspam(args []string) int {
 	return 0
 }
 
+// lograte writes n numbered lines a second to stdout, paced by the
+// clock in 10 ms steps, until killed: "lograte 000000001 xxx...". A
+// writer held back by its stdout falls behind the clock and stays
+// behind, which the numbers show.
+func lograte(args []string) int {
+	n, ok := oneInt("lograte", args)
+	if !ok || n == 0 {
+		return 2
+	}
+	w := bufio.NewWriterSize(os.Stdout, 64<<10)
+	pad := strings.Repeat("x", 100)
+	start := time.Now()
+	seq := 0
+	for {
+		due := int(time.Since(start).Seconds() * float64(n))
+		for ; seq < due; seq++ {
+			head := fmt.Sprintf("lograte %09d ", seq+1)
+			w.WriteString(head)
+			w.WriteString(pad[:99-len(head)])
+			w.WriteByte('\n')
+		}
+		if err := w.Flush(); err != nil {
+			fmt.Fprintf(os.Stderr, "whoami: %v\n", err)
+			return 1
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // hang ignores SIGTERM and SIGINT and blocks until it is killed, for tests
 // of the stop grace period.
 func hang() int {
