@@ -340,6 +340,9 @@ func run(ctx context.Context, t *tb, nrep int, wait bool) {
 	step("Sending requests from a client (%s) to port 8080 of each host in turn: the routing mesh answers on every host", client.IP)
 	requests(c, client, nodes, 2*nrep)
 
+	step("The fleet's logs in one stream: service logs on host3 gathers every replica's last line from every host")
+	show(nodes[2], "service", "logs", "--tail", "1", "web")
+
 	step("A zero-downtime rolling update to image 2: start-first, two at a time, each new replica in the mesh only once its health check passes, while the client keeps asking every host")
 	img2 := net.ServeImage(testimage.Options{Tag: "2"})
 	var urls []string
