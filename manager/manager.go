@@ -32,6 +32,7 @@ import (
 	"github.com/shoal-run/shoal/manager/caserver"
 	"github.com/shoal-run/shoal/manager/controlapi"
 	"github.com/shoal-run/shoal/manager/dispatcher"
+	"github.com/shoal-run/shoal/manager/events"
 	"github.com/shoal-run/shoal/manager/forward"
 	"github.com/shoal-run/shoal/manager/logbroker"
 	"github.com/shoal-run/shoal/manager/membership"
@@ -101,6 +102,7 @@ type Manager struct {
 	book    *allocator.Book
 	disp    *dispatcher.Dispatcher
 	logs    *logbroker.Broker
+	events  *events.Recorder
 	members *membership.Membership
 	ready   atomic.Bool // leader with every committed entry applied
 }
@@ -129,13 +131,14 @@ func New(cfg Config) (*Manager, error) {
 	m.book = &allocator.Book{}
 	m.members = membership.New(membership.Config{NodeID: cfg.NodeID, Store: st, Raft: r, Clock: cfg.Clock, Log: m.log.Named("membership")})
 	m.logs = logbroker.New(st, m.log.Named("logs"), store.NewID)
+	m.events = events.New(st, r, cfg.Clock)
 	m.disp = dispatcher.New(dispatcher.Config{
 		Store: st, Raft: r, Clock: cfg.Clock, Log: m.log.Named("dispatcher"), HeartbeatPeriod: cfg.HeartbeatPeriod,
 		Gossip: cfg.Gossip, Book: m.book, Managers: m.managerAddrs, Leading: m.IsReadyLeader, Logs: m.logs,
 	})
 	m.control = &controlapi.Server{Store: st, Raft: r, Clock: cfg.Clock, NewToken: func(d string) string { return ca.NewToken(d).String() },
 		NewUnlockKey: cfg.NewUnlockKey, Book: m.book, ResolveDigest: cfg.ResolveDigest,
-		Logs: m.logs, Leading: m.IsReadyLeader}
+		Logs: m.logs, Leading: m.IsReadyLeader, EventLog: m.events}
 	m.control.ForwardLogs = m.forwardLogs
 	return m, nil
 }
@@ -200,7 +203,7 @@ func (m *Manager) StreamInterceptor(srv any, ss grpc.ServerStream, info *grpc.St
 	if err != nil {
 		return err
 	}
-	if !m.ready.Load() && info.FullMethod != subscribeLogs {
+	if !m.ready.Load() && info.FullMethod != subscribeLogs && info.FullMethod != eventsMethod {
 		addr, err := m.fwd.LeaderAddr()
 		if err != nil {
 			return err
@@ -258,6 +261,11 @@ func (m *Manager) Run(ctx context.Context) {
 		}()
 		defer func() { rcancel(); <-rdone }()
 	}
+	// Every manager records events from what it applies.
+	ectx, ecancel := context.WithCancel(ctx)
+	edone := make(chan struct{})
+	go func() { defer close(edone); m.events.Run(ectx) }()
+	defer func() { ecancel(); <-edone }()
 	ch := m.raft.LeaderCh()
 	check := m.cfg.Clock.NewTicker(time.Second)
 	defer check.Stop()

@@ -67,8 +67,15 @@ type follower struct {
 
 func followLogs(t *testing.T, n *harness.Node, args ...string) *follower {
 	t.Helper()
+	return streamCLI(t, n, append([]string{"service", "logs", "-f"}, args...)...)
+}
+
+// streamCLI runs a shoal command that streams, reading its output line
+// by line.
+func streamCLI(t *testing.T, n *harness.Node, args ...string) *follower {
+	t.Helper()
 	f := &follower{done: make(chan error, 1)}
-	f.cmd = exec.Command(n.Bin, append([]string{"-H", "unix://" + n.Socket, "service", "logs", "-f"}, args...)...)
+	f.cmd = exec.Command(n.Bin, append([]string{"-H", "unix://" + n.Socket}, args...)...)
 	f.cmd.Stderr = &lockedBuilder{mu: &f.mu, b: &f.stderr}
 	out, err := f.cmd.StdoutPipe()
 	if err != nil {

@@ -51,7 +51,10 @@ type Server struct {
 	// Logs is the log broker SubscribeLogs uses while Leading; nil:
 	// refused. A follower relays the call from the leader with
 	// ForwardLogs.
-	Logs        LogBroker
+	Logs LogBroker
+	// EventLog is this manager's events, which Events serves (every
+	// manager answers it itself); nil: refused.
+	EventLog    EventLog
 	Leading     func() bool
 	ForwardLogs func(req *shoalv1.SubscribeLogsRequest, stream grpc.ServerStreamingServer[shoalv1.SubscribeLogsResponse]) error
 	// refsMu makes the check that a secret or config exists, and the

@@ -71,7 +71,7 @@ func TestRetryFor(t *testing.T) {
 		// to the leader; a follower relays SubscribeLogs itself).
 		return auth.LeaderOnly(m) && !slices.Contains([]string{"/shoal.v1.DispatcherService/Assignments",
 			"/shoal.v1.DispatcherService/ListenLogSubscriptions", "/shoal.v1.DispatcherService/PublishLogs",
-			"/shoal.v1.ControlService/SubscribeLogs"}, m)
+			"/shoal.v1.ControlService/SubscribeLogs", "/shoal.v1.ControlService/Events"}, m)
 	}, retryFor)
 }
 

@@ -9,6 +9,7 @@ package shoalv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -2865,11 +2866,120 @@ func (x *ResolveImageResponse) GetDigest() string {
 	return ""
 }
 
+type EventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// since replays the events kept from then on; unset sends new ones
+	// only.
+	Since *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=since,proto3" json:"since,omitempty"`
+	// until ends the stream at that time; unset follows for ever.
+	Until *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=until,proto3" json:"until,omitempty"`
+	// filters are docker's: type, event, service, node, network, secret,
+	// config, scope.
+	Filters       []*Filter `protobuf:"bytes,3,rep,name=filters,proto3" json:"filters,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EventsRequest) Reset() {
+	*x = EventsRequest{}
+	mi := &file_shoal_v1_control_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventsRequest) ProtoMessage() {}
+
+func (x *EventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventsRequest.ProtoReflect.Descriptor instead.
+func (*EventsRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *EventsRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *EventsRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+func (x *EventsRequest) GetFilters() []*Filter {
+	if x != nil {
+		return x.Filters
+	}
+	return nil
+}
+
+type EventsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Events        []*Event               `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EventsResponse) Reset() {
+	*x = EventsResponse{}
+	mi := &file_shoal_v1_control_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventsResponse) ProtoMessage() {}
+
+func (x *EventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventsResponse.ProtoReflect.Descriptor instead.
+func (*EventsResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *EventsResponse) GetEvents() []*Event {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
 var File_shoal_v1_control_proto protoreflect.FileDescriptor
 
 const file_shoal_v1_control_proto_rawDesc = "" +
 	"\n" +
-	"\x16shoal/v1/control.proto\x12\bshoal.v1\x1a\x13shoal/v1/logs.proto\x1a\x16shoal/v1/objects.proto\"2\n" +
+	"\x16shoal/v1/control.proto\x12\bshoal.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15shoal/v1/events.proto\x1a\x13shoal/v1/logs.proto\x1a\x16shoal/v1/objects.proto\"2\n" +
 	"\x06Filter\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x16\n" +
 	"\x06values\x18\x02 \x03(\tR\x06values\"\x13\n" +
@@ -3014,7 +3124,13 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"\rregistry_auth\x18\x02 \x01(\tR\fregistryAuth\"D\n" +
 	"\x14ResolveImageResponse\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12\x16\n" +
-	"\x06digest\x18\x02 \x01(\tR\x06digest2\xdb\x12\n" +
+	"\x06digest\x18\x02 \x01(\tR\x06digest\"\x9f\x01\n" +
+	"\rEventsRequest\x120\n" +
+	"\x05since\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12*\n" +
+	"\afilters\x18\x03 \x03(\v2\x10.shoal.v1.FilterR\afilters\"9\n" +
+	"\x0eEventsResponse\x12'\n" +
+	"\x06events\x18\x01 \x03(\v2\x0f.shoal.v1.EventR\x06events2\x9a\x13\n" +
 	"\x0eControlService\x12G\n" +
 	"\n" +
 	"GetCluster\x12\x1b.shoal.v1.GetClusterRequest\x1a\x1c.shoal.v1.GetClusterResponse\x12P\n" +
@@ -3051,7 +3167,8 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"\fRemoveConfig\x12\x1d.shoal.v1.RemoveConfigRequest\x1a\x1e.shoal.v1.RemoveConfigResponse\x12V\n" +
 	"\x0fListNodeVolumes\x12 .shoal.v1.ListNodeVolumesRequest\x1a!.shoal.v1.ListNodeVolumesResponse\x12M\n" +
 	"\fResolveImage\x12\x1d.shoal.v1.ResolveImageRequest\x1a\x1e.shoal.v1.ResolveImageResponse\x12R\n" +
-	"\rSubscribeLogs\x12\x1e.shoal.v1.SubscribeLogsRequest\x1a\x1f.shoal.v1.SubscribeLogsResponse0\x01B3Z1github.com/shoal-run/shoal/proto/shoal/v1;shoalv1b\x06proto3"
+	"\rSubscribeLogs\x12\x1e.shoal.v1.SubscribeLogsRequest\x1a\x1f.shoal.v1.SubscribeLogsResponse0\x01\x12=\n" +
+	"\x06Events\x12\x17.shoal.v1.EventsRequest\x1a\x18.shoal.v1.EventsResponse0\x01B3Z1github.com/shoal-run/shoal/proto/shoal/v1;shoalv1b\x06proto3"
 
 var (
 	file_shoal_v1_control_proto_rawDescOnce sync.Once
@@ -3065,7 +3182,7 @@ func file_shoal_v1_control_proto_rawDescGZIP() []byte {
 	return file_shoal_v1_control_proto_rawDescData
 }
 
-var file_shoal_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
+var file_shoal_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
 var file_shoal_v1_control_proto_goTypes = []any{
 	(*Filter)(nil),                  // 0: shoal.v1.Filter
 	(*GetClusterRequest)(nil),       // 1: shoal.v1.GetClusterRequest
@@ -3128,129 +3245,139 @@ var file_shoal_v1_control_proto_goTypes = []any{
 	(*ListNodeVolumesResponse)(nil), // 58: shoal.v1.ListNodeVolumesResponse
 	(*ResolveImageRequest)(nil),     // 59: shoal.v1.ResolveImageRequest
 	(*ResolveImageResponse)(nil),    // 60: shoal.v1.ResolveImageResponse
-	(*Cluster)(nil),                 // 61: shoal.v1.Cluster
-	(*ClusterSpec)(nil),             // 62: shoal.v1.ClusterSpec
-	(*Node)(nil),                    // 63: shoal.v1.Node
-	(*NodeSpec)(nil),                // 64: shoal.v1.NodeSpec
-	(*ServiceSpec)(nil),             // 65: shoal.v1.ServiceSpec
-	(*Service)(nil),                 // 66: shoal.v1.Service
-	(*Task)(nil),                    // 67: shoal.v1.Task
-	(*NetworkSpec)(nil),             // 68: shoal.v1.NetworkSpec
-	(*Network)(nil),                 // 69: shoal.v1.Network
-	(*SecretSpec)(nil),              // 70: shoal.v1.SecretSpec
-	(*Secret)(nil),                  // 71: shoal.v1.Secret
-	(*ConfigSpec)(nil),              // 72: shoal.v1.ConfigSpec
-	(*Config)(nil),                  // 73: shoal.v1.Config
-	(*Volume)(nil),                  // 74: shoal.v1.Volume
-	(*SubscribeLogsRequest)(nil),    // 75: shoal.v1.SubscribeLogsRequest
-	(*SubscribeLogsResponse)(nil),   // 76: shoal.v1.SubscribeLogsResponse
+	(*EventsRequest)(nil),           // 61: shoal.v1.EventsRequest
+	(*EventsResponse)(nil),          // 62: shoal.v1.EventsResponse
+	(*Cluster)(nil),                 // 63: shoal.v1.Cluster
+	(*ClusterSpec)(nil),             // 64: shoal.v1.ClusterSpec
+	(*Node)(nil),                    // 65: shoal.v1.Node
+	(*NodeSpec)(nil),                // 66: shoal.v1.NodeSpec
+	(*ServiceSpec)(nil),             // 67: shoal.v1.ServiceSpec
+	(*Service)(nil),                 // 68: shoal.v1.Service
+	(*Task)(nil),                    // 69: shoal.v1.Task
+	(*NetworkSpec)(nil),             // 70: shoal.v1.NetworkSpec
+	(*Network)(nil),                 // 71: shoal.v1.Network
+	(*SecretSpec)(nil),              // 72: shoal.v1.SecretSpec
+	(*Secret)(nil),                  // 73: shoal.v1.Secret
+	(*ConfigSpec)(nil),              // 74: shoal.v1.ConfigSpec
+	(*Config)(nil),                  // 75: shoal.v1.Config
+	(*Volume)(nil),                  // 76: shoal.v1.Volume
+	(*timestamppb.Timestamp)(nil),   // 77: google.protobuf.Timestamp
+	(*Event)(nil),                   // 78: shoal.v1.Event
+	(*SubscribeLogsRequest)(nil),    // 79: shoal.v1.SubscribeLogsRequest
+	(*SubscribeLogsResponse)(nil),   // 80: shoal.v1.SubscribeLogsResponse
 }
 var file_shoal_v1_control_proto_depIdxs = []int32{
-	61, // 0: shoal.v1.GetClusterResponse.cluster:type_name -> shoal.v1.Cluster
-	62, // 1: shoal.v1.UpdateClusterRequest.spec:type_name -> shoal.v1.ClusterSpec
-	61, // 2: shoal.v1.UpdateClusterResponse.cluster:type_name -> shoal.v1.Cluster
+	63, // 0: shoal.v1.GetClusterResponse.cluster:type_name -> shoal.v1.Cluster
+	64, // 1: shoal.v1.UpdateClusterRequest.spec:type_name -> shoal.v1.ClusterSpec
+	63, // 2: shoal.v1.UpdateClusterResponse.cluster:type_name -> shoal.v1.Cluster
 	0,  // 3: shoal.v1.ListNodesRequest.filters:type_name -> shoal.v1.Filter
-	63, // 4: shoal.v1.ListNodesResponse.nodes:type_name -> shoal.v1.Node
-	63, // 5: shoal.v1.GetNodeResponse.node:type_name -> shoal.v1.Node
-	64, // 6: shoal.v1.UpdateNodeRequest.spec:type_name -> shoal.v1.NodeSpec
-	63, // 7: shoal.v1.UpdateNodeResponse.node:type_name -> shoal.v1.Node
-	65, // 8: shoal.v1.CreateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
-	66, // 9: shoal.v1.CreateServiceResponse.service:type_name -> shoal.v1.Service
-	66, // 10: shoal.v1.GetServiceResponse.service:type_name -> shoal.v1.Service
+	65, // 4: shoal.v1.ListNodesResponse.nodes:type_name -> shoal.v1.Node
+	65, // 5: shoal.v1.GetNodeResponse.node:type_name -> shoal.v1.Node
+	66, // 6: shoal.v1.UpdateNodeRequest.spec:type_name -> shoal.v1.NodeSpec
+	65, // 7: shoal.v1.UpdateNodeResponse.node:type_name -> shoal.v1.Node
+	67, // 8: shoal.v1.CreateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
+	68, // 9: shoal.v1.CreateServiceResponse.service:type_name -> shoal.v1.Service
+	68, // 10: shoal.v1.GetServiceResponse.service:type_name -> shoal.v1.Service
 	0,  // 11: shoal.v1.ListServicesRequest.filters:type_name -> shoal.v1.Filter
-	66, // 12: shoal.v1.ListServicesResponse.services:type_name -> shoal.v1.Service
-	65, // 13: shoal.v1.UpdateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
-	66, // 14: shoal.v1.UpdateServiceResponse.service:type_name -> shoal.v1.Service
+	68, // 12: shoal.v1.ListServicesResponse.services:type_name -> shoal.v1.Service
+	67, // 13: shoal.v1.UpdateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
+	68, // 14: shoal.v1.UpdateServiceResponse.service:type_name -> shoal.v1.Service
 	0,  // 15: shoal.v1.ListTasksRequest.filters:type_name -> shoal.v1.Filter
-	67, // 16: shoal.v1.ListTasksResponse.tasks:type_name -> shoal.v1.Task
-	67, // 17: shoal.v1.GetTaskResponse.task:type_name -> shoal.v1.Task
-	68, // 18: shoal.v1.CreateNetworkRequest.spec:type_name -> shoal.v1.NetworkSpec
-	69, // 19: shoal.v1.CreateNetworkResponse.network:type_name -> shoal.v1.Network
-	69, // 20: shoal.v1.GetNetworkResponse.network:type_name -> shoal.v1.Network
+	69, // 16: shoal.v1.ListTasksResponse.tasks:type_name -> shoal.v1.Task
+	69, // 17: shoal.v1.GetTaskResponse.task:type_name -> shoal.v1.Task
+	70, // 18: shoal.v1.CreateNetworkRequest.spec:type_name -> shoal.v1.NetworkSpec
+	71, // 19: shoal.v1.CreateNetworkResponse.network:type_name -> shoal.v1.Network
+	71, // 20: shoal.v1.GetNetworkResponse.network:type_name -> shoal.v1.Network
 	0,  // 21: shoal.v1.ListNetworksRequest.filters:type_name -> shoal.v1.Filter
-	69, // 22: shoal.v1.ListNetworksResponse.networks:type_name -> shoal.v1.Network
-	70, // 23: shoal.v1.CreateSecretRequest.spec:type_name -> shoal.v1.SecretSpec
-	71, // 24: shoal.v1.CreateSecretResponse.secret:type_name -> shoal.v1.Secret
-	71, // 25: shoal.v1.GetSecretResponse.secret:type_name -> shoal.v1.Secret
+	71, // 22: shoal.v1.ListNetworksResponse.networks:type_name -> shoal.v1.Network
+	72, // 23: shoal.v1.CreateSecretRequest.spec:type_name -> shoal.v1.SecretSpec
+	73, // 24: shoal.v1.CreateSecretResponse.secret:type_name -> shoal.v1.Secret
+	73, // 25: shoal.v1.GetSecretResponse.secret:type_name -> shoal.v1.Secret
 	0,  // 26: shoal.v1.ListSecretsRequest.filters:type_name -> shoal.v1.Filter
-	71, // 27: shoal.v1.ListSecretsResponse.secrets:type_name -> shoal.v1.Secret
-	70, // 28: shoal.v1.UpdateSecretRequest.spec:type_name -> shoal.v1.SecretSpec
-	71, // 29: shoal.v1.UpdateSecretResponse.secret:type_name -> shoal.v1.Secret
-	72, // 30: shoal.v1.CreateConfigRequest.spec:type_name -> shoal.v1.ConfigSpec
-	73, // 31: shoal.v1.CreateConfigResponse.config:type_name -> shoal.v1.Config
-	73, // 32: shoal.v1.GetConfigResponse.config:type_name -> shoal.v1.Config
+	73, // 27: shoal.v1.ListSecretsResponse.secrets:type_name -> shoal.v1.Secret
+	72, // 28: shoal.v1.UpdateSecretRequest.spec:type_name -> shoal.v1.SecretSpec
+	73, // 29: shoal.v1.UpdateSecretResponse.secret:type_name -> shoal.v1.Secret
+	74, // 30: shoal.v1.CreateConfigRequest.spec:type_name -> shoal.v1.ConfigSpec
+	75, // 31: shoal.v1.CreateConfigResponse.config:type_name -> shoal.v1.Config
+	75, // 32: shoal.v1.GetConfigResponse.config:type_name -> shoal.v1.Config
 	0,  // 33: shoal.v1.ListConfigsRequest.filters:type_name -> shoal.v1.Filter
-	73, // 34: shoal.v1.ListConfigsResponse.configs:type_name -> shoal.v1.Config
-	72, // 35: shoal.v1.UpdateConfigRequest.spec:type_name -> shoal.v1.ConfigSpec
-	73, // 36: shoal.v1.UpdateConfigResponse.config:type_name -> shoal.v1.Config
-	74, // 37: shoal.v1.ListNodeVolumesResponse.volumes:type_name -> shoal.v1.Volume
-	1,  // 38: shoal.v1.ControlService.GetCluster:input_type -> shoal.v1.GetClusterRequest
-	3,  // 39: shoal.v1.ControlService.UpdateCluster:input_type -> shoal.v1.UpdateClusterRequest
-	5,  // 40: shoal.v1.ControlService.ListNodes:input_type -> shoal.v1.ListNodesRequest
-	7,  // 41: shoal.v1.ControlService.GetNode:input_type -> shoal.v1.GetNodeRequest
-	9,  // 42: shoal.v1.ControlService.UpdateNode:input_type -> shoal.v1.UpdateNodeRequest
-	11, // 43: shoal.v1.ControlService.RemoveNode:input_type -> shoal.v1.RemoveNodeRequest
-	13, // 44: shoal.v1.ControlService.CreateService:input_type -> shoal.v1.CreateServiceRequest
-	15, // 45: shoal.v1.ControlService.GetService:input_type -> shoal.v1.GetServiceRequest
-	17, // 46: shoal.v1.ControlService.ListServices:input_type -> shoal.v1.ListServicesRequest
-	19, // 47: shoal.v1.ControlService.UpdateService:input_type -> shoal.v1.UpdateServiceRequest
-	21, // 48: shoal.v1.ControlService.RemoveService:input_type -> shoal.v1.RemoveServiceRequest
-	23, // 49: shoal.v1.ControlService.ListTasks:input_type -> shoal.v1.ListTasksRequest
-	25, // 50: shoal.v1.ControlService.GetTask:input_type -> shoal.v1.GetTaskRequest
-	27, // 51: shoal.v1.ControlService.CreateNetwork:input_type -> shoal.v1.CreateNetworkRequest
-	29, // 52: shoal.v1.ControlService.GetNetwork:input_type -> shoal.v1.GetNetworkRequest
-	31, // 53: shoal.v1.ControlService.ListNetworks:input_type -> shoal.v1.ListNetworksRequest
-	33, // 54: shoal.v1.ControlService.RemoveNetwork:input_type -> shoal.v1.RemoveNetworkRequest
-	35, // 55: shoal.v1.ControlService.GetUnlockKey:input_type -> shoal.v1.GetUnlockKeyRequest
-	37, // 56: shoal.v1.ControlService.CreateSecret:input_type -> shoal.v1.CreateSecretRequest
-	39, // 57: shoal.v1.ControlService.GetSecret:input_type -> shoal.v1.GetSecretRequest
-	41, // 58: shoal.v1.ControlService.ListSecrets:input_type -> shoal.v1.ListSecretsRequest
-	43, // 59: shoal.v1.ControlService.UpdateSecret:input_type -> shoal.v1.UpdateSecretRequest
-	45, // 60: shoal.v1.ControlService.RemoveSecret:input_type -> shoal.v1.RemoveSecretRequest
-	47, // 61: shoal.v1.ControlService.CreateConfig:input_type -> shoal.v1.CreateConfigRequest
-	49, // 62: shoal.v1.ControlService.GetConfig:input_type -> shoal.v1.GetConfigRequest
-	51, // 63: shoal.v1.ControlService.ListConfigs:input_type -> shoal.v1.ListConfigsRequest
-	53, // 64: shoal.v1.ControlService.UpdateConfig:input_type -> shoal.v1.UpdateConfigRequest
-	55, // 65: shoal.v1.ControlService.RemoveConfig:input_type -> shoal.v1.RemoveConfigRequest
-	57, // 66: shoal.v1.ControlService.ListNodeVolumes:input_type -> shoal.v1.ListNodeVolumesRequest
-	59, // 67: shoal.v1.ControlService.ResolveImage:input_type -> shoal.v1.ResolveImageRequest
-	75, // 68: shoal.v1.ControlService.SubscribeLogs:input_type -> shoal.v1.SubscribeLogsRequest
-	2,  // 69: shoal.v1.ControlService.GetCluster:output_type -> shoal.v1.GetClusterResponse
-	4,  // 70: shoal.v1.ControlService.UpdateCluster:output_type -> shoal.v1.UpdateClusterResponse
-	6,  // 71: shoal.v1.ControlService.ListNodes:output_type -> shoal.v1.ListNodesResponse
-	8,  // 72: shoal.v1.ControlService.GetNode:output_type -> shoal.v1.GetNodeResponse
-	10, // 73: shoal.v1.ControlService.UpdateNode:output_type -> shoal.v1.UpdateNodeResponse
-	12, // 74: shoal.v1.ControlService.RemoveNode:output_type -> shoal.v1.RemoveNodeResponse
-	14, // 75: shoal.v1.ControlService.CreateService:output_type -> shoal.v1.CreateServiceResponse
-	16, // 76: shoal.v1.ControlService.GetService:output_type -> shoal.v1.GetServiceResponse
-	18, // 77: shoal.v1.ControlService.ListServices:output_type -> shoal.v1.ListServicesResponse
-	20, // 78: shoal.v1.ControlService.UpdateService:output_type -> shoal.v1.UpdateServiceResponse
-	22, // 79: shoal.v1.ControlService.RemoveService:output_type -> shoal.v1.RemoveServiceResponse
-	24, // 80: shoal.v1.ControlService.ListTasks:output_type -> shoal.v1.ListTasksResponse
-	26, // 81: shoal.v1.ControlService.GetTask:output_type -> shoal.v1.GetTaskResponse
-	28, // 82: shoal.v1.ControlService.CreateNetwork:output_type -> shoal.v1.CreateNetworkResponse
-	30, // 83: shoal.v1.ControlService.GetNetwork:output_type -> shoal.v1.GetNetworkResponse
-	32, // 84: shoal.v1.ControlService.ListNetworks:output_type -> shoal.v1.ListNetworksResponse
-	34, // 85: shoal.v1.ControlService.RemoveNetwork:output_type -> shoal.v1.RemoveNetworkResponse
-	36, // 86: shoal.v1.ControlService.GetUnlockKey:output_type -> shoal.v1.GetUnlockKeyResponse
-	38, // 87: shoal.v1.ControlService.CreateSecret:output_type -> shoal.v1.CreateSecretResponse
-	40, // 88: shoal.v1.ControlService.GetSecret:output_type -> shoal.v1.GetSecretResponse
-	42, // 89: shoal.v1.ControlService.ListSecrets:output_type -> shoal.v1.ListSecretsResponse
-	44, // 90: shoal.v1.ControlService.UpdateSecret:output_type -> shoal.v1.UpdateSecretResponse
-	46, // 91: shoal.v1.ControlService.RemoveSecret:output_type -> shoal.v1.RemoveSecretResponse
-	48, // 92: shoal.v1.ControlService.CreateConfig:output_type -> shoal.v1.CreateConfigResponse
-	50, // 93: shoal.v1.ControlService.GetConfig:output_type -> shoal.v1.GetConfigResponse
-	52, // 94: shoal.v1.ControlService.ListConfigs:output_type -> shoal.v1.ListConfigsResponse
-	54, // 95: shoal.v1.ControlService.UpdateConfig:output_type -> shoal.v1.UpdateConfigResponse
-	56, // 96: shoal.v1.ControlService.RemoveConfig:output_type -> shoal.v1.RemoveConfigResponse
-	58, // 97: shoal.v1.ControlService.ListNodeVolumes:output_type -> shoal.v1.ListNodeVolumesResponse
-	60, // 98: shoal.v1.ControlService.ResolveImage:output_type -> shoal.v1.ResolveImageResponse
-	76, // 99: shoal.v1.ControlService.SubscribeLogs:output_type -> shoal.v1.SubscribeLogsResponse
-	69, // [69:100] is the sub-list for method output_type
-	38, // [38:69] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	75, // 34: shoal.v1.ListConfigsResponse.configs:type_name -> shoal.v1.Config
+	74, // 35: shoal.v1.UpdateConfigRequest.spec:type_name -> shoal.v1.ConfigSpec
+	75, // 36: shoal.v1.UpdateConfigResponse.config:type_name -> shoal.v1.Config
+	76, // 37: shoal.v1.ListNodeVolumesResponse.volumes:type_name -> shoal.v1.Volume
+	77, // 38: shoal.v1.EventsRequest.since:type_name -> google.protobuf.Timestamp
+	77, // 39: shoal.v1.EventsRequest.until:type_name -> google.protobuf.Timestamp
+	0,  // 40: shoal.v1.EventsRequest.filters:type_name -> shoal.v1.Filter
+	78, // 41: shoal.v1.EventsResponse.events:type_name -> shoal.v1.Event
+	1,  // 42: shoal.v1.ControlService.GetCluster:input_type -> shoal.v1.GetClusterRequest
+	3,  // 43: shoal.v1.ControlService.UpdateCluster:input_type -> shoal.v1.UpdateClusterRequest
+	5,  // 44: shoal.v1.ControlService.ListNodes:input_type -> shoal.v1.ListNodesRequest
+	7,  // 45: shoal.v1.ControlService.GetNode:input_type -> shoal.v1.GetNodeRequest
+	9,  // 46: shoal.v1.ControlService.UpdateNode:input_type -> shoal.v1.UpdateNodeRequest
+	11, // 47: shoal.v1.ControlService.RemoveNode:input_type -> shoal.v1.RemoveNodeRequest
+	13, // 48: shoal.v1.ControlService.CreateService:input_type -> shoal.v1.CreateServiceRequest
+	15, // 49: shoal.v1.ControlService.GetService:input_type -> shoal.v1.GetServiceRequest
+	17, // 50: shoal.v1.ControlService.ListServices:input_type -> shoal.v1.ListServicesRequest
+	19, // 51: shoal.v1.ControlService.UpdateService:input_type -> shoal.v1.UpdateServiceRequest
+	21, // 52: shoal.v1.ControlService.RemoveService:input_type -> shoal.v1.RemoveServiceRequest
+	23, // 53: shoal.v1.ControlService.ListTasks:input_type -> shoal.v1.ListTasksRequest
+	25, // 54: shoal.v1.ControlService.GetTask:input_type -> shoal.v1.GetTaskRequest
+	27, // 55: shoal.v1.ControlService.CreateNetwork:input_type -> shoal.v1.CreateNetworkRequest
+	29, // 56: shoal.v1.ControlService.GetNetwork:input_type -> shoal.v1.GetNetworkRequest
+	31, // 57: shoal.v1.ControlService.ListNetworks:input_type -> shoal.v1.ListNetworksRequest
+	33, // 58: shoal.v1.ControlService.RemoveNetwork:input_type -> shoal.v1.RemoveNetworkRequest
+	35, // 59: shoal.v1.ControlService.GetUnlockKey:input_type -> shoal.v1.GetUnlockKeyRequest
+	37, // 60: shoal.v1.ControlService.CreateSecret:input_type -> shoal.v1.CreateSecretRequest
+	39, // 61: shoal.v1.ControlService.GetSecret:input_type -> shoal.v1.GetSecretRequest
+	41, // 62: shoal.v1.ControlService.ListSecrets:input_type -> shoal.v1.ListSecretsRequest
+	43, // 63: shoal.v1.ControlService.UpdateSecret:input_type -> shoal.v1.UpdateSecretRequest
+	45, // 64: shoal.v1.ControlService.RemoveSecret:input_type -> shoal.v1.RemoveSecretRequest
+	47, // 65: shoal.v1.ControlService.CreateConfig:input_type -> shoal.v1.CreateConfigRequest
+	49, // 66: shoal.v1.ControlService.GetConfig:input_type -> shoal.v1.GetConfigRequest
+	51, // 67: shoal.v1.ControlService.ListConfigs:input_type -> shoal.v1.ListConfigsRequest
+	53, // 68: shoal.v1.ControlService.UpdateConfig:input_type -> shoal.v1.UpdateConfigRequest
+	55, // 69: shoal.v1.ControlService.RemoveConfig:input_type -> shoal.v1.RemoveConfigRequest
+	57, // 70: shoal.v1.ControlService.ListNodeVolumes:input_type -> shoal.v1.ListNodeVolumesRequest
+	59, // 71: shoal.v1.ControlService.ResolveImage:input_type -> shoal.v1.ResolveImageRequest
+	79, // 72: shoal.v1.ControlService.SubscribeLogs:input_type -> shoal.v1.SubscribeLogsRequest
+	61, // 73: shoal.v1.ControlService.Events:input_type -> shoal.v1.EventsRequest
+	2,  // 74: shoal.v1.ControlService.GetCluster:output_type -> shoal.v1.GetClusterResponse
+	4,  // 75: shoal.v1.ControlService.UpdateCluster:output_type -> shoal.v1.UpdateClusterResponse
+	6,  // 76: shoal.v1.ControlService.ListNodes:output_type -> shoal.v1.ListNodesResponse
+	8,  // 77: shoal.v1.ControlService.GetNode:output_type -> shoal.v1.GetNodeResponse
+	10, // 78: shoal.v1.ControlService.UpdateNode:output_type -> shoal.v1.UpdateNodeResponse
+	12, // 79: shoal.v1.ControlService.RemoveNode:output_type -> shoal.v1.RemoveNodeResponse
+	14, // 80: shoal.v1.ControlService.CreateService:output_type -> shoal.v1.CreateServiceResponse
+	16, // 81: shoal.v1.ControlService.GetService:output_type -> shoal.v1.GetServiceResponse
+	18, // 82: shoal.v1.ControlService.ListServices:output_type -> shoal.v1.ListServicesResponse
+	20, // 83: shoal.v1.ControlService.UpdateService:output_type -> shoal.v1.UpdateServiceResponse
+	22, // 84: shoal.v1.ControlService.RemoveService:output_type -> shoal.v1.RemoveServiceResponse
+	24, // 85: shoal.v1.ControlService.ListTasks:output_type -> shoal.v1.ListTasksResponse
+	26, // 86: shoal.v1.ControlService.GetTask:output_type -> shoal.v1.GetTaskResponse
+	28, // 87: shoal.v1.ControlService.CreateNetwork:output_type -> shoal.v1.CreateNetworkResponse
+	30, // 88: shoal.v1.ControlService.GetNetwork:output_type -> shoal.v1.GetNetworkResponse
+	32, // 89: shoal.v1.ControlService.ListNetworks:output_type -> shoal.v1.ListNetworksResponse
+	34, // 90: shoal.v1.ControlService.RemoveNetwork:output_type -> shoal.v1.RemoveNetworkResponse
+	36, // 91: shoal.v1.ControlService.GetUnlockKey:output_type -> shoal.v1.GetUnlockKeyResponse
+	38, // 92: shoal.v1.ControlService.CreateSecret:output_type -> shoal.v1.CreateSecretResponse
+	40, // 93: shoal.v1.ControlService.GetSecret:output_type -> shoal.v1.GetSecretResponse
+	42, // 94: shoal.v1.ControlService.ListSecrets:output_type -> shoal.v1.ListSecretsResponse
+	44, // 95: shoal.v1.ControlService.UpdateSecret:output_type -> shoal.v1.UpdateSecretResponse
+	46, // 96: shoal.v1.ControlService.RemoveSecret:output_type -> shoal.v1.RemoveSecretResponse
+	48, // 97: shoal.v1.ControlService.CreateConfig:output_type -> shoal.v1.CreateConfigResponse
+	50, // 98: shoal.v1.ControlService.GetConfig:output_type -> shoal.v1.GetConfigResponse
+	52, // 99: shoal.v1.ControlService.ListConfigs:output_type -> shoal.v1.ListConfigsResponse
+	54, // 100: shoal.v1.ControlService.UpdateConfig:output_type -> shoal.v1.UpdateConfigResponse
+	56, // 101: shoal.v1.ControlService.RemoveConfig:output_type -> shoal.v1.RemoveConfigResponse
+	58, // 102: shoal.v1.ControlService.ListNodeVolumes:output_type -> shoal.v1.ListNodeVolumesResponse
+	60, // 103: shoal.v1.ControlService.ResolveImage:output_type -> shoal.v1.ResolveImageResponse
+	80, // 104: shoal.v1.ControlService.SubscribeLogs:output_type -> shoal.v1.SubscribeLogsResponse
+	62, // 105: shoal.v1.ControlService.Events:output_type -> shoal.v1.EventsResponse
+	74, // [74:106] is the sub-list for method output_type
+	42, // [42:74] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_control_proto_init() }
@@ -3258,6 +3385,7 @@ func file_shoal_v1_control_proto_init() {
 	if File_shoal_v1_control_proto != nil {
 		return
 	}
+	file_shoal_v1_events_proto_init()
 	file_shoal_v1_logs_proto_init()
 	file_shoal_v1_objects_proto_init()
 	type x struct{}
@@ -3266,7 +3394,7 @@ func file_shoal_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_v1_control_proto_rawDesc), len(file_shoal_v1_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   61,
+			NumMessages:   63,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

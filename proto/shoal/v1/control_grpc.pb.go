@@ -50,6 +50,7 @@ const (
 	ControlService_ListNodeVolumes_FullMethodName = "/shoal.v1.ControlService/ListNodeVolumes"
 	ControlService_ResolveImage_FullMethodName    = "/shoal.v1.ControlService/ResolveImage"
 	ControlService_SubscribeLogs_FullMethodName   = "/shoal.v1.ControlService/SubscribeLogs"
+	ControlService_Events_FullMethodName          = "/shoal.v1.ControlService/Events"
 )
 
 // ControlServiceClient is the client API for ControlService service.
@@ -102,6 +103,10 @@ type ControlServiceClient interface {
 	// forwards the stream. Without follow it ends once every node has sent
 	// what it has.
 	SubscribeLogs(ctx context.Context, in *SubscribeLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SubscribeLogsResponse], error)
+	// Events streams what happens in the cluster as this manager's replica
+	// of the store sees it; every manager answers it itself, so a leader
+	// change does not end the stream.
+	Events(ctx context.Context, in *EventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EventsResponse], error)
 }
 
 type controlServiceClient struct {
@@ -431,6 +436,25 @@ func (c *controlServiceClient) SubscribeLogs(ctx context.Context, in *SubscribeL
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ControlService_SubscribeLogsClient = grpc.ServerStreamingClient[SubscribeLogsResponse]
 
+func (c *controlServiceClient) Events(ctx context.Context, in *EventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EventsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ControlService_ServiceDesc.Streams[1], ControlService_Events_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[EventsRequest, EventsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ControlService_EventsClient = grpc.ServerStreamingClient[EventsResponse]
+
 // ControlServiceServer is the server API for ControlService service.
 // All implementations must embed UnimplementedControlServiceServer
 // for forward compatibility.
@@ -481,6 +505,10 @@ type ControlServiceServer interface {
 	// forwards the stream. Without follow it ends once every node has sent
 	// what it has.
 	SubscribeLogs(*SubscribeLogsRequest, grpc.ServerStreamingServer[SubscribeLogsResponse]) error
+	// Events streams what happens in the cluster as this manager's replica
+	// of the store sees it; every manager answers it itself, so a leader
+	// change does not end the stream.
+	Events(*EventsRequest, grpc.ServerStreamingServer[EventsResponse]) error
 	mustEmbedUnimplementedControlServiceServer()
 }
 
@@ -583,6 +611,9 @@ func (UnimplementedControlServiceServer) ResolveImage(context.Context, *ResolveI
 }
 func (UnimplementedControlServiceServer) SubscribeLogs(*SubscribeLogsRequest, grpc.ServerStreamingServer[SubscribeLogsResponse]) error {
 	return status.Error(codes.Unimplemented, "method SubscribeLogs not implemented")
+}
+func (UnimplementedControlServiceServer) Events(*EventsRequest, grpc.ServerStreamingServer[EventsResponse]) error {
+	return status.Error(codes.Unimplemented, "method Events not implemented")
 }
 func (UnimplementedControlServiceServer) mustEmbedUnimplementedControlServiceServer() {}
 func (UnimplementedControlServiceServer) testEmbeddedByValue()                        {}
@@ -1156,6 +1187,17 @@ func _ControlService_SubscribeLogs_Handler(srv interface{}, stream grpc.ServerSt
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ControlService_SubscribeLogsServer = grpc.ServerStreamingServer[SubscribeLogsResponse]
 
+func _ControlService_Events_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(EventsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ControlServiceServer).Events(m, &grpc.GenericServerStream[EventsRequest, EventsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ControlService_EventsServer = grpc.ServerStreamingServer[EventsResponse]
+
 // ControlService_ServiceDesc is the grpc.ServiceDesc for ControlService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1288,6 +1330,11 @@ var ControlService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "SubscribeLogs",
 			Handler:       _ControlService_SubscribeLogs_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Events",
+			Handler:       _ControlService_Events_Handler,
 			ServerStreams: true,
 		},
 	},
