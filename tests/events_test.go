@@ -102,8 +102,12 @@ func TestEvents(t *testing.T) {
 		match func(eventRow) bool
 	}{
 		{"service create", func(r eventRow) bool { return r.typ == "service" && r.action == "create" && r.attrs["name"] == "ev" }},
-		{"task create", func(r eventRow) bool { return r.typ == "task" && r.action == "create" && r.attrs["service.name"] == "ev" }},
-		{"task running", func(r eventRow) bool { return r.typ == "task" && r.attrs["service.name"] == "ev" && r.attrs["state.new"] == "running" }},
+		{"task create", func(r eventRow) bool {
+			return r.typ == "task" && r.action == "create" && r.attrs["service.name"] == "ev"
+		}},
+		{"task running", func(r eventRow) bool {
+			return r.typ == "task" && r.attrs["service.name"] == "ev" && r.attrs["state.new"] == "running"
+		}},
 		{"service update", func(r eventRow) bool { return r.typ == "service" && r.action == "update" && r.attrs["name"] == "ev" }},
 		{"node down", func(r eventRow) bool { return r.typ == "node" && r.id == wid && r.attrs["state.new"] == "down" }},
 		{"leader change", func(r eventRow) bool { return r.typ == "node" && r.attrs["leader.new"] == "true" && r.id != oldLeader }},

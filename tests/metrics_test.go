@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -91,7 +92,8 @@ func TestMetrics(t *testing.T) {
 	w := harness.NewNode(t, "worker1", "--metrics-addr", wAddr)
 	w.Start()
 	harness.NewCluster(t, []*harness.Node{m}, []*harness.Node{w})
-	m.MustCLI("service", "create", "--name", "web", "--replicas", "3", "--constraint", "node.role==worker", img.Ref)
+	m.MustCLI("service", "create", "--name", "web", "--replicas", "3", "--constraint", "node.role==worker",
+		"--health-cmd", "exit 0", "--health-interval", "500ms", img.Ref)
 
 	harness.Eventually(t, 30*time.Second, func() error {
 		fams := scrape(t, mAddr)
@@ -115,6 +117,18 @@ func TestMetrics(t *testing.T) {
 		}
 		if _, n := value(fams, "process_resident_memory_bytes", nil); n != 1 {
 			return fmt.Errorf("manager: no process metrics")
+		}
+		for _, h := range []string{"shoal_manager_raft_commit_duration_seconds", "shoal_manager_raft_apply_duration_seconds",
+			"shoal_manager_orchestrator_pass_duration_seconds", "shoal_manager_scheduler_pass_duration_seconds"} {
+			if hh := histogram(fams, h); hh.GetSampleCount() == 0 || hh.GetSampleSum() <= 0 {
+				return fmt.Errorf("manager: %s has no samples", h)
+			}
+		}
+		if v, _ := value(fams, "shoal_manager_dispatcher_sessions", nil); v != 2 {
+			return fmt.Errorf("manager: %v assignment sessions; want 2 (its own node and the worker)", v)
+		}
+		if v, _ := value(fams, "shoal_manager_raft_log_bytes", nil); v <= 0 {
+			return fmt.Errorf("manager: Raft log of %v bytes", v)
 		}
 		return nil
 	})
@@ -146,6 +160,9 @@ func TestMetrics(t *testing.T) {
 		if v, _ := value(fams, "shoal_node_container_starts_total", map[string]string{"result": "ok"}); v != 3 {
 			return fmt.Errorf("worker: %v container starts; want 3", v)
 		}
+		if v, _ := value(fams, "shoal_node_health_checks_total", map[string]string{"result": "pass"}); v < 3 {
+			return fmt.Errorf("worker: %v passing health probes; want one per task at least", v)
+		}
 		if h := histogram(fams, "shoal_node_container_start_duration_seconds"); h.GetSampleCount() != 3 || h.GetSampleSum() <= 0 {
 			return fmt.Errorf("worker: start latency histogram %v; want 3 samples", h)
 		}
@@ -160,6 +177,20 @@ func TestMetrics(t *testing.T) {
 		}
 		return nil
 	})
+	// A task killed is restarted in place, and counted.
+	web := harness.Of("web", w.RunningContainers())
+	if len(web) == 0 {
+		t.Fatal("no web container on the worker")
+	}
+	if err := syscall.Kill(web[0].Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	harness.Eventually(t, 30*time.Second, func() error {
+		if v, _ := value(scrape(t, wAddr), "shoal_node_task_restarts_total", nil); v != 1 {
+			return fmt.Errorf("worker: %v restarts counted; want 1", v)
+		}
+		return nil
+	})
 	// A refused call is counted with its code.
 	if _, err := m.CLI("service", "inspect", "nosuch"); err == nil {
 		t.Fatal("inspect of a missing service worked")
@@ -168,4 +199,13 @@ func TestMetrics(t *testing.T) {
 	if v, _ := value(fams, "shoal_manager_api_requests_total", map[string]string{"method": "/shoal.v1.ControlService/GetService", "code": "NotFound"}); v < 1 {
 		t.Errorf("GetService NotFound counted %v times; want at least 1", v)
 	}
+	// The worker's host dies: the manager marks it down for missed
+	// heartbeats (or sooner, through gossip), and counts it.
+	w.KillHost()
+	harness.Eventually(t, 30*time.Second, func() error {
+		if v, _ := value(scrape(t, mAddr), "shoal_manager_nodes_marked_down_total", nil); v != 1 {
+			return fmt.Errorf("manager: %v nodes marked down; want 1", v)
+		}
+		return nil
+	})
 }

@@ -65,6 +65,27 @@ type ExecutorMetrics struct {
 	oomKills     prometheus.Counter
 }
 
+// taskRestarts counts restarts in place (worker/runner.go), process-wide:
+// NewExecutorMetrics registers it.
+var taskRestarts = prometheus.NewCounter(prometheus.CounterOpts{Name: "shoal_node_task_restarts_total",
+	Help: "Tasks this node restarted in place under their restart policy."})
+
+// healthChecks counts health probes by result (pass, fail, error: the
+// probe could not run), process-wide as taskRestarts.
+var healthChecks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shoal_node_health_checks_total",
+	Help: "Health probes of task containers, by result: pass, fail, error (the probe could not run or timed out)."}, []string{"result"})
+
+func countProbe(code int, err error) {
+	switch {
+	case err != nil:
+		healthChecks.WithLabelValues("error").Inc()
+	case code == 0:
+		healthChecks.WithLabelValues("pass").Inc()
+	default:
+		healthChecks.WithLabelValues("fail").Inc()
+	}
+}
+
 // NewExecutorMetrics registers the executor's metrics with reg.
 func NewExecutorMetrics(reg prometheus.Registerer) *ExecutorMetrics {
 	m := &ExecutorMetrics{
@@ -83,7 +104,10 @@ func NewExecutorMetrics(reg prometheus.Registerer) *ExecutorMetrics {
 		m.pulls.WithLabelValues(r)
 		m.starts.WithLabelValues(r)
 	}
-	reg.MustRegister(m.pulls, m.pullBytes, m.starts, m.startSeconds, m.oomKills)
+	for _, r := range []string{"pass", "fail", "error"} {
+		healthChecks.WithLabelValues(r)
+	}
+	reg.MustRegister(m.pulls, m.pullBytes, m.starts, m.startSeconds, m.oomKills, taskRestarts, healthChecks)
 	return m
 }
 

@@ -252,6 +252,7 @@ func (r *runner) run() {
 			r.report(state, msg, errText, exit.Code)
 			return
 		}
+		taskRestarts.Inc()
 		log.Info("restarting task", zap.Int("exit_code", exit.Code), zap.Bool("unhealthy", unhealthy), zap.Duration("delay", delay), zap.Int("restarts", r.restarts.Count()))
 		_ = r.a.exec.Remove(context.Background(), id)
 		r.mu.Lock()
@@ -361,7 +362,11 @@ func (r *runner) watchHealth(id string, reAdopted bool) *healthWatch {
 		}
 	}
 	loop := health.Loop{Clock: r.a.clock, Config: cfg, Started: started, AtOnce: reAdopted, Changed: changed,
-		Probe: func(ctx context.Context) (int, string, error) { return r.a.exec.Probe(ctx, id, cfg) }}
+		Probe: func(ctx context.Context) (int, string, error) {
+			code, out, err := r.a.exec.Probe(ctx, id, cfg)
+			countProbe(code, err)
+			return code, out, err
+		}}
 	go func() {
 		defer close(w.done)
 		loop.Run(ctx)

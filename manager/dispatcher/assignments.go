@@ -11,6 +11,7 @@ import (
 
 	"github.com/shoal-run/shoal/internal/errdefs"
 	"github.com/shoal-run/shoal/manager/auth"
+	"github.com/shoal-run/shoal/manager/metrics/timing"
 	"github.com/shoal-run/shoal/manager/orchestrator"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
@@ -35,6 +36,8 @@ func (d *Dispatcher) Assignments(_ *shoalv1.AssignmentsRequest, stream grpc.Serv
 	caller, _ := auth.From(stream.Context())
 	node := caller.NodeID
 	ctx := stream.Context()
+	timing.Sessions.Inc()
+	defer timing.Sessions.Dec()
 	for {
 		events, cancel := d.cfg.Store.Watch()
 		full := &shoalv1.AssignmentsResponse{Full: true}

@@ -20,6 +20,7 @@ import (
 	"github.com/shoal-run/shoal/internal/logging"
 	"github.com/shoal-run/shoal/manager/allocator"
 	"github.com/shoal-run/shoal/manager/auth"
+	"github.com/shoal-run/shoal/manager/metrics/timing"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
@@ -244,6 +245,15 @@ func (d *Dispatcher) decideNodeStatus(ctx context.Context) {
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	if _, err := d.cfg.Raft.Propose(pctx, &b); err != nil {
 		d.cfg.Log.Debug("node status update", zap.Error(err))
+	} else {
+		for _, n := range changes {
+			switch n.GetStatus().GetMessage() {
+			case DownHeartbeat:
+				timing.NodesDown.WithLabelValues("heartbeat").Inc()
+			case DownGossip:
+				timing.NodesDown.WithLabelValues("gossip").Inc()
+			}
+		}
 	}
 	cancel()
 }

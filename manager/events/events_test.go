@@ -50,7 +50,11 @@ func TestStoreEvents(t *testing.T) {
 			Attributes: map[string]string{"name": "web.2", "service.id": "s1", "service.name": "web", "node.id": "n1"}}},
 		{"task running", ev(update, task(shoalv1.TaskState_TASK_STATE_RUNNING)), &shoalv1.Event{Type: "task", Action: "update", ActorId: "t1",
 			Attributes: map[string]string{"name": "web.2", "service.id": "s1", "service.name": "web", "node.id": "n1", "state.old": "new", "state.new": "running"}}},
-		{"task status message only", ev(update, func() *shoalv1.Task { x := task(shoalv1.TaskState_TASK_STATE_RUNNING); x.Status.Message = "other"; return x }()), nil},
+		{"task status message only", ev(update, func() *shoalv1.Task {
+			x := task(shoalv1.TaskState_TASK_STATE_RUNNING)
+			x.Status.Message = "other"
+			return x
+		}()), nil},
 		{"node create", ev(create, node(shoalv1.NodeState_NODE_STATE_READY, 1)), &shoalv1.Event{Type: "node", Action: "create", ActorId: "n1", Attributes: map[string]string{"name": "host1"}}},
 		{"heartbeat write", ev(update, node(shoalv1.NodeState_NODE_STATE_READY, 2)), nil},
 		{"node down", ev(update, node(shoalv1.NodeState_NODE_STATE_DOWN, 3)), &shoalv1.Event{Type: "node", Action: "update", ActorId: "n1",
@@ -139,7 +143,6 @@ func TestSubscribe(t *testing.T) {
 		t.Fatalf("a reader that fell behind: %v", err)
 	}
 }
-
 
 // A leadership change is a node update of the old and the new leader.
 func TestLeaderEvents(t *testing.T) {

@@ -17,6 +17,8 @@ import (
 type Raft interface {
 	// Stats is hashicorp/raft's Stats(): state, term, commit_index, ...
 	Stats() map[string]string
+	// DiskSizes are the Raft log file's bytes and the latest snapshot's.
+	DiskSizes() (logBytes, snapshotBytes int64)
 }
 
 // Collector describes one manager.
@@ -35,9 +37,11 @@ var (
 		"last_snapshot_index": prometheus.NewDesc("shoal_manager_raft_last_snapshot_index", "The index the last Raft snapshot covers.", nil, nil),
 		"num_peers":           prometheus.NewDesc("shoal_manager_raft_peers", "Other voting members this manager knows.", nil, nil),
 	}
-	objects = prometheus.NewDesc("shoal_manager_store_objects", "Objects in the replicated store, by type.", []string{"type"}, nil)
-	tasks   = prometheus.NewDesc("shoal_manager_tasks", "Tasks in the store, by current state and desired state.", []string{"state", "desired_state"}, nil)
-	nodes   = prometheus.NewDesc("shoal_manager_nodes", "Nodes of the cluster, by state, availability and role.", []string{"state", "availability", "role"}, nil)
+	logBytes      = prometheus.NewDesc("shoal_manager_raft_log_bytes", "Size of this manager's Raft log file on disk.", nil, nil)
+	snapshotBytes = prometheus.NewDesc("shoal_manager_raft_snapshot_bytes", "Size of this manager's latest Raft snapshot on disk (0: none yet).", nil, nil)
+	objects       = prometheus.NewDesc("shoal_manager_store_objects", "Objects in the replicated store, by type.", []string{"type"}, nil)
+	tasks         = prometheus.NewDesc("shoal_manager_tasks", "Tasks in the store, by current state and desired state.", []string{"state", "desired_state"}, nil)
+	nodes         = prometheus.NewDesc("shoal_manager_nodes", "Nodes of the cluster, by state, availability and role.", []string{"state", "availability", "role"}, nil)
 )
 
 // Describe implements prometheus.Collector.
@@ -46,6 +50,8 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range raftIndex {
 		ch <- d
 	}
+	ch <- logBytes
+	ch <- snapshotBytes
 	ch <- objects
 	ch <- tasks
 	ch <- nodes
@@ -54,6 +60,9 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	stats := c.Raft.Stats()
+	lb, sb := c.Raft.DiskSizes()
+	ch <- prometheus.MustNewConstMetric(logBytes, prometheus.GaugeValue, float64(lb))
+	ch <- prometheus.MustNewConstMetric(snapshotBytes, prometheus.GaugeValue, float64(sb))
 	cur := strings.ToLower(stats["state"])
 	for _, s := range []string{"leader", "follower", "candidate", "shutdown"} {
 		v := 0.0

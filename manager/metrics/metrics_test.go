@@ -14,6 +14,8 @@ type fakeRaft map[string]string
 
 func (f fakeRaft) Stats() map[string]string { return f }
 
+func (f fakeRaft) DiskSizes() (int64, int64) { return 4096, 512 }
+
 func create(o store.Object) *shoalv1.StoreAction {
 	return &shoalv1.StoreAction{Kind: shoalv1.StoreActionKind_STORE_ACTION_KIND_CREATE, Object: store.Wrap(o)}
 }
@@ -43,6 +45,12 @@ shoal_manager_raft_state{state="shutdown"} 0
 # HELP shoal_manager_raft_term The Raft term this manager is in.
 # TYPE shoal_manager_raft_term gauge
 shoal_manager_raft_term 3
+# HELP shoal_manager_raft_log_bytes Size of this manager's Raft log file on disk.
+# TYPE shoal_manager_raft_log_bytes gauge
+shoal_manager_raft_log_bytes 4096
+# HELP shoal_manager_raft_snapshot_bytes Size of this manager's latest Raft snapshot on disk (0: none yet).
+# TYPE shoal_manager_raft_snapshot_bytes gauge
+shoal_manager_raft_snapshot_bytes 512
 # HELP shoal_manager_tasks Tasks in the store, by current state and desired state.
 # TYPE shoal_manager_tasks gauge
 shoal_manager_tasks{desired_state="running",state="running"} 2
@@ -51,7 +59,7 @@ shoal_manager_tasks{desired_state="shutdown",state="shutdown"} 1
 # TYPE shoal_manager_nodes gauge
 shoal_manager_nodes{availability="active",role="manager",state="ready"} 1
 `
-	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "shoal_manager_raft_state", "shoal_manager_raft_term", "shoal_manager_tasks", "shoal_manager_nodes"); err != nil {
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "shoal_manager_raft_state", "shoal_manager_raft_term", "shoal_manager_raft_log_bytes", "shoal_manager_raft_snapshot_bytes", "shoal_manager_tasks", "shoal_manager_nodes"); err != nil {
 		t.Error(err)
 	}
 	if n := testutil.CollectAndCount(c, "shoal_manager_store_objects"); n != 7 {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/shoal-run/shoal/internal/clock"
 	"github.com/shoal-run/shoal/manager/allocator"
+	"github.com/shoal-run/shoal/manager/metrics/timing"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
@@ -119,6 +120,8 @@ func (o *Orchestrator) Input() Input {
 // Pass runs one reconciliation and placement and writes the result. It
 // returns when it wants to run again without a store change.
 func (o *Orchestrator) Pass(ctx context.Context) (time.Time, error) {
+	// Wall time, whatever o.Clock is: the cost of the pass.
+	defer func(begin time.Time) { timing.OrchestratorPass.Observe(time.Since(begin).Seconds()) }(time.Now())
 	start := o.Clock.Now()
 	in := o.Input()
 	now := o.Clock.Now()

@@ -25,6 +25,7 @@ import (
 	"github.com/shoal-run/shoal/internal/keys"
 	"github.com/shoal-run/shoal/internal/logging"
 	"github.com/shoal-run/shoal/internal/tlsutil"
+	"github.com/shoal-run/shoal/manager/metrics/timing"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
@@ -81,6 +82,7 @@ type Node struct {
 	raft   *raft.Raft
 	trans  *raft.NetworkTransport
 	logs   *raftboltdb.BoltStore
+	snaps  *raft.FileSnapshotStore
 	obs    *raft.Observer
 	obsCh  chan raft.Observation
 	stop   chan struct{}
@@ -191,7 +193,7 @@ func Start(cfg Config) (*Node, error) {
 		closeAll()
 		return nil, err
 	}
-	n := &Node{cfg: cfg, raft: r, trans: trans, logs: disk, stop: make(chan struct{}), failed: map[raft.ServerID]bool{},
+	n := &Node{cfg: cfg, raft: r, trans: trans, logs: disk, snaps: diskSnaps, stop: make(chan struct{}), failed: map[raft.ServerID]bool{},
 		obsCh: make(chan raft.Observation, 64), changed: make(chan struct{})}
 	n.obs = raft.NewObserver(n.obsCh, false, func(o *raft.Observation) bool {
 		switch o.Data.(type) {
@@ -353,6 +355,7 @@ func (n *Node) Propose(ctx context.Context, b *shoalv1.StoreBatch) (uint64, erro
 	if err != nil {
 		return 0, err
 	}
+	begin := time.Now()
 	f := n.raft.Apply(data, 2*time.Second)
 	done := make(chan struct{})
 	go func() { _ = f.Error(); close(done) }()
@@ -364,6 +367,7 @@ func (n *Node) Propose(ctx context.Context, b *shoalv1.StoreBatch) (uint64, erro
 	if err := f.Error(); err != nil {
 		return 0, mapRaftErr(err)
 	}
+	timing.RaftCommit.Observe(time.Since(begin).Seconds())
 	if err, ok := f.Response().(error); ok && err != nil {
 		return 0, err
 	}
@@ -407,6 +411,18 @@ func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
 
 // Stats exposes raft's statistics.
 func (n *Node) Stats() map[string]string { return n.raft.Stats() }
+
+// DiskSizes are the bytes of this member's Raft log file and of its
+// latest snapshot (0 when it has none).
+func (n *Node) DiskSizes() (logBytes, snapshotBytes int64) {
+	if st, err := os.Stat(filepath.Join(n.cfg.Dir, "raft.db")); err == nil {
+		logBytes = st.Size()
+	}
+	if metas, err := n.snaps.List(); err == nil && len(metas) > 0 {
+		snapshotBytes = metas[0].Size
+	}
+	return logBytes, snapshotBytes
+}
 
 // Shutdown stops the member and closes its stores.
 func (n *Node) Shutdown() error {

@@ -4,11 +4,13 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/shoal-run/shoal/manager/metrics/timing"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
@@ -47,6 +49,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand || len(l.Data) == 0 {
 		return nil
 	}
+	defer func(begin time.Time) { timing.RaftApply.Observe(time.Since(begin).Seconds()) }(time.Now())
 	switch EntryType(l.Data[0]) {
 	case EntryBatch:
 		var b shoalv1.StoreBatch
