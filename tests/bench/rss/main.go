@@ -21,6 +21,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -45,8 +47,11 @@ type config struct {
 	TargetMB float64       `json:"target_idle_manager_mb"`
 	// TargetWorkerMB is the target VmRSS of an idle joined worker.
 	TargetWorkerMB float64 `json:"target_idle_worker_mb"`
-	JSON           bool    `json:"-"`
-	Verbose        bool    `json:"-"`
+	// Metrics runs the daemons with --metrics-addr, the single
+	// manager's scraped every 500 ms while it idles.
+	Metrics bool `json:"metrics"`
+	JSON    bool `json:"-"`
+	Verbose bool `json:"-"`
 }
 
 func (c config) phase(name string) bool { return slices.Contains(c.Phases, name) }
@@ -103,6 +108,7 @@ func main() {
 	flag.StringVar(&cfg.LogLevel, "log-level", "info", "daemon log level (the harness default is debug; info is the daemon's own default)")
 	flag.Float64Var(&cfg.TargetMB, "target-mb", 40, "target VmRSS of an idle manager, MB (10^6 bytes)")
 	flag.Float64Var(&cfg.TargetWorkerMB, "target-worker-mb", 30, "target VmRSS of an idle joined worker, MB (10^6 bytes)")
+	flag.BoolVar(&cfg.Metrics, "metrics", false, "run the daemons with --metrics-addr; the single manager's /metrics is scraped every 500 ms while it idles")
 	flag.BoolVar(&cfg.JSON, "json", false, "print the result as JSON on stdout")
 	flag.BoolVar(&cfg.Verbose, "v", false, "log harness messages to stderr")
 	flag.Parse()
@@ -149,7 +155,15 @@ func run(tb *benchkit.TB, cfg config) result {
 	args := benchkit.DaemonArgs(cfg.LogLevel)
 	measure := func(phase string, nodes ...*harness.Node) {
 		progress("%s: idling %s", phase, cfg.Idle)
+		stop := make(chan struct{})
+		var scraping sync.WaitGroup
+		if addr := scrapeAddr[nodes[0]]; addr != "" {
+			scraping.Add(1)
+			go func() { defer scraping.Done(); scrape(addr, stop) }()
+		}
 		time.Sleep(cfg.Idle)
+		close(stop)
+		scraping.Wait()
 		for _, n := range nodes {
 			m, err := benchkit.ReadMem(n.PID())
 			if err != nil {
@@ -171,7 +185,43 @@ func run(tb *benchkit.TB, cfg config) result {
 // 3-manager cluster, idle and after cfg.Services services.
 func runManagers(tb *benchkit.TB, cfg config, res *result, args []string, measure func(string, ...*harness.Node)) {
 	// One daemon, then one manager.
-	solo := harness.NewNode(tb, "solo", args...)
+	soloArgs := args
+	if cfg.Metrics {
+		addr := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(tb))
+		soloArgs = append(slices.Clone(args), "--metrics-addr", addr)
+		args = append(slices.Clone(args), "--metrics-addr", "127.0.0.1:0")
+		defer func() { scrapeAddr = map[*harness.Node]string{} }()
+		solo := harness.NewNode(tb, "solo", soloArgs...)
+		scrapeAddr[solo] = addr
+		runSolo(tb, cfg, res, solo, measure)
+	} else {
+		runSolo(tb, cfg, res, harness.NewNode(tb, "solo", soloArgs...), measure)
+	}
+	runTrio(tb, cfg, args, measure)
+}
+
+// scrapeAddr is the metrics address to scrape while a node idles.
+var scrapeAddr = map[*harness.Node]string{}
+
+// scrape GETs addr's /metrics every 500 ms until stop.
+func scrape(addr string, stop <-chan struct{}) {
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil}}
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if resp, err := client.Get("http://" + addr + "/metrics"); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func runSolo(tb *benchkit.TB, cfg config, res *result, solo *harness.Node, measure func(string, ...*harness.Node)) {
 	solo.Start()
 	measure("unclustered daemon", solo)
 	solo.MustCLI("swarm", "init", "--advertise-addr", solo.Addr)
@@ -185,7 +235,9 @@ func runManagers(tb *benchkit.TB, cfg config, res *result, args []string, measur
 	createServices(tb, cfg, "solo", []shoalv1.ControlServiceClient{cl})
 	measure(fmt.Sprintf("single manager, %d services", cfg.Services), solo)
 	solo.Kill()
+}
 
+func runTrio(tb *benchkit.TB, cfg config, args []string, measure func(string, ...*harness.Node)) {
 	// Three managers.
 	progress("starting a 3-manager cluster")
 	c := harness.StartCluster(tb, 3, 0, args...)
