@@ -13,6 +13,7 @@ import (
 	"github.com/shoal-run/shoal/internal/grpcmetrics"
 	"github.com/shoal-run/shoal/manager/metrics"
 	"github.com/shoal-run/shoal/manager/metrics/timing"
+	"github.com/shoal-run/shoal/netoverlay"
 	"github.com/shoal-run/shoal/runtime/container"
 	"github.com/shoal-run/shoal/worker"
 )
@@ -31,6 +32,7 @@ func newDaemonMetrics(d *Daemon, rt *container.Runtime) *daemonMetrics {
 	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector(),
 		&worker.NodeCollector{Runtime: rt, NodeID: func() string { id, _, _ := d.self(); return id }}, managerCollector{d})
 	timing.Register(reg)
+	reg.MustRegister(netoverlay.DNSQueries)
 	return &daemonMetrics{reg: reg, api: grpcmetrics.New(reg, "shoal_manager_api", "manager's API (control, dispatcher, CA, Raft)"),
 		exec: worker.NewExecutorMetrics(reg)}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
@@ -77,6 +78,20 @@ func Resolve(name string, networks []string, lookup Lookup) (addrs []netip.Addr,
 }
 
 // resolver serves one container's DNS on DNSAddr inside its namespace.
+// DNSQueries counts the questions the node's embedded DNS servers were
+// asked, by how they were answered: cluster (a name of the cluster),
+// forwarded (an upstream answered), refused (not the cluster's and no
+// upstream), failed (no upstream answered), malformed. The daemon
+// registers it with its metrics.
+var DNSQueries = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shoal_node_dns_queries_total",
+	Help: "Questions the node's embedded DNS servers were asked, by result: cluster, forwarded, refused, failed, malformed."}, []string{"result"})
+
+func init() {
+	for _, r := range []string{"cluster", "forwarded", "refused", "failed", "malformed"} {
+		DNSQueries.WithLabelValues(r)
+	}
+}
+
 type resolver struct {
 	networks []string
 	lookup   Lookup
@@ -145,6 +160,7 @@ func (r *resolver) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
 	m.SetReply(q)
 	m.Authoritative = true
 	if len(q.Question) != 1 {
+		DNSQueries.WithLabelValues("malformed").Inc()
 		m.Rcode = dns.RcodeFormatError
 		_ = w.WriteMsg(m)
 		return
@@ -156,6 +172,7 @@ func (r *resolver) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
 		r.forward(w, q, m)
 		return
 	}
+	DNSQueries.WithLabelValues("cluster").Inc()
 	if qq.Qtype == dns.TypeA || qq.Qtype == dns.TypeANY {
 		for _, a := range addrs {
 			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: qq.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: dnsTTL}, A: a.AsSlice()})
@@ -168,6 +185,7 @@ func (r *resolver) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
 // forward asks the node's upstream resolvers, in order.
 func (r *resolver) forward(w dns.ResponseWriter, q, m *dns.Msg) {
 	if len(r.upstream) == 0 {
+		DNSQueries.WithLabelValues("refused").Inc()
 		m.Authoritative = false
 		m.Rcode = dns.RcodeRefused
 		_ = w.WriteMsg(m)
@@ -181,11 +199,13 @@ func (r *resolver) forward(w dns.ResponseWriter, q, m *dns.Msg) {
 	for _, up := range r.upstream {
 		resp, _, err := c.Exchange(q, up)
 		if err == nil && resp != nil {
+			DNSQueries.WithLabelValues("forwarded").Inc()
 			_ = w.WriteMsg(resp)
 			return
 		}
 		r.log.Debug("dns: upstream", zap.String("upstream", up), zap.Error(err))
 	}
+	DNSQueries.WithLabelValues("failed").Inc()
 	m.Authoritative = false
 	m.Rcode = dns.RcodeServerFailure
 	_ = w.WriteMsg(m)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/vishvananda/netlink"
 	"go.uber.org/zap"
 
@@ -109,6 +110,16 @@ func TestServeDNS(t *testing.T) {
 		conn.Close()
 		return resp, err
 	}
+	cluster0, refused0 := testutil.ToFloat64(DNSQueries.WithLabelValues("cluster")), testutil.ToFloat64(DNSQueries.WithLabelValues("refused"))
+	defer func() {
+		// Each network asked three cluster questions and one outside.
+		if got := testutil.ToFloat64(DNSQueries.WithLabelValues("cluster")) - cluster0; got != 6 {
+			t.Errorf("%v cluster queries counted; want 6", got)
+		}
+		if got := testutil.ToFloat64(DNSQueries.WithLabelValues("refused")) - refused0; got != 2 {
+			t.Errorf("%v refused queries counted; want 2", got)
+		}
+	}()
 	for _, network := range []string{"udp", "tcp"} {
 		resp, err := ask(network, "web", dns.TypeA)
 		if err != nil || len(resp.Answer) != 1 || resp.Answer[0].(*dns.A).A.String() != "10.0.1.2" {

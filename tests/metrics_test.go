@@ -146,6 +146,9 @@ func TestMetrics(t *testing.T) {
 		if cpu, n := value(fams, "shoal_task_cpu_usage_seconds_total", map[string]string{"service": "web"}); n != 3 || cpu <= 0 {
 			return fmt.Errorf("worker: %d task CPU series (%v s); want 3, above 0", n, cpu)
 		}
+		if _, n := value(fams, "shoal_node_dns_queries_total", nil); n != 5 {
+			return fmt.Errorf("worker: %d DNS query series; want one per result (5)", n)
+		}
 		if _, n := value(fams, "shoal_manager_tasks", nil); n != 0 {
 			return fmt.Errorf("the worker serves manager metrics")
 		}
