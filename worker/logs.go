@@ -104,9 +104,9 @@ func (p *LogPublisher) Wait() { p.wg.Wait() }
 
 // matches reports whether a container is one of sub's tasks'.
 func matches(sel *shoalv1.LogSelector, st container.State) bool {
-	task, ok := st.Labels[LabelTask]
-	if !ok {
-		return false
+	task := st.Labels[LabelTask]
+	if task == "" {
+		return false // not a task's container (shoal run)
 	}
 	return slices.Contains(sel.GetTaskIds(), task) || slices.Contains(sel.GetServiceIds(), st.Labels[LabelService])
 }
