@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -172,10 +173,11 @@ func (p *LogPublisher) publish(ctx context.Context, sub *shoalv1.LogSubscription
 	if err := stream.Send(&shoalv1.PublishLogsRequest{SubscriptionId: sub.GetId()}); err != nil {
 		return err
 	}
-	rctx, cancel := context.WithCancel(ctx)
+	// The readers end together: on the first one's error, or when ctx
+	// ends (Stop, Reset); a follower's publish ends only so.
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var readers sync.WaitGroup
-	errc := make(chan error, 1)
+	g, rctx := errgroup.WithContext(ctx)
 	seen := map[string]bool{}
 	// The tail is of the containers there when the subscription began;
 	// one that starts later (a restart, a new task) is read whole.
@@ -186,28 +188,16 @@ func (p *LogPublisher) publish(ctx context.Context, sub *shoalv1.LogSubscription
 				continue
 			}
 			seen[st.ID] = true
-			readers.Add(1)
-			go func(tail int64) {
-				defer readers.Done()
-				if err := p.read(rctx, sub, st, tail, b); err != nil {
-					select {
-					case errc <- err:
-					default:
-					}
-					cancel()
-				}
-			}(tail)
+			g.Go(func(tail int64) func() error {
+				return func() error { return p.read(rctx, sub, st, tail, b) }
+			}(tail))
 		}
 		tail = -1
 	}
 	startReaders()
-	follow := sub.GetOptions().GetFollow()
-	if !follow {
-		readers.Wait()
-		select {
-		case err := <-errc:
+	if !sub.GetOptions().GetFollow() {
+		if err := g.Wait(); err != nil {
 			return err
-		default:
 		}
 		return b.flush(true)
 	}
@@ -215,18 +205,14 @@ func (p *LogPublisher) publish(ctx context.Context, sub *shoalv1.LogSubscription
 	defer flush.Stop()
 	look := p.Clock.NewTicker(rescan)
 	defer look.Stop()
-	defer readers.Wait()
 	for {
 		select {
 		case <-rctx.Done():
-			select {
-			case err := <-errc:
-				return err
-			default:
-			}
-			return nil
+			return g.Wait()
 		case <-flush.Chan():
 			if err := b.flush(false); err != nil {
+				cancel() // the stream is broken: end the readers
+				_ = g.Wait()
 				return err
 			}
 		case <-look.Chan():
