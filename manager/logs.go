@@ -11,13 +11,6 @@ import (
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
-// subscribeLogs is the one control stream a follower serves: it forwards
-// it to the leader, whose broker the nodes publish to.
-const subscribeLogs = "/shoal.v1.ControlService/SubscribeLogs"
-
-// eventsMethod is served by every manager from its own replica.
-const eventsMethod = "/shoal.v1.ControlService/Events"
-
 // forwardLogs relays a SubscribeLogs stream from the leader, vouching
 // for the caller.
 func (m *Manager) forwardLogs(req *shoalv1.SubscribeLogsRequest, stream grpc.ServerStreamingServer[shoalv1.SubscribeLogsResponse]) error {

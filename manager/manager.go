@@ -194,16 +194,25 @@ func (m *Manager) Interceptor(ctx context.Context, req any, info *grpc.UnaryServ
 // names the leader (the wire's shoalv1.LeaderHintKey).
 const LeaderHintKey = shoalv1.LeaderHintKey
 
-// StreamInterceptor authenticates streaming calls. Streams are served by
-// the leader only: a follower answers Unavailable and redirects the
-// caller to the leader it knows (LeaderHintKey). Chain it after
+// followerStreams are the streams a follower serves too: SubscribeLogs,
+// which it forwards to the leader whose broker the nodes publish to, and
+// Events, which every manager answers from its own replica.
+var followerStreams = map[string]bool{
+	"/shoal.v1.ControlService/SubscribeLogs": true,
+	"/shoal.v1.ControlService/Events":        true,
+}
+
+// StreamInterceptor authenticates streaming calls. Streams other than
+// followerStreams are served by the leader only: a follower answers
+// Unavailable and redirects the caller to the leader it knows
+// (LeaderHintKey). Chain it after
 // errgrpc.StreamServerInterceptor, which turns its errors into statuses.
 func (m *Manager) StreamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	c, err := auth.Authenticate(ss.Context(), info.FullMethod, m.cfg.ClusterID)
 	if err != nil {
 		return err
 	}
-	if !m.ready.Load() && info.FullMethod != subscribeLogs && info.FullMethod != eventsMethod {
+	if !m.ready.Load() && !followerStreams[info.FullMethod] {
 		addr, err := m.fwd.LeaderAddr()
 		if err != nil {
 			return err

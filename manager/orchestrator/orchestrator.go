@@ -160,7 +160,9 @@ func (o *Orchestrator) Pass(ctx context.Context) (time.Time, error) {
 	for i, c := range plan.Create {
 		fresh[i] = c.Task
 	}
+	placing := time.Now()
 	sched := Schedule(in.Nodes, existing, fresh, now, seedOf(now))
+	timing.SchedulerPass.Observe(time.Since(placing).Seconds())
 	versions := map[string]uint64{}
 	for _, t := range in.Tasks {
 		versions[t.GetId()] = t.GetMeta().GetVersion()

@@ -6,7 +6,6 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/shoal-run/shoal/manager/metrics/timing"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 	"github.com/shoal-run/shoal/scheduler"
@@ -130,9 +129,7 @@ func Schedule(nodes []*shoalv1.Node, existing []*shoalv1.Task, fresh []*shoalv1.
 	for i, t := range pending {
 		stasks[i] = schedulerTask(t)
 	}
-	begin := time.Now()
 	res := scheduler.Place(snodes, stasks, seed)
-	timing.SchedulerPass.Observe(time.Since(begin).Seconds())
 	ts := timestamppb.New(now)
 	var out []Change
 	for _, t := range pending {
