@@ -177,11 +177,11 @@ func (b *Broker) Subscribe(ctx context.Context, req *shoalv1.SubscribeLogsReques
 	}
 	follow := req.GetOptions().GetFollow()
 	var events <-chan *shoalv1.StoreEvent
+	unwatch := func() {}
 	if follow {
-		var cancel func()
-		events, cancel = b.store.Watch()
-		defer func() { cancel() }()
+		events, unwatch = b.store.Watch()
 	}
+	defer func() { unwatch() }()
 	s := &subscription{
 		msg: &shoalv1.LogSubscription{Id: b.newID(), Selector: sel, Options: req.GetOptions()},
 		out: make(chan *shoalv1.SubscribeLogsResponse, queued), gone: make(chan struct{}),
@@ -253,9 +253,8 @@ func (b *Broker) Subscribe(ctx context.Context, req *shoalv1.SubscribeLogsReques
 		case ev, ok := <-events:
 			if !ok {
 				// The watch fell behind: look again, watch again.
-				var cancel func()
-				events, cancel = b.store.Watch()
-				defer cancel()
+				unwatch()
+				events, unwatch = b.store.Watch()
 				if b.gone(sel) {
 					return nil
 				}
