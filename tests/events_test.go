@@ -65,9 +65,10 @@ func TestEvents(t *testing.T) {
 			break
 		}
 	}
+	// --since: whatever happens before the stream is up is replayed, so
+	// the test need not wait for it.
 	start := time.Now()
-	f := streamCLI(t, watcher, "events")
-	time.Sleep(500 * time.Millisecond) // the stream is up
+	f := streamCLI(t, watcher, "events", "--since", start.Format(time.RFC3339Nano))
 	leader.MustCLI("service", "create", "-d", "--name", "ev", "--replicas", "2", img.Ref)
 	harness.Eventually(t, 60*time.Second, func() error { return c.Converged("ev", 2) })
 	leader.MustCLI("service", "update", "-d", "--env-add", "X=1", "ev")

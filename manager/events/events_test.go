@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"errors"
+	"maps"
 	"testing"
 	"time"
 
@@ -75,23 +76,11 @@ func TestStoreEvents(t *testing.T) {
 				t.Fatalf("no event recorded")
 			}
 			got := r.ring[len(r.ring)-1]
-			if got.GetType() != tc.want.GetType() || got.GetAction() != tc.want.GetAction() || got.GetActorId() != tc.want.GetActorId() || !equal(got.GetAttributes(), tc.want.GetAttributes()) || !got.GetTime().AsTime().Equal(t0) {
+			if got.GetType() != tc.want.GetType() || got.GetAction() != tc.want.GetAction() || got.GetActorId() != tc.want.GetActorId() || !maps.Equal(got.GetAttributes(), tc.want.GetAttributes()) || !got.GetTime().AsTime().Equal(t0) {
 				t.Fatalf("got %v; want %v", got, tc.want)
 			}
 		})
 	}
-}
-
-func equal(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 func all(*shoalv1.Event) bool { return true }

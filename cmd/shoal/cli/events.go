@@ -71,12 +71,7 @@ func newEventsCmd(g *globals) *cobra.Command {
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			now := time.Now()
-			s, err := parseLogTime("since", since, now)
-			if err != nil {
-				return err
-			}
-			u, err := parseLogTime("until", until, now)
+			s, u, err := parseWindow(since, until)
 			if err != nil {
 				return err
 			}

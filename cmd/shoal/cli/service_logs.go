@@ -85,6 +85,18 @@ func parseLogTime(flag, v string, now time.Time) (*timestamppb.Timestamp, error)
 	return nil, fmt.Errorf("invalid value for %q: failed to parse value as time or duration: %q", flag, v)
 }
 
+// parseWindow is --since and --until, both read against one now.
+func parseWindow(since, until string) (s, u *timestamppb.Timestamp, err error) {
+	now := time.Now()
+	if s, err = parseLogTime("since", since, now); err != nil {
+		return nil, nil, err
+	}
+	if u, err = parseLogTime("until", until, now); err != nil {
+		return nil, nil, err
+	}
+	return s, u, nil
+}
+
 func allDigits(s string) bool {
 	if s == "" {
 		return false
@@ -103,12 +115,7 @@ const rfc3339NanoFixed = "2006-01-02T15:04:05.000000000Z07:00"
 
 func (g *globals) serviceLogs(cmd *cobra.Command, target string, f serviceLogsFlags) error {
 	ctx := cmd.Context()
-	now := time.Now()
-	since, err := parseLogTime("since", f.since, now)
-	if err != nil {
-		return err
-	}
-	until, err := parseLogTime("until", f.until, now)
+	since, until, err := parseWindow(f.since, f.until)
 	if err != nil {
 		return err
 	}

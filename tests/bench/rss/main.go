@@ -157,7 +157,7 @@ func run(tb *benchkit.TB, cfg config) result {
 		progress("%s: idling %s", phase, cfg.Idle)
 		stop := make(chan struct{})
 		var scraping sync.WaitGroup
-		if addr := scrapeAddr[nodes[0]]; addr != "" {
+		if addr := metricsAddr(nodes[0]); addr != "" {
 			scraping.Add(1)
 			go func() { defer scraping.Done(); scrape(addr, stop) }()
 		}
@@ -187,21 +187,23 @@ func runManagers(tb *benchkit.TB, cfg config, res *result, args []string, measur
 	// One daemon, then one manager.
 	soloArgs := args
 	if cfg.Metrics {
-		addr := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(tb))
-		soloArgs = append(slices.Clone(args), "--metrics-addr", addr)
+		soloArgs = append(slices.Clone(args), "--metrics-addr", fmt.Sprintf("127.0.0.1:%d", harness.FreePort(tb)))
 		args = append(slices.Clone(args), "--metrics-addr", "127.0.0.1:0")
-		defer func() { scrapeAddr = map[*harness.Node]string{} }()
-		solo := harness.NewNode(tb, "solo", soloArgs...)
-		scrapeAddr[solo] = addr
-		runSolo(tb, cfg, res, solo, measure)
-	} else {
-		runSolo(tb, cfg, res, harness.NewNode(tb, "solo", soloArgs...), measure)
 	}
+	runSolo(tb, cfg, res, harness.NewNode(tb, "solo", soloArgs...), measure)
 	runTrio(tb, cfg, args, measure)
 }
 
-// scrapeAddr is the metrics address to scrape while a node idles.
-var scrapeAddr = map[*harness.Node]string{}
+// metricsAddr is the --metrics-addr a node was started with, to scrape
+// while it idles ("" when none or a port chosen by the kernel).
+func metricsAddr(n *harness.Node) string {
+	for i, a := range n.Args {
+		if a == "--metrics-addr" && i+1 < len(n.Args) && !strings.HasSuffix(n.Args[i+1], ":0") {
+			return n.Args[i+1]
+		}
+	}
+	return ""
+}
 
 // scrape GETs addr's /metrics every 500 ms until stop.
 func scrape(addr string, stop <-chan struct{}) {
