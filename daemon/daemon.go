@@ -263,6 +263,11 @@ func Run(ctx context.Context, cfg Config) error {
 		d.log.Info("removed the secrets and configs of tasks no longer here", zap.Strings("tasks", gone))
 	}
 	rt.Health = d.agent.ContainerHealth
+	d.agent.OnHealth = func(id, state string) {
+		if st, err := rt.Containers.Get(id); err == nil {
+			rt.Events.Health(st, state, clk.Now())
+		}
+	}
 	d.att = worker.NewAttachments(ctx, worker.AttachmentsConfig{Containers: rt.Containers, Net: d.overlay,
 		Dispatch: d.session.Dispatch, NewID: store.NewID, Log: d.log})
 	rt.Net = lockGuard{Networks: d.att, d: d}
@@ -358,9 +363,11 @@ func openRuntime(cfg Config) (*runtimeapi.Server, error) {
 		images.Close()
 		return nil, fmt.Errorf("open volume store: %w", err)
 	}
+	events := runtimeapi.NewEvents(nil, worker.LabelTaskRecord)
 	rt, err := container.Open(container.Options{
 		Root: filepath.Join(cfg.DataDir, "runtime", "containers"), CgroupParent: cfg.CgroupParent,
 		ShimBinary: cfg.ShimBinary, Images: runtimeapi.ImageSource{Store: images}, Volumes: vols, Log: cfg.Log,
+		Events: events.Container,
 	})
 	if err != nil {
 		images.Close()
@@ -380,7 +387,7 @@ func openRuntime(cfg Config) (*runtimeapi.Server, error) {
 			_ = images.Release(owner)
 		}
 	}
-	return &runtimeapi.Server{Images: images, Containers: rt, Volumes: vols}, nil
+	return &runtimeapi.Server{Images: images, Containers: rt, Volumes: vols, Events: events}, nil
 }
 
 // restoreDataPlane brings back the data plane of a node restarted in a

@@ -32,7 +32,7 @@ func newDaemonMetrics(d *Daemon, rt *container.Runtime) *daemonMetrics {
 	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector(),
 		&worker.NodeCollector{Runtime: rt, NodeID: func() string { id, _, _ := d.self(); return id }}, managerCollector{d})
 	timing.Register(reg)
-	reg.MustRegister(netoverlay.DNSQueries)
+	reg.MustRegister(netoverlay.DNSQueries, d.overlay)
 	return &daemonMetrics{reg: reg, api: grpcmetrics.New(reg, "shoal_manager_api", "manager's API (control, dispatcher, CA, Raft)"),
 		exec: worker.NewExecutorMetrics(reg)}
 }

@@ -38,6 +38,8 @@ type Server struct {
 	// "healthy", "unhealthy"; "" without a check), from the worker that
 	// probes it; nil: none shown.
 	Health func(containerID string) string
+	// Events is the node's container events.
+	Events *Events
 }
 
 // Networks connects standalone containers to attachable overlay

@@ -13,7 +13,7 @@ import (
 )
 
 // eventLine is docker's default events line.
-var eventLine = regexp.MustCompile(`^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}\S*) (\w+) (\w+) (\S+)(?: \((.*)\))?$`)
+var eventLine = regexp.MustCompile(`^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}\S*) (\w+) (\w+(?:: \w+)?) (\S+)(?: \((.*)\))?$`)
 
 type eventRow struct {
 	typ, action, id string
@@ -49,9 +49,57 @@ func index(rows []eventRow, from int, match func(eventRow) bool) int {
 	return -1
 }
 
+// jsonEvent is a line of events --format json.
+type jsonEvent struct {
+	Type, Action string
+	Actor        struct {
+		ID         string
+		Attributes map[string]string
+	}
+	Scope string `json:"scope"`
+}
+
+func parseJSONEvents(t *testing.T, lines []string) []jsonEvent {
+	t.Helper()
+	var out []jsonEvent
+	for _, l := range lines {
+		var m jsonEvent
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("--format json printed %q: %v", l, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// containerLives is each container's actions in order, the health ones
+// shortened to "healthy".
+func containerLives(evs []jsonEvent) map[string][]string {
+	lives := map[string][]string{}
+	for _, e := range evs {
+		if e.Type == "container" {
+			lives[e.Actor.ID] = append(lives[e.Actor.ID], strings.TrimPrefix(e.Action, "health_status: "))
+		}
+	}
+	return lives
+}
+
+// inOrder reports whether want occur in got in that order.
+func inOrder(got, want []string) bool {
+	i := 0
+	for _, g := range got {
+		if i < len(want) && g == want[i] {
+			i++
+		}
+	}
+	return i == len(want)
+}
+
 // events, through a follower manager, sees a service created and updated,
 // its tasks running, a worker going down and the leadership moving, in
-// that order, without the stream ending; --since replays them.
+// that order, without the stream ending; --since replays them. On the
+// worker, events shows its containers' lives: created, started, healthy,
+// then stopped for the update and replaced.
 func TestEvents(t *testing.T) {
 	needRoot(t)
 	img := testimage.Serve(t, testimage.Options{Tag: "events"})
@@ -69,10 +117,47 @@ func TestEvents(t *testing.T) {
 	// the test need not wait for it.
 	start := time.Now()
 	f := streamCLI(t, watcher, "events", "--since", start.Format(time.RFC3339Nano))
-	leader.MustCLI("service", "create", "-d", "--name", "ev", "--replicas", "2", img.Ref)
+	worker := nodes[3]
+	wf := streamCLI(t, worker, "events", "--since", start.Format(time.RFC3339Nano), "--format", "json")
+	leader.MustCLI("service", "create", "-d", "--name", "ev", "--replicas", "2", "--constraint", "node.role==worker",
+		"--health-cmd", "true", "--health-interval", "500ms", img.Ref)
 	harness.Eventually(t, 60*time.Second, func() error { return c.Converged("ev", 2) })
 	leader.MustCLI("service", "update", "-d", "--env-add", "X=1", "ev")
-	worker := nodes[3]
+	// The worker's stream: its containers only (a worker serves no
+	// cluster events), each old one's life to its stop (the update may
+	// come before its first probe), each new one's to healthy.
+	var lives map[string][]string
+	harness.Eventually(t, 60*time.Second, func() error {
+		evs := parseJSONEvents(t, wf.snapshot())
+		lives = containerLives(evs)
+		stopped, replaced := 0, 0
+		for _, life := range lives {
+			switch {
+			case inOrder(life, []string{"create", "start", "kill", "die", "stop"}):
+				stopped++
+			case inOrder(life, []string{"create", "start", "healthy"}):
+				replaced++
+			}
+		}
+		if stopped < 2 || replaced < 2 {
+			return fmt.Errorf("the worker's containers: %d stopped and %d new ones healthy; want 2 and 2: %v (stderr %q)", stopped, replaced, lives, wf.errText())
+		}
+		for _, e := range evs {
+			if e.Type != "container" || e.Scope != "local" || e.Actor.Attributes["shoal.service.name"] != "ev" || !strings.HasPrefix(e.Actor.Attributes["image"], img.Ref+"@sha256:") {
+				return fmt.Errorf("the worker's stream has %+v; want only the service's containers, scope local", e)
+			}
+		}
+		return nil
+	})
+	// Filters on container events, replayed with --since.
+	out := worker.MustCLI("events", "--since", start.Format(time.RFC3339Nano), "--until", time.Now().Format(time.RFC3339Nano),
+		"--filter", "event=die", "--filter", "service=ev", "--format", "{{.Type}} {{.Action}} {{.Actor.Attributes.exitCode}}")
+	if got := strings.Split(strings.TrimSpace(out), "\n"); len(got) != 2 || got[0] != "container die 0" || got[1] != got[0] {
+		t.Fatalf("the worker's die events of ev: %q; want 2 of container die 0", out)
+	}
+	if _, err := worker.CLI("events", "--filter", "type=service"); err == nil || !strings.Contains(err.Error(), "not a swarm manager") {
+		t.Fatalf("the cluster's events asked of a worker: %v", err)
+	}
 	wid := nodeID(t, worker)
 	worker.KillHost()
 	harness.Eventually(t, 30*time.Second, func() error {
@@ -123,7 +208,7 @@ func TestEvents(t *testing.T) {
 	}
 	// Filters, and --since replays from the manager's history; --until
 	// ends the stream.
-	out := watcher.MustCLI("events", "--since", start.Format(time.RFC3339Nano), "--until", time.Now().Format(time.RFC3339Nano),
+	out = watcher.MustCLI("events", "--since", start.Format(time.RFC3339Nano), "--until", time.Now().Format(time.RFC3339Nano),
 		"--filter", "type=service", "--format", "json")
 	var kinds []string
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {

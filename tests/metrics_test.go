@@ -20,7 +20,14 @@ import (
 // scrape reads addr's /metrics with Prometheus' own text parser.
 func scrape(t *testing.T, addr string) map[string]*dto.MetricFamily {
 	t.Helper()
-	resp, err := (&http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil}}).Get("http://" + addr + "/metrics")
+	return scrapeWith(t, &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil}}, addr)
+}
+
+// scrapeWith is scrape through client (a host's, for a daemon in its
+// namespace).
+func scrapeWith(t *testing.T, client *http.Client, addr string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := client.Get("http://" + addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -152,10 +152,11 @@ func lookup(from overlayTask, name string) ([]string, error) {
 // Containers of a service on an overlay network, one per host, reach each
 // other at their task addresses across hosts (VXLAN between the hosts'
 // namespaces) and find each other by name through the node's DNS; a
-// service on another network is neither reachable nor resolvable.
+// service on another network is neither reachable nor resolvable. Each
+// node's metrics count its endpoints and the others'.
 func TestOverlayAcrossHosts(t *testing.T) {
 	needRoot(t)
-	e := faults.Start(t, 1, 2)
+	e := faults.Start(t, 1, 2, "--metrics-addr", "127.0.0.1:9323")
 	m := e.C.Managers[0]
 	m.MustCLI("network", "create", "app")
 	m.MustCLI("network", "create", "other")
@@ -163,6 +164,25 @@ func TestOverlayAcrossHosts(t *testing.T) {
 	m.MustCLI("service", "create", "-d", "--name", "stranger", "--replicas", "1", "--network", "other", e.Image)
 	web := spread(t, e, "web", "app", 6)
 	e.Eventually(60*time.Second, func() error { return e.Converged("stranger", 1) })
+	appID := e.Network("app").ID
+	e.Eventually(20*time.Second, func() error {
+		for _, n := range e.C.Nodes() {
+			here := 0
+			for _, w := range web {
+				if w.host == n.Name {
+					here++
+				}
+			}
+			fams := scrapeWith(t, n.Host.HTTPClient(5*time.Second), "127.0.0.1:9323")
+			if v, _ := value(fams, "shoal_node_overlay_endpoints", map[string]string{"network_id": appID, "state": "ready"}); int(v) != here {
+				return fmt.Errorf("%s: %v ready endpoints on app; want its %d web tasks", n.Name, v, here)
+			}
+			if v, _ := value(fams, "shoal_node_overlay_remote_endpoints", map[string]string{"network_id": appID}); int(v) != len(web)-here {
+				return fmt.Errorf("%s: %v other nodes' endpoints on app; want %d", n.Name, v, len(web)-here)
+			}
+		}
+		return nil
+	})
 	for _, from := range web {
 		for _, to := range web {
 			if from.id == to.id {

@@ -106,6 +106,11 @@ type Agent struct {
 	// the leader's to say, not the containers' records (Resume).
 	fullSeen bool
 	wg       sync.WaitGroup
+
+	// OnHealth, if set before the first task, is told when a task
+	// container turns healthy or unhealthy (its ID and the state's name,
+	// docker's): the node's health_status events.
+	OnHealth func(containerID, state string)
 }
 
 // NewAgent makes an agent whose timers run on clk; its task runners live

@@ -343,6 +343,9 @@ func (r *runner) watchHealth(id string, reAdopted bool) *healthWatch {
 		default:
 			return // starting: the run loop's report carries it
 		}
+		if r.a.OnHealth != nil {
+			r.a.OnHealth(id, s.State.String())
+		}
 		r.mu.Lock()
 		r.health = taskHealth(s)
 		r.mu.Unlock()

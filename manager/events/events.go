@@ -8,7 +8,6 @@ package events
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -16,7 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shoal-run/shoal/internal/clock"
-	"github.com/shoal-run/shoal/internal/errdefs"
+	"github.com/shoal-run/shoal/internal/feed"
 	"github.com/shoal-run/shoal/manager/store"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
@@ -39,18 +38,15 @@ const (
 	subBuffer = 4096
 )
 
-// ErrTooSlow ends a reader that fell behind the events.
-var ErrTooSlow = errors.New("this reader fell behind the cluster's events and was cut off")
-
 // Recorder records events and serves readers.
 type Recorder struct {
 	store Store
 	raft  Raft
 	clock clock.Clock
 
+	feed *feed.Feed[*shoalv1.Event]
+
 	mu     sync.Mutex
-	ring   []*shoalv1.Event
-	subs   map[*reader]struct{}
 	last   map[string]seen
 	leader string
 }
@@ -66,7 +62,8 @@ func New(st Store, r Raft, clk clock.Clock) *Recorder {
 	if clk == nil {
 		clk = clock.Real()
 	}
-	return &Recorder{store: st, raft: r, clock: clk, subs: map[*reader]struct{}{}, last: map[string]seen{}}
+	return &Recorder{store: st, raft: r, clock: clk, last: map[string]seen{},
+		feed: feed.New(clk, History, subBuffer, func(e *shoalv1.Event) time.Time { return e.GetTime().AsTime() })}
 }
 
 // Run records events until ctx ends.
@@ -260,91 +257,16 @@ func (r *Recorder) changed(id, action string, now seen, attrs map[string]string,
 	return any
 }
 
-// record stamps e, keeps it and hands it to the readers; a reader whose
-// backlog is full is cut off.
+// record stamps e and puts it in the feed.
 func (r *Recorder) record(e *shoalv1.Event) {
 	e.Time = timestamppb.New(r.clock.Now())
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.ring) == History {
-		copy(r.ring, r.ring[1:])
-		r.ring = r.ring[:History-1]
-	}
-	r.ring = append(r.ring, e)
-	for s := range r.subs {
-		select {
-		case s.ch <- e:
-		default:
-			delete(r.subs, s)
-			close(s.cut)
-		}
-	}
-}
-
-type reader struct {
-	ch  chan *shoalv1.Event
-	cut chan struct{}
+	r.feed.Record(e)
 }
 
 // Subscribe sends the kept events from since (unless since is zero),
 // then new ones, each that match accepts, until ctx ends, or the first
 // event after until (unless until is zero) or, once the time is past
-// until, at once.
+// until, at once (feed.Feed's Subscribe).
 func (r *Recorder) Subscribe(ctx context.Context, since, until time.Time, match func(*shoalv1.Event) bool, send func([]*shoalv1.Event) error) error {
-	if !since.IsZero() && !until.IsZero() && until.Before(since) {
-		return fmt.Errorf("--until (%s) is before --since (%s): %w", until, since, errdefs.ErrInvalid)
-	}
-	s := &reader{ch: make(chan *shoalv1.Event, subBuffer), cut: make(chan struct{})}
-	r.mu.Lock()
-	var past []*shoalv1.Event
-	if !since.IsZero() {
-		for _, e := range r.ring {
-			if !e.GetTime().AsTime().Before(since) && match(e) && (until.IsZero() || !e.GetTime().AsTime().After(until)) {
-				past = append(past, e)
-			}
-		}
-	}
-	r.subs[s] = struct{}{}
-	r.mu.Unlock()
-	defer func() {
-		r.mu.Lock()
-		delete(r.subs, s)
-		r.mu.Unlock()
-	}()
-	for len(past) > 0 {
-		n := min(len(past), 256)
-		if err := send(past[:n]); err != nil {
-			return err
-		}
-		past = past[n:]
-	}
-	var end <-chan time.Time
-	if !until.IsZero() {
-		d := until.Sub(r.clock.Now())
-		if d <= 0 {
-			return nil
-		}
-		t := r.clock.NewTimer(d)
-		defer t.Stop()
-		end = t.Chan()
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-end:
-			return nil
-		case <-s.cut:
-			return fmt.Errorf("%w: ask again with --since to replay what was kept: %w", ErrTooSlow, errdefs.ErrUnavailable)
-		case e := <-s.ch:
-			if !until.IsZero() && e.GetTime().AsTime().After(until) {
-				return nil
-			}
-			if match(e) {
-				if err := send([]*shoalv1.Event{e}); err != nil {
-					return err
-				}
-			}
-		}
-	}
+	return r.feed.Subscribe(ctx, since, until, match, send)
 }

@@ -1,8 +1,6 @@
 package events
 
 import (
-	"context"
-	"errors"
 	"maps"
 	"testing"
 	"time"
@@ -64,72 +62,23 @@ func TestStoreEvents(t *testing.T) {
 		{"cluster update", ev(update, &shoalv1.Cluster{Id: "c1"}), nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := len(r.ring)
+			before := len(r.feed.Kept())
 			r.storeEvent(tc.in)
 			if tc.want == nil {
-				if len(r.ring) != before {
-					t.Fatalf("recorded %v; want no event", r.ring[len(r.ring)-1])
+				if kept := r.feed.Kept(); len(kept) != before {
+					t.Fatalf("recorded %v; want no event", kept[len(kept)-1])
 				}
 				return
 			}
-			if len(r.ring) != before+1 {
+			kept := r.feed.Kept()
+			if len(kept) != before+1 {
 				t.Fatalf("no event recorded")
 			}
-			got := r.ring[len(r.ring)-1]
+			got := kept[len(kept)-1]
 			if got.GetType() != tc.want.GetType() || got.GetAction() != tc.want.GetAction() || got.GetActorId() != tc.want.GetActorId() || !maps.Equal(got.GetAttributes(), tc.want.GetAttributes()) || !got.GetTime().AsTime().Equal(t0) {
 				t.Fatalf("got %v; want %v", got, tc.want)
 			}
 		})
-	}
-}
-
-func all(*shoalv1.Event) bool { return true }
-
-// since replays what was kept; until ends the stream; the history is
-// bounded; a reader that falls behind is cut off, not waited for.
-func TestSubscribe(t *testing.T) {
-	clk := clock.NewFake(t0)
-	r := New(store.New(), nil, clk)
-	for i := 0; i < History+5; i++ {
-		r.record(&shoalv1.Event{Type: "service", Action: "update", ActorId: "s1"})
-		clk.Advance(time.Millisecond)
-	}
-	if len(r.ring) != History {
-		t.Fatalf("kept %d events; want %d", len(r.ring), History)
-	}
-	var got int
-	err := r.Subscribe(context.Background(), t0, clk.Now().Add(-time.Nanosecond), all, func(evs []*shoalv1.Event) error { got += len(evs); return nil })
-	if err != nil || got != History {
-		t.Fatalf("replay of the past: %d events, %v; want %d (the oldest 5 are gone)", got, err, History)
-	}
-	if err := r.Subscribe(context.Background(), clk.Now(), t0, all, func([]*shoalv1.Event) error { return nil }); err == nil {
-		t.Fatal("until before since was taken")
-	}
-	// A reader that does not keep up is cut off.
-	block := make(chan struct{})
-	done := make(chan error)
-	go func() {
-		done <- r.Subscribe(context.Background(), time.Time{}, time.Time{}, all, func([]*shoalv1.Event) error { <-block; return nil })
-	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		r.mu.Lock()
-		n := len(r.subs)
-		r.mu.Unlock()
-		if n == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the reader did not subscribe")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	for i := 0; i < subBuffer+2; i++ {
-		r.record(&shoalv1.Event{Type: "service", Action: "update"})
-	}
-	close(block)
-	if err := <-done; !errors.Is(err, ErrTooSlow) {
-		t.Fatalf("a reader that fell behind: %v", err)
 	}
 }
 
@@ -140,7 +89,7 @@ func TestLeaderEvents(t *testing.T) {
 	r.leaderIs("m1")
 	r.leaderIs("m2")
 	var got []string
-	for _, e := range r.ring {
+	for _, e := range r.feed.Kept() {
 		got = append(got, e.GetActorId()+":"+e.GetAttributes()["leader.old"]+">"+e.GetAttributes()["leader.new"])
 	}
 	want := []string{"m1:false>true", "m1:true>false", "m2:false>true"}

@@ -41,6 +41,25 @@ type Options struct {
 	// refused.
 	Volumes Volumes
 	Log     *zap.Logger
+	// Events, if set, is told of each change in a container's life, in
+	// the order they happen; it must not block.
+	Events func(Event)
+}
+
+// Event is a change in a container's life, docker's container event:
+// create, start, kill (the signal's number in Attributes["signal"]), oom,
+// die (Attributes["exitCode"]), stop, destroy.
+type Event struct {
+	Action     string
+	Container  State
+	Attributes map[string]string
+	Time       time.Time
+}
+
+func (r *Runtime) emit(action string, st State, attrs map[string]string) {
+	if r.opts.Events != nil {
+		r.opts.Events(Event{Action: action, Container: st, Attributes: attrs, Time: time.Now().UTC()})
+	}
 }
 
 // Runtime runs containers.
@@ -367,7 +386,9 @@ func (r *Runtime) Create(ctx context.Context, spec Spec) (State, error) {
 		r.teardown(c)
 		return State{}, err
 	}
-	return c.snapshot(), nil
+	st := c.snapshot()
+	r.emit("create", st, nil)
+	return st, nil
 }
 
 func resolveArgs(spec Spec, img ImageConfig) []string {
@@ -640,7 +661,9 @@ func (r *Runtime) Start(ctx context.Context, ref string, hook func(pid int) erro
 	if err != nil {
 		return c.snapshot(), fmt.Errorf("container %s: %w", st.ID[:12], err)
 	}
-	return c.snapshot(), nil
+	st = c.snapshot()
+	r.emit("start", st, nil)
+	return st, nil
 }
 
 // startError is the shim's Error message: why the container did not
@@ -707,7 +730,12 @@ func (r *Runtime) finish(c *ctr) {
 	c.state.Status = Exited
 	c.state.Pid, c.state.ShimPid = 0, 0
 	auto := c.state.AutoRemove
+	st := c.state
 	c.mu.Unlock()
+	if st.OOMKilled {
+		r.emit("oom", st, nil)
+	}
+	r.emit("die", st, map[string]string{"exitCode": strconv.Itoa(st.ExitCode)})
 	if err := c.save(); err != nil {
 		r.log.Warn("save container state", zap.Error(err))
 	}
@@ -774,7 +802,11 @@ func (r *Runtime) Signal(ref string, sig unix.Signal) error {
 	if procStart(st.Pid) != st.PidStart {
 		return fmt.Errorf("container %s is not running: %w", st.ID[:12], errdefs.ErrFailedPrecond)
 	}
-	return unix.PidfdSendSignal(fd, sig, nil, 0)
+	if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil {
+		return err
+	}
+	r.emit("kill", st, map[string]string{"signal": strconv.Itoa(int(sig))})
+	return nil
 }
 
 // Stop sends the stop signal, waits up to timeout (negative: the
@@ -792,12 +824,17 @@ func (r *Runtime) Stop(ctx context.Context, ref string, timeout time.Duration) (
 		timeout = st.StopTimeout
 	}
 	sig, _ := ParseSignal(st.StopSignal)
+	stopped := func() (State, error) {
+		st := c.snapshot()
+		r.emit("stop", st, nil)
+		return st, nil
+	}
 	if err := r.Signal(st.ID, sig); err == nil {
 		t := time.NewTimer(timeout)
 		defer t.Stop()
 		select {
 		case <-c.done:
-			return c.snapshot(), nil
+			return stopped()
 		case <-t.C:
 		case <-ctx.Done():
 			return c.snapshot(), ctx.Err()
@@ -809,7 +846,7 @@ func (r *Runtime) Stop(ctx context.Context, ref string, timeout time.Duration) (
 	case <-ctx.Done():
 		return c.snapshot(), ctx.Err()
 	}
-	return c.snapshot(), nil
+	return stopped()
 }
 
 // Delete removes a container. A running one needs force (it is killed).
@@ -838,6 +875,7 @@ func (r *Runtime) Delete(ctx context.Context, ref string, force bool) error {
 	delete(r.containers, st.ID)
 	r.mu.Unlock()
 	r.teardown(c)
+	r.emit("destroy", c.snapshot(), nil)
 	return nil
 }
 

@@ -7,7 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -93,6 +95,12 @@ func (f *fakeImages) Release(owner string) error   { delete(f.leases, owner); re
 
 func newRuntime(t *testing.T) (*Runtime, *fakeImages) {
 	t.Helper()
+	return newRuntimeWith(t, Options{})
+}
+
+// newRuntimeWith is newRuntime with opts' Events.
+func newRuntimeWith(t *testing.T, opts Options) (*Runtime, *fakeImages) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
@@ -101,7 +109,7 @@ func newRuntime(t *testing.T) (*Runtime, *fakeImages) {
 		Config: ImageConfig{Cmd: []string{"sh"}, Env: []string{"PATH=/bin", "FROM_IMAGE=1", "OVERRIDE=image"}},
 	}}
 	parent := fmt.Sprintf("shoal-test-%d", os.Getpid())
-	r, err := Open(Options{Root: t.TempDir(), CgroupParent: parent, ShimBinary: shimBinary, Images: imgs})
+	r, err := Open(Options{Root: t.TempDir(), CgroupParent: parent, ShimBinary: shimBinary, Images: imgs, Events: opts.Events})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,6 +247,71 @@ func TestSignalsStopAndKill(t *testing.T) {
 	st, _ = r.Wait(ctx, st.ID)
 	if st.ExitCode != 7 {
 		t.Fatalf("after USR1: code %d", st.ExitCode)
+	}
+}
+
+// eventLog records a runtime's events.
+type eventLog struct {
+	mu  sync.Mutex
+	evs []Event
+}
+
+func (l *eventLog) add(e Event) { l.mu.Lock(); l.evs = append(l.evs, e); l.mu.Unlock() }
+
+// of is the container's events as "action" or "action attr=value".
+func (l *eventLog) of(id string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, e := range l.evs {
+		if e.Container.ID != id {
+			continue
+		}
+		s := e.Action
+		for _, k := range []string{"signal", "exitCode"} {
+			if v, ok := e.Attributes[k]; ok {
+				s += " " + k + "=" + v
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// The life of a container is told as docker's container events, in
+// order.
+func TestEvents(t *testing.T) {
+	var log eventLog
+	r, _ := newRuntimeWith(t, Options{Events: log.add})
+	ctx := context.Background()
+	st, err := r.Create(ctx, Spec{Image: "test:1", Cmd: []string{"sh", "-c", "trap 'exit 0' TERM; echo ready; while true; do sleep 0.05; done"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Start(ctx, st.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, r, st.ID, "ready")
+	if _, err := r.Stop(ctx, st.ID, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Delete(ctx, st.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"create", "start", "kill signal=15", "die exitCode=0", "stop", "destroy"}
+	if got := log.of(st.ID); !slices.Equal(got, want) {
+		t.Fatalf("events %q; want %q", got, want)
+	}
+	// An OOM kill is told before the death it causes.
+	oom, _ := run(t, r, Spec{MemoryBytes: 16 << 20, Cmd: []string{"dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"}})
+	want = []string{"create", "start", "oom", "die exitCode=137"}
+	if got := log.of(oom.ID); !slices.Equal(got, want) {
+		t.Fatalf("events of an OOM kill %q; want %q", got, want)
+	}
+	for _, e := range log.evs {
+		if e.Time.IsZero() || e.Container.Image != "test:1" {
+			t.Fatalf("event without time or image: %+v", e)
+		}
 	}
 }
 

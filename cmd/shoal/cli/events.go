@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/shoal-run/shoal/internal/eventfilter"
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
 
@@ -31,14 +33,14 @@ type eventActor struct {
 	Attributes map[string]string `json:"Attributes"`
 }
 
-func toEventMessage(e *shoalv1.Event) eventMessage {
+func toEventMessage(e *shoalv1.Event, scope string) eventMessage {
 	t := e.GetTime().AsTime()
 	attrs := e.GetAttributes()
 	if attrs == nil {
 		attrs = map[string]string{}
 	}
 	return eventMessage{Type: e.GetType(), Action: e.GetAction(), Actor: eventActor{ID: e.GetActorId(), Attributes: attrs},
-		Scope: "swarm", Time: t.Unix(), TimeNano: t.UnixNano()}
+		Scope: scope, Time: t.Unix(), TimeNano: t.UnixNano()}
 }
 
 // formatEvent is docker's default events line:
@@ -59,6 +61,120 @@ func formatEvent(m eventMessage) string {
 	return b.String()
 }
 
+// scoped is a batch of events from one source.
+type scoped struct {
+	scope  string
+	events []*shoalv1.Event
+}
+
+// eventSource is one stream of events and its scope.
+type eventSource struct {
+	scope string
+	recv  func() ([]*shoalv1.Event, error)
+}
+
+// openEventSources opens the streams a filter can match: the cluster's
+// events from a manager and this node's container events from its
+// daemon, docker's swarm and local scopes. A worker, or a node in no
+// swarm, has only its containers' events, as docker's engine on a worker
+// has; asked for by filter, the cluster's events are refused there.
+func (g *globals) openEventSources(ctx context.Context, req *shoalv1.EventsRequest) ([]eventSource, func(), error) {
+	f, err := eventfilter.Parse(req.GetFilters())
+	if err != nil {
+		return nil, nil, err
+	}
+	remote := strings.HasPrefix(g.host, "tcp://")
+	wantSwarm, wantLocal := f.Wants(eventfilter.Swarm), f.Wants(eventfilter.Local) && !remote
+	if !wantSwarm && !f.Wants(eventfilter.Local) {
+		return nil, nil, errors.New("these filters match no events: container events are of scope local, the cluster's of scope swarm")
+	}
+	if remote && !wantSwarm {
+		return nil, nil, errors.New("container events are a node's own: run `shoal events` through that node's unix socket, not a tcp:// host")
+	}
+	conn, err := g.dial()
+	if err != nil {
+		return nil, nil, err
+	}
+	if wantSwarm && wantLocal {
+		// Both, where this node serves both: the cluster's events only on
+		// a manager.
+		info, err := shoalv1.NewSwarmServiceClient(conn).Info(ctx, &shoalv1.InfoRequest{})
+		if err != nil {
+			conn.Close()
+			return nil, nil, err
+		}
+		wantSwarm = info.GetState() == "active" && info.GetManager()
+	}
+	var sources []eventSource
+	if wantLocal {
+		stream, err := shoalv1.NewRuntimeServiceClient(conn).ContainerEvents(ctx, &shoalv1.ContainerEventsRequest{Since: req.GetSince(), Until: req.GetUntil(), Filters: req.GetFilters()})
+		if err != nil {
+			conn.Close()
+			return nil, nil, err
+		}
+		sources = append(sources, eventSource{eventfilter.Local, func() ([]*shoalv1.Event, error) {
+			resp, err := stream.Recv()
+			return resp.GetEvents(), err
+		}})
+	}
+	if wantSwarm {
+		stream, err := shoalv1.NewControlServiceClient(conn).Events(ctx, req)
+		if err != nil {
+			conn.Close()
+			return nil, nil, err
+		}
+		sources = append(sources, eventSource{eventfilter.Swarm, func() ([]*shoalv1.Event, error) {
+			resp, err := stream.Recv()
+			return resp.GetEvents(), err
+		}})
+	}
+	return sources, func() { conn.Close() }, nil
+}
+
+// mergeEvents reads every source at once and hands each batch to fn as
+// it comes, in each source's order; it ends when all sources have ended,
+// or with the first error.
+func mergeEvents(ctx context.Context, sources []eventSource, fn func(scoped) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan scoped)
+	errc := make(chan error, len(sources))
+	for _, src := range sources {
+		go func() {
+			for {
+				evs, err := src.recv()
+				if err != nil {
+					if errors.Is(err, io.EOF) {
+						err = nil
+					}
+					errc <- err
+					return
+				}
+				select {
+				case batches <- scoped{src.scope, evs}:
+				case <-ctx.Done():
+					errc <- nil
+					return
+				}
+			}
+		}()
+	}
+	for open := len(sources); open > 0; {
+		select {
+		case b := <-batches:
+			if err := fn(b); err != nil {
+				return err
+			}
+		case err := <-errc:
+			if err != nil {
+				return err
+			}
+			open--
+		}
+	}
+	return nil
+}
+
 func newEventsCmd(g *globals) *cobra.Command {
 	var since, until, format string
 	var filter filterFlag
@@ -66,8 +182,9 @@ func newEventsCmd(g *globals) *cobra.Command {
 		Use:   "events [OPTIONS]",
 		Short: "Get real time events from the cluster",
 		Long: "Stream what happens in the cluster: services, networks, secrets and configs created, updated and removed; tasks\n" +
-			"changing state; nodes going down and up; the leadership moving. With --since, the events the manager kept from\n" +
-			"then come first.",
+			"changing state; nodes going down and up; the leadership moving (from a manager, scope swarm). And what happens to\n" +
+			"this node's containers: created, started, killed, OOM-killed, died, stopped, destroyed, turning healthy or\n" +
+			"unhealthy (scope local; a worker has only these). With --since, the events kept from then come first.",
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -85,29 +202,15 @@ func newEventsCmd(g *globals) *cobra.Command {
 					return err
 				}
 			}
-			c, done, err := g.control()
+			sources, done, err := g.openEventSources(ctx, &shoalv1.EventsRequest{Since: s, Until: u, Filters: filters})
 			if err != nil {
 				return err
 			}
 			defer done()
-			stream, err := c.Events(ctx, &shoalv1.EventsRequest{Since: s, Until: u, Filters: filters})
-			if err != nil {
-				return err
-			}
 			out := cmd.OutOrStdout()
-			for {
-				resp, err := stream.Recv()
-				if errors.Is(err, io.EOF) {
-					return nil
-				}
-				if err != nil {
-					if ctx.Err() != nil {
-						return nil // interrupted
-					}
-					return err
-				}
-				for _, e := range resp.GetEvents() {
-					m := toEventMessage(e)
+			err = mergeEvents(ctx, sources, func(b scoped) error {
+				for _, e := range b.events {
+					m := toEventMessage(e, b.scope)
 					switch {
 					case format == "json":
 						data, err := json.Marshal(m)
@@ -125,13 +228,18 @@ func newEventsCmd(g *globals) *cobra.Command {
 						_, _ = io.WriteString(out, formatEvent(m))
 					}
 				}
+				return nil
+			})
+			if err != nil && ctx.Err() != nil {
+				return nil // interrupted
 			}
+			return err
 		},
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&since, "since", "", "Show all events created since timestamp")
 	fl.StringVar(&until, "until", "", "Stream events until this timestamp")
 	fl.StringVar(&format, "format", "", "Format output using a custom template:\n'json':             Print in JSON format\n'TEMPLATE':         Print output using the given Go template")
-	filter.register(fl, "type (service, node, task, network, secret, config), event (create, update, remove), service, node, network, secret, config, scope")
+	filter.register(fl, "type (service, node, task, network, secret, config, container), event (create, update, remove; container: create, start,\nkill, oom, die, stop, destroy, health_status), service, node, network, secret, config, container, image, label, scope (swarm, local)")
 	return cmd
 }

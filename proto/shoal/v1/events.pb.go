@@ -26,13 +26,18 @@ const (
 // object's type, the action, the object (actor) and its attributes.
 type Event struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// type is service, node, task, network, secret or config.
+	// type is service, node, task, network, secret or config (the
+	// cluster's, scope swarm) or container (a node's own, scope local).
 	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
-	// action is create, update or remove.
+	// action is create, update or remove; a container's is create, start,
+	// kill, oom, die, stop, destroy or "health_status: healthy" (and
+	// unhealthy).
 	Action  string `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`
 	ActorId string `protobuf:"bytes,3,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
 	// attributes are docker's: name, and for an update what changed
-	// (state.old/state.new, availability.old/…, leader.old/leader.new).
+	// (state.old/state.new, availability.old/…, leader.old/leader.new); a
+	// container's are its name, image and labels, exitCode for die and
+	// signal for kill.
 	Attributes    map[string]string      `protobuf:"bytes,4,rep,name=attributes,proto3" json:"attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	Time          *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=time,proto3" json:"time,omitempty"`
 	unknownFields protoimpl.UnknownFields

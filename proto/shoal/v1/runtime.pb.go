@@ -2110,6 +2110,114 @@ func (x *ContainerLogsResponse) GetTime() *timestamppb.Timestamp {
 	return nil
 }
 
+type ContainerEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// since replays the events kept from then on; unset sends new ones
+	// only.
+	Since *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=since,proto3" json:"since,omitempty"`
+	// until ends the stream at that time; unset follows for ever.
+	Until *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=until,proto3" json:"until,omitempty"`
+	// filters are docker's events filters, as ControlService.Events takes.
+	Filters       []*Filter `protobuf:"bytes,3,rep,name=filters,proto3" json:"filters,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContainerEventsRequest) Reset() {
+	*x = ContainerEventsRequest{}
+	mi := &file_shoal_v1_runtime_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContainerEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContainerEventsRequest) ProtoMessage() {}
+
+func (x *ContainerEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_runtime_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContainerEventsRequest.ProtoReflect.Descriptor instead.
+func (*ContainerEventsRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ContainerEventsRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *ContainerEventsRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+func (x *ContainerEventsRequest) GetFilters() []*Filter {
+	if x != nil {
+		return x.Filters
+	}
+	return nil
+}
+
+type ContainerEventsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Events        []*Event               `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContainerEventsResponse) Reset() {
+	*x = ContainerEventsResponse{}
+	mi := &file_shoal_v1_runtime_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContainerEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContainerEventsResponse) ProtoMessage() {}
+
+func (x *ContainerEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_runtime_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContainerEventsResponse.ProtoReflect.Descriptor instead.
+func (*ContainerEventsResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ContainerEventsResponse) GetEvents() []*Event {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
 type CreateVolumeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// name may be empty: a random one is chosen.
@@ -2125,7 +2233,7 @@ type CreateVolumeRequest struct {
 
 func (x *CreateVolumeRequest) Reset() {
 	*x = CreateVolumeRequest{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[34]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2137,7 +2245,7 @@ func (x *CreateVolumeRequest) String() string {
 func (*CreateVolumeRequest) ProtoMessage() {}
 
 func (x *CreateVolumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[34]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2150,7 +2258,7 @@ func (x *CreateVolumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateVolumeRequest.ProtoReflect.Descriptor instead.
 func (*CreateVolumeRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{34}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *CreateVolumeRequest) GetName() string {
@@ -2190,7 +2298,7 @@ type CreateVolumeResponse struct {
 
 func (x *CreateVolumeResponse) Reset() {
 	*x = CreateVolumeResponse{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[35]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2202,7 +2310,7 @@ func (x *CreateVolumeResponse) String() string {
 func (*CreateVolumeResponse) ProtoMessage() {}
 
 func (x *CreateVolumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[35]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2215,7 +2323,7 @@ func (x *CreateVolumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateVolumeResponse.ProtoReflect.Descriptor instead.
 func (*CreateVolumeResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{35}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CreateVolumeResponse) GetVolume() *Volume {
@@ -2233,7 +2341,7 @@ type ListVolumesRequest struct {
 
 func (x *ListVolumesRequest) Reset() {
 	*x = ListVolumesRequest{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[36]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2245,7 +2353,7 @@ func (x *ListVolumesRequest) String() string {
 func (*ListVolumesRequest) ProtoMessage() {}
 
 func (x *ListVolumesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[36]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2258,7 +2366,7 @@ func (x *ListVolumesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVolumesRequest.ProtoReflect.Descriptor instead.
 func (*ListVolumesRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{36}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{38}
 }
 
 type ListVolumesResponse struct {
@@ -2270,7 +2378,7 @@ type ListVolumesResponse struct {
 
 func (x *ListVolumesResponse) Reset() {
 	*x = ListVolumesResponse{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[37]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2282,7 +2390,7 @@ func (x *ListVolumesResponse) String() string {
 func (*ListVolumesResponse) ProtoMessage() {}
 
 func (x *ListVolumesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[37]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2295,7 +2403,7 @@ func (x *ListVolumesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVolumesResponse.ProtoReflect.Descriptor instead.
 func (*ListVolumesResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{37}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListVolumesResponse) GetVolumes() []*Volume {
@@ -2314,7 +2422,7 @@ type InspectVolumeRequest struct {
 
 func (x *InspectVolumeRequest) Reset() {
 	*x = InspectVolumeRequest{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[38]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2326,7 +2434,7 @@ func (x *InspectVolumeRequest) String() string {
 func (*InspectVolumeRequest) ProtoMessage() {}
 
 func (x *InspectVolumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[38]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2339,7 +2447,7 @@ func (x *InspectVolumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectVolumeRequest.ProtoReflect.Descriptor instead.
 func (*InspectVolumeRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{38}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *InspectVolumeRequest) GetName() string {
@@ -2358,7 +2466,7 @@ type InspectVolumeResponse struct {
 
 func (x *InspectVolumeResponse) Reset() {
 	*x = InspectVolumeResponse{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[39]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2370,7 +2478,7 @@ func (x *InspectVolumeResponse) String() string {
 func (*InspectVolumeResponse) ProtoMessage() {}
 
 func (x *InspectVolumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[39]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2383,7 +2491,7 @@ func (x *InspectVolumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectVolumeResponse.ProtoReflect.Descriptor instead.
 func (*InspectVolumeResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{39}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *InspectVolumeResponse) GetVolume() *Volume {
@@ -2405,7 +2513,7 @@ type RemoveVolumeRequest struct {
 
 func (x *RemoveVolumeRequest) Reset() {
 	*x = RemoveVolumeRequest{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[40]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2417,7 +2525,7 @@ func (x *RemoveVolumeRequest) String() string {
 func (*RemoveVolumeRequest) ProtoMessage() {}
 
 func (x *RemoveVolumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[40]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2430,7 +2538,7 @@ func (x *RemoveVolumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveVolumeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveVolumeRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{40}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RemoveVolumeRequest) GetName() string {
@@ -2455,7 +2563,7 @@ type RemoveVolumeResponse struct {
 
 func (x *RemoveVolumeResponse) Reset() {
 	*x = RemoveVolumeResponse{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[41]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2467,7 +2575,7 @@ func (x *RemoveVolumeResponse) String() string {
 func (*RemoveVolumeResponse) ProtoMessage() {}
 
 func (x *RemoveVolumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[41]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2480,7 +2588,7 @@ func (x *RemoveVolumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveVolumeResponse.ProtoReflect.Descriptor instead.
 func (*RemoveVolumeResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{41}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{43}
 }
 
 type PruneVolumesRequest struct {
@@ -2495,7 +2603,7 @@ type PruneVolumesRequest struct {
 
 func (x *PruneVolumesRequest) Reset() {
 	*x = PruneVolumesRequest{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[42]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2507,7 +2615,7 @@ func (x *PruneVolumesRequest) String() string {
 func (*PruneVolumesRequest) ProtoMessage() {}
 
 func (x *PruneVolumesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[42]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2520,7 +2628,7 @@ func (x *PruneVolumesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneVolumesRequest.ProtoReflect.Descriptor instead.
 func (*PruneVolumesRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{42}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *PruneVolumesRequest) GetAll() bool {
@@ -2547,7 +2655,7 @@ type PruneVolumesResponse struct {
 
 func (x *PruneVolumesResponse) Reset() {
 	*x = PruneVolumesResponse{}
-	mi := &file_shoal_v1_runtime_proto_msgTypes[43]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2559,7 +2667,7 @@ func (x *PruneVolumesResponse) String() string {
 func (*PruneVolumesResponse) ProtoMessage() {}
 
 func (x *PruneVolumesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_runtime_proto_msgTypes[43]
+	mi := &file_shoal_v1_runtime_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2572,7 +2680,7 @@ func (x *PruneVolumesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneVolumesResponse.ProtoReflect.Descriptor instead.
 func (*PruneVolumesResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{43}
+	return file_shoal_v1_runtime_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *PruneVolumesResponse) GetRemoved() []string {
@@ -2593,7 +2701,7 @@ var File_shoal_v1_runtime_proto protoreflect.FileDescriptor
 
 const file_shoal_v1_runtime_proto_rawDesc = "" +
 	"\n" +
-	"\x16shoal/v1/runtime.proto\x12\bshoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16shoal/v1/objects.proto\"\xb3\x02\n" +
+	"\x16shoal/v1/runtime.proto\x12\bshoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16shoal/v1/control.proto\x1a\x15shoal/v1/events.proto\x1a\x16shoal/v1/objects.proto\"\xb3\x02\n" +
 	"\n" +
 	"LocalImage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
@@ -2769,7 +2877,13 @@ const file_shoal_v1_runtime_proto_rawDesc = "" +
 	"\x15ContainerLogsResponse\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x12\n" +
 	"\x04line\x18\x02 \x01(\fR\x04line\x12.\n" +
-	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xc1\x02\n" +
+	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xa8\x01\n" +
+	"\x16ContainerEventsRequest\x120\n" +
+	"\x05since\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12*\n" +
+	"\afilters\x18\x03 \x03(\v2\x10.shoal.v1.FilterR\afilters\"B\n" +
+	"\x17ContainerEventsResponse\x12'\n" +
+	"\x06events\x18\x01 \x03(\v2\x0f.shoal.v1.EventR\x06events\"\xc1\x02\n" +
 	"\x13CreateVolumeRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06driver\x18\x02 \x01(\tR\x06driver\x12A\n" +
@@ -2799,7 +2913,7 @@ const file_shoal_v1_runtime_proto_rawDesc = "" +
 	"\x06labels\x18\x02 \x03(\tR\x06labels\"Y\n" +
 	"\x14PruneVolumesResponse\x12\x18\n" +
 	"\aremoved\x18\x01 \x03(\tR\aremoved\x12'\n" +
-	"\x0fspace_reclaimed\x18\x02 \x01(\x04R\x0espaceReclaimed2\xc2\f\n" +
+	"\x0fspace_reclaimed\x18\x02 \x01(\x04R\x0espaceReclaimed2\x9c\r\n" +
 	"\x0eRuntimeService\x12F\n" +
 	"\tPullImage\x12\x1a.shoal.v1.PullImageRequest\x1a\x1b.shoal.v1.PullImageResponse0\x01\x12F\n" +
 	"\tLoadImage\x12\x1a.shoal.v1.LoadImageRequest\x1a\x1b.shoal.v1.LoadImageResponse(\x01\x12G\n" +
@@ -2816,7 +2930,8 @@ const file_shoal_v1_runtime_proto_rawDesc = "" +
 	"\rKillContainer\x12\x1e.shoal.v1.KillContainerRequest\x1a\x1f.shoal.v1.KillContainerResponse\x12V\n" +
 	"\x0fRemoveContainer\x12 .shoal.v1.RemoveContainerRequest\x1a!.shoal.v1.RemoveContainerResponse\x12S\n" +
 	"\x0eListContainers\x12\x1f.shoal.v1.ListContainersRequest\x1a .shoal.v1.ListContainersResponse\x12R\n" +
-	"\rContainerLogs\x12\x1e.shoal.v1.ContainerLogsRequest\x1a\x1f.shoal.v1.ContainerLogsResponse0\x01\x12M\n" +
+	"\rContainerLogs\x12\x1e.shoal.v1.ContainerLogsRequest\x1a\x1f.shoal.v1.ContainerLogsResponse0\x01\x12X\n" +
+	"\x0fContainerEvents\x12 .shoal.v1.ContainerEventsRequest\x1a!.shoal.v1.ContainerEventsResponse0\x01\x12M\n" +
 	"\fCreateVolume\x12\x1d.shoal.v1.CreateVolumeRequest\x1a\x1e.shoal.v1.CreateVolumeResponse\x12J\n" +
 	"\vListVolumes\x12\x1c.shoal.v1.ListVolumesRequest\x1a\x1d.shoal.v1.ListVolumesResponse\x12P\n" +
 	"\rInspectVolume\x12\x1e.shoal.v1.InspectVolumeRequest\x1a\x1f.shoal.v1.InspectVolumeResponse\x12M\n" +
@@ -2835,7 +2950,7 @@ func file_shoal_v1_runtime_proto_rawDescGZIP() []byte {
 	return file_shoal_v1_runtime_proto_rawDescData
 }
 
-var file_shoal_v1_runtime_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_shoal_v1_runtime_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_shoal_v1_runtime_proto_goTypes = []any{
 	(*LocalImage)(nil),              // 0: shoal.v1.LocalImage
 	(*LocalImageConfig)(nil),        // 1: shoal.v1.LocalImageConfig
@@ -2871,107 +2986,117 @@ var file_shoal_v1_runtime_proto_goTypes = []any{
 	(*ListContainersResponse)(nil),  // 31: shoal.v1.ListContainersResponse
 	(*ContainerLogsRequest)(nil),    // 32: shoal.v1.ContainerLogsRequest
 	(*ContainerLogsResponse)(nil),   // 33: shoal.v1.ContainerLogsResponse
-	(*CreateVolumeRequest)(nil),     // 34: shoal.v1.CreateVolumeRequest
-	(*CreateVolumeResponse)(nil),    // 35: shoal.v1.CreateVolumeResponse
-	(*ListVolumesRequest)(nil),      // 36: shoal.v1.ListVolumesRequest
-	(*ListVolumesResponse)(nil),     // 37: shoal.v1.ListVolumesResponse
-	(*InspectVolumeRequest)(nil),    // 38: shoal.v1.InspectVolumeRequest
-	(*InspectVolumeResponse)(nil),   // 39: shoal.v1.InspectVolumeResponse
-	(*RemoveVolumeRequest)(nil),     // 40: shoal.v1.RemoveVolumeRequest
-	(*RemoveVolumeResponse)(nil),    // 41: shoal.v1.RemoveVolumeResponse
-	(*PruneVolumesRequest)(nil),     // 42: shoal.v1.PruneVolumesRequest
-	(*PruneVolumesResponse)(nil),    // 43: shoal.v1.PruneVolumesResponse
-	nil,                             // 44: shoal.v1.LocalImageConfig.LabelsEntry
-	nil,                             // 45: shoal.v1.ContainerConfig.LabelsEntry
-	nil,                             // 46: shoal.v1.ContainerConfig.SysctlsEntry
-	nil,                             // 47: shoal.v1.Container.LabelsEntry
-	nil,                             // 48: shoal.v1.CreateVolumeRequest.LabelsEntry
-	nil,                             // 49: shoal.v1.CreateVolumeRequest.OptionsEntry
-	(*timestamppb.Timestamp)(nil),   // 50: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),     // 51: google.protobuf.Duration
-	(*Mount)(nil),                   // 52: shoal.v1.Mount
-	(*Ulimit)(nil),                  // 53: shoal.v1.Ulimit
-	(*DNSConfig)(nil),               // 54: shoal.v1.DNSConfig
-	(*Volume)(nil),                  // 55: shoal.v1.Volume
+	(*ContainerEventsRequest)(nil),  // 34: shoal.v1.ContainerEventsRequest
+	(*ContainerEventsResponse)(nil), // 35: shoal.v1.ContainerEventsResponse
+	(*CreateVolumeRequest)(nil),     // 36: shoal.v1.CreateVolumeRequest
+	(*CreateVolumeResponse)(nil),    // 37: shoal.v1.CreateVolumeResponse
+	(*ListVolumesRequest)(nil),      // 38: shoal.v1.ListVolumesRequest
+	(*ListVolumesResponse)(nil),     // 39: shoal.v1.ListVolumesResponse
+	(*InspectVolumeRequest)(nil),    // 40: shoal.v1.InspectVolumeRequest
+	(*InspectVolumeResponse)(nil),   // 41: shoal.v1.InspectVolumeResponse
+	(*RemoveVolumeRequest)(nil),     // 42: shoal.v1.RemoveVolumeRequest
+	(*RemoveVolumeResponse)(nil),    // 43: shoal.v1.RemoveVolumeResponse
+	(*PruneVolumesRequest)(nil),     // 44: shoal.v1.PruneVolumesRequest
+	(*PruneVolumesResponse)(nil),    // 45: shoal.v1.PruneVolumesResponse
+	nil,                             // 46: shoal.v1.LocalImageConfig.LabelsEntry
+	nil,                             // 47: shoal.v1.ContainerConfig.LabelsEntry
+	nil,                             // 48: shoal.v1.ContainerConfig.SysctlsEntry
+	nil,                             // 49: shoal.v1.Container.LabelsEntry
+	nil,                             // 50: shoal.v1.CreateVolumeRequest.LabelsEntry
+	nil,                             // 51: shoal.v1.CreateVolumeRequest.OptionsEntry
+	(*timestamppb.Timestamp)(nil),   // 52: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),     // 53: google.protobuf.Duration
+	(*Mount)(nil),                   // 54: shoal.v1.Mount
+	(*Ulimit)(nil),                  // 55: shoal.v1.Ulimit
+	(*DNSConfig)(nil),               // 56: shoal.v1.DNSConfig
+	(*Filter)(nil),                  // 57: shoal.v1.Filter
+	(*Event)(nil),                   // 58: shoal.v1.Event
+	(*Volume)(nil),                  // 59: shoal.v1.Volume
 }
 var file_shoal_v1_runtime_proto_depIdxs = []int32{
-	50, // 0: shoal.v1.LocalImage.created_at:type_name -> google.protobuf.Timestamp
+	52, // 0: shoal.v1.LocalImage.created_at:type_name -> google.protobuf.Timestamp
 	1,  // 1: shoal.v1.LocalImage.config:type_name -> shoal.v1.LocalImageConfig
-	44, // 2: shoal.v1.LocalImageConfig.labels:type_name -> shoal.v1.LocalImageConfig.LabelsEntry
+	46, // 2: shoal.v1.LocalImageConfig.labels:type_name -> shoal.v1.LocalImageConfig.LabelsEntry
 	0,  // 3: shoal.v1.PullImageResponse.image:type_name -> shoal.v1.LocalImage
 	0,  // 4: shoal.v1.LoadImageResponse.images:type_name -> shoal.v1.LocalImage
 	0,  // 5: shoal.v1.ListImagesResponse.images:type_name -> shoal.v1.LocalImage
 	0,  // 6: shoal.v1.TagImageResponse.image:type_name -> shoal.v1.LocalImage
 	0,  // 7: shoal.v1.InspectImageResponse.image:type_name -> shoal.v1.LocalImage
-	45, // 8: shoal.v1.ContainerConfig.labels:type_name -> shoal.v1.ContainerConfig.LabelsEntry
-	51, // 9: shoal.v1.ContainerConfig.stop_timeout:type_name -> google.protobuf.Duration
-	52, // 10: shoal.v1.ContainerConfig.mounts:type_name -> shoal.v1.Mount
-	46, // 11: shoal.v1.ContainerConfig.sysctls:type_name -> shoal.v1.ContainerConfig.SysctlsEntry
-	53, // 12: shoal.v1.ContainerConfig.ulimits:type_name -> shoal.v1.Ulimit
-	54, // 13: shoal.v1.ContainerConfig.dns_config:type_name -> shoal.v1.DNSConfig
-	50, // 14: shoal.v1.Container.created_at:type_name -> google.protobuf.Timestamp
-	50, // 15: shoal.v1.Container.started_at:type_name -> google.protobuf.Timestamp
-	50, // 16: shoal.v1.Container.finished_at:type_name -> google.protobuf.Timestamp
-	47, // 17: shoal.v1.Container.labels:type_name -> shoal.v1.Container.LabelsEntry
-	52, // 18: shoal.v1.Container.mounts:type_name -> shoal.v1.Mount
+	47, // 8: shoal.v1.ContainerConfig.labels:type_name -> shoal.v1.ContainerConfig.LabelsEntry
+	53, // 9: shoal.v1.ContainerConfig.stop_timeout:type_name -> google.protobuf.Duration
+	54, // 10: shoal.v1.ContainerConfig.mounts:type_name -> shoal.v1.Mount
+	48, // 11: shoal.v1.ContainerConfig.sysctls:type_name -> shoal.v1.ContainerConfig.SysctlsEntry
+	55, // 12: shoal.v1.ContainerConfig.ulimits:type_name -> shoal.v1.Ulimit
+	56, // 13: shoal.v1.ContainerConfig.dns_config:type_name -> shoal.v1.DNSConfig
+	52, // 14: shoal.v1.Container.created_at:type_name -> google.protobuf.Timestamp
+	52, // 15: shoal.v1.Container.started_at:type_name -> google.protobuf.Timestamp
+	52, // 16: shoal.v1.Container.finished_at:type_name -> google.protobuf.Timestamp
+	49, // 17: shoal.v1.Container.labels:type_name -> shoal.v1.Container.LabelsEntry
+	54, // 18: shoal.v1.Container.mounts:type_name -> shoal.v1.Mount
 	16, // 19: shoal.v1.CreateContainerRequest.config:type_name -> shoal.v1.ContainerConfig
 	17, // 20: shoal.v1.CreateContainerResponse.container:type_name -> shoal.v1.Container
 	17, // 21: shoal.v1.StartContainerResponse.container:type_name -> shoal.v1.Container
 	17, // 22: shoal.v1.WaitContainerResponse.container:type_name -> shoal.v1.Container
-	51, // 23: shoal.v1.StopContainerRequest.timeout:type_name -> google.protobuf.Duration
+	53, // 23: shoal.v1.StopContainerRequest.timeout:type_name -> google.protobuf.Duration
 	17, // 24: shoal.v1.StopContainerResponse.container:type_name -> shoal.v1.Container
 	17, // 25: shoal.v1.ListContainersResponse.containers:type_name -> shoal.v1.Container
-	50, // 26: shoal.v1.ContainerLogsResponse.time:type_name -> google.protobuf.Timestamp
-	48, // 27: shoal.v1.CreateVolumeRequest.labels:type_name -> shoal.v1.CreateVolumeRequest.LabelsEntry
-	49, // 28: shoal.v1.CreateVolumeRequest.options:type_name -> shoal.v1.CreateVolumeRequest.OptionsEntry
-	55, // 29: shoal.v1.CreateVolumeResponse.volume:type_name -> shoal.v1.Volume
-	55, // 30: shoal.v1.ListVolumesResponse.volumes:type_name -> shoal.v1.Volume
-	55, // 31: shoal.v1.InspectVolumeResponse.volume:type_name -> shoal.v1.Volume
-	2,  // 32: shoal.v1.RuntimeService.PullImage:input_type -> shoal.v1.PullImageRequest
-	4,  // 33: shoal.v1.RuntimeService.LoadImage:input_type -> shoal.v1.LoadImageRequest
-	6,  // 34: shoal.v1.RuntimeService.ListImages:input_type -> shoal.v1.ListImagesRequest
-	8,  // 35: shoal.v1.RuntimeService.RemoveImage:input_type -> shoal.v1.RemoveImageRequest
-	10, // 36: shoal.v1.RuntimeService.PruneImages:input_type -> shoal.v1.PruneImagesRequest
-	12, // 37: shoal.v1.RuntimeService.TagImage:input_type -> shoal.v1.TagImageRequest
-	14, // 38: shoal.v1.RuntimeService.InspectImage:input_type -> shoal.v1.InspectImageRequest
-	18, // 39: shoal.v1.RuntimeService.CreateContainer:input_type -> shoal.v1.CreateContainerRequest
-	20, // 40: shoal.v1.RuntimeService.StartContainer:input_type -> shoal.v1.StartContainerRequest
-	22, // 41: shoal.v1.RuntimeService.WaitContainer:input_type -> shoal.v1.WaitContainerRequest
-	24, // 42: shoal.v1.RuntimeService.StopContainer:input_type -> shoal.v1.StopContainerRequest
-	26, // 43: shoal.v1.RuntimeService.KillContainer:input_type -> shoal.v1.KillContainerRequest
-	28, // 44: shoal.v1.RuntimeService.RemoveContainer:input_type -> shoal.v1.RemoveContainerRequest
-	30, // 45: shoal.v1.RuntimeService.ListContainers:input_type -> shoal.v1.ListContainersRequest
-	32, // 46: shoal.v1.RuntimeService.ContainerLogs:input_type -> shoal.v1.ContainerLogsRequest
-	34, // 47: shoal.v1.RuntimeService.CreateVolume:input_type -> shoal.v1.CreateVolumeRequest
-	36, // 48: shoal.v1.RuntimeService.ListVolumes:input_type -> shoal.v1.ListVolumesRequest
-	38, // 49: shoal.v1.RuntimeService.InspectVolume:input_type -> shoal.v1.InspectVolumeRequest
-	40, // 50: shoal.v1.RuntimeService.RemoveVolume:input_type -> shoal.v1.RemoveVolumeRequest
-	42, // 51: shoal.v1.RuntimeService.PruneVolumes:input_type -> shoal.v1.PruneVolumesRequest
-	3,  // 52: shoal.v1.RuntimeService.PullImage:output_type -> shoal.v1.PullImageResponse
-	5,  // 53: shoal.v1.RuntimeService.LoadImage:output_type -> shoal.v1.LoadImageResponse
-	7,  // 54: shoal.v1.RuntimeService.ListImages:output_type -> shoal.v1.ListImagesResponse
-	9,  // 55: shoal.v1.RuntimeService.RemoveImage:output_type -> shoal.v1.RemoveImageResponse
-	11, // 56: shoal.v1.RuntimeService.PruneImages:output_type -> shoal.v1.PruneImagesResponse
-	13, // 57: shoal.v1.RuntimeService.TagImage:output_type -> shoal.v1.TagImageResponse
-	15, // 58: shoal.v1.RuntimeService.InspectImage:output_type -> shoal.v1.InspectImageResponse
-	19, // 59: shoal.v1.RuntimeService.CreateContainer:output_type -> shoal.v1.CreateContainerResponse
-	21, // 60: shoal.v1.RuntimeService.StartContainer:output_type -> shoal.v1.StartContainerResponse
-	23, // 61: shoal.v1.RuntimeService.WaitContainer:output_type -> shoal.v1.WaitContainerResponse
-	25, // 62: shoal.v1.RuntimeService.StopContainer:output_type -> shoal.v1.StopContainerResponse
-	27, // 63: shoal.v1.RuntimeService.KillContainer:output_type -> shoal.v1.KillContainerResponse
-	29, // 64: shoal.v1.RuntimeService.RemoveContainer:output_type -> shoal.v1.RemoveContainerResponse
-	31, // 65: shoal.v1.RuntimeService.ListContainers:output_type -> shoal.v1.ListContainersResponse
-	33, // 66: shoal.v1.RuntimeService.ContainerLogs:output_type -> shoal.v1.ContainerLogsResponse
-	35, // 67: shoal.v1.RuntimeService.CreateVolume:output_type -> shoal.v1.CreateVolumeResponse
-	37, // 68: shoal.v1.RuntimeService.ListVolumes:output_type -> shoal.v1.ListVolumesResponse
-	39, // 69: shoal.v1.RuntimeService.InspectVolume:output_type -> shoal.v1.InspectVolumeResponse
-	41, // 70: shoal.v1.RuntimeService.RemoveVolume:output_type -> shoal.v1.RemoveVolumeResponse
-	43, // 71: shoal.v1.RuntimeService.PruneVolumes:output_type -> shoal.v1.PruneVolumesResponse
-	52, // [52:72] is the sub-list for method output_type
-	32, // [32:52] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	52, // 26: shoal.v1.ContainerLogsResponse.time:type_name -> google.protobuf.Timestamp
+	52, // 27: shoal.v1.ContainerEventsRequest.since:type_name -> google.protobuf.Timestamp
+	52, // 28: shoal.v1.ContainerEventsRequest.until:type_name -> google.protobuf.Timestamp
+	57, // 29: shoal.v1.ContainerEventsRequest.filters:type_name -> shoal.v1.Filter
+	58, // 30: shoal.v1.ContainerEventsResponse.events:type_name -> shoal.v1.Event
+	50, // 31: shoal.v1.CreateVolumeRequest.labels:type_name -> shoal.v1.CreateVolumeRequest.LabelsEntry
+	51, // 32: shoal.v1.CreateVolumeRequest.options:type_name -> shoal.v1.CreateVolumeRequest.OptionsEntry
+	59, // 33: shoal.v1.CreateVolumeResponse.volume:type_name -> shoal.v1.Volume
+	59, // 34: shoal.v1.ListVolumesResponse.volumes:type_name -> shoal.v1.Volume
+	59, // 35: shoal.v1.InspectVolumeResponse.volume:type_name -> shoal.v1.Volume
+	2,  // 36: shoal.v1.RuntimeService.PullImage:input_type -> shoal.v1.PullImageRequest
+	4,  // 37: shoal.v1.RuntimeService.LoadImage:input_type -> shoal.v1.LoadImageRequest
+	6,  // 38: shoal.v1.RuntimeService.ListImages:input_type -> shoal.v1.ListImagesRequest
+	8,  // 39: shoal.v1.RuntimeService.RemoveImage:input_type -> shoal.v1.RemoveImageRequest
+	10, // 40: shoal.v1.RuntimeService.PruneImages:input_type -> shoal.v1.PruneImagesRequest
+	12, // 41: shoal.v1.RuntimeService.TagImage:input_type -> shoal.v1.TagImageRequest
+	14, // 42: shoal.v1.RuntimeService.InspectImage:input_type -> shoal.v1.InspectImageRequest
+	18, // 43: shoal.v1.RuntimeService.CreateContainer:input_type -> shoal.v1.CreateContainerRequest
+	20, // 44: shoal.v1.RuntimeService.StartContainer:input_type -> shoal.v1.StartContainerRequest
+	22, // 45: shoal.v1.RuntimeService.WaitContainer:input_type -> shoal.v1.WaitContainerRequest
+	24, // 46: shoal.v1.RuntimeService.StopContainer:input_type -> shoal.v1.StopContainerRequest
+	26, // 47: shoal.v1.RuntimeService.KillContainer:input_type -> shoal.v1.KillContainerRequest
+	28, // 48: shoal.v1.RuntimeService.RemoveContainer:input_type -> shoal.v1.RemoveContainerRequest
+	30, // 49: shoal.v1.RuntimeService.ListContainers:input_type -> shoal.v1.ListContainersRequest
+	32, // 50: shoal.v1.RuntimeService.ContainerLogs:input_type -> shoal.v1.ContainerLogsRequest
+	34, // 51: shoal.v1.RuntimeService.ContainerEvents:input_type -> shoal.v1.ContainerEventsRequest
+	36, // 52: shoal.v1.RuntimeService.CreateVolume:input_type -> shoal.v1.CreateVolumeRequest
+	38, // 53: shoal.v1.RuntimeService.ListVolumes:input_type -> shoal.v1.ListVolumesRequest
+	40, // 54: shoal.v1.RuntimeService.InspectVolume:input_type -> shoal.v1.InspectVolumeRequest
+	42, // 55: shoal.v1.RuntimeService.RemoveVolume:input_type -> shoal.v1.RemoveVolumeRequest
+	44, // 56: shoal.v1.RuntimeService.PruneVolumes:input_type -> shoal.v1.PruneVolumesRequest
+	3,  // 57: shoal.v1.RuntimeService.PullImage:output_type -> shoal.v1.PullImageResponse
+	5,  // 58: shoal.v1.RuntimeService.LoadImage:output_type -> shoal.v1.LoadImageResponse
+	7,  // 59: shoal.v1.RuntimeService.ListImages:output_type -> shoal.v1.ListImagesResponse
+	9,  // 60: shoal.v1.RuntimeService.RemoveImage:output_type -> shoal.v1.RemoveImageResponse
+	11, // 61: shoal.v1.RuntimeService.PruneImages:output_type -> shoal.v1.PruneImagesResponse
+	13, // 62: shoal.v1.RuntimeService.TagImage:output_type -> shoal.v1.TagImageResponse
+	15, // 63: shoal.v1.RuntimeService.InspectImage:output_type -> shoal.v1.InspectImageResponse
+	19, // 64: shoal.v1.RuntimeService.CreateContainer:output_type -> shoal.v1.CreateContainerResponse
+	21, // 65: shoal.v1.RuntimeService.StartContainer:output_type -> shoal.v1.StartContainerResponse
+	23, // 66: shoal.v1.RuntimeService.WaitContainer:output_type -> shoal.v1.WaitContainerResponse
+	25, // 67: shoal.v1.RuntimeService.StopContainer:output_type -> shoal.v1.StopContainerResponse
+	27, // 68: shoal.v1.RuntimeService.KillContainer:output_type -> shoal.v1.KillContainerResponse
+	29, // 69: shoal.v1.RuntimeService.RemoveContainer:output_type -> shoal.v1.RemoveContainerResponse
+	31, // 70: shoal.v1.RuntimeService.ListContainers:output_type -> shoal.v1.ListContainersResponse
+	33, // 71: shoal.v1.RuntimeService.ContainerLogs:output_type -> shoal.v1.ContainerLogsResponse
+	35, // 72: shoal.v1.RuntimeService.ContainerEvents:output_type -> shoal.v1.ContainerEventsResponse
+	37, // 73: shoal.v1.RuntimeService.CreateVolume:output_type -> shoal.v1.CreateVolumeResponse
+	39, // 74: shoal.v1.RuntimeService.ListVolumes:output_type -> shoal.v1.ListVolumesResponse
+	41, // 75: shoal.v1.RuntimeService.InspectVolume:output_type -> shoal.v1.InspectVolumeResponse
+	43, // 76: shoal.v1.RuntimeService.RemoveVolume:output_type -> shoal.v1.RemoveVolumeResponse
+	45, // 77: shoal.v1.RuntimeService.PruneVolumes:output_type -> shoal.v1.PruneVolumesResponse
+	57, // [57:78] is the sub-list for method output_type
+	36, // [36:57] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_runtime_proto_init() }
@@ -2979,6 +3104,8 @@ func file_shoal_v1_runtime_proto_init() {
 	if File_shoal_v1_runtime_proto != nil {
 		return
 	}
+	file_shoal_v1_control_proto_init()
+	file_shoal_v1_events_proto_init()
 	file_shoal_v1_objects_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2986,7 +3113,7 @@ func file_shoal_v1_runtime_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_v1_runtime_proto_rawDesc), len(file_shoal_v1_runtime_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   50,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

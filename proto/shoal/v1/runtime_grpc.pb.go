@@ -34,6 +34,7 @@ const (
 	RuntimeService_RemoveContainer_FullMethodName = "/shoal.v1.RuntimeService/RemoveContainer"
 	RuntimeService_ListContainers_FullMethodName  = "/shoal.v1.RuntimeService/ListContainers"
 	RuntimeService_ContainerLogs_FullMethodName   = "/shoal.v1.RuntimeService/ContainerLogs"
+	RuntimeService_ContainerEvents_FullMethodName = "/shoal.v1.RuntimeService/ContainerEvents"
 	RuntimeService_CreateVolume_FullMethodName    = "/shoal.v1.RuntimeService/CreateVolume"
 	RuntimeService_ListVolumes_FullMethodName     = "/shoal.v1.RuntimeService/ListVolumes"
 	RuntimeService_InspectVolume_FullMethodName   = "/shoal.v1.RuntimeService/InspectVolume"
@@ -63,6 +64,10 @@ type RuntimeServiceClient interface {
 	RemoveContainer(ctx context.Context, in *RemoveContainerRequest, opts ...grpc.CallOption) (*RemoveContainerResponse, error)
 	ListContainers(ctx context.Context, in *ListContainersRequest, opts ...grpc.CallOption) (*ListContainersResponse, error)
 	ContainerLogs(ctx context.Context, in *ContainerLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ContainerLogsResponse], error)
+	// ContainerEvents streams this node's container events (docker's
+	// events of type container, scope local): create, start, kill, oom,
+	// die, stop, destroy and health_status.
+	ContainerEvents(ctx context.Context, in *ContainerEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ContainerEventsResponse], error)
 	// Volumes are this node's; the managers list every node's
 	// (ControlService.ListNodeVolumes).
 	CreateVolume(ctx context.Context, in *CreateVolumeRequest, opts ...grpc.CallOption) (*CreateVolumeResponse, error)
@@ -251,6 +256,25 @@ func (c *runtimeServiceClient) ContainerLogs(ctx context.Context, in *ContainerL
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type RuntimeService_ContainerLogsClient = grpc.ServerStreamingClient[ContainerLogsResponse]
 
+func (c *runtimeServiceClient) ContainerEvents(ctx context.Context, in *ContainerEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ContainerEventsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &RuntimeService_ServiceDesc.Streams[3], RuntimeService_ContainerEvents_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ContainerEventsRequest, ContainerEventsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RuntimeService_ContainerEventsClient = grpc.ServerStreamingClient[ContainerEventsResponse]
+
 func (c *runtimeServiceClient) CreateVolume(ctx context.Context, in *CreateVolumeRequest, opts ...grpc.CallOption) (*CreateVolumeResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CreateVolumeResponse)
@@ -323,6 +347,10 @@ type RuntimeServiceServer interface {
 	RemoveContainer(context.Context, *RemoveContainerRequest) (*RemoveContainerResponse, error)
 	ListContainers(context.Context, *ListContainersRequest) (*ListContainersResponse, error)
 	ContainerLogs(*ContainerLogsRequest, grpc.ServerStreamingServer[ContainerLogsResponse]) error
+	// ContainerEvents streams this node's container events (docker's
+	// events of type container, scope local): create, start, kill, oom,
+	// die, stop, destroy and health_status.
+	ContainerEvents(*ContainerEventsRequest, grpc.ServerStreamingServer[ContainerEventsResponse]) error
 	// Volumes are this node's; the managers list every node's
 	// (ControlService.ListNodeVolumes).
 	CreateVolume(context.Context, *CreateVolumeRequest) (*CreateVolumeResponse, error)
@@ -384,6 +412,9 @@ func (UnimplementedRuntimeServiceServer) ListContainers(context.Context, *ListCo
 }
 func (UnimplementedRuntimeServiceServer) ContainerLogs(*ContainerLogsRequest, grpc.ServerStreamingServer[ContainerLogsResponse]) error {
 	return status.Error(codes.Unimplemented, "method ContainerLogs not implemented")
+}
+func (UnimplementedRuntimeServiceServer) ContainerEvents(*ContainerEventsRequest, grpc.ServerStreamingServer[ContainerEventsResponse]) error {
+	return status.Error(codes.Unimplemented, "method ContainerEvents not implemented")
 }
 func (UnimplementedRuntimeServiceServer) CreateVolume(context.Context, *CreateVolumeRequest) (*CreateVolumeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateVolume not implemented")
@@ -666,6 +697,17 @@ func _RuntimeService_ContainerLogs_Handler(srv interface{}, stream grpc.ServerSt
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type RuntimeService_ContainerLogsServer = grpc.ServerStreamingServer[ContainerLogsResponse]
 
+func _RuntimeService_ContainerEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ContainerEventsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(RuntimeServiceServer).ContainerEvents(m, &grpc.GenericServerStream[ContainerEventsRequest, ContainerEventsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RuntimeService_ContainerEventsServer = grpc.ServerStreamingServer[ContainerEventsResponse]
+
 func _RuntimeService_CreateVolume_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CreateVolumeRequest)
 	if err := dec(in); err != nil {
@@ -846,6 +888,11 @@ var RuntimeService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "ContainerLogs",
 			Handler:       _RuntimeService_ContainerLogs_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "ContainerEvents",
+			Handler:       _RuntimeService_ContainerEvents_Handler,
 			ServerStreams: true,
 		},
 	},
