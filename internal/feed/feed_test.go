@@ -129,7 +129,9 @@ func TestLive(t *testing.T) {
 	}
 
 	done := make(chan error)
-	go func() { done <- f.Subscribe(context.Background(), time.Time{}, t0.Add(time.Second), all, func([]event) error { return nil }) }()
+	go func() {
+		done <- f.Subscribe(context.Background(), time.Time{}, t0.Add(time.Second), all, func([]event) error { return nil })
+	}()
 	waitReaders(t, f, 1)
 	clk.Advance(time.Second)
 	if err := <-done; err != nil {
