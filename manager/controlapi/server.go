@@ -197,6 +197,20 @@ func (s *Server) CreateService(ctx context.Context, req *shoalv1.CreateServiceRe
 	return &shoalv1.CreateServiceResponse{Service: redactService(svc)}, nil
 }
 
+// ValidateService checks spec as CreateService does before it resolves
+// the spec's secrets, configs and networks, and changes nothing.
+func (s *Server) ValidateService(_ context.Context, req *shoalv1.ValidateServiceRequest) (*shoalv1.ValidateServiceResponse, error) {
+	spec := clone(req.GetSpec())
+	if spec == nil {
+		spec = &shoalv1.ServiceSpec{}
+	}
+	applyServiceDefaults(spec)
+	if err := ValidateServiceSpec(spec); err != nil {
+		return nil, err
+	}
+	return &shoalv1.ValidateServiceResponse{}, nil
+}
+
 // applyServiceDefaults fills what Docker fills when a field is left out.
 func applyServiceDefaults(spec *shoalv1.ServiceSpec) {
 	if spec.Mode == nil {

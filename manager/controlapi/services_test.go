@@ -423,3 +423,26 @@ func TestGetServiceFind(t *testing.T) {
 		t.Errorf("ListServices() = %d services, %v; want 4", len(list.GetServices()), err)
 	}
 }
+
+// ValidateService refuses what CreateService refuses in the spec itself,
+// takes a spec naming objects that do not exist yet, and writes nothing.
+func TestValidateService(t *testing.T) {
+	s, r := newTestServer(t)
+	for _, spec := range []*shoalv1.ServiceSpec{nil, minimalSpec(""), minimalSpec("web", tcp(8080, 0))} {
+		if _, err := s.ValidateService(context.Background(), &shoalv1.ValidateServiceRequest{Spec: spec}); !errdefs.Is(err, errdefs.ErrInvalid) {
+			t.Errorf("ValidateService(%v) = %v; want ErrInvalid", spec, err)
+		}
+	}
+	ok := minimalSpec("app_web", tcp(8080, 80))
+	ok.Networks = []*shoalv1.NetworkAttachment{{Target: "app_default"}}
+	ok.Task.Container.Secrets = []*shoalv1.SecretReference{{SecretName: "app_db"}}
+	if _, err := s.ValidateService(context.Background(), &shoalv1.ValidateServiceRequest{Spec: ok}); err != nil {
+		t.Errorf("a spec naming a network and a secret still to create: %v", err)
+	}
+	if n := r.proposalCount(); n != 0 {
+		t.Errorf("validation proposed %d entries; want 0", n)
+	}
+	if ok.GetTask().GetRestart() != nil {
+		t.Error("validation changed the caller's spec")
+	}
+}

@@ -189,8 +189,8 @@ var guardedWrites = map[string]bool{
 // isRead reports whether method only reads the store.
 func isRead(method string) bool {
 	return strings.HasPrefix(method, "/shoal.v1.ControlService/Get") || strings.HasPrefix(method, "/shoal.v1.ControlService/List") ||
-		// Asks a registry; changes nothing in the cluster.
-		method == "/shoal.v1.ControlService/ResolveImage"
+		// Asks a registry, or checks a spec; changes nothing in the cluster.
+		method == "/shoal.v1.ControlService/ResolveImage" || method == "/shoal.v1.ControlService/ValidateService"
 }
 
 func retryFor(method string) retry {

@@ -46,6 +46,7 @@ func TestRetryFor(t *testing.T) {
 		"/shoal.v1.ControlService/ListConfigs":     retryRead,
 		"/shoal.v1.ControlService/ListNodeVolumes": retryRead,
 		"/shoal.v1.ControlService/ResolveImage":    retryRead,
+		"/shoal.v1.ControlService/ValidateService": retryRead,
 		"/shoal.v1.ControlService/CreateSecret":    retryGuarded, // names are unique
 		"/shoal.v1.ControlService/CreateConfig":    retryGuarded,
 		"/shoal.v1.ControlService/UpdateSecret":    retryGuarded, // the version read is required

@@ -1120,6 +1120,86 @@ func (*RemoveServiceResponse) Descriptor() ([]byte, []int) {
 	return file_shoal_v1_control_proto_rawDescGZIP(), []int{22}
 }
 
+type ValidateServiceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Spec          *ServiceSpec           `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValidateServiceRequest) Reset() {
+	*x = ValidateServiceRequest{}
+	mi := &file_shoal_v1_control_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidateServiceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidateServiceRequest) ProtoMessage() {}
+
+func (x *ValidateServiceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidateServiceRequest.ProtoReflect.Descriptor instead.
+func (*ValidateServiceRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ValidateServiceRequest) GetSpec() *ServiceSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+type ValidateServiceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValidateServiceResponse) Reset() {
+	*x = ValidateServiceResponse{}
+	mi := &file_shoal_v1_control_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidateServiceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidateServiceResponse) ProtoMessage() {}
+
+func (x *ValidateServiceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidateServiceResponse.ProtoReflect.Descriptor instead.
+func (*ValidateServiceResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{24}
+}
+
 type ListTasksRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// service_id and node_id filter by an ID, name or unique ID prefix;
@@ -1139,7 +1219,7 @@ type ListTasksRequest struct {
 
 func (x *ListTasksRequest) Reset() {
 	*x = ListTasksRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[23]
+	mi := &file_shoal_v1_control_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1151,7 +1231,7 @@ func (x *ListTasksRequest) String() string {
 func (*ListTasksRequest) ProtoMessage() {}
 
 func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[23]
+	mi := &file_shoal_v1_control_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1164,7 +1244,7 @@ func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksRequest.ProtoReflect.Descriptor instead.
 func (*ListTasksRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{23}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListTasksRequest) GetServiceId() string {
@@ -1204,7 +1284,7 @@ type ListTasksResponse struct {
 
 func (x *ListTasksResponse) Reset() {
 	*x = ListTasksResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[24]
+	mi := &file_shoal_v1_control_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1216,7 +1296,7 @@ func (x *ListTasksResponse) String() string {
 func (*ListTasksResponse) ProtoMessage() {}
 
 func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[24]
+	mi := &file_shoal_v1_control_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1229,7 +1309,7 @@ func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksResponse.ProtoReflect.Descriptor instead.
 func (*ListTasksResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{24}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListTasksResponse) GetTasks() []*Task {
@@ -1248,7 +1328,7 @@ type GetTaskRequest struct {
 
 func (x *GetTaskRequest) Reset() {
 	*x = GetTaskRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[25]
+	mi := &file_shoal_v1_control_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1260,7 +1340,7 @@ func (x *GetTaskRequest) String() string {
 func (*GetTaskRequest) ProtoMessage() {}
 
 func (x *GetTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[25]
+	mi := &file_shoal_v1_control_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1273,7 +1353,7 @@ func (x *GetTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTaskRequest.ProtoReflect.Descriptor instead.
 func (*GetTaskRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{25}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetTaskRequest) GetTaskId() string {
@@ -1292,7 +1372,7 @@ type GetTaskResponse struct {
 
 func (x *GetTaskResponse) Reset() {
 	*x = GetTaskResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[26]
+	mi := &file_shoal_v1_control_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1304,7 +1384,7 @@ func (x *GetTaskResponse) String() string {
 func (*GetTaskResponse) ProtoMessage() {}
 
 func (x *GetTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[26]
+	mi := &file_shoal_v1_control_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1317,7 +1397,7 @@ func (x *GetTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTaskResponse.ProtoReflect.Descriptor instead.
 func (*GetTaskResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{26}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetTaskResponse) GetTask() *Task {
@@ -1336,7 +1416,7 @@ type CreateNetworkRequest struct {
 
 func (x *CreateNetworkRequest) Reset() {
 	*x = CreateNetworkRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[27]
+	mi := &file_shoal_v1_control_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1348,7 +1428,7 @@ func (x *CreateNetworkRequest) String() string {
 func (*CreateNetworkRequest) ProtoMessage() {}
 
 func (x *CreateNetworkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[27]
+	mi := &file_shoal_v1_control_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1361,7 +1441,7 @@ func (x *CreateNetworkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateNetworkRequest.ProtoReflect.Descriptor instead.
 func (*CreateNetworkRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{27}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CreateNetworkRequest) GetSpec() *NetworkSpec {
@@ -1380,7 +1460,7 @@ type CreateNetworkResponse struct {
 
 func (x *CreateNetworkResponse) Reset() {
 	*x = CreateNetworkResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[28]
+	mi := &file_shoal_v1_control_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1392,7 +1472,7 @@ func (x *CreateNetworkResponse) String() string {
 func (*CreateNetworkResponse) ProtoMessage() {}
 
 func (x *CreateNetworkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[28]
+	mi := &file_shoal_v1_control_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1405,7 +1485,7 @@ func (x *CreateNetworkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateNetworkResponse.ProtoReflect.Descriptor instead.
 func (*CreateNetworkResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{28}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CreateNetworkResponse) GetNetwork() *Network {
@@ -1425,7 +1505,7 @@ type GetNetworkRequest struct {
 
 func (x *GetNetworkRequest) Reset() {
 	*x = GetNetworkRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[29]
+	mi := &file_shoal_v1_control_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1437,7 +1517,7 @@ func (x *GetNetworkRequest) String() string {
 func (*GetNetworkRequest) ProtoMessage() {}
 
 func (x *GetNetworkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[29]
+	mi := &file_shoal_v1_control_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1450,7 +1530,7 @@ func (x *GetNetworkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNetworkRequest.ProtoReflect.Descriptor instead.
 func (*GetNetworkRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{29}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetNetworkRequest) GetNetworkId() string {
@@ -1469,7 +1549,7 @@ type GetNetworkResponse struct {
 
 func (x *GetNetworkResponse) Reset() {
 	*x = GetNetworkResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[30]
+	mi := &file_shoal_v1_control_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1481,7 +1561,7 @@ func (x *GetNetworkResponse) String() string {
 func (*GetNetworkResponse) ProtoMessage() {}
 
 func (x *GetNetworkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[30]
+	mi := &file_shoal_v1_control_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1494,7 +1574,7 @@ func (x *GetNetworkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNetworkResponse.ProtoReflect.Descriptor instead.
 func (*GetNetworkResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{30}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetNetworkResponse) GetNetwork() *Network {
@@ -1514,7 +1594,7 @@ type ListNetworksRequest struct {
 
 func (x *ListNetworksRequest) Reset() {
 	*x = ListNetworksRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[31]
+	mi := &file_shoal_v1_control_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1526,7 +1606,7 @@ func (x *ListNetworksRequest) String() string {
 func (*ListNetworksRequest) ProtoMessage() {}
 
 func (x *ListNetworksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[31]
+	mi := &file_shoal_v1_control_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1539,7 +1619,7 @@ func (x *ListNetworksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNetworksRequest.ProtoReflect.Descriptor instead.
 func (*ListNetworksRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{31}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListNetworksRequest) GetFilters() []*Filter {
@@ -1558,7 +1638,7 @@ type ListNetworksResponse struct {
 
 func (x *ListNetworksResponse) Reset() {
 	*x = ListNetworksResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[32]
+	mi := &file_shoal_v1_control_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1570,7 +1650,7 @@ func (x *ListNetworksResponse) String() string {
 func (*ListNetworksResponse) ProtoMessage() {}
 
 func (x *ListNetworksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[32]
+	mi := &file_shoal_v1_control_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1583,7 +1663,7 @@ func (x *ListNetworksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNetworksResponse.ProtoReflect.Descriptor instead.
 func (*ListNetworksResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{32}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListNetworksResponse) GetNetworks() []*Network {
@@ -1602,7 +1682,7 @@ type RemoveNetworkRequest struct {
 
 func (x *RemoveNetworkRequest) Reset() {
 	*x = RemoveNetworkRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[33]
+	mi := &file_shoal_v1_control_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1614,7 +1694,7 @@ func (x *RemoveNetworkRequest) String() string {
 func (*RemoveNetworkRequest) ProtoMessage() {}
 
 func (x *RemoveNetworkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[33]
+	mi := &file_shoal_v1_control_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1627,7 +1707,7 @@ func (x *RemoveNetworkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNetworkRequest.ProtoReflect.Descriptor instead.
 func (*RemoveNetworkRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{33}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RemoveNetworkRequest) GetNetworkId() string {
@@ -1645,7 +1725,7 @@ type RemoveNetworkResponse struct {
 
 func (x *RemoveNetworkResponse) Reset() {
 	*x = RemoveNetworkResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[34]
+	mi := &file_shoal_v1_control_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1657,7 +1737,7 @@ func (x *RemoveNetworkResponse) String() string {
 func (*RemoveNetworkResponse) ProtoMessage() {}
 
 func (x *RemoveNetworkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[34]
+	mi := &file_shoal_v1_control_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1670,7 +1750,7 @@ func (x *RemoveNetworkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNetworkResponse.ProtoReflect.Descriptor instead.
 func (*RemoveNetworkResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{34}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{36}
 }
 
 type GetUnlockKeyRequest struct {
@@ -1681,7 +1761,7 @@ type GetUnlockKeyRequest struct {
 
 func (x *GetUnlockKeyRequest) Reset() {
 	*x = GetUnlockKeyRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[35]
+	mi := &file_shoal_v1_control_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1693,7 +1773,7 @@ func (x *GetUnlockKeyRequest) String() string {
 func (*GetUnlockKeyRequest) ProtoMessage() {}
 
 func (x *GetUnlockKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[35]
+	mi := &file_shoal_v1_control_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1706,7 +1786,7 @@ func (x *GetUnlockKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUnlockKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetUnlockKeyRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{35}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{37}
 }
 
 type GetUnlockKeyResponse struct {
@@ -1721,7 +1801,7 @@ type GetUnlockKeyResponse struct {
 
 func (x *GetUnlockKeyResponse) Reset() {
 	*x = GetUnlockKeyResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[36]
+	mi := &file_shoal_v1_control_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1733,7 +1813,7 @@ func (x *GetUnlockKeyResponse) String() string {
 func (*GetUnlockKeyResponse) ProtoMessage() {}
 
 func (x *GetUnlockKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[36]
+	mi := &file_shoal_v1_control_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1746,7 +1826,7 @@ func (x *GetUnlockKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUnlockKeyResponse.ProtoReflect.Descriptor instead.
 func (*GetUnlockKeyResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{36}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetUnlockKeyResponse) GetUnlockKey() string {
@@ -1772,7 +1852,7 @@ type CreateSecretRequest struct {
 
 func (x *CreateSecretRequest) Reset() {
 	*x = CreateSecretRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[37]
+	mi := &file_shoal_v1_control_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1784,7 +1864,7 @@ func (x *CreateSecretRequest) String() string {
 func (*CreateSecretRequest) ProtoMessage() {}
 
 func (x *CreateSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[37]
+	mi := &file_shoal_v1_control_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1797,7 +1877,7 @@ func (x *CreateSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSecretRequest.ProtoReflect.Descriptor instead.
 func (*CreateSecretRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{37}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *CreateSecretRequest) GetSpec() *SecretSpec {
@@ -1817,7 +1897,7 @@ type CreateSecretResponse struct {
 
 func (x *CreateSecretResponse) Reset() {
 	*x = CreateSecretResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[38]
+	mi := &file_shoal_v1_control_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1829,7 +1909,7 @@ func (x *CreateSecretResponse) String() string {
 func (*CreateSecretResponse) ProtoMessage() {}
 
 func (x *CreateSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[38]
+	mi := &file_shoal_v1_control_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1842,7 +1922,7 @@ func (x *CreateSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSecretResponse.ProtoReflect.Descriptor instead.
 func (*CreateSecretResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{38}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *CreateSecretResponse) GetSecret() *Secret {
@@ -1862,7 +1942,7 @@ type GetSecretRequest struct {
 
 func (x *GetSecretRequest) Reset() {
 	*x = GetSecretRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[39]
+	mi := &file_shoal_v1_control_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1874,7 +1954,7 @@ func (x *GetSecretRequest) String() string {
 func (*GetSecretRequest) ProtoMessage() {}
 
 func (x *GetSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[39]
+	mi := &file_shoal_v1_control_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1887,7 +1967,7 @@ func (x *GetSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSecretRequest.ProtoReflect.Descriptor instead.
 func (*GetSecretRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{39}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetSecretRequest) GetSecretId() string {
@@ -1906,7 +1986,7 @@ type GetSecretResponse struct {
 
 func (x *GetSecretResponse) Reset() {
 	*x = GetSecretResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[40]
+	mi := &file_shoal_v1_control_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1918,7 +1998,7 @@ func (x *GetSecretResponse) String() string {
 func (*GetSecretResponse) ProtoMessage() {}
 
 func (x *GetSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[40]
+	mi := &file_shoal_v1_control_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1931,7 +2011,7 @@ func (x *GetSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSecretResponse.ProtoReflect.Descriptor instead.
 func (*GetSecretResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{40}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetSecretResponse) GetSecret() *Secret {
@@ -1951,7 +2031,7 @@ type ListSecretsRequest struct {
 
 func (x *ListSecretsRequest) Reset() {
 	*x = ListSecretsRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[41]
+	mi := &file_shoal_v1_control_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1963,7 +2043,7 @@ func (x *ListSecretsRequest) String() string {
 func (*ListSecretsRequest) ProtoMessage() {}
 
 func (x *ListSecretsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[41]
+	mi := &file_shoal_v1_control_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1976,7 +2056,7 @@ func (x *ListSecretsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSecretsRequest.ProtoReflect.Descriptor instead.
 func (*ListSecretsRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{41}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListSecretsRequest) GetFilters() []*Filter {
@@ -1995,7 +2075,7 @@ type ListSecretsResponse struct {
 
 func (x *ListSecretsResponse) Reset() {
 	*x = ListSecretsResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[42]
+	mi := &file_shoal_v1_control_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2007,7 +2087,7 @@ func (x *ListSecretsResponse) String() string {
 func (*ListSecretsResponse) ProtoMessage() {}
 
 func (x *ListSecretsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[42]
+	mi := &file_shoal_v1_control_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2020,7 +2100,7 @@ func (x *ListSecretsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSecretsResponse.ProtoReflect.Descriptor instead.
 func (*ListSecretsResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{42}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListSecretsResponse) GetSecrets() []*Secret {
@@ -2043,7 +2123,7 @@ type UpdateSecretRequest struct {
 
 func (x *UpdateSecretRequest) Reset() {
 	*x = UpdateSecretRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[43]
+	mi := &file_shoal_v1_control_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2055,7 +2135,7 @@ func (x *UpdateSecretRequest) String() string {
 func (*UpdateSecretRequest) ProtoMessage() {}
 
 func (x *UpdateSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[43]
+	mi := &file_shoal_v1_control_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2068,7 +2148,7 @@ func (x *UpdateSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSecretRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSecretRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{43}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *UpdateSecretRequest) GetSecretId() string {
@@ -2101,7 +2181,7 @@ type UpdateSecretResponse struct {
 
 func (x *UpdateSecretResponse) Reset() {
 	*x = UpdateSecretResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[44]
+	mi := &file_shoal_v1_control_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2113,7 +2193,7 @@ func (x *UpdateSecretResponse) String() string {
 func (*UpdateSecretResponse) ProtoMessage() {}
 
 func (x *UpdateSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[44]
+	mi := &file_shoal_v1_control_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2126,7 +2206,7 @@ func (x *UpdateSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSecretResponse.ProtoReflect.Descriptor instead.
 func (*UpdateSecretResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{44}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *UpdateSecretResponse) GetSecret() *Secret {
@@ -2145,7 +2225,7 @@ type RemoveSecretRequest struct {
 
 func (x *RemoveSecretRequest) Reset() {
 	*x = RemoveSecretRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[45]
+	mi := &file_shoal_v1_control_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2157,7 +2237,7 @@ func (x *RemoveSecretRequest) String() string {
 func (*RemoveSecretRequest) ProtoMessage() {}
 
 func (x *RemoveSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[45]
+	mi := &file_shoal_v1_control_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2170,7 +2250,7 @@ func (x *RemoveSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveSecretRequest.ProtoReflect.Descriptor instead.
 func (*RemoveSecretRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{45}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *RemoveSecretRequest) GetSecretId() string {
@@ -2188,7 +2268,7 @@ type RemoveSecretResponse struct {
 
 func (x *RemoveSecretResponse) Reset() {
 	*x = RemoveSecretResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[46]
+	mi := &file_shoal_v1_control_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2200,7 +2280,7 @@ func (x *RemoveSecretResponse) String() string {
 func (*RemoveSecretResponse) ProtoMessage() {}
 
 func (x *RemoveSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[46]
+	mi := &file_shoal_v1_control_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2213,7 +2293,7 @@ func (x *RemoveSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveSecretResponse.ProtoReflect.Descriptor instead.
 func (*RemoveSecretResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{46}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{48}
 }
 
 type CreateConfigRequest struct {
@@ -2225,7 +2305,7 @@ type CreateConfigRequest struct {
 
 func (x *CreateConfigRequest) Reset() {
 	*x = CreateConfigRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[47]
+	mi := &file_shoal_v1_control_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2237,7 +2317,7 @@ func (x *CreateConfigRequest) String() string {
 func (*CreateConfigRequest) ProtoMessage() {}
 
 func (x *CreateConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[47]
+	mi := &file_shoal_v1_control_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2250,7 +2330,7 @@ func (x *CreateConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConfigRequest.ProtoReflect.Descriptor instead.
 func (*CreateConfigRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{47}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *CreateConfigRequest) GetSpec() *ConfigSpec {
@@ -2269,7 +2349,7 @@ type CreateConfigResponse struct {
 
 func (x *CreateConfigResponse) Reset() {
 	*x = CreateConfigResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[48]
+	mi := &file_shoal_v1_control_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2281,7 +2361,7 @@ func (x *CreateConfigResponse) String() string {
 func (*CreateConfigResponse) ProtoMessage() {}
 
 func (x *CreateConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[48]
+	mi := &file_shoal_v1_control_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2294,7 +2374,7 @@ func (x *CreateConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConfigResponse.ProtoReflect.Descriptor instead.
 func (*CreateConfigResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{48}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *CreateConfigResponse) GetConfig() *Config {
@@ -2314,7 +2394,7 @@ type GetConfigRequest struct {
 
 func (x *GetConfigRequest) Reset() {
 	*x = GetConfigRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[49]
+	mi := &file_shoal_v1_control_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2326,7 +2406,7 @@ func (x *GetConfigRequest) String() string {
 func (*GetConfigRequest) ProtoMessage() {}
 
 func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[49]
+	mi := &file_shoal_v1_control_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2339,7 +2419,7 @@ func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{49}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *GetConfigRequest) GetConfigId() string {
@@ -2358,7 +2438,7 @@ type GetConfigResponse struct {
 
 func (x *GetConfigResponse) Reset() {
 	*x = GetConfigResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[50]
+	mi := &file_shoal_v1_control_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2370,7 +2450,7 @@ func (x *GetConfigResponse) String() string {
 func (*GetConfigResponse) ProtoMessage() {}
 
 func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[50]
+	mi := &file_shoal_v1_control_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2383,7 +2463,7 @@ func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigResponse.ProtoReflect.Descriptor instead.
 func (*GetConfigResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{50}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *GetConfigResponse) GetConfig() *Config {
@@ -2403,7 +2483,7 @@ type ListConfigsRequest struct {
 
 func (x *ListConfigsRequest) Reset() {
 	*x = ListConfigsRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[51]
+	mi := &file_shoal_v1_control_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2415,7 +2495,7 @@ func (x *ListConfigsRequest) String() string {
 func (*ListConfigsRequest) ProtoMessage() {}
 
 func (x *ListConfigsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[51]
+	mi := &file_shoal_v1_control_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2428,7 +2508,7 @@ func (x *ListConfigsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigsRequest.ProtoReflect.Descriptor instead.
 func (*ListConfigsRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{51}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ListConfigsRequest) GetFilters() []*Filter {
@@ -2447,7 +2527,7 @@ type ListConfigsResponse struct {
 
 func (x *ListConfigsResponse) Reset() {
 	*x = ListConfigsResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[52]
+	mi := &file_shoal_v1_control_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2459,7 +2539,7 @@ func (x *ListConfigsResponse) String() string {
 func (*ListConfigsResponse) ProtoMessage() {}
 
 func (x *ListConfigsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[52]
+	mi := &file_shoal_v1_control_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2472,7 +2552,7 @@ func (x *ListConfigsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigsResponse.ProtoReflect.Descriptor instead.
 func (*ListConfigsResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{52}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListConfigsResponse) GetConfigs() []*Config {
@@ -2494,7 +2574,7 @@ type UpdateConfigRequest struct {
 
 func (x *UpdateConfigRequest) Reset() {
 	*x = UpdateConfigRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[53]
+	mi := &file_shoal_v1_control_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2506,7 +2586,7 @@ func (x *UpdateConfigRequest) String() string {
 func (*UpdateConfigRequest) ProtoMessage() {}
 
 func (x *UpdateConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[53]
+	mi := &file_shoal_v1_control_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2519,7 +2599,7 @@ func (x *UpdateConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConfigRequest.ProtoReflect.Descriptor instead.
 func (*UpdateConfigRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{53}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *UpdateConfigRequest) GetConfigId() string {
@@ -2552,7 +2632,7 @@ type UpdateConfigResponse struct {
 
 func (x *UpdateConfigResponse) Reset() {
 	*x = UpdateConfigResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[54]
+	mi := &file_shoal_v1_control_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2564,7 +2644,7 @@ func (x *UpdateConfigResponse) String() string {
 func (*UpdateConfigResponse) ProtoMessage() {}
 
 func (x *UpdateConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[54]
+	mi := &file_shoal_v1_control_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2577,7 +2657,7 @@ func (x *UpdateConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConfigResponse.ProtoReflect.Descriptor instead.
 func (*UpdateConfigResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{54}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *UpdateConfigResponse) GetConfig() *Config {
@@ -2596,7 +2676,7 @@ type RemoveConfigRequest struct {
 
 func (x *RemoveConfigRequest) Reset() {
 	*x = RemoveConfigRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[55]
+	mi := &file_shoal_v1_control_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2608,7 +2688,7 @@ func (x *RemoveConfigRequest) String() string {
 func (*RemoveConfigRequest) ProtoMessage() {}
 
 func (x *RemoveConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[55]
+	mi := &file_shoal_v1_control_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2621,7 +2701,7 @@ func (x *RemoveConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveConfigRequest.ProtoReflect.Descriptor instead.
 func (*RemoveConfigRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{55}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *RemoveConfigRequest) GetConfigId() string {
@@ -2639,7 +2719,7 @@ type RemoveConfigResponse struct {
 
 func (x *RemoveConfigResponse) Reset() {
 	*x = RemoveConfigResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[56]
+	mi := &file_shoal_v1_control_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2651,7 +2731,7 @@ func (x *RemoveConfigResponse) String() string {
 func (*RemoveConfigResponse) ProtoMessage() {}
 
 func (x *RemoveConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[56]
+	mi := &file_shoal_v1_control_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2664,7 +2744,7 @@ func (x *RemoveConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveConfigResponse.ProtoReflect.Descriptor instead.
 func (*RemoveConfigResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{56}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{58}
 }
 
 type ListNodeVolumesRequest struct {
@@ -2678,7 +2758,7 @@ type ListNodeVolumesRequest struct {
 
 func (x *ListNodeVolumesRequest) Reset() {
 	*x = ListNodeVolumesRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[57]
+	mi := &file_shoal_v1_control_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2690,7 +2770,7 @@ func (x *ListNodeVolumesRequest) String() string {
 func (*ListNodeVolumesRequest) ProtoMessage() {}
 
 func (x *ListNodeVolumesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[57]
+	mi := &file_shoal_v1_control_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2703,7 +2783,7 @@ func (x *ListNodeVolumesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodeVolumesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodeVolumesRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{57}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ListNodeVolumesRequest) GetNodeId() string {
@@ -2723,7 +2803,7 @@ type ListNodeVolumesResponse struct {
 
 func (x *ListNodeVolumesResponse) Reset() {
 	*x = ListNodeVolumesResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[58]
+	mi := &file_shoal_v1_control_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2735,7 +2815,7 @@ func (x *ListNodeVolumesResponse) String() string {
 func (*ListNodeVolumesResponse) ProtoMessage() {}
 
 func (x *ListNodeVolumesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[58]
+	mi := &file_shoal_v1_control_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2748,7 +2828,7 @@ func (x *ListNodeVolumesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodeVolumesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodeVolumesResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{58}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ListNodeVolumesResponse) GetVolumes() []*Volume {
@@ -2770,7 +2850,7 @@ type ResolveImageRequest struct {
 
 func (x *ResolveImageRequest) Reset() {
 	*x = ResolveImageRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[59]
+	mi := &file_shoal_v1_control_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2782,7 +2862,7 @@ func (x *ResolveImageRequest) String() string {
 func (*ResolveImageRequest) ProtoMessage() {}
 
 func (x *ResolveImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[59]
+	mi := &file_shoal_v1_control_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2795,7 +2875,7 @@ func (x *ResolveImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveImageRequest.ProtoReflect.Descriptor instead.
 func (*ResolveImageRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{59}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ResolveImageRequest) GetImage() string {
@@ -2824,7 +2904,7 @@ type ResolveImageResponse struct {
 
 func (x *ResolveImageResponse) Reset() {
 	*x = ResolveImageResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[60]
+	mi := &file_shoal_v1_control_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2836,7 +2916,7 @@ func (x *ResolveImageResponse) String() string {
 func (*ResolveImageResponse) ProtoMessage() {}
 
 func (x *ResolveImageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[60]
+	mi := &file_shoal_v1_control_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2849,7 +2929,7 @@ func (x *ResolveImageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveImageResponse.ProtoReflect.Descriptor instead.
 func (*ResolveImageResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{60}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ResolveImageResponse) GetImage() string {
@@ -2882,7 +2962,7 @@ type EventsRequest struct {
 
 func (x *EventsRequest) Reset() {
 	*x = EventsRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[61]
+	mi := &file_shoal_v1_control_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2894,7 +2974,7 @@ func (x *EventsRequest) String() string {
 func (*EventsRequest) ProtoMessage() {}
 
 func (x *EventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[61]
+	mi := &file_shoal_v1_control_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2907,7 +2987,7 @@ func (x *EventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventsRequest.ProtoReflect.Descriptor instead.
 func (*EventsRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{61}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *EventsRequest) GetSince() *timestamppb.Timestamp {
@@ -2940,7 +3020,7 @@ type EventsResponse struct {
 
 func (x *EventsResponse) Reset() {
 	*x = EventsResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[62]
+	mi := &file_shoal_v1_control_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2952,7 +3032,7 @@ func (x *EventsResponse) String() string {
 func (*EventsResponse) ProtoMessage() {}
 
 func (x *EventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[62]
+	mi := &file_shoal_v1_control_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2965,7 +3045,7 @@ func (x *EventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventsResponse.ProtoReflect.Descriptor instead.
 func (*EventsResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{62}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *EventsResponse) GetEvents() []*Event {
@@ -3037,7 +3117,10 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"\x14RemoveServiceRequest\x12\x1d\n" +
 	"\n" +
 	"service_id\x18\x01 \x01(\tR\tserviceId\"\x17\n" +
-	"\x15RemoveServiceResponse\"\x94\x01\n" +
+	"\x15RemoveServiceResponse\"C\n" +
+	"\x16ValidateServiceRequest\x12)\n" +
+	"\x04spec\x18\x01 \x01(\v2\x15.shoal.v1.ServiceSpecR\x04spec\"\x19\n" +
+	"\x17ValidateServiceResponse\"\x94\x01\n" +
 	"\x10ListTasksRequest\x12\x1d\n" +
 	"\n" +
 	"service_id\x18\x01 \x01(\tR\tserviceId\x12\x17\n" +
@@ -3130,7 +3213,7 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"\x05until\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12*\n" +
 	"\afilters\x18\x03 \x03(\v2\x10.shoal.v1.FilterR\afilters\"9\n" +
 	"\x0eEventsResponse\x12'\n" +
-	"\x06events\x18\x01 \x03(\v2\x0f.shoal.v1.EventR\x06events2\x9a\x13\n" +
+	"\x06events\x18\x01 \x03(\v2\x0f.shoal.v1.EventR\x06events2\xf2\x13\n" +
 	"\x0eControlService\x12G\n" +
 	"\n" +
 	"GetCluster\x12\x1b.shoal.v1.GetClusterRequest\x1a\x1c.shoal.v1.GetClusterResponse\x12P\n" +
@@ -3146,7 +3229,8 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"GetService\x12\x1b.shoal.v1.GetServiceRequest\x1a\x1c.shoal.v1.GetServiceResponse\x12M\n" +
 	"\fListServices\x12\x1d.shoal.v1.ListServicesRequest\x1a\x1e.shoal.v1.ListServicesResponse\x12P\n" +
 	"\rUpdateService\x12\x1e.shoal.v1.UpdateServiceRequest\x1a\x1f.shoal.v1.UpdateServiceResponse\x12P\n" +
-	"\rRemoveService\x12\x1e.shoal.v1.RemoveServiceRequest\x1a\x1f.shoal.v1.RemoveServiceResponse\x12D\n" +
+	"\rRemoveService\x12\x1e.shoal.v1.RemoveServiceRequest\x1a\x1f.shoal.v1.RemoveServiceResponse\x12V\n" +
+	"\x0fValidateService\x12 .shoal.v1.ValidateServiceRequest\x1a!.shoal.v1.ValidateServiceResponse\x12D\n" +
 	"\tListTasks\x12\x1a.shoal.v1.ListTasksRequest\x1a\x1b.shoal.v1.ListTasksResponse\x12>\n" +
 	"\aGetTask\x12\x18.shoal.v1.GetTaskRequest\x1a\x19.shoal.v1.GetTaskResponse\x12P\n" +
 	"\rCreateNetwork\x12\x1e.shoal.v1.CreateNetworkRequest\x1a\x1f.shoal.v1.CreateNetworkResponse\x12G\n" +
@@ -3182,7 +3266,7 @@ func file_shoal_v1_control_proto_rawDescGZIP() []byte {
 	return file_shoal_v1_control_proto_rawDescData
 }
 
-var file_shoal_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
+var file_shoal_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
 var file_shoal_v1_control_proto_goTypes = []any{
 	(*Filter)(nil),                  // 0: shoal.v1.Filter
 	(*GetClusterRequest)(nil),       // 1: shoal.v1.GetClusterRequest
@@ -3207,177 +3291,182 @@ var file_shoal_v1_control_proto_goTypes = []any{
 	(*UpdateServiceResponse)(nil),   // 20: shoal.v1.UpdateServiceResponse
 	(*RemoveServiceRequest)(nil),    // 21: shoal.v1.RemoveServiceRequest
 	(*RemoveServiceResponse)(nil),   // 22: shoal.v1.RemoveServiceResponse
-	(*ListTasksRequest)(nil),        // 23: shoal.v1.ListTasksRequest
-	(*ListTasksResponse)(nil),       // 24: shoal.v1.ListTasksResponse
-	(*GetTaskRequest)(nil),          // 25: shoal.v1.GetTaskRequest
-	(*GetTaskResponse)(nil),         // 26: shoal.v1.GetTaskResponse
-	(*CreateNetworkRequest)(nil),    // 27: shoal.v1.CreateNetworkRequest
-	(*CreateNetworkResponse)(nil),   // 28: shoal.v1.CreateNetworkResponse
-	(*GetNetworkRequest)(nil),       // 29: shoal.v1.GetNetworkRequest
-	(*GetNetworkResponse)(nil),      // 30: shoal.v1.GetNetworkResponse
-	(*ListNetworksRequest)(nil),     // 31: shoal.v1.ListNetworksRequest
-	(*ListNetworksResponse)(nil),    // 32: shoal.v1.ListNetworksResponse
-	(*RemoveNetworkRequest)(nil),    // 33: shoal.v1.RemoveNetworkRequest
-	(*RemoveNetworkResponse)(nil),   // 34: shoal.v1.RemoveNetworkResponse
-	(*GetUnlockKeyRequest)(nil),     // 35: shoal.v1.GetUnlockKeyRequest
-	(*GetUnlockKeyResponse)(nil),    // 36: shoal.v1.GetUnlockKeyResponse
-	(*CreateSecretRequest)(nil),     // 37: shoal.v1.CreateSecretRequest
-	(*CreateSecretResponse)(nil),    // 38: shoal.v1.CreateSecretResponse
-	(*GetSecretRequest)(nil),        // 39: shoal.v1.GetSecretRequest
-	(*GetSecretResponse)(nil),       // 40: shoal.v1.GetSecretResponse
-	(*ListSecretsRequest)(nil),      // 41: shoal.v1.ListSecretsRequest
-	(*ListSecretsResponse)(nil),     // 42: shoal.v1.ListSecretsResponse
-	(*UpdateSecretRequest)(nil),     // 43: shoal.v1.UpdateSecretRequest
-	(*UpdateSecretResponse)(nil),    // 44: shoal.v1.UpdateSecretResponse
-	(*RemoveSecretRequest)(nil),     // 45: shoal.v1.RemoveSecretRequest
-	(*RemoveSecretResponse)(nil),    // 46: shoal.v1.RemoveSecretResponse
-	(*CreateConfigRequest)(nil),     // 47: shoal.v1.CreateConfigRequest
-	(*CreateConfigResponse)(nil),    // 48: shoal.v1.CreateConfigResponse
-	(*GetConfigRequest)(nil),        // 49: shoal.v1.GetConfigRequest
-	(*GetConfigResponse)(nil),       // 50: shoal.v1.GetConfigResponse
-	(*ListConfigsRequest)(nil),      // 51: shoal.v1.ListConfigsRequest
-	(*ListConfigsResponse)(nil),     // 52: shoal.v1.ListConfigsResponse
-	(*UpdateConfigRequest)(nil),     // 53: shoal.v1.UpdateConfigRequest
-	(*UpdateConfigResponse)(nil),    // 54: shoal.v1.UpdateConfigResponse
-	(*RemoveConfigRequest)(nil),     // 55: shoal.v1.RemoveConfigRequest
-	(*RemoveConfigResponse)(nil),    // 56: shoal.v1.RemoveConfigResponse
-	(*ListNodeVolumesRequest)(nil),  // 57: shoal.v1.ListNodeVolumesRequest
-	(*ListNodeVolumesResponse)(nil), // 58: shoal.v1.ListNodeVolumesResponse
-	(*ResolveImageRequest)(nil),     // 59: shoal.v1.ResolveImageRequest
-	(*ResolveImageResponse)(nil),    // 60: shoal.v1.ResolveImageResponse
-	(*EventsRequest)(nil),           // 61: shoal.v1.EventsRequest
-	(*EventsResponse)(nil),          // 62: shoal.v1.EventsResponse
-	(*Cluster)(nil),                 // 63: shoal.v1.Cluster
-	(*ClusterSpec)(nil),             // 64: shoal.v1.ClusterSpec
-	(*Node)(nil),                    // 65: shoal.v1.Node
-	(*NodeSpec)(nil),                // 66: shoal.v1.NodeSpec
-	(*ServiceSpec)(nil),             // 67: shoal.v1.ServiceSpec
-	(*Service)(nil),                 // 68: shoal.v1.Service
-	(*Task)(nil),                    // 69: shoal.v1.Task
-	(*NetworkSpec)(nil),             // 70: shoal.v1.NetworkSpec
-	(*Network)(nil),                 // 71: shoal.v1.Network
-	(*SecretSpec)(nil),              // 72: shoal.v1.SecretSpec
-	(*Secret)(nil),                  // 73: shoal.v1.Secret
-	(*ConfigSpec)(nil),              // 74: shoal.v1.ConfigSpec
-	(*Config)(nil),                  // 75: shoal.v1.Config
-	(*Volume)(nil),                  // 76: shoal.v1.Volume
-	(*timestamppb.Timestamp)(nil),   // 77: google.protobuf.Timestamp
-	(*Event)(nil),                   // 78: shoal.v1.Event
-	(*SubscribeLogsRequest)(nil),    // 79: shoal.v1.SubscribeLogsRequest
-	(*SubscribeLogsResponse)(nil),   // 80: shoal.v1.SubscribeLogsResponse
+	(*ValidateServiceRequest)(nil),  // 23: shoal.v1.ValidateServiceRequest
+	(*ValidateServiceResponse)(nil), // 24: shoal.v1.ValidateServiceResponse
+	(*ListTasksRequest)(nil),        // 25: shoal.v1.ListTasksRequest
+	(*ListTasksResponse)(nil),       // 26: shoal.v1.ListTasksResponse
+	(*GetTaskRequest)(nil),          // 27: shoal.v1.GetTaskRequest
+	(*GetTaskResponse)(nil),         // 28: shoal.v1.GetTaskResponse
+	(*CreateNetworkRequest)(nil),    // 29: shoal.v1.CreateNetworkRequest
+	(*CreateNetworkResponse)(nil),   // 30: shoal.v1.CreateNetworkResponse
+	(*GetNetworkRequest)(nil),       // 31: shoal.v1.GetNetworkRequest
+	(*GetNetworkResponse)(nil),      // 32: shoal.v1.GetNetworkResponse
+	(*ListNetworksRequest)(nil),     // 33: shoal.v1.ListNetworksRequest
+	(*ListNetworksResponse)(nil),    // 34: shoal.v1.ListNetworksResponse
+	(*RemoveNetworkRequest)(nil),    // 35: shoal.v1.RemoveNetworkRequest
+	(*RemoveNetworkResponse)(nil),   // 36: shoal.v1.RemoveNetworkResponse
+	(*GetUnlockKeyRequest)(nil),     // 37: shoal.v1.GetUnlockKeyRequest
+	(*GetUnlockKeyResponse)(nil),    // 38: shoal.v1.GetUnlockKeyResponse
+	(*CreateSecretRequest)(nil),     // 39: shoal.v1.CreateSecretRequest
+	(*CreateSecretResponse)(nil),    // 40: shoal.v1.CreateSecretResponse
+	(*GetSecretRequest)(nil),        // 41: shoal.v1.GetSecretRequest
+	(*GetSecretResponse)(nil),       // 42: shoal.v1.GetSecretResponse
+	(*ListSecretsRequest)(nil),      // 43: shoal.v1.ListSecretsRequest
+	(*ListSecretsResponse)(nil),     // 44: shoal.v1.ListSecretsResponse
+	(*UpdateSecretRequest)(nil),     // 45: shoal.v1.UpdateSecretRequest
+	(*UpdateSecretResponse)(nil),    // 46: shoal.v1.UpdateSecretResponse
+	(*RemoveSecretRequest)(nil),     // 47: shoal.v1.RemoveSecretRequest
+	(*RemoveSecretResponse)(nil),    // 48: shoal.v1.RemoveSecretResponse
+	(*CreateConfigRequest)(nil),     // 49: shoal.v1.CreateConfigRequest
+	(*CreateConfigResponse)(nil),    // 50: shoal.v1.CreateConfigResponse
+	(*GetConfigRequest)(nil),        // 51: shoal.v1.GetConfigRequest
+	(*GetConfigResponse)(nil),       // 52: shoal.v1.GetConfigResponse
+	(*ListConfigsRequest)(nil),      // 53: shoal.v1.ListConfigsRequest
+	(*ListConfigsResponse)(nil),     // 54: shoal.v1.ListConfigsResponse
+	(*UpdateConfigRequest)(nil),     // 55: shoal.v1.UpdateConfigRequest
+	(*UpdateConfigResponse)(nil),    // 56: shoal.v1.UpdateConfigResponse
+	(*RemoveConfigRequest)(nil),     // 57: shoal.v1.RemoveConfigRequest
+	(*RemoveConfigResponse)(nil),    // 58: shoal.v1.RemoveConfigResponse
+	(*ListNodeVolumesRequest)(nil),  // 59: shoal.v1.ListNodeVolumesRequest
+	(*ListNodeVolumesResponse)(nil), // 60: shoal.v1.ListNodeVolumesResponse
+	(*ResolveImageRequest)(nil),     // 61: shoal.v1.ResolveImageRequest
+	(*ResolveImageResponse)(nil),    // 62: shoal.v1.ResolveImageResponse
+	(*EventsRequest)(nil),           // 63: shoal.v1.EventsRequest
+	(*EventsResponse)(nil),          // 64: shoal.v1.EventsResponse
+	(*Cluster)(nil),                 // 65: shoal.v1.Cluster
+	(*ClusterSpec)(nil),             // 66: shoal.v1.ClusterSpec
+	(*Node)(nil),                    // 67: shoal.v1.Node
+	(*NodeSpec)(nil),                // 68: shoal.v1.NodeSpec
+	(*ServiceSpec)(nil),             // 69: shoal.v1.ServiceSpec
+	(*Service)(nil),                 // 70: shoal.v1.Service
+	(*Task)(nil),                    // 71: shoal.v1.Task
+	(*NetworkSpec)(nil),             // 72: shoal.v1.NetworkSpec
+	(*Network)(nil),                 // 73: shoal.v1.Network
+	(*SecretSpec)(nil),              // 74: shoal.v1.SecretSpec
+	(*Secret)(nil),                  // 75: shoal.v1.Secret
+	(*ConfigSpec)(nil),              // 76: shoal.v1.ConfigSpec
+	(*Config)(nil),                  // 77: shoal.v1.Config
+	(*Volume)(nil),                  // 78: shoal.v1.Volume
+	(*timestamppb.Timestamp)(nil),   // 79: google.protobuf.Timestamp
+	(*Event)(nil),                   // 80: shoal.v1.Event
+	(*SubscribeLogsRequest)(nil),    // 81: shoal.v1.SubscribeLogsRequest
+	(*SubscribeLogsResponse)(nil),   // 82: shoal.v1.SubscribeLogsResponse
 }
 var file_shoal_v1_control_proto_depIdxs = []int32{
-	63, // 0: shoal.v1.GetClusterResponse.cluster:type_name -> shoal.v1.Cluster
-	64, // 1: shoal.v1.UpdateClusterRequest.spec:type_name -> shoal.v1.ClusterSpec
-	63, // 2: shoal.v1.UpdateClusterResponse.cluster:type_name -> shoal.v1.Cluster
+	65, // 0: shoal.v1.GetClusterResponse.cluster:type_name -> shoal.v1.Cluster
+	66, // 1: shoal.v1.UpdateClusterRequest.spec:type_name -> shoal.v1.ClusterSpec
+	65, // 2: shoal.v1.UpdateClusterResponse.cluster:type_name -> shoal.v1.Cluster
 	0,  // 3: shoal.v1.ListNodesRequest.filters:type_name -> shoal.v1.Filter
-	65, // 4: shoal.v1.ListNodesResponse.nodes:type_name -> shoal.v1.Node
-	65, // 5: shoal.v1.GetNodeResponse.node:type_name -> shoal.v1.Node
-	66, // 6: shoal.v1.UpdateNodeRequest.spec:type_name -> shoal.v1.NodeSpec
-	65, // 7: shoal.v1.UpdateNodeResponse.node:type_name -> shoal.v1.Node
-	67, // 8: shoal.v1.CreateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
-	68, // 9: shoal.v1.CreateServiceResponse.service:type_name -> shoal.v1.Service
-	68, // 10: shoal.v1.GetServiceResponse.service:type_name -> shoal.v1.Service
+	67, // 4: shoal.v1.ListNodesResponse.nodes:type_name -> shoal.v1.Node
+	67, // 5: shoal.v1.GetNodeResponse.node:type_name -> shoal.v1.Node
+	68, // 6: shoal.v1.UpdateNodeRequest.spec:type_name -> shoal.v1.NodeSpec
+	67, // 7: shoal.v1.UpdateNodeResponse.node:type_name -> shoal.v1.Node
+	69, // 8: shoal.v1.CreateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
+	70, // 9: shoal.v1.CreateServiceResponse.service:type_name -> shoal.v1.Service
+	70, // 10: shoal.v1.GetServiceResponse.service:type_name -> shoal.v1.Service
 	0,  // 11: shoal.v1.ListServicesRequest.filters:type_name -> shoal.v1.Filter
-	68, // 12: shoal.v1.ListServicesResponse.services:type_name -> shoal.v1.Service
-	67, // 13: shoal.v1.UpdateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
-	68, // 14: shoal.v1.UpdateServiceResponse.service:type_name -> shoal.v1.Service
-	0,  // 15: shoal.v1.ListTasksRequest.filters:type_name -> shoal.v1.Filter
-	69, // 16: shoal.v1.ListTasksResponse.tasks:type_name -> shoal.v1.Task
-	69, // 17: shoal.v1.GetTaskResponse.task:type_name -> shoal.v1.Task
-	70, // 18: shoal.v1.CreateNetworkRequest.spec:type_name -> shoal.v1.NetworkSpec
-	71, // 19: shoal.v1.CreateNetworkResponse.network:type_name -> shoal.v1.Network
-	71, // 20: shoal.v1.GetNetworkResponse.network:type_name -> shoal.v1.Network
-	0,  // 21: shoal.v1.ListNetworksRequest.filters:type_name -> shoal.v1.Filter
-	71, // 22: shoal.v1.ListNetworksResponse.networks:type_name -> shoal.v1.Network
-	72, // 23: shoal.v1.CreateSecretRequest.spec:type_name -> shoal.v1.SecretSpec
-	73, // 24: shoal.v1.CreateSecretResponse.secret:type_name -> shoal.v1.Secret
-	73, // 25: shoal.v1.GetSecretResponse.secret:type_name -> shoal.v1.Secret
-	0,  // 26: shoal.v1.ListSecretsRequest.filters:type_name -> shoal.v1.Filter
-	73, // 27: shoal.v1.ListSecretsResponse.secrets:type_name -> shoal.v1.Secret
-	72, // 28: shoal.v1.UpdateSecretRequest.spec:type_name -> shoal.v1.SecretSpec
-	73, // 29: shoal.v1.UpdateSecretResponse.secret:type_name -> shoal.v1.Secret
-	74, // 30: shoal.v1.CreateConfigRequest.spec:type_name -> shoal.v1.ConfigSpec
-	75, // 31: shoal.v1.CreateConfigResponse.config:type_name -> shoal.v1.Config
-	75, // 32: shoal.v1.GetConfigResponse.config:type_name -> shoal.v1.Config
-	0,  // 33: shoal.v1.ListConfigsRequest.filters:type_name -> shoal.v1.Filter
-	75, // 34: shoal.v1.ListConfigsResponse.configs:type_name -> shoal.v1.Config
-	74, // 35: shoal.v1.UpdateConfigRequest.spec:type_name -> shoal.v1.ConfigSpec
-	75, // 36: shoal.v1.UpdateConfigResponse.config:type_name -> shoal.v1.Config
-	76, // 37: shoal.v1.ListNodeVolumesResponse.volumes:type_name -> shoal.v1.Volume
-	77, // 38: shoal.v1.EventsRequest.since:type_name -> google.protobuf.Timestamp
-	77, // 39: shoal.v1.EventsRequest.until:type_name -> google.protobuf.Timestamp
-	0,  // 40: shoal.v1.EventsRequest.filters:type_name -> shoal.v1.Filter
-	78, // 41: shoal.v1.EventsResponse.events:type_name -> shoal.v1.Event
-	1,  // 42: shoal.v1.ControlService.GetCluster:input_type -> shoal.v1.GetClusterRequest
-	3,  // 43: shoal.v1.ControlService.UpdateCluster:input_type -> shoal.v1.UpdateClusterRequest
-	5,  // 44: shoal.v1.ControlService.ListNodes:input_type -> shoal.v1.ListNodesRequest
-	7,  // 45: shoal.v1.ControlService.GetNode:input_type -> shoal.v1.GetNodeRequest
-	9,  // 46: shoal.v1.ControlService.UpdateNode:input_type -> shoal.v1.UpdateNodeRequest
-	11, // 47: shoal.v1.ControlService.RemoveNode:input_type -> shoal.v1.RemoveNodeRequest
-	13, // 48: shoal.v1.ControlService.CreateService:input_type -> shoal.v1.CreateServiceRequest
-	15, // 49: shoal.v1.ControlService.GetService:input_type -> shoal.v1.GetServiceRequest
-	17, // 50: shoal.v1.ControlService.ListServices:input_type -> shoal.v1.ListServicesRequest
-	19, // 51: shoal.v1.ControlService.UpdateService:input_type -> shoal.v1.UpdateServiceRequest
-	21, // 52: shoal.v1.ControlService.RemoveService:input_type -> shoal.v1.RemoveServiceRequest
-	23, // 53: shoal.v1.ControlService.ListTasks:input_type -> shoal.v1.ListTasksRequest
-	25, // 54: shoal.v1.ControlService.GetTask:input_type -> shoal.v1.GetTaskRequest
-	27, // 55: shoal.v1.ControlService.CreateNetwork:input_type -> shoal.v1.CreateNetworkRequest
-	29, // 56: shoal.v1.ControlService.GetNetwork:input_type -> shoal.v1.GetNetworkRequest
-	31, // 57: shoal.v1.ControlService.ListNetworks:input_type -> shoal.v1.ListNetworksRequest
-	33, // 58: shoal.v1.ControlService.RemoveNetwork:input_type -> shoal.v1.RemoveNetworkRequest
-	35, // 59: shoal.v1.ControlService.GetUnlockKey:input_type -> shoal.v1.GetUnlockKeyRequest
-	37, // 60: shoal.v1.ControlService.CreateSecret:input_type -> shoal.v1.CreateSecretRequest
-	39, // 61: shoal.v1.ControlService.GetSecret:input_type -> shoal.v1.GetSecretRequest
-	41, // 62: shoal.v1.ControlService.ListSecrets:input_type -> shoal.v1.ListSecretsRequest
-	43, // 63: shoal.v1.ControlService.UpdateSecret:input_type -> shoal.v1.UpdateSecretRequest
-	45, // 64: shoal.v1.ControlService.RemoveSecret:input_type -> shoal.v1.RemoveSecretRequest
-	47, // 65: shoal.v1.ControlService.CreateConfig:input_type -> shoal.v1.CreateConfigRequest
-	49, // 66: shoal.v1.ControlService.GetConfig:input_type -> shoal.v1.GetConfigRequest
-	51, // 67: shoal.v1.ControlService.ListConfigs:input_type -> shoal.v1.ListConfigsRequest
-	53, // 68: shoal.v1.ControlService.UpdateConfig:input_type -> shoal.v1.UpdateConfigRequest
-	55, // 69: shoal.v1.ControlService.RemoveConfig:input_type -> shoal.v1.RemoveConfigRequest
-	57, // 70: shoal.v1.ControlService.ListNodeVolumes:input_type -> shoal.v1.ListNodeVolumesRequest
-	59, // 71: shoal.v1.ControlService.ResolveImage:input_type -> shoal.v1.ResolveImageRequest
-	79, // 72: shoal.v1.ControlService.SubscribeLogs:input_type -> shoal.v1.SubscribeLogsRequest
-	61, // 73: shoal.v1.ControlService.Events:input_type -> shoal.v1.EventsRequest
-	2,  // 74: shoal.v1.ControlService.GetCluster:output_type -> shoal.v1.GetClusterResponse
-	4,  // 75: shoal.v1.ControlService.UpdateCluster:output_type -> shoal.v1.UpdateClusterResponse
-	6,  // 76: shoal.v1.ControlService.ListNodes:output_type -> shoal.v1.ListNodesResponse
-	8,  // 77: shoal.v1.ControlService.GetNode:output_type -> shoal.v1.GetNodeResponse
-	10, // 78: shoal.v1.ControlService.UpdateNode:output_type -> shoal.v1.UpdateNodeResponse
-	12, // 79: shoal.v1.ControlService.RemoveNode:output_type -> shoal.v1.RemoveNodeResponse
-	14, // 80: shoal.v1.ControlService.CreateService:output_type -> shoal.v1.CreateServiceResponse
-	16, // 81: shoal.v1.ControlService.GetService:output_type -> shoal.v1.GetServiceResponse
-	18, // 82: shoal.v1.ControlService.ListServices:output_type -> shoal.v1.ListServicesResponse
-	20, // 83: shoal.v1.ControlService.UpdateService:output_type -> shoal.v1.UpdateServiceResponse
-	22, // 84: shoal.v1.ControlService.RemoveService:output_type -> shoal.v1.RemoveServiceResponse
-	24, // 85: shoal.v1.ControlService.ListTasks:output_type -> shoal.v1.ListTasksResponse
-	26, // 86: shoal.v1.ControlService.GetTask:output_type -> shoal.v1.GetTaskResponse
-	28, // 87: shoal.v1.ControlService.CreateNetwork:output_type -> shoal.v1.CreateNetworkResponse
-	30, // 88: shoal.v1.ControlService.GetNetwork:output_type -> shoal.v1.GetNetworkResponse
-	32, // 89: shoal.v1.ControlService.ListNetworks:output_type -> shoal.v1.ListNetworksResponse
-	34, // 90: shoal.v1.ControlService.RemoveNetwork:output_type -> shoal.v1.RemoveNetworkResponse
-	36, // 91: shoal.v1.ControlService.GetUnlockKey:output_type -> shoal.v1.GetUnlockKeyResponse
-	38, // 92: shoal.v1.ControlService.CreateSecret:output_type -> shoal.v1.CreateSecretResponse
-	40, // 93: shoal.v1.ControlService.GetSecret:output_type -> shoal.v1.GetSecretResponse
-	42, // 94: shoal.v1.ControlService.ListSecrets:output_type -> shoal.v1.ListSecretsResponse
-	44, // 95: shoal.v1.ControlService.UpdateSecret:output_type -> shoal.v1.UpdateSecretResponse
-	46, // 96: shoal.v1.ControlService.RemoveSecret:output_type -> shoal.v1.RemoveSecretResponse
-	48, // 97: shoal.v1.ControlService.CreateConfig:output_type -> shoal.v1.CreateConfigResponse
-	50, // 98: shoal.v1.ControlService.GetConfig:output_type -> shoal.v1.GetConfigResponse
-	52, // 99: shoal.v1.ControlService.ListConfigs:output_type -> shoal.v1.ListConfigsResponse
-	54, // 100: shoal.v1.ControlService.UpdateConfig:output_type -> shoal.v1.UpdateConfigResponse
-	56, // 101: shoal.v1.ControlService.RemoveConfig:output_type -> shoal.v1.RemoveConfigResponse
-	58, // 102: shoal.v1.ControlService.ListNodeVolumes:output_type -> shoal.v1.ListNodeVolumesResponse
-	60, // 103: shoal.v1.ControlService.ResolveImage:output_type -> shoal.v1.ResolveImageResponse
-	80, // 104: shoal.v1.ControlService.SubscribeLogs:output_type -> shoal.v1.SubscribeLogsResponse
-	62, // 105: shoal.v1.ControlService.Events:output_type -> shoal.v1.EventsResponse
-	74, // [74:106] is the sub-list for method output_type
-	42, // [42:74] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	70, // 12: shoal.v1.ListServicesResponse.services:type_name -> shoal.v1.Service
+	69, // 13: shoal.v1.UpdateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
+	70, // 14: shoal.v1.UpdateServiceResponse.service:type_name -> shoal.v1.Service
+	69, // 15: shoal.v1.ValidateServiceRequest.spec:type_name -> shoal.v1.ServiceSpec
+	0,  // 16: shoal.v1.ListTasksRequest.filters:type_name -> shoal.v1.Filter
+	71, // 17: shoal.v1.ListTasksResponse.tasks:type_name -> shoal.v1.Task
+	71, // 18: shoal.v1.GetTaskResponse.task:type_name -> shoal.v1.Task
+	72, // 19: shoal.v1.CreateNetworkRequest.spec:type_name -> shoal.v1.NetworkSpec
+	73, // 20: shoal.v1.CreateNetworkResponse.network:type_name -> shoal.v1.Network
+	73, // 21: shoal.v1.GetNetworkResponse.network:type_name -> shoal.v1.Network
+	0,  // 22: shoal.v1.ListNetworksRequest.filters:type_name -> shoal.v1.Filter
+	73, // 23: shoal.v1.ListNetworksResponse.networks:type_name -> shoal.v1.Network
+	74, // 24: shoal.v1.CreateSecretRequest.spec:type_name -> shoal.v1.SecretSpec
+	75, // 25: shoal.v1.CreateSecretResponse.secret:type_name -> shoal.v1.Secret
+	75, // 26: shoal.v1.GetSecretResponse.secret:type_name -> shoal.v1.Secret
+	0,  // 27: shoal.v1.ListSecretsRequest.filters:type_name -> shoal.v1.Filter
+	75, // 28: shoal.v1.ListSecretsResponse.secrets:type_name -> shoal.v1.Secret
+	74, // 29: shoal.v1.UpdateSecretRequest.spec:type_name -> shoal.v1.SecretSpec
+	75, // 30: shoal.v1.UpdateSecretResponse.secret:type_name -> shoal.v1.Secret
+	76, // 31: shoal.v1.CreateConfigRequest.spec:type_name -> shoal.v1.ConfigSpec
+	77, // 32: shoal.v1.CreateConfigResponse.config:type_name -> shoal.v1.Config
+	77, // 33: shoal.v1.GetConfigResponse.config:type_name -> shoal.v1.Config
+	0,  // 34: shoal.v1.ListConfigsRequest.filters:type_name -> shoal.v1.Filter
+	77, // 35: shoal.v1.ListConfigsResponse.configs:type_name -> shoal.v1.Config
+	76, // 36: shoal.v1.UpdateConfigRequest.spec:type_name -> shoal.v1.ConfigSpec
+	77, // 37: shoal.v1.UpdateConfigResponse.config:type_name -> shoal.v1.Config
+	78, // 38: shoal.v1.ListNodeVolumesResponse.volumes:type_name -> shoal.v1.Volume
+	79, // 39: shoal.v1.EventsRequest.since:type_name -> google.protobuf.Timestamp
+	79, // 40: shoal.v1.EventsRequest.until:type_name -> google.protobuf.Timestamp
+	0,  // 41: shoal.v1.EventsRequest.filters:type_name -> shoal.v1.Filter
+	80, // 42: shoal.v1.EventsResponse.events:type_name -> shoal.v1.Event
+	1,  // 43: shoal.v1.ControlService.GetCluster:input_type -> shoal.v1.GetClusterRequest
+	3,  // 44: shoal.v1.ControlService.UpdateCluster:input_type -> shoal.v1.UpdateClusterRequest
+	5,  // 45: shoal.v1.ControlService.ListNodes:input_type -> shoal.v1.ListNodesRequest
+	7,  // 46: shoal.v1.ControlService.GetNode:input_type -> shoal.v1.GetNodeRequest
+	9,  // 47: shoal.v1.ControlService.UpdateNode:input_type -> shoal.v1.UpdateNodeRequest
+	11, // 48: shoal.v1.ControlService.RemoveNode:input_type -> shoal.v1.RemoveNodeRequest
+	13, // 49: shoal.v1.ControlService.CreateService:input_type -> shoal.v1.CreateServiceRequest
+	15, // 50: shoal.v1.ControlService.GetService:input_type -> shoal.v1.GetServiceRequest
+	17, // 51: shoal.v1.ControlService.ListServices:input_type -> shoal.v1.ListServicesRequest
+	19, // 52: shoal.v1.ControlService.UpdateService:input_type -> shoal.v1.UpdateServiceRequest
+	21, // 53: shoal.v1.ControlService.RemoveService:input_type -> shoal.v1.RemoveServiceRequest
+	23, // 54: shoal.v1.ControlService.ValidateService:input_type -> shoal.v1.ValidateServiceRequest
+	25, // 55: shoal.v1.ControlService.ListTasks:input_type -> shoal.v1.ListTasksRequest
+	27, // 56: shoal.v1.ControlService.GetTask:input_type -> shoal.v1.GetTaskRequest
+	29, // 57: shoal.v1.ControlService.CreateNetwork:input_type -> shoal.v1.CreateNetworkRequest
+	31, // 58: shoal.v1.ControlService.GetNetwork:input_type -> shoal.v1.GetNetworkRequest
+	33, // 59: shoal.v1.ControlService.ListNetworks:input_type -> shoal.v1.ListNetworksRequest
+	35, // 60: shoal.v1.ControlService.RemoveNetwork:input_type -> shoal.v1.RemoveNetworkRequest
+	37, // 61: shoal.v1.ControlService.GetUnlockKey:input_type -> shoal.v1.GetUnlockKeyRequest
+	39, // 62: shoal.v1.ControlService.CreateSecret:input_type -> shoal.v1.CreateSecretRequest
+	41, // 63: shoal.v1.ControlService.GetSecret:input_type -> shoal.v1.GetSecretRequest
+	43, // 64: shoal.v1.ControlService.ListSecrets:input_type -> shoal.v1.ListSecretsRequest
+	45, // 65: shoal.v1.ControlService.UpdateSecret:input_type -> shoal.v1.UpdateSecretRequest
+	47, // 66: shoal.v1.ControlService.RemoveSecret:input_type -> shoal.v1.RemoveSecretRequest
+	49, // 67: shoal.v1.ControlService.CreateConfig:input_type -> shoal.v1.CreateConfigRequest
+	51, // 68: shoal.v1.ControlService.GetConfig:input_type -> shoal.v1.GetConfigRequest
+	53, // 69: shoal.v1.ControlService.ListConfigs:input_type -> shoal.v1.ListConfigsRequest
+	55, // 70: shoal.v1.ControlService.UpdateConfig:input_type -> shoal.v1.UpdateConfigRequest
+	57, // 71: shoal.v1.ControlService.RemoveConfig:input_type -> shoal.v1.RemoveConfigRequest
+	59, // 72: shoal.v1.ControlService.ListNodeVolumes:input_type -> shoal.v1.ListNodeVolumesRequest
+	61, // 73: shoal.v1.ControlService.ResolveImage:input_type -> shoal.v1.ResolveImageRequest
+	81, // 74: shoal.v1.ControlService.SubscribeLogs:input_type -> shoal.v1.SubscribeLogsRequest
+	63, // 75: shoal.v1.ControlService.Events:input_type -> shoal.v1.EventsRequest
+	2,  // 76: shoal.v1.ControlService.GetCluster:output_type -> shoal.v1.GetClusterResponse
+	4,  // 77: shoal.v1.ControlService.UpdateCluster:output_type -> shoal.v1.UpdateClusterResponse
+	6,  // 78: shoal.v1.ControlService.ListNodes:output_type -> shoal.v1.ListNodesResponse
+	8,  // 79: shoal.v1.ControlService.GetNode:output_type -> shoal.v1.GetNodeResponse
+	10, // 80: shoal.v1.ControlService.UpdateNode:output_type -> shoal.v1.UpdateNodeResponse
+	12, // 81: shoal.v1.ControlService.RemoveNode:output_type -> shoal.v1.RemoveNodeResponse
+	14, // 82: shoal.v1.ControlService.CreateService:output_type -> shoal.v1.CreateServiceResponse
+	16, // 83: shoal.v1.ControlService.GetService:output_type -> shoal.v1.GetServiceResponse
+	18, // 84: shoal.v1.ControlService.ListServices:output_type -> shoal.v1.ListServicesResponse
+	20, // 85: shoal.v1.ControlService.UpdateService:output_type -> shoal.v1.UpdateServiceResponse
+	22, // 86: shoal.v1.ControlService.RemoveService:output_type -> shoal.v1.RemoveServiceResponse
+	24, // 87: shoal.v1.ControlService.ValidateService:output_type -> shoal.v1.ValidateServiceResponse
+	26, // 88: shoal.v1.ControlService.ListTasks:output_type -> shoal.v1.ListTasksResponse
+	28, // 89: shoal.v1.ControlService.GetTask:output_type -> shoal.v1.GetTaskResponse
+	30, // 90: shoal.v1.ControlService.CreateNetwork:output_type -> shoal.v1.CreateNetworkResponse
+	32, // 91: shoal.v1.ControlService.GetNetwork:output_type -> shoal.v1.GetNetworkResponse
+	34, // 92: shoal.v1.ControlService.ListNetworks:output_type -> shoal.v1.ListNetworksResponse
+	36, // 93: shoal.v1.ControlService.RemoveNetwork:output_type -> shoal.v1.RemoveNetworkResponse
+	38, // 94: shoal.v1.ControlService.GetUnlockKey:output_type -> shoal.v1.GetUnlockKeyResponse
+	40, // 95: shoal.v1.ControlService.CreateSecret:output_type -> shoal.v1.CreateSecretResponse
+	42, // 96: shoal.v1.ControlService.GetSecret:output_type -> shoal.v1.GetSecretResponse
+	44, // 97: shoal.v1.ControlService.ListSecrets:output_type -> shoal.v1.ListSecretsResponse
+	46, // 98: shoal.v1.ControlService.UpdateSecret:output_type -> shoal.v1.UpdateSecretResponse
+	48, // 99: shoal.v1.ControlService.RemoveSecret:output_type -> shoal.v1.RemoveSecretResponse
+	50, // 100: shoal.v1.ControlService.CreateConfig:output_type -> shoal.v1.CreateConfigResponse
+	52, // 101: shoal.v1.ControlService.GetConfig:output_type -> shoal.v1.GetConfigResponse
+	54, // 102: shoal.v1.ControlService.ListConfigs:output_type -> shoal.v1.ListConfigsResponse
+	56, // 103: shoal.v1.ControlService.UpdateConfig:output_type -> shoal.v1.UpdateConfigResponse
+	58, // 104: shoal.v1.ControlService.RemoveConfig:output_type -> shoal.v1.RemoveConfigResponse
+	60, // 105: shoal.v1.ControlService.ListNodeVolumes:output_type -> shoal.v1.ListNodeVolumesResponse
+	62, // 106: shoal.v1.ControlService.ResolveImage:output_type -> shoal.v1.ResolveImageResponse
+	82, // 107: shoal.v1.ControlService.SubscribeLogs:output_type -> shoal.v1.SubscribeLogsResponse
+	64, // 108: shoal.v1.ControlService.Events:output_type -> shoal.v1.EventsResponse
+	76, // [76:109] is the sub-list for method output_type
+	43, // [43:76] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_control_proto_init() }
@@ -3394,7 +3483,7 @@ func file_shoal_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_v1_control_proto_rawDesc), len(file_shoal_v1_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   63,
+			NumMessages:   65,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -30,6 +30,7 @@ const (
 	ControlService_ListServices_FullMethodName    = "/shoal.v1.ControlService/ListServices"
 	ControlService_UpdateService_FullMethodName   = "/shoal.v1.ControlService/UpdateService"
 	ControlService_RemoveService_FullMethodName   = "/shoal.v1.ControlService/RemoveService"
+	ControlService_ValidateService_FullMethodName = "/shoal.v1.ControlService/ValidateService"
 	ControlService_ListTasks_FullMethodName       = "/shoal.v1.ControlService/ListTasks"
 	ControlService_GetTask_FullMethodName         = "/shoal.v1.ControlService/GetTask"
 	ControlService_CreateNetwork_FullMethodName   = "/shoal.v1.ControlService/CreateNetwork"
@@ -71,6 +72,11 @@ type ControlServiceClient interface {
 	ListServices(ctx context.Context, in *ListServicesRequest, opts ...grpc.CallOption) (*ListServicesResponse, error)
 	UpdateService(ctx context.Context, in *UpdateServiceRequest, opts ...grpc.CallOption) (*UpdateServiceResponse, error)
 	RemoveService(ctx context.Context, in *RemoveServiceRequest, opts ...grpc.CallOption) (*RemoveServiceResponse, error)
+	// ValidateService checks a service spec as CreateService would, the
+	// objects it names apart (they may not exist yet), and changes
+	// nothing: stack deploy checks every service of a stack before it
+	// creates any object.
+	ValidateService(ctx context.Context, in *ValidateServiceRequest, opts ...grpc.CallOption) (*ValidateServiceResponse, error)
 	ListTasks(ctx context.Context, in *ListTasksRequest, opts ...grpc.CallOption) (*ListTasksResponse, error)
 	GetTask(ctx context.Context, in *GetTaskRequest, opts ...grpc.CallOption) (*GetTaskResponse, error)
 	CreateNetwork(ctx context.Context, in *CreateNetworkRequest, opts ...grpc.CallOption) (*CreateNetworkResponse, error)
@@ -221,6 +227,16 @@ func (c *controlServiceClient) RemoveService(ctx context.Context, in *RemoveServ
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RemoveServiceResponse)
 	err := c.cc.Invoke(ctx, ControlService_RemoveService_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlServiceClient) ValidateService(ctx context.Context, in *ValidateServiceRequest, opts ...grpc.CallOption) (*ValidateServiceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ValidateServiceResponse)
+	err := c.cc.Invoke(ctx, ControlService_ValidateService_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -473,6 +489,11 @@ type ControlServiceServer interface {
 	ListServices(context.Context, *ListServicesRequest) (*ListServicesResponse, error)
 	UpdateService(context.Context, *UpdateServiceRequest) (*UpdateServiceResponse, error)
 	RemoveService(context.Context, *RemoveServiceRequest) (*RemoveServiceResponse, error)
+	// ValidateService checks a service spec as CreateService would, the
+	// objects it names apart (they may not exist yet), and changes
+	// nothing: stack deploy checks every service of a stack before it
+	// creates any object.
+	ValidateService(context.Context, *ValidateServiceRequest) (*ValidateServiceResponse, error)
 	ListTasks(context.Context, *ListTasksRequest) (*ListTasksResponse, error)
 	GetTask(context.Context, *GetTaskRequest) (*GetTaskResponse, error)
 	CreateNetwork(context.Context, *CreateNetworkRequest) (*CreateNetworkResponse, error)
@@ -551,6 +572,9 @@ func (UnimplementedControlServiceServer) UpdateService(context.Context, *UpdateS
 }
 func (UnimplementedControlServiceServer) RemoveService(context.Context, *RemoveServiceRequest) (*RemoveServiceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RemoveService not implemented")
+}
+func (UnimplementedControlServiceServer) ValidateService(context.Context, *ValidateServiceRequest) (*ValidateServiceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ValidateService not implemented")
 }
 func (UnimplementedControlServiceServer) ListTasks(context.Context, *ListTasksRequest) (*ListTasksResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListTasks not implemented")
@@ -830,6 +854,24 @@ func _ControlService_RemoveService_Handler(srv interface{}, ctx context.Context,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(ControlServiceServer).RemoveService(ctx, req.(*RemoveServiceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ControlService_ValidateService_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ValidateServiceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServiceServer).ValidateService(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControlService_ValidateService_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServiceServer).ValidateService(ctx, req.(*ValidateServiceRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1248,6 +1290,10 @@ var ControlService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RemoveService",
 			Handler:    _ControlService_RemoveService_Handler,
+		},
+		{
+			MethodName: "ValidateService",
+			Handler:    _ControlService_ValidateService_Handler,
 		},
 		{
 			MethodName: "ListTasks",

@@ -47,7 +47,7 @@ type config struct {
 	// taken over the first reading window (their --debug-addr).
 	Profile string `json:"-"`
 	JSON    bool   `json:"-"`
-	Verbose  bool          `json:"-"`
+	Verbose bool   `json:"-"`
 }
 
 // window is one measured window: CPU as a fraction of one core.
