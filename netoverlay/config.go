@@ -34,6 +34,9 @@ type Config struct {
 	// device and the container interfaces get MTU-Overhead (MTU-Overhead6
 	// over an IPv6 underlay).
 	MTU int
+	// NetworkMTU, when not zero, is the MTU of the network's devices and
+	// interfaces, the network's option, in place of the one MTU gives.
+	NetworkMTU int
 }
 
 // Peer is a remote endpoint of a network: a container's IP and MAC
@@ -49,6 +52,9 @@ func (p Peer) String() string { return fmt.Sprintf("%s/%s@%s", p.IP, p.MAC, p.Ho
 
 // overlayMTU is the MTU of the overlay's devices.
 func (c Config) overlayMTU() int {
+	if c.NetworkMTU > 0 {
+		return c.NetworkMTU
+	}
 	mtu := c.MTU
 	if mtu == 0 {
 		mtu = DefaultMTU

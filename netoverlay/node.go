@@ -103,7 +103,7 @@ func (n *Node) config(tn *shoalv1.TaskNetwork) (Config, netip.Prefix, error) {
 	if err != nil {
 		return Config{}, addr, fmt.Errorf("network %s: task address %q: %v", tn.GetNetworkName(), tn.GetAddr(), err)
 	}
-	c := Config{ID: tn.GetNetworkId(), VNI: tn.GetVni(), Subnet: addr.Masked(), Underlay: n.underlay, MTU: n.mtu}
+	c := Config{ID: tn.GetNetworkId(), VNI: tn.GetVni(), Subnet: addr.Masked(), Underlay: n.underlay, MTU: n.mtu, NetworkMTU: int(tn.GetMtu())}
 	if gw, err := netip.ParseAddr(tn.GetGateway()); err == nil {
 		c.BridgeAddrs = []netip.Prefix{netip.PrefixFrom(gw, addr.Bits())}
 	}

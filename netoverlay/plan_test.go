@@ -50,6 +50,11 @@ func TestConfigValidate(t *testing.T) {
 	if got := v6.overlayMTU(); got != 1430 {
 		t.Errorf("overlay MTU over an IPv6 underlay = %d; want 1430", got)
 	}
+	own := good
+	own.NetworkMTU = 1400
+	if got := own.overlayMTU(); got != 1400 {
+		t.Errorf("overlay MTU of a network with its own = %d; want 1400", got)
+	}
 	for _, tc := range []struct {
 		name string
 		edit func(*Config)

@@ -159,7 +159,7 @@ func TestOverlayAcrossHosts(t *testing.T) {
 	e := faults.Start(t, 1, 2, "--metrics-addr", "127.0.0.1:9323")
 	m := e.C.Managers[0]
 	m.MustCLI("network", "create", "app")
-	m.MustCLI("network", "create", "other")
+	m.MustCLI("network", "create", "--opt", "com.docker.network.driver.mtu=1300", "other")
 	m.MustCLI("service", "create", "-d", "--name", "web", "--replicas", "6", "--network", "app", e.Image)
 	m.MustCLI("service", "create", "-d", "--name", "stranger", "--replicas", "1", "--network", "other", e.Image)
 	web := spread(t, e, "web", "app", 6)
@@ -276,6 +276,23 @@ func TestOverlayAcrossHosts(t *testing.T) {
 	}()
 	if len(stranger) != 1 {
 		t.Fatalf("stranger: %v", stranger)
+	}
+	// The MTU: the default on app (the underlay's 1500 less VXLAN's 50),
+	// the network's own option on other.
+	for _, tc := range []struct {
+		task overlayTask
+		want int
+	}{{web[0], 1450}, {stranger[0], 1300}} {
+		var mtu int
+		if err := harness.InNetns(netoverlay.ProcNetns(tc.task.pid), func() error {
+			ifc, err := net.InterfaceByName("eth0")
+			if err == nil {
+				mtu = ifc.MTU
+			}
+			return err
+		}); err != nil || mtu != tc.want {
+			t.Errorf("eth0 of %s: MTU %d (%v); want %d", tc.task.id, mtu, err, tc.want)
+		}
 	}
 	if h, err := get(stranger[0], web[0].addr); err == nil {
 		t.Errorf("a container on another network reached web at %s (answered by %s)", web[0].addr, h)

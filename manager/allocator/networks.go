@@ -3,6 +3,7 @@ package allocator
 import (
 	"fmt"
 	"net/netip"
+	"strconv"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -14,6 +15,25 @@ import (
 
 // DriverOverlay is the only network driver: a VXLAN overlay.
 const DriverOverlay = "overlay"
+
+// OptionMTU is docker's driver option for the MTU of a network's
+// interfaces; MinMTU and MaxMTU bound it (IPv4's least, a jumbo frame
+// less the VXLAN overhead).
+const (
+	OptionMTU = "com.docker.network.driver.mtu"
+	MinMTU    = 576
+	MaxMTU    = 9000 - 50
+)
+
+// MTU is a network's MTU option, 0 when it has none (its validity was
+// checked when the network was made).
+func MTU(nw *shoalv1.Network) uint32 {
+	v, err := strconv.ParseUint(nw.GetSpec().GetOptions()[OptionMTU], 10, 32)
+	if err != nil {
+		return 0
+	}
+	return uint32(v)
+}
 
 // IngressName is the routing mesh's network, made at swarm init.
 const IngressName = "ingress"

@@ -32,7 +32,7 @@ func AttachContainer(nw *shoalv1.Network, id, name string, used InUse, h *Held) 
 	}
 	tn := &shoalv1.TaskNetwork{
 		NetworkId: nw.GetId(), NetworkName: nw.GetSpec().GetName(), Vni: nw.GetAllocation().GetVni(),
-		Addr: addr.String(), Gateway: nw.GetAllocation().GetGateway(),
+		Addr: addr.String(), Gateway: nw.GetAllocation().GetGateway(), Mtu: MTU(nw),
 	}
 	if name != "" {
 		tn.Aliases = []string{name}
@@ -215,7 +215,7 @@ func TaskNetworks(svc *shoalv1.Service, networks map[string]*shoalv1.Network, in
 		tn := &shoalv1.TaskNetwork{
 			NetworkId: nw.GetId(), NetworkName: nw.GetSpec().GetName(), Vni: nw.GetAllocation().GetVni(),
 			Addr: addr.String(), Gateway: nw.GetAllocation().GetGateway(), Vip: vips[nw.GetId()],
-			Aliases: aliases, Ingress: nw.GetSpec().GetIngress(),
+			Aliases: aliases, Ingress: nw.GetSpec().GetIngress(), Mtu: MTU(nw),
 		}
 		if tn.Ingress {
 			for _, p := range svc.GetEndpoint().GetPorts() {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"strconv"
 	"strings"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -19,6 +20,32 @@ import (
 
 // ValidateNetworkSpec checks a network spec; subnet and gateway are
 // optional (allocated when empty).
+// validNetworkOptions checks the overlay driver's options: the MTU, and
+// docker's others refused with why.
+func validNetworkOptions(f *fieldErrors, opts map[string]string) {
+	keys := make([]string, 0, len(opts))
+	for k := range opts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := opts[k]
+		switch k {
+		case allocator.OptionMTU:
+			n, err := strconv.Atoi(v)
+			if err != nil || n < allocator.MinMTU || n > allocator.MaxMTU {
+				f.add("network.options."+k, "%q is not an MTU from %d to %d", v, allocator.MinMTU, allocator.MaxMTU)
+			}
+		case "encrypted":
+			f.add("network.options.encrypted", "not supported: Shoal's overlay does not encrypt its traffic (no IPsec or WireGuard on these nodes); run it on a private network, or leave the option out")
+		case "com.docker.network.driver.overlay.vxlanid_list":
+			f.add("network.options."+k, "not supported: the managers choose each network's VXLAN ID")
+		default:
+			f.add("network.options."+k, "unknown option of the overlay driver: the only one is %s", allocator.OptionMTU)
+		}
+	}
+}
+
 func ValidateNetworkSpec(s *shoalv1.NetworkSpec) error {
 	var f fieldErrors
 	if s == nil {
@@ -30,6 +57,7 @@ func ValidateNetworkSpec(s *shoalv1.NetworkSpec) error {
 	if d := s.GetDriver(); d != "" && d != allocator.DriverOverlay {
 		f.add("network.driver", "%q is not supported: use overlay", d)
 	}
+	validNetworkOptions(&f, s.GetOptions())
 	var subnet netip.Prefix
 	if c := s.GetSubnet(); c != "" {
 		p, err := netip.ParsePrefix(c)

@@ -29,6 +29,12 @@ func TestValidateNetworkSpec(t *testing.T) {
 		{"gateway outside", &shoalv1.NetworkSpec{Name: "a", Subnet: "10.0.0.0/24", Gateway: "10.0.1.1"}, "not a host address"},
 		{"gateway is the broadcast", &shoalv1.NetworkSpec{Name: "a", Subnet: "10.0.0.0/24", Gateway: "10.0.0.255"}, "not a host address"},
 		{"gateway is the network", &shoalv1.NetworkSpec{Name: "a", Subnet: "10.0.0.0/24", Gateway: "10.0.0.0"}, "not a host address"},
+		{"mtu", &shoalv1.NetworkSpec{Name: "a", Options: map[string]string{"com.docker.network.driver.mtu": "1400"}}, ""},
+		{"mtu too small", &shoalv1.NetworkSpec{Name: "a", Options: map[string]string{"com.docker.network.driver.mtu": "100"}}, `network.options.com.docker.network.driver.mtu: "100" is not an MTU from 576 to 8950`},
+		{"mtu not a number", &shoalv1.NetworkSpec{Name: "a", Options: map[string]string{"com.docker.network.driver.mtu": "big"}}, "is not an MTU"},
+		{"encrypted", &shoalv1.NetworkSpec{Name: "a", Options: map[string]string{"encrypted": ""}}, "does not encrypt its traffic"},
+		{"vxlan ids", &shoalv1.NetworkSpec{Name: "a", Options: map[string]string{"com.docker.network.driver.overlay.vxlanid_list": "4097"}}, "choose each network's VXLAN ID"},
+		{"unknown option", &shoalv1.NetworkSpec{Name: "a", Options: map[string]string{"colour": "red"}}, "network.options.colour: unknown option"},
 	} {
 		err := ValidateNetworkSpec(tc.spec)
 		if tc.want == "" {

@@ -329,6 +329,6 @@ func ingressOf(node *shoalv1.Node, nw *shoalv1.Network) *shoalv1.TaskNetwork {
 	}
 	return &shoalv1.TaskNetwork{
 		NetworkId: nw.GetId(), NetworkName: nw.GetSpec().GetName(), Vni: nw.GetAllocation().GetVni(),
-		Addr: node.GetIngress().GetAddr(), Gateway: nw.GetAllocation().GetGateway(), Ingress: true,
+		Addr: node.GetIngress().GetAddr(), Gateway: nw.GetAllocation().GetGateway(), Ingress: true, Mtu: allocator.MTU(nw),
 	}
 }

@@ -19,7 +19,7 @@ func newNetworkCmd(g *globals) *cobra.Command {
 type networkCreateFlags struct {
 	driver, subnet, gateway string
 	attachable, ingress     bool
-	labels                  []string
+	labels, opts            []string
 }
 
 func newNetworkCreateCmd(g *globals) *cobra.Command {
@@ -35,6 +35,10 @@ func newNetworkCreateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			opts, err := applyKV(nil, f.opts, nil, "--opt")
+			if err != nil {
+				return err
+			}
 			c, done, err := g.control()
 			if err != nil {
 				return err
@@ -42,7 +46,7 @@ func newNetworkCreateCmd(g *globals) *cobra.Command {
 			defer done()
 			resp, err := c.CreateNetwork(cmd.Context(), &shoalv1.CreateNetworkRequest{Spec: &shoalv1.NetworkSpec{
 				Name: args[0], Driver: f.driver, Subnet: f.subnet, Gateway: f.gateway,
-				Attachable: f.attachable, Ingress: f.ingress, Labels: labels,
+				Attachable: f.attachable, Ingress: f.ingress, Labels: labels, Options: opts,
 			}})
 			if err != nil {
 				return err
@@ -58,6 +62,7 @@ func newNetworkCreateCmd(g *globals) *cobra.Command {
 	fs.BoolVar(&f.attachable, "attachable", false, "let standalone containers attach")
 	fs.BoolVar(&f.ingress, "ingress", false, "make this the routing mesh's ingress network")
 	fs.StringArrayVar(&f.labels, "label", nil, "network label KEY=VALUE (repeatable)")
+	fs.StringArrayVarP(&f.opts, "opt", "o", nil, "driver option KEY=VALUE: com.docker.network.driver.mtu=N sets the MTU of the network's interfaces")
 	return cmd
 }
 

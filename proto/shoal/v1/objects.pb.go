@@ -4512,7 +4512,9 @@ type TaskNetwork struct {
 	Ingress bool     `protobuf:"varint,8,opt,name=ingress,proto3" json:"ingress,omitempty"`
 	// ports are, on the ingress network, the service's published ports
 	// with every number resolved: what the routing mesh forwards here.
-	Ports         []*PortConfig `protobuf:"bytes,9,rep,name=ports,proto3" json:"ports,omitempty"`
+	Ports []*PortConfig `protobuf:"bytes,9,rep,name=ports,proto3" json:"ports,omitempty"`
+	// mtu is the network's MTU option (0: the node's default).
+	Mtu           uint32 `protobuf:"varint,10,opt,name=mtu,proto3" json:"mtu,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4608,6 +4610,13 @@ func (x *TaskNetwork) GetPorts() []*PortConfig {
 		return x.Ports
 	}
 	return nil
+}
+
+func (x *TaskNetwork) GetMtu() uint32 {
+	if x != nil {
+		return x.Mtu
+	}
+	return 0
 }
 
 type TaskStatus struct {
@@ -4927,14 +4936,19 @@ func (x *NetworkAllocation) GetGateway() string {
 }
 
 type NetworkSpec struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Labels        map[string]string      `protobuf:"bytes,2,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Driver        string                 `protobuf:"bytes,3,opt,name=driver,proto3" json:"driver,omitempty"`
-	Subnet        string                 `protobuf:"bytes,4,opt,name=subnet,proto3" json:"subnet,omitempty"`
-	Gateway       string                 `protobuf:"bytes,5,opt,name=gateway,proto3" json:"gateway,omitempty"`
-	Attachable    bool                   `protobuf:"varint,6,opt,name=attachable,proto3" json:"attachable,omitempty"`
-	Ingress       bool                   `protobuf:"varint,7,opt,name=ingress,proto3" json:"ingress,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Name       string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Labels     map[string]string      `protobuf:"bytes,2,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Driver     string                 `protobuf:"bytes,3,opt,name=driver,proto3" json:"driver,omitempty"`
+	Subnet     string                 `protobuf:"bytes,4,opt,name=subnet,proto3" json:"subnet,omitempty"`
+	Gateway    string                 `protobuf:"bytes,5,opt,name=gateway,proto3" json:"gateway,omitempty"`
+	Attachable bool                   `protobuf:"varint,6,opt,name=attachable,proto3" json:"attachable,omitempty"`
+	Ingress    bool                   `protobuf:"varint,7,opt,name=ingress,proto3" json:"ingress,omitempty"`
+	// options are the driver's, docker's --opt (compose driver_opts): only
+	// com.docker.network.driver.mtu, the MTU of the network's devices and
+	// container interfaces (default: the underlay's less the VXLAN
+	// overhead).
+	Options       map[string]string `protobuf:"bytes,8,rep,name=options,proto3" json:"options,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5016,6 +5030,13 @@ func (x *NetworkSpec) GetIngress() bool {
 		return x.Ingress
 	}
 	return false
+}
+
+func (x *NetworkSpec) GetOptions() map[string]string {
+	if x != nil {
+		return x.Options
+	}
+	return nil
 }
 
 type Secret struct {
@@ -5596,7 +5617,7 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\x0eservice_labels\x18\x0e \x03(\v2!.shoal.v1.Task.ServiceLabelsEntryR\rserviceLabels\x1a@\n" +
 	"\x12ServiceLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x81\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x93\x02\n" +
 	"\vTaskNetwork\x12\x1d\n" +
 	"\n" +
 	"network_id\x18\x01 \x01(\tR\tnetworkId\x12!\n" +
@@ -5607,7 +5628,9 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\x03vip\x18\x06 \x01(\tR\x03vip\x12\x18\n" +
 	"\aaliases\x18\a \x03(\tR\aaliases\x12\x18\n" +
 	"\aingress\x18\b \x01(\bR\aingress\x12*\n" +
-	"\x05ports\x18\t \x03(\v2\x14.shoal.v1.PortConfigR\x05ports\"\xc5\x02\n" +
+	"\x05ports\x18\t \x03(\v2\x14.shoal.v1.PortConfigR\x05ports\x12\x10\n" +
+	"\x03mtu\x18\n" +
+	" \x01(\rR\x03mtu\"\xc5\x02\n" +
 	"\n" +
 	"TaskStatus\x12)\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x13.shoal.v1.TaskStateR\x05state\x128\n" +
@@ -5635,7 +5658,7 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\x11NetworkAllocation\x12\x10\n" +
 	"\x03vni\x18\x01 \x01(\rR\x03vni\x12\x16\n" +
 	"\x06subnet\x18\x02 \x01(\tR\x06subnet\x12\x18\n" +
-	"\agateway\x18\x03 \x01(\tR\agateway\"\x9b\x02\n" +
+	"\agateway\x18\x03 \x01(\tR\agateway\"\x95\x03\n" +
 	"\vNetworkSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x129\n" +
 	"\x06labels\x18\x02 \x03(\v2!.shoal.v1.NetworkSpec.LabelsEntryR\x06labels\x12\x16\n" +
@@ -5645,8 +5668,12 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\n" +
 	"attachable\x18\x06 \x01(\bR\n" +
 	"attachable\x12\x18\n" +
-	"\aingress\x18\a \x01(\bR\aingress\x1a9\n" +
+	"\aingress\x18\a \x01(\bR\aingress\x12<\n" +
+	"\aoptions\x18\b \x03(\v2\".shoal.v1.NetworkSpec.OptionsEntryR\aoptions\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
+	"\fOptionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"f\n" +
 	"\x06Secret\x12\x0e\n" +
@@ -5769,7 +5796,7 @@ func file_shoal_v1_objects_proto_rawDescGZIP() []byte {
 }
 
 var file_shoal_v1_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 15)
-var file_shoal_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
+var file_shoal_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 73)
 var file_shoal_v1_objects_proto_goTypes = []any{
 	(NodeRole)(0),                 // 0: shoal.v1.NodeRole
 	(NodeAvailability)(0),         // 1: shoal.v1.NodeAvailability
@@ -5856,19 +5883,20 @@ var file_shoal_v1_objects_proto_goTypes = []any{
 	nil,                           // 82: shoal.v1.Volume.OptionsEntry
 	nil,                           // 83: shoal.v1.Task.ServiceLabelsEntry
 	nil,                           // 84: shoal.v1.NetworkSpec.LabelsEntry
-	nil,                           // 85: shoal.v1.SecretSpec.LabelsEntry
-	nil,                           // 86: shoal.v1.ConfigSpec.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 87: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 88: google.protobuf.Duration
+	nil,                           // 85: shoal.v1.NetworkSpec.OptionsEntry
+	nil,                           // 86: shoal.v1.SecretSpec.LabelsEntry
+	nil,                           // 87: shoal.v1.ConfigSpec.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 88: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 89: google.protobuf.Duration
 }
 var file_shoal_v1_objects_proto_depIdxs = []int32{
-	87,  // 0: shoal.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
-	87,  // 1: shoal.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
+	88,  // 0: shoal.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
+	88,  // 1: shoal.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
 	15,  // 2: shoal.v1.Cluster.meta:type_name -> shoal.v1.Meta
 	17,  // 3: shoal.v1.Cluster.spec:type_name -> shoal.v1.ClusterSpec
 	19,  // 4: shoal.v1.Cluster.root_ca:type_name -> shoal.v1.RootCA
 	20,  // 5: shoal.v1.Cluster.join_tokens:type_name -> shoal.v1.JoinTokens
-	88,  // 6: shoal.v1.ClusterSpec.node_cert_expiry:type_name -> google.protobuf.Duration
+	89,  // 6: shoal.v1.ClusterSpec.node_cert_expiry:type_name -> google.protobuf.Duration
 	18,  // 7: shoal.v1.ClusterSpec.encryption:type_name -> shoal.v1.EncryptionConfig
 	15,  // 8: shoal.v1.Node.meta:type_name -> shoal.v1.Meta
 	24,  // 9: shoal.v1.Node.spec:type_name -> shoal.v1.NodeSpec
@@ -5879,7 +5907,7 @@ var file_shoal_v1_objects_proto_depIdxs = []int32{
 	23,  // 14: shoal.v1.Node.ingress:type_name -> shoal.v1.NodeAttachment
 	22,  // 15: shoal.v1.Node.attachments:type_name -> shoal.v1.ContainerAttachment
 	64,  // 16: shoal.v1.ContainerAttachment.network:type_name -> shoal.v1.TaskNetwork
-	87,  // 17: shoal.v1.ContainerAttachment.created_at:type_name -> google.protobuf.Timestamp
+	88,  // 17: shoal.v1.ContainerAttachment.created_at:type_name -> google.protobuf.Timestamp
 	74,  // 18: shoal.v1.NodeSpec.labels:type_name -> shoal.v1.NodeSpec.LabelsEntry
 	0,   // 19: shoal.v1.NodeSpec.desired_role:type_name -> shoal.v1.NodeRole
 	1,   // 20: shoal.v1.NodeSpec.availability:type_name -> shoal.v1.NodeAvailability
@@ -5896,9 +5924,9 @@ var file_shoal_v1_objects_proto_depIdxs = []int32{
 	31,  // 31: shoal.v1.Service.update_status:type_name -> shoal.v1.UpdateStatus
 	32,  // 32: shoal.v1.Service.job_status:type_name -> shoal.v1.JobStatus
 	4,   // 33: shoal.v1.UpdateStatus.state:type_name -> shoal.v1.UpdateState
-	87,  // 34: shoal.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
-	87,  // 35: shoal.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
-	87,  // 36: shoal.v1.JobStatus.last_execution:type_name -> google.protobuf.Timestamp
+	88,  // 34: shoal.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
+	88,  // 35: shoal.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
+	88,  // 36: shoal.v1.JobStatus.last_execution:type_name -> google.protobuf.Timestamp
 	34,  // 37: shoal.v1.ServiceEndpoint.virtual_ips:type_name -> shoal.v1.VirtualIP
 	61,  // 38: shoal.v1.ServiceEndpoint.ports:type_name -> shoal.v1.PortConfig
 	76,  // 39: shoal.v1.ServiceSpec.labels:type_name -> shoal.v1.ServiceSpec.LabelsEntry
@@ -5911,9 +5939,9 @@ var file_shoal_v1_objects_proto_depIdxs = []int32{
 	41,  // 46: shoal.v1.ServiceSpec.networks:type_name -> shoal.v1.NetworkAttachment
 	40,  // 47: shoal.v1.ServiceSpec.update:type_name -> shoal.v1.UpdateConfig
 	40,  // 48: shoal.v1.ServiceSpec.rollback:type_name -> shoal.v1.UpdateConfig
-	88,  // 49: shoal.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
+	89,  // 49: shoal.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
 	5,   // 50: shoal.v1.UpdateConfig.failure_action:type_name -> shoal.v1.UpdateFailureAction
-	88,  // 51: shoal.v1.UpdateConfig.monitor:type_name -> google.protobuf.Duration
+	89,  // 51: shoal.v1.UpdateConfig.monitor:type_name -> google.protobuf.Duration
 	6,   // 52: shoal.v1.UpdateConfig.order:type_name -> shoal.v1.UpdateOrder
 	43,  // 53: shoal.v1.TaskSpec.container:type_name -> shoal.v1.ContainerSpec
 	57,  // 54: shoal.v1.TaskSpec.resources:type_name -> shoal.v1.ResourceRequirements
@@ -5921,7 +5949,7 @@ var file_shoal_v1_objects_proto_depIdxs = []int32{
 	59,  // 56: shoal.v1.TaskSpec.placement:type_name -> shoal.v1.Placement
 	48,  // 57: shoal.v1.TaskSpec.log_driver:type_name -> shoal.v1.Driver
 	77,  // 58: shoal.v1.ContainerSpec.labels:type_name -> shoal.v1.ContainerSpec.LabelsEntry
-	88,  // 59: shoal.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	89,  // 59: shoal.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
 	56,  // 60: shoal.v1.ContainerSpec.healthcheck:type_name -> shoal.v1.HealthConfig
 	53,  // 61: shoal.v1.ContainerSpec.secrets:type_name -> shoal.v1.SecretReference
 	54,  // 62: shoal.v1.ContainerSpec.configs:type_name -> shoal.v1.ConfigReference
@@ -5939,18 +5967,18 @@ var file_shoal_v1_objects_proto_depIdxs = []int32{
 	80,  // 74: shoal.v1.Driver.options:type_name -> shoal.v1.Driver.OptionsEntry
 	81,  // 75: shoal.v1.Volume.labels:type_name -> shoal.v1.Volume.LabelsEntry
 	82,  // 76: shoal.v1.Volume.options:type_name -> shoal.v1.Volume.OptionsEntry
-	87,  // 77: shoal.v1.Volume.created_at:type_name -> google.protobuf.Timestamp
+	88,  // 77: shoal.v1.Volume.created_at:type_name -> google.protobuf.Timestamp
 	55,  // 78: shoal.v1.SecretReference.file:type_name -> shoal.v1.FileTarget
 	55,  // 79: shoal.v1.ConfigReference.file:type_name -> shoal.v1.FileTarget
-	88,  // 80: shoal.v1.HealthConfig.interval:type_name -> google.protobuf.Duration
-	88,  // 81: shoal.v1.HealthConfig.timeout:type_name -> google.protobuf.Duration
-	88,  // 82: shoal.v1.HealthConfig.start_period:type_name -> google.protobuf.Duration
-	88,  // 83: shoal.v1.HealthConfig.start_interval:type_name -> google.protobuf.Duration
+	89,  // 80: shoal.v1.HealthConfig.interval:type_name -> google.protobuf.Duration
+	89,  // 81: shoal.v1.HealthConfig.timeout:type_name -> google.protobuf.Duration
+	89,  // 82: shoal.v1.HealthConfig.start_period:type_name -> google.protobuf.Duration
+	89,  // 83: shoal.v1.HealthConfig.start_interval:type_name -> google.protobuf.Duration
 	26,  // 84: shoal.v1.ResourceRequirements.limits:type_name -> shoal.v1.Resources
 	26,  // 85: shoal.v1.ResourceRequirements.reservations:type_name -> shoal.v1.Resources
 	8,   // 86: shoal.v1.RestartPolicy.condition:type_name -> shoal.v1.RestartCondition
-	88,  // 87: shoal.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
-	88,  // 88: shoal.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
+	89,  // 87: shoal.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
+	89,  // 88: shoal.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
 	60,  // 89: shoal.v1.Placement.preferences:type_name -> shoal.v1.PlacementPreference
 	9,   // 90: shoal.v1.Placement.strategy:type_name -> shoal.v1.PlacementStrategy
 	10,  // 91: shoal.v1.PortConfig.protocol:type_name -> shoal.v1.PortProtocol
@@ -5963,30 +5991,31 @@ var file_shoal_v1_objects_proto_depIdxs = []int32{
 	65,  // 98: shoal.v1.Task.status:type_name -> shoal.v1.TaskStatus
 	62,  // 99: shoal.v1.Task.endpoint:type_name -> shoal.v1.EndpointSpec
 	64,  // 100: shoal.v1.Task.networks:type_name -> shoal.v1.TaskNetwork
-	87,  // 101: shoal.v1.Task.restart_history:type_name -> google.protobuf.Timestamp
+	88,  // 101: shoal.v1.Task.restart_history:type_name -> google.protobuf.Timestamp
 	83,  // 102: shoal.v1.Task.service_labels:type_name -> shoal.v1.Task.ServiceLabelsEntry
 	61,  // 103: shoal.v1.TaskNetwork.ports:type_name -> shoal.v1.PortConfig
 	13,  // 104: shoal.v1.TaskStatus.state:type_name -> shoal.v1.TaskState
-	87,  // 105: shoal.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
-	87,  // 106: shoal.v1.TaskStatus.restart_times:type_name -> google.protobuf.Timestamp
+	88,  // 105: shoal.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	88,  // 106: shoal.v1.TaskStatus.restart_times:type_name -> google.protobuf.Timestamp
 	66,  // 107: shoal.v1.TaskStatus.health:type_name -> shoal.v1.TaskHealth
 	14,  // 108: shoal.v1.TaskHealth.state:type_name -> shoal.v1.HealthState
-	87,  // 109: shoal.v1.TaskHealth.since:type_name -> google.protobuf.Timestamp
+	88,  // 109: shoal.v1.TaskHealth.since:type_name -> google.protobuf.Timestamp
 	15,  // 110: shoal.v1.Network.meta:type_name -> shoal.v1.Meta
 	69,  // 111: shoal.v1.Network.spec:type_name -> shoal.v1.NetworkSpec
 	68,  // 112: shoal.v1.Network.allocation:type_name -> shoal.v1.NetworkAllocation
 	84,  // 113: shoal.v1.NetworkSpec.labels:type_name -> shoal.v1.NetworkSpec.LabelsEntry
-	15,  // 114: shoal.v1.Secret.meta:type_name -> shoal.v1.Meta
-	71,  // 115: shoal.v1.Secret.spec:type_name -> shoal.v1.SecretSpec
-	85,  // 116: shoal.v1.SecretSpec.labels:type_name -> shoal.v1.SecretSpec.LabelsEntry
-	15,  // 117: shoal.v1.Config.meta:type_name -> shoal.v1.Meta
-	73,  // 118: shoal.v1.Config.spec:type_name -> shoal.v1.ConfigSpec
-	86,  // 119: shoal.v1.ConfigSpec.labels:type_name -> shoal.v1.ConfigSpec.LabelsEntry
-	120, // [120:120] is the sub-list for method output_type
-	120, // [120:120] is the sub-list for method input_type
-	120, // [120:120] is the sub-list for extension type_name
-	120, // [120:120] is the sub-list for extension extendee
-	0,   // [0:120] is the sub-list for field type_name
+	85,  // 114: shoal.v1.NetworkSpec.options:type_name -> shoal.v1.NetworkSpec.OptionsEntry
+	15,  // 115: shoal.v1.Secret.meta:type_name -> shoal.v1.Meta
+	71,  // 116: shoal.v1.Secret.spec:type_name -> shoal.v1.SecretSpec
+	86,  // 117: shoal.v1.SecretSpec.labels:type_name -> shoal.v1.SecretSpec.LabelsEntry
+	15,  // 118: shoal.v1.Config.meta:type_name -> shoal.v1.Meta
+	73,  // 119: shoal.v1.Config.spec:type_name -> shoal.v1.ConfigSpec
+	87,  // 120: shoal.v1.ConfigSpec.labels:type_name -> shoal.v1.ConfigSpec.LabelsEntry
+	121, // [121:121] is the sub-list for method output_type
+	121, // [121:121] is the sub-list for method input_type
+	121, // [121:121] is the sub-list for extension type_name
+	121, // [121:121] is the sub-list for extension extendee
+	0,   // [0:121] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_objects_proto_init() }
@@ -6006,7 +6035,7 @@ func file_shoal_v1_objects_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_v1_objects_proto_rawDesc), len(file_shoal_v1_objects_proto_rawDesc)),
 			NumEnums:      15,
-			NumMessages:   72,
+			NumMessages:   73,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
