@@ -92,7 +92,7 @@ func runWithStdin(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVarP(&g.host, "host", "H", os.Getenv("SHOAL_HOST"), "daemon to talk to: unix:///path or tcp://HOST:PORT (env SHOAL_HOST)")
 	root.PersistentFlags().StringVar(&g.certDir, "cert-dir", envOr("SHOAL_CERT_PATH", defaults.CertDir), "directory with ca.crt, node.crt and node.key of a manager, for tcp:// hosts (env SHOAL_CERT_PATH)")
-	root.AddCommand(newDaemonCmd(g), newSwarmCmd(g), newNodeCmd(g), newServiceCmd(g), newNetworkCmd(g), newSecretCmd(g), newConfigCmd(g), newVolumeCmd(g), newEventsCmd(g), newVersionCmd(g),
+	root.AddCommand(newDaemonCmd(g), newSwarmCmd(g), newNodeCmd(g), newServiceCmd(g), newStackCmd(g), newNetworkCmd(g), newSecretCmd(g), newConfigCmd(g), newVolumeCmd(g), newEventsCmd(g), newVersionCmd(g),
 		newDevCmd(g), newRunCmd(g), newPsCmd(g), newStopCmd(g), newKillCmd(g), newRmCmd(g), newLogsCmd(g), newImageCmd(g))
 	strictUsage(root)
 	root.SetArgs(args)
