@@ -18,6 +18,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -121,6 +122,11 @@ func main() {
 	t.close()
 	harness.RemoveBinary()
 	os.Exit(code)
+}
+
+// indent prints a file's lines as the demo's output does.
+func indent(s string) string {
+	return "    " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n    ") + "\n"
 }
 
 func step(format string, a ...any) { fmt.Printf("\n==> "+format+"\n", a...) }
@@ -342,6 +348,32 @@ func run(ctx context.Context, t *tb, nrep int, wait bool) {
 
 	step("The fleet's logs in one stream: service logs on host3 gathers every replica's last line from every host")
 	show(nodes[2], "service", "logs", "--tail", "1", "web")
+
+	step("A whole application from a compose file, as docker stack deploy takes it: its networks and services, named shop_*")
+	stackFile := filepath.Join(t.TempDir(), "docker-compose.yml")
+	compose := "version: \"3.8\"\nservices:\n  front:\n    image: " + img + "\n    ports: [\"8090:80\"]\n    networks: [shop]\n    deploy: {replicas: 2}\n" +
+		"  api:\n    image: " + img + "\n    networks: [shop]\n    deploy: {replicas: 2, placement: {max_replicas_per_node: 1}}\nnetworks:\n  shop: {}\n"
+	if err := os.WriteFile(stackFile, []byte(compose), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Print(indent(compose))
+	show(m, "stack", "deploy", "-d", "-c", stackFile, "shop")
+	harness.Eventually(t, 60*time.Second, func() error {
+		if err := c.Converged("shop_front", 2); err != nil {
+			return err
+		}
+		return c.Converged("shop_api", 2)
+	})
+	show(m, "stack", "services", "shop")
+	if resp, err := client.HTTPClient(2 * time.Second).Get("http://" + nodes[2].Host.IP + ":8090/"); err == nil {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		h, _ := testimage.AnswerHostname(body)
+		fmt.Printf("    GET %s:8090 → answered by shop_front replica %s\n", nodes[2].Host.IP, h)
+	} else {
+		fmt.Printf("    GET %s:8090 → %v\n", nodes[2].Host.IP, err)
+	}
+	show(m, "stack", "rm", "shop")
 
 	step("A zero-downtime rolling update to image 2: start-first, two at a time, each new replica in the mesh only once its health check passes, while the client keeps asking every host")
 	img2 := net.ServeImage(testimage.Options{Tag: "2"})
