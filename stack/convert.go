@@ -2,6 +2,7 @@ package stack
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -557,7 +558,10 @@ func resources(r types.Resources) (*shoalv1.ResourceRequirements, error) {
 		if !limits && x.Pids != 0 {
 			return nil, fmt.Errorf("deploy.resources.reservations.pids: a pids count is a limit; put it under limits")
 		}
-		return &shoalv1.Resources{NanoCpus: int64(float64(x.NanoCPUs) * 1e9), MemoryBytes: int64(x.MemoryBytes), Pids: x.Pids}, nil
+		// compose-go keeps cpus as a float32 ("0.1" is 0.100000001…):
+		// rounded to a millionth of a CPU, as it was written.
+		nano := int64(math.Round(float64(x.NanoCPUs)*1e6)) * 1e3
+		return &shoalv1.Resources{NanoCpus: nano, MemoryBytes: int64(x.MemoryBytes), Pids: x.Pids}, nil
 	}
 	lim, err := conv("limits", r.Limits, true)
 	if err != nil {

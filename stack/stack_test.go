@@ -406,3 +406,81 @@ func TestStdin(t *testing.T) {
 		t.Fatalf("config: %v\n%s", err, out)
 	}
 }
+
+// Compose files written for docker stack deploy by others load and
+// convert as docker's would.
+func TestRealComposeFiles(t *testing.T) {
+	for _, tc := range []struct {
+		file     string
+		services []string
+		warnings []string
+		check    func(*testing.T, *Stack)
+	}{
+		{"voting-app.yml", []string{"app_db", "app_redis", "app_result", "app_visualizer", "app_vote", "app_worker"},
+			[]string{"Ignoring unsupported options: depends_on\n"}, func(t *testing.T, st *Stack) {
+				vote, worker, redis := service(t, st, "app_vote"), service(t, st, "app_worker"), service(t, st, "app_redis")
+				if vote.GetReplicated().GetReplicas() != 2 || vote.GetEndpoint().GetPorts()[0].GetPublishedPort() != 5000 || vote.GetUpdate().GetParallelism() != 2 {
+					t.Errorf("vote %v", vote)
+				}
+				if worker.GetLabels()["APP"] != "VOTING" || worker.GetTask().GetRestart().GetMaxAttempts() != 3 || worker.GetTask().GetRestart().GetWindow().AsDuration() != 120*time.Second {
+					t.Errorf("worker %v", worker)
+				}
+				if p := redis.GetEndpoint().GetPorts(); len(p) != 1 || p[0].GetTargetPort() != 6379 || p[0].GetPublishedPort() != 0 {
+					t.Errorf("redis ports %v", p)
+				}
+				viz := service(t, st, "app_visualizer").GetTask().GetContainer()
+				if viz.GetStopGracePeriod().AsDuration() != 90*time.Second || viz.GetMounts()[0].GetSource() != "/var/run/docker.sock" {
+					t.Errorf("visualizer %v", viz)
+				}
+				if db := service(t, st, "app_db"); db.GetTask().GetContainer().GetMounts()[0].GetSource() != "app_db-data" {
+					t.Errorf("db %v", db.GetTask().GetContainer().GetMounts())
+				}
+			}},
+		{"getting-started.yml", []string{"app_redis", "app_visualizer", "app_web"}, nil, func(t *testing.T, st *Stack) {
+			web := service(t, st, "app_web")
+			if web.GetReplicated().GetReplicas() != 5 || web.GetTask().GetResources().GetLimits().GetNanoCpus() != 1e8 || web.GetTask().GetResources().GetLimits().GetMemoryBytes() != 50<<20 {
+				t.Errorf("web %v", web)
+			}
+			if args := service(t, st, "app_redis").GetTask().GetContainer().GetArgs(); !slices.Equal(args, []string{"redis-server", "--appendonly", "yes"}) {
+				t.Errorf("redis command %v", args)
+			}
+			if len(st.Networks) != 1 || st.Networks[0].Name != "app_webnet" {
+				t.Errorf("networks %+v", st.Networks)
+			}
+		}},
+		{"traefik.yml", []string{"app_traefik", "app_whoami"}, nil, func(t *testing.T, st *Stack) {
+			tr := service(t, st, "app_traefik")
+			if p := tr.GetEndpoint().GetPorts(); len(p) != 2 || p[0].GetPublishMode() != shoalv1.PublishMode_PUBLISH_MODE_HOST || p[1].GetPublishedPort() != 443 {
+				t.Errorf("ports %v", p)
+			}
+			if tr.GetLabels()["traefik.docker.network"] != "traefik-public" || tr.GetTask().GetLogDriver().GetOptions()["max-file"] != "3" {
+				t.Errorf("labels %v, logging %v", tr.GetLabels(), tr.GetTask().GetLogDriver())
+			}
+			if c := tr.GetTask().GetContainer(); c.GetConfigs()[0].GetFile().GetName() != "/etc/traefik/dynamic.yml" || c.GetSecrets()[0].GetSecretName() != "cf_token" {
+				t.Errorf("files %v %v", c.GetConfigs(), c.GetSecrets())
+			}
+			if service(t, st, "app_whoami").GetGlobal() == nil || len(st.Networks) != 1 || !st.Networks[0].External || st.Networks[0].Name != "traefik-public" {
+				t.Errorf("whoami or the network: %+v", st.Networks)
+			}
+		}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			p, err := Load(context.Background(), Options{Files: []string{filepath.Join("testdata", "real", tc.file)}, Namespace: "app"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := Convert(p, "app")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, s := range st.Services {
+				names = append(names, s.GetName())
+			}
+			if !slices.Equal(names, tc.services) || !slices.Equal(st.Warnings, tc.warnings) {
+				t.Fatalf("services %v, warnings %q; want %v, %q", names, st.Warnings, tc.services, tc.warnings)
+			}
+			tc.check(t, st)
+		})
+	}
+}

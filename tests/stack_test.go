@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -328,6 +329,55 @@ func TestStackDeploy(t *testing.T) {
 	if _, stderr, err := stackCLI(t, m, "", "stack", "rm", "app"); err != nil || !strings.Contains(stderr, "Nothing found in stack: app") {
 		t.Errorf("stack rm of a removed stack: %v %q", err, stderr)
 	}
+	// A compose file written by others for docker stack deploy (the
+	// Docker samples' voting app), its images replaced by the test image:
+	// the services with published ports answer through the mesh; the
+	// visualizer, which binds the Docker engine's socket, cannot start
+	// here, and its task says why.
+	voting, err := os.ReadFile(filepath.Join("..", "stack", "testdata", "real", "voting-app.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	votingFile := filepath.Join(dir, "voting-app.yml")
+	if err := os.WriteFile(votingFile, regexp.MustCompile(`(?m)^(\s+image:).*$`).ReplaceAll(voting, []byte("${1} "+e.Image)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, err = stackCLI(t, m, "", "stack", "deploy", "-d", "-c", votingFile, "vote")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stderr, "Ignoring unsupported options: depends_on") || !strings.Contains(out, "Creating service vote_visualizer") {
+		t.Errorf("deploy of the voting app: %s\n%s", out, stderr)
+	}
+	e.Eventually(60*time.Second, func() error {
+		for svc, n := range map[string]int{"vote_vote": 2, "vote_result": 1, "vote_redis": 1, "vote_db": 1, "vote_worker": 1} {
+			if err := e.Converged(svc, n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for _, port := range []string{"5000", "5001"} {
+		e.Eventually(30*time.Second, func() error {
+			resp, err := client.HTTPClient(2 * time.Second).Get("http://" + e.C.Workers[1].Host.IP + ":" + port + "/")
+			if err != nil {
+				return fmt.Errorf("the voting app's port %s: %v", port, err)
+			}
+			resp.Body.Close()
+			return nil
+		})
+	}
+	e.Eventually(30*time.Second, func() error {
+		ps := m.MustCLI("stack", "ps", "vote", "--filter", "name=vote_visualizer", "--no-trunc", "--format", "{{.Error}}")
+		if !strings.Contains(ps, "/var/run/docker.sock") {
+			return fmt.Errorf("the visualizer's tasks: %q", ps)
+		}
+		return nil
+	})
+	if _, _, err := stackCLI(t, m, "", "stack", "rm", "vote"); err != nil {
+		t.Fatal(err)
+	}
+
 	// stack config prints the merged, interpolated file.
 	cfg, _, err := stackCLI(t, m, "", "stack", "config", "-c", file)
 	if err != nil || !strings.Contains(cfg, e.Image) || strings.Contains(cfg, "${IMAGE") {
