@@ -289,9 +289,22 @@ func TestStackDeploy(t *testing.T) {
 	// --prune removes what the file no longer has; -c - reads stdin.
 	noJob := strings.Replace(appCompose, "  migrate:\n    <<: *common\n    command: [\"echo\", \"migrated\"]\n    deploy:\n      mode: replicated-job\n", "", 1)
 	noJob = strings.ReplaceAll(noJob, "./db_password.txt", filepath.Join(dir, "db_password.txt"))
-	out, _, err = stackCLI(t, m, noJob, "stack", "deploy", "-d", "--prune", "-c", "-", "app")
+	// --resolve-image never keeps the digests the services run, so
+	// nothing rolls.
+	e.Eventually(60*time.Second, func() error {
+		if r := runningTasks(t, m, "app"); len(r["app_web"]) != 3 || len(r["app_api"]) != 2 || len(r["app_db"]) != 1 {
+			return fmt.Errorf("running: %v", r)
+		}
+		return nil
+	})
+	settled := runningTasks(t, m, "app")
+	out, _, err = stackCLI(t, m, noJob, "stack", "deploy", "-d", "--prune", "--resolve-image", "never", "-c", "-", "app")
 	if err != nil {
 		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // a roll, were one started, would have replaced a task by now
+	if after := runningTasks(t, m, "app"); fmt.Sprint(after["app_web"], after["app_api"], after["app_db"]) != fmt.Sprint(settled["app_web"], settled["app_api"], settled["app_db"]) {
+		t.Errorf("a redeploy with --resolve-image never rolled tasks: %v → %v", settled, after)
 	}
 	if !strings.Contains(out, "Removing service app_migrate") {
 		t.Errorf("--prune output:\n%s", out)
