@@ -54,7 +54,7 @@ var unsupported = []struct {
 }{
 	{"build", func(s *types.ServiceConfig) bool { return s.Build != nil }},
 	{"cgroup_parent", func(s *types.ServiceConfig) bool { return s.CgroupParent != "" }},
-	{"cgroupns_mode", func(s *types.ServiceConfig) bool { return s.Cgroup != "" }},
+	{"cgroup", func(s *types.ServiceConfig) bool { return s.Cgroup != "" }}, // docker's cgroupns_mode, compose's name
 	{"depends_on", func(s *types.ServiceConfig) bool { return len(s.DependsOn) > 0 }},
 	{"devices", func(s *types.ServiceConfig) bool { return len(s.Devices) > 0 }},
 	{"domainname", func(s *types.ServiceConfig) bool { return s.DomainName != "" }},
@@ -219,7 +219,7 @@ func (st *Stack) warn(p *types.Project) error {
 		for _, k := range sortedKeys(old) {
 			lines = append(lines, k+": "+old[k])
 		}
-		st.Warnings = append(st.Warnings, "Ignoring deprecated options:\n\n"+strings.Join(lines, "\n")+"\n")
+		st.Warnings = append(st.Warnings, "Ignoring deprecated options:\n\n"+strings.Join(lines, "\n\n")+"\n")
 	}
 	return nil
 }

@@ -348,7 +348,7 @@ services:
   db: {image: img, privileged: true}
 `)
 	want := []string{"Ignoring unsupported options: build, depends_on, links, privileged, restart\n",
-		"Ignoring deprecated options:\n\ncontainer_name: Setting the container name is not supported.\nexpose: Exposing ports is unnecessary - services on the same network can access each other's containers on any port.\n"}
+		"Ignoring deprecated options:\n\ncontainer_name: Setting the container name is not supported.\n\nexpose: Exposing ports is unnecessary - services on the same network can access each other's containers on any port.\n"}
 	if !slices.Equal(st.Warnings, want) {
 		t.Errorf("warnings %q; want %q", st.Warnings, want)
 	}
