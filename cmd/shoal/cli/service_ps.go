@@ -171,17 +171,23 @@ func newTaskPsCmd(g *globals, use, short string, args cobra.PositionalArgs, requ
 				}
 				tasks = append(tasks, resp.GetTasks()...)
 			}
-			return printList(g.out, &f.listFlags, tasks, (*shoalv1.Task).GetId,
-				"table {{.ID}}\t{{.Name}}\t{{.Image}}\t{{.Node}}\t{{.DesiredState}}\t{{.CurrentState}}\t{{.Error}}\t{{.Ports}}",
-				func() ([]column[*shoalv1.Task], error) {
-					return taskColumns(g.hostnames(ctx, c), time.Now(), f.noTrunc), nil
-				})
+			return g.printTasks(ctx, c, f, tasks)
 		},
 	}
 	f.register(cmd.Flags(), "print task IDs only")
 	f.filter.register(cmd.Flags(), taskFilterHelp)
 	cmd.Flags().BoolVar(&f.noTrunc, "no-trunc", false, "do not truncate IDs and errors; show an unhealthy task's last health check output")
 	return cmd
+}
+
+// printTasks prints tasks as service ps does: docker's table, with
+// each task's node by hostname.
+func (g *globals) printTasks(ctx context.Context, c shoalv1.ControlServiceClient, f *taskPsFlags, tasks []*shoalv1.Task) error {
+	return printList(g.out, &f.listFlags, tasks, (*shoalv1.Task).GetId,
+		"table {{.ID}}\t{{.Name}}\t{{.Image}}\t{{.Node}}\t{{.DesiredState}}\t{{.CurrentState}}\t{{.Error}}\t{{.Ports}}",
+		func() ([]column[*shoalv1.Task], error) {
+			return taskColumns(g.hostnames(ctx, c), time.Now(), f.noTrunc), nil
+		})
 }
 
 // hostnames maps node IDs to hostnames (falling back to the ID).

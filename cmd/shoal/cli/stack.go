@@ -522,11 +522,7 @@ func newStackPsCmd(g *globals) *cobra.Command {
 			if len(tasks) == 0 {
 				return fmt.Errorf("nothing found in stack: %s", args[0])
 			}
-			return printList(g.out, &f.listFlags, tasks, (*shoalv1.Task).GetId,
-				"table {{.ID}}\t{{.Name}}\t{{.Image}}\t{{.Node}}\t{{.DesiredState}}\t{{.CurrentState}}\t{{.Error}}\t{{.Ports}}",
-				func() ([]column[*shoalv1.Task], error) {
-					return taskColumns(g.hostnames(ctx, c), time.Now(), f.noTrunc), nil
-				})
+			return g.printTasks(ctx, c, f, tasks)
 		},
 	}
 	f.register(cmd.Flags(), "Only display task IDs")
