@@ -24,6 +24,7 @@ const (
 	notReady
 	notActive
 	failsConstraint
+	unsupportedPlatform
 	// Dynamic refusals depend on what is placed on the node.
 	lacksCPU
 	lacksMemory
@@ -44,6 +45,9 @@ func (p *placer) staticCheck(i int, g *spec) refusal {
 	}
 	if n.Availability != Active {
 		return refusal{kind: notActive, detail: int32(n.Availability)}
+	}
+	if len(g.platforms) > 0 && !slices.ContainsFunc(g.platforms, func(pl platform) bool { return pl.matches(n) }) {
+		return refusal{kind: unsupportedPlatform}
 	}
 	for j, m := range g.matches {
 		if m == nil && !g.constraints[j].Matches(n) || m != nil && !m[i] {
@@ -139,16 +143,17 @@ func (p *placer) explain(g *spec) string {
 }
 
 var displayRank = [...]int{
-	notPinned:         7, // never shown: a pinned task is explained by its node
-	lacksCPU:          0,
-	lacksMemory:       0,
-	lacksCPUAndMemory: 0,
-	portInUse:         1,
-	atMaxReplicas:     2,
-	notActive:         3,
-	failsConstraint:   4,
-	notReady:          5,
-	fits:              6, // never shown: a group fails only when no node fits
+	notPinned:           7, // never shown: a pinned task is explained by its node
+	lacksCPU:            0,
+	lacksMemory:         0,
+	lacksCPUAndMemory:   0,
+	portInUse:           1,
+	atMaxReplicas:       2,
+	notActive:           3,
+	failsConstraint:     4,
+	unsupportedPlatform: 4,
+	notReady:            5,
+	fits:                6, // never shown: a group fails only when no node fits
 }
 
 // countNodes is the subject of a reason for n nodes: "1 node", "3 nodes".
@@ -182,6 +187,8 @@ func describe(r refusal, subject string, one bool, g *spec) string {
 		return verb("has", "have") + " unknown availability " + strconv.Itoa(int(r.detail))
 	case failsConstraint:
 		return verb("fails", "fail") + " constraint " + g.constraints[r.detail].String()
+	case unsupportedPlatform:
+		return verb("is", "are") + " not of the image's platforms (" + strings.Join(g.platformNames, ", ") + ")"
 	case lacksCPU:
 		return verb("lacks ", "lack ") + formatCPUs(g.cpu)
 	case lacksMemory:

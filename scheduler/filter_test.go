@@ -10,6 +10,8 @@ import (
 // filter under test. Each case runs with many seeds, and the refused nodes
 // are ranked at least as well as the good one, so a filter that let a
 // refused node through would be caught by some seed.
+func arch(a string) func(*Node) { return func(n *Node) { n.OS, n.Arch = "linux", a } }
+
 func TestFilters(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -22,6 +24,12 @@ func TestFilters(t *testing.T) {
 		{"paused", []Node{node("a", paused), node("b")}, Task{}, "b"},
 		{"unknown availability", []Node{node("a", func(n *Node) { n.Availability = 7 })}, Task{}, ""},
 		{"managers take tasks", []Node{node("a", manager)}, Task{}, "a"},
+
+		{"platform", []Node{node("a", arch("arm64")), node("b", arch("amd64"))}, Task{Platforms: []string{"linux/amd64"}}, "b"},
+		{"platform alias", []Node{node("a", arch("x86_64")), node("b", arch("arm64"))}, Task{Platforms: []string{"linux/amd64"}}, "a"},
+		{"platform any arch", []Node{node("a", arch("arm64"))}, Task{Platforms: []string{"linux/"}}, "a"},
+		{"one of the platforms", []Node{node("a", arch("s390x")), node("b", arch("aarch64"))}, Task{Platforms: []string{"linux/amd64", "linux/arm64"}}, "b"},
+		{"no platform", []Node{node("a", arch("arm64"))}, Task{Platforms: []string{"windows/arm64"}}, ""},
 
 		{"label ==", []Node{node("a", withLabels("zone", "eu")), node("b", withLabels("zone", "us"))},
 			Task{Constraints: []string{"node.labels.zone==eu"}}, "a"},
@@ -112,6 +120,8 @@ func TestUnplacedReasons(t *testing.T) {
 			Task{Constraints: []string{"node.role==manager", "node.labels.zone==eu"}},
 			"no suitable node (1 node fails constraint node.labels.zone==eu; 1 node fails constraint node.role==manager)"},
 		{"cpu", []Node{node("a", reserved(3e9, 0))}, Task{ReserveNanoCPUs: 2e9}, "no suitable node (1 node lacks 2 CPUs)"},
+		{"platform", []Node{node("a", arch("arm64")), node("b", arch("arm64"), drained)}, Task{Platforms: []string{"linux/amd64", "linux/386"}},
+			"no suitable node (1 node is drained; 1 node is not of the image's platforms (linux/amd64, linux/386))"},
 		{"one cpu", []Node{node("a", reserved(3.5e9, 0)), node("b", reserved(3.5e9, 0))}, Task{ReserveNanoCPUs: 1e9},
 			"no suitable node (2 nodes lack 1 CPU)"},
 		{"cpu and memory", []Node{node("a", reserved(3.75e9, 7.75*gib))}, Task{ReserveNanoCPUs: 0.5e9, ReserveMemory: 512 << 20},

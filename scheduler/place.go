@@ -221,6 +221,16 @@ type spec struct {
 	max         int64
 	strategy    Strategy
 	node        string // the one node the tasks may go to; "" for any
+	// platforms the node must be of one of (none: any), and as given.
+	platforms     []platform
+	platformNames []string
+}
+
+// platform is one of a task's platforms; an empty part matches any.
+type platform struct{ os, arch string }
+
+func (pl platform) matches(n *Node) bool {
+	return (pl.os == "" || pl.os == strings.ToLower(n.OS)) && (pl.arch == "" || pl.arch == normArch(n.Arch))
 }
 
 func compileSpec(t *Task) (*spec, error) {
@@ -258,6 +268,11 @@ func compileSpec(t *Task) (*spec, error) {
 		g.prefs = append(g.prefs, a)
 	}
 	g.prefsKey = strings.Join(t.Preferences, "\x00")
+	for _, s := range t.Platforms {
+		os, arch, _ := strings.Cut(s, "/")
+		g.platforms = append(g.platforms, platform{os: strings.ToLower(os), arch: normArch(arch)})
+		g.platformNames = append(g.platformNames, s)
+	}
 	return g, nil
 }
 
@@ -319,6 +334,7 @@ func sameSpec(a, b *Task) bool {
 		a.Strategy == b.Strategy &&
 		slices.Equal(a.Constraints, b.Constraints) &&
 		slices.Equal(a.Preferences, b.Preferences) &&
+		slices.Equal(a.Platforms, b.Platforms) &&
 		slices.Equal(a.HostPorts, b.HostPorts)
 }
 
@@ -337,7 +353,7 @@ func specKey(t *Task) string {
 		b = strconv.AppendInt(b, n, 10)
 		b = append(b, ',')
 	}
-	for _, list := range [][]string{t.Constraints, t.Preferences, t.HostPorts} {
+	for _, list := range [][]string{t.Constraints, t.Preferences, t.HostPorts, t.Platforms} {
 		b = strconv.AppendInt(b, int64(len(list)), 10)
 		b = append(b, '[')
 		for _, s := range list {

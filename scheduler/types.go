@@ -90,6 +90,11 @@ type Task struct {
 	// in docker service create --placement-pref, is accepted). Any
 	// constraint key may be used.
 	Preferences []string
+	// Platforms are "os/arch" pairs the task's image runs on (either
+	// part may be empty: any); a node must be of one of them. Empty:
+	// any node. Architectures are compared by their Go names (x86_64 is
+	// amd64).
+	Platforms []string
 
 	ReserveNanoCPUs, ReserveMemory int64
 	HostPorts                      []string // host-mode published ports, "8080/tcp"

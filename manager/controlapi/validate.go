@@ -226,6 +226,11 @@ func validateTask(f *fieldErrors, t *shoalv1.TaskSpec) {
 			f.add(fmt.Sprintf("service.placement_preferences[%d]", i), "spread=%q must name a label: spread=node.labels.<key>", d)
 		}
 	}
+	for i, pl := range p.GetPlatforms() {
+		if pl.GetOs() == "" && pl.GetArchitecture() == "" || strings.ContainsAny(pl.GetOs()+pl.GetArchitecture(), "/ ") {
+			f.add(fmt.Sprintf("service.placement_platforms[%d]", i), "must be an OS and an architecture such as linux/amd64, got %q", pl.GetOs()+"/"+pl.GetArchitecture())
+		}
+	}
 	if n := p.GetMaxReplicas(); n < 0 {
 		f.add("service.replicas_max_per_node", "must be >= 0 (0 is unlimited), got %d", n)
 	}

@@ -96,10 +96,14 @@ func schedulerTask(t *shoalv1.Task) scheduler.Task {
 		strategy = scheduler.Binpack
 	}
 	r := t.GetSpec().GetResources().GetReservations()
+	var platforms []string
+	for _, pl := range p.GetPlatforms() {
+		platforms = append(platforms, pl.GetOs()+"/"+pl.GetArchitecture())
+	}
 	return scheduler.Task{
 		ID: t.GetId(), ServiceID: t.GetServiceId(), Constraints: p.GetConstraints(), Preferences: prefs,
 		ReserveNanoCPUs: r.GetNanoCpus(), ReserveMemory: r.GetMemoryBytes(), HostPorts: hostPorts(t.GetEndpoint()),
-		MaxReplicasPerNode: p.GetMaxReplicas(), Strategy: strategy, Node: t.GetNodeId(),
+		MaxReplicasPerNode: p.GetMaxReplicas(), Strategy: strategy, Node: t.GetNodeId(), Platforms: platforms,
 	}
 }
 

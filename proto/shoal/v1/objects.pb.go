@@ -4094,8 +4094,12 @@ type Placement struct {
 	Constraints []string               `protobuf:"bytes,1,rep,name=constraints,proto3" json:"constraints,omitempty"`
 	Preferences []*PlacementPreference `protobuf:"bytes,2,rep,name=preferences,proto3" json:"preferences,omitempty"`
 	// max_replicas per node; 0 means unlimited.
-	MaxReplicas   int64             `protobuf:"varint,3,opt,name=max_replicas,json=maxReplicas,proto3" json:"max_replicas,omitempty"`
-	Strategy      PlacementStrategy `protobuf:"varint,4,opt,name=strategy,proto3,enum=shoal.v1.PlacementStrategy" json:"strategy,omitempty"`
+	MaxReplicas int64             `protobuf:"varint,3,opt,name=max_replicas,json=maxReplicas,proto3" json:"max_replicas,omitempty"`
+	Strategy    PlacementStrategy `protobuf:"varint,4,opt,name=strategy,proto3,enum=shoal.v1.PlacementStrategy" json:"strategy,omitempty"`
+	// platforms are those the image runs on (docker's client fills them
+	// from the registry); a task goes only to a node of one of them. Empty:
+	// any node.
+	Platforms     []*Platform `protobuf:"bytes,5,rep,name=platforms,proto3" json:"platforms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4156,6 +4160,13 @@ func (x *Placement) GetStrategy() PlacementStrategy {
 		return x.Strategy
 	}
 	return PlacementStrategy_PLACEMENT_STRATEGY_UNSPECIFIED
+}
+
+func (x *Placement) GetPlatforms() []*Platform {
+	if x != nil {
+		return x.Platforms
+	}
+	return nil
 }
 
 type PlacementPreference struct {
@@ -5579,12 +5590,13 @@ const file_shoal_v1_objects_proto_rawDesc = "" +
 	"\tcondition\x18\x01 \x01(\x0e2\x1a.shoal.v1.RestartConditionR\tcondition\x12/\n" +
 	"\x05delay\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x05delay\x12!\n" +
 	"\fmax_attempts\x18\x03 \x01(\x03R\vmaxAttempts\x121\n" +
-	"\x06window\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06window\"\xca\x01\n" +
+	"\x06window\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06window\"\xfc\x01\n" +
 	"\tPlacement\x12 \n" +
 	"\vconstraints\x18\x01 \x03(\tR\vconstraints\x12?\n" +
 	"\vpreferences\x18\x02 \x03(\v2\x1d.shoal.v1.PlacementPreferenceR\vpreferences\x12!\n" +
 	"\fmax_replicas\x18\x03 \x01(\x03R\vmaxReplicas\x127\n" +
-	"\bstrategy\x18\x04 \x01(\x0e2\x1b.shoal.v1.PlacementStrategyR\bstrategy\"B\n" +
+	"\bstrategy\x18\x04 \x01(\x0e2\x1b.shoal.v1.PlacementStrategyR\bstrategy\x120\n" +
+	"\tplatforms\x18\x05 \x03(\v2\x12.shoal.v1.PlatformR\tplatforms\"B\n" +
 	"\x13PlacementPreference\x12+\n" +
 	"\x11spread_descriptor\x18\x01 \x01(\tR\x10spreadDescriptor\"\xd6\x01\n" +
 	"\n" +
@@ -5981,41 +5993,42 @@ var file_shoal_v1_objects_proto_depIdxs = []int32{
 	89,  // 88: shoal.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
 	60,  // 89: shoal.v1.Placement.preferences:type_name -> shoal.v1.PlacementPreference
 	9,   // 90: shoal.v1.Placement.strategy:type_name -> shoal.v1.PlacementStrategy
-	10,  // 91: shoal.v1.PortConfig.protocol:type_name -> shoal.v1.PortProtocol
-	11,  // 92: shoal.v1.PortConfig.publish_mode:type_name -> shoal.v1.PublishMode
-	12,  // 93: shoal.v1.EndpointSpec.mode:type_name -> shoal.v1.EndpointMode
-	61,  // 94: shoal.v1.EndpointSpec.ports:type_name -> shoal.v1.PortConfig
-	15,  // 95: shoal.v1.Task.meta:type_name -> shoal.v1.Meta
-	42,  // 96: shoal.v1.Task.spec:type_name -> shoal.v1.TaskSpec
-	13,  // 97: shoal.v1.Task.desired_state:type_name -> shoal.v1.TaskState
-	65,  // 98: shoal.v1.Task.status:type_name -> shoal.v1.TaskStatus
-	62,  // 99: shoal.v1.Task.endpoint:type_name -> shoal.v1.EndpointSpec
-	64,  // 100: shoal.v1.Task.networks:type_name -> shoal.v1.TaskNetwork
-	88,  // 101: shoal.v1.Task.restart_history:type_name -> google.protobuf.Timestamp
-	83,  // 102: shoal.v1.Task.service_labels:type_name -> shoal.v1.Task.ServiceLabelsEntry
-	61,  // 103: shoal.v1.TaskNetwork.ports:type_name -> shoal.v1.PortConfig
-	13,  // 104: shoal.v1.TaskStatus.state:type_name -> shoal.v1.TaskState
-	88,  // 105: shoal.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
-	88,  // 106: shoal.v1.TaskStatus.restart_times:type_name -> google.protobuf.Timestamp
-	66,  // 107: shoal.v1.TaskStatus.health:type_name -> shoal.v1.TaskHealth
-	14,  // 108: shoal.v1.TaskHealth.state:type_name -> shoal.v1.HealthState
-	88,  // 109: shoal.v1.TaskHealth.since:type_name -> google.protobuf.Timestamp
-	15,  // 110: shoal.v1.Network.meta:type_name -> shoal.v1.Meta
-	69,  // 111: shoal.v1.Network.spec:type_name -> shoal.v1.NetworkSpec
-	68,  // 112: shoal.v1.Network.allocation:type_name -> shoal.v1.NetworkAllocation
-	84,  // 113: shoal.v1.NetworkSpec.labels:type_name -> shoal.v1.NetworkSpec.LabelsEntry
-	85,  // 114: shoal.v1.NetworkSpec.options:type_name -> shoal.v1.NetworkSpec.OptionsEntry
-	15,  // 115: shoal.v1.Secret.meta:type_name -> shoal.v1.Meta
-	71,  // 116: shoal.v1.Secret.spec:type_name -> shoal.v1.SecretSpec
-	86,  // 117: shoal.v1.SecretSpec.labels:type_name -> shoal.v1.SecretSpec.LabelsEntry
-	15,  // 118: shoal.v1.Config.meta:type_name -> shoal.v1.Meta
-	73,  // 119: shoal.v1.Config.spec:type_name -> shoal.v1.ConfigSpec
-	87,  // 120: shoal.v1.ConfigSpec.labels:type_name -> shoal.v1.ConfigSpec.LabelsEntry
-	121, // [121:121] is the sub-list for method output_type
-	121, // [121:121] is the sub-list for method input_type
-	121, // [121:121] is the sub-list for extension type_name
-	121, // [121:121] is the sub-list for extension extendee
-	0,   // [0:121] is the sub-list for field type_name
+	25,  // 91: shoal.v1.Placement.platforms:type_name -> shoal.v1.Platform
+	10,  // 92: shoal.v1.PortConfig.protocol:type_name -> shoal.v1.PortProtocol
+	11,  // 93: shoal.v1.PortConfig.publish_mode:type_name -> shoal.v1.PublishMode
+	12,  // 94: shoal.v1.EndpointSpec.mode:type_name -> shoal.v1.EndpointMode
+	61,  // 95: shoal.v1.EndpointSpec.ports:type_name -> shoal.v1.PortConfig
+	15,  // 96: shoal.v1.Task.meta:type_name -> shoal.v1.Meta
+	42,  // 97: shoal.v1.Task.spec:type_name -> shoal.v1.TaskSpec
+	13,  // 98: shoal.v1.Task.desired_state:type_name -> shoal.v1.TaskState
+	65,  // 99: shoal.v1.Task.status:type_name -> shoal.v1.TaskStatus
+	62,  // 100: shoal.v1.Task.endpoint:type_name -> shoal.v1.EndpointSpec
+	64,  // 101: shoal.v1.Task.networks:type_name -> shoal.v1.TaskNetwork
+	88,  // 102: shoal.v1.Task.restart_history:type_name -> google.protobuf.Timestamp
+	83,  // 103: shoal.v1.Task.service_labels:type_name -> shoal.v1.Task.ServiceLabelsEntry
+	61,  // 104: shoal.v1.TaskNetwork.ports:type_name -> shoal.v1.PortConfig
+	13,  // 105: shoal.v1.TaskStatus.state:type_name -> shoal.v1.TaskState
+	88,  // 106: shoal.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	88,  // 107: shoal.v1.TaskStatus.restart_times:type_name -> google.protobuf.Timestamp
+	66,  // 108: shoal.v1.TaskStatus.health:type_name -> shoal.v1.TaskHealth
+	14,  // 109: shoal.v1.TaskHealth.state:type_name -> shoal.v1.HealthState
+	88,  // 110: shoal.v1.TaskHealth.since:type_name -> google.protobuf.Timestamp
+	15,  // 111: shoal.v1.Network.meta:type_name -> shoal.v1.Meta
+	69,  // 112: shoal.v1.Network.spec:type_name -> shoal.v1.NetworkSpec
+	68,  // 113: shoal.v1.Network.allocation:type_name -> shoal.v1.NetworkAllocation
+	84,  // 114: shoal.v1.NetworkSpec.labels:type_name -> shoal.v1.NetworkSpec.LabelsEntry
+	85,  // 115: shoal.v1.NetworkSpec.options:type_name -> shoal.v1.NetworkSpec.OptionsEntry
+	15,  // 116: shoal.v1.Secret.meta:type_name -> shoal.v1.Meta
+	71,  // 117: shoal.v1.Secret.spec:type_name -> shoal.v1.SecretSpec
+	86,  // 118: shoal.v1.SecretSpec.labels:type_name -> shoal.v1.SecretSpec.LabelsEntry
+	15,  // 119: shoal.v1.Config.meta:type_name -> shoal.v1.Meta
+	73,  // 120: shoal.v1.Config.spec:type_name -> shoal.v1.ConfigSpec
+	87,  // 121: shoal.v1.ConfigSpec.labels:type_name -> shoal.v1.ConfigSpec.LabelsEntry
+	122, // [122:122] is the sub-list for method output_type
+	122, // [122:122] is the sub-list for method input_type
+	122, // [122:122] is the sub-list for extension type_name
+	122, // [122:122] is the sub-list for extension extendee
+	0,   // [0:122] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_objects_proto_init() }
