@@ -92,6 +92,14 @@ type Config struct {
 	// MaxImageSize bounds what one image pull or load unpacks (daemon
 	// --max-image-size); 0 is image.DefaultMaxImageSize, < 0 no limit.
 	MaxImageSize int64
+
+	// DockerSocket serves the Docker Engine API (root-only, as Socket);
+	// "" is DockerSocketFor(Socket), DockerSocketNone none.
+	DockerSocket string
+	// DockerAddr serves the Docker Engine API over TLS while the node is
+	// a manager, to clients with a manager certificate of the cluster
+	// (off when empty).
+	DockerAddr string
 }
 
 // DefaultMaxImageSize is what a MaxImageSize of 0 means.
@@ -138,12 +146,16 @@ type Daemon struct {
 	connMu    sync.Mutex
 	localConn *grpc.ClientConn
 	localAddr string
+
+	// docker is the Docker API's handler (docker.go); nil when off.
+	docker *dockerAPI
 }
 
 // mgrRun is a running manager and its gRPC server.
 type mgrRun struct {
-	m    *manager.Manager
-	srv  *grpc.Server
+	m      *manager.Manager
+	srv    *grpc.Server
+	docker *dockerTLS // the Docker API's TLS port
 	stop context.CancelFunc
 	done chan struct{}
 }
@@ -192,6 +204,9 @@ func (c *Config) defaults() {
 	if c.HeartbeatPeriod == 0 {
 		c.HeartbeatPeriod = defaults.HeartbeatPeriod
 	}
+	if c.DockerSocket == "" {
+		c.DockerSocket = DockerSocketFor(c.Socket)
+	}
 	if c.Log == nil {
 		c.Log = zap.NewNop()
 	}
@@ -206,6 +221,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if _, err := netoverlay.DNSUpstreams(cfg.DNSUpstream); err != nil {
 		return err
 	}
+	if cfg.DockerAddr != "" {
+		if _, _, err := net.SplitHostPort(cfg.DockerAddr); err != nil {
+			return fmt.Errorf("--docker-addr %q: want HOST:PORT, such as 0.0.0.0:2376: %v", cfg.DockerAddr, err)
+		}
+	}
 	clk := clock.Real()
 	d := &Daemon{cfg: cfg, log: cfg.Log, ctx: ctx, gsp: gossip.NewNode(cfg.Log, cfg.GossipAddr)}
 	d.session = session.New(session.Config{Node: d, Clock: clk, Log: d.log})
@@ -216,6 +236,12 @@ func Run(ctx context.Context, cfg Config) error {
 	ln, err := listenUnix(cfg.Socket)
 	if err != nil {
 		return err
+	}
+	if cfg.DockerSocket != DockerSocketNone || cfg.DockerAddr != "" {
+		if d.docker, err = d.newDockerAPI(); err != nil {
+			ln.Close()
+			return err
+		}
 	}
 	local := grpc.NewServer(grpc.ForceServerCodec(rawCodec{}), grpc.UnknownServiceHandler(d.proxy),
 		grpc.ChainUnaryInterceptor(errgrpc.UnaryServerInterceptor), grpc.ChainStreamInterceptor(errgrpc.StreamServerInterceptor))
@@ -305,6 +331,14 @@ func Run(ctx context.Context, cfg Config) error {
 	d.log.Info("daemon started", zap.String("socket", cfg.Socket), zap.String("data_dir", cfg.DataDir))
 	errc := make(chan error, 1)
 	go func() { errc <- local.Serve(ln) }()
+	if d.docker != nil && cfg.DockerSocket != DockerSocketNone {
+		stopDocker, err := d.serveDockerSocket(d.docker)
+		if err != nil {
+			d.log.Error("docker api", zap.Error(err))
+		} else {
+			defer stopDocker()
+		}
+	}
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
@@ -480,6 +514,9 @@ func (d *Daemon) startManager(bootstrap, forceNew bool) error {
 	m.Register(srv)
 	ctx, cancel := context.WithCancel(d.ctx)
 	run := &mgrRun{m: m, srv: srv, stop: cancel, done: make(chan struct{})}
+	if run.docker, err = d.startDockerTLS(m, d.id); err != nil {
+		d.log.Error("docker api", zap.Error(err))
+	}
 	go func() {
 		defer close(run.done)
 		var wg sync.WaitGroup
@@ -502,6 +539,7 @@ func (d *Daemon) stopManager() {
 	}
 	d.mgr = nil
 	d.metricsMgr.Store(nil)
+	run.docker.stop()
 	stopped := make(chan struct{})
 	go func() { run.srv.GracefulStop(); close(stopped) }()
 	select {

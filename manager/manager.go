@@ -368,6 +368,16 @@ func (m *Manager) cluster() (*shoalv1.Cluster, error) {
 	return cs[0], nil
 }
 
+// RootCA is the cluster's certificate authority, key included, as this
+// manager's replica of the store holds it.
+func (m *Manager) RootCA() (*ca.RootCA, error) {
+	c, err := m.cluster()
+	if err != nil {
+		return nil, err
+	}
+	return ca.ParseRootCA(c.GetRootCa().GetCertPem(), c.GetRootCa().GetKeyPem())
+}
+
 // managerAddrs lists the advertised gRPC addresses of the managers.
 func (m *Manager) managerAddrs() []string {
 	members := map[string]bool{}

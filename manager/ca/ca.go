@@ -5,6 +5,7 @@
 package ca
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -15,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
 	"time"
 
 	"github.com/shoal-run/shoal/internal/errdefs"
@@ -134,6 +136,32 @@ func (r *RootCA) Sign(csrPEM []byte, nodeID, clusterID string, role shoalv1.Node
 		return nil, fmt.Errorf("sign node certificate: %w", err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
+}
+
+// SignServer issues a server-only certificate for pub, valid for names
+// (DNS names or IP addresses): no role, so it can never act as a node.
+// A manager serves the Docker API's TLS port with one.
+func (r *RootCA) SignServer(pub crypto.PublicKey, cn string, names []string, expiry time.Duration, now time.Time) ([]byte, error) {
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    now.Add(-backdate),
+		NotAfter:     now.Add(expiry),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else if n != "" {
+			tmpl.DNSNames = append(tmpl.DNSNames, n)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, r.Cert, pub, r.Key)
+	if err != nil {
+		return nil, fmt.Errorf("sign server certificate: %w", err)
+	}
+	return der, nil
 }
 
 func serial() *big.Int {

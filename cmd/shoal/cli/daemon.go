@@ -25,7 +25,7 @@ type daemonFlags struct {
 	dnsUpstream                                                      []string
 	labels                                                           []string
 	debugAddr                                                        string
-	metricsAddr                                                      string
+	metricsAddr, dockerSocket, dockerAddr                            string
 }
 
 func newDaemonCmd(g *globals) *cobra.Command {
@@ -66,6 +66,7 @@ func newDaemonCmd(g *globals) *cobra.Command {
 				Log: log, ForceNewCluster: f.forceNewCluster, SnapshotThreshold: f.snapshotThreshold,
 				SnapshotInterval: f.snapshotInterval, TrailingLogs: f.trailingLogs, RaftHeartbeat: f.raftHeartbeat, HeartbeatPeriod: f.heartbeatPeriod,
 				InsecureRegistries: f.insecureRegistries, MaxImageSize: maxImageSize, CgroupParent: f.cgroupParent, ShimBinary: f.shimBinary,
+				DockerSocket: f.dockerSocket, DockerAddr: f.dockerAddr,
 			})
 		},
 	}
@@ -73,6 +74,8 @@ func newDaemonCmd(g *globals) *cobra.Command {
 	fl.StringVar(&f.dataDir, "data-dir", defaults.DataDir, "where the node keeps its state")
 	fl.StringVar(&f.execRoot, "exec-root", defaults.ExecRoot, "root directory for execution state files: the tmpfs holding the tasks' secrets and configs")
 	fl.StringVar(&f.socket, "socket", DefaultSocket, "local control socket (mode 0600)")
+	fl.StringVar(&f.dockerSocket, "docker-socket", "", "serve the Docker Engine API on this socket, mode 0600 (default: docker.sock beside --socket, /run/shoal/docker.sock; none for off)")
+	fl.StringVar(&f.dockerAddr, "docker-addr", "", "serve the Docker Engine API over TLS on HOST:PORT while this node is a manager, e.g. 0.0.0.0:2376; clients need a manager certificate of the cluster (off by default)")
 	fl.StringVar(&f.listen, "listen-addr", defaults.ListenAddr, "gRPC listen address (managers)")
 	fl.StringVar(&f.raftAddr, "raft-addr", "", "Raft listen address (default port 4243 on the listen host)")
 	fl.StringVar(&f.gossipAddr, "gossip-addr", "", "gossip listen address, tcp and udp (default port 7946 on the listen host); off detects failures by heartbeats alone")
