@@ -156,8 +156,8 @@ type mgrRun struct {
 	m      *manager.Manager
 	srv    *grpc.Server
 	docker *dockerTLS // the Docker API's TLS port
-	stop context.CancelFunc
-	done chan struct{}
+	stop   context.CancelFunc
+	done   chan struct{}
 }
 
 // loop is a running goroutine with a way to stop it and wait for it.

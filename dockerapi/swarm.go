@@ -172,4 +172,3 @@ func (s *Server) swarmUnlock(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusOK)
 	return nil
 }
-

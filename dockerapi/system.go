@@ -120,7 +120,7 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) error {
 		KernelVersion: kernelVersion(), OperatingSystem: osName, OSVersion: osVersion, OSType: "linux",
 		Architecture: machine(), NCPU: goruntime.NumCPU(), MemTotal: memTotal(), DockerRootDir: h.DataDir,
 		Name: h.Hostname, ServerVersion: h.Version, DefaultRuntime: "shoal",
-		Runtimes: map[string]system.RuntimeWithStatus{"shoal": {Runtime: system.Runtime{Path: "shoal"}}},
+		Runtimes:  map[string]system.RuntimeWithStatus{"shoal": {Runtime: system.Runtime{Path: "shoal"}}},
 		Isolation: "", InitBinary: "shoal", SecurityOptions: []string{},
 	}
 	for k, v := range h.Labels {

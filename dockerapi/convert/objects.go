@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/network"
-	"github.com/moby/moby/api/types/volume"
 	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/api/types/volume"
 
 	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 )
