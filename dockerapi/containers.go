@@ -243,15 +243,8 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) error {
 	if fl != nil {
 		fl.Flush()
 	}
-	tail := o.opts.GetTail()
 	writeLine := func(m *shoalv1.ContainerLogsResponse) error {
 		t := m.GetTime().AsTime()
-		if since := o.opts.GetSince(); since != nil && t.Before(since.AsTime()) {
-			return nil
-		}
-		if until := o.opts.GetUntil(); until != nil && t.After(until.AsTime()) {
-			return nil
-		}
 		out := stdcopy.Stdout
 		if m.GetStream() == "stderr" {
 			out = stdcopy.Stderr
@@ -268,39 +261,7 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) error {
 		_, err := w.Write(buf)
 		return err
 	}
-	// With a tail, the lines there are now are read to their end first and
-	// the last ones sent; a follow then skips as many.
-	skip := 0
-	if tail >= 0 {
-		stream, err := s.cfg.Runtime.ContainerLogs(r.Context(), &shoalv1.ContainerLogsRequest{Id: c.GetId()})
-		if err != nil {
-			return err
-		}
-		var history []*shoalv1.ContainerLogsResponse
-		for {
-			m, err := stream.Recv()
-			if err != nil {
-				break
-			}
-			history = append(history, m)
-		}
-		skip = len(history)
-		if int64(len(history)) > tail {
-			history = history[int64(len(history))-tail:]
-		}
-		for _, m := range history {
-			if writeLine(m) != nil {
-				return nil
-			}
-		}
-		if !o.opts.GetFollow() {
-			return nil
-		}
-		if fl != nil {
-			fl.Flush()
-		}
-	}
-	stream, err := s.cfg.Runtime.ContainerLogs(r.Context(), &shoalv1.ContainerLogsRequest{Id: c.GetId(), Follow: o.opts.GetFollow()})
+	stream, err := s.cfg.Runtime.ContainerLogs(r.Context(), &shoalv1.ContainerLogsRequest{Id: c.GetId(), Follow: o.opts.GetFollow(), Options: o.opts})
 	if err != nil {
 		return nil
 	}
@@ -308,10 +269,6 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) error {
 		m, err := stream.Recv()
 		if err != nil {
 			return nil
-		}
-		if skip > 0 {
-			skip--
-			continue
 		}
 		if writeLine(m) != nil {
 			return nil

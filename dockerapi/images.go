@@ -43,11 +43,19 @@ func (s *Server) imageList(w http.ResponseWriter, r *http.Request) error {
 		}
 		repos := map[string]bool{}
 		for _, n := range img.GetNames() {
-			if strings.Contains(n, "@") {
-				sum.RepoDigests = append(sum.RepoDigests, n)
+			if name, dgst, ok := strings.Cut(n, "@"); ok {
+				// NAME[:TAG]@DIGEST, as a service pins its image: the tag
+				// for people, the digest as pulled.
+				repo := name
+				if i := strings.LastIndexByte(name, ':'); i > strings.LastIndexByte(name, '/') {
+					repo = name[:i]
+					sum.RepoTags = appendNew(sum.RepoTags, name)
+				}
+				repos[repo] = true
+				sum.RepoDigests = appendNew(sum.RepoDigests, repo+"@"+dgst)
 				continue
 			}
-			sum.RepoTags = append(sum.RepoTags, n)
+			sum.RepoTags = appendNew(sum.RepoTags, n)
 			repo := n
 			if i := strings.LastIndexByte(n, ':'); i > strings.LastIndexByte(n, '/') {
 				repo = n[:i]
@@ -63,6 +71,15 @@ func (s *Server) imageList(w http.ResponseWriter, r *http.Request) error {
 		out = append(out, sum)
 	}
 	return ok(w, out)
+}
+
+func appendNew(list []string, s string) []string {
+	for _, x := range list {
+		if x == s {
+			return list
+		}
+	}
+	return append(list, s)
 }
 
 // matchesRef is docker image ls's reference filter: a name, or a

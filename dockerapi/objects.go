@@ -3,6 +3,8 @@ package dockerapi
 import (
 	"fmt"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/swarm"
@@ -66,9 +68,26 @@ func (s *Server) networkCreate(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// networkDrainWait is how long a network's removal waits for the tasks
+// of removed services to let go of it: docker stack rm removes the
+// networks right after the services, as Swarm lets it, without waiting.
+const networkDrainWait = 60 * time.Second
+
 func (s *Server) networkRemove(w http.ResponseWriter, r *http.Request) error {
-	if _, err := s.cfg.Control.RemoveNetwork(r.Context(), &shoalv1.RemoveNetworkRequest{NetworkId: r.PathValue("id")}); err != nil {
-		return err
+	deadline := time.Now().Add(networkDrainWait)
+	for {
+		_, err := s.cfg.Control.RemoveNetwork(r.Context(), &shoalv1.RemoveNetworkRequest{NetworkId: r.PathValue("id")})
+		if err == nil {
+			break
+		}
+		if !strings.Contains(err.Error(), "while their containers stop") || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-r.Context().Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil

@@ -238,7 +238,17 @@ func (s *Server) ListContainers(ctx context.Context, req *shoalv1.ListContainers
 
 // ContainerLogs streams a container's output.
 func (s *Server) ContainerLogs(req *shoalv1.ContainerLogsRequest, stream grpc.ServerStreamingServer[shoalv1.ContainerLogsResponse]) error {
-	return s.Containers.Logs(stream.Context(), req.GetId(), req.GetFollow(), func(e logs.Entry) error {
+	o := logs.All
+	if opt := req.GetOptions(); opt != nil {
+		o.Tail = int(opt.GetTail())
+		if t := opt.GetSince(); t != nil {
+			o.Since = t.AsTime()
+		}
+		if t := opt.GetUntil(); t != nil {
+			o.Until = t.AsTime()
+		}
+	}
+	return s.Containers.ReadLogs(stream.Context(), req.GetId(), req.GetFollow(), o, func(e logs.Entry) error {
 		return stream.Send(&shoalv1.ContainerLogsResponse{Stream: e.Stream, Line: []byte(e.Log), Time: timestamppb.New(e.Time)})
 	})
 }

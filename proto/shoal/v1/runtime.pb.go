@@ -1999,9 +1999,12 @@ func (x *ListContainersResponse) GetContainers() []*Container {
 }
 
 type ContainerLogsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Follow        bool                   `protobuf:"varint,2,opt,name=follow,proto3" json:"follow,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Id     string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Follow bool                   `protobuf:"varint,2,opt,name=follow,proto3" json:"follow,omitempty"`
+	// options, when set, bound what is read (tail, since, until; their
+	// follow is ignored for the field above); unset reads everything.
+	Options       *LogOptions `protobuf:"bytes,3,opt,name=options,proto3" json:"options,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2048,6 +2051,13 @@ func (x *ContainerLogsRequest) GetFollow() bool {
 		return x.Follow
 	}
 	return false
+}
+
+func (x *ContainerLogsRequest) GetOptions() *LogOptions {
+	if x != nil {
+		return x.Options
+	}
+	return nil
 }
 
 type ContainerLogsResponse struct {
@@ -2701,7 +2711,7 @@ var File_shoal_v1_runtime_proto protoreflect.FileDescriptor
 
 const file_shoal_v1_runtime_proto_rawDesc = "" +
 	"\n" +
-	"\x16shoal/v1/runtime.proto\x12\bshoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16shoal/v1/control.proto\x1a\x15shoal/v1/events.proto\x1a\x16shoal/v1/objects.proto\"\xb3\x02\n" +
+	"\x16shoal/v1/runtime.proto\x12\bshoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16shoal/v1/control.proto\x1a\x15shoal/v1/events.proto\x1a\x13shoal/v1/logs.proto\x1a\x16shoal/v1/objects.proto\"\xb3\x02\n" +
 	"\n" +
 	"LocalImage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
@@ -2870,10 +2880,11 @@ const file_shoal_v1_runtime_proto_rawDesc = "" +
 	"\x16ListContainersResponse\x123\n" +
 	"\n" +
 	"containers\x18\x01 \x03(\v2\x13.shoal.v1.ContainerR\n" +
-	"containers\">\n" +
+	"containers\"n\n" +
 	"\x14ContainerLogsRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
-	"\x06follow\x18\x02 \x01(\bR\x06follow\"s\n" +
+	"\x06follow\x18\x02 \x01(\bR\x06follow\x12.\n" +
+	"\aoptions\x18\x03 \x01(\v2\x14.shoal.v1.LogOptionsR\aoptions\"s\n" +
 	"\x15ContainerLogsResponse\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x12\n" +
 	"\x04line\x18\x02 \x01(\fR\x04line\x12.\n" +
@@ -3009,9 +3020,10 @@ var file_shoal_v1_runtime_proto_goTypes = []any{
 	(*Mount)(nil),                   // 54: shoal.v1.Mount
 	(*Ulimit)(nil),                  // 55: shoal.v1.Ulimit
 	(*DNSConfig)(nil),               // 56: shoal.v1.DNSConfig
-	(*Filter)(nil),                  // 57: shoal.v1.Filter
-	(*Event)(nil),                   // 58: shoal.v1.Event
-	(*Volume)(nil),                  // 59: shoal.v1.Volume
+	(*LogOptions)(nil),              // 57: shoal.v1.LogOptions
+	(*Filter)(nil),                  // 58: shoal.v1.Filter
+	(*Event)(nil),                   // 59: shoal.v1.Event
+	(*Volume)(nil),                  // 60: shoal.v1.Volume
 }
 var file_shoal_v1_runtime_proto_depIdxs = []int32{
 	52, // 0: shoal.v1.LocalImage.created_at:type_name -> google.protobuf.Timestamp
@@ -3040,63 +3052,64 @@ var file_shoal_v1_runtime_proto_depIdxs = []int32{
 	53, // 23: shoal.v1.StopContainerRequest.timeout:type_name -> google.protobuf.Duration
 	17, // 24: shoal.v1.StopContainerResponse.container:type_name -> shoal.v1.Container
 	17, // 25: shoal.v1.ListContainersResponse.containers:type_name -> shoal.v1.Container
-	52, // 26: shoal.v1.ContainerLogsResponse.time:type_name -> google.protobuf.Timestamp
-	52, // 27: shoal.v1.ContainerEventsRequest.since:type_name -> google.protobuf.Timestamp
-	52, // 28: shoal.v1.ContainerEventsRequest.until:type_name -> google.protobuf.Timestamp
-	57, // 29: shoal.v1.ContainerEventsRequest.filters:type_name -> shoal.v1.Filter
-	58, // 30: shoal.v1.ContainerEventsResponse.events:type_name -> shoal.v1.Event
-	50, // 31: shoal.v1.CreateVolumeRequest.labels:type_name -> shoal.v1.CreateVolumeRequest.LabelsEntry
-	51, // 32: shoal.v1.CreateVolumeRequest.options:type_name -> shoal.v1.CreateVolumeRequest.OptionsEntry
-	59, // 33: shoal.v1.CreateVolumeResponse.volume:type_name -> shoal.v1.Volume
-	59, // 34: shoal.v1.ListVolumesResponse.volumes:type_name -> shoal.v1.Volume
-	59, // 35: shoal.v1.InspectVolumeResponse.volume:type_name -> shoal.v1.Volume
-	2,  // 36: shoal.v1.RuntimeService.PullImage:input_type -> shoal.v1.PullImageRequest
-	4,  // 37: shoal.v1.RuntimeService.LoadImage:input_type -> shoal.v1.LoadImageRequest
-	6,  // 38: shoal.v1.RuntimeService.ListImages:input_type -> shoal.v1.ListImagesRequest
-	8,  // 39: shoal.v1.RuntimeService.RemoveImage:input_type -> shoal.v1.RemoveImageRequest
-	10, // 40: shoal.v1.RuntimeService.PruneImages:input_type -> shoal.v1.PruneImagesRequest
-	12, // 41: shoal.v1.RuntimeService.TagImage:input_type -> shoal.v1.TagImageRequest
-	14, // 42: shoal.v1.RuntimeService.InspectImage:input_type -> shoal.v1.InspectImageRequest
-	18, // 43: shoal.v1.RuntimeService.CreateContainer:input_type -> shoal.v1.CreateContainerRequest
-	20, // 44: shoal.v1.RuntimeService.StartContainer:input_type -> shoal.v1.StartContainerRequest
-	22, // 45: shoal.v1.RuntimeService.WaitContainer:input_type -> shoal.v1.WaitContainerRequest
-	24, // 46: shoal.v1.RuntimeService.StopContainer:input_type -> shoal.v1.StopContainerRequest
-	26, // 47: shoal.v1.RuntimeService.KillContainer:input_type -> shoal.v1.KillContainerRequest
-	28, // 48: shoal.v1.RuntimeService.RemoveContainer:input_type -> shoal.v1.RemoveContainerRequest
-	30, // 49: shoal.v1.RuntimeService.ListContainers:input_type -> shoal.v1.ListContainersRequest
-	32, // 50: shoal.v1.RuntimeService.ContainerLogs:input_type -> shoal.v1.ContainerLogsRequest
-	34, // 51: shoal.v1.RuntimeService.ContainerEvents:input_type -> shoal.v1.ContainerEventsRequest
-	36, // 52: shoal.v1.RuntimeService.CreateVolume:input_type -> shoal.v1.CreateVolumeRequest
-	38, // 53: shoal.v1.RuntimeService.ListVolumes:input_type -> shoal.v1.ListVolumesRequest
-	40, // 54: shoal.v1.RuntimeService.InspectVolume:input_type -> shoal.v1.InspectVolumeRequest
-	42, // 55: shoal.v1.RuntimeService.RemoveVolume:input_type -> shoal.v1.RemoveVolumeRequest
-	44, // 56: shoal.v1.RuntimeService.PruneVolumes:input_type -> shoal.v1.PruneVolumesRequest
-	3,  // 57: shoal.v1.RuntimeService.PullImage:output_type -> shoal.v1.PullImageResponse
-	5,  // 58: shoal.v1.RuntimeService.LoadImage:output_type -> shoal.v1.LoadImageResponse
-	7,  // 59: shoal.v1.RuntimeService.ListImages:output_type -> shoal.v1.ListImagesResponse
-	9,  // 60: shoal.v1.RuntimeService.RemoveImage:output_type -> shoal.v1.RemoveImageResponse
-	11, // 61: shoal.v1.RuntimeService.PruneImages:output_type -> shoal.v1.PruneImagesResponse
-	13, // 62: shoal.v1.RuntimeService.TagImage:output_type -> shoal.v1.TagImageResponse
-	15, // 63: shoal.v1.RuntimeService.InspectImage:output_type -> shoal.v1.InspectImageResponse
-	19, // 64: shoal.v1.RuntimeService.CreateContainer:output_type -> shoal.v1.CreateContainerResponse
-	21, // 65: shoal.v1.RuntimeService.StartContainer:output_type -> shoal.v1.StartContainerResponse
-	23, // 66: shoal.v1.RuntimeService.WaitContainer:output_type -> shoal.v1.WaitContainerResponse
-	25, // 67: shoal.v1.RuntimeService.StopContainer:output_type -> shoal.v1.StopContainerResponse
-	27, // 68: shoal.v1.RuntimeService.KillContainer:output_type -> shoal.v1.KillContainerResponse
-	29, // 69: shoal.v1.RuntimeService.RemoveContainer:output_type -> shoal.v1.RemoveContainerResponse
-	31, // 70: shoal.v1.RuntimeService.ListContainers:output_type -> shoal.v1.ListContainersResponse
-	33, // 71: shoal.v1.RuntimeService.ContainerLogs:output_type -> shoal.v1.ContainerLogsResponse
-	35, // 72: shoal.v1.RuntimeService.ContainerEvents:output_type -> shoal.v1.ContainerEventsResponse
-	37, // 73: shoal.v1.RuntimeService.CreateVolume:output_type -> shoal.v1.CreateVolumeResponse
-	39, // 74: shoal.v1.RuntimeService.ListVolumes:output_type -> shoal.v1.ListVolumesResponse
-	41, // 75: shoal.v1.RuntimeService.InspectVolume:output_type -> shoal.v1.InspectVolumeResponse
-	43, // 76: shoal.v1.RuntimeService.RemoveVolume:output_type -> shoal.v1.RemoveVolumeResponse
-	45, // 77: shoal.v1.RuntimeService.PruneVolumes:output_type -> shoal.v1.PruneVolumesResponse
-	57, // [57:78] is the sub-list for method output_type
-	36, // [36:57] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	57, // 26: shoal.v1.ContainerLogsRequest.options:type_name -> shoal.v1.LogOptions
+	52, // 27: shoal.v1.ContainerLogsResponse.time:type_name -> google.protobuf.Timestamp
+	52, // 28: shoal.v1.ContainerEventsRequest.since:type_name -> google.protobuf.Timestamp
+	52, // 29: shoal.v1.ContainerEventsRequest.until:type_name -> google.protobuf.Timestamp
+	58, // 30: shoal.v1.ContainerEventsRequest.filters:type_name -> shoal.v1.Filter
+	59, // 31: shoal.v1.ContainerEventsResponse.events:type_name -> shoal.v1.Event
+	50, // 32: shoal.v1.CreateVolumeRequest.labels:type_name -> shoal.v1.CreateVolumeRequest.LabelsEntry
+	51, // 33: shoal.v1.CreateVolumeRequest.options:type_name -> shoal.v1.CreateVolumeRequest.OptionsEntry
+	60, // 34: shoal.v1.CreateVolumeResponse.volume:type_name -> shoal.v1.Volume
+	60, // 35: shoal.v1.ListVolumesResponse.volumes:type_name -> shoal.v1.Volume
+	60, // 36: shoal.v1.InspectVolumeResponse.volume:type_name -> shoal.v1.Volume
+	2,  // 37: shoal.v1.RuntimeService.PullImage:input_type -> shoal.v1.PullImageRequest
+	4,  // 38: shoal.v1.RuntimeService.LoadImage:input_type -> shoal.v1.LoadImageRequest
+	6,  // 39: shoal.v1.RuntimeService.ListImages:input_type -> shoal.v1.ListImagesRequest
+	8,  // 40: shoal.v1.RuntimeService.RemoveImage:input_type -> shoal.v1.RemoveImageRequest
+	10, // 41: shoal.v1.RuntimeService.PruneImages:input_type -> shoal.v1.PruneImagesRequest
+	12, // 42: shoal.v1.RuntimeService.TagImage:input_type -> shoal.v1.TagImageRequest
+	14, // 43: shoal.v1.RuntimeService.InspectImage:input_type -> shoal.v1.InspectImageRequest
+	18, // 44: shoal.v1.RuntimeService.CreateContainer:input_type -> shoal.v1.CreateContainerRequest
+	20, // 45: shoal.v1.RuntimeService.StartContainer:input_type -> shoal.v1.StartContainerRequest
+	22, // 46: shoal.v1.RuntimeService.WaitContainer:input_type -> shoal.v1.WaitContainerRequest
+	24, // 47: shoal.v1.RuntimeService.StopContainer:input_type -> shoal.v1.StopContainerRequest
+	26, // 48: shoal.v1.RuntimeService.KillContainer:input_type -> shoal.v1.KillContainerRequest
+	28, // 49: shoal.v1.RuntimeService.RemoveContainer:input_type -> shoal.v1.RemoveContainerRequest
+	30, // 50: shoal.v1.RuntimeService.ListContainers:input_type -> shoal.v1.ListContainersRequest
+	32, // 51: shoal.v1.RuntimeService.ContainerLogs:input_type -> shoal.v1.ContainerLogsRequest
+	34, // 52: shoal.v1.RuntimeService.ContainerEvents:input_type -> shoal.v1.ContainerEventsRequest
+	36, // 53: shoal.v1.RuntimeService.CreateVolume:input_type -> shoal.v1.CreateVolumeRequest
+	38, // 54: shoal.v1.RuntimeService.ListVolumes:input_type -> shoal.v1.ListVolumesRequest
+	40, // 55: shoal.v1.RuntimeService.InspectVolume:input_type -> shoal.v1.InspectVolumeRequest
+	42, // 56: shoal.v1.RuntimeService.RemoveVolume:input_type -> shoal.v1.RemoveVolumeRequest
+	44, // 57: shoal.v1.RuntimeService.PruneVolumes:input_type -> shoal.v1.PruneVolumesRequest
+	3,  // 58: shoal.v1.RuntimeService.PullImage:output_type -> shoal.v1.PullImageResponse
+	5,  // 59: shoal.v1.RuntimeService.LoadImage:output_type -> shoal.v1.LoadImageResponse
+	7,  // 60: shoal.v1.RuntimeService.ListImages:output_type -> shoal.v1.ListImagesResponse
+	9,  // 61: shoal.v1.RuntimeService.RemoveImage:output_type -> shoal.v1.RemoveImageResponse
+	11, // 62: shoal.v1.RuntimeService.PruneImages:output_type -> shoal.v1.PruneImagesResponse
+	13, // 63: shoal.v1.RuntimeService.TagImage:output_type -> shoal.v1.TagImageResponse
+	15, // 64: shoal.v1.RuntimeService.InspectImage:output_type -> shoal.v1.InspectImageResponse
+	19, // 65: shoal.v1.RuntimeService.CreateContainer:output_type -> shoal.v1.CreateContainerResponse
+	21, // 66: shoal.v1.RuntimeService.StartContainer:output_type -> shoal.v1.StartContainerResponse
+	23, // 67: shoal.v1.RuntimeService.WaitContainer:output_type -> shoal.v1.WaitContainerResponse
+	25, // 68: shoal.v1.RuntimeService.StopContainer:output_type -> shoal.v1.StopContainerResponse
+	27, // 69: shoal.v1.RuntimeService.KillContainer:output_type -> shoal.v1.KillContainerResponse
+	29, // 70: shoal.v1.RuntimeService.RemoveContainer:output_type -> shoal.v1.RemoveContainerResponse
+	31, // 71: shoal.v1.RuntimeService.ListContainers:output_type -> shoal.v1.ListContainersResponse
+	33, // 72: shoal.v1.RuntimeService.ContainerLogs:output_type -> shoal.v1.ContainerLogsResponse
+	35, // 73: shoal.v1.RuntimeService.ContainerEvents:output_type -> shoal.v1.ContainerEventsResponse
+	37, // 74: shoal.v1.RuntimeService.CreateVolume:output_type -> shoal.v1.CreateVolumeResponse
+	39, // 75: shoal.v1.RuntimeService.ListVolumes:output_type -> shoal.v1.ListVolumesResponse
+	41, // 76: shoal.v1.RuntimeService.InspectVolume:output_type -> shoal.v1.InspectVolumeResponse
+	43, // 77: shoal.v1.RuntimeService.RemoveVolume:output_type -> shoal.v1.RemoveVolumeResponse
+	45, // 78: shoal.v1.RuntimeService.PruneVolumes:output_type -> shoal.v1.PruneVolumesResponse
+	58, // [58:79] is the sub-list for method output_type
+	37, // [37:58] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_runtime_proto_init() }
@@ -3106,6 +3119,7 @@ func file_shoal_v1_runtime_proto_init() {
 	}
 	file_shoal_v1_control_proto_init()
 	file_shoal_v1_events_proto_init()
+	file_shoal_v1_logs_proto_init()
 	file_shoal_v1_objects_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
