@@ -43,7 +43,9 @@ func needDockerCLIs(t *testing.T) {
 
 // dockerSocket is the node's Docker API socket: docker.sock beside its
 // control socket.
-func dockerSocket(n *harness.Node) string { return filepath.Join(filepath.Dir(n.Socket), "docker.sock") }
+func dockerSocket(n *harness.Node) string {
+	return filepath.Join(filepath.Dir(n.Socket), "docker.sock")
+}
 
 // dockerOn runs a docker CLI against n's Docker API socket, with a
 // config of its own and a long timeout (create and update wait for the
