@@ -175,7 +175,7 @@ func (s *Server) container(r *http.Request, ref string) (*shoalv1.Container, err
 	case 1:
 		return prefix[0], nil
 	case 0:
-		return nil, fmt.Errorf("No such container: %s: %w", ref, errdefs.ErrNotFound)
+		return nil, fmt.Errorf("no such container: %s: %w", ref, errdefs.ErrNotFound)
 	}
 	return nil, fmt.Errorf("multiple containers match %q: give more of the ID: %w", ref, errdefs.ErrInvalid)
 }

@@ -33,7 +33,7 @@ func parseLogOptions(r *http.Request) (logOptions, error) {
 		opts: &shoalv1.LogOptions{Follow: boolQuery(r, "follow"), Tail: -1},
 	}
 	if !o.stdout && !o.stderr {
-		return o, fmt.Errorf("Bad parameters: you must choose at least one stream: %w", errdefs.ErrInvalid)
+		return o, fmt.Errorf("bad parameters: you must choose at least one stream: %w", errdefs.ErrInvalid)
 	}
 	q := r.URL.Query()
 	if t := q.Get("tail"); t != "" && t != "all" {

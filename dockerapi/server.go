@@ -169,16 +169,23 @@ func errorsIsContext(err error) bool {
 }
 
 // message is what a client shows of err: Shoal's words, without the
-// category's suffix, and with Docker's commands where Shoal's name the
-// same thing.
+// category's suffix, and with docker's commands where Shoal's cluster
+// commands are named (the node's own, such as `shoal rm`, stay).
 func message(err error) string {
 	msg := err.Error()
 	if cat := errdefs.Category(err); cat != nil {
 		msg = strings.TrimSuffix(msg, ": "+cat.Error())
 	}
 	msg = strings.TrimSuffix(msg, ": "+errNotImplemented.Error())
-	return strings.ReplaceAll(msg, "`shoal ", "`docker ")
+	for _, cmd := range dockerCommands {
+		msg = strings.ReplaceAll(msg, "`shoal "+cmd+" ", "`docker "+cmd+" ")
+	}
+	return msg
 }
+
+// dockerCommands are Shoal's commands the docker CLI has too, by the same
+// name and flags: an error naming one names docker's.
+var dockerCommands = []string{"swarm", "service", "node", "network", "secret", "config", "stack"}
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	err = errgrpc.FromGRPC(err)

@@ -33,13 +33,13 @@ func (s *Server) swarmInspect(w http.ResponseWriter, r *http.Request) error {
 
 func checkNodeAddrs(listen, dataPath string, availability swarm.NodeAvailability) error {
 	if listen != "" && listen != cliListenAddr {
-		return fmt.Errorf("ListenAddr %q is not supported by Shoal: a manager listens on its daemon's --listen-addr: %w", listen, errdefs.ErrInvalid)
+		return fmt.Errorf("the ListenAddr %q is not supported by Shoal: a manager listens on its daemon's --listen-addr: %w", listen, errdefs.ErrInvalid)
 	}
 	if dataPath != "" {
-		return fmt.Errorf("DataPathAddr is not supported by Shoal: the overlay's traffic goes from the advertised address: %w", errdefs.ErrInvalid)
+		return fmt.Errorf("the DataPathAddr is not supported by Shoal: the overlay's traffic goes from the advertised address: %w", errdefs.ErrInvalid)
 	}
 	if availability != "" && availability != swarm.NodeAvailabilityActive {
-		return fmt.Errorf("Availability %q at init or join is not supported by Shoal: the node starts active; then run `docker node update --availability %s`: %w", availability, availability, errdefs.ErrInvalid)
+		return fmt.Errorf("the Availability %q at init or join is not supported by Shoal: the node starts active; then run `docker node update --availability %s`: %w", availability, availability, errdefs.ErrInvalid)
 	}
 	return nil
 }
@@ -53,7 +53,7 @@ func (s *Server) swarmInit(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if req.DataPathPort != 0 && req.DataPathPort != convert.DataPathPort {
-		return fmt.Errorf("DataPathPort %d is not supported by Shoal: the overlay uses UDP port %d: %w", req.DataPathPort, convert.DataPathPort, errdefs.ErrInvalid)
+		return fmt.Errorf("the DataPathPort %d is not supported by Shoal: the overlay uses UDP port %d: %w", req.DataPathPort, convert.DataPathPort, errdefs.ErrInvalid)
 	}
 	spec := &shoalv1.ClusterSpec{}
 	if err := convert.ApplySwarmSpec(spec, req.Spec); err != nil {

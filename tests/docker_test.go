@@ -132,7 +132,7 @@ func meshAnswers(t *testing.T, e *faults.Env, from *harness.Host, port int) {
 func TestDockerCLI(t *testing.T) {
 	needRoot(t)
 	needDockerCLIs(t)
-	e := faults.Start(t, 1, 2)
+	e := faults.Start(t, 1, 2, "--docker-addr", "0.0.0.0:2376")
 	m := e.C.Managers[0]
 	w1, w2 := e.C.Workers[0], e.C.Workers[1]
 	start := time.Now()
@@ -393,7 +393,7 @@ func TestDockerCLI(t *testing.T) {
 	}
 
 	// docker's Go SDK: list the services, create one.
-	sdk, err := client.New(client.WithHost("unix://"+dockerSocket(m)), client.WithAPIVersionNegotiation())
+	sdk, err := client.New(client.WithHost("unix://" + dockerSocket(m)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -460,6 +460,8 @@ func TestDockerCLI(t *testing.T) {
 		}
 	}
 	D("stack", "rm", "st")
+	dockerBadInput(t, m)
+	dockerTLS(t, e, web)
 	e.Eventually(60*time.Second, func() error {
 		if total, _ := e.C.ServiceContainers("st_front"); total != 0 {
 			return fmt.Errorf("st_front still runs %d containers", total)
@@ -469,6 +471,93 @@ func TestDockerCLI(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// dockerBadInput sends the Docker API what it must refuse: each gets
+// Docker's status code and a message saying what was wrong, and nothing
+// changes.
+func dockerBadInput(t *testing.T, m *harness.Node) {
+	t.Helper()
+	state := func() string {
+		return m.MustCLI("service", "ls", "--format", "{{.Name}}") + m.MustCLI("service", "inspect", "web", "--format", "{{.Meta.Version}}")
+	}
+	before := state()
+	_, raw := apiCall(t, m, "GET", "/v1.50/services/web", "")
+	var svc swarm.Service
+	if err := json.Unmarshal([]byte(raw), &svc); err != nil {
+		t.Fatalf("GET /services/web: %v: %s", err, raw)
+	}
+	spec, _ := json.Marshal(svc.Spec)
+	stale := fmt.Sprintf("/v1.50/services/web/update?version=%d", svc.Version.Index-1)
+	for _, c := range []struct {
+		name, method, path, body string
+		code                     int
+		want                     string
+	}{
+		{"malformed JSON", "POST", "/v1.50/services/create", `{"Name": "x",`, 400, "invalid JSON"},
+		{"a field of the wrong type", "POST", "/v1.50/services/create", `{"Name": 5}`, 400, "Name must be string"},
+		{"no container", "POST", "/v1.50/services/create", `{"Name": "x"}`, 400, "ContainerSpec"},
+		{"a field Shoal does not support", "POST", "/v1.50/services/create",
+			`{"Name":"x","TaskTemplate":{"ContainerSpec":{"Image":"busybox","OomScoreAdj":5}}}`, 400, "OomScoreAdj is not supported by Shoal"},
+		{"an invalid spec", "POST", "/v1.50/services/create",
+			`{"Name":"x","TaskTemplate":{"ContainerSpec":{"Image":"busybox"},"RestartPolicy":{"Condition":"sometimes"}}}`, 400, "sometimes"},
+		{"a stale version", "POST", stale, string(spec), 409, "update out of sequence"},
+		{"no version", "POST", "/v1.50/services/web/update", string(spec), 400, "invalid version"},
+		{"an unknown service", "GET", "/v1.50/services/nosuch", "", 404, "nosuch"},
+		{"an unknown service's update", "POST", "/v1.50/services/nosuch/update?version=1", string(spec), 404, "nosuch"},
+		{"an API version too old", "GET", "/v1.24/info", "", 400, "client version 1.24 is too old. Minimum supported API version is 1.41"},
+		{"an API version too new", "GET", "/v1.99/info", "", 400, "client version 1.99 is too new. Maximum supported API version is 1.50"},
+		{"a container create", "POST", "/v1.50/containers/create", `{"Image":"busybox"}`, 501, "docker service create"},
+		{"an exec", "POST", "/v1.50/containers/abc/exec", `{}`, 501, "not implemented by Shoal"},
+		{"a build", "POST", "/v1.50/build", "", 501, "Shoal does not build images"},
+		{"a plugin", "GET", "/v1.50/plugins", "", 501, "Shoal has no plugins"},
+		{"no such endpoint", "GET", "/v1.50/nosuch", "", 404, "page not found"},
+		{"bad filters", "GET", "/v1.50/services?filters=nojson", "", 400, "invalid filters"},
+		{"an unknown filter", "GET", `/v1.50/services?filters={"colour":{"red":true}}`, "", 400, "colour"},
+	} {
+		code, body := apiCall(t, m, c.method, c.path, c.body)
+		var msg struct{ Message string }
+		if err := json.Unmarshal([]byte(body), &msg); err != nil || code != c.code || !strings.Contains(msg.Message, c.want) {
+			t.Errorf("%s: %d %s; want %d with a message saying %q", c.name, code, body, c.code, c.want)
+		}
+	}
+	// The docker CLI shows the daemon's words and fails.
+	if _, stderr, err := dockerOn(t, dockerCLI, m, "", "service", "scale", "nosuch=2"); err == nil || !strings.Contains(stderr, "Error response from daemon") || !strings.Contains(stderr, "nosuch") {
+		t.Errorf("docker service scale nosuch=2: %v: %s", err, stderr)
+	}
+	if after := state(); after != before {
+		t.Errorf("bad input changed the cluster: %q -> %q", before, after)
+	}
+}
+
+// dockerTLS drives the manager's Docker API over TLS from another host,
+// as docker --tlsverify does: with a manager's certificate it answers;
+// without one, or with a worker's, the handshake fails.
+func dockerTLS(t *testing.T, e *faults.Env, from *harness.Host) {
+	t.Helper()
+	m, w := e.C.Managers[0], e.C.Workers[0]
+	run := func(certs string, args ...string) (string, error) {
+		base := []string{"-H", "tcp://" + m.Host.IP + ":2376", "--tlsverify", "--tlscacert", filepath.Join(m.CertDir(), "ca.crt")}
+		if certs != "" {
+			base = append(base, "--tlscert", filepath.Join(certs, "node.crt"), "--tlskey", filepath.Join(certs, "node.key"))
+		}
+		cmd := from.Command(dockerCLI, append(base, args...)...)
+		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+dockerConfig(t))
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := run(m.CertDir(), "node", "ls", "--format", "{{.Hostname}}"); err != nil || len(lines(out)) != 3 {
+		t.Errorf("docker --tlsverify with a manager's certificate: %v: %s", err, out)
+	}
+	if out, err := run(m.CertDir(), "service", "ls", "--format", "{{.Name}}"); err != nil || !strings.Contains(out, "web") {
+		t.Errorf("docker --tlsverify service ls: %v: %s", err, out)
+	}
+	if out, err := run(w.CertDir(), "node", "ls"); err == nil {
+		t.Errorf("docker --tlsverify with a worker's certificate answered: %s", out)
+	}
+	if out, err := run("", "node", "ls"); err == nil {
+		t.Errorf("docker --tlsverify without a certificate answered: %s", out)
+	}
 }
 
 // dockerStack is a compose file as docker stack deploy takes it.
