@@ -27,6 +27,7 @@ var depRules = []struct {
 	{"./runtimeapi/...", []string{"github.com/shoal-run/shoal/manager", "github.com/shoal-run/shoal/worker", "github.com/shoal-run/shoal/gossip", "github.com/shoal-run/shoal/daemon", "github.com/shoal-run/shoal/cmd"}, nil, "the node-local runtime API converts between the wire and the runtime, and nothing else"},
 	{"./containerspec/...", []string{"github.com/shoal-run/shoal/manager", "github.com/shoal-run/shoal/worker", "github.com/shoal-run/shoal/runtimeapi", "github.com/shoal-run/shoal/netoverlay", "github.com/shoal-run/shoal/gossip", "github.com/shoal-run/shoal/daemon", "github.com/shoal-run/shoal/cmd"}, nil, "the wire's container pieces to the runtime's and back, below the worker and the runtime API that share it"},
 	{"./netoverlay/...", []string{"github.com/shoal-run/shoal/manager", "github.com/shoal-run/shoal/worker", "github.com/shoal-run/shoal/gossip", "github.com/shoal-run/shoal/daemon"}, nil, "networking is below the manager and worker, and gets gossip through its Records interface"},
+	{"./dockerapi/...", []string{"github.com/shoal-run/shoal/manager", "github.com/shoal-run/shoal/worker", "github.com/shoal-run/shoal/runtime", "github.com/shoal-run/shoal/netoverlay", "github.com/shoal-run/shoal/daemon", "github.com/shoal-run/shoal/cmd", "github.com/shoal-run/shoal/stack"}, nil, "the Docker API is a client of the node's gRPC services: Docker's types in, Shoal's specs out, nothing of the parts behind them"},
 	{"./stack/...", []string{"github.com/shoal-run/shoal/manager", "github.com/shoal-run/shoal/worker", "github.com/shoal-run/shoal/runtime", "github.com/shoal-run/shoal/daemon", "github.com/shoal-run/shoal/cmd"}, nil, "a compose file becomes specs in the client: it knows no manager, node or runtime"},
 	{"./gossip/...", []string{"github.com/shoal-run/shoal/manager", "github.com/shoal-run/shoal/worker", "github.com/shoal-run/shoal/netoverlay", "github.com/shoal-run/shoal/runtime", "github.com/shoal-run/shoal/daemon", "github.com/shoal-run/shoal/cmd"}, nil, "gossip is a subsystem below the manager, the worker and the overlay"},
 	{"./proto/...", []string{"github.com/shoal-run/shoal/manager", "github.com/shoal-run/shoal/internal", "github.com/shoal-run/shoal/worker"}, nil, "the wire schema depends on nothing of ours"},
@@ -54,6 +55,7 @@ var directImports = []struct {
 	forbidden []string
 	why       string
 }{
+	{"./dockerapi/convert/...", []string{"google.golang.org/grpc", "net/http", "os/exec", "github.com/shoal-run/shoal/dockerapi"}, "the translation layer is pure: types in, types out, no calls"},
 	{"./cmd/shoal/cli/...", []string{"github.com/shoal-run/shoal/manager", "github.com/shoal-run/shoal/runtime", "github.com/shoal-run/shoal/worker", "github.com/shoal-run/shoal/netoverlay", "github.com/shoal-run/shoal/scheduler"}, "the CLI configures the daemon through its Config; defaults of the parts reach it through the daemon"},
 }
 
