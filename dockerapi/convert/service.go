@@ -268,6 +268,8 @@ func TaskSpec(in swarm.TaskSpec, registryAuth string) (*shoalv1.TaskSpec, error)
 
 func containerSpec(in swarm.ContainerSpec) (*shoalv1.ContainerSpec, error) {
 	const f = "TaskTemplate.ContainerSpec."
+	// Privileges.NoNewPrivileges is taken either way: Shoal's containers
+	// always run with no_new_privs.
 	if p := in.Privileges; p != nil {
 		switch {
 		case p.CredentialSpec != nil && *p.CredentialSpec != (swarm.CredentialSpec{}):
@@ -278,8 +280,6 @@ func containerSpec(in swarm.ContainerSpec) (*shoalv1.ContainerSpec, error) {
 			return nil, unsupported(f+"Privileges.Seccomp", "Shoal applies no seccomp profile of its own")
 		case p.AppArmor != nil && p.AppArmor.Mode != "" && p.AppArmor.Mode != swarm.AppArmorModeDefault:
 			return nil, unsupported(f+"Privileges.AppArmor", "")
-		case p.NoNewPrivileges:
-			return nil, unsupported(f+"Privileges.NoNewPrivileges", "drop capabilities with CapabilityDrop instead")
 		}
 	}
 	if in.OpenStdin {

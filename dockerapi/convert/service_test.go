@@ -232,9 +232,9 @@ func TestServiceSpecRefusals(t *testing.T) {
 		{"apparmor", func(s *swarm.ServiceSpec) {
 			s.TaskTemplate.ContainerSpec.Privileges = &swarm.Privileges{AppArmor: &swarm.AppArmorOpts{Mode: swarm.AppArmorModeDisabled}}
 		}, "AppArmor"},
-		{"no new privileges", func(s *swarm.ServiceSpec) {
-			s.TaskTemplate.ContainerSpec.Privileges = &swarm.Privileges{NoNewPrivileges: true}
-		}, "NoNewPrivileges"},
+		{"seccomp profile", func(s *swarm.ServiceSpec) {
+			s.TaskTemplate.ContainerSpec.Privileges = &swarm.Privileges{NoNewPrivileges: true, Seccomp: &swarm.SeccompOpts{Mode: swarm.SeccompModeCustom}}
+		}, "Seccomp"},
 		{"config runtime", func(s *swarm.ServiceSpec) {
 			s.TaskTemplate.ContainerSpec.Configs = []*swarm.ConfigReference{{Runtime: &swarm.ConfigReferenceRuntimeTarget{}}}
 		}, "Configs[0].Runtime"},

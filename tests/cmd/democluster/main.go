@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"sort"
@@ -144,6 +145,28 @@ func show(n *harness.Node, args ...string) string {
 	}
 	fmt.Print(out)
 	return out
+}
+
+// dockerCLI is the docker CLI the demo drives Shoal's Docker API with.
+const dockerCLI = "/usr/local/bin/docker"
+
+func dockerSocket(n *harness.Node) string { return filepath.Join(filepath.Dir(n.Socket), "docker.sock") }
+
+// showDocker runs the docker CLI on n's Docker API socket and prints it;
+// without a docker CLI on the machine, the same command of shoal's.
+func showDocker(n *harness.Node, args ...string) string {
+	if _, err := os.Stat(dockerCLI); err != nil {
+		return show(n, args...)
+	}
+	fmt.Printf("$ DOCKER_HOST=unix://%s docker %s\n", dockerSocket(n), strings.Join(args, " "))
+	cmd := exec.Command(dockerCLI, args...)
+	cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+dockerSocket(n), "DOCKER_CLI_HINTS=false")
+	out, err := cmd.CombinedOutput()
+	fmt.Print(string(out))
+	if err != nil {
+		fmt.Println(err)
+	}
+	return string(out)
 }
 
 // replica is a running container of the service, found on its host.
@@ -349,7 +372,7 @@ func run(ctx context.Context, t *tb, nrep int, wait bool) {
 	step("The fleet's logs in one stream: service logs on host3 gathers every replica's last line from every host")
 	show(nodes[2], "service", "logs", "--tail", "1", "web")
 
-	step("A whole application from a compose file, as docker stack deploy takes it: its networks and services, named shop_*")
+	step("The docker CLI itself drives the cluster through Shoal's Docker API (%s on host1): docker stack deploy of a compose file, its networks and services named shop_*", dockerSocket(m))
 	stackFile := filepath.Join(t.TempDir(), "docker-compose.yml")
 	compose := "version: \"3.8\"\nservices:\n  front:\n    image: " + img + "\n    ports: [\"8090:80\"]\n    networks: [shop]\n    deploy: {replicas: 2}\n" +
 		"  api:\n    image: " + img + "\n    networks: [shop]\n    deploy: {replicas: 2, placement: {max_replicas_per_node: 1}}\nnetworks:\n  shop: {}\n"
@@ -357,14 +380,15 @@ func run(ctx context.Context, t *tb, nrep int, wait bool) {
 		t.Fatal(err)
 	}
 	fmt.Print(indent(compose))
-	show(m, "stack", "deploy", "-d", "-c", stackFile, "shop")
+	showDocker(m, "node", "ls")
+	showDocker(m, "stack", "deploy", "-d", "-c", stackFile, "shop")
 	harness.Eventually(t, 60*time.Second, func() error {
 		if err := c.Converged("shop_front", 2); err != nil {
 			return err
 		}
 		return c.Converged("shop_api", 2)
 	})
-	show(m, "stack", "services", "shop")
+	showDocker(m, "stack", "services", "shop")
 	if resp, err := client.HTTPClient(2 * time.Second).Get("http://" + nodes[2].Host.IP + ":8090/"); err == nil {
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
@@ -373,7 +397,7 @@ func run(ctx context.Context, t *tb, nrep int, wait bool) {
 	} else {
 		fmt.Printf("    GET %s:8090 → %v\n", nodes[2].Host.IP, err)
 	}
-	show(m, "stack", "rm", "shop")
+	showDocker(m, "stack", "rm", "shop")
 
 	step("A zero-downtime rolling update to image 2: start-first, two at a time, each new replica in the mesh only once its health check passes, while the client keeps asking every host")
 	img2 := net.ServeImage(testimage.Options{Tag: "2"})
