@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/distribution/reference"
 	"github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/api/types/jsonstream"
 	"github.com/moby/moby/api/types/registry"
@@ -73,7 +74,18 @@ func (s *Server) imageList(w http.ResponseWriter, r *http.Request) error {
 	return ok(w, out)
 }
 
+// familiar is a reference as Docker's CLI writes it: without
+// docker.io/ and library/.
+func familiar(ref string) string {
+	n, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return ref
+	}
+	return reference.FamiliarString(n)
+}
+
 func appendNew(list []string, s string) []string {
+	s = familiar(s)
 	for _, x := range list {
 		if x == s {
 			return list
@@ -164,6 +176,7 @@ func (s *Server) imageCreate(w http.ResponseWriter, r *http.Request) error {
 			if m.GetRef() != "" {
 				pulled = m.GetRef()
 			}
+			pulled = familiar(pulled)
 			status := "Downloaded newer image for " + pulled
 			if m.GetUpToDate() {
 				status = "Image is up to date for " + pulled
@@ -248,7 +261,7 @@ func (s *Server) imageLoad(w http.ResponseWriter, r *http.Request) error {
 		}
 		for _, n := range names {
 			if !strings.Contains(n, "@") {
-				_ = enc.Encode(jsonstream.Message{Stream: "Loaded image: " + n + "\n"})
+				_ = enc.Encode(jsonstream.Message{Stream: "Loaded image: " + familiar(n) + "\n"})
 			}
 		}
 	}

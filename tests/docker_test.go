@@ -19,6 +19,7 @@ import (
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
 
+	shoalv1 "github.com/shoal-run/shoal/proto/shoal/v1"
 	"github.com/shoal-run/shoal/tests/faults"
 	"github.com/shoal-run/shoal/tests/harness"
 	"github.com/shoal-run/shoal/tests/testimage"
@@ -609,4 +610,94 @@ func overlap(a, b []int) bool {
 		}
 	}
 	return false
+}
+
+// TestDockerSwarm forms, changes and leaves a swarm with the docker CLI
+// alone, and pulls and loads images on a node, on two loopback nodes.
+func TestDockerSwarm(t *testing.T) {
+	needRoot(t)
+	needDockerCLIs(t)
+	n1, n2 := harness.NewNode(t, "manager1"), harness.NewNode(t, "worker1")
+	n1.Start()
+	n2.Start()
+	if info := mustDocker(t, dockerCLI, n1, "info", "--format", "{{.Swarm.LocalNodeState}}"); strings.TrimSpace(info) != "inactive" {
+		t.Errorf("before init: %q", info)
+	}
+	out := mustDocker(t, dockerCLI, n1, "swarm", "init", "--advertise-addr", n1.Addr)
+	if !strings.Contains(out, "Swarm initialized: current node ("+n1.ID()+") is now a manager.") || !strings.Contains(out, "docker swarm join --token SHOAL-1-") {
+		t.Errorf("docker swarm init:\n%s", out)
+	}
+	tok := strings.TrimSpace(mustDocker(t, dockerCLI, n1, "swarm", "join-token", "-q", "worker"))
+	if _, stderr, err := dockerOn(t, dockerCLI, n2, "", "swarm", "join", "--token", tok[:len(tok)-3]+"xyz", "--advertise-addr", n2.Addr, n1.Addr); err == nil || !strings.Contains(stderr, "Error response from daemon") {
+		t.Errorf("a wrong token: %v %s", err, stderr)
+	}
+	if out := mustDocker(t, dockerCLI, n2, "swarm", "join", "--token", tok, "--advertise-addr", n2.Addr, n1.Addr); !strings.Contains(out, "This node joined a swarm as a worker.") {
+		t.Errorf("docker swarm join: %q", out)
+	}
+	harness.Eventually(t, 30*time.Second, func() error {
+		if ls := lines(mustDocker(t, dockerCLI, n1, "node", "ls", "--format", "{{.Hostname}} {{.Status}}")); len(ls) != 2 || strings.Count(strings.Join(ls, " "), "Ready") != 2 {
+			return fmt.Errorf("node ls: %v", ls)
+		}
+		return nil
+	})
+	mustDocker(t, dockerCLI, n1, "swarm", "update", "--task-history-limit", "3")
+	if got := mustDocker(t, dockerCLI, n1, "info", "--format", "{{.Swarm.Cluster.Spec.Orchestration.TaskHistoryRetentionLimit}}"); strings.TrimSpace(got) != "3" {
+		t.Errorf("task history limit through docker: %q", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if c, err := n1.Control().GetCluster(ctx, &shoalv1.GetClusterRequest{}); err != nil || c.GetCluster().GetSpec().GetTaskHistoryLimit() != 3 {
+		t.Errorf("the cluster's task history limit: %v, %v", c.GetCluster().GetSpec(), err)
+	}
+	if _, stderr, err := dockerOn(t, dockerCLI, n1, "", "swarm", "update", "--snapshot-interval", "5"); err == nil || !strings.Contains(stderr, "Raft is not supported by Shoal") {
+		t.Errorf("swarm update --snapshot-interval: %v %s", err, stderr)
+	}
+	if out := mustDocker(t, dockerCLI, n1, "swarm", "update", "--autolock=true"); !strings.Contains(out, "SHOALKEY-1-") {
+		t.Errorf("swarm update --autolock=true: %q", out)
+	}
+	if key, want := strings.TrimSpace(mustDocker(t, dockerCLI, n1, "swarm", "unlock-key", "-q")), strings.TrimSpace(n1.MustCLI("swarm", "unlock-key", "-q")); key != want {
+		t.Errorf("docker swarm unlock-key -q = %q; shoal says %q", key, want)
+	}
+	mustDocker(t, dockerCLI, n1, "swarm", "update", "--autolock=false")
+
+	// A node's images: docker pull and docker load.
+	img := testimage.Serve(t, testimage.Options{Tag: "pulled"})
+	if out := mustDocker(t, dockerCLI, n2, "pull", img.Ref); !strings.Contains(out, "Status: Downloaded newer image for "+img.Ref) || !strings.Contains(out, "Digest: sha256:") {
+		t.Errorf("docker pull:\n%s", out)
+	}
+	if out := mustDocker(t, dockerCLI, n2, "pull", img.Ref); !strings.Contains(out, "Status: Image is up to date for "+img.Ref) {
+		t.Errorf("docker pull again:\n%s", out)
+	}
+	if _, stderr, err := dockerOn(t, dockerCLI, n2, "", "pull", "127.0.0.1:1/nosuch:1"); err == nil || stderr == "" {
+		t.Errorf("docker pull of a registry that is not there: %v %q", err, stderr)
+	}
+	tar := filepath.Join(t.TempDir(), "img.tar")
+	if err := img.Image.WriteDockerArchive(tar, "loaded/app:1"); err != nil {
+		t.Fatal(err)
+	}
+	if out := mustDocker(t, dockerCLI, n2, "load", "-i", tar); !strings.Contains(out, "Loaded image: loaded/app:1") {
+		t.Errorf("docker load: %q", out)
+	}
+	if ls := mustDocker(t, dockerCLI, n2, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"); !strings.Contains(ls, "loaded/app:1") || !strings.Contains(ls, img.Ref) {
+		t.Errorf("docker image ls:\n%s", ls)
+	}
+	if got := n2.MustCLI("image", "ls"); !strings.Contains(got, "loaded/app") {
+		t.Errorf("shoal image ls after docker load:\n%s", got)
+	}
+
+	// Leaving.
+	if out := mustDocker(t, dockerCLI, n2, "swarm", "leave"); !strings.Contains(out, "Node left the swarm.") {
+		t.Errorf("docker swarm leave: %q", out)
+	}
+	if st := mustDocker(t, dockerCLI, n2, "info", "--format", "{{.Swarm.LocalNodeState}}"); strings.TrimSpace(st) != "inactive" {
+		t.Errorf("after leave: %q", st)
+	}
+	id2 := strings.TrimSpace(mustDocker(t, dockerCLI, n1, "node", "ls", "--filter", "role=worker", "--format", "{{.ID}}"))
+	mustDocker(t, dockerCLI, n1, "node", "rm", "--force", id2)
+	if ls := lines(mustDocker(t, dockerCLI, n1, "node", "ls", "-q")); len(ls) != 1 {
+		t.Errorf("node ls after rm: %v", ls)
+	}
+	if _, stderr, err := dockerOn(t, dockerCLI, n2, "", "service", "ls"); err == nil || !strings.Contains(stderr, "not a swarm manager") && !strings.Contains(stderr, "not part of a swarm") {
+		t.Errorf("service ls on a node in no swarm: %v %s", err, stderr)
+	}
 }
