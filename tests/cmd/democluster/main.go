@@ -150,7 +150,9 @@ func show(n *harness.Node, args ...string) string {
 // dockerCLI is the docker CLI the demo drives Shoal's Docker API with.
 const dockerCLI = "/usr/local/bin/docker"
 
-func dockerSocket(n *harness.Node) string { return filepath.Join(filepath.Dir(n.Socket), "docker.sock") }
+func dockerSocket(n *harness.Node) string {
+	return filepath.Join(filepath.Dir(n.Socket), "docker.sock")
+}
 
 // showDocker runs the docker CLI on n's Docker API socket and prints it;
 // without a docker CLI on the machine, the same command of shoal's.
