@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -291,3 +292,80 @@ func TestMessage(t *testing.T) {
 		}
 	}
 }
+
+type fakeRuntime struct {
+	shoalv1.RuntimeServiceClient
+	events []*shoalv1.ContainerEventsResponse
+}
+
+func (f *fakeRuntime) ContainerEvents(ctx context.Context, _ *shoalv1.ContainerEventsRequest, _ ...grpc.CallOption) (grpc.ServerStreamingClient[shoalv1.ContainerEventsResponse], error) {
+	return &blockingStream[shoalv1.ContainerEventsResponse]{fakeStream: fakeStream[shoalv1.ContainerEventsResponse]{ctx: ctx, msgs: f.events}}, nil
+}
+
+func (f *fakeControl) Events(ctx context.Context, _ *shoalv1.EventsRequest, _ ...grpc.CallOption) (grpc.ServerStreamingClient[shoalv1.EventsResponse], error) {
+	return &blockingStream[shoalv1.EventsResponse]{fakeStream: fakeStream[shoalv1.EventsResponse]{ctx: ctx, msgs: []*shoalv1.EventsResponse{
+		{Events: []*shoalv1.Event{{Type: "service", Action: "create", ActorId: "s1", Attributes: map[string]string{"name": "web"}}}},
+	}}}, nil
+}
+
+// blockingStream replays its messages, then blocks until its context
+// ends, as a followed stream does.
+type blockingStream[T any] struct{ fakeStream[T] }
+
+func (s *blockingStream[T]) Recv() (*T, error) {
+	if len(s.msgs) > 0 {
+		return s.fakeStream.Recv()
+	}
+	<-s.ctx.Done()
+	return nil, s.ctx.Err()
+}
+
+// The events stream merges the node's and the cluster's, and ends with
+// its client: no goroutine outlives the request.
+func TestEventsEndWithTheClient(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	s, _ := newTestServer()
+	s.cfg.Runtime = &fakeRuntime{events: []*shoalv1.ContainerEventsResponse{
+		{Events: []*shoalv1.Event{{Type: "container", Action: "start", ActorId: "c1", Attributes: map[string]string{"name": "web.1"}}}},
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	w := &pipeRecorder{ResponseRecorder: httptest.NewRecorder(), w: pw}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.ServeHTTP(w, httptest.NewRequest("GET", "/v1.50/events", nil).WithContext(ctx))
+		pw.Close()
+	}()
+	dec := json.NewDecoder(pr)
+	got := map[string]string{}
+	for range 2 {
+		var m struct {
+			Type, Action, Scope string
+		}
+		if err := dec.Decode(&m); err != nil {
+			t.Fatal(err)
+		}
+		got[m.Type] = m.Action + " " + m.Scope
+	}
+	if got["service"] != "create swarm" || got["container"] != "start local" {
+		t.Errorf("events: %v", got)
+	}
+	cancel()
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the events handler outlived its client")
+	}
+}
+
+// pipeRecorder writes a response's body to a pipe, so a test reads a
+// stream as it comes.
+type pipeRecorder struct {
+	*httptest.ResponseRecorder
+	w *io.PipeWriter
+}
+
+func (p *pipeRecorder) Write(b []byte) (int, error) { return p.w.Write(b) }
+func (p *pipeRecorder) Flush()                      {}
